@@ -1,0 +1,73 @@
+# Campus Portal. `make run` and `make test` set up everything they need on a fresh Debian machine.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_RUN := python3-venv
+APT_TEST := chromium xvfb xauth imagemagick gir1.2-webkit2-4.1 libgirepository1.0-dev libcairo2-dev pkg-config nsis msitools npm
+VENDOR := portal/static/vendor
+ASSETS := portal/assets
+AXE := tests/browser/node_modules/axe-core/axe.min.js
+
+.PHONY: run test lint bench assets system-deps system-deps-test clean help
+
+help:
+	@echo "make run    serve the portal with demo data (a window when a display exists)"
+	@echo "make test   lint, type-check, layer contracts and the whole test suite"
+	@echo "make bench  benchmarks on the large demo data (SQLite and PostgreSQL)"
+
+# Debian packages: installed only when missing.
+system-deps:
+	@missing=$$(for p in $(APT_RUN); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	command -v npm >/dev/null || missing="$$missing npm"; \
+	if [ -n "$$missing" ]; then echo "Installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+
+system-deps-test: system-deps
+	@missing=$$(for p in $(APT_TEST); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then echo "Installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+
+$(STAMP): pyproject.toml
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[server,test]'
+	@touch $@
+
+$(VENV)/.desktop: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[desktop]' || echo "warning: the window toolkit could not be installed; the portal will run headless"
+	@touch $@
+
+# Front-end libraries come from the npm registry into portal/static/vendor (not committed).
+assets: $(VENDOR)/.built
+$(VENDOR)/.built: $(ASSETS)/package.json $(ASSETS)/package-lock.json $(ASSETS)/vendor.txt
+	cd $(ASSETS) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	@grep -v '^#' $(ASSETS)/vendor.txt | while read -r src dest; do \
+	  [ -n "$$src" ] || continue; mkdir -p $(VENDOR)/$$(dirname $$dest); \
+	  cp $(ASSETS)/node_modules/$$src $(VENDOR)/$$dest; done
+	@touch $@
+
+$(AXE): tests/browser/package.json
+	cd tests/browser && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	@touch $@
+
+run: system-deps $(STAMP) assets
+	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then $(MAKE) --no-print-directory $(VENV)/.desktop; fi
+	$(BIN)/campus-portal --demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check portal desktop tests
+	$(BIN)/ruff format --check portal desktop tests
+	$(BIN)/mypy portal desktop
+	$(BIN)/lint-imports
+
+test: system-deps-test $(STAMP) $(VENV)/.desktop assets $(AXE) lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: system-deps-test $(STAMP) assets
+	$(BIN)/python -m tests.benchmarks.run $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) $(VENDOR) $(ASSETS)/node_modules tests/browser/node_modules build dist tests/artifacts

@@ -1,0 +1,1 @@
+"""The desktop launcher: local data, the embedded waitress server and the native window."""

@@ -1,0 +1,116 @@
+"""Campus Portal: the Flask application, one factory for the desktop and the campus server."""
+
+from __future__ import annotations
+
+import logging
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, g, request
+
+__all__ = ["create_app", "__version__"]
+
+try:
+    __version__ = metadata.version("campus-portal")
+except metadata.PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0+source"
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+MIGRATIONS_DIR = PACKAGE_DIR / "migrations"
+
+log = logging.getLogger("portal")
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the portal. `config` holds explicit overrides (the highest layer of settings)."""
+    from portal.config import flask_config, load_settings
+
+    app = Flask(__name__, instance_relative_config=False)
+    settings = load_settings(config)
+    app.config.from_mapping(flask_config(settings))
+    # Anything else in `config` (Flask or extension settings, e.g. TESTING) goes in as it is.
+    app.config.update({k: v for k, v in (config or {}).items() if k not in settings})
+    app.config["VERSION"] = __version__
+
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_security(app)
+    register_request_logging(app)
+    register_commands(app)
+    register_template_helpers(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    from portal import database
+    from portal.extensions import csrf, db, limiter, login_manager, migrate
+
+    database.install_sqlite_behaviour()
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please log in to see that page."
+    login_manager.login_message_category = "info"
+
+
+def register_blueprints(app: Flask) -> None:
+    from portal.accounts.routes import bp as accounts_bp
+    from portal.auth.routes import bp as auth_bp
+    from portal.catalogue.routes import bp as catalogue_bp
+    from portal.main.routes import bp as main_bp
+    from portal.registration.routes import bp as registration_bp
+
+    for blueprint in (main_bp, auth_bp, accounts_bp, catalogue_bp, registration_bp):
+        app.register_blueprint(blueprint)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from portal.main.errors import init_app
+
+    init_app(app)
+
+
+def register_security(app: Flask) -> None:
+    from portal.auth.policy import init_app
+
+    init_app(app)
+
+
+def register_request_logging(app: Flask) -> None:
+    access_log = logging.getLogger("portal.requests")
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.request_started = time.perf_counter()
+
+    @app.after_request
+    def _log_request(response: Response) -> Response:
+        started = g.get("request_started")
+        elapsed_ms = (time.perf_counter() - started) * 1000 if started else 0.0
+        if request.endpoint != "static":
+            access_log.info(
+                "%s %s %s %.1fms", request.method, request.path, response.status_code, elapsed_ms
+            )
+        return response
+
+
+def register_commands(app: Flask) -> None:
+    from portal import database
+    from portal.accounts import commands as account_commands
+    from portal.demo import commands as demo_commands
+
+    database.init_app(app)
+    account_commands.init_app(app)
+    demo_commands.init_app(app)
+
+
+def register_template_helpers(app: Flask) -> None:
+    from portal.main.templating import init_app
+
+    init_app(app)

@@ -1,0 +1,143 @@
+"""Accounts: passwords, authentication, and the admin's user management rules."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from portal.errors import NotFound, ValidationError
+from portal.models import ROLES, User
+
+_hasher = PasswordHasher()
+# Verified against when the username is unknown, so both paths cost the same time.
+_DUMMY_HASH = _hasher.hash("not-a-real-password")
+MIN_PASSWORD_LENGTH = 8
+USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+
+
+def hash_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationError(f"Passwords need at least {MIN_PASSWORD_LENGTH} characters.")
+    return _hasher.hash(password)
+
+
+def authenticate(db: Session, username: str, password: str) -> User | None:
+    """The active user with this username and password, or None."""
+    user = db.scalar(select(User).where(User.username == username.strip().lower()))
+    if user is None:
+        try:
+            _hasher.verify(_DUMMY_HASH, password)
+        except VerificationError:
+            pass
+        return None
+    try:
+        _hasher.verify(user.password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return None
+    if not user.is_active:
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    user.last_login_at = datetime.now(UTC)
+    return user
+
+
+@dataclass
+class UserDetails:
+    username: str
+    full_name: str
+    role: str
+    email: str = ""
+    student_number: str | None = None
+
+
+def _validate(db: Session, details: UserDetails, existing: User | None = None) -> None:
+    username = details.username.strip().lower()
+    if not USERNAME_PATTERN.match(username):
+        raise ValidationError(
+            "Usernames are 2–64 characters: lower-case letters, digits, '.', '_' or '-'."
+        )
+    if details.role not in ROLES:
+        raise ValidationError(f"Unknown role {details.role!r}.")
+    if not details.full_name.strip():
+        raise ValidationError("A full name is required.")
+    clash = db.scalar(select(User).where(User.username == username))
+    if clash is not None and clash is not existing:
+        raise ValidationError(f"The username {username!r} is already taken.")
+    if details.role == "student" and not details.student_number:
+        raise ValidationError("Students need a student number.")
+    if details.student_number:
+        clash = db.scalar(select(User).where(User.student_number == details.student_number))
+        if clash is not None and clash is not existing:
+            raise ValidationError(f"Student number {details.student_number} is already in use.")
+
+
+def create_user(db: Session, details: UserDetails, password: str) -> User:
+    _validate(db, details)
+    user = User(
+        username=details.username.strip().lower(),
+        full_name=details.full_name.strip(),
+        role=details.role,
+        email=details.email.strip(),
+        student_number=(details.student_number or None) if details.role == "student" else None,
+        password_hash=hash_password(password),
+    )
+    db.add(user)
+    db.flush()
+    return user
+
+
+def update_user(db: Session, user: User, details: UserDetails) -> User:
+    _validate(db, details, existing=user)
+    user.username = details.username.strip().lower()
+    user.full_name = details.full_name.strip()
+    user.role = details.role
+    user.email = details.email.strip()
+    user.student_number = (details.student_number or None) if details.role == "student" else None
+    db.flush()
+    return user
+
+
+def set_active(db: Session, user: User, active: bool, *, acting_user: User) -> User:
+    if user.id == acting_user.id and not active:
+        raise ValidationError("You cannot deactivate your own account.")
+    user.active = active
+    db.flush()
+    return user
+
+
+def reset_password(db: Session, user: User, new_password: str) -> User:
+    user.password_hash = hash_password(new_password)
+    db.flush()
+    return user
+
+
+def get_user(db: Session, user_id: uuid.UUID) -> User:
+    user = db.get(User, user_id)
+    if user is None or user.deleted_at is not None:
+        raise NotFound("No such user.")
+    return user
+
+
+def search_users_query(text: str = "", role: str = ""):  # type: ignore[no-untyped-def]
+    """A select of users matching the admin list's filters, ordered for paging."""
+    query = select(User).where(User.deleted_at.is_(None))
+    if role:
+        query = query.where(User.role == role)
+    if text:
+        like = f"%{text.strip().lower()}%"
+        query = query.where(
+            or_(
+                func.lower(User.username).like(like),
+                func.lower(User.full_name).like(like),
+                User.student_number.like(like),
+            )
+        )
+    return query.order_by(User.username)

@@ -1,0 +1,139 @@
+"""Who may reach what: every view declares its access, and one hook enforces it.
+
+A view with no declaration is refused (deny by default), so a forgotten decorator fails closed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, abort, current_app, flash, request, session
+from flask_login import current_user, logout_user
+
+from portal.models import ROLES
+
+F = TypeVar("F", bound=Callable[..., Any])
+ACCESS_ATTRIBUTE = "portal_access"
+PUBLIC = "public"
+SIGNED_IN = "signed-in"
+EXEMPT_ENDPOINTS = {"static"}
+
+log = logging.getLogger(__name__)
+
+
+def public(view: F) -> F:
+    """Anyone may open this view, logged in or not."""
+    setattr(view, ACCESS_ATTRIBUTE, PUBLIC)
+    return view
+
+
+def signed_in(view: F) -> F:
+    """Any logged-in user, whatever the role."""
+    setattr(view, ACCESS_ATTRIBUTE, SIGNED_IN)
+    return view
+
+
+def roles(*names: str) -> Callable[[F], F]:
+    """Only users holding one of these roles."""
+    unknown = set(names) - set(ROLES)
+    if unknown:
+        raise ValueError(f"unknown roles: {sorted(unknown)}")
+
+    def decorate(view: F) -> F:
+        setattr(view, ACCESS_ATTRIBUTE, frozenset(names))
+        return view
+
+    return decorate
+
+
+def access_of(view: Callable[..., Any]) -> str | frozenset[str] | None:
+    return getattr(view, ACCESS_ATTRIBUTE, None)
+
+
+def is_safe_redirect(target: str | None) -> bool:
+    """Only paths on this site: no scheme, no host, no protocol-relative `//host`."""
+    if not target:
+        return False
+    parts = urlsplit(target)
+    return (
+        not parts.scheme
+        and not parts.netloc
+        and target.startswith("/")
+        and not target.startswith("//")
+        and "\\" not in target
+    )
+
+
+def _enforce_access() -> Response | None:
+    endpoint = request.endpoint
+    if endpoint is None or endpoint in EXEMPT_ENDPOINTS:
+        return None
+    view = current_app.view_functions[endpoint]
+    access = access_of(view)
+    if access is None:
+        log.error("route %s declares no access policy; refused", endpoint)
+        abort(403)
+    if access == PUBLIC:
+        return None
+    if not current_user.is_authenticated:
+        return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
+    if access == SIGNED_IN:
+        return None
+    assert isinstance(access, frozenset)
+    if current_user.role not in access:
+        abort(403)
+    return None
+
+
+def _enforce_idle_logout() -> None:
+    """Shared lab PCs: a portal user idle for too long is logged out."""
+    if not current_user.is_authenticated:
+        return
+    limit_minutes = current_app.config["PORTAL"]["IDLE_LOGOUT_MINUTES"]
+    now = datetime.now(UTC).timestamp()
+    last_seen = session.get("last_seen")
+    if limit_minutes > 0 and last_seen is not None and now - last_seen > limit_minutes * 60:
+        logout_user()
+        session.clear()
+        flash("You were logged out after a period of inactivity.", "info")
+        return
+    session["last_seen"] = now
+
+
+def _security_headers(response: Response) -> Response:
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'",
+    )
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    if request.endpoint != "static":
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def init_app(app: Flask) -> None:
+    from portal.extensions import db, login_manager
+    from portal.models import User
+
+    @login_manager.user_loader
+    def _load_user(user_id: str) -> User | None:
+        import uuid
+
+        try:
+            user = db.session.get(User, uuid.UUID(user_id))
+        except ValueError:
+            return None
+        return user if user is not None and user.is_active else None
+
+    app.before_request(_enforce_idle_logout)
+    app.before_request(_enforce_access)
+    app.after_request(_security_headers)

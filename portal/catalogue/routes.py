@@ -1,0 +1,54 @@
+"""Course catalogue pages."""
+
+import uuid
+
+from flask import Blueprint, current_app, render_template, request
+from flask_login import current_user
+
+from portal.auth.policy import signed_in
+from portal.catalogue import services
+from portal.extensions import db
+
+bp = Blueprint("catalogue", __name__)
+
+
+@bp.get("/courses")
+@signed_in
+def index() -> str:
+    filters = services.CatalogueFilter(
+        text=request.args.get("q", "")[:100],
+        term_code=request.args.get("term", "")[:20],
+        department=request.args.get("department", "")[:100],
+    )
+    page = db.paginate(
+        services.search_courses_query(db.session, filters),
+        per_page=current_app.config["PAGE_SIZE"],
+        error_out=False,
+    )
+    sections = services.sections_for_courses(db.session, list(page.items), filters.term_code)
+    return render_template(
+        "catalogue/index.html",
+        page=page,
+        sections=sections,
+        filters=filters,
+        terms=services.terms(db.session),
+        departments=services.departments(db.session),
+    )
+
+
+@bp.get("/courses/<code>")
+@signed_in
+def course(code: str) -> str:
+    found = services.get_course(db.session, code)
+    sections = services.sections_for_courses(db.session, [found]).get(found.id, [])
+    return render_template("catalogue/course.html", course=found, sections=sections)
+
+
+@bp.get("/sections/<uuid:section_id>")
+@signed_in
+def section(section_id: uuid.UUID) -> str:
+    found = services.get_section(db.session, section_id)
+    registration = None
+    if current_user.role == "student":
+        registration = services.registration_of(db.session, current_user.id, found)
+    return render_template("catalogue/section.html", section=found, registration=registration)

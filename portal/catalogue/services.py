@@ -1,0 +1,114 @@
+"""The course catalogue: search and the queries behind course and section pages."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from portal.errors import NotFound
+from portal.models import Course, Prerequisite, Registration, Section, Term
+
+
+@dataclass(frozen=True)
+class CatalogueFilter:
+    text: str = ""
+    term_code: str = ""
+    department: str = ""
+
+
+def terms(db: Session) -> list[Term]:
+    return list(db.scalars(select(Term).where(Term.deleted_at.is_(None)).order_by(Term.starts_on)))
+
+
+def departments(db: Session) -> list[str]:
+    return list(
+        db.scalars(
+            select(Course.department)
+            .where(Course.deleted_at.is_(None))
+            .distinct()
+            .order_by(Course.department)
+        )
+    )
+
+
+def search_courses_query(db: Session, filters: CatalogueFilter) -> Select[tuple[Course]]:
+    """A select of matching courses, ordered by code; paging is left to the caller."""
+    query = select(Course).where(Course.deleted_at.is_(None))
+    if filters.department:
+        query = query.where(Course.department == filters.department)
+    if filters.term_code:
+        offered = (
+            select(Section.course_id)
+            .join(Section.term)
+            .where(Term.code == filters.term_code, Section.deleted_at.is_(None))
+        )
+        query = query.where(Course.id.in_(offered))
+    text = filters.text.strip().lower()
+    if text:
+        like = f"%{text}%"
+        query = query.where(
+            or_(func.lower(Course.code).like(like), func.lower(Course.title).like(like))
+        )
+    return query.order_by(Course.code)
+
+
+def sections_for_courses(
+    db: Session, courses: list[Course], term_code: str = ""
+) -> dict[uuid.UUID, list[Section]]:
+    """Sections of the listed courses (one query), grouped by course id."""
+    if not courses:
+        return {}
+    query = (
+        select(Section)
+        .join(Section.term)
+        .where(Section.course_id.in_([c.id for c in courses]), Section.deleted_at.is_(None))
+        .options(selectinload(Section.meetings), selectinload(Section.term))
+        .order_by(Term.starts_on, Section.number)
+    )
+    if term_code:
+        query = query.where(Term.code == term_code)
+    grouped: dict[uuid.UUID, list[Section]] = {}
+    for section in db.scalars(query):
+        grouped.setdefault(section.course_id, []).append(section)
+    return grouped
+
+
+def get_course(db: Session, code: str) -> Course:
+    course = db.scalar(
+        select(Course)
+        .where(Course.code == code, Course.deleted_at.is_(None))
+        .options(selectinload(Course.prerequisites).selectinload(Prerequisite.required_course))
+    )
+    if course is None:
+        raise NotFound(f"There is no course {code!r} in the catalogue.")
+    return course
+
+
+def get_section(db: Session, section_id: uuid.UUID) -> Section:
+    section = db.scalar(
+        select(Section)
+        .where(Section.id == section_id, Section.deleted_at.is_(None))
+        .options(
+            selectinload(Section.course)
+            .selectinload(Course.prerequisites)
+            .selectinload(Prerequisite.required_course),
+            selectinload(Section.term),
+            selectinload(Section.meetings),
+            selectinload(Section.instructor),
+            selectinload(Section.lab_staff),
+        )
+    )
+    if section is None:
+        raise NotFound("That section does not exist.")
+    return section
+
+
+def registration_of(db: Session, student_id: uuid.UUID, section: Section) -> Registration | None:
+    return db.scalar(
+        select(Registration).where(
+            Registration.student_id == student_id, Registration.section_id == section.id
+        )
+    )

@@ -1,0 +1,58 @@
+"""One place that turns errors into pages (or JSON for API clients)."""
+
+import logging
+
+from flask import Flask, Response, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from portal.errors import PortalError
+
+log = logging.getLogger(__name__)
+
+
+def _wants_json() -> bool:
+    return request.path.startswith(("/api/", "/sync/", "/healthz")) or (
+        request.accept_mimetypes.best == "application/json"
+    )
+
+
+def _render(status: int, title: str, message: str) -> tuple[Response | str, int]:
+    if _wants_json():
+        return jsonify({"status": status, "title": title, "detail": message}), status
+    return render_template("error.html", status=status, title=title, message=message), status
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(PortalError)
+    def _portal_error(error: PortalError):  # type: ignore[no-untyped-def]
+        from portal.extensions import db
+
+        db.session.rollback()
+        return _render(error.status_code, "That could not be done", str(error))
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException):  # type: ignore[no-untyped-def]
+        messages = {
+            400: "The request could not be understood. If you submitted a form, reload the page "
+                 "and try again.",
+            403: "You do not have permission to open this page.",
+            404: "There is nothing at this address.",
+            405: "That action is not available here.",
+            413: "The upload is larger than allowed.",
+            429: "Too many attempts. Wait a minute and try again.",
+        }
+        status = error.code or 500
+        return _render(status, error.name, messages.get(status, error.description or ""))
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception):  # type: ignore[no-untyped-def]
+        from portal.extensions import db
+
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        db.session.rollback()
+        return _render(
+            500,
+            "Something went wrong",
+            "The portal hit an unexpected error. Nothing you saved before this was lost; "
+            "try again, and tell IT support if it keeps happening.",
+        )

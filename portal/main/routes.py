@@ -1,0 +1,38 @@
+"""Home page and health check."""
+
+from flask import Blueprint, current_app, jsonify, redirect, render_template, url_for
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from portal.auth.policy import public, signed_in
+from portal.database import database_state
+from portal.extensions import db
+from portal.main import services
+
+bp = Blueprint("main", __name__)
+
+
+@bp.get("/")
+@signed_in
+def index() -> str | Response:
+    role = current_user.role
+    if role == "student":
+        return redirect(url_for("registration.mine"))
+    if role == "admin":
+        return render_template("main/admin_home.html", counts=services.admin_counts(db.session))
+    sections = services.staff_sections(db.session, current_user)  # type: ignore[arg-type]
+    return render_template("main/staff_home.html", sections=sections)
+
+
+@bp.get("/healthz")
+@public
+def healthz() -> tuple[Response, int]:
+    database = database_state()
+    healthy = database["status"] == "ok"
+    body = {
+        "status": "ok" if healthy else "degraded",
+        "version": current_app.config["VERSION"],
+        "mode": current_app.config["PORTAL"]["MODE"],
+        "database": database,
+    }
+    return jsonify(body), 200 if healthy else 503

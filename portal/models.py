@@ -1,0 +1,246 @@
+"""Every table of the portal, as typed SQLAlchemy 2 models.
+
+Ids are UUIDs made by the application (devices create rows offline), every row carries
+created_at/updated_at, and rows that sync must be able to delete carry deleted_at (tombstones).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+from flask_login import UserMixin
+from sqlalchemy import (
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    Time,
+    TypeDecorator,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.extensions import db
+
+ROLES = ("student", "instructor", "lab_staff", "admin")
+REGISTRATION_STATUSES = ("enrolled", "waitlisted", "dropped")
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores UTC without a zone (SQLite has none) and hands back aware datetimes."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use an aware UTC datetime")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None else None
+
+
+class Record:
+    """Columns every synchronised row has."""
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class SoftDeletable:
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+
+class User(Record, SoftDeletable, UserMixin, db.Model):
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint("role IN ('student', 'instructor', 'lab_staff', 'admin')", name="role"),
+    )
+
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    full_name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(254), default="")
+    role: Mapped[str] = mapped_column(String(20), index=True)
+    student_number: Mapped[str | None] = mapped_column(String(20), unique=True, default=None)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(default=True)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    registrations: Mapped[list[Registration]] = relationship(
+        back_populates="student", foreign_keys="Registration.student_id"
+    )
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login: a deactivated account cannot log in
+        return self.active and self.deleted_at is None
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+    @property
+    def role_label(self) -> str:
+        return {"lab_staff": "Lab staff"}.get(self.role, self.role.capitalize())
+
+    def __repr__(self) -> str:
+        return f"<User {self.username} ({self.role})>"
+
+
+class Term(Record, SoftDeletable, db.Model):
+    __tablename__ = "terms"
+    __table_args__ = (
+        CheckConstraint("starts_on <= ends_on", name="dates_in_order"),
+        CheckConstraint("registration_opens_at <= registration_closes_at", name="window_in_order"),
+        CheckConstraint("max_credits > 0", name="max_credits_positive"),
+    )
+
+    code: Mapped[str] = mapped_column(String(20), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    starts_on: Mapped[date] = mapped_column(Date)
+    ends_on: Mapped[date] = mapped_column(Date)
+    registration_opens_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    registration_closes_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    add_drop_deadline: Mapped[datetime] = mapped_column(UTCDateTime)
+    max_credits: Mapped[int] = mapped_column(Integer, default=18)
+
+    sections: Mapped[list[Section]] = relationship(back_populates="term")
+
+
+class Course(Record, SoftDeletable, db.Model):
+    __tablename__ = "courses"
+    __table_args__ = (CheckConstraint("credits >= 0", name="credits_not_negative"),)
+
+    code: Mapped[str] = mapped_column(String(20), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    credits: Mapped[int] = mapped_column(Integer)
+    department: Mapped[str] = mapped_column(String(100), index=True)
+
+    sections: Mapped[list[Section]] = relationship(back_populates="course")
+    prerequisites: Mapped[list[Prerequisite]] = relationship(
+        back_populates="course", foreign_keys="Prerequisite.course_id"
+    )
+
+
+class Prerequisite(Record, SoftDeletable, db.Model):
+    """`course` may only be taken after `required_course` was passed with `min_grade` or better."""
+
+    __tablename__ = "prerequisites"
+    __table_args__ = (UniqueConstraint("course_id", "required_course_id"),)
+
+    course_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("courses.id"), index=True)
+    required_course_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("courses.id"))
+    min_grade: Mapped[str] = mapped_column(String(2), default="D")
+
+    course: Mapped[Course] = relationship(back_populates="prerequisites", foreign_keys=[course_id])
+    required_course: Mapped[Course] = relationship(foreign_keys=[required_course_id])
+
+
+class Section(Record, SoftDeletable, db.Model):
+    __tablename__ = "sections"
+    __table_args__ = (
+        UniqueConstraint("course_id", "term_id", "number"),
+        CheckConstraint("capacity >= 0", name="capacity_not_negative"),
+        CheckConstraint("waitlist_capacity >= 0", name="waitlist_capacity_not_negative"),
+        CheckConstraint("enrolled_count >= 0 AND enrolled_count <= capacity", name="seats"),
+        CheckConstraint(
+            "waitlist_count >= 0 AND waitlist_count <= waitlist_capacity", name="waitlist_seats"
+        ),
+    )
+
+    course_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("courses.id"), index=True)
+    term_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("terms.id"), index=True)
+    number: Mapped[str] = mapped_column(String(10))
+    instructor_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"), index=True)
+    lab_staff_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"), index=True)
+    capacity: Mapped[int] = mapped_column(Integer)
+    waitlist_capacity: Mapped[int] = mapped_column(Integer, default=0)
+    room: Mapped[str] = mapped_column(String(50), default="")
+    # Counters kept by the registration rules with conditional UPDATEs (never read-then-write).
+    enrolled_count: Mapped[int] = mapped_column(Integer, default=0)
+    waitlist_count: Mapped[int] = mapped_column(Integer, default=0)
+    waitlist_seq: Mapped[int] = mapped_column(Integer, default=0)
+
+    course: Mapped[Course] = relationship(back_populates="sections")
+    term: Mapped[Term] = relationship(back_populates="sections")
+    instructor: Mapped[User | None] = relationship(foreign_keys=[instructor_id])
+    lab_staff: Mapped[User | None] = relationship(foreign_keys=[lab_staff_id])
+    meetings: Mapped[list[Meeting]] = relationship(
+        back_populates="section", order_by="(Meeting.weekday, Meeting.starts_at)"
+    )
+    registrations: Mapped[list[Registration]] = relationship(back_populates="section")
+
+    @property
+    def seats_left(self) -> int:
+        return max(self.capacity - self.enrolled_count, 0)
+
+    @property
+    def label(self) -> str:
+        return f"{self.course.code}-{self.number}"
+
+
+class Meeting(Record, SoftDeletable, db.Model):
+    __tablename__ = "meetings"
+    __table_args__ = (
+        CheckConstraint("weekday >= 0 AND weekday <= 6", name="weekday"),
+        CheckConstraint("starts_at < ends_at", name="times_in_order"),
+    )
+
+    section_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sections.id"), index=True)
+    weekday: Mapped[int] = mapped_column(Integer)
+    starts_at: Mapped[time] = mapped_column(Time)
+    ends_at: Mapped[time] = mapped_column(Time)
+    kind: Mapped[str] = mapped_column(String(20), default="lecture")
+
+    section: Mapped[Section] = relationship(back_populates="meetings")
+
+    @property
+    def label(self) -> str:
+        return (
+            f"{WEEKDAYS[self.weekday]} {self.starts_at:%H:%M}–{self.ends_at:%H:%M}"
+        )
+
+    def overlaps(self, other: Meeting) -> bool:
+        return (
+            self.weekday == other.weekday
+            and self.starts_at < other.ends_at
+            and other.starts_at < self.ends_at
+        )
+
+
+class Registration(Record, db.Model):
+    __tablename__ = "registrations"
+    __table_args__ = (
+        UniqueConstraint("student_id", "section_id"),
+        CheckConstraint("status IN ('enrolled', 'waitlisted', 'dropped')", name="status"),
+    )
+
+    student_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)
+    section_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sections.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    waitlist_position: Mapped[int | None] = mapped_column(Integer, default=None)
+    registered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    enrolled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    dropped_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    final_grade: Mapped[str | None] = mapped_column(String(2), default=None)
+
+    student: Mapped[User] = relationship(back_populates="registrations", foreign_keys=[student_id])
+    section: Mapped[Section] = relationship(back_populates="registrations")

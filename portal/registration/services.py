@@ -1,0 +1,279 @@
+"""Registration rules: window, prerequisites, conflicts, credit limit, seats and the waitlist.
+
+Every entry point (web pages, JSON API, CSV import, sync) calls these functions. Seats and
+waitlist places are taken with one conditional UPDATE whose row count decides, so two requests
+for the last seat can never both win, on SQLite or on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from portal.errors import RegistrationError
+from portal.grading.scale import meets_minimum
+from portal.models import Course, Prerequisite, Registration, Section, Term, User
+
+ACTIVE_STATUSES = ("enrolled", "waitlisted")
+
+
+def _format_when(moment: datetime) -> str:
+    return moment.strftime("%d %b %Y %H:%M UTC")
+
+
+def ensure_registration_open(term: Term, now: datetime) -> None:
+    if now < term.registration_opens_at:
+        raise RegistrationError(
+            f"Registration for {term.name} opens on {_format_when(term.registration_opens_at)}."
+        )
+    if now > term.registration_closes_at:
+        raise RegistrationError(
+            f"Registration for {term.name} closed on {_format_when(term.registration_closes_at)}."
+        )
+
+
+def ensure_drop_allowed(term: Term, now: datetime) -> None:
+    if now > term.add_drop_deadline:
+        raise RegistrationError(
+            f"The add/drop deadline for {term.name} was {_format_when(term.add_drop_deadline)}; "
+            "contact the registrar's office to withdraw."
+        )
+
+
+def ensure_prerequisites_met(db: Session, student: User, course: Course) -> None:
+    prerequisites = db.scalars(
+        select(Prerequisite)
+        .where(Prerequisite.course_id == course.id, Prerequisite.deleted_at.is_(None))
+        .options(selectinload(Prerequisite.required_course))
+    ).all()
+    if not prerequisites:
+        return
+    grades = db.execute(
+        select(Section.course_id, Registration.final_grade)
+        .join(Registration.section)
+        .where(
+            Registration.student_id == student.id,
+            Registration.status == "enrolled",
+            Registration.final_grade.is_not(None),
+            Section.course_id.in_([p.required_course_id for p in prerequisites]),
+        )
+    ).all()
+    best: dict[object, list[str]] = {}
+    for course_id, grade in grades:
+        best.setdefault(course_id, []).append(grade)
+    missing = [
+        f"{p.required_course.code} with {p.min_grade} or better"
+        for p in prerequisites
+        if not any(meets_minimum(g, p.min_grade) for g in best.get(p.required_course_id, []))
+    ]
+    if missing:
+        raise RegistrationError(f"{course.code} requires " + "; ".join(missing) + ".")
+
+
+def _active_registrations(db: Session, student: User, term: Term) -> list[Registration]:
+    return list(
+        db.scalars(
+            select(Registration)
+            .join(Registration.section)
+            .where(
+                Registration.student_id == student.id,
+                Registration.status.in_(ACTIVE_STATUSES),
+                Section.term_id == term.id,
+            )
+            .options(
+                selectinload(Registration.section).selectinload(Section.meetings),
+                selectinload(Registration.section).selectinload(Section.course),
+            )
+        )
+    )
+
+
+def ensure_no_time_conflict(section: Section, current: list[Registration]) -> None:
+    for registration in current:
+        other = registration.section
+        if other.id == section.id:
+            continue
+        for mine in section.meetings:
+            for theirs in other.meetings:
+                if mine.overlaps(theirs):
+                    raise RegistrationError(
+                        f"{section.label} meets {mine.label}, which clashes with "
+                        f"{other.label} ({theirs.label})."
+                    )
+
+
+def ensure_credit_limit(section: Section, current: list[Registration]) -> None:
+    term = section.term
+    taken = sum(r.section.course.credits for r in current if r.section.id != section.id)
+    if taken + section.course.credits > term.max_credits:
+        raise RegistrationError(
+            f"Adding {section.course.code} ({section.course.credits} credits) would bring you to "
+            f"{taken + section.course.credits} credits; the limit for {term.name} is "
+            f"{term.max_credits}."
+        )
+
+
+def _lock_student(db: Session, student: User) -> None:
+    """Serialise one student's registrations (PostgreSQL row lock; SQLite's write lock)."""
+    db.execute(select(User.id).where(User.id == student.id).with_for_update())
+
+
+def _take_seat(db: Session, section: Section) -> bool:
+    result = db.execute(
+        update(Section)
+        .where(Section.id == section.id, Section.enrolled_count < Section.capacity)
+        .values(enrolled_count=Section.enrolled_count + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def _take_waitlist_place(db: Session, section: Section) -> int | None:
+    """The new waitlist position, or None when the waitlist is full too."""
+    position = db.execute(
+        update(Section)
+        .where(Section.id == section.id, Section.waitlist_count < Section.waitlist_capacity)
+        .values(
+            waitlist_count=Section.waitlist_count + 1, waitlist_seq=Section.waitlist_seq + 1
+        )
+        .returning(Section.waitlist_seq)
+        .execution_options(synchronize_session=False)
+    ).scalar()
+    return position
+
+
+def register(db: Session, student: User, section: Section, *, now: datetime) -> Registration:
+    """Enrol the student, or waitlist them when the section is full."""
+    if student.role != "student":
+        raise RegistrationError("Only students can register for sections.")
+    if section.deleted_at is not None:
+        raise RegistrationError(f"{section.label} is no longer offered.")
+    _lock_student(db, student)
+    ensure_registration_open(section.term, now)
+
+    existing = db.scalar(
+        select(Registration).where(
+            Registration.student_id == student.id, Registration.section_id == section.id
+        )
+    )
+    if existing is not None and existing.status == "enrolled":
+        raise RegistrationError(f"You are already enrolled in {section.label}.")
+    if existing is not None and existing.status == "waitlisted":
+        raise RegistrationError(
+            f"You are already on the waitlist for {section.label} "
+            f"(position {existing.waitlist_position})."
+        )
+    current = _active_registrations(db, student, section.term)
+    same_course = [r for r in current if r.section.course_id == section.course_id]
+    if same_course:
+        raise RegistrationError(
+            f"You are already registered in {same_course[0].section.label}, another section "
+            f"of {section.course.code}."
+        )
+    ensure_prerequisites_met(db, student, section.course)
+    ensure_no_time_conflict(section, current)
+    ensure_credit_limit(section, current)
+
+    registration = existing or Registration(student_id=student.id, section_id=section.id)
+    registration.registered_at = now
+    registration.dropped_at = None
+    if _take_seat(db, section):
+        registration.status = "enrolled"
+        registration.enrolled_at = now
+        registration.waitlist_position = None
+    else:
+        position = _take_waitlist_place(db, section)
+        if position is None:
+            raise RegistrationError(
+                f"{section.label} is full and its waitlist is full too "
+                f"({section.waitlist_capacity} places)."
+            )
+        registration.status = "waitlisted"
+        registration.waitlist_position = position
+        registration.enrolled_at = None
+    if existing is None:
+        db.add(registration)
+    try:
+        with db.begin_nested():
+            db.flush()
+    except IntegrityError:
+        raise RegistrationError(f"You are already registered in {section.label}.") from None
+    db.refresh(section)
+    return registration
+
+
+def drop(db: Session, registration: Registration, *, now: datetime) -> Registration | None:
+    """Drop an enrolment or leave the waitlist; returns the student promoted into the seat."""
+    if registration.status == "dropped":
+        raise RegistrationError(f"You have already dropped {registration.section.label}.")
+    section = registration.section
+    ensure_drop_allowed(section.term, now)
+    previous_status = registration.status
+    registration.status = "dropped"
+    registration.dropped_at = now
+    registration.waitlist_position = None
+    if previous_status == "waitlisted":
+        db.execute(
+            update(Section)
+            .where(Section.id == section.id)
+            .values(waitlist_count=Section.waitlist_count - 1)
+            .execution_options(synchronize_session=False)
+        )
+        db.flush()
+        db.refresh(section)
+        return None
+    db.execute(
+        update(Section)
+        .where(Section.id == section.id)
+        .values(enrolled_count=Section.enrolled_count - 1)
+        .execution_options(synchronize_session=False)
+    )
+    db.flush()
+    promoted = promote_from_waitlist(db, section, now=now)
+    db.refresh(section)
+    return promoted
+
+
+def promote_from_waitlist(db: Session, section: Section, *, now: datetime) -> Registration | None:
+    """Move the first waitlisted student into a free seat, if there is one."""
+    candidate = db.scalar(
+        select(Registration)
+        .where(Registration.section_id == section.id, Registration.status == "waitlisted")
+        .order_by(Registration.waitlist_position)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    if candidate is None or not _take_seat(db, section):
+        return None
+    db.execute(
+        update(Section)
+        .where(Section.id == section.id)
+        .values(waitlist_count=Section.waitlist_count - 1)
+        .execution_options(synchronize_session=False)
+    )
+    candidate.status = "enrolled"
+    candidate.enrolled_at = now
+    candidate.waitlist_position = None
+    db.flush()
+    return candidate
+
+
+def student_registrations(db: Session, student: User) -> list[Registration]:
+    """Every registration of the student with what the page shows, in a fixed number of queries."""
+    return list(
+        db.scalars(
+            select(Registration)
+            .where(Registration.student_id == student.id)
+            .join(Registration.section)
+            .join(Section.term)
+            .order_by(Term.starts_on.desc(), Registration.registered_at)
+            .options(
+                selectinload(Registration.section).selectinload(Section.course),
+                selectinload(Registration.section).selectinload(Section.term),
+                selectinload(Registration.section).selectinload(Section.meetings),
+            )
+        )
+    )
