@@ -59,15 +59,22 @@ def register_extensions(app: Flask) -> None:
     login_manager.login_message_category = "info"
 
 
-def register_blueprints(app: Flask) -> None:
-    from portal.accounts.routes import bp as accounts_bp
-    from portal.auth.routes import bp as auth_bp
-    from portal.catalogue.routes import bp as catalogue_bp
-    from portal.main.routes import bp as main_bp
-    from portal.registration.routes import bp as registration_bp
+FEATURES = (
+    "main", "auth", "accounts", "catalogue", "registration",
+    "grading", "attendance", "submissions", "admin", "audit",
+)
 
-    for blueprint in (main_bp, auth_bp, accounts_bp, catalogue_bp, registration_bp):
-        app.register_blueprint(blueprint)
+
+def register_blueprints(app: Flask) -> None:
+    """Each feature package with a routes module contributes its blueprint `bp`."""
+    from importlib import import_module
+    from importlib.util import find_spec
+
+    for feature in FEATURES:
+        if find_spec(f"portal.{feature}") is None or find_spec(f"portal.{feature}.routes") is None:
+            continue
+        module = import_module(f"portal.{feature}.routes")
+        app.register_blueprint(module.bp)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    JSON,
     Integer,
     String,
     Text,
@@ -244,3 +245,21 @@ class Registration(Record, db.Model):
 
     student: Mapped[User] = relationship(back_populates="registrations", foreign_keys=[student_id])
     section: Mapped[Section] = relationship(back_populates="registrations")
+
+
+class AuditEntry(Record, db.Model):
+    """Who did what, when, with the values before and after. Written, never edited."""
+
+    __tablename__ = "audit_entries"
+
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"), index=True)
+    actor_name: Mapped[str] = mapped_column(String(200), default="")
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    entity_type: Mapped[str] = mapped_column(String(64), default="", index=True)
+    entity_id: Mapped[str] = mapped_column(String(64), default="")
+    summary: Mapped[str] = mapped_column(Text, default="")
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+    actor: Mapped[User | None] = relationship(foreign_keys=[actor_id])

@@ -17,18 +17,26 @@ class NavItem:
     roles: frozenset[str]
 
 
-# Every role-specific page a user can reach from the top bar.
+ALL_ROLES = frozenset({"student", "instructor", "lab_staff", "admin"})
+STAFF = frozenset({"instructor", "lab_staff"})
+ADMIN = frozenset({"admin"})
+
+# The top bar, in order. An entry whose endpoint is not registered is left out.
 NAVIGATION: list[NavItem] = [
-    NavItem("main.index", "Home", frozenset({"instructor", "lab_staff", "admin"})),
+    NavItem("main.index", "Home", STAFF | ADMIN),
     NavItem("registration.mine", "My registrations", frozenset({"student"})),
-    NavItem("catalogue.index", "Catalogue",
-            frozenset({"student", "instructor", "lab_staff", "admin"})),
-    NavItem("accounts.users", "Users", frozenset({"admin"})),
+    NavItem("grading.my_grades", "My grades", frozenset({"student"})),
+    NavItem("catalogue.index", "Catalogue", ALL_ROLES),
+    NavItem("admin.dashboard", "Dashboard", ADMIN),
+    NavItem("admin.terms", "Terms & courses", ADMIN),
+    NavItem("accounts.users", "Users", ADMIN),
+    NavItem("admin.imports", "Import", ADMIN),
+    NavItem("audit.log", "Audit log", ADMIN),
 ]
 
 
-def navigation_for(role: str | None) -> list[NavItem]:
-    return [item for item in NAVIGATION if role in item.roles]
+def navigation_for(role: str | None, endpoints: set[str]) -> list[NavItem]:
+    return [item for item in NAVIGATION if role in item.roles and item.endpoint in endpoints]
 
 
 def init_app(app: Flask) -> None:
@@ -37,7 +45,11 @@ def init_app(app: Flask) -> None:
     @app.context_processor
     def _globals() -> dict[str, Any]:
         role = current_user.role if current_user.is_authenticated else None
-        return {"navigation": navigation_for(role), "portal_version": app.config["VERSION"]}
+        endpoints = set(app.view_functions)
+        return {
+            "navigation": navigation_for(role, endpoints),
+            "portal_version": app.config["VERSION"],
+        }
 
     @app.template_filter("datetime")
     def _format_datetime(value: datetime | None) -> str:

@@ -1,0 +1,78 @@
+"""The audit trail: one function writes an entry; the admin's log page reads them."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from portal.models import AuditEntry, User
+
+
+def _plain(value: Any) -> Any:
+    """Make a value JSON-safe (UUIDs, dates) so before/after can be stored as they were."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+def record(
+    db: Session,
+    actor: User | None,
+    action: str,
+    *,
+    entity_type: str = "",
+    entity_id: object = "",
+    summary: str = "",
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    reason: str = "",
+) -> AuditEntry:
+    """Add an audit entry to the current transaction (it commits with the change it describes)."""
+    entry = AuditEntry(
+        actor_id=actor.id if actor is not None else None,
+        actor_name=actor.username if actor is not None else "",
+        action=action,
+        entity_type=entity_type,
+        entity_id=str(entity_id) if entity_id else "",
+        summary=summary,
+        before=_plain(before) if before is not None else None,
+        after=_plain(after) if after is not None else None,
+        reason=reason,
+    )
+    db.add(entry)
+    return entry
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    action: str = ""
+    actor: str = ""
+    entity_type: str = ""
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def search_query(filters: AuditFilter) -> Select[tuple[AuditEntry]]:
+    query = select(AuditEntry)
+    if filters.action:
+        query = query.where(AuditEntry.action.startswith(filters.action))
+    if filters.actor:
+        query = query.where(AuditEntry.actor_name == filters.actor.strip().lower())
+    if filters.entity_type:
+        query = query.where(AuditEntry.entity_type == filters.entity_type)
+    if filters.since:
+        query = query.where(AuditEntry.created_at >= filters.since)
+    if filters.until:
+        query = query.where(AuditEntry.created_at < filters.until)
+    return query.order_by(AuditEntry.created_at.desc())
