@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -16,7 +17,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=APP_NAME, description="Campus Portal")
     parser.add_argument("--version", action="version", version=f"Campus Portal {__version__}")
     parser.add_argument("--headless", action="store_true", help="serve without opening a window")
-    parser.add_argument("--demo", action="store_true", help="use a separate data dir with demo data")
+    parser.add_argument(
+        "--demo", action="store_true", help="use a separate data dir with demo data"
+    )
     parser.add_argument("--data-dir", type=Path, default=None, help="where the database lives")
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: a free one)")
     return parser.parse_args(argv)
@@ -25,8 +28,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def data_dir_for(args: argparse.Namespace) -> Path:
     import platformdirs
 
-    base = args.data_dir or os.environ.get("PORTAL_DATA_DIR") or platformdirs.user_data_dir(
-        APP_NAME, appauthor=False
+    base = (
+        args.data_dir
+        or os.environ.get("PORTAL_DATA_DIR")
+        or platformdirs.user_data_dir(APP_NAME, appauthor=False)
     )
     path = Path(base)
     return path / "demo" if args.demo and not args.data_dir else path
@@ -54,10 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Campus Portal running at {url}", flush=True)
     if args.demo:
         print(f"Demo accounts: {', '.join(DEMO_ACCOUNTS)} (password {DEMO_PASSWORD})", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.run()
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

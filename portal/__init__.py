@@ -60,8 +60,16 @@ def register_extensions(app: Flask) -> None:
 
 
 FEATURES = (
-    "main", "auth", "accounts", "catalogue", "registration",
-    "grading", "attendance", "submissions", "admin", "audit",
+    "main",
+    "auth",
+    "accounts",
+    "catalogue",
+    "registration",
+    "grading",
+    "attendance",
+    "submissions",
+    "admin",
+    "audit",
 )
 
 

@@ -1,4 +1,4 @@
-"""Settings: built-in defaults < machine-wide file < per-user file < environment < explicit overrides."""
+"""Settings: defaults < machine-wide file < per-user file < environment < explicit overrides."""
 
 from __future__ import annotations
 

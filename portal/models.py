@@ -12,11 +12,11 @@ from typing import Any
 
 from flask_login import UserMixin
 from sqlalchemy import (
+    JSON,
     CheckConstraint,
     Date,
     DateTime,
     ForeignKey,
-    JSON,
     Integer,
     String,
     Text,
@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from portal.extensions import db
+from portal.extensions import Base
 
 ROLES = ("student", "instructor", "lab_staff", "admin")
 REGISTRATION_STATUSES = ("enrolled", "waitlisted", "dropped")
@@ -71,7 +71,7 @@ class SoftDeletable:
         return self.deleted_at is not None
 
 
-class User(Record, SoftDeletable, UserMixin, db.Model):
+class User(Record, SoftDeletable, UserMixin, Base):
     __tablename__ = "users"
     __table_args__ = (
         CheckConstraint("role IN ('student', 'instructor', 'lab_staff', 'admin')", name="role"),
@@ -105,7 +105,7 @@ class User(Record, SoftDeletable, UserMixin, db.Model):
         return f"<User {self.username} ({self.role})>"
 
 
-class Term(Record, SoftDeletable, db.Model):
+class Term(Record, SoftDeletable, Base):
     __tablename__ = "terms"
     __table_args__ = (
         CheckConstraint("starts_on <= ends_on", name="dates_in_order"),
@@ -125,7 +125,7 @@ class Term(Record, SoftDeletable, db.Model):
     sections: Mapped[list[Section]] = relationship(back_populates="term")
 
 
-class Course(Record, SoftDeletable, db.Model):
+class Course(Record, SoftDeletable, Base):
     __tablename__ = "courses"
     __table_args__ = (CheckConstraint("credits >= 0", name="credits_not_negative"),)
 
@@ -141,7 +141,7 @@ class Course(Record, SoftDeletable, db.Model):
     )
 
 
-class Prerequisite(Record, SoftDeletable, db.Model):
+class Prerequisite(Record, SoftDeletable, Base):
     """`course` may only be taken after `required_course` was passed with `min_grade` or better."""
 
     __tablename__ = "prerequisites"
@@ -155,7 +155,7 @@ class Prerequisite(Record, SoftDeletable, db.Model):
     required_course: Mapped[Course] = relationship(foreign_keys=[required_course_id])
 
 
-class Section(Record, SoftDeletable, db.Model):
+class Section(Record, SoftDeletable, Base):
     __tablename__ = "sections"
     __table_args__ = (
         UniqueConstraint("course_id", "term_id", "number"),
@@ -198,7 +198,7 @@ class Section(Record, SoftDeletable, db.Model):
         return f"{self.course.code}-{self.number}"
 
 
-class Meeting(Record, SoftDeletable, db.Model):
+class Meeting(Record, SoftDeletable, Base):
     __tablename__ = "meetings"
     __table_args__ = (
         CheckConstraint("weekday >= 0 AND weekday <= 6", name="weekday"),
@@ -215,9 +215,7 @@ class Meeting(Record, SoftDeletable, db.Model):
 
     @property
     def label(self) -> str:
-        return (
-            f"{WEEKDAYS[self.weekday]} {self.starts_at:%H:%M}–{self.ends_at:%H:%M}"
-        )
+        return f"{WEEKDAYS[self.weekday]} {self.starts_at:%H:%M}–{self.ends_at:%H:%M}"
 
     def overlaps(self, other: Meeting) -> bool:
         return (
@@ -227,7 +225,7 @@ class Meeting(Record, SoftDeletable, db.Model):
         )
 
 
-class Registration(Record, db.Model):
+class Registration(Record, Base):
     __tablename__ = "registrations"
     __table_args__ = (
         UniqueConstraint("student_id", "section_id"),
@@ -247,7 +245,7 @@ class Registration(Record, db.Model):
     section: Mapped[Section] = relationship(back_populates="registrations")
 
 
-class AuditEntry(Record, db.Model):
+class AuditEntry(Record, Base):
     """Who did what, when, with the values before and after. Written, never edited."""
 
     __tablename__ = "audit_entries"

@@ -16,9 +16,18 @@ from flask.testing import FlaskClient
 # Settings files of the machine running the tests must not leak in.
 os.environ["PORTAL_MACHINE_CONFIG"] = "/nonexistent/campus-portal-machine.toml"
 os.environ["PORTAL_USER_CONFIG"] = "/nonexistent/campus-portal-user.toml"
-for _key in [k for k in os.environ if k.startswith("PORTAL_") and k not in {
-        "PORTAL_MACHINE_CONFIG", "PORTAL_USER_CONFIG", "PORTAL_REQUIRE_POSTGRES",
-        "PORTAL_TEST_POSTGRES_URL"}]:
+for _key in [
+    k
+    for k in os.environ
+    if k.startswith("PORTAL_")
+    and k
+    not in {
+        "PORTAL_MACHINE_CONFIG",
+        "PORTAL_USER_CONFIG",
+        "PORTAL_REQUIRE_POSTGRES",
+        "PORTAL_TEST_POSTGRES_URL",
+    }
+]:
     del os.environ[_key]
 
 from portal import create_app  # noqa: E402
@@ -48,13 +57,15 @@ def make_app(tmp_path: Path, database_url: str | None = None, **overrides: Any) 
 
 # --- PostgreSQL --------------------------------------------------------------------------------
 
+
 def _postgres_available() -> str | None:
     """None when reachable, else the reason it is not."""
     try:
         import psycopg
 
-        with psycopg.connect(POSTGRES_URL.replace("postgresql+psycopg", "postgresql"),
-                             connect_timeout=3):
+        with psycopg.connect(
+            POSTGRES_URL.replace("postgresql+psycopg", "postgresql"), connect_timeout=3
+        ):
             return None
     except Exception as exc:  # any failure means: no usable server
         return f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}"
@@ -91,6 +102,7 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
 
 
 # --- The application -----------------------------------------------------------------------------
+
 
 @pytest.fixture(params=["sqlite"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
@@ -129,8 +141,13 @@ def csrf_token(client: FlaskClient, path: str = "/login") -> str:
     return match.group(1)
 
 
-def post_form(client: FlaskClient, path: str, data: dict[str, Any] | None = None,
-              token_from: str = "/login", **kwargs: Any):  # type: ignore[no-untyped-def]
+def post_form(
+    client: FlaskClient,
+    path: str,
+    data: dict[str, Any] | None = None,
+    token_from: str = "/login",
+    **kwargs: Any,
+):  # type: ignore[no-untyped-def]
     payload = {"csrf_token": csrf_token(client, token_from), **(data or {})}
     return client.post(path, data=payload, **kwargs)
 
@@ -144,8 +161,9 @@ def login_as(app: Flask, client: FlaskClient) -> Callable[..., Any]:
             user = factories.make_user(_db.session, role, **fields)
             _db.session.commit()
             username, user_id = user.username, user.id
-        response = post_form(client, "/login",
-                             {"username": username, "password": factories.PASSWORD})
+        response = post_form(
+            client, "/login", {"username": username, "password": factories.PASSWORD}
+        )
         assert response.status_code == 302, response.get_data(as_text=True)
         with app.app_context():
             return _db.session.get(type(user), user_id)

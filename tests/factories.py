@@ -49,18 +49,31 @@ def make_term(db: Session, *, state: str = "open", max_credits: int = 18, **fiel
     today = now()
     opens, closes, drop = {
         "open": (today - timedelta(days=5), today + timedelta(days=20), today + timedelta(days=30)),
-        "upcoming": (today + timedelta(days=5), today + timedelta(days=20),
-                     today + timedelta(days=30)),
-        "closed": (today - timedelta(days=40), today - timedelta(days=10),
-                   today + timedelta(days=3)),
-        "past-drop": (today - timedelta(days=40), today - timedelta(days=20),
-                      today - timedelta(days=10)),
+        "upcoming": (
+            today + timedelta(days=5),
+            today + timedelta(days=20),
+            today + timedelta(days=30),
+        ),
+        "closed": (
+            today - timedelta(days=40),
+            today - timedelta(days=10),
+            today + timedelta(days=3),
+        ),
+        "past-drop": (
+            today - timedelta(days=40),
+            today - timedelta(days=20),
+            today - timedelta(days=10),
+        ),
     }[state]
     values: dict[str, Any] = {
-        "code": f"T{n}", "name": f"Term {n}",
-        "starts_on": date.today(), "ends_on": date.today() + timedelta(days=100),
-        "registration_opens_at": opens, "registration_closes_at": closes,
-        "add_drop_deadline": drop, "max_credits": max_credits,
+        "code": f"T{n}",
+        "name": f"Term {n}",
+        "starts_on": date.today(),
+        "ends_on": date.today() + timedelta(days=100),
+        "registration_opens_at": opens,
+        "registration_closes_at": closes,
+        "add_drop_deadline": drop,
+        "max_credits": max_credits,
     }
     values.update(fields)
     term = Term(**values)
@@ -69,11 +82,16 @@ def make_term(db: Session, *, state: str = "open", max_credits: int = 18, **fiel
     return term
 
 
-def make_course(db: Session, *, credits: int = 3, department: str = "Physics",
-                **fields: Any) -> Course:
+def make_course(
+    db: Session, *, credits: int = 3, department: str = "Physics", **fields: Any
+) -> Course:
     n = next(_counter)
-    values: dict[str, Any] = {"code": f"PHY{n:03d}", "title": f"Physics {n}", "credits": credits,
-                              "department": department}
+    values: dict[str, Any] = {
+        "code": f"PHY{n:03d}",
+        "title": f"Physics {n}",
+        "credits": credits,
+        "department": department,
+    }
     values.update(fields)
     course = Course(**values)
     db.add(course)
@@ -82,31 +100,51 @@ def make_course(db: Session, *, credits: int = 3, department: str = "Physics",
 
 
 def make_section(
-    db: Session, *, course: Course | None = None, term: Term | None = None, capacity: int = 30,
-    waitlist_capacity: int = 5, meetings: list[tuple[int, str, str]] | None = None,
+    db: Session,
+    *,
+    course: Course | None = None,
+    term: Term | None = None,
+    capacity: int = 30,
+    waitlist_capacity: int = 5,
+    meetings: list[tuple[int, str, str]] | None = None,
     **fields: Any,
 ) -> Section:
     """meetings: (weekday, "HH:MM", "HH:MM") triples; by default a free-standing slot."""
     n = next(_counter)
     course = course or make_course(db)
     term = term or make_term(db)
-    section = Section(course=course, term=term, number=f"{n:03d}", capacity=capacity,
-                      waitlist_capacity=waitlist_capacity, room="B-101", **fields)
+    section = Section(
+        course=course,
+        term=term,
+        number=f"{n:03d}",
+        capacity=capacity,
+        waitlist_capacity=waitlist_capacity,
+        room="B-101",
+        **fields,
+    )
     db.add(section)
     db.flush()
     if meetings is None:
         meetings = [(6, f"{n % 24:02d}:00", f"{n % 24:02d}:30")]  # Sunday, distinct per section
     for weekday, start, end in meetings:
-        db.add(Meeting(section=section, weekday=weekday, starts_at=time.fromisoformat(start),
-                       ends_at=time.fromisoformat(end)))
+        db.add(
+            Meeting(
+                section=section,
+                weekday=weekday,
+                starts_at=time.fromisoformat(start),
+                ends_at=time.fromisoformat(end),
+            )
+        )
     db.flush()
     return section
 
 
-def make_prerequisite(db: Session, course: Course, required: Course,
-                      min_grade: str = "C") -> Prerequisite:
-    prerequisite = Prerequisite(course_id=course.id, required_course_id=required.id,
-                                min_grade=min_grade)
+def make_prerequisite(
+    db: Session, course: Course, required: Course, min_grade: str = "C"
+) -> Prerequisite:
+    prerequisite = Prerequisite(
+        course_id=course.id, required_course_id=required.id, min_grade=min_grade
+    )
     db.add(prerequisite)
     db.flush()
     return prerequisite
@@ -116,8 +154,13 @@ def make_completed(db: Session, student: User, course: Course, grade: str) -> Re
     """A past enrolment in `course` that ended with `grade`."""
     past = make_term(db, state="past-drop")
     section = make_section(db, course=course, term=past)
-    registration = Registration(student_id=student.id, section_id=section.id, status="enrolled",
-                                final_grade=grade, enrolled_at=now())
+    registration = Registration(
+        student_id=student.id,
+        section_id=section.id,
+        status="enrolled",
+        final_grade=grade,
+        enrolled_at=now(),
+    )
     db.add(registration)
     db.flush()
     return registration

@@ -18,12 +18,19 @@ def init_app(app: Flask) -> None:
     @click.option("--student-number", default=None)
     @click.password_option(help="Asked for when not given.")
     def create_user_command(
-        username: str, role: str, full_name: str, email: str, student_number: str | None,
+        username: str,
+        role: str,
+        full_name: str,
+        email: str,
+        student_number: str | None,
         password: str,
     ) -> None:
         """Create a user account."""
         details = services.UserDetails(
-            username=username, full_name=full_name, role=role, email=email,
+            username=username,
+            full_name=full_name,
+            role=role,
+            email=email,
             student_number=student_number,
         )
         try:

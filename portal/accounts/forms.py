@@ -13,15 +13,18 @@ class UserForm(FlaskForm):
         validators=[
             DataRequired(),
             Length(min=2, max=64),
-            Regexp(r"^[a-z0-9][a-z0-9._-]*$",
-                   message="Use lower-case letters, digits, '.', '_' or '-'."),
+            Regexp(
+                r"^[a-z0-9][a-z0-9._-]*$",
+                message="Use lower-case letters, digits, '.', '_' or '-'.",
+            ),
         ],
     )
     full_name = StringField("Full name", validators=[DataRequired(), Length(max=200)])
     email = EmailField("Email", validators=[Optional(), Length(max=254)])
     role = SelectField("Role", choices=ROLE_CHOICES, validators=[DataRequired()])
     student_number = StringField(
-        "Student number", validators=[Optional(), Length(max=20)],
+        "Student number",
+        validators=[Optional(), Length(max=20)],
         description="Required for students.",
     )
     submit = SubmitField("Save")
@@ -29,14 +32,16 @@ class UserForm(FlaskForm):
 
 class NewUserForm(UserForm):
     password = PasswordField(
-        "Initial password", validators=[DataRequired(), Length(min=8, max=1024)],
+        "Initial password",
+        validators=[DataRequired(), Length(min=8, max=1024)],
         render_kw={"autocomplete": "new-password"},
     )
 
 
 class PasswordResetForm(FlaskForm):
     password = PasswordField(
-        "New password", validators=[DataRequired(), Length(min=8, max=1024)],
+        "New password",
+        validators=[DataRequired(), Length(min=8, max=1024)],
         render_kw={"autocomplete": "new-password"},
     )
     confirm = PasswordField(

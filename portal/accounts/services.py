@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
 from dataclasses import dataclass
@@ -32,10 +33,8 @@ def authenticate(db: Session, username: str, password: str) -> User | None:
     """The active user with this username and password, or None."""
     user = db.scalar(select(User).where(User.username == username.strip().lower()))
     if user is None:
-        try:
+        with contextlib.suppress(VerificationError):
             _hasher.verify(_DUMMY_HASH, password)
-        except VerificationError:
-            pass
         return None
     try:
         _hasher.verify(user.password_hash, password)

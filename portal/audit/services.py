@@ -63,7 +63,7 @@ class AuditFilter:
     until: datetime | None = None
 
 
-def search_query(filters: AuditFilter) -> Select[tuple[AuditEntry]]:
+def search_query(filters: AuditFilter) -> Select[AuditEntry]:
     query = select(AuditEntry)
     if filters.action:
         query = query.where(AuditEntry.action.startswith(filters.action))

@@ -34,7 +34,7 @@ def departments(db: Session) -> list[str]:
     )
 
 
-def search_courses_query(db: Session, filters: CatalogueFilter) -> Select[tuple[Course]]:
+def search_courses_query(db: Session, filters: CatalogueFilter) -> Select[Course]:
     """A select of matching courses, ordered by code; paging is left to the caller."""
     query = select(Course).where(Course.deleted_at.is_(None))
     if filters.department:

@@ -12,8 +12,9 @@ from portal.extensions import db
 
 def init_app(app: Flask) -> None:
     @app.cli.command("demo-data")
-    @click.option("--size", type=click.Choice(sorted(services.SIZES)), default="small",
-                  show_default=True)
+    @click.option(
+        "--size", type=click.Choice(sorted(services.SIZES)), default="small", show_default=True
+    )
     @click.option("--seed", type=int, default=2026, show_default=True)
     def demo_data_command(size: str, seed: int) -> None:
         """Load the demo accounts and a generated catalogue (password: demo-pass)."""
@@ -25,5 +26,6 @@ def init_app(app: Flask) -> None:
         db.session.commit()
         summary = ", ".join(f"{value} {name}" for name, value in counts.items())
         click.echo(f"Demo data ({size}) loaded in {time.perf_counter() - started:.1f}s: {summary}.")
-        click.echo(f"Accounts {', '.join(services.DEMO_ACCOUNTS)}; password "
-                   f"{services.DEMO_PASSWORD!r}.")
+        click.echo(
+            f"Accounts {', '.join(services.DEMO_ACCOUNTS)}; password {services.DEMO_PASSWORD!r}."
+        )

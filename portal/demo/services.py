@@ -19,7 +19,7 @@ from portal.accounts.services import hash_password
 from portal.errors import ValidationError
 from portal.models import Course, Meeting, Prerequisite, Registration, Section, Term, User
 
-DEMO_PASSWORD = "demo-pass"
+DEMO_PASSWORD = "demo-pass"  # noqa: S105 - the documented demo password, demo data only
 DEMO_ACCOUNTS = ("admin", "instructor", "labstaff", "student")
 
 
@@ -34,20 +34,42 @@ class DemoSize:
 
 
 SIZES = {
-    "small": DemoSize(students=60, instructors=6, lab_staff=3, courses=24, sections=36,
-                      registrations=180),
-    "large": DemoSize(students=20_000, instructors=400, lab_staff=120, courses=1_000,
-                      sections=3_000, registrations=150_000),
+    "small": DemoSize(
+        students=60, instructors=6, lab_staff=3, courses=24, sections=36, registrations=180
+    ),
+    "large": DemoSize(
+        students=20_000,
+        instructors=400,
+        lab_staff=120,
+        courses=1_000,
+        sections=3_000,
+        registrations=150_000,
+    ),
 }
 
 DEPARTMENTS = {
-    "BIO": "Biology", "CHE": "Chemistry", "CS": "Computer Science", "ECO": "Economics",
-    "ENG": "English", "HIS": "History", "MAT": "Mathematics", "PHY": "Physics",
-    "PSY": "Psychology", "SOC": "Sociology",
+    "BIO": "Biology",
+    "CHE": "Chemistry",
+    "CS": "Computer Science",
+    "ECO": "Economics",
+    "ENG": "English",
+    "HIS": "History",
+    "MAT": "Mathematics",
+    "PHY": "Physics",
+    "PSY": "Psychology",
+    "SOC": "Sociology",
 }
 TOPICS = [
-    "Foundations of", "Introduction to", "Topics in", "Methods in", "Advanced", "Seminar in",
-    "Laboratory in", "Principles of", "Applied", "Research in",
+    "Foundations of",
+    "Introduction to",
+    "Topics in",
+    "Methods in",
+    "Advanced",
+    "Seminar in",
+    "Laboratory in",
+    "Principles of",
+    "Applied",
+    "Research in",
 ]
 SUBJECTS = {
     "BIO": ["Cell Biology", "Genetics", "Ecology", "Microbiology", "Evolution"],
@@ -61,15 +83,69 @@ SUBJECTS = {
     "PSY": ["Cognition", "Development", "Social Psychology", "Research Methods"],
     "SOC": ["Social Theory", "Urban Studies", "Inequality", "Social Research"],
 }
-FIRST_NAMES = ["Amara", "Bea", "Chen", "Dara", "Elif", "Farid", "Grace", "Hana", "Ivan", "Jonas",
-               "Kemi", "Liam", "Maya", "Nikhil", "Olga", "Pablo", "Quinn", "Rosa", "Sami", "Tariq",
-               "Uma", "Viktor", "Wen", "Ximena", "Yusuf", "Zoe"]
-LAST_NAMES = ["Adeyemi", "Bauer", "Costa", "Dubois", "Eriksen", "Fischer", "Garcia", "Haddad",
-              "Ito", "Jensen", "Kowalski", "Lopez", "Moreau", "Nakamura", "Okafor", "Petrov",
-              "Quispe", "Rossi", "Singh", "Tanaka", "Usman", "Varga", "Wong", "Yilmaz", "Zhang"]
+FIRST_NAMES = [
+    "Amara",
+    "Bea",
+    "Chen",
+    "Dara",
+    "Elif",
+    "Farid",
+    "Grace",
+    "Hana",
+    "Ivan",
+    "Jonas",
+    "Kemi",
+    "Liam",
+    "Maya",
+    "Nikhil",
+    "Olga",
+    "Pablo",
+    "Quinn",
+    "Rosa",
+    "Sami",
+    "Tariq",
+    "Uma",
+    "Viktor",
+    "Wen",
+    "Ximena",
+    "Yusuf",
+    "Zoe",
+]
+LAST_NAMES = [
+    "Adeyemi",
+    "Bauer",
+    "Costa",
+    "Dubois",
+    "Eriksen",
+    "Fischer",
+    "Garcia",
+    "Haddad",
+    "Ito",
+    "Jensen",
+    "Kowalski",
+    "Lopez",
+    "Moreau",
+    "Nakamura",
+    "Okafor",
+    "Petrov",
+    "Quispe",
+    "Rossi",
+    "Singh",
+    "Tanaka",
+    "Usman",
+    "Varga",
+    "Wong",
+    "Yilmaz",
+    "Zhang",
+]
 LETTERS = ["A", "A-", "B+", "B", "B-", "C+", "C", "C-", "D", "F"]
-SLOTS = [(time(8, 0), time(9, 30)), (time(10, 0), time(11, 30)), (time(12, 0), time(13, 30)),
-         (time(14, 0), time(15, 30)), (time(16, 0), time(17, 30))]
+SLOTS = [
+    (time(8, 0), time(9, 30)),
+    (time(10, 0), time(11, 30)),
+    (time(12, 0), time(13, 30)),
+    (time(14, 0), time(15, 30)),
+    (time(16, 0), time(17, 30)),
+]
 
 
 class _Ids:
@@ -87,16 +163,28 @@ def _terms(today: date, new_id: _Ids) -> list[dict[str, Any]]:
     past_start = today - timedelta(days=200)
     current_start = today + timedelta(days=14)
     return [
-        {"id": new_id(), "code": f"{past_start:%Y}-P", "name": f"Previous term {past_start:%Y}",
-         "starts_on": past_start, "ends_on": past_start + timedelta(days=110),
-         "registration_opens_at": at(past_start - timedelta(days=60)),
-         "registration_closes_at": at(past_start + timedelta(days=7)),
-         "add_drop_deadline": at(past_start + timedelta(days=14)), "max_credits": 18},
-        {"id": new_id(), "code": f"{current_start:%Y}-C", "name": f"Current term {current_start:%Y}",
-         "starts_on": current_start, "ends_on": current_start + timedelta(days=110),
-         "registration_opens_at": at(today - timedelta(days=30)),
-         "registration_closes_at": at(current_start + timedelta(days=21)),
-         "add_drop_deadline": at(current_start + timedelta(days=28)), "max_credits": 18},
+        {
+            "id": new_id(),
+            "code": f"{past_start:%Y}-P",
+            "name": f"Previous term {past_start:%Y}",
+            "starts_on": past_start,
+            "ends_on": past_start + timedelta(days=110),
+            "registration_opens_at": at(past_start - timedelta(days=60)),
+            "registration_closes_at": at(past_start + timedelta(days=7)),
+            "add_drop_deadline": at(past_start + timedelta(days=14)),
+            "max_credits": 18,
+        },
+        {
+            "id": new_id(),
+            "code": f"{current_start:%Y}-C",
+            "name": f"Current term {current_start:%Y}",
+            "starts_on": current_start,
+            "ends_on": current_start + timedelta(days=110),
+            "registration_opens_at": at(today - timedelta(days=30)),
+            "registration_closes_at": at(current_start + timedelta(days=21)),
+            "add_drop_deadline": at(current_start + timedelta(days=28)),
+            "max_credits": 18,
+        },
     ]
 
 
@@ -104,8 +192,9 @@ def _person(rng: random.Random) -> str:
     return f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
 
 
-def generate(db: Session, size: str = "small", *, seed: int = 2026,
-             today: date | None = None) -> dict[str, int]:
+def generate(
+    db: Session, size: str = "small", *, seed: int = 2026, today: date | None = None
+) -> dict[str, int]:
     """Write the demo data set; refuses to run twice on the same database."""
     if size not in SIZES:
         raise ValidationError(f"Unknown demo size {size!r}; use one of {', '.join(SIZES)}.")
@@ -119,22 +208,49 @@ def generate(db: Session, size: str = "small", *, seed: int = 2026,
 
     users: list[dict[str, Any]] = [
         {"id": new_id(), "username": "admin", "full_name": "Ada Admin", "role": "admin"},
-        {"id": new_id(), "username": "instructor", "full_name": "Dr Ines Instructor",
-         "role": "instructor"},
+        {
+            "id": new_id(),
+            "username": "instructor",
+            "full_name": "Dr Ines Instructor",
+            "role": "instructor",
+        },
         {"id": new_id(), "username": "labstaff", "full_name": "Lars Labstaff", "role": "lab_staff"},
-        {"id": new_id(), "username": "student", "full_name": "Sam Student", "role": "student",
-         "student_number": "S0000001"},
+        {
+            "id": new_id(),
+            "username": "student",
+            "full_name": "Sam Student",
+            "role": "student",
+            "student_number": "S0000001",
+        },
     ]
     for i in range(spec.instructors):
-        users.append({"id": new_id(), "username": f"instructor{i + 1:04d}",
-                      "full_name": "Dr " + _person(rng), "role": "instructor"})
+        users.append(
+            {
+                "id": new_id(),
+                "username": f"instructor{i + 1:04d}",
+                "full_name": "Dr " + _person(rng),
+                "role": "instructor",
+            }
+        )
     for i in range(spec.lab_staff):
-        users.append({"id": new_id(), "username": f"labstaff{i + 1:04d}",
-                      "full_name": _person(rng), "role": "lab_staff"})
+        users.append(
+            {
+                "id": new_id(),
+                "username": f"labstaff{i + 1:04d}",
+                "full_name": _person(rng),
+                "role": "lab_staff",
+            }
+        )
     for i in range(spec.students):
-        users.append({"id": new_id(), "username": f"student{i + 1:05d}",
-                      "full_name": _person(rng), "role": "student",
-                      "student_number": f"S{i + 2:07d}"})
+        users.append(
+            {
+                "id": new_id(),
+                "username": f"student{i + 1:05d}",
+                "full_name": _person(rng),
+                "role": "student",
+                "student_number": f"S{i + 2:07d}",
+            }
+        )
     for user in users:
         user.setdefault("student_number", None)
         user["password_hash"] = password_hash
@@ -152,20 +268,29 @@ def generate(db: Session, size: str = "small", *, seed: int = 2026,
         number = level + (i // (len(codes) * 4))
         subject = SUBJECTS[prefix][i % len(SUBJECTS[prefix])]
         topic = TOPICS[(i // len(codes)) % len(TOPICS)]
-        courses.append({
-            "id": new_id(), "code": f"{prefix}{number}", "title": f"{topic} {subject}",
-            "description": f"{topic} {subject.lower()}: lectures, readings and weekly labs.",
-            "credits": rng.choice([3, 3, 3, 4, 4, 2]), "department": DEPARTMENTS[prefix],
-        })
+        courses.append(
+            {
+                "id": new_id(),
+                "code": f"{prefix}{number}",
+                "title": f"{topic} {subject}",
+                "description": f"{topic} {subject.lower()}: lectures, readings and weekly labs.",
+                "credits": rng.choice([3, 3, 3, 4, 4, 2]),
+                "department": DEPARTMENTS[prefix],
+            }
+        )
     db.execute(insert(Course), courses)
 
     # A 200-level course requires its department's first 100-level course with a C or better.
-    first_by_department = {}
+    first_by_department: dict[str, dict[str, Any]] = {}
     for course in courses:
         first_by_department.setdefault(course["department"], course)
     prerequisites = [
-        {"id": new_id(), "course_id": c["id"],
-         "required_course_id": first_by_department[c["department"]]["id"], "min_grade": "C"}
+        {
+            "id": new_id(),
+            "course_id": c["id"],
+            "required_course_id": first_by_department[c["department"]]["id"],
+            "min_grade": "C",
+        }
         for c in courses
         if c["code"][len(c["code"]) - 3] == "2" and c is not first_by_department[c["department"]]
     ][: spec.courses // 5]
@@ -182,20 +307,33 @@ def generate(db: Session, size: str = "small", *, seed: int = 2026,
         is_demo_staff = i < 6
         capacity = rng.choice([20, 30, 40, 50, 60, 80])
         section = {
-            "id": new_id(), "course_id": course["id"], "term_id": term["id"],
+            "id": new_id(),
+            "course_id": course["id"],
+            "term_id": term["id"],
             "number": f"{i // len(courses) + 1:03d}",
             "instructor_id": (instructors[0] if is_demo_staff else rng.choice(instructors))["id"],
             "lab_staff_id": (lab_staff[0] if is_demo_staff else rng.choice(lab_staff))["id"],
-            "capacity": capacity, "waitlist_capacity": capacity // 5,
+            "capacity": capacity,
+            "waitlist_capacity": capacity // 5,
             "room": f"{rng.choice('ABCDEFG')}-{rng.randint(100, 450)}",
-            "enrolled_count": 0, "waitlist_count": 0, "waitlist_seq": 0,
+            "enrolled_count": 0,
+            "waitlist_count": 0,
+            "waitlist_seq": 0,
         }
         sections.append(section)
         days = rng.choice([(0, 2), (1, 3), (2, 4), (0, 3), (1, 4)])
         slot = SLOTS[i % len(SLOTS)]
         for day in days:
-            meetings.append({"id": new_id(), "section_id": section["id"], "weekday": day,
-                             "starts_at": slot[0], "ends_at": slot[1], "kind": "lecture"})
+            meetings.append(
+                {
+                    "id": new_id(),
+                    "section_id": section["id"],
+                    "weekday": day,
+                    "starts_at": slot[0],
+                    "ends_at": slot[1],
+                    "kind": "lecture",
+                }
+            )
     if sections:
         # One small, full section with a waitlist, so the waitlist is visible in the demo.
         sections[1].update(capacity=2, waitlist_capacity=3)
@@ -213,10 +351,16 @@ def generate(db: Session, size: str = "small", *, seed: int = 2026,
         if key in taken:
             continue
         is_past = term_by_id[section["term_id"]] is terms[0]
-        row: dict[str, Any] = {"id": new_id(), "student_id": student["id"],
-                               "section_id": section["id"], "registered_at": registered_at,
-                               "waitlist_position": None, "enrolled_at": None,
-                               "final_grade": None, "dropped_at": None}
+        row: dict[str, Any] = {
+            "id": new_id(),
+            "student_id": student["id"],
+            "section_id": section["id"],
+            "registered_at": registered_at,
+            "waitlist_position": None,
+            "enrolled_at": None,
+            "final_grade": None,
+            "dropped_at": None,
+        }
         if section["enrolled_count"] < section["capacity"]:
             section["enrolled_count"] += 1
             row.update(status="enrolled", enrolled_at=registered_at)
@@ -236,6 +380,12 @@ def generate(db: Session, size: str = "small", *, seed: int = 2026,
     for start in range(0, len(registrations), 10_000):
         db.execute(insert(Registration), registrations[start : start + 10_000])
     db.flush()
-    return {"users": len(users), "terms": len(terms), "courses": len(courses),
-            "sections": len(sections), "meetings": len(meetings),
-            "registrations": len(registrations), "prerequisites": len(prerequisites)}
+    return {
+        "users": len(users),
+        "terms": len(terms),
+        "courses": len(courses),
+        "sections": len(sections),
+        "meetings": len(meetings),
+        "registrations": len(registrations),
+        "prerequisites": len(prerequisites),
+    }

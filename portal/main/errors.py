@@ -34,7 +34,7 @@ def init_app(app: Flask) -> None:
     def _http_error(error: HTTPException):  # type: ignore[no-untyped-def]
         messages = {
             400: "The request could not be understood. If you submitted a form, reload the page "
-                 "and try again.",
+            "and try again.",
             403: "You do not have permission to open this page.",
             404: "There is nothing at this address.",
             405: "That action is not available here.",

@@ -16,8 +16,11 @@ def staff_sections(db: Session, user: User) -> list[Section]:
             .join(Section.term)
             .join(Section.course)
             .where(column == user.id, Section.deleted_at.is_(None))
-            .options(selectinload(Section.course), selectinload(Section.term),
-                     selectinload(Section.meetings))
+            .options(
+                selectinload(Section.course),
+                selectinload(Section.term),
+                selectinload(Section.meetings),
+            )
             .order_by(Term.starts_on.desc(), Course.code, Section.number)
         )
     )

@@ -35,7 +35,10 @@ def register(section_id: uuid.UUID) -> Response:
     section = get_section(db.session, section_id)
     try:
         registration = services.register(
-            db.session, current_user, section, now=datetime.now(UTC)  # type: ignore[arg-type]
+            db.session,
+            current_user,
+            section,
+            now=datetime.now(UTC),  # type: ignore[arg-type]
         )
     except RegistrationError as error:
         db.session.rollback()

@@ -63,7 +63,7 @@ def ensure_prerequisites_met(db: Session, student: User, course: Course) -> None
     ).all()
     best: dict[object, list[str]] = {}
     for course_id, grade in grades:
-        best.setdefault(course_id, []).append(grade)
+        best.setdefault(course_id, []).append(grade or "")
     missing = [
         f"{p.required_course.code} with {p.min_grade} or better"
         for p in prerequisites
@@ -136,9 +136,7 @@ def _take_waitlist_place(db: Session, section: Section) -> int | None:
     position = db.execute(
         update(Section)
         .where(Section.id == section.id, Section.waitlist_count < Section.waitlist_capacity)
-        .values(
-            waitlist_count=Section.waitlist_count + 1, waitlist_seq=Section.waitlist_seq + 1
-        )
+        .values(waitlist_count=Section.waitlist_count + 1, waitlist_seq=Section.waitlist_seq + 1)
         .returning(Section.waitlist_seq)
         .execution_options(synchronize_session=False)
     ).scalar()

@@ -108,5 +108,7 @@ def test_rbac_matrix(app, role):
         else:
             ok = response.status_code == 403
         if not ok:
-            failures.append(f"{endpoint} {case.method} as {role}: {response.status_code} {location}")
+            failures.append(
+                f"{endpoint} {case.method} as {role}: {response.status_code} {location}"
+            )
     assert failures == []

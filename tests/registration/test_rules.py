@@ -118,8 +118,9 @@ def test_meeting_time_conflict_names_both_sections(db):
 def test_back_to_back_meetings_do_not_conflict(db):
     student = make_user(db)
     term = make_term(db)
-    services.register(db, student, make_section(db, term=term, meetings=[(1, "09:00", "10:00")]),
-                      now=now())
+    services.register(
+        db, student, make_section(db, term=term, meetings=[(1, "09:00", "10:00")]), now=now()
+    )
     later = make_section(db, term=term, meetings=[(1, "10:00", "11:00")])
     assert services.register(db, student, later, now=now()).status == "enrolled"
 
@@ -127,8 +128,9 @@ def test_back_to_back_meetings_do_not_conflict(db):
 def test_credit_limit(db):
     student = make_user(db)
     term = make_term(db, max_credits=7)
-    services.register(db, student, make_section(db, term=term, course=make_course(db, credits=4)),
-                      now=now())
+    services.register(
+        db, student, make_section(db, term=term, course=make_course(db, credits=4)), now=now()
+    )
     too_much = make_section(db, term=term, course=make_course(db, credits=4))
     with pytest.raises(RegistrationError, match="would bring you to 8 credits; the limit"):
         services.register(db, student, too_much, now=now())
