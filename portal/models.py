@@ -13,9 +13,12 @@ from typing import Any
 from flask_login import UserMixin
 from sqlalchemy import (
     JSON,
+    BigInteger,
+    Boolean,
     CheckConstraint,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     String,
@@ -261,3 +264,144 @@ class AuditEntry(Record, Base):
     reason: Mapped[str] = mapped_column(Text, default="")
 
     actor: Mapped[User | None] = relationship(foreign_keys=[actor_id])
+
+
+# --- Teaching: grade scales, assessments and marks, attendance, lab-report submissions ---------
+
+ASSESSMENT_KINDS = ("lab", "assignment", "exam")
+ATTENDANCE_STATUSES = ("present", "late", "absent", "excused")
+
+
+class GradeScale(Record, SoftDeletable, Base):
+    """Minimum course percentage for each letter grade. The row marked default is used;
+    without any row the standard scale in portal/grading/scale.py applies."""
+
+    __tablename__ = "grade_scales"
+
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    # [[letter, minimum percentage], ...] best letter first, e.g. [["A", 93.0], ["A-", 90.0]]
+    thresholds: Mapped[list[Any]] = mapped_column(JSON)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Assessment(Record, SoftDeletable, Base):
+    """A lab, assignment or exam of one section, worth `weight` percent of the course."""
+
+    __tablename__ = "assessments"
+    __table_args__ = (
+        CheckConstraint("kind IN ('lab', 'assignment', 'exam')", name="kind"),
+        CheckConstraint("weight >= 0 AND weight <= 100", name="weight_range"),
+        CheckConstraint("max_points > 0", name="max_points_positive"),
+    )
+
+    section_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sections.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))
+    weight: Mapped[float] = mapped_column(Float)
+    max_points: Mapped[float] = mapped_column(Float)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    section: Mapped[Section] = relationship(foreign_keys=[section_id])
+    marks: Mapped[list[Mark]] = relationship(back_populates="assessment")
+
+
+class Mark(Record, Base):
+    """One student's points for one assessment; points None means the mark was cleared."""
+
+    __tablename__ = "marks"
+    __table_args__ = (
+        UniqueConstraint("assessment_id", "student_id"),
+        CheckConstraint("points IS NULL OR points >= 0", name="points_not_negative"),
+    )
+
+    assessment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("assessments.id"), index=True)
+    student_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)
+    points: Mapped[float | None] = mapped_column(Float, default=None)
+    entered_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"), default=None)
+
+    assessment: Mapped[Assessment] = relationship(back_populates="marks")
+    student: Mapped[User] = relationship(foreign_keys=[student_id])
+    entered_by: Mapped[User | None] = relationship(foreign_keys=[entered_by_id])
+
+
+class GradeFinalisation(Record, Base):
+    """A section whose grades were finalised: its marks are locked from then on."""
+
+    __tablename__ = "grade_finalisations"
+
+    section_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sections.id"), unique=True)
+    finalised_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    finalised_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    grade_scale: Mapped[list[Any]] = mapped_column(JSON)  # the thresholds that were applied
+
+    section: Mapped[Section] = relationship(foreign_keys=[section_id])
+    finalised_by: Mapped[User | None] = relationship(foreign_keys=[finalised_by_id])
+
+
+class LabSession(Record, SoftDeletable, Base):
+    __tablename__ = "lab_sessions"
+    __table_args__ = (CheckConstraint("starts_at < ends_at", name="times_in_order"),)
+
+    section_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sections.id"), index=True)
+    held_on: Mapped[date] = mapped_column(Date)
+    starts_at: Mapped[time] = mapped_column(Time)
+    ends_at: Mapped[time] = mapped_column(Time)
+    room: Mapped[str] = mapped_column(String(50), default="")
+
+    section: Mapped[Section] = relationship(foreign_keys=[section_id])
+    records: Mapped[list[AttendanceRecord]] = relationship(back_populates="lab_session")
+
+    @property
+    def label(self) -> str:
+        return f"{self.held_on:%a %d %b %Y} {self.starts_at:%H:%M}–{self.ends_at:%H:%M}"
+
+
+class AttendanceRecord(Record, Base):
+    __tablename__ = "attendance_records"
+    __table_args__ = (
+        UniqueConstraint("lab_session_id", "student_id"),
+        CheckConstraint("status IN ('present', 'late', 'absent', 'excused')", name="status"),
+    )
+
+    lab_session_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("lab_sessions.id"), index=True)
+    student_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    recorded_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"), default=None)
+
+    lab_session: Mapped[LabSession] = relationship(back_populates="records")
+    student: Mapped[User] = relationship(foreign_keys=[student_id])
+
+
+class StoredFile(Record, Base):
+    """File content, named by its sha256 only (the path on disk derives from the hash)."""
+
+    __tablename__ = "stored_files"
+    __table_args__ = (CheckConstraint("size >= 0", name="size_not_negative"),)
+
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    content_type: Mapped[str] = mapped_column(String(100))
+
+
+class Submission(Record, Base):
+    """One upload of a lab report; a resubmission adds a row with the next attempt number."""
+
+    __tablename__ = "submissions"
+    __table_args__ = (
+        UniqueConstraint("assessment_id", "student_id", "attempt"),
+        CheckConstraint("attempt >= 1", name="attempt_positive"),
+    )
+
+    assessment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("assessments.id"), index=True)
+    student_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    file_sha256: Mapped[str] = mapped_column(ForeignKey("stored_files.sha256"), index=True)
+    original_name: Mapped[str] = mapped_column(String(255))  # metadata only, never a path
+    size: Mapped[int] = mapped_column(BigInteger)
+    content_type: Mapped[str] = mapped_column(String(100))
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    late: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    assessment: Mapped[Assessment] = relationship(foreign_keys=[assessment_id])
+    student: Mapped[User] = relationship(foreign_keys=[student_id])
