@@ -135,6 +135,7 @@ def load_settings(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     if not settings["DATABASE_URL"]:
         if settings["MODE"] == "server":
             raise ConfigError("server mode needs PORTAL_DATABASE_URL (a PostgreSQL URL)")
+        data_dir.mkdir(parents=True, exist_ok=True)
         settings["DATABASE_URL"] = f"sqlite:///{data_dir / 'portal.db'}"
     if not settings["UPLOAD_DIR"]:
         settings["UPLOAD_DIR"] = str(data_dir / "files")

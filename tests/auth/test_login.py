@@ -1,0 +1,171 @@
+"""Log-in, log-out, CSRF, rate limiting, redirects, idle log-out and security headers."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from portal.extensions import db as _db
+from tests import factories
+from tests.conftest import csrf_token, make_app, post_form
+
+
+def _create(app, role="student", **fields):
+    with app.app_context():
+        user = factories.make_user(_db.session, role, **fields)
+        _db.session.commit()
+        return user.username
+
+
+def test_login_with_right_password_then_logout(app, client):
+    username = _create(app)
+    response = post_form(client, "/login", {"username": username, "password": factories.PASSWORD})
+    assert response.status_code == 302
+    assert client.get("/registrations").status_code == 200
+    response = post_form(client, "/logout", token_from="/registrations")
+    assert response.status_code == 302
+    assert client.get("/registrations").status_code == 302  # back to the log-in page
+
+
+def test_wrong_password_gives_one_message_for_both_cases(app, client):
+    username = _create(app)
+    wrong = post_form(client, "/login", {"username": username, "password": "nope-nope"})
+    unknown = post_form(client, "/login", {"username": "ghost", "password": "nope-nope"})
+    assert wrong.status_code == unknown.status_code == 401
+    message = "do not match an active account"
+    assert message in wrong.get_data(as_text=True)
+    assert message in unknown.get_data(as_text=True)
+
+
+def test_deactivated_account_cannot_log_in(app, client):
+    username = _create(app, active=False)
+    response = post_form(client, "/login", {"username": username, "password": factories.PASSWORD})
+    assert response.status_code == 401
+
+
+def test_deactivation_ends_an_open_session(app, client):
+    username = _create(app)
+    post_form(client, "/login", {"username": username, "password": factories.PASSWORD})
+    with app.app_context():
+        from portal.models import User
+
+        user = _db.session.query(User).filter_by(username=username).one()
+        user.active = False
+        _db.session.commit()
+    assert client.get("/registrations").status_code == 302
+
+
+def test_login_form_without_csrf_token_is_refused(app, client):
+    username = _create(app)
+    response = client.post("/login", data={"username": username, "password": factories.PASSWORD})
+    assert response.status_code == 400
+
+
+def test_state_changing_post_without_csrf_is_refused(app, client, login_as):
+    login_as("admin")
+    other = _create(app)
+    with app.app_context():
+        from portal.models import User
+
+        user_id = _db.session.query(User).filter_by(username=other).one().id
+    response = client.post(f"/admin/users/{user_id}/active", data={"active": "0"})
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:alert(1)"],
+)
+def test_next_parameter_cannot_redirect_off_site(app, client, target):
+    username = _create(app)
+    token = csrf_token(client, "/login")
+    response = client.post(
+        "/login",
+        data={
+            "csrf_token": token,
+            "username": username,
+            "password": factories.PASSWORD,
+            "next": target,
+        },
+    )
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/"
+
+
+def test_next_parameter_keeps_local_paths(app, client):
+    username = _create(app)
+    token = csrf_token(client, "/login")
+    response = client.post(
+        "/login",
+        data={
+            "csrf_token": token,
+            "username": username,
+            "password": factories.PASSWORD,
+            "next": "/courses?q=phy",
+        },
+    )
+    assert response.headers["Location"] == "/courses?q=phy"
+
+
+def test_login_attempts_are_rate_limited(tmp_path):
+    app = make_app(tmp_path, LOGIN_RATE_LIMIT="3 per minute")
+    client = app.test_client()
+    statuses = [
+        post_form(client, "/login", {"username": "x", "password": "wrong-pass"}).status_code
+        for _ in range(4)
+    ]
+    assert statuses == [401, 401, 401, 429]
+    refused = post_form(client, "/login", {"username": "x", "password": "wrong-pass"})
+    assert "Too many attempts" in refused.get_data(as_text=True)
+
+
+def test_idle_session_is_logged_out(tmp_path):
+    app = make_app(tmp_path, IDLE_LOGOUT_MINUTES=1)
+    client = app.test_client()
+    username = _create(app)
+    post_form(client, "/login", {"username": username, "password": factories.PASSWORD})
+    assert client.get("/registrations").status_code == 200
+    with client.session_transaction() as session:
+        session["last_seen"] = time.time() - 61
+    response = client.get("/registrations")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_session_cookie_flags(app, client):
+    username = _create(app)
+    response = post_form(client, "/login", {"username": username, "password": factories.PASSWORD})
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie
+    assert "SameSite=Strict" in cookie
+
+
+def test_security_headers_on_every_page(client):
+    response = client.get("/login")
+    csp = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert "frame-ancestors 'none'" in csp
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Frame-Options"] == "DENY"
+
+
+def test_pages_have_no_inline_script(client):
+    body = client.get("/login").get_data(as_text=True)
+    for chunk in body.split("<script")[1:]:
+        assert "src=" in chunk.split(">")[0], "inline <script> found; the CSP would block it"
+
+
+def test_view_without_access_declaration_is_refused(tmp_path):
+    app = make_app(tmp_path)
+
+    @app.get("/undeclared")
+    def undeclared():
+        return "should never be seen"
+
+    assert app.test_client().get("/undeclared").status_code == 403
+
+
+def test_password_is_stored_with_argon2(app):
+    with app.app_context():
+        user = factories.make_user(_db.session, "student", password="something-long")
+        assert user.password_hash.startswith("$argon2")

@@ -1,0 +1,37 @@
+"""The migrations build exactly the schema the models describe, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from flask_migrate import upgrade
+
+from portal.extensions import db
+from tests.conftest import make_app
+
+
+def _assert_migrations_match_models(app):
+    with app.app_context():
+        db.drop_all()
+        upgrade()
+        with db.engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"render_as_batch": True})
+            differences = compare_metadata(context, db.metadata)
+    assert differences == [], "models changed without a migration: flask db migrate"
+
+
+def test_migrations_match_models_on_sqlite(tmp_path):
+    _assert_migrations_match_models(make_app(tmp_path, f"sqlite:///{tmp_path / 'm.db'}"))
+
+
+@pytest.mark.postgres
+def test_migrations_match_models_on_postgresql(tmp_path, postgres_url):
+    _assert_migrations_match_models(make_app(tmp_path, postgres_url))
+
+
+def test_sqlite_connections_use_wal_foreign_keys_and_busy_timeout(app):
+    with app.app_context(), db.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 15000
