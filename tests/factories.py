@@ -164,3 +164,68 @@ def make_completed(db: Session, student: User, course: Course, grade: str) -> Re
     db.add(registration)
     db.flush()
     return registration
+
+
+# --- Teaching: enrolments, assessments, marks, lab sessions ---------------------------------------
+
+
+def enrol(db: Session, student: User, section: Section) -> Registration:
+    """Enrol directly (no registration rules): for tests about what happens afterwards."""
+    registration = Registration(
+        student_id=student.id, section_id=section.id, status="enrolled", enrolled_at=now()
+    )
+    section.enrolled_count += 1
+    db.add(registration)
+    db.flush()
+    return registration
+
+
+def make_assessment(
+    db: Session,
+    section: Section,
+    *,
+    name: str | None = None,
+    kind: str = "lab",
+    weight: float = 25,
+    max_points: float = 10,
+    due_at: datetime | None = None,
+) -> Any:
+    from portal.models import Assessment
+
+    n = next(_counter)
+    assessment = Assessment(
+        section_id=section.id,
+        name=name or f"{kind.capitalize()} {n}",
+        kind=kind,
+        weight=weight,
+        max_points=max_points,
+        due_at=due_at,
+        position=n,
+    )
+    db.add(assessment)
+    db.flush()
+    return assessment
+
+
+def make_mark(db: Session, assessment: Any, student: User, points: float | None) -> Any:
+    from portal.models import Mark
+
+    mark = Mark(assessment_id=assessment.id, student_id=student.id, points=points)
+    db.add(mark)
+    db.flush()
+    return mark
+
+
+def make_lab_session(db: Session, section: Section, *, held_on: date | None = None) -> Any:
+    from portal.models import LabSession
+
+    lab_session = LabSession(
+        section_id=section.id,
+        held_on=held_on or date.today(),
+        starts_at=time(14, 0),
+        ends_at=time(16, 0),
+        room="LAB-1",
+    )
+    db.add(lab_session)
+    db.flush()
+    return lab_session
