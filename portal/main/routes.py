@@ -35,4 +35,14 @@ def healthz() -> tuple[Response, int]:
         "mode": current_app.config["PORTAL"]["MODE"],
         "database": database,
     }
+    settings = current_app.config["PORTAL"]
+    if settings["MODE"] == "desktop":
+        # What IT preset for this machine (installers/README.md), so a support call or a test can
+        # see which settings the running copy picked up. Read-only; never the enrolment code.
+        body["settings"] = {
+            "server_url": settings["SERVER_URL"],
+            "enrolment_code_set": bool(settings["ENROLMENT_CODE"]),
+            "update_check": settings["UPDATE_CHECK"],
+            "idle_logout_minutes": settings["IDLE_LOGOUT_MINUTES"],
+        }
     return jsonify(body), 200 if healthy else 503
