@@ -1,0 +1,296 @@
+"""Lab sessions and attendance: who may take it, one record per student and session, and rates.
+
+Attendance rate rule (documented in the README): present and late count as attended, absent as
+missed; excused sessions and students not yet recorded are left out of the rate altogether.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, time
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from portal.errors import Forbidden, NotFound, ValidationError
+from portal.models import (
+    ATTENDANCE_STATUSES,
+    AttendanceRecord,
+    LabSession,
+    Registration,
+    Section,
+    User,
+)
+
+STATUS_LABELS = {"present": "Present", "late": "Late", "absent": "Absent", "excused": "Excused"}
+
+
+# --- Who may take attendance ----------------------------------------------------------------------
+
+
+def can_take(user: User, section: Section) -> bool:
+    return (
+        user.role == "admin"
+        or (user.role == "instructor" and section.instructor_id == user.id)
+        or (user.role == "lab_staff" and section.lab_staff_id == user.id)
+    )
+
+
+def ensure_can_take(user: User, section: Section) -> None:
+    if not can_take(user, section):
+        raise Forbidden(f"You are not assigned to {section.label}.")
+
+
+# --- Rates ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Rate:
+    present: int = 0
+    late: int = 0
+    absent: int = 0
+    excused: int = 0
+
+    def add(self, status: str, count: int = 1) -> None:
+        setattr(self, status, getattr(self, status) + count)
+
+    @property
+    def attended(self) -> int:
+        return self.present + self.late
+
+    @property
+    def counted(self) -> int:
+        """Sessions that count towards the rate (excused ones do not)."""
+        return self.present + self.late + self.absent
+
+    @property
+    def recorded(self) -> int:
+        return self.counted + self.excused
+
+    @property
+    def rate(self) -> float | None:
+        """Attended share in percent, or None when nothing counts yet."""
+        return self.attended / self.counted * 100 if self.counted else None
+
+
+# --- Lab sessions ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LabSessionInput:
+    held_on: date
+    starts_at: time
+    ends_at: time
+    room: str = ""
+
+
+def get_lab_session(db: Session, lab_session_id: uuid.UUID) -> LabSession:
+    lab_session = db.scalar(
+        select(LabSession)
+        .where(LabSession.id == lab_session_id, LabSession.deleted_at.is_(None))
+        .options(
+            selectinload(LabSession.section).selectinload(Section.course),
+            selectinload(LabSession.section).selectinload(Section.term),
+        )
+    )
+    if lab_session is None:
+        raise NotFound("There is no such lab session.")
+    return lab_session
+
+
+def lab_sessions(db: Session, section_id: uuid.UUID) -> list[LabSession]:
+    return list(
+        db.scalars(
+            select(LabSession)
+            .where(LabSession.section_id == section_id, LabSession.deleted_at.is_(None))
+            .order_by(LabSession.held_on, LabSession.starts_at)
+        )
+    )
+
+
+def create_lab_session(
+    db: Session, actor: User, section: Section, data: LabSessionInput
+) -> LabSession:
+    ensure_can_take(actor, section)
+    if data.starts_at >= data.ends_at:
+        raise ValidationError("A lab session must end after it starts.")
+    lab_session = LabSession(
+        section_id=section.id,
+        held_on=data.held_on,
+        starts_at=data.starts_at,
+        ends_at=data.ends_at,
+        room=data.room.strip() or section.room,
+    )
+    db.add(lab_session)
+    db.flush()
+    return lab_session
+
+
+# --- Taking attendance ----------------------------------------------------------------------------
+
+
+def roster(db: Session, section_id: uuid.UUID) -> list[User]:
+    """The enrolled students, by name."""
+    return list(
+        db.scalars(
+            select(User)
+            .join(Registration, Registration.student_id == User.id)
+            .where(Registration.section_id == section_id, Registration.status == "enrolled")
+            .order_by(User.full_name, User.username)
+        )
+    )
+
+
+@dataclass
+class SheetLine:
+    student: User
+    status: str | None
+
+
+def sheet(db: Session, lab_session: LabSession) -> list[SheetLine]:
+    """The whole roster with each student's status for this session (two queries)."""
+    statuses = dict(
+        db.execute(
+            select(AttendanceRecord.student_id, AttendanceRecord.status).where(
+                AttendanceRecord.lab_session_id == lab_session.id
+            )
+        ).all()
+    )
+    return [
+        SheetLine(student, statuses.get(student.id))
+        for student in roster(db, lab_session.section_id)
+    ]
+
+
+def sheet_counts(lines: list[SheetLine]) -> Rate:
+    counts = Rate()
+    for line in lines:
+        if line.status is not None:
+            counts.add(line.status)
+    return counts
+
+
+def _ensure_enrolled(db: Session, section_id: uuid.UUID, student_id: uuid.UUID) -> None:
+    enrolled = db.scalar(
+        select(Registration.id).where(
+            Registration.section_id == section_id,
+            Registration.student_id == student_id,
+            Registration.status == "enrolled",
+        )
+    )
+    if enrolled is None:
+        raise ValidationError("That student is not enrolled in this section.")
+
+
+def record_attendance(
+    db: Session, actor: User, lab_session: LabSession, student_id: uuid.UUID, status: str
+) -> AttendanceRecord:
+    """Set one student's status for one session (create or change)."""
+    ensure_can_take(actor, lab_session.section)
+    if status not in ATTENDANCE_STATUSES:
+        raise ValidationError(f"The status must be one of: {', '.join(ATTENDANCE_STATUSES)}.")
+    _ensure_enrolled(db, lab_session.section_id, student_id)
+    for _attempt in range(2):
+        entry = db.scalar(
+            select(AttendanceRecord).where(
+                AttendanceRecord.lab_session_id == lab_session.id,
+                AttendanceRecord.student_id == student_id,
+            )
+        )
+        if entry is not None:
+            entry.status = status
+            entry.recorded_by_id = actor.id
+            db.flush()
+            return entry
+        entry = AttendanceRecord(
+            lab_session_id=lab_session.id,
+            student_id=student_id,
+            status=status,
+            recorded_by_id=actor.id,
+        )
+        try:
+            with db.begin_nested():
+                db.add(entry)
+                db.flush()
+        except IntegrityError:
+            continue  # someone recorded this student at the same moment: update theirs
+        return entry
+    raise ValidationError("The attendance could not be saved; try again.")
+
+
+def mark_unrecorded(
+    db: Session, actor: User, lab_session: LabSession, status: str = "present"
+) -> int:
+    """Give every student without a record yet the same status; returns how many."""
+    ensure_can_take(actor, lab_session.section)
+    count = 0
+    for line in sheet(db, lab_session):
+        if line.status is None:
+            record_attendance(db, actor, lab_session, line.student.id, status)
+            count += 1
+    return count
+
+
+# --- Summaries ------------------------------------------------------------------------------------
+
+
+@dataclass
+class SectionAttendance:
+    sessions: list[LabSession]
+    students: list[tuple[User, Rate]]
+    per_session: dict[uuid.UUID, Rate] = field(default_factory=dict)
+
+    @property
+    def overall(self) -> Rate:
+        total = Rate()
+        for _student, rate in self.students:
+            for status in ATTENDANCE_STATUSES:
+                total.add(status, getattr(rate, status))
+        return total
+
+
+def section_summary(db: Session, section: Section) -> SectionAttendance:
+    """Per-student and per-session rates of one section, in four queries whatever its size."""
+    sessions = lab_sessions(db, section.id)
+    students = roster(db, section.id)
+    by_student: dict[uuid.UUID, Rate] = defaultdict(Rate)
+    by_session: dict[uuid.UUID, Rate] = defaultdict(Rate)
+    rows = db.execute(
+        select(
+            AttendanceRecord.lab_session_id,
+            AttendanceRecord.student_id,
+            AttendanceRecord.status,
+            func.count(),
+        )
+        .join(AttendanceRecord.lab_session)
+        .where(LabSession.section_id == section.id, LabSession.deleted_at.is_(None))
+        .group_by(
+            AttendanceRecord.lab_session_id, AttendanceRecord.student_id, AttendanceRecord.status
+        )
+    )
+    enrolled = {student.id for student in students}
+    for lab_session_id, student_id, status, count in rows:
+        if student_id in enrolled:  # records of students who dropped later do not count
+            by_student[student_id].add(status, count)
+            by_session[lab_session_id].add(status, count)
+    return SectionAttendance(
+        sessions=sessions,
+        students=[(student, by_student[student.id]) for student in students],
+        per_session=dict(by_session),
+    )
+
+
+def student_rates(db: Session, student: User) -> dict[uuid.UUID, Rate]:
+    """The student's own attendance per section id (one query)."""
+    rates: dict[uuid.UUID, Rate] = defaultdict(Rate)
+    for section_id, status, count in db.execute(
+        select(LabSession.section_id, AttendanceRecord.status, func.count())
+        .join(AttendanceRecord.lab_session)
+        .where(AttendanceRecord.student_id == student.id, LabSession.deleted_at.is_(None))
+        .group_by(LabSession.section_id, AttendanceRecord.status)
+    ):
+        rates[section_id].add(status, count)
+    return dict(rates)

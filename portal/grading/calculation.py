@@ -1,0 +1,74 @@
+"""Course percentages from weighted marks: pure arithmetic, no database.
+
+The rule for missing marks (documented in the README):
+
+* `course_percentage` is the official figure used for the letter grade and for finalising:
+  a missing mark counts as zero points.
+* `percentage_so_far` is the running figure shown while the term goes on: it averages only the
+  assessments that have a mark, re-weighted to 100 %.
+
+Both divide by the total weight, so a gradebook whose weights do not (yet) add up to 100 still
+shows sensible numbers; finalising is refused until they do (`weights_problem`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+WEIGHT_TOLERANCE = 0.005
+
+
+@dataclass(frozen=True)
+class WeightedItem:
+    """What the arithmetic needs from an assessment."""
+
+    id: uuid.UUID
+    weight: float
+    max_points: float
+
+
+def total_weight(items: Iterable[WeightedItem]) -> float:
+    return sum(item.weight for item in items)
+
+
+def weights_problem(items: Iterable[WeightedItem]) -> str | None:
+    """A message when the weights do not add up to 100 %, else None."""
+    items = list(items)
+    if not items:
+        return "There are no assessments yet: add them with weights that add up to 100%."
+    total = total_weight(items)
+    if abs(total - 100) <= WEIGHT_TOLERANCE:
+        return None
+    if total < 100:
+        return (
+            f"The assessment weights add up to {total:g}%, not 100%: "
+            f"{100 - total:g}% is not assigned to any assessment."
+        )
+    return (
+        f"The assessment weights add up to {total:g}%, not 100%: "
+        f"reduce them by {total - 100:g}% in all."
+    )
+
+
+def course_percentage(
+    items: Iterable[WeightedItem], points: Mapping[uuid.UUID, float | None]
+) -> float | None:
+    """Weighted percentage with missing marks as zero; None when there is no weight at all."""
+    items = list(items)
+    weight = total_weight(items)
+    if weight <= 0:
+        return None
+    earned = sum(
+        item.weight * min((points.get(item.id) or 0.0) / item.max_points, 1.0) for item in items
+    )
+    return earned / weight * 100
+
+
+def percentage_so_far(
+    items: Iterable[WeightedItem], points: Mapping[uuid.UUID, float | None]
+) -> float | None:
+    """Weighted percentage over the assessments that have a mark; None when none has."""
+    marked = [item for item in items if points.get(item.id) is not None]
+    return course_percentage(marked, points) if marked else None

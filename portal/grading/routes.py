@@ -1,0 +1,328 @@
+"""Gradebook, assessments, finalising, the grade scale, and students' grades and transcripts."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from portal.attendance import services as attendance
+from portal.auth.policy import roles
+from portal.errors import ValidationError
+from portal.extensions import db
+from portal.grading import services
+from portal.grading.calculation import WeightedItem, weights_problem
+from portal.grading.forms import AssessmentForm, GradeScaleForm, scale_field_name
+from portal.grading.scale import GRADE_POINTS
+from portal.models import Assessment, User
+
+bp = Blueprint("grading", __name__)
+
+STAFF = ("instructor", "lab_staff", "admin")
+MANAGERS = ("instructor", "admin")
+
+
+def _user() -> User:
+    return cast(User, current_user._get_current_object())  # type: ignore[attr-defined]
+
+
+def _is_htmx() -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def _mark_key(student_id: uuid.UUID, assessment_id: uuid.UUID) -> str:
+    return f"m.{student_id}.{assessment_id}"
+
+
+# --- Gradebook ------------------------------------------------------------------------------------
+
+
+def _render_gradebook(
+    section_id: uuid.UUID,
+    typed: dict[tuple[uuid.UUID, uuid.UUID], str] | None = None,
+    errors: dict[tuple[uuid.UUID, uuid.UUID], str] | None = None,
+    status: int = 200,
+) -> tuple[str, int]:
+    section = services.get_section(db.session, section_id)
+    kinds = services.ensure_can_grade(_user(), section)
+    book = services.gradebook(db.session, section, kinds)
+    page = render_template(
+        "grading/gradebook.html",
+        book=book,
+        typed=typed or {},
+        errors=errors or {},
+        can_manage=services.can_manage(_user(), section),
+        can_edit=not book.is_final or _user().role == "admin",
+        mark_key=_mark_key,
+    )
+    return page, status
+
+
+@bp.get("/sections/<uuid:section_id>/gradebook")
+@roles(*STAFF)
+def gradebook(section_id: uuid.UUID) -> tuple[str, int]:
+    return _render_gradebook(section_id)
+
+
+@bp.post("/sections/<uuid:section_id>/gradebook")
+@roles(*STAFF)
+def save_gradebook(section_id: uuid.UUID) -> tuple[str, int] | Response:
+    """Save every changed cell of the grid; cells with errors keep what was typed."""
+    actor = _user()
+    section = services.get_section(db.session, section_id)
+    kinds = services.ensure_can_grade(actor, section)
+    book = services.gradebook(db.session, section, kinds)
+    reason = request.form.get("reason", "")
+    typed: dict[tuple[uuid.UUID, uuid.UUID], str] = {}
+    errors: dict[tuple[uuid.UUID, uuid.UUID], str] = {}
+    saved = 0
+    for row in book.rows:
+        for assessment in book.assessments:
+            key = _mark_key(row.student.id, assessment.id)
+            if key not in request.form:
+                continue
+            raw = request.form[key]
+            try:
+                if services.parse_points(raw, assessment) == row.points.get(assessment.id):
+                    continue
+                with db.session.begin_nested():
+                    services.set_mark(
+                        db.session, actor, assessment, row.student.id, raw, reason=reason
+                    )
+                saved += 1
+            except (ValidationError, services.GradesLocked) as error:
+                typed[(row.student.id, assessment.id)] = raw
+                errors[(row.student.id, assessment.id)] = str(error)
+    db.session.commit()
+    if errors:
+        flash(
+            f"{saved} mark(s) saved. {len(errors)} could not be saved: see the highlighted cells.",
+            "danger",
+        )
+        return _render_gradebook(section_id, typed, errors, status=422)
+    flash(f"{saved} mark(s) saved." if saved else "Nothing had changed.", "success")
+    return redirect(url_for("grading.gradebook", section_id=section_id))
+
+
+@bp.post("/sections/<uuid:section_id>/gradebook/<uuid:assessment_id>/<uuid:student_id>")
+@roles(*STAFF)
+def save_mark(
+    section_id: uuid.UUID, assessment_id: uuid.UUID, student_id: uuid.UUID
+) -> tuple[str, int] | Response:
+    """One cell (htmx on change). The response is the cell again, with the typed value kept."""
+    actor = _user()
+    section = services.get_section(db.session, section_id)
+    kinds = services.ensure_can_grade(actor, section)
+    assessment = services.get_assessment(db.session, assessment_id)
+    if assessment.section_id != section.id:
+        abort(404)
+    key = _mark_key(student_id, assessment_id)
+    raw = request.form.get(key, request.form.get("points", ""))
+    error = None
+    try:
+        services.set_mark(
+            db.session, actor, assessment, student_id, raw, reason=request.form.get("reason", "")
+        )
+    except (ValidationError, services.GradesLocked) as problem:
+        db.session.rollback()
+        error = str(problem)
+    else:
+        db.session.commit()
+    if not _is_htmx():
+        if error:
+            flash(error, "danger")
+            return _render_gradebook(
+                section_id,
+                {(student_id, assessment_id): raw},
+                {(student_id, assessment_id): error},
+                422,
+            )
+        flash("Mark saved.", "success")
+        return redirect(url_for("grading.gradebook", section_id=section_id))
+    book = services.gradebook(db.session, section, kinds, student_ids=[student_id])
+    if not book.rows:
+        abort(404)
+    # htmx swaps only 2xx answers: a refused value comes back as 200 with the error by the cell.
+    return (
+        render_template(
+            "grading/_cell_response.html",
+            book=book,
+            row=book.rows[0],
+            assessment=assessment,
+            typed=raw if error else None,
+            error=error,
+            saved=error is None,
+            can_edit=not book.is_final or actor.role == "admin",
+            mark_key=_mark_key,
+        ),
+        200,
+    )
+
+
+@bp.post("/sections/<uuid:section_id>/finalise")
+@roles(*MANAGERS)
+def finalise(section_id: uuid.UUID) -> Response:
+    section = services.get_section(db.session, section_id)
+    try:
+        services.finalise_section(db.session, _user(), section, now=datetime.now(UTC))
+    except (ValidationError, services.GradesLocked) as error:
+        db.session.rollback()
+        flash(str(error), "danger")
+    else:
+        db.session.commit()
+        flash(f"Grades for {section.label} are final and the marks are locked.", "success")
+    return redirect(url_for("grading.gradebook", section_id=section_id))
+
+
+# --- Assessments ----------------------------------------------------------------------------------
+
+
+def _assessment_input(form: AssessmentForm) -> services.AssessmentInput:
+    due = form.due_at.data
+    return services.AssessmentInput(
+        name=form.name.data or "",
+        kind=form.kind.data or "",
+        weight=float(form.weight.data if form.weight.data is not None else -1),
+        max_points=float(form.max_points.data or 0),
+        due_at=due.replace(tzinfo=UTC) if due else None,
+    )
+
+
+@bp.route("/sections/<uuid:section_id>/assessments", methods=["GET", "POST"])
+@roles(*MANAGERS)
+def assessments(section_id: uuid.UUID) -> str | Response:
+    section = services.get_section(db.session, section_id)
+    services.ensure_can_manage(_user(), section)
+    form = AssessmentForm()
+    if form.validate_on_submit():
+        try:
+            created = services.create_assessment(
+                db.session, _user(), section, _assessment_input(form)
+            )
+        except (ValidationError, services.GradesLocked) as error:
+            db.session.rollback()
+            form.form_errors.append(str(error))
+        else:
+            db.session.commit()
+            flash(f"Assessment {created.name!r} added.", "success")
+            return redirect(url_for("grading.assessments", section_id=section_id))
+    return _render_assessments(section_id, form, None)
+
+
+def _render_assessments(
+    section_id: uuid.UUID, form: AssessmentForm, editing: Assessment | None
+) -> str:
+    section = services.get_section(db.session, section_id)
+    items = services.section_assessments(db.session, section.id)
+    return render_template(
+        "grading/assessments.html",
+        section=section,
+        assessments=items,
+        form=form,
+        editing=editing,
+        total_weight=sum(a.weight for a in items),
+        weights_problem=weights_problem(
+            [WeightedItem(a.id, a.weight, a.max_points) for a in items]
+        ),
+        is_final=services.finalisation_of(db.session, section.id) is not None,
+    )
+
+
+@bp.route("/assessments/<uuid:assessment_id>/edit", methods=["GET", "POST"])
+@roles(*MANAGERS)
+def edit_assessment(assessment_id: uuid.UUID) -> str | Response:
+    assessment = services.get_assessment(db.session, assessment_id)
+    services.ensure_can_manage(_user(), assessment.section)
+    form = AssessmentForm(obj=assessment)
+    if request.method == "GET" and assessment.due_at:
+        form.due_at.data = assessment.due_at.replace(tzinfo=None)
+    if form.validate_on_submit():
+        try:
+            services.update_assessment(db.session, _user(), assessment, _assessment_input(form))
+        except (ValidationError, services.GradesLocked) as error:
+            db.session.rollback()
+            form.form_errors.append(str(error))
+        else:
+            db.session.commit()
+            flash(f"Assessment {assessment.name!r} saved.", "success")
+            return redirect(url_for("grading.assessments", section_id=assessment.section_id))
+    return _render_assessments(assessment.section_id, form, assessment)
+
+
+@bp.post("/assessments/<uuid:assessment_id>/delete")
+@roles(*MANAGERS)
+def delete_assessment(assessment_id: uuid.UUID) -> Response:
+    assessment = services.get_assessment(db.session, assessment_id)
+    section_id = assessment.section_id
+    try:
+        services.delete_assessment(db.session, _user(), assessment, now=datetime.now(UTC))
+    except services.GradesLocked as error:
+        db.session.rollback()
+        flash(str(error), "danger")
+    else:
+        db.session.commit()
+        flash(f"Assessment {assessment.name!r} removed.", "success")
+    return redirect(url_for("grading.assessments", section_id=section_id))
+
+
+# --- Grade scale ----------------------------------------------------------------------------------
+
+
+@bp.route("/grade-scale", methods=["GET", "POST"])
+@roles("admin")
+def scale() -> str | Response:
+    form = GradeScaleForm()
+    fields = [(letter, getattr(form, scale_field_name(letter))) for letter in GRADE_POINTS]
+    if request.method == "GET":
+        current = dict(services.active_scale(db.session))
+        for letter, scale_field in fields:
+            scale_field.data = current.get(letter)
+    if form.validate_on_submit():
+        thresholds = [(letter, f.data) for letter, f in fields if f.data is not None]
+        try:
+            services.save_default_scale(db.session, _user(), thresholds)  # type: ignore[arg-type]
+        except ValidationError as error:
+            db.session.rollback()
+            form.form_errors.append(str(error))
+        else:
+            db.session.commit()
+            flash("Grade scale saved. It applies to grades finalised from now on.", "success")
+            return redirect(url_for("grading.scale"))
+    return render_template("grading/scale.html", form=form, fields=fields)
+
+
+# --- Students -------------------------------------------------------------------------------------
+
+
+@bp.get("/grades")
+@roles("student")
+def my_grades() -> str:
+    student = _user()
+    results = services.student_results(db.session, student)
+    rates = attendance.student_rates(db.session, student)
+    book = services.transcript(db.session, student)
+    return render_template("grading/my_grades.html", results=results, rates=rates, transcript=book)
+
+
+@bp.get("/transcript")
+@roles("student")
+def my_transcript() -> str:
+    return _render_transcript(_user())
+
+
+@bp.get("/students/<uuid:student_id>/transcript")
+@roles("admin")
+def transcript(student_id: uuid.UUID) -> str:
+    return _render_transcript(services.get_student(db.session, student_id))
+
+
+def _render_transcript(student: User) -> str:
+    context: dict[str, Any] = {
+        "transcript": services.transcript(db.session, student),
+        "printed_at": datetime.now(UTC),
+    }
+    return render_template("grading/transcript.html", **context)

@@ -1,0 +1,708 @@
+"""Gradebook rules: who may grade what, assessments and weights, marks, finalising grades, the
+grade scale, and what students see (their marks, grades, GPA and transcript).
+
+Every page, the JSON API and sync call these functions. A mark and a finalisation never race:
+both take the section's row lock first (SELECT ... FOR UPDATE on PostgreSQL; on SQLite every
+write transaction begins with BEGIN IMMEDIATE), then read whether the grades are final.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from portal.audit.services import record
+from portal.errors import Forbidden, NotFound, PortalError, ValidationError
+from portal.grading.calculation import (
+    WeightedItem,
+    course_percentage,
+    percentage_so_far,
+    total_weight,
+    weights_problem,
+)
+from portal.grading.scale import (
+    GRADE_POINTS,
+    STANDARD_SCALE,
+    Thresholds,
+    gpa,
+    letter_for,
+    validate_scale,
+)
+from portal.models import (
+    ASSESSMENT_KINDS,
+    Assessment,
+    Course,
+    GradeFinalisation,
+    GradeScale,
+    Mark,
+    Registration,
+    Section,
+    Term,
+    User,
+)
+
+KIND_LABELS = {"lab": "Lab", "assignment": "Assignment", "exam": "Exam"}
+
+
+class GradesLocked(PortalError):
+    """The section's grades are final: only an administrator, with a reason, may change them."""
+
+    status_code = 409
+
+
+# --- Who may do what ------------------------------------------------------------------------------
+
+
+def gradable_kinds(user: User, section: Section) -> tuple[str, ...]:
+    """The assessment kinds `user` may see and mark in `section` (empty: none)."""
+    if user.role == "admin":
+        return ASSESSMENT_KINDS
+    if user.role == "instructor" and section.instructor_id == user.id:
+        return ASSESSMENT_KINDS
+    if user.role == "lab_staff" and section.lab_staff_id == user.id:
+        return ("lab",)
+    return ()
+
+
+def ensure_can_grade(user: User, section: Section) -> tuple[str, ...]:
+    kinds = gradable_kinds(user, section)
+    if not kinds:
+        raise Forbidden(f"You are not assigned to {section.label}.")
+    return kinds
+
+
+def can_manage(user: User, section: Section) -> bool:
+    """Assessments, weights and finalising: the section's instructor or an administrator."""
+    return user.role == "admin" or (user.role == "instructor" and section.instructor_id == user.id)
+
+
+def ensure_can_manage(user: User, section: Section) -> None:
+    if not can_manage(user, section):
+        raise Forbidden(f"Only the instructor of {section.label} or an administrator can do that.")
+
+
+# --- Loading --------------------------------------------------------------------------------------
+
+
+def get_section(db: Session, section_id: uuid.UUID) -> Section:
+    section = db.scalar(
+        select(Section)
+        .where(Section.id == section_id, Section.deleted_at.is_(None))
+        .options(selectinload(Section.course), selectinload(Section.term))
+    )
+    if section is None:
+        raise NotFound("There is no such section.")
+    return section
+
+
+def get_assessment(db: Session, assessment_id: uuid.UUID) -> Assessment:
+    assessment = db.scalar(
+        select(Assessment)
+        .where(Assessment.id == assessment_id, Assessment.deleted_at.is_(None))
+        .options(selectinload(Assessment.section).selectinload(Section.course))
+    )
+    if assessment is None or assessment.section.deleted_at is not None:
+        raise NotFound("There is no such assessment.")
+    return assessment
+
+
+def section_assessments(
+    db: Session, section_id: uuid.UUID, kinds: tuple[str, ...] = ASSESSMENT_KINDS
+) -> list[Assessment]:
+    return list(
+        db.scalars(
+            select(Assessment)
+            .where(
+                Assessment.section_id == section_id,
+                Assessment.deleted_at.is_(None),
+                Assessment.kind.in_(kinds),
+            )
+            .order_by(Assessment.position, Assessment.due_at, Assessment.name)
+        )
+    )
+
+
+def finalisation_of(db: Session, section_id: uuid.UUID) -> GradeFinalisation | None:
+    return db.scalar(select(GradeFinalisation).where(GradeFinalisation.section_id == section_id))
+
+
+def _lock_section(db: Session, section_id: uuid.UUID) -> None:
+    db.execute(select(Section.id).where(Section.id == section_id).with_for_update())
+
+
+def _items(assessments: list[Assessment]) -> list[WeightedItem]:
+    return [WeightedItem(a.id, a.weight, a.max_points) for a in assessments]
+
+
+# --- Grade scale ----------------------------------------------------------------------------------
+
+
+def active_scale(db: Session) -> Thresholds:
+    """The default scale stored by an administrator, or the standard scale."""
+    stored = db.scalar(
+        select(GradeScale)
+        .where(GradeScale.is_default.is_(True), GradeScale.deleted_at.is_(None))
+        .order_by(GradeScale.updated_at.desc())
+        .limit(1)
+    )
+    if stored is None:
+        return STANDARD_SCALE
+    return tuple((str(letter), float(minimum)) for letter, minimum in stored.thresholds)
+
+
+def save_default_scale(
+    db: Session, actor: User, thresholds: list[tuple[str, float]], *, name: str = "Default"
+) -> GradeScale:
+    """Replace the default grade scale (used by every later finalisation)."""
+    if actor.role != "admin":
+        raise Forbidden("Only an administrator can change the grade scale.")
+    cleaned = validate_scale(thresholds)
+    before = active_scale(db)
+    scale = db.scalar(select(GradeScale).where(GradeScale.name == name))
+    if scale is None:
+        scale = GradeScale(name=name, thresholds=[], is_default=True)
+        db.add(scale)
+    for other in db.scalars(select(GradeScale).where(GradeScale.is_default.is_(True))):
+        other.is_default = False
+    scale.thresholds = [[letter, minimum] for letter, minimum in cleaned]
+    scale.is_default = True
+    scale.deleted_at = None
+    db.flush()
+    record(
+        db,
+        actor,
+        "grades.scale_changed",
+        entity_type="grade_scale",
+        entity_id=scale.id,
+        summary=f"Changed the default grade scale ({name})",
+        before={"thresholds": [list(t) for t in before]},
+        after={"thresholds": scale.thresholds},
+    )
+    return scale
+
+
+# --- Assessments ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AssessmentInput:
+    name: str
+    kind: str
+    weight: float
+    max_points: float
+    due_at: datetime | None = None
+
+
+def _check_input(data: AssessmentInput) -> None:
+    if not data.name.strip():
+        raise ValidationError("An assessment needs a name.")
+    if data.kind not in ASSESSMENT_KINDS:
+        raise ValidationError(f"The kind must be one of: {', '.join(ASSESSMENT_KINDS)}.")
+    if not 0 <= data.weight <= 100:
+        raise ValidationError("The weight must be between 0 and 100 percent.")
+    if data.max_points <= 0:
+        raise ValidationError("The maximum points must be more than zero.")
+
+
+def _ensure_weights_fit(
+    others: list[Assessment], name: str, weight: float, *, changing: bool = False
+) -> None:
+    total = total_weight(_items(others)) + weight
+    if total > 100 + 0.005:
+        verb = "Changing" if changing else "Adding"
+        raise ValidationError(
+            f"{verb} {name!r} ({weight:g}%) would bring the weights to {total:g}%; "
+            f"they must add up to 100%. At most {max(100 - (total - weight), 0):g}% is left."
+        )
+
+
+def ensure_not_finalised(db: Session, section: Section) -> None:
+    if finalisation_of(db, section.id) is not None:
+        raise GradesLocked(
+            f"Grades for {section.label} are final: assessments can no longer be changed."
+        )
+
+
+def create_assessment(
+    db: Session, actor: User, section: Section, data: AssessmentInput
+) -> Assessment:
+    ensure_can_manage(actor, section)
+    _check_input(data)
+    _lock_section(db, section.id)
+    ensure_not_finalised(db, section)
+    current = section_assessments(db, section.id)
+    _ensure_weights_fit(current, data.name.strip(), data.weight)
+    assessment = Assessment(
+        section_id=section.id,
+        name=data.name.strip(),
+        kind=data.kind,
+        weight=data.weight,
+        max_points=data.max_points,
+        due_at=data.due_at,
+        position=max((a.position for a in current), default=0) + 1,
+    )
+    db.add(assessment)
+    db.flush()
+    return assessment
+
+
+def update_assessment(
+    db: Session, actor: User, assessment: Assessment, data: AssessmentInput
+) -> Assessment:
+    section = assessment.section
+    ensure_can_manage(actor, section)
+    _check_input(data)
+    _lock_section(db, section.id)
+    ensure_not_finalised(db, section)
+    others = [a for a in section_assessments(db, section.id) if a.id != assessment.id]
+    _ensure_weights_fit(others, data.name.strip(), data.weight, changing=True)
+    highest = db.scalar(select(func.max(Mark.points)).where(Mark.assessment_id == assessment.id))
+    if highest is not None and data.max_points < highest:
+        raise ValidationError(
+            f"A student already has {highest:g} points for {assessment.name}: the maximum "
+            f"cannot be lower than that."
+        )
+    assessment.name = data.name.strip()
+    assessment.kind = data.kind
+    assessment.weight = data.weight
+    assessment.max_points = data.max_points
+    assessment.due_at = data.due_at
+    db.flush()
+    return assessment
+
+
+def delete_assessment(db: Session, actor: User, assessment: Assessment, *, now: datetime) -> None:
+    """Soft delete: the marks stay in the database but no longer count."""
+    ensure_can_manage(actor, assessment.section)
+    _lock_section(db, assessment.section_id)
+    ensure_not_finalised(db, assessment.section)
+    assessment.deleted_at = now
+    db.flush()
+
+
+# --- Marks ----------------------------------------------------------------------------------------
+
+
+def parse_points(raw: str, assessment: Assessment) -> float | None:
+    """Points typed into the gradebook: empty clears the mark; '7,5' is accepted as 7.5."""
+    text = (raw or "").strip().replace(",", ".")
+    if text == "":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValidationError(f"{raw.strip()!r} is not a number.") from None
+    if not math.isfinite(value):
+        raise ValidationError(f"{raw.strip()!r} is not a number.")
+    if value < 0:
+        raise ValidationError("Points cannot be negative.")
+    if value > assessment.max_points:
+        raise ValidationError(f"At most {assessment.max_points:g} points for {assessment.name}.")
+    return round(value, 2)
+
+
+def _enrolment(db: Session, section_id: uuid.UUID, student_id: uuid.UUID) -> Registration:
+    registration = db.scalar(
+        select(Registration).where(
+            Registration.section_id == section_id,
+            Registration.student_id == student_id,
+            Registration.status == "enrolled",
+        )
+    )
+    if registration is None:
+        raise ValidationError("That student is not enrolled in this section.")
+    return registration
+
+
+def _student_percentage(db: Session, section_id: uuid.UUID, student_id: uuid.UUID) -> float | None:
+    assessments = section_assessments(db, section_id)
+    points = dict(
+        db.execute(
+            select(Mark.assessment_id, Mark.points).where(
+                Mark.student_id == student_id,
+                Mark.assessment_id.in_([a.id for a in assessments]),
+            )
+        ).all()
+    )
+    return course_percentage(_items(assessments), points)
+
+
+def set_mark(
+    db: Session,
+    actor: User,
+    assessment: Assessment,
+    student_id: uuid.UUID,
+    raw_points: str,
+    *,
+    reason: str = "",
+) -> Mark | None:
+    """Enter, change or clear (empty input) one mark. Returns the mark (None if none exists)."""
+    section = assessment.section
+    kinds = ensure_can_grade(actor, section)
+    if assessment.kind not in kinds:
+        raise Forbidden(f"You can enter marks for {' and '.join(kinds)} assessments only.")
+    points = parse_points(raw_points, assessment)
+    _lock_section(db, section.id)
+    registration = _enrolment(db, section.id, student_id)
+    finalisation = finalisation_of(db, section.id)
+    mark = db.scalar(
+        select(Mark).where(Mark.assessment_id == assessment.id, Mark.student_id == student_id)
+    )
+    old_points = mark.points if mark is not None else None
+    if old_points == points:
+        return mark
+    if finalisation is not None:
+        if actor.role != "admin":
+            raise GradesLocked(
+                f"Grades for {section.label} are final. Ask an administrator to change a mark."
+            )
+        if not reason.strip():
+            raise ValidationError("Give a reason for changing a mark after grades are final.")
+    if mark is None:
+        mark = Mark(assessment_id=assessment.id, student_id=student_id)
+        db.add(mark)
+    mark.points = points
+    mark.entered_by_id = actor.id
+    db.flush()
+    if finalisation is not None:
+        scale = tuple((str(letter), float(minimum)) for letter, minimum in finalisation.grade_scale)
+        old_grade = registration.final_grade
+        percentage = _student_percentage(db, section.id, student_id) or 0.0
+        registration.final_grade = letter_for(percentage, scale)
+        db.flush()
+        record(
+            db,
+            actor,
+            "grades.mark_changed_after_final",
+            entity_type="mark",
+            entity_id=mark.id,
+            summary=(
+                f"{section.label} {assessment.name}: student {student_id} "
+                f"{_fmt(old_points)} → {_fmt(points)} points; grade {old_grade or '—'} → "
+                f"{registration.final_grade}"
+            ),
+            before={"points": old_points, "final_grade": old_grade},
+            after={"points": points, "final_grade": registration.final_grade},
+            reason=reason.strip(),
+        )
+    return mark
+
+
+def _fmt(points: float | None) -> str:
+    return "—" if points is None else f"{points:g}"
+
+
+# --- The gradebook --------------------------------------------------------------------------------
+
+
+@dataclass
+class GradebookRow:
+    registration: Registration
+    student: User
+    points: dict[uuid.UUID, float | None] = field(default_factory=dict)
+    percentage: float | None = None  # missing marks as zero
+    so_far: float | None = None  # marked assessments only
+    letter: str | None = None  # from `percentage` and the scale (provisional until final)
+
+    @property
+    def final_grade(self) -> str | None:
+        return self.registration.final_grade
+
+
+@dataclass
+class Gradebook:
+    section: Section
+    assessments: list[Assessment]
+    rows: list[GradebookRow]
+    kinds: tuple[str, ...]
+    finalisation: GradeFinalisation | None
+    scale: Thresholds
+    weights_problem: str | None
+
+    @property
+    def shows_totals(self) -> bool:
+        """Course percentages need every assessment: lab staff see the lab columns only."""
+        return set(self.kinds) == set(ASSESSMENT_KINDS)
+
+    @property
+    def is_final(self) -> bool:
+        return self.finalisation is not None
+
+
+def gradebook(
+    db: Session,
+    section: Section,
+    kinds: tuple[str, ...] = ASSESSMENT_KINDS,
+    *,
+    student_ids: list[uuid.UUID] | None = None,
+) -> Gradebook:
+    """The grid for one section in a constant number of queries, whatever its size."""
+    all_assessments = section_assessments(db, section.id)
+    visible = [a for a in all_assessments if a.kind in kinds]
+    roster = (
+        select(Registration, User)
+        .join(User, Registration.student_id == User.id)
+        .where(Registration.section_id == section.id, Registration.status == "enrolled")
+        .order_by(User.full_name, User.username)
+    )
+    marks = select(Mark.assessment_id, Mark.student_id, Mark.points).where(
+        Mark.assessment_id.in_([a.id for a in all_assessments])
+    )
+    if student_ids is not None:
+        roster = roster.where(Registration.student_id.in_(student_ids))
+        marks = marks.where(Mark.student_id.in_(student_ids))
+    enrolled = db.execute(roster).all()
+    points: dict[uuid.UUID, dict[uuid.UUID, float | None]] = defaultdict(dict)
+    if all_assessments:
+        for assessment_id, student_id, value in db.execute(marks):
+            points[student_id][assessment_id] = value
+    finalisation = finalisation_of(db, section.id)
+    scale = (
+        tuple((str(letter), float(minimum)) for letter, minimum in finalisation.grade_scale)
+        if finalisation is not None
+        else active_scale(db)
+    )
+    items = _items(all_assessments)
+    rows = []
+    for registration, student in enrolled:
+        student_points = points.get(student.id, {})
+        percentage = course_percentage(items, student_points)
+        rows.append(
+            GradebookRow(
+                registration=registration,
+                student=student,
+                points={a.id: student_points.get(a.id) for a in visible},
+                percentage=percentage,
+                so_far=percentage_so_far(items, student_points),
+                letter=letter_for(percentage, scale) if percentage is not None else None,
+            )
+        )
+    return Gradebook(
+        section=section,
+        assessments=visible,
+        rows=rows,
+        kinds=kinds,
+        finalisation=finalisation,
+        scale=scale,
+        weights_problem=weights_problem(items),
+    )
+
+
+def gradebook_row(db: Session, section: Section, student_id: uuid.UUID) -> GradebookRow | None:
+    """One student's row, for refreshing the totals after a mark is saved."""
+    book = gradebook(db, section, student_ids=[student_id])
+    return book.rows[0] if book.rows else None
+
+
+# --- Finalising -----------------------------------------------------------------------------------
+
+
+def finalise_section(
+    db: Session, actor: User, section: Section, *, now: datetime
+) -> GradeFinalisation:
+    """Write every enrolled student's letter grade and lock the marks."""
+    ensure_can_manage(actor, section)
+    _lock_section(db, section.id)
+    existing = finalisation_of(db, section.id)
+    if existing is not None:
+        raise GradesLocked(
+            f"Grades for {section.label} were already finalised on "
+            f"{existing.finalised_at:%d %b %Y %H:%M} UTC."
+        )
+    book = gradebook(db, section)
+    if book.weights_problem:
+        raise ValidationError(f"{book.weights_problem} Grades cannot be finalised until they do.")
+    grades: dict[str, str] = {}
+    for row in book.rows:
+        letter = letter_for(row.percentage or 0.0, book.scale)
+        row.registration.final_grade = letter
+        grades[row.student.student_number or row.student.username] = letter
+    finalisation = GradeFinalisation(
+        section_id=section.id,
+        finalised_by_id=actor.id,
+        finalised_at=now,
+        grade_scale=[[letter, minimum] for letter, minimum in book.scale],
+    )
+    db.add(finalisation)
+    try:
+        with db.begin_nested():
+            db.flush()
+    except IntegrityError:
+        raise GradesLocked(f"Grades for {section.label} were already finalised.") from None
+    record(
+        db,
+        actor,
+        "grades.finalise",
+        entity_type="section",
+        entity_id=section.id,
+        summary=f"Finalised grades of {section.label} ({len(grades)} students)",
+        after={"grades": grades},
+    )
+    return finalisation
+
+
+# --- What a student sees --------------------------------------------------------------------------
+
+
+@dataclass
+class CourseResult:
+    registration: Registration
+    assessments: list[tuple[Assessment, float | None]]
+    percentage: float | None
+    so_far: float | None
+    provisional_letter: str | None
+    weights_problem: str | None
+
+    @property
+    def section(self) -> Section:
+        return self.registration.section
+
+    @property
+    def final_grade(self) -> str | None:
+        return self.registration.final_grade
+
+
+def student_results(db: Session, student: User) -> list[CourseResult]:
+    """The student's enrolled courses with their own marks, newest term first."""
+    registrations = list(
+        db.scalars(
+            select(Registration)
+            .join(Registration.section)
+            .join(Section.term)
+            .join(Section.course)
+            .where(Registration.student_id == student.id, Registration.status == "enrolled")
+            .order_by(Term.starts_on.desc(), Course.code)
+            .options(
+                selectinload(Registration.section).selectinload(Section.course),
+                selectinload(Registration.section).selectinload(Section.term),
+            )
+        )
+    )
+    section_ids = [r.section_id for r in registrations]
+    assessments: dict[uuid.UUID, list[Assessment]] = defaultdict(list)
+    points: dict[uuid.UUID, float | None] = {}
+    if section_ids:
+        for assessment in db.scalars(
+            select(Assessment)
+            .where(Assessment.section_id.in_(section_ids), Assessment.deleted_at.is_(None))
+            .order_by(Assessment.position, Assessment.due_at, Assessment.name)
+        ):
+            assessments[assessment.section_id].append(assessment)
+        points = dict(
+            db.execute(
+                select(Mark.assessment_id, Mark.points)
+                .join(Mark.assessment)
+                .where(Mark.student_id == student.id, Assessment.section_id.in_(section_ids))
+            ).all()
+        )
+    scale = active_scale(db)
+    results = []
+    for registration in registrations:
+        items = _items(assessments[registration.section_id])
+        percentage = course_percentage(items, points)
+        results.append(
+            CourseResult(
+                registration=registration,
+                assessments=[(a, points.get(a.id)) for a in assessments[registration.section_id]],
+                percentage=percentage,
+                so_far=percentage_so_far(items, points),
+                provisional_letter=letter_for(percentage, scale)
+                if percentage is not None
+                else None,
+                weights_problem=weights_problem(items) if items else None,
+            )
+        )
+    return results
+
+
+# --- Transcript and GPA ---------------------------------------------------------------------------
+
+
+@dataclass
+class TranscriptLine:
+    registration: Registration
+
+    @property
+    def course(self) -> Course:
+        return self.registration.section.course
+
+    @property
+    def grade(self) -> str | None:
+        return self.registration.final_grade
+
+    @property
+    def grade_points(self) -> float | None:
+        grade = self.grade
+        return GRADE_POINTS.get(grade) if grade is not None else None
+
+    @property
+    def counts_for_gpa(self) -> bool:
+        return self.grade_points is not None and self.course.credits > 0
+
+
+@dataclass
+class TranscriptTerm:
+    term: Term
+    lines: list[TranscriptLine]
+
+    @property
+    def gpa(self) -> float | None:
+        return gpa([(line.course.credits, line.grade) for line in self.lines])
+
+    @property
+    def credits_earned(self) -> int:
+        return sum(line.course.credits for line in self.lines if line.grade not in (None, "F"))
+
+
+@dataclass
+class Transcript:
+    student: User
+    terms: list[TranscriptTerm]
+
+    @property
+    def cumulative_gpa(self) -> float | None:
+        return gpa([(line.course.credits, line.grade) for t in self.terms for line in t.lines])
+
+    @property
+    def credits_earned(self) -> int:
+        return sum(t.credits_earned for t in self.terms)
+
+
+def get_student(db: Session, student_id: uuid.UUID) -> User:
+    student = db.get(User, student_id)
+    if student is None or student.role != "student":
+        raise NotFound("There is no such student.")
+    return student
+
+
+def transcript(db: Session, student: User) -> Transcript:
+    """Every enrolled course by term (oldest first), in a constant number of queries.
+
+    Term and cumulative GPA are credit-weighted over letter grades; courses without a final
+    grade (in progress) and zero-credit courses are listed but do not count."""
+    registrations = db.scalars(
+        select(Registration)
+        .join(Registration.section)
+        .join(Section.term)
+        .join(Section.course)
+        .where(Registration.student_id == student.id, Registration.status == "enrolled")
+        .order_by(Term.starts_on, Course.code)
+        .options(
+            selectinload(Registration.section).selectinload(Section.course),
+            selectinload(Registration.section).selectinload(Section.term),
+        )
+    )
+    terms: dict[uuid.UUID, TranscriptTerm] = {}
+    for registration in registrations:
+        term = registration.section.term
+        terms.setdefault(term.id, TranscriptTerm(term=term, lines=[])).lines.append(
+            TranscriptLine(registration)
+        )
+    return Transcript(student=student, terms=list(terms.values()))

@@ -1,0 +1,186 @@
+"""Lab-report uploads by students; downloads (one by one or a zip) by staff."""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, cast
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
+from flask_login import current_user
+from flask_wtf.csrf import validate_csrf
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.formparser import parse_form_data
+from werkzeug.wrappers import Response
+from wtforms.validators import ValidationError as CSRFError
+
+from portal.auth.policy import roles
+from portal.errors import PortalError
+from portal.extensions import csrf, db
+from portal.grading.services import get_assessment, get_section
+from portal.models import User
+from portal.submissions import services, storage
+
+bp = Blueprint("submissions", __name__)
+
+STAFF = ("instructor", "lab_staff", "admin")
+FILE_FIELD = "report"
+
+
+def _user() -> User:
+    return cast(User, current_user._get_current_object())  # type: ignore[attr-defined]
+
+
+def upload_dir() -> Path:
+    """UPLOAD_DIR from the settings; never inside the folder the web server serves."""
+    directory = Path(current_app.config["PORTAL"]["UPLOAD_DIR"]).resolve()
+    static = Path(current_app.static_folder or "").resolve()
+    if directory == static or static in directory.parents:
+        raise RuntimeError("UPLOAD_DIR must not be inside the static folder")
+    return directory
+
+
+def max_upload_bytes() -> int:
+    return int(current_app.config["PORTAL"]["MAX_UPLOAD_MB"]) * 1024 * 1024
+
+
+@bp.get("/lab-reports")
+@roles("student")
+def mine() -> str:
+    items = services.student_assessments(db.session, _user())
+    return render_template(
+        "submissions/mine.html",
+        items=items,
+        max_mb=current_app.config["PORTAL"]["MAX_UPLOAD_MB"],
+        accepted=storage.ACCEPTED_DESCRIPTION,
+        accept_attr=",".join(storage.ALLOWED_EXTENSIONS),
+    )
+
+
+@bp.post("/assessments/<uuid:assessment_id>/submissions")
+@roles("student")
+@csrf.exempt  # the body is parsed here, by a streaming parser; CSRF is checked below
+def upload(assessment_id: uuid.UUID) -> Response:
+    """Stream the upload to a temporary file chunk by chunk, stopping at the size limit."""
+    back = redirect(url_for("submissions.mine") + f"#assessment-{assessment_id}", code=303)
+    assessment = get_assessment(db.session, assessment_id)
+    directory = upload_dir()
+    limit = max_upload_bytes()
+    received: list[storage.IncomingFile] = []
+
+    def stream_factory(
+        total_length: int | None, content_type: str | None, filename: str | None, length: Any = None
+    ) -> IO[bytes]:
+        incoming = storage.IncomingFile(directory, limit)
+        received.append(incoming)
+        return cast(IO[bytes], incoming)
+
+    try:
+        try:
+            _, form, files = parse_form_data(
+                request.environ,
+                stream_factory=stream_factory,
+                max_content_length=current_app.config["MAX_CONTENT_LENGTH"],
+                max_form_memory_size=64 * 1024,
+                silent=False,
+            )
+        except (RequestEntityTooLarge, storage.UploadTooLarge):
+            flash(storage.too_large_message(limit), "danger")
+            return back
+        try:
+            validate_csrf(form.get("csrf_token") or request.headers.get("X-CSRFToken"))
+        except CSRFError:
+            abort(400)
+        upload = files.get(FILE_FIELD)
+        if upload is None or not upload.filename:
+            flash("Choose a file to upload.", "danger")
+            return back
+        incoming = next(item for item in received if item is upload.stream)
+        try:
+            submission = services.submit(
+                db.session,
+                _user(),
+                assessment,
+                incoming,
+                upload.filename,
+                upload_dir=directory,
+                now=datetime.now(UTC),
+            )
+        except PortalError as error:
+            db.session.rollback()
+            if error.status_code in (403, 404):
+                raise
+            flash(str(error), "danger")
+            return back
+        db.session.commit()
+        late = " It was handed in after the due time and is marked late." if submission.late else ""
+        flash(
+            f"{submission.original_name} uploaded for {assessment.name} "
+            f"(attempt {submission.attempt}).{late}",
+            "warning" if submission.late else "success",
+        )
+        return back
+    finally:
+        for item in received:
+            item.discard()
+
+
+@bp.get("/submissions/<uuid:submission_id>/download")
+@roles("student", *STAFF)
+def download(submission_id: uuid.UUID) -> Response:
+    submission = services.get_submission(db.session, submission_id)
+    services.ensure_can_download(db.session, _user(), submission)
+    path = services.file_path(upload_dir(), submission)
+    response = send_file(
+        path,
+        mimetype=submission.content_type,
+        as_attachment=True,
+        download_name=submission.original_name,
+        conditional=False,
+        etag=False,
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/sections/<uuid:section_id>/submissions")
+@roles(*STAFF)
+def section(section_id: uuid.UUID) -> str:
+    overview = services.section_submissions(
+        db.session, _user(), get_section(db.session, section_id)
+    )
+    return render_template("submissions/section.html", overview=overview)
+
+
+@bp.get("/assessments/<uuid:assessment_id>/submissions.zip")
+@roles(*STAFF)
+def download_zip(assessment_id: uuid.UUID) -> Response:
+    assessment = get_assessment(db.session, assessment_id)
+    services.ensure_can_collect(_user(), assessment)
+    spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 - sent below
+    services.write_zip(db.session, upload_dir(), assessment, cast(IO[bytes], spool))
+    spool.seek(0)
+    name = f"{assessment.section.course.code}-{assessment.section.number}-{assessment.name}"
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in name).strip("-")
+    response = send_file(
+        cast(IO[bytes], spool),
+        mimetype="application/zip",
+        as_attachment=True,
+        download_name=f"{safe or 'submissions'}.zip",
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,228 @@
+"""Content-addressed file storage under UPLOAD_DIR, and the checks on what may be stored.
+
+A file's place on disk derives from its sha256 only (`sha256/ab/cd/abcd...`); the name the user
+gave is metadata in the database and never touches a path. Uploads arrive through
+`IncomingFile`, a writable sink that hashes, counts and spools each chunk to a temporary file in
+`UPLOAD_DIR/incoming` and stops the moment the size limit is passed.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import os
+import re
+import tempfile
+import unicodedata
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from portal.errors import ValidationError
+
+CHUNK_SIZE = 64 * 1024
+HEAD_SIZE = 8 * 1024
+SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+
+# Extension -> the kind its content must be.
+ALLOWED_EXTENSIONS = {
+    ".pdf": "pdf",
+    ".png": "png",
+    ".jpg": "jpeg",
+    ".jpeg": "jpeg",
+    ".docx": "docx",
+    ".zip": "zip",
+    ".txt": "text",
+    ".md": "text",
+}
+CONTENT_TYPES = {
+    "pdf": "application/pdf",
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "zip": "application/zip",
+    "text": "text/plain; charset=utf-8",
+}
+KIND_NAMES = {
+    "pdf": "a PDF document",
+    "png": "a PNG image",
+    "jpeg": "a JPEG image",
+    "docx": "a Word document",
+    "zip": "a ZIP archive",
+    "text": "plain text",
+}
+CANONICAL_EXTENSIONS = {
+    "pdf": ".pdf",
+    "png": ".png",
+    "jpeg": ".jpg",
+    "docx": ".docx",
+    "zip": ".zip",
+    "text": ".txt",
+}
+ACCEPTED_DESCRIPTION = "PDF, PNG, JPEG, Word (.docx), ZIP or plain text (.txt, .md)"
+
+
+class UploadTooLarge(ValidationError):
+    status_code = 413
+
+
+def too_large_message(max_bytes: int) -> str:
+    return (
+        f"The file is larger than the {max_bytes / (1024 * 1024):g} MB limit. "
+        "Make it smaller (for example export a compressed PDF) and upload it again."
+    )
+
+
+class IncomingFile:
+    """One uploaded file on its way in. Werkzeug's form parser writes each chunk here as it
+    arrives; `write` raises UploadTooLarge as soon as the limit is passed."""
+
+    def __init__(self, upload_dir: Path, max_bytes: int) -> None:
+        incoming = Path(upload_dir) / "incoming"
+        incoming.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(dir=incoming, suffix=".part")
+        self.path = Path(name)
+        self._file: BinaryIO | None = os.fdopen(handle, "wb")
+        self.max_bytes = max_bytes
+        self.size = 0
+        self.head = b""
+        self._hash = hashlib.sha256()
+
+    # The parts of the file protocol that werkzeug's parser uses.
+    def write(self, data: bytes) -> int:
+        self.size += len(data)
+        if self.size > self.max_bytes:
+            self.discard()
+            raise UploadTooLarge(too_large_message(self.max_bytes))
+        if len(self.head) < HEAD_SIZE:
+            self.head += data[: HEAD_SIZE - len(self.head)]
+        self._hash.update(data)
+        assert self._file is not None
+        self._file.write(data)
+        return len(data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if self._file is not None:
+            self._file.flush()
+        return 0
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def finish(self) -> str:
+        """Close the file and return its sha256."""
+        self.close()
+        return self._hash.hexdigest()
+
+    def discard(self) -> None:
+        """Remove the temporary file (safe to call more than once)."""
+        self.close()
+        self.path.unlink(missing_ok=True)
+
+
+def receive(stream: BinaryIO, upload_dir: Path, max_bytes: int) -> IncomingFile:
+    """Copy a readable stream into an IncomingFile in chunks (API, sync, tests)."""
+    incoming = IncomingFile(upload_dir, max_bytes)
+    while chunk := stream.read(CHUNK_SIZE):
+        incoming.write(chunk)
+    return incoming
+
+
+def blob_path(upload_dir: Path, sha256: str) -> Path:
+    """Where the content with this hash lives; refuses anything that is not a sha256."""
+    if not SHA256_PATTERN.match(sha256):
+        raise ValueError("not a sha256 hex digest")
+    return Path(upload_dir) / "sha256" / sha256[:2] / sha256[2:4] / sha256
+
+
+def store(upload_dir: Path, incoming: IncomingFile, sha256: str) -> Path:
+    """Move a finished IncomingFile to its content address (a no-op if already there)."""
+    target = blob_path(upload_dir, sha256)
+    if target.exists():
+        incoming.discard()
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(incoming.path, target)
+    return target
+
+
+def read_chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK_SIZE):
+            yield chunk
+
+
+# --- Names and types ------------------------------------------------------------------------------
+
+
+def display_name(raw: str | None) -> str:
+    """The user's file name reduced to something safe to show: the last path part, no control
+    characters, at most 200 characters. Metadata only: it never becomes a path."""
+    name = (raw or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip()
+    name = name.lstrip(".").strip() or "upload"
+    if len(name) > 200:
+        stem, dot, extension = name.rpartition(".")
+        name = (stem[: 200 - len(extension) - 1] + dot + extension) if dot else name[:200]
+    return name
+
+
+def _is_plain_text(path: Path) -> bool:
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    allowed_controls = {"\t", "\n", "\r", "\f"}
+    try:
+        for chunk in read_chunks(path):
+            text = decoder.decode(chunk)
+            if any(unicodedata.category(ch) == "Cc" and ch not in allowed_controls for ch in text):
+                return False
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def sniff(path: Path, head: bytes) -> str | None:
+    """The kind of file by its content (magic bytes), or None when it is none we accept."""
+    if head.startswith(b"%PDF-"):
+        return "pdf"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head.startswith(b"PK\x03\x04"):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = set(archive.namelist())
+        except (zipfile.BadZipFile, OSError):
+            return None
+        if "[Content_Types].xml" in names and "word/document.xml" in names:
+            return "docx"
+        return "zip"
+    if _is_plain_text(path):
+        return "text"
+    return None
+
+
+def check_type(name: str, path: Path, head: bytes) -> str:
+    """The file's kind when its extension is allowed and its content matches it."""
+    extension = os.path.splitext(name)[1].lower()
+    expected = ALLOWED_EXTENSIONS.get(extension)
+    if expected is None:
+        raise ValidationError(
+            f"{name!r} cannot be uploaded: only {ACCEPTED_DESCRIPTION} files are accepted."
+        )
+    found = sniff(path, head)
+    if found is None:
+        raise ValidationError(
+            f"{name!r} is named {extension} but its content is not {KIND_NAMES[expected]} "
+            f"(nor any other accepted type: {ACCEPTED_DESCRIPTION})."
+        )
+    if found == expected or (expected == "zip" and found == "docx"):
+        return expected
+    raise ValidationError(
+        f"{name!r} is named {extension} but its content is {KIND_NAMES[found]}. "
+        f"Give it the right extension ({CANONICAL_EXTENSIONS[found]}) or export it again."
+    )
