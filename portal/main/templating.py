@@ -26,6 +26,7 @@ NAVIGATION: list[NavItem] = [
     NavItem("main.index", "Home", STAFF | ADMIN),
     NavItem("registration.mine", "My registrations", frozenset({"student"})),
     NavItem("grading.my_grades", "My grades", frozenset({"student"})),
+    NavItem("submissions.mine", "Lab reports", frozenset({"student"})),
     NavItem("catalogue.index", "Catalogue", ALL_ROLES),
     NavItem("admin.dashboard", "Dashboard", ADMIN),
     NavItem("admin.terms", "Terms & courses", ADMIN),
