@@ -1,0 +1,1 @@
+"""First run: create the first administrator of a new local database."""
