@@ -70,6 +70,7 @@ FEATURES = (
     "submissions",
     "admin",
     "audit",
+    "setup",
 )
 
 
