@@ -104,8 +104,20 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
 # --- The application -----------------------------------------------------------------------------
 
 
+# Opt-in for a module whose tests must hold on both databases (e.g. the registration rules):
+#     from tests.conftest import BOTH_DATABASES
+#     pytestmark = BOTH_DATABASES
+# The PostgreSQL run is skipped when no server is reachable, like `postgres_url`.
+BOTH_DATABASES = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+
+
 @pytest.fixture(params=["sqlite"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A SQLite file by default; `pytestmark = BOTH_DATABASES` runs a module on both."""
+    if request.param == "postgresql":
+        return request.getfixturevalue("postgres_url")
+    if request.param != "sqlite":
+        raise ValueError(f"unknown database {request.param!r}; use 'sqlite' or 'postgresql'")
     return f"sqlite:///{tmp_path / 'portal.db'}"
 
 
