@@ -6,6 +6,7 @@ import pytest
 
 from portal.errors import RegistrationError
 from portal.registration import services
+from tests.conftest import BOTH_DATABASES
 from tests.factories import (
     make_completed,
     make_course,
@@ -15,6 +16,8 @@ from tests.factories import (
     make_user,
     now,
 )
+
+pytestmark = BOTH_DATABASES  # every rule must hold on SQLite and on PostgreSQL
 
 
 def test_enrols_when_a_seat_is_free(db):
