@@ -1,0 +1,448 @@
+"""Gradebook rules: who may mark what, mark validation, weights, finalising and its audit trail,
+what students see, transcripts and GPA."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import event, select
+
+from portal.errors import Forbidden, ValidationError
+from portal.grading import services
+from portal.models import AuditEntry, Mark, Registration
+from tests import factories
+from tests.conftest import post_form
+
+NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def course(db):
+    """A section with its instructor and lab staff, a lab (40%) and an exam (60%), 2 students."""
+    instructor = factories.make_user(db, "instructor")
+    lab_staff = factories.make_user(db, "lab_staff")
+    section = factories.make_section(db, instructor_id=instructor.id, lab_staff_id=lab_staff.id)
+    lab = factories.make_assessment(db, section, name="Lab 1", kind="lab", weight=40, max_points=20)
+    exam = factories.make_assessment(
+        db, section, name="Final", kind="exam", weight=60, max_points=50
+    )
+    students = [factories.make_user(db, "student") for _ in range(2)]
+    for student in students:
+        factories.enrol(db, student, section)
+    return {
+        "section": section,
+        "instructor": instructor,
+        "lab_staff": lab_staff,
+        "admin": factories.make_user(db, "admin"),
+        "lab": lab,
+        "exam": exam,
+        "students": students,
+    }
+
+
+# --- Who may mark what ----------------------------------------------------------------------------
+
+
+def test_lab_staff_mark_only_lab_assessments_of_their_sections(db, course):
+    section, lab_staff = course["section"], course["lab_staff"]
+    assert services.gradable_kinds(lab_staff, section) == ("lab",)
+    student = course["students"][0]
+    services.set_mark(db, lab_staff, course["lab"], student.id, "12")
+    with pytest.raises(Forbidden, match="lab assessments only"):
+        services.set_mark(db, lab_staff, course["exam"], student.id, "40")
+    other = factories.make_section(db)
+    assert services.gradable_kinds(lab_staff, other) == ()
+
+
+def test_instructors_mark_only_their_sections_and_admins_any(db, course):
+    stranger = factories.make_user(db, "instructor")
+    with pytest.raises(Forbidden):
+        services.set_mark(db, stranger, course["exam"], course["students"][0].id, "40")
+    assert services.gradable_kinds(course["admin"], course["section"]) == (
+        "lab",
+        "assignment",
+        "exam",
+    )
+    assert services.gradable_kinds(course["students"][0], course["section"]) == ()
+
+
+def test_only_enrolled_students_get_marks(db, course):
+    outsider = factories.make_user(db, "student")
+    with pytest.raises(ValidationError, match="not enrolled"):
+        services.set_mark(db, course["instructor"], course["lab"], outsider.id, "5")
+
+
+# --- Mark values ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("21", "At most 20 points for Lab 1"),
+        ("-1", "negative"),
+        ("abc", "not a number"),
+        ("nan", "not a number"),
+        ("inf", "not a number"),
+    ],
+)
+def test_bad_points_are_refused_with_a_message(db, course, raw, message):
+    with pytest.raises(ValidationError, match=message):
+        services.set_mark(db, course["instructor"], course["lab"], course["students"][0].id, raw)
+
+
+def test_points_accept_a_decimal_comma_and_empty_clears(db, course):
+    student = course["students"][0]
+    mark = services.set_mark(db, course["instructor"], course["lab"], student.id, " 7,5 ")
+    assert mark is not None and mark.points == 7.5
+    assert mark.entered_by_id == course["instructor"].id
+    services.set_mark(db, course["instructor"], course["lab"], student.id, "")
+    assert db.scalar(select(Mark.points).where(Mark.id == mark.id)) is None
+
+
+# --- Assessments and weights ----------------------------------------------------------------------
+
+
+def test_weights_above_100_are_refused_with_what_is_left(db, course):
+    data = services.AssessmentInput(name="Quiz", kind="assignment", weight=10, max_points=5)
+    with pytest.raises(
+        ValidationError, match=r"would bring the weights to 110%.*At most 0% is left"
+    ):
+        services.create_assessment(db, course["instructor"], course["section"], data)
+
+
+def test_lab_staff_cannot_manage_assessments(db, course):
+    data = services.AssessmentInput(name="Quiz", kind="lab", weight=0, max_points=5)
+    with pytest.raises(Forbidden):
+        services.create_assessment(db, course["lab_staff"], course["section"], data)
+
+
+def test_maximum_cannot_drop_below_an_existing_mark(db, course):
+    services.set_mark(db, course["instructor"], course["lab"], course["students"][0].id, "18")
+    data = services.AssessmentInput(name="Lab 1", kind="lab", weight=40, max_points=15)
+    with pytest.raises(ValidationError, match="already has 18 points"):
+        services.update_assessment(db, course["instructor"], course["lab"], data)
+
+
+# --- The gradebook --------------------------------------------------------------------------------
+
+
+def test_gradebook_totals_and_provisional_letters(db, course):
+    first, second = course["students"]
+    services.set_mark(db, course["instructor"], course["lab"], first.id, "20")
+    services.set_mark(db, course["instructor"], course["exam"], first.id, "45")
+    services.set_mark(db, course["instructor"], course["lab"], second.id, "10")
+    book = services.gradebook(db, course["section"])
+    rows = {row.student.id: row for row in book.rows}
+    assert rows[first.id].percentage == pytest.approx(40 + 54)
+    assert rows[first.id].letter == "A"
+    assert rows[second.id].percentage == pytest.approx(20)  # missing exam counts as 0
+    assert rows[second.id].so_far == pytest.approx(50)  # only the lab is marked
+    assert rows[second.id].letter == "F"
+    assert book.weights_problem is None and book.shows_totals
+
+
+def test_lab_staff_gradebook_shows_lab_columns_without_totals(db, course):
+    book = services.gradebook(db, course["section"], ("lab",))
+    assert [a.name for a in book.assessments] == ["Lab 1"]
+    assert not book.shows_totals
+
+
+@contextmanager
+def count_queries(db):
+    engine = db.get_bind()
+    statements: list[str] = []
+
+    def on_execute(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", on_execute)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", on_execute)
+
+
+def _section_with_students(db, count: int):
+    from portal.models import Registration, User
+
+    section = factories.make_section(db, capacity=400)
+    assessments = [
+        factories.make_assessment(db, section, kind=kind, weight=weight)
+        for kind, weight in (("lab", 20), ("lab", 20), ("assignment", 20), ("exam", 40))
+    ]
+    template = factories.make_user(db, "student")
+    for n in range(count):
+        student = User(
+            username=f"{section.number}-s{n}",
+            full_name=f"Student {n:03d}",
+            role="student",
+            password_hash=template.password_hash,
+        )
+        db.add(student)
+        db.add(Registration(student=student, section_id=section.id, status="enrolled"))
+        for assessment in assessments[: 1 + n % 4]:
+            db.add(Mark(assessment_id=assessment.id, student=student, points=7))
+    section.enrolled_count = count
+    db.commit()
+    return section
+
+
+def test_gradebook_query_count_does_not_grow_with_the_section(db):
+    small, large = _section_with_students(db, 5), _section_with_students(db, 300)
+    counts = []
+    for section in (small, large):
+        db.commit()
+        db.expire_all()
+        with count_queries(db) as statements:
+            book = services.gradebook(db, services.get_section(db, section.id))
+            assert all(row.percentage is not None for row in book.rows)
+        counts.append(len(statements))
+    assert counts[0] == counts[1] <= 10, counts
+    assert len(book.rows) == 300
+
+
+# --- Finalising -----------------------------------------------------------------------------------
+
+
+def test_finalising_is_refused_until_weights_add_up(db, course):
+    course["exam"].weight = 50
+    with pytest.raises(ValidationError, match=r"add up to 90%.*cannot be finalised"):
+        services.finalise_section(db, course["instructor"], course["section"], now=NOW)
+
+
+def test_lab_staff_and_other_instructors_cannot_finalise(db, course):
+    for user in (course["lab_staff"], factories.make_user(db, "instructor")):
+        with pytest.raises(Forbidden):
+            services.finalise_section(db, user, course["section"], now=NOW)
+
+
+def test_finalising_writes_grades_locks_marks_and_is_audited(db, course):
+    first, second = course["students"]
+    instructor = course["instructor"]
+    services.set_mark(db, instructor, course["lab"], first.id, "20")
+    services.set_mark(db, instructor, course["exam"], first.id, "40")  # 40 + 48 = 88 -> B+
+    services.finalise_section(db, instructor, course["section"], now=NOW)
+    grades = dict(
+        db.execute(
+            select(Registration.student_id, Registration.final_grade).where(
+                Registration.section_id == course["section"].id
+            )
+        ).all()
+    )
+    assert grades == {first.id: "B+", second.id: "F"}  # nothing marked: 0 %
+    entry = db.scalar(select(AuditEntry).where(AuditEntry.action == "grades.finalise"))
+    assert entry is not None and entry.actor_id == instructor.id
+    assert entry.after == {"grades": {first.student_number: "B+", second.student_number: "F"}}
+
+    with pytest.raises(services.GradesLocked, match="final"):
+        services.set_mark(db, instructor, course["lab"], first.id, "10")
+    with pytest.raises(services.GradesLocked):
+        services.set_mark(db, course["lab_staff"], course["lab"], first.id, "10")
+    with pytest.raises(services.GradesLocked, match="already finalised"):
+        services.finalise_section(db, instructor, course["section"], now=NOW)
+    data = services.AssessmentInput(name="Extra", kind="lab", weight=0, max_points=5)
+    with pytest.raises(services.GradesLocked):
+        services.create_assessment(db, instructor, course["section"], data)
+
+
+def test_admin_change_after_finalising_needs_a_reason_and_records_old_and_new(db, course):
+    first = course["students"][0]
+    services.set_mark(db, course["instructor"], course["lab"], first.id, "20")
+    services.set_mark(db, course["instructor"], course["exam"], first.id, "40")
+    services.finalise_section(db, course["instructor"], course["section"], now=NOW)
+    admin = course["admin"]
+    with pytest.raises(ValidationError, match="reason"):
+        services.set_mark(db, admin, course["exam"], first.id, "50")
+    services.set_mark(db, admin, course["exam"], first.id, "50", reason="Re-marked question 4")
+    registration = db.scalar(
+        select(Registration).where(
+            Registration.student_id == first.id, Registration.section_id == course["section"].id
+        )
+    )
+    assert registration is not None and registration.final_grade == "A"
+    entry = db.scalar(
+        select(AuditEntry).where(AuditEntry.action == "grades.mark_changed_after_final")
+    )
+    assert entry is not None
+    assert entry.before == {"points": 40.0, "final_grade": "B+"}
+    assert entry.after == {"points": 50.0, "final_grade": "A"}
+    assert entry.reason == "Re-marked question 4"
+    assert entry.actor_id == admin.id
+
+
+def test_finalising_uses_the_configured_scale_and_keeps_it(db, course):
+    first = course["students"][0]
+    services.set_mark(db, course["instructor"], course["lab"], first.id, "16")
+    services.set_mark(db, course["instructor"], course["exam"], first.id, "35")  # 32 + 42 = 74
+    services.save_default_scale(db, course["admin"], [("A", 70), ("B", 60), ("C", 50), ("F", 0)])
+    assert services.active_scale(db)[0] == ("A", 70.0)
+    finalisation = services.finalise_section(db, course["instructor"], course["section"], now=NOW)
+    assert finalisation.grade_scale[0] == ["A", 70.0]
+    services.save_default_scale(db, course["admin"], [("A", 95), ("F", 0)])
+    book = services.gradebook(db, course["section"])
+    assert {row.student.id: row.final_grade for row in book.rows}[first.id] == "A"
+    assert book.scale[0] == ("A", 70.0)  # the finalised scale, not today's
+    assert db.scalar(select(AuditEntry).where(AuditEntry.action == "grades.scale_changed"))
+
+
+def test_only_admins_change_the_scale(db, course):
+    with pytest.raises(Forbidden):
+        services.save_default_scale(db, course["instructor"], [("A", 90), ("F", 0)])
+
+
+# --- Students -------------------------------------------------------------------------------------
+
+
+def test_student_results_hold_only_their_own_marks(db, course):
+    first, second = course["students"]
+    services.set_mark(db, course["instructor"], course["lab"], first.id, "20")
+    services.set_mark(db, course["instructor"], course["lab"], second.id, "5")
+    (result,) = services.student_results(db, first)
+    assert [(a.name, points) for a, points in result.assessments] == [
+        ("Lab 1", 20.0),
+        ("Final", None),
+    ]
+    assert result.so_far == pytest.approx(100)
+    assert result.percentage == pytest.approx(40)
+
+
+def test_transcript_gpa_per_term_and_cumulative(db):
+    student = factories.make_user(db, "student")
+    factories.make_completed(db, student, factories.make_course(db, credits=3), "A")
+    factories.make_completed(db, student, factories.make_course(db, credits=1), "C")
+    factories.make_completed(db, student, factories.make_course(db, credits=0), "F")  # no credit
+    current = factories.make_section(db, course=factories.make_course(db, credits=4))
+    factories.enrol(db, student, current)  # in progress
+    transcript = services.transcript(db, student)
+    assert transcript.cumulative_gpa == pytest.approx(3.5)
+    assert transcript.credits_earned == 4
+    lines = [line for term in transcript.terms for line in term.lines]
+    assert len(lines) == 4
+    assert [line.grade for line in lines if line.course.credits == 4] == [None]
+    per_term = [term.gpa for term in transcript.terms]
+    assert sorted(g for g in per_term if g is not None) == [2.0, 4.0]
+
+
+def test_transcript_leaves_out_dropped_courses(db):
+    student = factories.make_user(db, "student")
+    section = factories.make_section(db)
+    registration = factories.enrol(db, student, section)
+    registration.status = "dropped"
+    assert services.transcript(db, student).terms == []
+
+
+# --- Pages ----------------------------------------------------------------------------------------
+
+
+def _login(app, client, user):
+    response = post_form(
+        client, "/login", {"username": user.username, "password": factories.PASSWORD}
+    )
+    assert response.status_code == 302
+
+
+def _setup_page(app):
+    """Plain copies of what the page tests need (ids and usernames), safe outside a session."""
+    from types import SimpleNamespace
+
+    from portal.extensions import db as _db
+
+    with app.app_context():
+        session = _db.session
+        instructor = factories.make_user(session, "instructor")
+        lab_staff = factories.make_user(session, "lab_staff")
+        section = factories.make_section(
+            session, instructor_id=instructor.id, lab_staff_id=lab_staff.id
+        )
+        lab = factories.make_assessment(
+            session, section, name="Lab 1", kind="lab", weight=40, max_points=20
+        )
+        exam = factories.make_assessment(
+            session, section, name="Final", kind="exam", weight=60, max_points=50
+        )
+        student = factories.make_user(session, "student", full_name="Ada Lovelace")
+        factories.enrol(session, student, section)
+        session.commit()
+        plain = [
+            SimpleNamespace(id=obj.id, username=getattr(obj, "username", None))
+            for obj in (instructor, lab_staff, section, lab, exam, student)
+        ]
+    return plain
+
+
+def test_grid_save_keeps_typed_values_and_shows_errors_by_the_cell(app, client):
+    instructor, _lab_staff, section, lab, exam, student = _setup_page(app)
+    _login(app, client, instructor)
+    path = f"/sections/{section.id}/gradebook"
+    response = post_form(
+        client,
+        path,
+        {f"m.{student.id}.{lab.id}": "25", f"m.{student.id}.{exam.id}": "41"},
+        token_from=path,
+    )
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert 'value="25"' in page  # the refused value is still there
+    assert "At most 20 points for Lab 1" in page
+    assert 'aria-invalid="true"' in page
+    assert 'value="41"' in page  # the valid one was saved
+    from portal.extensions import db as _db
+
+    with app.app_context():
+        points = dict(_db.session.execute(select(Mark.assessment_id, Mark.points)).all())
+    assert points == {exam.id: 41.0}
+
+
+def test_cell_save_with_htmx_answers_the_cell_with_error_and_value(app, client):
+    instructor, _lab_staff, section, lab, _exam, student = _setup_page(app)
+    _login(app, client, instructor)
+    path = f"/sections/{section.id}/gradebook"
+    token = post_form  # noqa: F841 - keep the helper import used
+    from tests.conftest import csrf_token
+
+    headers = {"HX-Request": "true", "X-CSRFToken": csrf_token(client, path)}
+    cell = f"/sections/{section.id}/gradebook/{lab.id}/{student.id}"
+    bad = client.post(cell, data={f"m.{student.id}.{lab.id}": "99"}, headers=headers)
+    assert bad.status_code == 200  # htmx swaps only 2xx
+    text = bad.get_data(as_text=True)
+    assert 'value="99"' in text and "At most 20 points" in text
+    good = client.post(cell, data={f"m.{student.id}.{lab.id}": "15"}, headers=headers)
+    text = good.get_data(as_text=True)
+    assert 'value="15"' in text and "Saved" in text
+    assert 'id="pct-' in text and "30.0%" in text  # 15/20 of 40 %
+
+
+def test_lab_staff_page_shows_lab_columns_only_and_not_other_sections(app, client):
+    _instructor, lab_staff, section, _lab, _exam, _student = _setup_page(app)
+    _login(app, client, lab_staff)
+    page = client.get(f"/sections/{section.id}/gradebook").get_data(as_text=True)
+    assert "Lab 1" in page and "Final" not in page
+    from portal.extensions import db as _db
+
+    with app.app_context():
+        other = factories.make_section(_db.session)
+        _db.session.commit()
+        other_id = other.id
+    assert client.get(f"/sections/{other_id}/gradebook").status_code == 403
+
+
+def test_finalised_gradebook_is_read_only_for_the_instructor(app, client):
+    instructor, _lab_staff, section, _lab, _exam, _student = _setup_page(app)
+    _login(app, client, instructor)
+    path = f"/sections/{section.id}/gradebook"
+    response = post_form(client, f"/sections/{section.id}/finalise", token_from=path)
+    assert response.status_code == 302
+    page = client.get(path).get_data(as_text=True)
+    assert "are locked" in page and "readonly" in page and "hx-post" not in page
+
+
+def test_students_see_their_own_grades_and_transcript_only(app, client):
+    _instructor, _lab_staff, _section, _lab, _exam, student = _setup_page(app)
+    _login(app, client, student)
+    page = client.get("/grades").get_data(as_text=True)
+    assert "Lab 1" in page and "not marked" in page
+    transcript = client.get("/transcript").get_data(as_text=True)
+    assert "Ada Lovelace" in transcript and "In progress" in transcript
+    assert client.get(f"/students/{student.id}/transcript").status_code == 403
