@@ -1,0 +1,37 @@
+"""gunicorn settings of the central server (/etc/campus-portal/gunicorn.conf.py).
+
+Read by `campus-portal-server --config /etc/campus-portal/gunicorn.conf.py`; plain
+`gunicorn -c this-file 'portal.wsgi:create_server_app()'` works as well.
+"""
+
+import multiprocessing
+import os
+
+wsgi_app = "portal.wsgi:create_server_app()"
+
+# nginx on the same host forwards to this address; nothing else should reach it.
+bind = [os.environ.get("PORTAL_BIND", "127.0.0.1:8000")]
+
+# Processes x threads = requests served at once. The app is stateless (signed-cookie sessions,
+# rate limits in Redis, data in PostgreSQL), so more instances behind the load balancer scale out.
+workers = int(os.environ.get("WEB_CONCURRENCY", min(2 * multiprocessing.cpu_count() + 1, 9)))
+worker_class = "gthread"
+threads = int(os.environ.get("PORTAL_THREADS", "4"))
+
+timeout = 60  # uploads of lab reports on slow links
+graceful_timeout = 30
+keepalive = 5
+max_requests = 2000  # recycle workers now and then, staggered
+max_requests_jitter = 200
+
+# Only nginx (on this host) may set X-Forwarded-* headers that gunicorn believes.
+forwarded_allow_ips = os.environ.get("PORTAL_PROXY_ADDRESSES", "127.0.0.1")
+
+# Logs to stdout/stderr: journald keeps them (`journalctl -u campus-portal`).
+accesslog = "-"
+errorlog = "-"
+loglevel = os.environ.get("PORTAL_LOG_LEVEL", "info").lower()
+proc_name = "campus-portal-server"
+
+# gunicorn 23+ opens a control socket in $HOME or $XDG_RUNTIME_DIR; the service needs none.
+control_socket_disable = True

@@ -1,0 +1,117 @@
+"""`campus-portal-server`: run the central campus server (gunicorn, PostgreSQL, Redis).
+
+    campus-portal-server migrate                 bring the database schema up to date, then exit
+    campus-portal-server [serve] [--bind ADDR] [--workers N] [--config gunicorn.conf.py]
+
+Settings come from PORTAL_* environment variables (see installers/server/server.env.example);
+the deployment files in installers/server/ run this command under systemd behind nginx.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+DEFAULT_BIND = "127.0.0.1:8000"
+
+
+def default_workers() -> int:
+    """WEB_CONCURRENCY if set (gunicorn's convention), else two per core plus one, at most 9."""
+    if value := os.environ.get("WEB_CONCURRENCY"):
+        return int(value)
+    return min(2 * (os.cpu_count() or 1) + 1, 9)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from portal import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="campus-portal-server", description="Campus Portal central server"
+    )
+    parser.add_argument("--version", action="version", version=f"Campus Portal {__version__}")
+    parser.add_argument(
+        "command", nargs="?", default="serve", choices=["serve", "migrate"], help="default: serve"
+    )
+    parser.add_argument(
+        "--bind", default=None, help=f"address to listen on (default {DEFAULT_BIND})"
+    )
+    parser.add_argument("--workers", type=int, default=None, help="gunicorn worker processes")
+    parser.add_argument(
+        "--config", default=None, help="a gunicorn configuration file (installers/server/...)"
+    )
+    return parser.parse_args(argv)
+
+
+def check_settings() -> dict[str, Any]:
+    """Read the settings as the workers will, so that a mistake stops here with a clear line."""
+    from portal.config import load_settings
+
+    settings = load_settings({"MODE": "server"})
+    storage = settings["RATELIMIT_STORAGE_URI"]
+    if storage.startswith("memory"):
+        print(
+            "warning: PORTAL_RATELIMIT_STORAGE_URI is memory://: each worker counts log-in "
+            "attempts on its own; set a redis:// URL",
+            file=sys.stderr,
+        )
+    return settings
+
+
+def migrate() -> int:
+    from flask_migrate import upgrade
+
+    from portal.wsgi import create_server_app
+
+    app = create_server_app()
+    with app.app_context():
+        upgrade()
+    print("Database is at the latest schema.")
+    return 0
+
+
+def serve(bind: str | None, workers: int | None, config_file: str | None) -> int:
+    from gunicorn.app.base import Application
+
+    class PortalServer(Application):  # type: ignore[misc]
+        """gunicorn with the portal's factory; a config file first, then the flags (no argv)."""
+
+        def init(self, parser: Any, opts: Any, args: Any) -> None:
+            return None
+
+        def load_config(self) -> None:
+            if config_file:
+                self.load_config_from_file(config_file)
+            if bind or not config_file:
+                self.cfg.set("bind", [bind or DEFAULT_BIND])
+            if workers or not config_file:
+                self.cfg.set("workers", workers or default_workers())
+            self.cfg.set("default_proc_name", "campus-portal-server")
+
+        def load(self) -> Any:
+            from portal.wsgi import create_server_app
+
+            return create_server_app()
+
+    PortalServer().run()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.environ["PORTAL_MODE"] = "server"
+    from portal.config import ConfigError
+
+    try:
+        check_settings()
+    except ConfigError as exc:
+        print(f"campus-portal-server: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "migrate":
+        return migrate()
+    return serve(args.bind, args.workers, args.config)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
