@@ -71,3 +71,26 @@ bench: system-deps-test $(STAMP) assets
 
 clean:
 	rm -rf $(VENV) $(VENDOR) $(ASSETS)/node_modules tests/browser/node_modules build dist tests/artifacts
+
+# --- Packaging: the PyInstaller bundle and the Linux installers (installers/README.md) ----------
+# `make package` builds in a virtualenv of its own (the app, its window toolkit and PyInstaller
+# only): dist/campus-portal/ (onedir bundle), dist/*.deb, dist/*.tar.xz and dist/SHA256SUMS.
+# The tests in tests/package (marked `package`) build it once, install the .deb for real and run it.
+APT_TEST += dpkg-dev xz-utils shellcheck
+PKG_VENV := build/package-venv
+
+.PHONY: package test-package
+
+$(PKG_VENV)/.installed: pyproject.toml
+	@[ -x $(PKG_VENV)/bin/python ] || $(PYTHON) -m venv $(PKG_VENV)
+	$(PKG_VENV)/bin/python -m pip install -q --upgrade pip
+	$(PKG_VENV)/bin/python -m pip install -q -e '.[desktop,package]'
+	@touch $@
+
+package: system-deps-test assets $(PKG_VENV)/.installed
+	$(PKG_VENV)/bin/pyinstaller --noconfirm --clean --log-level WARN \
+	  --distpath dist --workpath build/pyinstaller build.spec
+	installers/linux/build-deb.sh dist/campus-portal dist
+
+test-package: system-deps-test $(STAMP) assets
+	$(BIN)/python -m pytest tests/package tests/server $(PYTEST_ARGS)
