@@ -1,67 +1,394 @@
-"""`campus-portal`: serve the portal on 127.0.0.1 from the user's own data directory."""
+"""`campus-portal`: the portal from the user's own data directory, in a window or headless.
+
+    campus-portal [--version] [--headless] [--demo] [--data-dir DIR] [--port N] [--verbose]
+                  [--idle-logout MINUTES]
+    campus-portal [--data-dir DIR | --demo] backup [--to FILE]
+    campus-portal [--data-dir DIR | --demo] restore FILE
+
+Start-up, in order: data directory writable -> single-instance lock -> database file usable
+(not locked by another program, not damaged) -> schema upgrade (backed up first) -> waitress on
+127.0.0.1 behind the local guard -> /healthz answers -> the window (or, headless, one line on
+stdout with the launch URL) -> daily backup in the background. Closing the window, SIGTERM or
+SIGINT stop the server gracefully and checkpoint the WAL.
+"""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
+import logging
 import os
+import signal
 import sys
+import threading
+import time
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
-APP_NAME = "campus-portal"
+from desktop import APP_NAME, APP_TITLE
+from desktop.problems import (
+    EXIT_OK,
+    AlreadyRunning,
+    DatabaseProblem,
+    DataDirProblem,
+    LauncherProblem,
+    SettingsProblem,
+)
+
+log = logging.getLogger("desktop")
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     from portal import __version__
 
-    parser = argparse.ArgumentParser(prog=APP_NAME, description="Campus Portal")
-    parser.add_argument("--version", action="version", version=f"Campus Portal {__version__}")
+    parser = argparse.ArgumentParser(
+        prog=APP_NAME,
+        description="Campus Portal: the university portal on this computer, online or offline.",
+    )
+    parser.add_argument("--version", action="version", version=f"{APP_TITLE} {__version__}")
     parser.add_argument("--headless", action="store_true", help="serve without opening a window")
     parser.add_argument(
-        "--demo", action="store_true", help="use a separate data dir with demo data"
+        "--demo", action="store_true", help="use a separate data folder holding demo data"
     )
-    parser.add_argument("--data-dir", type=Path, default=None, help="where the database lives")
-    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: a free one)")
-    return parser.parse_args(argv)
-
-
-def data_dir_for(args: argparse.Namespace) -> Path:
-    import platformdirs
-
-    base = (
-        args.data_dir
-        or os.environ.get("PORTAL_DATA_DIR")
-        or platformdirs.user_data_dir(APP_NAME, appauthor=False)
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, metavar="DIR", help="where the database lives"
     )
-    path = Path(base)
-    return path / "demo" if args.demo and not args.data_dir else path
+    parser.add_argument(
+        "--port", type=int, default=0, metavar="N", help="port on 127.0.0.1 (0: a free one)"
+    )
+    parser.add_argument("--verbose", "-v", action="store_true", help="log to stderr as well")
+    parser.add_argument(
+        "--idle-logout",
+        type=int,
+        default=None,
+        metavar="MINUTES",
+        help="log the portal user out after this many idle minutes (0: never)",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    backup = commands.add_parser("backup", help="copy the database to a backup file")
+    backup.add_argument(
+        "--to",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="backup file or folder (default: <data dir>/backups/manual/)",
+    )
+    restore = commands.add_parser("restore", help="replace the database with a backup")
+    restore.add_argument("file", type=Path, metavar="FILE", help="a backup made by Campus Portal")
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    from flask_migrate import upgrade
-    from waitress.server import create_server
+    args = build_parser().parse_args(argv)
+    from desktop.logs import setup_logging
+    from desktop.paths import resolve
 
+    paths = resolve(args.data_dir, demo=args.demo)
+    log_file = setup_logging(paths.log_file, verbose=args.verbose)
+    try:
+        if args.command == "backup":
+            return run_backup(paths, args)
+        if args.command == "restore":
+            return run_restore(paths, args)
+        return run_portal(paths, args, log_file)
+    except LauncherProblem as problem:
+        if log_file is not None:
+            log.error("%s", problem.text())
+        print(f"Campus Portal: {problem.text()}", file=sys.stderr, flush=True)
+        if args.command is None and not args.headless:
+            from desktop.window import show_problem
+
+            show_problem(problem.title, problem.text())
+        return problem.exit_code
+
+
+# --- backup and restore ------------------------------------------------------------------------
+
+
+def run_backup(paths: Any, args: argparse.Namespace) -> int:
+    import sqlite3
+
+    from desktop import backups
+
+    target: Path = args.to or paths.backups_dir / "manual"
+    if target.is_dir() or args.to is None:
+        target = target / f"portal-{backups.stamp()}.db"
+    try:
+        written = backups.online_backup(paths.database, target.expanduser().resolve())
+    except sqlite3.Error as exc:
+        raise DatabaseProblem(
+            "The backup failed",
+            f"{paths.database} could not be copied ({exc}). Nothing was changed.",
+            backups=backups.list_backups(paths),
+        ) from exc
+    except OSError as exc:
+        raise DataDirProblem(
+            "The backup could not be written", f"{target}: {exc.strerror or exc}"
+        ) from exc
+    print(f"Backup written to {written}")
+    return EXIT_OK
+
+
+def run_restore(paths: Any, args: argparse.Namespace) -> int:
+    from desktop import backups
+    from desktop.database import check_data_dir
+    from desktop.instance import InstanceLock, read_info
+
+    check_data_dir(paths)
+    lock = InstanceLock(paths.lock_file)
+    if not lock.acquire():
+        info = read_info(paths.instance_file)
+        running = f" (process {info.pid})" if info else ""
+        raise AlreadyRunning(
+            "Close Campus Portal first",
+            f"Campus Portal is running on {paths.data_dir}{running}; a database in use cannot "
+            "be replaced. Close its window (or stop it) and run the restore again.",
+        )
+    try:
+        restored, kept = backups.restore(paths, args.file)
+    finally:
+        lock.release()
+    print(f"Restored {args.file} into {restored}.")
+    if kept is not None:
+        print(f"The database it replaced was kept at {kept}.")
+    return EXIT_OK
+
+
+# --- serving ---------------------------------------------------------------------------------
+
+
+class Shutdown:
+    """SIGTERM, SIGINT (and SIGHUP) ask for a clean stop, whichever loop is running."""
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self.window: Any = None
+
+    def install(self) -> None:
+        signals = [signal.SIGTERM, signal.SIGINT]
+        if hasattr(signal, "SIGHUP"):
+            signals.append(signal.SIGHUP)
+        for number in signals:
+            signal.signal(number, self._handle)
+
+    def _handle(self, number: int, _frame: FrameType | None) -> None:
+        log.info("signal %s received: shutting down", signal.Signals(number).name)
+        self.requested.set()
+        if self.window is not None:
+            self.window.close()
+
+    def wait(self) -> None:
+        while not self.requested.wait(1.0):
+            pass
+
+
+def _create_app(paths: Any, args: argparse.Namespace, log_file: Path | None) -> Any:
     from portal import create_app
+    from portal.config import ConfigError
+
+    overrides: dict[str, Any] = {
+        "MODE": "desktop",
+        "DATA_DIR": str(paths.data_dir),
+        "DATABASE_URL": f"sqlite:///{paths.database}",
+        "LOG_FILE": str(log_file) if log_file else "",
+    }
+    if args.idle_logout is not None:
+        if args.idle_logout < 0:
+            raise SettingsProblem("Invalid --idle-logout", "use 0 (never) or a number of minutes")
+        overrides["IDLE_LOGOUT_MINUTES"] = args.idle_logout
+    try:
+        return create_app(overrides)
+    except ConfigError as exc:
+        raise SettingsProblem("A setting cannot be used", str(exc)) from exc
+
+
+def _load_demo_data(app: Any) -> None:
     from portal.demo.services import DEMO_ACCOUNTS, DEMO_PASSWORD, generate
     from portal.extensions import db
 
-    data_dir = data_dir_for(args)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    app = create_app({"DATA_DIR": str(data_dir), "MODE": "desktop"})
     with app.app_context():
-        upgrade()
-        if args.demo and not db.session.execute(db.text("SELECT 1 FROM users LIMIT 1")).first():
+        has_users = db.session.execute(db.text("SELECT 1 FROM users LIMIT 1")).first()
+        if not has_users:
             generate(db.session, "small")
             db.session.commit()
-    server = create_server(app, host="127.0.0.1", port=args.port, threads=8)
-    url = f"http://127.0.0.1:{server.effective_port}/"  # type: ignore[union-attr]
-    print(f"Campus Portal running at {url}", flush=True)
-    if args.demo:
-        print(f"Demo accounts: {', '.join(DEMO_ACCOUNTS)} (password {DEMO_PASSWORD})", flush=True)
-    with contextlib.suppress(KeyboardInterrupt):
-        server.run()
-    return 0
+            log.info("demo data loaded")
+    print(
+        f"Demo accounts: {', '.join(DEMO_ACCOUNTS)} (password {DEMO_PASSWORD})",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _daily_backups(paths: Any, keep: int, stop: threading.Event) -> None:
+    from desktop import backups
+
+    while True:
+        try:
+            backups.daily_backup(paths, keep=keep)
+        except Exception:  # a failed backup is logged; the portal keeps serving
+            log.exception("daily backup failed")
+        if stop.wait(3600):
+            return
+
+
+def _second_start(paths: Any) -> int:
+    from desktop.instance import ask_to_focus, read_info
+
+    info = read_info(paths.instance_file)
+    if info is not None and info.window and ask_to_focus(info):
+        print(
+            f"Campus Portal is already open for {paths.data_dir} (process {info.pid}); "
+            "its window was brought to the front.",
+            file=sys.stderr,
+        )
+        return EXIT_OK
+    where = f" by process {info.pid} at {info.url}" if info else ""
+    raise AlreadyRunning(
+        "Campus Portal is already running",
+        f"{paths.data_dir} is already served{where}. Only one Campus Portal may use a data "
+        "folder at a time; use that one, or stop it first (close its window, Ctrl+C or "
+        "SIGTERM).",
+    )
+
+
+def run_portal(paths: Any, args: argparse.Namespace, log_file: Path | None) -> int:
+    from desktop.database import check_data_dir, check_database_file, checkpoint, migrate
+    from desktop.guard import LocalGuard
+    from desktop.instance import InstanceInfo, InstanceLock, remove_info, write_info
+    from desktop.server import EmbeddedServer, ServerNotReady, wait_until_healthy
+    from desktop.settings import load_desktop_settings
+
+    started = time.monotonic()
+    shutdown = Shutdown()
+    shutdown.install()
+    warnings = check_data_dir(paths)
+    from portal import __version__
+
+    log.info("%s %s starting on %s", APP_TITLE, __version__, paths.data_dir)
+    for warning in warnings:
+        log.warning("%s", warning)
+        print(f"Campus Portal: warning: {warning}", file=sys.stderr, flush=True)
+
+    lock = InstanceLock(paths.lock_file)
+    try:
+        acquired = lock.acquire()
+    except OSError as exc:
+        raise DataDirProblem("Cannot create the lock file", f"{paths.lock_file}: {exc}") from exc
+    if not acquired:
+        return _second_start(paths)
+
+    server: EmbeddedServer | None = None
+    app: Any = None
+    backup_stop = threading.Event()
+    try:
+        settings = load_desktop_settings()
+        check_database_file(paths)
+        app = _create_app(paths, args, log_file)
+        migrate(app, paths)
+        if args.demo:
+            _load_demo_data(app)
+
+        guard = LocalGuard(app)
+        try:
+            server = EmbeddedServer(guard, port=args.port)
+        except OSError as exc:
+            raise LauncherProblem(
+                "The local server cannot start",
+                f"127.0.0.1:{args.port} cannot be used ({exc.strerror or exc}). "
+                "Leave out --port to use a free one.",
+            ) from exc
+        guard.port = server.port
+        server.start()
+        try:
+            wait_until_healthy(server.port, guard.cookie_header())
+        except ServerNotReady as exc:
+            raise LauncherProblem("The local server did not start", str(exc)) from exc
+        log.info("ready on port %s after %.3fs", server.port, time.monotonic() - started)
+
+        window_problem = None
+        if not args.headless:
+            from desktop.window import display_problem
+
+            window_problem = display_problem()
+            if window_problem:
+                print(
+                    f"Campus Portal: cannot open a window: {window_problem}. "
+                    "Running headless instead (use --headless to silence this).",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        with_window = not args.headless and window_problem is None
+        write_info(
+            paths.instance_file,
+            InstanceInfo(
+                pid=os.getpid(), port=server.port, window=with_window, control_key=guard.control_key
+            ),
+        )
+        if settings.daily_backup:
+            threading.Thread(
+                target=_daily_backups,
+                args=(paths, settings.backups_to_keep, backup_stop),
+                name="daily-backup",
+                daemon=True,
+            ).start()
+
+        if with_window and not shutdown.requested.is_set():
+            with_window = _run_window(paths, args, guard, shutdown)
+        if not with_window and not shutdown.requested.is_set():
+            print(f"{APP_TITLE} running at {guard.issue_launch_url()}", flush=True)
+            shutdown.wait()
+        return EXIT_OK
+    finally:
+        backup_stop.set()
+        if server is not None:
+            server.stop()
+        if app is not None:
+            _dispose_engine(app)
+            try:
+                checkpoint(paths.database)
+            except Exception:
+                log.exception("WAL checkpoint at shutdown failed")
+        remove_info(paths.instance_file)
+        lock.release()
+        log.info("stopped")
+
+
+def _run_window(paths: Any, args: argparse.Namespace, guard: Any, shutdown: Shutdown) -> bool:
+    """Show the window until it is closed; False if it could not be opened at all."""
+    from desktop.window import DesktopWindow
+
+    title = f"{APP_TITLE} (demo)" if args.demo else APP_TITLE
+    window = DesktopWindow(
+        guard.issue_launch_url(), title=title, state_file=paths.window_state_file
+    )
+    guard.on_focus = window.focus
+    shutdown.window = window
+    try:
+        window.run()
+    except Exception as exc:
+        log.exception("the window could not be opened")
+        print(
+            f"Campus Portal: the window could not be opened ({exc}); running headless instead.",
+            file=sys.stderr,
+            flush=True,
+        )
+        return False
+    finally:
+        shutdown.window = None
+        guard.on_focus = None
+    log.info("window closed")
+    return True
+
+
+def _dispose_engine(app: Any) -> None:
+    from portal.extensions import db
+
+    try:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+    except Exception:
+        log.exception("closing the database connections failed")
 
 
 if __name__ == "__main__":

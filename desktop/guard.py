@@ -1,0 +1,190 @@
+"""The local server is not a public server: a WSGI guard in front of the portal.
+
+Another OS user on the same PC can connect to 127.0.0.1:PORT, and any web page in the user's
+browser can send requests to it. So every request must pass, in this order:
+
+1. Host header exactly `127.0.0.1:PORT` (a DNS-rebinding page sends its own name) -> else 400.
+2. `GET /launch/<token>`: the one-time launch token the launcher handed to its window (or
+   printed with --headless) is exchanged for an HttpOnly, SameSite=Strict cookie, then a
+   redirect to `/` so that the token never stays in the address bar. A used, wrong or stale
+   token -> 403.
+3. `POST /.campus-portal/focus` with the control key from the owner-only instance file: a
+   second start asks this one to bring its window to the front.
+4. Everything else needs the cookie -> else 403 (also /healthz and static files; the launcher
+   checks its own readiness with the cookie).
+5. State-changing methods with an Origin (or, without one, a Referer) of another site -> 403.
+
+The portal's own log-in, CSRF tokens and idle log-out apply on top of this.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from werkzeug.http import parse_cookie
+
+log = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+COOKIE_NAME = "portal_launch"
+LAUNCH_PREFIX = "/launch/"
+CONTROL_PATH = "/.campus-portal/focus"
+CONTROL_HEADER = "X-Campus-Portal-Control"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+_REFUSED_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Campus Portal</title></head>
+<body><h1>{title}</h1><p>{text}</p></body></html>
+"""
+
+
+class LocalGuard:
+    """Wraps the portal's WSGI app; see the module docstring for the rules."""
+
+    def __init__(self, app: WSGIApp, *, on_focus: Callable[[], bool] | None = None) -> None:
+        self.app = app
+        self.port: int | None = None  # set once waitress has bound its socket
+        self.on_focus = on_focus
+        self.session_secret = secrets.token_urlsafe(32)
+        self.control_key = secrets.token_urlsafe(32)
+        self._pending_token: str | None = None
+        self._lock = threading.Lock()
+
+    # --- what the launcher uses ---------------------------------------------------------------
+
+    @property
+    def origin(self) -> str:
+        if self.port is None:
+            raise RuntimeError("the guard has no port yet")
+        return f"http://{HOST}:{self.port}"
+
+    def issue_launch_url(self) -> str:
+        """A new one-time launch URL; any earlier unused token stops working."""
+        token = secrets.token_urlsafe(32)
+        with self._lock:
+            self._pending_token = token
+        return f"{self.origin}{LAUNCH_PREFIX}{token}"
+
+    def cookie_header(self) -> str:
+        """The Cookie header value that the launcher's own requests (readiness) send."""
+        return f"{COOKIE_NAME}={self.session_secret}"
+
+    # --- WSGI ----------------------------------------------------------------------------------
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        path = environ.get("PATH_INFO", "")
+        if self.port is None or environ.get("HTTP_HOST", "") != f"{HOST}:{self.port}":
+            return self._refuse(environ, start_response, 400, "unexpected Host header")
+        if path.startswith(LAUNCH_PREFIX):
+            return self._exchange(environ, start_response, path[len(LAUNCH_PREFIX) :])
+        if path == CONTROL_PATH:
+            return self._control(environ, start_response)
+        if not self._has_session_cookie(environ):
+            return self._refuse(environ, start_response, 403, "no launch cookie")
+        if environ.get("HTTP_SEC_FETCH_SITE") == "cross-site":
+            return self._refuse(environ, start_response, 403, "cross-site request")
+        if method not in SAFE_METHODS and not self._same_origin(environ):
+            return self._refuse(environ, start_response, 403, "foreign origin")
+        return self.app(environ, start_response)
+
+    def _exchange(
+        self, environ: dict[str, Any], start_response: StartResponse, token: str
+    ) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") not in {"GET", "HEAD"}:
+            return self._refuse(environ, start_response, 405, "launch link with a wrong method")
+        if environ.get("HTTP_SEC_FETCH_SITE") == "cross-site":
+            return self._refuse(environ, start_response, 403, "cross-site launch link")
+        with self._lock:
+            expected = self._pending_token
+            valid = expected is not None and hmac.compare_digest(
+                token.encode("utf-8", "replace"), expected.encode()
+            )
+            if valid:
+                self._pending_token = None  # one-time: the next use is refused
+        if not valid:
+            return self._refuse(environ, start_response, 403, "unknown or used launch token")
+        log.info("launch token exchanged for the window's cookie")
+        cookie = f"{COOKIE_NAME}={self.session_secret}; Path=/; HttpOnly; SameSite=Strict"
+        start_response(
+            "303 See Other",
+            [
+                ("Location", "/"),
+                ("Set-Cookie", cookie),
+                ("Cache-Control", "no-store"),
+                ("Referrer-Policy", "no-referrer"),
+                ("Content-Length", "0"),
+            ],
+        )
+        return [b""]
+
+    def _control(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        key = environ.get("HTTP_" + CONTROL_HEADER.upper().replace("-", "_"), "")
+        if environ.get("REQUEST_METHOD") != "POST" or not hmac.compare_digest(
+            key.encode("utf-8", "replace"), self.control_key.encode()
+        ):
+            return self._refuse(environ, start_response, 403, "control request without the key")
+        focused = bool(self.on_focus and self.on_focus())
+        body = b"focused" if focused else b"no window"
+        start_response(
+            "200 OK",
+            [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))],
+        )
+        return [body]
+
+    def _has_session_cookie(self, environ: dict[str, Any]) -> bool:
+        value = parse_cookie(environ.get("HTTP_COOKIE", "")).get(COOKIE_NAME, "")
+        return hmac.compare_digest(value.encode("utf-8", "replace"), self.session_secret.encode())
+
+    def _same_origin(self, environ: dict[str, Any]) -> bool:
+        origin = environ.get("HTTP_ORIGIN")
+        if origin is not None:
+            return origin == self.origin
+        referer = environ.get("HTTP_REFERER")
+        if referer is not None:
+            return referer == self.origin or referer.startswith(self.origin + "/")
+        return True  # no Origin, no Referer: not a browser's cross-site request; CSRF applies
+
+    def _refuse(
+        self, environ: dict[str, Any], start_response: StartResponse, status: int, reason: str
+    ) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith(LAUNCH_PREFIX):
+            path = LAUNCH_PREFIX + "…"  # never write a token to the log
+        log.warning(
+            "refused %s %s from %s: %s",
+            environ.get("REQUEST_METHOD"),
+            path,
+            environ.get("REMOTE_ADDR", "?"),
+            reason,
+        )
+        titles = {
+            400: ("400 Bad Request", "Bad request"),
+            403: ("403 Forbidden", "Not available"),
+            405: ("405 Method Not Allowed", "Not available"),
+        }
+        status_line, title = titles[status]
+        body = _REFUSED_PAGE.format(
+            title=title,
+            text="This is the private local server of a Campus Portal window. "
+            "Open Campus Portal from its own icon instead.",
+        ).encode()
+        start_response(
+            status_line,
+            [
+                ("Content-Type", "text/html; charset=utf-8"),
+                ("Content-Length", str(len(body))),
+                ("Content-Security-Policy", "default-src 'none'"),
+                ("Cache-Control", "no-store"),
+                ("X-Content-Type-Options", "nosniff"),
+            ],
+        )
+        return [body]

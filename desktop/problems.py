@@ -1,0 +1,54 @@
+"""What can stop the launcher before the portal is up, said so that a person can act on it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# Exit codes of `campus-portal` (documented in the README).
+EXIT_OK = 0
+EXIT_ALREADY_RUNNING = 1
+EXIT_DATA_DIR = 2
+EXIT_DATABASE = 3
+EXIT_SETTINGS = 4
+EXIT_USAGE = 64
+
+
+class LauncherProblem(Exception):
+    """A condition the user (or IT) must fix; nothing was changed on disk when it is raised."""
+
+    exit_code = EXIT_DATABASE
+
+    def __init__(self, title: str, detail: str, *, backups: list[Path] | None = None) -> None:
+        super().__init__(f"{title}: {detail}")
+        self.title = title
+        self.detail = detail
+        self.backups = backups or []
+
+    def text(self) -> str:
+        """The whole message, as printed on the terminal and shown in the window."""
+        lines = [self.title, "", self.detail]
+        if self.backups:
+            lines += ["", "Backups of this database, newest first:"]
+            lines += [f"  {path}" for path in self.backups[:5]]
+            lines += [
+                "",
+                "To go back to a backup (the current file is kept next to it first):",
+                f'  campus-portal restore "{self.backups[0]}"',
+            ]
+        return "\n".join(lines)
+
+
+class AlreadyRunning(LauncherProblem):
+    exit_code = EXIT_ALREADY_RUNNING
+
+
+class DataDirProblem(LauncherProblem):
+    exit_code = EXIT_DATA_DIR
+
+
+class DatabaseProblem(LauncherProblem):
+    exit_code = EXIT_DATABASE
+
+
+class SettingsProblem(LauncherProblem):
+    exit_code = EXIT_SETTINGS

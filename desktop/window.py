@@ -1,0 +1,226 @@
+"""The native window (pywebview): GTK WebKit2 on Linux, WebKit on macOS, WebView2 on Windows."""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from desktop import APP_TITLE
+from desktop.resources import icon_path
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SIZE = (1200, 800)
+MIN_SIZE = (800, 600)
+MAX_SIZE = (10_000, 10_000)
+
+# Runs in the page after each load: reports what loaded through the JS API (pywebviewready +
+# a js_api callback), once the page's load event has finished so its timing is complete.
+REPORT_SCRIPT = """
+(function () {
+  function send() {
+    var nav = performance.getEntriesByType('navigation')[0];
+    var heading = document.querySelector('h1');
+    window.pywebview.api.page_loaded({
+      url: location.href,
+      title: document.title,
+      heading: heading ? heading.textContent.trim() : '',
+      textLength: document.body ? document.body.innerText.length : 0,
+      stylesheets: document.styleSheets.length,
+      timeOrigin: performance.timeOrigin,
+      loadEventEnd: nav ? nav.loadEventEnd : 0
+    });
+  }
+  function whenLoaded() {
+    if (document.readyState === 'complete') { setTimeout(send, 0); }
+    else { window.addEventListener('load', function () { setTimeout(send, 0); }); }
+  }
+  if (window.pywebview && window.pywebview.api && window.pywebview.api.page_loaded) {
+    whenLoaded();
+  } else {
+    window.addEventListener('pywebviewready', whenLoaded, { once: true });
+  }
+})();
+"""
+
+
+def display_problem() -> str | None:
+    """Why no window can be opened here, or None when one can."""
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
+        return "no display is available (DISPLAY and WAYLAND_DISPLAY are not set)"
+    try:
+        import webview  # noqa: F401
+    except ImportError as exc:
+        return f"the window toolkit is not installed ({exc})"
+    if sys.platform.startswith("linux"):
+        try:
+            import gi
+
+            gi.require_version("Gtk", "3.0")
+            gi.require_version("WebKit2", "4.1")
+            from gi.repository import Gtk, WebKit2  # noqa: F401
+        except (ImportError, ValueError) as exc:
+            return f"GTK and WebKit2GTK 4.1 are not available ({exc})"
+        opened = Gtk.init_check(None)
+        if not (opened[0] if isinstance(opened, tuple) else opened):
+            return f"the display {os.environ.get('DISPLAY', '')!r} cannot be opened"
+    return None
+
+
+@dataclass
+class WindowState:
+    """Size and position, remembered in <data dir>/window.json."""
+
+    width: int = DEFAULT_SIZE[0]
+    height: int = DEFAULT_SIZE[1]
+    x: int | None = None
+    y: int | None = None
+    maximized: bool = False
+
+    @classmethod
+    def load(cls, path: Path) -> WindowState:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            state = cls(
+                width=int(data.get("width", DEFAULT_SIZE[0])),
+                height=int(data.get("height", DEFAULT_SIZE[1])),
+                x=int(data["x"]) if data.get("x") is not None else None,
+                y=int(data["y"]) if data.get("y") is not None else None,
+                maximized=bool(data.get("maximized", False)),
+            )
+        except (OSError, ValueError, TypeError, AttributeError):
+            return cls()
+        state.width = min(max(state.width, MIN_SIZE[0]), MAX_SIZE[0])
+        state.height = min(max(state.height, MIN_SIZE[1]), MAX_SIZE[1])
+        if state.x is not None and not -MAX_SIZE[0] < state.x < MAX_SIZE[0]:
+            state.x = state.y = None
+        if state.y is not None and not -MAX_SIZE[1] < state.y < MAX_SIZE[1]:
+            state.x = state.y = None
+        return state
+
+    def save(self, path: Path) -> None:
+        try:
+            partial = path.with_name(path.name + ".partial")
+            partial.write_text(json.dumps(asdict(self)), encoding="utf-8")
+            os.replace(partial, path)
+        except OSError as exc:
+            log.warning("window size not saved: %s", exc)
+
+
+class DesktopApi:
+    """What the page may call through window.pywebview.api (only this one method)."""
+
+    def __init__(self, on_page_loaded: Callable[[dict[str, Any]], None]) -> None:
+        self._on_page_loaded = on_page_loaded
+
+    def page_loaded(self, info: dict[str, Any]) -> None:
+        if isinstance(info, dict):
+            self._on_page_loaded(info)
+
+
+class DesktopWindow:
+    """One portal window; run() blocks in the GUI loop until the window is closed."""
+
+    def __init__(self, url: str, *, title: str, state_file: Path) -> None:
+        self.url = url
+        self.title = title
+        self.state_file = state_file
+        self.state = WindowState.load(state_file)
+        self.first_load = threading.Event()
+        self.first_load_info: dict[str, Any] = {}
+        self._window: Any = None
+
+    def _page_loaded(self, info: dict[str, Any]) -> None:
+        seconds = (float(info.get("timeOrigin", 0)) + float(info.get("loadEventEnd", 0))) / 1000
+        info = {**info, "loadEventEpoch": seconds}
+        log.info("page loaded %s", json.dumps(info, sort_keys=True))
+        if not self.first_load.is_set():
+            self.first_load_info = info
+            self.first_load.set()
+
+    def run(self) -> None:
+        import webview
+
+        window = webview.create_window(
+            self.title,
+            self.url,
+            js_api=DesktopApi(self._page_loaded),
+            width=self.state.width,
+            height=self.state.height,
+            x=self.state.x,
+            y=self.state.y,
+            min_size=MIN_SIZE,
+            maximized=self.state.maximized,
+            text_select=True,
+            background_color="#FFFFFF",
+        )
+        if window is None:
+            raise RuntimeError("pywebview did not create a window")
+        self._window = window
+        window.events.loaded += lambda *_: window.run_js(REPORT_SCRIPT)
+        window.events.resized += self._resized
+        window.events.moved += self._moved
+        window.events.maximized += lambda *_: setattr(self.state, "maximized", True)
+        window.events.restored += lambda *_: setattr(self.state, "maximized", False)
+        window.events.closing += lambda *_: self.state.save(self.state_file)
+        gui = "gtk" if sys.platform.startswith("linux") else None
+        webview.start(gui=gui, icon=str(icon_path()), private_mode=True)
+        self._window = None
+
+    def _resized(self, width: int, height: int) -> None:
+        if not self.state.maximized and width >= MIN_SIZE[0] and height >= MIN_SIZE[1]:
+            self.state.width, self.state.height = int(width), int(height)
+
+    def _moved(self, x: int, y: int) -> None:
+        if not self.state.maximized:
+            self.state.x, self.state.y = int(x), int(y)
+
+    def focus(self) -> bool:
+        """Bring the window to the front (a second start asked for it)."""
+        window = self._window
+        if window is None:
+            return False
+        window.restore()
+        window.show()
+        return True
+
+    def close(self) -> None:
+        """Close the window from another thread (SIGTERM); run() then returns."""
+        window = self._window
+        if window is not None:
+            window.destroy()
+
+
+def show_problem(title: str, text: str) -> bool:
+    """Show a launcher problem in a small window (for users who started from an icon).
+    Returns False when no window could be shown."""
+    if display_problem() is not None:
+        return False
+    import webview
+
+    body = html.escape(text).replace("\n", "<br>")
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><style>"
+        "body{font-family:system-ui,sans-serif;margin:2rem;line-height:1.5;color:#212529}"
+        "h1{font-size:1.4rem;color:#123d6a}code,p{word-break:break-all}"
+        "</style></head><body>"
+        f"<h1>{html.escape(title)}</h1><p>{body}</p></body></html>"
+    )
+    try:
+        webview.create_window(f"{APP_TITLE}: a problem", html=page, width=720, height=420)
+        gui = "gtk" if sys.platform.startswith("linux") else None
+        webview.start(gui=gui, icon=str(icon_path()))
+    except Exception:  # a problem window must never hide the original problem
+        log.exception("could not show the problem window")
+        return False
+    return True
