@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Any
 
 from sqlalchemy import Select, select
@@ -21,7 +21,7 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     if isinstance(value, uuid.UUID):
         return str(value)
-    if isinstance(value, datetime | date):
+    if isinstance(value, datetime | date | time):
         return value.isoformat()
     return value
 
@@ -76,3 +76,33 @@ def search_query(filters: AuditFilter) -> Select[AuditEntry]:
     if filters.until:
         query = query.where(AuditEntry.created_at < filters.until)
     return query.order_by(AuditEntry.created_at.desc())
+
+
+def known_actions(db: Session) -> list[str]:
+    """Every action that has been recorded, for the log page's filter."""
+    return list(db.scalars(select(AuditEntry.action).distinct().order_by(AuditEntry.action)))
+
+
+def known_entity_types(db: Session) -> list[str]:
+    return list(
+        db.scalars(
+            select(AuditEntry.entity_type)
+            .where(AuditEntry.entity_type != "")
+            .distinct()
+            .order_by(AuditEntry.entity_type)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Change:
+    field: str
+    before: Any
+    after: Any
+
+
+def changes(entry: AuditEntry) -> list[Change]:
+    """Before and after side by side, one line per field named in either."""
+    before, after = entry.before or {}, entry.after or {}
+    names = list(before) + [name for name in after if name not in before]
+    return [Change(name, before.get(name), after.get(name)) for name in names]

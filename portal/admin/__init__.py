@@ -1,0 +1,1 @@
+"""Administration: dashboard, terms/courses/sections, bulk CSV import and CSV exports."""

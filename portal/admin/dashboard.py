@@ -1,0 +1,320 @@
+"""The admin dashboard's figures, each aggregated by the database in one query.
+
+The number of queries is fixed: it does not grow with terms, courses, sections or students.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, case, func, select
+from sqlalchemy.orm import Session
+
+from portal.grading.scale import GRADE_POINTS
+from portal.models import AttendanceRecord, Course, LabSession, Registration, Section, Term, User
+
+FILL_BUCKETS = ("Empty", "1–24%", "25–49%", "50–74%", "75–99%", "Full")
+ATTENDED = ("present", "late")
+TERMS_IN_ENROLMENT_CHART = 4
+SECTION_TABLE_LIMIT = 25
+
+
+@dataclass
+class Chart:
+    """What dashboard.js draws, and what the table next to it lists for screen readers."""
+
+    labels: list[str]
+    series: list[dict[str, Any]]  # [{"label": ..., "data": [...]}]
+    kind: str = "bar"
+    percent: bool = False
+
+    def as_config(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "labels": self.labels,
+            "series": self.series,
+            "percent": self.percent,
+        }
+
+    @property
+    def empty(self) -> bool:
+        return not any(any(value for value in s["data"]) for s in self.series)
+
+
+@dataclass
+class SectionRow:
+    id: Any
+    label: str
+    title: str
+    term: str
+    enrolled: int
+    capacity: int
+    waitlisted: int
+    instructor: str
+
+    @property
+    def fill_percent(self) -> int:
+        return round(100 * self.enrolled / self.capacity) if self.capacity else 0
+
+
+@dataclass
+class SectionTable:
+    rows: list[SectionRow]
+    total: int
+
+
+@dataclass
+class Dashboard:
+    term: Term | None
+    terms: list[Term]
+    courses: list[tuple[str, str]]  # (code, title) of courses with grades in the term
+    course_code: str
+    under_percent: int
+    enrolment: Chart
+    fill: Chart
+    grades: Chart
+    attendance: Chart
+    attendance_counts: list[dict[str, Any]] = field(default_factory=list)
+    full_sections: SectionTable = field(default_factory=lambda: SectionTable([], 0))
+    under_filled: SectionTable = field(default_factory=lambda: SectionTable([], 0))
+
+
+def _active_terms(db: Session) -> list[Term]:
+    return list(
+        db.scalars(select(Term).where(Term.deleted_at.is_(None)).order_by(Term.starts_on.desc()))
+    )
+
+
+def enrolment_by_department(db: Session, terms: list[Term]) -> Chart:
+    """Enrolled students per department (x axis), one series per term (oldest first)."""
+    shown = list(reversed(terms[:TERMS_IN_ENROLMENT_CHART]))
+    rows = db.execute(
+        select(Course.department, Section.term_id, func.count(Registration.id))
+        .select_from(Registration)
+        .join(Section, Registration.section_id == Section.id)
+        .join(Course, Section.course_id == Course.id)
+        .where(
+            Registration.status == "enrolled",
+            Section.deleted_at.is_(None),
+            Section.term_id.in_([t.id for t in shown]),
+        )
+        .group_by(Course.department, Section.term_id)
+    ).all()
+    counts = {(department, term_id): count for department, term_id, count in rows}
+    departments = sorted({str(department) for department, _ in counts})
+    series = [
+        {"label": term.name, "data": [counts.get((d, term.id), 0) for d in departments]}
+        for term in shown
+    ]
+    return Chart(labels=departments, series=series)
+
+
+def _section_filter(term: Term | None) -> list[Any]:
+    conditions: list[Any] = [Section.deleted_at.is_(None)]
+    if term is not None:
+        conditions.append(Section.term_id == term.id)
+    return conditions
+
+
+def fill_rate(db: Session, term: Term | None) -> Chart:
+    """How many sections fall in each fill band (enrolled / capacity)."""
+    ratio = Section.enrolled_count * 100 / func.nullif(Section.capacity, 0)
+    bucket = case(
+        (Section.enrolled_count >= Section.capacity, 5),
+        (Section.enrolled_count == 0, 0),
+        (ratio < 25, 1),
+        (ratio < 50, 2),
+        (ratio < 75, 3),
+        else_=4,
+    )
+    rows = db.execute(
+        select(bucket, func.count()).where(*_section_filter(term)).group_by(bucket)
+    ).all()
+    counts = dict.fromkeys(range(len(FILL_BUCKETS)), 0)
+    for index, count in rows:
+        counts[int(index)] = count
+    return Chart(
+        labels=list(FILL_BUCKETS),
+        series=[{"label": "Sections", "data": [counts[i] for i in range(len(FILL_BUCKETS))]}],
+    )
+
+
+def grade_distribution(db: Session, term: Term | None, course_code: str) -> Chart:
+    """Final letter grades of enrolled students, for one course or every course of the term."""
+    query = (
+        select(Registration.final_grade, func.count())
+        .join(Section, Registration.section_id == Section.id)
+        .where(Registration.status == "enrolled", Registration.final_grade.is_not(None))
+        .group_by(Registration.final_grade)
+    )
+    if term is not None:
+        query = query.where(Section.term_id == term.id)
+    if course_code:
+        query = query.join(Course, Section.course_id == Course.id).where(Course.code == course_code)
+    counts: dict[str, int] = {str(g): n for g, n in db.execute(query)}
+    letters = list(GRADE_POINTS)
+    others = sorted(set(counts) - set(letters))  # e.g. W or P from older systems
+    labels = letters + others
+    label = course_code or "All courses"
+    return Chart(
+        labels=labels, series=[{"label": label, "data": [counts.get(g, 0) for g in labels]}]
+    )
+
+
+def graded_courses(db: Session, term: Term | None) -> list[tuple[str, str]]:
+    query = (
+        select(Course.code, Course.title)
+        .join(Section, Section.course_id == Course.id)
+        .join(Registration, Registration.section_id == Section.id)
+        .where(Registration.final_grade.is_not(None))
+        .distinct()
+        .order_by(Course.code)
+    )
+    if term is not None:
+        query = query.where(Section.term_id == term.id)
+    return [(code, title) for code, title in db.execute(query)]
+
+
+def attendance_by_department(db: Session, term: Term | None) -> tuple[Chart, list[dict[str, Any]]]:
+    """Attendance rate per department: (present + late) / every record except excused."""
+    counted = func.sum(case((AttendanceRecord.status != "excused", 1), else_=0))
+    attended = func.sum(case((AttendanceRecord.status.in_(ATTENDED), 1), else_=0))
+    query = (
+        select(
+            Course.department,
+            func.count(AttendanceRecord.id),
+            attended,
+            counted,
+            func.sum(case((AttendanceRecord.status == "absent", 1), else_=0)),
+            func.sum(case((AttendanceRecord.status == "excused", 1), else_=0)),
+        )
+        .select_from(AttendanceRecord)
+        .join(LabSession, AttendanceRecord.lab_session_id == LabSession.id)
+        .join(Section, LabSession.section_id == Section.id)
+        .join(Course, Section.course_id == Course.id)
+        .where(LabSession.deleted_at.is_(None), *_section_filter(term))
+        .group_by(Course.department)
+        .order_by(Course.department)
+    )
+    rows = []
+    for department, records, present, counted_total, absent, excused in db.execute(query):
+        rate = round(100 * (present or 0) / counted_total, 1) if counted_total else None
+        rows.append(
+            {
+                "department": department,
+                "records": records,
+                "attended": present or 0,
+                "absent": absent or 0,
+                "excused": excused or 0,
+                "rate": rate,
+            }
+        )
+    chart = Chart(
+        labels=[r["department"] for r in rows],
+        series=[{"label": "Attendance rate (%)", "data": [r["rate"] or 0 for r in rows]}],
+        percent=True,
+    )
+    return chart, rows
+
+
+def _section_table(db: Session, term: Term | None, condition: Any, order: Any) -> SectionTable:
+    """At most SECTION_TABLE_LIMIT rows plus the total, with a window count: one query."""
+    query = (
+        select(
+            Section.id,
+            Course.code,
+            Section.number,
+            Course.title,
+            Term.code,
+            Section.enrolled_count,
+            Section.capacity,
+            Section.waitlist_count,
+            User.full_name,
+            func.count().over().label("total"),
+        )
+        .join(Course, Section.course_id == Course.id)
+        .join(Term, Section.term_id == Term.id)
+        .outerjoin(User, Section.instructor_id == User.id)
+        .where(condition, *_section_filter(term))
+        .order_by(*order)
+        .limit(SECTION_TABLE_LIMIT)
+    )
+    rows, total = [], 0
+    for (
+        sid,
+        code,
+        number,
+        title,
+        term_code,
+        enrolled,
+        capacity,
+        waitlisted,
+        name,
+        count,
+    ) in db.execute(query):
+        total = count
+        rows.append(
+            SectionRow(
+                id=sid,
+                label=f"{code}-{number}",
+                title=title,
+                term=term_code,
+                enrolled=enrolled,
+                capacity=capacity,
+                waitlisted=waitlisted,
+                instructor=name or "",
+            )
+        )
+    return SectionTable(rows=rows, total=total)
+
+
+def full_sections(db: Session, term: Term | None) -> SectionTable:
+    return _section_table(
+        db,
+        term,
+        and_(Section.capacity > 0, Section.enrolled_count >= Section.capacity),
+        (Section.waitlist_count.desc(), Course.code, Section.number),
+    )
+
+
+def under_filled_sections(db: Session, term: Term | None, percent: int) -> SectionTable:
+    return _section_table(
+        db,
+        term,
+        and_(Section.capacity > 0, Section.enrolled_count * 100 < Section.capacity * percent),
+        (
+            (Section.enrolled_count * 1.0 / Section.capacity).asc(),
+            Course.code,
+            Section.number,
+        ),
+    )
+
+
+def build(
+    db: Session, *, term_code: str = "", course_code: str = "", under_percent: int = 25
+) -> Dashboard:
+    """Everything the dashboard shows, in a fixed number of queries (eight)."""
+    terms = _active_terms(db)
+    term = None
+    if term_code != "all":
+        term = next((t for t in terms if t.code == term_code), None) or (
+            terms[0] if terms and not term_code else None
+        )
+    under_percent = min(max(under_percent, 1), 100)
+    course_code = course_code.strip().upper()
+    attendance, attendance_counts = attendance_by_department(db, term)
+    return Dashboard(
+        term=term,
+        terms=terms,
+        courses=graded_courses(db, term),
+        course_code=course_code,
+        under_percent=under_percent,
+        enrolment=enrolment_by_department(db, terms),
+        fill=fill_rate(db, term),
+        grades=grade_distribution(db, term, course_code),
+        attendance=attendance,
+        attendance_counts=attendance_counts,
+        full_sections=full_sections(db, term),
+        under_filled=under_filled_sections(db, term, under_percent),
+    )

@@ -1,0 +1,105 @@
+"""CSV exports (rosters, import reports), safe to open in a spreadsheet.
+
+A cell that starts with = + - @ (or a tab or carriage return) would be run as a formula by
+Excel or LibreOffice; such cells are prefixed with an apostrophe, which spreadsheets show as text.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import case, select
+from sqlalchemy.orm import Session
+
+from portal.errors import Forbidden
+from portal.models import Registration, Section, User
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+ROSTER_COLUMNS = (
+    "student_number",
+    "username",
+    "full_name",
+    "email",
+    "status",
+    "waitlist_position",
+    "registered_at",
+    "final_grade",
+)
+
+
+def safe_cell(value: Any) -> str:
+    """The text of a cell, defused if a spreadsheet would read it as a formula."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int | float):
+        return str(value)  # numbers (even negative ones) are data, not formulas
+    text = str(value)
+    if text.startswith(FORMULA_PREFIXES):
+        return "'" + text
+    return text
+
+
+def to_csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """UTF-8 text with a byte-order mark, so Excel opens accented names correctly."""
+    buffer = io.StringIO()
+    buffer.write("\ufeff")
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow([safe_cell(h) for h in header])
+    for row in rows:
+        writer.writerow([safe_cell(cell) for cell in row])
+    return buffer.getvalue()
+
+
+def ensure_may_export(section: Section, viewer: User) -> None:
+    """Admins export any section; instructors and lab staff only the sections they teach."""
+    if viewer.role == "admin":
+        return
+    if viewer.role == "instructor" and section.instructor_id == viewer.id:
+        return
+    if viewer.role == "lab_staff" and section.lab_staff_id == viewer.id:
+        return
+    raise Forbidden("You can export the rosters of your own sections only.")
+
+
+def roster_rows(db: Session, section: Section) -> list[tuple[Any, ...]]:
+    """Enrolled students first (by name), then the waitlist in order; dropped ones are left out."""
+    status_order = case((Registration.status == "enrolled", 0), else_=1)
+    return [
+        tuple(row)
+        for row in db.execute(
+            select(
+                User.student_number,
+                User.username,
+                User.full_name,
+                User.email,
+                Registration.status,
+                Registration.waitlist_position,
+                Registration.registered_at,
+                Registration.final_grade,
+            )
+            .join(User, Registration.student_id == User.id)
+            .where(
+                Registration.section_id == section.id,
+                Registration.status.in_(("enrolled", "waitlisted")),
+            )
+            .order_by(status_order, Registration.waitlist_position, User.full_name)
+        )
+    ]
+
+
+def roster_csv(db: Session, section: Section, viewer: User) -> str:
+    ensure_may_export(section, viewer)
+    rows = [
+        (*row[:6], row[6].strftime("%Y-%m-%d %H:%M UTC") if row[6] else "", row[7])
+        for row in roster_rows(db, section)
+    ]
+    return to_csv(ROSTER_COLUMNS, rows)
+
+
+def roster_filename(section: Section) -> str:
+    return f"roster-{section.term.code}-{section.course.code}-{section.number}.csv"

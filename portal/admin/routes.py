@@ -1,0 +1,545 @@
+"""Admin pages: dashboard, terms/courses/sections/meetings, CSV import and roster export."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response
+
+from portal.admin import csv_import, dashboard, exports, import_jobs, services
+from portal.admin.forms import CourseForm, ImportForm, MeetingForm, SectionForm, TermForm
+from portal.auth.policy import roles
+from portal.errors import ValidationError
+from portal.extensions import db
+from portal.models import Meeting, Section, Term, User
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+ADMIN = "admin"
+REPORT_ROWS_SHOWN = 200
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _show_errors(form: FlaskForm, error: ValidationError) -> None:
+    """Put each problem next to its field; the rest above the form."""
+    field_errors = getattr(error, "errors", None) or {}
+    for name, message in field_errors.items():
+        field = getattr(form, name, None)
+        if field is not None:
+            field.errors = [*field.errors, message]
+        else:
+            form.form_errors.append(message)
+    if not field_errors:
+        form.form_errors.append(str(error))
+
+
+def _archive_flag() -> bool:
+    return request.form.get("archive") == "1"
+
+
+def _show_archived() -> bool:
+    return request.args.get("archived") == "1"
+
+
+# --- Dashboard -----------------------------------------------------------------------------------
+
+
+@bp.get("/", endpoint="dashboard")
+@roles(ADMIN)
+def dashboard_page() -> str:
+    try:
+        under = int(request.args.get("under", "25"))
+    except ValueError:
+        under = 25
+    figures = dashboard.build(
+        db.session,
+        term_code=request.args.get("term", "")[:20],
+        course_code=request.args.get("course", "")[:20],
+        under_percent=under,
+    )
+    return render_template("admin/dashboard.html", d=figures)
+
+
+# --- Terms ---------------------------------------------------------------------------------------
+
+
+def _term_details(form: TermForm) -> services.TermDetails:
+    return services.TermDetails(
+        code=form.code.data or "",
+        name=form.name.data or "",
+        starts_on=form.starts_on.data,  # type: ignore[arg-type]
+        ends_on=form.ends_on.data,  # type: ignore[arg-type]
+        registration_opens_at=form.registration_opens_at.data,  # type: ignore[arg-type]
+        registration_closes_at=form.registration_closes_at.data,  # type: ignore[arg-type]
+        add_drop_deadline=form.add_drop_deadline.data,  # type: ignore[arg-type]
+        max_credits=form.max_credits.data or 0,
+    )
+
+
+@bp.get("/terms")
+@roles(ADMIN)
+def terms() -> str:
+    archived = _show_archived()
+    rows = services.list_terms(db.session, include_archived=archived)
+    return render_template("admin/terms.html", rows=rows, archived=archived)
+
+
+@bp.route("/terms/new", methods=["GET", "POST"])
+@roles(ADMIN)
+def term_create() -> str | Response:
+    form = TermForm()
+    if form.validate_on_submit():
+        try:
+            term = services.create_term(db.session, _term_details(form), actor=current_user)
+        except ValidationError as error:
+            db.session.rollback()
+            _show_errors(form, error)
+        else:
+            db.session.commit()
+            flash(f"Term {term.code} created.", "success")
+            return redirect(url_for("admin.term", term_id=term.id))
+    return render_template("admin/term_form.html", form=form, term=None)
+
+
+@bp.get("/terms/<uuid:term_id>")
+@roles(ADMIN)
+def term(term_id: uuid.UUID) -> str:
+    found = services.get_term(db.session, term_id)
+    text = request.args.get("q", "")[:100]
+    archived = _show_archived()
+    page = db.paginate(
+        services.sections_query(found, text, include_archived=archived),
+        per_page=current_app.config["PAGE_SIZE"],
+        error_out=False,
+    )
+    return render_template("admin/term.html", term=found, page=page, q=text, archived=archived)
+
+
+@bp.route("/terms/<uuid:term_id>/edit", methods=["GET", "POST"])
+@roles(ADMIN)
+def term_edit(term_id: uuid.UUID) -> str | Response:
+    found = services.get_term(db.session, term_id)
+    form = TermForm(obj=found)
+    if form.validate_on_submit():
+        try:
+            services.update_term(db.session, found, _term_details(form), actor=current_user)
+        except ValidationError as error:
+            db.session.rollback()
+            _show_errors(form, error)
+        else:
+            db.session.commit()
+            flash(f"Term {found.code} saved.", "success")
+            return redirect(url_for("admin.term", term_id=found.id))
+    return render_template("admin/term_form.html", form=form, term=found)
+
+
+@bp.post("/terms/<uuid:term_id>/archive")
+@roles(ADMIN)
+def term_archive(term_id: uuid.UUID) -> Response:
+    found = services.get_term(db.session, term_id)
+    return _archive(found, url_for("admin.terms"))
+
+
+def _archive(item: Term | Any, back: str) -> Response:
+    try:
+        message = services.set_archived(
+            db.session, item, _archive_flag(), actor=current_user, now=_now()
+        )
+    except ValidationError as error:
+        db.session.rollback()
+        flash(str(error), "danger")
+    else:
+        db.session.commit()
+        flash(message, "success")
+    return redirect(back)
+
+
+# --- Courses -------------------------------------------------------------------------------------
+
+
+def _course_details(form: CourseForm) -> services.CourseDetails:
+    return services.CourseDetails(
+        code=form.code.data or "",
+        title=form.title.data or "",
+        credits=form.credits.data or 0,
+        department=form.department.data or "",
+        description=form.description.data or "",
+    )
+
+
+@bp.get("/courses")
+@roles(ADMIN)
+def courses() -> str:
+    text = request.args.get("q", "")[:100]
+    archived = _show_archived()
+    page = db.paginate(
+        services.courses_query(text, include_archived=archived),
+        per_page=current_app.config["PAGE_SIZE"],
+        error_out=False,
+    )
+    return render_template("admin/courses.html", page=page, q=text, archived=archived)
+
+
+@bp.route("/courses/new", methods=["GET", "POST"])
+@roles(ADMIN)
+def course_create() -> str | Response:
+    form = CourseForm()
+    if form.validate_on_submit():
+        try:
+            course = services.create_course(db.session, _course_details(form), actor=current_user)
+        except ValidationError as error:
+            db.session.rollback()
+            _show_errors(form, error)
+        else:
+            db.session.commit()
+            flash(f"Course {course.code} created.", "success")
+            return redirect(url_for("admin.courses", q=course.code))
+    return render_template(
+        "admin/course_form.html",
+        form=form,
+        course=None,
+        departments=services.departments(db.session),
+    )
+
+
+@bp.route("/courses/<uuid:course_id>/edit", methods=["GET", "POST"])
+@roles(ADMIN)
+def course_edit(course_id: uuid.UUID) -> str | Response:
+    found = services.get_course(db.session, course_id)
+    form = CourseForm(obj=found)
+    if form.validate_on_submit():
+        try:
+            services.update_course(db.session, found, _course_details(form), actor=current_user)
+        except ValidationError as error:
+            db.session.rollback()
+            _show_errors(form, error)
+        else:
+            db.session.commit()
+            flash(f"Course {found.code} saved.", "success")
+            return redirect(url_for("admin.courses", q=found.code))
+    return render_template(
+        "admin/course_form.html",
+        form=form,
+        course=found,
+        departments=services.departments(db.session),
+    )
+
+
+@bp.post("/courses/<uuid:course_id>/archive")
+@roles(ADMIN)
+def course_archive(course_id: uuid.UUID) -> Response:
+    found = services.get_course(db.session, course_id)
+    return _archive(found, url_for("admin.courses", q=found.code, archived="1"))
+
+
+# --- Sections, staff and meetings ----------------------------------------------------------------
+
+
+def _section_form(section: Section | None) -> SectionForm:
+    form = SectionForm(obj=section) if section is not None else SectionForm()
+    if section is not None:
+        del form.term_code
+        del form.course_code
+        if request.method == "GET":
+            form.instructor_username.data = (
+                section.instructor.username if section.instructor else ""
+            )
+            form.lab_staff_username.data = section.lab_staff.username if section.lab_staff else ""
+    else:
+        form.term_code.choices = [
+            (t.code, f"{t.name} ({t.code})") for t in services.term_choices(db.session)
+        ]
+        if request.method == "GET" and request.args.get("term"):
+            form.term_code.data = request.args["term"]
+
+    def people(role: str) -> list[tuple[str, str]]:
+        return [("", "Nobody yet")] + [
+            (u.username, f"{u.full_name} ({u.username})")
+            for u in services.staff_choices(db.session, role)
+        ]
+
+    form.instructor_username.choices = people("instructor")
+    form.lab_staff_username.choices = people("lab_staff")
+    return form
+
+
+def _section_details(form: SectionForm, section: Section | None) -> services.SectionDetails:
+    return services.SectionDetails(
+        term_code=section.term.code if section else (form.term_code.data or ""),
+        course_code=section.course.code if section else (form.course_code.data or ""),
+        number=form.number.data or "",
+        capacity=form.capacity.data or 0,
+        waitlist_capacity=form.waitlist_capacity.data or 0,
+        room=form.room.data or "",
+        instructor_username=form.instructor_username.data or "",
+        lab_staff_username=form.lab_staff_username.data or "",
+    )
+
+
+@bp.route("/sections/new", methods=["GET", "POST"])
+@roles(ADMIN)
+def section_create() -> str | Response:
+    form = _section_form(None)
+    if form.validate_on_submit():
+        try:
+            section = services.create_section(
+                db.session, _section_details(form, None), actor=current_user
+            )
+        except ValidationError as error:
+            db.session.rollback()
+            _show_errors(form, error)
+        else:
+            db.session.commit()
+            flash(f"Section {section.label} created.", "success")
+            return redirect(url_for("admin.section", section_id=section.id))
+    return render_template("admin/section_form.html", form=form, section=None)
+
+
+@bp.get("/sections/<uuid:section_id>")
+@roles(ADMIN)
+def section(section_id: uuid.UUID) -> str:
+    found = services.get_section(db.session, section_id)
+    return _section_page(found, MeetingForm(formdata=None))
+
+
+def _section_page(found: Section, meeting_form: MeetingForm) -> str:
+    archived = _show_archived()
+    meetings = services.section_meetings(db.session, found, include_archived=archived)
+    return render_template(
+        "admin/section.html",
+        section=found,
+        meetings=meetings,
+        meeting_form=meeting_form,
+        archived=archived,
+    )
+
+
+@bp.route("/sections/<uuid:section_id>/edit", methods=["GET", "POST"])
+@roles(ADMIN)
+def section_edit(section_id: uuid.UUID) -> str | Response:
+    found = services.get_section(db.session, section_id)
+    form = _section_form(found)
+    if form.validate_on_submit():
+        try:
+            promoted = services.update_section(
+                db.session, found, _section_details(form, found), actor=current_user
+            )
+        except ValidationError as error:
+            db.session.rollback()
+            _show_errors(form, error)
+        else:
+            db.session.commit()
+            extra = f" {promoted} waitlisted students got a seat." if promoted else ""
+            flash(f"Section {found.label} saved.{extra}", "success")
+            return redirect(url_for("admin.section", section_id=found.id))
+    return render_template("admin/section_form.html", form=form, section=found)
+
+
+@bp.post("/sections/<uuid:section_id>/archive")
+@roles(ADMIN)
+def section_archive(section_id: uuid.UUID) -> Response:
+    found = services.get_section(db.session, section_id)
+    return _archive(found, url_for("admin.section", section_id=found.id))
+
+
+def _meeting_details(form: MeetingForm) -> services.MeetingDetails:
+    return services.MeetingDetails(
+        weekday=int(form.weekday.data or 0),
+        starts_at=form.starts_at.data,  # type: ignore[arg-type]
+        ends_at=form.ends_at.data,  # type: ignore[arg-type]
+        kind=form.kind.data or "lecture",
+    )
+
+
+@bp.post("/sections/<uuid:section_id>/meetings")
+@roles(ADMIN)
+def meeting_create(section_id: uuid.UUID) -> str | Response:
+    found = services.get_section(db.session, section_id)
+    form = MeetingForm()
+    if form.validate_on_submit():
+        try:
+            meeting = services.add_meeting(
+                db.session, found, _meeting_details(form), actor=current_user
+            )
+        except ValidationError as error:
+            db.session.rollback()
+            _show_errors(form, error)
+        else:
+            db.session.commit()
+            flash(f"Meeting {meeting.label} added.", "success")
+            return redirect(url_for("admin.section", section_id=found.id))
+    return _section_page(found, form)
+
+
+@bp.route("/meetings/<uuid:meeting_id>/edit", methods=["GET", "POST"])
+@roles(ADMIN)
+def meeting_edit(meeting_id: uuid.UUID) -> str | Response:
+    meeting = services.get_meeting(db.session, meeting_id)
+    form = MeetingForm(obj=meeting)
+    if request.method == "GET":
+        form.weekday.data = str(meeting.weekday)
+    if form.validate_on_submit():
+        try:
+            services.update_meeting(db.session, meeting, _meeting_details(form), actor=current_user)
+        except ValidationError as error:
+            db.session.rollback()
+            _show_errors(form, error)
+        else:
+            db.session.commit()
+            flash(f"Meeting saved: {meeting.label}.", "success")
+            return redirect(url_for("admin.section", section_id=meeting.section_id))
+    return render_template("admin/meeting_form.html", form=form, meeting=meeting)
+
+
+@bp.post("/meetings/<uuid:meeting_id>/archive")
+@roles(ADMIN)
+def meeting_archive(meeting_id: uuid.UUID) -> Response:
+    meeting: Meeting = services.get_meeting(db.session, meeting_id)
+    return _archive(meeting, url_for("admin.section", section_id=meeting.section_id))
+
+
+def _csv_response(text: str, filename: str) -> Response:
+    safe_name = re.sub(r"[^A-Za-z0-9._-]+", "_", filename).strip("._") or "export.csv"
+    response = make_response(text)
+    response.headers["Content-Type"] = "text/csv; charset=utf-8"
+    response.headers["Content-Disposition"] = f'attachment; filename="{safe_name}"'
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@bp.get("/sections/<uuid:section_id>/roster.csv")
+@roles(ADMIN, "instructor", "lab_staff")
+def roster_export(section_id: uuid.UUID) -> Response:
+    found = services.get_section(db.session, section_id)
+    text = exports.roster_csv(db.session, found, current_user)  # type: ignore[arg-type]
+    return _csv_response(text, exports.roster_filename(found))
+
+
+# --- CSV import ----------------------------------------------------------------------------------
+
+
+def _store() -> import_jobs.JobStore:
+    return import_jobs.JobStore(Path(current_app.config["PORTAL"]["DATA_DIR"]) / "imports")
+
+
+def _run_in_background(job_id: str, mode: str) -> None:
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    actor_id = current_user.id
+    store = _store()
+
+    def work() -> None:
+        with app.app_context():
+            try:
+                actor = db.session.get(User, actor_id)
+                import_jobs.execute(store, job_id, mode, db.session, actor=actor, now=_now())
+            finally:
+                db.session.remove()
+
+    import_jobs.start(job_id, work)
+
+
+@bp.route("/imports", methods=["GET", "POST"])
+@roles(ADMIN)
+def imports() -> str | Response:
+    form = ImportForm()
+    if form.validate_on_submit():
+        upload = form.file.data
+        data = upload.read()
+        job = _store().create(
+            form.kind.data or "", upload.filename or "", data, current_user.username
+        )
+        _run_in_background(job.id, "check")
+        return redirect(url_for("admin.import_job", job_id=job.id))
+    return render_template(
+        "admin/imports.html", form=form, jobs=_store().recent(), kinds=csv_import.KINDS
+    )
+
+
+@bp.get("/imports/<job_id>")
+@roles(ADMIN)
+def import_job(job_id: str) -> str:
+    store = _store()
+    job = store.get(job_id)
+    report = None if job.running else store.report(job_id)
+    return render_template(
+        "admin/import_job.html",
+        job=job,
+        report=report,
+        kind=csv_import.KINDS[job.kind],
+        shown=REPORT_ROWS_SHOWN,
+    )
+
+
+@bp.get("/imports/<job_id>/progress")
+@roles(ADMIN)
+def import_progress(job_id: str) -> Response:
+    job = _store().get(job_id)
+    response = make_response(render_template("admin/_import_progress.html", job=job))
+    if not job.running:
+        response.headers["HX-Refresh"] = "true"  # the finished report replaces the progress bar
+    return response
+
+
+@bp.post("/imports/<job_id>/run")
+@roles(ADMIN)
+def import_run(job_id: str) -> Response:
+    store = _store()
+    job = store.get(job_id)
+    if not job.can_import:
+        flash("This file cannot be imported: check it first and fix every problem.", "danger")
+    elif not store.claim(job_id, "import"):
+        flash("This import has already been started.", "info")
+    else:
+        _run_in_background(job_id, "import")
+    return redirect(url_for("admin.import_job", job_id=job_id))
+
+
+@bp.get("/imports/<job_id>/report.csv")
+@roles(ADMIN)
+def import_report(job_id: str) -> Response:
+    store = _store()
+    job = store.get(job_id)
+    report = store.report(job_id)
+    if report is None:
+        abort(404)
+    rows = [(p.line or "", p.column, p.severity, p.message) for p in report.problems]
+    text = exports.to_csv(("line", "column", "severity", "problem"), rows)
+    return _csv_response(text, f"report-{Path(job.filename).stem}.csv")
+
+
+@bp.post("/imports/<job_id>/passwords.csv")
+@roles(ADMIN)
+def import_passwords(job_id: str) -> Response:
+    text = _store().take_passwords(job_id)
+    if text is None:
+        flash("The one-time passwords were already downloaded; they are not kept.", "warning")
+        return redirect(url_for("admin.import_job", job_id=job_id))
+    return _csv_response(text, f"one-time-passwords-{job_id[:8]}.csv")
+
+
+@bp.get("/imports/templates/<kind>.csv")
+@roles(ADMIN)
+def import_template(kind: str) -> Response:
+    if kind not in csv_import.KINDS:
+        abort(404)
+    return _csv_response(csv_import.template_csv(kind), f"{kind}-template.csv")

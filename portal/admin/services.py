@@ -1,0 +1,734 @@
+"""Terms, courses, sections, meetings and staff assignments: the admin's catalogue rules.
+
+Every change is checked here (not in the forms), archived with deleted_at instead of deleted, and
+written to the audit trail in the same transaction. The web forms and the CSV importer both call
+these functions.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy.orm import Session, selectinload
+
+from portal.audit.services import record
+from portal.errors import NotFound, ValidationError
+from portal.models import WEEKDAYS, Course, Meeting, Section, Term, User
+from portal.registration.services import promote_from_waitlist
+
+CODE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,19}$")
+SECTION_NUMBER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,9}$")
+MEETING_KINDS = ("lecture", "lab", "tutorial", "seminar")
+MAX_CREDITS_PER_COURSE = 30
+MAX_CAPACITY = 10_000
+ARCHIVED_HINT = " (archived: restore it instead of creating a new one)"
+
+
+class FieldErrors(ValidationError):
+    """Several problems, each belonging to one form field (key: the field's name)."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        self.errors = dict(errors)
+        super().__init__(" ".join(self.errors.values()))
+
+
+def _raise_if(errors: dict[str, str]) -> None:
+    if errors:
+        raise FieldErrors(errors)
+
+
+def _utc(moment: datetime) -> datetime:
+    """Form inputs are naive and meant as UTC; aware values are converted."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _snapshot(obj: Any, fields: tuple[str, ...]) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in fields}
+
+
+def _changes(
+    before: dict[str, Any], after: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Only the fields that changed, so the audit log shows what an edit did."""
+    changed = [k for k in after if before.get(k) != after.get(k)]
+    return {k: before.get(k) for k in changed}, {k: after[k] for k in changed}
+
+
+# --- Terms ---------------------------------------------------------------------------------------
+
+TERM_FIELDS = (
+    "code",
+    "name",
+    "starts_on",
+    "ends_on",
+    "registration_opens_at",
+    "registration_closes_at",
+    "add_drop_deadline",
+    "max_credits",
+)
+
+
+@dataclass
+class TermDetails:
+    code: str
+    name: str
+    starts_on: date
+    ends_on: date
+    registration_opens_at: datetime
+    registration_closes_at: datetime
+    add_drop_deadline: datetime
+    max_credits: int = 18
+
+
+def _clean_term(db: Session, details: TermDetails, existing: Term | None) -> dict[str, Any]:
+    errors: dict[str, str] = {}
+    code = details.code.strip().upper()
+    if not CODE_PATTERN.match(code):
+        errors["code"] = "Term codes are 1–20 capital letters, digits or '-', e.g. 2026-FA."
+    else:
+        clash = db.scalar(select(Term).where(Term.code == code))
+        if clash is not None and clash is not existing:
+            hint = ARCHIVED_HINT if clash.deleted_at else ""
+            errors["code"] = f"The term code {code} is already used by {clash.name}{hint}."
+    name = details.name.strip()
+    if not name:
+        errors["name"] = "A name is required."
+    elif len(name) > 100:
+        errors["name"] = "Names are at most 100 characters."
+    opens = _utc(details.registration_opens_at)
+    closes = _utc(details.registration_closes_at)
+    deadline = _utc(details.add_drop_deadline)
+    if details.ends_on < details.starts_on:
+        errors["ends_on"] = "The term cannot end before it starts."
+    if closes < opens:
+        errors["registration_closes_at"] = "Registration cannot close before it opens."
+    if deadline < opens:
+        errors["add_drop_deadline"] = "The add/drop deadline cannot be before registration opens."
+    if not 0 < details.max_credits <= 60:
+        errors["max_credits"] = "The credit limit must be between 1 and 60."
+    _raise_if(errors)
+    return {
+        "code": code,
+        "name": name,
+        "starts_on": details.starts_on,
+        "ends_on": details.ends_on,
+        "registration_opens_at": opens,
+        "registration_closes_at": closes,
+        "add_drop_deadline": deadline,
+        "max_credits": details.max_credits,
+    }
+
+
+def create_term(db: Session, details: TermDetails, *, actor: User | None) -> Term:
+    values = _clean_term(db, details, None)
+    term = Term(**values)
+    db.add(term)
+    db.flush()
+    record(
+        db,
+        actor,
+        "term.create",
+        entity_type="term",
+        entity_id=term.id,
+        summary=f"Created term {term.code} ({term.name})",
+        after=values,
+    )
+    return term
+
+
+def update_term(db: Session, term: Term, details: TermDetails, *, actor: User | None) -> Term:
+    values = _clean_term(db, details, term)
+    before = _snapshot(term, TERM_FIELDS)
+    for name, value in values.items():
+        setattr(term, name, value)
+    db.flush()
+    old, new = _changes(before, _snapshot(term, TERM_FIELDS))
+    if new:
+        record(
+            db,
+            actor,
+            "term.update",
+            entity_type="term",
+            entity_id=term.id,
+            summary=f"Edited term {term.code}: {', '.join(new)}",
+            before=old,
+            after=new,
+        )
+    return term
+
+
+def get_term(db: Session, term_id: uuid.UUID) -> Term:
+    term = db.get(Term, term_id)
+    if term is None:
+        raise NotFound("No such term.")
+    return term
+
+
+def list_terms(db: Session, *, include_archived: bool = False) -> list[tuple[Term, int]]:
+    """Terms, newest first, each with its number of (not archived) sections: one query."""
+    counts = (
+        select(Section.term_id, func.count().label("sections"))
+        .where(Section.deleted_at.is_(None))
+        .group_by(Section.term_id)
+        .subquery()
+    )
+    query = (
+        select(Term, func.coalesce(counts.c.sections, 0))
+        .outerjoin(counts, counts.c.term_id == Term.id)
+        .order_by(Term.starts_on.desc(), Term.code)
+    )
+    if not include_archived:
+        query = query.where(Term.deleted_at.is_(None))
+    return [(term, count) for term, count in db.execute(query)]
+
+
+def term_choices(db: Session) -> list[Term]:
+    return list(
+        db.scalars(select(Term).where(Term.deleted_at.is_(None)).order_by(Term.starts_on.desc()))
+    )
+
+
+# --- Courses -------------------------------------------------------------------------------------
+
+COURSE_FIELDS = ("code", "title", "credits", "department", "description")
+
+
+@dataclass
+class CourseDetails:
+    code: str
+    title: str
+    credits: int
+    department: str
+    description: str = ""
+
+
+def course_fields(details: CourseDetails) -> tuple[dict[str, Any], dict[str, str]]:
+    """The cleaned values and the problems of each field, without asking the database."""
+    errors: dict[str, str] = {}
+    code = details.code.strip().upper()
+    if not CODE_PATTERN.match(code):
+        errors["code"] = "Course codes are 1–20 capital letters, digits or '-', e.g. CS101."
+    title = details.title.strip()
+    if not title:
+        errors["title"] = "A title is required."
+    elif len(title) > 200:
+        errors["title"] = "Titles are at most 200 characters."
+    department = details.department.strip()
+    if not department:
+        errors["department"] = "A department is required."
+    elif len(department) > 100:
+        errors["department"] = "Department names are at most 100 characters."
+    if not 0 <= details.credits <= MAX_CREDITS_PER_COURSE:
+        errors["credits"] = f"Credits must be between 0 and {MAX_CREDITS_PER_COURSE}."
+    values = {
+        "code": code,
+        "title": title,
+        "credits": details.credits,
+        "department": department,
+        "description": details.description.strip(),
+    }
+    return values, errors
+
+
+def course_code_taken(clash: Course) -> str:
+    hint = ARCHIVED_HINT if clash.deleted_at else ""
+    return f"The course code {clash.code} is already used by {clash.title}{hint}."
+
+
+def _clean_course(db: Session, details: CourseDetails, existing: Course | None) -> dict[str, Any]:
+    values, errors = course_fields(details)
+    if "code" not in errors:
+        clash = db.scalar(select(Course).where(Course.code == values["code"]))
+        if clash is not None and clash is not existing:
+            errors["code"] = course_code_taken(clash)
+    _raise_if(errors)
+    return values
+
+
+def create_course(db: Session, details: CourseDetails, *, actor: User | None) -> Course:
+    values = _clean_course(db, details, None)
+    course = Course(**values)
+    db.add(course)
+    db.flush()
+    record(
+        db,
+        actor,
+        "course.create",
+        entity_type="course",
+        entity_id=course.id,
+        summary=f"Created course {course.code} ({course.title})",
+        after=values,
+    )
+    return course
+
+
+def update_course(
+    db: Session, course: Course, details: CourseDetails, *, actor: User | None
+) -> Course:
+    values = _clean_course(db, details, course)
+    before = _snapshot(course, COURSE_FIELDS)
+    for name, value in values.items():
+        setattr(course, name, value)
+    db.flush()
+    old, new = _changes(before, _snapshot(course, COURSE_FIELDS))
+    if new:
+        record(
+            db,
+            actor,
+            "course.update",
+            entity_type="course",
+            entity_id=course.id,
+            summary=f"Edited course {course.code}: {', '.join(new)}",
+            before=old,
+            after=new,
+        )
+    return course
+
+
+def get_course(db: Session, course_id: uuid.UUID) -> Course:
+    course = db.get(Course, course_id)
+    if course is None:
+        raise NotFound("No such course.")
+    return course
+
+
+def courses_query(text: str = "", *, include_archived: bool = False) -> Select[Any]:
+    query = select(Course)
+    if not include_archived:
+        query = query.where(Course.deleted_at.is_(None))
+    if text.strip():
+        like = f"%{text.strip().lower()}%"
+        query = query.where(
+            or_(
+                func.lower(Course.code).like(like),
+                func.lower(Course.title).like(like),
+                func.lower(Course.department).like(like),
+            )
+        )
+    return query.order_by(Course.code)
+
+
+def departments(db: Session) -> list[str]:
+    return list(
+        db.scalars(
+            select(Course.department)
+            .where(Course.deleted_at.is_(None))
+            .distinct()
+            .order_by(Course.department)
+        )
+    )
+
+
+# --- Sections and staff assignments ---------------------------------------------------------------
+
+SECTION_FIELDS = (
+    "number",
+    "capacity",
+    "waitlist_capacity",
+    "room",
+    "instructor_id",
+    "lab_staff_id",
+)
+
+
+@dataclass
+class SectionDetails:
+    """Plain values as a form or a CSV row gives them: codes and usernames, not ids."""
+
+    term_code: str
+    course_code: str
+    number: str
+    capacity: int
+    waitlist_capacity: int = 0
+    room: str = ""
+    instructor_username: str = ""
+    lab_staff_username: str = ""
+
+
+def staff_problem(user: User | None, username: str, role: str) -> str | None:
+    """Why `user` (found by `username`) cannot be assigned as `role`, or None."""
+    label = {"lab_staff": "lab staff"}.get(role, "an " + role if role[0] in "aeiou" else role)
+    if user is None or user.deleted_at is not None:
+        return f"There is no user {username!r}."
+    if user.role != role:
+        return f"{username} is {user.role_label.lower()}, not {label}."
+    if not user.active:
+        return f"{username}'s account is deactivated."
+    return None
+
+
+def _staff_member(db: Session, username: str, role: str, errors: dict[str, str], key: str) -> Any:
+    username = username.strip().lower()
+    if not username:
+        return None
+    user = db.scalar(select(User).where(User.username == username))
+    problem = staff_problem(user, username, role)
+    if problem:
+        errors[key] = problem
+    return user
+
+
+def section_fields(details: SectionDetails) -> dict[str, str]:
+    """Problems of the fields that need no database: number, capacity, waitlist, room."""
+    errors: dict[str, str] = {}
+    if not SECTION_NUMBER_PATTERN.match(details.number.strip()):
+        errors["number"] = "Section numbers are 1–10 letters, digits or '-', e.g. 001."
+    if not 0 <= details.capacity <= MAX_CAPACITY:
+        errors["capacity"] = f"Capacity must be between 0 and {MAX_CAPACITY:,}."
+    if not 0 <= details.waitlist_capacity <= MAX_CAPACITY:
+        errors["waitlist_capacity"] = f"Waitlist places must be between 0 and {MAX_CAPACITY:,}."
+    if len(details.room.strip()) > 50:
+        errors["room"] = "Rooms are at most 50 characters."
+    return errors
+
+
+def section_number_taken(course: Course, term: Term, number: str, archived: bool) -> str:
+    hint = " (archived: restore it instead)" if archived else ""
+    return f"{course.code} already has a section {number} in {term.name}{hint}."
+
+
+def _clean_section(
+    db: Session, details: SectionDetails, existing: Section | None
+) -> tuple[dict[str, Any], Term | None, Course | None]:
+    errors: dict[str, str] = {}
+    term = course = None
+    if existing is not None:
+        term, course = existing.term, existing.course
+        if details.term_code.strip().upper() not in ("", term.code):
+            errors["term_code"] = "A section cannot move to another term; create a new one."
+        if details.course_code.strip().upper() not in ("", course.code):
+            errors["course_code"] = "A section cannot move to another course; create a new one."
+    else:
+        term_code = details.term_code.strip().upper()
+        term = db.scalar(select(Term).where(Term.code == term_code))
+        if term is None:
+            errors["term_code"] = (
+                f"There is no term {term_code!r}." if term_code else "Choose a term."
+            )
+        elif term.deleted_at is not None:
+            errors["term_code"] = f"The term {term.code} is archived."
+        course_code = details.course_code.strip().upper()
+        course = db.scalar(select(Course).where(Course.code == course_code))
+        if course is None:
+            errors["course_code"] = (
+                f"There is no course {course_code!r}." if course_code else "A course is required."
+            )
+        elif course.deleted_at is not None:
+            errors["course_code"] = f"The course {course.code} is archived."
+    errors.update(section_fields(details))
+    number = details.number.strip()
+    if "number" not in errors and term is not None and course is not None:
+        clash = db.scalar(
+            select(Section).where(
+                Section.course_id == course.id,
+                Section.term_id == term.id,
+                Section.number == number,
+            )
+        )
+        if clash is not None and clash is not existing:
+            errors["number"] = section_number_taken(course, term, number, clash.is_deleted)
+    instructor = _staff_member(
+        db, details.instructor_username, "instructor", errors, "instructor_username"
+    )
+    lab_staff = _staff_member(
+        db, details.lab_staff_username, "lab_staff", errors, "lab_staff_username"
+    )
+    _raise_if(errors)
+    values = {
+        "number": number,
+        "capacity": details.capacity,
+        "waitlist_capacity": details.waitlist_capacity,
+        "room": details.room.strip(),
+        "instructor_id": instructor.id if instructor else None,
+        "lab_staff_id": lab_staff.id if lab_staff else None,
+    }
+    return values, term, course
+
+
+def create_section(db: Session, details: SectionDetails, *, actor: User | None) -> Section:
+    values, term, course = _clean_section(db, details, None)
+    assert term is not None and course is not None
+    section = Section(term_id=term.id, course_id=course.id, **values)
+    db.add(section)
+    db.flush()
+    record(
+        db,
+        actor,
+        "section.create",
+        entity_type="section",
+        entity_id=section.id,
+        summary=f"Created section {course.code}-{section.number} in {term.code}",
+        after={"term": term.code, "course": course.code, **values},
+    )
+    return section
+
+
+def update_section(
+    db: Session, section: Section, details: SectionDetails, *, actor: User | None
+) -> int:
+    """Save the section; returns how many waitlisted students moved into new seats.
+
+    Capacity is changed with one conditional UPDATE so that it can never drop below the seats a
+    concurrent registration has just taken (the same rule as the registration's own UPDATE).
+    """
+    values, _, _ = _clean_section(db, details, section)
+    before = _snapshot(section, SECTION_FIELDS)
+    result = db.execute(
+        update(Section)
+        .where(
+            Section.id == section.id,
+            Section.enrolled_count <= values["capacity"],
+            Section.waitlist_count <= values["waitlist_capacity"],
+        )
+        .values(capacity=values["capacity"], waitlist_capacity=values["waitlist_capacity"])
+        .execution_options(synchronize_session=False)
+    )
+    db.refresh(section)
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        errors = {}
+        if section.enrolled_count > values["capacity"]:
+            errors["capacity"] = (
+                f"{section.enrolled_count} students are enrolled; capacity cannot be lower."
+            )
+        if section.waitlist_count > values["waitlist_capacity"]:
+            errors["waitlist_capacity"] = (
+                f"{section.waitlist_count} students are waitlisted; the waitlist cannot be shorter."
+            )
+        raise FieldErrors(errors or {"capacity": "The section changed; try again."})
+    section.number = values["number"]
+    section.room = values["room"]
+    section.instructor_id = values["instructor_id"]
+    section.lab_staff_id = values["lab_staff_id"]
+    db.flush()
+    promoted = 0
+    now = datetime.now(UTC)
+    while promote_from_waitlist(db, section, now=now) is not None:
+        promoted += 1
+    db.refresh(section)
+    old, new = _changes(before, _snapshot(section, SECTION_FIELDS))
+    if new:
+        action = (
+            "section.staff" if set(new) <= {"instructor_id", "lab_staff_id"} else "section.update"
+        )
+        record(
+            db,
+            actor,
+            action,
+            entity_type="section",
+            entity_id=section.id,
+            summary=f"Edited section {section.label} in {section.term.code}: {', '.join(new)}"
+            + (f"; {promoted} promoted from the waitlist" if promoted else ""),
+            before=old,
+            after=new,
+        )
+    return promoted
+
+
+def get_section(db: Session, section_id: uuid.UUID) -> Section:
+    section = db.scalar(
+        select(Section)
+        .where(Section.id == section_id)
+        .options(
+            selectinload(Section.course),
+            selectinload(Section.term),
+            selectinload(Section.instructor),
+            selectinload(Section.lab_staff),
+        )
+    )
+    if section is None:
+        raise NotFound("No such section.")
+    return section
+
+
+def section_meetings(db: Session, section: Section, *, include_archived: bool) -> list[Meeting]:
+    query = select(Meeting).where(Meeting.section_id == section.id)
+    if not include_archived:
+        query = query.where(Meeting.deleted_at.is_(None))
+    return list(db.scalars(query.order_by(Meeting.weekday, Meeting.starts_at)))
+
+
+def sections_query(term: Term, text: str = "", *, include_archived: bool = False) -> Select[Any]:
+    query = (
+        select(Section)
+        .join(Section.course)
+        .where(Section.term_id == term.id)
+        .options(
+            selectinload(Section.course),
+            selectinload(Section.instructor),
+            selectinload(Section.lab_staff),
+        )
+    )
+    if not include_archived:
+        query = query.where(Section.deleted_at.is_(None))
+    if text.strip():
+        like = f"%{text.strip().lower()}%"
+        query = query.where(
+            or_(func.lower(Course.code).like(like), func.lower(Course.title).like(like))
+        )
+    return query.order_by(Course.code, Section.number)
+
+
+def staff_choices(db: Session, role: str) -> list[User]:
+    return list(
+        db.scalars(
+            select(User)
+            .where(User.role == role, User.active.is_(True), User.deleted_at.is_(None))
+            .order_by(User.full_name)
+        )
+    )
+
+
+# --- Meetings ------------------------------------------------------------------------------------
+
+MEETING_FIELDS = ("weekday", "starts_at", "ends_at", "kind")
+
+
+@dataclass
+class MeetingDetails:
+    weekday: int
+    starts_at: time
+    ends_at: time
+    kind: str = "lecture"
+
+
+def _clean_meeting(
+    db: Session, section: Section, details: MeetingDetails, existing: Meeting | None
+) -> dict[str, Any]:
+    errors: dict[str, str] = {}
+    if not 0 <= details.weekday <= 6:
+        errors["weekday"] = "Choose a day of the week."
+    if details.starts_at >= details.ends_at:
+        errors["ends_at"] = "A meeting must end after it starts."
+    if details.kind not in MEETING_KINDS:
+        errors["kind"] = f"The kind is one of: {', '.join(MEETING_KINDS)}."
+    if not errors:
+        candidate = Meeting(
+            weekday=details.weekday, starts_at=details.starts_at, ends_at=details.ends_at
+        )
+        for other in section_meetings(db, section, include_archived=False):
+            if other is not existing and candidate.overlaps(other):
+                errors["starts_at"] = f"This overlaps the section's meeting {other.label}."
+                break
+    _raise_if(errors)
+    return {
+        "weekday": details.weekday,
+        "starts_at": details.starts_at,
+        "ends_at": details.ends_at,
+        "kind": details.kind,
+    }
+
+
+def _meeting_label(values: dict[str, Any]) -> str:
+    return f"{WEEKDAYS[values['weekday']]} {values['starts_at']:%H:%M}–{values['ends_at']:%H:%M}"
+
+
+def add_meeting(
+    db: Session, section: Section, details: MeetingDetails, *, actor: User | None
+) -> Meeting:
+    values = _clean_meeting(db, section, details, None)
+    meeting = Meeting(section_id=section.id, **values)
+    db.add(meeting)
+    db.flush()
+    record(
+        db,
+        actor,
+        "meeting.create",
+        entity_type="meeting",
+        entity_id=meeting.id,
+        summary=f"Added meeting {_meeting_label(values)} to {section.label}",
+        after={"section": section.label, **values},
+    )
+    return meeting
+
+
+def update_meeting(
+    db: Session, meeting: Meeting, details: MeetingDetails, *, actor: User | None
+) -> Meeting:
+    values = _clean_meeting(db, meeting.section, details, meeting)
+    before = _snapshot(meeting, MEETING_FIELDS)
+    for name, value in values.items():
+        setattr(meeting, name, value)
+    db.flush()
+    old, new = _changes(before, _snapshot(meeting, MEETING_FIELDS))
+    if new:
+        record(
+            db,
+            actor,
+            "meeting.update",
+            entity_type="meeting",
+            entity_id=meeting.id,
+            summary=f"Edited meeting of {meeting.section.label}: now {meeting.label}",
+            before=old,
+            after=new,
+        )
+    return meeting
+
+
+def get_meeting(db: Session, meeting_id: uuid.UUID) -> Meeting:
+    meeting = db.get(Meeting, meeting_id)
+    if meeting is None:
+        raise NotFound("No such meeting.")
+    return meeting
+
+
+# --- Archiving -----------------------------------------------------------------------------------
+
+
+def _label_of(item: Term | Course | Section | Meeting) -> str:
+    if isinstance(item, Term | Course):
+        return item.code
+    if isinstance(item, Section):
+        return f"{item.label} ({item.term.code})"
+    return f"{item.section.label} {item.label}"
+
+
+def set_archived(
+    db: Session,
+    item: Term | Course | Section | Meeting,
+    archived: bool,
+    *,
+    actor: User | None,
+    now: datetime,
+) -> str:
+    """Archive (soft delete) or restore; returns a sentence for the admin."""
+    kind = type(item).__name__.lower()
+    label = _label_of(item)
+    if archived == item.is_deleted:
+        return f"The {kind} {label} is already {'archived' if archived else 'active'}."
+    if not archived:
+        _ensure_restorable(db, item)
+    before = {"deleted_at": item.deleted_at}
+    item.deleted_at = now if archived else None
+    db.flush()
+    record(
+        db,
+        actor,
+        f"{kind}.{'archive' if archived else 'restore'}",
+        entity_type=kind,
+        entity_id=item.id,
+        summary=f"{'Archived' if archived else 'Restored'} {kind} {label}",
+        before=before,
+        after={"deleted_at": item.deleted_at},
+    )
+    message = f"The {kind} {label} was {'archived' if archived else 'restored'}."
+    if archived and isinstance(item, Section) and item.enrolled_count:
+        message += (
+            f" {item.enrolled_count} students are still enrolled; "
+            "they keep their registrations, and nobody new can register."
+        )
+    return message
+
+
+def _ensure_restorable(db: Session, item: Term | Course | Section | Meeting) -> None:
+    if isinstance(item, Section) and (item.term.is_deleted or item.course.is_deleted):
+        raise ValidationError("Restore the section's term and course first.")
+    if isinstance(item, Meeting):
+        if item.section.is_deleted:
+            raise ValidationError("Restore the section first.")
+        details = MeetingDetails(item.weekday, item.starts_at, item.ends_at, item.kind)
+        _clean_meeting(db, item.section, details, item)

@@ -1,0 +1,5 @@
+from tests.rbac import Case
+
+CASES = {
+    "audit.log": Case("GET", "/admin/audit/", {"admin"}),
+}
