@@ -6,7 +6,7 @@ import tempfile
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, cast
 
 from flask import (
     Blueprint,
@@ -81,7 +81,10 @@ def upload(assessment_id: uuid.UUID) -> Response:
     received: list[storage.IncomingFile] = []
 
     def stream_factory(
-        total_length: int | None, content_type: str | None, filename: str | None, length: Any = None
+        total_content_length: int | None,
+        content_type: str | None,
+        filename: str | None,
+        content_length: int | None = None,
     ) -> IO[bytes]:
         incoming = storage.IncomingFile(directory, limit)
         received.append(incoming)
