@@ -1,0 +1,246 @@
+"""Teaching in the browser: lab staff take attendance and enter marks; a student uploads a lab
+report and sees their marks, final grade and transcript."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from playwright.sync_api import expect
+from sqlalchemy import select
+
+from portal.demo.services import DEMO_PASSWORD
+from portal.grading import services as grading
+from portal.models import AttendanceRecord, Mark, Submission, User
+from tests import factories
+
+pytestmark = pytest.mark.browser
+
+PDF = b"%PDF-1.7\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n"
+
+
+@pytest.fixture(scope="module")
+def arranged(live_server):
+    """Two sections taught by the demo instructor and lab staff, each with the demo student
+    and three classmates: one in progress (OCE101), one to be finalised (OCE102)."""
+    with live_server.session() as db:
+        demo = {
+            u.username: u
+            for u in db.scalars(
+                select(User).where(User.username.in_(["instructor", "labstaff", "student"]))
+            )
+        }
+        term = factories.make_term(db, state="open", code="LAB-T", name="Lab term")
+        sections = {}
+        for code, title in (("OCE101", "Ocean Lab Methods"), ("OCE102", "Tides and Waves")):
+            course = factories.make_course(db, code=code, title=title, credits=4)
+            section = factories.make_section(
+                db,
+                course=course,
+                term=term,
+                instructor_id=demo["instructor"].id,
+                lab_staff_id=demo["labstaff"].id,
+            )
+            sections[code] = section
+        classmates = [
+            factories.make_user(db, "student", full_name=name, password=DEMO_PASSWORD)
+            for name in ("Ada Byron", "Ben Carter", "Cleo Diaz")
+        ]
+        students = [demo["student"], *classmates]
+        for section in sections.values():
+            for student in students:
+                factories.enrol(db, student, section)
+        due = factories.now() + timedelta(days=7)
+        lab1 = factories.make_assessment(
+            db, sections["OCE101"], name="Lab 1: Salinity", kind="lab", weight=30,
+            max_points=20, due_at=due,
+        )  # fmt: skip
+        factories.make_assessment(
+            db, sections["OCE101"], name="Lab 2: Currents", kind="lab", weight=30, max_points=20
+        )
+        factories.make_assessment(
+            db, sections["OCE101"], name="Final exam", kind="exam", weight=40, max_points=100
+        )
+        # OCE102: marked and finalised by its instructor.
+        report = factories.make_assessment(
+            db, sections["OCE102"], name="Wave report", kind="lab", weight=40, max_points=10
+        )
+        exam = factories.make_assessment(
+            db, sections["OCE102"], name="Exam", kind="exam", weight=60, max_points=50
+        )
+        factories.make_mark(db, report, demo["student"], 9)
+        factories.make_mark(db, exam, demo["student"], 44)  # 36 + 52.8 = 88.8 % -> B+
+        grading.finalise_section(db, demo["instructor"], sections["OCE102"], now=factories.now())
+        return {
+            "section": sections["OCE101"].id,
+            "label": sections["OCE101"].label,
+            "lab1": lab1.id,
+            "student": demo["student"].id,
+            "classmates": [c.id for c in classmates],
+        }
+
+
+def test_lab_staff_take_attendance_and_enter_marks(
+    live_server, arranged, page, login, screenshot, assert_accessible
+):
+    login(page, "labstaff")
+    row = page.locator(".list-group-item", has_text=arranged["label"])
+    screenshot(page, "teaching-01-staff-home")
+
+    # 1. A lab session, then the whole roster on one screen.
+    row.get_by_role("link", name=re.compile(r"^Attendance")).click()
+    expect(page.get_by_role("heading", name="Add a lab session")).to_be_visible()
+    page.get_by_label("Date").fill("2026-03-02")
+    page.get_by_label("Starts").fill("14:00")
+    page.get_by_label("Ends").fill("16:00")
+    page.get_by_label("Room").fill("LAB-3")
+    page.get_by_role("button", name="Add lab session").click()
+    expect(page.get_by_role("heading", name=re.compile("^Attendance"))).to_be_visible()
+    expect(page.get_by_text("4 of 4 not recorded yet")).to_be_visible()
+
+    # 2. One click per student, saved at once (htmx swaps the line and the counts).
+    for name, status in (("Ada Byron", "Present"), ("Ben Carter", "Late"), ("Cleo Diaz", "Absent")):
+        group = page.get_by_role("group", name=re.compile(name))
+        group.get_by_role("button", name=status).click()
+        expect(
+            page.get_by_role("group", name=re.compile(name)).get_by_role("button", name=status)
+        ).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#attendance-counts")).to_contain_text("1 present")
+    expect(page.locator("#attendance-counts")).to_contain_text("1 late")
+    expect(page.locator("#attendance-counts")).to_contain_text("1 of 4 not recorded yet")
+    page.get_by_role("button", name="Mark everyone not recorded yet as present").click()
+    expect(page.get_by_text("1 student(s) without a record marked present.")).to_be_visible()
+    expect(page.locator("#attendance-counts")).to_contain_text("2 present")
+    screenshot(page, "teaching-02-attendance-taken")
+    assert_accessible(page)
+    with live_server.session() as db:
+        statuses = sorted(db.scalars(select(AttendanceRecord.status)))
+    assert statuses == ["absent", "late", "present", "present"]
+
+    page.get_by_role("link", name=re.compile("attendance$")).click()
+    expect(page.locator("#section-rate")).to_have_text("75%")
+    screenshot(page, "teaching-03-attendance-rates")
+    assert_accessible(page)
+
+    # 3. Marks: lab columns only; Tab moves along the row, Enter to the next student.
+    page.get_by_role("link", name="Gradebook").click()
+    expect(page.get_by_role("columnheader", name=re.compile("Lab 1: Salinity"))).to_be_visible()
+    expect(page.get_by_role("columnheader", name=re.compile("Final exam"))).to_have_count(0)
+    first = page.get_by_label("Lab 1: Salinity, Ada Byron (out of 20)")
+    first.fill("17")
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Lab 2: Currents, Ada Byron (out of 20)")).to_be_focused()
+    page.keyboard.type("25")  # more than the maximum
+    page.keyboard.press("Enter")
+    expect(page.get_by_label("Lab 2: Currents, Ben Carter (out of 20)")).to_be_focused()
+    too_many = page.get_by_label("Lab 2: Currents, Ada Byron (out of 20)")
+    expect(too_many).to_have_attribute("aria-invalid", "true")
+    expect(too_many).to_have_value("25")  # what was typed is kept
+    expect(page.get_by_text("At most 20 points for Lab 2: Currents.")).to_be_visible()
+    page.keyboard.type("12,5")
+    page.keyboard.press("Tab")
+    expect(page.locator("td", has=page.get_by_label("Lab 2: Currents, Ben Carter (out of 20)")))\
+        .to_contain_text("Saved")  # fmt: skip
+    screenshot(page, "teaching-04-gradebook-error-kept")
+    assert_accessible(page)
+
+    too_many.fill("19")
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Lab 2: Currents, Ada Byron (out of 20)")).not_to_have_attribute(
+        "aria-invalid", "true"
+    )
+    page.reload()
+    expect(page.get_by_label("Lab 1: Salinity, Ada Byron (out of 20)")).to_have_value("17")
+    expect(page.get_by_label("Lab 2: Currents, Ada Byron (out of 20)")).to_have_value("19")
+    expect(page.get_by_label("Lab 2: Currents, Ben Carter (out of 20)")).to_have_value("12.5")
+    screenshot(page, "teaching-05-gradebook-saved")
+    with live_server.session() as db:
+        assert sorted(db.scalars(select(Mark.points).join(Mark.assessment).where(
+            Mark.points.is_not(None), Mark.assessment.has(section_id=arranged["section"])
+        ))) == [12.5, 17.0, 19.0]  # fmt: skip
+
+
+def test_student_uploads_a_report_and_sees_their_grade(
+    live_server, arranged, page, login, screenshot, assert_accessible, tmp_path
+):
+    login(page, "student")
+    page.get_by_role("link", name="Lab reports").click()
+    expect(page.get_by_role("heading", name="Lab reports")).to_be_visible()
+    card = page.locator(
+        "section", has=page.get_by_role("heading", name=re.compile("Lab 1: Salinity"))
+    )
+    expect(card).to_contain_text("Not handed in yet.")
+    report = tmp_path / "salinity report.pdf"
+    report.write_bytes(PDF)
+    card.get_by_label("Your report").set_input_files(str(report))
+    card.get_by_role("button", name=re.compile("^Upload for")).click()
+    expect(page.locator(".alert-success")).to_contain_text(
+        "salinity report.pdf uploaded for Lab 1: Salinity (attempt 1)."
+    )
+    card = page.locator(
+        "section", has=page.get_by_role("heading", name=re.compile("Lab 1: Salinity"))
+    )
+    expect(card.get_by_role("link", name="salinity report.pdf")).to_be_visible()
+    expect(card).to_contain_text("On time")
+
+    # A lying extension is refused with a reason, and the first attempt stays.
+    fake = tmp_path / "graph.pdf"
+    fake.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+    card.get_by_label("Upload a new version").set_input_files(str(fake))
+    card.get_by_role("button", name=re.compile("^Upload for")).click()
+    expect(page.locator(".alert-danger")).to_contain_text("its content is a PNG image")
+    screenshot(page, "teaching-06-lab-reports")
+    assert_accessible(page)
+    with live_server.session() as db:
+        assert [s.original_name for s in db.scalars(select(Submission))] == ["salinity report.pdf"]
+
+    # The download comes back as an attachment with the same bytes.
+    with page.expect_download() as download_info:
+        card.get_by_role("link", name="salinity report.pdf").click()
+    download = download_info.value
+    assert download.suggested_filename == "salinity report.pdf"
+    assert open(download.path(), "rb").read() == PDF
+
+    # Marks, the final grade and GPA.
+    page.get_by_role("link", name="My grades").click()
+    finalised = page.locator("section.card", has_text="OCE102")
+    expect(finalised).to_contain_text("Final grade B+")
+    expect(finalised).to_contain_text("44 / 50")
+    in_progress = page.locator("section.card", has_text="OCE101")
+    expect(in_progress).to_contain_text("not marked")
+    with live_server.session() as db:  # the demo student has earlier grades as well
+        expected = grading.transcript(db, db.get(User, arranged["student"])).cumulative_gpa
+    expect(page.locator("#cumulative-gpa")).to_contain_text(f"{expected:.2f}")
+    screenshot(page, "teaching-07-my-grades")
+    assert_accessible(page)
+
+    page.get_by_role("link", name="Transcript").click()
+    expect(page.get_by_role("heading", name="Transcript")).to_be_visible()
+    expect(page.locator("tr", has_text="OCE102")).to_contain_text("B+")
+    expect(page.locator("tr", has_text="OCE101")).to_contain_text("In progress")
+    screenshot(page, "teaching-08-transcript")
+    assert_accessible(page)
+    page.emulate_media(media="print")
+    expect(page.get_by_role("button", name="Print")).to_be_hidden()
+    expect(page.locator("header")).to_be_hidden()
+    screenshot(page, "teaching-09-transcript-print")
+
+
+def test_instructor_pages_are_accessible(
+    live_server, arranged, page, login, screenshot, assert_accessible
+):
+    login(page, "instructor")
+    section = arranged["section"]
+    for name, path in (
+        ("gradebook", f"/sections/{section}/gradebook"),
+        ("assessments", f"/sections/{section}/assessments"),
+        ("submissions", f"/sections/{section}/submissions"),
+    ):
+        page.goto(path)
+        expect(page.get_by_role("heading", level=1)).to_contain_text(arranged["label"])
+        screenshot(page, f"teaching-instructor-{name}")
+        assert_accessible(page)
+    page.goto(f"/sections/{section}/gradebook")
+    expect(page.get_by_role("columnheader", name="Course %")).to_be_visible()
+    expect(page.get_by_role("button", name="Finalise grades")).to_be_visible()
