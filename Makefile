@@ -77,9 +77,17 @@ clean:
 # only): dist/campus-portal/ (onedir bundle), dist/*.deb, dist/*.tar.xz and dist/SHA256SUMS.
 # The tests in tests/package (marked `package`) build it once, install the .deb for real and run it.
 APT_TEST += dpkg-dev xz-utils shellcheck
+# What building the bundle needs (PyGObject and pycairo compile when no wheel fits).
+APT_PACKAGE := dpkg-dev xz-utils gcc python3-dev pkg-config libgirepository1.0-dev libcairo2-dev \
+  gir1.2-webkit2-4.1
 PKG_VENV := build/package-venv
 
-.PHONY: package test-package
+.PHONY: package test-package system-deps-package
+
+system-deps-package:
+	@missing=$$(for p in $(APT_PACKAGE); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then echo "Installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 
 $(PKG_VENV)/.installed: pyproject.toml
 	@[ -x $(PKG_VENV)/bin/python ] || $(PYTHON) -m venv $(PKG_VENV)
@@ -87,7 +95,7 @@ $(PKG_VENV)/.installed: pyproject.toml
 	$(PKG_VENV)/bin/python -m pip install -q -e '.[desktop,package]'
 	@touch $@
 
-package: system-deps-test assets $(PKG_VENV)/.installed
+package: system-deps system-deps-package assets $(PKG_VENV)/.installed
 	$(PKG_VENV)/bin/pyinstaller --noconfirm --clean --log-level WARN \
 	  --distpath dist --workpath build/pyinstaller build.spec
 	installers/linux/build-deb.sh dist/campus-portal dist
