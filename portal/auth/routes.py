@@ -14,6 +14,7 @@ from flask_login import current_user, login_user, logout_user
 from werkzeug.wrappers import Response
 
 from portal.accounts.services import authenticate
+from portal.audit.services import record
 from portal.auth.forms import LoginForm
 from portal.auth.policy import is_safe_redirect, public
 from portal.extensions import db, limiter
@@ -35,11 +36,30 @@ def login() -> str | Response | tuple[str, int]:
     if request.method == "GET":
         form.next.data = request.args.get("next", "")
     if form.validate_on_submit():
-        user = authenticate(db.session, form.username.data or "", form.password.data or "")
+        username = (form.username.data or "").strip().lower()
+        user = authenticate(db.session, username, form.password.data or "")
         if user is None:
             db.session.rollback()
+            record(
+                db.session,
+                None,
+                "auth.login_failed",
+                entity_type="user",
+                summary=f"Failed log-in as {username!r}",
+                after={"username": username, "ip": request.remote_addr},
+            )
+            db.session.commit()
             flash("That username and password do not match an active account.", "danger")
             return render_template("auth/login.html", form=form), 401
+        record(
+            db.session,
+            user,
+            "auth.login",
+            entity_type="user",
+            entity_id=user.id,
+            summary=f"{user.username} logged in",
+            after={"ip": request.remote_addr},
+        )
         db.session.commit()
         session.clear()  # a fresh session on log-in (no fixation)
         login_user(user)
