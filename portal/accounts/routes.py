@@ -8,12 +8,20 @@ from werkzeug.wrappers import Response
 
 from portal.accounts import services
 from portal.accounts.forms import NewUserForm, PasswordResetForm, UserForm
+from portal.audit.services import record
 from portal.auth.policy import roles
 from portal.errors import ValidationError
 from portal.extensions import db
-from portal.models import ROLES
+from portal.models import ROLES, User
 
 bp = Blueprint("accounts", __name__, url_prefix="/admin/users")
+
+
+AUDITED_FIELDS = ("username", "full_name", "role", "email", "student_number")
+
+
+def _account(user: User) -> dict[str, object]:
+    return {name: getattr(user, name) for name in AUDITED_FIELDS}
 
 
 def _details(form: UserForm) -> services.UserDetails:
@@ -52,6 +60,15 @@ def create() -> str | Response:
             db.session.rollback()
             form.form_errors.append(str(error))
         else:
+            record(
+                db.session,
+                current_user,  # type: ignore[arg-type]
+                "account.create",
+                entity_type="user",
+                entity_id=user.id,
+                summary=f"Created account {user.username} ({user.role})",
+                after=_account(user),
+            )
             db.session.commit()
             flash(f"Account {user.username} created.", "success")
             return redirect(url_for("accounts.users"))
@@ -64,12 +81,26 @@ def edit(user_id: uuid.UUID) -> str | Response:
     user = services.get_user(db.session, user_id)
     form = UserForm(obj=user)
     if form.validate_on_submit():
+        before = _account(user)
         try:
             services.update_user(db.session, user, _details(form))
         except ValidationError as error:
             db.session.rollback()
             form.form_errors.append(str(error))
         else:
+            after = _account(user)
+            changed = [name for name in AUDITED_FIELDS if before[name] != after[name]]
+            if changed:
+                record(
+                    db.session,
+                    current_user,  # type: ignore[arg-type]
+                    "account.update",
+                    entity_type="user",
+                    entity_id=user.id,
+                    summary=f"Edited account {user.username}: {', '.join(changed)}",
+                    before={name: before[name] for name in changed},
+                    after={name: after[name] for name in changed},
+                )
             db.session.commit()
             flash(f"Account {user.username} saved.", "success")
             return redirect(url_for("accounts.users"))
@@ -87,8 +118,17 @@ def set_active(user_id: uuid.UUID) -> Response:
         db.session.rollback()
         flash(str(error), "danger")
     else:
-        db.session.commit()
         state = "reactivated" if make_active else "deactivated"
+        record(
+            db.session,
+            current_user,  # type: ignore[arg-type]
+            "account.activate" if make_active else "account.deactivate",
+            entity_type="user",
+            entity_id=user.id,
+            summary=f"Account {user.username} {state}",
+            after={"active": make_active},
+        )
+        db.session.commit()
         flash(f"Account {user.username} {state}.", "success")
     return redirect(url_for("accounts.users"))
 
@@ -100,6 +140,14 @@ def reset_password(user_id: uuid.UUID) -> str | Response:
     form = PasswordResetForm()
     if form.validate_on_submit():
         services.reset_password(db.session, user, form.password.data or "")
+        record(
+            db.session,
+            current_user,  # type: ignore[arg-type]
+            "account.password_reset",
+            entity_type="user",
+            entity_id=user.id,
+            summary=f"Password of {user.username} reset by an administrator",
+        )
         db.session.commit()
         flash(f"Password for {user.username} was reset.", "success")
         return redirect(url_for("accounts.users"))
