@@ -168,6 +168,7 @@ class ImportReport:
     summary: str = ""
     # Generated passwords (username, password): handed to the caller once, never stored here.
     one_time_passwords: list[tuple[str, str]] = field(default_factory=list, repr=False)
+    error_lines: set[int] = field(default_factory=set, repr=False)  # lines with an error
 
     @property
     def ok(self) -> bool:
@@ -176,6 +177,7 @@ class ImportReport:
     def add(self, line: int, column: str, message: str, severity: str = "error") -> None:
         if severity == "error":
             self.error_count += 1
+            self.error_lines.add(line)
         else:
             self.warning_count += 1
         if len(self.problems) < MAX_PROBLEMS_KEPT:
@@ -188,6 +190,7 @@ class ImportReport:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("one_time_passwords")
+        data.pop("error_lines")
         return data
 
     @classmethod
@@ -403,11 +406,12 @@ def _required(row: Row, columns: Iterable[str], report: ImportReport) -> bool:
 
 
 class _Duplicates:
-    """Remembers the first line of each key; exact repeats get their own message."""
+    """Remembers the first line of each key; exact repeats get their own message (once)."""
 
-    def __init__(self, report: ImportReport) -> None:
+    def __init__(self, report: ImportReport, repeats: set[int] | None = None) -> None:
         self.report = report
         self.first: dict[Any, Row] = {}
+        self.repeats = repeats if repeats is not None else set()  # shared between keys
 
     def seen(self, row: Row, key: Any, column: str, what: str) -> bool:
         earlier = self.first.get(key)
@@ -415,7 +419,9 @@ class _Duplicates:
             self.first[key] = row
             return False
         if earlier.values == row.values:
-            self.report.add(row.line, "", f"This line repeats line {earlier.line} exactly.")
+            if row.line not in self.repeats:
+                self.repeats.add(row.line)
+                self.report.add(row.line, "", f"This line repeats line {earlier.line} exactly.")
         else:
             self.report.add(row.line, column, f"Duplicate {what}: also on line {earlier.line}.")
         return True
@@ -466,7 +472,7 @@ def _all_terms(db: Session) -> dict[str, Term]:
 
 def check_users(db: Session, rows: list[Row], report: ImportReport, progress: Progress) -> _Checked:
     usernames = _Duplicates(report)
-    numbers = _Duplicates(report)
+    numbers = _Duplicates(report, usernames.repeats)
     for index, row in enumerate(rows, start=1):
         username = row["username"].lower()
         row.values["username"] = username
@@ -862,7 +868,7 @@ def _write_registrations(
             )
         if index % 100 == 0:
             progress("Registering students", index, len(checked.rows))
-    report.imported = len(checked.rows) - report.error_count
+    report.imported = len(checked.rows)
     if waitlisted:
         report.notes.append(f"{waitlisted} of them are waitlisted because the section is full.")
 
@@ -883,6 +889,16 @@ def _kind(name: str) -> ImportKind:
         return KINDS[name]
     except KeyError:
         raise ValidationError(f"Unknown kind of import {name!r}.") from None
+
+
+def _lookups(checked: _Checked) -> dict[str, Any]:
+    return {
+        "users": checked.users,
+        "students_by_number": checked.students_by_number,
+        "terms": checked.terms,
+        "courses": checked.courses,
+        "sections": checked.sections,
+    }
 
 
 def _read_and_check(
@@ -911,13 +927,14 @@ def check_file(
     """
     kind = _kind(kind_name)
     report, checked = _read_and_check(db, kind, data, progress)
-    if checked is not None and report.ok:
-        if kind.name == "registrations":
-            savepoint = db.begin_nested()
-            try:
-                _write_registrations(db, checked, report, progress, now)
-            finally:
-                savepoint.rollback()
+    if checked is not None and kind.name == "registrations":
+        # Rows that passed their own checks are tried too, so one report shows every problem.
+        clean = [row for row in checked.rows if row.line not in report.error_lines]
+        savepoint = db.begin_nested()
+        try:
+            _write_registrations(db, _Checked(clean, **_lookups(checked)), report, progress, now)
+        finally:
+            savepoint.rollback()
         report.imported = 0
     total = report.rows
     report.summary = f"{total:,} rows can be imported." if report.ok else _problem_summary(report)

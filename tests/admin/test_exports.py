@@ -1,0 +1,69 @@
+"""Roster export: who may export which section, and cells that would be spreadsheet formulas."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from portal.admin.exports import safe_cell, to_csv
+from portal.registration.services import register
+from tests import factories
+
+
+def test_cells_that_spreadsheets_would_run_are_defused():
+    assert safe_cell('=HYPERLINK("http://x")') == '\'=HYPERLINK("http://x")'
+    assert [safe_cell(v) for v in ("+1", "-2+3", "@SUM(A1)", "\tx", "\rx")] == [
+        "'+1",
+        "'-2+3",
+        "'@SUM(A1)",
+        "'\tx",
+        "'\rx",
+    ]
+    assert [safe_cell(v) for v in ("Anne-Marie", "a=b", -5, 3.5, None, True)] == [
+        "Anne-Marie",
+        "a=b",
+        "-5",
+        "3.5",
+        "",
+        "yes",
+    ]
+    text = to_csv(["=name"], [["=1+1"]])
+    assert text == "\ufeff'=name\r\n'=1+1\r\n"
+
+
+def _roster_world(data):
+    with data() as db:
+        instructor = factories.make_user(db, "instructor")
+        other = factories.make_user(db, "instructor")
+        section = factories.make_section(db, instructor_id=instructor.id, capacity=1)
+        evil = factories.make_user(db, "student", full_name="=cmd|' /C calc'!A0")
+        second = factories.make_user(db, "student", full_name="Ada Waitlisted")
+        register(db, evil, section, now=factories.now())
+        register(db, second, section, now=factories.now())
+        return section.id, instructor.username, other.username, evil.username
+
+
+def test_roster_csv_lists_enrolled_then_waitlisted_with_formulas_defused(app, client, data):
+    from tests.auth.test_rbac_matrix import _login
+
+    section_id, instructor, _, evil = _roster_world(data)
+    client = _login(app, instructor)
+    response = client.get(f"/admin/sections/{section_id}/roster.csv")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
+    assert response.headers["Content-Disposition"].startswith('attachment; filename="roster-')
+    rows = list(csv.reader(io.StringIO(response.get_data(as_text=True).lstrip("\ufeff"))))
+    assert rows[0][:5] == ["student_number", "username", "full_name", "email", "status"]
+    assert [(r[1], r[2], r[4], r[5]) for r in rows[1:]] == [
+        (evil, "'=cmd|' /C calc'!A0", "enrolled", ""),
+        (rows[2][1], "Ada Waitlisted", "waitlisted", "1"),
+    ]
+
+
+def test_staff_export_only_their_own_sections(app, data):
+    from tests.auth.test_rbac_matrix import _login
+
+    section_id, _, other, _ = _roster_world(data)
+    response = _login(app, other).get(f"/admin/sections/{section_id}/roster.csv")
+    assert response.status_code == 403
+    assert "your own sections" in response.get_data(as_text=True)
