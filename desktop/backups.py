@@ -33,9 +33,25 @@ def stamp(now: datetime | None = None) -> str:
 
 
 def _connect_for_reading(path: Path) -> sqlite3.Connection:
+    """A connection that can read `path`, even from a folder this user cannot write to.
+
+    SQLite needs to create the WAL index (-shm) to read a WAL database; in a read-only folder
+    it cannot, so the file is then opened as immutable, which is exact only when no WAL
+    content is pending (the launcher truncates the WAL on every clean stop).
+    """
     if not path.is_file():
         raise DatabaseProblem("There is no database to back up", f"{path} does not exist.")
-    return sqlite3.connect(path, timeout=15)
+    connection = sqlite3.connect(path, timeout=15)
+    try:
+        connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return connection
+    except sqlite3.OperationalError as exc:
+        connection.close()
+        wal = Path(f"{path}-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            raise
+        log.warning("reading %s as immutable (%s)", path, exc)
+        return sqlite3.connect(f"{path.as_uri()}?mode=ro&immutable=1", uri=True)
 
 
 def online_backup(source: Path, target: Path) -> Path:
@@ -153,6 +169,8 @@ def daily_backup(paths: DataPaths, *, keep: int, now: datetime | None = None) ->
     """
     now = now or datetime.now()
     folder = paths.backups_dir / "daily"
+    for leftover in folder.glob("*.partial") if folder.is_dir() else []:
+        leftover.unlink()  # from a backup cut short by a crash
     existing = sorted(folder.glob("portal-*.db")) if folder.is_dir() else []
     today = now.strftime("%Y%m%d")
     if existing and existing[-1].name.startswith(f"portal-{today}-"):
@@ -162,6 +180,8 @@ def daily_backup(paths: DataPaths, *, keep: int, now: datetime | None = None) ->
     connection = sqlite3.connect(paths.database, timeout=15)
     try:
         result = connection.execute("PRAGMA quick_check").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        result = str(exc)
     finally:
         connection.close()
     if result != "ok":

@@ -190,16 +190,18 @@ def _create_app(paths: Any, args: argparse.Namespace, log_file: Path | None) -> 
         "MODE": "desktop",
         "DATA_DIR": str(paths.data_dir),
         "DATABASE_URL": f"sqlite:///{paths.database}",
-        "LOG_FILE": str(log_file) if log_file else "",
     }
     if args.idle_logout is not None:
         if args.idle_logout < 0:
             raise SettingsProblem("Invalid --idle-logout", "use 0 (never) or a number of minutes")
         overrides["IDLE_LOGOUT_MINUTES"] = args.idle_logout
     try:
-        return create_app(overrides)
+        app = create_app(overrides)
     except ConfigError as exc:
         raise SettingsProblem("A setting cannot be used", str(exc)) from exc
+    # The portal's error page names the log file (never a stack trace).
+    app.config["LOG_FILE"] = str(log_file) if log_file else ""
+    return app
 
 
 def _load_demo_data(app: Any) -> None:

@@ -129,14 +129,20 @@ class Launcher:
 
     def __init__(
         self,
-        data_dir: Path,
+        data_dir: Path | None,
         *args: str,
+        headless: bool = True,
+        work_dir: Path | None = None,
         env: dict[str, str] | None = None,
         preexec_fn: Callable[[], None] | None = None,
         user: int | None = None,
     ) -> None:
         self.data_dir = data_dir
-        self.args = list(args)
+        self.work_dir = work_dir or (data_dir.parent if data_dir else Path.cwd())
+        self.args = ["--headless"] if headless else []
+        if data_dir is not None:
+            self.args += ["--data-dir", str(data_dir)]
+        self.args += list(args)
         self.env = env or launcher_env()
         self.preexec_fn = preexec_fn
         self.user = user
@@ -149,9 +155,9 @@ class Launcher:
         self.stderr_file: Path | None = None
 
     def spawn(self) -> subprocess.Popen[bytes]:
-        command = launcher_command("--headless", "--data-dir", str(self.data_dir), *self.args)
+        command = launcher_command(*self.args)
         # stderr goes to a file: a pipe nobody reads could fill up and block the launcher.
-        self.stderr_file = self.data_dir.parent / f"launcher-stderr-{time.time_ns()}.txt"
+        self.stderr_file = self.work_dir / f"launcher-stderr-{time.time_ns()}.txt"
         self.started_at = time.time()
         with self.stderr_file.open("wb") as stderr:
             self.process = subprocess.Popen(
@@ -230,3 +236,19 @@ def read_line(process: subprocess.Popen[bytes], timeout: float) -> str:
     finally:
         selector.close()
     return buffer.decode("utf-8", "replace").rstrip("\n")
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120.0, **kwargs: Any
+) -> subprocess.CompletedProcess[str]:
+    """Run `campus-portal ARGS` to completion (backup, restore, --version, refused starts)."""
+    return subprocess.run(
+        launcher_command(*args),
+        cwd=ROOT,
+        env=env or launcher_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        **kwargs,
+    )

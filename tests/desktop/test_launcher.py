@@ -1,0 +1,187 @@
+"""The launcher from the outside: its one line, clean stops, migrations, demo, single instance."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from portal import __version__
+from tests.desktop.conftest import ADMIN_USERNAME, log_in
+from tests.desktop.launcher_process import Launcher, launcher_env, run_cli
+
+
+def dump(database: Path, *, immutable: bool = False) -> list[str]:
+    """The logical content of a database (its file bytes change when SQLite checkpoints)."""
+    target = f"{database.as_uri()}?mode=ro&immutable=1" if immutable else str(database)
+    with closing(sqlite3.connect(target, uri=immutable)) as connection:
+        return list(connection.iterdump())
+
+
+def _revision(database: Path) -> str:
+    with closing(sqlite3.connect(database)) as connection:
+        return connection.execute("SELECT version_num FROM alembic_version").fetchone()[0]
+
+
+def test_version():
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"Campus Portal {__version__}"
+
+
+def test_help_lists_the_stable_cli():
+    result = run_cli("--help")
+    for option in ("--version", "--headless", "--demo", "--data-dir", "--port", "--verbose"):
+        assert option in result.stdout
+    assert "backup" in result.stdout and "restore" in result.stdout
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_headless_prints_one_line_and_stops_cleanly(start_launcher, tmp_path, sig):
+    launcher = start_launcher()
+    assert launcher.launch_path.startswith("/launch/")
+    client = launcher.client()
+    assert client.get("/healthz").status == 200
+    code, rest_of_stdout, stderr = launcher.stop(sig)
+    assert code == 0, stderr
+    assert rest_of_stdout == ""  # exactly one line in all
+    data = tmp_path / "data"
+    wal = data / "portal.db-wal"
+    assert not wal.exists() or wal.stat().st_size == 0  # checkpointed
+    assert not (data / "campus-portal.instance").exists()
+    log = (data / "logs" / "campus-portal.log").read_text()
+    assert "server stopped" in log and "WAL checkpoint" in log
+    assert launcher.launch_path.split("/")[-1] not in log  # the token is never logged
+
+
+def test_first_run_shows_the_setup_page(start_launcher):
+    launcher = start_launcher()
+    page = launcher.client().follow("/")
+    assert page.status == 200
+    assert "Create the first administrator" in page.text
+
+
+def test_verbose_logs_to_stderr_too(start_launcher):
+    launcher = start_launcher(None, "--verbose")
+    launcher.client().get("/healthz")
+    code, _, stderr = launcher.stop()
+    assert code == 0
+    assert "portal.requests: GET /healthz 200" in stderr
+    assert "Campus Portal running" not in stderr
+
+
+def test_fixed_port(start_launcher, tmp_path):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    launcher = start_launcher(None, "--port", str(port))
+    assert launcher.port == port
+    second = run_cli("--headless", "--data-dir", str(tmp_path / "other"), "--port", str(port))
+    assert second.returncode != 0
+    assert f"127.0.0.1:{port} cannot be used" in second.stderr
+
+
+def test_no_display_falls_back_to_headless(tmp_path):
+    launcher = Launcher(tmp_path / "data", headless=False).start()
+    try:
+        assert launcher.client().get("/healthz").status == 200
+    finally:
+        code, _, stderr = launcher.stop()
+    assert code == 0
+    assert "cannot open a window: no display is available" in stderr
+    assert "Running headless instead" in stderr
+
+
+def test_second_start_is_refused_while_the_first_serves(start_launcher, tmp_path):
+    first = start_launcher()
+    second = run_cli("--headless", "--data-dir", str(tmp_path / "data"))
+    assert second.returncode == 1
+    assert "already running" in second.stderr
+    assert f"process {first.process.pid}" in second.stderr
+    assert f"http://127.0.0.1:{first.port}/" in second.stderr
+    assert second.stdout == ""
+    assert first.client().get("/healthz").status == 200
+
+
+def test_a_killed_launcher_does_not_block_the_next_start(start_launcher, tmp_path):
+    first = start_launcher()
+    first.kill()
+    second = start_launcher()
+    assert second.client().get("/healthz").status == 200
+
+
+def test_migration_takes_a_backup_first(start_launcher, tmp_path, monkeypatch):
+    from flask_migrate import upgrade
+
+    from portal import MIGRATIONS_DIR, create_app
+
+    data = tmp_path / "data"
+    old = create_app({"DATA_DIR": str(data), "SECRET_KEY": "k" * 32})
+    with old.app_context():
+        upgrade(directory=str(MIGRATIONS_DIR), revision="0001")
+        from portal.extensions import db
+
+        db.engine.dispose()
+    assert _revision(data / "portal.db") == "0001"
+
+    launcher = start_launcher()
+    assert launcher.client().get("/healthz").status == 200
+    backups = list((data / "backups" / "pre-migration").glob("portal-0001-*.db"))
+    assert len(backups) == 1
+    assert _revision(backups[0]) == "0001"
+    assert _revision(data / "portal.db") != "0001"
+    launcher.stop()
+
+    again = start_launcher()  # already at the newest revision: no second backup
+    again.stop()
+    assert len(list((data / "backups" / "pre-migration").glob("*.db"))) == 1
+
+
+def test_a_database_from_a_newer_version_is_refused(admin_data_dir):
+    database = admin_data_dir / "portal.db"
+    with closing(sqlite3.connect(database)) as connection:
+        connection.execute("UPDATE alembic_version SET version_num = 'fffffffffff9'")
+        connection.commit()
+    before = dump(database)
+    result = run_cli("--headless", "--data-dir", str(admin_data_dir))
+    assert result.returncode == 3
+    assert "newer Campus Portal" in result.stderr
+    assert result.stdout == ""
+    assert dump(database) == before
+
+
+def test_demo_uses_its_own_data_dir(tmp_path):
+    base = tmp_path / "base"
+    env = launcher_env(PORTAL_DATA_DIR=str(base))
+    launcher = Launcher(None, "--demo", env=env, work_dir=tmp_path).start()
+    try:
+        client = launcher.client()
+        log_in(client, "admin", "demo-pass")
+        assert client.get("/admin/users/").status == 200
+    finally:
+        code, _, stderr = launcher.stop()
+    assert code == 0
+    assert "Demo accounts: admin" in stderr
+    assert (base / "demo" / "portal.db").exists()
+    assert not (base / "portal.db").exists()
+    assert (base / "demo" / "logs" / "campus-portal.log").exists()
+
+
+def test_data_dir_from_the_environment(tmp_path):
+    base = tmp_path / "from-env"
+    launcher = Launcher(None, env=launcher_env(PORTAL_DATA_DIR=str(base)), work_dir=tmp_path)
+    launcher.start()
+    launcher.stop()
+    assert (base / "portal.db").exists()
+
+
+def test_admin_can_work_after_restart(start_launcher, admin_data_dir):
+    launcher = start_launcher(admin_data_dir)
+    client = launcher.client()
+    log_in(client)
+    assert ADMIN_USERNAME in client.get("/admin/users/").text
