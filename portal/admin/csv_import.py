@@ -169,6 +169,8 @@ class ImportReport:
     # Generated passwords (username, password): handed to the caller once, never stored here.
     one_time_passwords: list[tuple[str, str]] = field(default_factory=list, repr=False)
     error_lines: set[int] = field(default_factory=set, repr=False)  # lines with an error
+    # Per column: [number of errors, line and message of the first one] (for large files).
+    by_column: dict[str, list[Any]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -178,6 +180,8 @@ class ImportReport:
         if severity == "error":
             self.error_count += 1
             self.error_lines.add(line)
+            tally = self.by_column.setdefault(column or "(whole line)", [0, line, message])
+            tally[0] += 1
         else:
             self.warning_count += 1
         if len(self.problems) < MAX_PROBLEMS_KEPT:
@@ -197,6 +201,7 @@ class ImportReport:
     def from_dict(cls, data: dict[str, Any]) -> ImportReport:
         values = dict(data)
         values["problems"] = [Problem(**p) for p in values.get("problems", [])]
+        values.setdefault("by_column", {})
         return cls(**values)
 
 
@@ -938,7 +943,7 @@ def check_file(
         report.imported = 0
     total = report.rows
     report.summary = f"{total:,} rows can be imported." if report.ok else _problem_summary(report)
-    progress("Done", total, total)
+    progress("Writing the report", total, total)
     return report
 
 

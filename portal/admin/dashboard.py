@@ -17,7 +17,7 @@ from portal.models import AttendanceRecord, Course, LabSession, Registration, Se
 FILL_BUCKETS = ("Empty", "1–24%", "25–49%", "50–74%", "75–99%", "Full")
 ATTENDED = ("present", "late")
 TERMS_IN_ENROLMENT_CHART = 4
-SECTION_TABLE_LIMIT = 25
+SECTION_TABLE_LIMIT = 10
 
 
 @dataclass

@@ -103,3 +103,67 @@ def roster_csv(db: Session, section: Section, viewer: User) -> str:
 
 def roster_filename(section: Section) -> str:
     return f"roster-{section.term.code}-{section.course.code}-{section.number}.csv"
+
+
+def _points(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:g}"
+
+
+def gradebook_csv(db: Session, section: Section, viewer: User) -> str:
+    """The gradebook as the viewer may see it (lab staff: the lab columns only)."""
+    from portal.grading import services as grading
+
+    kinds = grading.ensure_can_grade(viewer, section)
+    book = grading.gradebook(db, section, kinds)
+    header = ["student_number", "username", "full_name"] + [
+        f"{a.name} ({a.kind}, {a.weight:g}%, max {a.max_points:g})" for a in book.assessments
+    ]
+    if book.shows_totals:
+        header += ["course_percentage", "letter", "final_grade"]
+    rows = []
+    for row in book.rows:
+        cells: list[Any] = [row.student.student_number, row.student.username, row.student.full_name]
+        cells += [_points(row.points.get(a.id)) for a in book.assessments]
+        if book.shows_totals:
+            percentage = "" if row.percentage is None else f"{row.percentage:.1f}"
+            cells += [percentage, row.letter or "", row.final_grade or ""]
+        rows.append(cells)
+    return to_csv(header, rows)
+
+
+def attendance_csv(db: Session, section: Section, viewer: User) -> str:
+    """One row per enrolled student: the status of each lab session, the counts and the rate."""
+    from portal.attendance import services as attendance
+    from portal.models import AttendanceRecord, LabSession
+
+    attendance.ensure_can_take(viewer, section)
+    summary = attendance.section_summary(db, section)
+    statuses = {
+        (student_id, session_id): status
+        for student_id, session_id, status in db.execute(
+            select(
+                AttendanceRecord.student_id,
+                AttendanceRecord.lab_session_id,
+                AttendanceRecord.status,
+            )
+            .join(LabSession, AttendanceRecord.lab_session_id == LabSession.id)
+            .where(LabSession.section_id == section.id, LabSession.deleted_at.is_(None))
+        )
+    }
+    header = ["student_number", "username", "full_name"]
+    header += [s.label for s in summary.sessions]
+    header += ["present", "late", "absent", "excused", "attendance_rate"]
+    rows = []
+    for student, rate in summary.students:
+        cells: list[Any] = [student.student_number, student.username, student.full_name]
+        cells += [statuses.get((student.id, s.id), "") for s in summary.sessions]
+        cells += [rate.present, rate.late, rate.absent, rate.excused]
+        cells.append("" if rate.rate is None else f"{rate.rate:.1f}")
+        rows.append(cells)
+    return to_csv(header, rows)
+
+
+def section_filename(kind: str, section: Section) -> str:
+    return f"{kind}-{section.term.code}-{section.course.code}-{section.number}.csv"

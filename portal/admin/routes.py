@@ -33,7 +33,7 @@ from portal.models import Meeting, Section, Term, User
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 ADMIN = "admin"
-REPORT_ROWS_SHOWN = 200
+REPORT_ROWS_SHOWN = 100
 
 
 def _now() -> datetime:
@@ -433,6 +433,22 @@ def roster_export(section_id: uuid.UUID) -> Response:
     found = services.get_section(db.session, section_id)
     text = exports.roster_csv(db.session, found, current_user)  # type: ignore[arg-type]
     return _csv_response(text, exports.roster_filename(found))
+
+
+@bp.get("/sections/<uuid:section_id>/gradebook.csv")
+@roles(ADMIN, "instructor", "lab_staff")
+def gradebook_export(section_id: uuid.UUID) -> Response:
+    found = services.get_section(db.session, section_id)
+    text = exports.gradebook_csv(db.session, found, current_user)  # type: ignore[arg-type]
+    return _csv_response(text, exports.section_filename("gradebook", found))
+
+
+@bp.get("/sections/<uuid:section_id>/attendance.csv")
+@roles(ADMIN, "instructor", "lab_staff")
+def attendance_export(section_id: uuid.UUID) -> Response:
+    found = services.get_section(db.session, section_id)
+    text = exports.attendance_csv(db.session, found, current_user)  # type: ignore[arg-type]
+    return _csv_response(text, exports.section_filename("attendance", found))
 
 
 # --- CSV import ----------------------------------------------------------------------------------

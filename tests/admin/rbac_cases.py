@@ -36,6 +36,8 @@ CASES = {
         "POST", "/admin/meetings/{admin_meeting_id}/archive", ADMIN, data={"archive": "1"}
     ),
     "admin.roster_export": Case("GET", "/admin/sections/{section_id}/roster.csv", ROSTER),
+    "admin.gradebook_export": Case("GET", "/admin/sections/{section_id}/gradebook.csv", ROSTER),
+    "admin.attendance_export": Case("GET", "/admin/sections/{section_id}/attendance.csv", ROSTER),
     "admin.imports": Case("GET", "/admin/imports", ADMIN),
     "admin.import_job": Case("GET", "/admin/imports/{import_job_id}", ADMIN),
     "admin.import_progress": Case("GET", "/admin/imports/{import_job_id}/progress", ADMIN),

@@ -67,3 +67,50 @@ def test_staff_export_only_their_own_sections(app, data):
     response = _login(app, other).get(f"/admin/sections/{section_id}/roster.csv")
     assert response.status_code == 403
     assert "your own sections" in response.get_data(as_text=True)
+
+
+def test_gradebook_and_attendance_exports(app, data):
+    from portal.models import AttendanceRecord, Mark
+    from tests.auth.test_rbac_matrix import _login
+
+    with data() as db:
+        instructor = factories.make_user(db, "instructor")
+        lab = factories.make_user(db, "lab_staff")
+        section = factories.make_section(db, instructor_id=instructor.id, lab_staff_id=lab.id)
+        student = factories.make_user(db, "student", full_name="@risky name")
+        register(db, student, section, now=factories.now())
+        lab_work = factories.make_assessment(db, section, name="Lab 1", kind="lab", weight=40)
+        exam = factories.make_assessment(db, section, name="Final", kind="exam", weight=60)
+        db.add(Mark(assessment_id=lab_work.id, student_id=student.id, points=8))
+        db.add(Mark(assessment_id=exam.id, student_id=student.id, points=5))
+        first = factories.make_lab_session(db, section)
+        db.add(AttendanceRecord(lab_session_id=first.id, student_id=student.id, status="late"))
+        ids = section.id, instructor.username, lab.username, student.username
+
+    section_id, instructor_name, lab_name, student_name = ids
+
+    def rows(username, path):
+        response = _login(app, username).get(f"/admin/sections/{section_id}/{path}")
+        assert response.status_code == 200, response.get_data(as_text=True)
+        text = response.get_data(as_text=True).lstrip("\ufeff")
+        return list(csv.reader(io.StringIO(text)))
+
+    book = rows(instructor_name, "gradebook.csv")
+    assert book[0] == [
+        "student_number",
+        "username",
+        "full_name",
+        "Lab 1 (lab, 40%, max 10)",
+        "Final (exam, 60%, max 10)",
+        "course_percentage",
+        "letter",
+        "final_grade",
+    ]
+    assert book[1][1:6] == [student_name, "'@risky name", "8", "5", "62.0"]
+
+    lab_book = rows(lab_name, "gradebook.csv")  # lab staff: lab columns, no totals
+    assert lab_book[0] == ["student_number", "username", "full_name", "Lab 1 (lab, 40%, max 10)"]
+
+    sheet = rows(lab_name, "attendance.csv")
+    assert sheet[0][-5:] == ["present", "late", "absent", "excused", "attendance_rate"]
+    assert sheet[1][3:] == ["late", "0", "1", "0", "0", "100.0"]
