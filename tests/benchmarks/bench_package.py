@@ -1,0 +1,291 @@
+"""The packaged application: bundle and installer sizes, and start-up of the installed bundle to
+its first 200 on /healthz, next to a frozen minimal Flask + waitress "hello" built the same way
+(PyInstaller onedir, same virtualenv, same options): the floor.
+
+The .deb is built by `make package` (or taken from dist/ with PORTAL_PACKAGE_PREBUILT=1) and
+unpacked with `dpkg-deb -x`: the same files as `dpkg -i` installs, without needing root.
+Cold start: the first start of a fresh copy on an empty data directory (page cache dropped when
+running as root); warm start: the median of the following starts.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import statistics
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from http.cookiejar import CookieJar
+from pathlib import Path
+from typing import Any
+
+TITLE = "Packaged application (installed .deb)"
+
+ROOT = Path(__file__).resolve().parents[2]
+DIST = ROOT / "dist"
+PACKAGE_VENV = ROOT / "build" / "package-venv"
+WARM_STARTS = 5
+GOAL_RATIO = 1.3
+GOAL_SECONDS = 1.5
+GOAL_DEB_MB = 30.0
+
+FLOOR_APP = """
+from flask import Flask
+from waitress.server import create_server
+
+app = Flask(__name__)
+
+
+@app.get("/healthz")
+def healthz():
+    return {"status": "ok"}
+
+
+server = create_server(app, host="127.0.0.1", port=0)
+print(f"Hello running at http://127.0.0.1:{server.effective_port}/", flush=True)
+server.run()
+"""
+
+
+def megabytes(size: int) -> float:
+    return size / 1_000_000
+
+
+def tree_size(path: Path) -> tuple[int, int]:
+    files = [p for p in path.rglob("*") if p.is_file() and not p.is_symlink()]
+    return sum(p.stat().st_size for p in files), len(files)
+
+
+def build_package() -> float | None:
+    if os.environ.get("PORTAL_PACKAGE_PREBUILT") == "1":
+        return None
+    started = time.monotonic()
+    subprocess.run(["make", "--no-print-directory", "package"], cwd=ROOT, check=True)
+    return time.monotonic() - started
+
+
+FLOOR_SPEC = """
+import sys
+
+a = Analysis([{script!r}], excludes=["tkinter", "test", "unittest", "pydoc_data", "readline"])
+if sys.platform.startswith("linux"):
+    sys.path.insert(0, {installers!r})
+    from pyinstaller_lean import make_lean
+
+    make_lean(a)
+pyz = PYZ(a.pure)
+exe = EXE(pyz, a.scripts, [], exclude_binaries=True, name="hello", console=True, upx=False)
+coll = COLLECT(exe, a.binaries, a.datas, strip=sys.platform.startswith("linux"), upx=False,
+               name="hello")
+"""
+
+
+def build_floor(work: Path) -> tuple[Path, float]:
+    """The hello app frozen like the portal: same PyInstaller, onedir, lean, stripped."""
+    work.mkdir(parents=True, exist_ok=True)
+    script = work / "hello.py"
+    script.write_text(FLOOR_APP)
+    spec = work / "hello.spec"
+    spec.write_text(FLOOR_SPEC.format(script=str(script), installers=str(ROOT / "installers")))
+    started = time.monotonic()
+    subprocess.run(
+        [
+            str(PACKAGE_VENV / "bin" / "pyinstaller"),
+            "--noconfirm",
+            "--clean",
+            "--log-level",
+            "WARN",
+            "--distpath",
+            str(work / "dist"),
+            "--workpath",
+            str(work / "build"),
+            str(spec),
+        ],
+        check=True,
+        cwd=work,
+    )
+    return work / "dist" / "hello", time.monotonic() - started
+
+
+def drop_page_cache() -> bool:
+    """Make the next start read the bundle from disk (root only)."""
+    try:
+        os.sync()
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+        return True
+    except OSError:
+        return False
+
+
+def time_to_health(command: list[str], env: dict[str, str], *, launch_token: bool) -> float:
+    """Seconds from process start to the first 200 from /healthz; the process is stopped after."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    try:
+        assert process.stdout is not None
+        url = ""
+        for line in process.stdout:
+            if " running at " in line:
+                url = line.split(" running at ", 1)[1].strip()
+                break
+        if not url:
+            raise RuntimeError(f"{command[0]} printed no URL (exit {process.wait()})")
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+        base = url.split("/", 3)
+        health = f"{base[0]}//{base[2]}/healthz"
+        if launch_token:
+            opener.open(url, timeout=30).close()  # what the window does first: cookie for token
+        while True:
+            try:
+                with opener.open(health, timeout=30) as response:
+                    if response.status == 200:
+                        return time.perf_counter() - started
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            if process.poll() is not None:
+                raise RuntimeError(f"{command[0]} exited with {process.returncode}")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def start_times(
+    command: list[str], env: dict[str, str], *, launch_token: bool
+) -> tuple[float, float, bool]:
+    dropped = drop_page_cache()
+    cold = time_to_health(command, env, launch_token=launch_token)
+    warm = [time_to_health(command, env, launch_token=launch_token) for _ in range(WARM_STARTS)]
+    return cold, statistics.median(warm), dropped
+
+
+def user_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
+    env.update(
+        HOME=str(home),
+        XDG_DATA_HOME=str(home / "data"),
+        XDG_CONFIG_HOME=str(home / "config"),
+        XDG_STATE_HOME=str(home / "state"),
+        PORTAL_MACHINE_CONFIG=str(home / "no-machine-config.toml"),
+    )
+    return env
+
+
+def run(context: Any) -> list[dict[str, Any]]:
+    build_seconds = build_package()
+    arch = subprocess.run(
+        ["dpkg", "--print-architecture"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    version = subprocess.run(
+        [str(DIST / "campus-portal" / "campus-portal"), "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()[-1]
+    deb = DIST / f"campus-portal_{version}_{arch}.deb"
+    tarball = next(DIST.glob(f"campus-portal-{version}-linux-*.tar.xz"))
+
+    with tempfile.TemporaryDirectory(prefix="bench-package-") as temp:
+        work = Path(temp)
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(work / "root")], check=True)
+        installed = work / "root" / "opt" / "campus-portal"
+        floor, floor_build_seconds = build_floor(work / "floor")
+
+        bundle_bytes, bundle_files = tree_size(installed)
+        floor_bytes, floor_files = tree_size(floor)
+        portal_cmd = [str(installed / "campus-portal"), "--headless"]
+        portal_cold, portal_warm, dropped = start_times(
+            portal_cmd, user_env(work / "home"), launch_token=True
+        )
+        floor_cold, floor_warm, _ = start_times(
+            [str(floor / "hello")], user_env(work / "home-floor"), launch_token=False
+        )
+        # The same launcher from source in the build virtualenv: what freezing adds or saves.
+        source_cold, source_warm, _ = start_times(
+            [str(PACKAGE_VENV / "bin" / "campus-portal"), "--headless"],
+            user_env(work / "home-source"),
+            launch_token=True,
+        )
+
+    deb_mb = megabytes(deb.stat().st_size)
+    warm_ratio = portal_warm / floor_warm
+    rows = [
+        {
+            "Measure": "bundle on disk (MB)",
+            "Campus Portal": megabytes(bundle_bytes),
+            "Floor (hello)": megabytes(floor_bytes),
+            "Ratio": megabytes(bundle_bytes) / megabytes(floor_bytes),
+            "Goal": "",
+        },
+        {
+            "Measure": "files in bundle",
+            "Campus Portal": bundle_files,
+            "Floor (hello)": floor_files,
+            "Ratio": bundle_files / floor_files,
+            "Goal": "",
+        },
+        {
+            "Measure": ".deb, xz (MB)",
+            "Campus Portal": deb_mb,
+            "Floor (hello)": "",
+            "Ratio": "",
+            "Goal": f"< {GOAL_DEB_MB:.0f} MB: {'met' if deb_mb < GOAL_DEB_MB else 'MISSED'}",
+        },
+        {
+            "Measure": "tarball, xz (MB)",
+            "Campus Portal": megabytes(tarball.stat().st_size),
+            "Floor (hello)": "",
+            "Ratio": "",
+            "Goal": "",
+        },
+        {
+            "Measure": "cold start to /healthz 200 (s)",
+            "Campus Portal": round(portal_cold, 3),
+            "Floor (hello)": round(floor_cold, 3),
+            "Ratio": portal_cold / floor_cold,
+            "Goal": "",
+        },
+        {
+            "Measure": f"warm start to /healthz 200 (s, median of {WARM_STARTS})",
+            "Campus Portal": round(portal_warm, 3),
+            "Floor (hello)": round(floor_warm, 3),
+            "Ratio": warm_ratio,
+            "Goal": (
+                f"<= {GOAL_RATIO}x floor and < {GOAL_SECONDS} s: "
+                + ("met" if warm_ratio <= GOAL_RATIO and portal_warm < GOAL_SECONDS else "MISSED")
+            ),
+        },
+        {
+            "Measure": "same code from source, warm start (s)",
+            "Campus Portal": round(source_warm, 3),
+            "Floor (hello)": "",
+            "Ratio": source_warm / portal_warm,
+            "Goal": f"(cold {source_cold:.2f} s; ratio: source / frozen)",
+        },
+        {
+            "Measure": "PyInstaller build (s)",
+            "Campus Portal": round(build_seconds, 1) if build_seconds is not None else "reused",
+            "Floor (hello)": round(floor_build_seconds, 1),
+            "Ratio": "",
+            "Goal": "",
+        },
+    ]
+    context.note(
+        "Campus Portal: `campus-portal --headless` on an empty data directory (the cold start "
+        "creates and migrates the database); time to the launch URL exchanged for the cookie "
+        "and then /healthz 200. Floor: a frozen Flask + waitress app answering /healthz. "
+        + ("Page cache dropped before each cold start." if dropped else "Page cache not dropped.")
+        + " Portal build (make package: venv, bundle, .deb, tarball): "
+        + (f"{build_seconds:.0f} s." if build_seconds is not None else "reused from dist/.")
+    )
+    if deb_mb >= GOAL_DEB_MB:
+        context.problem(f"the .deb is {deb_mb:.1f} MB, over the {GOAL_DEB_MB:.0f} MB goal")
+    return rows
