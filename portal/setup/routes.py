@@ -1,6 +1,16 @@
 """The first-run page: create the first administrator of an empty local database."""
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import login_user
 from werkzeug.wrappers import Response
 
@@ -38,6 +48,7 @@ def _send_first_visit_to_setup() -> Response | None:
         and current_app.config["PORTAL"]["MODE"] == "desktop"
         and _first_run_open()
     ):
+        session.pop("_flashes", None)  # "Please log in" makes no sense before any account
         return redirect(url_for("setup.first_admin"))
     return None
 

@@ -90,3 +90,10 @@ def test_no_setup_redirect_in_server_mode(tmp_path):
         RATELIMIT_STORAGE_URI="memory://",
     )
     assert app.test_client().get("/login").status_code == 200
+
+
+def test_no_log_in_prompt_on_the_first_run_page(client):
+    page = client.get("/", follow_redirects=True)
+    text = page.get_data(as_text=True)
+    assert "Welcome to Campus Portal" in text
+    assert "Please log in" not in text
