@@ -22,8 +22,36 @@ DEFAULT_SIZE = (1200, 800)
 MIN_SIZE = (800, 600)
 MAX_SIZE = (10_000, 10_000)
 
-# Runs in the page after each load: reports what loaded through the JS API (pywebviewready +
-# a js_api callback), once the page's load event has finished so its timing is complete.
+# pywebview builds the window.pywebview.api stubs with `new Function(...)`, which the portal's
+# Content-Security-Policy (script-src 'self', no 'unsafe-eval') refuses; its injection then
+# stops before it dispatches `pywebviewready`. This script runs from the launcher (not from the
+# page, so the CSP does not apply to it), adds the same stubs as closures (no eval) over
+# pywebview's own bridge, and dispatches `pywebviewready` itself.
+API_SHIM_SCRIPT = """
+(function () {
+  var bridge = window.pywebview;
+  if (!bridge || !bridge._jsApiCallback || !bridge._checkValue) { return; }
+  var created = false;
+  %(names)s.forEach(function (name) {
+    if (typeof bridge.api[name] === 'function') { return; }
+    bridge._returnValuesCallbacks[name] = bridge._returnValuesCallbacks[name] || {};
+    bridge.api[name] = function () {
+      var id = String(Math.random()).substring(2);
+      var args = Array.prototype.slice.call(arguments);
+      var promise = new Promise(function (resolve, reject) {
+        bridge._checkValue(name, resolve, reject, id);
+      });
+      bridge._jsApiCallback(name, args, id);
+      return promise;
+    };
+    created = true;
+  });
+  if (created) { window.dispatchEvent(new CustomEvent('pywebviewready')); }
+})();
+"""
+
+# Runs in the page after each load: once pywebviewready has fired, reports what loaded through
+# the JS API (the page_loaded callback), after the load event so that its timing is complete.
 REPORT_SCRIPT = """
 (function () {
   function send() {
@@ -35,6 +63,8 @@ REPORT_SCRIPT = """
       heading: heading ? heading.textContent.trim() : '',
       textLength: document.body ? document.body.innerText.length : 0,
       stylesheets: document.styleSheets.length,
+      innerWidth: window.innerWidth,
+      innerHeight: window.innerHeight,
       timeOrigin: performance.timeOrigin,
       loadEventEnd: nav ? nav.loadEventEnd : 0
     });
@@ -50,6 +80,13 @@ REPORT_SCRIPT = """
   }
 })();
 """
+
+
+class _RefusedEvalFilter(logging.Filter):
+    """pywebview logs the CSP refusal above as an error on every page; it is expected."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Refused to evaluate a string as JavaScript" not in record.getMessage()
 
 
 def display_problem() -> str | None:
@@ -151,6 +188,7 @@ class DesktopWindow:
     def run(self) -> None:
         import webview
 
+        logging.getLogger("pywebview").addFilter(_RefusedEvalFilter())
         window = webview.create_window(
             self.title,
             self.url,
@@ -167,15 +205,25 @@ class DesktopWindow:
         if window is None:
             raise RuntimeError("pywebview did not create a window")
         self._window = window
-        window.events.loaded += lambda *_: window.run_js(REPORT_SCRIPT)
+        # pywebview hands JS API return values back with evaluate_js, which wraps the code in
+        # eval() and is refused by the CSP; run_js runs the same code directly (no eval).
+        window.evaluate_js = lambda script, callback=None: window.run_js(script)  # type: ignore[method-assign]
+        window.events.loaded += self._on_loaded
         window.events.resized += self._resized
         window.events.moved += self._moved
         window.events.maximized += lambda *_: setattr(self.state, "maximized", True)
         window.events.restored += lambda *_: setattr(self.state, "maximized", False)
-        window.events.closing += lambda *_: self.state.save(self.state_file)
         gui = "gtk" if sys.platform.startswith("linux") else None
         webview.start(gui=gui, icon=str(icon_path()), private_mode=True)
         self._window = None
+        self.state.save(self.state_file)
+
+    def _on_loaded(self, *_: Any) -> None:
+        window = self._window
+        if window is None:
+            return
+        window.run_js(API_SHIM_SCRIPT % {"names": json.dumps(["page_loaded"])})
+        window.run_js(REPORT_SCRIPT)
 
     def _resized(self, width: int, height: int) -> None:
         if not self.state.maximized and width >= MIN_SIZE[0] and height >= MIN_SIZE[1]:

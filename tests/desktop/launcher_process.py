@@ -12,6 +12,7 @@ import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -252,3 +253,60 @@ def run_cli(
         check=False,
         **kwargs,
     )
+
+
+class Xvfb:
+    """A private X server on a free display (Xvfb picks it: -displayfd), for window tests."""
+
+    def __init__(self, width: int = 1280, height: int = 900) -> None:
+        self.size = f"{width}x{height}x24"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.display = ""
+
+    def __enter__(self) -> Xvfb:
+        read_end, write_end = os.pipe()
+        self.process = subprocess.Popen(
+            ["Xvfb", "-displayfd", str(write_end), "-screen", "0", self.size, "-nolisten", "tcp"],
+            pass_fds=(write_end,),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as reader:
+            number = reader.readline().strip()  # written once the server accepts clients
+        if not number:
+            self.process.kill()
+            raise RuntimeError("Xvfb did not start")
+        self.display = f":{number.decode()}"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+    def screenshot(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["import", "-display", self.display, "-window", "root", str(path)],
+            check=True,
+            timeout=60,
+        )
+        return path
+
+
+def wait_for_log(log_file: Path, pattern: str, timeout: float, process: Any = None) -> re.Match:
+    """Poll the launcher's log until a line matches `pattern` (or the process ends)."""
+    compiled = re.compile(pattern)
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while time.monotonic() < deadline:
+        if log_file.exists():
+            for line in log_file.read_text("utf-8", "replace").splitlines():
+                match = compiled.search(line)
+                if match:
+                    return match
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"the launcher exited ({process.returncode}) before {pattern!r}")
+        pause.wait(0.05)
+    raise TimeoutError(f"{pattern!r} not logged within {timeout}s")
