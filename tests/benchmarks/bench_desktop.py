@@ -1,0 +1,368 @@
+"""The desktop launcher from source: start-up time and memory, next to a minimal floor.
+
+- Headless: process start to the first 200 from /healthz (the launch URL printed on stdout is
+  exchanged for the cookie first, as a script would), median of several warm starts.
+- Window (under a private Xvfb, pywebview GTK): process start to the page's load event, as
+  the page reports it through the JS API, median of several starts.
+- The floor: a minimal Flask + waitress "hello" started the same way (same interpreter, same
+  readiness line, same /healthz; for the window, the same pywebview window on its page).
+  Goal: within 1.3x of the floor.
+- Memory: resident set size of the launcher process with the large demo data, after visiting
+  every page in the navigation bar as the admin and as a student.
+
+Run alone: `python -m tests.benchmarks.bench_desktop` (prints the Markdown table), or as part of
+`make bench` / `python -m tests.benchmarks.run --only desktop`. BENCH_DESKTOP_RUNS sets the
+number of starts per measurement (default 5).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.desktop.launcher_process import (
+    ROOT,
+    Launcher,
+    PortalClient,
+    Xvfb,
+    launcher_env,
+    read_line,
+    wait_for_log,
+)
+
+TITLE = "Desktop launcher: start-up and memory"
+RUNS = int(os.environ.get("BENCH_DESKTOP_RUNS", "5"))
+GOAL_RATIO = 1.3
+NAV_LINK = re.compile(r'<a class="nav-link[^"]*"[^>]*href="([^"]+)"', re.S)
+
+FLOOR_HEADLESS = """
+import signal, sys
+from flask import Flask
+from waitress.server import create_server
+
+app = Flask(__name__)
+
+@app.get("/healthz")
+def healthz():
+    return {"status": "ok"}
+
+server = create_server(app, host="127.0.0.1", port=0)
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+print(f"Hello running at http://127.0.0.1:{server.effective_port}/", flush=True)
+server.run()
+"""
+
+FLOOR_WINDOW = """
+import json, signal, sys, threading, time
+from flask import Flask
+from waitress.server import create_server
+import webview
+
+app = Flask(__name__)
+
+@app.get("/")
+def index():
+    return "<!doctype html><title>Hello</title><h1>Hello</h1>"
+
+server = create_server(app, host="127.0.0.1", port=0)
+threading.Thread(target=server.run, daemon=True).start()
+REPORT = (
+    "(function () {"
+    "  function send() { var nav = performance.getEntriesByType('navigation')[0];"
+    "    window.pywebview.api.page_loaded(performance.timeOrigin + nav.loadEventEnd); }"
+    "  if (document.readyState === 'complete') { setTimeout(send, 0); }"
+    "  else { window.addEventListener('load', function () { setTimeout(send, 0); }); }"
+    "})();"
+)
+
+class Api:
+    def page_loaded(self, epoch_ms):
+        print(f"page loaded {json.dumps({'loadEventEpoch': epoch_ms / 1000})}", flush=True)
+
+window = webview.create_window("Hello", f"http://127.0.0.1:{server.effective_port}/",
+                               js_api=Api(), width=1200, height=800)
+window.events.loaded += lambda: window.run_js(REPORT)
+signal.signal(signal.SIGTERM, lambda *_: window.destroy())
+webview.start(gui="gtk")
+"""
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def _ratio(value: float, floor: float) -> str:
+    return f"{value / floor:.2f}x" if floor > 0 else "—"
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=30)
+
+
+# --- headless -----------------------------------------------------------------------------------
+
+
+def headless_start(data_dir: Path) -> float:
+    """Seconds from process start to the first 200 from /healthz."""
+    launcher = Launcher(data_dir)
+    launcher.start()
+    client = PortalClient(launcher.port)
+    client.exchange(launcher.launch_path)
+    response = client.get("/healthz")
+    elapsed = time.time() - launcher.started_at
+    assert response.status == 200, response
+    code, _, stderr = launcher.stop()
+    assert code == 0, stderr
+    return elapsed
+
+
+def floor_headless_start(work: Path) -> float:
+    started = time.time()
+    process = subprocess.Popen(
+        [sys.executable, "-c", FLOOR_HEADLESS],
+        cwd=work,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        line = read_line(process, 60)
+        port = int(line.rsplit(":", 1)[1].strip("/"))
+        response = PortalClient(port).get("/healthz")
+        elapsed = time.time() - started
+        assert response.status == 200
+    finally:
+        _stop(process)
+    return elapsed
+
+
+# --- window -------------------------------------------------------------------------------------
+
+
+def window_start(data_dir: Path, display: str) -> float:
+    """Seconds from process start to the page's load event, as the page reported it."""
+    log_file = data_dir / "logs" / "campus-portal.log"
+    if log_file.exists():
+        log_file.unlink()
+    launcher = Launcher(data_dir, headless=False, env=launcher_env(DISPLAY=display))
+    process = launcher.spawn()
+    try:
+        match = wait_for_log(log_file, r"page loaded (\{.*\})", 120, process)
+        loaded = json.loads(match.group(1))["loadEventEpoch"]
+    finally:
+        launcher.stop()
+    return float(loaded) - launcher.started_at
+
+
+def floor_window_start(work: Path, display: str) -> float:
+    env = launcher_env(DISPLAY=display)
+    started = time.time()
+    process = subprocess.Popen(
+        [sys.executable, "-c", FLOOR_WINDOW],
+        cwd=work,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        line = read_line(process, 120)
+        loaded = json.loads(line.removeprefix("page loaded "))["loadEventEpoch"]
+    finally:
+        _stop(process)
+    return float(loaded) - started
+
+
+# --- memory -------------------------------------------------------------------------------------
+
+
+def resident_kib(pid: int) -> dict[str, int]:
+    fields: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in {"VmRSS", "VmHWM"}:
+            fields[name] = int(value.split()[0])
+    return fields
+
+
+def visit_main_pages(client: PortalClient, username: str, password: str) -> list[str]:
+    """Log in, open the home page and every page of the navigation bar, log out."""
+    token = client.csrf_token("/login")
+    response = client.post(
+        "/login", {"csrf_token": token, "username": username, "password": password}
+    )
+    assert response.status == 302, f"log-in as {username} failed: {response.status}"
+    home = client.follow("/")
+    links = sorted(set(NAV_LINK.findall(home.text)))
+    for link in links:
+        assert client.follow(link).status == 200, link
+    client.post("/logout", {"csrf_token": client.csrf_token("/")})
+    return links
+
+
+def large_data_dir(context: Any, work: Path) -> tuple[Path, str]:
+    """A data dir holding the large demo data (copied from the runner's SQLite portal when it
+    has one, otherwise generated here), and the size used."""
+    from desktop.backups import online_backup
+
+    size = "large" if "large" in getattr(context, "sizes", ["large"]) else "small"
+    data_dir = work / f"memory-{size}"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if context is not None and "sqlite" in getattr(context, "databases", []):
+        served = context.portal("sqlite", size)
+        source = Path(served.app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///"))
+        online_backup(source, data_dir / "portal.db")
+        return data_dir, size
+    env = launcher_env(PORTAL_DATA_DIR=str(data_dir))
+    for command in (["init-db"], ["demo-data", "--size", size]):
+        subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "portal", *command],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    return data_dir, size
+
+
+def memory_rows(context: Any, work: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    data_dir, size = large_data_dir(context, work)
+    launcher = Launcher(data_dir)
+    launcher.start()
+    try:
+        assert launcher.process is not None
+        idle = resident_kib(launcher.process.pid)
+        launch_cookie = launcher.client().cookies  # the token works once: every visitor
+        pages: list[str] = []  # shares the launch cookie, each with its own portal session
+        for username in ("admin", "instructor", "student"):
+            pages += visit_main_pages(
+                PortalClient(launcher.port, dict(launch_cookie)), username, "demo-pass"
+            )
+        after = resident_kib(launcher.process.pid)
+    finally:
+        launcher.stop()
+
+    floor = subprocess.Popen(
+        [sys.executable, "-c", FLOOR_HEADLESS], cwd=work, stdout=subprocess.PIPE
+    )
+    try:
+        read_line(floor, 60)
+        floor_rss = resident_kib(floor.pid)["VmRSS"]
+    finally:
+        _stop(floor)
+    rows = [
+        {
+            "measure": f"resident memory, {size} demo data, idle after start (MB)",
+            "campus portal": idle["VmRSS"] / 1024,
+            "floor": floor_rss / 1024,
+            "ratio": _ratio(idle["VmRSS"], floor_rss),
+        },
+        {
+            "measure": f"resident memory, {size} demo data, after the main pages (MB)",
+            "campus portal": after["VmRSS"] / 1024,
+            "floor": floor_rss / 1024,
+            "ratio": _ratio(after["VmRSS"], floor_rss),
+        },
+        {
+            "measure": "peak resident memory (MB; each log-in's Argon2 hash takes 64 MiB)",
+            "campus portal": after["VmHWM"] / 1024,
+            "floor": "",
+            "ratio": "",
+        },
+    ]
+    return rows, sorted(set(pages))
+
+
+# --- the module's entry points -------------------------------------------------------------------
+
+
+def run(context: Any = None) -> list[dict[str, Any]]:
+    note = getattr(context, "note", lambda text: print(text, file=sys.stderr))
+    work = Path(tempfile.mkdtemp(prefix="bench-desktop-"))
+    rows: list[dict[str, Any]] = []
+    try:
+        data_dir = work / "data"
+        headless_start(data_dir)  # first start: creates and migrates the database (not timed)
+        portal_times = [headless_start(data_dir) for _ in range(RUNS)]
+        floor_times = [floor_headless_start(work) for _ in range(RUNS)]
+        portal, floor = _median(portal_times), _median(floor_times)
+        rows.append(
+            {
+                "measure": f"headless: start to first 200 on /healthz (ms, median of {RUNS})",
+                "campus portal": portal * 1000,
+                "floor": floor * 1000,
+                "ratio": _ratio(portal, floor),
+            }
+        )
+        if portal > GOAL_RATIO * floor:
+            note(
+                f"Headless start is {portal / floor:.1f}x the floor (goal {GOAL_RATIO}x): "
+                "most of it is importing the portal (Flask-Migrate pulls in Alembic, "
+                "SQLAlchemy, every feature's blueprint) and building the app."
+            )
+
+        if shutil.which("Xvfb") and _window_toolkit():
+            with Xvfb() as xvfb:
+                window_times = [window_start(data_dir, xvfb.display) for _ in range(RUNS)]
+                floor_window = [floor_window_start(work, xvfb.display) for _ in range(RUNS)]
+            portal, floor = _median(window_times), _median(floor_window)
+            rows.append(
+                {
+                    "measure": f"window: start to the page's load event (ms, median of {RUNS})",
+                    "campus portal": portal * 1000,
+                    "floor": floor * 1000,
+                    "ratio": _ratio(portal, floor),
+                }
+            )
+        else:
+            note("No window measurement: Xvfb or pywebview's GTK backend is missing.")
+
+        memory, pages = memory_rows(context, work)
+        rows += memory
+        note("Pages visited for the memory figure: " + ", ".join(pages))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    for row in rows:
+        for key in ("campus portal", "floor"):
+            if isinstance(row[key], float):
+                row[key] = round(row[key], 1)
+    return rows
+
+
+def _window_toolkit() -> bool:
+    try:
+        import gi
+
+        gi.require_version("WebKit2", "4.1")
+        import webview  # noqa: F401
+    except (ImportError, ValueError):
+        return False
+    return True
+
+
+def main() -> int:
+    """Print the table in Markdown (without the runner; the memory figure then generates its
+    own large demo data)."""
+    from tests.benchmarks.run import markdown_table
+
+    rows = run(None)
+    print(f"## {TITLE}\n")
+    print(markdown_table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
