@@ -66,7 +66,7 @@ lint: $(STAMP)
 test: system-deps-test $(STAMP) $(VENV)/.desktop assets $(AXE) lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: system-deps-test $(STAMP) assets
+bench: system-deps-test $(STAMP) $(VENV)/.desktop assets
 	$(BIN)/python -m tests.benchmarks.run $(BENCH_ARGS)
 
 clean:
