@@ -64,8 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MINUTES",
         help="log the portal user out after this many idle minutes (0: never)",
     )
+    # The data options may also follow the command: `campus-portal backup --data-dir DIR`.
+    shared = argparse.ArgumentParser(add_help=False)
+    shared.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, metavar="DIR")
+    shared.add_argument("--demo", action="store_true", default=argparse.SUPPRESS)
+    shared.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    backup = commands.add_parser("backup", help="copy the database to a backup file")
+    backup = commands.add_parser(
+        "backup", parents=[shared], help="copy the database to a backup file"
+    )
     backup.add_argument(
         "--to",
         type=Path,
@@ -73,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="backup file or folder (default: <data dir>/backups/manual/)",
     )
-    restore = commands.add_parser("restore", help="replace the database with a backup")
+    restore = commands.add_parser(
+        "restore", parents=[shared], help="replace the database with a backup"
+    )
     restore.add_argument("file", type=Path, metavar="FILE", help="a backup made by Campus Portal")
     return parser
 

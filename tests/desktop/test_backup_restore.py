@@ -79,3 +79,10 @@ def test_backup_of_a_missing_database(tmp_path):
     result = run_cli("--data-dir", str(tmp_path / "empty"), "backup")
     assert result.returncode == 3
     assert "There is no database to back up" in result.stderr
+
+
+def test_data_options_may_follow_the_command(admin_data_dir, tmp_path):
+    target = tmp_path / "after.db"
+    result = run_cli("backup", "--data-dir", str(admin_data_dir), "--to", str(target))
+    assert result.returncode == 0, result.stderr
+    assert "chief" in usernames(target)
