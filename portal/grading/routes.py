@@ -280,7 +280,11 @@ def scale() -> str | Response:
     if request.method == "GET":
         current = dict(services.active_scale(db.session))
         for letter, scale_field in fields:
-            scale_field.data = current.get(letter)
+            minimum = current.get(letter)
+            # 93 rather than 93.0 in the input
+            scale_field.data = (
+                int(minimum) if minimum is not None and minimum.is_integer() else minimum
+            )
     if form.validate_on_submit():
         thresholds = [(letter, f.data) for letter, f in fields if f.data is not None]
         try:

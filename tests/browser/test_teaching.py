@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -200,7 +201,7 @@ def test_student_uploads_a_report_and_sees_their_grade(
         card.get_by_role("link", name="salinity report.pdf").click()
     download = download_info.value
     assert download.suggested_filename == "salinity report.pdf"
-    assert open(download.path(), "rb").read() == PDF
+    assert Path(download.path()).read_bytes() == PDF
 
     # Marks, the final grade and GPA.
     page.get_by_role("link", name="My grades").click()
@@ -244,3 +245,27 @@ def test_instructor_pages_are_accessible(
     page.goto(f"/sections/{section}/gradebook")
     expect(page.get_by_role("columnheader", name="Course %")).to_be_visible()
     expect(page.get_by_role("button", name="Finalise grades")).to_be_visible()
+
+
+def test_admin_grade_scale_and_student_transcript(
+    live_server, arranged, page, login, screenshot, assert_accessible
+):
+    login(page, "admin")
+    page.goto("/grade-scale")
+    expect(page.get_by_label("A", exact=True)).to_have_value("93")
+    page.get_by_label("D+", exact=True).fill("")
+    page.get_by_label("D", exact=True).fill("58")
+    page.get_by_role("button", name="Save grade scale").click()
+    expect(page.locator(".alert-success")).to_contain_text("Grade scale saved")
+    expect(page.get_by_label("D", exact=True)).to_have_value("58")
+    expect(page.get_by_label("D+", exact=True)).to_have_value("")
+    page.get_by_label("F", exact=True).fill("5")
+    page.get_by_role("button", name="Save grade scale").click()
+    expect(page.locator(".alert-danger")).to_contain_text("must start at 0%")
+    expect(page.get_by_label("F", exact=True)).to_have_value("5")  # kept as typed
+    screenshot(page, "teaching-10-grade-scale")
+    assert_accessible(page)
+    page.goto(f"/students/{arranged['student']}/transcript")
+    expect(page.get_by_text("Sam Student")).to_be_visible()
+    expect(page.locator("tr", has_text="OCE102")).to_contain_text("B+")
+    assert_accessible(page)
