@@ -59,28 +59,39 @@ class QueryCounter:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.count = 0
+        self.seconds = 0.0  # time spent waiting for the database, summed over statements
         self.statements: list[str] = []
         self.keep_statements = False
         self._lock = threading.Lock()
 
-    def _on_execute(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+    def _on_execute(self, conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         with self._lock:
             self.count += 1
             if self.keep_statements:
                 self.statements.append(statement)
+        conn.info["query_started"] = time.perf_counter()
+
+    def _on_executed(self, conn: Any, *_args: Any) -> None:
+        started = conn.info.pop("query_started", None)
+        if started is not None:
+            with self._lock:
+                self.seconds += time.perf_counter() - started
 
     def __enter__(self) -> QueryCounter:
         event.listen(self.engine, "before_cursor_execute", self._on_execute)
+        event.listen(self.engine, "after_cursor_execute", self._on_executed)
         return self
 
     def __exit__(self, *_exc: object) -> None:
         event.remove(self.engine, "before_cursor_execute", self._on_execute)
+        event.remove(self.engine, "after_cursor_execute", self._on_executed)
 
     @contextmanager
     def counting(self, keep_statements: bool = False) -> Iterator[list[int]]:
         """with counter.counting() as result: ...  then result[0] is the number of statements."""
         with self._lock:
             self.count = 0
+            self.seconds = 0.0
             self.statements = []
             self.keep_statements = keep_statements
         result = [0]
@@ -111,6 +122,7 @@ class Measurement:
     queries: int
     queries_min: int
     queries_max: int
+    sql_ms: list[float] = field(default_factory=list)  # per request: time inside the database
 
     @property
     def p50(self) -> float:
@@ -123,6 +135,10 @@ class Measurement:
     @property
     def mean(self) -> float:
         return statistics.fmean(self.samples_ms)
+
+    @property
+    def sql_p50(self) -> float:
+        return percentile(self.sql_ms, 0.50)
 
 
 # --- HTTP -------------------------------------------------------------------------------------
@@ -241,6 +257,7 @@ class ServedPortal:
                 raise RuntimeError(f"GET {path} answered {status} on {self.database}/{self.size}")
         samples: list[float] = []
         counts: list[int] = []
+        sql: list[float] = []
         for _ in range(requests):
             with self.counter.counting() as counted:
                 started = time.perf_counter()
@@ -249,11 +266,13 @@ class ServedPortal:
             if status != 200:
                 raise RuntimeError(f"GET {path} answered {status} on {self.database}/{self.size}")
             counts.append(counted[0])
+            sql.append(self.counter.seconds * 1000)
         return Measurement(
             samples_ms=samples,
             queries=statistics.mode(counts),
             queries_min=min(counts),
             queries_max=max(counts),
+            sql_ms=sql,
         )
 
     def stop(self) -> None:

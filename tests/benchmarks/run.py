@@ -182,6 +182,7 @@ class BenchContext:
                             "Requests": self.requests,
                             "p50 ms": result.p50,
                             "p95 ms": result.p95,
+                            "of which SQL ms (p50)": result.sql_p50,
                             "SQL queries": result.queries,
                         }
                     )
