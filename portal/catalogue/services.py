@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import Select, func, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, contains_eager, selectinload
 
 from portal.errors import NotFound
 from portal.models import Course, Prerequisite, Registration, Section, Term
@@ -39,19 +39,25 @@ def search_courses_query(db: Session, filters: CatalogueFilter) -> Select[Course
     query = select(Course).where(Course.deleted_at.is_(None))
     if filters.department:
         query = query.where(Course.department == filters.department)
-    if filters.term_code:
-        offered = (
-            select(Section.course_id)
-            .join(Section.term)
-            .where(Term.code == filters.term_code, Section.deleted_at.is_(None))
-        )
-        query = query.where(Course.id.in_(offered))
     text = filters.text.strip().lower()
     if text:
         like = f"%{text}%"
         query = query.where(
             or_(func.lower(Course.code).like(like), func.lower(Course.title).like(like))
         )
+    if filters.term_code:
+        # A correlated EXISTS after the cheap filters: checked only for courses that match the
+        # text (an IN over every section of the term costs more with thousands of sections).
+        offered = (
+            select(Section.id)
+            .join(Section.term)
+            .where(
+                Section.course_id == Course.id,
+                Term.code == filters.term_code,
+                Section.deleted_at.is_(None),
+            )
+        )
+        query = query.where(offered.exists())
     return query.order_by(Course.code)
 
 
@@ -65,7 +71,7 @@ def sections_for_courses(
         select(Section)
         .join(Section.term)
         .where(Section.course_id.in_([c.id for c in courses]), Section.deleted_at.is_(None))
-        .options(selectinload(Section.meetings), selectinload(Section.term))
+        .options(selectinload(Section.meetings), contains_eager(Section.term))
         .order_by(Term.starts_on, Section.number)
     )
     if term_code:
