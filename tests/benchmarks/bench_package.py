@@ -2,7 +2,7 @@
 its first 200 on /healthz, next to a frozen minimal Flask + waitress "hello" built the same way
 (PyInstaller onedir, same virtualenv, same options): the floor.
 
-The .deb is built by `make package` (or taken from dist/ with PORTAL_PACKAGE_PREBUILT=1) and
+The .deb is built by `make package` (or taken from dist/ with CAMPUS_PORTAL_PREBUILT=1) and
 unpacked with `dpkg-deb -x`: the same files as `dpkg -i` installs, without needing root.
 Cold start: the first start of a fresh copy on an empty data directory (page cache dropped when
 running as root); warm start: the median of the following starts.
@@ -60,7 +60,7 @@ def tree_size(path: Path) -> tuple[int, int]:
 
 
 def build_package() -> float | None:
-    if os.environ.get("PORTAL_PACKAGE_PREBUILT") == "1":
+    if os.environ.get("CAMPUS_PORTAL_PREBUILT") == "1":
         return None
     started = time.monotonic()
     subprocess.run(["make", "--no-print-directory", "package"], cwd=ROOT, check=True)

@@ -1,7 +1,7 @@
 """Fixtures for the packaged application: one build per test session, a real `dpkg -i`, and the
 installed `campus-portal` started the way a user or IT would start it.
 
-`make package` builds dist/ (in its own virtualenv). Set PORTAL_PACKAGE_PREBUILT=1 to test what
+`make package` builds dist/ (in its own virtualenv). Set CAMPUS_PORTAL_PREBUILT=1 to test what
 is already in dist/ instead of building again (for a quick rerun after `make package`).
 """
 
@@ -58,7 +58,8 @@ class Build:
 @pytest.fixture(scope="session")
 def package_build() -> Build:
     seconds = None
-    if os.environ.get("PORTAL_PACKAGE_PREBUILT") != "1":
+    # Not a PORTAL_* name: tests/conftest.py clears those so that no setting leaks into a test.
+    if os.environ.get("CAMPUS_PORTAL_PREBUILT") != "1":
         started = time.monotonic()
         result = subprocess.run(
             ["make", "--no-print-directory", "package"],

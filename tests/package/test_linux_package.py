@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -172,6 +173,27 @@ def test_machine_wide_config_written_by_it_is_picked_up(
             MACHINE_CONFIG.write_bytes(previous)
 
 
+def screenshot_once_painted(display: str, shot: Path, timeout: float = 60) -> Path:
+    """The load event can come before the window's first frame reaches the X server: take
+    screenshots until one shows more than a few colours."""
+    deadline = time.monotonic() + timeout
+    colours = 0
+    while time.monotonic() < deadline:
+        subprocess.run(
+            ["import", "-display", display, "-window", "root", str(shot)], check=True, timeout=60
+        )
+        colours = int(
+            subprocess.run(
+                ["identify", "-format", "%k", str(shot)], capture_output=True, text=True
+            ).stdout
+            or 0
+        )
+        if colours > 50:
+            return shot
+        time.sleep(0.2)  # polling for the first painted frame
+    raise AssertionError(f"the window showed only {colours} colours within {timeout} s")
+
+
 @pytest.mark.window
 def test_installed_app_opens_its_window_under_xvfb(
     installed: Build, user_home: Path, start_app, xvfb_display: str
@@ -183,10 +205,7 @@ def test_installed_app_opens_its_window_under_xvfb(
     loaded = app.wait_for_output(r"page loaded (\{.*\})", timeout=120)
     info = json.loads(loaded.group(1))
     assert "Campus Portal" in info.get("title", "")
-    shot = ARTIFACTS / "package-window.png"
-    subprocess.run(
-        ["import", "-display", xvfb_display, "-window", "root", str(shot)], check=True, timeout=60
-    )
+    shot = screenshot_once_painted(xvfb_display, ARTIFACTS / "package-window.png")
     assert shot.stat().st_size > 10_000
     assert app.stop() == 0
 
