@@ -26,6 +26,17 @@ STAFF = ("instructor", "lab_staff", "admin")
 MANAGERS = ("instructor", "admin")
 
 
+@bp.app_template_filter("points")
+def _points(value: float | None) -> str:
+    """7.5 -> '7.5', 20.0 -> '20', None -> ''."""
+    return "" if value is None else f"{value:g}"
+
+
+@bp.app_template_filter("percent")
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}%"
+
+
 def _user() -> User:
     return cast(User, current_user._get_current_object())  # type: ignore[attr-defined]
 
@@ -57,7 +68,6 @@ def _render_gradebook(
         errors=errors or {},
         can_manage=services.can_manage(_user(), section),
         can_edit=not book.is_final or _user().role == "admin",
-        mark_key=_mark_key,
     )
     return page, status
 
@@ -157,7 +167,6 @@ def save_mark(
             error=error,
             saved=error is None,
             can_edit=not book.is_final or actor.role == "admin",
-            mark_key=_mark_key,
         ),
         200,
     )

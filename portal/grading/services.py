@@ -402,18 +402,25 @@ def _fmt(points: float | None) -> str:
 # --- The gradebook --------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class RosterStudent:
+    """What the grid shows of a student (plain values: no ORM objects for 300 rows)."""
+
+    id: uuid.UUID
+    full_name: str
+    username: str
+    student_number: str | None
+
+
 @dataclass
 class GradebookRow:
-    registration: Registration
-    student: User
+    registration_id: uuid.UUID
+    student: RosterStudent
+    final_grade: str | None
     points: dict[uuid.UUID, float | None] = field(default_factory=dict)
     percentage: float | None = None  # missing marks as zero
     so_far: float | None = None  # marked assessments only
     letter: str | None = None  # from `percentage` and the scale (provisional until final)
-
-    @property
-    def final_grade(self) -> str | None:
-        return self.registration.final_grade
 
 
 @dataclass
@@ -447,7 +454,14 @@ def gradebook(
     all_assessments = section_assessments(db, section.id)
     visible = [a for a in all_assessments if a.kind in kinds]
     roster = (
-        select(Registration, User)
+        select(
+            Registration.id,
+            Registration.final_grade,
+            User.id,
+            User.full_name,
+            User.username,
+            User.student_number,
+        )
         .join(User, Registration.student_id == User.id)
         .where(Registration.section_id == section.id, Registration.status == "enrolled")
         .order_by(User.full_name, User.username)
@@ -471,13 +485,15 @@ def gradebook(
     )
     items = _items(all_assessments)
     rows = []
-    for registration, student in enrolled:
+    for registration_id, final_grade, student_id, full_name, username, number in enrolled:
+        student = RosterStudent(student_id, full_name, username, number)
         student_points = points.get(student.id, {})
         percentage = course_percentage(items, student_points)
         rows.append(
             GradebookRow(
-                registration=registration,
+                registration_id=registration_id,
                 student=student,
+                final_grade=final_grade,
                 points={a.id: student_points.get(a.id) for a in visible},
                 percentage=percentage,
                 so_far=percentage_so_far(items, student_points),
@@ -519,10 +535,18 @@ def finalise_section(
     book = gradebook(db, section)
     if book.weights_problem:
         raise ValidationError(f"{book.weights_problem} Grades cannot be finalised until they do.")
+    registrations = {
+        registration.id: registration
+        for registration in db.scalars(
+            select(Registration).where(
+                Registration.id.in_([row.registration_id for row in book.rows])
+            )
+        )
+    }
     grades: dict[str, str] = {}
     for row in book.rows:
         letter = letter_for(row.percentage or 0.0, book.scale)
-        row.registration.final_grade = letter
+        registrations[row.registration_id].final_grade = letter
         grades[row.student.student_number or row.student.username] = letter
     finalisation = GradeFinalisation(
         section_id=section.id,
