@@ -271,7 +271,7 @@ def run(context: Any) -> list[dict[str, Any]]:
             "Goal": f"(cold {source_cold:.2f} s; ratio: source / frozen)",
         },
         {
-            "Measure": "PyInstaller build (s)",
+            "Measure": "build (s): make package / PyInstaller alone",
             "Campus Portal": round(build_seconds, 1) if build_seconds is not None else "reused",
             "Floor (hello)": round(floor_build_seconds, 1),
             "Ratio": "",
