@@ -118,20 +118,29 @@ def save_gradebook(section_id: uuid.UUID) -> tuple[str, int] | Response:
     return redirect(url_for("grading.gradebook", section_id=section_id))
 
 
-@bp.post("/sections/<uuid:section_id>/gradebook/<uuid:assessment_id>/<uuid:student_id>")
+def _cell_from_form() -> tuple[uuid.UUID, uuid.UUID, str]:
+    """(student id, assessment id, typed value) from the one `m.<student>.<assessment>` field."""
+    for key, value in request.form.items():
+        if key.startswith("m."):
+            try:
+                _, student, assessment = key.split(".")
+                return uuid.UUID(student), uuid.UUID(assessment), value
+            except ValueError:
+                break
+    abort(400)
+
+
+@bp.post("/sections/<uuid:section_id>/gradebook/cell")
 @roles(*STAFF)
-def save_mark(
-    section_id: uuid.UUID, assessment_id: uuid.UUID, student_id: uuid.UUID
-) -> tuple[str, int] | Response:
+def save_mark(section_id: uuid.UUID) -> tuple[str, int] | Response:
     """One cell (htmx on change). The response is the cell again, with the typed value kept."""
     actor = _user()
     section = services.get_section(db.session, section_id)
     kinds = services.ensure_can_grade(actor, section)
+    student_id, assessment_id, raw = _cell_from_form()
     assessment = services.get_assessment(db.session, assessment_id)
     if assessment.section_id != section.id:
         abort(404)
-    key = _mark_key(student_id, assessment_id)
-    raw = request.form.get(key, request.form.get("points", ""))
     error = None
     try:
         services.set_mark(
