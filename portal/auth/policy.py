@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, abort, current_app, flash, request, session
+from flask import Flask, Response, abort, current_app, flash, redirect, request, session, url_for
 from flask_login import current_user, logout_user
 
 from portal.models import ROLES
@@ -80,6 +80,8 @@ def _enforce_access() -> Response | None:
     if access == PUBLIC:
         return None
     if not current_user.is_authenticated:
+        if endpoint == "main.index":  # the front door: no "please log in" scolding
+            return redirect(url_for("auth.login"))
         return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
     if access == SIGNED_IN:
         return None

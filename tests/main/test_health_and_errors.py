@@ -53,3 +53,13 @@ def test_navigation_depends_on_role(app, client, login_as):
     page = client.get("/").get_data(as_text=True)
     assert 'href="/admin/users/"' in page
     assert "My registrations" not in page
+
+
+def test_front_door_goes_to_login_without_a_warning(client, login_as):
+    login_as("student")  # an account exists, so the first-run page is not shown
+    anonymous = client.application.test_client()
+    response = anonymous.get("/")
+    assert response.status_code == 302 and response.headers["Location"].endswith("/login")
+    assert "Please log in" not in anonymous.get("/login").get_data(as_text=True)
+    other = anonymous.get("/registrations")
+    assert "/login?next=" in other.headers["Location"]
