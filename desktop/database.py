@@ -153,12 +153,16 @@ def head_revisions(migrations_dir: Path) -> set[str]:
 
 def migrate(app: Any, paths: DataPaths) -> Path | None:
     """Bring the schema to the newest revision; back up first when that changes a database
-    that holds data. Returns the backup made, if any."""
-    from flask_migrate import upgrade
+    that holds data. Returns the backup made, if any.
 
+    A database already at the portal's SCHEMA_REVISION is the usual start: one SQLite query
+    decides it, without importing Alembic (a large share of the start-up time)."""
     from portal import MIGRATIONS_DIR
+    from portal.database import SCHEMA_REVISION, upgrade_schema
 
     before = current_revision(paths.database)
+    if before == SCHEMA_REVISION:
+        return None
     heads = head_revisions(MIGRATIONS_DIR)
     if before is not None and before in heads:
         return None
@@ -178,7 +182,7 @@ def migrate(app: Any, paths: DataPaths) -> Path | None:
     log.info("upgrading the database schema from %s to %s", before, ", ".join(sorted(heads)))
     try:
         with app.app_context():
-            upgrade(directory=str(MIGRATIONS_DIR))
+            upgrade_schema()
     except Exception as exc:
         log.exception("schema upgrade failed")
         raise DatabaseProblem(

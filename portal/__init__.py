@@ -46,11 +46,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 def register_extensions(app: Flask) -> None:
     from portal import database
-    from portal.extensions import csrf, db, limiter, login_manager, migrate
+    from portal.extensions import csrf, db, limiter, login_manager
 
     database.install_sqlite_behaviour()
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)
+    database.register_migrations(app)
     csrf.init_app(app)
     limiter.init_app(app)
     login_manager.init_app(app)

@@ -5,9 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from flask import Flask
-from flask_migrate import upgrade
+from flask import Flask, current_app
 from sqlalchemy import Engine, event, text
+
+# The newest Alembic revision in portal/migrations/versions (a test holds the two equal). The
+# desktop launcher compares it with the database's alembic_version and, when they match, starts
+# without importing Alembic at all.
+SCHEMA_REVISION = "0003"
 
 _installed = False
 
@@ -51,9 +55,73 @@ def database_state() -> dict[str, Any]:
         return {"status": "error", "error": type(exc).__name__}
 
 
+# --- migrations (Flask-Migrate and Alembic, imported only when they are used) -----------------
+
+
+def setup_migrations(app: Flask) -> Any:
+    """Bind Flask-Migrate to the app (once) and return its configuration.
+
+    Importing Flask-Migrate imports Alembic, a large part of the portal's start-up time, and a
+    start with an up-to-date database never needs it; so the factory only leaves placeholders
+    (`app.extensions["migrate"]` and the `flask db` command group) that call this when used.
+    """
+    config = app.extensions.get("migrate")
+    if config is None or isinstance(config, _DeferredMigrate):
+        from flask_migrate import Migrate
+
+        from portal import MIGRATIONS_DIR
+        from portal.extensions import db
+
+        Migrate(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)
+        config = app.extensions["migrate"]
+    return config
+
+
+def upgrade_schema() -> None:
+    """Upgrade the current app's database to the newest migration."""
+    from flask_migrate import upgrade
+
+    setup_migrations(current_app)
+    upgrade()
+
+
+class _DeferredMigrate:
+    """`app.extensions["migrate"]` until something reads it (Flask-Migrate's own functions, such
+    as `flask_migrate.upgrade()`, do): then Flask-Migrate is set up for real and answers."""
+
+    def __init__(self, app: Flask) -> None:
+        self._app = app
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(setup_migrations(self._app), name)
+
+
+class _MigrationCommands(click.Group):
+    """`flask db ...`: Flask-Migrate's command group, imported when a `db` command is run."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        from flask_migrate.cli import db as migrate_commands
+
+        setup_migrations(current_app)  # the Flask CLI pushed the app context to find `db`
+        return migrate_commands.make_context(info_name, args, parent=parent, **extra)
+
+
+def register_migrations(app: Flask) -> None:
+    app.extensions["migrate"] = _DeferredMigrate(app)
+    app.cli.add_command(
+        _MigrationCommands("db", help="Perform database migrations (Flask-Migrate).")
+    )
+
+
 def init_app(app: Flask) -> None:
     @app.cli.command("init-db")
     def init_db_command() -> None:
         """Create or upgrade the database schema to the latest migration."""
-        upgrade()
+        upgrade_schema()
         click.echo("Database is at the latest schema.")

@@ -35,3 +35,14 @@ def test_sqlite_connections_use_wal_foreign_keys_and_busy_timeout(app):
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 15000
+
+
+def test_schema_revision_is_the_newest_migration():
+    """The desktop launcher trusts portal.database.SCHEMA_REVISION to skip Alembic at start-up:
+    it must name the one head of the migrations, so a new migration must update it."""
+    from alembic.script import ScriptDirectory
+
+    from portal import MIGRATIONS_DIR
+    from portal.database import SCHEMA_REVISION
+
+    assert ScriptDirectory(str(MIGRATIONS_DIR)).get_heads() == [SCHEMA_REVISION]
