@@ -17,7 +17,7 @@ from flask import Flask
 
 from portal.demo.services import DEMO_PASSWORD, SIZES, DemoSize, generate
 from portal.extensions import db as _db
-from tests.benchmarks import bench_foundation, bench_teaching
+from tests.benchmarks import bench_admin, bench_foundation, bench_teaching
 from tests.benchmarks.harness import Page, QueryCounter
 from tests.conftest import make_app, post_form
 
@@ -26,7 +26,7 @@ from tests.conftest import make_app, post_form
 MEDIUM = DemoSize(
     students=1_500, instructors=30, lab_staff=10, courses=150, sections=300, registrations=9_000
 )
-BENCHMARKED_PAGES: list[Page] = [*bench_foundation.PAGES, *bench_teaching.PAGES]
+BENCHMARKED_PAGES: list[Page] = [*bench_foundation.PAGES, *bench_teaching.PAGES, *bench_admin.PAGES]
 
 
 def _portal(tmp_path: Path, size: str) -> Flask:
