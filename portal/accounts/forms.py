@@ -6,19 +6,16 @@ from portal.models import ROLES
 
 ROLE_CHOICES = [(role, {"lab_staff": "Lab staff"}.get(role, role.capitalize())) for role in ROLES]
 
+# The same rule as accounts.services.USERNAME_PATTERN, checked early so errors show by the field.
+USERNAME_VALIDATORS = [
+    DataRequired(),
+    Length(min=2, max=64),
+    Regexp(r"^[a-z0-9][a-z0-9._-]*$", message="Use lower-case letters, digits, '.', '_' or '-'."),
+]
+
 
 class UserForm(FlaskForm):
-    username = StringField(
-        "Username",
-        validators=[
-            DataRequired(),
-            Length(min=2, max=64),
-            Regexp(
-                r"^[a-z0-9][a-z0-9._-]*$",
-                message="Use lower-case letters, digits, '.', '_' or '-'.",
-            ),
-        ],
-    )
+    username = StringField("Username", validators=USERNAME_VALIDATORS)
     full_name = StringField("Full name", validators=[DataRequired(), Length(max=200)])
     email = EmailField("Email", validators=[Optional(), Length(max=254)])
     role = SelectField("Role", choices=ROLE_CHOICES, validators=[DataRequired()])

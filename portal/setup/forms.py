@@ -1,6 +1,8 @@
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, StringField, SubmitField
-from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
+from wtforms.validators import DataRequired, EqualTo, Length, Optional
+
+from portal.accounts.forms import USERNAME_VALIDATORS
 
 
 class FirstAdminForm(FlaskForm):
@@ -10,16 +12,7 @@ class FirstAdminForm(FlaskForm):
         render_kw={"autocomplete": "name", "autofocus": True},
     )
     username = StringField(
-        "Username",
-        validators=[
-            DataRequired(),
-            Length(min=2, max=64),
-            Regexp(
-                r"^[a-z0-9][a-z0-9._-]*$",
-                message="Use lower-case letters, digits, '.', '_' or '-'.",
-            ),
-        ],
-        render_kw={"autocomplete": "username"},
+        "Username", validators=USERNAME_VALIDATORS, render_kw={"autocomplete": "username"}
     )
     email = EmailField("Email", validators=[Optional(), Length(max=254)])
     password = PasswordField(
