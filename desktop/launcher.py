@@ -15,6 +15,7 @@ SIGINT stop the server gracefully and checkpoint the WAL.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import signal
@@ -88,6 +89,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Start-up creates many long-lived objects (modules, the app, the ORM mappings) and no
+    # garbage worth a collection: the collector waits until the portal answers (run_portal).
+    gc.disable()
+    try:
+        return _main(argv)
+    finally:
+        gc.enable()
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     from desktop.logs import setup_logging
     from desktop.paths import resolve
@@ -315,6 +326,8 @@ def run_portal(paths: Any, args: argparse.Namespace, log_file: Path | None) -> i
         except ServerNotReady as exc:
             raise LauncherProblem("The local server did not start", str(exc)) from exc
         log.info("ready on port %s after %.3fs", server.port, time.monotonic() - started)
+        gc.freeze()  # what start-up built lives as long as the process: later passes skip it
+        gc.enable()
 
         window_problem = None
         if not args.headless:
