@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Response, abort, current_app, flash, redirect, request, session, url_for
 from flask_login import current_user, logout_user
+from werkzeug.wrappers import Response as BaseResponse
 
 from portal.models import ROLES
 
@@ -68,7 +69,7 @@ def is_safe_redirect(target: str | None) -> bool:
     )
 
 
-def _enforce_access() -> Response | None:
+def _enforce_access() -> BaseResponse | None:
     endpoint = request.endpoint
     if endpoint is None or endpoint in EXEMPT_ENDPOINTS:
         return None
