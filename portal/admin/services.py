@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
@@ -57,6 +58,35 @@ def _changes(
     """Only the fields that changed, so the audit log shows what an edit did."""
     changed = [k for k in after if before.get(k) != after.get(k)]
     return {k: before.get(k) for k in changed}, {k: after[k] for k in changed}
+
+
+def _apply_and_audit(
+    db: Session,
+    obj: Any,
+    values: dict[str, Any],
+    fields: tuple[str, ...],
+    *,
+    actor: User | None,
+    entity_type: str,
+    summary: Callable[[dict[str, Any]], str],
+) -> None:
+    """Set the cleaned values, then audit only the fields that really changed."""
+    before = _snapshot(obj, fields)
+    for name, value in values.items():
+        setattr(obj, name, value)
+    db.flush()
+    old, new = _changes(before, _snapshot(obj, fields))
+    if new:
+        record(
+            db,
+            actor,
+            f"{entity_type}.update",
+            entity_type=entity_type,
+            entity_id=obj.id,
+            summary=summary(new),
+            before=old,
+            after=new,
+        )
 
 
 # --- Terms ---------------------------------------------------------------------------------------
@@ -142,23 +172,15 @@ def create_term(db: Session, details: TermDetails, *, actor: User | None) -> Ter
 
 
 def update_term(db: Session, term: Term, details: TermDetails, *, actor: User | None) -> Term:
-    values = _clean_term(db, details, term)
-    before = _snapshot(term, TERM_FIELDS)
-    for name, value in values.items():
-        setattr(term, name, value)
-    db.flush()
-    old, new = _changes(before, _snapshot(term, TERM_FIELDS))
-    if new:
-        record(
-            db,
-            actor,
-            "term.update",
-            entity_type="term",
-            entity_id=term.id,
-            summary=f"Edited term {term.code}: {', '.join(new)}",
-            before=old,
-            after=new,
-        )
+    _apply_and_audit(
+        db,
+        term,
+        _clean_term(db, details, term),
+        TERM_FIELDS,
+        actor=actor,
+        entity_type="term",
+        summary=lambda new: f"Edited term {term.code}: {', '.join(new)}",
+    )
     return term
 
 
@@ -270,23 +292,15 @@ def create_course(db: Session, details: CourseDetails, *, actor: User | None) ->
 def update_course(
     db: Session, course: Course, details: CourseDetails, *, actor: User | None
 ) -> Course:
-    values = _clean_course(db, details, course)
-    before = _snapshot(course, COURSE_FIELDS)
-    for name, value in values.items():
-        setattr(course, name, value)
-    db.flush()
-    old, new = _changes(before, _snapshot(course, COURSE_FIELDS))
-    if new:
-        record(
-            db,
-            actor,
-            "course.update",
-            entity_type="course",
-            entity_id=course.id,
-            summary=f"Edited course {course.code}: {', '.join(new)}",
-            before=old,
-            after=new,
-        )
+    _apply_and_audit(
+        db,
+        course,
+        _clean_course(db, details, course),
+        COURSE_FIELDS,
+        actor=actor,
+        entity_type="course",
+        summary=lambda new: f"Edited course {course.code}: {', '.join(new)}",
+    )
     return course
 
 
@@ -649,23 +663,15 @@ def add_meeting(
 def update_meeting(
     db: Session, meeting: Meeting, details: MeetingDetails, *, actor: User | None
 ) -> Meeting:
-    values = _clean_meeting(db, meeting.section, details, meeting)
-    before = _snapshot(meeting, MEETING_FIELDS)
-    for name, value in values.items():
-        setattr(meeting, name, value)
-    db.flush()
-    old, new = _changes(before, _snapshot(meeting, MEETING_FIELDS))
-    if new:
-        record(
-            db,
-            actor,
-            "meeting.update",
-            entity_type="meeting",
-            entity_id=meeting.id,
-            summary=f"Edited meeting of {meeting.section.label}: now {meeting.label}",
-            before=old,
-            after=new,
-        )
+    _apply_and_audit(
+        db,
+        meeting,
+        _clean_meeting(db, meeting.section, details, meeting),
+        MEETING_FIELDS,
+        actor=actor,
+        entity_type="meeting",
+        summary=lambda _new: f"Edited meeting of {meeting.section.label}: now {meeting.label}",
+    )
     return meeting
 
 
