@@ -115,7 +115,7 @@ def _main(argv: list[str] | None) -> int:
         if log_file is not None:
             log.error("%s", problem.text())
         print(f"Campus Portal: {problem.text()}", file=sys.stderr, flush=True)
-        if args.command is None and not args.headless:
+        if args.command is None and not args.headless and not problem.shown_in_window:
             from desktop.window import show_problem
 
             show_problem(problem.title, problem.text())
@@ -241,9 +241,13 @@ def _load_demo_data(app: Any) -> None:
     )
 
 
-def _daily_backups(paths: Any, keep: int, stop: threading.Event) -> None:
+def _daily_backups(paths: Any, keep: int, stop: threading.Event, build: Any) -> None:
     from desktop import backups
 
+    try:
+        build.wait()  # never copy a database while its schema is being upgraded
+    except LauncherProblem:
+        return
     while True:
         try:
             backups.daily_backup(paths, keep=keep)
@@ -273,12 +277,24 @@ def _second_start(paths: Any) -> int:
     )
 
 
+def _build_portal(paths: Any, args: argparse.Namespace, log_file: Path | None) -> Any:
+    """The portal's WSGI app over an up-to-date database (runs in the build thread)."""
+    from desktop.database import migrate
+
+    app = _create_app(paths, args, log_file)
+    migrate(app, paths)
+    if args.demo:
+        _load_demo_data(app)
+    return app
+
+
 def run_portal(paths: Any, args: argparse.Namespace, log_file: Path | None) -> int:
-    from desktop.database import check_data_dir, check_database_file, checkpoint, migrate
+    from desktop.database import check_data_dir, check_database_file, checkpoint
     from desktop.guard import LocalGuard
     from desktop.instance import InstanceInfo, InstanceLock, remove_info, write_info
     from desktop.server import EmbeddedServer, ServerNotReady, wait_until_healthy
     from desktop.settings import load_desktop_settings
+    from desktop.starting import PortalBuild
 
     started = time.monotonic()
     shutdown = Shutdown()
@@ -300,17 +316,15 @@ def run_portal(paths: Any, args: argparse.Namespace, log_file: Path | None) -> i
         return _second_start(paths)
 
     server: EmbeddedServer | None = None
-    app: Any = None
+    build: PortalBuild | None = None
     backup_stop = threading.Event()
     try:
         settings = load_desktop_settings()
         check_database_file(paths)
-        app = _create_app(paths, args, log_file)
-        migrate(app, paths)
-        if args.demo:
-            _load_demo_data(app)
-
-        guard = LocalGuard(app)
+        # The portal is built in the background while the server listens and the window
+        # opens (desktop/starting.py); requests made meanwhile wait for it.
+        build = PortalBuild(lambda: _build_portal(paths, args, log_file))
+        guard = LocalGuard(build)
         try:
             server = EmbeddedServer(guard, port=args.port)
         except OSError as exc:
@@ -320,14 +334,8 @@ def run_portal(paths: Any, args: argparse.Namespace, log_file: Path | None) -> i
                 "Leave out --port to use a free one.",
             ) from exc
         guard.port = server.port
+        build.start()
         server.start()
-        try:
-            wait_until_healthy(server.port, guard.cookie_header())
-        except ServerNotReady as exc:
-            raise LauncherProblem("The local server did not start", str(exc)) from exc
-        log.info("ready on port %s after %.3fs", server.port, time.monotonic() - started)
-        gc.freeze()  # what start-up built lives as long as the process: later passes skip it
-        gc.enable()
 
         window_problem = None
         if not args.headless:
@@ -342,6 +350,17 @@ def run_portal(paths: Any, args: argparse.Namespace, log_file: Path | None) -> i
                     flush=True,
                 )
         with_window = not args.headless and window_problem is None
+        if not with_window:
+            build.wait()  # a problem is raised here, before anything is announced
+            try:
+                wait_until_healthy(server.port, guard.cookie_header())
+            except ServerNotReady as exc:
+                raise LauncherProblem("The local server did not start", str(exc)) from exc
+            _ready(started, server.port, build)
+        else:
+            threading.Thread(
+                target=_when_built, args=(build, started, server.port), daemon=True
+            ).start()
         write_info(
             paths.instance_file,
             InstanceInfo(
@@ -351,14 +370,19 @@ def run_portal(paths: Any, args: argparse.Namespace, log_file: Path | None) -> i
         if settings.daily_backup:
             threading.Thread(
                 target=_daily_backups,
-                args=(paths, settings.backups_to_keep, backup_stop),
+                args=(paths, settings.backups_to_keep, backup_stop, build),
                 name="daily-backup",
                 daemon=True,
             ).start()
 
         if with_window and not shutdown.requested.is_set():
             with_window = _run_window(paths, args, guard, shutdown)
+            if with_window and build.problem is not None:
+                # The window showed the problem; the exit code and the terminal tell it too.
+                build.problem.shown_in_window = True
+                raise build.problem
         if not with_window and not shutdown.requested.is_set():
+            build.wait()
             print(f"{APP_TITLE} running at {guard.issue_launch_url()}", flush=True)
             shutdown.wait()
         return EXIT_OK
@@ -366,15 +390,36 @@ def run_portal(paths: Any, args: argparse.Namespace, log_file: Path | None) -> i
         backup_stop.set()
         if server is not None:
             server.stop()
-        if app is not None:
-            _dispose_engine(app)
-            try:
-                checkpoint(paths.database)
-            except Exception:
-                log.exception("WAL checkpoint at shutdown failed")
+        if build is not None:
+            build.join()  # a schema upgrade in progress ends (commits or rolls back) first
+            if build.app is not None:
+                _dispose_engine(build.app)
+                try:
+                    checkpoint(paths.database)
+                except Exception:
+                    log.exception("WAL checkpoint at shutdown failed")
         remove_info(paths.instance_file)
         lock.release()
         log.info("stopped")
+
+
+def _ready(started: float, port: int, build: Any) -> None:
+    log.info(
+        "ready on port %s after %.3fs (portal built in %.3fs)",
+        port,
+        time.monotonic() - started,
+        build.seconds or 0.0,
+    )
+    gc.freeze()  # what start-up built lives as long as the process: later passes skip it
+    gc.enable()
+
+
+def _when_built(build: Any, started: float, port: int) -> None:
+    try:
+        build.wait()
+    except LauncherProblem:
+        return  # the window shows it, run_portal reports it when the window closes
+    _ready(started, port, build)
 
 
 def _run_window(paths: Any, args: argparse.Namespace, guard: Any, shutdown: Shutdown) -> bool:

@@ -17,6 +17,7 @@ class LauncherProblem(Exception):
     """A condition the user (or IT) must fix; nothing was changed on disk when it is raised."""
 
     exit_code = EXIT_DATABASE
+    shown_in_window = False  # the portal's window already showed it (no second window)
 
     def __init__(self, title: str, detail: str, *, backups: list[Path] | None = None) -> None:
         super().__init__(f"{title}: {detail}")

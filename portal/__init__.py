@@ -6,9 +6,10 @@ import logging
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask, Response, g, request
+if TYPE_CHECKING:  # importing the package stays cheap: Flask is imported by create_app
+    from flask import Flask, Response
 
 __all__ = ["create_app", "__version__"]
 
@@ -25,6 +26,8 @@ log = logging.getLogger("portal")
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the portal. `config` holds explicit overrides (the highest layer of settings)."""
+    from flask import Flask
+
     from portal.config import flask_config, load_settings
 
     app = Flask(__name__, instance_relative_config=False)
@@ -99,6 +102,8 @@ def register_security(app: Flask) -> None:
 
 
 def register_request_logging(app: Flask) -> None:
+    from flask import g, request
+
     access_log = logging.getLogger("portal.requests")
 
     @app.before_request

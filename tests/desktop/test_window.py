@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import sqlite3
 import subprocess
 import threading
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -120,3 +122,27 @@ def test_window_opens_renders_and_closes_cleanly(display, admin_data_dir, tmp_pa
     assert not wal.exists() or wal.stat().st_size == 0
     saved = json.loads((admin_data_dir / "window.json").read_text())
     assert (saved["width"], saved["height"]) == (1100, 760)
+
+
+def test_a_problem_found_while_the_window_opens_is_shown_in_it(display, admin_data_dir):
+    """The portal is built while the window opens: a database it refuses (here one from a
+    newer version) is explained in that window, then the launcher exits with the problem's
+    code, without opening a second window."""
+    database = admin_data_dir / "portal.db"
+    with closing(sqlite3.connect(database)) as connection:
+        connection.execute("UPDATE alembic_version SET version_num = 'fffffffffff9'")
+        connection.commit()
+    launcher = Launcher(admin_data_dir, headless=False, env=launcher_env(DISPLAY=display.display))
+    process = launcher.spawn()
+    log_file = admin_data_dir / "logs" / "campus-portal.log"
+    try:
+        info = json.loads(wait_for_log(log_file, PAGE_LOADED, 120, process).group(1))
+        shot = ARTIFACTS / "desktop-window-problem.png"
+        display.screenshot(shot)
+        assert info["heading"] == "This database comes from a newer Campus Portal"
+        assert info["textLength"] > 100  # the explanation and the backups, not an empty page
+    finally:
+        code, stdout, stderr = launcher.stop()
+    assert code == 3, stderr
+    assert "newer Campus Portal" in stderr and stdout == ""
+    assert "Traceback" not in stderr

@@ -1,0 +1,114 @@
+"""The portal built in the background: what requests see before, during and after the build."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from werkzeug.test import Client
+
+from desktop.problems import DatabaseProblem, LauncherProblem
+from desktop.starting import STARTING_TITLE, PortalBuild
+
+
+def _portal(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [f"portal answered {environ['PATH_INFO']}".encode()]
+
+
+class Gate:
+    """A build that finishes (or fails) only when the test says so."""
+
+    def __init__(self, outcome=_portal) -> None:
+        self.release = threading.Event()
+        self.entered = threading.Event()
+        self.outcome = outcome
+
+    def __call__(self):
+        self.entered.set()
+        assert self.release.wait(30), "the test never released the build"
+        if isinstance(self.outcome, BaseException):
+            raise self.outcome
+        return self.outcome
+
+
+def _get_in_thread(build: PortalBuild, path: str, **kwargs) -> tuple[threading.Thread, dict]:
+    answer: dict = {}
+
+    def fetch() -> None:
+        response = Client(build).get(path, **kwargs)
+        answer.update(status=response.status_code, text=response.get_data(as_text=True))
+
+    thread = threading.Thread(target=fetch)
+    thread.start()
+    return thread, answer
+
+
+def test_a_request_made_during_the_build_waits_for_the_portal():
+    gate = Gate()
+    build = PortalBuild(gate, patience=30)
+    build.start()
+    assert gate.entered.wait(10)
+    thread, answer = _get_in_thread(build, "/courses")
+    thread.join(0.2)
+    assert thread.is_alive() and not answer, "answered before the portal was built"
+    gate.release.set()
+    thread.join(10)
+    assert answer == {"status": 200, "text": "portal answered /courses"}
+    assert build.wait(1) is _portal and build.seconds is not None
+    # Built: later requests go straight to the portal.
+    assert Client(build).get("/").get_data(as_text=True) == "portal answered /"
+
+
+def test_a_long_build_answers_503_with_a_page_that_reloads_itself():
+    gate = Gate()
+    build = PortalBuild(gate, patience=0.05)
+    build.start()
+    try:
+        page = Client(build).get("/", headers={"Accept": "text/html"})
+        assert page.status_code == 503 and page.headers["Retry-After"]
+        text = page.get_data(as_text=True)
+        assert STARTING_TITLE in text and 'http-equiv="refresh"' in text
+        health = Client(build).get("/healthz")
+        assert health.status_code == 503 and health.json == {"status": "starting"}
+        with pytest.raises(TimeoutError):
+            build.wait(0.01)
+    finally:
+        gate.release.set()
+        build.join()
+    assert Client(build).get("/healthz").status_code == 200
+
+
+def test_a_failed_build_shows_its_problem_and_wait_raises_it():
+    problem = DatabaseProblem("The database file is damaged", "portal.db <cannot> be opened")
+    gate = Gate(problem)
+    build = PortalBuild(gate, patience=30)
+    build.start()
+    assert gate.entered.wait(10)
+    thread, answer = _get_in_thread(build, "/")
+    gate.release.set()
+    thread.join(10)
+    assert answer["status"] == 500
+    assert "The database file is damaged" in answer["text"]
+    assert "portal.db &lt;cannot&gt; be opened" in answer["text"]  # escaped, never markup
+    with pytest.raises(DatabaseProblem) as raised:
+        build.wait(1)
+    assert raised.value is problem
+    health = Client(build).get("/healthz")
+    assert health.status_code == 500
+    assert json.loads(health.get_data()) == {
+        "status": "error",
+        "problem": "The database file is damaged",
+    }
+
+
+def test_an_unexpected_error_becomes_a_problem_that_points_to_the_log():
+    gate = Gate(KeyError("models"))
+    build = PortalBuild(gate, patience=30)
+    build.start()
+    gate.release.set()
+    with pytest.raises(LauncherProblem) as raised:
+        build.wait(10)
+    assert "KeyError" in raised.value.detail and "log file" in raised.value.detail
+    assert Client(build).get("/").status_code == 500
