@@ -93,9 +93,43 @@ def main(argv: list[str] | None = None) -> int:
     # garbage worth a collection: the collector waits until the portal answers (run_portal).
     gc.disable()
     try:
-        return _main(argv)
+        code = _main(argv)
     finally:
         gc.enable()
+    if _window_was_used.is_set():
+        exit_past_stuck_window_threads(code)
+    return code
+
+
+# Set once the window's GUI loop has run (see exit_past_stuck_window_threads).
+_window_was_used = threading.Event()
+
+
+def exit_past_stuck_window_threads(code: int, *, grace: float = 0.5) -> None:
+    """End the process even if a window helper thread is stuck, once everything is closed.
+
+    pywebview runs JS API calls in threads of its own that hand the result back through the
+    GUI loop and wait for it; a call in flight when the window closes waits forever (a known
+    pywebview limitation), and Python's exit would wait for that thread for ever. By now the
+    server is stopped, the database checkpointed and closed, the lock released and the log
+    written: nothing is lost by leaving without waiting for such a thread."""
+    current = threading.current_thread()
+    waiting = [
+        thread
+        for thread in threading.enumerate()
+        if thread is not current and not thread.daemon and thread.is_alive()
+    ]
+    deadline = time.monotonic() + grace
+    for thread in waiting:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    stuck = [thread.name for thread in waiting if thread.is_alive()]
+    if not stuck:
+        return
+    log.warning("leaving without waiting for stuck window thread(s): %s", ", ".join(stuck))
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _main(argv: list[str] | None) -> int:
@@ -432,6 +466,7 @@ def _run_window(paths: Any, args: argparse.Namespace, guard: Any, shutdown: Shut
     )
     guard.on_focus = window.focus
     shutdown.window = window
+    _window_was_used.set()
     try:
         window.run()
     except Exception as exc:

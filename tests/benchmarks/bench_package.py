@@ -22,6 +22,8 @@ from http.cookiejar import CookieJar
 from pathlib import Path
 from typing import Any
 
+from tests.benchmarks import floors
+
 TITLE = "Packaged application (installed .deb)"
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,23 +33,6 @@ WARM_STARTS = 5
 GOAL_RATIO = 1.3
 GOAL_SECONDS = 1.5
 GOAL_DEB_MB = 30.0
-
-FLOOR_APP = """
-from flask import Flask
-from waitress.server import create_server
-
-app = Flask(__name__)
-
-
-@app.get("/healthz")
-def healthz():
-    return {"status": "ok"}
-
-
-server = create_server(app, host="127.0.0.1", port=0)
-print(f"Hello running at http://127.0.0.1:{server.effective_port}/", flush=True)
-server.run()
-"""
 
 
 def megabytes(size: int) -> float:
@@ -83,11 +68,11 @@ coll = COLLECT(exe, a.binaries, a.datas, strip=sys.platform.startswith("linux"),
 """
 
 
-def build_floor(work: Path) -> tuple[Path, float]:
-    """The hello app frozen like the portal: same PyInstaller, onedir, lean, stripped."""
+def build_floor(work: Path, source: str = floors.HELLO) -> tuple[Path, float]:
+    """A reference app frozen like the portal: same PyInstaller, onedir, lean, stripped."""
     work.mkdir(parents=True, exist_ok=True)
     script = work / "hello.py"
-    script.write_text(FLOOR_APP)
+    script.write_text(source)
     spec = work / "hello.spec"
     spec.write_text(FLOOR_SPEC.format(script=str(script), installers=str(ROOT / "installers")))
     started = time.monotonic()
@@ -198,6 +183,7 @@ def run(context: Any) -> list[dict[str, Any]]:
         subprocess.run(["dpkg-deb", "-x", str(deb), str(work / "root")], check=True)
         installed = work / "root" / "opt" / "campus-portal"
         floor, floor_build_seconds = build_floor(work / "floor")
+        orm_floor, _ = build_floor(work / "floor-orm", floors.ORM)
 
         bundle_bytes, bundle_files = tree_size(installed)
         floor_bytes, floor_files = tree_size(floor)
@@ -208,6 +194,8 @@ def run(context: Any) -> list[dict[str, Any]]:
         floor_cold, floor_warm, _ = start_times(
             [str(floor / "hello")], user_env(work / "home-floor"), launch_token=False
         )
+        orm_env = {**user_env(work / "home-orm"), "FLOOR_DATABASE": str(work / "orm.db")}
+        orm_cold, orm_warm, _ = start_times([str(orm_floor / "hello")], orm_env, launch_token=False)
         # The same launcher from source in the build virtualenv: what freezing adds or saves.
         source_cold, source_warm, _ = start_times(
             [str(PACKAGE_VENV / "bin" / "campus-portal"), "--headless"],
@@ -262,6 +250,14 @@ def run(context: Any) -> list[dict[str, Any]]:
                 f"<= {GOAL_RATIO}x floor and < {GOAL_SECONDS} s: "
                 + ("met" if warm_ratio <= GOAL_RATIO and portal_warm < GOAL_SECONDS else "MISSED")
             ),
+        },
+        {
+            "Measure": "reference: frozen floor with Flask-SQLAlchemy, one model, warm (s)",
+            "Campus Portal": round(orm_warm, 3),
+            "Floor (hello)": round(floor_warm, 3),
+            "Ratio": orm_warm / floor_warm,
+            "Goal": f"(cold {orm_cold:.2f} s; portal / this reference: "
+            f"{portal_warm / orm_warm:.2f}x)",
         },
         {
             "Measure": "same code from source, warm start (s)",

@@ -293,3 +293,47 @@ def test_error_page_shows_the_log_location_not_a_traceback(tmp_path):
     assert "boom in a view" not in page and "Traceback" not in page
     missing = app.test_client().get("/nothing-here")
     assert app.config["LOG_FILE"] not in missing.get_data(as_text=True)  # only for 5xx
+
+
+# --- leaving past a window helper thread that waits for a GUI loop that has ended ---------------
+
+STUCK_THREAD = """
+import threading, sys
+from desktop.launcher import exit_past_stuck_window_threads
+
+forever = threading.Semaphore(0)
+threading.Thread(target=forever.acquire, name="Thread-7 (_call)").start()
+print("saved", flush=False)
+exit_past_stuck_window_threads(7, grace=0.1)
+print("not reached")
+"""
+
+
+def test_a_stuck_window_thread_does_not_keep_the_process_alive():
+    import subprocess
+
+    result = subprocess.run(
+        [sys.executable, "-c", STUCK_THREAD], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 7
+    assert result.stdout == "saved\n"  # flushed before leaving
+
+
+FINISHING_THREAD = """
+import threading
+from desktop.launcher import exit_past_stuck_window_threads
+
+worker = threading.Thread(target=threading.Event().wait, args=(0.05,))
+worker.start()
+exit_past_stuck_window_threads(7, grace=30)
+print("returned", worker.is_alive(), flush=True)
+"""
+
+
+def test_leaving_waits_for_threads_that_finish():
+    import subprocess
+
+    result = subprocess.run(
+        [sys.executable, "-c", FINISHING_THREAD], capture_output=True, text=True, timeout=60
+    )
+    assert (result.returncode, result.stdout) == (0, "returned False\n")
