@@ -34,7 +34,7 @@ ln -s "/opt/$NAME/$NAME" "$STAGE/usr/bin/$NAME"
 install -m 644 "$HERE/campus-portal.desktop" "$STAGE/usr/share/applications/$NAME.desktop"
 install -m 644 "$ROOT/portal/static/img/icon.svg" \
   "$STAGE/usr/share/icons/hicolor/scalable/apps/$NAME.svg"
-install -m 644 "$ROOT/installers/icons/campus-portal.png" \
+install -m 644 "$ROOT/desktop/resources/icon.png" \
   "$STAGE/usr/share/icons/hicolor/256x256/apps/$NAME.png"
 install -m 644 "$HERE/config.toml.example" "$STAGE/usr/share/doc/$NAME/config.toml.example"
 install -m 644 "$HERE/copyright" "$STAGE/usr/share/doc/$NAME/copyright"

@@ -36,7 +36,7 @@ RequestExecutionLevel admin
 !define CONSOLE_EXE "campus-portal.exe"
 !define UNINSTALL_KEY "Software\Microsoft\Windows\CurrentVersion\Uninstall\${APP_ID}"
 !define SETTINGS_KEY "Software\${APP_ID}"
-!define ICON_FILE "${__FILEDIR__}\..\icons\campus-portal.ico"
+!define ICON_FILE "${__FILEDIR__}\..\..\desktop\resources\icon.ico"
 
 !include "MUI2.nsh"
 !include "FileFunc.nsh"
