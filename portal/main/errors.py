@@ -1,5 +1,6 @@
 """One place that turns errors into pages (or JSON for API clients)."""
 
+import errno
 import logging
 
 from flask import Flask, Response, jsonify, render_template, request
@@ -20,6 +21,29 @@ def _render(status: int, title: str, message: str) -> tuple[Response | str, int]
     if _wants_json():
         return jsonify({"status": status, "title": title, "detail": message}), status
     return render_template("error.html", status=status, title=title, message=message), status
+
+
+SQLITE_FULL = 13  # primary result code: "database or disk is full"
+POSTGRES_DISK_FULL = "53100"
+FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def storage_is_full(error: BaseException) -> bool:
+    """True when `error` (or what caused it) says the disk holding the data is full: SQLite's
+    SQLITE_FULL, PostgreSQL's disk_full, or ENOSPC/EDQUOT from writing a file (uploads)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        code = getattr(current, "sqlite_errorcode", None)
+        if code is not None and code & 0xFF == SQLITE_FULL:
+            return True
+        if getattr(current, "sqlstate", None) == POSTGRES_DISK_FULL:
+            return True
+        if isinstance(current, OSError) and current.errno in FULL_ERRNOS:
+            return True
+        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+    return False
 
 
 def init_app(app: Flask) -> None:
@@ -48,6 +72,16 @@ def init_app(app: Flask) -> None:
     def _unexpected(error: Exception):  # type: ignore[no-untyped-def]
         from portal.extensions import db
 
+        if storage_is_full(error):
+            log.error("disk full: %s %s was not saved (%s)", request.method, request.path, error)
+            db.session.rollback()
+            return _render(
+                507,
+                "The disk is full",
+                "Your last change was not saved because the disk that holds the portal's data "
+                "is full. Everything saved before is safe. Free some space on that disk (or ask "
+                "IT support to), then try again.",
+            )
         log.exception("unhandled error on %s %s", request.method, request.path)
         db.session.rollback()
         return _render(

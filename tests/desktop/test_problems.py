@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import resource
+import shutil
 import sqlite3
 import subprocess
 from collections.abc import Callable, Iterator
@@ -204,3 +205,85 @@ def test_disk_full_while_writing_loses_nothing_that_was_saved(admin_data_dir, tm
         assert saved[-1] in page.text
     finally:
         again.stop()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 16 MB filesystem (tmpfs) that fills up: the kernel's ENOSPC, not a simulation."""
+    mount_point = tmp_path / "small-disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(
+            "a small tmpfs cannot be mounted here (needs root with mount rights: "
+            f"{mounted.stderr.strip()}); the RLIMIT_FSIZE tests cover the same code paths"
+        )
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def _fill(disk: Path, leave: int) -> Path:
+    """Fill `disk` with one file until only about `leave` bytes are free."""
+    filler = disk / "filler.bin"
+    free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+    with open(filler, "wb") as handle:
+        handle.truncate(0)
+        chunk = b"\0" * (1024 * 1024)
+        remaining = max(0, free - leave)
+        while remaining > 0:
+            remaining -= handle.write(chunk[: min(len(chunk), remaining)])
+    return filler
+
+
+def test_a_really_full_disk_says_so_keeps_what_was_saved_and_recovers(admin_data_dir, small_disk):
+    data = small_disk / "data"
+    shutil.copytree(admin_data_dir, data)
+    launcher = Launcher(data).start()
+    saved: list[str] = []
+    failure = None
+    try:
+        client = launcher.client()
+        log_in(client)
+        filler = _fill(small_disk, leave=256 * 1024)
+
+        def create(username: str):
+            token = client.csrf_token("/admin/users/new")
+            return client.post(
+                "/admin/users/new",
+                {
+                    "csrf_token": token,
+                    "username": username,
+                    "full_name": f"Full Disk {username}",
+                    "role": "instructor",
+                    "password": ADMIN_PASSWORD,
+                },
+            )
+
+        for number in range(2000):
+            response = create(f"full{number}")
+            if response.status != 302:
+                failure = response
+                break
+            saved.append(f"full{number}")
+        assert failure is not None, "the disk never filled up"
+        assert failure.status == 507
+        assert (
+            "The disk is full" in failure.text and "Everything saved before is safe" in failure.text
+        )
+        assert "Traceback" not in failure.text
+
+        filler.unlink()  # space again: the same running portal saves without a restart
+        assert create("after-space-was-freed").status == 302
+        saved.append("after-space-was-freed")
+    finally:
+        code, _, stderr = launcher.stop()
+    assert code == 0, stderr
+    assert saved[:-1], "no write succeeded before the disk was full"
+    assert _integrity(data / "portal.db") == "ok"
+    assert set(saved) <= _usernames(data / "portal.db")

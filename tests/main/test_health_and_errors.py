@@ -63,3 +63,42 @@ def test_front_door_goes_to_login_without_a_warning(client, login_as):
     assert "Please log in" not in anonymous.get("/login").get_data(as_text=True)
     other = anonymous.get("/registrations")
     assert "/login?next=" in other.headers["Location"]
+
+
+def test_a_full_disk_gets_its_own_message_and_the_change_is_not_kept(app, client):
+    """The real ENOSPC is tested against a running launcher (tests/desktop/test_problems.py);
+    here every database's way of saying it is recognised, and the session rolled back."""
+    import errno
+    import sqlite3
+
+    import psycopg.errors
+    from sqlalchemy.exc import OperationalError
+
+    from portal.auth.policy import public
+    from portal.main.errors import storage_is_full
+
+    sqlite_full = sqlite3.OperationalError("database or disk is full")
+    sqlite_full.sqlite_errorcode = 13  # SQLITE_FULL, as the sqlite3 module sets it
+    assert storage_is_full(OperationalError("INSERT ...", {}, sqlite_full))
+    assert storage_is_full(OperationalError("INSERT ...", {}, psycopg.errors.DiskFull()))
+    upload = OSError(errno.ENOSPC, "No space left on device")
+    try:
+        raise RuntimeError("storing the upload failed") from upload
+    except RuntimeError as wrapped:
+        assert storage_is_full(wrapped)
+    locked = sqlite3.OperationalError("database is locked")
+    locked.sqlite_errorcode = 5  # SQLITE_BUSY
+    assert not storage_is_full(OperationalError("INSERT ...", {}, locked))
+    assert not storage_is_full(RuntimeError("something else"))
+
+    @app.post("/fill-the-disk")
+    @public
+    def fill_the_disk():
+        raise OperationalError("INSERT ...", {}, sqlite_full)
+
+    app.config["WTF_CSRF_ENABLED"] = False
+    response = client.post("/fill-the-disk")
+    assert response.status_code == 507
+    body = response.get_data(as_text=True)
+    assert "The disk is full" in body and "Everything saved before is safe" in body
+    assert "INSERT" not in body
