@@ -114,8 +114,8 @@ class PortalBuild:
         body = _PAGE.format(
             refresh='<meta http-equiv="refresh" content="2">',
             title=STARTING_TITLE,
-            body="<p>Bringing your data up to date. This page reloads by itself; "
-            "please do not close the window.</p>",
+            body="<p>Bringing your data up to date; after an update this can take a minute. "
+            "This page reloads by itself.</p>",
         )
         return _respond(
             start_response,
