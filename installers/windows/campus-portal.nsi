@@ -11,7 +11,7 @@
 ;   "C:\Program Files\Campus Portal\uninstall.exe" /S [/PURGE]
 ; Exit codes: 0 done, 1 cancelled or failed, 2 a newer version is installed.
 
-Unicode true
+Target amd64-unicode ; a 64-bit installer for a 64-bit app (NSIS 3: implies Unicode)
 ManifestDPIAware true
 SetCompressor /SOLID lzma
 RequestExecutionLevel admin
@@ -114,6 +114,89 @@ Function TomlEscapeFn
   Exch $0
 FunctionEnd
 
+; The value of a switch such as /SERVER_URL=VALUE among the installer's parameters, or "" when
+; it is absent. It runs to the next " /" or the end, so that values may hold "/" (URLs; NSIS's
+; GetOptions would cut "https://..." at the first "/"); a value in double quotes runs to the
+; closing quote. Switch names are compared without regard to case.
+!macro GetSwitch PARAMS NAME OUT
+  Push "${PARAMS}"
+  Push "${NAME}"
+  Call GetSwitchFn
+  Pop ${OUT}
+!macroend
+
+Function GetSwitchFn
+  Exch $1 ; the switch, with its "="
+  Exch
+  Exch $0 ; the parameters
+  Push $2 ; the value
+  Push $3 ; index
+  Push $4 ; length of the switch
+  Push $5 ; scratch
+  Push $6 ; found?
+  StrLen $4 $1
+  StrCpy $2 ""
+  StrCpy $3 0
+  StrCpy $6 ""
+  ${Do}
+    StrCpy $5 $0 $4 $3
+    ${If} $5 == ""
+      ${Break}
+    ${EndIf}
+    ${If} $5 == $1
+      ${If} $3 == 0
+        StrCpy $6 "1"
+      ${Else}
+        IntOp $5 $3 - 1
+        StrCpy $5 $0 1 $5
+        ${If} $5 == " "
+          StrCpy $6 "1"
+        ${EndIf}
+      ${EndIf}
+      ${If} $6 == "1"
+        ${Break}
+      ${EndIf}
+    ${EndIf}
+    IntOp $3 $3 + 1
+  ${Loop}
+  ${If} $6 == "1"
+    IntOp $3 $3 + $4
+    StrCpy $5 $0 1 $3
+    ${If} $5 == '"'
+      IntOp $3 $3 + 1
+      ${Do}
+        StrCpy $5 $0 1 $3
+        ${If} $5 == ""
+        ${OrIf} $5 == '"'
+          ${Break}
+        ${EndIf}
+        StrCpy $2 "$2$5"
+        IntOp $3 $3 + 1
+      ${Loop}
+    ${Else}
+      ${Do}
+        StrCpy $5 $0 2 $3
+        ${If} $5 == ""
+        ${OrIf} $5 == " /"
+          ${Break}
+        ${EndIf}
+        StrCpy $5 $0 1 $3
+        StrCpy $2 "$2$5"
+        IntOp $3 $3 + 1
+      ${Loop}
+    ${EndIf}
+  ${EndIf}
+  Pop $6
+  Pop $5
+  Pop $4
+  Pop $3
+  StrCpy $0 $2
+  Pop $2
+  Exch $0
+  Exch
+  Pop $1
+FunctionEnd
+
 ; A true/false switch given as 1/0, true/false or yes/no; anything else is an error.
 !macro ParseSwitch VAR NAME
   ${If} ${VAR} == "1"
@@ -144,15 +227,10 @@ Function .onInit
 
   ; Install-time settings: /SERVER_URL= /ENROLMENT_CODE= /UPDATE_CHECK= /IDLE_LOGOUT_MINUTES=
   ${GetParameters} $R0
-  ClearErrors
-  ${GetOptions} $R0 "/SERVER_URL=" $ServerUrl
-  ClearErrors
-  ${GetOptions} $R0 "/ENROLMENT_CODE=" $EnrolmentCode
-  ClearErrors
-  ${GetOptions} $R0 "/UPDATE_CHECK=" $UpdateCheck
-  ClearErrors
-  ${GetOptions} $R0 "/IDLE_LOGOUT_MINUTES=" $IdleLogout
-  ClearErrors
+  !insertmacro GetSwitch $R0 "/SERVER_URL=" $ServerUrl
+  !insertmacro GetSwitch $R0 "/ENROLMENT_CODE=" $EnrolmentCode
+  !insertmacro GetSwitch $R0 "/UPDATE_CHECK=" $UpdateCheck
+  !insertmacro GetSwitch $R0 "/IDLE_LOGOUT_MINUTES=" $IdleLogout
   !insertmacro ParseSwitch $UpdateCheck "UPDATE_CHECK"
   ${If} $IdleLogout != ""
     IntOp $R1 $IdleLogout + 0
