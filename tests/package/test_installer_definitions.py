@@ -130,7 +130,8 @@ def test_ci_workflow_builds_every_os_with_the_same_scripts() -> None:
     assert {"ubuntu", "windows", "macos"} == {
         os_name.split("-")[0] for os_name in job["strategy"]["matrix"]["os"]
     }
-    commands = "\n".join(step.get("run", "") for step in job["steps"])
+    steps = [step for each in workflow["jobs"].values() for step in each["steps"]]
+    commands = "\n".join(step.get("run", "") for step in steps)
     for script in (
         "build.spec",
         "installers/linux/build-deb.sh",
@@ -139,7 +140,12 @@ def test_ci_workflow_builds_every_os_with_the_same_scripts() -> None:
         "make assets",
     ):
         assert script in commands
-    for step in job["steps"]:
+    # The Windows bundle is made on Windows and wrapped by NSIS on Linux (amd64 stubs), then
+    # run under Wine by the same test as here.
+    installer_job = workflow["jobs"]["windows-installer"]
+    assert installer_job["needs"] == "build"
+    assert "tests/package/test_windows_installer.py" in commands
+    for step in steps:
         for script in ("installers/linux/build-deb.sh", "installers/windows/build-installer.sh"):
             if script in step.get("run", ""):
                 assert (ROOT / script).stat().st_mode & 0o111
