@@ -425,6 +425,8 @@ def run_portal(paths: Any, args: argparse.Namespace, log_file: Path | None) -> i
         if server is not None:
             server.stop()
         if build is not None:
+            if not build.done:
+                log.info("waiting for the portal's start (a schema upgrade?) to finish first")
             build.join()  # a schema upgrade in progress ends (commits or rolls back) first
             if build.app is not None:
                 _dispose_engine(build.app)
