@@ -311,7 +311,9 @@ def _second_start(paths: Any) -> int:
     )
 
 
-def _build_portal(paths: Any, args: argparse.Namespace, log_file: Path | None) -> Any:
+def _build_portal(
+    paths: Any, args: argparse.Namespace, log_file: Path | None, started: float
+) -> Any:
     """The portal's WSGI app over an up-to-date database (runs in the build thread)."""
     from desktop.database import migrate
 
@@ -319,6 +321,9 @@ def _build_portal(paths: Any, args: argparse.Namespace, log_file: Path | None) -
     migrate(app, paths)
     if args.demo:
         _load_demo_data(app)
+    log.info("portal built %.3fs after the start", time.monotonic() - started)
+    gc.freeze()  # what start-up built lives as long as the process: later passes skip it
+    gc.enable()
     return app
 
 
@@ -357,7 +362,7 @@ def run_portal(paths: Any, args: argparse.Namespace, log_file: Path | None) -> i
         check_database_file(paths)
         # The portal is built in the background while the server listens and the window
         # opens (desktop/starting.py); requests made meanwhile wait for it.
-        build = PortalBuild(lambda: _build_portal(paths, args, log_file))
+        build = PortalBuild(lambda: _build_portal(paths, args, log_file, started))
         guard = LocalGuard(build)
         try:
             server = EmbeddedServer(guard, port=args.port)
@@ -390,11 +395,7 @@ def run_portal(paths: Any, args: argparse.Namespace, log_file: Path | None) -> i
                 wait_until_healthy(server.port, guard.cookie_header())
             except ServerNotReady as exc:
                 raise LauncherProblem("The local server did not start", str(exc)) from exc
-            _ready(started, server.port, build)
-        else:
-            threading.Thread(
-                target=_when_built, args=(build, started, server.port), daemon=True
-            ).start()
+            log.info("ready on port %s after %.3fs", server.port, time.monotonic() - started)
         write_info(
             paths.instance_file,
             InstanceInfo(
@@ -437,25 +438,6 @@ def run_portal(paths: Any, args: argparse.Namespace, log_file: Path | None) -> i
         remove_info(paths.instance_file)
         lock.release()
         log.info("stopped")
-
-
-def _ready(started: float, port: int, build: Any) -> None:
-    log.info(
-        "ready on port %s after %.3fs (portal built in %.3fs)",
-        port,
-        time.monotonic() - started,
-        build.seconds or 0.0,
-    )
-    gc.freeze()  # what start-up built lives as long as the process: later passes skip it
-    gc.enable()
-
-
-def _when_built(build: Any, started: float, port: int) -> None:
-    try:
-        build.wait()
-    except LauncherProblem:
-        return  # the window shows it, run_portal reports it when the window closes
-    _ready(started, port, build)
 
 
 def _run_window(paths: Any, args: argparse.Namespace, guard: Any, shutdown: Shutdown) -> bool:

@@ -47,8 +47,6 @@ GOAL_RATIO = 1.3
 PORTAL_PAGE_LOADED = r"page loaded (\{(?:(?!" + re.escape(STARTING_TITLE) + r").)*\})$"
 NAV_LINK = re.compile(r'<a class="nav-link[^"]*"[^>]*href="([^"]+)"', re.S)
 
-FLOOR_HEADLESS = floors.HELLO
-
 FLOOR_WINDOW = """
 import json, signal, sys, threading, time
 from flask import Flask
@@ -246,9 +244,7 @@ def memory_rows(context: Any, work: Path) -> tuple[list[dict[str, Any]], list[st
     finally:
         launcher.stop()
 
-    floor = subprocess.Popen(
-        [sys.executable, "-c", FLOOR_HEADLESS], cwd=work, stdout=subprocess.PIPE
-    )
+    floor = subprocess.Popen([sys.executable, "-c", floors.HELLO], cwd=work, stdout=subprocess.PIPE)
     try:
         read_line(floor, 60)
         floor_rss = resident_kib(floor.pid)["VmRSS"]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,28 @@ def log_in(client: PortalClient, username: str = ADMIN_USERNAME, password: str =
     )
     assert response.status == 302, response.text[:500]
     return response
+
+
+def create_user(client: PortalClient, username: str) -> Any:
+    """The admin's "new user" form, as a person fills it in; returns the response."""
+    token = client.csrf_token("/admin/users/new")
+    return client.post(
+        "/admin/users/new",
+        {
+            "csrf_token": token,
+            "username": username,
+            "full_name": f"Full Disk {username}",
+            "role": "instructor",
+            "password": ADMIN_PASSWORD,
+        },
+    )
+
+
+def mark_from_a_newer_version(data_dir: Path) -> None:
+    """Stamp the database with a schema revision this version does not know."""
+    with closing(sqlite3.connect(data_dir / "portal.db")) as connection:
+        connection.execute("UPDATE alembic_version SET version_num = 'fffffffffff9'")
+        connection.commit()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from portal import __version__
-from tests.desktop.conftest import ADMIN_USERNAME, log_in
+from tests.desktop.conftest import ADMIN_USERNAME, log_in, mark_from_a_newer_version
 from tests.desktop.launcher_process import Launcher, launcher_env, run_cli
 
 
@@ -144,9 +144,7 @@ def test_migration_takes_a_backup_first(start_launcher, tmp_path, monkeypatch):
 
 def test_a_database_from_a_newer_version_is_refused(admin_data_dir):
     database = admin_data_dir / "portal.db"
-    with closing(sqlite3.connect(database)) as connection:
-        connection.execute("UPDATE alembic_version SET version_num = 'fffffffffff9'")
-        connection.commit()
+    mark_from_a_newer_version(admin_data_dir)
     before = dump(database)
     result = run_cli("--headless", "--data-dir", str(admin_data_dir))
     assert result.returncode == 3

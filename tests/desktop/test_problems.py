@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.desktop.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, log_in
+from tests.desktop.conftest import ADMIN_USERNAME, create_user, log_in
 from tests.desktop.launcher_process import Launcher, run_cli
 from tests.desktop.test_launcher import dump
 
@@ -167,17 +167,7 @@ def test_disk_full_while_writing_loses_nothing_that_was_saved(admin_data_dir, tm
         log_in(client)
         for number in range(200):
             username = f"full{number}"
-            token = client.csrf_token("/admin/users/new")
-            response = client.post(
-                "/admin/users/new",
-                {
-                    "csrf_token": token,
-                    "username": username,
-                    "full_name": f"Full Disk {number}",
-                    "role": "instructor",
-                    "password": ADMIN_PASSWORD,
-                },
-            )
+            response = create_user(client, username)
             if response.status == 302:
                 saved.append(username)
             else:
@@ -251,22 +241,8 @@ def test_a_really_full_disk_says_so_keeps_what_was_saved_and_recovers(admin_data
         client = launcher.client()
         log_in(client)
         filler = _fill(small_disk, leave=256 * 1024)
-
-        def create(username: str):
-            token = client.csrf_token("/admin/users/new")
-            return client.post(
-                "/admin/users/new",
-                {
-                    "csrf_token": token,
-                    "username": username,
-                    "full_name": f"Full Disk {username}",
-                    "role": "instructor",
-                    "password": ADMIN_PASSWORD,
-                },
-            )
-
         for number in range(2000):
-            response = create(f"full{number}")
+            response = create_user(client, f"full{number}")
             if response.status != 302:
                 failure = response
                 break
@@ -279,7 +255,7 @@ def test_a_really_full_disk_says_so_keeps_what_was_saved_and_recovers(admin_data
         assert "Traceback" not in failure.text
 
         filler.unlink()  # space again: the same running portal saves without a restart
-        assert create("after-space-was-freed").status == 302
+        assert create_user(client, "after-space-was-freed").status == 302
         saved.append("after-space-was-freed")
     finally:
         code, _, stderr = launcher.stop()

@@ -10,16 +10,15 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import sqlite3
 import subprocess
 import threading
 import time
-from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ARTIFACTS
+from tests.desktop.conftest import mark_from_a_newer_version
 from tests.desktop.launcher_process import Launcher, Xvfb, launcher_env, run_cli, wait_for_log
 
 pytestmark = [
@@ -128,10 +127,7 @@ def test_a_problem_found_while_the_window_opens_is_shown_in_it(display, admin_da
     """The portal is built while the window opens: a database it refuses (here one from a
     newer version) is explained in that window, then the launcher exits with the problem's
     code, without opening a second window."""
-    database = admin_data_dir / "portal.db"
-    with closing(sqlite3.connect(database)) as connection:
-        connection.execute("UPDATE alembic_version SET version_num = 'fffffffffff9'")
-        connection.commit()
+    mark_from_a_newer_version(admin_data_dir)
     launcher = Launcher(admin_data_dir, headless=False, env=launcher_env(DISPLAY=display.display))
     process = launcher.spawn()
     log_file = admin_data_dir / "logs" / "campus-portal.log"
