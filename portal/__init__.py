@@ -61,6 +61,10 @@ def register_extensions(app: Flask) -> None:
     login_manager.login_message = "Please log in to see that page."
     login_manager.login_message_category = "info"
 
+    from portal.sync.routes import init_app as init_sync
+
+    init_sync(app)
+
 
 FEATURES = (
     "main",
@@ -74,6 +78,7 @@ FEATURES = (
     "admin",
     "audit",
     "setup",
+    "sync",
 )
 
 
