@@ -317,7 +317,7 @@ def _apply_as_author(
             outcome = apply.Outcome(
                 apply.REFUSED, "The change was not made by an account of this device."
             )
-        elif change.op == "update" and not _target_visible(db, change, accounts):
+        elif not _target_visible(db, change, accounts):
             outcome = apply.Outcome(apply.REFUSED, "That record is not yours to change.")
         else:
             context = apply.Context(db, device_id, actor, change, now, upload_dir, limit)
@@ -357,8 +357,9 @@ def _apply_as_author(
 def _target_visible(
     db: Session, change: apply.Change, accounts: list[tuple[uuid.UUID, str]]
 ) -> bool:
-    """An update names a row by id: it must be one the device may hold (or not exist yet on
-    the server, when the device's insert of it was handled under another id)."""
+    """A change names a row by id: it must be one the device may hold (or not exist yet on
+    the server, when the device's insert of it was handled under another id). An "insert"
+    naming an existing row is checked as well: its fields cannot vouch for a row of others."""
     model: Any = BY_NAME[change.table].model
     if db.get(model, change.row_id) is None:
         return True

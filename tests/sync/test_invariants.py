@@ -612,3 +612,281 @@ def test_a_transaction_that_commits_late_is_not_skipped(
         course = _db.session.get(Section, campus.other_section).course
         assert course.title == "Renamed while T1 was committing"
     assert_replica_matches(server, laptop)
+
+
+# --- 5. The server re-checks every pushed change ------------------------------------------------
+
+
+def test_a_students_device_cannot_push_a_mark(
+    campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    laptop = make_device("stud1")
+    forged = uuid.uuid4()
+    with laptop.session():  # written into the device's database behind the portal's back
+        _db.session.execute(
+            Mark.__table__.insert().values(
+                id=forged,
+                assessment_id=campus.assessment,
+                student_id=campus.students[0],
+                points=100.0,
+                created_at=datetime.now(UTC),
+                updated_at=datetime.now(UTC),
+            )
+        )
+        _db.session.commit()
+    [answer] = push_raw(
+        laptop,
+        [
+            change(
+                "marks",
+                forged,
+                {"assessment_id": campus.assessment, "student_id": campus.students[0], "points": 100},
+                actor=campus.students[0],
+            )
+        ],
+    )
+    assert answer["status"] == "refused"
+    assert points_on(server, campus.assessment, campus.students[0]) is None
+    with on_server(server):
+        conflict = _db.session.scalar(select(SyncConflict))
+        assert (conflict.kind, conflict.author_id) == ("refused", campus.students[0])
+        assert conflict.lost_value["points"] == 100
+    laptop.sync()  # the device is told to remove what the server never accepted
+    assert points_on(laptop.app, campus.assessment, campus.students[0]) is None
+    assert_replica_matches(server, laptop)
+
+
+def test_a_change_as_another_account_is_refused(
+    campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    laptop = make_device("stud3")
+    [answer] = push_raw(
+        laptop,
+        [
+            change(
+                "marks",
+                uuid.uuid4(),
+                {"assessment_id": campus.assessment, "student_id": campus.students[2], "points": 99},
+                actor=campus.instructor,  # not an account of this device
+            )
+        ],
+    )
+    assert answer == {
+        "change_id": answer["change_id"],
+        "status": "refused",
+        "detail": "The change was not made by an account of this device.",
+    }
+    assert count(server, Mark) == 0
+
+
+def test_forged_tables_and_fields_are_refused_or_ignored(
+    campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    laptop = make_device("stud3")
+    me = campus.students[2]
+    answers = push_raw(
+        laptop,
+        [
+            change("sync_devices", uuid.uuid4(), {}, actor=me),
+            change("users", me, {"role": "admin"}, actor=me, op="update"),
+            change(
+                "registrations",
+                uuid.uuid4(),
+                {
+                    "student_id": me,
+                    "section_id": campus.other_section,
+                    "status": "enrolled",
+                    "final_grade": "A",
+                    "waitlist_position": 1,
+                },
+                actor=me,
+            ),
+            change("sections", campus.other_section, {"enrolled_count": 0}, actor=me, op="update"),
+        ],
+    )
+    assert [a["status"] for a in answers] == ["refused", "refused", "applied", "refused"]
+    assert answers[0]["detail"] == "Malformed change: unknown table 'sync_devices'"
+    assert answers[1]["detail"] == "Accounts are changed on the campus server only."
+    with on_server(server):
+        assert _db.session.get(User, me).role == "student"
+        registration = _db.session.scalar(select(Registration).filter_by(student_id=me))
+        assert (registration.final_grade, registration.waitlist_position) == (None, None)
+        assert _db.session.get(Section, campus.other_section).enrolled_count == 1
+
+
+def test_a_forged_row_id_cannot_reach_another_students_registration(
+    campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    """Naming another student's registration by its id, as an update or as an "insert" whose
+    fields claim to be one's own, changes nothing of theirs."""
+    laptop = make_device("stud3")
+    with on_server(server):
+        theirs = _db.session.scalar(
+            select(Registration.id).filter_by(student_id=campus.students[0])
+        )
+    mine = {"student_id": campus.students[2], "section_id": campus.section, "status": "dropped"}
+    answers = push_raw(
+        laptop,
+        [
+            change("registrations", theirs, mine, actor=campus.students[2], op="update"),
+            change("registrations", theirs, mine, actor=campus.students[2], op="insert"),
+        ],
+    )
+    assert [a["status"] for a in answers] == ["refused", "refused"]
+    with on_server(server):
+        assert _db.session.get(Registration, theirs).status == "enrolled"
+        assert _db.session.get(Section, campus.section).enrolled_count == 2
+
+
+def test_a_widened_pull_request_gets_only_the_devices_scope(
+    campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    server_mark(server, campus.instructor, campus.assessment, campus.students[1], "77")
+    laptop = make_device("stud1")
+    transport = transport_of(laptop)
+    for forged in (
+        {"cursor": 0, "fingerprint": "", "snapshot": True},
+        {"cursor": 0, "upto": 10**9, "table": 0, "after": "", "snapshot": True},
+        {"cursor": 0, "limit": 10**9},
+    ):
+        page = transport.json("POST", "/pull", forged)
+        marks = page["rows"].get("marks", [])
+        assert {m["student_id"] for m in marks} <= {str(campus.students[0])}
+        users = page["rows"].get("users", [])
+        assert str(campus.students[1]) not in {u["id"] for u in users}
+    bad = transport.call
+    with pytest.raises(sync_client.SyncError) as refused:
+        bad("POST", "/pull", {"cursor": -1})
+    assert str(refused.value) == "cursor must be a whole number."
+
+
+def _register_offline(device: Device, student_id: Any, section_id: Any) -> str:
+    from portal.registration.services import register
+
+    with acting(device, student_id) as db:
+        result = register(
+            db, db.get(User, student_id), db.get(Section, section_id), now=datetime.now(UTC)
+        )
+        db.commit()
+        return result.status
+
+
+def test_an_offline_registration_into_a_section_filled_meanwhile_is_waitlisted(
+    campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    small = new_section(server, capacity=1, waitlist=1)
+    rival = new_student(server, "rival1")
+    laptop = make_device("stud3")
+    assert server_register(server, rival, small) == "enrolled"  # the last seat, meanwhile
+    assert _register_offline(laptop, campus.students[2], small) == "enrolled"  # as it looked
+    laptop.sync()
+    with laptop.session():
+        mine = _db.session.scalar(select(Registration).filter_by(student_id=campus.students[2]))
+        assert (mine.status, mine.waitlist_position) == ("waitlisted", 1)
+    assert_replica_matches(server, laptop)
+
+
+def test_an_offline_registration_refused_by_the_server_is_undone_on_the_device(
+    campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    small = new_section(server, capacity=1, waitlist=0)
+    rival = new_student(server, "rival2")
+    laptop = make_device("stud3")
+    assert server_register(server, rival, small) == "enrolled"
+    assert _register_offline(laptop, campus.students[2], small) == "enrolled"
+    summary = laptop.sync()
+    assert summary.refused == 1
+    with on_server(server):
+        conflict = _db.session.scalar(select(SyncConflict))
+        assert conflict.kind == "refused" and conflict.author_id == campus.students[2]
+        assert "full" in conflict.detail
+    with laptop.session():
+        assert _db.session.scalar(select(Registration).filter_by(section_id=small)) is None
+        assert _db.session.get(Section, small).enrolled_count == 1
+    assert_replica_matches(server, laptop)
+
+
+def test_a_refused_registration_leaves_no_seat_taken_on_the_device(
+    campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    """Refused for a reason that changed nothing on the server (here the registration window
+    closed meanwhile): the seat the device counted locally is given back too."""
+    from portal.models import Term
+
+    section_id = new_section(server, capacity=5, waitlist=0)
+    laptop = make_device("stud3")
+    assert _register_offline(laptop, campus.students[2], section_id) == "enrolled"
+    with on_server(server):
+        term = _db.session.get(Section, section_id).term
+        term.registration_closes_at = datetime.now(UTC) - timedelta(hours=1)
+        term.registration_opens_at = datetime.now(UTC) - timedelta(days=9)
+        _db.session.commit()
+        closed_term = term.id
+    laptop.sync()
+    with laptop.session():
+        assert _db.session.get(Section, section_id).enrolled_count == 0
+        assert _db.session.get(Term, closed_term).registration_closes_at < datetime.now(UTC)
+    assert_replica_matches(server, laptop)
+
+
+def test_a_mark_on_grades_finalised_meanwhile_is_refused_with_its_reason_and_kept(
+    campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    from portal.grading.services import finalise_section
+
+    with on_server(server):
+        _db.session.add(
+            Assessment(
+                section_id=campus.section, name="Final", kind="exam", weight=50, max_points=100
+            )
+        )
+        _db.session.commit()
+    laptop = make_device("teach1")
+    local_mark(laptop, campus.instructor, campus.assessment, campus.students[0], "88")
+    with on_server(server):
+        db = _db.session
+        db.info[capture.ACTOR] = campus.instructor
+        finalise_section(
+            db, db.get(User, campus.instructor), db.get(Section, campus.section), now=datetime.now(UTC)
+        )
+        db.commit()
+    summary = laptop.sync()
+    assert summary.refused == 1
+    assert outbox(laptop) == []
+    with on_server(server):
+        conflict = _db.session.scalar(select(SyncConflict))
+        assert conflict.kind == "refused"
+        assert conflict.detail.startswith("Grades for ") and "are final" in conflict.detail
+        assert conflict.lost_value["points"] == 88
+        assert conflict.author_id == campus.instructor
+    assert points_on(server, campus.assessment, campus.students[0]) is None
+    assert points_on(laptop.app, campus.assessment, campus.students[0]) is None
+    with laptop.session():  # the author sees their own conflict on the device
+        assert _db.session.scalar(select(SyncConflict.detail)) == conflict.detail
+    assert_replica_matches(server, laptop)
+
+
+def test_one_change_that_always_fails_does_not_block_those_behind_it(
+    campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    laptop = make_device("teach1")
+    with laptop.session():
+        _db.session.execute(
+            OutboxEntry.__table__.insert().values(
+                change_id=uuid.uuid4(),
+                table_name="marks",
+                row_id=uuid.uuid4(),
+                op="update",
+                fields={"points": "not a number"},
+                hlc=hlc.tick("", datetime.now(UTC), "d"),
+                base_cursor=0,
+                actor_id=campus.instructor,
+                created_at=datetime.now(UTC),
+            )
+        )
+        _db.session.commit()
+    local_mark(laptop, campus.instructor, campus.assessment, campus.students[1], "61")
+    summary = laptop.sync()
+    assert summary.pushed == 2 and summary.refused == 1
+    assert points_on(server, campus.assessment, campus.students[1]) == 61
+    assert outbox(laptop) == []
