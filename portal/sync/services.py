@@ -380,6 +380,26 @@ def _correct_device(db: Session, device_id: uuid.UUID, change: apply.Change) -> 
             device_id=device_id,
         )
     )
+    for table, row_id in _changed_alongside(db, change):
+        db.add(ChangeLogEntry(table_name=table, row_id=row_id, op="upsert", device_id=device_id))
+
+
+def _changed_alongside(db: Session, change: apply.Change) -> list[tuple[str, uuid.UUID]]:
+    """Rows the device's own rule changed together with the refused change, in fields the
+    server keeps: the seat counters of a registration's section, the final grades written by
+    a finalisation. They are sent again too, or the device would keep its own counts."""
+    from portal.models import Registration
+
+    try:
+        section_id = uuid.UUID(str(change.fields.get("section_id")))
+    except ValueError:
+        return []
+    if change.table == "registrations":
+        return [("sections", section_id)]
+    if change.table == "grade_finalisations":
+        ids = db.scalars(select(Registration.id).where(Registration.section_id == section_id))
+        return [("registrations", row_id) for row_id in ids]
+    return []
 
 
 # --- Pull -----------------------------------------------------------------------------------
