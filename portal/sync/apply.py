@@ -41,6 +41,8 @@ APPLIED = "applied"
 IGNORED = "ignored"  # nothing to do: only server-kept fields, or already so
 SUPERSEDED = "superseded"  # a newer edit of the same field won
 REFUSED = "refused"
+WAITING = "waiting"  # not yet: the file it names is not whole on the server (not recorded)
+FILE_NOT_THERE = "The file has not reached the server yet; it will be sent again."
 
 
 @dataclass
@@ -306,7 +308,7 @@ def _stored_file(ctx: Context) -> Outcome:
 
     sha256 = str(ctx.value("sha256") or "")
     if not storage.blob_path(ctx.upload_dir, sha256).is_file():
-        raise ValidationError("The file has not reached the server yet; it will be sent again.")
+        return Outcome(WAITING, FILE_NOT_THERE)
     found = ctx.db.scalar(select(StoredFile).where(StoredFile.sha256 == sha256))
     return Outcome(IGNORED, "Stored.", server_row_id=found.id if found else None)
 
@@ -327,7 +329,7 @@ def _submission(ctx: Context) -> Outcome:
     sha256 = str(ctx.value("file_sha256") or "")
     blob = storage.blob_path(ctx.upload_dir, sha256)
     if not blob.is_file():
-        raise ValidationError("The file has not reached the server yet; it will be sent again.")
+        return Outcome(WAITING, FILE_NOT_THERE)
     with blob.open("rb") as stream:
         incoming = storage.receive(stream, ctx.upload_dir, ctx.max_upload_bytes)
     created = submissions.submit(

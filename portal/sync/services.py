@@ -276,6 +276,9 @@ def _push_one(
         db.rollback()
         return PushResult(str(change.change_id), done.status, done.detail)
     outcome = _apply_as_author(db, device_id, change, now=now, upload_dir=upload_dir, limit=limit)
+    if outcome.status == apply.WAITING:  # not an answer yet: the device sends it again
+        db.rollback()
+        return PushResult(str(change.change_id), outcome.status, outcome.detail)
     db.add(
         ProcessedChange(
             device_id=device_id,
