@@ -183,6 +183,14 @@ def _lww(ctx: Context, row: Any, name: str, new_value: Any, apply: Callable[[], 
     return Outcome(APPLIED, conflicts=conflicts, server_row_id=getattr(result, "id", None))
 
 
+def _edit_of_deleted(detail: str, name: str, value: Any) -> Outcome:
+    """An edit made offline against a record deleted on the server meanwhile: flagged as such
+    (kind "deleted"), the edit kept in the conflict."""
+    return Outcome(
+        REFUSED, f"{detail} The change was not made.", [("deleted", name, None, to_json(value))]
+    )
+
+
 # --- Handlers per table ---------------------------------------------------------------------
 
 
@@ -237,11 +245,13 @@ def _mark(ctx: Context) -> Outcome:
         select(Mark).filter_by(assessment_id=assessment_id, student_id=student_id)
     )
     assessment = ctx.db.get(Assessment, assessment_id)
-    if assessment is None or assessment.deleted_at is not None:
+    if assessment is None:
         raise NotFound("There is no such assessment.")
     if "points" not in ctx.change.fields:
         return Outcome(IGNORED)
     points = ctx.value("points")
+    if assessment.deleted_at is not None:
+        return _edit_of_deleted(f"The assessment {assessment.name} was deleted.", "points", points)
     raw = "" if points is None else f"{points:g}"
 
     def apply() -> Any:
@@ -267,11 +277,13 @@ def _attendance(ctx: Context) -> Outcome:
         select(AttendanceRecord).filter_by(lab_session_id=session_id, student_id=student_id)
     )
     lab_session = ctx.db.get(LabSession, session_id)
-    if lab_session is None or lab_session.deleted_at is not None:
+    if lab_session is None:
         raise NotFound("There is no such lab session.")
     status = ctx.value("status")
     if status is None:
         return Outcome(IGNORED)
+    if lab_session.deleted_at is not None:
+        return _edit_of_deleted("The lab session was deleted.", "status", status)
     return _lww(
         ctx,
         row,
