@@ -522,9 +522,7 @@ class SyncConflict(Record, Base):
 
     __tablename__ = "sync_conflicts"
     __table_args__ = (
-        CheckConstraint(
-            "kind IN ('superseded', 'overwritten', 'refused', 'deleted')", name="kind"
-        ),
+        CheckConstraint("kind IN ('superseded', 'overwritten', 'refused', 'deleted')", name="kind"),
     )
 
     kind: Mapped[str] = mapped_column(String(20))
