@@ -73,7 +73,7 @@ def migrate() -> int:
     with app.app_context():
         upgrade()
         # Rows that predate sync (or were loaded in bulk) enter the change log once.
-        added = sum(backfill(db.session, entry.name) for entry in SYNCED_TABLES)
+        added = sum(backfill(db.session(), entry.name) for entry in SYNCED_TABLES)
         db.session.commit()
     print("Database is at the latest schema.")
     if added:
@@ -107,7 +107,7 @@ def enrolment_code(argv: list[str]) -> int:
             return 2
         try:
             code = create_enrolment_code(
-                db.session,
+                db.session(),
                 user,
                 created_by=None,
                 now=datetime.now(UTC),
