@@ -2,6 +2,8 @@
 
 Ids are UUIDs made by the application (devices create rows offline), every row carries
 created_at/updated_at, and rows that sync must be able to delete carry deleted_at (tombstones).
+The models know nothing of Flask: portal/extensions.py binds Flask-SQLAlchemy to `Base`, and
+`User` answers Flask-Login's questions itself.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ import uuid
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from flask_login import UserMixin
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    MetaData,
     String,
     Text,
     Time,
@@ -29,9 +31,20 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from portal.extensions import Base
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
 
 ROLES = ("student", "instructor", "lab_staff", "admin")
 REGISTRATION_STATUSES = ("enrolled", "waitlisted", "dropped")
@@ -75,7 +88,7 @@ class SoftDeletable:
         return self.deleted_at is not None
 
 
-class User(Record, SoftDeletable, UserMixin, Base):
+class User(Record, SoftDeletable, Base):
     __tablename__ = "users"
     __table_args__ = (
         CheckConstraint("role IN ('student', 'instructor', 'lab_staff', 'admin')", name="role"),
@@ -94,12 +107,29 @@ class User(Record, SoftDeletable, UserMixin, Base):
         back_populates="student", foreign_keys="Registration.student_id"
     )
 
+    # What Flask-Login asks of a user (as its UserMixin answers it): a deactivated account
+    # cannot log in, and a signed-in user is authenticated while active.
     @property
-    def is_active(self) -> bool:  # Flask-Login: a deactivated account cannot log in
+    def is_active(self) -> bool:
         return self.active and self.deleted_at is None
+
+    @property
+    def is_authenticated(self) -> bool:
+        return self.is_active
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
 
     def get_id(self) -> str:
         return str(self.id)
+
+    __hash__ = object.__hash__
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, User):
+            return NotImplemented
+        return self is other or (self.id is not None and self.id == other.id)
 
     @property
     def role_label(self) -> str:
