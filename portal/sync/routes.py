@@ -30,13 +30,6 @@ PROTOCOL_HEADER = "X-Sync-Protocol"
 MAX_BODY = 64 * 1024 * 1024  # decompressed
 
 
-def init_app(app: Any) -> None:
-    """Record changes in the change log (server) or the outbox (an enrolled device)."""
-    capture.install()
-    with app.app_context():
-        capture.register_engine(db.engine, app.config["PORTAL"]["MODE"])
-
-
 @bp.before_app_request
 def _remember_actor() -> None:
     """Changes made in a request are attributed to the signed-in person."""
