@@ -86,7 +86,9 @@ def make_device(tmp_path: Path, server: Flask) -> Iterator[Callable[..., Device]
         transport = http or wsgi_client(server)
         device = Device(app, transport, Path(app.config["PORTAL"]["UPLOAD_DIR"]))
         code = enrolment_code(server, username)
-        sync_client.enrol(device.engine, SERVER_URL, code, device_name=f"dev{index}", client=transport)
+        sync_client.enrol(
+            device.engine, SERVER_URL, code, device_name=f"dev{index}", client=transport
+        )
         device.sync()
         made.append(device)
         return device
@@ -129,12 +131,14 @@ def campus(server: Flask) -> Campus:
         admin = factories.make_user(db, "admin", username="admin1")
         instructor = factories.make_user(db, "instructor", username="teach1")
         lab_staff = factories.make_user(db, "lab_staff", username="lab1")
-        students = [
-            factories.make_user(db, "student", username=f"stud{n}") for n in range(1, 4)
-        ]
+        students = [factories.make_user(db, "student", username=f"stud{n}") for n in range(1, 4)]
         term = factories.make_term(db)
         section = factories.make_section(
-            db, term=term, capacity=2, waitlist_capacity=2, instructor_id=instructor.id,
+            db,
+            term=term,
+            capacity=2,
+            waitlist_capacity=2,
+            instructor_id=instructor.id,
             lab_staff_id=lab_staff.id,
         )
         other = factories.make_section(db, term=term, capacity=5)
