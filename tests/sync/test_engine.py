@@ -3,12 +3,6 @@
 
 from __future__ import annotations
 
-import json
-import uuid
-from datetime import UTC, datetime
-
-import httpx
-import pytest
 from sqlalchemy import func, select
 
 from portal.extensions import db as _db
@@ -18,12 +12,9 @@ from portal.models import (
     OutboxEntry,
     Registration,
     Section,
-    SyncConflict,
-    SyncState,
     User,
 )
-from portal.sync import client as sync_client
-from tests.sync.conftest import SERVER_URL, as_user, enrolment_code, wsgi_client
+from tests.sync.conftest import as_user
 
 
 def _count(device, model, **where) -> int:
