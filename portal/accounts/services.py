@@ -14,7 +14,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from portal.audit.services import record
+from portal.audit.services import apply_and_record, record, snapshot
 from portal.errors import NotFound, ValidationError
 from portal.models import ROLES, User
 
@@ -89,7 +89,17 @@ AUDITED_FIELDS = ("username", "full_name", "role", "email", "student_number")
 
 
 def _account(user: User) -> dict[str, object]:
-    return {name: getattr(user, name) for name in AUDITED_FIELDS}
+    return snapshot(user, AUDITED_FIELDS)
+
+
+def _cleaned(details: UserDetails) -> dict[str, object]:
+    return {
+        "username": details.username.strip().lower(),
+        "full_name": details.full_name.strip(),
+        "role": details.role,
+        "email": details.email.strip(),
+        "student_number": (details.student_number or None) if details.role == "student" else None,
+    }
 
 
 def create_user(
@@ -98,14 +108,7 @@ def create_user(
     """A new account. `actor`: the admin creating it, and the creation is audited; None for
     the command line and the first-run page (which audits the first admin itself)."""
     _validate(db, details)
-    user = User(
-        username=details.username.strip().lower(),
-        full_name=details.full_name.strip(),
-        role=details.role,
-        email=details.email.strip(),
-        student_number=(details.student_number or None) if details.role == "student" else None,
-        password_hash=hash_password(password),
-    )
+    user = User(**_cleaned(details), password_hash=hash_password(password))
     db.add(user)
     db.flush()
     if actor is not None:
@@ -124,26 +127,16 @@ def create_user(
 def update_user(db: Session, user: User, details: UserDetails, *, actor: User) -> User:
     """Save an admin's edit; the audit entry names only the fields that changed."""
     _validate(db, details, existing=user)
-    before = _account(user)
-    user.username = details.username.strip().lower()
-    user.full_name = details.full_name.strip()
-    user.role = details.role
-    user.email = details.email.strip()
-    user.student_number = (details.student_number or None) if details.role == "student" else None
-    db.flush()
-    after = _account(user)
-    changed = [name for name in AUDITED_FIELDS if before[name] != after[name]]
-    if changed:
-        record(
-            db,
-            actor,
-            "account.update",
-            entity_type="user",
-            entity_id=user.id,
-            summary=f"Edited account {user.username}: {', '.join(changed)}",
-            before={name: before[name] for name in changed},
-            after={name: after[name] for name in changed},
-        )
+    apply_and_record(
+        db,
+        user,
+        _cleaned(details),
+        AUDITED_FIELDS,
+        actor=actor,
+        entity_type="user",
+        action="account.update",
+        summary=lambda new: f"Edited account {user.username}: {', '.join(new)}",
+    )
     return user
 
 
