@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from portal.errors import Forbidden, NotFound, ValidationError
 from portal.models import (
+    ATTENDANCE_STATUS_LABELS,
     ATTENDANCE_STATUSES,
     AttendanceRecord,
     LabSession,
@@ -25,7 +26,7 @@ from portal.models import (
     User,
 )
 
-STATUS_LABELS = {"present": "Present", "late": "Late", "absent": "Absent", "excused": "Excused"}
+STATUS_LABELS = ATTENDANCE_STATUS_LABELS
 
 
 # --- Who may take attendance ----------------------------------------------------------------------

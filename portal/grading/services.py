@@ -36,6 +36,7 @@ from portal.grading.scale import (
     validate_scale,
 )
 from portal.models import (
+    ASSESSMENT_KIND_LABELS,
     ASSESSMENT_KINDS,
     Assessment,
     Course,
@@ -48,7 +49,7 @@ from portal.models import (
     User,
 )
 
-KIND_LABELS = {"lab": "Lab", "assignment": "Assignment", "exam": "Exam"}
+KIND_LABELS = ASSESSMENT_KIND_LABELS
 
 
 class GradesLocked(PortalError):
