@@ -93,6 +93,7 @@ CATALOGUE: dict[str, Rule] = {
     "grade_scales": _everything,
 }
 
+
 def _taken_assessments(user_id: uuid.UUID) -> Select[Any]:
     return select(Assessment.id).where(Assessment.section_id.in_(_taken(user_id)))
 

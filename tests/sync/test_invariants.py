@@ -5,15 +5,12 @@ through httpx's WSGI transport; where a database race matters the server runs on
 
 from __future__ import annotations
 
-import gzip
-import json
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,7 +21,6 @@ from sqlalchemy import event, func, select, text
 from portal.extensions import db as _db
 from portal.models import (
     Assessment,
-    AttendanceRecord,
     ChangeLogEntry,
     LabSession,
     Mark,
@@ -32,16 +28,13 @@ from portal.models import (
     ProcessedChange,
     Registration,
     Section,
-    StoredFile,
-    Submission,
     SyncConflict,
     SyncState,
     User,
 )
-from portal.sync import capture, hlc, scopes
+from portal.sync import capture, hlc
 from portal.sync import client as sync_client
 from portal.sync import services as sync_services
-from portal.sync.tables import SYNCED_TABLES
 from tests import factories
 from tests.sync.conftest import (
     SERVER_URL,
@@ -49,8 +42,6 @@ from tests.sync.conftest import (
     Device,
     as_user,
     assert_replica_matches,
-    device_accounts,
-    visible_rows,
     wsgi_client,
 )
 
@@ -640,7 +631,11 @@ def test_a_students_device_cannot_push_a_mark(
             change(
                 "marks",
                 forged,
-                {"assessment_id": campus.assessment, "student_id": campus.students[0], "points": 100},
+                {
+                    "assessment_id": campus.assessment,
+                    "student_id": campus.students[0],
+                    "points": 100,
+                },
                 actor=campus.students[0],
             )
         ],
@@ -666,7 +661,11 @@ def test_a_change_as_another_account_is_refused(
             change(
                 "marks",
                 uuid.uuid4(),
-                {"assessment_id": campus.assessment, "student_id": campus.students[2], "points": 99},
+                {
+                    "assessment_id": campus.assessment,
+                    "student_id": campus.students[2],
+                    "points": 99,
+                },
                 actor=campus.instructor,  # not an account of this device
             )
         ],
@@ -847,7 +846,10 @@ def test_a_mark_on_grades_finalised_meanwhile_is_refused_with_its_reason_and_kep
         db = _db.session
         db.info[capture.ACTOR] = campus.instructor
         finalise_section(
-            db, db.get(User, campus.instructor), db.get(Section, campus.section), now=datetime.now(UTC)
+            db,
+            db.get(User, campus.instructor),
+            db.get(Section, campus.section),
+            now=datetime.now(UTC),
         )
         db.commit()
     summary = laptop.sync()
