@@ -33,6 +33,7 @@ from portal.models import (
     StoredFile,
     Submission,
 )
+from portal.submissions import storage
 
 # (name, kind, weight %, maximum points, due: days after the term starts; None: its last day)
 ASSESSMENTS = (
@@ -243,11 +244,9 @@ def _lab_sessions(
 def write(db: Session, rows: TeachingRows, upload_dir: Path | None) -> dict[str, int]:
     """Insert the rows in batches, and put the report files in the content-addressed store."""
     if upload_dir is not None and rows.files:
-        from portal.submissions.storage import blob_path
-
         for text in REPORT_TEXTS:
             data = text.encode()
-            target = blob_path(upload_dir, hashlib.sha256(data).hexdigest())
+            target = storage.blob_path(upload_dir, hashlib.sha256(data).hexdigest())
             if not target.exists():
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)

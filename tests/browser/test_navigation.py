@@ -38,6 +38,9 @@ NOT_REACHED_BY_CLICKING = {
     "admin.import_job": "exists only after a file was uploaded (form input)",
     "admin.import_progress": "exists only after a file was uploaded (form input)",
     "admin.import_report": "exists only after a file was uploaded (form input)",
+    "sync.status": "a device endpoint (central server only), not a page for people",
+    "sync.file_status": "a device endpoint (central server only), not a page for people",
+    "sync.download_file": "a device endpoint (central server only), not a page for people",
 }
 # Downloads: their links must be found, but they are not opened as pages.
 DOWNLOADS = {
