@@ -9,6 +9,8 @@ from typing import Any
 from flask import Flask
 from flask_login import current_user
 
+from portal.models import ROLES
+
 
 @dataclass(frozen=True)
 class NavItem:
@@ -17,7 +19,7 @@ class NavItem:
     roles: frozenset[str]
 
 
-ALL_ROLES = frozenset({"student", "instructor", "lab_staff", "admin"})
+ALL_ROLES = frozenset(ROLES)
 STAFF = frozenset({"instructor", "lab_staff"})
 ADMIN = frozenset({"admin"})
 

@@ -438,7 +438,11 @@ def _pull(
     restarts = 0
     while True:
         state = _state(engine)
-        request: dict[str, Any] = {"cursor": state.cursor, "fingerprint": state.scope_fingerprint}
+        request: dict[str, Any] = {
+            "cursor": state.cursor,
+            "fingerprint": state.scope_fingerprint,
+            "pending": pending_count(engine),
+        }
         if state.pull_upto is not None:
             request.update(
                 upto=state.pull_upto,

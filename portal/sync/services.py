@@ -421,6 +421,7 @@ class PullRequest:
     after: str
     snapshot: bool
     limit: int
+    pending: int | None = None  # changes waiting on the device, as it reports them
 
     @classmethod
     def parse(cls, raw: Any) -> PullRequest:
@@ -452,6 +453,7 @@ class PullRequest:
             after=after,
             snapshot=bool(raw.get("snapshot", False)),
             limit=min(whole("limit", PAGE_ROWS) or PAGE_ROWS, PAGE_ROWS),
+            pending=whole("pending", None),
         )
 
 
@@ -511,6 +513,8 @@ def pull(db: Session, device: Device, request: PullRequest, *, now: datetime) ->
             complete = False
             break
     _add_referenced_users(db, page, accounts)
+    if request.pending is not None:
+        device.pending_changes = request.pending
     if complete:
         device.last_sync_at = now
     db.commit()
