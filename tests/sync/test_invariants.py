@@ -79,6 +79,7 @@ class Flaky(httpx.BaseTransport):
         elif self.lose.get(path, 0) > 0:
             self.lose[path] -= 1
             response.read()
+            response.close()  # the server app finishes the request (its session ends)
             raise httpx.ReadError("connection lost", request=request)
         return response
 
