@@ -30,6 +30,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     Uuid,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -102,6 +103,12 @@ class User(Record, SoftDeletable, Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(default=True)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # Raised when the password changes: sessions signed in with an older value end (get_id).
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # A one-time password (CSV import, admin reset): a new one must be chosen at the next log-in.
+    must_change_password: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
 
     registrations: Mapped[list[Registration]] = relationship(
         back_populates="student", foreign_keys="Registration.student_id"
@@ -122,7 +129,8 @@ class User(Record, SoftDeletable, Base):
         return False
 
     def get_id(self) -> str:
-        return str(self.id)
+        """What the session remembers: the id and the session version (see session_version)."""
+        return f"{self.id}:{self.session_version}"
 
     __hash__ = object.__hash__
 

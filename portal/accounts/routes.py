@@ -149,6 +149,10 @@ def reset_password(user_id: uuid.UUID) -> str | Response:
             summary=f"Password of {user.username} reset by an administrator",
         )
         db.session.commit()
-        flash(f"Password for {user.username} was reset.", "success")
+        flash(
+            f"Password for {user.username} was reset. It works once: {user.username} must choose "
+            "a new password at the next log-in, and was logged out everywhere.",
+            "success",
+        )
         return redirect(url_for("accounts.users"))
     return render_template("accounts/password.html", form=form, user=user)

@@ -35,6 +35,48 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+# A few passwords that every guessing list starts with; any password made only of these
+# words' letters and digits is refused as well (e.g. "password1", "qwerty12").
+COMMON_PASSWORDS = frozenset(
+    {
+        "password",
+        "passw0rd",
+        "qwerty",
+        "letmein",
+        "welcome",
+        "iloveyou",
+        "abc123",
+        "admin",
+        "campus",
+        "student",
+        "monkey",
+        "dragon",
+        "football",
+        "secret",
+        "changeme",
+    }
+)
+
+
+def password_problems(password: str, *, username: str = "", full_name: str = "") -> list[str]:
+    """What makes a new password too weak, as messages a user can act on (empty: it is fine)."""
+    problems = []
+    if len(password) < MIN_PASSWORD_LENGTH:
+        problems.append(f"Use at least {MIN_PASSWORD_LENGTH} characters.")
+    if len(password) > 1024:
+        problems.append("Use at most 1024 characters.")
+    lowered = password.lower()
+    stripped = lowered.rstrip("0123456789!.?")
+    if lowered in COMMON_PASSWORDS or stripped in COMMON_PASSWORDS or len(set(lowered)) < 4:
+        problems.append("That password is too easy to guess: choose a less common one.")
+    elif password.isdigit():
+        problems.append("Use letters as well as digits.")
+    names = [username.lower(), *full_name.lower().split()]
+    if any(len(name) >= 3 and name in lowered for name in names):
+        problems.append("Do not use your username or your name in the password.")
+    return problems
+
+
 def authenticate(db: Session, username: str, password: str) -> User | None:
     """The active user with this username and password, or None."""
     user = db.scalar(select(User).where(User.username == username.strip().lower()))
@@ -119,7 +161,30 @@ def set_active(db: Session, user: User, active: bool, *, acting_user: User) -> U
 
 
 def reset_password(db: Session, user: User, new_password: str) -> User:
+    """An administrator sets a one-time password: the user's sessions end, and a new password
+    must be chosen at the next log-in."""
     user.password_hash = hash_password(new_password)
+    user.must_change_password = True
+    user.session_version += 1
+    db.flush()
+    return user
+
+
+def change_password(db: Session, user: User, current_password: str, new_password: str) -> User:
+    """The user's own change: the current password must be right, the new one strong and
+    different. Every other session of the user ends (their session version is raised)."""
+    try:
+        _hasher.verify(user.password_hash, current_password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        raise ValidationError("The current password is not right.") from None
+    if new_password == current_password:
+        raise ValidationError("The new password must differ from the current one.")
+    problems = password_problems(new_password, username=user.username, full_name=user.full_name)
+    if problems:
+        raise ValidationError(" ".join(problems))
+    user.password_hash = _hasher.hash(new_password)
+    user.must_change_password = False
+    user.session_version += 1
     db.flush()
     return user
 

@@ -769,10 +769,12 @@ def _write_users(
 ) -> None:
     rows = checked.rows
     passwords: list[str] = []
+    one_time: set[str] = set()
     for row in rows:
         if row["password"]:
             passwords.append(row["password"])
         else:
+            one_time.add(row["username"])
             generated = secrets.token_urlsafe(9)
             passwords.append(generated)
             report.one_time_passwords.append((row["username"], generated))
@@ -792,6 +794,7 @@ def _write_users(
                 email=row["email"],
                 student_number=row["student_number"] or None,
                 password_hash=hashed,
+                must_change_password=row["username"] in one_time,
             )
         )
         if index % 1_000 == 0:

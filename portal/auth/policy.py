@@ -22,6 +22,7 @@ ACCESS_ATTRIBUTE = "portal_access"
 PUBLIC = "public"
 SIGNED_IN = "signed-in"
 EXEMPT_ENDPOINTS = {"static"}
+PASSWORD_CHANGE_ENDPOINTS = {"auth.change_own_password", "auth.logout"}
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,9 @@ def _enforce_access() -> BaseResponse | None:
         if endpoint == "main.index":  # the front door: no "please log in" scolding
             return redirect(url_for("auth.login"))
         return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
+    if current_user.must_change_password and endpoint not in PASSWORD_CHANGE_ENDPOINTS:
+        # A one-time password (CSV import, admin reset): choose one's own before anything else.
+        return redirect(url_for("auth.change_own_password"))
     if access == SIGNED_IN:
         return None
     assert isinstance(access, frozenset)
@@ -129,13 +133,18 @@ def init_app(app: Flask) -> None:
 
     @login_manager.user_loader
     def _load_user(user_id: str) -> User | None:
+        """The user of `<id>:<session version>` (User.get_id), while the version is current:
+        a password change or reset raises it, which ends every older session."""
         import uuid
 
+        identifier, _, version = user_id.partition(":")
         try:
-            user = db.session.get(User, uuid.UUID(user_id))
+            user = db.session.get(User, uuid.UUID(identifier))
         except ValueError:
             return None
-        return user if user is not None and user.is_active else None
+        if user is None or not user.is_active or version != str(user.session_version):
+            return None
+        return user
 
     app.before_request(_enforce_idle_logout)
     app.before_request(_enforce_access)

@@ -13,10 +13,11 @@ from flask import (
 from flask_login import current_user, login_user, logout_user
 from werkzeug.wrappers import Response
 
-from portal.accounts.services import authenticate
+from portal.accounts.services import authenticate, change_password
 from portal.audit.services import record
-from portal.auth.forms import LoginForm
-from portal.auth.policy import is_safe_redirect, public
+from portal.auth.forms import LoginForm, PasswordChangeForm
+from portal.auth.policy import is_safe_redirect, public, signed_in
+from portal.errors import ValidationError
 from portal.extensions import db, limiter
 
 bp = Blueprint("auth", __name__)
@@ -66,6 +67,38 @@ def login() -> str | Response | tuple[str, int]:
         target = form.next.data
         return redirect(target if is_safe_redirect(target) else url_for("main.index"))
     return render_template("auth/login.html", form=form)
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@signed_in
+def change_own_password() -> str | Response | tuple[str, int]:
+    """Any user's own password; the only page open to an account with a one-time password."""
+    user = current_user._get_current_object()  # type: ignore[attr-defined]
+    form = PasswordChangeForm()
+    if form.validate_on_submit():
+        try:
+            change_password(
+                db.session, user, form.current_password.data or "", form.new_password.data or ""
+            )
+        except ValidationError as error:
+            db.session.rollback()
+            form.form_errors.append(str(error))
+        else:
+            record(
+                db.session,
+                user,
+                "account.password_change",
+                entity_type="user",
+                entity_id=user.id,
+                summary=f"{user.username} changed their password",
+            )
+            db.session.commit()
+            login_user(user)  # this session carries the new session version; others end
+            flash("Your password was changed. You were logged out everywhere else.", "success")
+            return redirect(url_for("main.index"))
+    if request.method == "POST":
+        return render_template("auth/password.html", form=form), 422
+    return render_template("auth/password.html", form=form)
 
 
 @bp.route("/logout", methods=["POST"])
