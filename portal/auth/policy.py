@@ -22,6 +22,7 @@ ACCESS_ATTRIBUTE = "portal_access"
 PUBLIC = "public"
 SIGNED_IN = "signed-in"
 EXEMPT_ENDPOINTS = {"static"}
+IDLE_MESSAGE = "You were logged out after a period of inactivity."
 PASSWORD_CHANGE_ENDPOINTS = {"auth.change_own_password", "auth.logout"}
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,7 @@ def _enforce_idle_logout() -> None:
     if limit_minutes > 0 and last_seen is not None and now - last_seen > limit_minutes * 60:
         logout_user()
         session.clear()
-        flash("You were logged out after a period of inactivity.", "info")
+        flash(IDLE_MESSAGE, "info")
         return
     session["last_seen"] = now
 

@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response
 from portal.accounts.services import authenticate, change_password
 from portal.audit.services import record
 from portal.auth.forms import LoginForm, PasswordChangeForm
-from portal.auth.policy import is_safe_redirect, public, signed_in
+from portal.auth.policy import IDLE_MESSAGE, is_safe_redirect, public, signed_in
 from portal.errors import ValidationError
 from portal.extensions import db, limiter
 
@@ -106,5 +106,8 @@ def change_own_password() -> str | Response | tuple[str, int]:
 def logout() -> Response:
     logout_user()
     session.clear()
-    flash("You have been logged out.", "success")
+    if request.form.get("reason") == "idle":  # the page's own idle timer (static/js/portal.js)
+        flash(IDLE_MESSAGE, "info")
+    else:
+        flash("You have been logged out.", "success")
     return redirect(url_for("auth.login"))
