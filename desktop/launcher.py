@@ -153,8 +153,9 @@ def exit_past_stuck_window_threads(code: int, *, grace: float = 0.5) -> None:
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     from desktop.logs import setup_logging
-    from desktop.paths import resolve
+    from desktop.paths import keep_private, resolve
 
+    keep_private()  # everything written from here on is the OS user's alone (600/700)
     paths = resolve(args.data_dir, demo=args.demo)
     log_file = setup_logging(paths.log_file, verbose=args.verbose)
     try:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
+import stat
 from contextlib import closing
 from pathlib import Path
 
@@ -220,3 +222,36 @@ def test_admin_can_work_after_restart(start_launcher, admin_data_dir):
     client = launcher.client()
     log_in(client)
     assert ADMIN_USERNAME in client.get("/admin/users/").text
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
+def test_the_data_folder_is_the_os_users_alone(tmp_path):
+    """Folder 700 and files 600 (uploads, the database, logs), also for a folder made earlier
+    with open modes."""
+    base = tmp_path / "base"
+    (base / "demo").mkdir(parents=True)
+    base.chmod(0o755)
+    (base / "demo").chmod(0o755)
+    earlier = base / "demo" / "notes.txt"
+    earlier.write_text("made by an older version")
+    earlier.chmod(0o644)
+    launcher = Launcher(base, "--demo").start()
+    try:
+        client = launcher.client()
+        log_in(client, "student", "demo-pass")
+        assert client.get("/lab-reports").status == 200
+    finally:
+        code, _, _ = launcher.stop()
+    assert code == 0
+    data = base / "demo"
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    checked = []
+    for root, folders, files in os.walk(data):
+        for name in folders:
+            assert stat.S_IMODE((Path(root) / name).stat().st_mode) == 0o700, name
+        for name in files:
+            mode = stat.S_IMODE((Path(root) / name).stat().st_mode)
+            assert mode & 0o077 == 0, f"{name}: {oct(mode)}"
+            checked.append(name)
+    assert {"portal.db", "secret_key", "notes.txt", "campus-portal.log"} <= set(checked)
+    assert any(len(name) == 64 for name in checked)  # an uploaded lab report in the store
