@@ -6,6 +6,7 @@
     campus-portal [--data-dir DIR | --demo] restore FILE
     campus-portal [--data-dir DIR] enrol --server URL --code CODE
     campus-portal [--data-dir DIR] sync [--export FILE]
+    campus-portal [--data-dir DIR | --demo] open
 
 Start-up, in order: data directory writable -> single-instance lock -> database file usable
 (not locked by another program, not damaged) -> schema upgrade (backed up first) -> waitress on
@@ -35,6 +36,7 @@ from desktop.problems import (
     DatabaseProblem,
     DataDirProblem,
     LauncherProblem,
+    NotRunning,
     SettingsProblem,
 )
 
@@ -103,6 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="write the changes waiting on this computer to FILE (JSON) instead",
     )
+    commands.add_parser(
+        "open",
+        parents=[shared],
+        help="print a new one-time link to the Campus Portal running on this data folder",
+    )
     return parser
 
 
@@ -167,6 +174,8 @@ def _main(argv: list[str] | None) -> int:
             return run_enrol(paths, args, log_file)
         if args.command == "sync":
             return run_sync(paths, args, log_file)
+        if args.command == "open":
+            return run_open(paths)
         return run_portal(paths, args, log_file)
     except LauncherProblem as problem:
         if log_file is not None:
@@ -292,6 +301,37 @@ def run_sync(paths: Any, args: argparse.Namespace, log_file: Path | None) -> int
     return EXIT_OK
 
 
+# --- a way back in ------------------------------------------------------------------------------
+
+
+def run_open(paths: Any) -> int:
+    """Print a fresh one-time launch URL of the portal running on this data folder.
+
+    Only the OS user who runs it can ask: the control key is in the owner-only instance file."""
+    from desktop.instance import InstanceLock, ask_for_launch_url, read_info
+
+    lock = InstanceLock(paths.lock_file) if paths.lock_file.exists() else None
+    if lock is not None and not lock.acquire():
+        info = read_info(paths.instance_file)
+        url = ask_for_launch_url(info) if info is not None else None
+        if url is None:
+            raise AlreadyRunning(
+                "No link could be had",
+                f"Campus Portal is running on {paths.data_dir}, but it did not answer (is it "
+                "still starting?), or its instance file belongs to another OS user. Try again "
+                "in a moment.",
+            )
+        print(url, flush=True)
+        return EXIT_OK
+    if lock is not None:
+        lock.release()
+    raise NotRunning(
+        "Campus Portal is not running",
+        f"Nothing is running on {paths.data_dir}. Start it with `campus-portal --headless` "
+        "(it prints a link) or from its icon.",
+    )
+
+
 # --- serving ---------------------------------------------------------------------------------
 
 
@@ -379,7 +419,7 @@ def _daily_backups(paths: Any, keep: int, stop: threading.Event, build: Any) -> 
 
 
 def _second_start(paths: Any) -> int:
-    from desktop.instance import ask_to_focus, read_info
+    from desktop.instance import ask_for_launch_url, ask_to_focus, read_info
 
     info = read_info(paths.instance_file)
     if info is not None and info.window and ask_to_focus(info):
@@ -389,12 +429,19 @@ def _second_start(paths: Any) -> int:
             file=sys.stderr,
         )
         return EXIT_OK
-    where = f" by process {info.pid} at {info.url}" if info else ""
+    url = ask_for_launch_url(info) if info is not None else None
+    if info is not None and url is not None:
+        raise AlreadyRunning(
+            "Campus Portal is already running",
+            f"{paths.data_dir} is already served by process {info.pid}. Open it with this "
+            f"link (it works once; `campus-portal open` prints a new one):\n  {url}",
+        )
+    where = f" by process {info.pid}" if info else ""
     raise AlreadyRunning(
         "Campus Portal is already running",
         f"{paths.data_dir} is already served{where}. Only one Campus Portal may use a data "
-        "folder at a time; use that one, or stop it first (close its window, Ctrl+C or "
-        "SIGTERM).",
+        "folder at a time; use that one (`campus-portal open` prints a link to it), or stop it "
+        "first (close its window, Ctrl+C or SIGTERM).",
     )
 
 
