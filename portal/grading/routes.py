@@ -68,6 +68,7 @@ def _render_gradebook(
         errors=errors or {},
         can_manage=services.can_manage(_user(), section),
         can_edit=not book.is_final or _user().role == "admin",
+        finalise_warnings=services.finalise_warnings(book, now=datetime.now(UTC)),
     )
     return page, status
 

@@ -600,6 +600,31 @@ class CourseResult:
         return self.registration.final_grade
 
 
+def finalise_warnings(book: Gradebook, *, now: datetime) -> list[str]:
+    """What finalising would cut short: assessments still open for lab reports (finalising
+    closes their uploads) and marks still missing (they count as 0)."""
+    if book.is_final:
+        return []
+    warnings = []
+    still_open = [
+        a
+        for a in book.assessments
+        if a.kind in ("lab", "assignment") and a.due_at and a.due_at > now
+    ]
+    if still_open:
+        names = ", ".join(f"{a.name} (due {a.due_at:%d %b %Y})" for a in still_open if a.due_at)
+        warnings.append(f"Still open for lab reports: {names}. Finalising closes their uploads.")
+    missing = [
+        (a, sum(1 for row in book.rows if row.points.get(a.id) is None)) for a in book.assessments
+    ]
+    missing = [(a, count) for a, count in missing if count]
+    if missing:
+        total = sum(count for _, count in missing)
+        detail = ", ".join(f"{a.name}: {count}" for a, count in missing)
+        warnings.append(f"{total} mark(s) missing ({detail}); they count as 0.")
+    return warnings
+
+
 def student_results(db: Session, student: User) -> list[CourseResult]:
     """The student's enrolled courses with their own marks, newest term first."""
     registrations = list(

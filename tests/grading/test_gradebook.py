@@ -4,7 +4,7 @@ what students see, transcripts and GPA."""
 from __future__ import annotations
 
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import event, select
@@ -435,7 +435,10 @@ def test_finalised_gradebook_is_read_only_for_the_instructor(app, client):
     response = post_form(client, f"/sections/{section.id}/finalise", token_from=path)
     assert response.status_code == 302
     page = client.get(path).get_data(as_text=True)
-    assert "are locked" in page and "readonly" in page and "hx-post" not in page
+    assert "are locked" in page and "hx-post" not in page
+    # Locked marks are text, not inputs that look editable.
+    assert 'class="gb-input' not in page and "gb-cell-locked" in page
+    assert "each mark is saved when you leave its cell" not in page
 
 
 def test_students_see_their_own_grades_and_transcript_only(app, client):
@@ -446,3 +449,21 @@ def test_students_see_their_own_grades_and_transcript_only(app, client):
     transcript = client.get("/transcript").get_data(as_text=True)
     assert "Ada Lovelace" in transcript and "In progress" in transcript
     assert client.get(f"/students/{student.id}/transcript").status_code == 403
+
+
+def test_finalise_warns_of_open_assessments_and_missing_marks(app, client):
+    from portal.extensions import db as _db
+    from portal.models import Assessment
+
+    instructor, _lab_staff, section, lab, _exam, _student = _setup_page(app)
+    with app.app_context():
+        assessment = _db.session.get(Assessment, lab.id)
+        assessment.due_at = factories.now() + timedelta(days=3)
+        _db.session.commit()
+    _login(app, client, instructor)
+    page = client.get(f"/sections/{section.id}/gradebook").get_data(as_text=True)
+    assert "Still open for lab reports: Lab 1 (due" in page
+    assert "Finalising closes their uploads." in page
+    assert "2 mark(s) missing (Lab 1: 1, Final: 1); they count as 0." in page
+    confirm = page.split('data-confirm="', 1)[1].split('"', 1)[0]
+    assert "Still open for lab reports: Lab 1" in confirm and "2 mark(s) missing" in confirm
