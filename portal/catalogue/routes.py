@@ -1,6 +1,7 @@
 """Course catalogue pages."""
 
 import uuid
+from datetime import UTC, datetime
 
 from flask import Blueprint, current_app, render_template, request
 from flask_login import current_user
@@ -8,6 +9,9 @@ from flask_login import current_user
 from portal.auth.policy import signed_in
 from portal.catalogue import services
 from portal.extensions import db
+from portal.registration.services import registration_blocker
+
+ALL_TERMS = "all"
 
 bp = Blueprint("catalogue", __name__)
 
@@ -15,9 +19,14 @@ bp = Blueprint("catalogue", __name__)
 @bp.get("/courses")
 @signed_in
 def index() -> str:
+    term_code = request.args.get("term")
+    searching = request.args.get("q") or request.args.get("department")
+    if term_code is None and not searching:  # the first look: the current term's offer
+        current = services.current_term(db.session, datetime.now(UTC).date())
+        term_code = current.code if current else ""
     filters = services.CatalogueFilter(
         text=request.args.get("q", "")[:100],
-        term_code=request.args.get("term", "")[:20],
+        term_code="" if term_code in (None, ALL_TERMS) else term_code[:20],
         department=request.args.get("department", "")[:100],
     )
     page = db.paginate(
@@ -48,7 +57,16 @@ def course(code: str) -> str:
 @signed_in
 def section(section_id: uuid.UUID) -> str:
     found = services.get_section(db.session, section_id)
-    registration = None
+    registration = blocker = None
     if current_user.role == "student":
         registration = services.registration_of(db.session, current_user.id, found)
-    return render_template("catalogue/section.html", section=found, registration=registration)
+        if registration is None or registration.status == "dropped":
+            blocker = registration_blocker(
+                db.session,
+                current_user,  # type: ignore[arg-type]
+                found,
+                datetime.now(UTC),
+            )
+    return render_template(
+        "catalogue/section.html", section=found, registration=registration, blocker=blocker
+    )

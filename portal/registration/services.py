@@ -151,15 +151,15 @@ def _take_waitlist_place(db: Session, section: Section) -> int | None:
     return position
 
 
-def register(db: Session, student: User, section: Section, *, now: datetime) -> Registration:
-    """Enrol the student, or waitlist them when the section is full."""
-    if student.role != "student":
-        raise RegistrationError("Only students can register for sections.")
+def ensure_can_register(
+    db: Session, student: User, section: Section, now: datetime
+) -> Registration | None:
+    """Every rule but the seats, without writing: the window, duplicates, one section per course,
+    prerequisites, time clashes and the credit limit. Returns the student's earlier (dropped)
+    registration in the section, if any."""
     if section.deleted_at is not None:
         raise RegistrationError(f"{section.label} is no longer offered.")
-    _lock_student(db, student)
     ensure_registration_open(section.term, now)
-
     existing = db.scalar(
         select(Registration).where(
             Registration.student_id == student.id, Registration.section_id == section.id
@@ -182,6 +182,30 @@ def register(db: Session, student: User, section: Section, *, now: datetime) -> 
     ensure_prerequisites_met(db, student, section.course)
     ensure_no_time_conflict(section, current)
     ensure_credit_limit(section, current)
+
+    return existing
+
+
+def registration_blocker(db: Session, student: User, section: Section, now: datetime) -> str | None:
+    """Why registering for `section` cannot succeed now (a message), or None when it can: the
+    pages offer Register only where it can succeed. The seats are decided at registration."""
+    try:
+        ensure_can_register(db, student, section, now)
+    except RegistrationError as error:
+        return str(error)
+    if section.seats_left == 0 and section.waitlist_count >= section.waitlist_capacity:
+        return f"{section.label} is full and its waitlist is full too."
+    return None
+
+
+def register(db: Session, student: User, section: Section, *, now: datetime) -> Registration:
+    """Enrol the student, or waitlist them when the section is full."""
+    if student.role != "student":
+        raise RegistrationError("Only students can register for sections.")
+    if section.deleted_at is not None:
+        raise RegistrationError(f"{section.label} is no longer offered.")
+    _lock_student(db, student)
+    existing = ensure_can_register(db, student, section, now)
 
     registration = existing or Registration(student_id=student.id, section_id=section.id)
     registration.registered_at = now

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 from portal.extensions import db as _db
 from tests import factories
 from tests.conftest import post_form
@@ -78,3 +80,58 @@ def test_student_cannot_drop_someone_elses_registration(app, client, login_as):
     login_as("student")
     response = post_form(client, f"/registrations/{registration_id}/drop", token_from="/courses")
     assert response.status_code == 404
+
+
+def test_the_catalogue_opens_on_the_current_term(app, client, login_as):
+    with app.app_context():
+        session = _db.session
+        today = factories.now().date()
+        past = factories.make_term(
+            session,
+            code="OLD-1",
+            name="Old term",
+            starts_on=today - timedelta(days=300),
+            ends_on=today - timedelta(days=200),
+        )
+        current = factories.make_term(
+            session,
+            code="NOW-1",
+            name="This term",
+            starts_on=today - timedelta(days=10),
+            ends_on=today + timedelta(days=80),
+        )
+        old_course = factories.make_course(session, code="HIS101", title="Old Empires")
+        new_course = factories.make_course(session, code="HIS102", title="New Republics")
+        factories.make_section(session, course=old_course, term=past)
+        factories.make_section(session, course=new_course, term=current)
+        session.commit()
+    login_as("student")
+    first_look = client.get("/courses").get_data(as_text=True)
+    assert "New Republics" in first_look and "Old Empires" not in first_look
+    assert '<option value="NOW-1" selected>' in first_look
+    every_term = client.get("/courses?term=all").get_data(as_text=True)
+    assert "New Republics" in every_term and "Old Empires" in every_term
+    assert '<option value="all" selected>' in every_term
+
+
+def test_register_is_offered_only_where_it_can_succeed(app, client, login_as):
+    student = login_as("student")
+    with app.app_context():
+        session = _db.session
+        closed = factories.make_section(session, term=factories.make_term(session, state="closed"))
+        term = factories.make_term(session)
+        course = factories.make_course(session, code="MAT250", title="Topology")
+        held = factories.make_section(session, course=course, term=term)
+        other = factories.make_section(session, course=course, term=term)
+        factories.enrol(session, session.merge(student), held)
+        session.commit()
+        closed_id, other_id, held_id, held_label = closed.id, other.id, held.id, held.label
+    page = client.get(f"/sections/{closed_id}").get_data(as_text=True)
+    assert ">Register<" not in page and "closed on" in page
+    page = client.get(f"/sections/{other_id}").get_data(as_text=True)
+    assert ">Register<" not in page
+    assert f"You are already registered in {held_label}, another section of MAT250." in page
+    held_page = client.get(f"/sections/{held_id}").get_data(as_text=True)
+    assert f'data-confirm="Drop {held_label}?' in held_page
+    mine = client.get("/registrations").get_data(as_text=True)
+    assert f'data-confirm="Drop {held_label}?' in mine
