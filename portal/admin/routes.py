@@ -29,6 +29,7 @@ from portal.auth.policy import roles
 from portal.errors import ValidationError
 from portal.extensions import db
 from portal.models import Meeting, Section, Term, User
+from portal.sync import services as sync_services
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -77,7 +78,10 @@ def dashboard_page() -> str:
         course_code=request.args.get("course", "")[:20],
         under_percent=under,
     )
-    return render_template("admin/dashboard.html", d=figures)
+    open_conflicts = None
+    if current_app.config["PORTAL"]["MODE"] == "server":  # devices sync with the server only
+        open_conflicts = sync_services.open_conflict_count(db.session)
+    return render_template("admin/dashboard.html", d=figures, open_conflicts=open_conflicts)
 
 
 # --- Terms ---------------------------------------------------------------------------------------

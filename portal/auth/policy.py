@@ -19,6 +19,7 @@ from portal.models import ROLES
 
 F = TypeVar("F", bound=Callable[..., Any])
 ACCESS_ATTRIBUTE = "portal_access"
+PASSIVE_ATTRIBUTE = "portal_passive"
 PUBLIC = "public"
 SIGNED_IN = "signed-in"
 EXEMPT_ENDPOINTS = {"static"}
@@ -49,6 +50,13 @@ def roles(*names: str) -> Callable[[F], F]:
         return view
 
     return decorate
+
+
+def passive(view: F) -> F:
+    """A request a page makes by itself (a status poll): it is not the person's activity, so
+    it does not keep them signed in past the idle log-out."""
+    setattr(view, PASSIVE_ATTRIBUTE, True)
+    return view
 
 
 def access_of(view: Callable[..., Any]) -> str | frozenset[str] | None:
@@ -103,6 +111,9 @@ def _enforce_idle_logout() -> None:
         logout_user()
         session.clear()
         flash("You were logged out after a period of inactivity.", "info")
+        return
+    view = current_app.view_functions.get(request.endpoint or "")
+    if view is not None and getattr(view, PASSIVE_ATTRIBUTE, False) and last_seen is not None:
         return
     session["last_seen"] = now
 

@@ -15,6 +15,7 @@ class NavItem:
     endpoint: str
     label: str
     roles: frozenset[str]
+    mode: str = ""  # "server" or "desktop": shown in that mode only
 
 
 ALL_ROLES = frozenset({"student", "instructor", "lab_staff", "admin"})
@@ -33,11 +34,17 @@ NAVIGATION: list[NavItem] = [
     NavItem("accounts.users", "Users", ADMIN),
     NavItem("admin.imports", "Import", ADMIN),
     NavItem("audit.log", "Audit log", ADMIN),
+    NavItem("sync_admin.devices", "Devices", ADMIN, mode="server"),
+    NavItem("sync_admin.conflicts", "Conflicts", ADMIN, mode="server"),
 ]
 
 
-def navigation_for(role: str | None, endpoints: set[str]) -> list[NavItem]:
-    return [item for item in NAVIGATION if role in item.roles and item.endpoint in endpoints]
+def navigation_for(role: str | None, endpoints: set[str], mode: str = "") -> list[NavItem]:
+    return [
+        item
+        for item in NAVIGATION
+        if role in item.roles and item.endpoint in endpoints and item.mode in ("", mode)
+    ]
 
 
 def init_app(app: Flask) -> None:
@@ -48,7 +55,7 @@ def init_app(app: Flask) -> None:
         role = current_user.role if current_user.is_authenticated else None
         endpoints = set(app.view_functions)
         return {
-            "navigation": navigation_for(role, endpoints),
+            "navigation": navigation_for(role, endpoints, app.config["PORTAL"]["MODE"]),
             "portal_version": app.config["VERSION"],
         }
 

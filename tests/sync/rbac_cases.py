@@ -1,0 +1,44 @@
+"""Sync routes in the matrix. The matrix's portal is a desktop copy that is not enrolled: the
+device endpoints (/sync/v1) and the admin pages answer 404 there to those the policy lets
+through, and the status pages too (nothing to show). tests/sync/test_pages.py checks the
+exact statuses on a central server and on an enrolled device."""
+
+import uuid
+
+from tests.rbac import PUBLIC, SIGNED_IN, Case
+
+ADMIN = {"admin"}
+SHA = "0" * 64
+
+CASES = {
+    # What devices call (public: they sign with their own credential).
+    "sync.enrol": Case("POST", "/sync/v1/enrol", PUBLIC),
+    "sync.add_account": Case("POST", "/sync/v1/accounts", PUBLIC),
+    "sync.push": Case("POST", "/sync/v1/push", PUBLIC),
+    "sync.pull": Case("POST", "/sync/v1/pull", PUBLIC),
+    "sync.status": Case("GET", "/sync/v1/status", PUBLIC),
+    "sync.upload_file": Case("PUT", f"/sync/v1/files/{SHA}?offset=0", PUBLIC),
+    "sync.file_status": Case("GET", f"/sync/v1/files/{SHA}/status", PUBLIC),
+    "sync.download_file": Case("GET", f"/sync/v1/files/{SHA}", PUBLIC),
+    # The central server's pages for administrators.
+    "sync_admin.devices": Case("GET", "/admin/sync/devices", ADMIN),
+    "sync_admin.create_code": Case(
+        "POST", "/admin/sync/enrolment-codes", ADMIN, data={"username": "nobody", "valid_days": "7"}
+    ),
+    "sync_admin.revoke": Case("POST", "/admin/sync/devices/{sync_device_id}/revoke", ADMIN),
+    "sync_admin.conflicts": Case("GET", "/admin/sync/conflicts", ADMIN),
+    "sync_admin.resolve": Case(
+        "POST", "/admin/sync/conflicts/{sync_conflict_id}/resolve", ADMIN, data={"action": "keep"}
+    ),
+    # A device's status area and everyone's own conflicts.
+    "sync_device.status_page": Case("GET", "/sync/", SIGNED_IN),
+    "sync_device.status_json": Case("GET", "/sync/status.json", PUBLIC),
+    "sync_device.sync_now": Case("POST", "/sync/now", SIGNED_IN),
+    "sync_device.export_unsent": Case("GET", "/sync/unsent-changes.json", SIGNED_IN),
+    "sync_device.my_conflicts": Case("GET", "/sync/my-conflicts", SIGNED_IN),
+}
+
+
+def setup(db, world):
+    world["sync_device_id"] = uuid.uuid4()
+    world["sync_conflict_id"] = uuid.uuid4()
