@@ -63,6 +63,8 @@ class SyncRunner:
         self._progress: tuple[str, int, int] = ("start", 0, 0)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.attempts = 0  # syncs ended since the start, however they ended
+        self._ended = threading.Condition()
 
     # --- running a sync ------------------------------------------------------------------
 
@@ -92,9 +94,15 @@ class SyncRunner:
                 return False
             self._busy += 1
         thread = threading.Thread(target=self._run_started, name="sync-now", daemon=True)
-        self._threads.append(thread)
+        self._threads = [*(t for t in self._threads if t.is_alive()), thread]
         thread.start()
         return True
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the syncs started with start() to end; False if one still runs."""
+        for thread in [t for t in self._threads if t.name == "sync-now"]:
+            thread.join(timeout)
+        return not any(t.is_alive() for t in self._threads if t.name == "sync-now")
 
     def _run_started(self) -> None:
         try:
@@ -103,8 +111,21 @@ class SyncRunner:
             with self._guard:
                 self._busy -= 1
 
+    def wait_for_attempts(self, count: int, timeout: float) -> bool:
+        """Wait until `count` syncs have ended since the start; False on timeout."""
+        with self._ended:
+            return self._ended.wait_for(lambda: self.attempts >= count, timeout)
+
     def _sync(self) -> Summary:
         self._progress = ("start", 0, 0)
+        try:
+            return self._sync_once()
+        finally:
+            with self._ended:
+                self.attempts += 1
+                self._ended.notify_all()
+
+    def _sync_once(self) -> Summary:
         try:
             summary = sync_client.sync_once(
                 self.engine, self.upload_dir, progress=self._report, client=self.http

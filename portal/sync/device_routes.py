@@ -94,7 +94,7 @@ def sync_now() -> BaseResponse | tuple[Response, int]:
         started = runner.start()
         message = "Sync started." if started else "A sync is already running."
     if request.accept_mimetypes.best == "application/json":
-        body = {"started": started, "message": message, **_status().as_json()}
+        body = {**_status().as_json(), "started": started, "message": message}
         return jsonify(body), 202 if started else 409
     flash(message, "info" if started else "warning")
     target = request.form.get("next", "")

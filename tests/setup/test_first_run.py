@@ -77,9 +77,7 @@ def test_validation_errors_keep_the_typed_input(client):
 
 
 def test_a_preset_central_server_offers_connecting_only(tmp_path):
-    app = make_app(
-        tmp_path, SERVER_URL="https://portal.campus.example", ENROLMENT_CODE="ABCD-EFGH"
-    )
+    app = make_app(tmp_path, SERVER_URL="https://portal.campus.example", ENROLMENT_CODE="ABCD-EFGH")
     client = app.test_client()
     assert client.get("/login").headers["Location"].endswith("/setup/")
     page = client.get("/setup/").get_data(as_text=True)
