@@ -61,9 +61,12 @@ def register_extensions(app: Flask) -> None:
     login_manager.login_message = "Please log in to see that page."
     login_manager.login_message_category = "info"
 
-    from portal.sync.routes import init_app as init_sync
+    # Changes to synchronised rows go to the change log (server) or the outbox (a device).
+    from portal.sync import capture
 
-    init_sync(app)
+    capture.install()
+    with app.app_context():
+        capture.register_engine(db.engine, app.config["PORTAL"]["MODE"])
 
 
 FEATURES = (

@@ -2,6 +2,8 @@
 
 Ids are UUIDs made by the application (devices create rows offline), every row carries
 created_at/updated_at, and rows that sync must be able to delete carry deleted_at (tombstones).
+The models know nothing of Flask: portal/extensions.py binds Flask-SQLAlchemy to `Base`, and
+`User` answers Flask-Login's questions itself.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ import uuid
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from flask_login import UserMixin
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    MetaData,
     String,
     Text,
     Time,
@@ -29,13 +31,40 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from portal.extensions import Base
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
 
-ROLES = ("student", "instructor", "lab_staff", "admin")
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+# Each list of allowed values is declared once; CHECK constraints, forms and labels derive from it.
+ROLE_LABELS = {
+    "student": "Student",
+    "instructor": "Instructor",
+    "lab_staff": "Lab staff",
+    "admin": "Admin",
+}
+ROLES = tuple(ROLE_LABELS)
 REGISTRATION_STATUSES = ("enrolled", "waitlisted", "dropped")
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def one_of(column: str, values: tuple[str, ...]) -> str:
+    """A CHECK constraint's condition: `column` holds one of `values`.
+
+    >>> one_of("role", ("student", "admin"))
+    "role IN ('student', 'admin')"
+    """
+    return f"{column} IN ({', '.join(repr(value) for value in values)})"
 
 
 def utcnow() -> datetime:
@@ -75,11 +104,9 @@ class SoftDeletable:
         return self.deleted_at is not None
 
 
-class User(Record, SoftDeletable, UserMixin, Base):
+class User(Record, SoftDeletable, Base):
     __tablename__ = "users"
-    __table_args__ = (
-        CheckConstraint("role IN ('student', 'instructor', 'lab_staff', 'admin')", name="role"),
-    )
+    __table_args__ = (CheckConstraint(one_of("role", ROLES), name="role"),)
 
     username: Mapped[str] = mapped_column(String(64), unique=True)
     full_name: Mapped[str] = mapped_column(String(200))
@@ -94,16 +121,33 @@ class User(Record, SoftDeletable, UserMixin, Base):
         back_populates="student", foreign_keys="Registration.student_id"
     )
 
+    # What Flask-Login asks of a user (as its UserMixin answers it): a deactivated account
+    # cannot log in, and a signed-in user is authenticated while active.
     @property
-    def is_active(self) -> bool:  # Flask-Login: a deactivated account cannot log in
+    def is_active(self) -> bool:
         return self.active and self.deleted_at is None
+
+    @property
+    def is_authenticated(self) -> bool:
+        return self.is_active
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
 
     def get_id(self) -> str:
         return str(self.id)
 
+    __hash__ = object.__hash__
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, User):
+            return NotImplemented
+        return self is other or (self.id is not None and self.id == other.id)
+
     @property
     def role_label(self) -> str:
-        return {"lab_staff": "Lab staff"}.get(self.role, self.role.capitalize())
+        return ROLE_LABELS.get(self.role, self.role)
 
     def __repr__(self) -> str:
         return f"<User {self.username} ({self.role})>"
@@ -233,7 +277,7 @@ class Registration(Record, Base):
     __tablename__ = "registrations"
     __table_args__ = (
         UniqueConstraint("student_id", "section_id"),
-        CheckConstraint("status IN ('enrolled', 'waitlisted', 'dropped')", name="status"),
+        CheckConstraint(one_of("status", REGISTRATION_STATUSES), name="status"),
         # Covers the admin dashboard's grade distribution (final grades of enrolled students
         # per section): answered from the index alone, without reading the rows.
         Index("ix_registrations_section_status_grade", "section_id", "status", "final_grade"),
@@ -272,8 +316,15 @@ class AuditEntry(Record, Base):
 
 # --- Teaching: grade scales, assessments and marks, attendance, lab-report submissions ---------
 
-ASSESSMENT_KINDS = ("lab", "assignment", "exam")
-ATTENDANCE_STATUSES = ("present", "late", "absent", "excused")
+ASSESSMENT_KIND_LABELS = {"lab": "Lab", "assignment": "Assignment", "exam": "Exam"}
+ASSESSMENT_KINDS = tuple(ASSESSMENT_KIND_LABELS)
+ATTENDANCE_STATUS_LABELS = {
+    "present": "Present",
+    "late": "Late",
+    "absent": "Absent",
+    "excused": "Excused",
+}
+ATTENDANCE_STATUSES = tuple(ATTENDANCE_STATUS_LABELS)
 
 
 class GradeScale(Record, SoftDeletable, Base):
@@ -293,7 +344,7 @@ class Assessment(Record, SoftDeletable, Base):
 
     __tablename__ = "assessments"
     __table_args__ = (
-        CheckConstraint("kind IN ('lab', 'assignment', 'exam')", name="kind"),
+        CheckConstraint(one_of("kind", ASSESSMENT_KINDS), name="kind"),
         CheckConstraint("weight >= 0 AND weight <= 100", name="weight_range"),
         CheckConstraint("max_points > 0", name="max_points_positive"),
     )
@@ -365,7 +416,7 @@ class AttendanceRecord(Record, Base):
     __tablename__ = "attendance_records"
     __table_args__ = (
         UniqueConstraint("lab_session_id", "student_id"),
-        CheckConstraint("status IN ('present', 'late', 'absent', 'excused')", name="status"),
+        CheckConstraint(one_of("status", ATTENDANCE_STATUSES), name="status"),
     )
 
     lab_session_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("lab_sessions.id"), index=True)
@@ -416,6 +467,7 @@ class Submission(Record, Base):
 # declared once in portal/sync/scopes.py.
 
 CONFLICT_KINDS = ("superseded", "overwritten", "refused", "deleted")
+CHANGE_OPS = ("upsert", "discard")
 
 
 class Device(Record, Base):
@@ -475,7 +527,7 @@ class ChangeLogEntry(Base):
 
     __tablename__ = "sync_changes"
     __table_args__ = (
-        CheckConstraint("op IN ('upsert', 'discard')", name="op"),
+        CheckConstraint(one_of("op", CHANGE_OPS), name="op"),
         Index("ix_sync_changes_table_row", "table_name", "row_id"),
     )
 
@@ -521,11 +573,7 @@ class SyncConflict(Record, Base):
     kept so that admins and its author can see it and apply it if they choose."""
 
     __tablename__ = "sync_conflicts"
-    __table_args__ = (
-        CheckConstraint(
-            "kind IN ('superseded', 'overwritten', 'refused', 'deleted')", name="kind"
-        ),
-    )
+    __table_args__ = (CheckConstraint(one_of("kind", CONFLICT_KINDS), name="kind"),)
 
     kind: Mapped[str] = mapped_column(String(20))
     table_name: Mapped[str] = mapped_column(String(64), index=True)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-ROLES = ("student", "instructor", "lab_staff", "admin")
+from portal.models import ROLES
+
 ANONYMOUS = "anonymous"
 PUBLIC = frozenset({ANONYMOUS, *ROLES})
 SIGNED_IN = frozenset(ROLES)

@@ -6,7 +6,6 @@ import re
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from flask import (
     Blueprint,
@@ -20,16 +19,15 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
 from portal.admin import csv_import, dashboard, exports, import_jobs, services
 from portal.admin.forms import CourseForm, ImportForm, MeetingForm, SectionForm, TermForm
 from portal.auth.policy import roles
-from portal.errors import ValidationError
 from portal.extensions import db
-from portal.models import Meeting, Section, Term, User
+from portal.models import Course, Meeting, Section, Term, User
 from portal.sync import services as sync_services
+from portal.web import commit_or_show, db_session, signed_in_user
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -39,19 +37,6 @@ REPORT_ROWS_SHOWN = 100
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _show_errors(form: FlaskForm, error: ValidationError) -> None:
-    """Put each problem next to its field; the rest above the form."""
-    field_errors = getattr(error, "errors", None) or {}
-    for name, message in field_errors.items():
-        field = getattr(form, name, None)
-        if field is not None:
-            field.errors = [*field.errors, message]
-        else:
-            form.form_errors.append(message)
-    if not field_errors:
-        form.form_errors.append(str(error))
 
 
 def _archive_flag() -> bool:
@@ -112,16 +97,15 @@ def terms() -> str:
 @roles(ADMIN)
 def term_create() -> str | Response:
     form = TermForm()
-    if form.validate_on_submit():
-        try:
-            term = services.create_term(db.session, _term_details(form), actor=current_user)
-        except ValidationError as error:
-            db.session.rollback()
-            _show_errors(form, error)
-        else:
-            db.session.commit()
-            flash(f"Term {term.code} created.", "success")
-            return redirect(url_for("admin.term", term_id=term.id))
+    if form.validate_on_submit() and (
+        done := commit_or_show(
+            lambda: services.create_term(db_session(), _term_details(form), actor=signed_in_user()),
+            message=lambda term: f"Term {term.code} created.",
+            redirect_to=lambda term: url_for("admin.term", term_id=term.id),
+            form=form,
+        )
+    ):
+        return done
     return render_template("admin/term_form.html", form=form, term=None)
 
 
@@ -144,16 +128,17 @@ def term(term_id: uuid.UUID) -> str:
 def term_edit(term_id: uuid.UUID) -> str | Response:
     found = services.get_term(db.session, term_id)
     form = TermForm(obj=found)
-    if form.validate_on_submit():
-        try:
-            services.update_term(db.session, found, _term_details(form), actor=current_user)
-        except ValidationError as error:
-            db.session.rollback()
-            _show_errors(form, error)
-        else:
-            db.session.commit()
-            flash(f"Term {found.code} saved.", "success")
-            return redirect(url_for("admin.term", term_id=found.id))
+    if form.validate_on_submit() and (
+        done := commit_or_show(
+            lambda: services.update_term(
+                db_session(), found, _term_details(form), actor=signed_in_user()
+            ),
+            message=lambda term: f"Term {term.code} saved.",
+            redirect_to=url_for("admin.term", term_id=found.id),
+            form=form,
+        )
+    ):
+        return done
     return render_template("admin/term_form.html", form=form, term=found)
 
 
@@ -164,18 +149,14 @@ def term_archive(term_id: uuid.UUID) -> Response:
     return _archive(found, url_for("admin.terms"))
 
 
-def _archive(item: Term | Any, back: str) -> Response:
-    try:
-        message = services.set_archived(
-            db.session, item, _archive_flag(), actor=current_user, now=_now()
-        )
-    except ValidationError as error:
-        db.session.rollback()
-        flash(str(error), "danger")
-    else:
-        db.session.commit()
-        flash(message, "success")
-    return redirect(back)
+def _archive(item: Term | Course | Section | Meeting, back: str) -> Response:
+    return commit_or_show(
+        lambda: services.set_archived(
+            db_session(), item, _archive_flag(), actor=signed_in_user(), now=_now()
+        ),
+        message=lambda text: text,
+        redirect_to=back,
+    )
 
 
 # --- Courses -------------------------------------------------------------------------------------
@@ -208,16 +189,17 @@ def courses() -> str:
 @roles(ADMIN)
 def course_create() -> str | Response:
     form = CourseForm()
-    if form.validate_on_submit():
-        try:
-            course = services.create_course(db.session, _course_details(form), actor=current_user)
-        except ValidationError as error:
-            db.session.rollback()
-            _show_errors(form, error)
-        else:
-            db.session.commit()
-            flash(f"Course {course.code} created.", "success")
-            return redirect(url_for("admin.courses", q=course.code))
+    if form.validate_on_submit() and (
+        done := commit_or_show(
+            lambda: services.create_course(
+                db_session(), _course_details(form), actor=signed_in_user()
+            ),
+            message=lambda course: f"Course {course.code} created.",
+            redirect_to=lambda course: url_for("admin.courses", q=course.code),
+            form=form,
+        )
+    ):
+        return done
     return render_template(
         "admin/course_form.html",
         form=form,
@@ -231,16 +213,17 @@ def course_create() -> str | Response:
 def course_edit(course_id: uuid.UUID) -> str | Response:
     found = services.get_course(db.session, course_id)
     form = CourseForm(obj=found)
-    if form.validate_on_submit():
-        try:
-            services.update_course(db.session, found, _course_details(form), actor=current_user)
-        except ValidationError as error:
-            db.session.rollback()
-            _show_errors(form, error)
-        else:
-            db.session.commit()
-            flash(f"Course {found.code} saved.", "success")
-            return redirect(url_for("admin.courses", q=found.code))
+    if form.validate_on_submit() and (
+        done := commit_or_show(
+            lambda: services.update_course(
+                db_session(), found, _course_details(form), actor=signed_in_user()
+            ),
+            message=lambda course: f"Course {course.code} saved.",
+            redirect_to=lambda course: url_for("admin.courses", q=course.code),
+            form=form,
+        )
+    ):
+        return done
     return render_template(
         "admin/course_form.html",
         form=form,
@@ -304,18 +287,17 @@ def _section_details(form: SectionForm, section: Section | None) -> services.Sec
 @roles(ADMIN)
 def section_create() -> str | Response:
     form = _section_form(None)
-    if form.validate_on_submit():
-        try:
-            section = services.create_section(
-                db.session, _section_details(form, None), actor=current_user
-            )
-        except ValidationError as error:
-            db.session.rollback()
-            _show_errors(form, error)
-        else:
-            db.session.commit()
-            flash(f"Section {section.label} created.", "success")
-            return redirect(url_for("admin.section", section_id=section.id))
+    if form.validate_on_submit() and (
+        done := commit_or_show(
+            lambda: services.create_section(
+                db_session(), _section_details(form, None), actor=signed_in_user()
+            ),
+            message=lambda section: f"Section {section.label} created.",
+            redirect_to=lambda section: url_for("admin.section", section_id=section.id),
+            form=form,
+        )
+    ):
+        return done
     return render_template("admin/section_form.html", form=form, section=None)
 
 
@@ -343,19 +325,20 @@ def _section_page(found: Section, meeting_form: MeetingForm) -> str:
 def section_edit(section_id: uuid.UUID) -> str | Response:
     found = services.get_section(db.session, section_id)
     form = _section_form(found)
-    if form.validate_on_submit():
-        try:
-            promoted = services.update_section(
-                db.session, found, _section_details(form, found), actor=current_user
-            )
-        except ValidationError as error:
-            db.session.rollback()
-            _show_errors(form, error)
-        else:
-            db.session.commit()
-            extra = f" {promoted} waitlisted students got a seat." if promoted else ""
-            flash(f"Section {found.label} saved.{extra}", "success")
-            return redirect(url_for("admin.section", section_id=found.id))
+    if form.validate_on_submit() and (
+        done := commit_or_show(
+            lambda: services.update_section(
+                db_session(), found, _section_details(form, found), actor=signed_in_user()
+            ),
+            message=lambda promoted: (
+                f"Section {found.label} saved."
+                + (f" {promoted} waitlisted students got a seat." if promoted else "")
+            ),
+            redirect_to=url_for("admin.section", section_id=found.id),
+            form=form,
+        )
+    ):
+        return done
     return render_template("admin/section_form.html", form=form, section=found)
 
 
@@ -380,18 +363,17 @@ def _meeting_details(form: MeetingForm) -> services.MeetingDetails:
 def meeting_create(section_id: uuid.UUID) -> str | Response:
     found = services.get_section(db.session, section_id)
     form = MeetingForm()
-    if form.validate_on_submit():
-        try:
-            meeting = services.add_meeting(
-                db.session, found, _meeting_details(form), actor=current_user
-            )
-        except ValidationError as error:
-            db.session.rollback()
-            _show_errors(form, error)
-        else:
-            db.session.commit()
-            flash(f"Meeting {meeting.label} added.", "success")
-            return redirect(url_for("admin.section", section_id=found.id))
+    if form.validate_on_submit() and (
+        done := commit_or_show(
+            lambda: services.add_meeting(
+                db_session(), found, _meeting_details(form), actor=signed_in_user()
+            ),
+            message=lambda meeting: f"Meeting {meeting.label} added.",
+            redirect_to=url_for("admin.section", section_id=found.id),
+            form=form,
+        )
+    ):
+        return done
     return _section_page(found, form)
 
 
@@ -402,16 +384,17 @@ def meeting_edit(meeting_id: uuid.UUID) -> str | Response:
     form = MeetingForm(obj=meeting)
     if request.method == "GET":
         form.weekday.data = str(meeting.weekday)
-    if form.validate_on_submit():
-        try:
-            services.update_meeting(db.session, meeting, _meeting_details(form), actor=current_user)
-        except ValidationError as error:
-            db.session.rollback()
-            _show_errors(form, error)
-        else:
-            db.session.commit()
-            flash(f"Meeting saved: {meeting.label}.", "success")
-            return redirect(url_for("admin.section", section_id=meeting.section_id))
+    if form.validate_on_submit() and (
+        done := commit_or_show(
+            lambda: services.update_meeting(
+                db_session(), meeting, _meeting_details(form), actor=signed_in_user()
+            ),
+            message=lambda _: f"Meeting saved: {meeting.label}.",
+            redirect_to=url_for("admin.section", section_id=meeting.section_id),
+            form=form,
+        )
+    ):
+        return done
     return render_template("admin/meeting_form.html", form=form, meeting=meeting)
 
 
@@ -435,7 +418,7 @@ def _csv_response(text: str, filename: str) -> Response:
 @roles(ADMIN, "instructor", "lab_staff")
 def roster_export(section_id: uuid.UUID) -> Response:
     found = services.get_section(db.session, section_id)
-    text = exports.roster_csv(db.session, found, current_user)  # type: ignore[arg-type]
+    text = exports.roster_csv(db.session, found, signed_in_user())
     return _csv_response(text, exports.roster_filename(found))
 
 
@@ -443,7 +426,7 @@ def roster_export(section_id: uuid.UUID) -> Response:
 @roles(ADMIN, "instructor", "lab_staff")
 def gradebook_export(section_id: uuid.UUID) -> Response:
     found = services.get_section(db.session, section_id)
-    text = exports.gradebook_csv(db.session, found, current_user)  # type: ignore[arg-type]
+    text = exports.gradebook_csv(db.session, found, signed_in_user())
     return _csv_response(text, exports.section_filename("gradebook", found))
 
 
@@ -451,7 +434,7 @@ def gradebook_export(section_id: uuid.UUID) -> Response:
 @roles(ADMIN, "instructor", "lab_staff")
 def attendance_export(section_id: uuid.UUID) -> Response:
     found = services.get_section(db.session, section_id)
-    text = exports.attendance_csv(db.session, found, current_user)  # type: ignore[arg-type]
+    text = exports.attendance_csv(db.session, found, signed_in_user())
     return _csv_response(text, exports.section_filename("attendance", found))
 
 

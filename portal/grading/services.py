@@ -36,6 +36,7 @@ from portal.grading.scale import (
     validate_scale,
 )
 from portal.models import (
+    ASSESSMENT_KIND_LABELS,
     ASSESSMENT_KINDS,
     Assessment,
     Course,
@@ -48,7 +49,7 @@ from portal.models import (
     User,
 )
 
-KIND_LABELS = {"lab": "Lab", "assignment": "Assignment", "exam": "Exam"}
+KIND_LABELS = ASSESSMENT_KIND_LABELS
 
 
 class GradesLocked(PortalError):
@@ -349,8 +350,10 @@ def set_mark(
     raw_points: str,
     *,
     reason: str = "",
+    row_id: uuid.UUID | None = None,
 ) -> Mark | None:
-    """Enter, change or clear (empty input) one mark. Returns the mark (None if none exists)."""
+    """Enter, change or clear (empty input) one mark. Returns the mark (None if none exists).
+    A new mark takes `row_id` when given (the id a device made offline)."""
     section = assessment.section
     kinds = ensure_can_grade(actor, section)
     if assessment.kind not in kinds:
@@ -373,7 +376,7 @@ def set_mark(
         if not reason.strip():
             raise ValidationError("Give a reason for changing a mark after grades are final.")
     if mark is None:
-        mark = Mark(assessment_id=assessment.id, student_id=student_id)
+        mark = Mark(id=row_id or uuid.uuid4(), assessment_id=assessment.id, student_id=student_id)
         db.add(mark)
     mark.points = points
     mark.entered_by_id = actor.id

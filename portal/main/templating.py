@@ -9,6 +9,8 @@ from typing import Any
 from flask import Flask
 from flask_login import current_user
 
+from portal.models import ROLES
+
 
 @dataclass(frozen=True)
 class NavItem:
@@ -18,7 +20,7 @@ class NavItem:
     mode: str = ""  # "server" or "desktop": shown in that mode only
 
 
-ALL_ROLES = frozenset({"student", "instructor", "lab_staff", "admin"})
+ALL_ROLES = frozenset(ROLES)
 STAFF = frozenset({"instructor", "lab_staff"})
 ADMIN = frozenset({"admin"})
 

@@ -18,12 +18,11 @@ from flask_login import login_user
 from werkzeug.wrappers import Response
 
 from portal.auth.policy import public
-from portal.errors import NotFound, ValidationError
-from portal.extensions import db
 from portal.setup import services
 from portal.setup.forms import ConnectForm, FirstAdminForm
 from portal.sync import device
 from portal.sync.client import SyncError
+from portal.web import attempt, db_session, show_on_form
 
 bp = Blueprint("setup", __name__, url_prefix="/setup")
 SETUP_DONE = "portal_setup_done"
@@ -37,8 +36,8 @@ def _first_run_open() -> bool:
     """Cached once closed: after the first account exists it stays closed for this process."""
     if current_app.extensions.get(SETUP_DONE):
         return False
-    is_open = services.first_run_open(db.session)
-    db.session.rollback()
+    is_open = services.first_run_open(db_session())
+    db_session().rollback()
     if not is_open:
         current_app.extensions[SETUP_DONE] = True
     return is_open
@@ -81,7 +80,7 @@ def connect() -> str | Response:
     form = ConnectForm()
     if not form.validate_on_submit():
         return _page(None, form)
-    db.session.rollback()  # enrolling writes on its own connection (SQLite: one writer)
+    db_session().rollback()  # enrolling writes on its own connection (SQLite: one writer)
     try:
         username = device.connect_to_server(
             device.runner_for(current_app),
@@ -108,23 +107,19 @@ def first_admin() -> str | Response:
         abort(404)
     form = FirstAdminForm()
     if form.validate_on_submit():
-        try:
-            admin = services.create_first_admin(
-                db.session,
+        admin, error = attempt(
+            lambda: services.create_first_admin(
+                db_session(),
                 username=form.username.data or "",
                 full_name=form.full_name.data or "",
                 email=form.email.data or "",
                 password=form.password.data or "",
                 server_url=_server_url(),
             )
-        except NotFound:
-            db.session.rollback()
-            abort(404)
-        except ValidationError as error:
-            db.session.rollback()
-            form.form_errors.append(str(error))
-        else:
-            db.session.commit()
+        )
+        if error is not None:
+            show_on_form(form, error)
+        elif admin is not None:
             current_app.extensions[SETUP_DONE] = True
             login_user(admin)
             flash(f"Welcome, {admin.full_name}. Campus Portal is ready.", "success")

@@ -6,17 +6,16 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
-from flask_login import current_user
+from flask import Blueprint, abort, current_app, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from portal.auth.policy import roles
-from portal.errors import PortalError
 from portal.extensions import db
 from portal.models import CONFLICT_KINDS
 from portal.sync import services
 from portal.sync.forms import EnrolmentCodeForm
 from portal.sync.presentation import KIND_LABELS, TABLE_LABELS
+from portal.web import attempt, commit_or_show, db_session, show_on_form, signed_in_user
 
 bp = Blueprint("sync_admin", __name__, url_prefix="/admin/sync")
 
@@ -40,7 +39,7 @@ def _server_only() -> None:
 def _devices_page(form: EnrolmentCodeForm, issued: services.IssuedCode | None = None) -> str:
     return render_template(
         "sync/devices.html",
-        rows=services.device_overview(db.session),
+        rows=services.device_overview(db_session()),
         form=form,
         issued=issued,
     )
@@ -59,39 +58,31 @@ def create_code() -> str:
     form = EnrolmentCodeForm()
     if not form.validate_on_submit():
         return _devices_page(form)
-    try:
-        issued = services.issue_enrolment_code(
-            db.session,
+    issued, error = attempt(
+        lambda: services.issue_enrolment_code(
+            db_session(),
             form.username.data or "",
-            actor=current_user,  # type: ignore[arg-type]
+            actor=signed_in_user(),
             now=_now(),
             valid_days=form.valid_days.data or 7,
         )
-    except PortalError as error:
-        db.session.rollback()
-        form.username.errors = [*form.username.errors, str(error)]
+    )
+    if error is not None:
+        show_on_form(form, error)
         return _devices_page(form)
-    db.session.commit()
     return _devices_page(EnrolmentCodeForm(formdata=None), issued)
 
 
 @bp.post("/devices/<uuid:device_id>/revoke")
 @roles(ADMIN)
 def revoke(device_id: uuid.UUID) -> Response:
-    device = services.get_device(db.session, device_id)
-    try:
-        services.revoke_device(db.session, device, actor=current_user, now=_now())  # type: ignore[arg-type]
-    except PortalError as error:
-        db.session.rollback()
-        flash(str(error), "danger")
-    else:
-        db.session.commit()
-        flash(
-            f"Device {device.name} is revoked: it will be refused at its next sync. Changes it "
-            "had not sent stay on it and can be exported there.",
-            "success",
-        )
-    return redirect(url_for("sync_admin.devices"))
+    device = services.get_device(db_session(), device_id)
+    return commit_or_show(
+        lambda: services.revoke_device(db_session(), device, actor=signed_in_user(), now=_now()),
+        message=f"Device {device.name} is revoked: it will be refused at its next sync. Changes "
+        "it had not sent stay on it and can be exported there.",
+        redirect_to=url_for("sync_admin.devices"),
+    )
 
 
 # --- Conflicts -----------------------------------------------------------------------------
@@ -114,9 +105,9 @@ def conflicts() -> str:
     return render_template(
         "sync/conflicts.html",
         page=page,
-        labels=services.describe_conflicts(db.session, items),
-        device_names=services.device_names(db.session, (c.device_id for c in items)),
-        tables=services.conflict_tables(db.session),
+        labels=services.describe_conflicts(db_session(), items),
+        device_names=services.device_names(db_session(), (c.device_id for c in items)),
+        tables=services.conflict_tables(db_session()),
         kinds=CONFLICT_KINDS,
         kind_labels=KIND_LABELS,
         table_labels=TABLE_LABELS,
@@ -128,28 +119,21 @@ def conflicts() -> str:
 @bp.post("/conflicts/<uuid:conflict_id>/resolve")
 @roles(ADMIN)
 def resolve(conflict_id: uuid.UUID) -> Response:
-    conflict = services.get_conflict(db.session, conflict_id)
+    conflict = services.get_conflict(db_session(), conflict_id)
     apply_other = request.form.get("action") == "apply"
-    try:
-        services.resolve_conflict(
-            db.session,
-            conflict,
-            actor=current_user,  # type: ignore[arg-type]
-            apply_lost_value=apply_other,
-            now=_now(),
-        )
-    except PortalError as error:
-        db.session.rollback()
-        flash(str(error), "danger")
-    else:
-        db.session.commit()
-        flash(
-            "The other value is in place and the conflict is resolved."
-            if apply_other
-            else "The conflict is marked resolved; the current value stays.",
-            "success",
-        )
     back = request.form.get("back", "")
     if not back.startswith("/admin/sync/conflicts"):
         back = url_for("sync_admin.conflicts")
-    return redirect(back)
+    return commit_or_show(
+        lambda: services.resolve_conflict(
+            db_session(),
+            conflict,
+            actor=signed_in_user(),
+            apply_lost_value=apply_other,
+            now=_now(),
+        ),
+        message="The other value is in place and the conflict is resolved."
+        if apply_other
+        else "The conflict is marked resolved; the current value stays.",
+        redirect_to=back,
+    )

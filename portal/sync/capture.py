@@ -275,10 +275,11 @@ def backfill(session: Session, table: str) -> int:
     logged = select(ChangeLogEntry.seq).where(
         ChangeLogEntry.table_name == table, ChangeLogEntry.row_id == model.id
     )
-    result = session.execute(
+    before = session.scalar(select(func.count(ChangeLogEntry.seq))) or 0
+    session.execute(
         insert(ChangeLogEntry).from_select(
             ["table_name", "row_id", "op"],
             select(text(f"'{table}'"), model.id, text("'upsert'")).where(~logged.exists()),
         )
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return (session.scalar(select(func.count(ChangeLogEntry.seq))) or 0) - before

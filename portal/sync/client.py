@@ -94,8 +94,10 @@ class Transport:
         return headers
 
     def call(self, method: str, path: str, body: Any = None, **kwargs: Any) -> httpx.Response:
-        headers = self.headers()
-        content = None
+        """One request; `body` is sent as gzipped JSON, or raw bytes as `content=` (with their
+        own `headers=`, added to the protocol's)."""
+        headers = {**self.headers(), **kwargs.pop("headers", {})}
+        content = kwargs.pop("content", None)
         if body is not None:
             content = gzip.compress(json.dumps(body, separators=(",", ":")).encode(), 5)
             headers.update({"Content-Type": "application/json", "Content-Encoding": "gzip"})
@@ -429,7 +431,11 @@ def _pull(
     restarts = 0
     while True:
         state = _state(engine)
-        request: dict[str, Any] = {"cursor": state.cursor, "fingerprint": state.scope_fingerprint}
+        request: dict[str, Any] = {
+            "cursor": state.cursor,
+            "fingerprint": state.scope_fingerprint,
+            "pending": pending_count(engine),
+        }
         if state.pull_upto is not None:
             request.update(
                 upto=state.pull_upto,

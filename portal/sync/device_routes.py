@@ -29,6 +29,7 @@ from portal.extensions import db
 from portal.sync import device, services
 from portal.sync.client import export_outbox
 from portal.sync.presentation import KIND_LABELS, TABLE_LABELS, value_text
+from portal.web import db_session, signed_in_user
 
 bp = Blueprint("sync_device", __name__, url_prefix="/sync")
 
@@ -42,7 +43,7 @@ def _runner() -> device.SyncRunner:
 def _status() -> device.Status:
     """The device's sync status; 404 when this copy is not enrolled (nothing to show)."""
     user_id = current_user.id if current_user.is_authenticated else None
-    found = device.status(_runner(), db.session, user_id=user_id)
+    found = device.status(_runner(), db_session(), user_id=user_id)
     if found is None:
         abort(404)
     return found
@@ -55,7 +56,7 @@ def _sync_status_area() -> dict[str, Any]:
         return {"sync_status": None}
     user_id = current_user.id if current_user.is_authenticated else None
     try:
-        found = device.status(device.runner_for(current_app), db.session, user_id=user_id)
+        found = device.status(device.runner_for(current_app), db_session(), user_id=user_id)
     except Exception:  # an error page must render even when the database does not answer
         found = None
     return {"sync_status": found}
@@ -86,7 +87,7 @@ def status_json() -> Response:
 def sync_now() -> BaseResponse | tuple[Response, int]:
     runner = _runner()
     found = _status()
-    db.session.rollback()  # the sync writes on its own connections (SQLite: one writer)
+    db_session().rollback()  # the sync writes on its own connections (SQLite: one writer)
     if found.state == "revoked":
         message = "This computer was revoked by an administrator and can no longer sync."
         started = False
@@ -107,7 +108,7 @@ def export_unsent() -> Response:
     """Every change waiting on this device, as a file for an administrator."""
     runner = _runner()
     _status()
-    db.session.rollback()  # the export reads on its own connection (SQLite: one writer)
+    db_session().rollback()  # the export reads on its own connection (SQLite: one writer)
     with tempfile.TemporaryDirectory() as folder:
         target = Path(folder) / "unsent.json"
         export_outbox(runner.engine, target)
@@ -127,7 +128,7 @@ def my_conflicts() -> str:
     state = request.args.get("state", "open")
     state = state if state in services.CONFLICT_STATES else "open"
     page = db.paginate(
-        services.conflicts_query(author_id=current_user.id, state=state),
+        services.conflicts_query(author_id=signed_in_user().id, state=state),
         per_page=current_app.config["PAGE_SIZE"],
         error_out=False,
     )
@@ -135,7 +136,7 @@ def my_conflicts() -> str:
     return render_template(
         "sync/my_conflicts.html",
         page=page,
-        labels=services.describe_conflicts(db.session, items),
+        labels=services.describe_conflicts(db_session(), items),
         kind_labels=KIND_LABELS,
         table_labels=TABLE_LABELS,
         state=state,

@@ -19,7 +19,7 @@ from flask_login import current_user
 
 from portal.auth.policy import public
 from portal.errors import PortalError, ValidationError
-from portal.extensions import csrf, db
+from portal.extensions import csrf, db, limiter
 from portal.models import Device
 from portal.sync import capture, services
 
@@ -28,13 +28,6 @@ csrf.exempt(bp)
 
 PROTOCOL_HEADER = "X-Sync-Protocol"
 MAX_BODY = 64 * 1024 * 1024  # decompressed
-
-
-def init_app(app: Any) -> None:
-    """Record changes in the change log (server) or the outbox (an enrolled device)."""
-    capture.install()
-    with app.app_context():
-        capture.register_engine(db.engine, app.config["PORTAL"]["MODE"])
 
 
 @bp.before_app_request
@@ -117,8 +110,14 @@ def _refused(error: PortalError) -> Response:
     return _problem(error.status_code, titles.get(error.status_code, "Bad request"), str(error))
 
 
+def _guess_limit() -> str:
+    """Codes and passwords cannot be guessed faster than log-ins (same setting)."""
+    return str(current_app.config["PORTAL"]["LOGIN_RATE_LIMIT"])
+
+
 @bp.post("/enrol")
 @public
+@limiter.limit(_guess_limit)
 def enrol() -> Response:
     _server_only()
     data = _body()
@@ -143,6 +142,7 @@ def enrol() -> Response:
 
 @bp.post("/accounts")
 @public
+@limiter.limit(_guess_limit)
 def add_account() -> Response:
     device = _device()
     data = _body()

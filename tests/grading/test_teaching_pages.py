@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from portal.extensions import db as _db
+from portal.models import ROLES
 from tests.attendance.rbac_cases import CASES as ATTENDANCE
 from tests.auth.test_rbac_matrix import _login, _request, build_world
 from tests.grading.rbac_cases import CASES as GRADING
@@ -13,7 +14,7 @@ from tests.submissions.rbac_cases import CASES as SUBMISSIONS
 TEACHING = {**GRADING, **ATTENDANCE, **SUBMISSIONS}
 
 
-@pytest.mark.parametrize("role", ["student", "instructor", "lab_staff", "admin"])
+@pytest.mark.parametrize("role", ROLES)
 def test_teaching_pages_render_for_allowed_roles(app, role):
     with app.app_context():
         world = build_world(_db.session)

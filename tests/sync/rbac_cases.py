@@ -1,25 +1,26 @@
-"""Sync routes in the matrix. The matrix's portal is a desktop copy that is not enrolled: the
-device endpoints (/sync/v1) and the admin pages answer 404 there to those the policy lets
-through, and the status pages too (nothing to show). tests/sync/test_pages.py checks the
-exact statuses on a central server and on an enrolled device."""
+"""Sync routes in the matrix. The device endpoints (/sync/v1) answer devices, not signed-in
+people: they are public routes that check a device credential themselves (tests/sync), and
+exist on the central server only, so in the matrix's desktop app every one of them is 404 for
+everybody. The admin pages (central server only) and the status pages (an enrolled copy only)
+answer 404 there to those the policy lets through. tests/sync/test_admin_pages.py and
+test_device_pages.py check the exact statuses on a central server and an enrolled device."""
 
 import uuid
 
 from tests.rbac import PUBLIC, SIGNED_IN, Case
 
 ADMIN = {"admin"}
-SHA = "0" * 64
+_SHA = "0" * 64
 
 CASES = {
-    # What devices call (public: they sign with their own credential).
     "sync.enrol": Case("POST", "/sync/v1/enrol", PUBLIC),
     "sync.add_account": Case("POST", "/sync/v1/accounts", PUBLIC),
     "sync.push": Case("POST", "/sync/v1/push", PUBLIC),
     "sync.pull": Case("POST", "/sync/v1/pull", PUBLIC),
     "sync.status": Case("GET", "/sync/v1/status", PUBLIC),
-    "sync.upload_file": Case("PUT", f"/sync/v1/files/{SHA}?offset=0", PUBLIC),
-    "sync.file_status": Case("GET", f"/sync/v1/files/{SHA}/status", PUBLIC),
-    "sync.download_file": Case("GET", f"/sync/v1/files/{SHA}", PUBLIC),
+    "sync.upload_file": Case("PUT", f"/sync/v1/files/{_SHA}", PUBLIC),
+    "sync.file_status": Case("GET", f"/sync/v1/files/{_SHA}/status", PUBLIC),
+    "sync.download_file": Case("GET", f"/sync/v1/files/{_SHA}", PUBLIC),
     # The central server's pages for administrators.
     "sync_admin.devices": Case("GET", "/admin/sync/devices", ADMIN),
     "sync_admin.create_code": Case(
