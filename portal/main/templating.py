@@ -36,8 +36,7 @@ NAVIGATION: list[NavItem] = [
     NavItem("accounts.users", "Users", ADMIN),
     NavItem("admin.imports", "Import", ADMIN),
     NavItem("audit.log", "Audit log", ADMIN),
-    NavItem("sync_admin.devices", "Devices", ADMIN, mode="server"),
-    NavItem("sync_admin.conflicts", "Conflicts", ADMIN, mode="server"),
+    NavItem("sync_admin.devices", "Sync", ADMIN, mode="server"),  # devices, then conflicts
 ]
 
 

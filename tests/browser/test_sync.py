@@ -167,6 +167,12 @@ def test_field_user_works_offline_then_syncs_and_an_admin_resolves_the_conflict(
         expect(status).to_contain_text("1 change waiting")
         _shots(page, "sync-03-offline-changes-waiting")
         check_accessible(page)
+        page.get_by_role("link", name="Sync details").click()
+        expect(page.get_by_role("heading", name="Sync with the campus server")).to_be_visible()
+        expect(page.get_by_role("link", name="Export unsent changes")).to_be_visible()
+        _shots(page, "sync-03b-status-page-offline")
+        check_accessible(page)
+        page.goto("/")
 
         # 3. The server is back; meanwhile an administrator changed the same mark there.
         with serve(server, port=port):
@@ -189,7 +195,7 @@ def test_field_user_works_offline_then_syncs_and_an_admin_resolves_the_conflict(
             expect(status.locator('[data-sync-field="headline"]')).to_have_text("Online")
             _shots(page, "sync-05-synced")
             page.reload()
-            page.get_by_role("link", name=re.compile("sync conflict")).click()
+            page.get_by_role("link", name="My sync conflicts (1)").click()
             expect(page.get_by_role("heading", name="My sync conflicts")).to_be_visible()
             expect(page.get_by_role("cell", name="Lost to a newer edit")).to_be_visible()
             _shots(page, "sync-06-my-conflicts")
@@ -207,7 +213,7 @@ def test_field_user_works_offline_then_syncs_and_an_admin_resolves_the_conflict(
             expect(admin_page.locator("[data-open-conflicts]")).to_contain_text(
                 "1 open sync conflict to review"
             )
-            admin_page.get_by_role("link", name="Devices", exact=True).click()
+            admin_page.get_by_role("link", name="Sync", exact=True).click()
             expect(admin_page.locator("table tbody tr")).to_have_count(1)
             expect(admin_page.locator("table tbody tr")).to_contain_text("ines")
             _shots(admin_page, "sync-07-admin-devices")

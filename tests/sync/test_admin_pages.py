@@ -224,7 +224,9 @@ def test_conflicts_page_shows_both_values_and_filters(superseded, campus, server
     page = client.get("/admin/sync/conflicts").get_data(as_text=True)
     assert "Lost to a newer edit" in page
     assert "Midterm · " in page and "(stud1)" in page
-    assert re.search(r'class="sync-value">80</td>\s*<td class="sync-value">71</td>', page)
+    kept = r'<td class="sync-value" data-label="Value kept">80</td>'
+    other = r'<td class="sync-value" data-label="The other value">71</td>'
+    assert re.search(kept + r"\s*" + other, page)
     assert "teach1" in page and "dev0" in page
     assert "Apply the other value" in page and "Mark resolved" in page
     assert "Lost to a newer edit" in client.get(
@@ -292,4 +294,6 @@ def test_authors_see_their_own_conflicts_only(superseded, campus, server):
     device_client = _signed_in(superseded.app, "teach1")
     on_device = device_client.get("/sync/my-conflicts").get_data(as_text=True)
     assert "Lost to a newer edit" in on_device
-    assert "1</span> sync conflict(s) of yours" in device_client.get("/").get_data(as_text=True)
+    assert 'My sync conflicts (<span data-sync-field="open_conflicts">1</span>)' in (
+        device_client.get("/").get_data(as_text=True)
+    )

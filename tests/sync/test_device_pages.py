@@ -348,3 +348,14 @@ def test_a_running_sync_stops_between_batches_at_shutdown(laptop, campus):
         runner.run()  # stopped at its first progress report, after a whole batch
     with laptop.app.app_context():
         assert _db.session.scalar(select(func.count(OutboxEntry.seq))) == 0  # that batch went
+
+
+def test_the_launcher_starts_the_background_sync_and_stops_it_at_shutdown(tmp_path):
+    from desktop.launcher import _start_background_sync, _stop_background_sync
+
+    app = make_app(tmp_path / "copy")
+    _start_background_sync(app)
+    runner = device.runner_for(app)
+    assert [t.name for t in runner._threads if t.is_alive()] == ["sync-background"]
+    _stop_background_sync(app)
+    assert [t.name for t in runner._threads if t.is_alive()] == []
