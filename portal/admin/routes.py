@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 from flask import (
@@ -24,18 +23,15 @@ from werkzeug.wrappers import Response
 from portal.admin import csv_import, dashboard, exports, import_jobs, services
 from portal.admin.forms import CourseForm, ImportForm, MeetingForm, SectionForm, TermForm
 from portal.auth.policy import roles
+from portal.catalogue.services import get_section
 from portal.extensions import db
-from portal.models import Course, Meeting, Section, Term, User
+from portal.models import Course, Meeting, Section, Term, User, utcnow
 from portal.web import commit_or_show, db_session, signed_in_user
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 ADMIN = "admin"
 REPORT_ROWS_SHOWN = 100
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _archive_flag() -> bool:
@@ -148,7 +144,7 @@ def term_archive(term_id: uuid.UUID) -> Response:
 def _archive(item: Term | Course | Section | Meeting, back: str) -> Response:
     return commit_or_show(
         lambda: services.set_archived(
-            db_session(), item, _archive_flag(), actor=signed_in_user(), now=_now()
+            db_session(), item, _archive_flag(), actor=signed_in_user(), now=utcnow()
         ),
         message=lambda text: text,
         redirect_to=back,
@@ -300,7 +296,7 @@ def section_create() -> str | Response:
 @bp.get("/sections/<uuid:section_id>")
 @roles(ADMIN)
 def section(section_id: uuid.UUID) -> str:
-    found = services.get_section(db.session, section_id)
+    found = get_section(db_session(), section_id, include_archived=True, full=True)
     return _section_page(found, MeetingForm(formdata=None))
 
 
@@ -319,12 +315,16 @@ def _section_page(found: Section, meeting_form: MeetingForm) -> str:
 @bp.route("/sections/<uuid:section_id>/edit", methods=["GET", "POST"])
 @roles(ADMIN)
 def section_edit(section_id: uuid.UUID) -> str | Response:
-    found = services.get_section(db.session, section_id)
+    found = get_section(db_session(), section_id, include_archived=True, full=True)
     form = _section_form(found)
     if form.validate_on_submit() and (
         done := commit_or_show(
             lambda: services.update_section(
-                db_session(), found, _section_details(form, found), actor=signed_in_user()
+                db_session(),
+                found,
+                _section_details(form, found),
+                actor=signed_in_user(),
+                now=utcnow(),
             ),
             message=lambda promoted: (
                 f"Section {found.label} saved."
@@ -341,7 +341,7 @@ def section_edit(section_id: uuid.UUID) -> str | Response:
 @bp.post("/sections/<uuid:section_id>/archive")
 @roles(ADMIN)
 def section_archive(section_id: uuid.UUID) -> Response:
-    found = services.get_section(db.session, section_id)
+    found = get_section(db_session(), section_id, include_archived=True)
     return _archive(found, url_for("admin.section", section_id=found.id))
 
 
@@ -357,7 +357,7 @@ def _meeting_details(form: MeetingForm) -> services.MeetingDetails:
 @bp.post("/sections/<uuid:section_id>/meetings")
 @roles(ADMIN)
 def meeting_create(section_id: uuid.UUID) -> str | Response:
-    found = services.get_section(db.session, section_id)
+    found = get_section(db_session(), section_id, include_archived=True, full=True)
     form = MeetingForm()
     if form.validate_on_submit() and (
         done := commit_or_show(
@@ -413,7 +413,7 @@ def _csv_response(text: str, filename: str) -> Response:
 @bp.get("/sections/<uuid:section_id>/roster.csv")
 @roles(ADMIN, "instructor", "lab_staff")
 def roster_export(section_id: uuid.UUID) -> Response:
-    found = services.get_section(db.session, section_id)
+    found = get_section(db_session(), section_id, include_archived=True)
     text = exports.roster_csv(db.session, found, signed_in_user())
     return _csv_response(text, exports.roster_filename(found))
 
@@ -421,7 +421,7 @@ def roster_export(section_id: uuid.UUID) -> Response:
 @bp.get("/sections/<uuid:section_id>/gradebook.csv")
 @roles(ADMIN, "instructor", "lab_staff")
 def gradebook_export(section_id: uuid.UUID) -> Response:
-    found = services.get_section(db.session, section_id)
+    found = get_section(db_session(), section_id, include_archived=True)
     text = exports.gradebook_csv(db.session, found, signed_in_user())
     return _csv_response(text, exports.section_filename("gradebook", found))
 
@@ -429,7 +429,7 @@ def gradebook_export(section_id: uuid.UUID) -> Response:
 @bp.get("/sections/<uuid:section_id>/attendance.csv")
 @roles(ADMIN, "instructor", "lab_staff")
 def attendance_export(section_id: uuid.UUID) -> Response:
-    found = services.get_section(db.session, section_id)
+    found = get_section(db_session(), section_id, include_archived=True)
     text = exports.attendance_csv(db.session, found, signed_in_user())
     return _csv_response(text, exports.section_filename("attendance", found))
 
@@ -450,7 +450,7 @@ def _run_in_background(job_id: str, mode: str) -> None:
         with app.app_context():
             try:
                 actor = db.session.get(User, actor_id)
-                import_jobs.execute(store, job_id, mode, db.session, actor=actor, now=_now())
+                import_jobs.execute(store, job_id, mode, db.session, actor=actor, now=utcnow())
             finally:
                 db.session.remove()
 

@@ -10,7 +10,7 @@ from werkzeug.wrappers import Response
 from portal.attendance import services
 from portal.attendance.forms import LabSessionForm
 from portal.auth.policy import roles
-from portal.grading.services import get_section
+from portal.catalogue.services import get_section
 from portal.web import attempt, commit_or_show, db_session, signed_in_user
 
 bp = Blueprint("attendance", __name__)

@@ -18,6 +18,7 @@ from portal.audit.services import record
 from portal.auth.forms import LoginForm
 from portal.auth.policy import is_safe_redirect, public
 from portal.extensions import db, limiter
+from portal.models import utcnow
 
 bp = Blueprint("auth", __name__)
 
@@ -37,7 +38,7 @@ def login() -> str | Response | tuple[str, int]:
         form.next.data = request.args.get("next", "")
     if form.validate_on_submit():
         username = (form.username.data or "").strip().lower()
-        user = authenticate(db.session, username, form.password.data or "")
+        user = authenticate(db.session, username, form.password.data or "", now=utcnow())
         if user is None:
             db.session.rollback()
             record(

@@ -47,7 +47,7 @@ def course(code: str) -> str:
 @bp.get("/sections/<uuid:section_id>")
 @signed_in
 def section(section_id: uuid.UUID) -> str:
-    found = services.get_section(db.session, section_id)
+    found = services.get_section(db.session, section_id, full=True)
     registration = None
     if current_user.role == "student":
         registration = services.registration_of(db.session, current_user.id, found)
