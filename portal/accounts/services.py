@@ -11,7 +11,7 @@ from datetime import datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from portal.audit.services import apply_and_record, record, snapshot
@@ -180,7 +180,7 @@ def get_user(db: Session, user_id: uuid.UUID) -> User:
     return user
 
 
-def search_users_query(text: str = "", role: str = ""):  # type: ignore[no-untyped-def]
+def search_users_query(text: str = "", role: str = "") -> Select[User]:
     """A select of users matching the admin list's filters, ordered for paging."""
     query = select(User).where(User.deleted_at.is_(None))
     if role:

@@ -8,6 +8,7 @@ from flask import Flask
 from portal.demo import services
 from portal.errors import ValidationError
 from portal.extensions import db
+from portal.web import db_session
 
 
 def init_app(app: Flask) -> None:
@@ -20,7 +21,7 @@ def init_app(app: Flask) -> None:
         """Load the demo accounts and a generated catalogue (password: demo-pass)."""
         started = time.perf_counter()
         try:
-            counts = services.generate(db.session, size, seed=seed)
+            counts = services.generate(db_session(), size, seed=seed)
         except ValidationError as error:
             raise click.ClickException(str(error)) from error
         db.session.commit()

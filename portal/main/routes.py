@@ -6,8 +6,8 @@ from werkzeug.wrappers import Response
 
 from portal.auth.policy import public, signed_in
 from portal.database import database_state
-from portal.extensions import db
 from portal.main import services
+from portal.web import db_session, signed_in_user
 
 bp = Blueprint("main", __name__)
 
@@ -19,8 +19,8 @@ def index() -> str | Response:
     if role == "student":
         return redirect(url_for("registration.mine"))
     if role == "admin":
-        return render_template("main/admin_home.html", counts=services.admin_counts(db.session))
-    sections = services.staff_sections(db.session, current_user)  # type: ignore[arg-type]
+        return render_template("main/admin_home.html", counts=services.admin_counts(db_session()))
+    sections = services.staff_sections(db_session(), signed_in_user())
     return render_template("main/staff_home.html", sections=sections)
 
 
