@@ -350,20 +350,23 @@ def _create_app(paths: DataPaths, args: argparse.Namespace, log_file: Path | Non
 
 
 def _load_demo_data(app: Flask) -> None:
-    from portal.demo.services import DEMO_ACCOUNTS, DEMO_PASSWORD, generate
+    """Fill an empty demo folder with the small demo data; name only accounts that exist."""
+    from portal.demo.services import DEMO_PASSWORD, existing_demo_accounts, generate
     from portal.extensions import db
 
     with app.app_context():
         has_users = db.session.execute(db.text("SELECT 1 FROM users LIMIT 1")).first()
         if not has_users:
-            generate(db.session(), "small")
+            generate(db.session(), "small", upload_dir=Path(app.config["PORTAL"]["UPLOAD_DIR"]))
             db.session.commit()
             log.info("demo data loaded")
-    print(
-        f"Demo accounts: {', '.join(DEMO_ACCOUNTS)} (password {DEMO_PASSWORD})",
-        file=sys.stderr,
-        flush=True,
-    )
+        accounts = existing_demo_accounts(db.session())
+        db.session.remove()
+    if accounts:
+        message = f"Demo accounts: {', '.join(accounts)} (password {DEMO_PASSWORD})"
+    else:
+        message = "This demo folder holds other data than the demo: no demo accounts to list"
+    print(message, file=sys.stderr, flush=True)
 
 
 def _daily_backups(

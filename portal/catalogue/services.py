@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import date
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session, contains_eager, selectinload
@@ -21,6 +22,18 @@ class CatalogueFilter:
 
 def terms(db: Session) -> list[Term]:
     return list(db.scalars(select(Term).where(Term.deleted_at.is_(None)).order_by(Term.starts_on)))
+
+
+def current_term(db: Session, today: date) -> Term | None:
+    """The term under way today; else the next one to start; else the last one that ended."""
+    every = terms(db)
+    under_way = [t for t in every if t.starts_on <= today <= t.ends_on]
+    if under_way:
+        return under_way[-1]
+    upcoming = [t for t in every if t.starts_on > today]
+    if upcoming:
+        return upcoming[0]
+    return every[-1] if every else None
 
 
 def departments(db: Session) -> list[str]:

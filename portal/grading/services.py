@@ -336,8 +336,10 @@ def set_mark(
     raw_points: str,
     *,
     reason: str = "",
+    row_id: uuid.UUID | None = None,
 ) -> Mark | None:
-    """Enter, change or clear (empty input) one mark. Returns the mark (None if none exists)."""
+    """Enter, change or clear (empty input) one mark. Returns the mark (None if none exists).
+    A new mark takes `row_id` when given (the id a device made offline)."""
     section = assessment.section
     kinds = ensure_can_grade(actor, section)
     if assessment.kind not in kinds:
@@ -360,7 +362,7 @@ def set_mark(
         if not reason.strip():
             raise ValidationError("Give a reason for changing a mark after grades are final.")
     if mark is None:
-        mark = Mark(assessment_id=assessment.id, student_id=student_id)
+        mark = Mark(id=row_id or uuid.uuid4(), assessment_id=assessment.id, student_id=student_id)
         db.add(mark)
     mark.points = points
     mark.entered_by_id = actor.id

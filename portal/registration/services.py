@@ -7,6 +7,7 @@ for the last seat can never both win, on SQLite or on PostgreSQL.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -144,8 +145,16 @@ def _take_waitlist_place(db: Session, section: Section) -> int | None:
     return position
 
 
-def register(db: Session, student: User, section: Section, *, now: datetime) -> Registration:
-    """Enrol the student, or waitlist them when the section is full."""
+def register(
+    db: Session,
+    student: User,
+    section: Section,
+    *,
+    now: datetime,
+    row_id: uuid.UUID | None = None,
+) -> Registration:
+    """Enrol the student, or waitlist them when the section is full. A new registration takes
+    `row_id` when given (the id a device made offline)."""
     if student.role != "student":
         raise RegistrationError("Only students can register for sections.")
     if section.deleted_at is not None:
@@ -176,7 +185,9 @@ def register(db: Session, student: User, section: Section, *, now: datetime) -> 
     ensure_no_time_conflict(section, current)
     ensure_credit_limit(section, current)
 
-    registration = existing or Registration(student_id=student.id, section_id=section.id)
+    registration = existing or Registration(
+        id=row_id or uuid.uuid4(), student_id=student.id, section_id=section.id
+    )
     registration.registered_at = now
     registration.dropped_at = None
     lock_section(db, section.id)  # a freed seat cannot slip in before the waitlist

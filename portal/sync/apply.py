@@ -215,7 +215,9 @@ def _registration(ctx: Context) -> Outcome:
         section = ctx.db.get(Section, section_id)
         if section is None:
             raise NotFound("There is no such section.")
-        result = registration.register(ctx.db, ctx.actor, section, now=ctx.moment)
+        result = registration.register(
+            ctx.db, ctx.actor, section, now=ctx.moment, row_id=ctx.change.row_id
+        )
         detail = (
             "Enrolled."
             if result.status == "enrolled"
@@ -250,6 +252,7 @@ def _mark(ctx: Context) -> Outcome:
             student_id,
             raw,
             reason="Entered offline and synchronised from a device.",
+            row_id=ctx.change.row_id,
         )
 
     return _lww(ctx, row, "points", points, apply)
@@ -275,7 +278,9 @@ def _attendance(ctx: Context) -> Outcome:
         row,
         "status",
         status,
-        lambda: attendance.record_attendance(ctx.db, ctx.actor, lab_session, student_id, status),
+        lambda: attendance.record_attendance(
+            ctx.db, ctx.actor, lab_session, student_id, status, row_id=ctx.change.row_id
+        ),
     )
 
 

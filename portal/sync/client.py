@@ -94,8 +94,10 @@ class Transport:
         return headers
 
     def call(self, method: str, path: str, body: Any = None, **kwargs: Any) -> httpx.Response:
-        headers = self.headers()
-        content = None
+        """One request; `body` is sent as gzipped JSON, or raw bytes as `content=` (with their
+        own `headers=`, added to the protocol's)."""
+        headers = {**self.headers(), **kwargs.pop("headers", {})}
+        content = kwargs.pop("content", None)
         if body is not None:
             content = gzip.compress(json.dumps(body, separators=(",", ":")).encode(), 5)
             headers.update({"Content-Type": "application/json", "Content-Encoding": "gzip"})

@@ -317,7 +317,7 @@ def _apply_as_author(
             outcome = apply.Outcome(
                 apply.REFUSED, "The change was not made by an account of this device."
             )
-        elif change.op == "update" and not _target_visible(db, change, accounts):
+        elif not _target_visible(db, change, accounts):
             outcome = apply.Outcome(apply.REFUSED, "That record is not yours to change.")
         else:
             context = apply.Context(db, device_id, actor, change, now, upload_dir, limit)
@@ -357,8 +357,9 @@ def _apply_as_author(
 def _target_visible(
     db: Session, change: apply.Change, accounts: list[tuple[uuid.UUID, str]]
 ) -> bool:
-    """An update names a row by id: it must be one the device may hold (or not exist yet on
-    the server, when the device's insert of it was handled under another id)."""
+    """A change names a row by id: it must be one the device may hold (or not exist yet on
+    the server, when the device's insert of it was handled under another id). An "insert"
+    naming an existing row is checked as well: its fields cannot vouch for a row of others."""
     model: Any = BY_NAME[change.table].model
     if db.get(model, change.row_id) is None:
         return True
@@ -379,6 +380,26 @@ def _correct_device(db: Session, device_id: uuid.UUID, change: apply.Change) -> 
             device_id=device_id,
         )
     )
+    for table, row_id in _changed_alongside(db, change):
+        db.add(ChangeLogEntry(table_name=table, row_id=row_id, op="upsert", device_id=device_id))
+
+
+def _changed_alongside(db: Session, change: apply.Change) -> list[tuple[str, uuid.UUID]]:
+    """Rows the device's own rule changed together with the refused change, in fields the
+    server keeps: the seat counters of a registration's section, the final grades written by
+    a finalisation. They are sent again too, or the device would keep its own counts."""
+    from portal.models import Registration
+
+    try:
+        section_id = uuid.UUID(str(change.fields.get("section_id")))
+    except ValueError:
+        return []
+    if change.table == "registrations":
+        return [("sections", section_id)]
+    if change.table == "grade_finalisations":
+        ids = db.scalars(select(Registration.id).where(Registration.section_id == section_id))
+        return [("registrations", row_id) for row_id in ids]
+    return []
 
 
 # --- Pull -----------------------------------------------------------------------------------

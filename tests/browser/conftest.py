@@ -156,7 +156,7 @@ def live_portal_app(tmp_path: Path, demo_size: str = "small", **overrides: Any) 
     app = create_app(config)
     with app.app_context():
         upgrade()  # the schema as shipped: migrations, exactly like `flask init-db`
-        generate(_db.session, demo_size)
+        generate(_db.session, demo_size, upload_dir=Path(app.config["PORTAL"]["UPLOAD_DIR"]))
         _db.session.commit()
         _db.session.remove()
     return app
