@@ -18,6 +18,8 @@ from portal.audit.services import record
 from portal.auth.forms import LoginForm
 from portal.auth.policy import is_safe_redirect, public
 from portal.extensions import db, limiter
+from portal.models import utcnow
+from portal.web import db_session
 
 bp = Blueprint("auth", __name__)
 
@@ -37,11 +39,11 @@ def login() -> str | Response | tuple[str, int]:
         form.next.data = request.args.get("next", "")
     if form.validate_on_submit():
         username = (form.username.data or "").strip().lower()
-        user = authenticate(db.session, username, form.password.data or "")
+        user = authenticate(db_session(), username, form.password.data or "", now=utcnow())
         if user is None:
             db.session.rollback()
             record(
-                db.session,
+                db_session(),
                 None,
                 "auth.login_failed",
                 entity_type="user",
@@ -52,7 +54,7 @@ def login() -> str | Response | tuple[str, int]:
             flash("That username and password do not match an active account.", "danger")
             return render_template("auth/login.html", form=form), 401
         record(
-            db.session,
+            db_session(),
             user,
             "auth.login",
             entity_type="user",

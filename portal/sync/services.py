@@ -181,7 +181,7 @@ def add_account(
     """A person signs in on the device for the first time (online): their account joins it."""
     from portal.accounts.services import authenticate
 
-    user = authenticate(db, username, password)
+    user = authenticate(db, username, password, now=now)
     if user is None:
         raise Forbidden("Wrong username or password.")
     first = db.get(User, device.first_user_id)

@@ -7,12 +7,12 @@ from tests.rbac import PUBLIC, Case
 _SHA = "0" * 64
 
 CASES = {
-    "sync.enrol": Case("POST", "/sync/v1/enrol", PUBLIC),
-    "sync.add_account": Case("POST", "/sync/v1/accounts", PUBLIC),
-    "sync.push": Case("POST", "/sync/v1/push", PUBLIC),
-    "sync.pull": Case("POST", "/sync/v1/pull", PUBLIC),
-    "sync.status": Case("GET", "/sync/v1/status", PUBLIC),
-    "sync.upload_file": Case("PUT", f"/sync/v1/files/{_SHA}", PUBLIC),
-    "sync.file_status": Case("GET", f"/sync/v1/files/{_SHA}/status", PUBLIC),
-    "sync.download_file": Case("GET", f"/sync/v1/files/{_SHA}", PUBLIC),
+    "sync.enrol": Case("POST", "/sync/v1/enrol", PUBLIC, expect=404),
+    "sync.add_account": Case("POST", "/sync/v1/accounts", PUBLIC, expect=404),
+    "sync.push": Case("POST", "/sync/v1/push", PUBLIC, expect=404),
+    "sync.pull": Case("POST", "/sync/v1/pull", PUBLIC, expect=404),
+    "sync.status": Case("GET", "/sync/v1/status", PUBLIC, expect=404),
+    "sync.upload_file": Case("PUT", f"/sync/v1/files/{_SHA}", PUBLIC, expect=404),
+    "sync.file_status": Case("GET", f"/sync/v1/files/{_SHA}/status", PUBLIC, expect=404),
+    "sync.download_file": Case("GET", f"/sync/v1/files/{_SHA}", PUBLIC, expect=404),
 }
