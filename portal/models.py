@@ -68,6 +68,7 @@ def one_of(column: str, values: tuple[str, ...]) -> str:
 
 
 def utcnow() -> datetime:
+    """The portal's one clock: routes and commands pass its time to the services as `now`."""
     return datetime.now(UTC)
 
 

@@ -7,11 +7,11 @@ import functools
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from portal.audit.services import apply_and_record, record, snapshot
@@ -36,8 +36,8 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-def authenticate(db: Session, username: str, password: str) -> User | None:
-    """The active user with this username and password, or None."""
+def authenticate(db: Session, username: str, password: str, *, now: datetime) -> User | None:
+    """The active user with this username and password, or None; `now` is the log-in time."""
     user = db.scalar(select(User).where(User.username == username.strip().lower()))
     if user is None:
         with contextlib.suppress(VerificationError):
@@ -51,7 +51,7 @@ def authenticate(db: Session, username: str, password: str) -> User | None:
         return None
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
-    user.last_login_at = datetime.now(UTC)
+    user.last_login_at = now
     return user
 
 
@@ -180,7 +180,7 @@ def get_user(db: Session, user_id: uuid.UUID) -> User:
     return user
 
 
-def search_users_query(text: str = "", role: str = ""):  # type: ignore[no-untyped-def]
+def search_users_query(text: str = "", role: str = "") -> Select[User]:
     """A select of users matching the admin list's filters, ordered for paging."""
     query = select(User).where(User.deleted_at.is_(None))
     if role:

@@ -426,7 +426,7 @@ def create_section(db: Session, details: SectionDetails, *, actor: User | None) 
 
 
 def update_section(
-    db: Session, section: Section, details: SectionDetails, *, actor: User | None
+    db: Session, section: Section, details: SectionDetails, *, actor: User | None, now: datetime
 ) -> int:
     """Save the section; returns how many waitlisted students moved into new seats.
 
@@ -463,7 +463,6 @@ def update_section(
     section.lab_staff_id = values["lab_staff_id"]
     db.flush()
     promoted = 0
-    now = datetime.now(UTC)
     while promote_from_waitlist(db, section, now=now) is not None:
         promoted += 1
     db.refresh(section)
@@ -481,22 +480,6 @@ def update_section(
         ),
     )
     return promoted
-
-
-def get_section(db: Session, section_id: uuid.UUID) -> Section:
-    section = db.scalar(
-        select(Section)
-        .where(Section.id == section_id)
-        .options(
-            selectinload(Section.course),
-            selectinload(Section.term),
-            selectinload(Section.instructor),
-            selectinload(Section.lab_staff),
-        )
-    )
-    if section is None:
-        raise NotFound("No such section.")
-    return section
 
 
 def section_meetings(db: Session, section: Section, *, include_archived: bool) -> list[Meeting]:

@@ -10,15 +10,17 @@ from werkzeug.wrappers import Response
 from portal.attendance import services
 from portal.attendance.forms import LabSessionForm
 from portal.auth.policy import roles
-from portal.grading.services import get_section
-from portal.web import attempt, commit_or_show, db_session, signed_in_user
+from portal.catalogue.services import get_section
+from portal.web import attempt, commit_or_show, db_session, filled, signed_in_user
 
 bp = Blueprint("attendance", __name__)
 
 STAFF = ("instructor", "lab_staff", "admin")
 
 
-def _render_section(section_id: uuid.UUID, form: LabSessionForm, status: int = 200):  # type: ignore[no-untyped-def]
+def _render_section(
+    section_id: uuid.UUID, form: LabSessionForm, status: int = 200
+) -> tuple[str, int]:
     section = get_section(db_session(), section_id)
     services.ensure_can_take(signed_in_user(), section)
     summary = services.section_summary(db_session(), section)
@@ -30,21 +32,21 @@ def _render_section(section_id: uuid.UUID, form: LabSessionForm, status: int = 2
 
 @bp.get("/sections/<uuid:section_id>/attendance")
 @roles(*STAFF)
-def section(section_id: uuid.UUID):  # type: ignore[no-untyped-def]
+def section(section_id: uuid.UUID) -> tuple[str, int]:
     return _render_section(section_id, LabSessionForm(formdata=None))
 
 
 @bp.post("/sections/<uuid:section_id>/lab-sessions")
 @roles(*STAFF)
-def create_session(section_id: uuid.UUID):  # type: ignore[no-untyped-def]
+def create_session(section_id: uuid.UUID) -> tuple[str, int] | Response:
     section = get_section(db_session(), section_id)
     services.ensure_can_take(signed_in_user(), section)
     form = LabSessionForm()
     if form.validate_on_submit():
         data = services.LabSessionInput(
-            held_on=form.held_on.data,  # type: ignore[arg-type]
-            starts_at=form.starts_at.data,  # type: ignore[arg-type]
-            ends_at=form.ends_at.data,  # type: ignore[arg-type]
+            held_on=filled(form.held_on.data),
+            starts_at=filled(form.starts_at.data),
+            ends_at=filled(form.ends_at.data),
             room=form.room.data or "",
         )
         done = commit_or_show(

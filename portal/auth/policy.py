@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -15,7 +14,7 @@ from flask import Flask, Response, abort, current_app, flash, redirect, request,
 from flask_login import current_user, logout_user
 from werkzeug.wrappers import Response as BaseResponse
 
-from portal.models import ROLES
+from portal.models import ROLES, utcnow
 
 F = TypeVar("F", bound=Callable[..., Any])
 ACCESS_ATTRIBUTE = "portal_access"
@@ -105,7 +104,7 @@ def _enforce_idle_logout() -> None:
     if not current_user.is_authenticated:
         return
     limit_minutes = current_app.config["PORTAL"]["IDLE_LOGOUT_MINUTES"]
-    now = datetime.now(UTC).timestamp()
+    now = utcnow().timestamp()
     last_seen = session.get("last_seen")
     if limit_minutes > 0 and last_seen is not None and now - last_seen > limit_minutes * 60:
         logout_user()

@@ -19,9 +19,10 @@ from portal.audit.services import record
 from portal.auth.forms import LoginForm
 from portal.auth.policy import is_safe_redirect, public
 from portal.extensions import db, limiter
-from portal.models import User
+from portal.models import User, utcnow
 from portal.sync import device
 from portal.sync.client import SyncError
+from portal.web import db_session
 
 bp = Blueprint("auth", __name__)
 
@@ -37,7 +38,7 @@ def _through_campus_server(username: str, password: str) -> tuple[User | None, s
     if current_app.config["PORTAL"]["MODE"] != "desktop":
         return None, ""
     runner = device.runner_for(current_app)
-    db.session.rollback()  # the sync writes on its own connections (SQLite: one writer)
+    db_session().rollback()  # the sync writes on its own connections (SQLite: one writer)
     if device.current_state(runner.engine) is None:
         return None, ""
     try:
@@ -46,7 +47,7 @@ def _through_campus_server(username: str, password: str) -> tuple[User | None, s
         if error.reason == "unreachable" and device.has_local_verifier(runner.engine, username):
             return None, ""  # known here: the password did not match the one this copy knows
         return None, str(error)
-    user = authenticate(db.session, username, password)
+    user = authenticate(db_session(), username, password, now=utcnow())
     if user is None:
         return None, (
             "The campus server accepted the sign-in, but this computer has not received the "
@@ -67,14 +68,14 @@ def login() -> str | Response | tuple[str, int]:
         form.username.data = request.args.get("username", "")[:64]
     if form.validate_on_submit():
         username = (form.username.data or "").strip().lower()
-        user = authenticate(db.session, username, form.password.data or "")
+        user = authenticate(db_session(), username, form.password.data or "", now=utcnow())
         problem = ""
         if user is None:
             user, problem = _through_campus_server(username, form.password.data or "")
         if user is None:
             db.session.rollback()
             record(
-                db.session,
+                db_session(),
                 None,
                 "auth.login_failed",
                 entity_type="user",
@@ -85,7 +86,7 @@ def login() -> str | Response | tuple[str, int]:
             flash(problem or "That username and password do not match an active account.", "danger")
             return render_template("auth/login.html", form=form), 401
         record(
-            db.session,
+            db_session(),
             user,
             "auth.login",
             entity_type="user",

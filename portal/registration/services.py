@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from portal.catalogue.services import lock_section
 from portal.errors import RegistrationError
 from portal.grading.scale import meets_minimum
 from portal.models import Course, Prerequisite, Registration, Section, Term, User
@@ -122,14 +123,6 @@ def _lock_student(db: Session, student: User) -> None:
     db.execute(select(User.id).where(User.id == student.id).with_for_update())
 
 
-def _lock_section(db: Session, section: Section) -> None:
-    """Hold the section's row from the seat check until the commit, so that a seat freed by a
-    concurrent drop cannot slip in between "the section is full" and "join the waitlist"
-    (which would leave a free seat behind a waitlist). PostgreSQL row lock; on SQLite the
-    write transaction begun with BEGIN IMMEDIATE already serialises."""
-    db.execute(select(Section.id).where(Section.id == section.id).with_for_update())
-
-
 def _take_seat(db: Session, section: Section) -> bool:
     result = db.execute(
         update(Section)
@@ -197,7 +190,7 @@ def register(
     )
     registration.registered_at = now
     registration.dropped_at = None
-    _lock_section(db, section)
+    lock_section(db, section.id)  # a freed seat cannot slip in before the waitlist
     if _take_seat(db, section):
         registration.status = "enrolled"
         registration.enrolled_at = now

@@ -4,14 +4,13 @@ and Conflicts (review, apply the other value, mark resolved)."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
 from flask import Blueprint, abort, current_app, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from portal.auth.policy import roles
 from portal.extensions import db
-from portal.models import CONFLICT_KINDS
+from portal.models import CONFLICT_KINDS, utcnow
 from portal.sync import services
 from portal.sync.forms import EnrolmentCodeForm
 from portal.sync.presentation import KIND_LABELS, TABLE_LABELS
@@ -20,10 +19,6 @@ from portal.web import attempt, commit_or_show, db_session, show_on_form, signed
 bp = Blueprint("sync_admin", __name__, url_prefix="/admin/sync")
 
 ADMIN = "admin"
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 @bp.before_request
@@ -63,7 +58,7 @@ def create_code() -> str:
             db_session(),
             form.username.data or "",
             actor=signed_in_user(),
-            now=_now(),
+            now=utcnow(),
             valid_days=form.valid_days.data or 7,
         )
     )
@@ -78,7 +73,7 @@ def create_code() -> str:
 def revoke(device_id: uuid.UUID) -> Response:
     device = services.get_device(db_session(), device_id)
     return commit_or_show(
-        lambda: services.revoke_device(db_session(), device, actor=signed_in_user(), now=_now()),
+        lambda: services.revoke_device(db_session(), device, actor=signed_in_user(), now=utcnow()),
         message=f"Device {device.name} is revoked: it will be refused at its next sync. Changes "
         "it had not sent stay on it and can be exported there.",
         redirect_to=url_for("sync_admin.devices"),
@@ -130,7 +125,7 @@ def resolve(conflict_id: uuid.UUID) -> Response:
             conflict,
             actor=signed_in_user(),
             apply_lost_value=apply_other,
-            now=_now(),
+            now=utcnow(),
         ),
         message="The other value is in place and the conflict is resolved."
         if apply_other
