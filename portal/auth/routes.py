@@ -1,4 +1,5 @@
-"""Log-in and log-out."""
+"""Log-in and log-out. On a desktop copy connected to a campus server, a person's first
+sign-in there goes through the server (portal.sync.device.sign_in_through_server)."""
 
 from flask import (
     Blueprint,
@@ -17,14 +18,42 @@ from portal.accounts.services import authenticate, change_password
 from portal.audit.services import record
 from portal.auth.forms import LoginForm, PasswordChangeForm
 from portal.auth.policy import IDLE_MESSAGE, is_safe_redirect, public, signed_in
-from portal.errors import ValidationError
 from portal.extensions import db, limiter
+from portal.models import User, utcnow
+from portal.sync import device
+from portal.sync.client import SyncError
+from portal.web import commit_or_show, db_session, filled, signed_in_user
 
 bp = Blueprint("auth", __name__)
 
 
 def _login_limit() -> str:
     return current_app.config["PORTAL"]["LOGIN_RATE_LIMIT"]
+
+
+def _through_campus_server(username: str, password: str) -> tuple[User | None, str]:
+    """When the local check fails on a connected desktop copy: the campus server checks the
+    password, a sync brings the account here, and the local check is made again. Returns
+    the user, or None with what to tell the person ("" when this copy is not connected)."""
+    if current_app.config["PORTAL"]["MODE"] != "desktop":
+        return None, ""
+    runner = device.runner_for(current_app)
+    db_session().rollback()  # the sync writes on its own connections (SQLite: one writer)
+    if device.current_state(runner.engine) is None:
+        return None, ""
+    try:
+        device.sign_in_through_server(runner, username, password)
+    except SyncError as error:
+        if error.reason == "unreachable" and device.has_local_verifier(runner.engine, username):
+            return None, ""  # known here: the password did not match the one this copy knows
+        return None, str(error)
+    user = authenticate(db_session(), username, password, now=utcnow())
+    if user is None:
+        return None, (
+            "The campus server accepted the sign-in, but this computer has not received the "
+            "account yet. Wait for the sync to finish and try again."
+        )
+    return user, ""
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -36,13 +65,17 @@ def login() -> str | Response | tuple[str, int]:
     form = LoginForm()
     if request.method == "GET":
         form.next.data = request.args.get("next", "")
+        form.username.data = request.args.get("username", "")[:64]
     if form.validate_on_submit():
         username = (form.username.data or "").strip().lower()
-        user = authenticate(db.session, username, form.password.data or "")
+        user = authenticate(db_session(), username, form.password.data or "", now=utcnow())
+        problem = ""
+        if user is None:
+            user, problem = _through_campus_server(username, form.password.data or "")
         if user is None:
             db.session.rollback()
             record(
-                db.session,
+                db_session(),
                 None,
                 "auth.login_failed",
                 entity_type="user",
@@ -50,10 +83,10 @@ def login() -> str | Response | tuple[str, int]:
                 after={"username": username, "ip": request.remote_addr},
             )
             db.session.commit()
-            flash("That username and password do not match an active account.", "danger")
+            flash(problem or "That username and password do not match an active account.", "danger")
             return render_template("auth/login.html", form=form), 401
         record(
-            db.session,
+            db_session(),
             user,
             "auth.login",
             entity_type="user",
@@ -73,29 +106,25 @@ def login() -> str | Response | tuple[str, int]:
 @signed_in
 def change_own_password() -> str | Response | tuple[str, int]:
     """Any user's own password; the only page open to an account with a one-time password."""
-    user = current_user._get_current_object()  # type: ignore[attr-defined]
+    user = signed_in_user()
     form = PasswordChangeForm()
-    if form.validate_on_submit():
-        try:
-            change_password(
-                db.session, user, form.current_password.data or "", form.new_password.data or ""
-            )
-        except ValidationError as error:
-            db.session.rollback()
-            form.form_errors.append(str(error))
-        else:
-            record(
-                db.session,
-                user,
-                "account.password_change",
-                entity_type="user",
-                entity_id=user.id,
-                summary=f"{user.username} changed their password",
-            )
-            db.session.commit()
-            login_user(user)  # this session carries the new session version; others end
-            flash("Your password was changed. You were logged out everywhere else.", "success")
-            return redirect(url_for("main.index"))
+
+    def change() -> User:
+        changed = change_password(
+            db_session(), user, filled(form.current_password.data), filled(form.new_password.data)
+        )
+        login_user(changed)  # this session carries the new session version; others end
+        return changed
+
+    if form.validate_on_submit() and (
+        done := commit_or_show(
+            change,
+            message="Your password was changed. You were logged out everywhere else.",
+            redirect_to=url_for("main.index"),
+            form=form,
+        )
+    ):
+        return done
     if request.method == "POST":
         return render_template("auth/password.html", form=form), 422
     return render_template("auth/password.html", form=form)

@@ -48,14 +48,14 @@ def storage_is_full(error: BaseException) -> bool:
 
 def init_app(app: Flask) -> None:
     @app.errorhandler(PortalError)
-    def _portal_error(error: PortalError):  # type: ignore[no-untyped-def]
+    def _portal_error(error: PortalError) -> tuple[Response | str, int]:
         from portal.extensions import db
 
         db.session.rollback()
         return _render(error.status_code, "That could not be done", str(error))
 
     @app.errorhandler(HTTPException)
-    def _http_error(error: HTTPException):  # type: ignore[no-untyped-def]
+    def _http_error(error: HTTPException) -> tuple[Response | str, int]:
         messages = {
             400: "The request could not be understood. If you submitted a form, reload the page "
             "and try again.",
@@ -69,7 +69,7 @@ def init_app(app: Flask) -> None:
         return _render(status, error.name, messages.get(status, error.description or ""))
 
     @app.errorhandler(Exception)
-    def _unexpected(error: Exception):  # type: ignore[no-untyped-def]
+    def _unexpected(error: Exception) -> tuple[Response | str, int]:
         from portal.extensions import db
 
         if storage_is_full(error):

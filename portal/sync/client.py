@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import logging
 import threading
 import time
 import uuid
@@ -38,6 +39,8 @@ from sqlalchemy.exc import IntegrityError
 
 from portal.models import OutboxEntry, SnapshotSeen, SyncState, User
 from portal.sync.tables import BY_NAME, SYNCED_TABLES, row_from_json
+
+log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
 PUSH_BATCH = 200
@@ -94,8 +97,10 @@ class Transport:
         return headers
 
     def call(self, method: str, path: str, body: Any = None, **kwargs: Any) -> httpx.Response:
-        headers = self.headers()
-        content = None
+        """One request; `body` is sent as gzipped JSON, or raw bytes as `content=` (with their
+        own `headers=`, added to the protocol's)."""
+        headers = {**self.headers(), **kwargs.pop("headers", {})}
+        content = kwargs.pop("content", None)
         if body is not None:
             content = gzip.compress(json.dumps(body, separators=(",", ":")).encode(), 5)
             headers.update({"Content-Type": "application/json", "Content-Encoding": "gzip"})
@@ -105,9 +110,10 @@ class Transport:
                 method, self.base + path, content=content, headers=headers, **kwargs
             )
         except httpx.TransportError as exc:
+            log.info("sync: %s %s failed: %r", method, path, exc)
             raise SyncError(
-                "The campus server cannot be reached; your changes are kept on this computer "
-                f"and will be sent at the next sync ({type(exc).__name__}).",
+                "The campus server cannot be reached (no network, or the server is down); "
+                "your changes are kept on this computer and will be sent at the next sync.",
                 reason="unreachable",
             ) from None
         received = time.time()
@@ -313,6 +319,11 @@ def _push(
             if entry.table_name == "stored_files" and entry.op == "insert":
                 _upload_file(transport, upload_dir, str(entry.fields.get("sha256", "")))
                 summary.files += 1
+            elif entry.table_name == "submissions" and entry.op == "insert":
+                # The file may have travelled under an earlier change, or not whole: the server
+                # answers "waiting" until it has it, so make sure it does (a status call when
+                # it is already there).
+                _upload_file(transport, upload_dir, str(entry.fields.get("file_sha256", "")))
         body = {
             "changes": [
                 {
@@ -327,7 +338,7 @@ def _push(
                 }
                 for entry in entries
             ],
-            "pending": max(total - done, 0),
+            "pending": max(total - done - len(entries), 0),  # once this batch is through
         }
         answer = transport.json("POST", "/push", body)
         handled = []
@@ -360,6 +371,8 @@ def _upload_file(transport: Transport, upload_dir: Path, sha256: str) -> None:
     from portal.submissions import storage
 
     path = storage.blob_path(upload_dir, sha256)
+    if not path.is_file():
+        return  # not on this computer: nothing to send (the server answers "waiting")
     state = transport.json("GET", f"/files/{sha256}/status")
     if state.get("complete"):
         return

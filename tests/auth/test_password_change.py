@@ -59,8 +59,8 @@ def test_a_user_changes_their_password_and_other_sessions_end(app):
     gone = elsewhere.get("/registrations")
     assert gone.status_code == 302 and gone.headers["Location"].startswith("/login")
     with app.app_context():
-        assert authenticate(_db.session, username, NEW) is not None
-        assert authenticate(_db.session, username, factories.PASSWORD) is None
+        assert authenticate(_db.session, username, NEW, now=factories.now()) is not None
+        assert authenticate(_db.session, username, factories.PASSWORD, now=factories.now()) is None
 
 
 def test_a_wrong_current_password_or_a_weak_new_one_is_refused(app):
@@ -83,7 +83,9 @@ def test_a_wrong_current_password_or_a_weak_new_one_is_refused(app):
         assert response.status_code == 422, new
         assert message in response.get_data(as_text=True), new
     with app.app_context():
-        assert authenticate(_db.session, username, factories.PASSWORD) is not None
+        assert (
+            authenticate(_db.session, username, factories.PASSWORD, now=factories.now()) is not None
+        )
     assert _user(app, username).session_version == 0
 
 

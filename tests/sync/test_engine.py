@@ -14,7 +14,7 @@ from portal.models import (
     Section,
     User,
 )
-from tests.sync.conftest import as_user
+from tests.sync.conftest import as_user, wsgi_client
 
 
 def _count(device, model, **where) -> int:
@@ -55,3 +55,13 @@ def test_offline_mark_reaches_the_server_once(campus, make_device, server):
     # A second sync sends nothing again and the device holds the server's row.
     assert laptop.sync().pushed == 0
     assert _count(laptop, Mark) == 1
+
+
+def test_codes_cannot_be_guessed_faster_than_log_ins(server):
+    http = wsgi_client(server)
+    headers = {"X-Sync-Protocol": "1"}
+    statuses = [
+        http.post("/sync/v1/enrol", json={"code": f"WRONG-{n}"}, headers=headers).status_code
+        for n in range(11)
+    ]
+    assert statuses == [422] * 10 + [429]
