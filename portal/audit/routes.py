@@ -48,4 +48,5 @@ def log() -> str:
         actions=services.known_actions(db_session()),
         entity_types=services.known_entity_types(db_session()),
         changes=services.changes,
+        names=services.names_for(db_session(), page.items),
     )
