@@ -259,12 +259,13 @@ def search_users_query(text: str = "", role: str = "") -> Select[User]:
     if role:
         query = query.where(User.role == role)
     if text:
-        like = f"%{text.strip().lower()}%"
+        # contains(autoescape): "%" and "_" typed in a search match themselves
+        like = text.strip().lower()
         query = query.where(
             or_(
-                func.lower(User.username).like(like),
-                func.lower(User.full_name).like(like),
-                User.student_number.like(like),
+                func.lower(User.username).contains(like, autoescape=True),
+                func.lower(User.full_name).contains(like, autoescape=True),
+                User.student_number.contains(like, autoescape=True),
             )
         )
     return query.order_by(User.username)

@@ -264,12 +264,13 @@ def courses_query(text: str = "", *, include_archived: bool = False) -> Select[A
     if not include_archived:
         query = query.where(Course.deleted_at.is_(None))
     if text.strip():
-        like = f"%{text.strip().lower()}%"
+        # contains(autoescape): "%" and "_" typed in a search match themselves
+        like = text.strip().lower()
         query = query.where(
             or_(
-                func.lower(Course.code).like(like),
-                func.lower(Course.title).like(like),
-                func.lower(Course.department).like(like),
+                func.lower(Course.code).contains(like, autoescape=True),
+                func.lower(Course.title).contains(like, autoescape=True),
+                func.lower(Course.department).contains(like, autoescape=True),
             )
         )
     return query.order_by(Course.code)
@@ -503,9 +504,13 @@ def sections_query(term: Term, text: str = "", *, include_archived: bool = False
     if not include_archived:
         query = query.where(Section.deleted_at.is_(None))
     if text.strip():
-        like = f"%{text.strip().lower()}%"
+        # contains(autoescape): "%" and "_" typed in a search match themselves
+        like = text.strip().lower()
         query = query.where(
-            or_(func.lower(Course.code).like(like), func.lower(Course.title).like(like))
+            or_(
+                func.lower(Course.code).contains(like, autoescape=True),
+                func.lower(Course.title).contains(like, autoescape=True),
+            )
         )
     return query.order_by(Course.code, Section.number)
 

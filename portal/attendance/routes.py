@@ -11,6 +11,7 @@ from portal.attendance import services
 from portal.attendance.forms import LabSessionForm
 from portal.auth.policy import roles
 from portal.catalogue.services import get_section
+from portal.models import utcnow
 from portal.web import attempt, commit_or_show, db_session, filled, signed_in_user
 
 bp = Blueprint("attendance", __name__)
@@ -43,12 +44,7 @@ def create_session(section_id: uuid.UUID) -> tuple[str, int] | Response:
     services.ensure_can_take(signed_in_user(), section)
     form = LabSessionForm()
     if form.validate_on_submit():
-        data = services.LabSessionInput(
-            held_on=filled(form.held_on.data),
-            starts_at=filled(form.starts_at.data),
-            ends_at=filled(form.ends_at.data),
-            room=form.room.data or "",
-        )
+        data = _session_input(form)
         done = commit_or_show(
             lambda: services.create_lab_session(db_session(), signed_in_user(), section, data),
             message=lambda lab_session: f"Lab session on {lab_session.label} added.",
@@ -74,6 +70,49 @@ def take(lab_session_id: uuid.UUID) -> str:
         lines=lines,
         counts=services.sheet_counts(lines),
         statuses=services.STATUS_LABELS,
+    )
+
+
+def _session_input(form: LabSessionForm) -> services.LabSessionInput:
+    return services.LabSessionInput(
+        held_on=filled(form.held_on.data),
+        starts_at=filled(form.starts_at.data),
+        ends_at=filled(form.ends_at.data),
+        room=form.room.data or "",
+    )
+
+
+@bp.route("/lab-sessions/<uuid:lab_session_id>/edit", methods=["GET", "POST"])
+@roles(*STAFF)
+def edit_session(lab_session_id: uuid.UUID) -> str | Response | tuple[str, int]:
+    lab_session = services.get_lab_session(db_session(), lab_session_id)
+    services.ensure_can_take(signed_in_user(), lab_session.section)
+    form = LabSessionForm(obj=lab_session)
+    if form.validate_on_submit() and (
+        done := commit_or_show(
+            lambda: services.update_lab_session(
+                db_session(), signed_in_user(), lab_session, _session_input(form)
+            ),
+            message=lambda changed: f"Lab session on {changed.label} saved.",
+            redirect_to=url_for("attendance.section", section_id=lab_session.section_id),
+            form=form,
+        )
+    ):
+        return done
+    page = render_template("attendance/edit_session.html", lab_session=lab_session, form=form)
+    return (page, 422) if request.method == "POST" else page
+
+
+@bp.post("/lab-sessions/<uuid:lab_session_id>/delete")
+@roles(*STAFF)
+def delete_session(lab_session_id: uuid.UUID) -> Response:
+    lab_session = services.get_lab_session(db_session(), lab_session_id)
+    return commit_or_show(
+        lambda: services.delete_lab_session(
+            db_session(), signed_in_user(), lab_session, now=utcnow()
+        ),
+        message=lambda label: f"Lab session on {label} deleted.",
+        redirect_to=url_for("attendance.section", section_id=lab_session.section_id),
     )
 
 

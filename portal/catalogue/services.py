@@ -54,9 +54,13 @@ def search_courses_query(db: Session, filters: CatalogueFilter) -> Select[Course
         query = query.where(Course.department == filters.department)
     text = filters.text.strip().lower()
     if text:
-        like = f"%{text}%"
+        # contains(autoescape): "%" and "_" typed in a search match themselves
+        like = text
         query = query.where(
-            or_(func.lower(Course.code).like(like), func.lower(Course.title).like(like))
+            or_(
+                func.lower(Course.code).contains(like, autoescape=True),
+                func.lower(Course.title).contains(like, autoescape=True),
+            )
         )
     if filters.term_code:
         # A correlated EXISTS after the cheap filters: checked only for courses that match the

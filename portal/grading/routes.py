@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC
+from datetime import UTC, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
@@ -188,6 +189,14 @@ def finalise(section_id: uuid.UUID) -> Response:
 # --- Assessments ----------------------------------------------------------------------------------
 
 
+def _timezone(name: str | None) -> tzinfo:
+    """The browser's time zone from the form, or UTC when none (no JavaScript) or unknown."""
+    try:
+        return ZoneInfo(name) if name else UTC
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
+
+
 def _assessment_input(form: AssessmentForm) -> services.AssessmentInput:
     due = form.due_at.data
     return services.AssessmentInput(
@@ -195,7 +204,8 @@ def _assessment_input(form: AssessmentForm) -> services.AssessmentInput:
         kind=form.kind.data or "",
         weight=float(form.weight.data if form.weight.data is not None else -1),
         max_points=float(form.max_points.data or 0),
-        due_at=due.replace(tzinfo=UTC) if due else None,
+        # Typed in the person's own time zone; stored in UTC.
+        due_at=due.replace(tzinfo=_timezone(form.timezone.data)).astimezone(UTC) if due else None,
     )
 
 
@@ -244,8 +254,11 @@ def edit_assessment(assessment_id: uuid.UUID) -> str | Response:
     assessment = services.get_assessment(db_session(), assessment_id)
     services.ensure_can_manage(signed_in_user(), assessment.section)
     form = AssessmentForm(obj=assessment)
-    if request.method == "GET" and assessment.due_at:
-        form.due_at.data = assessment.due_at.replace(tzinfo=None)
+    if assessment.due_at:
+        # The field shows UTC; portal.js shows it in the browser's zone (data-utc-value).
+        form.due_at.render_kw = {"data-utc-value": assessment.due_at.isoformat()}
+        if request.method == "GET":
+            form.due_at.data = assessment.due_at.replace(tzinfo=None)
     if form.validate_on_submit() and (
         done := commit_or_show(
             lambda: services.update_assessment(

@@ -51,6 +51,7 @@ from portal.models import (
 )
 
 KIND_LABELS = ASSESSMENT_KIND_LABELS
+MAX_POINTS = 10_000  # an assessment's maximum points; more is a typing slip
 
 
 class GradesLocked(PortalError):
@@ -194,8 +195,16 @@ def _check_input(data: AssessmentInput) -> None:
         raise ValidationError(f"The kind must be one of: {', '.join(ASSESSMENT_KINDS)}.")
     if not 0 <= data.weight <= 100:
         raise ValidationError("The weight must be between 0 and 100 percent.")
-    if data.max_points <= 0:
-        raise ValidationError("The maximum points must be more than zero.")
+    if not data.max_points > 0:
+        raise ValidationError("The maximum points must be more than 0.")
+    if data.max_points > MAX_POINTS:
+        raise ValidationError(f"The maximum points can be at most {MAX_POINTS:,}.")
+
+
+def _ensure_unique_name(others: list[Assessment], name: str, section: Section) -> None:
+    wanted = name.strip().casefold()
+    if any(a.name.strip().casefold() == wanted for a in others):
+        raise ValidationError(f"{section.label} already has an assessment named {name.strip()!r}.")
 
 
 def _ensure_weights_fit(
@@ -231,6 +240,7 @@ def create_assessment(
     lock_section(db, section.id)
     ensure_not_finalised(db, section)
     current = section_assessments(db, section.id)
+    _ensure_unique_name(current, data.name, section)
     _ensure_weights_fit(current, data.name.strip(), data.weight)
     assessment = Assessment(
         id=row_id or uuid.uuid4(),
@@ -256,6 +266,7 @@ def update_assessment(
     lock_section(db, section.id)
     ensure_not_finalised(db, section)
     others = [a for a in section_assessments(db, section.id) if a.id != assessment.id]
+    _ensure_unique_name(others, data.name, section)
     _ensure_weights_fit(others, data.name.strip(), data.weight, changing=True)
     highest = db.scalar(select(func.max(Mark.points)).where(Mark.assessment_id == assessment.id))
     if highest is not None and data.max_points < highest:

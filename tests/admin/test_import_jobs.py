@@ -40,6 +40,7 @@ def test_dry_run_report_then_fixed_file_imports(app, client, data, login_as):
     assert "&#39;many&#39; is not a whole number." in page
     assert "Duplicate course code GOOD1: also on line 2." in page
     assert f"/admin/imports/{job_id}/run" not in page  # no Import button
+    assert f"· {len(bad.encode())} Bytes ·" in page  # a size a person reads, not "N bytes"
     report = client.get(f"/admin/imports/{job_id}/report.csv").get_data(as_text=True)
     assert report.splitlines()[0] == "\ufeffline,column,severity,problem"
     assert "3,credits,error,'many' is not a whole number." in report
@@ -159,3 +160,12 @@ def test_upload_form_requires_a_file(app, client, login_as):
     response = post_form(client, "/admin/imports", {"kind": "users"}, token_from="/admin/imports")
     page = response.get_data(as_text=True)
     assert response.status_code == 200 and "Choose a CSV file to upload." in page
+
+
+def test_import_page_shows_the_file_size_in_kilobytes(app, client, data, login_as):
+    login_as("admin")
+    rows = "".join(f"K{n:04d},Course {n},3,Physics\n" for n in range(200))
+    job_id = upload(client, "courses", COURSES + rows, "courses.csv")
+    page = client.get(f"/admin/imports/{job_id}").get_data(as_text=True)
+    kilobytes = len((COURSES + rows).encode()) / 1000
+    assert f"· {kilobytes:.1f} kB ·" in page and " bytes ·" not in page

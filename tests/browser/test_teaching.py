@@ -4,7 +4,7 @@ report and sees their marks, final grade and transcript."""
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -93,7 +93,7 @@ def test_lab_staff_take_attendance_and_enter_marks(
     # 1. A lab session, then the whole roster on one screen.
     row.get_by_role("link", name=re.compile(r"^Attendance")).click()
     expect(page.get_by_role("heading", name="Add a lab session")).to_be_visible()
-    page.get_by_label("Date").fill("2026-03-02")
+    page.get_by_label("Date").fill((date.today() + timedelta(days=2)).isoformat())
     page.get_by_label("Starts").fill("14:00")
     page.get_by_label("Ends").fill("16:00")
     page.get_by_label("Room").fill("LAB-3")
@@ -373,3 +373,29 @@ def test_finalising_names_open_assessments_and_missing_marks(live_server, arrang
         from portal.grading.services import finalisation_of
 
         assert finalisation_of(db, arranged["section"]) is None  # dismissed: nothing happened
+
+
+def test_a_due_time_is_typed_and_shown_in_local_time(browser, live_server, arranged, login):
+    """A browser in Tokyo (UTC+9) types 09:00 local: 00:00 UTC is stored and 09:00 shown again."""
+    context = browser.new_context(base_url=live_server.url, timezone_id="Asia/Tokyo")
+    page = context.new_page()
+    try:
+        login(page, "instructor")
+        page.goto(f"/sections/{arranged['section']}/assessments")
+        page.get_by_label("Name").fill("Tide table")
+        page.get_by_label("Kind").select_option("assignment")
+        page.get_by_label("Weight (%)").fill("0")
+        page.get_by_label("Maximum points").fill("10")
+        page.get_by_label("Due (your local time)").fill("2026-12-10T09:00")
+        page.get_by_role("button", name="Add assessment").click()
+        expect(page.locator(".alert-success")).to_contain_text("Tide table")
+        with live_server.session() as db:
+            from portal.models import Assessment
+
+            stored = db.scalars(select(Assessment).where(Assessment.name == "Tide table")).one()
+            assert stored.due_at.isoformat() == "2026-12-10T00:00:00+00:00"
+            assessment_id = stored.id
+        page.goto(f"/assessments/{assessment_id}/edit")
+        expect(page.get_by_label("Due (your local time)")).to_have_value("2026-12-10T09:00")
+    finally:
+        context.close()

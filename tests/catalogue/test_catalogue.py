@@ -135,3 +135,29 @@ def test_register_is_offered_only_where_it_can_succeed(app, client, login_as):
     assert f'data-confirm="Drop {held_label}?' in held_page
     mine = client.get("/registrations").get_data(as_text=True)
     assert f'data-confirm="Drop {held_label}?' in mine
+
+
+def test_percent_and_underscore_in_a_search_match_themselves(app, client, login_as):
+    with app.app_context():
+        session = _db.session
+        term = factories.make_term(session)
+        for code, title in (
+            ("STA100", "100% Practical"),
+            ("CS220", "Data_Science"),
+            ("ART1", "Art"),
+        ):
+            factories.make_section(
+                session, course=factories.make_course(session, code=code, title=title), term=term
+            )
+        factories.make_user(session, "student", username="ann_lee", full_name="Ann Lee")
+        factories.make_user(session, "student", username="annxlee", full_name="Ann X")
+        session.commit()
+    login_as("admin")
+    percent = client.get("/courses?q=%25&term=all").get_data(as_text=True)
+    assert "100% Practical" in percent and "Data_Science" not in percent and ">ART1 " not in percent
+    underscore = client.get("/courses?q=_&term=all").get_data(as_text=True)
+    assert "Data_Science" in underscore and "100% Practical" not in underscore
+    users = client.get("/admin/users/?q=ann_").get_data(as_text=True)
+    assert "ann_lee" in users and "annxlee" not in users
+    courses = client.get("/admin/courses?q=%25").get_data(as_text=True)
+    assert "STA100" in courses and "CS220" not in courses

@@ -468,3 +468,80 @@ def test_finalise_warns_of_open_assessments_and_missing_marks(app, client):
     assert "2 mark(s) missing (Lab 1: 1, Final: 1); they count as 0." in page
     confirm = page.split('data-confirm="', 1)[1].split('"', 1)[0]
     assert "Still open for lab reports: Lab 1" in confirm and "2 mark(s) missing" in confirm
+
+
+def test_assessment_maximum_points_and_names_are_checked(app, client):
+    instructor, _lab_staff, section, _lab, _exam, _student = _setup_page(app)
+    _login(app, client, instructor)
+    path = f"/sections/{section.id}/assessments"
+
+    def add(name: str, max_points: str, weight: str = "0"):
+        return post_form(
+            client,
+            path,
+            {"name": name, "kind": "assignment", "weight": weight, "max_points": max_points},
+            token_from=path,
+        )
+
+    zero = add("Quiz", "0")
+    assert zero.status_code == 200
+    assert "The maximum points must be more than 0." in zero.get_data(as_text=True)
+    assert "This field is required" not in zero.get_data(as_text=True)
+    huge = add("Quiz", "1e9")
+    assert "The maximum points must be more than 0 and at most 10,000." in huge.get_data(
+        as_text=True
+    )
+    same = add("  lab 1 ", "10")
+    assert "already has an assessment named &#39;lab 1&#39;." in same.get_data(as_text=True)
+    assert add("Quiz", "10").status_code == 302  # weight 0 is allowed, and not "required"
+    with app.app_context():
+        from portal.extensions import db as _db
+        from portal.models import Assessment
+
+        names = sorted(
+            _db.session.scalars(select(Assessment.name).where(Assessment.section_id == section.id))
+        )
+    assert names == ["Final", "Lab 1", "Quiz"]
+
+
+def test_assessment_rules_in_the_service(db, course):
+    from portal.grading.services import AssessmentInput, create_assessment
+
+    instructor, section = course["instructor"], course["section"]
+    with pytest.raises(ValidationError, match="at most 10,000"):
+        create_assessment(db, instructor, section, AssessmentInput("Big", "exam", 10, 10_001))
+    with pytest.raises(ValidationError, match="more than 0"):
+        create_assessment(db, instructor, section, AssessmentInput("Nil", "exam", 10, 0))
+
+
+def test_due_times_are_entered_in_the_browsers_time_zone_and_stored_in_utc(app, client):
+    from portal.extensions import db as _db
+    from portal.models import Assessment
+
+    instructor, _lab_staff, section, _lab, _exam, _student = _setup_page(app)
+    _login(app, client, instructor)
+    path = f"/sections/{section.id}/assessments"
+    for name, zone, expected in (
+        ("Berlin quiz", "Europe/Berlin", datetime(2026, 12, 1, 17, 0, tzinfo=UTC)),
+        ("No script quiz", "", datetime(2026, 12, 1, 18, 0, tzinfo=UTC)),
+        ("Unknown zone quiz", "Mars/Olympus", datetime(2026, 12, 1, 18, 0, tzinfo=UTC)),
+    ):
+        response = post_form(
+            client,
+            path,
+            {
+                "name": name,
+                "kind": "assignment",
+                "weight": "0",
+                "max_points": "10",
+                "due_at": "2026-12-01T18:00",
+                "timezone": zone,
+            },
+            token_from=path,
+        )
+        assert response.status_code == 302
+        with app.app_context():
+            stored = _db.session.scalar(select(Assessment).where(Assessment.name == name))
+            assert stored.due_at == expected, name
+    page = client.get(path).get_data(as_text=True)
+    assert 'data-local-timezone=""' in page

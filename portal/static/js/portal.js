@@ -23,6 +23,19 @@ document.addEventListener("DOMContentLoaded", () => {
     arm();
     document.body.addEventListener("htmx:afterRequest", arm);
   }
+  // Date-times are typed in the browser's own time zone: forms say which one it is, and a
+  // stored UTC value (data-utc-value) is shown as local time (the server stores UTC).
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
+  document.querySelectorAll("input[data-local-timezone]").forEach((input) => {
+    input.value = zone;
+  });
+  document.querySelectorAll("input[data-utc-value]").forEach((input) => {
+    const moment = new Date(input.dataset.utcValue);
+    if (Number.isNaN(moment.getTime())) return;
+    const pad = (n) => String(n).padStart(2, "0");
+    input.value = `${moment.getFullYear()}-${pad(moment.getMonth() + 1)}-${pad(moment.getDate())}` +
+      `T${pad(moment.getHours())}:${pad(moment.getMinutes())}`;
+  });
   // Send the CSRF token with every htmx request.
   const token = document.querySelector('meta[name="csrf-token"]');
   if (token) {
