@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from desktop.window import PAGE_REPORTS_SWITCH
 from tests.conftest import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,7 +130,8 @@ def user_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def user_environment(home: Path, **extra: str) -> dict[str, str]:
-    """The environment of a user logged in to a desktop: no test-only PORTAL_* settings."""
+    """The environment of a user logged in to a desktop: no test-only PORTAL_* settings, and the
+    window's test switch on (its pages are logged as "page loaded {...}")."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
     env.update(
         HOME=str(home),
@@ -139,6 +141,7 @@ def user_environment(home: Path, **extra: str) -> dict[str, str]:
         XDG_CACHE_HOME=str(home / ".cache"),
         LANG="C.UTF-8",
     )
+    env[PAGE_REPORTS_SWITCH] = "1"
     env.pop("DISPLAY", None)
     env.pop("WAYLAND_DISPLAY", None)
     env.update(extra)
