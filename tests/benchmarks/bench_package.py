@@ -225,7 +225,12 @@ def run(context: Any) -> list[dict[str, Any]]:
             "Campus Portal": deb_mb,
             "Floor (hello)": "",
             "Ratio": "",
-            "Goal": f"< {GOAL_DEB_MB:.0f} MB: {'met' if deb_mb < GOAL_DEB_MB else 'MISSED'}",
+            "Goal": context.goal(
+                ".deb size (xz)",
+                met=deb_mb < GOAL_DEB_MB,
+                target=f"< {GOAL_DEB_MB:.0f} MB",
+                measured=f"{deb_mb:.1f} MB",
+            ),
         },
         {
             "Measure": "tarball, xz (MB)",
@@ -246,9 +251,18 @@ def run(context: Any) -> list[dict[str, Any]]:
             "Campus Portal": round(portal_warm * 1000),
             "Floor (hello)": round(floor_warm * 1000),
             "Ratio": f"{warm_ratio:.2f}x",
-            "Goal": (
-                f"<= {GOAL_RATIO}x floor and < {GOAL_SECONDS} s: "
-                + ("met" if warm_ratio <= GOAL_RATIO and portal_warm < GOAL_SECONDS else "MISSED")
+            "Goal": context.goal(
+                "installed warm start, against the floor",
+                met=warm_ratio <= GOAL_RATIO,
+                target=f"<= {GOAL_RATIO}x the frozen floor",
+                measured=f"{warm_ratio:.2f}x",
+            )
+            + ", "
+            + context.goal(
+                "installed warm start",
+                met=portal_warm < GOAL_SECONDS,
+                target=f"< {GOAL_SECONDS} s",
+                measured=f"{portal_warm:.2f} s",
             ),
         },
         {
@@ -282,6 +296,4 @@ def run(context: Any) -> list[dict[str, Any]]:
         + " Portal build (make package: venv, bundle, .deb, tarball): "
         + (f"{build_seconds:.0f} s." if build_seconds is not None else "reused from dist/.")
     )
-    if deb_mb >= GOAL_DEB_MB:
-        context.problem(f"the .deb is {deb_mb:.1f} MB, over the {GOAL_DEB_MB:.0f} MB goal")
     return rows
