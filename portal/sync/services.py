@@ -275,24 +275,35 @@ def _push_one(
     if done is not None:
         db.rollback()
         return PushResult(str(change.change_id), done.status, done.detail)
-    outcome = _apply_as_author(db, device_id, change, now=now, upload_dir=upload_dir, limit=limit)
-    db.add(
-        ProcessedChange(
-            device_id=device_id,
-            change_id=change.change_id,
-            status=outcome.status,
-            detail=outcome.detail,
-            processed_at=now,
-        )
-    )
+    # The change log is written at commit, with the edit's clock and device (not the moment
+    # the server applied it): they stay in the session's info until then.
     try:
-        db.commit()
-    except IntegrityError:  # the same change committed at the same moment by a twin request
-        db.rollback()
-        done = db.get(ProcessedChange, (device_id, change.change_id))
-        if done is None:
-            raise
-        return PushResult(str(change.change_id), done.status, done.detail)
+        outcome = _apply_as_author(
+            db, device_id, change, now=now, upload_dir=upload_dir, limit=limit
+        )
+        if outcome.status == apply.WAITING:  # not an answer yet: the device sends it again
+            db.rollback()
+            return PushResult(str(change.change_id), outcome.status, outcome.detail)
+        db.add(
+            ProcessedChange(
+                device_id=device_id,
+                change_id=change.change_id,
+                status=outcome.status,
+                detail=outcome.detail,
+                processed_at=now,
+            )
+        )
+        try:
+            db.commit()
+        except IntegrityError:  # the same change committed at the same moment by a twin request
+            db.rollback()
+            done = db.get(ProcessedChange, (device_id, change.change_id))
+            if done is None:
+                raise
+            return PushResult(str(change.change_id), done.status, done.detail)
+    finally:
+        db.info.pop(capture.STAMP, None)
+        db.info.pop(capture.DEVICE_ID, None)
     return PushResult(str(change.change_id), outcome.status, outcome.detail)
 
 
@@ -312,45 +323,41 @@ def _apply_as_author(
     db.info[capture.ACTOR] = change.actor_id
     db.info[capture.STAMP] = hlc.believable(change.hlc, now)
     db.info[capture.DEVICE_ID] = device_id
-    try:
-        if actor is None or (actor.id, actor.role) not in accounts:
-            outcome = apply.Outcome(
-                apply.REFUSED, "The change was not made by an account of this device."
+    if actor is None or (actor.id, actor.role) not in accounts:
+        outcome = apply.Outcome(
+            apply.REFUSED, "The change was not made by an account of this device."
+        )
+    elif not _target_visible(db, change, accounts):
+        outcome = apply.Outcome(apply.REFUSED, "That record is not yours to change.")
+    else:
+        context = apply.Context(db, device_id, actor, change, now, upload_dir, limit)
+        try:
+            with db.begin_nested():
+                outcome = apply.apply_change(context)
+        except PortalError as error:
+            outcome = apply.Outcome(apply.REFUSED, str(error))
+    if outcome.status == apply.REFUSED and not outcome.conflicts:
+        outcome.conflicts.append(("refused", "", None, change.fields))
+    for kind, field_name, kept, lost in outcome.conflicts:
+        db.add(
+            SyncConflict(
+                kind=kind,
+                table_name=change.table,
+                row_id=outcome.server_row_id or change.row_id,
+                field=field_name,
+                kept_value=kept,
+                lost_value=lost,
+                detail=outcome.detail,
+                author_id=actor.id if actor is not None else None,
+                device_id=device_id,
+                change_id=change.change_id,
+                created_at=now,
+                updated_at=now,
             )
-        elif not _target_visible(db, change, accounts):
-            outcome = apply.Outcome(apply.REFUSED, "That record is not yours to change.")
-        else:
-            context = apply.Context(db, device_id, actor, change, now, upload_dir, limit)
-            try:
-                with db.begin_nested():
-                    outcome = apply.apply_change(context)
-            except PortalError as error:
-                outcome = apply.Outcome(apply.REFUSED, str(error))
-        if outcome.status == apply.REFUSED and not outcome.conflicts:
-            outcome.conflicts.append(("refused", "", None, change.fields))
-        for kind, field_name, kept, lost in outcome.conflicts:
-            db.add(
-                SyncConflict(
-                    kind=kind,
-                    table_name=change.table,
-                    row_id=outcome.server_row_id or change.row_id,
-                    field=field_name,
-                    kept_value=kept,
-                    lost_value=lost,
-                    detail=outcome.detail,
-                    author_id=actor.id if actor is not None else None,
-                    device_id=device_id,
-                    change_id=change.change_id,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-        if outcome.status in (apply.REFUSED, apply.SUPERSEDED):
-            _correct_device(db, device_id, change)
-        db.flush()
-    finally:
-        db.info.pop(capture.STAMP, None)
-        db.info.pop(capture.DEVICE_ID, None)
+        )
+    if outcome.status in (apply.REFUSED, apply.SUPERSEDED):
+        _correct_device(db, device_id, change)
+    db.flush()
     return outcome
 
 

@@ -5,12 +5,14 @@ through httpx's WSGI transport; where a database race matters the server runs on
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,6 +23,7 @@ from sqlalchemy import event, func, select, text
 from portal.extensions import db as _db
 from portal.models import (
     Assessment,
+    AttendanceRecord,
     ChangeLogEntry,
     LabSession,
     Mark,
@@ -28,6 +31,8 @@ from portal.models import (
     ProcessedChange,
     Registration,
     Section,
+    StoredFile,
+    Submission,
     SyncConflict,
     SyncState,
     User,
@@ -35,6 +40,7 @@ from portal.models import (
 from portal.sync import capture, hlc
 from portal.sync import client as sync_client
 from portal.sync import services as sync_services
+from portal.sync.tables import SYNCED_TABLES
 from tests import factories
 from tests.sync.conftest import (
     SERVER_URL,
@@ -42,6 +48,7 @@ from tests.sync.conftest import (
     Device,
     as_user,
     assert_replica_matches,
+    device_accounts,
     wsgi_client,
 )
 
@@ -498,10 +505,8 @@ def test_the_pull_cursor_is_the_servers_number_whatever_the_device_clock_says(
     with on_server(server):
         newest = _db.session.scalar(select(func.max(ChangeLogEntry.seq)))
     assert state_of(laptop).cursor == newest
-    assert all(
-        set(body) <= {"cursor", "fingerprint", "upto", "table", "after", "snapshot"}
-        for body in http_bodies
-    )
+    pull_keys = {"cursor", "fingerprint", "upto", "table", "after", "snapshot", "pending"}
+    assert all(set(body) <= pull_keys for body in http_bodies)  # nothing from the clock
     assert http_bodies[0]["cursor"] < newest
 
 
@@ -892,3 +897,560 @@ def test_one_change_that_always_fails_does_not_block_those_behind_it(
     assert summary.pushed == 2 and summary.refused == 1
     assert points_on(server, campus.assessment, campus.students[1]) == 61
     assert outbox(laptop) == []
+
+
+# --- 6. Conflicts: field by field, by hybrid logical clock; the loser is kept --------------------
+
+
+class DeviceClock:
+    """The device's wall clock `offset` away from the real one: what the device's outbox dates
+    its edits with, and what its client measures the server's clock against. (Server and
+    devices share this process, so only the device's readings are shifted.)"""
+
+    def __init__(self, offset: timedelta) -> None:
+        self.offset = offset
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import sys
+
+        shift = self.offset
+
+        class Clock(datetime):
+            @classmethod
+            def now(cls, tz: Any = None) -> Any:  # type: ignore[override]
+                caller = sys._getframe(1).f_code.co_name
+                return datetime.now(tz) + (shift if caller == "_write_outbox" else timedelta())
+
+        class DeviceTime:
+            @staticmethod
+            def time() -> float:
+                return time.time() + shift.total_seconds()
+
+        monkeypatch.setattr(capture, "datetime", Clock)
+        monkeypatch.setattr(sync_client, "time", DeviceTime)
+
+
+# A device measures the server's clock over HTTP, to within half a round trip; two edits of
+# the same field are ordered by real time when they are further apart than that.
+CLOCK_PRECISION_MS = 1_000
+
+
+def _after(moment_ms: int) -> None:
+    """Return once the real clock has passed `moment_ms` by more than a clock's precision."""
+    while hlc.millis_of(datetime.now(UTC)) <= moment_ms + CLOCK_PRECISION_MS:
+        time.sleep(0.01)
+
+
+def test_different_fields_changed_on_both_sides_merge(
+    campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    from portal.registration.services import drop
+
+    laptop = make_device("stud1")
+    with on_server(server):  # an admin corrects a server-kept field meanwhile
+        registration = _db.session.scalar(
+            select(Registration).filter_by(student_id=campus.students[0])
+        )
+        registration.final_grade = "B"
+        _db.session.commit()
+    with acting(laptop, campus.students[0]) as db:
+        mine = db.scalar(select(Registration).filter_by(student_id=campus.students[0]))
+        drop(db, mine, now=datetime.now(UTC))
+        db.commit()
+    laptop.sync()
+    with on_server(server):
+        merged = _db.session.scalar(select(Registration).filter_by(student_id=campus.students[0]))
+        assert (merged.status, merged.final_grade) == ("dropped", "B")
+    assert count(server, SyncConflict) == 0
+    assert_replica_matches(server, laptop)
+
+
+@pytest.mark.parametrize("days", [3, -3])
+def test_the_same_field_is_decided_by_real_time_even_with_a_device_clock_days_off(
+    campus: Campus,
+    make_device: Callable[..., Device],
+    server: Flask,
+    monkeypatch: pytest.MonkeyPatch,
+    days: int,
+) -> None:
+    """Clock 3 days ahead: its older edit must lose to the server's newer one. Clock 3 days
+    behind: its newer edit must win over the server's older one. Either way the value that
+    lost is kept in a conflict record."""
+    server_mark(server, campus.instructor, campus.assessment, campus.students[0], "50")
+    DeviceClock(timedelta(days=days)).install(monkeypatch)
+    laptop = make_device("teach1")
+    assert abs(state_of(laptop).clock_offset_ms + days * 86_400_000) < 60_000
+    if days > 0:
+        local_mark(laptop, campus.instructor, campus.assessment, campus.students[0], "60")
+        _after(hlc.millis_of(datetime.now(UTC)))
+        server_mark(server, campus.admin, campus.assessment, campus.students[0], "70")
+        winner, loser, kind = 70, 60, "superseded"
+    else:
+        server_mark(server, campus.admin, campus.assessment, campus.students[0], "70")
+        _after(hlc.millis_of(datetime.now(UTC)))
+        local_mark(laptop, campus.instructor, campus.assessment, campus.students[0], "60")
+        winner, loser, kind = 60, 70, "overwritten"
+    laptop.sync()
+    assert points_on(server, campus.assessment, campus.students[0]) == winner
+    assert points_on(laptop.app, campus.assessment, campus.students[0]) == winner
+    with on_server(server):
+        conflict = _db.session.scalar(select(SyncConflict))
+        assert (conflict.kind, conflict.field) == (kind, "points")
+        assert {conflict.kept_value, conflict.lost_value} == {winner, loser}
+        assert conflict.lost_value == (60 if kind == "superseded" else 70)
+    assert_replica_matches(server, laptop)
+
+
+def test_a_devices_own_later_edit_of_a_field_is_not_beaten_by_its_earlier_one(
+    campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    """Two offline edits of one mark pushed in one batch: the second is the value. (The field's
+    clock is the edit's, not the moment the server applied it.)"""
+    laptop = make_device("teach1")
+    local_mark(laptop, campus.instructor, campus.assessment, campus.students[0], "50")
+    local_mark(laptop, campus.instructor, campus.assessment, campus.students[0], "60")
+    summary = laptop.sync()
+    assert (summary.pushed, summary.conflicts) == (2, 0)
+    assert points_on(server, campus.assessment, campus.students[0]) == 60
+    assert count(server, SyncConflict) == 0
+    assert_replica_matches(server, laptop)
+
+
+def test_an_edit_against_a_delete_is_flagged(
+    campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    from portal.grading.services import delete_assessment
+
+    laptop = make_device("teach1")
+    local_mark(laptop, campus.instructor, campus.lab, campus.students[1], "8")
+    with on_server(server):
+        db = _db.session
+        db.info[capture.ACTOR] = campus.instructor
+        delete_assessment(
+            db,
+            db.get(User, campus.instructor),
+            db.get(Assessment, campus.lab),
+            now=datetime.now(UTC),
+        )
+        db.commit()
+    laptop.sync()
+    with on_server(server):
+        conflict = _db.session.scalar(select(SyncConflict))
+        assert (conflict.kind, conflict.field, conflict.lost_value) == ("deleted", "points", 8)
+        assert conflict.author_id == campus.instructor
+    assert points_on(server, campus.lab, campus.students[1]) is None
+    assert_replica_matches(server, laptop)
+
+
+# --- 7. A device holds its scope, table by table, for every role --------------------------------
+
+
+def _submit(app: Flask, student_id: Any, assessment_id: Any, content: bytes, name: str) -> Any:
+    import io
+
+    from portal.submissions import services as submissions
+    from portal.submissions import storage
+
+    upload_dir = Path(app.config["PORTAL"]["UPLOAD_DIR"])
+    with app.app_context():
+        db = _db.session
+        db.info[capture.ACTOR] = student_id
+        incoming = storage.receive(io.BytesIO(content), upload_dir, 10 * 1024 * 1024)
+        made = submissions.submit(
+            db,
+            db.get(User, student_id),
+            db.get(Assessment, assessment_id),
+            incoming,
+            name,
+            upload_dir=upload_dir,
+            now=datetime.now(UTC),
+        )
+        db.commit()
+        return made.id
+
+
+@pytest.fixture
+def busy_campus(campus: Campus, server: Flask) -> Campus:
+    """The campus with a second section (another instructor), marks, attendance and lab
+    reports for several students in both."""
+    from portal.attendance.services import LabSessionInput, create_lab_session, record_attendance
+
+    with on_server(server):
+        db = _db.session
+        other = factories.make_user(db, "instructor", username="teach2")
+        section = db.get(Section, campus.other_section)
+        section.instructor_id = other_id = other.id
+        db.add(
+            Registration(student_id=campus.students[2], section_id=section.id, status="enrolled")
+        )
+        section.enrolled_count = 1
+        db.add(Assessment(section_id=section.id, name="Lab A", kind="lab", weight=20, max_points=5))
+        db.commit()
+        other_lab = db.scalar(select(Assessment.id).filter_by(section_id=section.id))
+        sessions = {}
+        for section_id, actor in ((campus.section, campus.lab_staff), (section.id, other_id)):
+            sessions[section_id] = create_lab_session(
+                db,
+                db.get(User, actor),
+                db.get(Section, section_id),
+                LabSessionInput(
+                    held_on=datetime.now(UTC).date(),
+                    starts_at=datetime(2000, 1, 1, 9).time(),
+                    ends_at=datetime(2000, 1, 1, 10).time(),
+                    room="L1",
+                ),
+            ).id
+        db.commit()
+        for student in campus.students[:2]:
+            record_attendance(
+                db,
+                db.get(User, campus.lab_staff),
+                db.get(LabSession, sessions[campus.section]),
+                student,
+                "present",
+            )
+        record_attendance(
+            db,
+            db.get(User, other_id),
+            db.get(LabSession, sessions[section.id]),
+            campus.students[2],
+            "late",
+        )
+        db.commit()
+    for student, points in zip(campus.students[:2], ("81", "67"), strict=True):
+        server_mark(server, campus.instructor, campus.assessment, student, points)
+        server_mark(server, campus.instructor, campus.lab, student, "9")
+    server_mark(server, other_id, other_lab, campus.students[2], "4")
+    _submit(server, campus.students[0], campus.lab, b"report of student one\n", "one.txt")
+    _submit(server, campus.students[1], campus.lab, b"report of student two\n", "two.txt")
+    _submit(server, campus.students[2], other_lab, b"report of student three\n", "three.txt")
+    return campus
+
+
+def _ids(app: Flask, model: Any, column: str) -> set[Any]:
+    with app.app_context():
+        return set(_db.session.scalars(select(getattr(model, column))))
+
+
+@pytest.mark.parametrize("username", ["stud1", "teach1", "lab1", "admin1"])
+def test_every_role_holds_exactly_its_scope_table_by_table(
+    busy_campus: Campus, make_device: Callable[..., Device], server: Flask, username: str
+) -> None:
+    campus = busy_campus
+    laptop = make_device(username)
+    assert_replica_matches(server, laptop)
+    # The same, said without the scope rules, for what must never leak:
+    if username == "stud1":
+        me = campus.students[0]
+        assert _ids(laptop.app, Mark, "student_id") == {me}
+        assert _ids(laptop.app, AttendanceRecord, "student_id") == {me}
+        assert _ids(laptop.app, Submission, "student_id") == {me}
+        assert _ids(laptop.app, Registration, "student_id") == {me}
+        with laptop.session():
+            users = {u.id: u for u in _db.session.scalars(select(User))}
+            assert {u.id for u in users.values() if u.role == "student"} == {me}
+            assert {u.id for u in users.values() if u.password_hash != "!"} == {me}
+            assert _db.session.scalars(select(StoredFile.sha256)).all() == [
+                _db.session.scalar(select(Submission.file_sha256))
+            ]
+    elif username == "lab1":
+        with laptop.session():
+            kinds = set(_db.session.scalars(select(Assessment.kind)))
+            assert kinds == {"lab"}
+            assert _db.session.scalar(select(func.count(Mark.id))) == 2
+    elif username == "admin1":
+        for entry in SYNCED_TABLES:
+            assert count(laptop.app, entry.model) == count(server, entry.model), entry.name
+    with laptop.session():
+        hashes = _db.session.scalars(select(User.password_hash).where(User.password_hash != "!"))
+        assert len(list(hashes)) == 1
+
+
+def test_a_device_of_two_staff_accounts_holds_the_union_of_their_scopes(
+    busy_campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    laptop = make_device("lab1")
+    sync_client.join_account(laptop.engine, "teach2", factories.PASSWORD, client=laptop.http)
+    laptop.sync()
+    assert len(device_accounts(server, laptop)) == 2
+    assert_replica_matches(server, laptop)
+    with laptop.session():
+        assert _db.session.get(Section, busy_campus.other_section) is not None
+        assert {s.section_id for s in _db.session.scalars(select(LabSession))} == {
+            busy_campus.section,
+            busy_campus.other_section,
+        }
+
+
+def test_rows_that_leave_the_scope_are_removed_from_the_device(
+    busy_campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    from portal.registration.services import drop
+
+    campus = busy_campus
+    student = make_device("stud3")
+    teacher = make_device("teach2")
+    assert count(student.app, LabSession) == 1
+    assert count(teacher.app, Mark) == 1
+    with on_server(server):
+        db = _db.session
+        registration = db.scalar(select(Registration).filter_by(student_id=campus.students[2]))
+        db.info[capture.ACTOR] = campus.students[2]
+        drop(db, registration, now=datetime.now(UTC))
+        section = db.get(Section, campus.other_section)
+        section.instructor_id = campus.instructor  # reassigned to another instructor
+        db.commit()
+    student.sync()
+    teacher.sync()
+    assert count(student.app, LabSession) == 0  # the dropped section's sessions
+    assert count(student.app, Assessment) == 0
+    assert count(teacher.app, Mark) == 0  # the section's marks left with it
+    assert count(teacher.app, Registration) == 0
+    assert count(teacher.app, User, User.role == "student") == 0
+    assert_replica_matches(server, student)
+    assert_replica_matches(server, teacher)
+
+
+# --- 8. Files: content-addressed, resumable, a row only after its whole file --------------------
+
+
+def test_an_offline_lab_report_reaches_the_server_by_its_hash(
+    campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    import hashlib
+
+    from portal.submissions import storage
+
+    laptop = make_device("stud1")
+    content = b"Measured g = 9.79 m/s^2\n" * 50
+    made = _submit(laptop.app, campus.students[0], campus.lab, content, "report.txt")
+    laptop.sync()
+    sha = hashlib.sha256(content).hexdigest()
+    with on_server(server):
+        submission = _db.session.get(Submission, made)
+        assert submission is not None and submission.file_sha256 == sha
+    blob = storage.blob_path(Path(server.config["PORTAL"]["UPLOAD_DIR"]), sha)
+    assert blob.read_bytes() == content
+    assert_replica_matches(server, laptop)
+
+
+def test_a_file_upload_resumes_where_it_stopped(
+    campus: Campus,
+    make_device: Callable[..., Device],
+    server: Flask,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    http, transport = flaky_client(server)
+    laptop = make_device("stud1", http=http)
+    monkeypatch.setattr(sync_client, "CHUNK_BYTES", 1000)
+    content = b"0123456789abcdef\n" * 210  # 3,570 bytes: four chunks
+    _submit(laptop.app, campus.students[0], campus.lab, content, "data.txt")
+    with laptop.session():
+        sha = _db.session.scalar(select(StoredFile.sha256))
+    put_path = f"/sync/v1/files/{sha}"
+    transport.lose_after[put_path] = 1  # the second chunk is stored, its reply lost
+    transport.lose[put_path] = 1
+    with pytest.raises(sync_client.SyncError):
+        laptop.sync()
+    assert count(server, Submission) == 0
+    part = sync_services.partial_path(
+        Path(server.config["PORTAL"]["UPLOAD_DIR"]), state_of(laptop).device_id, sha
+    )
+    assert part.stat().st_size == 2000
+    transport.sent.clear()
+    laptop.sync()
+    assert transport.bytes_sent("PUT", put_path) == len(content) - 2000
+    assert count(server, Submission) == 1
+    assert_replica_matches(server, laptop)
+
+
+def test_a_submission_is_not_applied_before_its_file_is_whole_and_checked(
+    campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    import hashlib
+
+    laptop = make_device("stud1")
+    content = b"a lab report in two halves\n" * 100
+    sha = hashlib.sha256(content).hexdigest()
+    transport = transport_of(laptop)
+
+    def put(offset: int, data: bytes, last: bool) -> dict[str, Any]:
+        headers = {**transport.headers(), "Content-Type": "application/octet-stream"}
+        if last:
+            headers["X-File-Complete"] = "1"
+        return transport.call(
+            "PUT", f"/files/{sha}?offset={offset}", None, content=data, headers=headers
+        ).json()
+
+    put(0, content[:1000], last=False)
+    submission = change(
+        "submissions",
+        uuid.uuid4(),
+        {
+            "assessment_id": campus.lab,
+            "student_id": campus.students[0],
+            "file_sha256": sha,
+            "original_name": "report.txt",
+            "size": len(content),
+            "content_type": "text/plain",
+        },
+        actor=campus.students[0],
+    )
+    [answer] = push_raw(laptop, [submission])
+    assert answer["status"] == "waiting"
+    assert count(server, Submission) == 0
+    # A file whose bytes do not match its name is refused and must be sent again whole.
+    with pytest.raises(sync_client.SyncError) as mismatch:
+        put(1000, b"x" * (len(content) - 1000), last=True)
+    assert str(mismatch.value) == "The file received does not match its sha256; send it again."
+    [answer] = push_raw(laptop, [submission])
+    assert answer["status"] == "waiting"
+    assert put(0, content, last=True)["complete"] is True
+    [answer] = push_raw(laptop, [submission])  # the same change, now that the file is whole
+    assert answer["status"] == "applied"
+    assert count(server, Submission) == 1
+
+
+def test_identical_files_travel_once(
+    campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    first_http, first = flaky_client(server)
+    second_http, second = flaky_client(server)
+    one = make_device("stud1", http=first_http)
+    two = make_device("stud2", http=second_http)
+    content = b"the template handed out, submitted unchanged\n" * 300
+    _submit(one.app, campus.students[0], campus.lab, content, "template.txt")
+    _submit(two.app, campus.students[1], campus.lab, content, "template.txt")
+    one.sync()
+    two.sync()
+    assert first.bytes_sent("PUT", "/sync/v1/files/") == len(content)
+    assert second.bytes_sent("PUT", "/sync/v1/files/") == 0
+    assert count(server, Submission) == 2 and count(server, StoredFile) == 1
+    assert_replica_matches(server, one)
+    assert_replica_matches(server, two)
+
+
+# --- 9. The protocol is versioned -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("version", "words"),
+    [(0, "too old for the campus server"), (2, "newer than the campus server's")],
+)
+def test_a_protocol_the_server_does_not_speak_is_refused_clearly_and_data_kept(
+    campus: Campus,
+    make_device: Callable[..., Device],
+    server: Flask,
+    monkeypatch: pytest.MonkeyPatch,
+    version: int,
+    words: str,
+) -> None:
+    laptop = make_device("teach1")
+    local_mark(laptop, campus.instructor, campus.assessment, campus.students[0], "73")
+    before = state_of(laptop).cursor
+    monkeypatch.setattr(sync_client, "PROTOCOL_VERSION", version)
+    with pytest.raises(sync_client.SyncError) as refused:
+        laptop.sync()
+    assert refused.value.reason == "protocol"
+    assert words in str(refused.value) and "kept on this computer" in str(refused.value)
+    assert len(outbox(laptop)) == 1
+    assert state_of(laptop).cursor == before
+    assert state_of(laptop).last_error == str(refused.value)
+    assert points_on(server, campus.assessment, campus.students[0]) is None
+    monkeypatch.setattr(sync_client, "PROTOCOL_VERSION", 1)
+    laptop.sync()
+    assert points_on(server, campus.assessment, campus.students[0]) == 73
+
+
+def test_a_request_without_a_protocol_is_refused(
+    campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    laptop = make_device("stud1")
+    response = laptop.http.post(
+        "/sync/v1/pull",
+        content=json.dumps({"cursor": 0}),
+        headers={"Authorization": f"Bearer {state_of(laptop).credential}"},
+    )
+    assert response.status_code == 426
+    assert response.json()["detail"] == "The request does not say which sync protocol it speaks."
+
+
+# --- 10. A revoked device is refused; its unsent changes are kept --------------------------------
+
+
+def test_a_revoked_device_is_refused_and_keeps_its_changes_for_export(
+    campus: Campus, make_device: Callable[..., Device], server: Flask, tmp_path: Path
+) -> None:
+    from portal.models import Device as DeviceRow
+
+    laptop = make_device("teach1")
+    local_mark(laptop, campus.instructor, campus.assessment, campus.students[0], "58")
+    local_mark(laptop, campus.instructor, campus.lab, campus.students[1], "6")
+    with on_server(server):
+        db = _db.session
+        sync_services.revoke_device(
+            db,
+            db.get(DeviceRow, state_of(laptop).device_id),
+            actor=db.get(User, campus.admin),
+            now=datetime.now(UTC),
+        )
+        db.commit()
+    with pytest.raises(sync_client.SyncError) as refused:
+        laptop.sync()
+    assert refused.value.reason == "revoked"
+    assert "revoked by an administrator" in str(refused.value)
+    assert state_of(laptop).revoked is True
+    kept = outbox(laptop)
+    assert len(kept) == 2
+    assert count(server, Mark) == 0
+    exported = sync_client.export_outbox(laptop.engine, tmp_path / "unsent.json")
+    assert exported == 2
+    document = json.loads((tmp_path / "unsent.json").read_text())
+    assert [c["change_id"] for c in document["changes"]] == [str(e.change_id) for e in kept]
+    assert {c["fields"]["points"] for c in document["changes"]} == {58, 6}
+    assert len(outbox(laptop)) == 2  # exporting keeps them too
+
+
+# --- 11. Convergence (the random version is tests/sync/test_convergence.py) ---------------------
+
+
+@pytest.mark.parametrize("order", ["instructor first", "lab staff first"])
+def test_offline_edits_on_two_devices_converge_in_either_sync_order(
+    campus: Campus, make_device: Callable[..., Device], server: Flask, order: str
+) -> None:
+    from portal.attendance.services import LabSessionInput, create_lab_session, record_attendance
+
+    office = make_device("teach1")
+    lab = make_device("lab1")
+    local_mark(office, campus.instructor, campus.assessment, campus.students[0], "90")
+    local_mark(office, campus.instructor, campus.lab, campus.students[1], "3")
+    _after(hlc.millis_of(datetime.now(UTC)))
+    local_mark(lab, campus.lab_staff, campus.lab, campus.students[1], "4")  # same mark, later
+    local_mark(lab, campus.lab_staff, campus.lab, campus.students[0], "10")
+    with acting(lab, campus.lab_staff) as db:
+        made = create_lab_session(
+            db,
+            db.get(User, campus.lab_staff),
+            db.get(Section, campus.section),
+            LabSessionInput(
+                held_on=datetime.now(UTC).date(),
+                starts_at=datetime(2000, 1, 1, 14).time(),
+                ends_at=datetime(2000, 1, 1, 16).time(),
+                room="",
+            ),
+        )
+        record_attendance(db, db.get(User, campus.lab_staff), made, campus.students[0], "present")
+        db.commit()
+    devices = [office, lab] if order == "instructor first" else [lab, office]
+    for device in devices + devices:
+        device.sync()
+    for device in devices:
+        assert_replica_matches(server, device)
+        assert outbox(device) == []
+    # The lab staff's edit of the same mark came later, so it wins whatever the order.
+    assert points_on(server, campus.lab, campus.students[1]) == 4
+    assert points_on(office.app, campus.lab, campus.students[1]) == 4
+    assert points_on(server, campus.assessment, campus.students[0]) == 90
+    assert count(server, AttendanceRecord) == 1
+    with on_server(server):
+        assert _db.session.scalar(select(SyncConflict.lost_value)) == 3
