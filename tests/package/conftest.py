@@ -29,6 +29,7 @@ import pytest
 
 from desktop.window import PAGE_REPORTS_SWITCH
 from tests.conftest import unavailable
+from tests.desktop.launcher_process import Xvfb
 
 ROOT = Path(__file__).resolve().parents[2]
 DIST = ROOT / "dist"
@@ -244,24 +245,8 @@ def start_app() -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def xvfb_display() -> Iterator[str]:
-    """A virtual X display of our own (Xvfb picks a free number and tells it when ready)."""
+    """A virtual X display of our own (the desktop tests' Xvfb: it picks a free number)."""
     if shutil.which("Xvfb") is None:
         unavailable("Xvfb is not installed (make test installs it)")
-    read_end, write_end = os.pipe()
-    process = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1280x860x24", "-nolisten", "tcp"],
-        pass_fds=(write_end,),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(write_end)
-    with os.fdopen(read_end) as ready:
-        number = ready.readline().strip()  # written once the display accepts clients
-    if not number:
-        process.wait()
-        pytest.fail(f"Xvfb did not start (exit {process.returncode})")
-    try:
-        yield f":{number}"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    with Xvfb(1280, 860) as xvfb:
+        yield xvfb.display
