@@ -10,8 +10,9 @@
 Start-up, in order: data directory writable -> single-instance lock -> database file usable
 (not locked by another program, not damaged) -> schema upgrade (backed up first) -> waitress on
 127.0.0.1 behind the local guard -> /healthz answers -> the window (or, headless, one line on
-stdout with the launch URL) -> daily backup in the background. Closing the window, SIGTERM or
-SIGINT stop the server gracefully and checkpoint the WAL.
+stdout with the launch URL) -> daily backup and (when connected to a campus server) sync in the
+background. Closing the window, SIGTERM or SIGINT stop the sync between two batches, stop the
+server gracefully and checkpoint the WAL.
 """
 
 from __future__ import annotations
@@ -417,10 +418,29 @@ def _build_portal(
     migrate(app, paths)
     if args.demo:
         _load_demo_data(app)
+    _start_background_sync(app)
     log.info("portal built %.3fs after the start", time.monotonic() - started)
     gc.freeze()  # what start-up built lives as long as the process: later passes skip it
     gc.enable()
     return app
+
+
+def _start_background_sync(app: Any) -> None:
+    """Sync every few minutes while the campus server answers (nothing happens while this
+    copy is not connected to one); stopped by _stop_background_sync at shutdown."""
+    from portal.sync.device import runner_for
+
+    runner_for(app).start_background()
+
+
+def _stop_background_sync(app: Any) -> None:
+    """A running sync stops between two batches (each written atomically); wait for it."""
+    from portal.sync.device import runner_for
+
+    try:
+        runner_for(app).stop()
+    except Exception:
+        log.exception("stopping the background sync failed")
 
 
 def run_portal(paths: DataPaths, args: argparse.Namespace, log_file: Path | None) -> int:
@@ -526,6 +546,7 @@ def run_portal(paths: DataPaths, args: argparse.Namespace, log_file: Path | None
                 log.info("waiting for the portal's start (a schema upgrade?) to finish first")
             build.join()  # a schema upgrade in progress ends (commits or rolls back) first
             if build.app is not None:
+                _stop_background_sync(build.app)
                 _dispose_engine(build.app)
                 try:
                     checkpoint(paths.database)

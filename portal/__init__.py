@@ -85,16 +85,23 @@ FEATURES = (
 )
 
 
+# Features with more than one blueprint: their route modules (each holds a `bp`).
+ROUTE_MODULES = {"sync": ("routes", "admin_routes", "device_routes")}
+
+
 def register_blueprints(app: Flask) -> None:
     """Each feature package with a routes module contributes its blueprint `bp`."""
     from importlib import import_module
     from importlib.util import find_spec
 
     for feature in FEATURES:
-        if find_spec(f"portal.{feature}") is None or find_spec(f"portal.{feature}.routes") is None:
+        if find_spec(f"portal.{feature}") is None:
             continue
-        module = import_module(f"portal.{feature}.routes")
-        app.register_blueprint(module.bp)
+        for name in ROUTE_MODULES.get(feature, ("routes",)):
+            if find_spec(f"portal.{feature}.{name}") is None:
+                continue
+            module = import_module(f"portal.{feature}.{name}")
+            app.register_blueprint(module.bp)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -26,6 +26,7 @@ from portal.auth.policy import roles
 from portal.catalogue.services import get_section
 from portal.extensions import db
 from portal.models import Course, Meeting, Section, Term, User, utcnow
+from portal.sync import services as sync_services
 from portal.web import commit_or_show, db_session, filled, signed_in_user
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -58,7 +59,10 @@ def dashboard_page() -> str:
         course_code=request.args.get("course", "")[:20],
         under_percent=under,
     )
-    return render_template("admin/dashboard.html", d=figures)
+    open_conflicts = None
+    if current_app.config["PORTAL"]["MODE"] == "server":  # devices sync with the server only
+        open_conflicts = sync_services.open_conflict_count(db_session())
+    return render_template("admin/dashboard.html", d=figures, open_conflicts=open_conflicts)
 
 
 # --- Terms ---------------------------------------------------------------------------------------

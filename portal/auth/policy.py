@@ -18,6 +18,7 @@ from portal.models import ROLES, utcnow
 
 F = TypeVar("F", bound=Callable[..., Any])
 ACCESS_ATTRIBUTE = "portal_access"
+PASSIVE_ATTRIBUTE = "portal_passive"
 PUBLIC = "public"
 SIGNED_IN = "signed-in"
 EXEMPT_ENDPOINTS = {"static"}
@@ -48,6 +49,13 @@ def roles(*names: str) -> Callable[[F], F]:
         return view
 
     return decorate
+
+
+def passive(view: F) -> F:
+    """A request a page makes by itself (a status poll): it is not the person's activity, so
+    it does not keep them signed in past the idle log-out."""
+    setattr(view, PASSIVE_ATTRIBUTE, True)
+    return view
 
 
 def access_of(view: Callable[..., Any]) -> str | frozenset[str] | None:
@@ -102,6 +110,9 @@ def _enforce_idle_logout() -> None:
         logout_user()
         session.clear()
         flash("You were logged out after a period of inactivity.", "info")
+        return
+    view = current_app.view_functions.get(request.endpoint or "")
+    if view is not None and getattr(view, PASSIVE_ATTRIBUTE, False) and last_seen is not None:
         return
     session["last_seen"] = now
 

@@ -119,11 +119,12 @@ def _wait_until_healthy(url: str, timeout: float = STARTUP_TIMEOUT) -> None:
 
 
 @contextmanager
-def serve(app: Flask, threads: int = 8) -> Iterator[str]:
-    """Serve `app` with waitress on 127.0.0.1 and a free port; yields the base URL."""
+def serve(app: Flask, threads: int = 8, port: int = 0) -> Iterator[str]:
+    """Serve `app` with waitress on 127.0.0.1 and a free port (or `port`: a server stopped and
+    started again on the same address); yields the base URL."""
     from waitress.server import create_server
 
-    server: Any = create_server(app, host="127.0.0.1", port=0, threads=threads)
+    server: Any = create_server(app, host="127.0.0.1", port=port, threads=threads)
     url = f"http://127.0.0.1:{server.effective_port}"
     thread = threading.Thread(target=server.run, name="waitress-live-server", daemon=True)
     thread.start()
