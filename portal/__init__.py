@@ -74,11 +74,14 @@ FEATURES = (
     "admin",
     "audit",
     "setup",
+    "profile",
+    "api",
 )
 
 
 def register_blueprints(app: Flask) -> None:
-    """Each feature package with a routes module contributes its blueprint `bp`."""
+    """Each feature package with a routes module contributes its blueprint `bp`, or registers
+    itself with `init_app(app)` when it brings more than one (the API)."""
     from importlib import import_module
     from importlib.util import find_spec
 
@@ -86,7 +89,10 @@ def register_blueprints(app: Flask) -> None:
         if find_spec(f"portal.{feature}") is None or find_spec(f"portal.{feature}.routes") is None:
             continue
         module = import_module(f"portal.{feature}.routes")
-        app.register_blueprint(module.bp)
+        if hasattr(module, "init_app"):
+            module.init_app(app)
+        else:
+            app.register_blueprint(module.bp)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -12,16 +12,9 @@ from portal.audit.services import record
 from portal.auth.policy import roles
 from portal.errors import ValidationError
 from portal.extensions import db
-from portal.models import ROLES, User
+from portal.models import ROLES
 
 bp = Blueprint("accounts", __name__, url_prefix="/admin/users")
-
-
-AUDITED_FIELDS = ("username", "full_name", "role", "email", "student_number")
-
-
-def _account(user: User) -> dict[str, object]:
-    return {name: getattr(user, name) for name in AUDITED_FIELDS}
 
 
 def _details(form: UserForm) -> services.UserDetails:
@@ -55,20 +48,16 @@ def create() -> str | Response:
     form = NewUserForm()
     if form.validate_on_submit():
         try:
-            user = services.create_user(db.session, _details(form), form.password.data or "")
+            user = services.create_account(
+                db.session,
+                _details(form),
+                form.password.data or "",
+                actor=current_user,  # type: ignore[arg-type]
+            )
         except ValidationError as error:
             db.session.rollback()
             form.form_errors.append(str(error))
         else:
-            record(
-                db.session,
-                current_user,  # type: ignore[arg-type]
-                "account.create",
-                entity_type="user",
-                entity_id=user.id,
-                summary=f"Created account {user.username} ({user.role})",
-                after=_account(user),
-            )
             db.session.commit()
             flash(f"Account {user.username} created.", "success")
             return redirect(url_for("accounts.users"))
@@ -81,26 +70,17 @@ def edit(user_id: uuid.UUID) -> str | Response:
     user = services.get_user(db.session, user_id)
     form = UserForm(obj=user)
     if form.validate_on_submit():
-        before = _account(user)
         try:
-            services.update_user(db.session, user, _details(form))
+            services.update_account(
+                db.session,
+                user,
+                _details(form),
+                actor=current_user,  # type: ignore[arg-type]
+            )
         except ValidationError as error:
             db.session.rollback()
             form.form_errors.append(str(error))
         else:
-            after = _account(user)
-            changed = [name for name in AUDITED_FIELDS if before[name] != after[name]]
-            if changed:
-                record(
-                    db.session,
-                    current_user,  # type: ignore[arg-type]
-                    "account.update",
-                    entity_type="user",
-                    entity_id=user.id,
-                    summary=f"Edited account {user.username}: {', '.join(changed)}",
-                    before={name: before[name] for name in changed},
-                    after={name: after[name] for name in changed},
-                )
             db.session.commit()
             flash(f"Account {user.username} saved.", "success")
             return redirect(url_for("accounts.users"))
@@ -113,21 +93,16 @@ def set_active(user_id: uuid.UUID) -> Response:
     user = services.get_user(db.session, user_id)
     make_active = request.form.get("active") == "1"
     try:
-        services.set_active(db.session, user, make_active, acting_user=current_user)  # type: ignore[arg-type]
+        state = services.set_account_active(
+            db.session,
+            user,
+            make_active,
+            actor=current_user,  # type: ignore[arg-type]
+        )
     except ValidationError as error:
         db.session.rollback()
         flash(str(error), "danger")
     else:
-        state = "reactivated" if make_active else "deactivated"
-        record(
-            db.session,
-            current_user,  # type: ignore[arg-type]
-            "account.activate" if make_active else "account.deactivate",
-            entity_type="user",
-            entity_id=user.id,
-            summary=f"Account {user.username} {state}",
-            after={"active": make_active},
-        )
         db.session.commit()
         flash(f"Account {user.username} {state}.", "success")
     return redirect(url_for("accounts.users"))

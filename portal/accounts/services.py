@@ -14,6 +14,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from portal.audit.services import record
 from portal.errors import NotFound, ValidationError
 from portal.models import ROLES, User
 
@@ -146,3 +147,63 @@ def search_users_query(text: str = "", role: str = ""):  # type: ignore[no-untyp
             )
         )
     return query.order_by(User.username)
+
+
+# --- Audited account changes (the admin pages and the API call these) ---------------------------
+
+AUDITED_FIELDS = ("username", "full_name", "role", "email", "student_number")
+
+
+def _account(user: User) -> dict[str, object]:
+    return {name: getattr(user, name) for name in AUDITED_FIELDS}
+
+
+def create_account(db: Session, details: UserDetails, password: str, *, actor: User) -> User:
+    """create_user, written to the audit log."""
+    user = create_user(db, details, password)
+    record(
+        db,
+        actor,
+        "account.create",
+        entity_type="user",
+        entity_id=user.id,
+        summary=f"Created account {user.username} ({user.role})",
+        after=_account(user),
+    )
+    return user
+
+
+def update_account(db: Session, user: User, details: UserDetails, *, actor: User) -> User:
+    """update_user; the fields that really changed are written to the audit log."""
+    before = _account(user)
+    update_user(db, user, details)
+    after = _account(user)
+    changed = [name for name in AUDITED_FIELDS if before[name] != after[name]]
+    if changed:
+        record(
+            db,
+            actor,
+            "account.update",
+            entity_type="user",
+            entity_id=user.id,
+            summary=f"Edited account {user.username}: {', '.join(changed)}",
+            before={name: before[name] for name in changed},
+            after={name: after[name] for name in changed},
+        )
+    return user
+
+
+def set_account_active(db: Session, user: User, active: bool, *, actor: User) -> str:
+    """set_active, written to the audit log; returns "reactivated" or "deactivated"."""
+    set_active(db, user, active, acting_user=actor)
+    state = "reactivated" if active else "deactivated"
+    record(
+        db,
+        actor,
+        "account.activate" if active else "account.deactivate",
+        entity_type="user",
+        entity_id=user.id,
+        summary=f"Account {user.username} {state}",
+        after={"active": active},
+    )
+    return state
