@@ -31,6 +31,12 @@ SETTINGS: dict[str, type] = {
     "LOG_LEVEL": str,
     "SESSION_COOKIE_SECURE": bool,
     "PAGE_SIZE": int,
+    "SHARED_DIR": str,
+    "JOB_QUEUE_URL": str,
+    "API_RATE_LIMIT": str,
+    "METRICS_ALLOWED_ADDRESSES": str,
+    "LOGIN_CONCURRENCY": int,
+    "LOGIN_WAIT_SECONDS": int,
 }
 
 DEFAULTS: dict[str, Any] = {
@@ -49,6 +55,12 @@ DEFAULTS: dict[str, Any] = {
     "LOG_LEVEL": "INFO",
     "SESSION_COOKIE_SECURE": False,
     "PAGE_SIZE": 25,
+    "SHARED_DIR": "",
+    "JOB_QUEUE_URL": "",
+    "API_RATE_LIMIT": "600 per minute",
+    "METRICS_ALLOWED_ADDRESSES": "127.0.0.1, ::1",
+    "LOGIN_CONCURRENCY": 2,
+    "LOGIN_WAIT_SECONDS": 5,
 }
 
 
@@ -137,8 +149,11 @@ def load_settings(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
             raise ConfigError("server mode needs PORTAL_DATABASE_URL (a PostgreSQL URL)")
         data_dir.mkdir(parents=True, exist_ok=True)
         settings["DATABASE_URL"] = f"sqlite:///{data_dir / 'portal.db'}"
+    # Files every instance of a server must see (uploads, imports): one shared directory.
+    shared_dir = Path(settings["SHARED_DIR"] or data_dir)
+    settings["SHARED_DIR"] = str(shared_dir)
     if not settings["UPLOAD_DIR"]:
-        settings["UPLOAD_DIR"] = str(data_dir / "files")
+        settings["UPLOAD_DIR"] = str(shared_dir / "files")
     if not settings["SECRET_KEY"]:
         if settings["MODE"] == "server":
             raise ConfigError("server mode needs PORTAL_SECRET_KEY (a long random string)")

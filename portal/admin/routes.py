@@ -455,7 +455,7 @@ def attendance_export(section_id: uuid.UUID) -> Response:
 
 
 def _store() -> import_jobs.JobStore:
-    return import_jobs.JobStore(Path(current_app.config["PORTAL"]["DATA_DIR"]) / "imports")
+    return import_jobs.JobStore(Path(current_app.config["PORTAL"]["SHARED_DIR"]) / "imports")
 
 
 def _run_in_background(job_id: str, mode: str) -> None:

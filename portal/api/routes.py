@@ -7,13 +7,15 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, Response, jsonify, render_template, request
+import hashlib
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request
 
 from portal.api import API_V1, auth
 from portal.api.problems import is_api_request
 from portal.api.spec import SETTINGS, api
 from portal.auth.policy import public
-from portal.extensions import csrf
+from portal.extensions import csrf, limiter
 
 bp = Blueprint("api", __name__, url_prefix=API_V1)
 
@@ -46,6 +48,21 @@ def _conditional_get(response: Response) -> Response:
     return response
 
 
+def _caller_key() -> str:
+    """Rate limits count per token, else per browser session, else per address (a campus NAT
+    puts many people behind one address)."""
+    credential = request.headers.get("Authorization") or request.cookies.get(
+        current_app.config["SESSION_COOKIE_NAME"]
+    )
+    if credential:
+        return "api:" + hashlib.sha256(credential.encode("utf-8", "replace")).hexdigest()[:32]
+    return "api-addr:" + (request.remote_addr or "unknown")
+
+
+def _api_rate_limit() -> str:
+    return str(current_app.config["PORTAL"]["API_RATE_LIMIT"])
+
+
 def init_app(app: Flask) -> None:
     from portal.api import admin, attendance, catalogue, grades, registrations, submissions
 
@@ -54,6 +71,7 @@ def init_app(app: Flask) -> None:
     auth.init_app(app)
     for module in (catalogue, registrations, grades, attendance, submissions, admin):
         csrf.exempt(module.blp)  # token calls need none; session calls are checked in auth.py
+        limiter.limit(_api_rate_limit, key_func=_caller_key)(module.blp)
         api.register_blueprint(module.blp)
     app.register_blueprint(bp)
     app.after_request(_conditional_get)

@@ -9,6 +9,7 @@ from werkzeug.exceptions import HTTPException
 from portal.api import problems
 from portal.api.problems import is_api_request
 from portal.errors import PortalError
+from portal.operations import metrics
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,7 @@ def init_app(app: Flask) -> None:
             )
         log.exception("unhandled error on %s %s", request.method, request.path)
         db.session.rollback()
+        metrics.record_unhandled_error()
         return _render(
             500,
             "Something went wrong",

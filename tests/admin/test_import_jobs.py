@@ -75,7 +75,7 @@ def test_dry_run_report_then_fixed_file_imports(app, client, data, login_as):
 
 def test_progress_fragment_polls_while_running_and_refreshes_when_done(app, client, login_as):
     login_as("admin")
-    store = JobStore(Path(app.config["PORTAL"]["DATA_DIR"]) / "imports")
+    store = JobStore(Path(app.config["PORTAL"]["SHARED_DIR"]) / "imports")
     job = store.create("courses", "c.csv", b"code,title,credits,department\n", "admin")
     job.phase, job.step, job.done, job.total = "checking", "Checking rows", 250, 1000
     store.save(job)
@@ -120,12 +120,12 @@ def test_one_time_passwords_can_be_downloaded_once(app, client, data, login_as):
         follow_redirects=True,
     )
     assert "already downloaded" in again.get_data(as_text=True)
-    assert not list((Path(app.config["PORTAL"]["DATA_DIR"]) / "imports" / job_id).glob("pass*"))
+    assert not list((Path(app.config["PORTAL"]["SHARED_DIR"]) / "imports" / job_id).glob("pass*"))
 
 
 def test_an_import_that_fails_on_the_way_writes_nothing(app, data):
     """Rows checked clean, then a rule refuses one during the import: rollback, report kept."""
-    store = JobStore(Path(app.config["PORTAL"]["DATA_DIR"]) / "imports")
+    store = JobStore(Path(app.config["PORTAL"]["SHARED_DIR"]) / "imports")
     with data() as db:
         section = factories.make_section(db, capacity=1, waitlist_capacity=0)
         section.number = "001"
