@@ -151,6 +151,9 @@ def init_app(app: Flask) -> None:
             return None
         return user if user is not None and user.is_active else None
 
+    from portal.auth import login_queue
+
+    login_queue.init_app(app)
     app.before_request(_enforce_idle_logout)
     app.before_request(_enforce_access)
     app.after_request(_security_headers)

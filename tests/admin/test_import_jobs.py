@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from portal import jobs
 from portal.admin import import_jobs
 from portal.admin.import_jobs import JobStore
 from portal.models import AuditEntry, Course, User
@@ -27,7 +28,7 @@ def upload(client, kind, text, name="file.csv"):
     )
     assert response.status_code == 302, response.get_data(as_text=True)
     job_id = response.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
-    assert import_jobs.wait(job_id, timeout=60)
+    assert jobs.wait(job_id, timeout=60)
     return job_id
 
 
@@ -58,7 +59,7 @@ def test_dry_run_report_then_fixed_file_imports(app, client, data, login_as):
 
     response = post_form(client, f"/admin/imports/{job_id}/run", token_from="/admin/imports")
     assert response.status_code == 302
-    assert import_jobs.wait(job_id, timeout=60)
+    assert jobs.wait(job_id, timeout=60)
     page = client.get(f"/admin/imports/{job_id}").get_data(as_text=True)
     assert "Imported 2 courses." in page
     with data() as db:
@@ -98,7 +99,7 @@ def test_one_time_passwords_can_be_downloaded_once(app, client, data, login_as):
     text = "username,full_name,role,student_number\nfresh1,Fresh One,student,S555001\n"
     job_id = upload(client, "users", text, "users.csv")
     post_form(client, f"/admin/imports/{job_id}/run", token_from="/admin/imports")
-    assert import_jobs.wait(job_id, timeout=60)
+    assert jobs.wait(job_id, timeout=60)
     page = client.get(f"/admin/imports/{job_id}").get_data(as_text=True)
     assert "Download one-time passwords" in page
     response = post_form(
