@@ -4,6 +4,8 @@
                   [--idle-logout MINUTES]
     campus-portal [--data-dir DIR | --demo] backup [--to FILE]
     campus-portal [--data-dir DIR | --demo] restore FILE
+    campus-portal [--data-dir DIR] enrol --server URL --code CODE
+    campus-portal [--data-dir DIR] sync [--export FILE]
 
 Start-up, in order: data directory writable -> single-instance lock -> database file usable
 (not locked by another program, not damaged) -> schema upgrade (backed up first) -> waitress on
@@ -85,6 +87,22 @@ def build_parser() -> argparse.ArgumentParser:
         "restore", parents=[shared], help="replace the database with a backup"
     )
     restore.add_argument("file", type=Path, metavar="FILE", help="a backup made by Campus Portal")
+    enrol = commands.add_parser(
+        "enrol", parents=[shared], help="connect this data folder to the campus server"
+    )
+    enrol.add_argument("--server", required=True, metavar="URL", help="the campus server")
+    enrol.add_argument("--code", required=True, metavar="CODE", help="enrolment code from IT")
+    enrol.add_argument("--name", default=None, help="this computer's name on the server")
+    sync = commands.add_parser(
+        "sync", parents=[shared], help="synchronise once with the campus server"
+    )
+    sync.add_argument(
+        "--export",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write the changes waiting on this computer to FILE (JSON) instead",
+    )
     return parser
 
 
@@ -144,6 +162,10 @@ def _main(argv: list[str] | None) -> int:
             return run_backup(paths, args)
         if args.command == "restore":
             return run_restore(paths, args)
+        if args.command == "enrol":
+            return run_enrol(paths, args, log_file)
+        if args.command == "sync":
+            return run_sync(paths, args, log_file)
         return run_portal(paths, args, log_file)
     except LauncherProblem as problem:
         if log_file is not None:
@@ -205,6 +227,67 @@ def run_restore(paths: Any, args: argparse.Namespace) -> int:
     print(f"Restored {args.file} into {restored}.")
     if kept is not None:
         print(f"The database it replaced was kept at {kept}.")
+    return EXIT_OK
+
+
+# --- sync from a shell ------------------------------------------------------------------------
+
+
+def _sync_app(paths: Any, args: argparse.Namespace, log_file: Path | None) -> Any:
+    """The portal over this data folder's database, created or upgraded first (the app may
+    be open on the same folder: SQLite's write lock keeps the two apart)."""
+    from desktop.database import check_data_dir, migrate
+
+    check_data_dir(paths)
+    app = _create_app(paths, args, log_file)
+    migrate(app, paths)
+    return app
+
+
+def run_enrol(paths: Any, args: argparse.Namespace, log_file: Path | None) -> int:
+    import platform
+
+    from desktop.problems import SyncProblem
+    from portal.extensions import db
+    from portal.sync import client
+
+    app = _sync_app(paths, args, log_file)
+    with app.app_context():
+        engine = db.engine
+    try:
+        username = client.enrol(
+            engine, args.server, args.code, device_name=args.name or platform.node()
+        )
+        print(f"Enrolled with {args.server} for {username}; first sync...", flush=True)
+        summary = client.sync_once(engine, Path(app.config["PORTAL"]["UPLOAD_DIR"]))
+    except client.SyncError as error:
+        raise SyncProblem("Enrolment did not complete", str(error), reason=error.reason) from None
+    print(f"Synced: {summary.line()}")
+    return EXIT_OK
+
+
+def run_sync(paths: Any, args: argparse.Namespace, log_file: Path | None) -> int:
+    from desktop.problems import SyncProblem
+    from portal.extensions import db
+    from portal.sync import client
+
+    app = _sync_app(paths, args, log_file)
+    with app.app_context():
+        engine = db.engine
+    if args.export is not None:
+        count = client.export_outbox(engine, args.export)
+        print(f"{count} waiting change(s) written to {args.export}")
+        return EXIT_OK
+    try:
+        summary = client.sync_once(engine, Path(app.config["PORTAL"]["UPLOAD_DIR"]))
+    except client.SyncError as error:
+        waiting = client.pending_count(engine)
+        raise SyncProblem(
+            "Sync did not complete",
+            f"{error} ({waiting} change(s) waiting on this computer)",
+            reason=error.reason,
+        ) from None
+    print(f"Synced: {summary.line()}")
     return EXIT_OK
 
 

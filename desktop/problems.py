@@ -11,6 +11,9 @@ EXIT_DATA_DIR = 2
 EXIT_DATABASE = 3
 EXIT_SETTINGS = 4
 EXIT_USAGE = 64
+# `campus-portal enrol` and `campus-portal sync`: why a sync did not get through.
+EXIT_SYNC = {"unreachable": 10, "revoked": 11, "protocol": 12, "refused": 13, "busy": 14}
+EXIT_SYNC_OTHER = 15
 
 
 class LauncherProblem(Exception):
@@ -53,3 +56,11 @@ class DatabaseProblem(LauncherProblem):
 
 class SettingsProblem(LauncherProblem):
     exit_code = EXIT_SETTINGS
+
+
+class SyncProblem(LauncherProblem):
+    """A sync or an enrolment from the command line did not get through."""
+
+    def __init__(self, title: str, detail: str, *, reason: str = "error") -> None:
+        super().__init__(title, detail)
+        self.exit_code = EXIT_SYNC.get(reason, EXIT_SYNC_OTHER)

@@ -61,6 +61,13 @@ def register_extensions(app: Flask) -> None:
     login_manager.login_message = "Please log in to see that page."
     login_manager.login_message_category = "info"
 
+    # Changes to synchronised rows go to the change log (server) or the outbox (a device).
+    from portal.sync import capture
+
+    capture.install()
+    with app.app_context():
+        capture.register_engine(db.engine, app.config["PORTAL"]["MODE"])
+
 
 FEATURES = (
     "main",
@@ -74,6 +81,7 @@ FEATURES = (
     "admin",
     "audit",
     "setup",
+    "sync",
     "profile",
     "api",
     "operations",

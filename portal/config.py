@@ -1,4 +1,10 @@
-"""Settings: defaults < machine-wide file < per-user file < environment < explicit overrides."""
+"""Settings: defaults < machine-wide file < per-user file < environment < explicit overrides.
+
+Each setting is declared once, in SETTINGS below (name, type, default, help, the table of the
+settings files it lives in and the layers that may set it). The reader, the defaults, the
+environment variables, the launcher's `[desktop]` settings and the README's settings tables are
+all derived from that declaration (tests/config checks the README against it).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,8 @@ import os
 import secrets
 import sys
 import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,54 +22,183 @@ import platformdirs
 APP_NAME = "campus-portal"
 ENV_PREFIX = "PORTAL_"
 
-# Keys that may be set from files and the environment, with their type.
-SETTINGS: dict[str, type] = {
-    "MODE": str,  # "desktop" or "server"
-    "DATABASE_URL": str,
-    "SECRET_KEY": str,
-    "DATA_DIR": str,
-    "UPLOAD_DIR": str,
-    "SERVER_URL": str,
-    "ENROLMENT_CODE": str,
-    "UPDATE_CHECK": bool,
-    "IDLE_LOGOUT_MINUTES": int,
-    "MAX_UPLOAD_MB": int,
-    "RATELIMIT_STORAGE_URI": str,
-    "LOGIN_RATE_LIMIT": str,
-    "LOG_LEVEL": str,
-    "SESSION_COOKIE_SECURE": bool,
-    "PAGE_SIZE": int,
-    "SHARED_DIR": str,
-    "JOB_QUEUE_URL": str,
-    "API_RATE_LIMIT": str,
-    "METRICS_ALLOWED_ADDRESSES": str,
-    "LOGIN_CONCURRENCY": int,
-    "LOGIN_WAIT_SECONDS": int,
-}
+# The layers a setting may come from, lowest first (after its built-in default).
+FILES = "files"  # the machine-wide file, then the per-user file
+ENVIRONMENT = "environment"  # PORTAL_<KEY>
+OVERRIDES = "overrides"  # command-line flags of the launcher, create_app(config)
+EVERY_LAYER = frozenset({FILES, ENVIRONMENT, OVERRIDES})
 
-DEFAULTS: dict[str, Any] = {
-    "MODE": "desktop",
-    "DATABASE_URL": "",
-    "SECRET_KEY": "",
-    "DATA_DIR": "",
-    "UPLOAD_DIR": "",
-    "SERVER_URL": "",
-    "ENROLMENT_CODE": "",
-    "UPDATE_CHECK": True,
-    "IDLE_LOGOUT_MINUTES": 15,
-    "MAX_UPLOAD_MB": 20,
-    "RATELIMIT_STORAGE_URI": "memory://",
-    "LOGIN_RATE_LIMIT": "10 per minute",
-    "LOG_LEVEL": "INFO",
-    "SESSION_COOKIE_SECURE": False,
-    "PAGE_SIZE": 25,
-    "SHARED_DIR": "",
-    "JOB_QUEUE_URL": "",
-    "API_RATE_LIMIT": "600 per minute",
-    "METRICS_ALLOWED_ADDRESSES": "127.0.0.1, ::1",
-    "LOGIN_CONCURRENCY": 2,
-    "LOGIN_WAIT_SECONDS": 5,
-}
+# The tables of a settings file: the portal's keys may also stand at the top level.
+PORTAL = "portal"
+DESKTOP = "desktop"
+TABLES = (PORTAL, DESKTOP)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: `name` is the key in the files (lower case); `key` the name in code."""
+
+    name: str
+    type: type
+    default: str | int | bool
+    help: str
+    table: str = PORTAL
+    layers: frozenset[str] = EVERY_LAYER
+    minimum: int | None = None
+    choices: tuple[str, ...] = ()
+    documented_default: str | None = None  # the README's words when the default is derived
+
+    @property
+    def key(self) -> str:
+        return self.name.upper()
+
+    @property
+    def environment_variable(self) -> str:
+        return ENV_PREFIX + self.key
+
+    def default_text(self) -> str:
+        if self.documented_default is not None:
+            return self.documented_default
+        if isinstance(self.default, bool):
+            return f"`{str(self.default).lower()}`"
+        return f"`{self.default}`" if self.default != "" else "empty"
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "mode",
+        str,
+        "desktop",
+        "`desktop` (local SQLite) or `server` (central server)",
+        choices=("desktop", "server"),
+    ),
+    Setting(
+        "database_url",
+        str,
+        "",
+        "SQLAlchemy URL; required in server mode (`postgresql+psycopg://...`)",
+        documented_default="SQLite file in the data dir",
+    ),
+    Setting(
+        "secret_key",
+        str,
+        "",
+        "signs sessions; required in server mode",
+        documented_default="generated once per installation (desktop)",
+    ),
+    Setting(
+        "data_dir",
+        str,
+        "",
+        "database, uploaded files, backups",
+        documented_default="the OS user's data dir (`~/.local/share/campus-portal`)",
+    ),
+    Setting(
+        "upload_dir",
+        str,
+        "",
+        "where uploaded files are stored (never served directly)",
+        documented_default="`<shared_dir>/files`",
+    ),
+    Setting("server_url", str, "", "the central server to synchronise with"),
+    Setting("enrolment_code", str, "", "code a new device presents to the central server"),
+    Setting("update_check", bool, True, "whether the desktop app looks for updates"),
+    Setting(
+        "idle_logout_minutes",
+        int,
+        15,
+        "log a portal user out after this much inactivity (0: never)",
+        minimum=0,
+    ),
+    Setting("max_upload_mb", int, 20, "largest accepted upload", minimum=1),
+    Setting(
+        "ratelimit_storage_uri",
+        str,
+        "memory://",
+        "Flask-Limiter storage; `redis://...` on the central server",
+    ),
+    Setting("login_rate_limit", str, "10 per minute", "log-in attempts per client address"),
+    Setting(
+        "log_level",
+        str,
+        "INFO",
+        "level of the central server's log lines: `DEBUG`, `INFO`, `WARNING` or `ERROR`",
+    ),
+    Setting("session_cookie_secure", bool, False, "set `true` behind HTTPS"),
+    Setting("page_size", int, 25, "rows per page in lists", minimum=1),
+    Setting(
+        "shared_dir",
+        str,
+        "",
+        "files every server instance must see: `files/` (uploads, unless `upload_dir` is set) "
+        "and `imports/` (CSV imports); a shared mount when there are several hosts",
+        documented_default="the data dir",
+    ),
+    Setting(
+        "job_queue_url",
+        str,
+        "",
+        "`redis://...` on the central server: long jobs (CSV imports) run on RQ workers "
+        "(`campus-portal-server worker`); empty: in a thread of the portal itself (the desktop)",
+    ),
+    Setting(
+        "api_rate_limit",
+        str,
+        "600 per minute",
+        "API calls per token (or per browser session, else per address)",
+    ),
+    Setting(
+        "metrics_allowed_addresses",
+        str,
+        "127.0.0.1, ::1",
+        "client addresses or networks (e.g. `10.0.5.0/24`) that may read `/metrics`",
+    ),
+    Setting(
+        "login_concurrency",
+        int,
+        2,
+        "log-ins hashed at once per server process; more wait (below)",
+        minimum=1,
+    ),
+    Setting(
+        "login_wait_seconds",
+        int,
+        5,
+        'how long a log-in waits for its turn before "busy, try again" (503 with Retry-After)',
+        minimum=0,
+    ),
+    Setting(
+        "backups_to_keep",
+        int,
+        7,
+        "daily backups kept in `<data dir>/backups/daily`",
+        table=DESKTOP,
+        layers=frozenset({FILES}),
+        minimum=1,
+    ),
+    Setting(
+        "daily_backup",
+        bool,
+        True,
+        "copy the database once a day while the app runs",
+        table=DESKTOP,
+        layers=frozenset({FILES}),
+    ),
+)
+
+BY_KEY: dict[str, Setting] = {setting.key: setting for setting in SETTINGS}
+
+
+def declared(table: str) -> tuple[Setting, ...]:
+    """The settings of one table of the settings files, in the order they are documented."""
+    return tuple(setting for setting in SETTINGS if setting.table == table)
+
+
+def settings_table(table: str) -> str:
+    """The README's Markdown table of one table's settings (tests/config compares the two)."""
+    rows = ["| key | default | meaning |", "|---|---|---|"]
+    rows += [f"| `{s.name}` | {s.default_text()} | {s.help} |" for s in declared(table)]
+    return "\n".join(rows)
 
 
 class ConfigError(Exception):
@@ -87,9 +224,10 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 
-def _coerce(key: str, value: Any, source: str) -> Any:
-    kind = SETTINGS[key]
-    if kind is bool:
+def _coerce(setting: Setting, value: Any, source: str, label: str) -> Any:
+    """`value` as the setting's type, or ConfigError naming `source` and `label`."""
+    where = f"{source}: {label}"
+    if setting.type is bool:
         if isinstance(value, bool):
             return value
         text = str(value).strip().lower()
@@ -97,17 +235,46 @@ def _coerce(key: str, value: Any, source: str) -> Any:
             return True
         if text in {"0", "false", "no", "off"}:
             return False
-        raise ConfigError(f"{source}: {key} must be true or false, not {value!r}")
-    if kind is int:
+        raise ConfigError(f"{where} must be true or false, not {value!r}")
+    if isinstance(value, dict | list):
+        raise ConfigError(f"{where} must be a single value, not {value!r}")
+    if setting.type is int:
         try:
-            return int(value)
+            if isinstance(value, bool | float):
+                raise TypeError(value)
+            number = int(value)
         except (TypeError, ValueError):
-            raise ConfigError(f"{source}: {key} must be a whole number, not {value!r}") from None
-    return str(value)
+            raise ConfigError(f"{where} must be a whole number, not {value!r}") from None
+        if setting.minimum is not None and number < setting.minimum:
+            raise ConfigError(f"{where} must be at least {setting.minimum}, not {number}")
+        return number
+    text = str(value)
+    if setting.choices and text not in setting.choices:
+        allowed = " or ".join(repr(choice) for choice in setting.choices)
+        raise ConfigError(f"{where} must be {allowed}, not {value!r}")
+    return text
+
+
+def _file_entries(data: dict[str, Any], path: Path) -> Iterable[tuple[str, str, Any, str]]:
+    """(table, name, value, label) for every key of a parsed file; top-level keys are the
+    portal's. The label is the key as a dotted TOML name (`desktop.daily_backup`)."""
+    for name, value in data.items():
+        if not isinstance(value, dict):
+            yield PORTAL, name, value, name
+        elif name.lower() in TABLES:
+            for inner, inner_value in value.items():
+                yield name.lower(), inner, inner_value, f"{name}.{inner}"
+        else:
+            raise ConfigError(f"settings file {path}: unknown table [{name}]")
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
-    """Read a TOML settings file; keys are case-insensitive. A missing file is empty."""
+    """Read one TOML settings file into {KEY: value}; keys are case-insensitive.
+
+    The portal's keys stand at the top level or in a `[portal]` table, the launcher's in a
+    `[desktop]` table. A missing file is empty. Broken TOML, an unknown key or table, a key
+    set twice or a value of the wrong type raise ConfigError naming the file and the key.
+    """
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -118,30 +285,48 @@ def read_config_file(path: Path) -> dict[str, Any]:
         data = tomllib.loads(raw.decode("utf-8-sig"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"settings file {path} is not valid TOML: {exc}") from exc
-    section = data.get("portal", data)
+    source = f"settings file {path}"
     values: dict[str, Any] = {}
-    for name, value in section.items():
-        key = name.upper()
-        if key not in SETTINGS:
-            raise ConfigError(f"settings file {path}: unknown setting {name!r}")
-        values[key] = _coerce(key, value, str(path))
+    for table, name, value, label in _file_entries(data, path):
+        setting = BY_KEY.get(name.upper())
+        if setting is None or FILES not in setting.layers:
+            raise ConfigError(f"{source}: unknown setting {label!r}")
+        if setting.table != table:
+            raise ConfigError(f"{source}: {label!r} belongs in the [{setting.table}] table")
+        if setting.key in values:
+            raise ConfigError(f"{source}: {setting.name!r} is set twice")
+        values[setting.key] = _coerce(setting, value, source, label)
     return values
 
 
-def load_settings(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Merge every layer, lowest first, and fill in the derived paths."""
-    settings = dict(DEFAULTS)
-    settings.update(read_config_file(machine_config_path()))
-    settings.update(read_config_file(user_config_path()))
-    for key in SETTINGS:
-        env_value = os.environ.get(ENV_PREFIX + key)
-        if env_value is not None and env_value != "":
-            settings[key] = _coerce(key, env_value, f"environment variable {ENV_PREFIX}{key}")
-    for key, value in (overrides or {}).items():
-        settings[key] = _coerce(key, value, "override") if key in SETTINGS else value
+def load_table(table: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The settings of one table, every layer merged, lowest first.
 
-    if settings["MODE"] not in {"desktop", "server"}:
-        raise ConfigError(f"MODE must be 'desktop' or 'server', not {settings['MODE']!r}")
+    Keys of `overrides` that are not settings of this table are passed through unchanged.
+    """
+    settings: dict[str, Any] = {setting.key: setting.default for setting in declared(table)}
+    for path in (machine_config_path(), user_config_path()):
+        from_file = read_config_file(path)
+        settings.update({k: v for k, v in from_file.items() if BY_KEY[k].table == table})
+    for setting in declared(table):
+        env_value = os.environ.get(setting.environment_variable)
+        if ENVIRONMENT in setting.layers and env_value is not None and env_value != "":
+            source = f"environment variable {setting.environment_variable}"
+            settings[setting.key] = _coerce(setting, env_value, source, setting.key)
+    for key, value in (overrides or {}).items():
+        overridden = BY_KEY.get(key)
+        if overridden is None or overridden.table != table:
+            settings[key] = value
+        elif OVERRIDES not in overridden.layers:
+            raise ConfigError(f"{key} cannot be set from the command line")
+        else:
+            settings[key] = _coerce(overridden, value, "override", key)
+    return settings
+
+
+def load_settings(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The portal's settings, every layer merged, with the derived paths filled in."""
+    settings = load_table(PORTAL, overrides)
     data_dir = Path(settings["DATA_DIR"] or default_data_dir())
     settings["DATA_DIR"] = str(data_dir)
     if not settings["DATABASE_URL"]:

@@ -1,6 +1,7 @@
 """Flask extensions, created once here and bound to the app in the factory.
 
 Flask-Migrate is not among them: it imports Alembic, so portal.database binds it on first use.
+The models do not import this module: Flask-SQLAlchemy is bound to their declarative base here.
 """
 
 from flask_limiter import Limiter
@@ -8,21 +9,8 @@ from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
-from sqlalchemy import MetaData
-from sqlalchemy.orm import DeclarativeBase
 
-NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
-
+from portal.models import Base
 
 db = SQLAlchemy(model_class=Base)
 login_manager = LoginManager()

@@ -2,6 +2,8 @@
 
 Ids are UUIDs made by the application (devices create rows offline), every row carries
 created_at/updated_at, and rows that sync must be able to delete carry deleted_at (tombstones).
+The models know nothing of Flask: portal/extensions.py binds Flask-SQLAlchemy to `Base`, and
+`User` answers Flask-Login's questions itself.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ import uuid
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from flask_login import UserMixin
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    MetaData,
     String,
     Text,
     Time,
@@ -29,9 +31,20 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from portal.extensions import Base
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
 
 ROLES = ("student", "instructor", "lab_staff", "admin")
 REGISTRATION_STATUSES = ("enrolled", "waitlisted", "dropped")
@@ -75,7 +88,7 @@ class SoftDeletable:
         return self.deleted_at is not None
 
 
-class User(Record, SoftDeletable, UserMixin, Base):
+class User(Record, SoftDeletable, Base):
     __tablename__ = "users"
     __table_args__ = (
         CheckConstraint("role IN ('student', 'instructor', 'lab_staff', 'admin')", name="role"),
@@ -94,12 +107,29 @@ class User(Record, SoftDeletable, UserMixin, Base):
         back_populates="student", foreign_keys="Registration.student_id"
     )
 
+    # What Flask-Login asks of a user (as its UserMixin answers it): a deactivated account
+    # cannot log in, and a signed-in user is authenticated while active.
     @property
-    def is_active(self) -> bool:  # Flask-Login: a deactivated account cannot log in
+    def is_active(self) -> bool:
         return self.active and self.deleted_at is None
+
+    @property
+    def is_authenticated(self) -> bool:
+        return self.is_active
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
 
     def get_id(self) -> str:
         return str(self.id)
+
+    __hash__ = object.__hash__
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, User):
+            return NotImplemented
+        return self is other or (self.id is not None and self.id == other.id)
 
     @property
     def role_label(self) -> str:
@@ -409,6 +439,194 @@ class Submission(Record, Base):
 
     assessment: Mapped[Assessment] = relationship(foreign_keys=[assessment_id])
     student: Mapped[User] = relationship(foreign_keys=[student_id])
+
+
+# --- Offline sync: devices, the server's change log, the device's outbox, conflicts ------------
+# How these tables are used is told in portal/sync/PROTOCOL.md; which rows a device may hold is
+# declared once in portal/sync/scopes.py.
+
+CONFLICT_KINDS = ("superseded", "overwritten", "refused", "deleted")
+
+
+class Device(Record, Base):
+    """A desktop copy enrolled with this (central) server; it signs its calls with a token
+    whose sha256 is kept here."""
+
+    __tablename__ = "sync_devices"
+
+    name: Mapped[str] = mapped_column(String(200), default="")
+    credential_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    first_user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)
+    app_version: Mapped[str] = mapped_column(String(40), default="")
+    protocol_version: Mapped[int] = mapped_column(Integer, default=1)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    last_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    pending_changes: Mapped[int] = mapped_column(Integer, default=0)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    revoked_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"), default=None)
+
+    first_user: Mapped[User] = relationship(foreign_keys=[first_user_id])
+    accounts: Mapped[list[DeviceAccount]] = relationship(back_populates="device")
+
+
+class DeviceAccount(Base):
+    """An account that may sign in on a device; the device holds the union of their scopes."""
+
+    __tablename__ = "sync_device_accounts"
+
+    device_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sync_devices.id"), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    device: Mapped[Device] = relationship(back_populates="accounts")
+    user: Mapped[User] = relationship()
+
+
+class EnrolmentCode(Record, Base):
+    """A single-use code that enrols one device for one account; only its sha256 is kept."""
+
+    __tablename__ = "sync_enrolment_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)
+    created_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"), default=None)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    device_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("sync_devices.id"), default=None)
+
+    user: Mapped[User] = relationship(foreign_keys=[user_id])
+
+
+class ChangeLogEntry(Base):
+    """The server's change log: one entry each time a synchronised row changed. `seq` is given
+    out in commit order (writers take one lock before they take a number), so a cursor never
+    skips a transaction that committed late. An entry with a device_id is for that device only
+    (a correction after a refused change)."""
+
+    __tablename__ = "sync_changes"
+    __table_args__ = (
+        CheckConstraint("op IN ('upsert', 'discard')", name="op"),
+        Index("ix_sync_changes_table_row", "table_name", "row_id"),
+    )
+
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    table_name: Mapped[str] = mapped_column(String(64))
+    row_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    op: Mapped[str] = mapped_column(String(10), default="upsert")
+    device_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, default=None, index=True)
+
+
+class FieldVersion(Base):
+    """When (change-log seq and hybrid logical clock) a field of a row last changed on the
+    server: what decides a same-field conflict."""
+
+    __tablename__ = "sync_field_versions"
+
+    table_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    row_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    field: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hlc: Mapped[str] = mapped_column(String(64))
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, default=None)
+    device_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, default=None)
+
+
+class ProcessedChange(Base):
+    """A pushed change already handled, keyed by (device, change id): a replay gets this answer
+    and applies nothing twice."""
+
+    __tablename__ = "sync_processed_changes"
+
+    device_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sync_devices.id"), primary_key=True)
+    change_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    status: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    processed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SyncConflict(Record, Base):
+    """A value that lost (a concurrent edit, a refused change, an edit of a deleted record),
+    kept so that admins and its author can see it and apply it if they choose."""
+
+    __tablename__ = "sync_conflicts"
+    __table_args__ = (
+        CheckConstraint("kind IN ('superseded', 'overwritten', 'refused', 'deleted')", name="kind"),
+    )
+
+    kind: Mapped[str] = mapped_column(String(20))
+    table_name: Mapped[str] = mapped_column(String(64), index=True)
+    row_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    field: Mapped[str] = mapped_column(String(64), default="")
+    kept_value: Mapped[Any] = mapped_column(JSON, default=None)
+    lost_value: Mapped[Any] = mapped_column(JSON, default=None)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    author_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"), index=True)
+    device_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, default=None)
+    change_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, default=None)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    resolved_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"), default=None)
+    resolution: Mapped[str] = mapped_column(String(20), default="")
+
+    author: Mapped[User | None] = relationship(foreign_keys=[author_id])
+
+
+class OutboxEntry(Base):
+    """On a device: a local change waiting to be pushed, written in the same transaction as the
+    change itself (portal/sync/capture.py)."""
+
+    __tablename__ = "sync_outbox"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    change_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True, default=uuid.uuid4)
+    table_name: Mapped[str] = mapped_column(String(64))
+    row_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    op: Mapped[str] = mapped_column(String(10))  # insert | update
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON)
+    hlc: Mapped[str] = mapped_column(String(64))
+    base_cursor: Mapped[int] = mapped_column(BigInteger, default=0)
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SyncState(Base):
+    """On a device: one row, the enrolment and where sync stands. The pull cursor is written in
+    the same transaction as the rows it pulled."""
+
+    __tablename__ = "sync_state"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, default=1)
+    server_url: Mapped[str] = mapped_column(String(500))
+    device_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    credential: Mapped[str] = mapped_column(String(200))
+    cursor: Mapped[int] = mapped_column(BigInteger, default=0)
+    scope_fingerprint: Mapped[str] = mapped_column(String(64), default="")
+    # A pull that spans several pages: its upper bound, the table and row it reached, and
+    # whether it is a full snapshot of the scope (after which rows outside it are removed).
+    pull_upto: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    pull_table: Mapped[int] = mapped_column(Integer, default=0)
+    pull_after: Mapped[str] = mapped_column(String(40), default="")
+    pull_snapshot: Mapped[bool] = mapped_column(Boolean, default=False)
+    pull_fingerprint: Mapped[str] = mapped_column(String(64), default="")
+    clock_offset_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_hlc: Mapped[str] = mapped_column(String(64), default="")
+    last_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    last_summary: Mapped[str] = mapped_column(Text, default="")
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class SnapshotSeen(Base):
+    """On a device, during a snapshot pull: the rows the server sent, so that rows outside the
+    scope can be removed when the snapshot completes (survives a restart mid-snapshot)."""
+
+    __tablename__ = "sync_snapshot_seen"
+
+    table_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    row_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
 
 
 # --- Personal API tokens -------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """`campus-portal-server`: run the central campus server (gunicorn, PostgreSQL, Redis).
 
     campus-portal-server migrate                 bring the database schema up to date, then exit
+    campus-portal-server enrolment-code create --user USERNAME [--expires-in-days N]
+                                                 a single-use code that enrols one device
     campus-portal-server [serve] [--bind ADDR] [--workers N] [--config gunicorn.conf.py]
     campus-portal-server worker [--burst]        run background jobs (CSV imports) from Redis
 
@@ -77,12 +79,61 @@ def check_settings() -> dict[str, Any]:
 def migrate() -> int:
     from flask_migrate import upgrade
 
+    from portal.extensions import db
+    from portal.sync.capture import backfill
+    from portal.sync.tables import SYNCED_TABLES
     from portal.wsgi import create_server_app
 
     app = create_server_app()
     with app.app_context():
         upgrade()
+        # Rows that predate sync (or were loaded in bulk) enter the change log once.
+        added = sum(backfill(db.session(), entry.name) for entry in SYNCED_TABLES)
+        db.session.commit()
     print("Database is at the latest schema.")
+    if added:
+        print(f"{added} existing row(s) entered the sync change log.")
+    return 0
+
+
+def enrolment_code(argv: list[str]) -> int:
+    """`enrolment-code create --user USERNAME [--expires-in-days N]`: prints the code alone on
+    its last line (scripts take that line)."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
+    from portal.errors import PortalError
+    from portal.extensions import db
+    from portal.models import User
+    from portal.sync.services import create_enrolment_code
+    from portal.wsgi import create_server_app
+
+    parser = argparse.ArgumentParser(prog="campus-portal-server enrolment-code")
+    parser.add_argument("action", choices=["create"])
+    parser.add_argument("--user", required=True, metavar="USERNAME")
+    parser.add_argument("--expires-in-days", type=int, default=7, metavar="N")
+    args = parser.parse_args(argv)
+    app = create_server_app()
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.username == args.user))
+        if user is None:
+            print(f"campus-portal-server: no account named {args.user!r}", file=sys.stderr)
+            return 2
+        try:
+            code = create_enrolment_code(
+                db.session(),
+                user,
+                created_by=None,
+                now=datetime.now(UTC),
+                valid_days=args.expires_in_days,
+            )
+        except PortalError as error:
+            print(f"campus-portal-server: {error}", file=sys.stderr)
+            return 2
+        db.session.commit()
+    print(f"Enrolment code for {args.user} (single use, valid {args.expires_in_days} days):")
+    print(code)
     return 0
 
 
@@ -141,6 +192,10 @@ def serve(bind: str | None, workers: int | None, config_file: str | None) -> int
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["enrolment-code"]:
+        os.environ["PORTAL_MODE"] = "server"
+        return enrolment_code(argv[1:])
     args = parse_args(argv)
     os.environ["PORTAL_MODE"] = "server"
     from portal.config import ConfigError

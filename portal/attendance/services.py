@@ -112,12 +112,19 @@ def lab_sessions(db: Session, section_id: uuid.UUID) -> list[LabSession]:
 
 
 def create_lab_session(
-    db: Session, actor: User, section: Section, data: LabSessionInput
+    db: Session,
+    actor: User,
+    section: Section,
+    data: LabSessionInput,
+    *,
+    row_id: uuid.UUID | None = None,
 ) -> LabSession:
+    """Add a lab session; `row_id` keeps the id a device gave it offline."""
     ensure_can_take(actor, section)
     if data.starts_at >= data.ends_at:
         raise ValidationError("A lab session must end after it starts.")
     lab_session = LabSession(
+        id=row_id or uuid.uuid4(),
         section_id=section.id,
         held_on=data.held_on,
         starts_at=data.starts_at,

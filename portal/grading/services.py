@@ -231,8 +231,14 @@ def ensure_not_finalised(db: Session, section: Section) -> None:
 
 
 def create_assessment(
-    db: Session, actor: User, section: Section, data: AssessmentInput
+    db: Session,
+    actor: User,
+    section: Section,
+    data: AssessmentInput,
+    *,
+    row_id: uuid.UUID | None = None,
 ) -> Assessment:
+    """Add an assessment; `row_id` keeps the id a device gave it offline."""
     ensure_can_manage(actor, section)
     _check_input(data)
     _lock_section(db, section.id)
@@ -240,6 +246,7 @@ def create_assessment(
     current = section_assessments(db, section.id)
     _ensure_weights_fit(current, data.name.strip(), data.weight)
     assessment = Assessment(
+        id=row_id or uuid.uuid4(),
         section_id=section.id,
         name=data.name.strip(),
         kind=data.kind,

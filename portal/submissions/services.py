@@ -149,13 +149,22 @@ def submit(
     *,
     upload_dir: Path,
     now: datetime,
+    row_id: uuid.UUID | None = None,
 ) -> Submission:
     """Check and store an uploaded file as the student's next attempt.
 
-    The temporary file is always consumed: stored under its hash, or removed on refusal."""
+    The temporary file is always consumed: stored under its hash, or removed on refusal.
+    `row_id` keeps the id a device gave the submission offline."""
     try:
         return _submit(
-            db, student, assessment, incoming, original_name, upload_dir=upload_dir, now=now
+            db,
+            student,
+            assessment,
+            incoming,
+            original_name,
+            upload_dir=upload_dir,
+            now=now,
+            row_id=row_id,
         )
     finally:
         incoming.discard()  # a no-op once the file was moved into the store
@@ -170,6 +179,7 @@ def _submit(
     *,
     upload_dir: Path,
     now: datetime,
+    row_id: uuid.UUID | None = None,
 ) -> Submission:
     if student.role != "student":
         raise Forbidden("Only students submit lab reports.")
@@ -213,6 +223,7 @@ def _submit(
             pass  # the same content was stored at the same moment by someone else
     storage.store(upload_dir, incoming, sha256)
     submission = Submission(
+        id=row_id or uuid.uuid4(),
         assessment_id=assessment.id,
         student_id=student.id,
         attempt=(previous or 0) + 1,

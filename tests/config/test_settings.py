@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
-from portal.config import ConfigError, load_settings
+from portal.config import (
+    DESKTOP,
+    SETTINGS,
+    TABLES,
+    ConfigError,
+    load_settings,
+    load_table,
+    settings_table,
+)
 
 
 @pytest.fixture
@@ -85,3 +96,110 @@ def test_desktop_secret_key_is_generated_once_and_private(layers, tmp_path):
     assert first == second and len(first) > 40
     key_file = tmp_path / "data" / "secret_key"
     assert key_file.stat().st_mode & 0o077 == 0
+
+
+# --- One reader for the portal's keys and the launcher's [desktop] table ------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _toml_blocks(markdown: Path) -> list[str]:
+    return re.findall(r"```toml\n(.*?)```", markdown.read_text(encoding="utf-8"), re.S)
+
+
+def test_the_it_guide_file_is_read_as_written(layers):
+    """The machine-wide file exactly as installers/README.md shows it: both tables are read."""
+    from desktop.settings import DesktopSettings, load_desktop_settings
+
+    machine, _ = layers
+    (example,) = _toml_blocks(ROOT / "installers" / "README.md")[:1]
+    assert "[desktop]" in example
+    machine.write_text(example, encoding="utf-8")
+    settings = load_settings()
+    assert settings["SERVER_URL"] == "https://portal.campus.example.edu"
+    assert settings["ENROLMENT_CODE"] == "ABCD-1234"
+    assert settings["UPDATE_CHECK"] is False
+    assert settings["IDLE_LOGOUT_MINUTES"] == 10
+    assert settings["LOG_LEVEL"] == "INFO"
+    assert load_desktop_settings() == DesktopSettings(backups_to_keep=7, daily_backup=True)
+
+
+def test_the_shipped_example_and_the_readme_example_are_read(layers):
+    machine, _ = layers
+    from desktop.settings import load_desktop_settings
+
+    machine.write_bytes((ROOT / "installers" / "linux" / "config.toml.example").read_bytes())
+    assert load_settings()["IDLE_LOGOUT_MINUTES"] == 10
+    assert load_desktop_settings().backups_to_keep == 7
+    (readme_example,) = _toml_blocks(ROOT / "README.md")
+    machine.write_text(readme_example, encoding="utf-8")
+    assert load_settings()["SERVER_URL"] == "https://portal.campus.example"
+
+
+def test_top_level_portal_keys_next_to_a_desktop_table(layers):
+    """The README's own form: portal keys at the top level, launcher keys under [desktop]."""
+    from desktop.settings import load_desktop_settings
+
+    machine, user = layers
+    machine.write_text("idle_logout_minutes = 4\n\n[desktop]\nbackups_to_keep = 2\n")
+    user.write_text("[desktop]\ndaily_backup = false\n")
+    assert load_settings()["IDLE_LOGOUT_MINUTES"] == 4
+    desktop = load_desktop_settings()
+    assert (desktop.backups_to_keep, desktop.daily_backup) == (2, False)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[desktop]\nbackups = 3\n", "unknown setting 'desktop.backups'"),
+        ("[portal]\nsrever_url = 'x'\n", "unknown setting 'portal.srever_url'"),
+        ("[desktop]\nserver_url = 'x'\n", "'desktop.server_url' belongs in the [portal] table"),
+        ("backups_to_keep = 3\n", "'backups_to_keep' belongs in the [desktop] table"),
+        ("[deskop]\ndaily_backup = true\n", "unknown table [deskop]"),
+        ("page_size = 5\n[portal]\npage_size = 6\n", "'page_size' is set twice"),
+        ("[desktop]\nbackups_to_keep = 0\n", "desktop.backups_to_keep must be at least 1"),
+        ("[desktop]\nbackups_to_keep = true\n", "desktop.backups_to_keep must be a whole number"),
+        ("[desktop]\ndaily_backup = 'often'\n", "desktop.daily_backup must be true or false"),
+        ("[portal]\nmode = 'cloud'\n", "portal.mode must be 'desktop' or 'server'"),
+        ("server_url = ['a', 'b']\n", "server_url must be a single value"),
+    ],
+)
+def test_a_bad_file_names_the_file_and_the_key(layers, text, message):
+    from desktop.problems import SettingsProblem
+    from desktop.settings import load_desktop_settings
+
+    _, user = layers
+    user.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(message)) as portal_error:
+        load_settings()
+    assert str(user) in str(portal_error.value)
+    with pytest.raises(SettingsProblem, match=re.escape(message)) as launcher_error:
+        load_desktop_settings()
+    assert str(user) in launcher_error.value.detail
+
+
+def test_launcher_settings_come_from_files_only(layers, monkeypatch):
+    from desktop.settings import load_desktop_settings
+
+    monkeypatch.setenv("PORTAL_BACKUPS_TO_KEEP", "2")
+    assert load_desktop_settings().backups_to_keep == 7
+
+
+# --- The declaration is the documentation -------------------------------------------------------
+
+
+def test_the_readme_settings_tables_are_the_declaration():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for table in TABLES:
+        assert settings_table(table) in readme, f"README's [{table}] table differs: regenerate it"
+
+
+def test_every_setting_has_a_default_of_its_type_and_a_unique_name():
+    names = [setting.name for setting in SETTINGS]
+    assert len(names) == len(set(names))
+    for setting in SETTINGS:
+        assert type(setting.default) is setting.type, setting.name
+        assert setting.table in TABLES and setting.help, setting.name
+    assert load_table(DESKTOP) == {
+        setting.key: setting.default for setting in SETTINGS if setting.table == DESKTOP
+    }

@@ -1,0 +1,1 @@
+"""Attendance: lab sessions, who was there, and the rates."""

@@ -1,0 +1,1 @@
+"""Lab-report submissions: uploads, content-addressed storage and downloads."""

@@ -1,0 +1,394 @@
+"""On the central server: apply one pushed change through the same rules the web pages use.
+
+A device pushes row changes; each is read for what the person meant (a new registration is a
+request to register, a mark's points are a mark entered) and handed to the feature's service
+function as the account that made it. A change the rules refuse raises a PortalError; a
+same-field edit that lost to a newer one is reported as superseded. Fields the server keeps
+(seat counters, waitlist positions, final grades) are never taken from a device.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from portal.errors import Forbidden, NotFound, PortalError, ValidationError
+from portal.models import (
+    Assessment,
+    AttendanceRecord,
+    ChangeLogEntry,
+    FieldVersion,
+    GradeFinalisation,
+    LabSession,
+    Mark,
+    Registration,
+    Section,
+    StoredFile,
+    Submission,
+    User,
+)
+from portal.sync import hlc
+from portal.sync.tables import BY_NAME, to_json
+
+APPLIED = "applied"
+IGNORED = "ignored"  # nothing to do: only server-kept fields, or already so
+SUPERSEDED = "superseded"  # a newer edit of the same field won
+REFUSED = "refused"
+
+
+@dataclass
+class Change:
+    """One pushed change, checked for shape (not yet for meaning)."""
+
+    change_id: uuid.UUID
+    table: str
+    row_id: uuid.UUID
+    op: str
+    fields: dict[str, Any]
+    hlc: str
+    base_cursor: int
+    actor_id: uuid.UUID | None
+
+    @classmethod
+    def parse(cls, raw: Any) -> Change:
+        """Raises ValueError naming what is wrong with a pushed change."""
+        if not isinstance(raw, dict):
+            raise ValueError("a change must be an object")
+        try:
+            change_id = uuid.UUID(str(raw["change_id"]))
+            row_id = uuid.UUID(str(raw["row_id"]))
+            actor = raw.get("actor_id")
+            actor_id = uuid.UUID(str(actor)) if actor else None
+        except (KeyError, ValueError):
+            raise ValueError("change_id, row_id and actor_id must be UUIDs") from None
+        table, op = raw.get("table"), raw.get("op")
+        if table not in BY_NAME:
+            raise ValueError(f"unknown table {table!r}")
+        if op not in ("insert", "update", "delete"):
+            raise ValueError(f"unknown operation {op!r}")
+        fields = raw.get("fields", {})
+        if not isinstance(fields, dict):
+            raise ValueError("fields must be an object")
+        base = raw.get("base_cursor", 0)
+        if isinstance(base, bool) or not isinstance(base, int) or base < 0:
+            raise ValueError("base_cursor must be a whole number")
+        stamp = str(raw.get("hlc", ""))
+        hlc.Timestamp.parse(stamp)
+        return cls(change_id, str(table), row_id, str(op), fields, stamp, base, actor_id)
+
+
+@dataclass
+class Outcome:
+    status: str
+    detail: str = ""
+    # Conflicts to record: (kind, field, kept value, lost value)
+    conflicts: list[tuple[str, str, Any, Any]] = field(default_factory=list)
+    server_row_id: uuid.UUID | None = None
+
+
+@dataclass
+class Context:
+    db: Session
+    device_id: uuid.UUID
+    actor: User
+    change: Change
+    now: datetime  # the server's clock
+    upload_dir: Path
+    max_upload_bytes: int
+
+    @property
+    def moment(self) -> datetime:
+        """When the person made the change: the device's corrected clock, never later than
+        the server's now (registration windows and late submissions are judged by it)."""
+        return min(hlc.Timestamp.parse(hlc.believable(self.change.hlc, self.now)).moment, self.now)
+
+    def value(self, name: str, current: Any = None) -> Any:
+        """A pushed field as a Python value (the row's current value when not pushed)."""
+        if name not in self.change.fields:
+            return current
+        from portal.sync.tables import from_json
+
+        column = BY_NAME[self.change.table].table.columns[name]
+        return from_json(column, self.change.fields[name])
+
+    def uuid_value(self, name: str, current: uuid.UUID | None = None) -> uuid.UUID:
+        value = self.value(name, current)
+        if value is None:
+            raise ValidationError(f"The change does not say which {name.removesuffix('_id')}.")
+        return value  # type: ignore[no-any-return]
+
+
+# --- Same-field conflicts -------------------------------------------------------------------
+
+
+def field_clock(db: Session, table: str, row_id: uuid.UUID, name: str) -> tuple[int, str, Any]:
+    """(seq, hlc, device) of the field's last change on the server; a field never edited
+    since the row was created counts from the row's first change-log entry."""
+    version = db.get(FieldVersion, (table, row_id, name))
+    if version is not None:
+        return version.seq, version.hlc, version.device_id
+    seq = db.scalar(
+        select(func.min(ChangeLogEntry.seq)).where(
+            ChangeLogEntry.table_name == table, ChangeLogEntry.row_id == row_id
+        )
+    )
+    model: Any = BY_NAME[table].model
+    created = db.scalar(select(model.created_at).where(model.id == row_id))
+    stamp = str(hlc.Timestamp(hlc.millis_of(created), 0, "server")) if created else ""
+    return seq or 0, stamp, None
+
+
+def decide(ctx: Context, row: Any, name: str) -> str | None:
+    """None when the device had seen the server's value (no conflict); else who wins a
+    concurrent edit of the same field: "incoming" or "server", by hybrid logical clock."""
+    seq, stamp, device = field_clock(ctx.db, ctx.change.table, row.id, name)
+    if seq <= ctx.change.base_cursor or device == ctx.device_id:
+        return None
+    incoming = hlc.believable(ctx.change.hlc, ctx.now)
+    return "incoming" if incoming > stamp else "server"
+
+
+def _lww(ctx: Context, row: Any, name: str, new_value: Any, apply: Callable[[], Any]) -> Outcome:
+    """Apply one ordinary field by last-writer-wins, keeping the loser in a conflict."""
+    old_value = getattr(row, name) if row is not None else None
+    winner = decide(ctx, row, name) if row is not None else None
+    if row is not None and getattr(row, "deleted_at", None) is not None:
+        return Outcome(
+            REFUSED,
+            "This record was deleted on the server.",
+            [("deleted", name, None, to_json(new_value))],
+        )
+    if winner == "server" and old_value != new_value:
+        return Outcome(
+            SUPERSEDED,
+            "A newer change to the same field was kept.",
+            [("superseded", name, to_json(old_value), to_json(new_value))],
+            server_row_id=row.id,
+        )
+    if row is not None and old_value == new_value:
+        return Outcome(IGNORED, server_row_id=row.id)
+    result = apply()
+    conflicts = []
+    if winner == "incoming":
+        conflicts.append(("overwritten", name, to_json(new_value), to_json(old_value)))
+    return Outcome(APPLIED, conflicts=conflicts, server_row_id=getattr(result, "id", None))
+
+
+# --- Handlers per table ---------------------------------------------------------------------
+
+
+def _by_id_or_key(ctx: Context, model: Any, **key: Any) -> Any:
+    row = ctx.db.get(model, ctx.change.row_id)
+    if row is None and all(value is not None for value in key.values()):
+        row = ctx.db.scalar(select(model).filter_by(**key))
+    return row
+
+
+def _registration(ctx: Context) -> Outcome:
+    from portal.registration import services as registration
+
+    existing = ctx.db.get(Registration, ctx.change.row_id)
+    student_id = ctx.uuid_value("student_id", existing.student_id if existing else None)
+    section_id = ctx.uuid_value("section_id", existing.section_id if existing else None)
+    if student_id != ctx.actor.id:
+        raise Forbidden("A registration can only be changed by its student.")
+    if existing is None:
+        existing = ctx.db.scalar(
+            select(Registration).filter_by(student_id=student_id, section_id=section_id)
+        )
+    status = ctx.value("status", existing.status if existing else None)
+    if status == "dropped":
+        if existing is None or existing.status == "dropped":
+            return Outcome(IGNORED, "Already dropped.")
+        registration.drop(ctx.db, existing, now=ctx.moment)
+        return Outcome(APPLIED, server_row_id=existing.id)
+    if status in registration.ACTIVE_STATUSES:
+        if existing is not None and existing.status in registration.ACTIVE_STATUSES:
+            return Outcome(IGNORED, "Already registered.", server_row_id=existing.id)
+        section = ctx.db.get(Section, section_id)
+        if section is None:
+            raise NotFound("There is no such section.")
+        result = registration.register(ctx.db, ctx.actor, section, now=ctx.moment)
+        detail = (
+            "Enrolled."
+            if result.status == "enrolled"
+            else f"The section was full: waitlisted at position {result.waitlist_position}."
+        )
+        return Outcome(APPLIED, detail, server_row_id=result.id)
+    return Outcome(IGNORED)
+
+
+def _mark(ctx: Context) -> Outcome:
+    from portal.grading import services as grading
+
+    existing = ctx.db.get(Mark, ctx.change.row_id)
+    assessment_id = ctx.uuid_value("assessment_id", existing.assessment_id if existing else None)
+    student_id = ctx.uuid_value("student_id", existing.student_id if existing else None)
+    row = existing or ctx.db.scalar(
+        select(Mark).filter_by(assessment_id=assessment_id, student_id=student_id)
+    )
+    assessment = ctx.db.get(Assessment, assessment_id)
+    if assessment is None or assessment.deleted_at is not None:
+        raise NotFound("There is no such assessment.")
+    if "points" not in ctx.change.fields:
+        return Outcome(IGNORED)
+    points = ctx.value("points")
+    raw = "" if points is None else f"{points:g}"
+
+    def apply() -> Any:
+        return grading.set_mark(
+            ctx.db,
+            ctx.actor,
+            assessment,
+            student_id,
+            raw,
+            reason="Entered offline and synchronised from a device.",
+        )
+
+    return _lww(ctx, row, "points", points, apply)
+
+
+def _attendance(ctx: Context) -> Outcome:
+    from portal.attendance import services as attendance
+
+    existing = ctx.db.get(AttendanceRecord, ctx.change.row_id)
+    session_id = ctx.uuid_value("lab_session_id", existing.lab_session_id if existing else None)
+    student_id = ctx.uuid_value("student_id", existing.student_id if existing else None)
+    row = existing or ctx.db.scalar(
+        select(AttendanceRecord).filter_by(lab_session_id=session_id, student_id=student_id)
+    )
+    lab_session = ctx.db.get(LabSession, session_id)
+    if lab_session is None or lab_session.deleted_at is not None:
+        raise NotFound("There is no such lab session.")
+    status = ctx.value("status")
+    if status is None:
+        return Outcome(IGNORED)
+    return _lww(
+        ctx,
+        row,
+        "status",
+        status,
+        lambda: attendance.record_attendance(ctx.db, ctx.actor, lab_session, student_id, status),
+    )
+
+
+def _lab_session(ctx: Context) -> Outcome:
+    from portal.attendance import services as attendance
+
+    if ctx.change.op != "insert":
+        raise ValidationError("Lab sessions are changed on the campus server only.")
+    if ctx.db.get(LabSession, ctx.change.row_id) is not None:
+        return Outcome(IGNORED, "Already there.")
+    section = ctx.db.get(Section, ctx.uuid_value("section_id"))
+    if section is None:
+        raise NotFound("There is no such section.")
+    data = attendance.LabSessionInput(
+        held_on=ctx.value("held_on"),
+        starts_at=ctx.value("starts_at"),
+        ends_at=ctx.value("ends_at"),
+        room=ctx.value("room") or "",
+    )
+    created = attendance.create_lab_session(
+        ctx.db, ctx.actor, section, data, row_id=ctx.change.row_id
+    )
+    return Outcome(APPLIED, server_row_id=created.id)
+
+
+def _stored_file(ctx: Context) -> Outcome:
+    from portal.submissions import storage
+
+    sha256 = str(ctx.value("sha256") or "")
+    if not storage.blob_path(ctx.upload_dir, sha256).is_file():
+        raise ValidationError("The file has not reached the server yet; it will be sent again.")
+    found = ctx.db.scalar(select(StoredFile).where(StoredFile.sha256 == sha256))
+    return Outcome(IGNORED, "Stored.", server_row_id=found.id if found else None)
+
+
+def _submission(ctx: Context) -> Outcome:
+    from portal.submissions import services as submissions
+    from portal.submissions import storage
+
+    if ctx.change.op != "insert":
+        return Outcome(IGNORED)
+    if ctx.db.get(Submission, ctx.change.row_id) is not None:
+        return Outcome(IGNORED, "Already there.")
+    if ctx.uuid_value("student_id") != ctx.actor.id:
+        raise Forbidden("Only the student submits their own report.")
+    assessment = ctx.db.get(Assessment, ctx.uuid_value("assessment_id"))
+    if assessment is None:
+        raise NotFound("There is no such assessment.")
+    sha256 = str(ctx.value("file_sha256") or "")
+    blob = storage.blob_path(ctx.upload_dir, sha256)
+    if not blob.is_file():
+        raise ValidationError("The file has not reached the server yet; it will be sent again.")
+    with blob.open("rb") as stream:
+        incoming = storage.receive(stream, ctx.upload_dir, ctx.max_upload_bytes)
+    created = submissions.submit(
+        ctx.db,
+        ctx.actor,
+        assessment,
+        incoming,
+        ctx.value("original_name"),
+        upload_dir=ctx.upload_dir,
+        now=ctx.moment,
+        row_id=ctx.change.row_id,
+    )
+    return Outcome(APPLIED, server_row_id=created.id)
+
+
+def _finalisation(ctx: Context) -> Outcome:
+    from portal.grading import services as grading
+
+    if ctx.change.op != "insert":
+        return Outcome(IGNORED)
+    section = ctx.db.get(Section, ctx.uuid_value("section_id"))
+    if section is None:
+        raise NotFound("There is no such section.")
+    created = grading.finalise_section(ctx.db, ctx.actor, section, now=ctx.moment)
+    return Outcome(APPLIED, server_row_id=created.id)
+
+
+HANDLERS: dict[str, Callable[[Context], Outcome]] = {
+    Registration.__tablename__: _registration,
+    Mark.__tablename__: _mark,
+    AttendanceRecord.__tablename__: _attendance,
+    LabSession.__tablename__: _lab_session,
+    StoredFile.__tablename__: _stored_file,
+    Submission.__tablename__: _submission,
+    GradeFinalisation.__tablename__: _finalisation,
+}
+
+SERVER_ONLY_LABELS = {
+    "users": "Accounts",
+    "terms": "Terms",
+    "courses": "Courses",
+    "prerequisites": "Prerequisites",
+    "sections": "Sections",
+    "meetings": "Meeting times",
+    "grade_scales": "The grade scale",
+    "assessments": "Assessments",
+    "sync_conflicts": "Conflict records",
+}
+
+
+def apply_change(ctx: Context) -> Outcome:
+    """Apply one change as its author; raises PortalError when a rule refuses it."""
+    handler = HANDLERS.get(ctx.change.table)
+    if handler is None:
+        label = SERVER_ONLY_LABELS.get(ctx.change.table, ctx.change.table)
+        raise ValidationError(f"{label} are changed on the campus server only.")
+    if ctx.change.op == "delete":
+        raise ValidationError("Records are not deleted from a device; the change was not made.")
+    try:
+        return handler(ctx)
+    except ValueError as exc:  # a field with a value of the wrong type
+        if isinstance(exc, PortalError):
+            raise
+        raise ValidationError(f"The change holds a bad value: {exc}") from None

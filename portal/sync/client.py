@@ -1,0 +1,597 @@
+"""The device's side of sync: enrol, push the outbox, pull the scope, move files.
+
+Works on the SQLAlchemy engine of the device's database, from the running app (background
+sync, the "Sync now" button) or from a shell (`campus-portal sync`). Pulled rows are written
+with Core statements, so they never enter the outbox; each page and its progress (and, with the
+last page, the new cursor) are written in one transaction.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import IntegrityError
+
+from portal.models import OutboxEntry, SnapshotSeen, SyncState, User
+from portal.sync.tables import BY_NAME, SYNCED_TABLES, row_from_json
+
+PROTOCOL_VERSION = 1
+PUSH_BATCH = 200
+CHUNK_BYTES = 1024 * 1024
+TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+
+Progress = Callable[[str, int, int], None]  # (phase, done, total)
+
+_running = threading.Lock()
+
+
+class SyncError(Exception):
+    """Sync could not complete; `str()` says why in words a user understands. Nothing local
+    is lost: the outbox keeps every change that did not get through."""
+
+    def __init__(self, message: str, *, reason: str = "error") -> None:
+        super().__init__(message)
+        self.reason = reason  # unreachable | revoked | protocol | refused | busy | error
+
+
+@dataclass
+class Summary:
+    pushed: int = 0
+    pulled: int = 0
+    conflicts: int = 0
+    refused: int = 0
+    files: int = 0
+
+    def line(self) -> str:
+        return f"pushed {self.pushed}, pulled {self.pulled}, conflicts {self.conflicts}" + (
+            f", refused {self.refused}" if self.refused else ""
+        )
+
+
+def _user_agent() -> str:
+    from portal import __version__
+
+    return f"campus-portal/{__version__}"
+
+
+class Transport:
+    """HTTP to the central server: JSON in and out (gzip both ways), problems made readable."""
+
+    def __init__(self, server_url: str, token: str = "", client: httpx.Client | None = None):
+        self.base = server_url.rstrip("/") + "/sync/v1"
+        self.client = client or httpx.Client(timeout=TIMEOUT)
+        self.token = token
+        self.offset_ms: int | None = None
+
+    def headers(self) -> dict[str, str]:
+        headers = {"X-Sync-Protocol": str(PROTOCOL_VERSION), "User-Agent": _user_agent()}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return headers
+
+    def call(self, method: str, path: str, body: Any = None, **kwargs: Any) -> httpx.Response:
+        headers = self.headers()
+        content = None
+        if body is not None:
+            content = gzip.compress(json.dumps(body, separators=(",", ":")).encode(), 5)
+            headers.update({"Content-Type": "application/json", "Content-Encoding": "gzip"})
+        sent = time.time()
+        try:
+            response = self.client.request(
+                method, self.base + path, content=content, headers=headers, **kwargs
+            )
+        except httpx.TransportError as exc:
+            raise SyncError(
+                "The campus server cannot be reached; your changes are kept on this computer "
+                f"and will be sent at the next sync ({type(exc).__name__}).",
+                reason="unreachable",
+            ) from None
+        received = time.time()
+        if server_time := response.headers.get("X-Server-Time"):
+            self.offset_ms = int(server_time) - int((sent + received) / 2 * 1000)
+        if response.status_code >= 400:
+            raise self._problem(response)
+        return response
+
+    def json(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        response = self.call(method, path, body)
+        try:
+            data = response.json()
+        except ValueError:
+            raise SyncError("The campus server sent an answer that is not JSON.") from None
+        if not isinstance(data, dict):
+            raise SyncError("The campus server sent an unexpected answer.")
+        return data
+
+    @staticmethod
+    def _problem(response: httpx.Response) -> SyncError:
+        try:
+            detail = str(response.json().get("detail") or "")
+        except ValueError:
+            detail = ""
+        status = response.status_code
+        if status == 426:
+            return SyncError(
+                detail or "The campus server does not speak this version.", reason="protocol"
+            )
+        if status == 403:
+            revoked = "revoked" in detail
+            return SyncError(
+                detail or "The campus server refused this device.",
+                reason="revoked" if revoked else "refused",
+            )
+        if status == 404 and not detail:
+            return SyncError("The address given is not a Campus Portal server.", reason="refused")
+        if status >= 500:
+            return SyncError(
+                f"The campus server had a problem ({status}); try again later.", reason="busy"
+            )
+        return SyncError(
+            detail or f"The campus server refused the request ({status}).", reason="refused"
+        )
+
+
+# --- Enrolment ------------------------------------------------------------------------------
+
+
+def is_enrolled(engine: Engine) -> bool:
+    with engine.connect() as connection:
+        return connection.execute(select(SyncState.id)).first() is not None
+
+
+def enrol(
+    engine: Engine,
+    server_url: str,
+    code: str,
+    *,
+    device_name: str,
+    client: httpx.Client | None = None,
+) -> str:
+    """Enrol this database with the server; returns the account's username. A database that
+    already holds accounts or an enrolment is refused (its data could not be reconciled)."""
+    if not server_url.startswith(("http://", "https://")):
+        raise SyncError("The server address must start with https:// (or http://).")
+    with engine.connect() as connection:
+        if connection.execute(select(SyncState.id)).first() is not None:
+            raise SyncError("This computer is already connected to a campus server.")
+        if connection.execute(select(func.count(User.id))).scalar():
+            raise SyncError(
+                "This data folder already holds accounts created on this computer; connect a "
+                "new data folder to the campus server instead (--data-dir)."
+            )
+    transport = Transport(server_url, client=client)
+    answer = transport.json(
+        "POST",
+        "/enrol",
+        {"code": code, "device_name": device_name, "app_version": _user_agent()},
+    )
+    with engine.begin() as connection:
+        connection.execute(
+            insert(SyncState).values(
+                id=1,
+                server_url=server_url.rstrip("/"),
+                device_id=uuid.UUID(answer["device_id"]),
+                credential=answer["token"],
+                clock_offset_ms=transport.offset_ms or 0,
+            )
+        )
+    return str(answer["user"]["username"])
+
+
+def join_account(
+    engine: Engine, username: str, password: str, *, client: httpx.Client | None = None
+) -> None:
+    """A person's first sign-in on this device: the server checks the password and adds the
+    account to the device; the next sync brings its data and its verifier."""
+    state = _state(engine)
+    transport = Transport(state.server_url, state.credential, client)
+    transport.json("POST", "/accounts", {"username": username, "password": password})
+
+
+# --- One sync -------------------------------------------------------------------------------
+
+
+def _state(engine: Engine) -> Any:
+    with engine.connect() as connection:
+        state = connection.execute(select(SyncState)).first()
+    if state is None:
+        raise SyncError("This computer is not connected to a campus server.", reason="refused")
+    return state
+
+
+def pending_count(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(select(func.count(OutboxEntry.seq))).scalar() or 0)
+
+
+def sync_once(
+    engine: Engine,
+    upload_dir: Path,
+    *,
+    progress: Progress | None = None,
+    client: httpx.Client | None = None,
+) -> Summary:
+    """Push everything waiting, then pull until up to date. Raises SyncError (recorded in the
+    sync state for the status area) when something stops it."""
+    with _running:
+        state = _state(engine)
+        transport = Transport(state.server_url, state.credential, client)
+        summary = Summary()
+        now = datetime.now(UTC)
+        try:
+            _push(engine, transport, upload_dir, summary, progress)
+            _pull(engine, transport, upload_dir, summary, progress)
+        except SyncError as error:
+            _record(
+                engine,
+                attempt=now,
+                error=str(error),
+                revoked=error.reason == "revoked",
+                offset=transport.offset_ms,
+            )
+            raise
+        _record(
+            engine,
+            attempt=now,
+            error="",
+            summary=summary.line(),
+            done=datetime.now(UTC),
+            offset=transport.offset_ms,
+        )
+        return summary
+
+
+def _record(
+    engine: Engine,
+    *,
+    attempt: datetime,
+    error: str,
+    summary: str | None = None,
+    done: datetime | None = None,
+    revoked: bool = False,
+    offset: int | None = None,
+) -> None:
+    values: dict[str, Any] = {"last_attempt_at": attempt, "last_error": error}
+    if summary is not None:
+        values["last_summary"] = summary
+    if done is not None:
+        values["last_sync_at"] = done
+        values["revoked"] = False
+    if revoked:
+        values["revoked"] = True
+    if offset is not None:
+        values["clock_offset_ms"] = offset
+    with engine.begin() as connection:
+        connection.execute(update(SyncState).values(**values))
+
+
+def _push(
+    engine: Engine,
+    transport: Transport,
+    upload_dir: Path,
+    summary: Summary,
+    progress: Progress | None,
+) -> None:
+    total = pending_count(engine)
+    done = 0
+    skipped: set[uuid.UUID] = set()
+    while True:
+        with engine.connect() as connection:
+            entries = connection.execute(
+                select(OutboxEntry)
+                .where(OutboxEntry.change_id.not_in(skipped) if skipped else true())
+                .order_by(OutboxEntry.seq)
+                .limit(PUSH_BATCH)
+            ).all()
+        if not entries:
+            return
+        for entry in entries:
+            if entry.table_name == "stored_files" and entry.op == "insert":
+                _upload_file(transport, upload_dir, str(entry.fields.get("sha256", "")))
+                summary.files += 1
+        body = {
+            "changes": [
+                {
+                    "change_id": str(entry.change_id),
+                    "table": entry.table_name,
+                    "row_id": str(entry.row_id),
+                    "op": entry.op,
+                    "fields": entry.fields,
+                    "hlc": entry.hlc,
+                    "base_cursor": entry.base_cursor,
+                    "actor_id": str(entry.actor_id) if entry.actor_id else None,
+                }
+                for entry in entries
+            ],
+            "pending": max(total - done, 0),
+        }
+        answer = transport.json("POST", "/push", body)
+        handled = []
+        for result in answer.get("results", []):
+            try:
+                change_id = uuid.UUID(str(result.get("change_id")))
+            except ValueError:
+                continue
+            status = result.get("status")
+            if status in ("applied", "ignored", "superseded", "refused") and not str(
+                result.get("detail", "")
+            ).startswith("Malformed"):
+                handled.append(change_id)
+                summary.pushed += 1
+                summary.conflicts += status == "superseded"
+                summary.refused += status == "refused"
+            else:
+                skipped.add(change_id)
+        sent = {entry.change_id for entry in entries}
+        skipped.update(sent - set(handled))
+        if handled:
+            with engine.begin() as connection:
+                connection.execute(delete(OutboxEntry).where(OutboxEntry.change_id.in_(handled)))
+        done += len(entries)
+        if progress:
+            progress("push", min(done, total), total)
+
+
+def _upload_file(transport: Transport, upload_dir: Path, sha256: str) -> None:
+    from portal.submissions import storage
+
+    path = storage.blob_path(upload_dir, sha256)
+    state = transport.json("GET", f"/files/{sha256}/status")
+    if state.get("complete"):
+        return
+    offset = int(state.get("received") or 0)
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        while True:
+            chunk = handle.read(CHUNK_BYTES)
+            last = offset + len(chunk) >= size
+            headers = {"X-File-Complete": "1"} if last else {}
+            response = transport.call(
+                "PUT",
+                f"/files/{sha256}?offset={offset}",
+                None,
+                content=chunk,
+                headers={
+                    **transport.headers(),
+                    **headers,
+                    "Content-Type": "application/octet-stream",
+                },
+            )
+            answer = response.json()
+            if last:
+                if not answer.get("complete"):
+                    raise SyncError(f"The server did not accept the file {sha256[:12]}.")
+                return
+            offset = int(answer.get("received") or 0)
+
+
+def _download_file(transport: Transport, upload_dir: Path, sha256: str) -> None:
+    """Fetch a file (resuming a partial download) and keep it only if its hash checks."""
+    from portal.submissions import storage
+
+    target = storage.blob_path(upload_dir, sha256)
+    if target.is_file():
+        return
+    part = upload_dir / "incoming" / f"{sha256}.part"
+    part.parent.mkdir(parents=True, exist_ok=True)
+    have = part.stat().st_size if part.exists() else 0
+    headers = {"Range": f"bytes={have}-"} if have else {}
+    response = transport.call("GET", f"/files/{sha256}", headers={**transport.headers(), **headers})
+    mode = "ab" if response.status_code == 206 else "wb"
+    with part.open(mode) as handle:
+        handle.write(response.content)
+    digest = hashlib.sha256()
+    with part.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != sha256:
+        part.unlink()
+        raise SyncError(
+            f"A file from the server did not match its hash ({sha256[:12]}); "
+            "it will be fetched again at the next sync."
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part.replace(target)
+
+
+def _pull(
+    engine: Engine,
+    transport: Transport,
+    upload_dir: Path,
+    summary: Summary,
+    progress: Progress | None,
+) -> None:
+    restarts = 0
+    while True:
+        state = _state(engine)
+        request: dict[str, Any] = {
+            "cursor": state.cursor,
+            "fingerprint": state.scope_fingerprint,
+            "pending": pending_count(engine),
+        }
+        if state.pull_upto is not None:
+            request.update(
+                upto=state.pull_upto,
+                table=state.pull_table,
+                after=state.pull_after,
+                snapshot=state.pull_snapshot,
+                fingerprint=state.pull_fingerprint,
+            )
+        page = transport.json("POST", "/pull", request)
+        for row in page.get("rows", {}).get("stored_files", []):
+            _download_file(transport, upload_dir, str(row["sha256"]))
+            summary.files += 1
+        try:
+            count = apply_page(engine, page)
+        except IntegrityError:
+            # A row referred to a parent that changed while this pull was running: start the
+            # pull again from the stored cursor (what was applied stays; it is all newer).
+            restarts += 1
+            if restarts > 3:
+                raise SyncError(
+                    "The campus server is busy; sync will try again.", reason="busy"
+                ) from None
+            with engine.begin() as connection:
+                connection.execute(
+                    update(SyncState).values(pull_upto=None, pull_table=0, pull_after="")
+                )
+            continue
+        summary.pulled += count
+        if progress:
+            table = int((page.get("next") or {}).get("table", len(SYNCED_TABLES)))
+            progress("pull", table, len(SYNCED_TABLES))
+        if page.get("complete"):
+            return
+
+
+def apply_page(engine: Engine, page: dict[str, Any]) -> int:
+    """Write one pulled page, its progress and (last page) the cursor in one transaction."""
+    rows_by_table: dict[str, list[dict[str, Any]]] = page.get("rows", {})
+    unknown = set(rows_by_table) - set(BY_NAME)
+    if unknown:
+        raise SyncError(f"The server sent rows of unknown tables: {', '.join(sorted(unknown))}.")
+    snapshot = bool(page.get("snapshot"))
+    count = 0
+    with engine.begin() as connection:
+        connection.exec_driver_sql("PRAGMA defer_foreign_keys=ON")
+        for item in page.get("discards", []):
+            entry = BY_NAME.get(str(item.get("table")))
+            if entry is not None:
+                table = entry.table
+                connection.execute(delete(table).where(table.c.id == uuid.UUID(str(item["id"]))))
+        for entry in SYNCED_TABLES:
+            raw_rows = rows_by_table.get(entry.name)
+            if not raw_rows:
+                continue
+            try:
+                values = [row_from_json(entry.table, row) for row in raw_rows]
+            except ValueError as exc:
+                raise SyncError(f"The server sent a bad row: {exc}") from None
+            _upsert(connection, entry.name, values)
+            if snapshot:
+                connection.execute(
+                    sqlite.insert(SnapshotSeen).on_conflict_do_nothing(),
+                    [{"table_name": entry.name, "row_id": row["id"]} for row in values],
+                )
+            count += len(values)
+        if page.get("complete"):
+            if snapshot:
+                _prune(connection)
+            connection.execute(
+                update(SyncState).values(
+                    cursor=int(page["upto"]),
+                    scope_fingerprint=str(page.get("fingerprint", "")),
+                    pull_upto=None,
+                    pull_table=0,
+                    pull_after="",
+                    pull_snapshot=False,
+                    pull_fingerprint="",
+                )
+            )
+        else:
+            following = page.get("next") or {}
+            connection.execute(
+                update(SyncState).values(
+                    pull_upto=int(page["upto"]),
+                    pull_table=int(following.get("table", 0)),
+                    pull_after=str(following.get("after", "")),
+                    pull_snapshot=snapshot,
+                    pull_fingerprint=str(page.get("fingerprint", "")),
+                )
+            )
+    return count
+
+
+def _upsert(connection: Connection, name: str, values: list[dict[str, Any]]) -> None:
+    entry = BY_NAME[name]
+    table = entry.table
+    # The server's row wins over a local one that is the same thing under another id.
+    for key in entry.natural_keys:
+        statement = delete(table).where(
+            and_(*[table.c[column] == bindparam(f"k_{column}") for column in key]),
+            table.c.id != bindparam("k_id"),
+        )
+        params = [
+            {**{f"k_{column}": row.get(column) for column in key}, "k_id": row["id"]}
+            for row in values
+            if all(row.get(column) is not None for column in key)
+        ]
+        if params:
+            connection.execute(statement, params)
+    columns = list(values[0].keys())
+    upsert = sqlite.insert(table)
+    upsert = upsert.on_conflict_do_update(
+        index_elements=["id"],
+        set_={column: upsert.excluded[column] for column in columns if column != "id"},
+    )
+    by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in values:
+        by_shape.setdefault(tuple(sorted(row)), []).append(row)
+    for rows in by_shape.values():
+        connection.execute(upsert, rows)
+
+
+def _prune(connection: Connection) -> None:
+    """After a snapshot: remove what the device holds outside its scope, children first,
+    except rows with changes still waiting to be pushed."""
+    for entry in reversed(SYNCED_TABLES):
+        table = entry.table
+        seen = select(SnapshotSeen.row_id).where(SnapshotSeen.table_name == entry.name)
+        waiting = select(OutboxEntry.row_id).where(OutboxEntry.table_name == entry.name)
+        connection.execute(delete(table).where(table.c.id.not_in(seen), table.c.id.not_in(waiting)))
+    connection.execute(delete(SnapshotSeen))
+
+
+# --- For an administrator -------------------------------------------------------------------
+
+
+def export_outbox(engine: Engine, target: Path) -> int:
+    """Write every change waiting on this device to a JSON file; returns how many."""
+    with engine.connect() as connection:
+        entries = connection.execute(select(OutboxEntry).order_by(OutboxEntry.seq)).all()
+        state = connection.execute(select(SyncState.device_id, SyncState.server_url)).first()
+    document = {
+        "device_id": str(state.device_id) if state else None,
+        "server_url": state.server_url if state else None,
+        "exported_at": datetime.now(UTC).isoformat(),
+        "changes": [
+            {
+                "change_id": str(e.change_id),
+                "table": e.table_name,
+                "row_id": str(e.row_id),
+                "op": e.op,
+                "fields": e.fields,
+                "hlc": e.hlc,
+                "actor_id": str(e.actor_id) if e.actor_id else None,
+                "created_at": e.created_at.isoformat(),
+            }
+            for e in entries
+        ],
+    }
+    target.write_text(json.dumps(document, indent=2), encoding="utf-8")
+    return len(entries)

@@ -1,0 +1,241 @@
+"""The sync endpoints devices call on the central server (`/sync/v1/...`, see PROTOCOL.md).
+
+Devices sign every call with their credential (`Authorization: Bearer ...`) and say which
+protocol they speak (`X-Sync-Protocol`). Bodies are JSON, gzip-compressed both ways when large.
+Errors are problem details (RFC 9457) whose `detail` a device shows to its user as it is.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Response, abort, current_app, request, send_file
+from flask_login import current_user
+
+from portal.auth.policy import public
+from portal.errors import PortalError, ValidationError
+from portal.extensions import csrf, db, limiter
+from portal.models import Device
+from portal.sync import capture, services
+
+bp = Blueprint("sync", __name__, url_prefix="/sync/v1")
+csrf.exempt(bp)
+
+PROTOCOL_HEADER = "X-Sync-Protocol"
+MAX_BODY = 64 * 1024 * 1024  # decompressed
+
+
+@bp.before_app_request
+def _remember_actor() -> None:
+    """Changes made in a request are attributed to the signed-in person."""
+    if current_user.is_authenticated:
+        db.session.info[capture.ACTOR] = current_user.id
+    else:
+        db.session.info.pop(capture.ACTOR, None)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _problem(status: int, title: str, detail: str) -> Response:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    response = Response(json.dumps(body), status=status, mimetype="application/problem+json")
+    return response
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    payload = json.dumps(data, separators=(",", ":")).encode()
+    response = Response(payload, status=status, mimetype="application/json")
+    if len(payload) > 1024 and "gzip" in request.headers.get("Accept-Encoding", ""):
+        response.set_data(gzip.compress(payload, compresslevel=5))
+        response.headers["Content-Encoding"] = "gzip"
+        response.headers["Vary"] = "Accept-Encoding"
+    response.headers["X-Server-Time"] = str(services.server_time_ms(_now()))
+    return response
+
+
+def _body() -> dict[str, Any]:
+    raw = request.get_data(cache=False)
+    if request.headers.get("Content-Encoding", "") == "gzip":
+        try:
+            with gzip.GzipFile(fileobj=io.BytesIO(raw)) as handle:
+                raw = handle.read(MAX_BODY + 1)
+        except (OSError, EOFError):
+            raise ValidationError("The request body is not valid gzip.") from None
+        if len(raw) > MAX_BODY:
+            raise ValidationError("The request body is too large.")
+    try:
+        data = json.loads(raw or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationError("The request body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise ValidationError("The request body must be a JSON object.")
+    return data
+
+
+def _server_only() -> None:
+    if current_app.config["PORTAL"]["MODE"] != "server":
+        abort(404)
+    services.check_protocol(request.headers.get(PROTOCOL_HEADER))
+
+
+def _device() -> Device:
+    _server_only()
+    header = request.headers.get("Authorization", "")
+    token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+    device = services.authenticate_device(db.session, token, now=_now())
+    device.app_version = request.headers.get("User-Agent", "")[:40] or device.app_version
+    db.session.commit()
+    return device
+
+
+def _upload_dir() -> Path:
+    return Path(current_app.config["PORTAL"]["UPLOAD_DIR"])
+
+
+def _max_bytes() -> int:
+    return int(current_app.config["PORTAL"]["MAX_UPLOAD_MB"]) * 1024 * 1024
+
+
+@bp.errorhandler(PortalError)
+def _refused(error: PortalError) -> Response:
+    db.session.rollback()
+    titles = {403: "Refused", 404: "Not found", 409: "Conflict", 426: "Protocol not supported"}
+    return _problem(error.status_code, titles.get(error.status_code, "Bad request"), str(error))
+
+
+def _guess_limit() -> str:
+    """Codes and passwords cannot be guessed faster than log-ins (same setting)."""
+    return str(current_app.config["PORTAL"]["LOGIN_RATE_LIMIT"])
+
+
+@bp.post("/enrol")
+@public
+@limiter.limit(_guess_limit)
+def enrol() -> Response:
+    _server_only()
+    data = _body()
+    enrolment = services.enrol_device(
+        db.session,
+        str(data.get("code", "")),
+        name=str(data.get("device_name", "")),
+        app_version=str(data.get("app_version", "")),
+        now=_now(),
+    )
+    db.session.commit()
+    return _json(
+        {
+            "protocol": services.PROTOCOL_VERSION,
+            "device_id": str(enrolment.device.id),
+            "token": enrolment.token,
+            "user": {"id": str(enrolment.user.id), "username": enrolment.user.username},
+        },
+        201,
+    )
+
+
+@bp.post("/accounts")
+@public
+@limiter.limit(_guess_limit)
+def add_account() -> Response:
+    device = _device()
+    data = _body()
+    user = services.add_account(
+        db.session, device, str(data.get("username", "")), str(data.get("password", "")), now=_now()
+    )
+    db.session.commit()
+    return _json({"id": str(user.id), "username": user.username, "role": user.role})
+
+
+@bp.post("/push")
+@public
+def push() -> Response:
+    device = _device()
+    data = _body()
+    changes = data.get("changes")
+    if not isinstance(changes, list):
+        raise ValidationError("changes must be a list.")
+    pending = data.get("pending")
+    results = services.push(
+        db.session,
+        device,
+        changes,
+        now=_now(),
+        upload_dir=_upload_dir(),
+        max_upload_bytes=_max_bytes(),
+        pending=pending if isinstance(pending, int) and not isinstance(pending, bool) else None,
+    )
+    return _json({"results": [result.as_json() for result in results]})
+
+
+@bp.post("/pull")
+@public
+def pull() -> Response:
+    device = _device()
+    page = services.pull(db.session, device, services.PullRequest.parse(_body()), now=_now())
+    return _json(page)
+
+
+@bp.get("/status")
+@public
+def status() -> Response:
+    device = _device()
+    return _json(
+        {
+            "protocol": services.PROTOCOL_VERSION,
+            "device_id": str(device.id),
+            "revoked": device.revoked_at is not None,
+            "last_sync_at": device.last_sync_at.isoformat() if device.last_sync_at else None,
+        }
+    )
+
+
+@bp.put("/files/<sha256>")
+@public
+def upload_file(sha256: str) -> Response:
+    device = _device()
+    try:
+        offset = int(request.args.get("offset", "0"))
+    except ValueError:
+        raise ValidationError("offset must be a whole number.") from None
+    data = request.get_data(cache=False)
+    state = services.receive_chunk(
+        _upload_dir(), device.id, sha256, offset, data, max_bytes=_max_bytes()
+    )
+    if not state["complete"] and request.headers.get("X-File-Complete") == "1":
+        state["complete"] = services.finish_file(_upload_dir(), device.id, sha256)
+    return _json(state, 200 if state.get("detail") is None else 409)
+
+
+@bp.get("/files/<sha256>/status")
+@public
+def file_status(sha256: str) -> Response:
+    device = _device()
+    from portal.submissions import storage
+
+    if len(sha256) != 64:
+        raise ValidationError("A file is named by its sha256.")
+    if storage.blob_path(_upload_dir(), sha256).is_file():
+        return _json({"received": None, "complete": True})
+    part = services.partial_path(_upload_dir(), device.id, sha256)
+    return _json({"received": part.stat().st_size if part.exists() else 0, "complete": False})
+
+
+@bp.get("/files/<sha256>")
+@public
+def download_file(sha256: str) -> Response:
+    device = _device()
+    from portal.submissions import storage
+
+    if not services.file_visible(db.session, device, sha256):
+        raise services.DeviceRefused("That file is not in this device's scope.")
+    path = storage.blob_path(_upload_dir(), sha256)
+    if not path.is_file():
+        abort(404)
+    return send_file(path, mimetype="application/octet-stream", conditional=True)

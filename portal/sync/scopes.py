@@ -1,0 +1,190 @@
+"""What a device may hold: one rule per role and table, read by the pull, the push
+authorisation and the tests alike.
+
+A rule takes the account's id and returns the SQL condition on that table's rows that the
+account may read. A device holds the union over its accounts. The catalogue (terms, courses,
+sections, meetings, prerequisites, grade scales) is open to every role; everything personal is
+narrowed: a student's laptop holds its own registrations, marks, attendance and submissions,
+and no other account's password hash (see `password_hash_visible`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, false, or_, select, true
+from sqlalchemy.orm import Session
+
+from portal.models import (
+    ROLES,
+    Assessment,
+    AttendanceRecord,
+    GradeFinalisation,
+    LabSession,
+    Mark,
+    Registration,
+    Section,
+    Submission,
+    SyncConflict,
+    User,
+)
+
+Rule = Callable[[uuid.UUID], ColumnElement[bool]]
+
+ACTIVE_REGISTRATION = ("enrolled", "waitlisted")
+
+
+def _everything(_user_id: uuid.UUID) -> ColumnElement[bool]:
+    return true()
+
+
+def _taken(user_id: uuid.UUID) -> Select[Any]:
+    """Sections the student is enrolled or waitlisted in."""
+    return select(Registration.section_id).where(
+        Registration.student_id == user_id, Registration.status.in_(ACTIVE_REGISTRATION)
+    )
+
+
+def _taught(user_id: uuid.UUID) -> Select[Any]:
+    """Sections the account teaches or runs the labs of."""
+    return select(Section.id).where(
+        or_(Section.instructor_id == user_id, Section.lab_staff_id == user_id)
+    )
+
+
+def _lab_staffed(user_id: uuid.UUID) -> Select[Any]:
+    return select(Section.id).where(Section.lab_staff_id == user_id)
+
+
+def _instructed(user_id: uuid.UUID) -> Select[Any]:
+    return select(Section.id).where(Section.instructor_id == user_id)
+
+
+def _staff_ids() -> Any:
+    return (
+        select(Section.instructor_id)
+        .where(Section.instructor_id.is_not(None))
+        .union(select(Section.lab_staff_id).where(Section.lab_staff_id.is_not(None)))
+    )
+
+
+def _visible_assessments(user_id: uuid.UUID) -> ColumnElement[bool]:
+    """Instructors see every assessment of their sections; lab staff the labs only (as the
+    gradebook shows them)."""
+    return or_(
+        Assessment.section_id.in_(_instructed(user_id)),
+        and_(Assessment.section_id.in_(_lab_staffed(user_id)), Assessment.kind == "lab"),
+    )
+
+
+def _staff_assessment_ids(user_id: uuid.UUID) -> Select[Any]:
+    return select(Assessment.id).where(_visible_assessments(user_id))
+
+
+CATALOGUE: dict[str, Rule] = {
+    "terms": _everything,
+    "courses": _everything,
+    "prerequisites": _everything,
+    "sections": _everything,
+    "meetings": _everything,
+    "grade_scales": _everything,
+}
+
+STUDENT: dict[str, Rule] = {
+    **CATALOGUE,
+    "users": lambda u: or_(User.id == u, User.id.in_(_staff_ids())),
+    "registrations": lambda u: Registration.student_id == u,
+    "assessments": lambda u: Assessment.section_id.in_(_taken(u)),
+    "marks": lambda u: Mark.student_id == u,
+    "grade_finalisations": lambda u: GradeFinalisation.section_id.in_(_taken(u)),
+    "lab_sessions": lambda u: LabSession.section_id.in_(_taken(u)),
+    "attendance_records": lambda u: AttendanceRecord.student_id == u,
+    "stored_files": lambda u: _file_of(Submission.student_id == u),
+    "submissions": lambda u: Submission.student_id == u,
+    "sync_conflicts": lambda u: SyncConflict.author_id == u,
+}
+
+STAFF: dict[str, Rule] = {
+    **CATALOGUE,
+    "users": lambda u: or_(
+        User.id == u,
+        User.id.in_(_staff_ids()),
+        User.id.in_(select(Registration.student_id).where(Registration.section_id.in_(_taught(u)))),
+    ),
+    "registrations": lambda u: Registration.section_id.in_(_taught(u)),
+    "assessments": _visible_assessments,
+    "marks": lambda u: Mark.assessment_id.in_(_staff_assessment_ids(u)),
+    "grade_finalisations": lambda u: GradeFinalisation.section_id.in_(_taught(u)),
+    "lab_sessions": lambda u: LabSession.section_id.in_(_taught(u)),
+    "attendance_records": lambda u: AttendanceRecord.lab_session_id.in_(
+        select(LabSession.id).where(LabSession.section_id.in_(_taught(u)))
+    ),
+    "stored_files": lambda u: _file_of(Submission.assessment_id.in_(_staff_assessment_ids(u))),
+    "submissions": lambda u: Submission.assessment_id.in_(_staff_assessment_ids(u)),
+    "sync_conflicts": lambda u: SyncConflict.author_id == u,
+}
+
+ADMIN: dict[str, Rule] = dict.fromkeys(STAFF, _everything)
+
+RULES: dict[str, dict[str, Rule]] = {
+    "student": STUDENT,
+    "instructor": STAFF,
+    "lab_staff": STAFF,
+    "admin": ADMIN,
+}
+assert set(RULES) == set(ROLES), "every role needs its scope rules"
+
+
+def _file_of(submissions: ColumnElement[bool]) -> ColumnElement[bool]:
+    from portal.models import StoredFile
+
+    return StoredFile.sha256.in_(select(Submission.file_sha256).where(submissions))
+
+
+def condition(table_name: str, accounts: Iterable[tuple[uuid.UUID, str]]) -> ColumnElement[bool]:
+    """The rows of `table_name` that a device holding these (id, role) accounts may read."""
+    parts = [RULES[role][table_name](user_id) for user_id, role in accounts if role in RULES]
+    if not parts:
+        return false()
+    return or_(*parts)
+
+
+def password_hash_visible(user_id: uuid.UUID, accounts: Iterable[tuple[uuid.UUID, str]]) -> bool:
+    """A device receives the password verifier of its own accounts only (offline sign-in)."""
+    return any(user_id == account_id for account_id, _role in accounts)
+
+
+def in_scope(
+    db: Session, table_name: str, row_id: uuid.UUID, accounts: list[tuple[uuid.UUID, str]]
+) -> bool:
+    """Whether one row is readable by the device's accounts (push authorisation)."""
+    from portal.sync.tables import BY_NAME
+
+    model: Any = BY_NAME[table_name].model
+    found = db.scalar(
+        select(model.id).where(model.id == row_id, condition(table_name, accounts)).limit(1)
+    )
+    return found is not None
+
+
+def fingerprint(db: Session, accounts: list[tuple[uuid.UUID, str]]) -> str:
+    """Changes whenever what the accounts may read changes shape (a section assigned or
+    reassigned, a course taken or dropped, an account joining): the device then takes a full
+    snapshot of its scope and removes what left it."""
+    digest = hashlib.sha256()
+    for user_id, role in sorted(accounts, key=lambda account: str(account[0])):
+        digest.update(f"{user_id}:{role};".encode())
+        if role == "admin":
+            continue
+        taught = db.execute(
+            select(Section.id, Section.instructor_id == user_id, Section.lab_staff_id == user_id)
+            .where(Section.id.in_(_taught(user_id)))
+            .order_by(Section.id)
+        ).all()
+        taken = db.scalars(_taken(user_id).order_by(Registration.section_id)).all()
+        digest.update(repr([tuple(map(str, row)) for row in taught]).encode())
+        digest.update(repr([str(section_id) for section_id in taken]).encode())
+    return digest.hexdigest()

@@ -1,0 +1,763 @@
+"""The central server's side of sync: enrolment, device credentials, push, pull, files,
+revocation and conflict review. Plain functions over a session (see PROTOCOL.md)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from portal.errors import Forbidden, NotFound, PortalError, ValidationError
+from portal.models import (
+    ChangeLogEntry,
+    Device,
+    DeviceAccount,
+    EnrolmentCode,
+    ProcessedChange,
+    StoredFile,
+    SyncConflict,
+    User,
+)
+from portal.sync import apply, capture, hlc, scopes
+from portal.sync.tables import BY_NAME, SYNCED_TABLES, row_to_json
+
+PROTOCOL_VERSION = 1
+SUPPORTED_PROTOCOLS = frozenset({1})
+PAGE_ROWS = 2000
+PUSH_BATCH = 500
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud over the phone
+
+
+class DeviceRefused(PortalError):
+    """The device may not call the server (unknown credential, revoked)."""
+
+    status_code = 403
+
+
+class ProtocolRefused(PortalError):
+    status_code = 426
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def check_protocol(version: Any) -> int:
+    try:
+        number = int(version)
+    except (TypeError, ValueError):
+        raise ProtocolRefused("The request does not say which sync protocol it speaks.") from None
+    if number not in SUPPORTED_PROTOCOLS:
+        newest = max(SUPPORTED_PROTOCOLS)
+        if number > newest:
+            raise ProtocolRefused(
+                f"This copy of Campus Portal speaks sync protocol {number}, newer than the "
+                f"campus server's ({newest}). Ask IT to update the server; your changes are "
+                "kept on this computer meanwhile."
+            )
+        raise ProtocolRefused(
+            f"This copy of Campus Portal is too old for the campus server (protocol {number}; "
+            f"the server speaks {', '.join(map(str, sorted(SUPPORTED_PROTOCOLS)))}). Install the "
+            "current version; your changes are kept on this computer and sync after the update."
+        )
+    return number
+
+
+# --- Enrolment ------------------------------------------------------------------------------
+
+
+def create_enrolment_code(
+    db: Session, user: User, *, created_by: User | None, now: datetime, valid_days: int = 7
+) -> str:
+    """A new single-use code for enrolling one device for `user`; only its hash is kept."""
+    if not user.is_active:
+        raise ValidationError(f"{user.username} is deactivated: no device can be enrolled.")
+    if not 1 <= valid_days <= 90:
+        raise ValidationError("A code is valid for 1 to 90 days.")
+    raw = "".join(secrets.choice(CODE_ALPHABET) for _ in range(16))
+    code = "-".join(raw[i : i + 4] for i in range(0, 16, 4))
+    db.add(
+        EnrolmentCode(
+            code_hash=_digest(normalise_code(code)),
+            user_id=user.id,
+            created_by_id=created_by.id if created_by else None,
+            expires_at=now + timedelta(days=valid_days),
+        )
+    )
+    db.flush()
+    return code
+
+
+def normalise_code(code: str) -> str:
+    return "".join(ch for ch in code.upper() if ch.isalnum())
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    device: Device
+    token: str
+    user: User
+
+
+def enrol_device(
+    db: Session, code: str, *, name: str, app_version: str, now: datetime
+) -> Enrolment:
+    """Use a code (once) to create a device credential for the code's account."""
+    digest = _digest(normalise_code(code))
+    found = db.scalar(select(EnrolmentCode).where(EnrolmentCode.code_hash == digest))
+    if found is None:
+        raise ValidationError("That enrolment code is not known. Check it, or ask for a new one.")
+    if found.used_at is not None:
+        raise ValidationError("That enrolment code was already used. Ask for a new one.")
+    if found.expires_at <= now:
+        raise ValidationError("That enrolment code has expired. Ask for a new one.")
+    user = db.get(User, found.user_id)
+    if user is None or not user.is_active:
+        raise ValidationError("The account of that code is deactivated.")
+    token = secrets.token_urlsafe(32)
+    device = Device(
+        name=name.strip()[:200] or "device",
+        credential_hash=_digest(token),
+        first_user_id=user.id,
+        app_version=app_version[:40],
+        last_seen_at=now,
+    )
+    db.add(device)
+    db.flush()
+    # The code is taken by a conditional UPDATE: two devices racing for it cannot both win.
+    taken = db.execute(
+        update(EnrolmentCode)
+        .where(EnrolmentCode.id == found.id, EnrolmentCode.used_at.is_(None))
+        .values(used_at=now, device_id=device.id)
+        .execution_options(synchronize_session=False)
+    )
+    if taken.rowcount != 1:  # type: ignore[attr-defined]
+        raise ValidationError("That enrolment code was already used. Ask for a new one.")
+    db.add(DeviceAccount(device_id=device.id, user_id=user.id, added_at=now))
+    db.flush()
+    return Enrolment(device, token, user)
+
+
+def authenticate_device(db: Session, token: str, *, now: datetime) -> Device:
+    """The device signing with `token`; raises DeviceRefused (unknown or revoked)."""
+    device = db.scalar(select(Device).where(Device.credential_hash == _digest(token or "")))
+    if device is None:
+        raise DeviceRefused("This device is not enrolled with the campus server.")
+    if device.revoked_at is not None:
+        raise DeviceRefused(
+            "This device was revoked by an administrator and can no longer sync. Its unsent "
+            "changes are kept on it; export them for an administrator (campus-portal sync "
+            "--export FILE)."
+        )
+    device.last_seen_at = now
+    return device
+
+
+def device_accounts(db: Session, device: Device) -> list[tuple[uuid.UUID, str]]:
+    """(id, role) of the device's accounts that are still active."""
+    rows = db.execute(
+        select(User.id, User.role)
+        .join(DeviceAccount, DeviceAccount.user_id == User.id)
+        .where(
+            DeviceAccount.device_id == device.id, User.active.is_(True), User.deleted_at.is_(None)
+        )
+        .order_by(User.id)
+    ).all()
+    return [(row[0], row[1]) for row in rows]
+
+
+def add_account(
+    db: Session, device: Device, username: str, password: str, *, now: datetime
+) -> User:
+    """A person signs in on the device for the first time (online): their account joins it."""
+    from portal.accounts.services import authenticate
+
+    user = authenticate(db, username, password)
+    if user is None:
+        raise Forbidden("Wrong username or password.")
+    first = db.get(User, device.first_user_id)
+    if user.id == device.first_user_id:
+        return user
+    if user.role == "student":
+        raise Forbidden(
+            "A student's account can only be used on a device enrolled for that student."
+        )
+    if first is not None and first.role == "student":
+        raise Forbidden("This device was enrolled for a student: other accounts cannot join it.")
+    exists = db.get(DeviceAccount, (device.id, user.id))
+    if exists is None:
+        db.add(DeviceAccount(device_id=device.id, user_id=user.id, added_at=now))
+        db.flush()
+    return user
+
+
+def revoke_device(db: Session, device: Device, *, actor: User, now: datetime) -> None:
+    from portal.audit.services import record
+
+    if device.revoked_at is not None:
+        raise ValidationError("That device is already revoked.")
+    device.revoked_at = now
+    device.revoked_by_id = actor.id
+    record(
+        db,
+        actor,
+        "sync.device_revoked",
+        entity_type="device",
+        entity_id=device.id,
+        summary=f"Revoked device {device.name}",
+    )
+
+
+# --- Push -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PushResult:
+    change_id: str
+    status: str
+    detail: str = ""
+
+    def as_json(self) -> dict[str, str]:
+        return {"change_id": self.change_id, "status": self.status, "detail": self.detail}
+
+
+def push(
+    db: Session,
+    device: Device,
+    changes: list[Any],
+    *,
+    now: datetime,
+    upload_dir: Path,
+    max_upload_bytes: int,
+    pending: int | None = None,
+) -> list[PushResult]:
+    """Apply a device's changes in order, each in its own transaction, each at most once.
+
+    The device's row is locked for the whole of each change, so two copies of the same batch
+    arriving together are applied one after the other: the second finds the first's answer."""
+    if len(changes) > PUSH_BATCH:
+        raise ValidationError(f"At most {PUSH_BATCH} changes per push.")
+    device_id = device.id
+    results = []
+    for raw in changes:
+        results.append(
+            _push_one(db, device_id, raw, now=now, upload_dir=upload_dir, limit=max_upload_bytes)
+        )
+    if pending is not None:
+        db.execute(
+            update(Device)
+            .where(Device.id == device_id)
+            .values(pending_changes=max(int(pending), 0), last_seen_at=now)
+        )
+        db.commit()
+    return results
+
+
+def _push_one(
+    db: Session, device_id: uuid.UUID, raw: Any, *, now: datetime, upload_dir: Path, limit: int
+) -> PushResult:
+    try:
+        change = apply.Change.parse(raw)
+    except ValueError as exc:
+        change_id = str(raw.get("change_id", "")) if isinstance(raw, dict) else ""
+        return PushResult(change_id, apply.REFUSED, f"Malformed change: {exc}")
+    db.execute(select(Device.id).where(Device.id == device_id).with_for_update())
+    done = db.get(ProcessedChange, (device_id, change.change_id))
+    if done is not None:
+        db.rollback()
+        return PushResult(str(change.change_id), done.status, done.detail)
+    outcome = _apply_as_author(db, device_id, change, now=now, upload_dir=upload_dir, limit=limit)
+    db.add(
+        ProcessedChange(
+            device_id=device_id,
+            change_id=change.change_id,
+            status=outcome.status,
+            detail=outcome.detail,
+            processed_at=now,
+        )
+    )
+    try:
+        db.commit()
+    except IntegrityError:  # the same change committed at the same moment by a twin request
+        db.rollback()
+        done = db.get(ProcessedChange, (device_id, change.change_id))
+        if done is None:
+            raise
+        return PushResult(str(change.change_id), done.status, done.detail)
+    return PushResult(str(change.change_id), outcome.status, outcome.detail)
+
+
+def _apply_as_author(
+    db: Session,
+    device_id: uuid.UUID,
+    change: apply.Change,
+    *,
+    now: datetime,
+    upload_dir: Path,
+    limit: int,
+) -> apply.Outcome:
+    device = db.get(Device, device_id)
+    assert device is not None
+    accounts = device_accounts(db, device)
+    actor = db.get(User, change.actor_id) if change.actor_id else None
+    db.info[capture.ACTOR] = change.actor_id
+    db.info[capture.STAMP] = hlc.believable(change.hlc, now)
+    db.info[capture.DEVICE_ID] = device_id
+    try:
+        if actor is None or (actor.id, actor.role) not in accounts:
+            outcome = apply.Outcome(
+                apply.REFUSED, "The change was not made by an account of this device."
+            )
+        elif change.op == "update" and not _target_visible(db, change, accounts):
+            outcome = apply.Outcome(apply.REFUSED, "That record is not yours to change.")
+        else:
+            context = apply.Context(db, device_id, actor, change, now, upload_dir, limit)
+            try:
+                with db.begin_nested():
+                    outcome = apply.apply_change(context)
+            except PortalError as error:
+                outcome = apply.Outcome(apply.REFUSED, str(error))
+        if outcome.status == apply.REFUSED and not outcome.conflicts:
+            outcome.conflicts.append(("refused", "", None, change.fields))
+        for kind, field_name, kept, lost in outcome.conflicts:
+            db.add(
+                SyncConflict(
+                    kind=kind,
+                    table_name=change.table,
+                    row_id=outcome.server_row_id or change.row_id,
+                    field=field_name,
+                    kept_value=kept,
+                    lost_value=lost,
+                    detail=outcome.detail,
+                    author_id=actor.id if actor is not None else None,
+                    device_id=device_id,
+                    change_id=change.change_id,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        if outcome.status in (apply.REFUSED, apply.SUPERSEDED):
+            _correct_device(db, device_id, change)
+        db.flush()
+    finally:
+        db.info.pop(capture.STAMP, None)
+        db.info.pop(capture.DEVICE_ID, None)
+    return outcome
+
+
+def _target_visible(
+    db: Session, change: apply.Change, accounts: list[tuple[uuid.UUID, str]]
+) -> bool:
+    """An update names a row by id: it must be one the device may hold (or not exist yet on
+    the server, when the device's insert of it was handled under another id)."""
+    model: Any = BY_NAME[change.table].model
+    if db.get(model, change.row_id) is None:
+        return True
+    return scopes.in_scope(db, change.table, change.row_id, accounts)
+
+
+def _correct_device(db: Session, device_id: uuid.UUID, change: apply.Change) -> None:
+    """After a refusal, send the device the server's version of the row on its next pull
+    (or tell it to remove a row the server never accepted)."""
+    model: Any = BY_NAME[change.table].model
+    exists = db.get(model, change.row_id) is not None
+    capture.lock_change_log(db)
+    db.add(
+        ChangeLogEntry(
+            table_name=change.table,
+            row_id=change.row_id,
+            op="upsert" if exists else "discard",
+            device_id=device_id,
+        )
+    )
+
+
+# --- Pull -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    cursor: int
+    fingerprint: str
+    upto: int | None
+    table: int
+    after: str
+    snapshot: bool
+    limit: int
+    pending: int | None = None  # changes waiting on the device, as it reports them
+
+    @classmethod
+    def parse(cls, raw: Any) -> PullRequest:
+        if not isinstance(raw, dict):
+            raise ValidationError("A pull request must be an object.")
+
+        def whole(name: str, default: int | None) -> int | None:
+            value = raw.get(name, default)
+            if value is None:
+                return None
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValidationError(f"{name} must be a whole number.")
+            return value
+
+        after = str(raw.get("after") or "")
+        if after:
+            try:
+                uuid.UUID(after)
+            except ValueError:
+                raise ValidationError("after must be a row id.") from None
+        table = whole("table", 0) or 0
+        if table > len(SYNCED_TABLES):
+            raise ValidationError("table is out of range.")
+        return cls(
+            cursor=whole("cursor", 0) or 0,
+            fingerprint=str(raw.get("fingerprint") or ""),
+            upto=whole("upto", None),
+            table=table,
+            after=after,
+            snapshot=bool(raw.get("snapshot", False)),
+            limit=min(whole("limit", PAGE_ROWS) or PAGE_ROWS, PAGE_ROWS),
+            pending=whole("pending", None),
+        )
+
+
+def pull(db: Session, device: Device, request: PullRequest, *, now: datetime) -> dict[str, Any]:
+    """One page of what changed in the device's scope since its cursor.
+
+    A pull is fixed to an upper bound `upto` (the newest change-log number when it began) and
+    walks the tables parent-first; the device stores `cursor = upto` with the last page. When
+    the scope changed shape (fingerprint) it is a snapshot: everything in scope is sent, and
+    the device removes what it holds outside it."""
+    accounts = device_accounts(db, device)
+    if not accounts:
+        raise DeviceRefused("No active account is left on this device.")
+    if request.upto is None:
+        fingerprint = scopes.fingerprint(db, accounts)
+        snapshot = request.cursor == 0 or fingerprint != request.fingerprint
+        upto = db.scalar(select(func.max(ChangeLogEntry.seq))) or 0
+        table_index, after = 0, ""
+    else:
+        fingerprint, snapshot, upto = request.fingerprint, request.snapshot, request.upto
+        table_index, after = request.table, request.after
+        if upto < request.cursor:
+            raise ValidationError("upto is below the cursor.")
+    since = 0 if snapshot else request.cursor
+    page: dict[str, list[dict[str, Any]]] = {}
+    discards: list[dict[str, str]] = []
+    if table_index == 0 and not after and not snapshot:
+        discards = [
+            {"table": table, "id": str(row_id)}
+            for table, row_id in db.execute(
+                select(ChangeLogEntry.table_name, ChangeLogEntry.row_id)
+                .where(
+                    ChangeLogEntry.op == "discard",
+                    ChangeLogEntry.seq > since,
+                    ChangeLogEntry.seq <= upto,
+                    or_(ChangeLogEntry.device_id.is_(None), ChangeLogEntry.device_id == device.id),
+                )
+                .order_by(ChangeLogEntry.seq)
+            )
+        ]
+    budget = request.limit
+    complete = True
+    while table_index < len(SYNCED_TABLES):
+        entry = SYNCED_TABLES[table_index]
+        rows = _changed_rows(db, device, entry.name, accounts, since, upto, after, budget + 1)
+        if len(rows) > budget:
+            rows = rows[:budget]
+            after = str(rows[-1].id)
+            complete = False
+        if rows:
+            page.setdefault(entry.name, []).extend(_serialise(entry.name, rows, accounts))
+            budget -= len(rows)
+        if not complete:
+            break
+        table_index, after = table_index + 1, ""
+        if budget <= 0 and table_index < len(SYNCED_TABLES):
+            complete = False
+            break
+    _add_referenced_users(db, page, accounts)
+    if request.pending is not None:
+        device.pending_changes = request.pending
+    if complete:
+        device.last_sync_at = now
+    db.commit()
+    return {
+        "protocol": PROTOCOL_VERSION,
+        "upto": upto,
+        "snapshot": snapshot,
+        "fingerprint": fingerprint,
+        "complete": complete,
+        "next": None if complete else {"table": table_index, "after": after},
+        "discards": discards,
+        "rows": page,
+    }
+
+
+def _changed_rows(
+    db: Session,
+    device: Device,
+    table: str,
+    accounts: list[tuple[uuid.UUID, str]],
+    since: int,
+    upto: int,
+    after: str,
+    limit: int,
+) -> list[Any]:
+    model: Any = BY_NAME[table].model
+    latest = (
+        select(ChangeLogEntry.row_id)
+        .where(
+            ChangeLogEntry.table_name == table,
+            ChangeLogEntry.op == "upsert",
+            ChangeLogEntry.seq > since,
+            or_(ChangeLogEntry.device_id.is_(None), ChangeLogEntry.device_id == device.id),
+        )
+        .group_by(ChangeLogEntry.row_id)
+        .having(func.max(ChangeLogEntry.seq) <= upto)
+        .subquery()
+    )
+    query = (
+        select(model)
+        .join(latest, latest.c.row_id == model.id)
+        .where(scopes.condition(table, accounts))
+        .order_by(model.id)
+        .limit(limit)
+    )
+    if after:
+        query = query.where(model.id > uuid.UUID(after))
+    return list(db.scalars(query))
+
+
+def _serialise(
+    table: str, rows: Iterable[Any], accounts: list[tuple[uuid.UUID, str]]
+) -> list[dict[str, Any]]:
+    columns = BY_NAME[table].table
+    out = []
+    for row in rows:
+        data = row_to_json(columns, row)
+        if table == "users" and not scopes.password_hash_visible(row.id, accounts):
+            data["password_hash"] = "!"  # noqa: S105 - no verifier for accounts not on this device
+        out.append(data)
+    return out
+
+
+USER_REFERENCES: dict[str, tuple[str, ...]] = {
+    entry.name: tuple(
+        column.name
+        for column in entry.table.columns
+        for key in column.foreign_keys
+        if key.column.table.name == "users"
+    )
+    for entry in SYNCED_TABLES
+}
+
+
+def _add_referenced_users(
+    db: Session, page: dict[str, list[dict[str, Any]]], accounts: list[tuple[uuid.UUID, str]]
+) -> None:
+    """Rows sent may name accounts the device has never received (a student new to a section,
+    an administrator who entered a mark): send those in scope with the page, and blank the
+    references to accounts the device may not hold (who entered a mark, for a student)."""
+    wanted: set[uuid.UUID] = set()
+    for table, rows in page.items():
+        for name in USER_REFERENCES.get(table, ()):
+            wanted.update(uuid.UUID(row[name]) for row in rows if row.get(name))
+    if not wanted:
+        return
+    visible = {
+        user.id: user
+        for user in db.scalars(
+            select(User).where(User.id.in_(wanted), scopes.condition("users", accounts))
+        )
+    }
+    sent = {row["id"] for row in page.get("users", [])}
+    extra = [user for user_id, user in visible.items() if str(user_id) not in sent]
+    if extra:
+        page.setdefault("users", []).extend(_serialise("users", extra, accounts))
+    for table, rows in page.items():
+        nullable = {c.name: c.nullable for c in BY_NAME[table].table.columns}
+        for name in USER_REFERENCES.get(table, ()):
+            for row in rows:
+                if row.get(name) and uuid.UUID(row[name]) not in visible:
+                    row[name] = None if nullable[name] else row[name]
+
+
+# --- Files ----------------------------------------------------------------------------------
+
+
+def file_visible(db: Session, device: Device, sha256: str) -> bool:
+    accounts = device_accounts(db, device)
+    return (
+        db.scalar(
+            select(StoredFile.id).where(
+                StoredFile.sha256 == sha256, scopes.condition("stored_files", accounts)
+            )
+        )
+        is not None
+    )
+
+
+def partial_path(upload_dir: Path, device_id: uuid.UUID, sha256: str) -> Path:
+    return upload_dir / "incoming" / str(device_id) / f"{sha256}.part"
+
+
+def receive_chunk(
+    upload_dir: Path,
+    device_id: uuid.UUID,
+    sha256: str,
+    offset: int,
+    data: bytes,
+    *,
+    max_bytes: int,
+) -> dict[str, Any]:
+    """Append one chunk of a file at `offset` (resumable); when `data` is the last chunk the
+    caller says so by the file reaching its announced size. Returns the received size and
+    whether the whole file is stored."""
+    from portal.submissions import storage
+
+    if not _is_sha256(sha256):
+        raise ValidationError("A file is named by its sha256 (64 hexadecimal digits).")
+    if storage.blob_path(upload_dir, sha256).is_file():
+        return {"received": None, "complete": True}
+    part = partial_path(upload_dir, device_id, sha256)
+    part.parent.mkdir(parents=True, exist_ok=True)
+    have = part.stat().st_size if part.exists() else 0
+    if offset != have:
+        return {"received": have, "complete": False, "detail": f"expected offset {have}"}
+    if have + len(data) > max_bytes:
+        part.unlink(missing_ok=True)
+        raise ValidationError("The file is larger than the largest accepted upload.")
+    with part.open("ab") as handle:
+        handle.write(data)
+    return {"received": have + len(data), "complete": False}
+
+
+def finish_file(upload_dir: Path, device_id: uuid.UUID, sha256: str) -> bool:
+    """Check the received file against its name; store it when the hash matches. A file that
+    does not match is removed (it will be sent again from the start)."""
+    from portal.submissions import storage
+
+    if storage.blob_path(upload_dir, sha256).is_file():
+        return True
+    part = partial_path(upload_dir, device_id, sha256)
+    if not part.exists():
+        return False
+    digest = hashlib.sha256()
+    with part.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != sha256:
+        part.unlink()
+        raise ValidationError("The file received does not match its sha256; send it again.")
+    target = storage.blob_path(upload_dir, sha256)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part.replace(target)
+    return True
+
+
+def _is_sha256(text: str) -> bool:
+    return len(text) == 64 and all(ch in "0123456789abcdef" for ch in text)
+
+
+# --- Review ---------------------------------------------------------------------------------
+
+
+def devices(db: Session) -> list[tuple[Device, int, int]]:
+    """Every device with its open conflicts and its number of accounts, newest first."""
+    conflicts = (
+        select(func.count(SyncConflict.id))
+        .where(SyncConflict.device_id == Device.id, SyncConflict.resolved_at.is_(None))
+        .scalar_subquery()
+    )
+    accounts = select(func.count()).where(DeviceAccount.device_id == Device.id).scalar_subquery()
+    return [
+        (row[0], row[1], row[2])
+        for row in db.execute(
+            select(Device, conflicts, accounts).order_by(Device.created_at.desc())
+        )
+    ]
+
+
+def get_device(db: Session, device_id: uuid.UUID) -> Device:
+    device = db.get(Device, device_id)
+    if device is None:
+        raise NotFound("There is no such device.")
+    return device
+
+
+def open_conflict_count(db: Session) -> int:
+    return (
+        db.scalar(select(func.count(SyncConflict.id)).where(SyncConflict.resolved_at.is_(None)))
+        or 0
+    )
+
+
+def conflicts_query(*, author_id: uuid.UUID | None = None, include_resolved: bool = False) -> Any:
+    query = select(SyncConflict).order_by(SyncConflict.created_at.desc())
+    if author_id is not None:
+        query = query.where(SyncConflict.author_id == author_id)
+    if not include_resolved:
+        query = query.where(SyncConflict.resolved_at.is_(None))
+    return query
+
+
+def resolve_conflict(
+    db: Session, conflict: SyncConflict, *, actor: User, apply_lost_value: bool, now: datetime
+) -> None:
+    """Mark a conflict resolved; with `apply_lost_value`, first put the value that lost in
+    place, through the same rule as any other edit (a mark's points, an attendance status)."""
+    from portal.audit.services import record
+
+    if conflict.resolved_at is not None:
+        raise ValidationError("That conflict is already resolved.")
+    if apply_lost_value:
+        _apply_value(db, conflict, actor)
+    conflict.resolved_at = now
+    conflict.resolved_by_id = actor.id
+    conflict.resolution = "applied" if apply_lost_value else "kept"
+    record(
+        db,
+        actor,
+        "sync.conflict_resolved",
+        entity_type=conflict.table_name,
+        entity_id=conflict.row_id,
+        summary=f"Conflict on {conflict.table_name}.{conflict.field or '*'}: "
+        + ("applied the other value" if apply_lost_value else "kept the current value"),
+    )
+
+
+def _apply_value(db: Session, conflict: SyncConflict, actor: User) -> None:
+    from portal.attendance.services import record_attendance
+    from portal.grading.services import set_mark
+    from portal.models import AttendanceRecord, Mark
+
+    value = conflict.lost_value if conflict.kind != "overwritten" else conflict.lost_value
+    if conflict.table_name == "marks" and conflict.field == "points":
+        mark = db.get(Mark, conflict.row_id)
+        if mark is None:
+            raise NotFound("That mark no longer exists.")
+        raw = "" if value is None else f"{float(value):g}"
+        set_mark(db, actor, mark.assessment, mark.student_id, raw, reason="Conflict resolved.")
+        return
+    if conflict.table_name == "attendance_records" and conflict.field == "status":
+        entry = db.get(AttendanceRecord, conflict.row_id)
+        if entry is None:
+            raise NotFound("That attendance record no longer exists.")
+        record_attendance(db, actor, entry.lab_session, entry.student_id, str(value))
+        return
+    raise ValidationError(
+        "This value cannot be applied from here; make the change on its own page."
+    )
+
+
+def server_time_ms(now: datetime) -> int:
+    return hlc.millis_of(now)

@@ -1,0 +1,155 @@
+"""Which tables synchronise, in what order, and how their rows travel as JSON.
+
+One declaration per table: its model, the fields a device never pushes (decided by the server:
+seat counters, final grades, password hashes), and its natural keys, read from the model's
+unique constraints. The order is the order a device applies them in: parents before children.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from functools import cached_property
+from typing import Any
+
+from sqlalchemy import JSON, Column, Date, Table, Time, UniqueConstraint, Uuid
+
+from portal import models
+from portal.models import Base, UTCDateTime
+
+# Never pushed by a device, on any table: the server keeps its own.
+BOOKKEEPING_FIELDS = frozenset({"created_at", "updated_at"})
+
+
+@dataclass(frozen=True)
+class SyncedTable:
+    model: type[Base]
+    server_fields: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def name(self) -> str:
+        return str(self.model.__tablename__)
+
+    @property
+    def table(self) -> Table:
+        return self.model.__table__  # type: ignore[return-value]
+
+    @cached_property
+    def natural_keys(self) -> tuple[tuple[str, ...], ...]:
+        """Column sets unique besides the id: two devices may create the same thing (a mark
+        for one student and assessment) under two ids; the server's row wins on a device."""
+        keys: list[tuple[str, ...]] = []
+        for constraint in self.table.constraints:
+            if isinstance(constraint, UniqueConstraint):
+                keys.append(tuple(column.name for column in constraint.columns))
+        for column in self.table.columns:
+            if column.unique and (column.name,) not in keys:
+                keys.append((column.name,))
+        return tuple(keys)
+
+    def pushable(self, fields: Iterable[str]) -> dict[str, None]:
+        """The fields of a local change that a device sends (in order)."""
+        return {
+            name: None
+            for name in fields
+            if name not in self.server_fields and name not in BOOKKEEPING_FIELDS
+        }
+
+
+SYNCED_TABLES: tuple[SyncedTable, ...] = (
+    SyncedTable(models.User, frozenset({"password_hash", "last_login_at", "active", "role"})),
+    SyncedTable(models.Term),
+    SyncedTable(models.Course),
+    SyncedTable(models.Prerequisite),
+    SyncedTable(models.Section, frozenset({"enrolled_count", "waitlist_count", "waitlist_seq"})),
+    SyncedTable(models.Meeting),
+    SyncedTable(
+        models.Registration,
+        frozenset({"waitlist_position", "enrolled_at", "final_grade", "registered_at"}),
+    ),
+    SyncedTable(models.GradeScale),
+    SyncedTable(models.Assessment, frozenset({"position"})),
+    SyncedTable(models.Mark, frozenset({"entered_by_id"})),
+    SyncedTable(models.GradeFinalisation, frozenset({"grade_scale", "finalised_by_id"})),
+    SyncedTable(models.LabSession),
+    SyncedTable(models.AttendanceRecord, frozenset({"recorded_by_id"})),
+    SyncedTable(models.StoredFile),
+    SyncedTable(models.Submission, frozenset({"late", "attempt"})),
+    SyncedTable(models.SyncConflict),
+)
+
+BY_NAME: dict[str, SyncedTable] = {entry.name: entry for entry in SYNCED_TABLES}
+BY_MODEL: dict[type, SyncedTable] = {entry.model: entry for entry in SYNCED_TABLES}
+TABLE_INDEX: dict[str, int] = {entry.name: index for index, entry in enumerate(SYNCED_TABLES)}
+
+
+def synced(instance_or_class: Any) -> SyncedTable | None:
+    cls = instance_or_class if isinstance(instance_or_class, type) else type(instance_or_class)
+    return BY_MODEL.get(cls)
+
+
+# --- Values as JSON ---------------------------------------------------------------------------
+
+
+def to_json(value: Any) -> Any:
+    """A column value as it travels: ids, dates and times as ISO text."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    return value
+
+
+def from_json(column: Column[Any], value: Any) -> Any:
+    """The Python value for `column` from its JSON form; raises ValueError on a bad value."""
+    if value is None:
+        return None
+    kind = column.type
+    try:
+        if isinstance(kind, Uuid):
+            return uuid.UUID(str(value))
+        if isinstance(kind, UTCDateTime):
+            moment = datetime.fromisoformat(str(value))
+            if moment.tzinfo is None:
+                raise ValueError("a time without a zone")
+            return moment
+        if isinstance(kind, Date):
+            return date.fromisoformat(str(value))
+        if isinstance(kind, Time):
+            return time.fromisoformat(str(value))
+        if isinstance(kind, JSON):
+            return value
+        python_type = kind.python_type
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{column.name}: {value!r} is not a valid value ({exc})") from None
+    if python_type is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{column.name}: {value!r} is not true or false")
+        return value
+    if python_type is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{column.name}: {value!r} is not a whole number")
+        return value
+    if python_type is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{column.name}: {value!r} is not a number")
+        return float(value)
+    if python_type is str:
+        if not isinstance(value, str):
+            raise ValueError(f"{column.name}: {value!r} is not text")
+        return value
+    return value
+
+
+def row_to_json(table: Table, row: Any) -> dict[str, Any]:
+    return {column.name: to_json(getattr(row, column.name)) for column in table.columns}
+
+
+def row_from_json(table: Table, data: dict[str, Any]) -> dict[str, Any]:
+    """Column values of `table` from a JSON row; unknown keys are refused."""
+    unknown = set(data) - set(table.columns.keys())
+    if unknown:
+        raise ValueError(f"unknown fields for {table.name}: {', '.join(sorted(unknown))}")
+    return {name: from_json(table.columns[name], value) for name, value in data.items()}
