@@ -231,6 +231,16 @@ class _ProgressWriter:
             self.store.save(self.state)
 
 
+def mark_queued(store: JobStore, job_id: str, mode: str) -> JobState:
+    """Show the job as waiting from the moment it is handed to the queue: a worker may take a
+    moment to start it, and the job page must not show the previous result meanwhile."""
+    state = store.get(job_id)
+    state.mode, state.phase, state.step = mode, "queued", "Waiting to start"
+    state.done = state.total = 0
+    store.save(state)
+    return state
+
+
 def execute(
     store: JobStore,
     job_id: str,

@@ -460,6 +460,7 @@ def _store() -> import_jobs.JobStore:
 
 
 def _run_in_background(job_id: str, mode: str) -> None:
+    import_jobs.mark_queued(_store(), job_id, mode)
     jobs.enqueue(
         current_app._get_current_object(),  # type: ignore[attr-defined]
         tasks.run_import,

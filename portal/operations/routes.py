@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 
 from portal.auth.policy import public
@@ -12,12 +14,29 @@ from portal.operations import metrics, services
 bp = Blueprint("operations", __name__)
 
 
+@cache
+def known_revisions() -> frozenset[str]:
+    """The migrations this version ships (a database at one of them, not the newest, is behind)."""
+    from alembic.script import ScriptDirectory
+
+    from portal import MIGRATIONS_DIR
+
+    return frozenset(
+        script.revision for script in ScriptDirectory(str(MIGRATIONS_DIR)).walk_revisions()
+    )
+
+
 @bp.get("/readyz")
 @public
 def readyz() -> tuple[Response, int]:
     """200 when this instance can serve: database reachable at the current schema, and every
     Redis it uses answering; else 503 with what failed (a load balancer takes it out)."""
-    result = services.readiness(db.session, current_app.config["PORTAL"], SCHEMA_REVISION)  # type: ignore[arg-type]
+    result = services.readiness(
+        db.session,  # type: ignore[arg-type]
+        current_app.config["PORTAL"],
+        SCHEMA_REVISION,
+        known_revisions(),
+    )
     return jsonify(result), 200 if result["ready"] else 503
 
 

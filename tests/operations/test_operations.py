@@ -39,6 +39,17 @@ def test_not_ready_when_the_schema_is_behind(tmp_path):
     assert "campus-portal-server migrate" in response.json["checks"]["database"]["error"]
 
 
+def test_still_ready_when_the_schema_is_newer_than_this_version(tmp_path):
+    """An upgrade migrates first; hosts still on the old version keep serving."""
+    app = migrated_app(tmp_path)
+    with app.app_context():
+        _db.session.execute(_db.text("UPDATE alembic_version SET version_num = '9999'"))
+        _db.session.commit()
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 200
+    assert response.json["checks"]["database"]["note"] == "schema newer than this version"
+
+
 def test_not_ready_when_a_redis_it_uses_does_not_answer(tmp_path):
     # Port 9 (discard) on loopback: nothing listens there.
     app = migrated_app(tmp_path, JOB_QUEUE_URL="redis://127.0.0.1:9/0")
