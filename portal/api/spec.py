@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import http
+import threading
 from typing import Any
 
 from flask_smorest import Api
@@ -48,7 +49,34 @@ SETTINGS = {
 
 
 class PortalApi(Api):  # type: ignore[misc]
+    """flask-smorest's Api, documenting the blueprints when the document is first asked for
+    rather than at start-up (the desktop starts without converting every schema)."""
+
     ERROR_SCHEMA = ProblemSchema
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._undocumented: list[tuple[Any, str, Any]] = []
+        self._documenting = threading.Lock()
+
+    def init_app(self, app: Any, *, spec_kwargs: Any = None) -> None:
+        self._undocumented = []
+        super().init_app(app, spec_kwargs=spec_kwargs)
+
+    def register_blueprint(self, blp: Any, *, parameters: Any = None, **options: Any) -> None:
+        name = options.get("name", blp.name)
+        self._app.extensions["flask-smorest"]["blp_name_to_api"][name] = self
+        self._app.register_blueprint(blp, **options)
+        self._undocumented.append((blp, name, parameters))
+
+    def _document_blueprints(self) -> None:
+        with self._documenting:
+            while self._undocumented:
+                blp, name, parameters = self._undocumented.pop(0)
+                blp.register_views_in_doc(
+                    self, self._app, self.spec, name=name, parameters=parameters
+                )
+                self.spec.tag({"name": name, "description": blp.description})
 
     def _register_error_handlers(self) -> None:
         """The portal's own handler answers every error (problem details under /api)."""
@@ -66,6 +94,7 @@ class PortalApi(Api):  # type: ignore[misc]
 
     def document(self) -> dict[str, Any]:
         """The OpenAPI document, with what every GET shares: an ETag and 304 Not Modified."""
+        self._document_blueprints()
         spec = copy.deepcopy(self.spec.to_dict())
         spec["components"].setdefault("headers", {})["ETag"] = {
             "description": "Version of the returned representation (send it in If-None-Match)",
