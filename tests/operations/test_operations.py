@@ -124,3 +124,15 @@ def test_log_lines_are_json_with_the_request_id(app, caplog):
     assert access["status"] == 401 and access["method"] == "GET"
     assert access["endpoint"] == "api_catalogue.me"
     assert access["level"] == "INFO" and access["logger"] == "portal.requests"
+
+
+def test_features_count_their_own_figures_through_the_hook(tmp_path):
+    """The hook sync uses (portal.operations.metrics.counter): a real counter on the server,
+    nothing at all on the desktop (where no one scrapes)."""
+    app = make_app(tmp_path, f"sqlite:///{tmp_path / 'hook.db'}", MODE="server")
+    metrics.counter("portal_test_hook_total", "A feature's own figure", ("kind",)).labels(
+        kind="example"
+    ).inc(3)
+    text = app.test_client().get("/metrics").get_data(as_text=True)
+    assert 'portal_test_hook_total{kind="example"} 3.0' in text
+    assert "portal_sync_pushed_changes_total" not in text  # created when sync first counts
