@@ -10,8 +10,9 @@
 Start-up, in order: data directory writable -> single-instance lock -> database file usable
 (not locked by another program, not damaged) -> schema upgrade (backed up first) -> waitress on
 127.0.0.1 behind the local guard -> /healthz answers -> the window (or, headless, one line on
-stdout with the launch URL) -> daily backup in the background. Closing the window, SIGTERM or
-SIGINT stop the server gracefully and checkpoint the WAL.
+stdout with the launch URL) -> daily backup and (when connected to a campus server) sync in the
+background. Closing the window, SIGTERM or SIGINT stop the sync between two batches, stop the
+server gracefully and checkpoint the WAL.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from desktop import APP_NAME, APP_TITLE
 from desktop.problems import (
@@ -37,6 +38,14 @@ from desktop.problems import (
     LauncherProblem,
     SettingsProblem,
 )
+
+if TYPE_CHECKING:  # the launcher imports its parts when it needs them (start-up time)
+    from flask import Flask
+
+    from desktop.guard import LocalGuard
+    from desktop.paths import DataPaths
+    from desktop.starting import PortalBuild
+    from desktop.window import DesktopWindow
 
 log = logging.getLogger("desktop")
 
@@ -181,7 +190,7 @@ def _main(argv: list[str] | None) -> int:
 # --- backup and restore ------------------------------------------------------------------------
 
 
-def run_backup(paths: Any, args: argparse.Namespace) -> int:
+def run_backup(paths: DataPaths, args: argparse.Namespace) -> int:
     import sqlite3
 
     from desktop import backups
@@ -205,7 +214,7 @@ def run_backup(paths: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def run_restore(paths: Any, args: argparse.Namespace) -> int:
+def run_restore(paths: DataPaths, args: argparse.Namespace) -> int:
     from desktop import backups
     from desktop.database import check_data_dir
     from desktop.instance import InstanceLock, read_info
@@ -233,7 +242,7 @@ def run_restore(paths: Any, args: argparse.Namespace) -> int:
 # --- sync from a shell ------------------------------------------------------------------------
 
 
-def _sync_app(paths: Any, args: argparse.Namespace, log_file: Path | None) -> Any:
+def _sync_app(paths: DataPaths, args: argparse.Namespace, log_file: Path | None) -> Any:
     """The portal over this data folder's database, created or upgraded first (the app may
     be open on the same folder: SQLite's write lock keeps the two apart)."""
     from desktop.database import check_data_dir, migrate
@@ -244,7 +253,7 @@ def _sync_app(paths: Any, args: argparse.Namespace, log_file: Path | None) -> An
     return app
 
 
-def run_enrol(paths: Any, args: argparse.Namespace, log_file: Path | None) -> int:
+def run_enrol(paths: DataPaths, args: argparse.Namespace, log_file: Path | None) -> int:
     import platform
 
     from desktop.problems import SyncProblem
@@ -266,7 +275,7 @@ def run_enrol(paths: Any, args: argparse.Namespace, log_file: Path | None) -> in
     return EXIT_OK
 
 
-def run_sync(paths: Any, args: argparse.Namespace, log_file: Path | None) -> int:
+def run_sync(paths: DataPaths, args: argparse.Namespace, log_file: Path | None) -> int:
     from desktop.problems import SyncProblem
     from portal.extensions import db
     from portal.sync import client
@@ -299,7 +308,7 @@ class Shutdown:
 
     def __init__(self) -> None:
         self.requested = threading.Event()
-        self.window: Any = None
+        self.window: DesktopWindow | None = None
 
     def install(self) -> None:
         signals = [signal.SIGTERM, signal.SIGINT]
@@ -319,7 +328,7 @@ class Shutdown:
             pass
 
 
-def _create_app(paths: Any, args: argparse.Namespace, log_file: Path | None) -> Any:
+def _create_app(paths: DataPaths, args: argparse.Namespace, log_file: Path | None) -> Flask:
     from portal import create_app
     from portal.config import ConfigError
 
@@ -341,24 +350,29 @@ def _create_app(paths: Any, args: argparse.Namespace, log_file: Path | None) -> 
     return app
 
 
-def _load_demo_data(app: Any) -> None:
-    from portal.demo.services import DEMO_ACCOUNTS, DEMO_PASSWORD, generate
+def _load_demo_data(app: Flask) -> None:
+    """Fill an empty demo folder with the small demo data; name only accounts that exist."""
+    from portal.demo.services import DEMO_PASSWORD, existing_demo_accounts, generate
     from portal.extensions import db
 
     with app.app_context():
         has_users = db.session.execute(db.text("SELECT 1 FROM users LIMIT 1")).first()
         if not has_users:
-            generate(db.session, "small")
+            generate(db.session(), "small", upload_dir=Path(app.config["PORTAL"]["UPLOAD_DIR"]))
             db.session.commit()
             log.info("demo data loaded")
-    print(
-        f"Demo accounts: {', '.join(DEMO_ACCOUNTS)} (password {DEMO_PASSWORD})",
-        file=sys.stderr,
-        flush=True,
-    )
+        accounts = existing_demo_accounts(db.session())
+        db.session.remove()
+    if accounts:
+        message = f"Demo accounts: {', '.join(accounts)} (password {DEMO_PASSWORD})"
+    else:
+        message = "This demo folder holds other data than the demo: no demo accounts to list"
+    print(message, file=sys.stderr, flush=True)
 
 
-def _daily_backups(paths: Any, keep: int, stop: threading.Event, build: Any) -> None:
+def _daily_backups(
+    paths: DataPaths, keep: int, stop: threading.Event, build: PortalBuild[Flask]
+) -> None:
     from desktop import backups
 
     try:
@@ -374,7 +388,7 @@ def _daily_backups(paths: Any, keep: int, stop: threading.Event, build: Any) -> 
             return
 
 
-def _second_start(paths: Any) -> int:
+def _second_start(paths: DataPaths) -> int:
     from desktop.instance import ask_to_focus, read_info
 
     info = read_info(paths.instance_file)
@@ -395,8 +409,8 @@ def _second_start(paths: Any) -> int:
 
 
 def _build_portal(
-    paths: Any, args: argparse.Namespace, log_file: Path | None, started: float
-) -> Any:
+    paths: DataPaths, args: argparse.Namespace, log_file: Path | None, started: float
+) -> Flask:
     """The portal's WSGI app over an up-to-date database (runs in the build thread)."""
     from desktop.database import migrate
 
@@ -404,13 +418,32 @@ def _build_portal(
     migrate(app, paths)
     if args.demo:
         _load_demo_data(app)
+    _start_background_sync(app)
     log.info("portal built %.3fs after the start", time.monotonic() - started)
     gc.freeze()  # what start-up built lives as long as the process: later passes skip it
     gc.enable()
     return app
 
 
-def run_portal(paths: Any, args: argparse.Namespace, log_file: Path | None) -> int:
+def _start_background_sync(app: Any) -> None:
+    """Sync every few minutes while the campus server answers (nothing happens while this
+    copy is not connected to one); stopped by _stop_background_sync at shutdown."""
+    from portal.sync.device import runner_for
+
+    runner_for(app).start_background()
+
+
+def _stop_background_sync(app: Any) -> None:
+    """A running sync stops between two batches (each written atomically); wait for it."""
+    from portal.sync.device import runner_for
+
+    try:
+        runner_for(app).stop()
+    except Exception:
+        log.exception("stopping the background sync failed")
+
+
+def run_portal(paths: DataPaths, args: argparse.Namespace, log_file: Path | None) -> int:
     from desktop.database import check_data_dir, check_database_file, checkpoint
     from desktop.guard import LocalGuard
     from desktop.instance import InstanceInfo, InstanceLock, remove_info, write_info
@@ -438,7 +471,7 @@ def run_portal(paths: Any, args: argparse.Namespace, log_file: Path | None) -> i
         return _second_start(paths)
 
     server: EmbeddedServer | None = None
-    build: PortalBuild | None = None
+    build: PortalBuild[Flask] | None = None
     backup_stop = threading.Event()
     try:
         settings = load_desktop_settings()
@@ -513,6 +546,7 @@ def run_portal(paths: Any, args: argparse.Namespace, log_file: Path | None) -> i
                 log.info("waiting for the portal's start (a schema upgrade?) to finish first")
             build.join()  # a schema upgrade in progress ends (commits or rolls back) first
             if build.app is not None:
+                _stop_background_sync(build.app)
                 _dispose_engine(build.app)
                 try:
                     checkpoint(paths.database)
@@ -523,7 +557,9 @@ def run_portal(paths: Any, args: argparse.Namespace, log_file: Path | None) -> i
         log.info("stopped")
 
 
-def _run_window(paths: Any, args: argparse.Namespace, guard: Any, shutdown: Shutdown) -> bool:
+def _run_window(
+    paths: DataPaths, args: argparse.Namespace, guard: LocalGuard, shutdown: Shutdown
+) -> bool:
     """Show the window until it is closed; False if it could not be opened at all."""
     from desktop.window import DesktopWindow
 
@@ -551,7 +587,7 @@ def _run_window(paths: Any, args: argparse.Namespace, guard: Any, shutdown: Shut
     return True
 
 
-def _dispose_engine(app: Any) -> None:
+def _dispose_engine(app: Flask) -> None:
     from portal.extensions import db
 
     try:

@@ -50,13 +50,15 @@ class DataPaths:
 def resolve(data_dir: Path | str | None = None, *, demo: bool = False) -> DataPaths:
     """--data-dir, else PORTAL_DATA_DIR, else the platform's per-user data directory.
 
-    --demo uses the `demo` folder inside the chosen base (unless --data-dir names one itself).
-    Logs go to the platform's per-user log directory for the standard locations, and to
-    `<data dir>/logs` for a data directory chosen explicitly (so that two copies never share
-    one rotating log file).
+    --demo uses the `demo` folder inside the chosen one, whichever it is, so demo data never
+    mixes with real data. Logs go to the platform's per-user log directory for the standard
+    locations, and to `<data dir>/logs` for a data directory chosen explicitly (so that two
+    copies never share one rotating log file).
     """
     if data_dir:
-        return DataPaths(Path(data_dir).expanduser().resolve(), _logs_in(Path(data_dir)))
+        chosen = Path(data_dir).expanduser().resolve()
+        chosen = chosen / "demo" if demo else chosen
+        return DataPaths(chosen, _logs_in(chosen))
     from_env = os.environ.get(DATA_DIR_ENV)
     base = Path(from_env).expanduser().resolve() if from_env else default_data_dir()
     chosen = base / "demo" if demo else base

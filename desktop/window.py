@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from desktop import APP_TITLE
 from desktop.resources import icon_path
@@ -87,6 +87,11 @@ class _RefusedEvalFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "Refused to evaluate a string as JavaScript" not in record.getMessage()
+
+
+def _gui() -> Literal["gtk"] | None:
+    """GTK on Linux (the lean backend); elsewhere the platform's own (WebKit, WebView2)."""
+    return "gtk" if sys.platform.startswith("linux") else None
 
 
 def display_problem() -> str | None:
@@ -213,8 +218,7 @@ class DesktopWindow:
         window.events.moved += self._moved
         window.events.maximized += lambda *_: setattr(self.state, "maximized", True)
         window.events.restored += lambda *_: setattr(self.state, "maximized", False)
-        gui = "gtk" if sys.platform.startswith("linux") else None
-        webview.start(gui=gui, icon=str(icon_path()), private_mode=True)
+        webview.start(gui=_gui(), icon=str(icon_path()), private_mode=True)
         self._window = None
         self.state.save(self.state_file)
 
@@ -266,8 +270,7 @@ def show_problem(title: str, text: str) -> bool:
     )
     try:
         webview.create_window(f"{APP_TITLE}: a problem", html=page, width=720, height=420)
-        gui = "gtk" if sys.platform.startswith("linux") else None
-        webview.start(gui=gui, icon=str(icon_path()))
+        webview.start(gui=_gui(), icon=str(icon_path()))
     except Exception:  # a problem window must never hide the original problem
         log.exception("could not show the problem window")
         return False

@@ -88,6 +88,10 @@ FEATURES = (
 )
 
 
+# Features with more than one blueprint: their route modules (each holds a `bp`).
+ROUTE_MODULES = {"sync": ("routes", "admin_routes", "device_routes")}
+
+
 def register_blueprints(app: Flask) -> None:
     """Each feature package with a routes module contributes its blueprint `bp`, or registers
     itself with `init_app(app)` when it brings more than one (the API)."""
@@ -95,12 +99,15 @@ def register_blueprints(app: Flask) -> None:
     from importlib.util import find_spec
 
     for feature in FEATURES:
-        if find_spec(f"portal.{feature}") is None or find_spec(f"portal.{feature}.routes") is None:
+        if find_spec(f"portal.{feature}") is None:
             continue
-        module = import_module(f"portal.{feature}.routes")
-        if hasattr(module, "init_app"):
-            module.init_app(app)
-        else:
+        for name in ROUTE_MODULES.get(feature, ("routes",)):
+            if find_spec(f"portal.{feature}.{name}") is None:
+                continue
+            module = import_module(f"portal.{feature}.{name}")
+            if hasattr(module, "init_app"):
+                module.init_app(app)
+                continue
             app.register_blueprint(module.bp)
 
 

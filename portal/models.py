@@ -46,12 +46,29 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-ROLES = ("student", "instructor", "lab_staff", "admin")
+# Each list of allowed values is declared once; CHECK constraints, forms and labels derive from it.
+ROLE_LABELS = {
+    "student": "Student",
+    "instructor": "Instructor",
+    "lab_staff": "Lab staff",
+    "admin": "Admin",
+}
+ROLES = tuple(ROLE_LABELS)
 REGISTRATION_STATUSES = ("enrolled", "waitlisted", "dropped")
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
+def one_of(column: str, values: tuple[str, ...]) -> str:
+    """A CHECK constraint's condition: `column` holds one of `values`.
+
+    >>> one_of("role", ("student", "admin"))
+    "role IN ('student', 'admin')"
+    """
+    return f"{column} IN ({', '.join(repr(value) for value in values)})"
+
+
 def utcnow() -> datetime:
+    """The portal's one clock: routes and commands pass its time to the services as `now`."""
     return datetime.now(UTC)
 
 
@@ -90,9 +107,7 @@ class SoftDeletable:
 
 class User(Record, SoftDeletable, Base):
     __tablename__ = "users"
-    __table_args__ = (
-        CheckConstraint("role IN ('student', 'instructor', 'lab_staff', 'admin')", name="role"),
-    )
+    __table_args__ = (CheckConstraint(one_of("role", ROLES), name="role"),)
 
     username: Mapped[str] = mapped_column(String(64), unique=True)
     full_name: Mapped[str] = mapped_column(String(200))
@@ -133,7 +148,7 @@ class User(Record, SoftDeletable, Base):
 
     @property
     def role_label(self) -> str:
-        return {"lab_staff": "Lab staff"}.get(self.role, self.role.capitalize())
+        return ROLE_LABELS.get(self.role, self.role)
 
     def __repr__(self) -> str:
         return f"<User {self.username} ({self.role})>"
@@ -263,7 +278,7 @@ class Registration(Record, Base):
     __tablename__ = "registrations"
     __table_args__ = (
         UniqueConstraint("student_id", "section_id"),
-        CheckConstraint("status IN ('enrolled', 'waitlisted', 'dropped')", name="status"),
+        CheckConstraint(one_of("status", REGISTRATION_STATUSES), name="status"),
         # Covers the admin dashboard's grade distribution (final grades of enrolled students
         # per section): answered from the index alone, without reading the rows.
         Index("ix_registrations_section_status_grade", "section_id", "status", "final_grade"),
@@ -302,8 +317,15 @@ class AuditEntry(Record, Base):
 
 # --- Teaching: grade scales, assessments and marks, attendance, lab-report submissions ---------
 
-ASSESSMENT_KINDS = ("lab", "assignment", "exam")
-ATTENDANCE_STATUSES = ("present", "late", "absent", "excused")
+ASSESSMENT_KIND_LABELS = {"lab": "Lab", "assignment": "Assignment", "exam": "Exam"}
+ASSESSMENT_KINDS = tuple(ASSESSMENT_KIND_LABELS)
+ATTENDANCE_STATUS_LABELS = {
+    "present": "Present",
+    "late": "Late",
+    "absent": "Absent",
+    "excused": "Excused",
+}
+ATTENDANCE_STATUSES = tuple(ATTENDANCE_STATUS_LABELS)
 
 
 class GradeScale(Record, SoftDeletable, Base):
@@ -323,7 +345,7 @@ class Assessment(Record, SoftDeletable, Base):
 
     __tablename__ = "assessments"
     __table_args__ = (
-        CheckConstraint("kind IN ('lab', 'assignment', 'exam')", name="kind"),
+        CheckConstraint(one_of("kind", ASSESSMENT_KINDS), name="kind"),
         CheckConstraint("weight >= 0 AND weight <= 100", name="weight_range"),
         CheckConstraint("max_points > 0", name="max_points_positive"),
     )
@@ -395,7 +417,7 @@ class AttendanceRecord(Record, Base):
     __tablename__ = "attendance_records"
     __table_args__ = (
         UniqueConstraint("lab_session_id", "student_id"),
-        CheckConstraint("status IN ('present', 'late', 'absent', 'excused')", name="status"),
+        CheckConstraint(one_of("status", ATTENDANCE_STATUSES), name="status"),
     )
 
     lab_session_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("lab_sessions.id"), index=True)
@@ -446,6 +468,7 @@ class Submission(Record, Base):
 # declared once in portal/sync/scopes.py.
 
 CONFLICT_KINDS = ("superseded", "overwritten", "refused", "deleted")
+CHANGE_OPS = ("upsert", "discard")
 
 
 class Device(Record, Base):
@@ -505,7 +528,7 @@ class ChangeLogEntry(Base):
 
     __tablename__ = "sync_changes"
     __table_args__ = (
-        CheckConstraint("op IN ('upsert', 'discard')", name="op"),
+        CheckConstraint(one_of("op", CHANGE_OPS), name="op"),
         Index("ix_sync_changes_table_row", "table_name", "row_id"),
     )
 
@@ -551,9 +574,7 @@ class SyncConflict(Record, Base):
     kept so that admins and its author can see it and apply it if they choose."""
 
     __tablename__ = "sync_conflicts"
-    __table_args__ = (
-        CheckConstraint("kind IN ('superseded', 'overwritten', 'refused', 'deleted')", name="kind"),
-    )
+    __table_args__ = (CheckConstraint(one_of("kind", CONFLICT_KINDS), name="kind"),)
 
     kind: Mapped[str] = mapped_column(String(20))
     table_name: Mapped[str] = mapped_column(String(64), index=True)

@@ -99,13 +99,12 @@ def migrate() -> int:
 def enrolment_code(argv: list[str]) -> int:
     """`enrolment-code create --user USERNAME [--expires-in-days N]`: prints the code alone on
     its last line (scripts take that line)."""
-    from datetime import UTC, datetime
 
     from sqlalchemy import select
 
     from portal.errors import PortalError
     from portal.extensions import db
-    from portal.models import User
+    from portal.models import User, utcnow
     from portal.sync.services import create_enrolment_code
     from portal.wsgi import create_server_app
 
@@ -125,7 +124,7 @@ def enrolment_code(argv: list[str]) -> int:
                 db.session(),
                 user,
                 created_by=None,
-                now=datetime.now(UTC),
+                now=utcnow(),
                 valid_days=args.expires_in_days,
             )
         except PortalError as error:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -43,9 +43,12 @@ def _log_to_stderr(level: str) -> None:
 
     logger = logging.getLogger("portal")
     logger.setLevel(level.upper())
-    if not any(getattr(handler, "_portal_server", False) for handler in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(handler, _ServerLogHandler) for handler in logger.handlers):
+        handler = _ServerLogHandler(sys.stderr)
         handler.setFormatter(JsonFormatter())
         handler.addFilter(RequestIdFilter())
-        handler._portal_server = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
+
+
+class _ServerLogHandler(logging.StreamHandler[TextIO]):
+    """The handler added above (so that building a second app does not add another)."""

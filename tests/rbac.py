@@ -4,10 +4,15 @@ Each feature lists its routes in `tests/<feature>/rbac_cases.py`:
 
     CASES = {"feature.endpoint": Case("GET", "/path/{section_id}", {"admin"})}
 
+A role the case allows must get exactly `expect`: by default 200 for a GET and 302 for anything
+else (the redirect after a change); a number for every allowed role, or {role: status} where
+the roles differ. A role it does not allow gets 403, and an anonymous visitor is sent to log in.
+
+Under /api a refusal is exact too: 401 for an anonymous caller, 403 for another role; `json`
+sends a JSON body (its "{key}" strings filled from the world) with the CSRF header.
+
 and may define `setup(db, world)` to add the objects its URLs need to `world` (a dict of ids).
-The test fails when a registered route has no case, or a case names no route. A case with
-`status` must answer exactly that to the roles it allows; under /api every refusal is exact too:
-401 for anonymous callers, 403 for other roles.
+The test fails when a registered route has no case, or a case names no route.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-ROLES = ("student", "instructor", "lab_staff", "admin")
+from portal.models import ROLES
+
 ANONYMOUS = "anonymous"
 PUBLIC = frozenset({ANONYMOUS, *ROLES})
 SIGNED_IN = frozenset(ROLES)
@@ -28,8 +34,16 @@ class Case:
     allowed: frozenset[str] | set[str]
     data: dict[str, str] = field(default_factory=dict)
     ends_session: bool = False  # log-out: run last for each role
-    status: int | None = None  # the exact status for the roles allowed (None: not 401/403)
-    json: dict[str, Any] | None = None  # a JSON body (API); "{key}" strings come from the world
+    expect: int | dict[str, int] | None = None  # the status of an allowed role (see above)
+    json: dict[str, Any] | None = None  # a JSON body (the API)
 
     def allows(self, role: str) -> bool:
         return role in self.allowed
+
+    def expected_status(self, role: str) -> int:
+        """The exact status `role` (one the case allows) must get."""
+        if isinstance(self.expect, dict):
+            return self.expect[role]
+        if self.expect is not None:
+            return self.expect
+        return 200 if self.method == "GET" else 302

@@ -2,9 +2,9 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
 
-from portal.models import ROLES
+from portal.models import ROLE_LABELS
 
-ROLE_CHOICES = [(role, {"lab_staff": "Lab staff"}.get(role, role.capitalize())) for role in ROLES]
+ROLE_CHOICES = list(ROLE_LABELS.items())
 
 # The same rule as accounts.services.USERNAME_PATTERN, checked early so errors show by the field.
 USERNAME_VALIDATORS = [

@@ -2,17 +2,15 @@
 
 import uuid
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
-from flask_login import current_user
+from flask import Blueprint, current_app, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from portal.accounts import services
 from portal.accounts.forms import NewUserForm, PasswordResetForm, UserForm
-from portal.audit.services import record
 from portal.auth.policy import roles
-from portal.errors import ValidationError
 from portal.extensions import db
 from portal.models import ROLES
+from portal.web import commit_or_show, db_session, signed_in_user
 
 bp = Blueprint("accounts", __name__, url_prefix="/admin/users")
 
@@ -46,84 +44,65 @@ def users() -> str:
 @roles("admin")
 def create() -> str | Response:
     form = NewUserForm()
-    if form.validate_on_submit():
-        try:
-            user = services.create_account(
-                db.session,
-                _details(form),
-                form.password.data or "",
-                actor=current_user,  # type: ignore[arg-type]
-            )
-        except ValidationError as error:
-            db.session.rollback()
-            form.form_errors.append(str(error))
-        else:
-            db.session.commit()
-            flash(f"Account {user.username} created.", "success")
-            return redirect(url_for("accounts.users"))
+    if form.validate_on_submit() and (
+        done := commit_or_show(
+            lambda: services.create_user(
+                db_session(), _details(form), form.password.data or "", actor=signed_in_user()
+            ),
+            message=lambda user: f"Account {user.username} created.",
+            redirect_to=url_for("accounts.users"),
+            form=form,
+        )
+    ):
+        return done
     return render_template("accounts/user_form.html", form=form, user=None)
 
 
 @bp.route("/<uuid:user_id>/edit", methods=["GET", "POST"])
 @roles("admin")
 def edit(user_id: uuid.UUID) -> str | Response:
-    user = services.get_user(db.session, user_id)
+    user = services.get_user(db_session(), user_id)
     form = UserForm(obj=user)
-    if form.validate_on_submit():
-        try:
-            services.update_account(
-                db.session,
-                user,
-                _details(form),
-                actor=current_user,  # type: ignore[arg-type]
-            )
-        except ValidationError as error:
-            db.session.rollback()
-            form.form_errors.append(str(error))
-        else:
-            db.session.commit()
-            flash(f"Account {user.username} saved.", "success")
-            return redirect(url_for("accounts.users"))
+    if form.validate_on_submit() and (
+        done := commit_or_show(
+            lambda: services.update_user(
+                db_session(), user, _details(form), actor=signed_in_user()
+            ),
+            message=lambda saved: f"Account {saved.username} saved.",
+            redirect_to=url_for("accounts.users"),
+            form=form,
+        )
+    ):
+        return done
     return render_template("accounts/user_form.html", form=form, user=user)
 
 
 @bp.post("/<uuid:user_id>/active")
 @roles("admin")
 def set_active(user_id: uuid.UUID) -> Response:
-    user = services.get_user(db.session, user_id)
+    user = services.get_user(db_session(), user_id)
     make_active = request.form.get("active") == "1"
-    try:
-        state = services.set_account_active(
-            db.session,
-            user,
-            make_active,
-            actor=current_user,  # type: ignore[arg-type]
-        )
-    except ValidationError as error:
-        db.session.rollback()
-        flash(str(error), "danger")
-    else:
-        db.session.commit()
-        flash(f"Account {user.username} {state}.", "success")
-    return redirect(url_for("accounts.users"))
+    return commit_or_show(
+        lambda: services.set_active(db_session(), user, make_active, actor=signed_in_user()),
+        message=lambda state: f"Account {user.username} {state}.",
+        redirect_to=url_for("accounts.users"),
+    )
 
 
 @bp.route("/<uuid:user_id>/password", methods=["GET", "POST"])
 @roles("admin")
 def reset_password(user_id: uuid.UUID) -> str | Response:
-    user = services.get_user(db.session, user_id)
+    user = services.get_user(db_session(), user_id)
     form = PasswordResetForm()
-    if form.validate_on_submit():
-        services.reset_password(db.session, user, form.password.data or "")
-        record(
-            db.session,
-            current_user,  # type: ignore[arg-type]
-            "account.password_reset",
-            entity_type="user",
-            entity_id=user.id,
-            summary=f"Password of {user.username} reset by an administrator",
+    if form.validate_on_submit() and (
+        done := commit_or_show(
+            lambda: services.reset_password(
+                db_session(), user, form.password.data or "", actor=signed_in_user()
+            ),
+            message=f"Password for {user.username} was reset.",
+            redirect_to=url_for("accounts.users"),
+            form=form,
         )
-        db.session.commit()
-        flash(f"Password for {user.username} was reset.", "success")
-        return redirect(url_for("accounts.users"))
+    ):
+        return done
     return render_template("accounts/password.html", form=form, user=user)

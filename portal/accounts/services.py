@@ -7,15 +7,15 @@ import functools
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
-from portal.audit.services import record
+from portal.audit.services import apply_and_record, record, snapshot
 from portal.errors import NotFound, ValidationError
 from portal.models import ROLES, User
 
@@ -48,8 +48,8 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-def authenticate(db: Session, username: str, password: str) -> User | None:
-    """The active user with this username and password, or None."""
+def authenticate(db: Session, username: str, password: str, *, now: datetime) -> User | None:
+    """The active user with this username and password, or None; `now` is the log-in time."""
     user = db.scalar(select(User).where(User.username == username.strip().lower()))
     if user is None:
         with contextlib.suppress(VerificationError):
@@ -63,7 +63,7 @@ def authenticate(db: Session, username: str, password: str) -> User | None:
         return None
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
-    user.last_login_at = datetime.now(UTC)
+    user.last_login_at = now
     return user
 
 
@@ -97,43 +97,91 @@ def _validate(db: Session, details: UserDetails, existing: User | None = None) -
             raise ValidationError(f"Student number {details.student_number} is already in use.")
 
 
-def create_user(db: Session, details: UserDetails, password: str) -> User:
+AUDITED_FIELDS = ("username", "full_name", "role", "email", "student_number")
+
+
+def _account(user: User) -> dict[str, object]:
+    return snapshot(user, AUDITED_FIELDS)
+
+
+def _cleaned(details: UserDetails) -> dict[str, object]:
+    return {
+        "username": details.username.strip().lower(),
+        "full_name": details.full_name.strip(),
+        "role": details.role,
+        "email": details.email.strip(),
+        "student_number": (details.student_number or None) if details.role == "student" else None,
+    }
+
+
+def create_user(
+    db: Session, details: UserDetails, password: str, *, actor: User | None = None
+) -> User:
+    """A new account. `actor`: the admin creating it, and the creation is audited; None for
+    the command line and the first-run page (which audits the first admin itself)."""
     _validate(db, details)
-    user = User(
-        username=details.username.strip().lower(),
-        full_name=details.full_name.strip(),
-        role=details.role,
-        email=details.email.strip(),
-        student_number=(details.student_number or None) if details.role == "student" else None,
-        password_hash=hash_password(password),
-    )
+    user = User(**_cleaned(details), password_hash=hash_password(password))
     db.add(user)
     db.flush()
+    if actor is not None:
+        record(
+            db,
+            actor,
+            "account.create",
+            entity_type="user",
+            entity_id=user.id,
+            summary=f"Created account {user.username} ({user.role})",
+            after=_account(user),
+        )
     return user
 
 
-def update_user(db: Session, user: User, details: UserDetails) -> User:
+def update_user(db: Session, user: User, details: UserDetails, *, actor: User) -> User:
+    """Save an admin's edit; the audit entry names only the fields that changed."""
     _validate(db, details, existing=user)
-    user.username = details.username.strip().lower()
-    user.full_name = details.full_name.strip()
-    user.role = details.role
-    user.email = details.email.strip()
-    user.student_number = (details.student_number or None) if details.role == "student" else None
-    db.flush()
+    apply_and_record(
+        db,
+        user,
+        _cleaned(details),
+        AUDITED_FIELDS,
+        actor=actor,
+        entity_type="user",
+        action="account.update",
+        summary=lambda new: f"Edited account {user.username}: {', '.join(new)}",
+    )
     return user
 
 
-def set_active(db: Session, user: User, active: bool, *, acting_user: User) -> User:
-    if user.id == acting_user.id and not active:
+def set_active(db: Session, user: User, active: bool, *, actor: User) -> str:
+    """Deactivate or reactivate an account; returns what happened, in words."""
+    if user.id == actor.id and not active:
         raise ValidationError("You cannot deactivate your own account.")
     user.active = active
     db.flush()
-    return user
+    state = "reactivated" if active else "deactivated"
+    record(
+        db,
+        actor,
+        "account.activate" if active else "account.deactivate",
+        entity_type="user",
+        entity_id=user.id,
+        summary=f"Account {user.username} {state}",
+        after={"active": active},
+    )
+    return state
 
 
-def reset_password(db: Session, user: User, new_password: str) -> User:
+def reset_password(db: Session, user: User, new_password: str, *, actor: User) -> User:
     user.password_hash = hash_password(new_password)
     db.flush()
+    record(
+        db,
+        actor,
+        "account.password_reset",
+        entity_type="user",
+        entity_id=user.id,
+        summary=f"Password of {user.username} reset by an administrator",
+    )
     return user
 
 
@@ -144,7 +192,7 @@ def get_user(db: Session, user_id: uuid.UUID) -> User:
     return user
 
 
-def search_users_query(text: str = "", role: str = ""):  # type: ignore[no-untyped-def]
+def search_users_query(text: str = "", role: str = "") -> Select[User]:
     """A select of users matching the admin list's filters, ordered for paging."""
     query = select(User).where(User.deleted_at.is_(None))
     if role:
@@ -159,63 +207,3 @@ def search_users_query(text: str = "", role: str = ""):  # type: ignore[no-untyp
             )
         )
     return query.order_by(User.username)
-
-
-# --- Audited account changes (the admin pages and the API call these) ---------------------------
-
-AUDITED_FIELDS = ("username", "full_name", "role", "email", "student_number")
-
-
-def _account(user: User) -> dict[str, object]:
-    return {name: getattr(user, name) for name in AUDITED_FIELDS}
-
-
-def create_account(db: Session, details: UserDetails, password: str, *, actor: User) -> User:
-    """create_user, written to the audit log."""
-    user = create_user(db, details, password)
-    record(
-        db,
-        actor,
-        "account.create",
-        entity_type="user",
-        entity_id=user.id,
-        summary=f"Created account {user.username} ({user.role})",
-        after=_account(user),
-    )
-    return user
-
-
-def update_account(db: Session, user: User, details: UserDetails, *, actor: User) -> User:
-    """update_user; the fields that really changed are written to the audit log."""
-    before = _account(user)
-    update_user(db, user, details)
-    after = _account(user)
-    changed = [name for name in AUDITED_FIELDS if before[name] != after[name]]
-    if changed:
-        record(
-            db,
-            actor,
-            "account.update",
-            entity_type="user",
-            entity_id=user.id,
-            summary=f"Edited account {user.username}: {', '.join(changed)}",
-            before={name: before[name] for name in changed},
-            after={name: after[name] for name in changed},
-        )
-    return user
-
-
-def set_account_active(db: Session, user: User, active: bool, *, actor: User) -> str:
-    """set_active, written to the audit log; returns "reactivated" or "deactivated"."""
-    set_active(db, user, active, acting_user=actor)
-    state = "reactivated" if active else "deactivated"
-    record(
-        db,
-        actor,
-        "account.activate" if active else "account.deactivate",
-        entity_type="user",
-        entity_id=user.id,
-        summary=f"Account {user.username} {state}",
-        after={"active": active},
-    )
-    return state

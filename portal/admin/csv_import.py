@@ -410,6 +410,27 @@ def _required(row: Row, columns: Iterable[str], report: ImportReport) -> bool:
     return ok
 
 
+def _checking(rows: list[Row], progress: Progress, every: int = 5_000) -> Iterator[Row]:
+    """The rows, one by one, telling `progress` how far the checks are every `every` rows."""
+    for index, row in enumerate(rows, start=1):
+        yield row
+        if index % every == 0:
+            progress("Checking rows", index, len(rows))
+
+
+def _writing(
+    db: Session, rows: list[Row], progress: Progress, step: str, every: int = 1_000
+) -> Iterator[Row]:
+    """The rows, one by one, flushing what was added for them every `every` rows and at the
+    end, and telling `progress` how far `step` is."""
+    for index, row in enumerate(rows, start=1):
+        yield row
+        if index % every == 0:
+            db.flush()
+            progress(step, index, len(rows))
+    db.flush()
+
+
 class _Duplicates:
     """Remembers the first line of each key; exact repeats get their own message (once)."""
 
@@ -478,7 +499,7 @@ def _all_terms(db: Session) -> dict[str, Term]:
 def check_users(db: Session, rows: list[Row], report: ImportReport, progress: Progress) -> _Checked:
     usernames = _Duplicates(report)
     numbers = _Duplicates(report, usernames.repeats)
-    for index, row in enumerate(rows, start=1):
+    for row in _checking(rows, progress):
         username = row["username"].lower()
         row.values["username"] = username
         role = row["role"].lower().replace(" ", "_").replace("-", "_")
@@ -525,8 +546,6 @@ def check_users(db: Session, rows: list[Row], report: ImportReport, progress: Pr
                 f"Passwords need at least {MIN_PASSWORD_LENGTH} characters (this one has "
                 f"{len(password)}).",
             )
-        if index % 5_000 == 0:
-            progress("Checking rows", index, len(rows))
     progress("Comparing with existing accounts", len(rows), len(rows))
     existing = _users_by_username(db, usernames.first)
     for username, user in existing.items():
@@ -548,7 +567,7 @@ def check_courses(
     db: Session, rows: list[Row], report: ImportReport, progress: Progress
 ) -> _Checked:
     codes = _Duplicates(report)
-    for index, row in enumerate(rows, start=1):
+    for row in _checking(rows, progress):
         _required(row, ("code", "title", "credits", "department"), report)
         credits = _whole_number(row, "credits", report, default=0 if not row["credits"] else None)
         details = catalogue.CourseDetails(
@@ -565,8 +584,6 @@ def check_courses(
         row.values["code"] = values["code"]
         if "code" not in errors:
             codes.seen(row, values["code"], "code", f"course code {values['code']}")
-        if index % 5_000 == 0:
-            progress("Checking rows", index, len(rows))
     progress("Comparing with existing courses", len(rows), len(rows))
     for code, course in _courses_by_code(db, codes.first).items():
         report.add(codes.first[code].line, "code", catalogue.course_code_taken(course))
@@ -588,7 +605,7 @@ def check_sections(
     )
     keys = _Duplicates(report)
     wanted: dict[tuple[str, str, str], Row] = {}
-    for index, row in enumerate(rows, start=1):
+    for row in _checking(rows, progress):
         _required(row, ("term_code", "course_code", "number", "capacity"), report)
         term = checked.terms.get(row["term_code"])
         if row["term_code"] and term is None:
@@ -623,8 +640,6 @@ def check_sections(
         key = (row["term_code"], row["course_code"], row["number"])
         if all(key) and not keys.seen(row, key, "number", f"section {key[1]}-{key[2]} in {key[0]}"):
             wanted[key] = row
-        if index % 5_000 == 0:
-            progress("Checking rows", index, len(rows))
     progress("Comparing with existing sections", len(rows), len(rows))
     for key, section in _existing_sections(db, checked, wanted).items():
         row = wanted[key]
@@ -679,7 +694,7 @@ def check_registrations(
     checked.sections = _existing_sections(db, checked, keys)
     pairs = _Duplicates(report)
     wanted: dict[tuple[Any, Any], Row] = {}
-    for index, row in enumerate(rows, start=1):
+    for row in _checking(rows, progress):
         _required(row, ("term_code", "course_code", "section_number"), report)
         student = _student_of(row, checked, report)
         key = (row["term_code"], row["course_code"], row["section_number"])
@@ -703,8 +718,6 @@ def check_registrations(
                 row, pair, "", f"registration of {student.username} in {key[1]}-{key[2]}"
             ):
                 wanted[pair] = row
-        if index % 5_000 == 0:
-            progress("Checking rows", index, len(rows))
     progress("Comparing with existing registrations", len(rows), len(rows))
     for batch in _chunks(wanted):
         for student_id, section_id, status in db.execute(
@@ -804,7 +817,7 @@ def _write_users(
 def _write_courses(
     db: Session, checked: _Checked, report: ImportReport, progress: Progress, now: datetime
 ) -> None:
-    for index, row in enumerate(checked.rows, start=1):
+    for row in _writing(db, checked.rows, progress, "Writing courses"):
         values, _ = catalogue.course_fields(
             catalogue.CourseDetails(
                 row["code"],
@@ -815,17 +828,13 @@ def _write_courses(
             )
         )
         db.add(Course(**values))
-        if index % 1_000 == 0:
-            db.flush()
-            progress("Writing courses", index, len(checked.rows))
-    db.flush()
     report.imported = len(checked.rows)
 
 
 def _write_sections(
     db: Session, checked: _Checked, report: ImportReport, progress: Progress, now: datetime
 ) -> None:
-    for index, row in enumerate(checked.rows, start=1):
+    for row in _writing(db, checked.rows, progress, "Writing sections"):
         instructor = checked.users.get(row["instructor"])
         lab_staff = checked.users.get(row["lab_staff"])
         db.add(
@@ -840,10 +849,6 @@ def _write_sections(
                 lab_staff_id=lab_staff.id if lab_staff else None,
             )
         )
-        if index % 1_000 == 0:
-            db.flush()
-            progress("Writing sections", index, len(checked.rows))
-    db.flush()
     report.imported = len(checked.rows)
 
 

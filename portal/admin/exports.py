@@ -135,11 +135,11 @@ def gradebook_csv(db: Session, section: Section, viewer: User) -> str:
 
 def attendance_csv(db: Session, section: Section, viewer: User) -> str:
     """One row per enrolled student: the status of each lab session, the counts and the rate."""
-    from portal.attendance import services as attendance
+    from portal.attendance.services import ensure_can_take, section_summary
     from portal.models import AttendanceRecord, LabSession
 
-    attendance.ensure_can_take(viewer, section)
-    summary = attendance.section_summary(db, section)
+    ensure_can_take(viewer, section)
+    summary = section_summary(db, section)
     statuses = {
         (student_id, session_id): status
         for student_id, session_id, status in db.execute(

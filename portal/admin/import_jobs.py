@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from portal.admin import csv_import
 from portal.admin.exports import to_csv
 from portal.errors import NotFound, ValidationError
-from portal.models import User
+from portal.models import User, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class JobState:
     @property
     def stalled(self) -> bool:
         updated = datetime.fromisoformat(self.updated_at)
-        return self.running and datetime.now(UTC) - updated > STALLED_AFTER
+        return self.running and utcnow() - updated > STALLED_AFTER
 
     @property
     def can_import(self) -> bool:
@@ -95,8 +95,9 @@ class JobState:
         return datetime.fromisoformat(self.created_at)
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
+def _timestamp() -> str:
+    """Now, as the job files store it."""
+    return utcnow().isoformat()
 
 
 class JobStore:
@@ -131,8 +132,8 @@ class JobStore:
             size=len(data),
             sha256=hashlib.sha256(data).hexdigest(),
             actor=actor,
-            created_at=_now(),
-            updated_at=_now(),
+            created_at=_timestamp(),
+            updated_at=_timestamp(),
         )
         self.save(state)
         return state
@@ -145,7 +146,7 @@ class JobStore:
             raise NotFound("No such import; imports are kept for seven days.") from None
 
     def save(self, state: JobState) -> None:
-        state.updated_at = _now()
+        state.updated_at = _timestamp()
         self._write_json(self._dir(state.id) / "state.json", asdict(state))
 
     def upload(self, job_id: str) -> bytes:
@@ -199,7 +200,7 @@ class JobStore:
         if not self.root.exists():
             return []
         jobs = []
-        cutoff = datetime.now(UTC) - KEEP_FOR
+        cutoff = utcnow() - KEEP_FOR
         for folder in self.root.iterdir():
             if not folder.is_dir():
                 continue

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from flask import (
     Blueprint,
@@ -20,38 +18,22 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
 from portal import jobs
 from portal.admin import csv_import, dashboard, exports, import_jobs, services, tasks
 from portal.admin.forms import CourseForm, ImportForm, MeetingForm, SectionForm, TermForm
 from portal.auth.policy import roles
-from portal.errors import ValidationError
+from portal.catalogue.services import get_section
 from portal.extensions import db
-from portal.models import Meeting, Section, Term
+from portal.models import Course, Meeting, Section, Term, utcnow
+from portal.sync import services as sync_services
+from portal.web import commit_or_show, db_session, filled, signed_in_user
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 ADMIN = "admin"
 REPORT_ROWS_SHOWN = 100
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _show_errors(form: FlaskForm, error: ValidationError) -> None:
-    """Put each problem next to its field; the rest above the form."""
-    field_errors = getattr(error, "errors", None) or {}
-    for name, message in field_errors.items():
-        field = getattr(form, name, None)
-        if field is not None:
-            field.errors = [*field.errors, message]
-        else:
-            form.form_errors.append(message)
-    if not field_errors:
-        form.form_errors.append(str(error))
 
 
 def _archive_flag() -> bool:
@@ -73,12 +55,15 @@ def dashboard_page() -> str:
     except ValueError:
         under = 25
     figures = dashboard.build(
-        db.session,
+        db_session(),
         term_code=request.args.get("term", "")[:20],
         course_code=request.args.get("course", "")[:20],
         under_percent=under,
     )
-    return render_template("admin/dashboard.html", d=figures)
+    open_conflicts = None
+    if current_app.config["PORTAL"]["MODE"] == "server":  # devices sync with the server only
+        open_conflicts = sync_services.open_conflict_count(db_session())
+    return render_template("admin/dashboard.html", d=figures, open_conflicts=open_conflicts)
 
 
 # --- Terms ---------------------------------------------------------------------------------------
@@ -88,11 +73,11 @@ def _term_details(form: TermForm) -> services.TermDetails:
     return services.TermDetails(
         code=form.code.data or "",
         name=form.name.data or "",
-        starts_on=form.starts_on.data,  # type: ignore[arg-type]
-        ends_on=form.ends_on.data,  # type: ignore[arg-type]
-        registration_opens_at=form.registration_opens_at.data,  # type: ignore[arg-type]
-        registration_closes_at=form.registration_closes_at.data,  # type: ignore[arg-type]
-        add_drop_deadline=form.add_drop_deadline.data,  # type: ignore[arg-type]
+        starts_on=filled(form.starts_on.data),
+        ends_on=filled(form.ends_on.data),
+        registration_opens_at=filled(form.registration_opens_at.data),
+        registration_closes_at=filled(form.registration_closes_at.data),
+        add_drop_deadline=filled(form.add_drop_deadline.data),
         max_credits=form.max_credits.data or 0,
     )
 
@@ -101,7 +86,7 @@ def _term_details(form: TermForm) -> services.TermDetails:
 @roles(ADMIN)
 def terms() -> str:
     archived = _show_archived()
-    rows = services.list_terms(db.session, include_archived=archived)
+    rows = services.list_terms(db_session(), include_archived=archived)
     return render_template("admin/terms.html", rows=rows, archived=archived)
 
 
@@ -109,23 +94,22 @@ def terms() -> str:
 @roles(ADMIN)
 def term_create() -> str | Response:
     form = TermForm()
-    if form.validate_on_submit():
-        try:
-            term = services.create_term(db.session, _term_details(form), actor=current_user)
-        except ValidationError as error:
-            db.session.rollback()
-            _show_errors(form, error)
-        else:
-            db.session.commit()
-            flash(f"Term {term.code} created.", "success")
-            return redirect(url_for("admin.term", term_id=term.id))
+    if form.validate_on_submit() and (
+        done := commit_or_show(
+            lambda: services.create_term(db_session(), _term_details(form), actor=signed_in_user()),
+            message=lambda term: f"Term {term.code} created.",
+            redirect_to=lambda term: url_for("admin.term", term_id=term.id),
+            form=form,
+        )
+    ):
+        return done
     return render_template("admin/term_form.html", form=form, term=None)
 
 
 @bp.get("/terms/<uuid:term_id>")
 @roles(ADMIN)
 def term(term_id: uuid.UUID) -> str:
-    found = services.get_term(db.session, term_id)
+    found = services.get_term(db_session(), term_id)
     text = request.args.get("q", "")[:100]
     archived = _show_archived()
     page = db.paginate(
@@ -139,40 +123,37 @@ def term(term_id: uuid.UUID) -> str:
 @bp.route("/terms/<uuid:term_id>/edit", methods=["GET", "POST"])
 @roles(ADMIN)
 def term_edit(term_id: uuid.UUID) -> str | Response:
-    found = services.get_term(db.session, term_id)
+    found = services.get_term(db_session(), term_id)
     form = TermForm(obj=found)
-    if form.validate_on_submit():
-        try:
-            services.update_term(db.session, found, _term_details(form), actor=current_user)
-        except ValidationError as error:
-            db.session.rollback()
-            _show_errors(form, error)
-        else:
-            db.session.commit()
-            flash(f"Term {found.code} saved.", "success")
-            return redirect(url_for("admin.term", term_id=found.id))
+    if form.validate_on_submit() and (
+        done := commit_or_show(
+            lambda: services.update_term(
+                db_session(), found, _term_details(form), actor=signed_in_user()
+            ),
+            message=lambda term: f"Term {term.code} saved.",
+            redirect_to=url_for("admin.term", term_id=found.id),
+            form=form,
+        )
+    ):
+        return done
     return render_template("admin/term_form.html", form=form, term=found)
 
 
 @bp.post("/terms/<uuid:term_id>/archive")
 @roles(ADMIN)
 def term_archive(term_id: uuid.UUID) -> Response:
-    found = services.get_term(db.session, term_id)
+    found = services.get_term(db_session(), term_id)
     return _archive(found, url_for("admin.terms"))
 
 
-def _archive(item: Term | Any, back: str) -> Response:
-    try:
-        message = services.set_archived(
-            db.session, item, _archive_flag(), actor=current_user, now=_now()
-        )
-    except ValidationError as error:
-        db.session.rollback()
-        flash(str(error), "danger")
-    else:
-        db.session.commit()
-        flash(message, "success")
-    return redirect(back)
+def _archive(item: Term | Course | Section | Meeting, back: str) -> Response:
+    return commit_or_show(
+        lambda: services.set_archived(
+            db_session(), item, _archive_flag(), actor=signed_in_user(), now=utcnow()
+        ),
+        message=lambda text: text,
+        redirect_to=back,
+    )
 
 
 # --- Courses -------------------------------------------------------------------------------------
@@ -205,51 +186,53 @@ def courses() -> str:
 @roles(ADMIN)
 def course_create() -> str | Response:
     form = CourseForm()
-    if form.validate_on_submit():
-        try:
-            course = services.create_course(db.session, _course_details(form), actor=current_user)
-        except ValidationError as error:
-            db.session.rollback()
-            _show_errors(form, error)
-        else:
-            db.session.commit()
-            flash(f"Course {course.code} created.", "success")
-            return redirect(url_for("admin.courses", q=course.code))
+    if form.validate_on_submit() and (
+        done := commit_or_show(
+            lambda: services.create_course(
+                db_session(), _course_details(form), actor=signed_in_user()
+            ),
+            message=lambda course: f"Course {course.code} created.",
+            redirect_to=lambda course: url_for("admin.courses", q=course.code),
+            form=form,
+        )
+    ):
+        return done
     return render_template(
         "admin/course_form.html",
         form=form,
         course=None,
-        departments=services.departments(db.session),
+        departments=services.departments(db_session()),
     )
 
 
 @bp.route("/courses/<uuid:course_id>/edit", methods=["GET", "POST"])
 @roles(ADMIN)
 def course_edit(course_id: uuid.UUID) -> str | Response:
-    found = services.get_course(db.session, course_id)
+    found = services.get_course(db_session(), course_id)
     form = CourseForm(obj=found)
-    if form.validate_on_submit():
-        try:
-            services.update_course(db.session, found, _course_details(form), actor=current_user)
-        except ValidationError as error:
-            db.session.rollback()
-            _show_errors(form, error)
-        else:
-            db.session.commit()
-            flash(f"Course {found.code} saved.", "success")
-            return redirect(url_for("admin.courses", q=found.code))
+    if form.validate_on_submit() and (
+        done := commit_or_show(
+            lambda: services.update_course(
+                db_session(), found, _course_details(form), actor=signed_in_user()
+            ),
+            message=lambda course: f"Course {course.code} saved.",
+            redirect_to=lambda course: url_for("admin.courses", q=course.code),
+            form=form,
+        )
+    ):
+        return done
     return render_template(
         "admin/course_form.html",
         form=form,
         course=found,
-        departments=services.departments(db.session),
+        departments=services.departments(db_session()),
     )
 
 
 @bp.post("/courses/<uuid:course_id>/archive")
 @roles(ADMIN)
 def course_archive(course_id: uuid.UUID) -> Response:
-    found = services.get_course(db.session, course_id)
+    found = services.get_course(db_session(), course_id)
     return _archive(found, url_for("admin.courses", q=found.code, archived="1"))
 
 
@@ -268,7 +251,7 @@ def _section_form(section: Section | None) -> SectionForm:
             form.lab_staff_username.data = section.lab_staff.username if section.lab_staff else ""
     else:
         form.term_code.choices = [
-            (t.code, f"{t.name} ({t.code})") for t in services.term_choices(db.session)
+            (t.code, f"{t.name} ({t.code})") for t in services.term_choices(db_session())
         ]
         if request.method == "GET" and request.args.get("term"):
             form.term_code.data = request.args["term"]
@@ -276,7 +259,7 @@ def _section_form(section: Section | None) -> SectionForm:
     def people(role: str) -> list[tuple[str, str]]:
         return [("", "Nobody yet")] + [
             (u.username, f"{u.full_name} ({u.username})")
-            for u in services.staff_choices(db.session, role)
+            for u in services.staff_choices(db_session(), role)
         ]
 
     form.instructor_username.choices = people("instructor")
@@ -301,31 +284,30 @@ def _section_details(form: SectionForm, section: Section | None) -> services.Sec
 @roles(ADMIN)
 def section_create() -> str | Response:
     form = _section_form(None)
-    if form.validate_on_submit():
-        try:
-            section = services.create_section(
-                db.session, _section_details(form, None), actor=current_user
-            )
-        except ValidationError as error:
-            db.session.rollback()
-            _show_errors(form, error)
-        else:
-            db.session.commit()
-            flash(f"Section {section.label} created.", "success")
-            return redirect(url_for("admin.section", section_id=section.id))
+    if form.validate_on_submit() and (
+        done := commit_or_show(
+            lambda: services.create_section(
+                db_session(), _section_details(form, None), actor=signed_in_user()
+            ),
+            message=lambda section: f"Section {section.label} created.",
+            redirect_to=lambda section: url_for("admin.section", section_id=section.id),
+            form=form,
+        )
+    ):
+        return done
     return render_template("admin/section_form.html", form=form, section=None)
 
 
 @bp.get("/sections/<uuid:section_id>")
 @roles(ADMIN)
 def section(section_id: uuid.UUID) -> str:
-    found = services.get_section(db.session, section_id)
+    found = get_section(db_session(), section_id, include_archived=True, full=True)
     return _section_page(found, MeetingForm(formdata=None))
 
 
 def _section_page(found: Section, meeting_form: MeetingForm) -> str:
     archived = _show_archived()
-    meetings = services.section_meetings(db.session, found, include_archived=archived)
+    meetings = services.section_meetings(db_session(), found, include_archived=archived)
     return render_template(
         "admin/section.html",
         section=found,
@@ -338,36 +320,41 @@ def _section_page(found: Section, meeting_form: MeetingForm) -> str:
 @bp.route("/sections/<uuid:section_id>/edit", methods=["GET", "POST"])
 @roles(ADMIN)
 def section_edit(section_id: uuid.UUID) -> str | Response:
-    found = services.get_section(db.session, section_id)
+    found = get_section(db_session(), section_id, include_archived=True, full=True)
     form = _section_form(found)
-    if form.validate_on_submit():
-        try:
-            promoted = services.update_section(
-                db.session, found, _section_details(form, found), actor=current_user
-            )
-        except ValidationError as error:
-            db.session.rollback()
-            _show_errors(form, error)
-        else:
-            db.session.commit()
-            extra = f" {promoted} waitlisted students got a seat." if promoted else ""
-            flash(f"Section {found.label} saved.{extra}", "success")
-            return redirect(url_for("admin.section", section_id=found.id))
+    if form.validate_on_submit() and (
+        done := commit_or_show(
+            lambda: services.update_section(
+                db_session(),
+                found,
+                _section_details(form, found),
+                actor=signed_in_user(),
+                now=utcnow(),
+            ),
+            message=lambda promoted: (
+                f"Section {found.label} saved."
+                + (f" {promoted} waitlisted students got a seat." if promoted else "")
+            ),
+            redirect_to=url_for("admin.section", section_id=found.id),
+            form=form,
+        )
+    ):
+        return done
     return render_template("admin/section_form.html", form=form, section=found)
 
 
 @bp.post("/sections/<uuid:section_id>/archive")
 @roles(ADMIN)
 def section_archive(section_id: uuid.UUID) -> Response:
-    found = services.get_section(db.session, section_id)
+    found = get_section(db_session(), section_id, include_archived=True)
     return _archive(found, url_for("admin.section", section_id=found.id))
 
 
 def _meeting_details(form: MeetingForm) -> services.MeetingDetails:
     return services.MeetingDetails(
         weekday=int(form.weekday.data or 0),
-        starts_at=form.starts_at.data,  # type: ignore[arg-type]
-        ends_at=form.ends_at.data,  # type: ignore[arg-type]
+        starts_at=filled(form.starts_at.data),
+        ends_at=filled(form.ends_at.data),
         kind=form.kind.data or "lecture",
     )
 
@@ -375,47 +362,47 @@ def _meeting_details(form: MeetingForm) -> services.MeetingDetails:
 @bp.post("/sections/<uuid:section_id>/meetings")
 @roles(ADMIN)
 def meeting_create(section_id: uuid.UUID) -> str | Response:
-    found = services.get_section(db.session, section_id)
+    found = get_section(db_session(), section_id, include_archived=True, full=True)
     form = MeetingForm()
-    if form.validate_on_submit():
-        try:
-            meeting = services.add_meeting(
-                db.session, found, _meeting_details(form), actor=current_user
-            )
-        except ValidationError as error:
-            db.session.rollback()
-            _show_errors(form, error)
-        else:
-            db.session.commit()
-            flash(f"Meeting {meeting.label} added.", "success")
-            return redirect(url_for("admin.section", section_id=found.id))
+    if form.validate_on_submit() and (
+        done := commit_or_show(
+            lambda: services.add_meeting(
+                db_session(), found, _meeting_details(form), actor=signed_in_user()
+            ),
+            message=lambda meeting: f"Meeting {meeting.label} added.",
+            redirect_to=url_for("admin.section", section_id=found.id),
+            form=form,
+        )
+    ):
+        return done
     return _section_page(found, form)
 
 
 @bp.route("/meetings/<uuid:meeting_id>/edit", methods=["GET", "POST"])
 @roles(ADMIN)
 def meeting_edit(meeting_id: uuid.UUID) -> str | Response:
-    meeting = services.get_meeting(db.session, meeting_id)
+    meeting = services.get_meeting(db_session(), meeting_id)
     form = MeetingForm(obj=meeting)
     if request.method == "GET":
         form.weekday.data = str(meeting.weekday)
-    if form.validate_on_submit():
-        try:
-            services.update_meeting(db.session, meeting, _meeting_details(form), actor=current_user)
-        except ValidationError as error:
-            db.session.rollback()
-            _show_errors(form, error)
-        else:
-            db.session.commit()
-            flash(f"Meeting saved: {meeting.label}.", "success")
-            return redirect(url_for("admin.section", section_id=meeting.section_id))
+    if form.validate_on_submit() and (
+        done := commit_or_show(
+            lambda: services.update_meeting(
+                db_session(), meeting, _meeting_details(form), actor=signed_in_user()
+            ),
+            message=lambda _: f"Meeting saved: {meeting.label}.",
+            redirect_to=url_for("admin.section", section_id=meeting.section_id),
+            form=form,
+        )
+    ):
+        return done
     return render_template("admin/meeting_form.html", form=form, meeting=meeting)
 
 
 @bp.post("/meetings/<uuid:meeting_id>/archive")
 @roles(ADMIN)
 def meeting_archive(meeting_id: uuid.UUID) -> Response:
-    meeting: Meeting = services.get_meeting(db.session, meeting_id)
+    meeting: Meeting = services.get_meeting(db_session(), meeting_id)
     return _archive(meeting, url_for("admin.section", section_id=meeting.section_id))
 
 
@@ -431,24 +418,24 @@ def _csv_response(text: str, filename: str) -> Response:
 @bp.get("/sections/<uuid:section_id>/roster.csv")
 @roles(ADMIN, "instructor", "lab_staff")
 def roster_export(section_id: uuid.UUID) -> Response:
-    found = services.get_section(db.session, section_id)
-    text = exports.roster_csv(db.session, found, current_user)  # type: ignore[arg-type]
+    found = get_section(db_session(), section_id, include_archived=True)
+    text = exports.roster_csv(db_session(), found, signed_in_user())
     return _csv_response(text, exports.roster_filename(found))
 
 
 @bp.get("/sections/<uuid:section_id>/gradebook.csv")
 @roles(ADMIN, "instructor", "lab_staff")
 def gradebook_export(section_id: uuid.UUID) -> Response:
-    found = services.get_section(db.session, section_id)
-    text = exports.gradebook_csv(db.session, found, current_user)  # type: ignore[arg-type]
+    found = get_section(db_session(), section_id, include_archived=True)
+    text = exports.gradebook_csv(db_session(), found, signed_in_user())
     return _csv_response(text, exports.section_filename("gradebook", found))
 
 
 @bp.get("/sections/<uuid:section_id>/attendance.csv")
 @roles(ADMIN, "instructor", "lab_staff")
 def attendance_export(section_id: uuid.UUID) -> Response:
-    found = services.get_section(db.session, section_id)
-    text = exports.attendance_csv(db.session, found, current_user)  # type: ignore[arg-type]
+    found = get_section(db_session(), section_id, include_archived=True)
+    text = exports.attendance_csv(db_session(), found, signed_in_user())
     return _csv_response(text, exports.section_filename("attendance", found))
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
@@ -17,9 +16,9 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from portal.audit.services import record
+from portal.audit.services import add_and_record, apply_and_record, record, record_changes, snapshot
 from portal.errors import NotFound, ValidationError
-from portal.models import WEEKDAYS, Course, Meeting, Section, Term, User
+from portal.models import Course, Meeting, Section, Term, User
 from portal.registration.services import promote_from_waitlist
 
 CODE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,19}$")
@@ -46,47 +45,6 @@ def _raise_if(errors: dict[str, str]) -> None:
 def _utc(moment: datetime) -> datetime:
     """Form inputs are naive and meant as UTC; aware values are converted."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _snapshot(obj: Any, fields: tuple[str, ...]) -> dict[str, Any]:
-    return {name: getattr(obj, name) for name in fields}
-
-
-def _changes(
-    before: dict[str, Any], after: dict[str, Any]
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Only the fields that changed, so the audit log shows what an edit did."""
-    changed = [k for k in after if before.get(k) != after.get(k)]
-    return {k: before.get(k) for k in changed}, {k: after[k] for k in changed}
-
-
-def _apply_and_audit(
-    db: Session,
-    obj: Any,
-    values: dict[str, Any],
-    fields: tuple[str, ...],
-    *,
-    actor: User | None,
-    entity_type: str,
-    summary: Callable[[dict[str, Any]], str],
-) -> None:
-    """Set the cleaned values, then audit only the fields that really changed."""
-    before = _snapshot(obj, fields)
-    for name, value in values.items():
-        setattr(obj, name, value)
-    db.flush()
-    old, new = _changes(before, _snapshot(obj, fields))
-    if new:
-        record(
-            db,
-            actor,
-            f"{entity_type}.update",
-            entity_type=entity_type,
-            entity_id=obj.id,
-            summary=summary(new),
-            before=old,
-            after=new,
-        )
 
 
 # --- Terms ---------------------------------------------------------------------------------------
@@ -156,23 +114,18 @@ def _clean_term(db: Session, details: TermDetails, existing: Term | None) -> dic
 
 def create_term(db: Session, details: TermDetails, *, actor: User | None) -> Term:
     values = _clean_term(db, details, None)
-    term = Term(**values)
-    db.add(term)
-    db.flush()
-    record(
+    return add_and_record(
         db,
-        actor,
-        "term.create",
+        Term(**values),
+        actor=actor,
         entity_type="term",
-        entity_id=term.id,
-        summary=f"Created term {term.code} ({term.name})",
+        summary=lambda term: f"Created term {term.code} ({term.name})",
         after=values,
     )
-    return term
 
 
 def update_term(db: Session, term: Term, details: TermDetails, *, actor: User | None) -> Term:
-    _apply_and_audit(
+    apply_and_record(
         db,
         term,
         _clean_term(db, details, term),
@@ -274,25 +227,20 @@ def _clean_course(db: Session, details: CourseDetails, existing: Course | None) 
 
 def create_course(db: Session, details: CourseDetails, *, actor: User | None) -> Course:
     values = _clean_course(db, details, None)
-    course = Course(**values)
-    db.add(course)
-    db.flush()
-    record(
+    return add_and_record(
         db,
-        actor,
-        "course.create",
+        Course(**values),
+        actor=actor,
         entity_type="course",
-        entity_id=course.id,
-        summary=f"Created course {course.code} ({course.title})",
+        summary=lambda course: f"Created course {course.code} ({course.title})",
         after=values,
     )
-    return course
 
 
 def update_course(
     db: Session, course: Course, details: CourseDetails, *, actor: User | None
 ) -> Course:
-    _apply_and_audit(
+    apply_and_record(
         db,
         course,
         _clean_course(db, details, course),
@@ -467,23 +415,18 @@ def _clean_section(
 def create_section(db: Session, details: SectionDetails, *, actor: User | None) -> Section:
     values, term, course = _clean_section(db, details, None)
     assert term is not None and course is not None
-    section = Section(term_id=term.id, course_id=course.id, **values)
-    db.add(section)
-    db.flush()
-    record(
+    return add_and_record(
         db,
-        actor,
-        "section.create",
+        Section(term_id=term.id, course_id=course.id, **values),
+        actor=actor,
         entity_type="section",
-        entity_id=section.id,
-        summary=f"Created section {course.code}-{section.number} in {term.code}",
+        summary=lambda section: f"Created section {course.code}-{section.number} in {term.code}",
         after={"term": term.code, "course": course.code, **values},
     )
-    return section
 
 
 def update_section(
-    db: Session, section: Section, details: SectionDetails, *, actor: User | None
+    db: Session, section: Section, details: SectionDetails, *, actor: User | None, now: datetime
 ) -> int:
     """Save the section; returns how many waitlisted students moved into new seats.
 
@@ -491,7 +434,7 @@ def update_section(
     concurrent registration has just taken (the same rule as the registration's own UPDATE).
     """
     values, _, _ = _clean_section(db, details, section)
-    before = _snapshot(section, SECTION_FIELDS)
+    before = snapshot(section, SECTION_FIELDS)
     result = db.execute(
         update(Section)
         .where(
@@ -520,43 +463,23 @@ def update_section(
     section.lab_staff_id = values["lab_staff_id"]
     db.flush()
     promoted = 0
-    now = datetime.now(UTC)
     while promote_from_waitlist(db, section, now=now) is not None:
         promoted += 1
     db.refresh(section)
-    old, new = _changes(before, _snapshot(section, SECTION_FIELDS))
-    if new:
-        action = (
-            "section.staff" if set(new) <= {"instructor_id", "lab_staff_id"} else "section.update"
-        )
-        record(
-            db,
-            actor,
-            action,
-            entity_type="section",
-            entity_id=section.id,
-            summary=f"Edited section {section.label} in {section.term.code}: {', '.join(new)}"
-            + (f"; {promoted} promoted from the waitlist" if promoted else ""),
-            before=old,
-            after=new,
-        )
-    return promoted
-
-
-def get_section(db: Session, section_id: uuid.UUID) -> Section:
-    section = db.scalar(
-        select(Section)
-        .where(Section.id == section_id)
-        .options(
-            selectinload(Section.course),
-            selectinload(Section.term),
-            selectinload(Section.instructor),
-            selectinload(Section.lab_staff),
-        )
+    changed = {k for k in SECTION_FIELDS if before[k] != getattr(section, k)}
+    record_changes(
+        db,
+        section,
+        before,
+        actor=actor,
+        entity_type="section",
+        action="section.staff" if changed <= {"instructor_id", "lab_staff_id"} else "",
+        summary=lambda new: (
+            f"Edited section {section.label} in {section.term.code}: "
+            f"{', '.join(new)}" + (f"; {promoted} promoted from the waitlist" if promoted else "")
+        ),
     )
-    if section is None:
-        raise NotFound("No such section.")
-    return section
+    return promoted
 
 
 def section_meetings(db: Session, section: Section, *, include_archived: bool) -> list[Meeting]:
@@ -637,33 +560,24 @@ def _clean_meeting(
     }
 
 
-def _meeting_label(values: dict[str, Any]) -> str:
-    return f"{WEEKDAYS[values['weekday']]} {values['starts_at']:%H:%M}–{values['ends_at']:%H:%M}"
-
-
 def add_meeting(
     db: Session, section: Section, details: MeetingDetails, *, actor: User | None
 ) -> Meeting:
     values = _clean_meeting(db, section, details, None)
-    meeting = Meeting(section_id=section.id, **values)
-    db.add(meeting)
-    db.flush()
-    record(
+    return add_and_record(
         db,
-        actor,
-        "meeting.create",
+        Meeting(section_id=section.id, **values),
+        actor=actor,
         entity_type="meeting",
-        entity_id=meeting.id,
-        summary=f"Added meeting {_meeting_label(values)} to {section.label}",
+        summary=lambda meeting: f"Added meeting {meeting.label} to {section.label}",
         after={"section": section.label, **values},
     )
-    return meeting
 
 
 def update_meeting(
     db: Session, meeting: Meeting, details: MeetingDetails, *, actor: User | None
 ) -> Meeting:
-    _apply_and_audit(
+    apply_and_record(
         db,
         meeting,
         _clean_meeting(db, meeting.section, details, meeting),

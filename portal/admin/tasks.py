@@ -4,7 +4,6 @@ inside an application context."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
 
@@ -13,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from portal.admin import import_jobs
 from portal.extensions import db
-from portal.models import User
+from portal.models import User, utcnow
 
 
 def import_store() -> import_jobs.JobStore:
@@ -25,4 +24,4 @@ def run_import(job_id: str, mode: str, actor_id: str) -> None:
     """The dry run ("check") or the import of one uploaded file."""
     session = cast(Session, db.session)
     actor = session.get(User, uuid.UUID(actor_id))
-    import_jobs.execute(import_store(), job_id, mode, session, actor=actor, now=datetime.now(UTC))
+    import_jobs.execute(import_store(), job_id, mode, session, actor=actor, now=utcnow())

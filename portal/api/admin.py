@@ -10,9 +10,10 @@ from flask_smorest import Blueprint
 from portal.accounts import services as accounts
 from portal.admin import services
 from portal.api import API_V1, present, schemas
-from portal.api.common import session, user
+from portal.api.common import now, session, user
 from portal.api.pagination import paginate
 from portal.auth.policy import roles
+from portal.catalogue import services as catalogue
 from portal.models import Course, Section, Term
 
 ADMIN = "admin"
@@ -44,7 +45,7 @@ def users(**args: Any) -> tuple[dict[str, Any], int, dict[str, str]]:
 @roles(ADMIN)
 def create_user(data: dict[str, Any]) -> dict[str, Any]:
     password = data.pop("password")
-    created = accounts.create_account(session, accounts.UserDetails(**data), password, actor=user())
+    created = accounts.create_user(session, accounts.UserDetails(**data), password, actor=user())
     session.commit()
     return present.user(created)
 
@@ -73,9 +74,9 @@ def update_user(data: dict[str, Any], user_id: uuid.UUID) -> dict[str, Any]:
             "student_number": account.student_number,
         }
         details = accounts.UserDetails(**{**current, **data})
-        accounts.update_account(session, account, details, actor=user())
+        accounts.update_user(session, account, details, actor=user())
     if active is not None and active != account.active:
-        accounts.set_account_active(session, account, active, actor=user())
+        accounts.set_active(session, account, active, actor=user())
     session.commit()
     return present.user(account)
 
@@ -193,6 +194,10 @@ def update_course(data: dict[str, Any], course_id: uuid.UUID) -> dict[str, Any]:
 # --- Sections -------------------------------------------------------------------------------------
 
 
+def _load_section(section_id: uuid.UUID) -> Section:
+    return catalogue.get_section(session, section_id, include_archived=True, full=True)
+
+
 def _admin_section(section: Section) -> dict[str, Any]:
     return {
         "id": section.id,
@@ -219,14 +224,14 @@ def create_section(data: dict[str, Any]) -> dict[str, Any]:
     details = services.SectionDetails(**data)
     created = services.create_section(session, details, actor=user())
     session.commit()
-    return _admin_section(services.get_section(session, created.id))
+    return _admin_section(_load_section(created.id))
 
 
 @blp.route("/sections/<uuid:section_id>", methods=["GET"])
 @blp.response(200, schemas.AdminSectionSchema)
 @roles(ADMIN)
 def get_section(section_id: uuid.UUID) -> dict[str, Any]:
-    return _admin_section(services.get_section(session, section_id))
+    return _admin_section(_load_section(section_id))
 
 
 @blp.route("/sections/<uuid:section_id>", methods=["PUT"])
@@ -236,10 +241,10 @@ def get_section(section_id: uuid.UUID) -> dict[str, Any]:
 def update_section(data: dict[str, Any], section_id: uuid.UUID) -> dict[str, Any]:
     """Save a section; raising the capacity moves waitlisted students in (counted in the
     answer). Term and course cannot change."""
-    section = services.get_section(session, section_id)
+    section = _load_section(section_id)
     promoted = services.update_section(
-        session, section, services.SectionDetails(**data), actor=user()
+        session, section, services.SectionDetails(**data), actor=user(), now=now()
     )
     session.commit()
-    section = services.get_section(session, section_id)
+    section = _load_section(section_id)
     return {**_admin_section(section), "promoted_from_waitlist": promoted}

@@ -11,7 +11,7 @@ from portal.api import API_V1, present, schemas
 from portal.api.common import session, user
 from portal.attendance import services
 from portal.auth.policy import roles
-from portal.grading.services import get_section
+from portal.catalogue.services import get_section
 
 STAFF = ("instructor", "lab_staff", "admin")
 

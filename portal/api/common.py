@@ -1,25 +1,25 @@
-"""What every API resource module shares: the current user and the clock."""
+"""What every API resource module shares: the current user, the session and the clock."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import cast
 
-from flask_login import current_user
 from sqlalchemy.orm import Session
 
 from portal.extensions import db
-from portal.models import User
+from portal.models import User, utcnow
+from portal.web import signed_in_user
 
 
 def user() -> User:
-    return cast(User, current_user._get_current_object())  # type: ignore[attr-defined]
+    return signed_in_user()
 
 
 def now() -> datetime:
-    return datetime.now(UTC)
+    return utcnow()
 
 
-# The request's database session (Flask-SQLAlchemy's scoped session), typed as the plain Session
-# that the services take.
+# The request's database session (Flask-SQLAlchemy's scoped session: each call goes to the
+# request's own session), typed as the plain Session that the services take.
 session = cast(Session, db.session)

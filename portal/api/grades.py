@@ -11,6 +11,7 @@ from portal.api import API_V1, present, schemas
 from portal.api.common import session, user
 from portal.attendance.services import student_rates
 from portal.auth.policy import roles
+from portal.catalogue.services import get_section
 from portal.errors import NotFound
 from portal.grading import services
 
@@ -83,7 +84,7 @@ def _row(book: services.Gradebook, row: services.GradebookRow) -> dict[str, Any]
 @roles(*STAFF)
 def gradebook(section_id: uuid.UUID) -> dict[str, Any]:
     """The section's gradebook as its staff may see it (lab staff: lab assessments only)."""
-    section = services.get_section(session, section_id)
+    section = get_section(session, section_id)
     kinds = services.ensure_can_grade(user(), section)
     book = services.gradebook(session, section, kinds)
     return {

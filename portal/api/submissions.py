@@ -13,7 +13,7 @@ from werkzeug.wrappers import Response
 from portal.api import API_V1, present, schemas
 from portal.api.common import session, user
 from portal.auth.policy import roles
-from portal.grading.services import get_section
+from portal.catalogue.services import get_section
 from portal.submissions import services
 
 STAFF = ("instructor", "lab_staff", "admin")

@@ -3,33 +3,27 @@
 from __future__ import annotations
 
 import uuid
-from typing import cast
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from portal.attendance import services
 from portal.attendance.forms import LabSessionForm
 from portal.auth.policy import roles
-from portal.errors import ValidationError
-from portal.extensions import db
-from portal.grading.services import get_section
-from portal.models import User
+from portal.catalogue.services import get_section
+from portal.web import attempt, commit_or_show, db_session, filled, signed_in_user
 
 bp = Blueprint("attendance", __name__)
 
 STAFF = ("instructor", "lab_staff", "admin")
 
 
-def _user() -> User:
-    return cast(User, current_user._get_current_object())  # type: ignore[attr-defined]
-
-
-def _render_section(section_id: uuid.UUID, form: LabSessionForm, status: int = 200):  # type: ignore[no-untyped-def]
-    section = get_section(db.session, section_id)
-    services.ensure_can_take(_user(), section)
-    summary = services.section_summary(db.session, section)
+def _render_section(
+    section_id: uuid.UUID, form: LabSessionForm, status: int = 200
+) -> tuple[str, int]:
+    section = get_section(db_session(), section_id)
+    services.ensure_can_take(signed_in_user(), section)
+    summary = services.section_summary(db_session(), section)
     return (
         render_template("attendance/section.html", section=section, summary=summary, form=form),
         status,
@@ -38,41 +32,42 @@ def _render_section(section_id: uuid.UUID, form: LabSessionForm, status: int = 2
 
 @bp.get("/sections/<uuid:section_id>/attendance")
 @roles(*STAFF)
-def section(section_id: uuid.UUID):  # type: ignore[no-untyped-def]
+def section(section_id: uuid.UUID) -> tuple[str, int]:
     return _render_section(section_id, LabSessionForm(formdata=None))
 
 
 @bp.post("/sections/<uuid:section_id>/lab-sessions")
 @roles(*STAFF)
-def create_session(section_id: uuid.UUID):  # type: ignore[no-untyped-def]
-    section = get_section(db.session, section_id)
-    services.ensure_can_take(_user(), section)
+def create_session(section_id: uuid.UUID) -> tuple[str, int] | Response:
+    section = get_section(db_session(), section_id)
+    services.ensure_can_take(signed_in_user(), section)
     form = LabSessionForm()
     if form.validate_on_submit():
         data = services.LabSessionInput(
-            held_on=form.held_on.data,  # type: ignore[arg-type]
-            starts_at=form.starts_at.data,  # type: ignore[arg-type]
-            ends_at=form.ends_at.data,  # type: ignore[arg-type]
+            held_on=filled(form.held_on.data),
+            starts_at=filled(form.starts_at.data),
+            ends_at=filled(form.ends_at.data),
             room=form.room.data or "",
         )
-        try:
-            lab_session = services.create_lab_session(db.session, _user(), section, data)
-        except ValidationError as error:
-            db.session.rollback()
-            form.form_errors.append(str(error))
-        else:
-            db.session.commit()
-            flash(f"Lab session on {lab_session.label} added.", "success")
-            return redirect(url_for("attendance.take", lab_session_id=lab_session.id))
+        done = commit_or_show(
+            lambda: services.create_lab_session(db_session(), signed_in_user(), section, data),
+            message=lambda lab_session: f"Lab session on {lab_session.label} added.",
+            redirect_to=lambda lab_session: url_for(
+                "attendance.take", lab_session_id=lab_session.id
+            ),
+            form=form,
+        )
+        if done:
+            return done
     return _render_section(section_id, form, 422)
 
 
 @bp.get("/lab-sessions/<uuid:lab_session_id>")
 @roles(*STAFF)
 def take(lab_session_id: uuid.UUID) -> str:
-    lab_session = services.get_lab_session(db.session, lab_session_id)
-    services.ensure_can_take(_user(), lab_session.section)
-    lines = services.sheet(db.session, lab_session)
+    lab_session = services.get_lab_session(db_session(), lab_session_id)
+    services.ensure_can_take(signed_in_user(), lab_session.section)
+    lines = services.sheet(db_session(), lab_session)
     return render_template(
         "attendance/take.html",
         lab_session=lab_session,
@@ -85,23 +80,21 @@ def take(lab_session_id: uuid.UUID) -> str:
 @bp.post("/lab-sessions/<uuid:lab_session_id>/students/<uuid:student_id>")
 @roles(*STAFF)
 def mark(lab_session_id: uuid.UUID, student_id: uuid.UUID) -> str | Response:
-    lab_session = services.get_lab_session(db.session, lab_session_id)
+    lab_session = services.get_lab_session(db_session(), lab_session_id)
     status = request.form.get("status", "")
-    error = None
-    try:
-        services.record_attendance(db.session, _user(), lab_session, student_id, status)
-    except ValidationError as problem:
-        db.session.rollback()
-        error = str(problem)
-    else:
-        db.session.commit()
+    _, problem = attempt(
+        lambda: services.record_attendance(
+            db_session(), signed_in_user(), lab_session, student_id, status
+        )
+    )
+    error = str(problem) if problem else None
     if request.headers.get("HX-Request") != "true":
         if error:
             flash(error, "danger")
         return redirect(
             url_for("attendance.take", lab_session_id=lab_session_id) + f"#student-{student_id}"
         )
-    lines = services.sheet(db.session, lab_session)
+    lines = services.sheet(db_session(), lab_session)
     line = next((item for item in lines if item.student.id == student_id), None)
     return render_template(
         "attendance/_mark_response.html",
@@ -117,8 +110,8 @@ def mark(lab_session_id: uuid.UUID, student_id: uuid.UUID) -> str | Response:
 @bp.post("/lab-sessions/<uuid:lab_session_id>/mark-remaining")
 @roles(*STAFF)
 def mark_remaining(lab_session_id: uuid.UUID) -> Response:
-    lab_session = services.get_lab_session(db.session, lab_session_id)
-    count = services.mark_unrecorded(db.session, _user(), lab_session, "present")
-    db.session.commit()
+    lab_session = services.get_lab_session(db_session(), lab_session_id)
+    count = services.mark_unrecorded(db_session(), signed_in_user(), lab_session, "present")
+    db_session().commit()
     flash(f"{count} student(s) without a record marked present.", "success")
     return redirect(url_for("attendance.take", lab_session_id=lab_session_id))

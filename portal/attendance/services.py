@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from portal.errors import Forbidden, NotFound, ValidationError
 from portal.models import (
+    ATTENDANCE_STATUS_LABELS,
     ATTENDANCE_STATUSES,
     AttendanceRecord,
     LabSession,
@@ -25,7 +26,7 @@ from portal.models import (
     User,
 )
 
-STATUS_LABELS = {"present": "Present", "late": "Late", "absent": "Absent", "excused": "Excused"}
+STATUS_LABELS = ATTENDANCE_STATUS_LABELS
 
 
 # --- Who may take attendance ----------------------------------------------------------------------
@@ -193,9 +194,16 @@ def _ensure_enrolled(db: Session, section_id: uuid.UUID, student_id: uuid.UUID) 
 
 
 def record_attendance(
-    db: Session, actor: User, lab_session: LabSession, student_id: uuid.UUID, status: str
+    db: Session,
+    actor: User,
+    lab_session: LabSession,
+    student_id: uuid.UUID,
+    status: str,
+    *,
+    row_id: uuid.UUID | None = None,
 ) -> AttendanceRecord:
-    """Set one student's status for one session (create or change)."""
+    """Set one student's status for one session (create or change). A new record takes
+    `row_id` when given (the id a device made offline)."""
     ensure_can_take(actor, lab_session.section)
     if status not in ATTENDANCE_STATUSES:
         raise ValidationError(f"The status must be one of: {', '.join(ATTENDANCE_STATUSES)}.")
@@ -213,6 +221,7 @@ def record_attendance(
             db.flush()
             return entry
         entry = AttendanceRecord(
+            id=row_id or uuid.uuid4(),
             lab_session_id=lab_session.id,
             student_id=student_id,
             status=status,

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from portal.models import AuditEntry, User
+from portal.models import AuditEntry, Record, User
 
 
 def _plain(value: Any) -> Any:
@@ -52,6 +53,86 @@ def record(
     )
     db.add(entry)
     return entry
+
+
+R = TypeVar("R", bound=Record)
+
+
+def add_and_record(
+    db: Session,
+    row: R,
+    *,
+    actor: User | None,
+    entity_type: str,
+    summary: Callable[[R], str],
+    after: dict[str, Any],
+) -> R:
+    """Add a new row and audit its creation (`<entity_type>.create`) in the same transaction."""
+    db.add(row)
+    db.flush()
+    record(
+        db,
+        actor,
+        f"{entity_type}.create",
+        entity_type=entity_type,
+        entity_id=row.id,
+        summary=summary(row),
+        after=after,
+    )
+    return row
+
+
+def snapshot(row: object, fields: Iterable[str]) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in fields}
+
+
+def record_changes(
+    db: Session,
+    row: Record,
+    before: dict[str, Any],
+    *,
+    actor: User | None,
+    entity_type: str,
+    summary: Callable[[dict[str, Any]], str],
+    action: str = "",
+) -> dict[str, Any]:
+    """Audit only the fields of `before` whose value on `row` changed; returns the new values
+    of those (empty: nothing changed, nothing recorded). `action`: `<entity_type>.update`."""
+    after = snapshot(row, before)
+    new = {name: after[name] for name in after if before.get(name) != after[name]}
+    if new:
+        record(
+            db,
+            actor,
+            action or f"{entity_type}.update",
+            entity_type=entity_type,
+            entity_id=row.id,
+            summary=summary(new),
+            before={name: before.get(name) for name in new},
+            after=new,
+        )
+    return new
+
+
+def apply_and_record(
+    db: Session,
+    row: Record,
+    values: dict[str, Any],
+    fields: Iterable[str],
+    *,
+    actor: User | None,
+    entity_type: str,
+    summary: Callable[[dict[str, Any]], str],
+    action: str = "",
+) -> dict[str, Any]:
+    """Set the cleaned values on `row`, then audit only the `fields` that really changed."""
+    before = snapshot(row, fields)
+    for name, value in values.items():
+        setattr(row, name, value)
+    db.flush()
+    return record_changes(
+        db, row, before, actor=actor, entity_type=entity_type, summary=summary, action=action
+    )
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -27,10 +26,11 @@ from flask_login import current_user, logout_user
 from werkzeug.wrappers import Response as BaseResponse
 
 from portal.api import API_PREFIX
-from portal.models import ROLES
+from portal.models import ROLES, utcnow
 
 F = TypeVar("F", bound=Callable[..., Any])
 ACCESS_ATTRIBUTE = "portal_access"
+PASSIVE_ATTRIBUTE = "portal_passive"
 PUBLIC = "public"
 SIGNED_IN = "signed-in"
 EXEMPT_ENDPOINTS = {"static"}
@@ -61,6 +61,13 @@ def roles(*names: str) -> Callable[[F], F]:
         return view
 
     return decorate
+
+
+def passive(view: F) -> F:
+    """A request a page makes by itself (a status poll): it is not the person's activity, so
+    it does not keep them signed in past the idle log-out."""
+    setattr(view, PASSIVE_ATTRIBUTE, True)
+    return view
 
 
 def access_of(view: Callable[..., Any]) -> str | frozenset[str] | None:
@@ -111,12 +118,15 @@ def _enforce_idle_logout() -> None:
     if not current_user.is_authenticated or g.get("api_auth") == "token":
         return  # a token call has no session to time out (and must not start one)
     limit_minutes = current_app.config["PORTAL"]["IDLE_LOGOUT_MINUTES"]
-    now = datetime.now(UTC).timestamp()
+    now = utcnow().timestamp()
     last_seen = session.get("last_seen")
     if limit_minutes > 0 and last_seen is not None and now - last_seen > limit_minutes * 60:
         logout_user()
         session.clear()
         flash("You were logged out after a period of inactivity.", "info")
+        return
+    view = current_app.view_functions.get(request.endpoint or "")
+    if view is not None and getattr(view, PASSIVE_ATTRIBUTE, False) and last_seen is not None:
         return
     session["last_seen"] = now
 

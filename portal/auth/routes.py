@@ -1,4 +1,5 @@
-"""Log-in and log-out."""
+"""Log-in and log-out. On a desktop copy connected to a campus server, a person's first
+sign-in there goes through the server (portal.sync.device.sign_in_through_server)."""
 
 from flask import (
     Blueprint,
@@ -19,12 +20,41 @@ from portal.auth.forms import LoginForm
 from portal.auth.login_queue import login_slot
 from portal.auth.policy import is_safe_redirect, public
 from portal.extensions import db, limiter
+from portal.models import User, utcnow
+from portal.sync import device
+from portal.sync.client import SyncError
+from portal.web import db_session
 
 bp = Blueprint("auth", __name__)
 
 
 def _login_limit() -> str:
     return current_app.config["PORTAL"]["LOGIN_RATE_LIMIT"]
+
+
+def _through_campus_server(username: str, password: str) -> tuple[User | None, str]:
+    """When the local check fails on a connected desktop copy: the campus server checks the
+    password, a sync brings the account here, and the local check is made again. Returns
+    the user, or None with what to tell the person ("" when this copy is not connected)."""
+    if current_app.config["PORTAL"]["MODE"] != "desktop":
+        return None, ""
+    runner = device.runner_for(current_app)
+    db_session().rollback()  # the sync writes on its own connections (SQLite: one writer)
+    if device.current_state(runner.engine) is None:
+        return None, ""
+    try:
+        device.sign_in_through_server(runner, username, password)
+    except SyncError as error:
+        if error.reason == "unreachable" and device.has_local_verifier(runner.engine, username):
+            return None, ""  # known here: the password did not match the one this copy knows
+        return None, str(error)
+    user = authenticate(db_session(), username, password, now=utcnow())
+    if user is None:
+        return None, (
+            "The campus server accepted the sign-in, but this computer has not received the "
+            "account yet. Wait for the sync to finish and try again."
+        )
+    return user, ""
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -36,16 +66,20 @@ def login() -> str | Response | tuple[str, int] | tuple[str, int, dict[str, str]
     form = LoginForm()
     if request.method == "GET":
         form.next.data = request.args.get("next", "")
+        form.username.data = request.args.get("username", "")[:64]
     if form.validate_on_submit():
         username = (form.username.data or "").strip().lower()
         with login_slot() as admitted:
             if not admitted:
                 return _busy(form)
-            user = authenticate(db.session, username, form.password.data or "")
+            user = authenticate(db_session(), username, form.password.data or "", now=utcnow())
+        problem = ""
+        if user is None:
+            user, problem = _through_campus_server(username, form.password.data or "")
         if user is None:
             db.session.rollback()
             record(
-                db.session,
+                db_session(),
                 None,
                 "auth.login_failed",
                 entity_type="user",
@@ -53,10 +87,10 @@ def login() -> str | Response | tuple[str, int] | tuple[str, int, dict[str, str]
                 after={"username": username, "ip": request.remote_addr},
             )
             db.session.commit()
-            flash("That username and password do not match an active account.", "danger")
+            flash(problem or "That username and password do not match an active account.", "danger")
             return render_template("auth/login.html", form=form), 401
         record(
-            db.session,
+            db_session(),
             user,
             "auth.login",
             entity_type="user",

@@ -8,6 +8,7 @@ from flask_login import current_user
 from portal.auth.policy import signed_in
 from portal.catalogue import services
 from portal.extensions import db
+from portal.web import db_session
 
 bp = Blueprint("catalogue", __name__)
 
@@ -21,34 +22,34 @@ def index() -> str:
         department=request.args.get("department", "")[:100],
     )
     page = db.paginate(
-        services.search_courses_query(db.session, filters),
+        services.search_courses_query(db_session(), filters),
         per_page=current_app.config["PAGE_SIZE"],
         error_out=False,
     )
-    sections = services.sections_for_courses(db.session, list(page.items), filters.term_code)
+    sections = services.sections_for_courses(db_session(), list(page.items), filters.term_code)
     return render_template(
         "catalogue/index.html",
         page=page,
         sections=sections,
         filters=filters,
-        terms=services.terms(db.session),
-        departments=services.departments(db.session),
+        terms=services.terms(db_session()),
+        departments=services.departments(db_session()),
     )
 
 
 @bp.get("/courses/<code>")
 @signed_in
 def course(code: str) -> str:
-    found = services.get_course(db.session, code)
-    sections = services.sections_for_courses(db.session, [found]).get(found.id, [])
+    found = services.get_course(db_session(), code)
+    sections = services.sections_for_courses(db_session(), [found]).get(found.id, [])
     return render_template("catalogue/course.html", course=found, sections=sections)
 
 
 @bp.get("/sections/<uuid:section_id>")
 @signed_in
 def section(section_id: uuid.UUID) -> str:
-    found = services.get_section(db.session, section_id)
+    found = services.get_section(db_session(), section_id, full=True)
     registration = None
     if current_user.role == "student":
-        registration = services.registration_of(db.session, current_user.id, found)
+        registration = services.registration_of(db_session(), current_user.id, found)
     return render_template("catalogue/section.html", section=found, registration=registration)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import date
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session, contains_eager, selectinload
@@ -21,6 +22,18 @@ class CatalogueFilter:
 
 def terms(db: Session) -> list[Term]:
     return list(db.scalars(select(Term).where(Term.deleted_at.is_(None)).order_by(Term.starts_on)))
+
+
+def current_term(db: Session, today: date) -> Term | None:
+    """The term under way today; else the next one to start; else the last one that ended."""
+    every = terms(db)
+    under_way = [t for t in every if t.starts_on <= today <= t.ends_on]
+    if under_way:
+        return under_way[-1]
+    upcoming = [t for t in every if t.starts_on > today]
+    if upcoming:
+        return upcoming[0]
+    return every[-1] if every else None
 
 
 def departments(db: Session) -> list[str]:
@@ -93,11 +106,29 @@ def get_course(db: Session, code: str) -> Course:
     return course
 
 
-def get_section(db: Session, section_id: uuid.UUID) -> Section:
-    section = db.scalar(
-        select(Section)
-        .where(Section.id == section_id, Section.deleted_at.is_(None))
-        .options(
+def lock_section(db: Session, section_id: uuid.UUID) -> None:
+    """Hold the section's row until the commit: rules that read and then write (the seat check
+    before joining a waitlist, a mark against finalised grades) cannot interleave with another
+    transaction doing the same. A row lock on PostgreSQL; on SQLite the write transaction begun
+    with BEGIN IMMEDIATE already serialises."""
+    db.execute(select(Section.id).where(Section.id == section_id).with_for_update())
+
+
+def get_section(
+    db: Session, section_id: uuid.UUID, *, include_archived: bool = False, full: bool = False
+) -> Section:
+    """The one loader of a section (for every feature), with its course and term.
+
+    include_archived: an archived section is found too (the admin's pages); otherwise it is
+    NotFound, like a section that does not exist.
+    full: also load what a section's own page shows (prerequisites, meetings, staff).
+    Raises NotFound ("That section does not exist.").
+    """
+    query = select(Section).where(Section.id == section_id)
+    if not include_archived:
+        query = query.where(Section.deleted_at.is_(None))
+    if full:
+        query = query.options(
             selectinload(Section.course)
             .selectinload(Course.prerequisites)
             .selectinload(Prerequisite.required_course),
@@ -106,7 +137,9 @@ def get_section(db: Session, section_id: uuid.UUID) -> Section:
             selectinload(Section.instructor),
             selectinload(Section.lab_staff),
         )
-    )
+    else:
+        query = query.options(selectinload(Section.course), selectinload(Section.term))
+    section = db.scalar(query)
     if section is None:
         raise NotFound("That section does not exist.")
     return section

@@ -1,13 +1,15 @@
 """`flask demo-data`."""
 
 import time
+from pathlib import Path
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 
 from portal.demo import services
 from portal.errors import ValidationError
 from portal.extensions import db
+from portal.web import db_session
 
 
 def init_app(app: Flask) -> None:
@@ -20,7 +22,12 @@ def init_app(app: Flask) -> None:
         """Load the demo accounts and a generated catalogue (password: demo-pass)."""
         started = time.perf_counter()
         try:
-            counts = services.generate(db.session, size, seed=seed)
+            counts = services.generate(
+                db_session(),
+                size,
+                seed=seed,
+                upload_dir=Path(current_app.config["PORTAL"]["UPLOAD_DIR"]),
+            )
         except ValidationError as error:
             raise click.ClickException(str(error)) from error
         db.session.commit()

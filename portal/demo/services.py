@@ -1,7 +1,9 @@
-"""Demo data: the four demo accounts plus a deterministic catalogue, small or large.
+"""Demo data: the four demo accounts plus a deterministic catalogue, small or large, with
+teaching data (assessments, marks, final grades, lab sessions, attendance, lab reports).
 
-Everything is derived from a seed (and today's date, so that the current term's registration
-window is open), and written with bulk ORM inserts so the large set takes seconds.
+Everything is derived from a seed (and today's date, so that the current term is under way and
+its registration window is open), and written with bulk ORM inserts so the large set takes
+about a minute.
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ import random
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from portal.accounts.services import hash_password
+from portal.demo import teaching
 from portal.errors import ValidationError
 from portal.models import Course, Meeting, Prerequisite, Registration, Section, Term, User
 
@@ -31,11 +35,18 @@ class DemoSize:
     courses: int
     sections: int
     registrations: int
+    teaching_every: int  # teaching data for one section in this many (and the demo staff's)
 
 
 SIZES = {
     "small": DemoSize(
-        students=60, instructors=6, lab_staff=3, courses=24, sections=36, registrations=180
+        students=60,
+        instructors=6,
+        lab_staff=3,
+        courses=24,
+        sections=36,
+        registrations=180,
+        teaching_every=1,
     ),
     "large": DemoSize(
         students=20_000,
@@ -44,6 +55,7 @@ SIZES = {
         courses=1_000,
         sections=3_000,
         registrations=150_000,
+        teaching_every=10,
     ),
 }
 
@@ -161,7 +173,7 @@ def _terms(today: date, new_id: _Ids) -> list[dict[str, Any]]:
         return datetime.combine(day, time(0, 0), tzinfo=UTC)
 
     past_start = today - timedelta(days=200)
-    current_start = today + timedelta(days=14)
+    current_start = today - timedelta(days=28)
     return [
         {
             "id": new_id(),
@@ -180,12 +192,24 @@ def _terms(today: date, new_id: _Ids) -> list[dict[str, Any]]:
             "name": f"Current term {current_start:%Y}",
             "starts_on": current_start,
             "ends_on": current_start + timedelta(days=110),
-            "registration_opens_at": at(today - timedelta(days=30)),
-            "registration_closes_at": at(current_start + timedelta(days=21)),
-            "add_drop_deadline": at(current_start + timedelta(days=28)),
+            "registration_opens_at": at(current_start - timedelta(days=45)),
+            "registration_closes_at": at(today + timedelta(days=14)),
+            "add_drop_deadline": at(today + timedelta(days=14)),
             "max_credits": 18,
         },
     ]
+
+
+def existing_demo_accounts(db: Session) -> list[str]:
+    """The demo accounts this database holds (active ones), in the documented order."""
+    found = set(
+        db.scalars(
+            select(User.username).where(
+                User.username.in_(DEMO_ACCOUNTS), User.active.is_(True), User.deleted_at.is_(None)
+            )
+        )
+    )
+    return [name for name in DEMO_ACCOUNTS if name in found]
 
 
 def _person(rng: random.Random) -> str:
@@ -193,9 +217,16 @@ def _person(rng: random.Random) -> str:
 
 
 def generate(
-    db: Session, size: str = "small", *, seed: int = 2026, today: date | None = None
+    db: Session,
+    size: str = "small",
+    *,
+    seed: int = 2026,
+    today: date | None = None,
+    upload_dir: Path | None = None,
 ) -> dict[str, int]:
-    """Write the demo data set; refuses to run twice on the same database."""
+    """Write the demo data set; refuses to run twice on the same database.
+
+    Lab reports are handed in only when `upload_dir` is given (their files are written there)."""
     if size not in SIZES:
         raise ValidationError(f"Unknown demo size {size!r}; use one of {', '.join(SIZES)}.")
     if db.scalar(select(User.id).where(User.username == "admin")) is not None:
@@ -338,15 +369,22 @@ def generate(
         # One small, full section with a waitlist, so the waitlist is visible in the demo.
         sections[1].update(capacity=2, waitlist_capacity=3)
 
+    sections_by_id = {section["id"]: section for section in sections}
     registrations: list[dict[str, Any]] = []
     taken: set[tuple[uuid.UUID, uuid.UUID]] = set()
     term_by_id = {t["id"]: t for t in terms}
-    registered_at = datetime.combine(today - timedelta(days=7), time(9, 0), tzinfo=UTC)
+    registered_at = datetime.combine(today - timedelta(days=40), time(9, 0), tzinfo=UTC)
+    # The demo student holds two graded courses of the previous term and two of the demo
+    # instructor's current sections (different courses, no time clash); the rest is random.
+    chosen = [(students[0], sections[i]) for i in (0, 3, 2, 4) if i < len(sections)]
     attempts = 0
     while len(registrations) < spec.registrations and attempts < spec.registrations * 3:
         attempts += 1
-        student = students[rng.randrange(len(students))]
-        section = sections[rng.randrange(len(sections))]
+        if chosen:
+            student, section = chosen.pop(0)
+        else:
+            student = students[rng.randrange(len(students))]
+            section = sections[rng.randrange(len(sections))]
         key = (student["id"], section["id"])
         if key in taken:
             continue
@@ -375,10 +413,36 @@ def generate(
         taken.add(key)
         registrations.append(row)
 
+    # Teaching data; a graded section of the previous term gets its final grades from the marks.
+    enrolled: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for row in registrations:
+        if row["status"] == "enrolled":
+            enrolled.setdefault(row["section_id"], []).append(row["student_id"])
+    keep_open = {sections[i]["id"] for i in (3, 2) if i < len(sections)}
+    teaching_rows, final_grades = teaching.build(
+        rng,
+        new_id,
+        today=today,
+        terms=terms,
+        sections=sections,
+        enrolled=enrolled,
+        usernames={u["id"]: u["username"] for u in students},
+        every=spec.teaching_every,
+        keep_open=keep_open,
+        with_files=upload_dir is not None,
+    )
+    for row in registrations:
+        if term_by_id[sections_by_id[row["section_id"]]["term_id"]] is terms[0]:
+            row["final_grade"] = final_grades.get(
+                (row["student_id"], row["section_id"]),
+                None if row["section_id"] in keep_open else row["final_grade"],
+            )
+
     db.execute(insert(Section), sections)
     db.execute(insert(Meeting), meetings)
     for start in range(0, len(registrations), 10_000):
         db.execute(insert(Registration), registrations[start : start + 10_000])
+    taught = teaching.write(db, teaching_rows, upload_dir)
     db.flush()
     return {
         "users": len(users),
@@ -388,4 +452,5 @@ def generate(
         "meetings": len(meetings),
         "registrations": len(registrations),
         "prerequisites": len(prerequisites),
+        **taught,
     }

@@ -3,8 +3,9 @@ from wtforms import DateTimeLocalField, FloatField, SelectField, StringField, Su
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from portal.grading.scale import GRADE_POINTS
+from portal.models import ASSESSMENT_KIND_LABELS
 
-KIND_CHOICES = [("lab", "Lab"), ("assignment", "Assignment"), ("exam", "Exam")]
+KIND_CHOICES = list(ASSESSMENT_KIND_LABELS.items())
 
 
 class AssessmentForm(FlaskForm):

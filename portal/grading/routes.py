@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
-from typing import Any, cast
+from datetime import UTC
+from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from portal.attendance import services as attendance
 from portal.auth.policy import roles
+from portal.catalogue.services import get_section
 from portal.errors import ValidationError
-from portal.extensions import db
 from portal.grading import services
 from portal.grading.calculation import WeightedItem, weights_problem
 from portal.grading.forms import AssessmentForm, GradeScaleForm, scale_field_name
 from portal.grading.scale import GRADE_POINTS
-from portal.models import Assessment, User
+from portal.models import Assessment, User, utcnow
+from portal.web import attempt, commit_or_show, db_session, signed_in_user
 
 bp = Blueprint("grading", __name__)
 
@@ -35,10 +35,6 @@ def _points(value: float | None) -> str:
 @bp.app_template_filter("percent")
 def _percent(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f}%"
-
-
-def _user() -> User:
-    return cast(User, current_user._get_current_object())  # type: ignore[attr-defined]
 
 
 def _is_htmx() -> bool:
@@ -58,16 +54,16 @@ def _render_gradebook(
     errors: dict[tuple[uuid.UUID, uuid.UUID], str] | None = None,
     status: int = 200,
 ) -> tuple[str, int]:
-    section = services.get_section(db.session, section_id)
-    kinds = services.ensure_can_grade(_user(), section)
-    book = services.gradebook(db.session, section, kinds)
+    section = get_section(db_session(), section_id)
+    kinds = services.ensure_can_grade(signed_in_user(), section)
+    book = services.gradebook(db_session(), section, kinds)
     page = render_template(
         "grading/gradebook.html",
         book=book,
         typed=typed or {},
         errors=errors or {},
-        can_manage=services.can_manage(_user(), section),
-        can_edit=not book.is_final or _user().role == "admin",
+        can_manage=services.can_manage(signed_in_user(), section),
+        can_edit=not book.is_final or signed_in_user().role == "admin",
     )
     return page, status
 
@@ -82,10 +78,10 @@ def gradebook(section_id: uuid.UUID) -> tuple[str, int]:
 @roles(*STAFF)
 def save_gradebook(section_id: uuid.UUID) -> tuple[str, int] | Response:
     """Save every changed cell of the grid; cells with errors keep what was typed."""
-    actor = _user()
-    section = services.get_section(db.session, section_id)
+    actor = signed_in_user()
+    section = get_section(db_session(), section_id)
     kinds = services.ensure_can_grade(actor, section)
-    book = services.gradebook(db.session, section, kinds)
+    book = services.gradebook(db_session(), section, kinds)
     reason = request.form.get("reason", "")
     typed: dict[tuple[uuid.UUID, uuid.UUID], str] = {}
     errors: dict[tuple[uuid.UUID, uuid.UUID], str] = {}
@@ -99,15 +95,15 @@ def save_gradebook(section_id: uuid.UUID) -> tuple[str, int] | Response:
             try:
                 if services.parse_points(raw, assessment) == row.points.get(assessment.id):
                     continue
-                with db.session.begin_nested():
+                with db_session().begin_nested():
                     services.set_mark(
-                        db.session, actor, assessment, row.student.id, raw, reason=reason
+                        db_session(), actor, assessment, row.student.id, raw, reason=reason
                     )
                 saved += 1
             except (ValidationError, services.GradesLocked) as error:
                 typed[(row.student.id, assessment.id)] = raw
                 errors[(row.student.id, assessment.id)] = str(error)
-    db.session.commit()
+    db_session().commit()
     if errors:
         flash(
             f"{saved} mark(s) saved. {len(errors)} could not be saved: see the highlighted cells.",
@@ -134,23 +130,19 @@ def _cell_from_form() -> tuple[uuid.UUID, uuid.UUID, str]:
 @roles(*STAFF)
 def save_mark(section_id: uuid.UUID) -> tuple[str, int] | Response:
     """One cell (htmx on change). The response is the cell again, with the typed value kept."""
-    actor = _user()
-    section = services.get_section(db.session, section_id)
+    actor = signed_in_user()
+    section = get_section(db_session(), section_id)
     kinds = services.ensure_can_grade(actor, section)
     student_id, assessment_id, raw = _cell_from_form()
-    assessment = services.get_assessment(db.session, assessment_id)
+    assessment = services.get_assessment(db_session(), assessment_id)
     if assessment.section_id != section.id:
         abort(404)
-    error = None
-    try:
-        services.set_mark(
-            db.session, actor, assessment, student_id, raw, reason=request.form.get("reason", "")
+    _, problem = attempt(
+        lambda: services.set_mark(
+            db_session(), actor, assessment, student_id, raw, reason=request.form.get("reason", "")
         )
-    except (ValidationError, services.GradesLocked) as problem:
-        db.session.rollback()
-        error = str(problem)
-    else:
-        db.session.commit()
+    )
+    error = str(problem) if problem else None
     if not _is_htmx():
         if error:
             flash(error, "danger")
@@ -162,7 +154,7 @@ def save_mark(section_id: uuid.UUID) -> tuple[str, int] | Response:
             )
         flash("Mark saved.", "success")
         return redirect(url_for("grading.gradebook", section_id=section_id))
-    book = services.gradebook(db.session, section, kinds, student_ids=[student_id])
+    book = services.gradebook(db_session(), section, kinds, student_ids=[student_id])
     if not book.rows:
         abort(404)
     # htmx swaps only 2xx answers: a refused value comes back as 200 with the error by the cell.
@@ -184,16 +176,12 @@ def save_mark(section_id: uuid.UUID) -> tuple[str, int] | Response:
 @bp.post("/sections/<uuid:section_id>/finalise")
 @roles(*MANAGERS)
 def finalise(section_id: uuid.UUID) -> Response:
-    section = services.get_section(db.session, section_id)
-    try:
-        services.finalise_section(db.session, _user(), section, now=datetime.now(UTC))
-    except (ValidationError, services.GradesLocked) as error:
-        db.session.rollback()
-        flash(str(error), "danger")
-    else:
-        db.session.commit()
-        flash(f"Grades for {section.label} are final and the marks are locked.", "success")
-    return redirect(url_for("grading.gradebook", section_id=section_id))
+    section = get_section(db_session(), section_id)
+    return commit_or_show(
+        lambda: services.finalise_section(db_session(), signed_in_user(), section, now=utcnow()),
+        message=f"Grades for {section.label} are final and the marks are locked.",
+        redirect_to=url_for("grading.gradebook", section_id=section_id),
+    )
 
 
 # --- Assessments ----------------------------------------------------------------------------------
@@ -213,29 +201,28 @@ def _assessment_input(form: AssessmentForm) -> services.AssessmentInput:
 @bp.route("/sections/<uuid:section_id>/assessments", methods=["GET", "POST"])
 @roles(*MANAGERS)
 def assessments(section_id: uuid.UUID) -> str | Response:
-    section = services.get_section(db.session, section_id)
-    services.ensure_can_manage(_user(), section)
+    section = get_section(db_session(), section_id)
+    services.ensure_can_manage(signed_in_user(), section)
     form = AssessmentForm()
-    if form.validate_on_submit():
-        try:
-            created = services.create_assessment(
-                db.session, _user(), section, _assessment_input(form)
-            )
-        except (ValidationError, services.GradesLocked) as error:
-            db.session.rollback()
-            form.form_errors.append(str(error))
-        else:
-            db.session.commit()
-            flash(f"Assessment {created.name!r} added.", "success")
-            return redirect(url_for("grading.assessments", section_id=section_id))
+    if form.validate_on_submit() and (
+        done := commit_or_show(
+            lambda: services.create_assessment(
+                db_session(), signed_in_user(), section, _assessment_input(form)
+            ),
+            message=lambda created: f"Assessment {created.name!r} added.",
+            redirect_to=url_for("grading.assessments", section_id=section_id),
+            form=form,
+        )
+    ):
+        return done
     return _render_assessments(section_id, form, None)
 
 
 def _render_assessments(
     section_id: uuid.UUID, form: AssessmentForm, editing: Assessment | None
 ) -> str:
-    section = services.get_section(db.session, section_id)
-    items = services.section_assessments(db.session, section.id)
+    section = get_section(db_session(), section_id)
+    items = services.section_assessments(db_session(), section.id)
     return render_template(
         "grading/assessments.html",
         section=section,
@@ -246,45 +233,44 @@ def _render_assessments(
         weights_problem=weights_problem(
             [WeightedItem(a.id, a.weight, a.max_points) for a in items]
         ),
-        is_final=services.finalisation_of(db.session, section.id) is not None,
+        is_final=services.finalisation_of(db_session(), section.id) is not None,
     )
 
 
 @bp.route("/assessments/<uuid:assessment_id>/edit", methods=["GET", "POST"])
 @roles(*MANAGERS)
 def edit_assessment(assessment_id: uuid.UUID) -> str | Response:
-    assessment = services.get_assessment(db.session, assessment_id)
-    services.ensure_can_manage(_user(), assessment.section)
+    assessment = services.get_assessment(db_session(), assessment_id)
+    services.ensure_can_manage(signed_in_user(), assessment.section)
     form = AssessmentForm(obj=assessment)
     if request.method == "GET" and assessment.due_at:
         form.due_at.data = assessment.due_at.replace(tzinfo=None)
-    if form.validate_on_submit():
-        try:
-            services.update_assessment(db.session, _user(), assessment, _assessment_input(form))
-        except (ValidationError, services.GradesLocked) as error:
-            db.session.rollback()
-            form.form_errors.append(str(error))
-        else:
-            db.session.commit()
-            flash(f"Assessment {assessment.name!r} saved.", "success")
-            return redirect(url_for("grading.assessments", section_id=assessment.section_id))
+    if form.validate_on_submit() and (
+        done := commit_or_show(
+            lambda: services.update_assessment(
+                db_session(), signed_in_user(), assessment, _assessment_input(form)
+            ),
+            message=lambda saved: f"Assessment {saved.name!r} saved.",
+            redirect_to=url_for("grading.assessments", section_id=assessment.section_id),
+            form=form,
+        )
+    ):
+        return done
     return _render_assessments(assessment.section_id, form, assessment)
 
 
 @bp.post("/assessments/<uuid:assessment_id>/delete")
 @roles(*MANAGERS)
 def delete_assessment(assessment_id: uuid.UUID) -> Response:
-    assessment = services.get_assessment(db.session, assessment_id)
-    section_id = assessment.section_id
-    try:
-        services.delete_assessment(db.session, _user(), assessment, now=datetime.now(UTC))
-    except services.GradesLocked as error:
-        db.session.rollback()
-        flash(str(error), "danger")
-    else:
-        db.session.commit()
-        flash(f"Assessment {assessment.name!r} removed.", "success")
-    return redirect(url_for("grading.assessments", section_id=section_id))
+    assessment = services.get_assessment(db_session(), assessment_id)
+    name = assessment.name
+    return commit_or_show(
+        lambda: services.delete_assessment(
+            db_session(), signed_in_user(), assessment, now=utcnow()
+        ),
+        message=f"Assessment {name!r} removed.",
+        redirect_to=url_for("grading.assessments", section_id=assessment.section_id),
+    )
 
 
 # --- Grade scale ----------------------------------------------------------------------------------
@@ -296,7 +282,7 @@ def scale() -> str | Response:
     form = GradeScaleForm()
     fields = [(letter, getattr(form, scale_field_name(letter))) for letter in GRADE_POINTS]
     if request.method == "GET":
-        current = dict(services.active_scale(db.session))
+        current = dict(services.active_scale(db_session()))
         for letter, scale_field in fields:
             minimum = current.get(letter)
             # 93 rather than 93.0 in the input
@@ -304,16 +290,15 @@ def scale() -> str | Response:
                 int(minimum) if minimum is not None and minimum.is_integer() else minimum
             )
     if form.validate_on_submit():
-        thresholds = [(letter, f.data) for letter, f in fields if f.data is not None]
-        try:
-            services.save_default_scale(db.session, _user(), thresholds)  # type: ignore[arg-type]
-        except ValidationError as error:
-            db.session.rollback()
-            form.form_errors.append(str(error))
-        else:
-            db.session.commit()
-            flash("Grade scale saved. It applies to grades finalised from now on.", "success")
-            return redirect(url_for("grading.scale"))
+        thresholds = [(letter, float(f.data)) for letter, f in fields if f.data is not None]
+        done = commit_or_show(
+            lambda: services.save_default_scale(db_session(), signed_in_user(), thresholds),
+            message="Grade scale saved. It applies to grades finalised from now on.",
+            redirect_to=url_for("grading.scale"),
+            form=form,
+        )
+        if done:
+            return done
     return render_template("grading/scale.html", form=form, fields=fields)
 
 
@@ -323,28 +308,28 @@ def scale() -> str | Response:
 @bp.get("/grades")
 @roles("student")
 def my_grades() -> str:
-    student = _user()
-    results = services.student_results(db.session, student)
-    rates = attendance.student_rates(db.session, student)
-    book = services.transcript(db.session, student)
+    student = signed_in_user()
+    results = services.student_results(db_session(), student)
+    rates = attendance.student_rates(db_session(), student)
+    book = services.transcript(db_session(), student)
     return render_template("grading/my_grades.html", results=results, rates=rates, transcript=book)
 
 
 @bp.get("/transcript")
 @roles("student")
 def my_transcript() -> str:
-    return _render_transcript(_user())
+    return _render_transcript(signed_in_user())
 
 
 @bp.get("/students/<uuid:student_id>/transcript")
 @roles("admin")
 def transcript(student_id: uuid.UUID) -> str:
-    return _render_transcript(services.get_student(db.session, student_id))
+    return _render_transcript(services.get_student(db_session(), student_id))
 
 
 def _render_transcript(student: User) -> str:
     context: dict[str, Any] = {
-        "transcript": services.transcript(db.session, student),
-        "printed_at": datetime.now(UTC),
+        "transcript": services.transcript(db_session(), student),
+        "printed_at": utcnow(),
     }
     return render_template("grading/transcript.html", **context)

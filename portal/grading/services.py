@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from portal.audit.services import record
+from portal.catalogue.services import lock_section
 from portal.errors import Forbidden, NotFound, PortalError, ValidationError
 from portal.grading.calculation import (
     WeightedItem,
@@ -36,6 +37,7 @@ from portal.grading.scale import (
     validate_scale,
 )
 from portal.models import (
+    ASSESSMENT_KIND_LABELS,
     ASSESSMENT_KINDS,
     Assessment,
     Course,
@@ -48,7 +50,7 @@ from portal.models import (
     User,
 )
 
-KIND_LABELS = {"lab": "Lab", "assignment": "Assignment", "exam": "Exam"}
+KIND_LABELS = ASSESSMENT_KIND_LABELS
 
 
 class GradesLocked(PortalError):
@@ -91,17 +93,6 @@ def ensure_can_manage(user: User, section: Section) -> None:
 # --- Loading --------------------------------------------------------------------------------------
 
 
-def get_section(db: Session, section_id: uuid.UUID) -> Section:
-    section = db.scalar(
-        select(Section)
-        .where(Section.id == section_id, Section.deleted_at.is_(None))
-        .options(selectinload(Section.course), selectinload(Section.term))
-    )
-    if section is None:
-        raise NotFound("There is no such section.")
-    return section
-
-
 def get_assessment(db: Session, assessment_id: uuid.UUID) -> Assessment:
     assessment = db.scalar(
         select(Assessment)
@@ -131,10 +122,6 @@ def section_assessments(
 
 def finalisation_of(db: Session, section_id: uuid.UUID) -> GradeFinalisation | None:
     return db.scalar(select(GradeFinalisation).where(GradeFinalisation.section_id == section_id))
-
-
-def _lock_section(db: Session, section_id: uuid.UUID) -> None:
-    db.execute(select(Section.id).where(Section.id == section_id).with_for_update())
 
 
 def _items(assessments: list[Assessment]) -> list[WeightedItem]:
@@ -241,7 +228,7 @@ def create_assessment(
     """Add an assessment; `row_id` keeps the id a device gave it offline."""
     ensure_can_manage(actor, section)
     _check_input(data)
-    _lock_section(db, section.id)
+    lock_section(db, section.id)
     ensure_not_finalised(db, section)
     current = section_assessments(db, section.id)
     _ensure_weights_fit(current, data.name.strip(), data.weight)
@@ -266,7 +253,7 @@ def update_assessment(
     section = assessment.section
     ensure_can_manage(actor, section)
     _check_input(data)
-    _lock_section(db, section.id)
+    lock_section(db, section.id)
     ensure_not_finalised(db, section)
     others = [a for a in section_assessments(db, section.id) if a.id != assessment.id]
     _ensure_weights_fit(others, data.name.strip(), data.weight, changing=True)
@@ -288,7 +275,7 @@ def update_assessment(
 def delete_assessment(db: Session, actor: User, assessment: Assessment, *, now: datetime) -> None:
     """Soft delete: the marks stay in the database but no longer count."""
     ensure_can_manage(actor, assessment.section)
-    _lock_section(db, assessment.section_id)
+    lock_section(db, assessment.section_id)
     ensure_not_finalised(db, assessment.section)
     assessment.deleted_at = now
     db.flush()
@@ -349,14 +336,16 @@ def set_mark(
     raw_points: str,
     *,
     reason: str = "",
+    row_id: uuid.UUID | None = None,
 ) -> Mark | None:
-    """Enter, change or clear (empty input) one mark. Returns the mark (None if none exists)."""
+    """Enter, change or clear (empty input) one mark. Returns the mark (None if none exists).
+    A new mark takes `row_id` when given (the id a device made offline)."""
     section = assessment.section
     kinds = ensure_can_grade(actor, section)
     if assessment.kind not in kinds:
         raise Forbidden(f"You can enter marks for {' and '.join(kinds)} assessments only.")
     points = parse_points(raw_points, assessment)
-    _lock_section(db, section.id)
+    lock_section(db, section.id)
     registration = _enrolment(db, section.id, student_id)
     finalisation = finalisation_of(db, section.id)
     mark = db.scalar(
@@ -373,7 +362,7 @@ def set_mark(
         if not reason.strip():
             raise ValidationError("Give a reason for changing a mark after grades are final.")
     if mark is None:
-        mark = Mark(assessment_id=assessment.id, student_id=student_id)
+        mark = Mark(id=row_id or uuid.uuid4(), assessment_id=assessment.id, student_id=student_id)
         db.add(mark)
     mark.points = points
     mark.entered_by_id = actor.id
@@ -532,7 +521,7 @@ def finalise_section(
 ) -> GradeFinalisation:
     """Write every enrolled student's letter grade and lock the marks."""
     ensure_can_manage(actor, section)
-    _lock_section(db, section.id)
+    lock_section(db, section.id)
     existing = finalisation_of(db, section.id)
     if existing is not None:
         raise GradesLocked(

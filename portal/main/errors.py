@@ -85,16 +85,17 @@ def _api_http_error(error: HTTPException, status: int, messages: dict[int, str])
 
 def init_app(app: Flask) -> None:
     @app.errorhandler(PortalError)
-    def _portal_error(error: PortalError):  # type: ignore[no-untyped-def]
+    def _portal_error(error: PortalError) -> tuple[Response | str, int]:
         from portal.extensions import db
 
         db.session.rollback()
         if is_api_request():
-            return problems.from_domain_error(error)
+            problem = problems.from_domain_error(error)
+            return problem, problem.status_code
         return _render(error.status_code, "That could not be done", str(error))
 
     @app.errorhandler(HTTPException)
-    def _http_error(error: HTTPException):  # type: ignore[no-untyped-def]
+    def _http_error(error: HTTPException) -> tuple[Response | str, int]:
         messages = {
             400: "The request could not be understood. If you submitted a form, reload the page "
             "and try again.",
@@ -106,11 +107,12 @@ def init_app(app: Flask) -> None:
         }
         status = error.code or 500
         if is_api_request():
-            return _api_http_error(error, status, messages)
+            problem = _api_http_error(error, status, messages)
+            return problem, problem.status_code
         return _render(status, error.name, messages.get(status, error.description or ""))
 
     @app.errorhandler(Exception)
-    def _unexpected(error: Exception):  # type: ignore[no-untyped-def]
+    def _unexpected(error: Exception) -> tuple[Response | str, int]:
         from portal.extensions import db
 
         if storage_is_full(error):

@@ -5,9 +5,12 @@ from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from portal.auth.policy import public, signed_in
+from portal.catalogue.services import current_term
 from portal.database import database_state
 from portal.extensions import db
 from portal.main import services
+from portal.models import utcnow
+from portal.web import db_session, signed_in_user
 
 bp = Blueprint("main", __name__)
 
@@ -19,9 +22,29 @@ def index() -> str | Response:
     if role == "student":
         return redirect(url_for("registration.mine"))
     if role == "admin":
-        return render_template("main/admin_home.html", counts=services.admin_counts(db.session))
-    sections = services.staff_sections(db.session, current_user)  # type: ignore[arg-type]
+        return _admin_home()
+    sections = services.staff_sections(db_session(), signed_in_user())
     return render_template("main/staff_home.html", sections=sections)
+
+
+def _admin_home() -> str:
+    counts = services.admin_counts(db_session())
+    steps = services.setup_steps(db_session(), counts)
+    term = current_term(db_session(), utcnow().date())
+    page = None
+    if term is not None:
+        page = db.paginate(
+            services.term_sections_query(term),
+            per_page=current_app.config["PAGE_SIZE"],
+            error_out=False,
+        )
+    return render_template(
+        "main/admin_home.html",
+        counts=counts,
+        steps=steps if not all(step.done for step in steps) else [],
+        term=term,
+        page=page,
+    )
 
 
 @bp.get("/healthz")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from dataclasses import dataclass
+
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from portal.models import Course, Registration, Section, Term, User
@@ -27,7 +29,7 @@ def staff_sections(db: Session, user: User) -> list[Section]:
 
 
 def admin_counts(db: Session) -> dict[str, int]:
-    def count(query) -> int:  # type: ignore[no-untyped-def]
+    def count(query: Select[int]) -> int:
         return db.scalar(query) or 0
 
     return {
@@ -44,3 +46,44 @@ def admin_counts(db: Session) -> dict[str, int]:
             .where(Registration.status == "waitlisted")
         ),
     }
+
+
+def term_sections_query(term: Term) -> Select[Section]:
+    """The term's sections for the admin's home page, by course code; paging is the caller's."""
+    return (
+        select(Section)
+        .join(Section.course)
+        .where(Section.term_id == term.id, Section.deleted_at.is_(None))
+        .options(
+            selectinload(Section.course),
+            selectinload(Section.instructor),
+            selectinload(Section.lab_staff),
+        )
+        .order_by(Course.code, Section.number)
+    )
+
+
+@dataclass(frozen=True)
+class SetupStep:
+    """One step of setting up a fresh installation, and whether it is done."""
+
+    label: str
+    endpoint: str
+    done: bool
+
+
+def setup_steps(db: Session, counts: dict[str, int]) -> list[SetupStep]:
+    """What a fresh installation still needs, in the order it is best done."""
+    has_terms = db.scalar(select(func.count()).select_from(Term).where(Term.deleted_at.is_(None)))
+    return [
+        SetupStep("Create a term", "admin.term_create", bool(has_terms)),
+        SetupStep(
+            "Add courses (or import them from a CSV file)", "admin.courses", counts["courses"] > 0
+        ),
+        SetupStep(
+            "Import students and staff from a CSV file (or add them one by one)",
+            "admin.imports",
+            counts["students"] > 0,
+        ),
+        SetupStep("Open sections for the term", "admin.terms", counts["sections"] > 0),
+    ]

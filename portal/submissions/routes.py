@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import tempfile
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, cast
 
@@ -19,7 +18,6 @@ from flask import (
     send_file,
     url_for,
 )
-from flask_login import current_user
 from flask_wtf.csrf import validate_csrf
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import parse_form_data
@@ -27,20 +25,17 @@ from werkzeug.wrappers import Response
 from wtforms.validators import ValidationError as CSRFError
 
 from portal.auth.policy import roles
-from portal.errors import PortalError
-from portal.extensions import csrf, db
-from portal.grading.services import get_assessment, get_section
-from portal.models import User
+from portal.catalogue.services import get_section
+from portal.extensions import csrf
+from portal.grading.services import get_assessment
+from portal.models import Submission, utcnow
 from portal.submissions import services, storage
+from portal.web import commit_or_show, db_session, signed_in_user
 
 bp = Blueprint("submissions", __name__)
 
 STAFF = ("instructor", "lab_staff", "admin")
 FILE_FIELD = "report"
-
-
-def _user() -> User:
-    return cast(User, current_user._get_current_object())  # type: ignore[attr-defined]
 
 
 def upload_dir() -> Path:
@@ -56,10 +51,19 @@ def max_upload_bytes() -> int:
     return int(current_app.config["PORTAL"]["MAX_UPLOAD_MB"]) * 1024 * 1024
 
 
+def _uploaded(submission: Submission, assessment_name: str) -> tuple[str, str]:
+    late = " It was handed in after the due time and is marked late." if submission.late else ""
+    return (
+        f"{submission.original_name} uploaded for {assessment_name} "
+        f"(attempt {submission.attempt}).{late}",
+        "warning" if submission.late else "success",
+    )
+
+
 @bp.get("/lab-reports")
 @roles("student")
 def mine() -> str:
-    items = services.student_assessments(db.session, _user())
+    items = services.student_assessments(db_session(), signed_in_user())
     return render_template(
         "submissions/mine.html",
         items=items,
@@ -74,8 +78,9 @@ def mine() -> str:
 @csrf.exempt  # the body is parsed here, by a streaming parser; CSRF is checked below
 def upload(assessment_id: uuid.UUID) -> Response:
     """Stream the upload to a temporary file chunk by chunk, stopping at the size limit."""
-    back = redirect(url_for("submissions.mine") + f"#assessment-{assessment_id}", code=303)
-    assessment = get_assessment(db.session, assessment_id)
+    back_to = url_for("submissions.mine") + f"#assessment-{assessment_id}"
+    back = redirect(back_to, code=303)
+    assessment = get_assessment(db_session(), assessment_id)
     directory = upload_dir()
     limit = max_upload_bytes()
     received: list[storage.IncomingFile] = []
@@ -111,30 +116,21 @@ def upload(assessment_id: uuid.UUID) -> Response:
             flash("Choose a file to upload.", "danger")
             return back
         incoming = next(item for item in received if item is upload.stream)
-        try:
-            submission = services.submit(
-                db.session,
-                _user(),
+        filename = upload.filename
+        return commit_or_show(
+            lambda: services.submit(
+                db_session(),
+                signed_in_user(),
                 assessment,
                 incoming,
-                upload.filename,
+                filename,
                 upload_dir=directory,
-                now=datetime.now(UTC),
-            )
-        except PortalError as error:
-            db.session.rollback()
-            if error.status_code in (403, 404):
-                raise
-            flash(str(error), "danger")
-            return back
-        db.session.commit()
-        late = " It was handed in after the due time and is marked late." if submission.late else ""
-        flash(
-            f"{submission.original_name} uploaded for {assessment.name} "
-            f"(attempt {submission.attempt}).{late}",
-            "warning" if submission.late else "success",
+                now=utcnow(),
+            ),
+            message=lambda submission: _uploaded(submission, assessment.name),
+            redirect_to=back_to,
+            code=303,
         )
-        return back
     finally:
         for item in received:
             item.discard()
@@ -143,8 +139,8 @@ def upload(assessment_id: uuid.UUID) -> Response:
 @bp.get("/submissions/<uuid:submission_id>/download")
 @roles("student", *STAFF)
 def download(submission_id: uuid.UUID) -> Response:
-    submission = services.get_submission(db.session, submission_id)
-    services.ensure_can_download(db.session, _user(), submission)
+    submission = services.get_submission(db_session(), submission_id)
+    services.ensure_can_download(db_session(), signed_in_user(), submission)
     path = services.file_path(upload_dir(), submission)
     response = send_file(
         path,
@@ -163,7 +159,7 @@ def download(submission_id: uuid.UUID) -> Response:
 @roles(*STAFF)
 def section(section_id: uuid.UUID) -> str:
     overview = services.section_submissions(
-        db.session, _user(), get_section(db.session, section_id)
+        db_session(), signed_in_user(), get_section(db_session(), section_id)
     )
     return render_template("submissions/section.html", overview=overview)
 
@@ -171,10 +167,10 @@ def section(section_id: uuid.UUID) -> str:
 @bp.get("/assessments/<uuid:assessment_id>/submissions.zip")
 @roles(*STAFF)
 def download_zip(assessment_id: uuid.UUID) -> Response:
-    assessment = get_assessment(db.session, assessment_id)
-    services.ensure_can_collect(_user(), assessment)
+    assessment = get_assessment(db_session(), assessment_id)
+    services.ensure_can_collect(signed_in_user(), assessment)
     spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 - sent below
-    services.write_zip(db.session, upload_dir(), assessment, cast(IO[bytes], spool))
+    services.write_zip(db_session(), upload_dir(), assessment, cast(IO[bytes], spool))
     spool.seek(0)
     name = f"{assessment.section.course.code}-{assessment.section.number}-{assessment.name}"
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in name).strip("-")

@@ -16,6 +16,7 @@ import tempfile
 import unicodedata
 import zipfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -25,42 +26,41 @@ CHUNK_SIZE = 64 * 1024
 HEAD_SIZE = 8 * 1024
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 
+
+@dataclass(frozen=True)
+class FileKind:
+    """One accepted kind of file: what it is called, its content type, and its extensions
+    (the first is the one to suggest)."""
+
+    label: str  # in the list of accepted types
+    name: str  # in a sentence: "its content is a PDF document"
+    content_type: str
+    extensions: tuple[str, ...]
+
+
+# Every accepted kind of upload, declared once; the tables below are derived from it.
+FILE_KINDS = {
+    "pdf": FileKind("PDF", "a PDF document", "application/pdf", (".pdf",)),
+    "png": FileKind("PNG", "a PNG image", "image/png", (".png",)),
+    "jpeg": FileKind("JPEG", "a JPEG image", "image/jpeg", (".jpg", ".jpeg")),
+    "docx": FileKind(
+        "Word (.docx)",
+        "a Word document",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        (".docx",),
+    ),
+    "zip": FileKind("ZIP", "a ZIP archive", "application/zip", (".zip",)),
+    "text": FileKind(
+        "plain text (.txt, .md)", "plain text", "text/plain; charset=utf-8", (".txt", ".md")
+    ),
+}
 # Extension -> the kind its content must be.
-ALLOWED_EXTENSIONS = {
-    ".pdf": "pdf",
-    ".png": "png",
-    ".jpg": "jpeg",
-    ".jpeg": "jpeg",
-    ".docx": "docx",
-    ".zip": "zip",
-    ".txt": "text",
-    ".md": "text",
-}
-CONTENT_TYPES = {
-    "pdf": "application/pdf",
-    "png": "image/png",
-    "jpeg": "image/jpeg",
-    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-    "zip": "application/zip",
-    "text": "text/plain; charset=utf-8",
-}
-KIND_NAMES = {
-    "pdf": "a PDF document",
-    "png": "a PNG image",
-    "jpeg": "a JPEG image",
-    "docx": "a Word document",
-    "zip": "a ZIP archive",
-    "text": "plain text",
-}
-CANONICAL_EXTENSIONS = {
-    "pdf": ".pdf",
-    "png": ".png",
-    "jpeg": ".jpg",
-    "docx": ".docx",
-    "zip": ".zip",
-    "text": ".txt",
-}
-ACCEPTED_DESCRIPTION = "PDF, PNG, JPEG, Word (.docx), ZIP or plain text (.txt, .md)"
+ALLOWED_EXTENSIONS = {ext: kind for kind, spec in FILE_KINDS.items() for ext in spec.extensions}
+CONTENT_TYPES = {kind: spec.content_type for kind, spec in FILE_KINDS.items()}
+KIND_NAMES = {kind: spec.name for kind, spec in FILE_KINDS.items()}
+CANONICAL_EXTENSIONS = {kind: spec.extensions[0] for kind, spec in FILE_KINDS.items()}
+_LABELS = [spec.label for spec in FILE_KINDS.values()]
+ACCEPTED_DESCRIPTION = f"{', '.join(_LABELS[:-1])} or {_LABELS[-1]}"
 
 
 class UploadTooLarge(ValidationError):

@@ -41,6 +41,8 @@ APPLIED = "applied"
 IGNORED = "ignored"  # nothing to do: only server-kept fields, or already so
 SUPERSEDED = "superseded"  # a newer edit of the same field won
 REFUSED = "refused"
+WAITING = "waiting"  # not yet: the file it names is not whole on the server (not recorded)
+FILE_NOT_THERE = "The file has not reached the server yet; it will be sent again."
 
 
 @dataclass
@@ -181,6 +183,14 @@ def _lww(ctx: Context, row: Any, name: str, new_value: Any, apply: Callable[[], 
     return Outcome(APPLIED, conflicts=conflicts, server_row_id=getattr(result, "id", None))
 
 
+def _edit_of_deleted(detail: str, name: str, value: Any) -> Outcome:
+    """An edit made offline against a record deleted on the server meanwhile: flagged as such
+    (kind "deleted"), the edit kept in the conflict."""
+    return Outcome(
+        REFUSED, f"{detail} The change was not made.", [("deleted", name, None, to_json(value))]
+    )
+
+
 # --- Handlers per table ---------------------------------------------------------------------
 
 
@@ -215,7 +225,9 @@ def _registration(ctx: Context) -> Outcome:
         section = ctx.db.get(Section, section_id)
         if section is None:
             raise NotFound("There is no such section.")
-        result = registration.register(ctx.db, ctx.actor, section, now=ctx.moment)
+        result = registration.register(
+            ctx.db, ctx.actor, section, now=ctx.moment, row_id=ctx.change.row_id
+        )
         detail = (
             "Enrolled."
             if result.status == "enrolled"
@@ -235,11 +247,13 @@ def _mark(ctx: Context) -> Outcome:
         select(Mark).filter_by(assessment_id=assessment_id, student_id=student_id)
     )
     assessment = ctx.db.get(Assessment, assessment_id)
-    if assessment is None or assessment.deleted_at is not None:
+    if assessment is None:
         raise NotFound("There is no such assessment.")
     if "points" not in ctx.change.fields:
         return Outcome(IGNORED)
     points = ctx.value("points")
+    if assessment.deleted_at is not None:
+        return _edit_of_deleted(f"The assessment {assessment.name} was deleted.", "points", points)
     raw = "" if points is None else f"{points:g}"
 
     def apply() -> Any:
@@ -250,6 +264,7 @@ def _mark(ctx: Context) -> Outcome:
             student_id,
             raw,
             reason="Entered offline and synchronised from a device.",
+            row_id=ctx.change.row_id,
         )
 
     return _lww(ctx, row, "points", points, apply)
@@ -265,17 +280,21 @@ def _attendance(ctx: Context) -> Outcome:
         select(AttendanceRecord).filter_by(lab_session_id=session_id, student_id=student_id)
     )
     lab_session = ctx.db.get(LabSession, session_id)
-    if lab_session is None or lab_session.deleted_at is not None:
+    if lab_session is None:
         raise NotFound("There is no such lab session.")
     status = ctx.value("status")
     if status is None:
         return Outcome(IGNORED)
+    if lab_session.deleted_at is not None:
+        return _edit_of_deleted("The lab session was deleted.", "status", status)
     return _lww(
         ctx,
         row,
         "status",
         status,
-        lambda: attendance.record_attendance(ctx.db, ctx.actor, lab_session, student_id, status),
+        lambda: attendance.record_attendance(
+            ctx.db, ctx.actor, lab_session, student_id, status, row_id=ctx.change.row_id
+        ),
     )
 
 
@@ -306,7 +325,7 @@ def _stored_file(ctx: Context) -> Outcome:
 
     sha256 = str(ctx.value("sha256") or "")
     if not storage.blob_path(ctx.upload_dir, sha256).is_file():
-        raise ValidationError("The file has not reached the server yet; it will be sent again.")
+        return Outcome(WAITING, FILE_NOT_THERE)
     found = ctx.db.scalar(select(StoredFile).where(StoredFile.sha256 == sha256))
     return Outcome(IGNORED, "Stored.", server_row_id=found.id if found else None)
 
@@ -327,7 +346,7 @@ def _submission(ctx: Context) -> Outcome:
     sha256 = str(ctx.value("file_sha256") or "")
     blob = storage.blob_path(ctx.upload_dir, sha256)
     if not blob.is_file():
-        raise ValidationError("The file has not reached the server yet; it will be sent again.")
+        return Outcome(WAITING, FILE_NOT_THERE)
     with blob.open("rb") as stream:
         incoming = storage.receive(stream, ctx.upload_dir, ctx.max_upload_bytes)
     created = submissions.submit(

@@ -89,9 +89,15 @@ def _after_flush(session: Session, _flush: UOWTransaction) -> None:
     mode = mode_of(session)
     if mode == SERVER:
         pending: dict[tuple[str, uuid.UUID], set[str] | None] = session.info.setdefault(PENDING, {})
+        pushed = session.info.get(DEVICE_ID) is not None
         for instance in session.new:
             if (entry := synced(instance)) is not None:
-                pending.setdefault((entry.name, instance.id), set())
+                fields = pending.setdefault((entry.name, instance.id), set())
+                if pushed and fields is not None:
+                    # A row a device created: its fields carry that edit's clock and device,
+                    # or the device's own later edit of them would count as a conflict.
+                    columns = inspect(instance).mapper.column_attrs
+                    fields.update(entry.pushable(column.key for column in columns))
         for instance in session.dirty:
             if (entry := synced(instance)) is not None and session.is_modified(instance):
                 fields = pending.setdefault((entry.name, instance.id), set())

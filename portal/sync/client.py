@@ -94,8 +94,10 @@ class Transport:
         return headers
 
     def call(self, method: str, path: str, body: Any = None, **kwargs: Any) -> httpx.Response:
-        headers = self.headers()
-        content = None
+        """One request; `body` is sent as gzipped JSON, or raw bytes as `content=` (with their
+        own `headers=`, added to the protocol's)."""
+        headers = {**self.headers(), **kwargs.pop("headers", {})}
+        content = kwargs.pop("content", None)
         if body is not None:
             content = gzip.compress(json.dumps(body, separators=(",", ":")).encode(), 5)
             headers.update({"Content-Type": "application/json", "Content-Encoding": "gzip"})
@@ -313,6 +315,11 @@ def _push(
             if entry.table_name == "stored_files" and entry.op == "insert":
                 _upload_file(transport, upload_dir, str(entry.fields.get("sha256", "")))
                 summary.files += 1
+            elif entry.table_name == "submissions" and entry.op == "insert":
+                # The file may have travelled under an earlier change, or not whole: the server
+                # answers "waiting" until it has it, so make sure it does (a status call when
+                # it is already there).
+                _upload_file(transport, upload_dir, str(entry.fields.get("file_sha256", "")))
         body = {
             "changes": [
                 {
@@ -360,6 +367,8 @@ def _upload_file(transport: Transport, upload_dir: Path, sha256: str) -> None:
     from portal.submissions import storage
 
     path = storage.blob_path(upload_dir, sha256)
+    if not path.is_file():
+        return  # not on this computer: nothing to send (the server answers "waiting")
     state = transport.json("GET", f"/files/{sha256}/status")
     if state.get("complete"):
         return

@@ -93,17 +93,36 @@ CATALOGUE: dict[str, Rule] = {
     "grade_scales": _everything,
 }
 
+
+def _taken_assessments(user_id: uuid.UUID) -> Select[Any]:
+    return select(Assessment.id).where(Assessment.section_id.in_(_taken(user_id)))
+
+
+def _own_submissions(user_id: uuid.UUID) -> ColumnElement[bool]:
+    return and_(
+        Submission.student_id == user_id, Submission.assessment_id.in_(_taken_assessments(user_id))
+    )
+
+
+# A student's own marks, attendance and lab reports go with the sections they take: a course
+# dropped takes them off the device with its assessments and lab sessions (rows that point to
+# a parent the device no longer holds could not stay).
 STUDENT: dict[str, Rule] = {
     **CATALOGUE,
     "users": lambda u: or_(User.id == u, User.id.in_(_staff_ids())),
     "registrations": lambda u: Registration.student_id == u,
     "assessments": lambda u: Assessment.section_id.in_(_taken(u)),
-    "marks": lambda u: Mark.student_id == u,
+    "marks": lambda u: and_(Mark.student_id == u, Mark.assessment_id.in_(_taken_assessments(u))),
     "grade_finalisations": lambda u: GradeFinalisation.section_id.in_(_taken(u)),
     "lab_sessions": lambda u: LabSession.section_id.in_(_taken(u)),
-    "attendance_records": lambda u: AttendanceRecord.student_id == u,
-    "stored_files": lambda u: _file_of(Submission.student_id == u),
-    "submissions": lambda u: Submission.student_id == u,
+    "attendance_records": lambda u: and_(
+        AttendanceRecord.student_id == u,
+        AttendanceRecord.lab_session_id.in_(
+            select(LabSession.id).where(LabSession.section_id.in_(_taken(u)))
+        ),
+    ),
+    "stored_files": lambda u: _file_of(_own_submissions(u)),
+    "submissions": _own_submissions,
     "sync_conflicts": lambda u: SyncConflict.author_id == u,
 }
 

@@ -181,7 +181,7 @@ def add_account(
     """A person signs in on the device for the first time (online): their account joins it."""
     from portal.accounts.services import authenticate
 
-    user = authenticate(db, username, password)
+    user = authenticate(db, username, password, now=now)
     if user is None:
         raise Forbidden("Wrong username or password.")
     first = db.get(User, device.first_user_id)
@@ -275,24 +275,35 @@ def _push_one(
     if done is not None:
         db.rollback()
         return PushResult(str(change.change_id), done.status, done.detail)
-    outcome = _apply_as_author(db, device_id, change, now=now, upload_dir=upload_dir, limit=limit)
-    db.add(
-        ProcessedChange(
-            device_id=device_id,
-            change_id=change.change_id,
-            status=outcome.status,
-            detail=outcome.detail,
-            processed_at=now,
-        )
-    )
+    # The change log is written at commit, with the edit's clock and device (not the moment
+    # the server applied it): they stay in the session's info until then.
     try:
-        db.commit()
-    except IntegrityError:  # the same change committed at the same moment by a twin request
-        db.rollback()
-        done = db.get(ProcessedChange, (device_id, change.change_id))
-        if done is None:
-            raise
-        return PushResult(str(change.change_id), done.status, done.detail)
+        outcome = _apply_as_author(
+            db, device_id, change, now=now, upload_dir=upload_dir, limit=limit
+        )
+        if outcome.status == apply.WAITING:  # not an answer yet: the device sends it again
+            db.rollback()
+            return PushResult(str(change.change_id), outcome.status, outcome.detail)
+        db.add(
+            ProcessedChange(
+                device_id=device_id,
+                change_id=change.change_id,
+                status=outcome.status,
+                detail=outcome.detail,
+                processed_at=now,
+            )
+        )
+        try:
+            db.commit()
+        except IntegrityError:  # the same change committed at the same moment by a twin request
+            db.rollback()
+            done = db.get(ProcessedChange, (device_id, change.change_id))
+            if done is None:
+                raise
+            return PushResult(str(change.change_id), done.status, done.detail)
+    finally:
+        db.info.pop(capture.STAMP, None)
+        db.info.pop(capture.DEVICE_ID, None)
     return PushResult(str(change.change_id), outcome.status, outcome.detail)
 
 
@@ -312,53 +323,50 @@ def _apply_as_author(
     db.info[capture.ACTOR] = change.actor_id
     db.info[capture.STAMP] = hlc.believable(change.hlc, now)
     db.info[capture.DEVICE_ID] = device_id
-    try:
-        if actor is None or (actor.id, actor.role) not in accounts:
-            outcome = apply.Outcome(
-                apply.REFUSED, "The change was not made by an account of this device."
+    if actor is None or (actor.id, actor.role) not in accounts:
+        outcome = apply.Outcome(
+            apply.REFUSED, "The change was not made by an account of this device."
+        )
+    elif not _target_visible(db, change, accounts):
+        outcome = apply.Outcome(apply.REFUSED, "That record is not yours to change.")
+    else:
+        context = apply.Context(db, device_id, actor, change, now, upload_dir, limit)
+        try:
+            with db.begin_nested():
+                outcome = apply.apply_change(context)
+        except PortalError as error:
+            outcome = apply.Outcome(apply.REFUSED, str(error))
+    if outcome.status == apply.REFUSED and not outcome.conflicts:
+        outcome.conflicts.append(("refused", "", None, change.fields))
+    for kind, field_name, kept, lost in outcome.conflicts:
+        db.add(
+            SyncConflict(
+                kind=kind,
+                table_name=change.table,
+                row_id=outcome.server_row_id or change.row_id,
+                field=field_name,
+                kept_value=kept,
+                lost_value=lost,
+                detail=outcome.detail,
+                author_id=actor.id if actor is not None else None,
+                device_id=device_id,
+                change_id=change.change_id,
+                created_at=now,
+                updated_at=now,
             )
-        elif change.op == "update" and not _target_visible(db, change, accounts):
-            outcome = apply.Outcome(apply.REFUSED, "That record is not yours to change.")
-        else:
-            context = apply.Context(db, device_id, actor, change, now, upload_dir, limit)
-            try:
-                with db.begin_nested():
-                    outcome = apply.apply_change(context)
-            except PortalError as error:
-                outcome = apply.Outcome(apply.REFUSED, str(error))
-        if outcome.status == apply.REFUSED and not outcome.conflicts:
-            outcome.conflicts.append(("refused", "", None, change.fields))
-        for kind, field_name, kept, lost in outcome.conflicts:
-            db.add(
-                SyncConflict(
-                    kind=kind,
-                    table_name=change.table,
-                    row_id=outcome.server_row_id or change.row_id,
-                    field=field_name,
-                    kept_value=kept,
-                    lost_value=lost,
-                    detail=outcome.detail,
-                    author_id=actor.id if actor is not None else None,
-                    device_id=device_id,
-                    change_id=change.change_id,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-        if outcome.status in (apply.REFUSED, apply.SUPERSEDED):
-            _correct_device(db, device_id, change)
-        db.flush()
-    finally:
-        db.info.pop(capture.STAMP, None)
-        db.info.pop(capture.DEVICE_ID, None)
+        )
+    if outcome.status in (apply.REFUSED, apply.SUPERSEDED):
+        _correct_device(db, device_id, change)
+    db.flush()
     return outcome
 
 
 def _target_visible(
     db: Session, change: apply.Change, accounts: list[tuple[uuid.UUID, str]]
 ) -> bool:
-    """An update names a row by id: it must be one the device may hold (or not exist yet on
-    the server, when the device's insert of it was handled under another id)."""
+    """A change names a row by id: it must be one the device may hold (or not exist yet on
+    the server, when the device's insert of it was handled under another id). An "insert"
+    naming an existing row is checked as well: its fields cannot vouch for a row of others."""
     model: Any = BY_NAME[change.table].model
     if db.get(model, change.row_id) is None:
         return True
@@ -379,6 +387,26 @@ def _correct_device(db: Session, device_id: uuid.UUID, change: apply.Change) -> 
             device_id=device_id,
         )
     )
+    for table, row_id in _changed_alongside(db, change):
+        db.add(ChangeLogEntry(table_name=table, row_id=row_id, op="upsert", device_id=device_id))
+
+
+def _changed_alongside(db: Session, change: apply.Change) -> list[tuple[str, uuid.UUID]]:
+    """Rows the device's own rule changed together with the refused change, in fields the
+    server keeps: the seat counters of a registration's section, the final grades written by
+    a finalisation. They are sent again too, or the device would keep its own counts."""
+    from portal.models import Registration
+
+    try:
+        section_id = uuid.UUID(str(change.fields.get("section_id")))
+    except ValueError:
+        return []
+    if change.table == "registrations":
+        return [("sections", section_id)]
+    if change.table == "grade_finalisations":
+        ids = db.scalars(select(Registration.id).where(Registration.section_id == section_id))
+        return [("registrations", row_id) for row_id in ids]
+    return []
 
 
 # --- Pull -----------------------------------------------------------------------------------
@@ -687,6 +715,63 @@ def devices(db: Session) -> list[tuple[Device, int, int]]:
     ]
 
 
+@dataclass(frozen=True)
+class DeviceRow:
+    """A line of the Devices page."""
+
+    device: Device
+    usernames: list[str]
+    open_conflicts: int
+
+
+def device_overview(db: Session) -> list[DeviceRow]:
+    """Every device with the usernames of its accounts and its open conflicts, newest first
+    (three queries, whatever the number of devices)."""
+    rows = devices(db)
+    accounts: dict[uuid.UUID, list[str]] = {}
+    for device_id, username in db.execute(
+        select(DeviceAccount.device_id, User.username)
+        .join(User, User.id == DeviceAccount.user_id)
+        .order_by(DeviceAccount.added_at, User.username)
+    ):
+        accounts.setdefault(device_id, []).append(username)
+    return [
+        DeviceRow(device, accounts.get(device.id, []), conflicts) for device, conflicts, _ in rows
+    ]
+
+
+@dataclass(frozen=True)
+class IssuedCode:
+    code: str
+    username: str
+    expires_at: datetime
+
+
+def issue_enrolment_code(
+    db: Session, username: str, *, actor: User, now: datetime, valid_days: int = 7
+) -> IssuedCode:
+    """An enrolment code for the account `username`, created by an administrator (audited;
+    the code itself is never stored or logged, only shown once)."""
+    from portal.audit.services import record
+
+    name = username.strip().lower()
+    user = db.scalar(select(User).where(User.username == name, User.deleted_at.is_(None)))
+    if user is None:
+        raise ValidationError(f"There is no account with the username {name!r}.")
+    code = create_enrolment_code(db, user, created_by=actor, now=now, valid_days=valid_days)
+    expires_at = now + timedelta(days=valid_days)
+    record(
+        db,
+        actor,
+        "sync.enrolment_code_created",
+        entity_type="user",
+        entity_id=user.id,
+        summary=f"Enrolment code for a device of {user.username}, valid for {valid_days} days",
+        after={"username": user.username, "expires_at": expires_at.isoformat()},
+    )
+    return IssuedCode(code, user.username, expires_at)
+
+
 def get_device(db: Session, device_id: uuid.UUID) -> Device:
     device = db.get(Device, device_id)
     if device is None:
@@ -701,13 +786,96 @@ def open_conflict_count(db: Session) -> int:
     )
 
 
-def conflicts_query(*, author_id: uuid.UUID | None = None, include_resolved: bool = False) -> Any:
-    query = select(SyncConflict).order_by(SyncConflict.created_at.desc())
+CONFLICT_STATES = ("open", "resolved", "all")
+
+
+def conflicts_query(
+    *,
+    author_id: uuid.UUID | None = None,
+    include_resolved: bool = False,
+    kind: str = "",
+    table: str = "",
+    state: str = "",
+) -> Any:
+    """Conflicts, newest first: open ones only unless `include_resolved` or `state` says
+    otherwise ("open", "resolved", "all"); narrowed to one author, kind or table."""
+    query = select(SyncConflict).order_by(SyncConflict.created_at.desc(), SyncConflict.id)
     if author_id is not None:
         query = query.where(SyncConflict.author_id == author_id)
-    if not include_resolved:
+    state = state or ("all" if include_resolved else "open")
+    if state == "open":
         query = query.where(SyncConflict.resolved_at.is_(None))
+    elif state == "resolved":
+        query = query.where(SyncConflict.resolved_at.is_not(None))
+    if kind:
+        query = query.where(SyncConflict.kind == kind)
+    if table:
+        query = query.where(SyncConflict.table_name == table)
     return query
+
+
+def conflict_tables(db: Session) -> list[str]:
+    """The tables that have conflicts, for the page's filter."""
+    return list(db.scalars(select(SyncConflict.table_name).distinct().order_by("table_name")))
+
+
+def can_apply_lost_value(conflict: SyncConflict) -> bool:
+    """Whether "apply the other value" can be done from the conflict (see _apply_value)."""
+    return (conflict.table_name, conflict.field) in APPLICABLE_FIELDS and conflict.kind != "refused"
+
+
+def describe_conflicts(db: Session, conflicts: list[SyncConflict]) -> dict[uuid.UUID, str]:
+    """A label a person recognises for each conflict's record ("Midterm · Ann Lee (stud1)"),
+    with one query per table on the page; records not found keep no label."""
+    from sqlalchemy.orm import joinedload
+
+    from portal.models import AttendanceRecord, Mark, Registration, Section
+
+    wanted: dict[str, set[uuid.UUID]] = {}
+    for conflict in conflicts:
+        wanted.setdefault(conflict.table_name, set()).add(conflict.row_id)
+    labels: dict[uuid.UUID, str] = {}
+    if ids := wanted.get("marks"):
+        for mark in db.scalars(
+            select(Mark)
+            .where(Mark.id.in_(ids))
+            .options(joinedload(Mark.assessment), joinedload(Mark.student))
+        ):
+            labels[mark.id] = (
+                f"{mark.assessment.name} · {mark.student.full_name} ({mark.student.username})"
+            )
+    if ids := wanted.get("attendance_records"):
+        for entry in db.scalars(
+            select(AttendanceRecord)
+            .where(AttendanceRecord.id.in_(ids))
+            .options(joinedload(AttendanceRecord.lab_session), joinedload(AttendanceRecord.student))
+        ):
+            labels[entry.id] = (
+                f"Lab {entry.lab_session.label} · {entry.student.full_name} "
+                f"({entry.student.username})"
+            )
+    if ids := wanted.get("registrations"):
+        for registration in db.scalars(
+            select(Registration)
+            .where(Registration.id.in_(ids))
+            .options(
+                joinedload(Registration.section).joinedload(Section.course),
+                joinedload(Registration.student),
+            )
+        ):
+            labels[registration.id] = (
+                f"{registration.section.label} · {registration.student.full_name} "
+                f"({registration.student.username})"
+            )
+    return labels
+
+
+def device_names(db: Session, device_ids: Iterable[uuid.UUID | None]) -> dict[uuid.UUID, str]:
+    ids = {device_id for device_id in device_ids if device_id is not None}
+    if not ids:
+        return {}
+    rows = db.execute(select(Device.id, Device.name).where(Device.id.in_(ids)))
+    return {row[0]: row[1] for row in rows}
 
 
 def resolve_conflict(
@@ -733,6 +901,16 @@ def resolve_conflict(
         summary=f"Conflict on {conflict.table_name}.{conflict.field or '*'}: "
         + ("applied the other value" if apply_lost_value else "kept the current value"),
     )
+
+
+APPLICABLE_FIELDS = frozenset({("marks", "points"), ("attendance_records", "status")})
+
+
+def get_conflict(db: Session, conflict_id: uuid.UUID) -> SyncConflict:
+    conflict = db.get(SyncConflict, conflict_id)
+    if conflict is None:
+        raise NotFound("There is no such conflict.")
+    return conflict
 
 
 def _apply_value(db: Session, conflict: SyncConflict, actor: User) -> None:

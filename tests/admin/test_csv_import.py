@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from portal.accounts.services import authenticate
 from portal.admin import csv_import
 from portal.admin.csv_import import MAX_ROWS, check_file, import_file
-from portal.models import AuditEntry, Course, Registration, Section, User
+from portal.models import AuditEntry, Course, Registration, Section, User, utcnow
 from tests import factories
 
 USERS_HEADER = "username,full_name,role,email,student_number,password\n"
@@ -286,10 +286,10 @@ def test_user_import_hashes_passwords_and_hands_out_one_time_ones(db):
     )
     assert report.ok and report.imported == 2
     db.commit()
-    assert authenticate(db, "newa", "given-password") is not None
+    assert authenticate(db, "newa", "given-password", now=utcnow()) is not None
     [(username, one_time)] = report.one_time_passwords
     assert username == "newb" and len(one_time) >= 12
-    assert authenticate(db, "newb", one_time) is not None
+    assert authenticate(db, "newb", one_time, now=utcnow()) is not None
     entry = db.scalar(select(AuditEntry).where(AuditEntry.action == "import.users"))
     assert entry.actor_id == admin.id and entry.summary == "Imported 2 users from people.csv"
     assert entry.after == {"rows": 2, "imported": 2, "warnings": 0}

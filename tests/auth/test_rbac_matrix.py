@@ -114,10 +114,8 @@ def test_rbac_matrix(app, role):
         response = _request(client, case, world)
         location = response.headers.get("Location", "")
         sent_to_login = response.status_code == 302 and "/login" in location
-        if case.allows(role) and case.status is not None:
-            ok = response.status_code == case.status
-        elif case.allows(role):
-            ok = response.status_code not in (401, 403) and not (
+        if case.allows(role):
+            ok = response.status_code == case.expected_status(role) and not (
                 sent_to_login and endpoint != "auth.logout"
             )
         elif case.path.startswith("/api/"):
@@ -127,7 +125,9 @@ def test_rbac_matrix(app, role):
         else:
             ok = response.status_code == 403
         if not ok:
+            expected = case.expected_status(role) if case.allows(role) else "403 or log-in"
             failures.append(
-                f"{endpoint} {case.method} as {role}: {response.status_code} {location}"
+                f"{endpoint} {case.method} as {role}: {response.status_code} {location} "
+                f"(expected {expected})"
             )
     assert failures == []

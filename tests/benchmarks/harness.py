@@ -312,7 +312,7 @@ def build_portal(
     with app.app_context():
         upgrade()
         started = time.perf_counter()
-        generate(_db.session, size)
+        generate(_db.session, size, upload_dir=Path(app.config["PORTAL"]["UPLOAD_DIR"]))
         _db.session.commit()
         seconds = time.perf_counter() - started
         _db.session.remove()

@@ -24,7 +24,13 @@ from tests.conftest import make_app, post_form
 # More of everything than "small" (24 courses, 60 students): several result pages in the
 # catalogue and the user list, more sections per course and registrations per student.
 MEDIUM = DemoSize(
-    students=1_500, instructors=30, lab_staff=10, courses=150, sections=300, registrations=9_000
+    students=1_500,
+    instructors=30,
+    lab_staff=10,
+    courses=150,
+    sections=300,
+    registrations=9_000,
+    teaching_every=10,
 )
 BENCHMARKED_PAGES: list[Page] = [*bench_foundation.PAGES, *bench_teaching.PAGES, *bench_admin.PAGES]
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from portal.demo.services import DEMO_PASSWORD
 from portal.grading import services as grading
-from portal.models import AttendanceRecord, Mark, Submission, User
+from portal.models import AttendanceRecord, LabSession, Mark, Submission, User
 from tests import factories
 
 pytestmark = pytest.mark.browser
@@ -116,7 +116,13 @@ def test_lab_staff_take_attendance_and_enter_marks(
     screenshot(page, "teaching-02-attendance-taken")
     assert_accessible(page)
     with live_server.session() as db:
-        statuses = sorted(db.scalars(select(AttendanceRecord.status)))
+        statuses = sorted(
+            db.scalars(
+                select(AttendanceRecord.status)
+                .join(AttendanceRecord.lab_session)
+                .where(LabSession.section_id == arranged["section"])
+            )
+        )
     assert statuses == ["absent", "late", "present", "present"]
 
     page.get_by_role("link", name=re.compile("attendance$")).click()
@@ -125,7 +131,7 @@ def test_lab_staff_take_attendance_and_enter_marks(
     assert_accessible(page)
 
     # 3. Marks: lab columns only; Tab moves along the row, Enter to the next student.
-    page.get_by_role("link", name="Gradebook").click()
+    page.get_by_role("link", name="Gradebook", exact=True).click()
     expect(page.get_by_role("columnheader", name=re.compile("Lab 1: Salinity"))).to_be_visible()
     expect(page.get_by_role("columnheader", name=re.compile("Final exam"))).to_have_count(0)
     first = page.get_by_label("Lab 1: Salinity, Ada Byron (out of 20)")
@@ -194,7 +200,10 @@ def test_student_uploads_a_report_and_sees_their_grade(
     screenshot(page, "teaching-06-lab-reports")
     assert_accessible(page)
     with live_server.session() as db:
-        assert [s.original_name for s in db.scalars(select(Submission))] == ["salinity report.pdf"]
+        handed_in = db.scalars(
+            select(Submission).where(Submission.assessment_id == arranged["lab1"])
+        )
+        assert [s.original_name for s in handed_in] == ["salinity report.pdf"]
 
     # The download comes back as an attachment with the same bytes.
     with page.expect_download() as download_info:

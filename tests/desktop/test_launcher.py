@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 
 from portal import __version__
-from tests.desktop.conftest import ADMIN_USERNAME, log_in, mark_from_a_newer_version
+from tests.desktop.conftest import (
+    ADMIN_PASSWORD,
+    ADMIN_USERNAME,
+    log_in,
+    mark_from_a_newer_version,
+)
 from tests.desktop.launcher_process import Launcher, launcher_env, run_cli
 
 
@@ -168,6 +173,38 @@ def test_demo_uses_its_own_data_dir(tmp_path):
     assert (base / "demo" / "portal.db").exists()
     assert not (base / "portal.db").exists()
     assert (base / "demo" / "logs" / "campus-portal.log").exists()
+
+
+def test_demo_with_a_data_dir_holding_real_data_uses_its_demo_folder(admin_data_dir):
+    """--demo next to real data: the demo goes to DIR/demo, and the real data is left alone."""
+    before = dump(admin_data_dir / "portal.db")
+    launcher = Launcher(admin_data_dir, "--demo").start()
+    try:
+        client = launcher.client()
+        log_in(client, "student", "demo-pass")
+        assert client.get("/grades").status == 200
+    finally:
+        code, _, stderr = launcher.stop()
+    assert code == 0
+    assert "Demo accounts: admin, instructor, labstaff, student (password demo-pass)" in stderr
+    assert (admin_data_dir / "demo" / "portal.db").exists()
+    assert dump(admin_data_dir / "portal.db") == before
+
+
+def test_demo_folder_holding_other_data_lists_no_accounts(admin_data_dir, tmp_path):
+    """A demo folder that holds real data (no demo accounts) is not presented as a demo."""
+    import shutil
+
+    shutil.copytree(admin_data_dir, tmp_path / "base" / "demo")
+    launcher = Launcher(tmp_path / "base", "--demo").start()
+    try:
+        client = launcher.client()
+        log_in(client, ADMIN_USERNAME, ADMIN_PASSWORD)
+    finally:
+        code, _, stderr = launcher.stop()
+    assert code == 0
+    assert "Demo accounts" not in stderr
+    assert "holds other data than the demo: no demo accounts to list" in stderr
 
 
 def test_data_dir_from_the_environment(tmp_path):

@@ -6,6 +6,7 @@ import socket
 
 import pytest
 
+from tests.conftest import unavailable
 from tests.desktop.conftest import log_in
 from tests.desktop.launcher_process import PortalClient
 
@@ -21,9 +22,9 @@ def test_listens_on_loopback_only(running):
             probe.connect(("192.0.2.1", 9))  # no packet is sent: just picks the outgoing address
             outward = probe.getsockname()[0]
         except OSError:
-            pytest.skip("no non-loopback address on this machine")
+            unavailable("no non-loopback address on this machine")
     if outward.startswith("127."):
-        pytest.skip("no non-loopback address on this machine")
+        unavailable("no non-loopback address on this machine")
     with pytest.raises(OSError), socket.create_connection((outward, running.port), timeout=2):
         pass
 

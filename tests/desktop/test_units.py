@@ -115,7 +115,9 @@ def test_paths_flag_beats_environment(tmp_path, monkeypatch):
     chosen = paths.resolve(tmp_path / "flag")
     assert chosen.data_dir == (tmp_path / "flag").resolve()
     assert chosen.log_file == (tmp_path / "flag" / "logs" / "campus-portal.log").resolve()
-    assert paths.resolve(tmp_path / "flag", demo=True).data_dir == (tmp_path / "flag").resolve()
+    demo = paths.resolve(tmp_path / "flag", demo=True)
+    assert demo.data_dir == (tmp_path / "flag" / "demo").resolve()
+    assert demo.log_file == (tmp_path / "flag" / "demo" / "logs" / "campus-portal.log").resolve()
 
 
 def test_paths_environment_and_demo(tmp_path, monkeypatch):

@@ -17,14 +17,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ARTIFACTS
+from tests.conftest import ARTIFACTS, unavailable
 from tests.desktop.conftest import mark_from_a_newer_version
 from tests.desktop.launcher_process import Launcher, Xvfb, launcher_env, run_cli, wait_for_log
 
-pytestmark = [
-    pytest.mark.window,
-    pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb is not installed"),
-]
+pytestmark = pytest.mark.window
+
+
+@pytest.fixture(autouse=True)
+def _needs_xvfb() -> None:
+    if shutil.which("Xvfb") is None:
+        unavailable("Xvfb is not installed (make test installs it)")
+
 
 NAVBAR = (0x12, 0x3D, 0x6A)  # --portal-primary
 PAGE_LOADED = r"page loaded (\{.*\})"

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import event, select
 
+from portal.catalogue.services import get_section
 from portal.errors import Forbidden, ValidationError
 from portal.grading import services
 from portal.models import AuditEntry, Mark, Registration
@@ -196,7 +197,7 @@ def test_gradebook_query_count_does_not_grow_with_the_section(db):
         db.commit()
         db.expire_all()
         with count_queries(db) as statements:
-            book = services.gradebook(db, services.get_section(db, section.id))
+            book = services.gradebook(db, get_section(db, section.id))
             assert all(row.percentage is not None for row in book.rows)
         counts.append(len(statements))
     assert counts[0] == counts[1] <= 10, counts

@@ -1,10 +1,11 @@
-"""Every teaching route answers without a server error for each role it allows."""
+"""Every teaching route answers each role it allows with exactly the status its case states."""
 
 from __future__ import annotations
 
 import pytest
 
 from portal.extensions import db as _db
+from portal.models import ROLES
 from tests.attendance.rbac_cases import CASES as ATTENDANCE
 from tests.auth.test_rbac_matrix import _login, _request, build_world
 from tests.grading.rbac_cases import CASES as GRADING
@@ -13,7 +14,7 @@ from tests.submissions.rbac_cases import CASES as SUBMISSIONS
 TEACHING = {**GRADING, **ATTENDANCE, **SUBMISSIONS}
 
 
-@pytest.mark.parametrize("role", ["student", "instructor", "lab_staff", "admin"])
+@pytest.mark.parametrize("role", ROLES)
 def test_teaching_pages_render_for_allowed_roles(app, role):
     with app.app_context():
         world = build_world(_db.session)
@@ -25,6 +26,9 @@ def test_teaching_pages_render_for_allowed_roles(app, role):
         if not case.allows(role):
             continue
         response = _request(client, case, world)
-        if response.status_code >= 500 or response.status_code in (401, 403):
-            problems.append(f"{endpoint} as {role}: {response.status_code}")
+        if response.status_code != case.expected_status(role):
+            problems.append(
+                f"{endpoint} as {role}: {response.status_code}, "
+                f"expected {case.expected_status(role)}"
+            )
     assert problems == []

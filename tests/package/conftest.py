@@ -27,6 +27,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import unavailable
+
 ROOT = Path(__file__).resolve().parents[2]
 DIST = ROOT / "dist"
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -42,7 +44,7 @@ def as_root(command: list[str]) -> list[str]:
     if os.geteuid() == 0:
         return command
     if shutil.which("sudo") is None:
-        pytest.skip("installing a .deb needs root or sudo")
+        unavailable("installing a .deb needs root or sudo")
     return ["sudo", "-n", *command]
 
 
@@ -241,7 +243,7 @@ def start_app() -> Iterator[Any]:
 def xvfb_display() -> Iterator[str]:
     """A virtual X display of our own (Xvfb picks a free number and tells it when ready)."""
     if shutil.which("Xvfb") is None:
-        pytest.skip("Xvfb is not installed (make test installs it)")
+        unavailable("Xvfb is not installed (make test installs it)")
     read_end, write_end = os.pipe()
     process = subprocess.Popen(
         ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1280x860x24", "-nolisten", "tcp"],

@@ -1,13 +1,13 @@
 from tests.rbac import SIGNED_IN, Case
 
 CASES = {
-    "profile.index": Case("GET", "/profile/", SIGNED_IN, status=200),
+    "profile.index": Case("GET", "/profile/", SIGNED_IN, expect=200),
     "profile.create_token": Case(
-        "POST", "/profile/tokens", SIGNED_IN, data={"name": "matrix", "expires": "30"}, status=201
+        "POST", "/profile/tokens", SIGNED_IN, data={"name": "matrix", "expires": "30"}, expect=201
     ),
     # Nobody else's token can be revoked: another user's token id is "not found" for everyone.
     "profile.revoke_token": Case(
-        "POST", "/profile/tokens/{foreign_token_id}/revoke", SIGNED_IN, status=404
+        "POST", "/profile/tokens/{foreign_token_id}/revoke", SIGNED_IN, expect=404
     ),
 }
 

@@ -6,6 +6,7 @@ client, the real Flask app of the server); tests/sync/test_live.py runs gunicorn
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,10 +16,15 @@ from typing import Any
 import httpx
 import pytest
 from flask import Flask
+from sqlalchemy import select
 
 from portal.extensions import db as _db
+from portal.models import Device as DeviceRow
+from portal.models import SyncState, User
 from portal.sync import client as sync_client
+from portal.sync import scopes
 from portal.sync import services as sync_services
+from portal.sync.tables import SYNCED_TABLES, row_to_json
 from tests import factories
 from tests.conftest import make_app
 
@@ -51,9 +57,18 @@ def server_app(tmp_path: Path, database_url: str | None = None) -> Flask:
     )
 
 
+@pytest.fixture(params=["sqlite"])
+def server_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The server's database: a SQLite file, or (parametrised indirectly with "postgresql") a
+    throwaway PostgreSQL database."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("postgres_url"))
+    return f"sqlite:///{tmp_path / 'server.db'}"
+
+
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[Flask]:
-    app = server_app(tmp_path)
+def server(tmp_path: Path, server_database: str) -> Iterator[Flask]:
+    app = server_app(tmp_path, server_database)
     yield app
     with app.app_context():
         _db.session.remove()
@@ -161,3 +176,69 @@ def campus(server: Flask) -> Campus:
             assessment.id,
             lab.id,
         )
+
+
+# --- Replicas compared ---------------------------------------------------------------------------
+
+
+def device_accounts(server: Flask, device: Device) -> list[tuple[Any, str]]:
+    """(id, role) of the accounts of `device` as the server knows them."""
+    with device.session():
+        device_id = _db.session.scalar(select(SyncState.device_id))
+    with server.app_context():
+        row = _db.session.get(DeviceRow, device_id)
+        assert row is not None
+        return sync_services.device_accounts(_db.session, row)
+
+
+def visible_rows(app: Flask, accounts: list[tuple[Any, str]] | None = None) -> dict[str, dict]:
+    """Every synchronised row of `app`'s database as JSON, by table and id; with `accounts`,
+    only the rows those accounts may read (scopes.condition), as a device of theirs shows them:
+    no password verifier of other accounts, no reference to an account it may not hold."""
+    out: dict[str, dict] = {}
+    with app.app_context():
+        db = _db.session
+        visible_users = None
+        if accounts is not None:
+            visible_users = set(
+                db.scalars(select(User.id).where(scopes.condition("users", accounts)))
+            )
+        for entry in SYNCED_TABLES:
+            query = select(entry.model)
+            if accounts is not None:
+                query = query.where(scopes.condition(entry.name, accounts))
+            rows = {}
+            for row in db.scalars(query):
+                data = row_to_json(entry.table, row)
+                if visible_users is not None:
+                    if entry.name == "users" and not scopes.password_hash_visible(
+                        row.id, accounts or []
+                    ):
+                        data["password_hash"] = "!"
+                    for column in entry.table.columns:
+                        target = next(iter(column.foreign_keys), None)
+                        if (
+                            target is not None
+                            and target.column.table.name == "users"
+                            and column.nullable
+                            and data[column.name] is not None
+                            and uuid.UUID(data[column.name]) not in visible_users
+                        ):
+                            data[column.name] = None
+                rows[data["id"]] = data
+            out[entry.name] = rows
+        db.rollback()
+    return out
+
+
+def assert_replica_matches(server: Flask, device: Device) -> None:
+    """The device holds exactly the server's rows for its scope, field for field."""
+    expected = visible_rows(server, device_accounts(server, device))
+    held = visible_rows(device.app)
+    for table in expected:
+        missing = set(expected[table]) - set(held[table])
+        extra = set(held[table]) - set(expected[table])
+        assert not missing, f"{table}: the device lacks {len(missing)} row(s) in its scope"
+        assert not extra, f"{table}: the device holds {len(extra)} row(s) outside its scope"
+        for row_id, row in expected[table].items():
+            assert held[table][row_id] == row, f"{table} {row_id} differs on the device"

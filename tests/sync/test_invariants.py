@@ -1,0 +1,1456 @@
+"""The eleven sync invariants of DESIGN.md ("Sync: what must always hold"), one or more tests
+each, in one process: device apps over their own SQLite files talk HTTP to the server app
+through httpx's WSGI transport; where a database race matters the server runs on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from flask import Flask
+from sqlalchemy import event, func, select, text
+
+from portal.extensions import db as _db
+from portal.models import (
+    Assessment,
+    AttendanceRecord,
+    ChangeLogEntry,
+    LabSession,
+    Mark,
+    OutboxEntry,
+    ProcessedChange,
+    Registration,
+    Section,
+    StoredFile,
+    Submission,
+    SyncConflict,
+    SyncState,
+    User,
+)
+from portal.sync import capture, hlc
+from portal.sync import client as sync_client
+from portal.sync import services as sync_services
+from portal.sync.tables import SYNCED_TABLES
+from tests import factories
+from tests.sync.conftest import (
+    SERVER_URL,
+    Campus,
+    Device,
+    as_user,
+    assert_replica_matches,
+    device_accounts,
+    wsgi_client,
+)
+
+ON_POSTGRESQL = pytest.mark.parametrize("server_database", ["postgresql"], indirect=True)
+ON_BOTH = pytest.mark.parametrize("server_database", ["sqlite", "postgresql"], indirect=True)
+
+
+# --- Helpers ---------------------------------------------------------------------------------
+
+
+class Flaky(httpx.BaseTransport):
+    """The server app over WSGI, with replies that can be lost after the server handled the
+    request (the connection drops on the way back), and a record of what was sent."""
+
+    def __init__(self, app: Flask) -> None:
+        self.inner = httpx.WSGITransport(app=app)
+        self.lose: dict[str, int] = {}  # path -> how many replies to lose
+        self.lose_after: dict[str, int] = {}  # path -> let this many through first
+        self.sent: list[tuple[str, str, int]] = []  # (method, path, bytes of body)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        body = request.read()
+        self.sent.append((request.method, request.url.path, len(body)))
+        response = self.inner.handle_request(request)
+        path = request.url.path
+        if self.lose_after.get(path, 0) > 0:
+            self.lose_after[path] -= 1
+        elif self.lose.get(path, 0) > 0:
+            self.lose[path] -= 1
+            response.read()
+            raise httpx.ReadError("connection lost", request=request)
+        return response
+
+    def bytes_sent(self, method: str, prefix: str) -> int:
+        return sum(size for m, path, size in self.sent if m == method and path.startswith(prefix))
+
+
+def flaky_client(server: Flask) -> tuple[httpx.Client, Flaky]:
+    transport = Flaky(server)
+    return httpx.Client(transport=transport, base_url=SERVER_URL), transport
+
+
+@contextmanager
+def acting(device: Device, user_id: Any) -> Iterator[Any]:
+    """The device's session, its changes attributed to `user_id` (as a signed-in person's)."""
+    with device.session():
+        as_user(device.app, user_id)
+        yield _db.session
+
+
+def on_server(server: Flask) -> Any:
+    return server.app_context()
+
+
+def count(app: Flask, model: Any, *where: Any) -> int:
+    with app.app_context():
+        return int(_db.session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+def state_of(device: Device) -> Any:
+    with device.session():
+        return _db.session.execute(select(SyncState)).one()[0]
+
+
+def transport_of(device: Device) -> sync_client.Transport:
+    state = state_of(device)
+    return sync_client.Transport(state.server_url, state.credential, device.http)
+
+
+def change(
+    table: str,
+    row_id: Any,
+    fields: dict[str, Any],
+    *,
+    actor: Any,
+    op: str = "insert",
+    base_cursor: int = 0,
+    stamp: str | None = None,
+) -> dict[str, Any]:
+    """A pushed change as a device's outbox would send it (or as a forger would write it)."""
+    return {
+        "change_id": str(uuid.uuid4()),
+        "table": table,
+        "row_id": str(row_id),
+        "op": op,
+        "fields": {k: str(v) if isinstance(v, uuid.UUID) else v for k, v in fields.items()},
+        "hlc": stamp or hlc.tick("", datetime.now(UTC), "forger"),
+        "base_cursor": base_cursor,
+        "actor_id": str(actor) if actor else None,
+    }
+
+
+def push_raw(device: Device, changes: list[dict[str, Any]]) -> list[dict[str, str]]:
+    return transport_of(device).json("POST", "/push", {"changes": changes})["results"]
+
+
+def local_mark(device: Device, actor_id: Any, assessment_id: Any, student_id: Any, raw: str) -> Any:
+    from portal.grading.services import set_mark
+
+    with acting(device, actor_id) as db:
+        mark = set_mark(
+            db, db.get(User, actor_id), db.get(Assessment, assessment_id), student_id, raw
+        )
+        db.commit()
+        return mark.id
+
+
+def server_mark(
+    server: Flask, actor_id: Any, assessment_id: Any, student_id: Any, raw: str
+) -> None:
+    from portal.grading.services import set_mark
+
+    with on_server(server):
+        db = _db.session
+        db.info[capture.ACTOR] = actor_id
+        set_mark(db, db.get(User, actor_id), db.get(Assessment, assessment_id), student_id, raw)
+        db.commit()
+
+
+def points_on(app: Flask, assessment_id: Any, student_id: Any) -> float | None:
+    with app.app_context():
+        mark = _db.session.scalar(
+            select(Mark).filter_by(assessment_id=assessment_id, student_id=student_id)
+        )
+        return mark.points if mark else None
+
+
+def outbox(device: Device) -> list[Any]:
+    with device.session():
+        return list(_db.session.scalars(select(OutboxEntry).order_by(OutboxEntry.seq)))
+
+
+def new_section(server: Flask, *, capacity: int, waitlist: int, **fields: Any) -> Any:
+    with on_server(server):
+        section = factories.make_section(
+            _db.session, capacity=capacity, waitlist_capacity=waitlist, **fields
+        )
+        _db.session.commit()
+        return section.id
+
+
+def server_register(server: Flask, student_id: Any, section_id: Any) -> str:
+    from portal.registration.services import register
+
+    with on_server(server):
+        db = _db.session
+        db.info[capture.ACTOR] = student_id
+        result = register(
+            db, db.get(User, student_id), db.get(Section, section_id), now=datetime.now(UTC)
+        )
+        db.commit()
+        return result.status
+
+
+def new_student(server: Flask, username: str) -> Any:
+    with on_server(server):
+        user = factories.make_user(_db.session, "student", username=username)
+        _db.session.commit()
+        return user.id
+
+
+# --- 1. A local change and its outbox entry are one transaction --------------------------------
+
+
+def test_a_local_change_writes_its_outbox_entry_and_a_rolled_back_one_writes_none(
+    campus: Campus, make_device: Callable[..., Device]
+) -> None:
+    laptop = make_device("teach1")
+    local_mark(laptop, campus.instructor, campus.assessment, campus.students[0], "64")
+    entries = outbox(laptop)
+    assert [(e.table_name, e.op, e.fields["points"]) for e in entries] == [("marks", "insert", 64)]
+    assert entries[0].actor_id == campus.instructor
+
+    from portal.grading.services import set_mark
+
+    with acting(laptop, campus.instructor) as db:
+        set_mark(
+            db,
+            db.get(User, campus.instructor),
+            db.get(Assessment, campus.assessment),
+            campus.students[1],
+            "80",
+        )
+        db.flush()  # the outbox entry is written with the change...
+        assert db.scalar(select(func.count(OutboxEntry.seq))) == 2
+        db.rollback()  # ...and goes with it
+    assert len(outbox(laptop)) == 1
+    assert points_on(laptop.app, campus.assessment, campus.students[1]) is None
+
+
+@pytest.mark.parametrize("crash_at", ["marks", "sync_outbox"])
+def test_a_crash_between_the_change_and_its_outbox_entry_leaves_neither(
+    campus: Campus, make_device: Callable[..., Device], crash_at: str
+) -> None:
+    """Both rows are written on one connection in one transaction: the process dying after
+    either statement (here: an exception right after it ran) commits neither."""
+    laptop = make_device("teach1")
+    statements: list[tuple[int, str]] = []
+
+    class Crash(Exception):
+        pass
+
+    def watch(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append((id(conn.connection.dbapi_connection), statement.split()[0].upper()))
+        if statement.startswith(f"INSERT INTO {crash_at}"):
+            raise Crash
+
+    engine = laptop.engine
+    event.listen(engine, "after_cursor_execute", watch)
+    try:
+        with pytest.raises(Crash):
+            local_mark(laptop, campus.instructor, campus.assessment, campus.students[0], "55")
+    finally:
+        event.remove(engine, "after_cursor_execute", watch)
+    assert len({connection for connection, _ in statements}) == 1, "one connection for both"
+    assert "COMMIT" not in [verb for _, verb in statements]
+    assert outbox(laptop) == []
+    assert points_on(laptop.app, campus.assessment, campus.students[0]) is None
+
+
+def test_a_change_made_through_a_page_is_in_the_outbox(
+    campus: Campus, make_device: Callable[..., Device]
+) -> None:
+    """Capture is in the session, not in the sync code: a web form's change is seen too."""
+    from tests.conftest import post_form
+
+    laptop = make_device("stud3")
+    web = laptop.app.test_client()
+    response = post_form(web, "/login", {"username": "stud3", "password": factories.PASSWORD})
+    assert response.status_code == 302
+    with laptop.session():
+        section = _db.session.get(Section, campus.other_section)
+        assert section is not None
+    response = post_form(web, f"/sections/{campus.other_section}/register", {}, token_from="/")
+    assert response.status_code == 302
+    [entry] = [e for e in outbox(laptop) if e.table_name == "registrations"]
+    assert entry.op == "insert" and entry.actor_id == campus.students[2]
+    assert entry.fields["status"] == "enrolled"
+
+
+# --- 2. UUID row ids made on the device; deletes are tombstones ---------------------------------
+
+
+def test_rows_made_offline_keep_their_device_made_uuid_on_the_server(
+    campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    from portal.attendance.services import LabSessionInput, create_lab_session
+
+    laptop = make_device("lab1")
+    with acting(laptop, campus.lab_staff) as db:
+        created = create_lab_session(
+            db,
+            db.get(User, campus.lab_staff),
+            db.get(Section, campus.section),
+            LabSessionInput(
+                held_on=datetime.now(UTC).date(),
+                starts_at=datetime(2000, 1, 1, 9).time(),
+                ends_at=datetime(2000, 1, 1, 11).time(),
+                room="B12",
+            ),
+        )
+        db.commit()
+        made_here = created.id
+    assert isinstance(made_here, uuid.UUID) and made_here.version == 4
+    laptop.sync()
+    with on_server(server):
+        assert _db.session.get(LabSession, made_here).room == "B12"
+
+
+def test_a_delete_travels_as_a_tombstone_and_a_device_cannot_hard_delete(
+    campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    from portal.grading.services import delete_assessment
+
+    server_mark(server, campus.instructor, campus.lab, campus.students[0], "7")
+    laptop = make_device("teach1")
+    with on_server(server):
+        db = _db.session
+        db.info[capture.ACTOR] = campus.instructor
+        delete_assessment(
+            db,
+            db.get(User, campus.instructor),
+            db.get(Assessment, campus.lab),
+            now=datetime.now(UTC),
+        )
+        db.commit()
+    laptop.sync()
+    with laptop.session():
+        tombstone = _db.session.get(Assessment, campus.lab)
+        assert tombstone is not None and tombstone.deleted_at is not None
+    # A row removed outright on the device is not removed on the server, and comes back.
+    with acting(laptop, campus.instructor) as db:
+        mark = db.scalar(select(Mark).filter_by(assessment_id=campus.lab))
+        db.delete(mark)
+        db.commit()
+    assert [e.op for e in outbox(laptop)] == ["delete"]
+    summary = laptop.sync()
+    assert summary.refused == 1
+    assert points_on(server, campus.lab, campus.students[0]) == 7
+    assert points_on(laptop.app, campus.lab, campus.students[0]) == 7
+    assert_replica_matches(server, laptop)
+
+
+# --- 3. Push is idempotent ----------------------------------------------------------------------
+
+
+def test_a_lost_reply_then_replay_returns_the_first_answer_and_applies_nothing_twice(
+    campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    from portal.registration.services import register
+
+    http, transport = flaky_client(server)
+    laptop = make_device("stud3", http=http)
+    with acting(laptop, campus.students[2]) as db:
+        register(
+            db,
+            db.get(User, campus.students[2]),
+            db.get(Section, campus.other_section),
+            now=datetime.now(UTC),
+        )
+        db.commit()
+    [entry] = outbox(laptop)
+    transport.lose["/sync/v1/push"] = 1
+    with pytest.raises(sync_client.SyncError) as lost:
+        laptop.sync()
+    assert lost.value.reason == "unreachable"
+    assert [e.change_id for e in outbox(laptop)] == [entry.change_id]  # kept: no answer came
+    with on_server(server):
+        section = _db.session.get(Section, campus.other_section)
+        assert section.enrolled_count == 1
+        first = _db.session.get(ProcessedChange, (state_of(laptop).device_id, entry.change_id))
+        assert first is not None and first.status == "applied"
+    log_before = count(server, ChangeLogEntry)
+
+    summary = laptop.sync()  # the replay
+    assert summary.pushed == 1 and summary.refused == 0
+    assert outbox(laptop) == []
+    with on_server(server):
+        assert _db.session.get(Section, campus.other_section).enrolled_count == 1
+        assert (
+            _db.session.scalar(
+                select(func.count(Registration.id)).filter_by(student_id=campus.students[2])
+            )
+            == 1
+        )
+    assert count(server, SyncConflict) == 0
+    assert count(server, ChangeLogEntry) == log_before  # nothing applied again
+    answers = push_raw(laptop, [entry_as_change(entry)])
+    assert answers == [
+        {"change_id": str(entry.change_id), "status": "applied", "detail": "Enrolled."}
+    ]
+
+
+def entry_as_change(entry: Any) -> dict[str, Any]:
+    return {
+        "change_id": str(entry.change_id),
+        "table": entry.table_name,
+        "row_id": str(entry.row_id),
+        "op": entry.op,
+        "fields": entry.fields,
+        "hlc": entry.hlc,
+        "base_cursor": entry.base_cursor,
+        "actor_id": str(entry.actor_id),
+    }
+
+
+@ON_BOTH
+def test_two_identical_pushes_at_once_apply_once(
+    campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    laptop = make_device("stud3")
+    batch = [
+        change(
+            "registrations",
+            uuid.uuid4(),
+            {
+                "student_id": campus.students[2],
+                "section_id": campus.other_section,
+                "status": "enrolled",
+            },
+            actor=campus.students[2],
+        )
+    ]
+    credential = state_of(laptop).credential
+    barrier = threading.Barrier(2)
+    answers: list[Any] = [None, None]
+
+    def send(slot: int) -> None:
+        with wsgi_client(server) as http:
+            transport = sync_client.Transport(SERVER_URL, credential, http)
+            barrier.wait()
+            answers[slot] = transport.json("POST", "/push", {"changes": batch})["results"]
+
+    threads = [threading.Thread(target=send, args=(slot,)) for slot in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert answers[0] == answers[1]
+    assert answers[0][0]["status"] == "applied"
+    with on_server(server):
+        assert _db.session.get(Section, campus.other_section).enrolled_count == 1
+        assert _db.session.scalar(select(func.count(ProcessedChange.change_id))) == 1
+    assert count(server, Registration, Registration.student_id == campus.students[2]) == 1
+    assert count(server, SyncConflict) == 0
+
+
+# --- 4. Pull by a server cursor; never skip a late commit ---------------------------------------
+
+
+class ShiftedClock:
+    """The device's wall clock, `offset` away from the real one (datetime and time)."""
+
+    def __init__(self, offset: timedelta) -> None:
+        self.offset = offset
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        shift = self.offset
+
+        class DeviceDatetime(datetime):
+            @classmethod
+            def now(cls, tz: Any = None) -> Any:  # type: ignore[override]
+                return datetime.now(tz) + shift
+
+        class DeviceTime:
+            @staticmethod
+            def time() -> float:
+                return time.time() + shift.total_seconds()
+
+        monkeypatch.setattr(capture, "datetime", DeviceDatetime)
+        monkeypatch.setattr(sync_client, "time", DeviceTime)
+
+
+def test_the_pull_cursor_is_the_servers_number_whatever_the_device_clock_says(
+    campus: Campus,
+    make_device: Callable[..., Device],
+    server: Flask,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    laptop = make_device("teach1")
+    ShiftedClock(timedelta(days=-400)).install(monkeypatch)
+    server_mark(server, campus.instructor, campus.assessment, campus.students[1], "42")
+    http_bodies: list[dict[str, Any]] = []
+    real_json = sync_client.Transport.json
+
+    def spy(self: Any, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        if path == "/pull":
+            http_bodies.append(body)
+        return real_json(self, method, path, body)
+
+    monkeypatch.setattr(sync_client.Transport, "json", spy)
+    laptop.sync()
+    assert points_on(laptop.app, campus.assessment, campus.students[1]) == 42
+    with on_server(server):
+        newest = _db.session.scalar(select(func.max(ChangeLogEntry.seq)))
+    assert state_of(laptop).cursor == newest
+    pull_keys = {"cursor", "fingerprint", "upto", "table", "after", "snapshot", "pending"}
+    assert all(set(body) <= pull_keys for body in http_bodies)  # nothing from the clock
+    assert http_bodies[0]["cursor"] < newest
+
+
+def test_the_cursor_moves_only_with_the_last_page_and_an_abandoned_pull_resumes(
+    campus: Campus,
+    make_device: Callable[..., Device],
+    server: Flask,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    http, transport = flaky_client(server)
+    laptop = make_device("teach1", http=http)
+    cursor = state_of(laptop).cursor
+    for n, student in enumerate(campus.students[:2]):
+        server_mark(server, campus.instructor, campus.assessment, student, str(50 + n))
+        server_mark(server, campus.instructor, campus.lab, student, str(5 + n))
+    monkeypatch.setattr(sync_services, "PAGE_ROWS", 1)
+    transport.lose_after["/sync/v1/pull"] = 2
+    transport.lose["/sync/v1/pull"] = 1
+    with pytest.raises(sync_client.SyncError):
+        laptop.sync()
+    state = state_of(laptop)
+    assert state.cursor == cursor  # not moved: the pull did not finish
+    assert state.pull_upto is not None and state.pull_upto > cursor
+    held = count(laptop.app, Mark)
+    assert 0 < held < 4  # the pages that arrived are kept, with where the pull stood
+    laptop.sync()
+    assert state_of(laptop).cursor >= state.pull_upto
+    assert count(laptop.app, Mark) == 4
+    assert_replica_matches(server, laptop)
+
+
+@ON_POSTGRESQL
+def test_a_transaction_that_commits_late_is_not_skipped(
+    campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    """T1 writes a change and is held open inside its commit; T2 writes another; a pull runs
+    meanwhile; then T1 commits. Every change must reach the device."""
+    laptop = make_device("teach1")
+    in_commit = threading.Event()
+    release = threading.Event()
+    errors: list[BaseException] = []
+
+    def slow_writer() -> None:
+        try:
+            with on_server(server):
+                db = _db.session
+
+                def hold(_session: Any) -> None:  # runs after capture numbered the change
+                    in_commit.set()
+                    release.wait(30)
+
+                db.info[capture.ACTOR] = campus.instructor
+                from portal.grading.services import set_mark
+
+                set_mark(
+                    db,
+                    db.get(User, campus.instructor),
+                    db.get(Assessment, campus.assessment),
+                    campus.students[0],
+                    "11",
+                )
+                event.listen(db(), "before_commit", hold)
+                db.commit()
+        except BaseException as exc:  # reported to the test thread
+            errors.append(exc)
+
+    def fast_writer() -> None:  # touches other rows: only the change log orders the two
+        try:
+            with on_server(server):
+                db = _db.session
+                section = db.get(Section, campus.other_section)
+                section.course.title = "Renamed while T1 was committing"
+                db.commit()
+        except BaseException as exc:
+            errors.append(exc)
+
+    slow = threading.Thread(target=slow_writer)
+    slow.start()
+    assert in_commit.wait(30)
+    fast = threading.Thread(target=fast_writer)
+    fast.start()
+    # Wait until the second writer has either committed or is queued for a lock.
+    deadline = time.monotonic() + 30
+    with on_server(server):
+        while fast.is_alive() and time.monotonic() < deadline:
+            waiting = _db.session.scalar(text("SELECT count(*) FROM pg_locks WHERE NOT granted"))
+            _db.session.rollback()
+            if waiting:
+                break
+    assert time.monotonic() < deadline
+    laptop.sync()  # a pull while T1 is open (and T2 committed or queued behind it)
+    release.set()
+    slow.join(30)
+    fast.join(30)
+    assert not errors, errors
+    laptop.sync()
+    assert points_on(laptop.app, campus.assessment, campus.students[0]) == 11
+    with laptop.session():
+        course = _db.session.get(Section, campus.other_section).course
+        assert course.title == "Renamed while T1 was committing"
+    assert_replica_matches(server, laptop)
+
+
+# --- 5. The server re-checks every pushed change ------------------------------------------------
+
+
+def test_a_students_device_cannot_push_a_mark(
+    campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    laptop = make_device("stud1")
+    forged = uuid.uuid4()
+    with laptop.session():  # written into the device's database behind the portal's back
+        _db.session.execute(
+            Mark.__table__.insert().values(
+                id=forged,
+                assessment_id=campus.assessment,
+                student_id=campus.students[0],
+                points=100.0,
+                created_at=datetime.now(UTC),
+                updated_at=datetime.now(UTC),
+            )
+        )
+        _db.session.commit()
+    [answer] = push_raw(
+        laptop,
+        [
+            change(
+                "marks",
+                forged,
+                {
+                    "assessment_id": campus.assessment,
+                    "student_id": campus.students[0],
+                    "points": 100,
+                },
+                actor=campus.students[0],
+            )
+        ],
+    )
+    assert answer["status"] == "refused"
+    assert points_on(server, campus.assessment, campus.students[0]) is None
+    with on_server(server):
+        conflict = _db.session.scalar(select(SyncConflict))
+        assert (conflict.kind, conflict.author_id) == ("refused", campus.students[0])
+        assert conflict.lost_value["points"] == 100
+    laptop.sync()  # the device is told to remove what the server never accepted
+    assert points_on(laptop.app, campus.assessment, campus.students[0]) is None
+    assert_replica_matches(server, laptop)
+
+
+def test_a_change_as_another_account_is_refused(
+    campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    laptop = make_device("stud3")
+    [answer] = push_raw(
+        laptop,
+        [
+            change(
+                "marks",
+                uuid.uuid4(),
+                {
+                    "assessment_id": campus.assessment,
+                    "student_id": campus.students[2],
+                    "points": 99,
+                },
+                actor=campus.instructor,  # not an account of this device
+            )
+        ],
+    )
+    assert answer == {
+        "change_id": answer["change_id"],
+        "status": "refused",
+        "detail": "The change was not made by an account of this device.",
+    }
+    assert count(server, Mark) == 0
+
+
+def test_forged_tables_and_fields_are_refused_or_ignored(
+    campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    laptop = make_device("stud3")
+    me = campus.students[2]
+    answers = push_raw(
+        laptop,
+        [
+            change("sync_devices", uuid.uuid4(), {}, actor=me),
+            change("users", me, {"role": "admin"}, actor=me, op="update"),
+            change(
+                "registrations",
+                uuid.uuid4(),
+                {
+                    "student_id": me,
+                    "section_id": campus.other_section,
+                    "status": "enrolled",
+                    "final_grade": "A",
+                    "waitlist_position": 1,
+                },
+                actor=me,
+            ),
+            change("sections", campus.other_section, {"enrolled_count": 0}, actor=me, op="update"),
+        ],
+    )
+    assert [a["status"] for a in answers] == ["refused", "refused", "applied", "refused"]
+    assert answers[0]["detail"] == "Malformed change: unknown table 'sync_devices'"
+    assert answers[1]["detail"] == "Accounts are changed on the campus server only."
+    with on_server(server):
+        assert _db.session.get(User, me).role == "student"
+        registration = _db.session.scalar(select(Registration).filter_by(student_id=me))
+        assert (registration.final_grade, registration.waitlist_position) == (None, None)
+        assert _db.session.get(Section, campus.other_section).enrolled_count == 1
+
+
+def test_a_forged_row_id_cannot_reach_another_students_registration(
+    campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    """Naming another student's registration by its id, as an update or as an "insert" whose
+    fields claim to be one's own, changes nothing of theirs."""
+    laptop = make_device("stud3")
+    with on_server(server):
+        theirs = _db.session.scalar(
+            select(Registration.id).filter_by(student_id=campus.students[0])
+        )
+    mine = {"student_id": campus.students[2], "section_id": campus.section, "status": "dropped"}
+    answers = push_raw(
+        laptop,
+        [
+            change("registrations", theirs, mine, actor=campus.students[2], op="update"),
+            change("registrations", theirs, mine, actor=campus.students[2], op="insert"),
+        ],
+    )
+    assert [a["status"] for a in answers] == ["refused", "refused"]
+    with on_server(server):
+        assert _db.session.get(Registration, theirs).status == "enrolled"
+        assert _db.session.get(Section, campus.section).enrolled_count == 2
+
+
+def test_a_widened_pull_request_gets_only_the_devices_scope(
+    campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    server_mark(server, campus.instructor, campus.assessment, campus.students[1], "77")
+    laptop = make_device("stud1")
+    transport = transport_of(laptop)
+    for forged in (
+        {"cursor": 0, "fingerprint": "", "snapshot": True},
+        {"cursor": 0, "upto": 10**9, "table": 0, "after": "", "snapshot": True},
+        {"cursor": 0, "limit": 10**9},
+    ):
+        page = transport.json("POST", "/pull", forged)
+        marks = page["rows"].get("marks", [])
+        assert {m["student_id"] for m in marks} <= {str(campus.students[0])}
+        users = page["rows"].get("users", [])
+        assert str(campus.students[1]) not in {u["id"] for u in users}
+    bad = transport.call
+    with pytest.raises(sync_client.SyncError) as refused:
+        bad("POST", "/pull", {"cursor": -1})
+    assert str(refused.value) == "cursor must be a whole number."
+
+
+def _register_offline(device: Device, student_id: Any, section_id: Any) -> str:
+    from portal.registration.services import register
+
+    with acting(device, student_id) as db:
+        result = register(
+            db, db.get(User, student_id), db.get(Section, section_id), now=datetime.now(UTC)
+        )
+        db.commit()
+        return result.status
+
+
+def test_an_offline_registration_into_a_section_filled_meanwhile_is_waitlisted(
+    campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    small = new_section(server, capacity=1, waitlist=1)
+    rival = new_student(server, "rival1")
+    laptop = make_device("stud3")
+    assert server_register(server, rival, small) == "enrolled"  # the last seat, meanwhile
+    assert _register_offline(laptop, campus.students[2], small) == "enrolled"  # as it looked
+    laptop.sync()
+    with laptop.session():
+        mine = _db.session.scalar(select(Registration).filter_by(student_id=campus.students[2]))
+        assert (mine.status, mine.waitlist_position) == ("waitlisted", 1)
+    assert_replica_matches(server, laptop)
+
+
+def test_an_offline_registration_refused_by_the_server_is_undone_on_the_device(
+    campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    small = new_section(server, capacity=1, waitlist=0)
+    rival = new_student(server, "rival2")
+    laptop = make_device("stud3")
+    assert server_register(server, rival, small) == "enrolled"
+    assert _register_offline(laptop, campus.students[2], small) == "enrolled"
+    summary = laptop.sync()
+    assert summary.refused == 1
+    with on_server(server):
+        conflict = _db.session.scalar(select(SyncConflict))
+        assert conflict.kind == "refused" and conflict.author_id == campus.students[2]
+        assert "full" in conflict.detail
+    with laptop.session():
+        assert _db.session.scalar(select(Registration).filter_by(section_id=small)) is None
+        assert _db.session.get(Section, small).enrolled_count == 1
+    assert_replica_matches(server, laptop)
+
+
+def test_a_refused_registration_leaves_no_seat_taken_on_the_device(
+    campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    """Refused for a reason that changed nothing on the server (here the registration window
+    closed meanwhile): the seat the device counted locally is given back too."""
+    from portal.models import Term
+
+    section_id = new_section(server, capacity=5, waitlist=0)
+    laptop = make_device("stud3")
+    assert _register_offline(laptop, campus.students[2], section_id) == "enrolled"
+    with on_server(server):
+        term = _db.session.get(Section, section_id).term
+        term.registration_closes_at = datetime.now(UTC) - timedelta(hours=1)
+        term.registration_opens_at = datetime.now(UTC) - timedelta(days=9)
+        _db.session.commit()
+        closed_term = term.id
+    laptop.sync()
+    with laptop.session():
+        assert _db.session.get(Section, section_id).enrolled_count == 0
+        assert _db.session.get(Term, closed_term).registration_closes_at < datetime.now(UTC)
+    assert_replica_matches(server, laptop)
+
+
+def test_a_mark_on_grades_finalised_meanwhile_is_refused_with_its_reason_and_kept(
+    campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    from portal.grading.services import finalise_section
+
+    with on_server(server):
+        _db.session.add(
+            Assessment(
+                section_id=campus.section, name="Final", kind="exam", weight=50, max_points=100
+            )
+        )
+        _db.session.commit()
+    laptop = make_device("teach1")
+    local_mark(laptop, campus.instructor, campus.assessment, campus.students[0], "88")
+    with on_server(server):
+        db = _db.session
+        db.info[capture.ACTOR] = campus.instructor
+        finalise_section(
+            db,
+            db.get(User, campus.instructor),
+            db.get(Section, campus.section),
+            now=datetime.now(UTC),
+        )
+        db.commit()
+    summary = laptop.sync()
+    assert summary.refused == 1
+    assert outbox(laptop) == []
+    with on_server(server):
+        conflict = _db.session.scalar(select(SyncConflict))
+        assert conflict.kind == "refused"
+        assert conflict.detail.startswith("Grades for ") and "are final" in conflict.detail
+        assert conflict.lost_value["points"] == 88
+        assert conflict.author_id == campus.instructor
+    assert points_on(server, campus.assessment, campus.students[0]) is None
+    assert points_on(laptop.app, campus.assessment, campus.students[0]) is None
+    with laptop.session():  # the author sees their own conflict on the device
+        assert _db.session.scalar(select(SyncConflict.detail)) == conflict.detail
+    assert_replica_matches(server, laptop)
+
+
+def test_one_change_that_always_fails_does_not_block_those_behind_it(
+    campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    laptop = make_device("teach1")
+    with laptop.session():
+        _db.session.execute(
+            OutboxEntry.__table__.insert().values(
+                change_id=uuid.uuid4(),
+                table_name="marks",
+                row_id=uuid.uuid4(),
+                op="update",
+                fields={"points": "not a number"},
+                hlc=hlc.tick("", datetime.now(UTC), "d"),
+                base_cursor=0,
+                actor_id=campus.instructor,
+                created_at=datetime.now(UTC),
+            )
+        )
+        _db.session.commit()
+    local_mark(laptop, campus.instructor, campus.assessment, campus.students[1], "61")
+    summary = laptop.sync()
+    assert summary.pushed == 2 and summary.refused == 1
+    assert points_on(server, campus.assessment, campus.students[1]) == 61
+    assert outbox(laptop) == []
+
+
+# --- 6. Conflicts: field by field, by hybrid logical clock; the loser is kept --------------------
+
+
+class DeviceClock:
+    """The device's wall clock `offset` away from the real one: what the device's outbox dates
+    its edits with, and what its client measures the server's clock against. (Server and
+    devices share this process, so only the device's readings are shifted.)"""
+
+    def __init__(self, offset: timedelta) -> None:
+        self.offset = offset
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import sys
+
+        shift = self.offset
+
+        class Clock(datetime):
+            @classmethod
+            def now(cls, tz: Any = None) -> Any:  # type: ignore[override]
+                caller = sys._getframe(1).f_code.co_name
+                return datetime.now(tz) + (shift if caller == "_write_outbox" else timedelta())
+
+        class DeviceTime:
+            @staticmethod
+            def time() -> float:
+                return time.time() + shift.total_seconds()
+
+        monkeypatch.setattr(capture, "datetime", Clock)
+        monkeypatch.setattr(sync_client, "time", DeviceTime)
+
+
+# A device measures the server's clock over HTTP, to within half a round trip; two edits of
+# the same field are ordered by real time when they are further apart than that.
+CLOCK_PRECISION_MS = 1_000
+
+
+def _after(moment_ms: int) -> None:
+    """Return once the real clock has passed `moment_ms` by more than a clock's precision."""
+    while hlc.millis_of(datetime.now(UTC)) <= moment_ms + CLOCK_PRECISION_MS:
+        time.sleep(0.01)
+
+
+def test_different_fields_changed_on_both_sides_merge(
+    campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    from portal.registration.services import drop
+
+    laptop = make_device("stud1")
+    with on_server(server):  # an admin corrects a server-kept field meanwhile
+        registration = _db.session.scalar(
+            select(Registration).filter_by(student_id=campus.students[0])
+        )
+        registration.final_grade = "B"
+        _db.session.commit()
+    with acting(laptop, campus.students[0]) as db:
+        mine = db.scalar(select(Registration).filter_by(student_id=campus.students[0]))
+        drop(db, mine, now=datetime.now(UTC))
+        db.commit()
+    laptop.sync()
+    with on_server(server):
+        merged = _db.session.scalar(select(Registration).filter_by(student_id=campus.students[0]))
+        assert (merged.status, merged.final_grade) == ("dropped", "B")
+    assert count(server, SyncConflict) == 0
+    assert_replica_matches(server, laptop)
+
+
+@pytest.mark.parametrize("days", [3, -3])
+def test_the_same_field_is_decided_by_real_time_even_with_a_device_clock_days_off(
+    campus: Campus,
+    make_device: Callable[..., Device],
+    server: Flask,
+    monkeypatch: pytest.MonkeyPatch,
+    days: int,
+) -> None:
+    """Clock 3 days ahead: its older edit must lose to the server's newer one. Clock 3 days
+    behind: its newer edit must win over the server's older one. Either way the value that
+    lost is kept in a conflict record."""
+    server_mark(server, campus.instructor, campus.assessment, campus.students[0], "50")
+    DeviceClock(timedelta(days=days)).install(monkeypatch)
+    laptop = make_device("teach1")
+    assert abs(state_of(laptop).clock_offset_ms + days * 86_400_000) < 60_000
+    if days > 0:
+        local_mark(laptop, campus.instructor, campus.assessment, campus.students[0], "60")
+        _after(hlc.millis_of(datetime.now(UTC)))
+        server_mark(server, campus.admin, campus.assessment, campus.students[0], "70")
+        winner, loser, kind = 70, 60, "superseded"
+    else:
+        server_mark(server, campus.admin, campus.assessment, campus.students[0], "70")
+        _after(hlc.millis_of(datetime.now(UTC)))
+        local_mark(laptop, campus.instructor, campus.assessment, campus.students[0], "60")
+        winner, loser, kind = 60, 70, "overwritten"
+    laptop.sync()
+    assert points_on(server, campus.assessment, campus.students[0]) == winner
+    assert points_on(laptop.app, campus.assessment, campus.students[0]) == winner
+    with on_server(server):
+        conflict = _db.session.scalar(select(SyncConflict))
+        assert (conflict.kind, conflict.field) == (kind, "points")
+        assert {conflict.kept_value, conflict.lost_value} == {winner, loser}
+        assert conflict.lost_value == (60 if kind == "superseded" else 70)
+    assert_replica_matches(server, laptop)
+
+
+def test_a_devices_own_later_edit_of_a_field_is_not_beaten_by_its_earlier_one(
+    campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    """Two offline edits of one mark pushed in one batch: the second is the value. (The field's
+    clock is the edit's, not the moment the server applied it.)"""
+    laptop = make_device("teach1")
+    local_mark(laptop, campus.instructor, campus.assessment, campus.students[0], "50")
+    local_mark(laptop, campus.instructor, campus.assessment, campus.students[0], "60")
+    summary = laptop.sync()
+    assert (summary.pushed, summary.conflicts) == (2, 0)
+    assert points_on(server, campus.assessment, campus.students[0]) == 60
+    assert count(server, SyncConflict) == 0
+    assert_replica_matches(server, laptop)
+
+
+def test_an_edit_against_a_delete_is_flagged(
+    campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    from portal.grading.services import delete_assessment
+
+    laptop = make_device("teach1")
+    local_mark(laptop, campus.instructor, campus.lab, campus.students[1], "8")
+    with on_server(server):
+        db = _db.session
+        db.info[capture.ACTOR] = campus.instructor
+        delete_assessment(
+            db,
+            db.get(User, campus.instructor),
+            db.get(Assessment, campus.lab),
+            now=datetime.now(UTC),
+        )
+        db.commit()
+    laptop.sync()
+    with on_server(server):
+        conflict = _db.session.scalar(select(SyncConflict))
+        assert (conflict.kind, conflict.field, conflict.lost_value) == ("deleted", "points", 8)
+        assert conflict.author_id == campus.instructor
+    assert points_on(server, campus.lab, campus.students[1]) is None
+    assert_replica_matches(server, laptop)
+
+
+# --- 7. A device holds its scope, table by table, for every role --------------------------------
+
+
+def _submit(app: Flask, student_id: Any, assessment_id: Any, content: bytes, name: str) -> Any:
+    import io
+
+    from portal.submissions import services as submissions
+    from portal.submissions import storage
+
+    upload_dir = Path(app.config["PORTAL"]["UPLOAD_DIR"])
+    with app.app_context():
+        db = _db.session
+        db.info[capture.ACTOR] = student_id
+        incoming = storage.receive(io.BytesIO(content), upload_dir, 10 * 1024 * 1024)
+        made = submissions.submit(
+            db,
+            db.get(User, student_id),
+            db.get(Assessment, assessment_id),
+            incoming,
+            name,
+            upload_dir=upload_dir,
+            now=datetime.now(UTC),
+        )
+        db.commit()
+        return made.id
+
+
+@pytest.fixture
+def busy_campus(campus: Campus, server: Flask) -> Campus:
+    """The campus with a second section (another instructor), marks, attendance and lab
+    reports for several students in both."""
+    from portal.attendance.services import LabSessionInput, create_lab_session, record_attendance
+
+    with on_server(server):
+        db = _db.session
+        other = factories.make_user(db, "instructor", username="teach2")
+        section = db.get(Section, campus.other_section)
+        section.instructor_id = other_id = other.id
+        db.add(
+            Registration(student_id=campus.students[2], section_id=section.id, status="enrolled")
+        )
+        section.enrolled_count = 1
+        db.add(Assessment(section_id=section.id, name="Lab A", kind="lab", weight=20, max_points=5))
+        db.commit()
+        other_lab = db.scalar(select(Assessment.id).filter_by(section_id=section.id))
+        sessions = {}
+        for section_id, actor in ((campus.section, campus.lab_staff), (section.id, other_id)):
+            sessions[section_id] = create_lab_session(
+                db,
+                db.get(User, actor),
+                db.get(Section, section_id),
+                LabSessionInput(
+                    held_on=datetime.now(UTC).date(),
+                    starts_at=datetime(2000, 1, 1, 9).time(),
+                    ends_at=datetime(2000, 1, 1, 10).time(),
+                    room="L1",
+                ),
+            ).id
+        db.commit()
+        for student in campus.students[:2]:
+            record_attendance(
+                db,
+                db.get(User, campus.lab_staff),
+                db.get(LabSession, sessions[campus.section]),
+                student,
+                "present",
+            )
+        record_attendance(
+            db,
+            db.get(User, other_id),
+            db.get(LabSession, sessions[section.id]),
+            campus.students[2],
+            "late",
+        )
+        db.commit()
+    for student, points in zip(campus.students[:2], ("81", "67"), strict=True):
+        server_mark(server, campus.instructor, campus.assessment, student, points)
+        server_mark(server, campus.instructor, campus.lab, student, "9")
+    server_mark(server, other_id, other_lab, campus.students[2], "4")
+    _submit(server, campus.students[0], campus.lab, b"report of student one\n", "one.txt")
+    _submit(server, campus.students[1], campus.lab, b"report of student two\n", "two.txt")
+    _submit(server, campus.students[2], other_lab, b"report of student three\n", "three.txt")
+    return campus
+
+
+def _ids(app: Flask, model: Any, column: str) -> set[Any]:
+    with app.app_context():
+        return set(_db.session.scalars(select(getattr(model, column))))
+
+
+@pytest.mark.parametrize("username", ["stud1", "teach1", "lab1", "admin1"])
+def test_every_role_holds_exactly_its_scope_table_by_table(
+    busy_campus: Campus, make_device: Callable[..., Device], server: Flask, username: str
+) -> None:
+    campus = busy_campus
+    laptop = make_device(username)
+    assert_replica_matches(server, laptop)
+    # The same, said without the scope rules, for what must never leak:
+    if username == "stud1":
+        me = campus.students[0]
+        assert _ids(laptop.app, Mark, "student_id") == {me}
+        assert _ids(laptop.app, AttendanceRecord, "student_id") == {me}
+        assert _ids(laptop.app, Submission, "student_id") == {me}
+        assert _ids(laptop.app, Registration, "student_id") == {me}
+        with laptop.session():
+            users = {u.id: u for u in _db.session.scalars(select(User))}
+            assert {u.id for u in users.values() if u.role == "student"} == {me}
+            assert {u.id for u in users.values() if u.password_hash != "!"} == {me}
+            assert _db.session.scalars(select(StoredFile.sha256)).all() == [
+                _db.session.scalar(select(Submission.file_sha256))
+            ]
+    elif username == "lab1":
+        with laptop.session():
+            kinds = set(_db.session.scalars(select(Assessment.kind)))
+            assert kinds == {"lab"}
+            assert _db.session.scalar(select(func.count(Mark.id))) == 2
+    elif username == "admin1":
+        for entry in SYNCED_TABLES:
+            assert count(laptop.app, entry.model) == count(server, entry.model), entry.name
+    with laptop.session():
+        hashes = _db.session.scalars(select(User.password_hash).where(User.password_hash != "!"))
+        assert len(list(hashes)) == 1
+
+
+def test_a_device_of_two_staff_accounts_holds_the_union_of_their_scopes(
+    busy_campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    laptop = make_device("lab1")
+    sync_client.join_account(laptop.engine, "teach2", factories.PASSWORD, client=laptop.http)
+    laptop.sync()
+    assert len(device_accounts(server, laptop)) == 2
+    assert_replica_matches(server, laptop)
+    with laptop.session():
+        assert _db.session.get(Section, busy_campus.other_section) is not None
+        assert {s.section_id for s in _db.session.scalars(select(LabSession))} == {
+            busy_campus.section,
+            busy_campus.other_section,
+        }
+
+
+def test_rows_that_leave_the_scope_are_removed_from_the_device(
+    busy_campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    from portal.registration.services import drop
+
+    campus = busy_campus
+    student = make_device("stud3")
+    teacher = make_device("teach2")
+    assert count(student.app, LabSession) == 1
+    assert count(teacher.app, Mark) == 1
+    with on_server(server):
+        db = _db.session
+        registration = db.scalar(select(Registration).filter_by(student_id=campus.students[2]))
+        db.info[capture.ACTOR] = campus.students[2]
+        drop(db, registration, now=datetime.now(UTC))
+        section = db.get(Section, campus.other_section)
+        section.instructor_id = campus.instructor  # reassigned to another instructor
+        db.commit()
+    student.sync()
+    teacher.sync()
+    assert count(student.app, LabSession) == 0  # the dropped section's sessions
+    assert count(student.app, Assessment) == 0
+    assert count(teacher.app, Mark) == 0  # the section's marks left with it
+    assert count(teacher.app, Registration) == 0
+    assert count(teacher.app, User, User.role == "student") == 0
+    assert_replica_matches(server, student)
+    assert_replica_matches(server, teacher)
+
+
+# --- 8. Files: content-addressed, resumable, a row only after its whole file --------------------
+
+
+def test_an_offline_lab_report_reaches_the_server_by_its_hash(
+    campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    import hashlib
+
+    from portal.submissions import storage
+
+    laptop = make_device("stud1")
+    content = b"Measured g = 9.79 m/s^2\n" * 50
+    made = _submit(laptop.app, campus.students[0], campus.lab, content, "report.txt")
+    laptop.sync()
+    sha = hashlib.sha256(content).hexdigest()
+    with on_server(server):
+        submission = _db.session.get(Submission, made)
+        assert submission is not None and submission.file_sha256 == sha
+    blob = storage.blob_path(Path(server.config["PORTAL"]["UPLOAD_DIR"]), sha)
+    assert blob.read_bytes() == content
+    assert_replica_matches(server, laptop)
+
+
+def test_a_file_upload_resumes_where_it_stopped(
+    campus: Campus,
+    make_device: Callable[..., Device],
+    server: Flask,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    http, transport = flaky_client(server)
+    laptop = make_device("stud1", http=http)
+    monkeypatch.setattr(sync_client, "CHUNK_BYTES", 1000)
+    content = b"0123456789abcdef\n" * 210  # 3,570 bytes: four chunks
+    _submit(laptop.app, campus.students[0], campus.lab, content, "data.txt")
+    with laptop.session():
+        sha = _db.session.scalar(select(StoredFile.sha256))
+    put_path = f"/sync/v1/files/{sha}"
+    transport.lose_after[put_path] = 1  # the second chunk is stored, its reply lost
+    transport.lose[put_path] = 1
+    with pytest.raises(sync_client.SyncError):
+        laptop.sync()
+    assert count(server, Submission) == 0
+    part = sync_services.partial_path(
+        Path(server.config["PORTAL"]["UPLOAD_DIR"]), state_of(laptop).device_id, sha
+    )
+    assert part.stat().st_size == 2000
+    transport.sent.clear()
+    laptop.sync()
+    assert transport.bytes_sent("PUT", put_path) == len(content) - 2000
+    assert count(server, Submission) == 1
+    assert_replica_matches(server, laptop)
+
+
+def test_a_submission_is_not_applied_before_its_file_is_whole_and_checked(
+    campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    import hashlib
+
+    laptop = make_device("stud1")
+    content = b"a lab report in two halves\n" * 100
+    sha = hashlib.sha256(content).hexdigest()
+    transport = transport_of(laptop)
+
+    def put(offset: int, data: bytes, last: bool) -> dict[str, Any]:
+        headers = {**transport.headers(), "Content-Type": "application/octet-stream"}
+        if last:
+            headers["X-File-Complete"] = "1"
+        return transport.call(
+            "PUT", f"/files/{sha}?offset={offset}", None, content=data, headers=headers
+        ).json()
+
+    put(0, content[:1000], last=False)
+    submission = change(
+        "submissions",
+        uuid.uuid4(),
+        {
+            "assessment_id": campus.lab,
+            "student_id": campus.students[0],
+            "file_sha256": sha,
+            "original_name": "report.txt",
+            "size": len(content),
+            "content_type": "text/plain",
+        },
+        actor=campus.students[0],
+    )
+    [answer] = push_raw(laptop, [submission])
+    assert answer["status"] == "waiting"
+    assert count(server, Submission) == 0
+    # A file whose bytes do not match its name is refused and must be sent again whole.
+    with pytest.raises(sync_client.SyncError) as mismatch:
+        put(1000, b"x" * (len(content) - 1000), last=True)
+    assert str(mismatch.value) == "The file received does not match its sha256; send it again."
+    [answer] = push_raw(laptop, [submission])
+    assert answer["status"] == "waiting"
+    assert put(0, content, last=True)["complete"] is True
+    [answer] = push_raw(laptop, [submission])  # the same change, now that the file is whole
+    assert answer["status"] == "applied"
+    assert count(server, Submission) == 1
+
+
+def test_identical_files_travel_once(
+    campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    first_http, first = flaky_client(server)
+    second_http, second = flaky_client(server)
+    one = make_device("stud1", http=first_http)
+    two = make_device("stud2", http=second_http)
+    content = b"the template handed out, submitted unchanged\n" * 300
+    _submit(one.app, campus.students[0], campus.lab, content, "template.txt")
+    _submit(two.app, campus.students[1], campus.lab, content, "template.txt")
+    one.sync()
+    two.sync()
+    assert first.bytes_sent("PUT", "/sync/v1/files/") == len(content)
+    assert second.bytes_sent("PUT", "/sync/v1/files/") == 0
+    assert count(server, Submission) == 2 and count(server, StoredFile) == 1
+    assert_replica_matches(server, one)
+    assert_replica_matches(server, two)
+
+
+# --- 9. The protocol is versioned -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("version", "words"),
+    [(0, "too old for the campus server"), (2, "newer than the campus server's")],
+)
+def test_a_protocol_the_server_does_not_speak_is_refused_clearly_and_data_kept(
+    campus: Campus,
+    make_device: Callable[..., Device],
+    server: Flask,
+    monkeypatch: pytest.MonkeyPatch,
+    version: int,
+    words: str,
+) -> None:
+    laptop = make_device("teach1")
+    local_mark(laptop, campus.instructor, campus.assessment, campus.students[0], "73")
+    before = state_of(laptop).cursor
+    monkeypatch.setattr(sync_client, "PROTOCOL_VERSION", version)
+    with pytest.raises(sync_client.SyncError) as refused:
+        laptop.sync()
+    assert refused.value.reason == "protocol"
+    assert words in str(refused.value) and "kept on this computer" in str(refused.value)
+    assert len(outbox(laptop)) == 1
+    assert state_of(laptop).cursor == before
+    assert state_of(laptop).last_error == str(refused.value)
+    assert points_on(server, campus.assessment, campus.students[0]) is None
+    monkeypatch.setattr(sync_client, "PROTOCOL_VERSION", 1)
+    laptop.sync()
+    assert points_on(server, campus.assessment, campus.students[0]) == 73
+
+
+def test_a_request_without_a_protocol_is_refused(
+    campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    laptop = make_device("stud1")
+    response = laptop.http.post(
+        "/sync/v1/pull",
+        content=json.dumps({"cursor": 0}),
+        headers={"Authorization": f"Bearer {state_of(laptop).credential}"},
+    )
+    assert response.status_code == 426
+    assert response.json()["detail"] == "The request does not say which sync protocol it speaks."
+
+
+# --- 10. A revoked device is refused; its unsent changes are kept --------------------------------
+
+
+def test_a_revoked_device_is_refused_and_keeps_its_changes_for_export(
+    campus: Campus, make_device: Callable[..., Device], server: Flask, tmp_path: Path
+) -> None:
+    from portal.models import Device as DeviceRow
+
+    laptop = make_device("teach1")
+    local_mark(laptop, campus.instructor, campus.assessment, campus.students[0], "58")
+    local_mark(laptop, campus.instructor, campus.lab, campus.students[1], "6")
+    with on_server(server):
+        db = _db.session
+        sync_services.revoke_device(
+            db,
+            db.get(DeviceRow, state_of(laptop).device_id),
+            actor=db.get(User, campus.admin),
+            now=datetime.now(UTC),
+        )
+        db.commit()
+    with pytest.raises(sync_client.SyncError) as refused:
+        laptop.sync()
+    assert refused.value.reason == "revoked"
+    assert "revoked by an administrator" in str(refused.value)
+    assert state_of(laptop).revoked is True
+    kept = outbox(laptop)
+    assert len(kept) == 2
+    assert count(server, Mark) == 0
+    exported = sync_client.export_outbox(laptop.engine, tmp_path / "unsent.json")
+    assert exported == 2
+    document = json.loads((tmp_path / "unsent.json").read_text())
+    assert [c["change_id"] for c in document["changes"]] == [str(e.change_id) for e in kept]
+    assert {c["fields"]["points"] for c in document["changes"]} == {58, 6}
+    assert len(outbox(laptop)) == 2  # exporting keeps them too
+
+
+# --- 11. Convergence (the random version is tests/sync/test_convergence.py) ---------------------
+
+
+@pytest.mark.parametrize("order", ["instructor first", "lab staff first"])
+def test_offline_edits_on_two_devices_converge_in_either_sync_order(
+    campus: Campus, make_device: Callable[..., Device], server: Flask, order: str
+) -> None:
+    from portal.attendance.services import LabSessionInput, create_lab_session, record_attendance
+
+    office = make_device("teach1")
+    lab = make_device("lab1")
+    local_mark(office, campus.instructor, campus.assessment, campus.students[0], "90")
+    local_mark(office, campus.instructor, campus.lab, campus.students[1], "3")
+    _after(hlc.millis_of(datetime.now(UTC)))
+    local_mark(lab, campus.lab_staff, campus.lab, campus.students[1], "4")  # same mark, later
+    local_mark(lab, campus.lab_staff, campus.lab, campus.students[0], "10")
+    with acting(lab, campus.lab_staff) as db:
+        made = create_lab_session(
+            db,
+            db.get(User, campus.lab_staff),
+            db.get(Section, campus.section),
+            LabSessionInput(
+                held_on=datetime.now(UTC).date(),
+                starts_at=datetime(2000, 1, 1, 14).time(),
+                ends_at=datetime(2000, 1, 1, 16).time(),
+                room="",
+            ),
+        )
+        record_attendance(db, db.get(User, campus.lab_staff), made, campus.students[0], "present")
+        db.commit()
+    devices = [office, lab] if order == "instructor first" else [lab, office]
+    for device in devices + devices:
+        device.sync()
+    for device in devices:
+        assert_replica_matches(server, device)
+        assert outbox(device) == []
+    # The lab staff's edit of the same mark came later, so it wins whatever the order.
+    assert points_on(server, campus.lab, campus.students[1]) == 4
+    assert points_on(office.app, campus.lab, campus.students[1]) == 4
+    assert points_on(server, campus.assessment, campus.students[0]) == 90
+    assert count(server, AttendanceRecord) == 1
+    with on_server(server):
+        assert _db.session.scalar(select(SyncConflict.lost_value)) == 3
