@@ -4,9 +4,12 @@ through both instances in turn, and a CSV import is started on one and finished 
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import re
 import time
+import urllib.error
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
@@ -217,6 +220,21 @@ def test_one_session_and_one_import_across_two_instances(
         metrics = browser.get("/metrics")
         assert metrics.status == 200
         assert "portal_http_requests_total" in metrics.text
+
+        # Metrics add up over an instance's gunicorn workers (multiprocess mode): 30 requests on
+        # 30 connections, spread over its 2 workers, are all counted.
+        instance = cluster.upstreams[0]
+        for _ in range(30):
+            with contextlib.suppress(urllib.error.HTTPError):
+                urllib.request.urlopen(f"http://{instance}/api/v1/terms", timeout=30).close()
+        with urllib.request.urlopen(f"http://{instance}/metrics", timeout=30) as answer:
+            exposition = answer.read().decode()
+        line = (
+            'portal_http_requests_total{endpoint="api_catalogue.terms",method="GET",status="401"}'
+        )
+        assert f"{line} 30.0" in exposition, [x for x in exposition.splitlines() if "terms" in x]
+        writers = {path.name.rsplit("_", 1)[-1] for path in (tmp_path / "metrics-0").glob("*.db")}
+        assert len(writers) >= 2, f"one process wrote metrics: {sorted(writers)}"
 
     with create_engine(postgres_url).connect() as connection:  # the cluster left the data intact
         assert connection.execute(text("SELECT count(*) FROM users")).scalar_one() >= 1
