@@ -25,6 +25,7 @@ for _key in [
         "PORTAL_MACHINE_CONFIG",
         "PORTAL_USER_CONFIG",
         "PORTAL_TEST_POSTGRES_URL",
+        "PORTAL_TEST_REDIS_URL",
     }
 ]:
     del os.environ[_key]
@@ -110,6 +111,23 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
         close_all_sessions()
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# --- Redis ---------------------------------------------------------------------------------------
+
+REDIS_URL = os.environ.get("PORTAL_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The test Redis (a database of its own): skipped locally when missing, a failure in CI."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
+    except redis.RedisError as exc:
+        unavailable(f"Redis not reachable at {REDIS_URL}: {exc}")
+    return REDIS_URL
 
 
 # --- The application -----------------------------------------------------------------------------
