@@ -656,3 +656,26 @@ class SnapshotSeen(Base):
 
     table_name: Mapped[str] = mapped_column(String(64), primary_key=True)
     row_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+
+
+# --- Personal API tokens -------------------------------------------------------------------------
+
+
+class ApiToken(Record, Base):
+    """A personal token for the REST API. Only the SHA-256 of the secret is stored: the secret is
+    shown once, when the token is made. Revoked tokens stay listed (revoked_at set)."""
+
+    __tablename__ = "api_tokens"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))  # the first characters, to recognise it
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    user: Mapped[User] = relationship(foreign_keys=[user_id])
+
+    def usable(self, now: datetime) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)

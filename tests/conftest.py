@@ -25,6 +25,7 @@ for _key in [
         "PORTAL_MACHINE_CONFIG",
         "PORTAL_USER_CONFIG",
         "PORTAL_TEST_POSTGRES_URL",
+        "PORTAL_TEST_REDIS_URL",
     }
 ]:
     del os.environ[_key]
@@ -32,6 +33,7 @@ for _key in [
 from portal import create_app  # noqa: E402
 from portal.extensions import db as _db  # noqa: E402
 from tests import factories  # noqa: E402
+from tests.forms import rendered_form  # noqa: E402
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 POSTGRES_URL = os.environ.get(
@@ -111,6 +113,23 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+# --- Redis ---------------------------------------------------------------------------------------
+
+REDIS_URL = os.environ.get("PORTAL_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The test Redis (a database of its own): skipped locally when missing, a failure in CI."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
+    except redis.RedisError as exc:
+        unavailable(f"Redis not reachable at {REDIS_URL}: {exc}")
+    return REDIS_URL
+
+
 # --- The application -----------------------------------------------------------------------------
 
 
@@ -183,9 +202,9 @@ def login_as(app: Flask, client: FlaskClient) -> Callable[..., Any]:
             user = factories.make_user(_db.session, role, **fields)
             _db.session.commit()
             username, user_id = user.username, user.id
-        response = post_form(
-            client, "/login", {"username": username, "password": factories.PASSWORD}
-        )
+        # The log-in form as the page renders it: a renamed field fails every test that logs in.
+        form = rendered_form(client.get("/login"), action="/login")
+        response = form.submit(client, username=username, password=factories.PASSWORD)
         assert response.status_code == 302, response.get_data(as_text=True)
         with app.app_context():
             return _db.session.get(type(user), user_id)

@@ -20,12 +20,13 @@ from flask import (
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from portal.admin import csv_import, dashboard, exports, import_jobs, services
+from portal import jobs
+from portal.admin import csv_import, dashboard, exports, import_jobs, services, tasks
 from portal.admin.forms import CourseForm, ImportForm, MeetingForm, SectionForm, TermForm
 from portal.auth.policy import roles
 from portal.catalogue.services import get_section
 from portal.extensions import db
-from portal.models import Course, Meeting, Section, Term, User, utcnow
+from portal.models import Course, Meeting, Section, Term, utcnow
 from portal.sync import services as sync_services
 from portal.web import commit_or_show, db_session, filled, signed_in_user
 
@@ -442,23 +443,19 @@ def attendance_export(section_id: uuid.UUID) -> Response:
 
 
 def _store() -> import_jobs.JobStore:
-    return import_jobs.JobStore(Path(current_app.config["PORTAL"]["DATA_DIR"]) / "imports")
+    return tasks.import_store()
 
 
 def _run_in_background(job_id: str, mode: str) -> None:
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    actor_id = current_user.id
-    store = _store()
-
-    def work() -> None:
-        with app.app_context():
-            try:
-                actor = db.session.get(User, actor_id)
-                import_jobs.execute(store, job_id, mode, db_session(), actor=actor, now=utcnow())
-            finally:
-                db.session.remove()
-
-    import_jobs.start(job_id, work)
+    import_jobs.mark_queued(_store(), job_id, mode)
+    jobs.enqueue(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        tasks.run_import,
+        job_id,
+        mode,
+        str(current_user.id),
+        key=job_id,
+    )
 
 
 @bp.route("/imports", methods=["GET", "POST"])

@@ -10,10 +10,22 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, abort, current_app, flash, redirect, request, session, url_for
+from flask import (
+    Flask,
+    Response,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user, logout_user
 from werkzeug.wrappers import Response as BaseResponse
 
+from portal.api import API_PREFIX
 from portal.models import ROLES, utcnow
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -90,6 +102,8 @@ def _enforce_access() -> BaseResponse | None:
     if access == PUBLIC:
         return None
     if not current_user.is_authenticated:
+        if request.path.startswith(API_PREFIX):
+            abort(401)  # an API client: a problem to act on, not a log-in page
         if endpoint == "main.index":  # the front door: no "please log in" scolding
             return redirect(url_for("auth.login"))
         return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
@@ -106,8 +120,8 @@ def _enforce_access() -> BaseResponse | None:
 
 def _enforce_idle_logout() -> None:
     """Shared lab PCs: a portal user idle for too long is logged out."""
-    if not current_user.is_authenticated:
-        return
+    if not current_user.is_authenticated or g.get("api_auth") == "token":
+        return  # a token call has no session to time out (and must not start one)
     limit_minutes = current_app.config["PORTAL"]["IDLE_LOGOUT_MINUTES"]
     now = utcnow().timestamp()
     last_seen = session.get("last_seen")
@@ -157,6 +171,9 @@ def init_app(app: Flask) -> None:
             return None
         return user
 
+    from portal.auth import login_queue
+
+    login_queue.init_app(app)
     app.before_request(_enforce_idle_logout)
     app.before_request(_enforce_access)
     app.after_request(_security_headers)

@@ -17,6 +17,7 @@ from werkzeug.wrappers import Response
 from portal.accounts.services import authenticate, change_password
 from portal.audit.services import record
 from portal.auth.forms import LoginForm, PasswordChangeForm
+from portal.auth.login_queue import login_slot
 from portal.auth.policy import IDLE_MESSAGE, is_safe_redirect, public, signed_in
 from portal.extensions import db, limiter
 from portal.models import User, utcnow
@@ -59,7 +60,7 @@ def _through_campus_server(username: str, password: str) -> tuple[User | None, s
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(_login_limit, methods=["POST"])
 @public
-def login() -> str | Response | tuple[str, int]:
+def login() -> str | Response | tuple[str, int] | tuple[str, int, dict[str, str]]:
     if current_user.is_authenticated:
         return redirect(url_for("main.index"))
     form = LoginForm()
@@ -68,7 +69,10 @@ def login() -> str | Response | tuple[str, int]:
         form.username.data = request.args.get("username", "")[:64]
     if form.validate_on_submit():
         username = (form.username.data or "").strip().lower()
-        user = authenticate(db_session(), username, form.password.data or "", now=utcnow())
+        with login_slot() as admitted:
+            if not admitted:
+                return _busy(form)
+            user = authenticate(db_session(), username, form.password.data or "", now=utcnow())
         problem = ""
         if user is None:
             user, problem = _through_campus_server(username, form.password.data or "")
@@ -100,6 +104,19 @@ def login() -> str | Response | tuple[str, int]:
         target = form.next.data
         return redirect(target if is_safe_redirect(target) else url_for("main.index"))
     return render_template("auth/login.html", form=form)
+
+
+BUSY_RETRY_SECONDS = 5
+
+
+def _busy(form: LoginForm) -> tuple[str, int, dict[str, str]]:
+    """Too many log-ins at this moment: say so at once rather than time out."""
+    flash(
+        "Many people are logging in right now. Please wait a few seconds and try again.",
+        "warning",
+    )
+    page = render_template("auth/login.html", form=form)
+    return page, 503, {"Retry-After": str(BUSY_RETRY_SECONDS)}
 
 
 @bp.route("/password", methods=["GET", "POST"])

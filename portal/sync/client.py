@@ -473,6 +473,9 @@ def _pull(
                 connection.execute(
                     update(SyncState).values(pull_upto=None, pull_table=0, pull_after="")
                 )
+                # The rows an abandoned snapshot saw are not the next snapshot's: left behind,
+                # they would keep rows that left the scope from being removed.
+                connection.execute(delete(SnapshotSeen))
             continue
         summary.pulled += count
         if progress:

@@ -21,6 +21,7 @@ from portal.auth.policy import public
 from portal.errors import PortalError, ValidationError
 from portal.extensions import csrf, db, limiter
 from portal.models import Device
+from portal.operations import metrics
 from portal.sync import capture, services
 from portal.web import db_session
 
@@ -176,6 +177,11 @@ def push() -> Response:
         max_upload_bytes=_max_bytes(),
         pending=pending if isinstance(pending, int) and not isinstance(pending, bool) else None,
     )
+    pushed = metrics.counter(
+        "portal_sync_pushed_changes_total", "Changes pushed by devices, by outcome", ("status",)
+    )
+    for result in results:
+        pushed.labels(status=result.status).inc()
     return _json({"results": [result.as_json() for result in results]})
 
 
@@ -184,6 +190,10 @@ def push() -> Response:
 def pull() -> Response:
     device = _device()
     page = services.pull(db_session(), device, services.PullRequest.parse(_body()), now=_now())
+    metrics.counter("portal_sync_pulls_total", "Pull pages served to devices").inc()
+    metrics.counter("portal_sync_pulled_rows_total", "Rows sent to devices by pulls").inc(
+        len(page["rows"])
+    )
     return _json(page)
 
 

@@ -59,7 +59,7 @@ def setup(db, world):
     world["admin_course_id"] = section.course_id
     world["admin_section_id"] = section.id
     world["admin_meeting_id"] = section.meetings[0].id
-    store = JobStore(Path(current_app.config["PORTAL"]["DATA_DIR"]) / "imports")
+    store = JobStore(Path(current_app.config["PORTAL"]["SHARED_DIR"]) / "imports")
     data = b"code,title,credits,department\n"
     job = store.create("courses", "courses.csv", data, "admin")
     # Checked (the dry run), so that its report can be downloaded.

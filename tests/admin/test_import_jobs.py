@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from portal import jobs
 from portal.admin import import_jobs
 from portal.admin.import_jobs import JobStore
 from portal.models import AuditEntry, Course, User, utcnow
@@ -27,7 +28,7 @@ def upload(client, kind, text, name="file.csv"):
     )
     assert response.status_code == 302, response.get_data(as_text=True)
     job_id = response.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
-    assert import_jobs.wait(job_id, timeout=60)
+    assert jobs.wait(job_id, timeout=60)
     return job_id
 
 
@@ -59,7 +60,7 @@ def test_dry_run_report_then_fixed_file_imports(app, client, data, login_as):
 
     response = post_form(client, f"/admin/imports/{job_id}/run", token_from="/admin/imports")
     assert response.status_code == 302
-    assert import_jobs.wait(job_id, timeout=60)
+    assert jobs.wait(job_id, timeout=60)
     page = client.get(f"/admin/imports/{job_id}").get_data(as_text=True)
     assert "Imported 2 courses." in page
     with data() as db:
@@ -76,7 +77,7 @@ def test_dry_run_report_then_fixed_file_imports(app, client, data, login_as):
 
 def test_progress_fragment_polls_while_running_and_refreshes_when_done(app, client, login_as):
     login_as("admin")
-    store = JobStore(Path(app.config["PORTAL"]["DATA_DIR"]) / "imports")
+    store = JobStore(Path(app.config["PORTAL"]["SHARED_DIR"]) / "imports")
     job = store.create("courses", "c.csv", b"code,title,credits,department\n", "admin")
     job.phase, job.step, job.done, job.total = "checking", "Checking rows", 250, 1000
     store.save(job)
@@ -99,7 +100,7 @@ def test_one_time_passwords_can_be_downloaded_once(app, client, data, login_as):
     text = "username,full_name,role,student_number\nfresh1,Fresh One,student,S555001\n"
     job_id = upload(client, "users", text, "users.csv")
     post_form(client, f"/admin/imports/{job_id}/run", token_from="/admin/imports")
-    assert import_jobs.wait(job_id, timeout=60)
+    assert jobs.wait(job_id, timeout=60)
     page = client.get(f"/admin/imports/{job_id}").get_data(as_text=True)
     assert "Download one-time passwords" in page
     response = post_form(
@@ -121,12 +122,12 @@ def test_one_time_passwords_can_be_downloaded_once(app, client, data, login_as):
         follow_redirects=True,
     )
     assert "already downloaded" in again.get_data(as_text=True)
-    assert not list((Path(app.config["PORTAL"]["DATA_DIR"]) / "imports" / job_id).glob("pass*"))
+    assert not list((Path(app.config["PORTAL"]["SHARED_DIR"]) / "imports" / job_id).glob("pass*"))
 
 
 def test_an_import_that_fails_on_the_way_writes_nothing(app, data):
     """Rows checked clean, then a rule refuses one during the import: rollback, report kept."""
-    store = JobStore(Path(app.config["PORTAL"]["DATA_DIR"]) / "imports")
+    store = JobStore(Path(app.config["PORTAL"]["SHARED_DIR"]) / "imports")
     with data() as db:
         section = factories.make_section(db, capacity=1, waitlist_capacity=0)
         section.number = "001"

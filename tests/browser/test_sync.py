@@ -23,7 +23,7 @@ from portal.models import Assessment, Mark, Registration, SyncConflict, User
 from portal.sync import capture
 from portal.sync import services as sync_services
 from tests import factories
-from tests.browser.conftest import CHROMIUM, check_accessible, login_page, save_screenshot, serve
+from tests.browser.conftest import check_accessible, login_page, save_screenshot, serve
 
 pytestmark = pytest.mark.browser
 
@@ -98,24 +98,16 @@ def _shots(page: Any, name: str) -> None:
 
 
 def test_field_user_works_offline_then_syncs_and_an_admin_resolves_the_conflict(
-    tmp_path: Path,
+    tmp_path: Path, browser: Any
 ) -> None:
-    if not CHROMIUM.exists():
-        pytest.skip(f"Debian's Chromium is not installed at {CHROMIUM}")
-    from playwright.sync_api import sync_playwright
-
-    from tests.browser.conftest import CHROMIUM_ARGS
-
     port = _free_port()
     server_url = f"http://127.0.0.1:{port}"
     server = _portal(tmp_path / "server", MODE="server")
     arranged = _campus(server)
     laptop = _portal(tmp_path / "laptop", SERVER_URL=server_url, ENROLMENT_CODE=arranged["code"])
 
-    with sync_playwright() as playwright, serve(laptop) as laptop_url:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
+    # The session's Chromium (one Playwright per process: a second one finds the first's loop).
+    with serve(laptop) as laptop_url:
         field = browser.new_context(base_url=laptop_url, viewport={"width": 1280, "height": 900})
         field.set_default_timeout(15_000)
         page = field.new_page()
@@ -248,7 +240,6 @@ def test_field_user_works_offline_then_syncs_and_an_admin_resolves_the_conflict(
             expect(page.get_by_label("Field report, Ana Reyes (out of 100)")).to_have_value("42")
             office.close()
         field.close()
-        browser.close()
     from portal.sync.device import runner_for
 
     runner_for(laptop).stop()
