@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_RUN := python3-venv
-APT_TEST := chromium xvfb xauth imagemagick gir1.2-webkit2-4.1 libgirepository1.0-dev libcairo2-dev pkg-config nsis msitools
+APT_TEST := chromium xvfb xauth imagemagick nginx openssl gir1.2-webkit2-4.1 libgirepository1.0-dev libcairo2-dev pkg-config nsis msitools
 VENDOR := portal/static/vendor
 ASSETS := portal/assets
 AXE := tests/browser/node_modules/axe-core/axe.min.js
@@ -76,9 +76,9 @@ clean:
 # `make package` builds in a virtualenv of its own (the app, its window toolkit and PyInstaller
 # only): dist/campus-portal/ (onedir bundle), dist/*.deb, dist/*.tar.xz and dist/SHA256SUMS.
 # The tests in tests/package (marked `package`) build it once, install the .deb for real and run it.
-APT_TEST += dpkg-dev xz-utils shellcheck wine wine64
+APT_TEST += dpkg-dev xz-utils shellcheck wine wine64 lintian
 # What building the bundle needs (PyGObject and pycairo compile when no wheel fits).
-APT_PACKAGE := dpkg-dev xz-utils gcc python3-dev pkg-config libgirepository1.0-dev libcairo2-dev \
+APT_PACKAGE := dpkg-dev xz-utils patchelf gcc python3-dev pkg-config libgirepository1.0-dev libcairo2-dev \
   gir1.2-webkit2-4.1
 PKG_VENV := build/package-venv
 

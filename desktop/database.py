@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from desktop import backups
-from desktop.paths import DataPaths
+from desktop.paths import DataPaths, make_owner_only
 from desktop.problems import DatabaseProblem, DataDirProblem
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,7 @@ def check_data_dir(paths: DataPaths) -> list[str]:
     folder = paths.data_dir
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        make_owner_only(folder)
     except OSError as exc:
         raise DataDirProblem(
             "Campus Portal cannot create its data folder",

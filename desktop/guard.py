@@ -8,8 +8,10 @@ browser can send requests to it. So every request must pass, in this order:
    printed with --headless) is exchanged for an HttpOnly, SameSite=Strict cookie, then a
    redirect to `/` so that the token never stays in the address bar. A used, wrong or stale
    token -> 403.
-3. `POST /.campus-portal/focus` with the control key from the owner-only instance file: a
-   second start asks this one to bring its window to the front.
+3. `POST /.campus-portal/focus` and `POST /.campus-portal/launch-url` with the control key
+   from the owner-only instance file: a second start asks this one to bring its window to the
+   front; `campus-portal open` (and a second start of a headless one) asks for a fresh launch
+   URL, so whoever can read the instance file (its OS user) can get back in.
 4. Everything else needs the cookie -> else 403 (also /healthz and static files; the launcher
    checks its own readiness with the cookie).
 5. State-changing methods with an Origin (or, without one, a Referer) of another site -> 403.
@@ -34,6 +36,7 @@ HOST = "127.0.0.1"
 COOKIE_NAME = "portal_launch"
 LAUNCH_PREFIX = "/launch/"
 CONTROL_PATH = "/.campus-portal/focus"
+LAUNCH_URL_PATH = "/.campus-portal/launch-url"
 CONTROL_HEADER = "X-Campus-Portal-Control"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -86,8 +89,8 @@ class LocalGuard:
             return self._refuse(environ, start_response, 400, "unexpected Host header")
         if path.startswith(LAUNCH_PREFIX):
             return self._exchange(environ, start_response, path[len(LAUNCH_PREFIX) :])
-        if path == CONTROL_PATH:
-            return self._control(environ, start_response)
+        if path in (CONTROL_PATH, LAUNCH_URL_PATH):
+            return self._control(environ, start_response, path)
         if not self._has_session_cookie(environ):
             return self._refuse(environ, start_response, 403, "no launch cookie")
         if environ.get("HTTP_SEC_FETCH_SITE") == "cross-site":
@@ -126,14 +129,20 @@ class LocalGuard:
         )
         return [b""]
 
-    def _control(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    def _control(
+        self, environ: dict[str, Any], start_response: StartResponse, path: str
+    ) -> Iterable[bytes]:
         key = environ.get("HTTP_" + CONTROL_HEADER.upper().replace("-", "_"), "")
         if environ.get("REQUEST_METHOD") != "POST" or not hmac.compare_digest(
             key.encode("utf-8", "replace"), self.control_key.encode()
         ):
             return self._refuse(environ, start_response, 403, "control request without the key")
-        focused = bool(self.on_focus and self.on_focus())
-        body = b"focused" if focused else b"no window"
+        if path == LAUNCH_URL_PATH:
+            log.info("a fresh launch link was handed out (campus-portal open)")
+            body = self.issue_launch_url().encode()
+        else:
+            focused = bool(self.on_focus and self.on_focus())
+            body = b"focused" if focused else b"no window"
         start_response(
             "200 OK",
             [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))],
@@ -175,7 +184,8 @@ class LocalGuard:
         body = _REFUSED_PAGE.format(
             title=title,
             text="This is the private local server of a Campus Portal window. "
-            "Open Campus Portal from its own icon instead.",
+            "Open Campus Portal from its own icon instead; if it runs without a window "
+            "(--headless), run <code>campus-portal open</code> for a new link.",
         ).encode()
         start_response(
             status_line,

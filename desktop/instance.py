@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO
 
-from desktop.guard import CONTROL_HEADER, CONTROL_PATH, HOST
+from desktop.guard import CONTROL_HEADER, CONTROL_PATH, HOST, LAUNCH_URL_PATH
 
 log = logging.getLogger(__name__)
 
@@ -126,5 +126,24 @@ def ask_to_focus(info: InstanceInfo, *, timeout: float = 5.0) -> bool:
     except OSError as exc:
         log.warning("could not reach the running launcher on port %s: %s", info.port, exc)
         return False
+    finally:
+        connection.close()
+
+
+def ask_for_launch_url(info: InstanceInfo, *, timeout: float = 5.0) -> str | None:
+    """A fresh one-time launch URL from the running launcher, or None if it cannot be had."""
+    connection = http.client.HTTPConnection(HOST, info.port, timeout=timeout)
+    try:
+        connection.request(
+            "POST",
+            LAUNCH_URL_PATH,
+            headers={"Host": f"{HOST}:{info.port}", CONTROL_HEADER: info.control_key},
+        )
+        response = connection.getresponse()
+        body = response.read().decode("ascii", "replace")
+        return body if response.status == 200 and body.startswith(f"http://{HOST}:") else None
+    except OSError as exc:
+        log.warning("could not reach the running launcher on port %s: %s", info.port, exc)
+        return None
     finally:
         connection.close()

@@ -6,12 +6,14 @@
     campus-portal [--data-dir DIR | --demo] restore FILE
     campus-portal [--data-dir DIR] enrol --server URL --code CODE
     campus-portal [--data-dir DIR] sync [--export FILE]
+    campus-portal [--data-dir DIR | --demo] open
 
 Start-up, in order: data directory writable -> single-instance lock -> database file usable
 (not locked by another program, not damaged) -> schema upgrade (backed up first) -> waitress on
 127.0.0.1 behind the local guard -> /healthz answers -> the window (or, headless, one line on
-stdout with the launch URL) -> daily backup in the background. Closing the window, SIGTERM or
-SIGINT stop the server gracefully and checkpoint the WAL.
+stdout with the launch URL) -> daily backup and (when connected to a campus server) sync in the
+background. Closing the window, SIGTERM or SIGINT stop the sync between two batches, stop the
+server gracefully and checkpoint the WAL.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from desktop import APP_NAME, APP_TITLE
 from desktop.problems import (
@@ -35,8 +37,17 @@ from desktop.problems import (
     DatabaseProblem,
     DataDirProblem,
     LauncherProblem,
+    NotRunning,
     SettingsProblem,
 )
+
+if TYPE_CHECKING:  # the launcher imports its parts when it needs them (start-up time)
+    from flask import Flask
+
+    from desktop.guard import LocalGuard
+    from desktop.paths import DataPaths
+    from desktop.starting import PortalBuild
+    from desktop.window import DesktopWindow
 
 log = logging.getLogger("desktop")
 
@@ -103,6 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="write the changes waiting on this computer to FILE (JSON) instead",
     )
+    commands.add_parser(
+        "open",
+        parents=[shared],
+        help="print a new one-time link to the Campus Portal running on this data folder",
+    )
     return parser
 
 
@@ -153,8 +169,9 @@ def exit_past_stuck_window_threads(code: int, *, grace: float = 0.5) -> None:
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     from desktop.logs import setup_logging
-    from desktop.paths import resolve
+    from desktop.paths import keep_private, resolve
 
+    keep_private()  # everything written from here on is the OS user's alone (600/700)
     paths = resolve(args.data_dir, demo=args.demo)
     log_file = setup_logging(paths.log_file, verbose=args.verbose)
     try:
@@ -166,6 +183,8 @@ def _main(argv: list[str] | None) -> int:
             return run_enrol(paths, args, log_file)
         if args.command == "sync":
             return run_sync(paths, args, log_file)
+        if args.command == "open":
+            return run_open(paths)
         return run_portal(paths, args, log_file)
     except LauncherProblem as problem:
         if log_file is not None:
@@ -181,7 +200,7 @@ def _main(argv: list[str] | None) -> int:
 # --- backup and restore ------------------------------------------------------------------------
 
 
-def run_backup(paths: Any, args: argparse.Namespace) -> int:
+def run_backup(paths: DataPaths, args: argparse.Namespace) -> int:
     import sqlite3
 
     from desktop import backups
@@ -205,7 +224,7 @@ def run_backup(paths: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def run_restore(paths: Any, args: argparse.Namespace) -> int:
+def run_restore(paths: DataPaths, args: argparse.Namespace) -> int:
     from desktop import backups
     from desktop.database import check_data_dir
     from desktop.instance import InstanceLock, read_info
@@ -233,7 +252,7 @@ def run_restore(paths: Any, args: argparse.Namespace) -> int:
 # --- sync from a shell ------------------------------------------------------------------------
 
 
-def _sync_app(paths: Any, args: argparse.Namespace, log_file: Path | None) -> Any:
+def _sync_app(paths: DataPaths, args: argparse.Namespace, log_file: Path | None) -> Any:
     """The portal over this data folder's database, created or upgraded first (the app may
     be open on the same folder: SQLite's write lock keeps the two apart)."""
     from desktop.database import check_data_dir, migrate
@@ -244,7 +263,7 @@ def _sync_app(paths: Any, args: argparse.Namespace, log_file: Path | None) -> An
     return app
 
 
-def run_enrol(paths: Any, args: argparse.Namespace, log_file: Path | None) -> int:
+def run_enrol(paths: DataPaths, args: argparse.Namespace, log_file: Path | None) -> int:
     import platform
 
     from desktop.problems import SyncProblem
@@ -266,7 +285,7 @@ def run_enrol(paths: Any, args: argparse.Namespace, log_file: Path | None) -> in
     return EXIT_OK
 
 
-def run_sync(paths: Any, args: argparse.Namespace, log_file: Path | None) -> int:
+def run_sync(paths: DataPaths, args: argparse.Namespace, log_file: Path | None) -> int:
     from desktop.problems import SyncProblem
     from portal.extensions import db
     from portal.sync import client
@@ -291,6 +310,37 @@ def run_sync(paths: Any, args: argparse.Namespace, log_file: Path | None) -> int
     return EXIT_OK
 
 
+# --- a way back in ------------------------------------------------------------------------------
+
+
+def run_open(paths: DataPaths) -> int:
+    """Print a fresh one-time launch URL of the portal running on this data folder.
+
+    Only the OS user who runs it can ask: the control key is in the owner-only instance file."""
+    from desktop.instance import InstanceLock, ask_for_launch_url, read_info
+
+    lock = InstanceLock(paths.lock_file) if paths.lock_file.exists() else None
+    if lock is not None and not lock.acquire():
+        info = read_info(paths.instance_file)
+        url = ask_for_launch_url(info) if info is not None else None
+        if url is None:
+            raise AlreadyRunning(
+                "No link could be had",
+                f"Campus Portal is running on {paths.data_dir}, but it did not answer (is it "
+                "still starting?), or its instance file belongs to another OS user. Try again "
+                "in a moment.",
+            )
+        print(url, flush=True)
+        return EXIT_OK
+    if lock is not None:
+        lock.release()
+    raise NotRunning(
+        "Campus Portal is not running",
+        f"Nothing is running on {paths.data_dir}. Start it with `campus-portal --headless` "
+        "(it prints a link) or from its icon.",
+    )
+
+
 # --- serving ---------------------------------------------------------------------------------
 
 
@@ -299,7 +349,7 @@ class Shutdown:
 
     def __init__(self) -> None:
         self.requested = threading.Event()
-        self.window: Any = None
+        self.window: DesktopWindow | None = None
 
     def install(self) -> None:
         signals = [signal.SIGTERM, signal.SIGINT]
@@ -319,7 +369,7 @@ class Shutdown:
             pass
 
 
-def _create_app(paths: Any, args: argparse.Namespace, log_file: Path | None) -> Any:
+def _create_app(paths: DataPaths, args: argparse.Namespace, log_file: Path | None) -> Flask:
     from portal import create_app
     from portal.config import ConfigError
 
@@ -341,7 +391,7 @@ def _create_app(paths: Any, args: argparse.Namespace, log_file: Path | None) -> 
     return app
 
 
-def _load_demo_data(app: Any) -> None:
+def _load_demo_data(app: Flask) -> None:
     """Fill an empty demo folder with the small demo data; name only accounts that exist."""
     from portal.demo.services import DEMO_PASSWORD, existing_demo_accounts, generate
     from portal.extensions import db
@@ -349,10 +399,10 @@ def _load_demo_data(app: Any) -> None:
     with app.app_context():
         has_users = db.session.execute(db.text("SELECT 1 FROM users LIMIT 1")).first()
         if not has_users:
-            generate(db.session, "small", upload_dir=Path(app.config["PORTAL"]["UPLOAD_DIR"]))
+            generate(db.session(), "small", upload_dir=Path(app.config["PORTAL"]["UPLOAD_DIR"]))
             db.session.commit()
             log.info("demo data loaded")
-        accounts = existing_demo_accounts(db.session)
+        accounts = existing_demo_accounts(db.session())
         db.session.remove()
     if accounts:
         message = f"Demo accounts: {', '.join(accounts)} (password {DEMO_PASSWORD})"
@@ -361,7 +411,9 @@ def _load_demo_data(app: Any) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _daily_backups(paths: Any, keep: int, stop: threading.Event, build: Any) -> None:
+def _daily_backups(
+    paths: DataPaths, keep: int, stop: threading.Event, build: PortalBuild[Flask]
+) -> None:
     from desktop import backups
 
     try:
@@ -377,8 +429,8 @@ def _daily_backups(paths: Any, keep: int, stop: threading.Event, build: Any) -> 
             return
 
 
-def _second_start(paths: Any) -> int:
-    from desktop.instance import ask_to_focus, read_info
+def _second_start(paths: DataPaths) -> int:
+    from desktop.instance import ask_for_launch_url, ask_to_focus, read_info
 
     info = read_info(paths.instance_file)
     if info is not None and info.window and ask_to_focus(info):
@@ -388,18 +440,25 @@ def _second_start(paths: Any) -> int:
             file=sys.stderr,
         )
         return EXIT_OK
-    where = f" by process {info.pid} at {info.url}" if info else ""
+    url = ask_for_launch_url(info) if info is not None else None
+    if info is not None and url is not None:
+        raise AlreadyRunning(
+            "Campus Portal is already running",
+            f"{paths.data_dir} is already served by process {info.pid}. Open it with this "
+            f"link (it works once; `campus-portal open` prints a new one):\n  {url}",
+        )
+    where = f" by process {info.pid}" if info else ""
     raise AlreadyRunning(
         "Campus Portal is already running",
         f"{paths.data_dir} is already served{where}. Only one Campus Portal may use a data "
-        "folder at a time; use that one, or stop it first (close its window, Ctrl+C or "
-        "SIGTERM).",
+        "folder at a time; use that one (`campus-portal open` prints a link to it), or stop it "
+        "first (close its window, Ctrl+C or SIGTERM).",
     )
 
 
 def _build_portal(
-    paths: Any, args: argparse.Namespace, log_file: Path | None, started: float
-) -> Any:
+    paths: DataPaths, args: argparse.Namespace, log_file: Path | None, started: float
+) -> Flask:
     """The portal's WSGI app over an up-to-date database (runs in the build thread)."""
     from desktop.database import migrate
 
@@ -407,13 +466,32 @@ def _build_portal(
     migrate(app, paths)
     if args.demo:
         _load_demo_data(app)
+    _start_background_sync(app)
     log.info("portal built %.3fs after the start", time.monotonic() - started)
     gc.freeze()  # what start-up built lives as long as the process: later passes skip it
     gc.enable()
     return app
 
 
-def run_portal(paths: Any, args: argparse.Namespace, log_file: Path | None) -> int:
+def _start_background_sync(app: Any) -> None:
+    """Sync every few minutes while the campus server answers (nothing happens while this
+    copy is not connected to one); stopped by _stop_background_sync at shutdown."""
+    from portal.sync.device import runner_for
+
+    runner_for(app).start_background()
+
+
+def _stop_background_sync(app: Any) -> None:
+    """A running sync stops between two batches (each written atomically); wait for it."""
+    from portal.sync.device import runner_for
+
+    try:
+        runner_for(app).stop()
+    except Exception:
+        log.exception("stopping the background sync failed")
+
+
+def run_portal(paths: DataPaths, args: argparse.Namespace, log_file: Path | None) -> int:
     from desktop.database import check_data_dir, check_database_file, checkpoint
     from desktop.guard import LocalGuard
     from desktop.instance import InstanceInfo, InstanceLock, remove_info, write_info
@@ -441,7 +519,7 @@ def run_portal(paths: Any, args: argparse.Namespace, log_file: Path | None) -> i
         return _second_start(paths)
 
     server: EmbeddedServer | None = None
-    build: PortalBuild | None = None
+    build: PortalBuild[Flask] | None = None
     backup_stop = threading.Event()
     try:
         settings = load_desktop_settings()
@@ -516,6 +594,7 @@ def run_portal(paths: Any, args: argparse.Namespace, log_file: Path | None) -> i
                 log.info("waiting for the portal's start (a schema upgrade?) to finish first")
             build.join()  # a schema upgrade in progress ends (commits or rolls back) first
             if build.app is not None:
+                _stop_background_sync(build.app)
                 _dispose_engine(build.app)
                 try:
                     checkpoint(paths.database)
@@ -526,13 +605,18 @@ def run_portal(paths: Any, args: argparse.Namespace, log_file: Path | None) -> i
         log.info("stopped")
 
 
-def _run_window(paths: Any, args: argparse.Namespace, guard: Any, shutdown: Shutdown) -> bool:
+def _run_window(
+    paths: DataPaths, args: argparse.Namespace, guard: LocalGuard, shutdown: Shutdown
+) -> bool:
     """Show the window until it is closed; False if it could not be opened at all."""
-    from desktop.window import DesktopWindow
+    from desktop.window import DesktopWindow, page_reports_requested
 
     title = f"{APP_TITLE} (demo)" if args.demo else APP_TITLE
     window = DesktopWindow(
-        guard.issue_launch_url(), title=title, state_file=paths.window_state_file
+        guard.issue_launch_url(),
+        title=title,
+        state_file=paths.window_state_file,
+        report_pages=page_reports_requested(),
     )
     guard.on_focus = window.focus
     shutdown.window = window
@@ -554,7 +638,7 @@ def _run_window(paths: Any, args: argparse.Namespace, guard: Any, shutdown: Shut
     return True
 
 
-def _dispose_engine(app: Any) -> None:
+def _dispose_engine(app: Flask) -> None:
     from portal.extensions import db
 
     try:

@@ -26,7 +26,10 @@ def setup_logging(log_file: Path, *, verbose: bool = False, level: str = "INFO")
     formatter = logging.Formatter(FORMAT)
     used: Path | None = log_file
     try:
+        from desktop.paths import make_owner_only
+
         log_file.parent.mkdir(parents=True, exist_ok=True)
+        make_owner_only(log_file.parent)
         file_handler = RotatingFileHandler(
             log_file, maxBytes=MAX_BYTES, backupCount=BACKUP_COUNT, encoding="utf-8"
         )

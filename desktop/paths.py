@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,3 +71,42 @@ def resolve(data_dir: Path | str | None = None, *, demo: bool = False) -> DataPa
 
 def _logs_in(data_dir: Path) -> Path:
     return Path(data_dir).expanduser().resolve() / "logs"
+
+
+OWNER_ONLY_UMASK = 0o077
+
+
+def keep_private() -> None:
+    """Files and folders this process creates are its OS user's alone (600 and 700): the data
+    holds grades, and import reports hold one-time passwords. POSIX only; on Windows the
+    per-user folders already are private to the user."""
+    if os.name == "posix":
+        os.umask(OWNER_ONLY_UMASK)
+
+
+def make_owner_only(folder: Path) -> None:
+    """Take group and other permissions off a folder made before this rule (or by hand), and
+    off everything in it: folders 700, files 600 (owner permissions are left as they are).
+
+    Only walks the tree when the folder itself was open to others, so a normal start costs one
+    stat; a folder that is not ours (a shared --data-dir) is left as it is."""
+    if os.name != "posix":
+        return
+    info = folder.stat()
+    if info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o077 == 0:
+        return
+    for root, folders, files in os.walk(folder):
+        for name in [*folders, *files]:
+            _restrict(Path(root) / name)
+    _restrict(folder)
+
+
+def _restrict(path: Path) -> None:
+    try:
+        info = path.lstat()
+        if stat.S_ISLNK(info.st_mode) or info.st_uid != os.getuid():
+            return
+        if stat.S_IMODE(info.st_mode) & 0o077:
+            path.chmod(stat.S_IMODE(info.st_mode) & 0o700)
+    except OSError:
+        pass  # a file that vanished meanwhile, or one we may not change: left as it is

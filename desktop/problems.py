@@ -10,6 +10,7 @@ EXIT_ALREADY_RUNNING = 1
 EXIT_DATA_DIR = 2
 EXIT_DATABASE = 3
 EXIT_SETTINGS = 4
+EXIT_NOT_RUNNING = 5
 EXIT_USAGE = 64
 # `campus-portal enrol` and `campus-portal sync`: why a sync did not get through.
 EXIT_SYNC = {"unreachable": 10, "revoked": 11, "protocol": 12, "refused": 13, "busy": 14}
@@ -44,6 +45,12 @@ class LauncherProblem(Exception):
 
 class AlreadyRunning(LauncherProblem):
     exit_code = EXIT_ALREADY_RUNNING
+
+
+class NotRunning(LauncherProblem):
+    """`campus-portal open` found nothing running on the data folder."""
+
+    exit_code = EXIT_NOT_RUNNING
 
 
 class DataDirProblem(LauncherProblem):

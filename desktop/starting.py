@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from desktop.problems import LauncherProblem
 
@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+App = TypeVar("App", bound=WSGIApp)
 
 STARTING_TITLE = "Campus Portal is starting"
 
@@ -39,13 +41,13 @@ h1{{font-size:1.4rem;color:#123d6a}}p,li,pre{{overflow-wrap:anywhere}}pre{{white
 """
 
 
-class PortalBuild:
+class PortalBuild(Generic[App]):
     """Runs `build` once in a thread; a WSGI app that waits for its result (see the module)."""
 
-    def __init__(self, build: Callable[[], WSGIApp], *, patience: float = 5.0) -> None:
+    def __init__(self, build: Callable[[], App], *, patience: float = 5.0) -> None:
         self._build = build
         self.patience = patience
-        self.app: WSGIApp | None = None
+        self.app: App | None = None
         self.problem: LauncherProblem | None = None
         self.seconds: float | None = None
         self._done = threading.Event()
@@ -75,7 +77,7 @@ class PortalBuild:
     def done(self) -> bool:
         return self._done.is_set()
 
-    def wait(self, timeout: float | None = None) -> WSGIApp:
+    def wait(self, timeout: float | None = None) -> App:
         """The built portal; raises its LauncherProblem, or TimeoutError."""
         if not self._done.wait(timeout):
             raise TimeoutError("the portal is still being built")

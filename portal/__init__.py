@@ -82,19 +82,33 @@ FEATURES = (
     "audit",
     "setup",
     "sync",
+    "profile",
+    "api",
+    "operations",
 )
 
 
+# Features with more than one blueprint: their route modules (each holds a `bp`).
+ROUTE_MODULES = {"sync": ("routes", "admin_routes", "device_routes")}
+
+
 def register_blueprints(app: Flask) -> None:
-    """Each feature package with a routes module contributes its blueprint `bp`."""
+    """Each feature package with a routes module contributes its blueprint `bp`, or registers
+    itself with `init_app(app)` when it brings more than one (the API)."""
     from importlib import import_module
     from importlib.util import find_spec
 
     for feature in FEATURES:
-        if find_spec(f"portal.{feature}") is None or find_spec(f"portal.{feature}.routes") is None:
+        if find_spec(f"portal.{feature}") is None:
             continue
-        module = import_module(f"portal.{feature}.routes")
-        app.register_blueprint(module.bp)
+        for name in ROUTE_MODULES.get(feature, ("routes",)):
+            if find_spec(f"portal.{feature}.{name}") is None:
+                continue
+            module = import_module(f"portal.{feature}.{name}")
+            if hasattr(module, "init_app"):
+                module.init_app(app)
+                continue
+            app.register_blueprint(module.bp)
 
 
 def register_errorhandlers(app: Flask) -> None:
@@ -110,23 +124,50 @@ def register_security(app: Flask) -> None:
 
 
 def register_request_logging(app: Flask) -> None:
+    """A request id for every request (X-Request-ID in and out), one access-log line per request
+    with it, and on the central server Prometheus metrics (portal/operations)."""
     from flask import g, request
+
+    from portal.operations import logs
 
     access_log = logging.getLogger("portal.requests")
 
-    @app.before_request
-    def _start_timer() -> None:
+    def _start_request() -> None:
         g.request_started = time.perf_counter()
+        g.request_id = logs.request_id_from(request.headers.get(logs.HEADER))
+
+    # First of all before-request hooks: a refusal by CSRF, a rate limit or the API's token check
+    # already carries the request id.
+    app.before_request_funcs.setdefault(None, []).insert(0, _start_request)
 
     @app.after_request
     def _log_request(response: Response) -> Response:
         started = g.get("request_started")
         elapsed_ms = (time.perf_counter() - started) * 1000 if started else 0.0
+        if request_id := g.get("request_id"):
+            response.headers[logs.HEADER] = request_id
         if request.endpoint != "static":
             access_log.info(
-                "%s %s %s %.1fms", request.method, request.path, response.status_code, elapsed_ms
+                "%s %s %s %.1fms",
+                request.method,
+                request.path,
+                response.status_code,
+                elapsed_ms,
+                extra={
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status_code,
+                    "duration_ms": round(elapsed_ms, 1),
+                    "endpoint": request.endpoint,
+                    "remote_addr": request.remote_addr,
+                },
             )
         return response
+
+    if app.config["PORTAL"]["MODE"] == "server":
+        from portal.operations import metrics
+
+        metrics.init_app(app)
 
 
 def register_commands(app: Flask) -> None:

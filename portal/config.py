@@ -98,7 +98,7 @@ SETTINGS: tuple[Setting, ...] = (
         str,
         "",
         "where uploaded files are stored (never served directly)",
-        documented_default="`<data_dir>/files`",
+        documented_default="`<shared_dir>/files`",
     ),
     Setting("server_url", str, "", "the central server to synchronise with"),
     Setting("enrolment_code", str, "", "code a new device presents to the central server"),
@@ -126,6 +126,47 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("session_cookie_secure", bool, False, "set `true` behind HTTPS"),
     Setting("page_size", int, 25, "rows per page in lists", minimum=1),
+    Setting(
+        "shared_dir",
+        str,
+        "",
+        "files every server instance must see: `files/` (uploads, unless `upload_dir` is set) "
+        "and `imports/` (CSV imports); a shared mount when there are several hosts",
+        documented_default="the data dir",
+    ),
+    Setting(
+        "job_queue_url",
+        str,
+        "",
+        "`redis://...` on the central server: long jobs (CSV imports) run on RQ workers "
+        "(`campus-portal-server worker`); empty: in a thread of the portal itself (the desktop)",
+    ),
+    Setting(
+        "api_rate_limit",
+        str,
+        "600 per minute",
+        "API calls per token (or per browser session, else per address)",
+    ),
+    Setting(
+        "metrics_allowed_addresses",
+        str,
+        "127.0.0.1, ::1",
+        "client addresses or networks (e.g. `10.0.5.0/24`) that may read `/metrics`",
+    ),
+    Setting(
+        "login_concurrency",
+        int,
+        2,
+        "log-ins hashed at once per server process; more wait (below)",
+        minimum=1,
+    ),
+    Setting(
+        "login_wait_seconds",
+        int,
+        5,
+        'how long a log-in waits for its turn before "busy, try again" (503 with Retry-After)',
+        minimum=0,
+    ),
     Setting(
         "backups_to_keep",
         int,
@@ -293,8 +334,11 @@ def load_settings(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
             raise ConfigError("server mode needs PORTAL_DATABASE_URL (a PostgreSQL URL)")
         data_dir.mkdir(parents=True, exist_ok=True)
         settings["DATABASE_URL"] = f"sqlite:///{data_dir / 'portal.db'}"
+    # Files every instance of a server must see (uploads, imports): one shared directory.
+    shared_dir = Path(settings["SHARED_DIR"] or data_dir)
+    settings["SHARED_DIR"] = str(shared_dir)
     if not settings["UPLOAD_DIR"]:
-        settings["UPLOAD_DIR"] = str(data_dir / "files")
+        settings["UPLOAD_DIR"] = str(shared_dir / "files")
     if not settings["SECRET_KEY"]:
         if settings["MODE"] == "server":
             raise ConfigError("server mode needs PORTAL_SECRET_KEY (a long random string)")

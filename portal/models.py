@@ -30,6 +30,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     Uuid,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -68,6 +69,7 @@ def one_of(column: str, values: tuple[str, ...]) -> str:
 
 
 def utcnow() -> datetime:
+    """The portal's one clock: routes and commands pass its time to the services as `now`."""
     return datetime.now(UTC)
 
 
@@ -116,6 +118,12 @@ class User(Record, SoftDeletable, Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(default=True)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # Raised when the password changes: sessions signed in with an older value end (get_id).
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # A one-time password (CSV import, admin reset): a new one must be chosen at the next log-in.
+    must_change_password: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
 
     registrations: Mapped[list[Registration]] = relationship(
         back_populates="student", foreign_keys="Registration.student_id"
@@ -136,7 +144,8 @@ class User(Record, SoftDeletable, Base):
         return False
 
     def get_id(self) -> str:
-        return str(self.id)
+        """What the session remembers: the id and the session version (see session_version)."""
+        return f"{self.id}:{self.session_version}"
 
     __hash__ = object.__hash__
 
@@ -647,3 +656,26 @@ class SnapshotSeen(Base):
 
     table_name: Mapped[str] = mapped_column(String(64), primary_key=True)
     row_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+
+
+# --- Personal API tokens -------------------------------------------------------------------------
+
+
+class ApiToken(Record, Base):
+    """A personal token for the REST API. Only the SHA-256 of the secret is stored: the secret is
+    shown once, when the token is made. Revoked tokens stay listed (revoked_at set)."""
+
+    __tablename__ = "api_tokens"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))  # the first characters, to recognise it
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    user: Mapped[User] = relationship(foreign_keys=[user_id])
+
+    def usable(self, now: datetime) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)

@@ -4,6 +4,7 @@
     campus-portal-server enrolment-code create --user USERNAME [--expires-in-days N]
                                                  a single-use code that enrols one device
     campus-portal-server [serve] [--bind ADDR] [--workers N] [--config gunicorn.conf.py]
+    campus-portal-server worker [--burst]        run background jobs (CSV imports) from Redis
 
 Settings come from PORTAL_* environment variables (see installers/server/server.env.example);
 the deployment files in installers/server/ run this command under systemd behind nginx.
@@ -14,6 +15,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 DEFAULT_BIND = "127.0.0.1:8000"
@@ -34,7 +37,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--version", action="version", version=f"Campus Portal {__version__}")
     parser.add_argument(
-        "command", nargs="?", default="serve", choices=["serve", "migrate"], help="default: serve"
+        "command",
+        nargs="?",
+        default="serve",
+        choices=["serve", "migrate", "worker"],
+        help="default: serve",
     )
     parser.add_argument(
         "--bind", default=None, help=f"address to listen on (default {DEFAULT_BIND})"
@@ -43,6 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--config", default=None, help="a gunicorn configuration file (installers/server/...)"
     )
+    parser.add_argument("--burst", action="store_true", help="worker: stop once the queue is empty")
     return parser.parse_args(argv)
 
 
@@ -56,6 +64,13 @@ def check_settings() -> dict[str, Any]:
         print(
             "warning: PORTAL_RATELIMIT_STORAGE_URI is memory://: each worker counts log-in "
             "attempts on its own; set a redis:// URL",
+            file=sys.stderr,
+        )
+    if not settings["JOB_QUEUE_URL"]:
+        print(
+            "warning: PORTAL_JOB_QUEUE_URL is not set: CSV imports run in threads of the web "
+            "workers and stop when a worker is recycled; set a redis:// URL and run "
+            "`campus-portal-server worker`",
             file=sys.stderr,
         )
     return settings
@@ -84,13 +99,12 @@ def migrate() -> int:
 def enrolment_code(argv: list[str]) -> int:
     """`enrolment-code create --user USERNAME [--expires-in-days N]`: prints the code alone on
     its last line (scripts take that line)."""
-    from datetime import UTC, datetime
 
     from sqlalchemy import select
 
     from portal.errors import PortalError
     from portal.extensions import db
-    from portal.models import User
+    from portal.models import User, utcnow
     from portal.sync.services import create_enrolment_code
     from portal.wsgi import create_server_app
 
@@ -110,7 +124,7 @@ def enrolment_code(argv: list[str]) -> int:
                 db.session(),
                 user,
                 created_by=None,
-                now=datetime.now(UTC),
+                now=utcnow(),
                 valid_days=args.expires_in_days,
             )
         except PortalError as error:
@@ -122,8 +136,33 @@ def enrolment_code(argv: list[str]) -> int:
     return 0
 
 
+def prepare_metrics_directory() -> str:
+    """PROMETHEUS_MULTIPROC_DIR for the workers' metric files: IT's choice or a new one, emptied
+    of the files of an earlier run (their counters would be added to this run's)."""
+    from portal.operations.metrics import MULTIPROC_ENV
+
+    path = Path(
+        os.environ.get(MULTIPROC_ENV)
+        or Path(tempfile.gettempdir()) / f"campus-portal-metrics-{os.getpid()}"
+    )
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
+    os.environ[MULTIPROC_ENV] = str(path)
+    return str(path)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """gunicorn hook: a worker that exited (recycled, crashed) stops counting in live gauges."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
 def serve(bind: str | None, workers: int | None, config_file: str | None) -> int:
     from gunicorn.app.base import Application
+
+    prepare_metrics_directory()
 
     class PortalServer(Application):  # type: ignore[misc]
         """gunicorn with the portal's factory; a config file first, then the flags (no argv)."""
@@ -138,6 +177,8 @@ def serve(bind: str | None, workers: int | None, config_file: str | None) -> int
                 self.cfg.set("bind", [bind or DEFAULT_BIND])
             if workers or not config_file:
                 self.cfg.set("workers", workers or default_workers())
+            if not config_file:
+                self.cfg.set("child_exit", child_exit)
             self.cfg.set("default_proc_name", "campus-portal-server")
 
         def load(self) -> Any:
@@ -165,7 +206,21 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "migrate":
         return migrate()
+    if args.command == "worker":
+        return worker(burst=args.burst)
     return serve(args.bind, args.workers, args.config)
+
+
+def worker(*, burst: bool = False) -> int:
+    from portal import jobs
+    from portal.wsgi import create_server_app
+
+    app = create_server_app()
+    if not app.config["PORTAL"]["JOB_QUEUE_URL"]:
+        print("campus-portal-server: PORTAL_JOB_QUEUE_URL is not set", file=sys.stderr)
+        return 2
+    jobs.work(app, burst=burst)
+    return 0
 
 
 if __name__ == "__main__":

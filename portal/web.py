@@ -45,6 +45,13 @@ def _roll_back(error: PortalError) -> None:
     db.session.rollback()
 
 
+def filled(value: T | None) -> T:
+    """The value of a required form field, once the form has validated (DataRequired)."""
+    if value is None:
+        raise ValueError("a required form field is empty after validation")
+    return value
+
+
 def attempt(change: Callable[[], T]) -> tuple[T | None, PortalError | None]:
     """Call `change`; commit and return (result, None), or roll back and return (None, error).
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -37,13 +37,18 @@ def create_server_app(config: dict[str, Any] | None = None) -> Flask:
 
 
 def _log_to_stderr(level: str) -> None:
-    """The portal's own log lines go to stderr, next to gunicorn's (journald keeps both)."""
+    """The portal's own log lines go to stderr as JSON, one object per line, each with the
+    request id (journald keeps them; a log shipper can parse them as they are)."""
+    from portal.operations.logs import JsonFormatter, RequestIdFilter
+
     logger = logging.getLogger("portal")
     logger.setLevel(level.upper())
-    if not any(getattr(handler, "_portal_server", False) for handler in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
-        )
-        handler._portal_server = True  # type: ignore[attr-defined]
+    if not any(isinstance(handler, _ServerLogHandler) for handler in logger.handlers):
+        handler = _ServerLogHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        handler.addFilter(RequestIdFilter())
         logger.addHandler(handler)
+
+
+class _ServerLogHandler(logging.StreamHandler[TextIO]):
+    """The handler added above (so that building a second app does not add another)."""

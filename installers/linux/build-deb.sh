@@ -5,7 +5,7 @@
 #   dist/SHA256SUMS                                 checksums of both, for verifying a download
 #
 # Usage: installers/linux/build-deb.sh [BUNDLE_DIR] [OUT_DIR]   (run by `make package`)
-# Needs: dpkg-deb and dpkg-shlibdeps (Debian package dpkg-dev), xz, sha256sum.
+# Needs: dpkg-deb and dpkg-shlibdeps (Debian package dpkg-dev), patchelf, xz, sha256sum.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -30,6 +30,14 @@ mkdir -p "$STAGE/DEBIAN" "$STAGE/opt" "$STAGE/usr/bin" "$STAGE/usr/share/applica
   "$STAGE/usr/share/doc/$NAME"
 
 cp -a "$BUNDLE" "$STAGE/opt/$NAME"
+# PyInstaller copies libraries as the build machine has them, some with a RUNPATH into the
+# builder's own Python installation: a path that exists only there. The bundle finds its
+# libraries itself (the loader's search path is set by its launcher), so the RUNPATH goes.
+while IFS= read -r -d '' file; do
+  if head -c 4 "$file" | grep -q "ELF" && patchelf --print-rpath "$file" 2>/dev/null | grep -q .; then
+    patchelf --remove-rpath "$file"
+  fi
+done < <(find "$STAGE/opt/$NAME" -type f -print0)
 ln -s "/opt/$NAME/$NAME" "$STAGE/usr/bin/$NAME"
 install -m 644 "$HERE/campus-portal.desktop" "$STAGE/usr/share/applications/$NAME.desktop"
 install -m 644 "$ROOT/portal/static/img/icon.svg" \
@@ -38,6 +46,12 @@ install -m 644 "$ROOT/desktop/resources/icon.png" \
   "$STAGE/usr/share/icons/hicolor/256x256/apps/$NAME.png"
 install -m 644 "$HERE/config.toml.example" "$STAGE/usr/share/doc/$NAME/config.toml.example"
 install -m 644 "$HERE/copyright" "$STAGE/usr/share/doc/$NAME/copyright"
+gzip -9n <"$HERE/changelog" >"$STAGE/usr/share/doc/$NAME/changelog.gz"
+mkdir -p "$STAGE/usr/share/man/man1" "$STAGE/usr/share/lintian/overrides"
+gzip -9n <"$HERE/$NAME.1" >"$STAGE/usr/share/man/man1/$NAME.1.gz"
+install -m 644 "$HERE/lintian-overrides" "$STAGE/usr/share/lintian/overrides/$NAME"
+# Shared libraries are not programs (PyInstaller keeps libpython's executable bit).
+find "$STAGE/opt/$NAME" -type f -name '*.so*' -exec chmod a-x {} +
 install -m 755 "$HERE/postinst" "$HERE/postrm" "$STAGE/DEBIAN/"
 
 # Dependencies: the libraries the bundle's ELF files link against (left out of the lean bundle,

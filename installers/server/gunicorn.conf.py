@@ -27,11 +27,21 @@ max_requests_jitter = 200
 # Only nginx (on this host) may set X-Forwarded-* headers that gunicorn believes.
 forwarded_allow_ips = os.environ.get("PORTAL_PROXY_ADDRESSES", "127.0.0.1")
 
-# Logs to stdout/stderr: journald keeps them (`journalctl -u campus-portal`).
-accesslog = "-"
+# Logs to stderr: journald keeps them (`journalctl -u campus-portal`). The portal writes one JSON
+# line per request itself (logger portal.requests, with the request id), so gunicorn's own access
+# log is off.
+accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("PORTAL_LOG_LEVEL", "info").lower()
 proc_name = "campus-portal-server"
 
 # gunicorn 23+ opens a control socket in $HOME or $XDG_RUNTIME_DIR; the service needs none.
 control_socket_disable = True
+
+
+def child_exit(server, worker):
+    """A worker that exited (recycled after max_requests, or crashed) stops counting in the
+    live Prometheus gauges (PROMETHEUS_MULTIPROC_DIR, prepared by campus-portal-server serve)."""
+    from portal.server import child_exit as mark_dead
+
+    mark_dead(server, worker)

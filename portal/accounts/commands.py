@@ -7,6 +7,7 @@ from portal.accounts import services
 from portal.errors import ValidationError
 from portal.extensions import db
 from portal.models import ROLES
+from portal.web import db_session
 
 
 def init_app(app: Flask) -> None:
@@ -34,7 +35,7 @@ def init_app(app: Flask) -> None:
             student_number=student_number,
         )
         try:
-            user = services.create_user(db.session, details, password)
+            user = services.create_user(db_session(), details, password)
         except ValidationError as error:
             raise click.ClickException(str(error)) from error
         db.session.commit()

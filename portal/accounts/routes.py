@@ -99,7 +99,10 @@ def reset_password(user_id: uuid.UUID) -> str | Response:
             lambda: services.reset_password(
                 db_session(), user, form.password.data or "", actor=signed_in_user()
             ),
-            message=f"Password for {user.username} was reset.",
+            message=(
+                f"Password for {user.username} was reset. It works once: {user.username} must "
+                "choose a new password at the next log-in, and was logged out everywhere."
+            ),
             redirect_to=url_for("accounts.users"),
             form=form,
         )

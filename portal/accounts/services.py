@@ -7,18 +7,30 @@ import functools
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from portal.audit.services import apply_and_record, record, snapshot
 from portal.errors import NotFound, ValidationError
 from portal.models import ROLES, User
 
-_hasher = PasswordHasher()
+# Argon2id with OWASP's recommended minimum (Password Storage Cheat Sheet): 19 MiB of memory,
+# 2 passes, 1 lane. argon2-cffi's defaults (64 MiB, 3 passes, 4 lanes) cost about 140 ms of CPU
+# per log-in on a 2-core server, which let a log-in storm at 8 a.m. starve every other request;
+# these cost a fraction of that and remain strong against offline guessing. A stored hash made
+# with other parameters is re-made with these at the user's next successful log-in
+# (check_needs_rehash in `authenticate`).
+PASSWORD_HASH_PARAMETERS: dict[str, Any] = {
+    "time_cost": 2,
+    "memory_cost": 19 * 1024,
+    "parallelism": 1,
+}
+_hasher = PasswordHasher(**PASSWORD_HASH_PARAMETERS)
 MIN_PASSWORD_LENGTH = 8
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 
@@ -36,8 +48,50 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-def authenticate(db: Session, username: str, password: str) -> User | None:
-    """The active user with this username and password, or None."""
+# A few passwords that every guessing list starts with; any password made only of these
+# words' letters and digits is refused as well (e.g. "password1", "qwerty12").
+COMMON_PASSWORDS = frozenset(
+    {
+        "password",
+        "passw0rd",
+        "qwerty",
+        "letmein",
+        "welcome",
+        "iloveyou",
+        "abc123",
+        "admin",
+        "campus",
+        "student",
+        "monkey",
+        "dragon",
+        "football",
+        "secret",
+        "changeme",
+    }
+)
+
+
+def password_problems(password: str, *, username: str = "", full_name: str = "") -> list[str]:
+    """What makes a new password too weak, as messages a user can act on (empty: it is fine)."""
+    problems = []
+    if len(password) < MIN_PASSWORD_LENGTH:
+        problems.append(f"Use at least {MIN_PASSWORD_LENGTH} characters.")
+    if len(password) > 1024:
+        problems.append("Use at most 1024 characters.")
+    lowered = password.lower()
+    stripped = lowered.rstrip("0123456789!.?")
+    if lowered in COMMON_PASSWORDS or stripped in COMMON_PASSWORDS or len(set(lowered)) < 4:
+        problems.append("That password is too easy to guess: choose a less common one.")
+    elif password.isdigit():
+        problems.append("Use letters as well as digits.")
+    names = [username.lower(), *full_name.lower().split()]
+    if any(len(name) >= 3 and name in lowered for name in names):
+        problems.append("Do not use your username or your name in the password.")
+    return problems
+
+
+def authenticate(db: Session, username: str, password: str, *, now: datetime) -> User | None:
+    """The active user with this username and password, or None; `now` is the log-in time."""
     user = db.scalar(select(User).where(User.username == username.strip().lower()))
     if user is None:
         with contextlib.suppress(VerificationError):
@@ -51,7 +105,7 @@ def authenticate(db: Session, username: str, password: str) -> User | None:
         return None
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
-    user.last_login_at = datetime.now(UTC)
+    user.last_login_at = now
     return user
 
 
@@ -160,7 +214,11 @@ def set_active(db: Session, user: User, active: bool, *, actor: User) -> str:
 
 
 def reset_password(db: Session, user: User, new_password: str, *, actor: User) -> User:
+    """An administrator sets a one-time password: the user's sessions end, and a new password
+    must be chosen at the next log-in."""
     user.password_hash = hash_password(new_password)
+    user.must_change_password = True
+    user.session_version += 1
     db.flush()
     record(
         db,
@@ -173,6 +231,33 @@ def reset_password(db: Session, user: User, new_password: str, *, actor: User) -
     return user
 
 
+def change_password(db: Session, user: User, current_password: str, new_password: str) -> User:
+    """The user's own change: the current password must be right, the new one strong and
+    different. Every other session of the user ends (their session version is raised)."""
+    try:
+        _hasher.verify(user.password_hash, current_password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        raise ValidationError("The current password is not right.") from None
+    if new_password == current_password:
+        raise ValidationError("The new password must differ from the current one.")
+    problems = password_problems(new_password, username=user.username, full_name=user.full_name)
+    if problems:
+        raise ValidationError(" ".join(problems))
+    user.password_hash = _hasher.hash(new_password)
+    user.must_change_password = False
+    user.session_version += 1
+    db.flush()
+    record(
+        db,
+        user,
+        "account.password_change",
+        entity_type="user",
+        entity_id=user.id,
+        summary=f"{user.username} changed their password",
+    )
+    return user
+
+
 def get_user(db: Session, user_id: uuid.UUID) -> User:
     user = db.get(User, user_id)
     if user is None or user.deleted_at is not None:
@@ -180,18 +265,19 @@ def get_user(db: Session, user_id: uuid.UUID) -> User:
     return user
 
 
-def search_users_query(text: str = "", role: str = ""):  # type: ignore[no-untyped-def]
+def search_users_query(text: str = "", role: str = "") -> Select[User]:
     """A select of users matching the admin list's filters, ordered for paging."""
     query = select(User).where(User.deleted_at.is_(None))
     if role:
         query = query.where(User.role == role)
     if text:
-        like = f"%{text.strip().lower()}%"
+        # contains(autoescape): "%" and "_" typed in a search match themselves
+        like = text.strip().lower()
         query = query.where(
             or_(
-                func.lower(User.username).like(like),
-                func.lower(User.full_name).like(like),
-                User.student_number.like(like),
+                func.lower(User.username).contains(like, autoescape=True),
+                func.lower(User.full_name).contains(like, autoescape=True),
+                User.student_number.contains(like, autoescape=True),
             )
         )
     return query.order_by(User.username)

@@ -212,10 +212,19 @@ class FileRefused(ValidationError):
 @dataclass
 class Row:
     line: int
-    values: dict[str, str]
+    values: dict[str, str]  # cleaned by the checks (codes upper-case, usernames lower-case)
+    typed: dict[str, str] = field(default_factory=dict)  # as in the file, for messages
+
+    def __post_init__(self) -> None:
+        if not self.typed:
+            self.typed = dict(self.values)
 
     def __getitem__(self, name: str) -> str:
         return self.values.get(name, "")
+
+    def as_typed(self, name: str) -> str:
+        """The value as the file has it: what a message echoes back to the person."""
+        return self.typed.get(name, self.values.get(name, ""))
 
 
 # --- Reading the file ----------------------------------------------------------------------------
@@ -509,7 +518,8 @@ def check_users(db: Session, rows: list[Row], report: ImportReport, progress: Pr
             report.add(
                 row.line,
                 "username",
-                f"{username!r} is not a valid username: 2–64 lower-case letters, digits, '.', "
+                f"{row.as_typed('username')!r} is not a valid username: 2–64 lower-case letters, "
+                "digits, '.', "
                 "'_' or '-', starting with a letter or digit.",
             )
         elif username:
@@ -518,7 +528,9 @@ def check_users(db: Session, rows: list[Row], report: ImportReport, progress: Pr
             report.add(row.line, "full_name", "full_name is longer than 200 characters.")
         if role and role not in ROLES:
             report.add(
-                row.line, "role", f"{row['role']!r} is not a role; use one of: {', '.join(ROLES)}."
+                row.line,
+                "role",
+                f"{row.as_typed('role')!r} is not a role; use one of: {', '.join(ROLES)}.",
             )
         email = row["email"]
         if email and (len(email) > 254 or "@" not in email.strip("@")):
@@ -609,12 +621,14 @@ def check_sections(
         _required(row, ("term_code", "course_code", "number", "capacity"), report)
         term = checked.terms.get(row["term_code"])
         if row["term_code"] and term is None:
-            report.add(row.line, "term_code", f"There is no term {row['term_code']!r}.")
+            report.add(row.line, "term_code", f"There is no term {row.as_typed('term_code')!r}.")
         elif term is not None and term.is_deleted:
             report.add(row.line, "term_code", f"The term {term.code} is archived.")
         course = checked.courses.get(row["course_code"])
         if row["course_code"] and course is None:
-            report.add(row.line, "course_code", f"There is no course {row['course_code']!r}.")
+            report.add(
+                row.line, "course_code", f"There is no course {row.as_typed('course_code')!r}."
+            )
         elif course is not None and course.is_deleted:
             report.add(row.line, "course_code", f"The course {course.code} is archived.")
         capacity = _whole_number(
@@ -701,9 +715,13 @@ def check_registrations(
         section = checked.sections.get(key)
         if all(key) and section is None:
             if key[0] not in checked.terms:
-                report.add(row.line, "term_code", f"There is no term {key[0]!r}.")
+                report.add(
+                    row.line, "term_code", f"There is no term {row.as_typed('term_code')!r}."
+                )
             elif key[1] not in checked.courses:
-                report.add(row.line, "course_code", f"There is no course {key[1]!r}.")
+                report.add(
+                    row.line, "course_code", f"There is no course {row.as_typed('course_code')!r}."
+                )
             else:
                 report.add(
                     row.line,
@@ -740,7 +758,7 @@ def _student_of(row: Row, checked: _Checked, report: ImportReport) -> User | Non
         report.add(row.line, "username", "Give the student's username or student number.")
         return None
     if row["username"] and by_name is None:
-        report.add(row.line, "username", f"There is no user {row['username']!r}.")
+        report.add(row.line, "username", f"There is no user {row.as_typed('username')!r}.")
         return None
     if row["student_number"] and by_number is None:
         report.add(
@@ -782,10 +800,12 @@ def _write_users(
 ) -> None:
     rows = checked.rows
     passwords: list[str] = []
+    one_time: set[str] = set()
     for row in rows:
         if row["password"]:
             passwords.append(row["password"])
         else:
+            one_time.add(row["username"])
             generated = secrets.token_urlsafe(9)
             passwords.append(generated)
             report.one_time_passwords.append((row["username"], generated))
@@ -805,6 +825,7 @@ def _write_users(
                 email=row["email"],
                 student_number=row["student_number"] or None,
                 password_hash=hashed,
+                must_change_password=row["username"] in one_time,
             )
         )
         if index % 1_000 == 0:
@@ -946,6 +967,7 @@ def check_file(
         finally:
             savepoint.rollback()
         report.imported = 0
+    report.problems.sort(key=lambda problem: problem.line)  # the rules' own checks come last
     total = report.rows
     report.summary = f"{total:,} rows can be imported." if report.ok else _problem_summary(report)
     progress("Writing the report", total, total)
@@ -991,10 +1013,12 @@ def import_file(
 
 
 def _problem_summary(report: ImportReport) -> str:
+    """How many problems, in how many of the file's rows (not counting the file as a whole)."""
     errors = report.error_count
+    rows = len(report.error_lines - {0, 1})  # line 1 is the header: problems of the file
     return (
         f"{errors:,} problem{'s' if errors != 1 else ''} found"
-        + (f" in {report.rows:,} rows" if report.rows else "")
+        + (f" in {rows:,} of {report.rows:,} row{'s' if report.rows != 1 else ''}" if rows else "")
         + ". Fix them in the file and upload it again."
     )
 

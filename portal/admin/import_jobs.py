@@ -1,14 +1,16 @@
 """Import jobs: the uploaded file, its progress and its report, kept in the data directory.
 
-A job runs in a background thread so that a large file does not hold a web request open. Its
-progress is written to a small JSON file (atomically, by rename) that the job page polls: not to
-the database, because on SQLite the import's own transaction holds the write lock until it ends.
-One import runs at a time per process; others wait their turn.
+A job runs in the background (portal/jobs.py: an RQ worker on the central server, a thread on the
+desktop) so that a large file does not hold a web request open. Its progress is written to a
+small JSON file (atomically, by rename) that the job page polls: not to the database, because on
+SQLite the import's own transaction holds the write lock until it ends. The folder is in the
+shared directory, so every server instance shows every job. One import runs at a time: per
+process by a lock, and across hosts by a PostgreSQL advisory lock held for its transaction.
 
-    <data dir>/imports/<job id>/upload.csv      the file as uploaded
-    <data dir>/imports/<job id>/state.json      phase, progress, counts (rewritten while running)
-    <data dir>/imports/<job id>/report.json     the report of the last check or import
-    <data dir>/imports/<job id>/passwords.csv   one-time passwords, deleted once downloaded
+    <shared dir>/imports/<job id>/upload.csv    the file as uploaded
+    <shared dir>/imports/<job id>/state.json      phase, progress, counts (rewritten while running)
+    <shared dir>/imports/<job id>/report.json     the report of the last check or import
+    <shared dir>/imports/<job id>/passwords.csv   one-time passwords, deleted once downloaded
 """
 
 from __future__ import annotations
@@ -22,18 +24,18 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from portal.admin import csv_import
 from portal.admin.exports import to_csv
 from portal.errors import NotFound, ValidationError
-from portal.models import User
+from portal.models import User, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,7 @@ KEEP_FOR = timedelta(days=7)
 STALLED_AFTER = timedelta(minutes=10)  # no progress written for this long: the worker died
 PROGRESS_INTERVAL = 0.5  # seconds between progress writes
 _import_lock = threading.Lock()
-_threads: dict[str, threading.Thread] = {}
+IMPORT_LOCK_KEY = 7_310_001  # pg_advisory_xact_lock key: one import at a time on the server
 
 
 @dataclass
@@ -79,7 +81,7 @@ class JobState:
     @property
     def stalled(self) -> bool:
         updated = datetime.fromisoformat(self.updated_at)
-        return self.running and datetime.now(UTC) - updated > STALLED_AFTER
+        return self.running and utcnow() - updated > STALLED_AFTER
 
     @property
     def can_import(self) -> bool:
@@ -93,8 +95,9 @@ class JobState:
         return datetime.fromisoformat(self.created_at)
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
+def _timestamp() -> str:
+    """Now, as the job files store it."""
+    return utcnow().isoformat()
 
 
 class JobStore:
@@ -129,8 +132,8 @@ class JobStore:
             size=len(data),
             sha256=hashlib.sha256(data).hexdigest(),
             actor=actor,
-            created_at=_now(),
-            updated_at=_now(),
+            created_at=_timestamp(),
+            updated_at=_timestamp(),
         )
         self.save(state)
         return state
@@ -143,7 +146,7 @@ class JobStore:
             raise NotFound("No such import; imports are kept for seven days.") from None
 
     def save(self, state: JobState) -> None:
-        state.updated_at = _now()
+        state.updated_at = _timestamp()
         self._write_json(self._dir(state.id) / "state.json", asdict(state))
 
     def upload(self, job_id: str) -> bytes:
@@ -197,7 +200,7 @@ class JobStore:
         if not self.root.exists():
             return []
         jobs = []
-        cutoff = datetime.now(UTC) - KEEP_FOR
+        cutoff = utcnow() - KEEP_FOR
         for folder in self.root.iterdir():
             if not folder.is_dir():
                 continue
@@ -229,6 +232,16 @@ class _ProgressWriter:
             self.store.save(self.state)
 
 
+def mark_queued(store: JobStore, job_id: str, mode: str) -> JobState:
+    """Show the job as waiting from the moment it is handed to the queue: a worker may take a
+    moment to start it, and the job page must not show the previous result meanwhile."""
+    state = store.get(job_id)
+    state.mode, state.phase, state.step = mode, "queued", "Waiting to start"
+    state.done = state.total = 0
+    store.save(state)
+    return state
+
+
 def execute(
     store: JobStore,
     job_id: str,
@@ -249,6 +262,7 @@ def execute(
         progress = _ProgressWriter(store, state)
         passwords: list[tuple[str, str]] = []
         try:
+            _lock_imports(db)
             data = store.upload(job_id)
             if mode == "check":
                 report = csv_import.check_file(db, state.kind, data, now=now, progress=progress)
@@ -297,20 +311,8 @@ def execute(
         return state
 
 
-def start(job_id: str, work: Callable[[], Any]) -> None:
-    """Run `work` in a background thread, remembered so that callers can wait for it."""
-    thread = threading.Thread(target=work, name=f"import-{job_id}", daemon=True)
-    _threads[job_id] = thread
-    thread.start()
-
-
-def wait(job_id: str, timeout: float | None = None) -> bool:
-    """Wait for the job's thread (if this process runs it); True when it has finished."""
-    thread = _threads.get(job_id)
-    if thread is None:
-        return True
-    thread.join(timeout)
-    if not thread.is_alive():
-        _threads.pop(job_id, None)
-        return True
-    return False
+def _lock_imports(db: Session) -> None:
+    """Across processes and hosts (PostgreSQL): wait for another import's transaction to end.
+    SQLite needs nothing more: its write transaction (BEGIN IMMEDIATE) already serialises."""
+    if db.get_bind().dialect.name == "postgresql":
+        db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": IMPORT_LOCK_KEY})

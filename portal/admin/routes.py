@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 from flask import (
@@ -21,21 +20,20 @@ from flask import (
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from portal.admin import csv_import, dashboard, exports, import_jobs, services
+from portal import jobs
+from portal.admin import csv_import, dashboard, exports, import_jobs, services, tasks
 from portal.admin.forms import CourseForm, ImportForm, MeetingForm, SectionForm, TermForm
 from portal.auth.policy import roles
+from portal.catalogue.services import get_section
 from portal.extensions import db
-from portal.models import Course, Meeting, Section, Term, User
-from portal.web import commit_or_show, db_session, signed_in_user
+from portal.models import Course, Meeting, Section, Term, utcnow
+from portal.sync import services as sync_services
+from portal.web import commit_or_show, db_session, filled, signed_in_user
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 ADMIN = "admin"
 REPORT_ROWS_SHOWN = 100
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _archive_flag() -> bool:
@@ -57,12 +55,15 @@ def dashboard_page() -> str:
     except ValueError:
         under = 25
     figures = dashboard.build(
-        db.session,
+        db_session(),
         term_code=request.args.get("term", "")[:20],
         course_code=request.args.get("course", "")[:20],
         under_percent=under,
     )
-    return render_template("admin/dashboard.html", d=figures)
+    open_conflicts = None
+    if current_app.config["PORTAL"]["MODE"] == "server":  # devices sync with the server only
+        open_conflicts = sync_services.open_conflict_count(db_session())
+    return render_template("admin/dashboard.html", d=figures, open_conflicts=open_conflicts)
 
 
 # --- Terms ---------------------------------------------------------------------------------------
@@ -72,11 +73,11 @@ def _term_details(form: TermForm) -> services.TermDetails:
     return services.TermDetails(
         code=form.code.data or "",
         name=form.name.data or "",
-        starts_on=form.starts_on.data,  # type: ignore[arg-type]
-        ends_on=form.ends_on.data,  # type: ignore[arg-type]
-        registration_opens_at=form.registration_opens_at.data,  # type: ignore[arg-type]
-        registration_closes_at=form.registration_closes_at.data,  # type: ignore[arg-type]
-        add_drop_deadline=form.add_drop_deadline.data,  # type: ignore[arg-type]
+        starts_on=filled(form.starts_on.data),
+        ends_on=filled(form.ends_on.data),
+        registration_opens_at=filled(form.registration_opens_at.data),
+        registration_closes_at=filled(form.registration_closes_at.data),
+        add_drop_deadline=filled(form.add_drop_deadline.data),
         max_credits=form.max_credits.data or 0,
     )
 
@@ -85,7 +86,7 @@ def _term_details(form: TermForm) -> services.TermDetails:
 @roles(ADMIN)
 def terms() -> str:
     archived = _show_archived()
-    rows = services.list_terms(db.session, include_archived=archived)
+    rows = services.list_terms(db_session(), include_archived=archived)
     return render_template("admin/terms.html", rows=rows, archived=archived)
 
 
@@ -108,7 +109,7 @@ def term_create() -> str | Response:
 @bp.get("/terms/<uuid:term_id>")
 @roles(ADMIN)
 def term(term_id: uuid.UUID) -> str:
-    found = services.get_term(db.session, term_id)
+    found = services.get_term(db_session(), term_id)
     text = request.args.get("q", "")[:100]
     archived = _show_archived()
     page = db.paginate(
@@ -122,7 +123,7 @@ def term(term_id: uuid.UUID) -> str:
 @bp.route("/terms/<uuid:term_id>/edit", methods=["GET", "POST"])
 @roles(ADMIN)
 def term_edit(term_id: uuid.UUID) -> str | Response:
-    found = services.get_term(db.session, term_id)
+    found = services.get_term(db_session(), term_id)
     form = TermForm(obj=found)
     if form.validate_on_submit() and (
         done := commit_or_show(
@@ -141,14 +142,14 @@ def term_edit(term_id: uuid.UUID) -> str | Response:
 @bp.post("/terms/<uuid:term_id>/archive")
 @roles(ADMIN)
 def term_archive(term_id: uuid.UUID) -> Response:
-    found = services.get_term(db.session, term_id)
+    found = services.get_term(db_session(), term_id)
     return _archive(found, url_for("admin.terms"))
 
 
 def _archive(item: Term | Course | Section | Meeting, back: str) -> Response:
     return commit_or_show(
         lambda: services.set_archived(
-            db_session(), item, _archive_flag(), actor=signed_in_user(), now=_now()
+            db_session(), item, _archive_flag(), actor=signed_in_user(), now=utcnow()
         ),
         message=lambda text: text,
         redirect_to=back,
@@ -200,14 +201,14 @@ def course_create() -> str | Response:
         "admin/course_form.html",
         form=form,
         course=None,
-        departments=services.departments(db.session),
+        departments=services.departments(db_session()),
     )
 
 
 @bp.route("/courses/<uuid:course_id>/edit", methods=["GET", "POST"])
 @roles(ADMIN)
 def course_edit(course_id: uuid.UUID) -> str | Response:
-    found = services.get_course(db.session, course_id)
+    found = services.get_course(db_session(), course_id)
     form = CourseForm(obj=found)
     if form.validate_on_submit() and (
         done := commit_or_show(
@@ -224,14 +225,14 @@ def course_edit(course_id: uuid.UUID) -> str | Response:
         "admin/course_form.html",
         form=form,
         course=found,
-        departments=services.departments(db.session),
+        departments=services.departments(db_session()),
     )
 
 
 @bp.post("/courses/<uuid:course_id>/archive")
 @roles(ADMIN)
 def course_archive(course_id: uuid.UUID) -> Response:
-    found = services.get_course(db.session, course_id)
+    found = services.get_course(db_session(), course_id)
     return _archive(found, url_for("admin.courses", q=found.code, archived="1"))
 
 
@@ -250,7 +251,7 @@ def _section_form(section: Section | None) -> SectionForm:
             form.lab_staff_username.data = section.lab_staff.username if section.lab_staff else ""
     else:
         form.term_code.choices = [
-            (t.code, f"{t.name} ({t.code})") for t in services.term_choices(db.session)
+            (t.code, f"{t.name} ({t.code})") for t in services.term_choices(db_session())
         ]
         if request.method == "GET" and request.args.get("term"):
             form.term_code.data = request.args["term"]
@@ -258,7 +259,7 @@ def _section_form(section: Section | None) -> SectionForm:
     def people(role: str) -> list[tuple[str, str]]:
         return [("", "Nobody yet")] + [
             (u.username, f"{u.full_name} ({u.username})")
-            for u in services.staff_choices(db.session, role)
+            for u in services.staff_choices(db_session(), role)
         ]
 
     form.instructor_username.choices = people("instructor")
@@ -300,13 +301,13 @@ def section_create() -> str | Response:
 @bp.get("/sections/<uuid:section_id>")
 @roles(ADMIN)
 def section(section_id: uuid.UUID) -> str:
-    found = services.get_section(db.session, section_id)
+    found = get_section(db_session(), section_id, include_archived=True, full=True)
     return _section_page(found, MeetingForm(formdata=None))
 
 
 def _section_page(found: Section, meeting_form: MeetingForm) -> str:
     archived = _show_archived()
-    meetings = services.section_meetings(db.session, found, include_archived=archived)
+    meetings = services.section_meetings(db_session(), found, include_archived=archived)
     return render_template(
         "admin/section.html",
         section=found,
@@ -319,12 +320,16 @@ def _section_page(found: Section, meeting_form: MeetingForm) -> str:
 @bp.route("/sections/<uuid:section_id>/edit", methods=["GET", "POST"])
 @roles(ADMIN)
 def section_edit(section_id: uuid.UUID) -> str | Response:
-    found = services.get_section(db.session, section_id)
+    found = get_section(db_session(), section_id, include_archived=True, full=True)
     form = _section_form(found)
     if form.validate_on_submit() and (
         done := commit_or_show(
             lambda: services.update_section(
-                db_session(), found, _section_details(form, found), actor=signed_in_user()
+                db_session(),
+                found,
+                _section_details(form, found),
+                actor=signed_in_user(),
+                now=utcnow(),
             ),
             message=lambda promoted: (
                 f"Section {found.label} saved."
@@ -341,15 +346,15 @@ def section_edit(section_id: uuid.UUID) -> str | Response:
 @bp.post("/sections/<uuid:section_id>/archive")
 @roles(ADMIN)
 def section_archive(section_id: uuid.UUID) -> Response:
-    found = services.get_section(db.session, section_id)
+    found = get_section(db_session(), section_id, include_archived=True)
     return _archive(found, url_for("admin.section", section_id=found.id))
 
 
 def _meeting_details(form: MeetingForm) -> services.MeetingDetails:
     return services.MeetingDetails(
         weekday=int(form.weekday.data or 0),
-        starts_at=form.starts_at.data,  # type: ignore[arg-type]
-        ends_at=form.ends_at.data,  # type: ignore[arg-type]
+        starts_at=filled(form.starts_at.data),
+        ends_at=filled(form.ends_at.data),
         kind=form.kind.data or "lecture",
     )
 
@@ -357,7 +362,7 @@ def _meeting_details(form: MeetingForm) -> services.MeetingDetails:
 @bp.post("/sections/<uuid:section_id>/meetings")
 @roles(ADMIN)
 def meeting_create(section_id: uuid.UUID) -> str | Response:
-    found = services.get_section(db.session, section_id)
+    found = get_section(db_session(), section_id, include_archived=True, full=True)
     form = MeetingForm()
     if form.validate_on_submit() and (
         done := commit_or_show(
@@ -376,7 +381,7 @@ def meeting_create(section_id: uuid.UUID) -> str | Response:
 @bp.route("/meetings/<uuid:meeting_id>/edit", methods=["GET", "POST"])
 @roles(ADMIN)
 def meeting_edit(meeting_id: uuid.UUID) -> str | Response:
-    meeting = services.get_meeting(db.session, meeting_id)
+    meeting = services.get_meeting(db_session(), meeting_id)
     form = MeetingForm(obj=meeting)
     if request.method == "GET":
         form.weekday.data = str(meeting.weekday)
@@ -397,7 +402,7 @@ def meeting_edit(meeting_id: uuid.UUID) -> str | Response:
 @bp.post("/meetings/<uuid:meeting_id>/archive")
 @roles(ADMIN)
 def meeting_archive(meeting_id: uuid.UUID) -> Response:
-    meeting: Meeting = services.get_meeting(db.session, meeting_id)
+    meeting: Meeting = services.get_meeting(db_session(), meeting_id)
     return _archive(meeting, url_for("admin.section", section_id=meeting.section_id))
 
 
@@ -413,24 +418,24 @@ def _csv_response(text: str, filename: str) -> Response:
 @bp.get("/sections/<uuid:section_id>/roster.csv")
 @roles(ADMIN, "instructor", "lab_staff")
 def roster_export(section_id: uuid.UUID) -> Response:
-    found = services.get_section(db.session, section_id)
-    text = exports.roster_csv(db.session, found, signed_in_user())
+    found = get_section(db_session(), section_id, include_archived=True)
+    text = exports.roster_csv(db_session(), found, signed_in_user())
     return _csv_response(text, exports.roster_filename(found))
 
 
 @bp.get("/sections/<uuid:section_id>/gradebook.csv")
 @roles(ADMIN, "instructor", "lab_staff")
 def gradebook_export(section_id: uuid.UUID) -> Response:
-    found = services.get_section(db.session, section_id)
-    text = exports.gradebook_csv(db.session, found, signed_in_user())
+    found = get_section(db_session(), section_id, include_archived=True)
+    text = exports.gradebook_csv(db_session(), found, signed_in_user())
     return _csv_response(text, exports.section_filename("gradebook", found))
 
 
 @bp.get("/sections/<uuid:section_id>/attendance.csv")
 @roles(ADMIN, "instructor", "lab_staff")
 def attendance_export(section_id: uuid.UUID) -> Response:
-    found = services.get_section(db.session, section_id)
-    text = exports.attendance_csv(db.session, found, signed_in_user())
+    found = get_section(db_session(), section_id, include_archived=True)
+    text = exports.attendance_csv(db_session(), found, signed_in_user())
     return _csv_response(text, exports.section_filename("attendance", found))
 
 
@@ -438,23 +443,19 @@ def attendance_export(section_id: uuid.UUID) -> Response:
 
 
 def _store() -> import_jobs.JobStore:
-    return import_jobs.JobStore(Path(current_app.config["PORTAL"]["DATA_DIR"]) / "imports")
+    return tasks.import_store()
 
 
 def _run_in_background(job_id: str, mode: str) -> None:
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    actor_id = current_user.id
-    store = _store()
-
-    def work() -> None:
-        with app.app_context():
-            try:
-                actor = db.session.get(User, actor_id)
-                import_jobs.execute(store, job_id, mode, db.session, actor=actor, now=_now())
-            finally:
-                db.session.remove()
-
-    import_jobs.start(job_id, work)
+    import_jobs.mark_queued(_store(), job_id, mode)
+    jobs.enqueue(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        tasks.run_import,
+        job_id,
+        mode,
+        str(current_user.id),
+        key=job_id,
+    )
 
 
 @bp.route("/imports", methods=["GET", "POST"])

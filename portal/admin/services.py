@@ -264,12 +264,13 @@ def courses_query(text: str = "", *, include_archived: bool = False) -> Select[A
     if not include_archived:
         query = query.where(Course.deleted_at.is_(None))
     if text.strip():
-        like = f"%{text.strip().lower()}%"
+        # contains(autoescape): "%" and "_" typed in a search match themselves
+        like = text.strip().lower()
         query = query.where(
             or_(
-                func.lower(Course.code).like(like),
-                func.lower(Course.title).like(like),
-                func.lower(Course.department).like(like),
+                func.lower(Course.code).contains(like, autoescape=True),
+                func.lower(Course.title).contains(like, autoescape=True),
+                func.lower(Course.department).contains(like, autoescape=True),
             )
         )
     return query.order_by(Course.code)
@@ -426,7 +427,7 @@ def create_section(db: Session, details: SectionDetails, *, actor: User | None) 
 
 
 def update_section(
-    db: Session, section: Section, details: SectionDetails, *, actor: User | None
+    db: Session, section: Section, details: SectionDetails, *, actor: User | None, now: datetime
 ) -> int:
     """Save the section; returns how many waitlisted students moved into new seats.
 
@@ -463,7 +464,6 @@ def update_section(
     section.lab_staff_id = values["lab_staff_id"]
     db.flush()
     promoted = 0
-    now = datetime.now(UTC)
     while promote_from_waitlist(db, section, now=now) is not None:
         promoted += 1
     db.refresh(section)
@@ -481,22 +481,6 @@ def update_section(
         ),
     )
     return promoted
-
-
-def get_section(db: Session, section_id: uuid.UUID) -> Section:
-    section = db.scalar(
-        select(Section)
-        .where(Section.id == section_id)
-        .options(
-            selectinload(Section.course),
-            selectinload(Section.term),
-            selectinload(Section.instructor),
-            selectinload(Section.lab_staff),
-        )
-    )
-    if section is None:
-        raise NotFound("No such section.")
-    return section
 
 
 def section_meetings(db: Session, section: Section, *, include_archived: bool) -> list[Meeting]:
@@ -520,9 +504,13 @@ def sections_query(term: Term, text: str = "", *, include_archived: bool = False
     if not include_archived:
         query = query.where(Section.deleted_at.is_(None))
     if text.strip():
-        like = f"%{text.strip().lower()}%"
+        # contains(autoescape): "%" and "_" typed in a search match themselves
+        like = text.strip().lower()
         query = query.where(
-            or_(func.lower(Course.code).like(like), func.lower(Course.title).like(like))
+            or_(
+                func.lower(Course.code).contains(like, autoescape=True),
+                func.lower(Course.title).contains(like, autoescape=True),
+            )
         )
     return query.order_by(Course.code, Section.number)
 

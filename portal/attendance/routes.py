@@ -10,15 +10,18 @@ from werkzeug.wrappers import Response
 from portal.attendance import services
 from portal.attendance.forms import LabSessionForm
 from portal.auth.policy import roles
-from portal.grading.services import get_section
-from portal.web import attempt, commit_or_show, db_session, signed_in_user
+from portal.catalogue.services import get_section
+from portal.models import utcnow
+from portal.web import attempt, commit_or_show, db_session, filled, signed_in_user
 
 bp = Blueprint("attendance", __name__)
 
 STAFF = ("instructor", "lab_staff", "admin")
 
 
-def _render_section(section_id: uuid.UUID, form: LabSessionForm, status: int = 200):  # type: ignore[no-untyped-def]
+def _render_section(
+    section_id: uuid.UUID, form: LabSessionForm, status: int = 200
+) -> tuple[str, int]:
     section = get_section(db_session(), section_id)
     services.ensure_can_take(signed_in_user(), section)
     summary = services.section_summary(db_session(), section)
@@ -30,23 +33,18 @@ def _render_section(section_id: uuid.UUID, form: LabSessionForm, status: int = 2
 
 @bp.get("/sections/<uuid:section_id>/attendance")
 @roles(*STAFF)
-def section(section_id: uuid.UUID):  # type: ignore[no-untyped-def]
+def section(section_id: uuid.UUID) -> tuple[str, int]:
     return _render_section(section_id, LabSessionForm(formdata=None))
 
 
 @bp.post("/sections/<uuid:section_id>/lab-sessions")
 @roles(*STAFF)
-def create_session(section_id: uuid.UUID):  # type: ignore[no-untyped-def]
+def create_session(section_id: uuid.UUID) -> tuple[str, int] | Response:
     section = get_section(db_session(), section_id)
     services.ensure_can_take(signed_in_user(), section)
     form = LabSessionForm()
     if form.validate_on_submit():
-        data = services.LabSessionInput(
-            held_on=form.held_on.data,  # type: ignore[arg-type]
-            starts_at=form.starts_at.data,  # type: ignore[arg-type]
-            ends_at=form.ends_at.data,  # type: ignore[arg-type]
-            room=form.room.data or "",
-        )
+        data = _session_input(form)
         done = commit_or_show(
             lambda: services.create_lab_session(db_session(), signed_in_user(), section, data),
             message=lambda lab_session: f"Lab session on {lab_session.label} added.",
@@ -72,6 +70,49 @@ def take(lab_session_id: uuid.UUID) -> str:
         lines=lines,
         counts=services.sheet_counts(lines),
         statuses=services.STATUS_LABELS,
+    )
+
+
+def _session_input(form: LabSessionForm) -> services.LabSessionInput:
+    return services.LabSessionInput(
+        held_on=filled(form.held_on.data),
+        starts_at=filled(form.starts_at.data),
+        ends_at=filled(form.ends_at.data),
+        room=form.room.data or "",
+    )
+
+
+@bp.route("/lab-sessions/<uuid:lab_session_id>/edit", methods=["GET", "POST"])
+@roles(*STAFF)
+def edit_session(lab_session_id: uuid.UUID) -> str | Response | tuple[str, int]:
+    lab_session = services.get_lab_session(db_session(), lab_session_id)
+    services.ensure_can_take(signed_in_user(), lab_session.section)
+    form = LabSessionForm(obj=lab_session)
+    if form.validate_on_submit() and (
+        done := commit_or_show(
+            lambda: services.update_lab_session(
+                db_session(), signed_in_user(), lab_session, _session_input(form)
+            ),
+            message=lambda changed: f"Lab session on {changed.label} saved.",
+            redirect_to=url_for("attendance.section", section_id=lab_session.section_id),
+            form=form,
+        )
+    ):
+        return done
+    page = render_template("attendance/edit_session.html", lab_session=lab_session, form=form)
+    return (page, 422) if request.method == "POST" else page
+
+
+@bp.post("/lab-sessions/<uuid:lab_session_id>/delete")
+@roles(*STAFF)
+def delete_session(lab_session_id: uuid.UUID) -> Response:
+    lab_session = services.get_lab_session(db_session(), lab_session_id)
+    return commit_or_show(
+        lambda: services.delete_lab_session(
+            db_session(), signed_in_user(), lab_session, now=utcnow()
+        ),
+        message=lambda label: f"Lab session on {label} deleted.",
+        redirect_to=url_for("attendance.section", section_id=lab_session.section_id),
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, time
+from datetime import date, datetime, time
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -122,8 +122,7 @@ def create_lab_session(
 ) -> LabSession:
     """Add a lab session; `row_id` keeps the id a device gave it offline."""
     ensure_can_take(actor, section)
-    if data.starts_at >= data.ends_at:
-        raise ValidationError("A lab session must end after it starts.")
+    _check_session(section, data)
     lab_session = LabSession(
         id=row_id or uuid.uuid4(),
         section_id=section.id,
@@ -135,6 +134,51 @@ def create_lab_session(
     db.add(lab_session)
     db.flush()
     return lab_session
+
+
+def _check_session(section: Section, data: LabSessionInput) -> None:
+    if data.starts_at >= data.ends_at:
+        raise ValidationError("A lab session must end after it starts.")
+    term = section.term
+    if not term.starts_on <= data.held_on <= term.ends_on:
+        raise ValidationError(
+            f"{data.held_on:%d %b %Y} is outside {term.name} "
+            f"({term.starts_on:%d %b %Y} to {term.ends_on:%d %b %Y})."
+        )
+
+
+def update_lab_session(
+    db: Session, actor: User, lab_session: LabSession, data: LabSessionInput
+) -> LabSession:
+    """Change a lab session's date, times or room; its attendance records stay."""
+    section = lab_session.section
+    ensure_can_take(actor, section)
+    _check_session(section, data)
+    lab_session.held_on = data.held_on
+    lab_session.starts_at = data.starts_at
+    lab_session.ends_at = data.ends_at
+    lab_session.room = data.room.strip() or section.room
+    db.flush()
+    return lab_session
+
+
+def delete_lab_session(db: Session, actor: User, lab_session: LabSession, *, now: datetime) -> str:
+    """Remove a lab session (a tombstone: its records no longer count); returns its label."""
+    ensure_can_take(actor, lab_session.section)
+    lab_session.deleted_at = now
+    db.flush()
+    return lab_session.label
+
+
+def recorded_count(db: Session, lab_session: LabSession) -> int:
+    return (
+        db.scalar(
+            select(func.count())
+            .select_from(AttendanceRecord)
+            .where(AttendanceRecord.lab_session_id == lab_session.id)
+        )
+        or 0
+    )
 
 
 # --- Taking attendance ----------------------------------------------------------------------------

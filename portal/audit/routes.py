@@ -9,6 +9,7 @@ from flask import Blueprint, current_app, render_template, request
 from portal.audit import services
 from portal.auth.policy import roles
 from portal.extensions import db
+from portal.web import db_session
 
 bp = Blueprint("audit", __name__, url_prefix="/admin/audit")
 
@@ -44,7 +45,8 @@ def log() -> str:
         since=since,
         until=until,
         bad_dates=[n for n in ("since", "until") if request.args.get(n) and not _day(n)],
-        actions=services.known_actions(db.session),
-        entity_types=services.known_entity_types(db.session),
+        actions=services.known_actions(db_session()),
+        entity_types=services.known_entity_types(db_session()),
         changes=services.changes,
+        names=services.names_for(db_session(), page.items),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -11,7 +12,16 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from portal.models import AuditEntry, Record, User
+from portal.models import (
+    Assessment,
+    AuditEntry,
+    Course,
+    LabSession,
+    Record,
+    Section,
+    Term,
+    User,
+)
 
 
 def _plain(value: Any) -> Any:
@@ -187,3 +197,53 @@ def changes(entry: AuditEntry) -> list[Change]:
     before, after = entry.before or {}, entry.after or {}
     names = list(before) + [name for name in after if name not in before]
     return [Change(name, before.get(name), after.get(name)) for name in names]
+
+
+def _uuids(value: Any) -> set[uuid.UUID]:
+    found: set[uuid.UUID] = set()
+    if isinstance(value, dict):
+        for item in value.values():
+            found |= _uuids(item)
+    elif isinstance(value, list):
+        for item in value:
+            found |= _uuids(item)
+    elif isinstance(value, str) and len(value) == 36:
+        with contextlib.suppress(ValueError):
+            found.add(uuid.UUID(value))
+    return found
+
+
+def names_for(db: Session, entries: Iterable[AuditEntry]) -> dict[str, str]:
+    """What a person calls each record an entry refers to by id (its actor, its record, ids in
+    before/after): "Full Name (username)", a section's label, a course's code... One query per
+    kind of record, whatever the number of entries; an id not found stays as it is."""
+    ids: set[uuid.UUID] = set()
+    for entry in entries:
+        if entry.actor_id:
+            ids.add(entry.actor_id)
+        ids |= _uuids(entry.entity_id) | _uuids(entry.before) | _uuids(entry.after)
+    if not ids:
+        return {}
+    names: dict[str, str] = {}
+    for user in db.scalars(select(User).where(User.id.in_(ids))):
+        names[str(user.id)] = f"{user.full_name} ({user.username})"
+    for section_id, code, number, term in db.execute(
+        select(Section.id, Course.code, Section.number, Term.code)
+        .join(Course, Section.course_id == Course.id)
+        .join(Term, Section.term_id == Term.id)
+        .where(Section.id.in_(ids))
+    ):
+        names[str(section_id)] = f"{code}-{number} ({term})"
+    for course_id, code, title in db.execute(
+        select(Course.id, Course.code, Course.title).where(Course.id.in_(ids))
+    ):
+        names[str(course_id)] = f"{code} {title}"
+    for term_id, code in db.execute(select(Term.id, Term.code).where(Term.id.in_(ids))):
+        names[str(term_id)] = f"term {code}"
+    for assessment_id, name in db.execute(
+        select(Assessment.id, Assessment.name).where(Assessment.id.in_(ids))
+    ):
+        names[str(assessment_id)] = name
+    for session in db.scalars(select(LabSession).where(LabSession.id.in_(ids))):
+        names[str(session.id)] = f"lab session {session.label}"
+    return names

@@ -7,21 +7,35 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, abort, current_app, flash, redirect, request, session, url_for
+from flask import (
+    Flask,
+    Response,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user, logout_user
 from werkzeug.wrappers import Response as BaseResponse
 
-from portal.models import ROLES
+from portal.api import API_PREFIX
+from portal.models import ROLES, utcnow
 
 F = TypeVar("F", bound=Callable[..., Any])
 ACCESS_ATTRIBUTE = "portal_access"
+PASSIVE_ATTRIBUTE = "portal_passive"
 PUBLIC = "public"
 SIGNED_IN = "signed-in"
 EXEMPT_ENDPOINTS = {"static"}
+IDLE_MESSAGE = "You were logged out after a period of inactivity."
+PASSWORD_CHANGE_ENDPOINTS = {"auth.change_own_password", "auth.logout"}
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +63,13 @@ def roles(*names: str) -> Callable[[F], F]:
         return view
 
     return decorate
+
+
+def passive(view: F) -> F:
+    """A request a page makes by itself (a status poll): it is not the person's activity, so
+    it does not keep them signed in past the idle log-out."""
+    setattr(view, PASSIVE_ATTRIBUTE, True)
+    return view
 
 
 def access_of(view: Callable[..., Any]) -> str | frozenset[str] | None:
@@ -81,9 +102,14 @@ def _enforce_access() -> BaseResponse | None:
     if access == PUBLIC:
         return None
     if not current_user.is_authenticated:
+        if request.path.startswith(API_PREFIX):
+            abort(401)  # an API client: a problem to act on, not a log-in page
         if endpoint == "main.index":  # the front door: no "please log in" scolding
             return redirect(url_for("auth.login"))
         return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
+    if current_user.must_change_password and endpoint not in PASSWORD_CHANGE_ENDPOINTS:
+        # A one-time password (CSV import, admin reset): choose one's own before anything else.
+        return redirect(url_for("auth.change_own_password"))
     if access == SIGNED_IN:
         return None
     assert isinstance(access, frozenset)
@@ -94,15 +120,18 @@ def _enforce_access() -> BaseResponse | None:
 
 def _enforce_idle_logout() -> None:
     """Shared lab PCs: a portal user idle for too long is logged out."""
-    if not current_user.is_authenticated:
-        return
+    if not current_user.is_authenticated or g.get("api_auth") == "token":
+        return  # a token call has no session to time out (and must not start one)
     limit_minutes = current_app.config["PORTAL"]["IDLE_LOGOUT_MINUTES"]
-    now = datetime.now(UTC).timestamp()
+    now = utcnow().timestamp()
     last_seen = session.get("last_seen")
     if limit_minutes > 0 and last_seen is not None and now - last_seen > limit_minutes * 60:
         logout_user()
         session.clear()
-        flash("You were logged out after a period of inactivity.", "info")
+        flash(IDLE_MESSAGE, "info")
+        return
+    view = current_app.view_functions.get(request.endpoint or "")
+    if view is not None and getattr(view, PASSIVE_ATTRIBUTE, False) and last_seen is not None:
         return
     session["last_seen"] = now
 
@@ -129,14 +158,22 @@ def init_app(app: Flask) -> None:
 
     @login_manager.user_loader
     def _load_user(user_id: str) -> User | None:
+        """The user of `<id>:<session version>` (User.get_id), while the version is current:
+        a password change or reset raises it, which ends every older session."""
         import uuid
 
+        identifier, _, version = user_id.partition(":")
         try:
-            user = db.session.get(User, uuid.UUID(user_id))
+            user = db.session.get(User, uuid.UUID(identifier))
         except ValueError:
             return None
-        return user if user is not None and user.is_active else None
+        if user is None or not user.is_active or version != str(user.session_version):
+            return None
+        return user
 
+    from portal.auth import login_queue
+
+    login_queue.init_app(app)
     app.before_request(_enforce_idle_logout)
     app.before_request(_enforce_access)
     app.after_request(_security_headers)

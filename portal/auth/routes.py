@@ -1,4 +1,5 @@
-"""Log-in and log-out."""
+"""Log-in and log-out. On a desktop copy connected to a campus server, a person's first
+sign-in there goes through the server (portal.sync.device.sign_in_through_server)."""
 
 from flask import (
     Blueprint,
@@ -13,11 +14,16 @@ from flask import (
 from flask_login import current_user, login_user, logout_user
 from werkzeug.wrappers import Response
 
-from portal.accounts.services import authenticate
+from portal.accounts.services import authenticate, change_password
 from portal.audit.services import record
-from portal.auth.forms import LoginForm
-from portal.auth.policy import is_safe_redirect, public
+from portal.auth.forms import LoginForm, PasswordChangeForm
+from portal.auth.login_queue import login_slot
+from portal.auth.policy import IDLE_MESSAGE, is_safe_redirect, public, signed_in
 from portal.extensions import db, limiter
+from portal.models import User, utcnow
+from portal.sync import device
+from portal.sync.client import SyncError
+from portal.web import commit_or_show, db_session, filled, signed_in_user
 
 bp = Blueprint("auth", __name__)
 
@@ -26,22 +32,54 @@ def _login_limit() -> str:
     return current_app.config["PORTAL"]["LOGIN_RATE_LIMIT"]
 
 
+def _through_campus_server(username: str, password: str) -> tuple[User | None, str]:
+    """When the local check fails on a connected desktop copy: the campus server checks the
+    password, a sync brings the account here, and the local check is made again. Returns
+    the user, or None with what to tell the person ("" when this copy is not connected)."""
+    if current_app.config["PORTAL"]["MODE"] != "desktop":
+        return None, ""
+    runner = device.runner_for(current_app)
+    db_session().rollback()  # the sync writes on its own connections (SQLite: one writer)
+    if device.current_state(runner.engine) is None:
+        return None, ""
+    try:
+        device.sign_in_through_server(runner, username, password)
+    except SyncError as error:
+        if error.reason == "unreachable" and device.has_local_verifier(runner.engine, username):
+            return None, ""  # known here: the password did not match the one this copy knows
+        return None, str(error)
+    user = authenticate(db_session(), username, password, now=utcnow())
+    if user is None:
+        return None, (
+            "The campus server accepted the sign-in, but this computer has not received the "
+            "account yet. Wait for the sync to finish and try again."
+        )
+    return user, ""
+
+
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(_login_limit, methods=["POST"])
 @public
-def login() -> str | Response | tuple[str, int]:
+def login() -> str | Response | tuple[str, int] | tuple[str, int, dict[str, str]]:
     if current_user.is_authenticated:
         return redirect(url_for("main.index"))
     form = LoginForm()
     if request.method == "GET":
         form.next.data = request.args.get("next", "")
+        form.username.data = request.args.get("username", "")[:64]
     if form.validate_on_submit():
         username = (form.username.data or "").strip().lower()
-        user = authenticate(db.session, username, form.password.data or "")
+        with login_slot() as admitted:
+            if not admitted:
+                return _busy(form)
+            user = authenticate(db_session(), username, form.password.data or "", now=utcnow())
+        problem = ""
+        if user is None:
+            user, problem = _through_campus_server(username, form.password.data or "")
         if user is None:
             db.session.rollback()
             record(
-                db.session,
+                db_session(),
                 None,
                 "auth.login_failed",
                 entity_type="user",
@@ -49,10 +87,10 @@ def login() -> str | Response | tuple[str, int]:
                 after={"username": username, "ip": request.remote_addr},
             )
             db.session.commit()
-            flash("That username and password do not match an active account.", "danger")
+            flash(problem or "That username and password do not match an active account.", "danger")
             return render_template("auth/login.html", form=form), 401
         record(
-            db.session,
+            db_session(),
             user,
             "auth.login",
             entity_type="user",
@@ -68,10 +106,54 @@ def login() -> str | Response | tuple[str, int]:
     return render_template("auth/login.html", form=form)
 
 
+BUSY_RETRY_SECONDS = 5
+
+
+def _busy(form: LoginForm) -> tuple[str, int, dict[str, str]]:
+    """Too many log-ins at this moment: say so at once rather than time out."""
+    flash(
+        "Many people are logging in right now. Please wait a few seconds and try again.",
+        "warning",
+    )
+    page = render_template("auth/login.html", form=form)
+    return page, 503, {"Retry-After": str(BUSY_RETRY_SECONDS)}
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@signed_in
+def change_own_password() -> str | Response | tuple[str, int]:
+    """Any user's own password; the only page open to an account with a one-time password."""
+    user = signed_in_user()
+    form = PasswordChangeForm()
+
+    def change() -> User:
+        changed = change_password(
+            db_session(), user, filled(form.current_password.data), filled(form.new_password.data)
+        )
+        login_user(changed)  # this session carries the new session version; others end
+        return changed
+
+    if form.validate_on_submit() and (
+        done := commit_or_show(
+            change,
+            message="Your password was changed. You were logged out everywhere else.",
+            redirect_to=url_for("main.index"),
+            form=form,
+        )
+    ):
+        return done
+    if request.method == "POST":
+        return render_template("auth/password.html", form=form), 422
+    return render_template("auth/password.html", form=form)
+
+
 @bp.route("/logout", methods=["POST"])
 @public
 def logout() -> Response:
     logout_user()
     session.clear()
-    flash("You have been logged out.", "success")
+    if request.form.get("reason") == "idle":  # the page's own idle timer (static/js/portal.js)
+        flash(IDLE_MESSAGE, "info")
+    else:
+        flash("You have been logged out.", "success")
     return redirect(url_for("auth.login"))

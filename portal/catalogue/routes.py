@@ -8,6 +8,11 @@ from flask_login import current_user
 from portal.auth.policy import signed_in
 from portal.catalogue import services
 from portal.extensions import db
+from portal.models import utcnow
+from portal.registration.services import registration_blocker
+from portal.web import db_session, signed_in_user
+
+ALL_TERMS = "all"
 
 bp = Blueprint("catalogue", __name__)
 
@@ -15,40 +20,49 @@ bp = Blueprint("catalogue", __name__)
 @bp.get("/courses")
 @signed_in
 def index() -> str:
+    term_code = request.args.get("term")
+    searching = request.args.get("q") or request.args.get("department")
+    if term_code is None and not searching:  # the first look: the current term's offer
+        current = services.current_term(db_session(), utcnow().date())
+        term_code = current.code if current else ""
     filters = services.CatalogueFilter(
         text=request.args.get("q", "")[:100],
-        term_code=request.args.get("term", "")[:20],
+        term_code="" if term_code in (None, ALL_TERMS) else term_code[:20],
         department=request.args.get("department", "")[:100],
     )
     page = db.paginate(
-        services.search_courses_query(db.session, filters),
+        services.search_courses_query(db_session(), filters),
         per_page=current_app.config["PAGE_SIZE"],
         error_out=False,
     )
-    sections = services.sections_for_courses(db.session, list(page.items), filters.term_code)
+    sections = services.sections_for_courses(db_session(), list(page.items), filters.term_code)
     return render_template(
         "catalogue/index.html",
         page=page,
         sections=sections,
         filters=filters,
-        terms=services.terms(db.session),
-        departments=services.departments(db.session),
+        terms=services.terms(db_session()),
+        departments=services.departments(db_session()),
     )
 
 
 @bp.get("/courses/<code>")
 @signed_in
 def course(code: str) -> str:
-    found = services.get_course(db.session, code)
-    sections = services.sections_for_courses(db.session, [found]).get(found.id, [])
+    found = services.get_course(db_session(), code)
+    sections = services.sections_for_courses(db_session(), [found]).get(found.id, [])
     return render_template("catalogue/course.html", course=found, sections=sections)
 
 
 @bp.get("/sections/<uuid:section_id>")
 @signed_in
 def section(section_id: uuid.UUID) -> str:
-    found = services.get_section(db.session, section_id)
-    registration = None
+    found = services.get_section(db_session(), section_id, full=True)
+    registration = blocker = None
     if current_user.role == "student":
-        registration = services.registration_of(db.session, current_user.id, found)
-    return render_template("catalogue/section.html", section=found, registration=registration)
+        registration = services.registration_of(db_session(), current_user.id, found)
+        if registration is None or registration.status == "dropped":
+            blocker = registration_blocker(db_session(), signed_in_user(), found, utcnow())
+    return render_template(
+        "catalogue/section.html", section=found, registration=registration, blocker=blocker
+    )

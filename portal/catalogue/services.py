@@ -54,9 +54,13 @@ def search_courses_query(db: Session, filters: CatalogueFilter) -> Select[Course
         query = query.where(Course.department == filters.department)
     text = filters.text.strip().lower()
     if text:
-        like = f"%{text}%"
+        # contains(autoescape): "%" and "_" typed in a search match themselves
+        like = text
         query = query.where(
-            or_(func.lower(Course.code).like(like), func.lower(Course.title).like(like))
+            or_(
+                func.lower(Course.code).contains(like, autoescape=True),
+                func.lower(Course.title).contains(like, autoescape=True),
+            )
         )
     if filters.term_code:
         # A correlated EXISTS after the cheap filters: checked only for courses that match the
@@ -106,11 +110,29 @@ def get_course(db: Session, code: str) -> Course:
     return course
 
 
-def get_section(db: Session, section_id: uuid.UUID) -> Section:
-    section = db.scalar(
-        select(Section)
-        .where(Section.id == section_id, Section.deleted_at.is_(None))
-        .options(
+def lock_section(db: Session, section_id: uuid.UUID) -> None:
+    """Hold the section's row until the commit: rules that read and then write (the seat check
+    before joining a waitlist, a mark against finalised grades) cannot interleave with another
+    transaction doing the same. A row lock on PostgreSQL; on SQLite the write transaction begun
+    with BEGIN IMMEDIATE already serialises."""
+    db.execute(select(Section.id).where(Section.id == section_id).with_for_update())
+
+
+def get_section(
+    db: Session, section_id: uuid.UUID, *, include_archived: bool = False, full: bool = False
+) -> Section:
+    """The one loader of a section (for every feature), with its course and term.
+
+    include_archived: an archived section is found too (the admin's pages); otherwise it is
+    NotFound, like a section that does not exist.
+    full: also load what a section's own page shows (prerequisites, meetings, staff).
+    Raises NotFound ("That section does not exist.").
+    """
+    query = select(Section).where(Section.id == section_id)
+    if not include_archived:
+        query = query.where(Section.deleted_at.is_(None))
+    if full:
+        query = query.options(
             selectinload(Section.course)
             .selectinload(Course.prerequisites)
             .selectinload(Prerequisite.required_course),
@@ -119,7 +141,9 @@ def get_section(db: Session, section_id: uuid.UUID) -> Section:
             selectinload(Section.instructor),
             selectinload(Section.lab_staff),
         )
-    )
+    else:
+        query = query.options(selectinload(Section.course), selectinload(Section.term))
+    section = db.scalar(query)
     if section is None:
         raise NotFound("That section does not exist.")
     return section

@@ -9,6 +9,7 @@ from flask import Flask, current_app
 from portal.demo import services
 from portal.errors import ValidationError
 from portal.extensions import db
+from portal.web import db_session
 
 
 def init_app(app: Flask) -> None:
@@ -22,7 +23,7 @@ def init_app(app: Flask) -> None:
         started = time.perf_counter()
         try:
             counts = services.generate(
-                db.session,
+                db_session(),
                 size,
                 seed=seed,
                 upload_dir=Path(current_app.config["PORTAL"]["UPLOAD_DIR"]),

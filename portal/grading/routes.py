@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from portal.attendance import services as attendance
 from portal.auth.policy import roles
+from portal.catalogue.services import get_section
 from portal.errors import ValidationError
 from portal.grading import services
 from portal.grading.calculation import WeightedItem, weights_problem
 from portal.grading.forms import AssessmentForm, GradeScaleForm, scale_field_name
 from portal.grading.scale import GRADE_POINTS
-from portal.models import Assessment, User
+from portal.models import Assessment, User, utcnow
 from portal.web import attempt, commit_or_show, db_session, signed_in_user
 
 bp = Blueprint("grading", __name__)
@@ -53,7 +55,7 @@ def _render_gradebook(
     errors: dict[tuple[uuid.UUID, uuid.UUID], str] | None = None,
     status: int = 200,
 ) -> tuple[str, int]:
-    section = services.get_section(db_session(), section_id)
+    section = get_section(db_session(), section_id)
     kinds = services.ensure_can_grade(signed_in_user(), section)
     book = services.gradebook(db_session(), section, kinds)
     page = render_template(
@@ -63,6 +65,7 @@ def _render_gradebook(
         errors=errors or {},
         can_manage=services.can_manage(signed_in_user(), section),
         can_edit=not book.is_final or signed_in_user().role == "admin",
+        finalise_warnings=services.finalise_warnings(book, now=utcnow()),
     )
     return page, status
 
@@ -78,7 +81,7 @@ def gradebook(section_id: uuid.UUID) -> tuple[str, int]:
 def save_gradebook(section_id: uuid.UUID) -> tuple[str, int] | Response:
     """Save every changed cell of the grid; cells with errors keep what was typed."""
     actor = signed_in_user()
-    section = services.get_section(db_session(), section_id)
+    section = get_section(db_session(), section_id)
     kinds = services.ensure_can_grade(actor, section)
     book = services.gradebook(db_session(), section, kinds)
     reason = request.form.get("reason", "")
@@ -130,7 +133,7 @@ def _cell_from_form() -> tuple[uuid.UUID, uuid.UUID, str]:
 def save_mark(section_id: uuid.UUID) -> tuple[str, int] | Response:
     """One cell (htmx on change). The response is the cell again, with the typed value kept."""
     actor = signed_in_user()
-    section = services.get_section(db_session(), section_id)
+    section = get_section(db_session(), section_id)
     kinds = services.ensure_can_grade(actor, section)
     student_id, assessment_id, raw = _cell_from_form()
     assessment = services.get_assessment(db_session(), assessment_id)
@@ -175,17 +178,23 @@ def save_mark(section_id: uuid.UUID) -> tuple[str, int] | Response:
 @bp.post("/sections/<uuid:section_id>/finalise")
 @roles(*MANAGERS)
 def finalise(section_id: uuid.UUID) -> Response:
-    section = services.get_section(db_session(), section_id)
+    section = get_section(db_session(), section_id)
     return commit_or_show(
-        lambda: services.finalise_section(
-            db_session(), signed_in_user(), section, now=datetime.now(UTC)
-        ),
+        lambda: services.finalise_section(db_session(), signed_in_user(), section, now=utcnow()),
         message=f"Grades for {section.label} are final and the marks are locked.",
         redirect_to=url_for("grading.gradebook", section_id=section_id),
     )
 
 
 # --- Assessments ----------------------------------------------------------------------------------
+
+
+def _timezone(name: str | None) -> tzinfo:
+    """The browser's time zone from the form, or UTC when none (no JavaScript) or unknown."""
+    try:
+        return ZoneInfo(name) if name else UTC
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
 
 
 def _assessment_input(form: AssessmentForm) -> services.AssessmentInput:
@@ -195,14 +204,15 @@ def _assessment_input(form: AssessmentForm) -> services.AssessmentInput:
         kind=form.kind.data or "",
         weight=float(form.weight.data if form.weight.data is not None else -1),
         max_points=float(form.max_points.data or 0),
-        due_at=due.replace(tzinfo=UTC) if due else None,
+        # Typed in the person's own time zone; stored in UTC.
+        due_at=due.replace(tzinfo=_timezone(form.timezone.data)).astimezone(UTC) if due else None,
     )
 
 
 @bp.route("/sections/<uuid:section_id>/assessments", methods=["GET", "POST"])
 @roles(*MANAGERS)
 def assessments(section_id: uuid.UUID) -> str | Response:
-    section = services.get_section(db_session(), section_id)
+    section = get_section(db_session(), section_id)
     services.ensure_can_manage(signed_in_user(), section)
     form = AssessmentForm()
     if form.validate_on_submit() and (
@@ -222,7 +232,7 @@ def assessments(section_id: uuid.UUID) -> str | Response:
 def _render_assessments(
     section_id: uuid.UUID, form: AssessmentForm, editing: Assessment | None
 ) -> str:
-    section = services.get_section(db_session(), section_id)
+    section = get_section(db_session(), section_id)
     items = services.section_assessments(db_session(), section.id)
     return render_template(
         "grading/assessments.html",
@@ -244,8 +254,11 @@ def edit_assessment(assessment_id: uuid.UUID) -> str | Response:
     assessment = services.get_assessment(db_session(), assessment_id)
     services.ensure_can_manage(signed_in_user(), assessment.section)
     form = AssessmentForm(obj=assessment)
-    if request.method == "GET" and assessment.due_at:
-        form.due_at.data = assessment.due_at.replace(tzinfo=None)
+    if assessment.due_at:
+        # The field shows UTC; portal.js shows it in the browser's zone (data-utc-value).
+        form.due_at.render_kw = {"data-utc-value": assessment.due_at.isoformat()}
+        if request.method == "GET":
+            form.due_at.data = assessment.due_at.replace(tzinfo=None)
     if form.validate_on_submit() and (
         done := commit_or_show(
             lambda: services.update_assessment(
@@ -267,7 +280,7 @@ def delete_assessment(assessment_id: uuid.UUID) -> Response:
     name = assessment.name
     return commit_or_show(
         lambda: services.delete_assessment(
-            db_session(), signed_in_user(), assessment, now=datetime.now(UTC)
+            db_session(), signed_in_user(), assessment, now=utcnow()
         ),
         message=f"Assessment {name!r} removed.",
         redirect_to=url_for("grading.assessments", section_id=assessment.section_id),
@@ -331,6 +344,6 @@ def transcript(student_id: uuid.UUID) -> str:
 def _render_transcript(student: User) -> str:
     context: dict[str, Any] = {
         "transcript": services.transcript(db_session(), student),
-        "printed_at": datetime.now(UTC),
+        "printed_at": utcnow(),
     }
     return render_template("grading/transcript.html", **context)

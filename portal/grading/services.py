@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from portal.audit.services import record
+from portal.catalogue.services import lock_section
 from portal.errors import Forbidden, NotFound, PortalError, ValidationError
 from portal.grading.calculation import (
     WeightedItem,
@@ -50,6 +51,7 @@ from portal.models import (
 )
 
 KIND_LABELS = ASSESSMENT_KIND_LABELS
+MAX_POINTS = 10_000  # an assessment's maximum points; more is a typing slip
 
 
 class GradesLocked(PortalError):
@@ -92,17 +94,6 @@ def ensure_can_manage(user: User, section: Section) -> None:
 # --- Loading --------------------------------------------------------------------------------------
 
 
-def get_section(db: Session, section_id: uuid.UUID) -> Section:
-    section = db.scalar(
-        select(Section)
-        .where(Section.id == section_id, Section.deleted_at.is_(None))
-        .options(selectinload(Section.course), selectinload(Section.term))
-    )
-    if section is None:
-        raise NotFound("There is no such section.")
-    return section
-
-
 def get_assessment(db: Session, assessment_id: uuid.UUID) -> Assessment:
     assessment = db.scalar(
         select(Assessment)
@@ -132,10 +123,6 @@ def section_assessments(
 
 def finalisation_of(db: Session, section_id: uuid.UUID) -> GradeFinalisation | None:
     return db.scalar(select(GradeFinalisation).where(GradeFinalisation.section_id == section_id))
-
-
-def _lock_section(db: Session, section_id: uuid.UUID) -> None:
-    db.execute(select(Section.id).where(Section.id == section_id).with_for_update())
 
 
 def _items(assessments: list[Assessment]) -> list[WeightedItem]:
@@ -208,8 +195,16 @@ def _check_input(data: AssessmentInput) -> None:
         raise ValidationError(f"The kind must be one of: {', '.join(ASSESSMENT_KINDS)}.")
     if not 0 <= data.weight <= 100:
         raise ValidationError("The weight must be between 0 and 100 percent.")
-    if data.max_points <= 0:
-        raise ValidationError("The maximum points must be more than zero.")
+    if not data.max_points > 0:
+        raise ValidationError("The maximum points must be more than 0.")
+    if data.max_points > MAX_POINTS:
+        raise ValidationError(f"The maximum points can be at most {MAX_POINTS:,}.")
+
+
+def _ensure_unique_name(others: list[Assessment], name: str, section: Section) -> None:
+    wanted = name.strip().casefold()
+    if any(a.name.strip().casefold() == wanted for a in others):
+        raise ValidationError(f"{section.label} already has an assessment named {name.strip()!r}.")
 
 
 def _ensure_weights_fit(
@@ -242,9 +237,10 @@ def create_assessment(
     """Add an assessment; `row_id` keeps the id a device gave it offline."""
     ensure_can_manage(actor, section)
     _check_input(data)
-    _lock_section(db, section.id)
+    lock_section(db, section.id)
     ensure_not_finalised(db, section)
     current = section_assessments(db, section.id)
+    _ensure_unique_name(current, data.name, section)
     _ensure_weights_fit(current, data.name.strip(), data.weight)
     assessment = Assessment(
         id=row_id or uuid.uuid4(),
@@ -267,9 +263,10 @@ def update_assessment(
     section = assessment.section
     ensure_can_manage(actor, section)
     _check_input(data)
-    _lock_section(db, section.id)
+    lock_section(db, section.id)
     ensure_not_finalised(db, section)
     others = [a for a in section_assessments(db, section.id) if a.id != assessment.id]
+    _ensure_unique_name(others, data.name, section)
     _ensure_weights_fit(others, data.name.strip(), data.weight, changing=True)
     highest = db.scalar(select(func.max(Mark.points)).where(Mark.assessment_id == assessment.id))
     if highest is not None and data.max_points < highest:
@@ -289,7 +286,7 @@ def update_assessment(
 def delete_assessment(db: Session, actor: User, assessment: Assessment, *, now: datetime) -> None:
     """Soft delete: the marks stay in the database but no longer count."""
     ensure_can_manage(actor, assessment.section)
-    _lock_section(db, assessment.section_id)
+    lock_section(db, assessment.section_id)
     ensure_not_finalised(db, assessment.section)
     assessment.deleted_at = now
     db.flush()
@@ -359,7 +356,7 @@ def set_mark(
     if assessment.kind not in kinds:
         raise Forbidden(f"You can enter marks for {' and '.join(kinds)} assessments only.")
     points = parse_points(raw_points, assessment)
-    _lock_section(db, section.id)
+    lock_section(db, section.id)
     registration = _enrolment(db, section.id, student_id)
     finalisation = finalisation_of(db, section.id)
     mark = db.scalar(
@@ -535,7 +532,7 @@ def finalise_section(
 ) -> GradeFinalisation:
     """Write every enrolled student's letter grade and lock the marks."""
     ensure_can_manage(actor, section)
-    _lock_section(db, section.id)
+    lock_section(db, section.id)
     existing = finalisation_of(db, section.id)
     if existing is not None:
         raise GradesLocked(
@@ -601,6 +598,31 @@ class CourseResult:
     @property
     def final_grade(self) -> str | None:
         return self.registration.final_grade
+
+
+def finalise_warnings(book: Gradebook, *, now: datetime) -> list[str]:
+    """What finalising would cut short: assessments still open for lab reports (finalising
+    closes their uploads) and marks still missing (they count as 0)."""
+    if book.is_final:
+        return []
+    warnings = []
+    still_open = [
+        a
+        for a in book.assessments
+        if a.kind in ("lab", "assignment") and a.due_at and a.due_at > now
+    ]
+    if still_open:
+        names = ", ".join(f"{a.name} (due {a.due_at:%d %b %Y})" for a in still_open if a.due_at)
+        warnings.append(f"Still open for lab reports: {names}. Finalising closes their uploads.")
+    missing = [
+        (a, sum(1 for row in book.rows if row.points.get(a.id) is None)) for a in book.assessments
+    ]
+    missing = [(a, count) for a, count in missing if count]
+    if missing:
+        total = sum(count for _, count in missing)
+        detail = ", ".join(f"{a.name}: {count}" for a, count in missing)
+        warnings.append(f"{total} mark(s) missing ({detail}); they count as 0.")
+    return warnings
 
 
 def student_results(db: Session, student: User) -> list[CourseResult]:

@@ -1,4 +1,4 @@
-"""One place that turns errors into pages (or JSON for API clients)."""
+"""One place that turns errors into pages, JSON, or (under /api) RFC 9457 problem details."""
 
 import errno
 import logging
@@ -6,7 +6,10 @@ import logging
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from portal.api import problems
+from portal.api.problems import is_api_request
 from portal.errors import PortalError
+from portal.operations import metrics
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +21,8 @@ def _wants_json() -> bool:
 
 
 def _render(status: int, title: str, message: str) -> tuple[Response | str, int]:
+    if is_api_request():
+        return problems.problem(status, detail=message), status
     if _wants_json():
         return jsonify({"status": status, "title": title, "detail": message}), status
     return render_template("error.html", status=status, title=title, message=message), status
@@ -46,16 +51,51 @@ def storage_is_full(error: BaseException) -> bool:
     return False
 
 
+API_MESSAGES = {
+    401: "Log in, or send a personal API token: 'Authorization: Bearer cpt_...'.",
+    403: "Your account may not do this.",
+    404: "There is nothing at this address.",
+    405: "This address does not take that method.",
+    413: "The request body is larger than allowed.",
+    429: "Too many requests. Wait a little and try again.",
+}
+
+
+def _api_http_error(error: HTTPException, status: int, messages: dict[int, str]) -> Response:
+    """An HTTP error under /api as a problem: schema violations (422 from webargs) list each field;
+    the headers a client needs (Allow, WWW-Authenticate, Retry-After) are kept."""
+    data = getattr(error, "data", None) or {}
+    if status == 422 and "messages" in data:
+        return problems.validation_problem(data["messages"])
+    headers = {
+        name: value
+        for name, value in error.get_headers()
+        if name in {"Allow", "WWW-Authenticate", "Retry-After"}
+    }
+    if status == 401:
+        headers.setdefault("WWW-Authenticate", 'Bearer realm="Campus Portal"')
+    if error.description and error.description != type(error).description:
+        detail = (
+            error.description
+        )  # said by the code that refused, e.g. "The CSRF token is missing."
+    else:
+        detail = API_MESSAGES.get(status) or messages.get(status, "")
+    return problems.problem(status, detail=detail, headers=headers)
+
+
 def init_app(app: Flask) -> None:
     @app.errorhandler(PortalError)
-    def _portal_error(error: PortalError):  # type: ignore[no-untyped-def]
+    def _portal_error(error: PortalError) -> tuple[Response | str, int]:
         from portal.extensions import db
 
         db.session.rollback()
+        if is_api_request():
+            problem = problems.from_domain_error(error)
+            return problem, problem.status_code
         return _render(error.status_code, "That could not be done", str(error))
 
     @app.errorhandler(HTTPException)
-    def _http_error(error: HTTPException):  # type: ignore[no-untyped-def]
+    def _http_error(error: HTTPException) -> tuple[Response | str, int]:
         messages = {
             400: "The request could not be understood. If you submitted a form, reload the page "
             "and try again.",
@@ -66,10 +106,13 @@ def init_app(app: Flask) -> None:
             429: "Too many attempts. Wait a minute and try again.",
         }
         status = error.code or 500
+        if is_api_request():
+            problem = _api_http_error(error, status, messages)
+            return problem, problem.status_code
         return _render(status, error.name, messages.get(status, error.description or ""))
 
     @app.errorhandler(Exception)
-    def _unexpected(error: Exception):  # type: ignore[no-untyped-def]
+    def _unexpected(error: Exception) -> tuple[Response | str, int]:
         from portal.extensions import db
 
         if storage_is_full(error):
@@ -84,6 +127,7 @@ def init_app(app: Flask) -> None:
             )
         log.exception("unhandled error on %s %s", request.method, request.path)
         db.session.rollback()
+        metrics.record_unhandled_error()
         return _render(
             500,
             "Something went wrong",

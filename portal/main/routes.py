@@ -1,7 +1,5 @@
 """Home page and health check."""
 
-from datetime import UTC, datetime
-
 from flask import Blueprint, current_app, jsonify, redirect, render_template, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
@@ -11,6 +9,8 @@ from portal.catalogue.services import current_term
 from portal.database import database_state
 from portal.extensions import db
 from portal.main import services
+from portal.models import utcnow
+from portal.web import db_session, signed_in_user
 
 bp = Blueprint("main", __name__)
 
@@ -23,14 +23,14 @@ def index() -> str | Response:
         return redirect(url_for("registration.mine"))
     if role == "admin":
         return _admin_home()
-    sections = services.staff_sections(db.session, current_user)  # type: ignore[arg-type]
+    sections = services.staff_sections(db_session(), signed_in_user())
     return render_template("main/staff_home.html", sections=sections)
 
 
 def _admin_home() -> str:
-    counts = services.admin_counts(db.session)
-    steps = services.setup_steps(db.session, counts)
-    term = current_term(db.session, datetime.now(UTC).date())
+    counts = services.admin_counts(db_session())
+    steps = services.setup_steps(db_session(), counts)
+    term = current_term(db_session(), utcnow().date())
     page = None
     if term is not None:
         page = db.paginate(

@@ -29,7 +29,7 @@ def staff_sections(db: Session, user: User) -> list[Section]:
 
 
 def admin_counts(db: Session) -> dict[str, int]:
-    def count(query) -> int:  # type: ignore[no-untyped-def]
+    def count(query: Select[int]) -> int:
         return db.scalar(query) or 0
 
     return {

@@ -17,6 +17,7 @@ class NavItem:
     endpoint: str
     label: str
     roles: frozenset[str]
+    mode: str = ""  # "server" or "desktop": shown in that mode only
 
 
 ALL_ROLES = frozenset(ROLES)
@@ -35,11 +36,16 @@ NAVIGATION: list[NavItem] = [
     NavItem("accounts.users", "Users", ADMIN),
     NavItem("admin.imports", "Import", ADMIN),
     NavItem("audit.log", "Audit log", ADMIN),
+    NavItem("sync_admin.devices", "Sync", ADMIN, mode="server"),  # devices, then conflicts
 ]
 
 
-def navigation_for(role: str | None, endpoints: set[str]) -> list[NavItem]:
-    return [item for item in NAVIGATION if role in item.roles and item.endpoint in endpoints]
+def navigation_for(role: str | None, endpoints: set[str], mode: str = "") -> list[NavItem]:
+    return [
+        item
+        for item in NAVIGATION
+        if role in item.roles and item.endpoint in endpoints and item.mode in ("", mode)
+    ]
 
 
 def init_app(app: Flask) -> None:
@@ -50,7 +56,7 @@ def init_app(app: Flask) -> None:
         role = current_user.role if current_user.is_authenticated else None
         endpoints = set(app.view_functions)
         return {
-            "navigation": navigation_for(role, endpoints),
+            "navigation": navigation_for(role, endpoints, app.config["PORTAL"]["MODE"]),
             "portal_version": app.config["VERSION"],
         }
 

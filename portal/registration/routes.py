@@ -1,14 +1,13 @@
 """Register, drop, and the student's own registrations."""
 
 import uuid
-from datetime import UTC, datetime
 
 from flask import Blueprint, abort, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from portal.auth.policy import is_safe_redirect, roles
 from portal.catalogue.services import get_section
-from portal.models import Registration, Section
+from portal.models import Registration, Section, utcnow
 from portal.registration import services
 from portal.web import commit_or_show, db_session, signed_in_user
 
@@ -44,7 +43,7 @@ def _registered(section: Section, registration: Registration) -> tuple[str, str]
 def register(section_id: uuid.UUID) -> Response:
     section = get_section(db_session(), section_id)
     return commit_or_show(
-        lambda: services.register(db_session(), signed_in_user(), section, now=datetime.now(UTC)),
+        lambda: services.register(db_session(), signed_in_user(), section, now=utcnow()),
         message=lambda registration: _registered(section, registration),
         redirect_to=_back(url_for("catalogue.section", section_id=section_id)),
     )
@@ -59,7 +58,7 @@ def drop(registration_id: uuid.UUID) -> Response:
     label = registration.section.label
     was_waitlisted = registration.status == "waitlisted"
     return commit_or_show(
-        lambda: services.drop(db_session(), registration, now=datetime.now(UTC)),
+        lambda: services.drop(db_session(), registration, now=utcnow()),
         message=f"You left the waitlist for {label}."
         if was_waitlisted
         else f"You dropped {label}.",

@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from portal.catalogue.services import lock_section
 from portal.errors import RegistrationError
 from portal.grading.scale import meets_minimum
 from portal.models import Course, Prerequisite, Registration, Section, Term, User
@@ -122,14 +123,6 @@ def _lock_student(db: Session, student: User) -> None:
     db.execute(select(User.id).where(User.id == student.id).with_for_update())
 
 
-def _lock_section(db: Session, section: Section) -> None:
-    """Hold the section's row from the seat check until the commit, so that a seat freed by a
-    concurrent drop cannot slip in between "the section is full" and "join the waitlist"
-    (which would leave a free seat behind a waitlist). PostgreSQL row lock; on SQLite the
-    write transaction begun with BEGIN IMMEDIATE already serialises."""
-    db.execute(select(Section.id).where(Section.id == section.id).with_for_update())
-
-
 def _take_seat(db: Session, section: Section) -> bool:
     result = db.execute(
         update(Section)
@@ -152,23 +145,15 @@ def _take_waitlist_place(db: Session, section: Section) -> int | None:
     return position
 
 
-def register(
-    db: Session,
-    student: User,
-    section: Section,
-    *,
-    now: datetime,
-    row_id: uuid.UUID | None = None,
-) -> Registration:
-    """Enrol the student, or waitlist them when the section is full. A new registration takes
-    `row_id` when given (the id a device made offline)."""
-    if student.role != "student":
-        raise RegistrationError("Only students can register for sections.")
+def ensure_can_register(
+    db: Session, student: User, section: Section, now: datetime
+) -> Registration | None:
+    """Every rule but the seats, without writing: the window, duplicates, one section per course,
+    prerequisites, time clashes and the credit limit. Returns the student's earlier (dropped)
+    registration in the section, if any."""
     if section.deleted_at is not None:
         raise RegistrationError(f"{section.label} is no longer offered.")
-    _lock_student(db, student)
     ensure_registration_open(section.term, now)
-
     existing = db.scalar(
         select(Registration).where(
             Registration.student_id == student.id, Registration.section_id == section.id
@@ -192,12 +177,44 @@ def register(
     ensure_no_time_conflict(section, current)
     ensure_credit_limit(section, current)
 
+    return existing
+
+
+def registration_blocker(db: Session, student: User, section: Section, now: datetime) -> str | None:
+    """Why registering for `section` cannot succeed now (a message), or None when it can: the
+    pages offer Register only where it can succeed. The seats are decided at registration."""
+    try:
+        ensure_can_register(db, student, section, now)
+    except RegistrationError as error:
+        return str(error)
+    if section.seats_left == 0 and section.waitlist_count >= section.waitlist_capacity:
+        return f"{section.label} is full and its waitlist is full too."
+    return None
+
+
+def register(
+    db: Session,
+    student: User,
+    section: Section,
+    *,
+    now: datetime,
+    row_id: uuid.UUID | None = None,
+) -> Registration:
+    """Enrol the student, or waitlist them when the section is full. A new registration takes
+    `row_id` when given (the id a device made offline)."""
+    if student.role != "student":
+        raise RegistrationError("Only students can register for sections.")
+    if section.deleted_at is not None:
+        raise RegistrationError(f"{section.label} is no longer offered.")
+    _lock_student(db, student)
+    existing = ensure_can_register(db, student, section, now)
+
     registration = existing or Registration(
         id=row_id or uuid.uuid4(), student_id=student.id, section_id=section.id
     )
     registration.registered_at = now
     registration.dropped_at = None
-    _lock_section(db, section)
+    lock_section(db, section.id)  # a freed seat cannot slip in before the waitlist
     if _take_seat(db, section):
         registration.status = "enrolled"
         registration.enrolled_at = now

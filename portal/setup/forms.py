@@ -27,3 +27,19 @@ class FirstAdminForm(FlaskForm):
         render_kw={"autocomplete": "new-password"},
     )
     submit = SubmitField("Create the administrator")
+
+
+class ConnectForm(FlaskForm):
+    server_url = StringField(
+        "Campus server address",
+        validators=[DataRequired(), Length(max=500)],
+        description="For example https://portal.campus.example (IT can preset it).",
+        render_kw={"autocomplete": "url", "inputmode": "url", "spellcheck": "false"},
+    )
+    code = StringField(
+        "Enrolment code",
+        validators=[DataRequired(), Length(max=64)],
+        description="The code an administrator created for you under Devices.",
+        render_kw={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "characters"},
+    )
+    submit = SubmitField("Connect")

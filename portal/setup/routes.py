@@ -1,4 +1,7 @@
-"""The first-run page: create the first administrator of an empty local database."""
+"""The first-run page of an empty local database: connect to the campus server, or (where IT
+set no server) create the first local administrator."""
+
+import platform
 
 from flask import (
     Blueprint,
@@ -16,7 +19,9 @@ from werkzeug.wrappers import Response
 
 from portal.auth.policy import public
 from portal.setup import services
-from portal.setup.forms import FirstAdminForm
+from portal.setup.forms import ConnectForm, FirstAdminForm
+from portal.sync import device
+from portal.sync.client import SyncError
 from portal.web import attempt, db_session, show_on_form
 
 bp = Blueprint("setup", __name__, url_prefix="/setup")
@@ -31,7 +36,7 @@ def _first_run_open() -> bool:
     """Cached once closed: after the first account exists it stays closed for this process."""
     if current_app.extensions.get(SETUP_DONE):
         return False
-    is_open = services.first_run_open(db_session(), server_url=_server_url())
+    is_open = services.first_run_open(db_session())
     db_session().rollback()
     if not is_open:
         current_app.extensions[SETUP_DONE] = True
@@ -50,6 +55,49 @@ def _send_first_visit_to_setup() -> Response | None:
         session.pop("_flashes", None)  # "Please log in" makes no sense before any account
         return redirect(url_for("setup.first_admin"))
     return None
+
+
+def _page(admin_form: FirstAdminForm | None, connect_form: ConnectForm) -> str:
+    """Both ways in, side by side: the local administrator only where IT set no server."""
+    settings = current_app.config["PORTAL"]
+    if connect_form.server_url.data is None:  # not the form just sent: what IT preset
+        connect_form.server_url.data = settings["SERVER_URL"]
+        connect_form.code.data = settings["ENROLMENT_CODE"]
+    local = not settings["SERVER_URL"]
+    return render_template(
+        "setup/first_admin.html",
+        form=(admin_form or FirstAdminForm(formdata=None)) if local else None,
+        connect=connect_form,
+    )
+
+
+@bp.post("/connect")
+@public
+def connect() -> str | Response:
+    """Enrol this copy with the campus server; the first sync starts in the background."""
+    if current_app.config["PORTAL"]["MODE"] != "desktop" or not _first_run_open():
+        abort(404)
+    form = ConnectForm()
+    if not form.validate_on_submit():
+        return _page(None, form)
+    db_session().rollback()  # enrolling writes on its own connection (SQLite: one writer)
+    try:
+        username = device.connect_to_server(
+            device.runner_for(current_app),
+            form.server_url.data or "",
+            form.code.data or "",
+            device_name=platform.node() or "Campus Portal desktop",
+        )
+    except SyncError as error:
+        form.form_errors.append(str(error))
+        return _page(None, form)
+    current_app.extensions[SETUP_DONE] = True
+    flash(
+        f"This computer is connected to the campus server for {username}. Your data is on its "
+        "way (the bar at the top shows the sync); sign in with your campus password.",
+        "success",
+    )
+    return redirect(url_for("auth.login", username=username))
 
 
 @bp.route("/", methods=["GET", "POST"])
@@ -76,4 +124,4 @@ def first_admin() -> str | Response:
             login_user(admin)
             flash(f"Welcome, {admin.full_name}. Campus Portal is ready.", "success")
             return redirect(url_for("main.index"))
-    return render_template("setup/first_admin.html", form=form)
+    return _page(form, ConnectForm(formdata=None))

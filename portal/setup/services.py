@@ -1,4 +1,5 @@
-"""First-run rules: when the first administrator may be created, and creating them."""
+"""First-run rules: when the first-run page is open, when a local first administrator may be
+created, and creating them (connecting to a campus server is portal.sync.device's)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from sqlalchemy.orm import Session
 from portal.accounts.services import UserDetails, create_user
 from portal.audit.services import record
 from portal.errors import NotFound
-from portal.models import User
+from portal.models import SyncState, User
 
 
 def has_users(db: Session) -> bool:
@@ -16,10 +17,21 @@ def has_users(db: Session) -> bool:
     return db.scalar(select(User.id).limit(1)) is not None
 
 
-def first_run_open(db: Session, *, server_url: str) -> bool:
-    """The first-run page is offered only to an empty database with no central server set
-    (a copy that syncs gets its accounts from the server)."""
-    return not server_url and not has_users(db)
+def is_connected(db: Session) -> bool:
+    """Whether this copy is enrolled with a campus server."""
+    return db.scalar(select(SyncState.id).limit(1)) is not None
+
+
+def first_run_open(db: Session) -> bool:
+    """The first-run page is offered to an empty database that is not connected to a campus
+    server yet (a connected copy gets its accounts from the server)."""
+    return not has_users(db) and not is_connected(db)
+
+
+def local_admin_allowed(db: Session, *, server_url: str) -> bool:
+    """A local first administrator only where IT set no campus server: a copy meant to sync
+    connects instead (its data folder could not join the server once it holds accounts)."""
+    return not server_url and first_run_open(db)
 
 
 def create_first_admin(
@@ -31,7 +43,7 @@ def create_first_admin(
     BEGIN IMMEDIATE, which the portal's engine issues), so that two simultaneous first-run
     submissions cannot both see an empty table.
     """
-    if not first_run_open(db, server_url=server_url):
+    if not local_admin_allowed(db, server_url=server_url):
         raise NotFound("This portal is already set up.")
     details = UserDetails(username=username, full_name=full_name, role="admin", email=email)
     admin = create_user(db, details, password)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import tempfile
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, cast
 
@@ -26,9 +25,10 @@ from werkzeug.wrappers import Response
 from wtforms.validators import ValidationError as CSRFError
 
 from portal.auth.policy import roles
+from portal.catalogue.services import get_section
 from portal.extensions import csrf
-from portal.grading.services import get_assessment, get_section
-from portal.models import Submission
+from portal.grading.services import get_assessment
+from portal.models import Submission, utcnow
 from portal.submissions import services, storage
 from portal.web import commit_or_show, db_session, signed_in_user
 
@@ -125,7 +125,7 @@ def upload(assessment_id: uuid.UUID) -> Response:
                 incoming,
                 filename,
                 upload_dir=directory,
-                now=datetime.now(UTC),
+                now=utcnow(),
             ),
             message=lambda submission: _uploaded(submission, assessment.name),
             redirect_to=back_to,

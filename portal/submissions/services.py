@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -314,7 +314,7 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")[:60] or "student"
 
 
-def write_zip(db: Session, upload_dir: Path, assessment: Assessment, target: BinaryIO) -> int:
+def write_zip(db: Session, upload_dir: Path, assessment: Assessment, target: IO[bytes]) -> int:
     """Write every student's latest attempt into a zip, with a manifest; returns the count.
 
     Names inside the zip are built from the student number and name and the detected type,

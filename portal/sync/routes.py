@@ -21,7 +21,9 @@ from portal.auth.policy import public
 from portal.errors import PortalError, ValidationError
 from portal.extensions import csrf, db, limiter
 from portal.models import Device
+from portal.operations import metrics
 from portal.sync import capture, services
+from portal.web import db_session
 
 bp = Blueprint("sync", __name__, url_prefix="/sync/v1")
 csrf.exempt(bp)
@@ -89,7 +91,7 @@ def _device() -> Device:
     _server_only()
     header = request.headers.get("Authorization", "")
     token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
-    device = services.authenticate_device(db.session, token, now=_now())
+    device = services.authenticate_device(db_session(), token, now=_now())
     device.app_version = request.headers.get("User-Agent", "")[:40] or device.app_version
     db.session.commit()
     return device
@@ -122,7 +124,7 @@ def enrol() -> Response:
     _server_only()
     data = _body()
     enrolment = services.enrol_device(
-        db.session,
+        db_session(),
         str(data.get("code", "")),
         name=str(data.get("device_name", "")),
         app_version=str(data.get("app_version", "")),
@@ -147,7 +149,11 @@ def add_account() -> Response:
     device = _device()
     data = _body()
     user = services.add_account(
-        db.session, device, str(data.get("username", "")), str(data.get("password", "")), now=_now()
+        db_session(),
+        device,
+        str(data.get("username", "")),
+        str(data.get("password", "")),
+        now=_now(),
     )
     db.session.commit()
     return _json({"id": str(user.id), "username": user.username, "role": user.role})
@@ -163,7 +169,7 @@ def push() -> Response:
         raise ValidationError("changes must be a list.")
     pending = data.get("pending")
     results = services.push(
-        db.session,
+        db_session(),
         device,
         changes,
         now=_now(),
@@ -171,6 +177,11 @@ def push() -> Response:
         max_upload_bytes=_max_bytes(),
         pending=pending if isinstance(pending, int) and not isinstance(pending, bool) else None,
     )
+    pushed = metrics.counter(
+        "portal_sync_pushed_changes_total", "Changes pushed by devices, by outcome", ("status",)
+    )
+    for result in results:
+        pushed.labels(status=result.status).inc()
     return _json({"results": [result.as_json() for result in results]})
 
 
@@ -178,7 +189,11 @@ def push() -> Response:
 @public
 def pull() -> Response:
     device = _device()
-    page = services.pull(db.session, device, services.PullRequest.parse(_body()), now=_now())
+    page = services.pull(db_session(), device, services.PullRequest.parse(_body()), now=_now())
+    metrics.counter("portal_sync_pulls_total", "Pull pages served to devices").inc()
+    metrics.counter("portal_sync_pulled_rows_total", "Rows sent to devices by pulls").inc(
+        len(page["rows"])
+    )
     return _json(page)
 
 
@@ -233,7 +248,7 @@ def download_file(sha256: str) -> Response:
     device = _device()
     from portal.submissions import storage
 
-    if not services.file_visible(db.session, device, sha256):
+    if not services.file_visible(db_session(), device, sha256):
         raise services.DeviceRefused("That file is not in this device's scope.")
     path = storage.blob_path(_upload_dir(), sha256)
     if not path.is_file():

@@ -181,7 +181,7 @@ def add_account(
     """A person signs in on the device for the first time (online): their account joins it."""
     from portal.accounts.services import authenticate
 
-    user = authenticate(db, username, password)
+    user = authenticate(db, username, password, now=now)
     if user is None:
         raise Forbidden("Wrong username or password.")
     first = db.get(User, device.first_user_id)
@@ -741,6 +741,63 @@ def devices(db: Session) -> list[tuple[Device, int, int]]:
     ]
 
 
+@dataclass(frozen=True)
+class DeviceRow:
+    """A line of the Devices page."""
+
+    device: Device
+    usernames: list[str]
+    open_conflicts: int
+
+
+def device_overview(db: Session) -> list[DeviceRow]:
+    """Every device with the usernames of its accounts and its open conflicts, newest first
+    (three queries, whatever the number of devices)."""
+    rows = devices(db)
+    accounts: dict[uuid.UUID, list[str]] = {}
+    for device_id, username in db.execute(
+        select(DeviceAccount.device_id, User.username)
+        .join(User, User.id == DeviceAccount.user_id)
+        .order_by(DeviceAccount.added_at, User.username)
+    ):
+        accounts.setdefault(device_id, []).append(username)
+    return [
+        DeviceRow(device, accounts.get(device.id, []), conflicts) for device, conflicts, _ in rows
+    ]
+
+
+@dataclass(frozen=True)
+class IssuedCode:
+    code: str
+    username: str
+    expires_at: datetime
+
+
+def issue_enrolment_code(
+    db: Session, username: str, *, actor: User, now: datetime, valid_days: int = 7
+) -> IssuedCode:
+    """An enrolment code for the account `username`, created by an administrator (audited;
+    the code itself is never stored or logged, only shown once)."""
+    from portal.audit.services import record
+
+    name = username.strip().lower()
+    user = db.scalar(select(User).where(User.username == name, User.deleted_at.is_(None)))
+    if user is None:
+        raise ValidationError(f"There is no account with the username {name!r}.")
+    code = create_enrolment_code(db, user, created_by=actor, now=now, valid_days=valid_days)
+    expires_at = now + timedelta(days=valid_days)
+    record(
+        db,
+        actor,
+        "sync.enrolment_code_created",
+        entity_type="user",
+        entity_id=user.id,
+        summary=f"Enrolment code for a device of {user.username}, valid for {valid_days} days",
+        after={"username": user.username, "expires_at": expires_at.isoformat()},
+    )
+    return IssuedCode(code, user.username, expires_at)
+
+
 def get_device(db: Session, device_id: uuid.UUID) -> Device:
     device = db.get(Device, device_id)
     if device is None:
@@ -755,13 +812,96 @@ def open_conflict_count(db: Session) -> int:
     )
 
 
-def conflicts_query(*, author_id: uuid.UUID | None = None, include_resolved: bool = False) -> Any:
-    query = select(SyncConflict).order_by(SyncConflict.created_at.desc())
+CONFLICT_STATES = ("open", "resolved", "all")
+
+
+def conflicts_query(
+    *,
+    author_id: uuid.UUID | None = None,
+    include_resolved: bool = False,
+    kind: str = "",
+    table: str = "",
+    state: str = "",
+) -> Any:
+    """Conflicts, newest first: open ones only unless `include_resolved` or `state` says
+    otherwise ("open", "resolved", "all"); narrowed to one author, kind or table."""
+    query = select(SyncConflict).order_by(SyncConflict.created_at.desc(), SyncConflict.id)
     if author_id is not None:
         query = query.where(SyncConflict.author_id == author_id)
-    if not include_resolved:
+    state = state or ("all" if include_resolved else "open")
+    if state == "open":
         query = query.where(SyncConflict.resolved_at.is_(None))
+    elif state == "resolved":
+        query = query.where(SyncConflict.resolved_at.is_not(None))
+    if kind:
+        query = query.where(SyncConflict.kind == kind)
+    if table:
+        query = query.where(SyncConflict.table_name == table)
     return query
+
+
+def conflict_tables(db: Session) -> list[str]:
+    """The tables that have conflicts, for the page's filter."""
+    return list(db.scalars(select(SyncConflict.table_name).distinct().order_by("table_name")))
+
+
+def can_apply_lost_value(conflict: SyncConflict) -> bool:
+    """Whether "apply the other value" can be done from the conflict (see _apply_value)."""
+    return (conflict.table_name, conflict.field) in APPLICABLE_FIELDS and conflict.kind != "refused"
+
+
+def describe_conflicts(db: Session, conflicts: list[SyncConflict]) -> dict[uuid.UUID, str]:
+    """A label a person recognises for each conflict's record ("Midterm · Ann Lee (stud1)"),
+    with one query per table on the page; records not found keep no label."""
+    from sqlalchemy.orm import joinedload
+
+    from portal.models import AttendanceRecord, Mark, Registration, Section
+
+    wanted: dict[str, set[uuid.UUID]] = {}
+    for conflict in conflicts:
+        wanted.setdefault(conflict.table_name, set()).add(conflict.row_id)
+    labels: dict[uuid.UUID, str] = {}
+    if ids := wanted.get("marks"):
+        for mark in db.scalars(
+            select(Mark)
+            .where(Mark.id.in_(ids))
+            .options(joinedload(Mark.assessment), joinedload(Mark.student))
+        ):
+            labels[mark.id] = (
+                f"{mark.assessment.name} · {mark.student.full_name} ({mark.student.username})"
+            )
+    if ids := wanted.get("attendance_records"):
+        for entry in db.scalars(
+            select(AttendanceRecord)
+            .where(AttendanceRecord.id.in_(ids))
+            .options(joinedload(AttendanceRecord.lab_session), joinedload(AttendanceRecord.student))
+        ):
+            labels[entry.id] = (
+                f"Lab {entry.lab_session.label} · {entry.student.full_name} "
+                f"({entry.student.username})"
+            )
+    if ids := wanted.get("registrations"):
+        for registration in db.scalars(
+            select(Registration)
+            .where(Registration.id.in_(ids))
+            .options(
+                joinedload(Registration.section).joinedload(Section.course),
+                joinedload(Registration.student),
+            )
+        ):
+            labels[registration.id] = (
+                f"{registration.section.label} · {registration.student.full_name} "
+                f"({registration.student.username})"
+            )
+    return labels
+
+
+def device_names(db: Session, device_ids: Iterable[uuid.UUID | None]) -> dict[uuid.UUID, str]:
+    ids = {device_id for device_id in device_ids if device_id is not None}
+    if not ids:
+        return {}
+    rows = db.execute(select(Device.id, Device.name).where(Device.id.in_(ids)))
+    return {row[0]: row[1] for row in rows}
 
 
 def resolve_conflict(
@@ -787,6 +927,16 @@ def resolve_conflict(
         summary=f"Conflict on {conflict.table_name}.{conflict.field or '*'}: "
         + ("applied the other value" if apply_lost_value else "kept the current value"),
     )
+
+
+APPLICABLE_FIELDS = frozenset({("marks", "points"), ("attendance_records", "status")})
+
+
+def get_conflict(db: Session, conflict_id: uuid.UUID) -> SyncConflict:
+    conflict = db.get(SyncConflict, conflict_id)
+    if conflict is None:
+        raise NotFound("There is no such conflict.")
+    return conflict
 
 
 def _apply_value(db: Session, conflict: SyncConflict, actor: User) -> None:

@@ -9,7 +9,7 @@ from portal.accounts import services
 from portal.accounts.services import UserDetails, authenticate
 from portal.errors import ValidationError
 from portal.extensions import db as _db
-from portal.models import User
+from portal.models import User, utcnow
 from tests import factories
 from tests.conftest import post_form
 
@@ -84,7 +84,7 @@ def test_admin_deactivates_and_reactivates(app, client, login_as):
     )
     assert _user(app, username).active is False
     with app.app_context():
-        assert authenticate(_db.session, username, factories.PASSWORD) is None
+        assert authenticate(_db.session, username, factories.PASSWORD, now=utcnow()) is None
     post_form(
         client, f"/admin/users/{target_id}/active", {"active": "1"}, token_from="/admin/users/"
     )
@@ -124,7 +124,7 @@ def test_admin_resets_a_password(app, client, login_as):
         token_from="/admin/users/",
     )
     with app.app_context():
-        assert authenticate(_db.session, username, "brand-new-pass") is not None
+        assert authenticate(_db.session, username, "brand-new-pass", now=utcnow()) is not None
 
 
 def test_user_list_search_and_role_filter(app, client, login_as):

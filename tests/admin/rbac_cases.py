@@ -2,6 +2,7 @@ from pathlib import Path
 
 from flask import current_app
 
+from portal.admin import csv_import
 from portal.admin.import_jobs import JobStore
 from tests import factories
 from tests.rbac import Case
@@ -30,7 +31,10 @@ CASES = {
     "admin.section_archive": Case(
         "POST", "/admin/sections/{admin_section_id}/archive", ADMIN, data={"archive": "1"}
     ),
-    "admin.meeting_create": Case("POST", "/admin/sections/{admin_section_id}/meetings", ADMIN),
+    # No fields: the form is shown again with its errors.
+    "admin.meeting_create": Case(
+        "POST", "/admin/sections/{admin_section_id}/meetings", ADMIN, expect=200
+    ),
     "admin.meeting_edit": Case("GET", "/admin/meetings/{admin_meeting_id}/edit", ADMIN),
     "admin.meeting_archive": Case(
         "POST", "/admin/meetings/{admin_meeting_id}/archive", ADMIN, data={"archive": "1"}
@@ -55,6 +59,9 @@ def setup(db, world):
     world["admin_course_id"] = section.course_id
     world["admin_section_id"] = section.id
     world["admin_meeting_id"] = section.meetings[0].id
-    store = JobStore(Path(current_app.config["PORTAL"]["DATA_DIR"]) / "imports")
-    job = store.create("courses", "courses.csv", b"code,title,credits,department\n", "admin")
+    store = JobStore(Path(current_app.config["PORTAL"]["SHARED_DIR"]) / "imports")
+    data = b"code,title,credits,department\n"
+    job = store.create("courses", "courses.csv", data, "admin")
+    # Checked (the dry run), so that its report can be downloaded.
+    store.save_report(job.id, csv_import.check_file(db, "courses", data, now=factories.now()))
     world["import_job_id"] = job.id

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from portal.accounts.services import authenticate
 from portal.admin import csv_import
 from portal.admin.csv_import import MAX_ROWS, check_file, import_file
-from portal.models import AuditEntry, Course, Registration, Section, User
+from portal.models import AuditEntry, Course, Registration, Section, User, utcnow
 from tests import factories
 
 USERS_HEADER = "username,full_name,role,email,student_number,password\n"
@@ -133,7 +133,7 @@ def test_user_rows_bad_values_and_duplicates(db):
         "dina,Dina,instructor,,X1,\n"  # 7: warning: staff have no student number
         "ann,Ann A,student,ann@campus.example,S100001,\n"  # 8: exact repeat of line 2
         "eve,Eve,student,,,\n"  # 9: students need a number
-        "bad name,Bad,admin,,,\n"  # 10: invalid username
+        "Bad Name,Bad,Admin,,,\n"  # 10: invalid username (echoed as typed)
     )
     report = check(db, "users", text)
     assert set(problems(report)) == {
@@ -149,14 +149,17 @@ def test_user_rows_bad_values_and_duplicates(db):
         (
             10,
             "username",
-            "'bad name' is not a valid username: 2–64 lower-case letters, digits, '.', '_' or "
+            "'Bad Name' is not a valid username: 2–64 lower-case letters, digits, '.', '_' or "
             "'-', starting with a letter or digit.",
         ),
     }
     assert report.warning_count == 1
     assert [p.line for p in report.problems if p.severity == "warning"] == [7]
     assert report.error_count == 10
-    assert "10 problems found in 9 rows" in report.summary
+    # 7 of the 9 rows have a problem (line 7 only a warning, line 2 none); listed in line order
+    assert "10 problems found in 7 of 9 rows" in report.summary
+    lines = [p.line for p in report.problems]
+    assert lines == sorted(lines)
 
 
 def test_course_and_section_rows(db):
@@ -231,6 +234,8 @@ def test_registration_rows_are_tried_against_the_rules_and_nothing_is_kept(db):
         "There is no user 'nobody'.",
         "REG100 has no section '009' in 2041-FA.",
     ]
+    # Listed by line, although the rules' problems (lines 3-5) are found after the rows' own.
+    assert [p.line for p in report.problems] == [3, 4, 5, 6, 7, 7]
     db.expire_all()
     assert db.scalar(select(func.count()).select_from(Registration)) == 0
     assert (section.enrolled_count, section.waitlist_count) == (0, 0)
@@ -286,10 +291,10 @@ def test_user_import_hashes_passwords_and_hands_out_one_time_ones(db):
     )
     assert report.ok and report.imported == 2
     db.commit()
-    assert authenticate(db, "newa", "given-password") is not None
+    assert authenticate(db, "newa", "given-password", now=utcnow()) is not None
     [(username, one_time)] = report.one_time_passwords
     assert username == "newb" and len(one_time) >= 12
-    assert authenticate(db, "newb", one_time) is not None
+    assert authenticate(db, "newb", one_time, now=utcnow()) is not None
     entry = db.scalar(select(AuditEntry).where(AuditEntry.action == "import.users"))
     assert entry.actor_id == admin.id and entry.summary == "Imported 2 users from people.csv"
     assert entry.after == {"rows": 2, "imported": 2, "warnings": 0}

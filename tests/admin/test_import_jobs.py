@@ -7,9 +7,10 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from portal import jobs
 from portal.admin import import_jobs
 from portal.admin.import_jobs import JobStore
-from portal.models import AuditEntry, Course, User
+from portal.models import AuditEntry, Course, User, utcnow
 from tests import factories
 from tests.conftest import post_form
 
@@ -27,7 +28,7 @@ def upload(client, kind, text, name="file.csv"):
     )
     assert response.status_code == 302, response.get_data(as_text=True)
     job_id = response.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
-    assert import_jobs.wait(job_id, timeout=60)
+    assert jobs.wait(job_id, timeout=60)
     return job_id
 
 
@@ -40,6 +41,7 @@ def test_dry_run_report_then_fixed_file_imports(app, client, data, login_as):
     assert "&#39;many&#39; is not a whole number." in page
     assert "Duplicate course code GOOD1: also on line 2." in page
     assert f"/admin/imports/{job_id}/run" not in page  # no Import button
+    assert f"· {len(bad.encode())} Bytes ·" in page  # a size a person reads, not "N bytes"
     report = client.get(f"/admin/imports/{job_id}/report.csv").get_data(as_text=True)
     assert report.splitlines()[0] == "\ufeffline,column,severity,problem"
     assert "3,credits,error,'many' is not a whole number." in report
@@ -58,7 +60,7 @@ def test_dry_run_report_then_fixed_file_imports(app, client, data, login_as):
 
     response = post_form(client, f"/admin/imports/{job_id}/run", token_from="/admin/imports")
     assert response.status_code == 302
-    assert import_jobs.wait(job_id, timeout=60)
+    assert jobs.wait(job_id, timeout=60)
     page = client.get(f"/admin/imports/{job_id}").get_data(as_text=True)
     assert "Imported 2 courses." in page
     with data() as db:
@@ -75,7 +77,7 @@ def test_dry_run_report_then_fixed_file_imports(app, client, data, login_as):
 
 def test_progress_fragment_polls_while_running_and_refreshes_when_done(app, client, login_as):
     login_as("admin")
-    store = JobStore(Path(app.config["PORTAL"]["DATA_DIR"]) / "imports")
+    store = JobStore(Path(app.config["PORTAL"]["SHARED_DIR"]) / "imports")
     job = store.create("courses", "c.csv", b"code,title,credits,department\n", "admin")
     job.phase, job.step, job.done, job.total = "checking", "Checking rows", 250, 1000
     store.save(job)
@@ -98,7 +100,7 @@ def test_one_time_passwords_can_be_downloaded_once(app, client, data, login_as):
     text = "username,full_name,role,student_number\nfresh1,Fresh One,student,S555001\n"
     job_id = upload(client, "users", text, "users.csv")
     post_form(client, f"/admin/imports/{job_id}/run", token_from="/admin/imports")
-    assert import_jobs.wait(job_id, timeout=60)
+    assert jobs.wait(job_id, timeout=60)
     page = client.get(f"/admin/imports/{job_id}").get_data(as_text=True)
     assert "Download one-time passwords" in page
     response = post_form(
@@ -112,7 +114,7 @@ def test_one_time_passwords_can_be_downloaded_once(app, client, data, login_as):
     from portal.accounts.services import authenticate
 
     with data() as db:
-        assert authenticate(db, "fresh1", password) is not None
+        assert authenticate(db, "fresh1", password, now=utcnow()) is not None
     again = post_form(
         client,
         f"/admin/imports/{job_id}/passwords.csv",
@@ -120,12 +122,12 @@ def test_one_time_passwords_can_be_downloaded_once(app, client, data, login_as):
         follow_redirects=True,
     )
     assert "already downloaded" in again.get_data(as_text=True)
-    assert not list((Path(app.config["PORTAL"]["DATA_DIR"]) / "imports" / job_id).glob("pass*"))
+    assert not list((Path(app.config["PORTAL"]["SHARED_DIR"]) / "imports" / job_id).glob("pass*"))
 
 
 def test_an_import_that_fails_on_the_way_writes_nothing(app, data):
     """Rows checked clean, then a rule refuses one during the import: rollback, report kept."""
-    store = JobStore(Path(app.config["PORTAL"]["DATA_DIR"]) / "imports")
+    store = JobStore(Path(app.config["PORTAL"]["SHARED_DIR"]) / "imports")
     with data() as db:
         section = factories.make_section(db, capacity=1, waitlist_capacity=0)
         section.number = "001"
@@ -159,3 +161,12 @@ def test_upload_form_requires_a_file(app, client, login_as):
     response = post_form(client, "/admin/imports", {"kind": "users"}, token_from="/admin/imports")
     page = response.get_data(as_text=True)
     assert response.status_code == 200 and "Choose a CSV file to upload." in page
+
+
+def test_import_page_shows_the_file_size_in_kilobytes(app, client, data, login_as):
+    login_as("admin")
+    rows = "".join(f"K{n:04d},Course {n},3,Physics\n" for n in range(200))
+    job_id = upload(client, "courses", COURSES + rows, "courses.csv")
+    page = client.get(f"/admin/imports/{job_id}").get_data(as_text=True)
+    kilobytes = len((COURSES + rows).encode()) / 1000
+    assert f"· {kilobytes:.1f} kB ·" in page and " bytes ·" not in page

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, time
+from datetime import date, time, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -128,3 +128,57 @@ def test_one_click_per_student_over_htmx_and_without(app, client):
     with app.app_context():
         assert _db.session.scalar(select(func.count()).select_from(AttendanceRecord)) == 1
         assert _db.session.scalar(select(AttendanceRecord.status)) == "present"
+
+
+def test_lab_session_dates_stay_inside_the_term(db, lab):
+    term = lab["section"].term
+    outside = services.LabSessionInput(term.ends_on + timedelta(days=1), time(14, 0), time(16, 0))
+    with pytest.raises(ValidationError, match="is outside"):
+        services.create_lab_session(db, lab["lab_staff"], lab["section"], outside)
+    before = services.LabSessionInput(term.starts_on - timedelta(days=1), time(14, 0), time(16, 0))
+    with pytest.raises(ValidationError, match="is outside"):
+        services.create_lab_session(db, lab["lab_staff"], lab["section"], before)
+
+
+def test_lab_sessions_are_edited_and_deleted_from_the_attendance_page(app, client, login_as):
+    staff = login_as("lab_staff")
+    with app.app_context():
+        from portal.extensions import db as _db
+
+        section = factories.make_section(_db.session, lab_staff_id=staff.id)
+        lab_session = factories.make_lab_session(_db.session, section)
+        _db.session.commit()
+        section_id, session_id = section.id, lab_session.id
+        inside = (section.term.starts_on + timedelta(days=3)).isoformat()
+        outside = (section.term.ends_on + timedelta(days=3)).isoformat()
+    page = client.get(f"/sections/{section_id}/attendance").get_data(as_text=True)
+    assert f'href="/lab-sessions/{session_id}/edit"' in page
+    assert f'action="/lab-sessions/{session_id}/delete"' in page and "data-confirm=" in page
+    edit = f"/lab-sessions/{session_id}/edit"
+    refused = post_form(
+        client, edit, {"held_on": outside, "starts_at": "14:00", "ends_at": "16:00"}, edit
+    )
+    assert refused.status_code == 422
+    assert "is outside" in refused.get_data(as_text=True)
+    saved = post_form(
+        client,
+        edit,
+        {"held_on": inside, "starts_at": "09:00", "ends_at": "11:00", "room": "B-2"},
+        edit,
+    )
+    assert saved.status_code == 302
+    with app.app_context():
+        from portal.extensions import db as _db
+        from portal.models import LabSession
+
+        changed = _db.session.get(LabSession, session_id)
+        assert (changed.held_on.isoformat(), changed.starts_at, changed.room) == (
+            inside,
+            time(9, 0),
+            "B-2",
+        )
+    deleted = post_form(client, f"/lab-sessions/{session_id}/delete", {}, edit)
+    assert deleted.status_code == 302
+    assert client.get(edit).status_code == 404
+    page = client.get(f"/sections/{section_id}/attendance").get_data(as_text=True)
+    assert f"/lab-sessions/{session_id}/edit" not in page

@@ -110,7 +110,8 @@ def test_log_page_filters_and_shows_before_and_after(app, client, login_as):
 
     page = client.get("/admin/audit/?action=term.update").get_data(as_text=True)
     assert "Old edit" in page and "Made a course" not in page and "Archived T9" not in page
-    assert "Before and after" in page and "<td>A</td><td>B</td>" in page
+    assert "Before and after" in page
+    assert '<td class="text-break">A</td><td class="text-break">B</td>' in page
 
     page = client.get("/admin/audit/?actor=OtherAdmin&entity_type=course").get_data(as_text=True)
     assert "Made a course" in page and "Old edit" not in page
@@ -149,3 +150,34 @@ def test_changes_lists_every_field_once():
         ("b", 2, 3),
         ("c", None, 4),
     ]
+
+
+def test_log_shows_people_and_records_by_name_never_an_id(app, client, login_as):
+    admin = login_as("admin", full_name="Ada Admin")
+    with app.app_context():
+        session = _db.session
+        old = factories.make_user(session, "instructor", full_name="Grace Hopper")
+        new = factories.make_user(session, "instructor", full_name="Alan Turing")
+        section = factories.make_section(session, instructor_id=old.id)
+        session.commit()
+        section_id, label = section.id, section.label
+        old_id, new_id, old_name = old.id, new.id, old.username
+    with app.app_context():
+        session = _db.session
+        record(
+            session,
+            session.merge(admin),
+            "section.update",
+            entity_type="section",
+            entity_id=section_id,
+            summary="Changed the instructor",
+            before={"instructor_id": old_id},
+            after={"instructor_id": new_id},
+        )
+        session.commit()
+    page = client.get("/admin/audit/?action=section.update").get_data(as_text=True)
+    assert f"Grace Hopper ({old_name})" in page and "Alan Turing (" in page
+    assert f"· {label} (" in page  # the record the entry is about
+    assert "Ada Admin (" in page  # who
+    assert ">instructor</th>" in page
+    assert str(old_id) not in page and str(new_id) not in page and str(section_id) not in page

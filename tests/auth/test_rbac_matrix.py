@@ -78,11 +78,26 @@ def _login(app, username: str):
     return client
 
 
+def _fill(value: Any, values: dict[str, Any]) -> Any:
+    if isinstance(value, str):
+        return value.format(**values)
+    if isinstance(value, dict):
+        return {k: _fill(v, values) for k, v in value.items()}
+    return value
+
+
 def _request(client, case: Case, world: dict[str, Any]):
-    path = case.path.format(**{k: v for k, v in world.items() if k != "users"})
+    values = {k: v for k, v in world.items() if k != "users"}
+    path = case.path.format(**values)
     if case.method == "GET":
         return client.get(path)
     token = csrf_token(client, "/login")
+    if case.json is not None:
+        return client.open(
+            path, method=case.method, json=_fill(case.json, values), headers={"X-CSRFToken": token}
+        )
+    if case.path.startswith("/api/"):
+        return client.open(path, method=case.method, headers={"X-CSRFToken": token})
     return client.open(path, method=case.method, data={"csrf_token": token, **case.data})
 
 
@@ -100,15 +115,19 @@ def test_rbac_matrix(app, role):
         location = response.headers.get("Location", "")
         sent_to_login = response.status_code == 302 and "/login" in location
         if case.allows(role):
-            ok = response.status_code not in (401, 403) and not (
+            ok = response.status_code == case.expected_status(role) and not (
                 sent_to_login and endpoint != "auth.logout"
             )
+        elif case.path.startswith("/api/"):
+            ok = response.status_code == (401 if role == ANONYMOUS else 403)
         elif role == ANONYMOUS:
             ok = sent_to_login
         else:
             ok = response.status_code == 403
         if not ok:
+            expected = case.expected_status(role) if case.allows(role) else "403 or log-in"
             failures.append(
-                f"{endpoint} {case.method} as {role}: {response.status_code} {location}"
+                f"{endpoint} {case.method} as {role}: {response.status_code} {location} "
+                f"(expected {expected})"
             )
     assert failures == []

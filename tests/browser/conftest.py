@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import threading
 import time
@@ -36,7 +35,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from flask import Flask
@@ -46,7 +45,7 @@ from sqlalchemy.orm import Session
 from portal import create_app
 from portal.demo.services import DEMO_PASSWORD, generate
 from portal.extensions import db as _db
-from tests.conftest import ARTIFACTS
+from tests.conftest import ARTIFACTS, unavailable
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -73,11 +72,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.browser)
 
 
-def _unavailable(reason: str) -> None:
+def _unavailable(reason: str) -> NoReturn:
     """Skip locally; in CI a missing browser or tool is a failure, not a silent skip."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (CI=true: browser tests are mandatory)", pytrace=False)
-    pytest.skip(reason)
+    unavailable(reason)
 
 
 # --- The live portal ---------------------------------------------------------------------------
@@ -122,11 +119,12 @@ def _wait_until_healthy(url: str, timeout: float = STARTUP_TIMEOUT) -> None:
 
 
 @contextmanager
-def serve(app: Flask, threads: int = 8) -> Iterator[str]:
-    """Serve `app` with waitress on 127.0.0.1 and a free port; yields the base URL."""
+def serve(app: Flask, threads: int = 8, port: int = 0) -> Iterator[str]:
+    """Serve `app` with waitress on 127.0.0.1 and a free port (or `port`: a server stopped and
+    started again on the same address); yields the base URL."""
     from waitress.server import create_server
 
-    server: Any = create_server(app, host="127.0.0.1", port=0, threads=threads)
+    server: Any = create_server(app, host="127.0.0.1", port=port, threads=threads)
     url = f"http://127.0.0.1:{server.effective_port}"
     thread = threading.Thread(target=server.run, name="waitress-live-server", daemon=True)
     thread.start()

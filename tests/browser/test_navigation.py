@@ -33,14 +33,12 @@ ACCOUNTS = {
 # GET routes that are not pages to be found by clicking, and why.
 NOT_REACHED_BY_CLICKING = {
     "main.healthz": "a health check for machines, not a page",
-    "auth.login": "only for visitors who are not logged in",
     "setup.first_admin": "only on an empty database, before the first account exists",
     "admin.import_job": "exists only after a file was uploaded (form input)",
     "admin.import_progress": "exists only after a file was uploaded (form input)",
     "admin.import_report": "exists only after a file was uploaded (form input)",
-    "sync.status": "a device endpoint (central server only), not a page for people",
-    "sync.file_status": "a device endpoint (central server only), not a page for people",
-    "sync.download_file": "a device endpoint (central server only), not a page for people",
+    "sync_device.my_conflicts": "linked from the sync status area of a copy connected to a "
+    "campus server (tests/sync); a copy that is not connected has no conflicts to show",
 }
 # Downloads: their links must be found, but they are not opened as pages.
 DOWNLOADS = {
@@ -51,6 +49,7 @@ DOWNLOADS = {
     "submissions.download",
     "submissions.download_zip",
 }
+JSON_API = "/api/"
 VISITS_PER_ENDPOINT = 2
 NARROW = {"width": 400, "height": 800}
 
@@ -66,7 +65,11 @@ def expected_pages(role: str) -> set[str]:
     return {
         endpoint
         for endpoint, case in all_cases().items()
-        if case.method == "GET" and case.allows(role) and endpoint not in NOT_REACHED_BY_CLICKING
+        if case.method == "GET"
+        and case.allows(role)
+        and case.expected_status(role) == 200  # not 404: absent from this (desktop) copy
+        and not case.path.startswith(JSON_API)  # answers programs (tokens), not pages
+        and endpoint not in NOT_REACHED_BY_CLICKING
     }
 
 

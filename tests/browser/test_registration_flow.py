@@ -91,7 +91,7 @@ def test_register_waitlist_and_promotion(
     assert _counts(live_server, arranged["open_section"]) == (1, 0)
 
     # 4. The robotics section is full: the student lands on its waitlist.
-    page.goto("/courses?q=robotics")
+    page.goto("/courses?q=robotics&term=all")
     expect(page.locator(".list-group-item").first).to_contain_text("Full · waitlist 0/3")
     page.get_by_role("link", name=re.compile(r"Section \d+")).first.click()
     join = page.get_by_role("button", name="Join the waitlist")
@@ -114,6 +114,14 @@ def test_register_waitlist_and_promotion(
     login(holder_page, "rhea")
     holder_row = holder_page.locator("tr", has_text="OCE320")
     expect(holder_row).to_contain_text("Enrolled")
+    # Dropping asks first; "Cancel" keeps the seat.
+    asked = []
+    holder_page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    holder_row.get_by_role("button", name=re.compile(r"^Drop")).click()
+    expect(holder_page.locator("tr", has_text="OCE320")).to_contain_text("Enrolled")
+    assert asked and asked[0].startswith(f"Drop {arranged['full_label']}?")
+    assert _counts(live_server, arranged["full_section"]) == (1, 1)
+    holder_page.once("dialog", lambda dialog: dialog.accept())
     holder_row.get_by_role("button", name=re.compile(r"^Drop")).click()
     expect(holder_page.locator(".alert-success")).to_contain_text(
         f"You dropped {arranged['full_label']}."

@@ -4,7 +4,7 @@ report and sees their marks, final grade and transcript."""
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -79,6 +79,7 @@ def arranged(live_server):
             "lab1": lab1.id,
             "student": demo["student"].id,
             "classmates": [c.id for c in classmates],
+            "final_section": sections["OCE102"].id,
         }
 
 
@@ -92,7 +93,7 @@ def test_lab_staff_take_attendance_and_enter_marks(
     # 1. A lab session, then the whole roster on one screen.
     row.get_by_role("link", name=re.compile(r"^Attendance")).click()
     expect(page.get_by_role("heading", name="Add a lab session")).to_be_visible()
-    page.get_by_label("Date").fill("2026-03-02")
+    page.get_by_label("Date").fill((date.today() + timedelta(days=2)).isoformat())
     page.get_by_label("Starts").fill("14:00")
     page.get_by_label("Ends").fill("16:00")
     page.get_by_label("Room").fill("LAB-3")
@@ -278,3 +279,123 @@ def test_admin_grade_scale_and_student_transcript(
     expect(page.get_by_text("Sam Student")).to_be_visible()
     expect(page.locator("tr", has_text="OCE102")).to_contain_text("B+")
     assert_accessible(page)
+
+
+def _console_errors(page):
+    errors = []
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return errors
+
+
+def test_admin_changes_a_final_mark_once_the_reason_is_given(
+    live_server, arranged, page, login, screenshot, assert_accessible
+):
+    errors = _console_errors(page)
+    login(page, "admin")
+    # An open gradebook: a save logs nothing in the console (no missing hx-include target).
+    page.goto(f"/sections/{arranged['section']}/gradebook")
+    page.get_by_label("Final exam, Cleo Diaz (out of 100)").fill("71")
+    page.keyboard.press("Tab")
+    cleo = page.locator("td", has=page.get_by_label("Final exam, Cleo Diaz (out of 100)"))
+    expect(cleo).to_contain_text("Saved")
+
+    page.goto(f"/sections/{arranged['final_section']}/gradebook")
+    expect(page.get_by_text("Give the reason first")).to_be_visible()
+    cell = page.get_by_label("Exam, Sam Student (out of 50)")
+    expect(cell).to_have_value("44")
+    cell.fill("46")
+    page.keyboard.press("Tab")  # typed before the reason: refused, the value kept
+    cell = page.get_by_label("Exam, Sam Student (out of 50)")
+    expect(cell).to_have_attribute("aria-invalid", "true")
+    expect(cell).to_have_value("46")
+    expect(
+        page.get_by_text("Give a reason for changing a mark after grades are final.")
+    ).to_be_visible()
+    # Leaving the refused cell again, unchanged, sends it again (still refused: no reason).
+    cell.focus()
+    with page.expect_response(re.compile(r"/gradebook/cell$")) as resent:
+        page.keyboard.press("Tab")
+    assert resent.value.status == 200
+    expect(
+        page.get_by_text("Give a reason for changing a mark after grades are final.")
+    ).to_be_visible()
+    # Once the reason is there, the refused mark is sent again by itself and saved.
+    page.get_by_label("Reason for changing a final mark").fill("Exam re-marked after appeal")
+    with page.expect_response(re.compile(r"/gradebook/cell$")):
+        page.keyboard.press("Tab")
+    saved = page.locator("td", has=page.get_by_label("Exam, Sam Student (out of 50)"))
+    expect(saved).to_contain_text("Saved")
+    expect(page.get_by_label("Exam, Sam Student (out of 50)")).not_to_have_attribute(
+        "aria-invalid", "true"
+    )
+    screenshot(page, "teaching-08-final-mark-changed")
+    assert_accessible(page)
+    with live_server.session() as db:
+        points = db.scalars(
+            select(Mark.points).where(
+                Mark.student_id == arranged["student"],
+                Mark.assessment.has(section_id=arranged["final_section"], name="Exam"),
+            )
+        ).one()
+    assert points == 46
+    assert errors == []
+
+
+def test_a_final_gradebook_is_read_only_for_its_instructor(
+    live_server, arranged, page, login, screenshot
+):
+    errors = _console_errors(page)
+    login(page, "instructor")
+    page.goto(f"/sections/{arranged['final_section']}/gradebook")
+    expect(page.locator("#gradebook-help")).to_contain_text("The marks are locked")
+    expect(page.locator("table.gradebook input")).to_have_count(0)
+    expect(page.get_by_role("button", name="Save all marks")).to_have_count(0)
+    expect(page.locator("td.gb-cell-locked").first).to_be_visible()
+    screenshot(page, "teaching-09-final-gradebook-read-only")
+    assert errors == []
+
+
+def test_finalising_names_open_assessments_and_missing_marks(live_server, arranged, page, login):
+    login(page, "instructor")
+    page.goto(f"/sections/{arranged['section']}/gradebook")
+    warnings = page.locator("#finalise-warnings")
+    expect(warnings).to_contain_text("Still open for lab reports: Lab 1: Salinity (due")
+    expect(warnings).to_contain_text("Finalising closes their uploads.")
+    expect(warnings).to_contain_text("mark(s) missing")
+    messages = []
+    page.on("dialog", lambda dialog: (messages.append(dialog.message), dialog.dismiss()))
+    page.get_by_role("button", name="Finalise grades").click()
+    assert len(messages) == 1
+    assert "Still open for lab reports: Lab 1: Salinity" in messages[0]
+    assert "they count as 0" in messages[0]
+    with live_server.session() as db:
+        from portal.grading.services import finalisation_of
+
+        assert finalisation_of(db, arranged["section"]) is None  # dismissed: nothing happened
+
+
+def test_a_due_time_is_typed_and_shown_in_local_time(browser, live_server, arranged, login):
+    """A browser in Tokyo (UTC+9) types 09:00 local: 00:00 UTC is stored and 09:00 shown again."""
+    context = browser.new_context(base_url=live_server.url, timezone_id="Asia/Tokyo")
+    page = context.new_page()
+    try:
+        login(page, "instructor")
+        page.goto(f"/sections/{arranged['section']}/assessments")
+        page.get_by_label("Name").fill("Tide table")
+        page.get_by_label("Kind").select_option("assignment")
+        page.get_by_label("Weight (%)").fill("0")
+        page.get_by_label("Maximum points").fill("10")
+        page.get_by_label("Due (your local time)").fill("2026-12-10T09:00")
+        page.get_by_role("button", name="Add assessment").click()
+        expect(page.locator(".alert-success")).to_contain_text("Tide table")
+        with live_server.session() as db:
+            from portal.models import Assessment
+
+            stored = db.scalars(select(Assessment).where(Assessment.name == "Tide table")).one()
+            assert stored.due_at.isoformat() == "2026-12-10T00:00:00+00:00"
+            assessment_id = stored.id
+        page.goto(f"/assessments/{assessment_id}/edit")
+        expect(page.get_by_label("Due (your local time)")).to_have_value("2026-12-10T09:00")
+    finally:
+        context.close()

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 from portal.extensions import db as _db
 from tests import factories
 from tests.conftest import post_form
+from tests.forms import rendered_form, rendered_forms
 
 
 def _seed(app):
@@ -41,9 +44,17 @@ def test_section_page_shows_seats_and_register_button(app, client, login_as):
     section_link = course_page.split('href="/sections/')[1].split('"')[0]
     section_page = client.get(f"/sections/{section_link}").get_data(as_text=True)
     assert "Register" in section_page and "Sun " in section_page
-    post_form(client, f"/sections/{section_link}/register", token_from="/courses")
-    after = client.get(f"/sections/{section_link}").get_data(as_text=True)
-    assert "Drop this section" in after and "Full" in after
+    page = client.get(f"/sections/{section_link}")
+    registered = rendered_form(page, action=f"/sections/{section_link}/register").submit(client)
+    assert registered.status_code == 302
+    after = client.get(f"/sections/{section_link}")
+    assert "Drop this section" in after.get_data(as_text=True) and "Full" in after.get_data(
+        as_text=True
+    )
+    drop = next(form for form in rendered_forms(after) if form.action.endswith("/drop"))
+    dropped = drop.submit(client)
+    assert dropped.status_code == 302
+    assert "Register" in client.get(f"/sections/{section_link}").get_data(as_text=True)
 
 
 def test_unknown_course_is_a_404(client, login_as):
@@ -78,3 +89,84 @@ def test_student_cannot_drop_someone_elses_registration(app, client, login_as):
     login_as("student")
     response = post_form(client, f"/registrations/{registration_id}/drop", token_from="/courses")
     assert response.status_code == 404
+
+
+def test_the_catalogue_opens_on_the_current_term(app, client, login_as):
+    with app.app_context():
+        session = _db.session
+        today = factories.now().date()
+        past = factories.make_term(
+            session,
+            code="OLD-1",
+            name="Old term",
+            starts_on=today - timedelta(days=300),
+            ends_on=today - timedelta(days=200),
+        )
+        current = factories.make_term(
+            session,
+            code="NOW-1",
+            name="This term",
+            starts_on=today - timedelta(days=10),
+            ends_on=today + timedelta(days=80),
+        )
+        old_course = factories.make_course(session, code="HIS101", title="Old Empires")
+        new_course = factories.make_course(session, code="HIS102", title="New Republics")
+        factories.make_section(session, course=old_course, term=past)
+        factories.make_section(session, course=new_course, term=current)
+        session.commit()
+    login_as("student")
+    first_look = client.get("/courses").get_data(as_text=True)
+    assert "New Republics" in first_look and "Old Empires" not in first_look
+    assert '<option value="NOW-1" selected>' in first_look
+    every_term = client.get("/courses?term=all").get_data(as_text=True)
+    assert "New Republics" in every_term and "Old Empires" in every_term
+    assert '<option value="all" selected>' in every_term
+
+
+def test_register_is_offered_only_where_it_can_succeed(app, client, login_as):
+    student = login_as("student")
+    with app.app_context():
+        session = _db.session
+        closed = factories.make_section(session, term=factories.make_term(session, state="closed"))
+        term = factories.make_term(session)
+        course = factories.make_course(session, code="MAT250", title="Topology")
+        held = factories.make_section(session, course=course, term=term)
+        other = factories.make_section(session, course=course, term=term)
+        factories.enrol(session, session.merge(student), held)
+        session.commit()
+        closed_id, other_id, held_id, held_label = closed.id, other.id, held.id, held.label
+    page = client.get(f"/sections/{closed_id}").get_data(as_text=True)
+    assert ">Register<" not in page and "closed on" in page
+    page = client.get(f"/sections/{other_id}").get_data(as_text=True)
+    assert ">Register<" not in page
+    assert f"You are already registered in {held_label}, another section of MAT250." in page
+    held_page = client.get(f"/sections/{held_id}").get_data(as_text=True)
+    assert f'data-confirm="Drop {held_label}?' in held_page
+    mine = client.get("/registrations").get_data(as_text=True)
+    assert f'data-confirm="Drop {held_label}?' in mine
+
+
+def test_percent_and_underscore_in_a_search_match_themselves(app, client, login_as):
+    with app.app_context():
+        session = _db.session
+        term = factories.make_term(session)
+        for code, title in (
+            ("STA100", "100% Practical"),
+            ("CS220", "Data_Science"),
+            ("ART1", "Art"),
+        ):
+            factories.make_section(
+                session, course=factories.make_course(session, code=code, title=title), term=term
+            )
+        factories.make_user(session, "student", username="ann_lee", full_name="Ann Lee")
+        factories.make_user(session, "student", username="annxlee", full_name="Ann X")
+        session.commit()
+    login_as("admin")
+    percent = client.get("/courses?q=%25&term=all").get_data(as_text=True)
+    assert "100% Practical" in percent and "Data_Science" not in percent and ">ART1 " not in percent
+    underscore = client.get("/courses?q=_&term=all").get_data(as_text=True)
+    assert "Data_Science" in underscore and "100% Practical" not in underscore
+    users = client.get("/admin/users/?q=ann_").get_data(as_text=True)
+    assert "ann_lee" in users and "annxlee" not in users
+    courses = client.get("/admin/courses?q=%25").get_data(as_text=True)
+    assert "STA100" in courses and "CS220" not in courses

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import re
 import signal
 import sqlite3
+import stat
 from contextlib import closing
 from pathlib import Path
 
@@ -16,7 +19,7 @@ from tests.desktop.conftest import (
     log_in,
     mark_from_a_newer_version,
 )
-from tests.desktop.launcher_process import Launcher, launcher_env, run_cli
+from tests.desktop.launcher_process import Launcher, PortalClient, launcher_env, run_cli
 
 
 def dump(database: Path, *, immutable: bool = False) -> list[str]:
@@ -104,13 +107,52 @@ def test_no_display_falls_back_to_headless(tmp_path):
 
 def test_second_start_is_refused_while_the_first_serves(start_launcher, tmp_path):
     first = start_launcher()
+    client = first.client()
     second = run_cli("--headless", "--data-dir", str(tmp_path / "data"))
     assert second.returncode == 1
     assert "already running" in second.stderr
     assert f"process {first.process.pid}" in second.stderr
-    assert f"http://127.0.0.1:{first.port}/" in second.stderr
     assert second.stdout == ""
-    assert first.client().get("/healthz").status == 200
+    assert client.get("/healthz").status == 200
+    # What it prints works: a fresh one-time link into the running portal.
+    [link] = re.findall(rf"http://127\.0\.0\.1:{first.port}/launch/\S+", second.stderr)
+    browser = PortalClient(first.port)
+    assert browser.exchange(link.split(str(first.port), 1)[1]).status == 303
+    assert browser.get("/healthz").status == 200
+
+
+def test_open_prints_a_fresh_link_for_a_headless_portal(start_launcher, tmp_path):
+    """The launch link works once and the cookie dies with the browser: `open` gets back in."""
+    first = start_launcher()
+    browser = first.client()  # the printed link, used once
+    assert browser.exchange(first.launch_path).status == 403  # not twice
+    result = run_cli("open", "--data-dir", str(tmp_path / "data"))
+    assert result.returncode == 0, result.stderr
+    link = result.stdout.strip()
+    assert re.fullmatch(rf"http://127\.0\.0\.1:{first.port}/launch/[\w-]{{20,}}", link)
+    fresh = PortalClient(first.port)
+    path = link.split(str(first.port), 1)[1]
+    assert fresh.exchange(path).status == 303
+    assert fresh.get("/healthz").status == 200
+    assert PortalClient(first.port).exchange(path).status == 403  # it too works once
+    # The refusal page says how to get back in.
+    assert "campus-portal open" in PortalClient(first.port).get("/").text
+
+
+def test_open_without_a_running_portal_says_so(tmp_path):
+    result = run_cli("open", "--data-dir", str(tmp_path / "nothing"))
+    assert result.returncode == 5
+    assert "Campus Portal is not running" in result.stderr
+    assert result.stdout == ""
+
+
+def test_open_needs_the_owner_only_instance_file(start_launcher, tmp_path):
+    """The control key is the only way to a link: without it the running portal refuses."""
+    first = start_launcher()
+    refused = PortalClient(first.port).post("/.campus-portal/launch-url", {})
+    assert refused.status == 403
+    instance = tmp_path / "data" / "campus-portal.instance"
+    assert stat.S_IMODE(instance.stat().st_mode) == 0o600
 
 
 def test_a_killed_launcher_does_not_block_the_next_start(start_launcher, tmp_path):
@@ -220,3 +262,36 @@ def test_admin_can_work_after_restart(start_launcher, admin_data_dir):
     client = launcher.client()
     log_in(client)
     assert ADMIN_USERNAME in client.get("/admin/users/").text
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
+def test_the_data_folder_is_the_os_users_alone(tmp_path):
+    """Folder 700 and files 600 (uploads, the database, logs), also for a folder made earlier
+    with open modes."""
+    base = tmp_path / "base"
+    (base / "demo").mkdir(parents=True)
+    base.chmod(0o755)
+    (base / "demo").chmod(0o755)
+    earlier = base / "demo" / "notes.txt"
+    earlier.write_text("made by an older version")
+    earlier.chmod(0o644)
+    launcher = Launcher(base, "--demo").start()
+    try:
+        client = launcher.client()
+        log_in(client, "student", "demo-pass")
+        assert client.get("/lab-reports").status == 200
+    finally:
+        code, _, _ = launcher.stop()
+    assert code == 0
+    data = base / "demo"
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    checked = []
+    for root, folders, files in os.walk(data):
+        for name in folders:
+            assert stat.S_IMODE((Path(root) / name).stat().st_mode) == 0o700, name
+        for name in files:
+            mode = stat.S_IMODE((Path(root) / name).stat().st_mode)
+            assert mode & 0o077 == 0, f"{name}: {oct(mode)}"
+            checked.append(name)
+    assert {"portal.db", "secret_key", "notes.txt", "campus-portal.log"} <= set(checked)
+    assert any(len(name) == 64 for name in checked)  # an uploaded lab report in the store

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import unavailable
 from tests.desktop.conftest import ADMIN_USERNAME, create_user, log_in
 from tests.desktop.launcher_process import Launcher, run_cli
 from tests.desktop.test_launcher import dump
@@ -208,7 +209,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         text=True,
     )
     if mounted.returncode != 0:
-        pytest.skip(
+        unavailable(
             "a small tmpfs cannot be mounted here (needs root with mount rights: "
             f"{mounted.stderr.strip()}); the RLIMIT_FSIZE tests cover the same code paths"
         )

@@ -6,6 +6,7 @@ import socket
 
 import pytest
 
+from tests.conftest import unavailable
 from tests.desktop.conftest import log_in
 from tests.desktop.launcher_process import PortalClient
 
@@ -21,9 +22,9 @@ def test_listens_on_loopback_only(running):
             probe.connect(("192.0.2.1", 9))  # no packet is sent: just picks the outgoing address
             outward = probe.getsockname()[0]
         except OSError:
-            pytest.skip("no non-loopback address on this machine")
+            unavailable("no non-loopback address on this machine")
     if outward.startswith("127."):
-        pytest.skip("no non-loopback address on this machine")
+        unavailable("no non-loopback address on this machine")
     with pytest.raises(OSError), socket.create_connection((outward, running.port), timeout=2):
         pass
 
@@ -113,3 +114,34 @@ def test_portal_login_still_required_behind_the_guard(running):
     client = running.client()
     response = client.get("/admin/users/")
     assert response.status == 302 and "/login" in response.location
+
+
+def test_an_api_token_alone_does_not_pass_the_local_guard(running):
+    """The API runs on the desktop too, behind the launch cookie and the Host check: a personal
+    token (which the portal itself would accept) gets nobody past the guard."""
+    owner = running.client()
+    log_in(owner)
+    made = owner.post(
+        "/profile/tokens",
+        {"csrf_token": owner.csrf_token("/profile/"), "name": "local script", "expires": "30"},
+    )
+    assert made.status == 201
+    secret = made.text.split('id="new-token" value="', 1)[1].split('"', 1)[0]
+    bearer = {"Authorization": f"Bearer {secret}", "Accept": "application/json"}
+
+    # With the launch cookie the token works, and is who it says (no session needed):
+    with_cookie = PortalClient(
+        running.port, cookies={"portal_launch": owner.cookies["portal_launch"]}
+    )
+    answer = with_cookie.get("/api/v1/me", headers=bearer)
+    assert answer.status == 200
+    assert '"authenticated_by":"token"' in answer.text.replace(" ", "")
+
+    # Another OS user, or a web page, with only the token: refused by the guard.
+    stranger = PortalClient(running.port)
+    assert stranger.get("/api/v1/me", headers=bearer).status == 403
+    assert stranger.get("/api/v1/courses", headers=bearer).status == 403
+    # A DNS-rebinding page that learnt the token: refused on the Host header, cookie or not.
+    rebound = {**bearer, "Host": f"evil.example:{running.port}"}
+    assert stranger.get("/api/v1/me", headers=rebound).status == 400
+    assert with_cookie.get("/api/v1/me", headers=rebound).status == 400

@@ -7,9 +7,9 @@ MANAGERS = {"instructor", "admin"}
 CASES = {
     "grading.gradebook": Case("GET", "/sections/{section_id}/gradebook", STAFF),
     "grading.save_gradebook": Case("POST", "/sections/{section_id}/gradebook", STAFF),
-    # The field names the cell (m.<student>.<assessment>); here a made-up one: refused, not 403.
+    # The field names the cell (m.<student>.<assessment>); here a made-up one: 400, not 403.
     "grading.save_mark": Case(
-        "POST", "/sections/{section_id}/gradebook/cell", STAFF, {"m.x.y": "7"}
+        "POST", "/sections/{section_id}/gradebook/cell", STAFF, {"m.x.y": "7"}, expect=400
     ),
     "grading.finalise": Case("POST", "/sections/{section_id}/finalise", MANAGERS),
     "grading.assessments": Case("GET", "/sections/{section_id}/assessments", MANAGERS),

@@ -4,16 +4,18 @@ what students see, transcripts and GPA."""
 from __future__ import annotations
 
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import event, select
 
+from portal.catalogue.services import get_section
 from portal.errors import Forbidden, ValidationError
 from portal.grading import services
 from portal.models import AuditEntry, Mark, Registration
 from tests import factories
 from tests.conftest import post_form
+from tests.forms import rendered_form
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -196,7 +198,7 @@ def test_gradebook_query_count_does_not_grow_with_the_section(db):
         db.commit()
         db.expire_all()
         with count_queries(db) as statements:
-            book = services.gradebook(db, services.get_section(db, section.id))
+            book = services.gradebook(db, get_section(db, section.id))
             assert all(row.percentage is not None for row in book.rows)
         counts.append(len(statements))
     assert counts[0] == counts[1] <= 10, counts
@@ -376,12 +378,9 @@ def test_grid_save_keeps_typed_values_and_shows_errors_by_the_cell(app, client):
     instructor, _lab_staff, section, lab, exam, student = _setup_page(app)
     _login(app, client, instructor)
     path = f"/sections/{section.id}/gradebook"
-    response = post_form(
-        client,
-        path,
-        {f"m.{student.id}.{lab.id}": "25", f"m.{student.id}.{exam.id}": "41"},
-        token_from=path,
-    )
+    grid = rendered_form(client.get(path), action=path)  # the grid's own inputs, by name
+    grid.fill_fields({f"m.{student.id}.{lab.id}": "25", f"m.{student.id}.{exam.id}": "41"})
+    response = grid.submit(client)
     assert response.status_code == 422
     page = response.get_data(as_text=True)
     assert 'value="25"' in page  # the refused value is still there
@@ -435,7 +434,10 @@ def test_finalised_gradebook_is_read_only_for_the_instructor(app, client):
     response = post_form(client, f"/sections/{section.id}/finalise", token_from=path)
     assert response.status_code == 302
     page = client.get(path).get_data(as_text=True)
-    assert "are locked" in page and "readonly" in page and "hx-post" not in page
+    assert "are locked" in page and "hx-post" not in page
+    # Locked marks are text, not inputs that look editable.
+    assert 'class="gb-input' not in page and "gb-cell-locked" in page
+    assert "each mark is saved when you leave its cell" not in page
 
 
 def test_students_see_their_own_grades_and_transcript_only(app, client):
@@ -446,3 +448,98 @@ def test_students_see_their_own_grades_and_transcript_only(app, client):
     transcript = client.get("/transcript").get_data(as_text=True)
     assert "Ada Lovelace" in transcript and "In progress" in transcript
     assert client.get(f"/students/{student.id}/transcript").status_code == 403
+
+
+def test_finalise_warns_of_open_assessments_and_missing_marks(app, client):
+    from portal.extensions import db as _db
+    from portal.models import Assessment
+
+    instructor, _lab_staff, section, lab, _exam, _student = _setup_page(app)
+    with app.app_context():
+        assessment = _db.session.get(Assessment, lab.id)
+        assessment.due_at = factories.now() + timedelta(days=3)
+        _db.session.commit()
+    _login(app, client, instructor)
+    page = client.get(f"/sections/{section.id}/gradebook").get_data(as_text=True)
+    assert "Still open for lab reports: Lab 1 (due" in page
+    assert "Finalising closes their uploads." in page
+    assert "2 mark(s) missing (Lab 1: 1, Final: 1); they count as 0." in page
+    confirm = page.split('data-confirm="', 1)[1].split('"', 1)[0]
+    assert "Still open for lab reports: Lab 1" in confirm and "2 mark(s) missing" in confirm
+
+
+def test_assessment_maximum_points_and_names_are_checked(app, client):
+    instructor, _lab_staff, section, _lab, _exam, _student = _setup_page(app)
+    _login(app, client, instructor)
+    path = f"/sections/{section.id}/assessments"
+
+    def add(name: str, max_points: str, weight: str = "0"):
+        return post_form(
+            client,
+            path,
+            {"name": name, "kind": "assignment", "weight": weight, "max_points": max_points},
+            token_from=path,
+        )
+
+    zero = add("Quiz", "0")
+    assert zero.status_code == 200
+    assert "The maximum points must be more than 0." in zero.get_data(as_text=True)
+    assert "This field is required" not in zero.get_data(as_text=True)
+    huge = add("Quiz", "1e9")
+    assert "The maximum points must be more than 0 and at most 10,000." in huge.get_data(
+        as_text=True
+    )
+    same = add("  lab 1 ", "10")
+    assert "already has an assessment named &#39;lab 1&#39;." in same.get_data(as_text=True)
+    assert add("Quiz", "10").status_code == 302  # weight 0 is allowed, and not "required"
+    with app.app_context():
+        from portal.extensions import db as _db
+        from portal.models import Assessment
+
+        names = sorted(
+            _db.session.scalars(select(Assessment.name).where(Assessment.section_id == section.id))
+        )
+    assert names == ["Final", "Lab 1", "Quiz"]
+
+
+def test_assessment_rules_in_the_service(db, course):
+    from portal.grading.services import AssessmentInput, create_assessment
+
+    instructor, section = course["instructor"], course["section"]
+    with pytest.raises(ValidationError, match="at most 10,000"):
+        create_assessment(db, instructor, section, AssessmentInput("Big", "exam", 10, 10_001))
+    with pytest.raises(ValidationError, match="more than 0"):
+        create_assessment(db, instructor, section, AssessmentInput("Nil", "exam", 10, 0))
+
+
+def test_due_times_are_entered_in_the_browsers_time_zone_and_stored_in_utc(app, client):
+    from portal.extensions import db as _db
+    from portal.models import Assessment
+
+    instructor, _lab_staff, section, _lab, _exam, _student = _setup_page(app)
+    _login(app, client, instructor)
+    path = f"/sections/{section.id}/assessments"
+    for name, zone, expected in (
+        ("Berlin quiz", "Europe/Berlin", datetime(2026, 12, 1, 17, 0, tzinfo=UTC)),
+        ("No script quiz", "", datetime(2026, 12, 1, 18, 0, tzinfo=UTC)),
+        ("Unknown zone quiz", "Mars/Olympus", datetime(2026, 12, 1, 18, 0, tzinfo=UTC)),
+    ):
+        response = post_form(
+            client,
+            path,
+            {
+                "name": name,
+                "kind": "assignment",
+                "weight": "0",
+                "max_points": "10",
+                "due_at": "2026-12-01T18:00",
+                "timezone": zone,
+            },
+            token_from=path,
+        )
+        assert response.status_code == 302
+        with app.app_context():
+            stored = _db.session.scalar(select(Assessment).where(Assessment.name == name))
+            assert stored.due_at == expected, name
+    page = client.get(path).get_data(as_text=True)
+    assert 'data-local-timezone=""' in page

@@ -42,7 +42,7 @@ def test_the_migrations_check_the_values_the_models_declare(tmp_path):
         upgrade()
         with db.engine.connect() as connection:
             tables = "SELECT name, sql FROM sqlite_master WHERE type = 'table'"
-            schema = dict(connection.exec_driver_sql(tables).tuples().all())
+            schema = dict(connection.exec_driver_sql(tables).all())
     checked = 0
     for table in db.metadata.tables.values():
         for constraint in table.constraints:

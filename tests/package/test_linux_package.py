@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import unavailable
 from tests.package.conftest import (
     COMMAND,
     INSTALL_DIR,
@@ -74,6 +75,47 @@ def test_bundle_carries_its_files_and_leaves_out_gtk_and_development_tools(
         or name.startswith(("libgtk", "libwebkit", "libjavascriptcore", "libicu", "gi_typelibs"))
     ]
     assert unwanted == []
+
+
+def test_no_library_looks_in_the_build_machines_folders(
+    package_build: Build, tmp_path: Path
+) -> None:
+    """PyInstaller copies libraries with the builder's RUNPATH; the package must not keep it."""
+    subprocess.run(["dpkg-deb", "-x", str(package_build.deb), str(tmp_path)], check=True)
+    with_path = []
+    for path in (tmp_path / "opt" / "campus-portal").rglob("*"):
+        if not path.is_file() or path.is_symlink() or path.read_bytes()[:4] != b"\x7fELF":
+            continue
+        dynamic = subprocess.run(
+            ["readelf", "-d", str(path)], capture_output=True, text=True, check=False
+        ).stdout
+        if "RUNPATH" in dynamic or "(RPATH)" in dynamic:
+            with_path.append(str(path.relative_to(tmp_path)))
+    assert with_path == []
+
+
+def test_debian_checks_find_nothing(package_build: Build) -> None:
+    """lintian, as a Debian maintainer runs it; what is overridden is justified in
+    installers/linux/lintian-overrides (an add-on under /opt, CPython's own modules)."""
+    if not Path("/usr/bin/lintian").exists():
+        unavailable("lintian is not installed (apt-get install lintian)")
+    result = subprocess.run(
+        ["lintian", "--tag-display-limit", "0", "--fail-on", "none", str(package_build.deb)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    tags = [line for line in result.stdout.splitlines() if line[:2] in ("E:", "W:", "I:")]
+    assert tags == [], "\n".join(tags)
+    contents = subprocess.run(
+        ["dpkg-deb", "-c", str(package_build.deb)], capture_output=True, text=True, check=True
+    ).stdout
+    for path in (
+        "./usr/share/doc/campus-portal/changelog.gz",
+        "./usr/share/doc/campus-portal/copyright",
+        "./usr/share/man/man1/campus-portal.1.gz",
+    ):
+        assert path in contents
 
 
 def test_checksums_cover_the_installers(package_build: Build) -> None:

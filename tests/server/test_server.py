@@ -23,26 +23,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN_CONF = ROOT / "installers/server/gunicorn.conf.py"
-REDIS_URL = os.environ.get("PORTAL_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 pytestmark = pytest.mark.postgres
 
 
 def server_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "portal.server", *args]
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> str:
-    import redis
-
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
-    except redis.RedisError as exc:
-        if os.environ.get("PORTAL_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"Redis not reachable at {REDIS_URL}: {exc}")
-        pytest.skip(f"Redis not reachable at {REDIS_URL}: {exc}")
-    return REDIS_URL
 
 
 def free_port() -> int:

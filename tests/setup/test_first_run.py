@@ -1,4 +1,5 @@
-"""The first-run page: only for an empty desktop database with no central server set."""
+"""The first-run page: only for an empty desktop database not connected to a campus server;
+the local administrator only where no campus server is set (connecting: tests/sync)."""
 
 from __future__ import annotations
 
@@ -75,11 +76,19 @@ def test_validation_errors_keep_the_typed_input(client):
     assert 'value="Ada Admin"' in page and 'value="ada"' in page
 
 
-def test_no_setup_when_a_central_server_is_configured(tmp_path):
-    app = make_app(tmp_path, SERVER_URL="https://portal.campus.example")
+def test_a_preset_central_server_offers_connecting_only(tmp_path):
+    app = make_app(tmp_path, SERVER_URL="https://portal.campus.example", ENROLMENT_CODE="ABCD-EFGH")
     client = app.test_client()
-    assert client.get("/setup/").status_code == 404
-    assert client.get("/login").status_code == 200
+    assert client.get("/login").headers["Location"].endswith("/setup/")
+    page = client.get("/setup/").get_data(as_text=True)
+    assert "Connect to your campus server" in page
+    assert 'value="https://portal.campus.example"' in page and 'value="ABCD-EFGH"' in page
+    assert "Create the administrator" not in page
+    token = csrf_token(client, "/setup/")
+    response = client.post("/setup/", data={"csrf_token": token, **ADMIN})
+    assert response.status_code == 404  # a copy meant to sync gets its accounts from there
+    with app.app_context():
+        assert _db.session.scalar(select(User).where(User.username == "ada")) is None
 
 
 def test_no_setup_redirect_in_server_mode(tmp_path):

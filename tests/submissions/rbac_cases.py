@@ -5,8 +5,8 @@ STAFF = {"instructor", "lab_staff", "admin"}
 
 CASES = {
     "submissions.mine": Case("GET", "/lab-reports", {"student"}),
-    "submissions.upload": Case(
-        "POST", "/assessments/{report_assessment_id}/submissions", {"student"}
+    "submissions.upload": Case(  # no file: "Choose a file", back to the page (303)
+        "POST", "/assessments/{report_assessment_id}/submissions", {"student"}, expect=303
     ),
     # Every role may ask; the object check lets the owner and the section's staff through.
     "submissions.download": Case("GET", "/submissions/{submission_id}/download", SIGNED_IN),

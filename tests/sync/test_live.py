@@ -1,7 +1,7 @@
 """Sync with real processes: the central server as gunicorn (`campus-portal-server`) on a
 throwaway PostgreSQL database, devices as data folders driven by the real command line
 (`campus-portal enrol` / `campus-portal sync`), clients killed with SIGKILL mid-push and
-mid-pull. PostgreSQL is mandatory where PORTAL_REQUIRE_POSTGRES=1 (CI); elsewhere these tests
+mid-pull. PostgreSQL is mandatory in CI (CI=true: a missing server fails); elsewhere these tests
 are skipped when it cannot be reached.
 """
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask_migrate import upgrade
+from flask_migrate import downgrade, upgrade
 from sqlalchemy import func, select
 
 from desktop.database import current_revision, migrate
@@ -33,7 +33,9 @@ def test_outbox_survives_the_upgrade_and_is_pushed(tmp_path: Path, server, campu
     }
     old = create_app(config)
     with old.app_context():
-        upgrade(revision=FIRST_SYNC_REVISION)  # the database as the older version left it
+        # Today's models are used to make the device's changes, so the schema is today's while
+        # they are made; it is taken down to the first revision with an outbox afterwards.
+        upgrade()
         engine = _db.engine
     http = wsgi_client(server)
     sync_client.enrol(
@@ -47,7 +49,9 @@ def test_outbox_survives_the_upgrade_and_is_pushed(tmp_path: Path, server, campu
         set_mark(_db.session, instructor, assessment, campus.students[1], "64.5")
         _db.session.commit()
         _db.session.remove()
+        downgrade(revision=FIRST_SYNC_REVISION)  # the database as the older version left it
         _db.engine.dispose()
+    assert current_revision(paths.database) == FIRST_SYNC_REVISION
 
     new = create_app(config)
     migrate(new, paths)  # what the launcher does at the next start

@@ -6,6 +6,36 @@ document.addEventListener("DOMContentLoaded", () => {
       if (!window.confirm(form.dataset.confirm)) event.preventDefault();
     });
   });
+  // Idle log-out (shared lab PCs): the server ends a session idle for the configured minutes;
+  // when that time has passed since the last request, the page itself goes to the log-in
+  // screen, so nothing stays on screen for the next person. htmx requests count as activity.
+  const idleMinutes = Number(document.body.dataset.idleLogoutMinutes || 0);
+  const logoutForm = document.getElementById("logout-form");
+  if (idleMinutes > 0 && logoutForm) {
+    let timer = null;
+    const arm = () => {
+      window.clearTimeout(timer);
+      timer = window.setTimeout(() => {
+        logoutForm.elements.reason.value = "idle";
+        logoutForm.submit();
+      }, idleMinutes * 60 * 1000 + 1000);
+    };
+    arm();
+    document.body.addEventListener("htmx:afterRequest", arm);
+  }
+  // Date-times are typed in the browser's own time zone: forms say which one it is, and a
+  // stored UTC value (data-utc-value) is shown as local time (the server stores UTC).
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
+  document.querySelectorAll("input[data-local-timezone]").forEach((input) => {
+    input.value = zone;
+  });
+  document.querySelectorAll("input[data-utc-value]").forEach((input) => {
+    const moment = new Date(input.dataset.utcValue);
+    if (Number.isNaN(moment.getTime())) return;
+    const pad = (n) => String(n).padStart(2, "0");
+    input.value = `${moment.getFullYear()}-${pad(moment.getMonth() + 1)}-${pad(moment.getDate())}` +
+      `T${pad(moment.getHours())}:${pad(moment.getMinutes())}`;
+  });
   // Send the CSRF token with every htmx request.
   const token = document.querySelector('meta[name="csrf-token"]');
   if (token) {

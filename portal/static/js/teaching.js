@@ -30,6 +30,30 @@ document.addEventListener("DOMContentLoaded", () => {
       next = step > 0 ? next.nextElementSibling : next.previousElementSibling;
     }
   });
+  // A refused cell (data-unsaved) is sent again when it is left, even unchanged (htmx's
+  // "change" only fires for a new value), and every refused cell is sent again once the reason
+  // for changing final marks is filled in.
+  grid.addEventListener("change", (event) => {
+    if (event.target instanceof HTMLInputElement) event.target.dataset.changed = "1";
+  });
+  grid.addEventListener("focusout", (event) => {
+    const input = event.target;
+    if (!(input instanceof HTMLInputElement) || !input.matches("input.gb-input[data-unsaved]")) return;
+    if (input.dataset.changed) {
+      delete input.dataset.changed;
+      return;
+    }
+    htmx.trigger(input, "change");
+  });
+  const reason = document.getElementById("change-reason");
+  if (reason) {
+    reason.addEventListener("change", () => {
+      if (!reason.value.trim()) return;
+      grid.querySelectorAll("input.gb-input[data-unsaved]").forEach((input) => {
+        htmx.trigger(input, "change");
+      });
+    });
+  }
   // Select the content of a cell when it gets focus, so typing replaces it.
   grid.addEventListener("focusin", (event) => {
     if (event.target instanceof HTMLInputElement && event.target.classList.contains("gb-input")) {

@@ -1,0 +1,119 @@
+"""RFC 9457 problem details: every error under /api has this one shape.
+
+    {"type": "urn:campus-portal:problem:registration-refused", "title": "Registration refused",
+     "status": 409, "detail": "CS101-001 is full and its waitlist is full too (0 places).",
+     "instance": "/api/v1/me/registrations", "request_id": "...",
+     "errors": [{"location": "json", "field": "section_id", "message": "Not a valid UUID."}]}
+
+`type` is `about:blank` when the status code says it all (then `title` is the status phrase).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from http import HTTPStatus
+from typing import Any
+
+from flask import Response, g, request
+
+from portal.errors import Forbidden, NotFound, PortalError, RegistrationError, ValidationError
+
+CONTENT_TYPE = "application/problem+json"
+TYPE_PREFIX = "urn:campus-portal:problem:"
+
+# Domain errors (portal/errors.py and the features' own subclasses): type slug and title.
+_DOMAIN_TYPES: list[tuple[type[PortalError], str, str]] = [
+    (RegistrationError, "registration-refused", "Registration refused"),
+    (NotFound, "not-found", "Not found"),
+    (Forbidden, "forbidden", "Not allowed"),
+    (ValidationError, "invalid-value", "Invalid value"),
+]
+
+
+def is_api_request() -> bool:
+    from portal.api import API_PREFIX
+
+    return request.path.startswith(API_PREFIX)
+
+
+def field_errors(messages: Any, location: str = "json") -> list[dict[str, str]]:
+    """Flatten marshmallow/webargs messages ({"json": {"field": ["msg"]}}) or a service's
+    {field: message} into a list of {location, field, message}."""
+    return list(_flatten(messages, location, ""))
+
+
+def _flatten(messages: Any, location: str, prefix: str) -> Iterator[dict[str, str]]:
+    if isinstance(messages, Mapping):
+        for key, value in messages.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            yield from _flatten(value, location, name)
+    elif isinstance(messages, list | tuple):
+        for item in messages:
+            yield from _flatten(item, location, prefix)
+    else:
+        yield {"location": location, "field": prefix or "_body", "message": str(messages)}
+
+
+def problem(
+    status: int,
+    *,
+    title: str | None = None,
+    detail: str = "",
+    type_: str = "about:blank",
+    errors: list[dict[str, str]] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    body: dict[str, Any] = {
+        "type": type_,
+        "title": title if title and type_ != "about:blank" else phrase,
+        "status": status,
+        "detail": detail or phrase,
+        "instance": request.path,
+    }
+    if request_id := g.get("request_id"):
+        body["request_id"] = request_id
+    if errors:
+        body["errors"] = errors
+    response = Response(json.dumps(body), status=status, mimetype=CONTENT_TYPE)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def from_domain_error(error: PortalError) -> Response:
+    slug, title = "refused", "Request refused"
+    for kind, kind_slug, kind_title in _DOMAIN_TYPES:
+        if isinstance(error, kind):
+            slug, title = kind_slug, kind_title
+            break
+    slug = getattr(error, "problem_type", slug)
+    title = getattr(error, "problem_title", title)
+    errors = None
+    if isinstance(getattr(error, "errors", None), dict):  # admin FieldErrors: {field: message}
+        errors = field_errors(error.errors)  # type: ignore[attr-defined]
+    return problem(
+        error.status_code,
+        title=title,
+        detail=str(error),
+        type_=TYPE_PREFIX + slug,
+        errors=errors,
+    )
+
+
+def validation_problem(messages: Any) -> Response:
+    """422 for a request that does not match its schema (webargs' messages by location)."""
+    errors: list[dict[str, str]] = []
+    if isinstance(messages, Mapping):
+        for location, by_field in messages.items():
+            errors.extend(field_errors(by_field, str(location)))
+    else:
+        errors = field_errors(messages)
+    return problem(
+        422,
+        title="Invalid request",
+        detail="The request has invalid or missing values; see errors.",
+        type_=TYPE_PREFIX + "invalid-request",
+        errors=errors,
+    )

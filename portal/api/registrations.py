@@ -1,0 +1,66 @@
+"""The calling student's registrations: list, register (or join the waitlist), drop."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask_smorest import Blueprint
+
+from portal.api import API_V1, present, schemas
+from portal.api.common import now, session, user
+from portal.auth.policy import roles
+from portal.catalogue.services import get_section
+from portal.errors import NotFound
+from portal.models import Registration
+from portal.registration import services
+
+blp = Blueprint(
+    "api_registrations",
+    __name__,
+    url_prefix=f"{API_V1}/me/registrations",
+    description="The calling student's registrations",
+)
+
+
+def _own_registration(registration_id: uuid.UUID) -> Registration:
+    registration = session.get(Registration, registration_id)
+    if registration is None or registration.student_id != user().id:
+        raise NotFound("You have no such registration.")
+    return registration
+
+
+@blp.route("", methods=["GET"])
+@blp.response(200, schemas.RegistrationListSchema)
+@roles("student")
+def mine() -> dict[str, Any]:
+    """Every registration (enrolled, waitlisted, dropped), newest term first."""
+    items = services.student_registrations(session, user())
+    return {"items": [present.registration(r) for r in items]}
+
+
+@blp.route("", methods=["POST"])
+@blp.arguments(schemas.RegistrationCreateSchema)
+@blp.response(201, schemas.RegistrationSchema)
+@blp.alt_response(409, response="CONFLICT")
+@roles("student")
+def register(data: dict[str, Any]) -> dict[str, Any]:
+    """Register for a section: enrolled when a seat is free, else waitlisted (status says
+    which); refused with 409 by the same rules as the page (window, prerequisites, clashes,
+    credit limit, full waitlist)."""
+    section = get_section(session, data["section_id"])
+    registration = services.register(session, user(), section, now=now())
+    session.commit()
+    return present.registration(registration)
+
+
+@blp.route("/<uuid:registration_id>", methods=["DELETE"])
+@blp.response(200, schemas.DropResultSchema)
+@blp.alt_response(409, response="CONFLICT")
+@roles("student")
+def drop(registration_id: uuid.UUID) -> dict[str, Any]:
+    """Drop an enrolment or leave a waitlist (the first waitlisted student moves up)."""
+    registration = _own_registration(registration_id)
+    services.drop(session, registration, now=now())
+    session.commit()
+    return {"registration": present.registration(registration)}

@@ -1,0 +1,104 @@
+"""Lab-report submissions: metadata (a student's own; a section's for its staff) and files."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from flask import current_app, send_file
+from flask_smorest import Blueprint
+from werkzeug.wrappers import Response
+
+from portal.api import API_V1, present, schemas
+from portal.api.common import session, user
+from portal.auth.policy import roles
+from portal.catalogue.services import get_section
+from portal.submissions import services
+
+STAFF = ("instructor", "lab_staff", "admin")
+
+blp = Blueprint(
+    "api_submissions", __name__, url_prefix=API_V1, description="Lab-report submissions"
+)
+
+
+def _upload_dir() -> Path:
+    return Path(current_app.config["PORTAL"]["UPLOAD_DIR"]).resolve()
+
+
+@blp.route("/me/submissions", methods=["GET"])
+@blp.response(200, schemas.MySubmissionsSchema)
+@roles("student")
+def mine() -> dict[str, Any]:
+    """Every lab and assignment the calling student can submit to, with their attempts
+    (newest first)."""
+    items = []
+    for entry in services.student_assessments(session, user()):
+        assessment = entry.assessment
+        items.append(
+            {
+                "assessment": {
+                    **present.assessment(assessment),
+                    "section_id": assessment.section_id,
+                    "section_label": assessment.section.label,
+                },
+                "is_final": entry.is_final,
+                "attempts": [present.submission(s) for s in entry.history],
+            }
+        )
+    return {"items": items}
+
+
+@blp.route("/sections/<uuid:section_id>/submissions", methods=["GET"])
+@blp.response(200, schemas.SectionSubmissionsSchema)
+@roles(*STAFF)
+def section(section_id: uuid.UUID) -> dict[str, Any]:
+    """The newest attempt of every enrolled student for each assessment the caller collects."""
+    overview = services.section_submissions(session, user(), get_section(session, section_id))
+    return {
+        "section_id": overview.section.id,
+        "section_label": overview.section.label,
+        "assessments": [
+            {
+                "assessment": present.assessment(item.assessment),
+                "late_count": item.late_count,
+                "students": [
+                    {
+                        "student": present.person(student),
+                        "attempts": item.attempts.get(student.id, 0),
+                        "latest": present.submission(item.latest[student.id])
+                        if student.id in item.latest
+                        else None,
+                    }
+                    for student in overview.roster
+                ],
+            }
+            for item in overview.assessments
+        ],
+    }
+
+
+@blp.route("/submissions/<uuid:submission_id>/file", methods=["GET"])
+@blp.response(
+    200,
+    content_type="application/octet-stream",
+    description="The file as an attachment, with its detected content type",
+)
+@blp.doc(**{"x-no-etag": True})  # a file download: no-store, no ETag
+@roles("student", *STAFF)
+def download(submission_id: uuid.UUID) -> Response:
+    """The submitted file: students their own, staff the assessments they may grade."""
+    submission = services.get_submission(session, submission_id)
+    services.ensure_can_download(session, user(), submission)
+    response = send_file(
+        services.file_path(_upload_dir(), submission),
+        mimetype=submission.content_type,
+        as_attachment=True,
+        download_name=submission.original_name,
+        conditional=False,
+        etag=False,
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,1 @@
+"""Running the central server: readiness, Prometheus metrics, request ids and JSON logs."""

@@ -1,0 +1,134 @@
+"""The central server's sync pages for administrators: Devices (enrolment codes, revoking)
+and Conflicts (review, apply the other value, mark resolved)."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import Blueprint, abort, current_app, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from portal.auth.policy import roles
+from portal.extensions import db
+from portal.models import CONFLICT_KINDS, utcnow
+from portal.sync import services
+from portal.sync.forms import EnrolmentCodeForm
+from portal.sync.presentation import KIND_LABELS, TABLE_LABELS
+from portal.web import attempt, commit_or_show, db_session, show_on_form, signed_in_user
+
+bp = Blueprint("sync_admin", __name__, url_prefix="/admin/sync")
+
+ADMIN = "admin"
+
+
+@bp.before_request
+def _server_only() -> None:
+    """Devices enrol with the central server; a desktop copy has none of these pages."""
+    if current_app.config["PORTAL"]["MODE"] != "server":
+        abort(404)
+
+
+# --- Devices -------------------------------------------------------------------------------
+
+
+def _devices_page(form: EnrolmentCodeForm, issued: services.IssuedCode | None = None) -> str:
+    return render_template(
+        "sync/devices.html",
+        rows=services.device_overview(db_session()),
+        form=form,
+        issued=issued,
+    )
+
+
+@bp.get("/devices")
+@roles(ADMIN)
+def devices() -> str:
+    return _devices_page(EnrolmentCodeForm())
+
+
+@bp.post("/enrolment-codes")
+@roles(ADMIN)
+def create_code() -> str:
+    """The code is shown once, in this answer; only its hash is kept."""
+    form = EnrolmentCodeForm()
+    if not form.validate_on_submit():
+        return _devices_page(form)
+    issued, error = attempt(
+        lambda: services.issue_enrolment_code(
+            db_session(),
+            form.username.data or "",
+            actor=signed_in_user(),
+            now=utcnow(),
+            valid_days=form.valid_days.data or 7,
+        )
+    )
+    if error is not None:
+        show_on_form(form, error)
+        return _devices_page(form)
+    return _devices_page(EnrolmentCodeForm(formdata=None), issued)
+
+
+@bp.post("/devices/<uuid:device_id>/revoke")
+@roles(ADMIN)
+def revoke(device_id: uuid.UUID) -> Response:
+    device = services.get_device(db_session(), device_id)
+    return commit_or_show(
+        lambda: services.revoke_device(db_session(), device, actor=signed_in_user(), now=utcnow()),
+        message=f"Device {device.name} is revoked: it will be refused at its next sync. Changes "
+        "it had not sent stay on it and can be exported there.",
+        redirect_to=url_for("sync_admin.devices"),
+    )
+
+
+# --- Conflicts -----------------------------------------------------------------------------
+
+
+@bp.get("/conflicts")
+@roles(ADMIN)
+def conflicts() -> str:
+    kind = request.args.get("kind", "")
+    kind = kind if kind in CONFLICT_KINDS else ""
+    table = request.args.get("table", "")[:64]
+    state = request.args.get("state", "open")
+    state = state if state in services.CONFLICT_STATES else "open"
+    page = db.paginate(
+        services.conflicts_query(kind=kind, table=table, state=state),
+        per_page=current_app.config["PAGE_SIZE"],
+        error_out=False,
+    )
+    items = list(page.items)
+    return render_template(
+        "sync/conflicts.html",
+        page=page,
+        labels=services.describe_conflicts(db_session(), items),
+        device_names=services.device_names(db_session(), (c.device_id for c in items)),
+        tables=services.conflict_tables(db_session()),
+        kinds=CONFLICT_KINDS,
+        kind_labels=KIND_LABELS,
+        table_labels=TABLE_LABELS,
+        filters={"kind": kind, "table": table, "state": state},
+        can_apply=services.can_apply_lost_value,
+    )
+
+
+@bp.post("/conflicts/<uuid:conflict_id>/resolve")
+@roles(ADMIN)
+def resolve(conflict_id: uuid.UUID) -> Response:
+    conflict = services.get_conflict(db_session(), conflict_id)
+    apply_other = request.form.get("action") == "apply"
+    back = request.form.get("back", "")
+    if not back.startswith("/admin/sync/conflicts"):
+        back = url_for("sync_admin.conflicts")
+    return commit_or_show(
+        lambda: services.resolve_conflict(
+            db_session(),
+            conflict,
+            actor=signed_in_user(),
+            apply_lost_value=apply_other,
+            now=utcnow(),
+        ),
+        message="The other value is in place and the conflict is resolved."
+        if apply_other
+        else "The conflict is marked resolved; the current value stays.",
+        redirect_to=back,
+    )

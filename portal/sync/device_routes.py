@@ -1,0 +1,143 @@
+"""Sync as a person sees it: the status area of an enrolled desktop copy (its JSON poll, the
+Sync now button, the export of unsent changes) and "My sync conflicts" for every signed-in
+account (on a device and on the central server)."""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user
+from werkzeug.wrappers import Response as BaseResponse
+
+from portal.auth.policy import is_safe_redirect, passive, public, signed_in
+from portal.extensions import db
+from portal.sync import device, services
+from portal.sync.client import export_outbox
+from portal.sync.presentation import KIND_LABELS, TABLE_LABELS, value_text
+from portal.web import db_session, signed_in_user
+
+bp = Blueprint("sync_device", __name__, url_prefix="/sync")
+
+
+def _runner() -> device.SyncRunner:
+    if current_app.config["PORTAL"]["MODE"] != "desktop":
+        abort(404)
+    return device.runner_for(current_app)
+
+
+def _status() -> device.Status:
+    """The device's sync status; 404 when this copy is not enrolled (nothing to show)."""
+    user_id = current_user.id if current_user.is_authenticated else None
+    found = device.status(_runner(), db_session(), user_id=user_id)
+    if found is None:
+        abort(404)
+    return found
+
+
+@bp.app_context_processor
+def _sync_status_area() -> dict[str, Any]:
+    """Every page of an enrolled desktop copy shows where sync stands in its header."""
+    if current_app.config["PORTAL"]["MODE"] != "desktop":
+        return {"sync_status": None}
+    user_id = current_user.id if current_user.is_authenticated else None
+    try:
+        found = device.status(device.runner_for(current_app), db_session(), user_id=user_id)
+    except Exception:  # an error page must render even when the database does not answer
+        found = None
+    return {"sync_status": found}
+
+
+@bp.app_template_filter("sync_value")
+def _sync_value(value: Any) -> str:
+    return value_text(value)
+
+
+@bp.get("/")
+@signed_in
+def status_page() -> str:
+    found = _status()
+    return render_template("sync/status.html", status=found)
+
+
+@bp.get("/status.json")
+@public
+@passive
+def status_json() -> Response:
+    """Polled by the header (static/js/sync.js): not a person's activity (idle log-out)."""
+    return jsonify(_status().as_json())
+
+
+@bp.post("/now")
+@signed_in
+def sync_now() -> BaseResponse | tuple[Response, int]:
+    runner = _runner()
+    found = _status()
+    db_session().rollback()  # the sync writes on its own connections (SQLite: one writer)
+    if found.state == "revoked":
+        message = "This computer was revoked by an administrator and can no longer sync."
+        started = False
+    else:
+        started = runner.start()
+        message = "Sync started." if started else "A sync is already running."
+    if request.accept_mimetypes.best == "application/json":
+        body = {**_status().as_json(), "started": started, "message": message}
+        return jsonify(body), 202 if started else 409
+    flash(message, "info" if started else "warning")
+    target = request.form.get("next", "")
+    return redirect(target if is_safe_redirect(target) else url_for("sync_device.status_page"))
+
+
+@bp.get("/unsent-changes.json")
+@signed_in
+def export_unsent() -> Response:
+    """Every change waiting on this device, as a file for an administrator."""
+    runner = _runner()
+    _status()
+    db_session().rollback()  # the export reads on its own connection (SQLite: one writer)
+    with tempfile.TemporaryDirectory() as folder:
+        target = Path(folder) / "unsent.json"
+        export_outbox(runner.engine, target)
+        data = target.read_bytes()
+    name = f"campus-portal-unsent-changes-{datetime.now(UTC):%Y%m%d-%H%M}.json"
+    return Response(
+        data,
+        mimetype="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@bp.get("/my-conflicts")
+@signed_in
+def my_conflicts() -> str:
+    """The person's own changes that lost or were refused, kept with both values."""
+    state = request.args.get("state", "open")
+    state = state if state in services.CONFLICT_STATES else "open"
+    page = db.paginate(
+        services.conflicts_query(author_id=signed_in_user().id, state=state),
+        per_page=current_app.config["PAGE_SIZE"],
+        error_out=False,
+    )
+    items = list(page.items)
+    return render_template(
+        "sync/my_conflicts.html",
+        page=page,
+        labels=services.describe_conflicts(db_session(), items),
+        kind_labels=KIND_LABELS,
+        table_labels=TABLE_LABELS,
+        state=state,
+    )

@@ -1,0 +1,21 @@
+"""Forms of the sync pages: an enrolment code for a device."""
+
+from flask_wtf import FlaskForm
+from wtforms import IntegerField, StringField, SubmitField
+from wtforms.validators import DataRequired, Length, NumberRange
+
+
+class EnrolmentCodeForm(FlaskForm):
+    username = StringField(
+        "Account the device is for",
+        validators=[DataRequired(), Length(max=64)],
+        description="The username of the person who will use the device first.",
+        render_kw={"autocomplete": "off", "spellcheck": "false"},
+    )
+    valid_days = IntegerField(
+        "Valid for (days)",
+        default=7,
+        validators=[DataRequired(), NumberRange(min=1, max=90)],
+        description="1 to 90 days. The code works once.",
+    )
+    submit = SubmitField("Create an enrolment code")

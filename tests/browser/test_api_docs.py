@@ -1,0 +1,58 @@
+"""The API docs page (Swagger UI from the portal's own files, under the strict CSP) and the
+profile page where a person makes an API token and uses it."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+
+
+def test_api_docs_render_from_local_assets_and_call_the_api(page, live_server, login, screenshot):
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    outside: list[str] = []
+    page.on(
+        "request",
+        lambda r: outside.append(r.url) if not r.url.startswith(live_server.url) else None,
+    )
+    login(page, "student")
+    page.goto(live_server.url + "/api/v1/docs")
+    expect(page.locator(".swagger-ui .opblock").first).to_be_visible(timeout=20_000)
+    expect(page.locator(".swagger-ui")).to_contain_text("/api/v1/me/registrations")
+    # Try one call from the page, with the browser session.
+    block = page.locator(".opblock-get", has_text="/api/v1/me").first
+    block.locator(".opblock-summary").click()
+    block.get_by_role("button", name="Try it out").click()
+    block.get_by_role("button", name="Execute").click()
+    expect(block.locator(".live-responses-table tbody .response-col_status").first).to_contain_text(
+        "200", timeout=10_000
+    )
+    screenshot(page, "api-docs")
+    assert outside == [], "the docs page fetched something from outside the portal"
+    assert problems == [], problems
+
+
+def test_a_token_made_on_the_profile_page_calls_the_api(page, live_server, login, screenshot):
+    login(page, "instructor")
+    page.goto(live_server.url + "/")
+    page.get_by_role("link", name="Dr Ines Instructor").click()
+    expect(page.get_by_role("heading", name="Your profile")).to_be_visible()
+    page.get_by_label("Token name").fill("grade export")
+    page.get_by_label("Expires after").select_option("30")
+    page.get_by_role("button", name="Make token").click()
+    secret = page.get_by_label("Token", exact=True).input_value()
+    assert secret.startswith("cpt_")
+    screenshot(page, "profile-new-token")
+    request = urllib.request.Request(
+        live_server.url + "/api/v1/me", headers={"Authorization": f"Bearer {secret}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert json.loads(answer.read())["username"] == "instructor"
+    page.get_by_role("button", name="Revoke grade export").click()
+    expect(page.get_by_text("is revoked")).to_be_visible()
+    expect(page.get_by_role("cell", name="Revoked")).to_be_visible()

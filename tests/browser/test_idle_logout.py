@@ -1,0 +1,61 @@
+"""Idle log-out takes the page itself to the log-in screen (shared lab PCs)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+
+
+def test_an_idle_page_goes_to_the_login_screen_by_itself(live_server, page, login, screenshot):
+    assert live_server.app.config["PORTAL"]["IDLE_LOGOUT_MINUTES"] == 15
+    page.clock.install()  # the page's timers run on a clock the test moves
+    login(page, "student")
+    page.goto("/grades")
+    expect(page.get_by_role("heading", name="My grades")).to_be_visible()
+    assert page.locator("body").get_attribute("data-idle-logout-minutes") == "15"
+
+    page.clock.fast_forward("14:30")
+    expect(page.get_by_role("heading", name="My grades")).to_be_visible()
+    assert page.url.endswith("/grades")
+
+    page.clock.fast_forward("00:45")
+    expect(page).to_have_url(re.compile(r"/login$"))
+    expect(page.get_by_text("You were logged out after a period of inactivity.")).to_be_visible()
+    expect(page.get_by_role("heading", name="My grades")).to_have_count(0)
+    screenshot(page, "idle-logout-login-screen")
+    # The session is over on the server too.
+    page.goto("/grades")
+    expect(page).to_have_url(re.compile(r"/login\?next="))
+
+
+def test_htmx_requests_count_as_activity(live_server, page, login):
+    page.clock.install()
+    login(page, "admin")
+    page.goto("/")
+    page.clock.fast_forward("10:00")
+    page.evaluate("() => htmx.ajax('GET', '/healthz', {swap: 'none'})")
+    page.wait_for_load_state("networkidle")
+    page.clock.fast_forward("10:00")  # 20 minutes after the page, 10 after the last request
+    expect(page.get_by_role("heading", name="Administration")).to_be_visible()
+    page.clock.fast_forward("05:30")
+    expect(page).to_have_url(re.compile(r"/login$"))
+
+
+def test_no_timer_when_idle_logout_is_off(tmp_path, browser):
+    from tests.browser.conftest import live_portal_app, login_page, serve
+
+    app = live_portal_app(tmp_path, IDLE_LOGOUT_MINUTES=0)
+    with serve(app) as url:
+        context = browser.new_context(base_url=url)
+        page = context.new_page()
+        page.clock.install()
+        login_page(page, "student")
+        page.goto("/grades")
+        assert page.locator("body").get_attribute("data-idle-logout-minutes") is None
+        page.clock.fast_forward("02:00:00")
+        expect(page.get_by_role("heading", name="My grades")).to_be_visible()
+        context.close()

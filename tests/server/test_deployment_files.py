@@ -1,0 +1,97 @@
+"""The deployment files in installers/server say the same as the code and the tests: the same
+commands, settings that exist, one gunicorn configuration. (The container files cannot be run
+here; this keeps them in step with what runs on a host.)"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import yaml
+
+from portal.config import ENV_PREFIX, SETTINGS
+from portal.server import parse_args
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVER = ROOT / "installers/server"
+DECLARED = {ENV_PREFIX + setting.key for setting in SETTINGS}
+# Read by the server's own files rather than the settings: gunicorn.conf.py and portal/wsgi.py.
+DEPLOYMENT_ONLY = set(
+    re.findall(
+        r"PORTAL_[A-Z_]+",
+        (SERVER / "gunicorn.conf.py").read_text() + (ROOT / "portal/wsgi.py").read_text(),
+    )
+)
+
+
+def _variables(text: str) -> set[str]:
+    return set(re.findall(r"\b(PORTAL_[A-Z_]+)\b", text))
+
+
+def test_every_variable_the_files_set_is_read_by_the_server():
+    texts = {
+        "server.env.example": (SERVER / "server.env.example").read_text(),
+        "compose.yaml": (SERVER / "compose.yaml").read_text(),
+        "Dockerfile": (SERVER / "Dockerfile").read_text(),
+        "campus-portal.service": (SERVER / "campus-portal.service").read_text(),
+    }
+    for name, text in texts.items():
+        unknown = _variables(text) - DECLARED - DEPLOYMENT_ONLY
+        assert unknown == set(), f"{name} sets variables nothing reads: {sorted(unknown)}"
+
+
+def _portal_commands(text: str) -> list[list[str]]:
+    commands = []
+    for line in text.splitlines():
+        if "campus-portal-server" in line and line.startswith(("ExecStart", "ExecStartPre")):
+            words = shlex.split(line.split("=", 1)[1])
+            commands.append(words[1:])
+    return commands
+
+
+def test_the_systemd_units_run_commands_the_server_accepts():
+    web = _portal_commands((SERVER / "campus-portal.service").read_text())
+    worker = _portal_commands((SERVER / "campus-portal-worker.service").read_text())
+    assert web == [["migrate"], ["serve", "--config", "/etc/campus-portal/gunicorn.conf.py"]]
+    assert worker == [["worker"]]
+    for arguments in web + worker:
+        parse_args(arguments)  # exits (SystemExit) on anything the command does not take
+
+
+def test_the_container_files_run_the_same_commands_and_configuration():
+    dockerfile = (SERVER / "Dockerfile").read_text()
+    assert (
+        'CMD ["campus-portal-server", "serve", "--config", "/etc/campus-portal/gunicorn.conf.py"]'
+        in dockerfile
+    )
+    assert (
+        "COPY installers/server/gunicorn.conf.py /etc/campus-portal/gunicorn.conf.py" in dockerfile
+    )
+    assert "portal/assets/" in dockerfile and "vendor.txt" in dockerfile  # no CDN, as make assets
+    compose = yaml.safe_load((SERVER / "compose.yaml").read_text())
+    services = compose["services"]
+    assert services["migrate"]["command"] == ["campus-portal-server", "migrate"]
+    assert services["worker"]["command"] == ["campus-portal-server", "worker"]
+    assert services["web"]["depends_on"]["migrate"] == {
+        "condition": "service_completed_successfully"
+    }
+    assert services["web"]["deploy"]["replicas"] >= 2
+    for name in ("migrate", "web", "worker"):
+        parse_args(services[name].get("command", ["campus-portal-server", "serve"])[1:])
+    nginx = " ".join(services["nginx"]["command"])
+    site = (SERVER / "nginx-campus-portal.conf").read_text()
+    # What compose's nginx replaces in the site file must still be there to replace.
+    for searched in (
+        "server 127.0.0.1:8000;",
+        "/etc/ssl/certs/portal.campus.example.edu.pem",
+        "/etc/ssl/private/portal.campus.example.edu.key",
+    ):
+        assert searched in site and searched in nginx, searched
+
+
+def test_the_nginx_site_passes_request_ids_and_guards_metrics():
+    site = (SERVER / "nginx-campus-portal.conf").read_text()
+    assert site.count("proxy_set_header X-Request-ID $request_id;") >= 2
+    metrics = site.split("location = /metrics {", 1)[1].split("}", 1)[0]
+    assert "deny all;" in metrics and "allow 127.0.0.1;" in metrics

@@ -1,0 +1,361 @@
+"""Sync on a desktop copy as a person meets it: connecting on the first run, the first sign-in
+through the server, the status area, its JSON poll, Sync now, the background loop and the
+export of unsent changes. The server is a real server app reached over HTTP (httpx's WSGI
+transport); "offline" is a real refused connection to a closed port on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+
+import httpx
+import pytest
+from sqlalchemy import func, select, update
+
+from portal.extensions import db as _db
+from portal.models import Mark, OutboxEntry, SyncState, User
+from portal.sync import client as sync_client
+from portal.sync import device
+from portal.sync import services as sync_services
+from tests import factories
+from tests.conftest import csrf_token, make_app, post_form
+from tests.sync.conftest import SERVER_URL, as_user, enrolment_code, wsgi_client
+
+
+def _closed_port() -> str:
+    """An address on this machine where nothing listens: a real "connection refused"."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def _reach_server_through(app, http) -> device.SyncRunner:
+    app.extensions[device.HTTP_CLIENT_KEY] = http
+    return device.runner_for(app)
+
+
+def _go_offline(app) -> device.SyncRunner:
+    """The server stops answering: the device's address points at a closed port."""
+    runner = device.runner_for(app)
+    runner.http = httpx.Client(timeout=5)
+    with app.app_context():
+        _db.session.execute(update(SyncState).values(server_url=_closed_port()))
+        _db.session.commit()
+    return runner
+
+
+def _log_in(app, username, password=factories.PASSWORD):
+    client = app.test_client()
+    response = post_form(client, "/login", {"username": username, "password": password})
+    return client, response
+
+
+def _mark_offline(app, campus, points="64"):
+    from portal.grading.services import set_mark
+    from portal.models import Assessment
+
+    with app.app_context():
+        as_user(app, campus.instructor)
+        set_mark(
+            _db.session,
+            _db.session.get(User, campus.instructor),
+            _db.session.get(Assessment, campus.assessment),
+            campus.students[0],
+            points,
+        )
+        _db.session.commit()
+
+
+@pytest.fixture
+def laptop(campus, make_device, server):
+    """An instructor's laptop, enrolled and synced, reaching the server over HTTP."""
+    made = make_device("teach1")
+    _reach_server_through(made.app, made.http)
+    yield made
+    device.runner_for(made.app).stop()
+
+
+# --- The first run: connecting -----------------------------------------------------------------
+
+
+def _fresh_copy(tmp_path, **settings):
+    return make_app(tmp_path / "fresh", f"sqlite:///{tmp_path / 'fresh.db'}", **settings)
+
+
+def test_connecting_on_the_first_run_enrols_syncs_and_lets_the_person_in(campus, server, tmp_path):
+    code = enrolment_code(server, "teach1")
+    app = _fresh_copy(tmp_path, SERVER_URL=SERVER_URL, ENROLMENT_CODE=code)
+    runner = _reach_server_through(app, wsgi_client(server))
+    client = app.test_client()
+    page = client.get("/setup/").get_data(as_text=True)
+    assert f'value="{SERVER_URL}"' in page and f'value="{code}"' in page  # preset by IT
+    token = csrf_token(client, "/setup/")
+    response = client.post(
+        "/setup/connect", data={"csrf_token": token, "server_url": SERVER_URL, "code": code}
+    )
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/login?username=teach1"
+    assert runner.wait(30)
+    login_page = client.get("/login?username=teach1").get_data(as_text=True)
+    assert "connected to the campus server for teach1" in login_page
+    assert 'value="teach1"' in login_page and "data-sync-status" in login_page
+    assert client.get("/setup/").status_code == 404
+    client, response = _log_in(app, "teach1")
+    assert response.status_code == 302
+    with app.app_context():
+        assert _db.session.scalar(select(func.count(Mark.id))) == 0
+        assert _db.session.scalar(select(SyncState.last_sync_at)) is not None
+    runner.stop()
+
+
+@pytest.mark.parametrize(
+    ("problem", "message"),
+    [
+        ("bad code", "That enrolment code is not known. Check it, or ask for a new one."),
+        ("unreachable", "cannot be reached. Check the address and this computer"),
+        ("old version", "This copy of Campus Portal is too old for the campus server"),
+    ],
+)
+def test_connecting_says_what_went_wrong(campus, server, tmp_path, monkeypatch, problem, message):
+    code = enrolment_code(server, "teach1")
+    app = _fresh_copy(tmp_path)
+    address = SERVER_URL
+    if problem == "bad code":
+        code = "WXYZ-WXYZ-WXYZ-WXYZ"
+    if problem == "unreachable":
+        address = _closed_port()
+    else:
+        _reach_server_through(app, wsgi_client(server))
+    if problem == "old version":  # a server that no longer speaks protocol 1
+        monkeypatch.setattr(sync_services, "SUPPORTED_PROTOCOLS", frozenset({2}))
+    client = app.test_client()
+    token = csrf_token(client, "/setup/")
+    response = client.post(
+        "/setup/connect", data={"csrf_token": token, "server_url": address, "code": code}
+    )
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert message in page.replace("&#39;", "'")
+    assert f'value="{code}"' in page  # what the person typed stays
+    with app.app_context():
+        assert _db.session.scalar(select(SyncState.id)) is None
+    assert client.get("/setup/").status_code == 200  # still open: try again
+
+
+def test_connect_is_refused_once_the_copy_is_set_up(laptop):
+    client, _ = _log_in(laptop.app, "teach1")
+    token = csrf_token(client, "/")
+    response = client.post(
+        "/setup/connect", data={"csrf_token": token, "server_url": SERVER_URL, "code": "X"}
+    )
+    assert response.status_code == 404
+
+
+# --- Signing in on a connected copy ------------------------------------------------------------
+
+
+def test_a_second_staff_member_signs_in_through_the_server_then_offline(laptop, campus):
+    client, response = _log_in(laptop.app, "lab1")
+    assert response.status_code == 302, response.get_data(as_text=True)
+    assert client.get("/").status_code == 200
+    assert device.has_local_verifier(laptop.engine, "lab1")
+    _go_offline(laptop.app)
+    _, again = _log_in(laptop.app, "lab1")
+    assert again.status_code == 302  # the verifier pulled with the account works offline
+
+
+def test_offline_a_first_sign_in_needs_the_network(laptop):
+    _go_offline(laptop.app)
+    _, response = _log_in(laptop.app, "lab1")
+    assert response.status_code == 401
+    assert "The first sign-in on this computer needs the network" in response.get_data(as_text=True)
+    # An account known here with a wrong password gets the ordinary answer.
+    _, wrong = _log_in(laptop.app, "teach1", "not-the-password")
+    assert wrong.status_code == 401
+    assert "do not match an active account" in wrong.get_data(as_text=True)
+
+
+def test_the_server_refuses_a_student_on_a_staff_device(laptop):
+    _, response = _log_in(laptop.app, "stud1")
+    assert response.status_code == 401
+    text = response.get_data(as_text=True).replace("&#39;", "'")
+    assert "A student's account can only be used on a device enrolled for that student." in text
+    assert not device.has_local_verifier(laptop.engine, "stud1")
+
+
+def test_a_wrong_password_online_is_refused_by_the_server(laptop):
+    _, response = _log_in(laptop.app, "lab1", "not-the-password")
+    assert response.status_code == 401
+    assert "Wrong username or password." in response.get_data(as_text=True)
+
+
+# --- The status area, its poll, Sync now -------------------------------------------------------
+
+
+def test_the_status_area_shows_on_every_page_of_a_connected_copy(laptop, campus, tmp_path):
+    client, _ = _log_in(laptop.app, "teach1")
+    page = client.get("/").get_data(as_text=True)
+    assert "data-sync-status" in page and "nothing waiting to be sent" in page
+    assert "js/sync.js" in page and ">Sync now</button>" in page
+    _mark_offline(laptop.app, campus)
+    assert "1 change waiting" in client.get("/catalogue").get_data(as_text=True)
+    plain = make_app(tmp_path / "plain")
+    assert "data-sync-status" not in plain.test_client().get("/setup/").get_data(as_text=True)
+
+
+def test_the_status_json(laptop, campus, tmp_path):
+    anonymous = laptop.app.test_client()
+    response = anonymous.get("/sync/status.json")
+    assert response.status_code == 200  # the log-in page shows it too
+    body = response.get_json()
+    assert body["pending"] == 0 and body["running"] is False
+    assert body["last_sync_text"].startswith("today at ")
+    assert body["state"] in ("idle", "online")
+    _mark_offline(laptop.app, campus)
+    assert anonymous.get("/sync/status.json").get_json()["pending_text"] == "1 change waiting"
+    assert make_app(tmp_path / "plain").test_client().get("/sync/status.json").status_code == 404
+    server_mode = make_app(
+        tmp_path / "server-mode", f"sqlite:///{tmp_path / 'sm.db'}", MODE="server"
+    )
+    assert server_mode.test_client().get("/sync/status.json").status_code == 404
+
+
+def test_polling_the_status_is_not_activity(laptop):
+    client, _ = _log_in(laptop.app, "teach1")
+    client.get("/")
+    with client.session_transaction() as session:
+        session["last_seen"] -= 600
+        before = session["last_seen"]
+    assert client.get("/sync/status.json").status_code == 200
+    with client.session_transaction() as session:
+        assert session["last_seen"] == before
+    client.get("/catalogue")
+    with client.session_transaction() as session:
+        assert session["last_seen"] > before
+
+
+def test_sync_now_runs_in_the_background_and_reports_the_result(laptop, campus, server):
+    _mark_offline(laptop.app, campus, "77")
+    client, _ = _log_in(laptop.app, "teach1")
+    token = csrf_token(client, "/")
+    response = client.post(
+        "/sync/now", data={"csrf_token": token}, headers={"Accept": "application/json"}
+    )
+    assert response.status_code == 202
+    assert response.get_json()["started"] is True
+    assert device.runner_for(laptop.app).wait(30)
+    body = client.get("/sync/status.json").get_json()
+    assert (body["state"], body["pending"]) == ("online", 0)
+    assert re.fullmatch(r"Sync finished: pushed 1, pulled \d+, conflicts 0\.", body["message"])
+    with server.app_context():
+        assert _db.session.scalar(select(Mark.points)) == 77
+
+
+def test_sync_now_without_javascript_redirects_back(laptop):
+    client, _ = _log_in(laptop.app, "teach1")
+    token = csrf_token(client, "/")
+    response = client.post("/sync/now", data={"csrf_token": token, "next": "/catalogue"})
+    assert response.status_code == 302 and response.headers["Location"] == "/catalogue"
+    assert device.runner_for(laptop.app).wait(30)
+    unsafe = client.post("/sync/now", data={"csrf_token": token, "next": "//evil.example/"})
+    assert unsafe.headers["Location"] == "/sync/"
+    assert device.runner_for(laptop.app).wait(30)
+    assert client.post("/sync/now", data={}).status_code == 400  # no CSRF token
+
+
+def test_only_one_sync_runs_at_a_time(laptop):
+    client, _ = _log_in(laptop.app, "teach1")
+    token = csrf_token(client, "/")
+    headers = {"Accept": "application/json"}
+    with sync_client._running:  # a sync of this process (the background loop, say) runs
+        first = client.post("/sync/now", data={"csrf_token": token}, headers=headers)
+        second = client.post("/sync/now", data={"csrf_token": token}, headers=headers)
+        assert first.status_code == 202
+        assert second.status_code == 409
+        assert second.get_json()["message"] == "A sync is already running."
+        assert client.get("/sync/status.json").get_json()["running"] is True
+    assert device.runner_for(laptop.app).wait(30)
+
+
+def test_offline_the_status_says_so_and_keeps_the_changes(laptop, campus):
+    _mark_offline(laptop.app, campus)
+    runner = _go_offline(laptop.app)
+    client, _ = _log_in(laptop.app, "teach1")
+    token = csrf_token(client, "/")
+    client.post("/sync/now", data={"csrf_token": token}, headers={"Accept": "application/json"})
+    assert runner.wait(30)
+    body = client.get("/sync/status.json").get_json()
+    assert (body["state"], body["headline"], body["pending"]) == ("offline", "Offline", 1)
+    assert "The campus server cannot be reached" in body["message"]
+    page = client.get("/sync/").get_data(as_text=True)
+    assert "The campus server cannot be reached" in page and "Export unsent changes" in page
+
+
+def test_a_revoked_copy_says_so_and_exports_its_unsent_changes(laptop, campus, server):
+    _mark_offline(laptop.app, campus, "59")
+    with server.app_context():
+        from portal.models import Device as DeviceRow
+
+        _db.session.execute(update(DeviceRow).values(revoked_at=factories.now()))
+        _db.session.commit()
+    client, _ = _log_in(laptop.app, "teach1")
+    token = csrf_token(client, "/")
+    client.post("/sync/now", data={"csrf_token": token}, headers={"Accept": "application/json"})
+    assert device.runner_for(laptop.app).wait(30)
+    body = client.get("/sync/status.json").get_json()
+    assert body["state"] == "revoked" and body["pending"] == 1
+    page = client.get("/").get_data(as_text=True)
+    assert "This computer was disconnected from the campus server" in page
+    assert re.search(r'<a class="btn btn-sm btn-warning" data-sync-when="revoked" href=', page)
+    refused = client.post(
+        "/sync/now", data={"csrf_token": token}, headers={"Accept": "application/json"}
+    )
+    assert refused.status_code == 409
+    export = client.get("/sync/unsent-changes.json")
+    assert export.status_code == 200
+    assert export.headers["Content-Disposition"].startswith(
+        'attachment; filename="campus-portal-unsent-changes-'
+    )
+    document = json.loads(export.get_data())
+    assert [change["fields"]["points"] for change in document["changes"]] == [59.0]
+    with laptop.app.app_context():
+        assert _db.session.scalar(select(func.count(OutboxEntry.seq))) == 1  # kept
+
+
+# --- The background loop -----------------------------------------------------------------------
+
+
+def test_the_background_loop_syncs_by_itself_and_stops_cleanly(laptop, campus, server):
+    runner = device.runner_for(laptop.app)
+    _mark_offline(laptop.app, campus, "88")
+    runner.start_background(interval=0.05, retry=0.05, first_delay=0)
+    assert runner.wait_for_attempts(2, timeout=30)  # by itself, and again after the interval
+    assert sync_client.pending_count(laptop.engine) == 0
+    runner.stop(timeout=30)
+    assert not [t for t in runner._threads if t.is_alive()]
+    assert runner.start() is False  # stopped for good: the portal is shutting down
+    with server.app_context():
+        assert _db.session.scalar(select(Mark.points)) == 88
+
+
+def test_a_running_sync_stops_between_batches_at_shutdown(laptop, campus):
+    runner = device.runner_for(laptop.app)
+    runner.stop()
+    _mark_offline(laptop.app, campus)
+    with pytest.raises(device.SyncStopped):
+        runner.run()  # stopped at its first progress report, after a whole batch
+    with laptop.app.app_context():
+        assert _db.session.scalar(select(func.count(OutboxEntry.seq))) == 0  # that batch went
+
+
+def test_the_launcher_starts_the_background_sync_and_stops_it_at_shutdown(tmp_path):
+    from desktop.launcher import _start_background_sync, _stop_background_sync
+
+    app = make_app(tmp_path / "copy")
+    _start_background_sync(app)
+    runner = device.runner_for(app)
+    assert [t.name for t in runner._threads if t.is_alive()] == ["sync-background"]
+    _stop_background_sync(app)
+    assert [t.name for t in runner._threads if t.is_alive()] == []
