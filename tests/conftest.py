@@ -26,6 +26,8 @@ for _key in [
         "PORTAL_USER_CONFIG",
         "PORTAL_TEST_POSTGRES_URL",
         "PORTAL_TEST_REDIS_URL",
+        "PORTAL_SYNC_EXAMPLES",  # tests/sync/test_convergence.py: a longer run
+        "PORTAL_SYNC_STEPS",
     }
 ]:
     del os.environ[_key]

@@ -194,6 +194,11 @@ def fingerprint(db: Session, accounts: list[tuple[uuid.UUID, str]]) -> str:
     reassigned, a course taken or dropped, an account joining): the device then takes a full
     snapshot of its scope and removes what left it."""
     digest = hashlib.sha256()
+    if any(role != "admin" for _user_id, role in accounts):
+        # Every non-admin scope holds the accounts of the sections' staff: someone who stops
+        # being staff anywhere leaves it (someone new arrives with the section that names them).
+        staff = sorted(str(user_id) for user_id in db.scalars(_staff_ids()))
+        digest.update(repr(staff).encode())
     for user_id, role in sorted(accounts, key=lambda account: str(account[0])):
         digest.update(f"{user_id}:{role};".encode())
         if role == "admin":

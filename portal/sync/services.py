@@ -494,12 +494,31 @@ def pull(db: Session, device: Device, request: PullRequest, *, now: datetime) ->
                 .order_by(ChangeLogEntry.seq)
             )
         ]
+    # A change pull looks only at the tables that changed since the cursor (most do not).
+    touched = None
+    if not snapshot:
+        touched = set(
+            db.scalars(
+                select(ChangeLogEntry.table_name)
+                .where(
+                    ChangeLogEntry.op == "upsert",
+                    ChangeLogEntry.seq > since,
+                    ChangeLogEntry.seq <= upto,
+                    or_(ChangeLogEntry.device_id.is_(None), ChangeLogEntry.device_id == device.id),
+                )
+                .distinct()
+            )
+        )
     budget = request.limit
     complete = True
     while table_index < len(SYNCED_TABLES):
         entry = SYNCED_TABLES[table_index]
-        rows = _changed_rows(
-            db, device, entry.name, accounts, since, upto, after, budget + 1, snapshot=snapshot
+        rows = (
+            _changed_rows(
+                db, device, entry.name, accounts, since, upto, after, budget + 1, snapshot=snapshot
+            )
+            if touched is None or entry.name in touched
+            else []
         )
         if len(rows) > budget:
             rows = rows[:budget]

@@ -79,6 +79,7 @@ class Flaky(httpx.BaseTransport):
         elif self.lose.get(path, 0) > 0:
             self.lose[path] -= 1
             response.read()
+            response.close()  # the server app finishes the request (its session ends)
             raise httpx.ReadError("connection lost", request=request)
         return response
 
@@ -1209,6 +1210,21 @@ def test_rows_that_leave_the_scope_are_removed_from_the_device(
     assert count(teacher.app, User, User.role == "student") == 0
     assert_replica_matches(server, student)
     assert_replica_matches(server, teacher)
+
+
+def test_an_account_that_stops_being_staff_leaves_the_students_devices(
+    campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    laptop = make_device("stud1")
+    with laptop.session():
+        assert _db.session.scalar(select(User).filter_by(username="lab1")) is not None
+    with on_server(server):
+        _db.session.get(Section, campus.section).lab_staff_id = None
+        _db.session.commit()
+    laptop.sync()
+    with laptop.session():
+        assert _db.session.scalar(select(User).filter_by(username="lab1")) is None
+    assert_replica_matches(server, laptop)
 
 
 def test_a_snapshot_abandoned_half_way_and_resumed_after_changes_keeps_only_the_scope(

@@ -1,0 +1,394 @@
+"""Sync with real processes: the central server as gunicorn (`campus-portal-server`) on a
+throwaway PostgreSQL database, devices as data folders driven by the real command line
+(`campus-portal enrol` / `campus-portal sync`), clients killed with SIGKILL mid-push and
+mid-pull. PostgreSQL is mandatory in CI (CI=true: a missing server fails); elsewhere these tests
+are skipped when it cannot be reached.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+
+from portal.extensions import db as _db
+from portal.models import (
+    Assessment,
+    ChangeLogEntry,
+    Mark,
+    OutboxEntry,
+    ProcessedChange,
+    Registration,
+    Section,
+    User,
+)
+from portal.sync import capture
+from portal.sync import services as sync_services
+from tests import factories
+from tests.conftest import make_app
+from tests.server.test_server import free_port, server_command, wait_for_health
+from tests.sync.conftest import Device, assert_replica_matches
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+BIN = Path(sys.executable).parent
+
+
+def device_command(data_dir: Path, *args: str) -> list[str]:
+    return [str(BIN / "campus-portal"), "--data-dir", str(data_dir), *args]
+
+
+@pytest.fixture
+def live(postgres_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """gunicorn on a new PostgreSQL database, with its environment and an in-process app over
+    the same database for setting up data and checking results."""
+    env = dict(os.environ)
+    env.update(
+        PORTAL_MODE="server",
+        PORTAL_DATABASE_URL=postgres_url,
+        PORTAL_SECRET_KEY="live-sync-secret-key-0123456789",
+        PORTAL_RATELIMIT_STORAGE_URI="memory://",
+        PORTAL_UPLOAD_DIR=str(tmp_path / "server-files"),
+        PORTAL_LOG_LEVEL="WARNING",
+    )
+    migrated = subprocess.run(
+        server_command("migrate"), env=env, capture_output=True, text=True, timeout=180
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    port = free_port()
+    log_path = tmp_path / "gunicorn.log"
+    log = log_path.open("w")
+    process = subprocess.Popen(
+        server_command("serve", "--bind", f"127.0.0.1:{port}", "--workers", "2"),
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    app = make_app(tmp_path / "inspect", postgres_url, MODE="server")
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_health(base, process, log_path)
+        yield {"url": base, "env": env, "app": app, "root": tmp_path}
+    finally:
+        with app.app_context():
+            _db.session.remove()
+            _db.engine.dispose()
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()
+
+
+def seed(app: Flask, students: int = 3) -> dict[str, Any]:
+    with app.app_context():
+        db = _db.session
+        instructor = factories.make_user(db, "instructor", username="teach1")
+        lab_staff = factories.make_user(db, "lab_staff", username="lab1")
+        factories.make_user(db, "admin", username="admin1")
+        section = factories.make_section(
+            db,
+            capacity=students + 5,
+            instructor_id=instructor.id,
+            lab_staff_id=lab_staff.id,
+        )
+        people = [factories.make_user(db, "student", username=f"stud{n}") for n in range(students)]
+        db.add_all(
+            Registration(student_id=p.id, section_id=section.id, status="enrolled") for p in people
+        )
+        section.enrolled_count = students
+        exam = Assessment(
+            section_id=section.id, name="Exam", kind="exam", weight=60, max_points=100
+        )
+        lab = Assessment(section_id=section.id, name="Lab", kind="lab", weight=40, max_points=10)
+        db.add_all([exam, lab])
+        db.commit()
+        return {
+            "instructor": instructor.id,
+            "lab_staff": lab_staff.id,
+            "students": [p.id for p in people],
+            "exam": exam.id,
+            "lab": lab.id,
+            "section": section.id,
+        }
+
+
+def enrol(live: dict[str, Any], username: str) -> Path:
+    """A new data folder enrolled through the real command lines (code printed by the server
+    command, enrolment and first sync by the desktop command)."""
+    made = subprocess.run(
+        server_command("enrolment-code", "create", "--user", username),
+        env=live["env"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert made.returncode == 0, made.stderr
+    code = made.stdout.strip().splitlines()[-1]
+    data_dir = live["root"] / f"device-{username}"
+    enrolled = run_device(data_dir, "enrol", "--server", live["url"], "--code", code)
+    assert enrolled.returncode == 0, enrolled.stdout + enrolled.stderr
+    return data_dir
+
+
+def device_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")} | {
+        "PORTAL_MACHINE_CONFIG": "/nonexistent/machine.toml",
+        "PORTAL_USER_CONFIG": "/nonexistent/user.toml",
+    }
+
+
+def run_device(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        device_command(data_dir, *args),
+        env=device_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def device_app(data_dir: Path) -> Device:
+    """The device's database opened in this process, as the desktop app opens it."""
+    app = make_app(data_dir, f"sqlite:///{data_dir / 'portal.db'}", DATA_DIR=str(data_dir))
+    return Device(app, httpx.Client(), Path(app.config["PORTAL"]["UPLOAD_DIR"]))
+
+
+def close(device: Device) -> None:
+    with device.app.app_context():
+        _db.session.remove()
+        _db.engine.dispose()
+
+
+def offline_marks(data_dir: Path, actor: Any, marks: list[tuple[Any, Any, str]]) -> None:
+    from portal.grading.services import set_mark
+
+    device = device_app(data_dir)
+    try:
+        with device.session():
+            db = _db.session
+            db.info[capture.ACTOR] = actor
+            for assessment_id, student_id, points in marks:
+                set_mark(
+                    db, db.get(User, actor), db.get(Assessment, assessment_id), student_id, points
+                )
+            db.commit()
+    finally:
+        close(device)
+
+
+def points(app: Flask, assessment_id: Any, student_id: Any) -> float | None:
+    with app.app_context():
+        found = _db.session.scalar(
+            select(Mark.points).filter_by(assessment_id=assessment_id, student_id=student_id)
+        )
+        _db.session.rollback()
+        return found
+
+
+def check_replica(live: dict[str, Any], data_dir: Path) -> None:
+    device = device_app(data_dir)
+    try:
+        assert_replica_matches(live["app"], device)
+        with device.session():
+            assert _db.session.scalar(select(func.count(OutboxEntry.seq))) == 0
+    finally:
+        close(device)
+
+
+@pytest.mark.parametrize("order", ["instructor first", "lab staff first"])
+def test_offline_edits_on_two_devices_sync_in_both_orders(live: dict[str, Any], order: str) -> None:
+    ids = seed(live["app"])
+    office, lab = enrol(live, "teach1"), enrol(live, "lab1")
+    first_student, second_student = ids["students"][:2]
+    offline_marks(
+        office,
+        ids["instructor"],
+        [(ids["exam"], first_student, "77"), (ids["lab"], second_student, "5")],
+    )
+    # The lab staff's edit of the same mark comes later by more than the clocks' precision.
+    edited = time.time()
+    while time.time() < edited + 1.1:
+        time.sleep(0.01)
+    offline_marks(
+        lab, ids["lab_staff"], [(ids["lab"], second_student, "8"), (ids["lab"], first_student, "9")]
+    )
+    devices = [office, lab] if order == "instructor first" else [lab, office]
+    for data_dir in devices + devices:
+        synced = run_device(data_dir, "sync")
+        assert synced.returncode == 0, synced.stdout + synced.stderr
+        assert synced.stdout.startswith("Synced: pushed ")
+    assert points(live["app"], ids["exam"], first_student) == 77
+    assert points(live["app"], ids["lab"], second_student) == 8
+    assert points(live["app"], ids["lab"], first_student) == 9
+    for data_dir in devices:
+        check_replica(live, data_dir)
+
+
+def _wait_for(condition: Callable[[], bool], process: subprocess.Popen[str], what: str) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        if process.poll() is not None:
+            raise AssertionError(
+                f"the sync ended before {what}: {process.stdout and process.stdout.read()}"
+            )
+        time.sleep(0.005)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _query(data_dir: Path, sql: str) -> Any:
+    connection = sqlite3.connect(data_dir / "portal.db", timeout=30)
+    try:
+        return connection.execute(sql).fetchone()
+    finally:
+        connection.close()
+
+
+def test_a_client_killed_mid_push_then_restarted_loses_and_duplicates_nothing(
+    live: dict[str, Any],
+) -> None:
+    ids = seed(live["app"], students=150)
+    office = enrol(live, "teach1")
+    wanted = [
+        (assessment, student, str((n % 9) + 1))
+        for n, student in enumerate(ids["students"])
+        for assessment in (ids["exam"], ids["lab"])
+    ]
+    offline_marks(office, ids["instructor"], wanted)
+    total = _query(office, "SELECT count(*) FROM sync_outbox")[0]
+    assert total == len(wanted) == 300
+    process = subprocess.Popen(
+        device_command(office, "sync"), env=device_env(), stdout=subprocess.PIPE, text=True
+    )
+    _wait_for(
+        lambda: _query(office, "SELECT count(*) FROM sync_outbox")[0] < total,
+        process,
+        "the first batch was acknowledged",
+    )
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    left = _query(office, "SELECT count(*) FROM sync_outbox")[0]
+    assert 0 < left < total, "killed mid-push"
+    synced = run_device(office, "sync")
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    with live["app"].app_context():
+        db = _db.session
+        assert db.scalar(select(func.count(Mark.id))) == len(wanted)
+        assert db.scalar(select(func.count(ProcessedChange.change_id))) == len(wanted)
+        for assessment, student, value in wanted[::37]:
+            assert points(live["app"], assessment, student) == float(value)
+        db.rollback()
+    check_replica(live, office)
+
+
+def test_a_client_killed_mid_pull_then_restarted_holds_everything_once(
+    live: dict[str, Any],
+) -> None:
+    ids = seed(live["app"], students=1200)  # well over a page (2,000 rows) for an admin
+    with live["app"].app_context():
+        db = _db.session
+        db.info[capture.ACTOR] = ids["instructor"]
+        from portal.grading.services import set_mark
+
+        instructor = db.get(User, ids["instructor"])
+        exam = db.get(Assessment, ids["exam"])
+        for n, student in enumerate(ids["students"][:600]):
+            set_mark(db, instructor, exam, student, str(n % 100))
+        db.commit()
+    admin = live["root"] / "device-admin"
+    made = subprocess.run(
+        server_command("enrolment-code", "create", "--user", "admin1"),
+        env=live["env"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    code = made.stdout.strip().splitlines()[-1]
+    process = subprocess.Popen(
+        device_command(admin, "enrol", "--server", live["url"], "--code", code),
+        env=device_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+    def part_way() -> bool:
+        try:
+            row = _query(admin, "SELECT pull_upto FROM sync_state")
+        except sqlite3.Error:
+            return False
+        return row is not None and row[0] is not None
+
+    _wait_for(part_way, process, "a first page was stored")
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    cursor, upto = _query(admin, "SELECT cursor, pull_upto FROM sync_state")
+    assert cursor == 0 and upto is not None, "killed mid-pull: the cursor has not moved yet"
+    synced = run_device(admin, "sync")
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    with live["app"].app_context():
+        newest = _db.session.scalar(select(func.max(ChangeLogEntry.seq)))
+        _db.session.rollback()
+    assert _query(admin, "SELECT cursor, pull_upto FROM sync_state") == (newest, None)
+    assert _query(admin, "SELECT count(*) FROM users")[0] == 1200 + 3
+    check_replica(live, admin)
+
+
+def test_a_revoked_device_is_refused_and_its_changes_exported(live: dict[str, Any]) -> None:
+    from portal.models import Device as DeviceRow
+
+    ids = seed(live["app"])
+    office = enrol(live, "teach1")
+    offline_marks(office, ids["instructor"], [(ids["exam"], ids["students"][0], "64")])
+    with live["app"].app_context():
+        db = _db.session
+        device = db.scalar(select(DeviceRow))
+        admin = db.scalar(select(User).filter_by(username="admin1"))
+        sync_services.revoke_device(db, device, actor=admin, now=datetime.now(UTC))
+        db.commit()
+    refused = run_device(office, "sync")
+    assert refused.returncode == 11, refused.stdout + refused.stderr
+    assert "revoked by an administrator" in refused.stdout + refused.stderr
+    assert "1 change(s) waiting on this computer" in refused.stdout + refused.stderr
+    exported = run_device(office, "sync", "--export", str(live["root"] / "unsent.json"))
+    assert exported.returncode == 0, exported.stderr
+    document = json.loads((live["root"] / "unsent.json").read_text())
+    assert [c["fields"]["points"] for c in document["changes"]] == [64]
+    assert _query(office, "SELECT count(*) FROM sync_outbox")[0] == 1
+    assert points(live["app"], ids["exam"], ids["students"][0]) is None
+
+
+def test_an_old_protocol_is_refused_with_a_clear_message(live: dict[str, Any]) -> None:
+    seed(live["app"])
+    office = enrol(live, "teach1")
+    credential = _query(office, "SELECT credential FROM sync_state")[0]
+    response = httpx.post(
+        f"{live['url']}/sync/v1/pull",
+        json={"cursor": 0},
+        headers={"Authorization": f"Bearer {credential}", "X-Sync-Protocol": "0"},
+        timeout=30,
+    )
+    assert response.status_code == 426
+    assert "too old for the campus server" in response.json()["detail"]
+    synced = run_device(office, "sync")  # the current client still gets through
+    assert synced.returncode == 0, synced.stderr
+    with live["app"].app_context():
+        assert _db.session.scalar(select(func.count(Section.id))) == 1
