@@ -194,13 +194,6 @@ def _edit_of_deleted(detail: str, name: str, value: Any) -> Outcome:
 # --- Handlers per table ---------------------------------------------------------------------
 
 
-def _by_id_or_key(ctx: Context, model: Any, **key: Any) -> Any:
-    row = ctx.db.get(model, ctx.change.row_id)
-    if row is None and all(value is not None for value in key.values()):
-        row = ctx.db.scalar(select(model).filter_by(**key))
-    return row
-
-
 def _registration(ctx: Context) -> Outcome:
     from portal.registration import services as registration
 
@@ -237,15 +230,23 @@ def _registration(ctx: Context) -> Outcome:
     return Outcome(IGNORED)
 
 
+def _per_student_row(ctx: Context, model: Any, parent: str) -> tuple[Any, uuid.UUID, uuid.UUID]:
+    """The server's row that a change to one student's mark or attendance is about: by id, else
+    by its natural key (parent, student), as two devices may have created it under two ids.
+    Returns it (None when new) with the parent's and the student's ids."""
+    existing = ctx.db.get(model, ctx.change.row_id)
+    parent_id = ctx.uuid_value(parent, getattr(existing, parent) if existing else None)
+    student_id = ctx.uuid_value("student_id", existing.student_id if existing else None)
+    row = existing or ctx.db.scalar(
+        select(model).filter_by(**{parent: parent_id, "student_id": student_id})
+    )
+    return row, parent_id, student_id
+
+
 def _mark(ctx: Context) -> Outcome:
     from portal.grading import services as grading
 
-    existing = ctx.db.get(Mark, ctx.change.row_id)
-    assessment_id = ctx.uuid_value("assessment_id", existing.assessment_id if existing else None)
-    student_id = ctx.uuid_value("student_id", existing.student_id if existing else None)
-    row = existing or ctx.db.scalar(
-        select(Mark).filter_by(assessment_id=assessment_id, student_id=student_id)
-    )
+    row, assessment_id, student_id = _per_student_row(ctx, Mark, "assessment_id")
     assessment = ctx.db.get(Assessment, assessment_id)
     if assessment is None:
         raise NotFound("There is no such assessment.")
@@ -273,12 +274,7 @@ def _mark(ctx: Context) -> Outcome:
 def _attendance(ctx: Context) -> Outcome:
     from portal.attendance import services as attendance
 
-    existing = ctx.db.get(AttendanceRecord, ctx.change.row_id)
-    session_id = ctx.uuid_value("lab_session_id", existing.lab_session_id if existing else None)
-    student_id = ctx.uuid_value("student_id", existing.student_id if existing else None)
-    row = existing or ctx.db.scalar(
-        select(AttendanceRecord).filter_by(lab_session_id=session_id, student_id=student_id)
-    )
+    row, session_id, student_id = _per_student_row(ctx, AttendanceRecord, "lab_session_id")
     lab_session = ctx.db.get(LabSession, session_id)
     if lab_session is None:
         raise NotFound("There is no such lab session.")

@@ -27,12 +27,16 @@ def current_term_code(db: Session) -> str:
 
 
 def busiest_section_path(db: Session) -> str:
-    """The demo's small, full section with a waitlist (the same one in every data size)."""
-    from portal.models import Section
+    """The demo's smallest section that the demo student holds no registration in: the page
+    then runs every registration rule to say whether Register can succeed, in every data size
+    (a section the student is already in answers after the first rule)."""
+    from portal.models import Registration, Section, User
 
+    student = select(User.id).where(User.username == "student").scalar_subquery()
+    held = select(Registration.section_id).where(Registration.student_id == student)
     section_id = db.scalar(
         select(Section.id)
-        .where(Section.deleted_at.is_(None))
+        .where(Section.deleted_at.is_(None), Section.id.not_in(held))
         .order_by(Section.capacity, Section.id)
         .limit(1)
     )

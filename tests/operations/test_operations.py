@@ -135,4 +135,3 @@ def test_features_count_their_own_figures_through_the_hook(tmp_path):
     ).inc(3)
     text = app.test_client().get("/metrics").get_data(as_text=True)
     assert 'portal_test_hook_total{kind="example"} 3.0' in text
-    assert "portal_sync_pushed_changes_total" not in text  # created when sync first counts
