@@ -561,11 +561,14 @@ def _run_window(
     paths: DataPaths, args: argparse.Namespace, guard: LocalGuard, shutdown: Shutdown
 ) -> bool:
     """Show the window until it is closed; False if it could not be opened at all."""
-    from desktop.window import DesktopWindow
+    from desktop.window import DesktopWindow, page_reports_requested
 
     title = f"{APP_TITLE} (demo)" if args.demo else APP_TITLE
     window = DesktopWindow(
-        guard.issue_launch_url(), title=title, state_file=paths.window_state_file
+        guard.issue_launch_url(),
+        title=title,
+        state_file=paths.window_state_file,
+        report_pages=page_reports_requested(),
     )
     guard.on_focus = window.focus
     shutdown.window = window

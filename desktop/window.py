@@ -1,4 +1,13 @@
-"""The native window (pywebview): GTK WebKit2 on Linux, WebKit on macOS, WebView2 on Windows."""
+"""The native window (pywebview): GTK WebKit2 on Linux, WebKit on macOS, WebView2 on Windows.
+
+The shipped window uses pywebview's public API only and logs nothing about the pages it shows.
+Tests that drive a real window need to know when and what a page loaded: with the test switch
+CAMPUS_PORTAL_TEST_PAGE_REPORTS=1 in the environment (set by the tests' launcher harness, never
+by an installer), every page reports its URL, title and timing through pywebview's JS API and
+the launcher logs it as "page loaded {...}". Only that mode leans on pywebview internals (its
+JS bridge, evaluate_js); a pywebview that changed them makes the window tests fail, not the
+shipped app.
+"""
 
 from __future__ import annotations
 
@@ -18,15 +27,18 @@ from desktop.resources import icon_path
 
 log = logging.getLogger(__name__)
 
+# The test switch (see the module's docstring).
+PAGE_REPORTS_SWITCH = "CAMPUS_PORTAL_TEST_PAGE_REPORTS"
+
 DEFAULT_SIZE = (1200, 800)
 MIN_SIZE = (800, 600)
 MAX_SIZE = (10_000, 10_000)
 
-# pywebview builds the window.pywebview.api stubs with `new Function(...)`, which the portal's
-# Content-Security-Policy (script-src 'self', no 'unsafe-eval') refuses; its injection then
-# stops before it dispatches `pywebviewready`. This script runs from the launcher (not from the
-# page, so the CSP does not apply to it), adds the same stubs as closures (no eval) over
-# pywebview's own bridge, and dispatches `pywebviewready` itself.
+# Test mode only. pywebview builds the window.pywebview.api stubs with `new Function(...)`,
+# which the portal's Content-Security-Policy (script-src 'self', no 'unsafe-eval') refuses; its
+# injection then stops before it dispatches `pywebviewready`. This script runs from the launcher
+# (not from the page, so the CSP does not apply to it), adds the same stubs as closures (no
+# eval) over pywebview's own bridge, and dispatches `pywebviewready` itself.
 API_SHIM_SCRIPT = """
 (function () {
   var bridge = window.pywebview;
@@ -50,8 +62,9 @@ API_SHIM_SCRIPT = """
 })();
 """
 
-# Runs in the page after each load: once pywebviewready has fired, reports what loaded through
-# the JS API (the page_loaded callback), after the load event so that its timing is complete.
+# Test mode only. Runs in the page after each load: once pywebviewready has fired, reports what
+# loaded through the JS API (the page_loaded callback), after the load event so that its timing
+# is complete.
 REPORT_SCRIPT = """
 (function () {
   function send() {
@@ -87,6 +100,11 @@ class _RefusedEvalFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "Refused to evaluate a string as JavaScript" not in record.getMessage()
+
+
+def page_reports_requested() -> bool:
+    """True when the tests asked for page reports (CAMPUS_PORTAL_TEST_PAGE_REPORTS=1)."""
+    return os.environ.get(PAGE_REPORTS_SWITCH) == "1"
 
 
 def _gui() -> Literal["gtk"] | None:
@@ -160,7 +178,7 @@ class WindowState:
 
 
 class DesktopApi:
-    """What the page may call through window.pywebview.api (only this one method)."""
+    """Test mode only: what the page may call through window.pywebview.api (one method)."""
 
     def __init__(self, on_page_loaded: Callable[[dict[str, Any]], None]) -> None:
         self._on_page_loaded = on_page_loaded
@@ -173,10 +191,13 @@ class DesktopApi:
 class DesktopWindow:
     """One portal window; run() blocks in the GUI loop until the window is closed."""
 
-    def __init__(self, url: str, *, title: str, state_file: Path) -> None:
+    def __init__(
+        self, url: str, *, title: str, state_file: Path, report_pages: bool = False
+    ) -> None:
         self.url = url
         self.title = title
         self.state_file = state_file
+        self.report_pages = report_pages  # the tests' switch: pages report what they show
         self.state = WindowState.load(state_file)
         self.first_load = threading.Event()
         self.first_load_info: dict[str, Any] = {}
@@ -193,11 +214,17 @@ class DesktopWindow:
     def run(self) -> None:
         import webview
 
-        logging.getLogger("pywebview").addFilter(_RefusedEvalFilter())
+        options: dict[str, Any] = {}
+        if self.report_pages:
+            log.warning(
+                "test page reports are on (%s=1): page contents are logged", PAGE_REPORTS_SWITCH
+            )
+            logging.getLogger("pywebview").addFilter(_RefusedEvalFilter())
+            options["js_api"] = DesktopApi(self._page_loaded)
         window = webview.create_window(
             self.title,
             self.url,
-            js_api=DesktopApi(self._page_loaded),
+            **options,
             width=self.state.width,
             height=self.state.height,
             x=self.state.x,
@@ -210,10 +237,11 @@ class DesktopWindow:
         if window is None:
             raise RuntimeError("pywebview did not create a window")
         self._window = window
-        # pywebview hands JS API return values back with evaluate_js, which wraps the code in
-        # eval() and is refused by the CSP; run_js runs the same code directly (no eval).
-        window.evaluate_js = lambda script, callback=None: window.run_js(script)  # type: ignore[method-assign]
-        window.events.loaded += self._on_loaded
+        if self.report_pages:
+            # pywebview hands JS API return values back with evaluate_js, which wraps the code
+            # in eval() and is refused by the CSP; run_js runs the same code directly (no eval).
+            window.evaluate_js = lambda script, callback=None: window.run_js(script)  # type: ignore[method-assign]
+            window.events.loaded += self._on_loaded
         window.events.resized += self._resized
         window.events.moved += self._moved
         window.events.maximized += lambda *_: setattr(self.state, "maximized", True)

@@ -33,6 +33,7 @@ for _key in [
 from portal import create_app  # noqa: E402
 from portal.extensions import db as _db  # noqa: E402
 from tests import factories  # noqa: E402
+from tests.forms import rendered_form  # noqa: E402
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 POSTGRES_URL = os.environ.get(
@@ -201,9 +202,9 @@ def login_as(app: Flask, client: FlaskClient) -> Callable[..., Any]:
             user = factories.make_user(_db.session, role, **fields)
             _db.session.commit()
             username, user_id = user.username, user.id
-        response = post_form(
-            client, "/login", {"username": username, "password": factories.PASSWORD}
-        )
+        # The log-in form as the page renders it: a renamed field fails every test that logs in.
+        form = rendered_form(client.get("/login"), action="/login")
+        response = form.submit(client, username=username, password=factories.PASSWORD)
         assert response.status_code == 302, response.get_data(as_text=True)
         with app.app_context():
             return _db.session.get(type(user), user_id)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import logging
 import threading
 import time
 import uuid
@@ -38,6 +39,8 @@ from sqlalchemy.exc import IntegrityError
 
 from portal.models import OutboxEntry, SnapshotSeen, SyncState, User
 from portal.sync.tables import BY_NAME, SYNCED_TABLES, row_from_json
+
+log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
 PUSH_BATCH = 200
@@ -107,9 +110,10 @@ class Transport:
                 method, self.base + path, content=content, headers=headers, **kwargs
             )
         except httpx.TransportError as exc:
+            log.info("sync: %s %s failed: %r", method, path, exc)
             raise SyncError(
-                "The campus server cannot be reached; your changes are kept on this computer "
-                f"and will be sent at the next sync ({type(exc).__name__}).",
+                "The campus server cannot be reached (no network, or the server is down); "
+                "your changes are kept on this computer and will be sent at the next sync.",
                 reason="unreachable",
             ) from None
         received = time.time()
@@ -334,7 +338,7 @@ def _push(
                 }
                 for entry in entries
             ],
-            "pending": max(total - done, 0),
+            "pending": max(total - done - len(entries), 0),  # once this batch is through
         }
         answer = transport.json("POST", "/push", body)
         handled = []
@@ -469,6 +473,9 @@ def _pull(
                 connection.execute(
                     update(SyncState).values(pull_upto=None, pull_table=0, pull_after="")
                 )
+                # The rows an abandoned snapshot saw are not the next snapshot's: left behind,
+                # they would keep rows that left the scope from being removed.
+                connection.execute(delete(SnapshotSeen))
             continue
         summary.pulled += count
         if progress:

@@ -498,7 +498,9 @@ def pull(db: Session, device: Device, request: PullRequest, *, now: datetime) ->
     complete = True
     while table_index < len(SYNCED_TABLES):
         entry = SYNCED_TABLES[table_index]
-        rows = _changed_rows(db, device, entry.name, accounts, since, upto, after, budget + 1)
+        rows = _changed_rows(
+            db, device, entry.name, accounts, since, upto, after, budget + 1, snapshot=snapshot
+        )
         if len(rows) > budget:
             rows = rows[:budget]
             after = str(rows[-1].id)
@@ -539,6 +541,8 @@ def _changed_rows(
     upto: int,
     after: str,
     limit: int,
+    *,
+    snapshot: bool = False,
 ) -> list[Any]:
     model: Any = BY_NAME[table].model
     latest = (
@@ -550,7 +554,10 @@ def _changed_rows(
             or_(ChangeLogEntry.device_id.is_(None), ChangeLogEntry.device_id == device.id),
         )
         .group_by(ChangeLogEntry.row_id)
-        .having(func.max(ChangeLogEntry.seq) <= upto)
+        # A change pull leaves a row changed after its bound to the next pull. A snapshot sends
+        # every row that existed by then, as it is now: the device removes what a snapshot did
+        # not send, and a row of its scope edited during a long snapshot must not be one.
+        .having((func.min if snapshot else func.max)(ChangeLogEntry.seq) <= upto)
         .subquery()
     )
     query = (

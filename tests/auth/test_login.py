@@ -9,6 +9,7 @@ import pytest
 from portal.extensions import db as _db
 from tests import factories
 from tests.conftest import csrf_token, make_app, post_form
+from tests.forms import rendered_form
 
 
 def _create(app, role="student", **fields):
@@ -169,3 +170,16 @@ def test_password_is_stored_with_argon2(app):
     with app.app_context():
         user = factories.make_user(_db.session, "student", password="something-long")
         assert user.password_hash.startswith("$argon2")
+
+
+def test_the_log_in_form_as_rendered_has_exactly_the_fields_the_route_reads(app, client):
+    """tests/forms.py fills forms as the page renders them: a field the template does not have
+    cannot be filled, so renaming one fails the tests that log in."""
+    with app.app_context():
+        factories.make_user(_db.session, "student")  # with no account, /login is the first run
+        _db.session.commit()
+    form = rendered_form(client.get("/login"), action="/login")
+    assert {"csrf_token", "username", "password"} <= form.names
+    assert form.method == "post" and form.values["csrf_token"][0]
+    with pytest.raises(KeyError, match="no field 'user_name'"):
+        form.fill(user_name="x")

@@ -16,13 +16,12 @@ import statistics
 import subprocess
 import tempfile
 import time
-import urllib.error
-import urllib.request
-from http.cookiejar import CookieJar
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from tests.benchmarks import floors
+from tests.desktop.launcher_process import PortalClient, read_line
 
 TITLE = "Packaged application (installed .deb)"
 
@@ -106,31 +105,25 @@ def drop_page_cache() -> bool:
 
 
 def time_to_health(command: list[str], env: dict[str, str], *, launch_token: bool) -> float:
-    """Seconds from process start to the first 200 from /healthz; the process is stopped after."""
+    """Seconds from process start to the first 200 from /healthz; the process is stopped after.
+
+    The launcher harness's pieces (tests/desktop/launcher_process.py) read the URL line and
+    make the requests, as for every other launcher the tests start."""
     started = time.perf_counter()
-    process = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
-        assert process.stdout is not None
-        url = ""
-        for line in process.stdout:
-            if " running at " in line:
-                url = line.split(" running at ", 1)[1].strip()
-                break
-        if not url:
-            raise RuntimeError(f"{command[0]} printed no URL (exit {process.wait()})")
-        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
-        base = url.split("/", 3)
-        health = f"{base[0]}//{base[2]}/healthz"
-        if launch_token:
-            opener.open(url, timeout=30).close()  # what the window does first: cookie for token
+        line = read_line(process, timeout=120)
+        if " running at " not in line:
+            raise RuntimeError(f"{command[0]} printed no URL (first line {line!r})")
+        url = urlsplit(line.split(" running at ", 1)[1].strip())
+        client = PortalClient(url.port or 80)
         while True:
             try:
-                with opener.open(health, timeout=30) as response:
-                    if response.status == 200:
-                        return time.perf_counter() - started
-            except (urllib.error.URLError, ConnectionError):
+                if launch_token and not client.cookies:
+                    client.exchange(url.path)  # what the window does first: cookie for token
+                if client.get("/healthz").status == 200:
+                    return time.perf_counter() - started
+            except OSError:
                 pass
             if process.poll() is not None:
                 raise RuntimeError(f"{command[0]} exited with {process.returncode}")
@@ -225,7 +218,12 @@ def run(context: Any) -> list[dict[str, Any]]:
             "Campus Portal": deb_mb,
             "Floor (hello)": "",
             "Ratio": "",
-            "Goal": f"< {GOAL_DEB_MB:.0f} MB: {'met' if deb_mb < GOAL_DEB_MB else 'MISSED'}",
+            "Goal": context.goal(
+                ".deb size (xz)",
+                met=deb_mb < GOAL_DEB_MB,
+                target=f"< {GOAL_DEB_MB:.0f} MB",
+                measured=f"{deb_mb:.1f} MB",
+            ),
         },
         {
             "Measure": "tarball, xz (MB)",
@@ -246,9 +244,18 @@ def run(context: Any) -> list[dict[str, Any]]:
             "Campus Portal": round(portal_warm * 1000),
             "Floor (hello)": round(floor_warm * 1000),
             "Ratio": f"{warm_ratio:.2f}x",
-            "Goal": (
-                f"<= {GOAL_RATIO}x floor and < {GOAL_SECONDS} s: "
-                + ("met" if warm_ratio <= GOAL_RATIO and portal_warm < GOAL_SECONDS else "MISSED")
+            "Goal": context.goal(
+                "installed warm start, against the floor",
+                met=warm_ratio <= GOAL_RATIO,
+                target=f"<= {GOAL_RATIO}x the frozen floor",
+                measured=f"{warm_ratio:.2f}x",
+            )
+            + ", "
+            + context.goal(
+                "installed warm start",
+                met=portal_warm < GOAL_SECONDS,
+                target=f"< {GOAL_SECONDS} s",
+                measured=f"{portal_warm:.2f} s",
             ),
         },
         {
@@ -282,6 +289,4 @@ def run(context: Any) -> list[dict[str, Any]]:
         + " Portal build (make package: venv, bundle, .deb, tarball): "
         + (f"{build_seconds:.0f} s." if build_seconds is not None else "reused from dist/.")
     )
-    if deb_mb >= GOAL_DEB_MB:
-        context.problem(f"the .deb is {deb_mb:.1f} MB, over the {GOAL_DEB_MB:.0f} MB goal")
     return rows

@@ -1,8 +1,9 @@
 """Benchmark runner: `python -m tests.benchmarks.run` (or `make bench`).
 
 It finds every module tests/benchmarks/bench_<name>.py, calls its `run(context)`, and writes
-one Markdown table per module to stdout and to tests/artifacts/bench.md. It exits non-zero when
-a benchmark reports a problem (for example a page whose SQL query count grows with the data).
+one Markdown table per module to stdout and to tests/artifacts/bench.md, then a table of every
+goal the benchmarks set, each "met" or "NOT MET". It exits non-zero when a goal is not met or a
+benchmark reports a problem (for example a page whose SQL query count grows with the data).
 
 Writing a benchmark module
 --------------------------
@@ -30,6 +31,8 @@ A module `tests/benchmarks/bench_<name>.py` defines:
   reported when a page's query count differs between data sizes (an N+1 query);
 - `context.note(text)` adds a line under the module's table; `context.problem(text)` also makes
   the run fail;
+- `context.goal(name, met=..., target=..., measured=...)` records a goal ("met" or "NOT MET" in
+  the goals table; one not met makes the run fail) and returns that word for the module's table;
 - `context.artifacts`: the directory for files a benchmark wants to keep.
 
 Options: --only NAME[,NAME] (module names without bench_), --requests N, --databases,
@@ -51,6 +54,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +79,21 @@ DATABASES = ("sqlite", "postgresql")
 SIZES = ("small", "large")
 
 
+@dataclass(frozen=True)
+class Goal:
+    """A target a benchmark set, and whether the measurement met it."""
+
+    benchmark: str
+    name: str
+    target: str
+    measured: str
+    met: bool
+
+    @property
+    def verdict(self) -> str:
+        return "met" if self.met else "NOT MET"
+
+
 class BenchContext:
     """What a benchmark module gets: settings, shared portals, and a place for notes."""
 
@@ -91,6 +110,8 @@ class BenchContext:
         self.artifacts = artifacts
         self.notes: list[str] = []
         self.problems: list[str] = []
+        self.goals: list[Goal] = []
+        self.benchmark = ""  # the title of the module being run
         self.build_times: dict[tuple[str, str], float] = {}
         self._portals: dict[tuple[str, str], ServedPortal] = {}
         self._postgres_databases: list[str] = []
@@ -103,6 +124,12 @@ class BenchContext:
     def problem(self, text: str) -> None:
         self.problems.append(text)
         self.notes.append(f"**PROBLEM:** {text}")
+
+    def goal(self, name: str, *, met: bool, target: str, measured: str) -> str:
+        """Record a goal of the module being run; returns "met" or "NOT MET"."""
+        goal = Goal(self.benchmark, name, target, measured, bool(met))
+        self.goals.append(goal)
+        return goal.verdict
 
     # --- portals --------------------------------------------------------------------------
 
@@ -189,12 +216,15 @@ class BenchContext:
                 for client in clients.values():
                     client.close()
         for (name, database), by_size in counts.items():
-            if len(set(by_size.values())) > 1:
+            if len(by_size) > 1:
                 detail = ", ".join(f"{size}: {count}" for size, count in by_size.items())
-                self.problem(
-                    f"{name} on {database} issues a different number of queries ({detail})"
+                self.goal(
+                    f"{name} on {database}: SQL queries per request",
+                    met=len(set(by_size.values())) == 1,
+                    target="the same for every data size (no N+1)",
+                    measured=detail,
                 )
-        if len(self.sizes) > 1 and not self.problems:
+        if len(self.sizes) > 1 and all(goal.met for goal in self.goals):
             self.note(
                 "SQL queries per request are the same for "
                 + " and ".join(self.sizes)
@@ -281,33 +311,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{context.requests} timed requests per page, one after another, after 5 warm-up "
         "requests, over HTTP to waitress (4 threads) on 127.0.0.1.",
     ]
-    failed = False
     try:
-        for name in discover(only):
-            module = importlib.import_module(f"tests.benchmarks.bench_{name}")
-            title = getattr(module, "TITLE", name)
-            context.notes, context.problems = [], []
-            print(f"== {title}", file=sys.stderr, flush=True)
-            try:
-                rows = module.run(context)
-            except Exception:
-                failed = True
-                rows = []
-                context.problem(f"the benchmark crashed:\n```\n{traceback.format_exc()}```")
-            failed = failed or bool(context.problems)
-            sections += ["", f"## {title}", "", markdown_table(rows)]
-            if context.notes:
-                sections += [""] + [f"- {note}" for note in context.notes]
-        if context.build_times:
-            sections += ["", "## Demo data build time", ""]
-            sections.append(
-                markdown_table(
-                    [
-                        {"Database": db, "Data": size, "Seconds": seconds}
-                        for (db, size), seconds in context.build_times.items()
-                    ]
-                )
-            )
+        modules = [
+            (name, importlib.import_module(f"tests.benchmarks.bench_{name}"))
+            for name in discover(only)
+        ]
+        body, failed = run_benchmarks(modules, context)
+        sections += body
     finally:
         context.close()
     sections += ["", f"Total run time {time.perf_counter() - started:.0f} s."]
@@ -317,6 +327,59 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.output.write_text(report, encoding="utf-8")
     print(f"written to {args.output}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def run_benchmarks(
+    modules: Sequence[tuple[str, Any]], context: BenchContext
+) -> tuple[list[str], bool]:
+    """Run each (name, module); the report's sections, and whether the run failed: a goal not
+    met, a problem reported or a benchmark that crashed."""
+    sections: list[str] = []
+    failed = False
+    for name, module in modules:
+        title = getattr(module, "TITLE", name)
+        context.notes, context.problems, context.benchmark = [], [], title
+        print(f"== {title}", file=sys.stderr, flush=True)
+        try:
+            rows = module.run(context)
+        except Exception:
+            rows = []
+            context.problem(f"the benchmark crashed:\n```\n{traceback.format_exc()}```")
+        failed = failed or bool(context.problems)
+        sections += ["", f"## {title}", "", markdown_table(rows)]
+        if context.notes:
+            sections += [""] + [f"- {note}" for note in context.notes]
+    if context.build_times:
+        sections += ["", "## Demo data build time", ""]
+        sections.append(
+            markdown_table(
+                [
+                    {"Database": db, "Data": size, "Seconds": seconds}
+                    for (db, size), seconds in context.build_times.items()
+                ]
+            )
+        )
+    sections += ["", "## Goals", "", goals_table(context.goals)]
+    missed = [goal for goal in context.goals if not goal.met]
+    summary = f"{len(context.goals) - len(missed)} of {len(context.goals)} goals met"
+    sections += ["", summary + (": the run fails." if missed else ".")]
+    print(summary, file=sys.stderr, flush=True)
+    return sections, failed or bool(missed)
+
+
+def goals_table(goals: Sequence[Goal]) -> str:
+    return markdown_table(
+        [
+            {
+                "Benchmark": goal.benchmark,
+                "Goal": goal.name,
+                "Target": goal.target,
+                "Measured": goal.measured,
+                "Result": goal.verdict,
+            }
+            for goal in goals
+        ]
+    )
 
 
 def _postgres_unreachable() -> str | None:

@@ -38,3 +38,83 @@ def test_markdown_table_columns_in_order_of_first_appearance():
         "| A | 1.2 |  |",
         "| B\\|C |  | x |",
     ]
+
+
+# --- Goals: each is reported met or NOT MET, and one not met fails the run ----------------------
+
+
+class _Benchmark:
+    """A benchmark module as the runner sees it: a TITLE and run(context)."""
+
+    def __init__(self, title: str, run) -> None:
+        self.TITLE = title
+        self.run = run
+
+
+def _context():
+    from tests.benchmarks.run import BenchContext
+
+    return BenchContext(1, [], [])
+
+
+def _fast(context):
+    verdict = context.goal("start", met=True, target="< 1.5 s", measured="0.42 s")
+    return [{"measure": "start", "goal": verdict}]
+
+
+def _slow(context):
+    context.goal("ratio", met=False, target="<= 1.3x the floor", measured="3.40x")
+    return [{"measure": "ratio"}]
+
+
+def test_goals_met_pass_and_are_reported():
+    from tests.benchmarks.run import run_benchmarks
+
+    sections, failed = run_benchmarks([("fast", _Benchmark("Fast", _fast))], _context())
+    report = "\n".join(sections)
+    assert failed is False
+    assert "| start | met |" in report
+    assert "| Fast | start | < 1.5 s | 0.42 s | met |" in report
+    assert "1 of 1 goals met." in report
+
+
+def test_a_goal_not_met_fails_the_run_and_says_so():
+    from tests.benchmarks.run import run_benchmarks
+
+    modules = [("fast", _Benchmark("Fast", _fast)), ("slow", _Benchmark("Slow", _slow))]
+    sections, failed = run_benchmarks(modules, _context())
+    report = "\n".join(sections)
+    assert failed is True
+    assert "| Slow | ratio | <= 1.3x the floor | 3.40x | NOT MET |" in report
+    assert "| Fast | start | < 1.5 s | 0.42 s | met |" in report
+    assert "1 of 2 goals met: the run fails." in report
+
+
+def test_a_problem_or_a_crash_fails_the_run():
+    from tests.benchmarks.run import run_benchmarks
+
+    def crash(context):
+        raise RuntimeError("boom")
+
+    def problem(context):
+        context.problem("the query count grew")
+        return []
+
+    for run in (crash, problem):
+        sections, failed = run_benchmarks([("x", _Benchmark("X", run))], _context())
+        assert failed is True
+        assert "**PROBLEM:**" in "\n".join(sections)
+
+
+def test_every_goal_a_benchmark_declares_is_reported_through_the_context():
+    """A GOAL_* constant in a bench module is checked with context.goal (met / NOT MET), not
+    only printed."""
+    import importlib
+    import inspect
+
+    for name in discover():
+        module = importlib.import_module(f"tests.benchmarks.bench_{name}")
+        source = inspect.getsource(module)
+        if any(line.startswith("GOAL_") for line in source.splitlines()):
+            assert "goal(" in source, f"bench_{name}.py declares goals but never reports them"
+            assert "MISSED" not in source

@@ -3,6 +3,7 @@ from __future__ import annotations
 from portal.extensions import db as _db
 from tests import factories
 from tests.conftest import post_form
+from tests.forms import rendered_form, rendered_forms
 
 
 def _seed(app):
@@ -41,9 +42,17 @@ def test_section_page_shows_seats_and_register_button(app, client, login_as):
     section_link = course_page.split('href="/sections/')[1].split('"')[0]
     section_page = client.get(f"/sections/{section_link}").get_data(as_text=True)
     assert "Register" in section_page and "Sun " in section_page
-    post_form(client, f"/sections/{section_link}/register", token_from="/courses")
-    after = client.get(f"/sections/{section_link}").get_data(as_text=True)
-    assert "Drop this section" in after and "Full" in after
+    page = client.get(f"/sections/{section_link}")
+    registered = rendered_form(page, action=f"/sections/{section_link}/register").submit(client)
+    assert registered.status_code == 302
+    after = client.get(f"/sections/{section_link}")
+    assert "Drop this section" in after.get_data(as_text=True) and "Full" in after.get_data(
+        as_text=True
+    )
+    drop = next(form for form in rendered_forms(after) if form.action.endswith("/drop"))
+    dropped = drop.submit(client)
+    assert dropped.status_code == 302
+    assert "Register" in client.get(f"/sections/{section_link}").get_data(as_text=True)
 
 
 def test_unknown_course_is_a_404(client, login_as):

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from desktop.window import PAGE_REPORTS_SWITCH
+
 ROOT = Path(__file__).resolve().parents[2]
 READY_LINE = re.compile(r"^Campus Portal running at (http://127\.0\.0\.1:(\d+)(/launch/\S+))$")
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
@@ -31,10 +33,13 @@ def launcher_command(*args: str) -> list[str]:
 
 
 def launcher_env(**extra: str) -> dict[str, str]:
+    """The environment of a launcher under test: no display unless given, and the window's
+    test switch on, so that each page it shows is logged as "page loaded {...}"."""
     env = dict(os.environ)
     env.pop("DISPLAY", None)
     env.pop("WAYLAND_DISPLAY", None)
     env["PYTHONUNBUFFERED"] = "1"
+    env[PAGE_REPORTS_SWITCH] = "1"
     env.update(extra)
     return env
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from desktop.window import PAGE_REPORTS_SWITCH
 from tests.conftest import ARTIFACTS, unavailable
 from tests.desktop.conftest import mark_from_a_newer_version
 from tests.desktop.launcher_process import Launcher, Xvfb, launcher_env, run_cli, wait_for_log
@@ -125,6 +126,27 @@ def test_window_opens_renders_and_closes_cleanly(display, admin_data_dir, tmp_pa
     assert not wal.exists() or wal.stat().st_size == 0
     saved = json.loads((admin_data_dir / "window.json").read_text())
     assert (saved["width"], saved["height"]) == (1100, 760)
+
+
+def test_the_shipped_window_reports_and_logs_no_page_contents(display, admin_data_dir):
+    """Without the tests' switch the window shows the portal, but no script is injected, no
+    JS API is offered and the log holds no page's URL, title or heading."""
+    env = launcher_env(DISPLAY=display.display)
+    del env[PAGE_REPORTS_SWITCH]
+    launcher = Launcher(admin_data_dir, headless=False, env=env)
+    launcher.spawn()
+    log_file = admin_data_dir / "logs" / "campus-portal.log"
+    try:
+        shot = ARTIFACTS / "desktop-window-shipped.png"
+        navbar_pixels = screenshot_when_painted(display, shot, timeout=120)
+        assert navbar_pixels > 20_000, f"the window looks empty: see {shot}"
+    finally:
+        code, _, stderr = launcher.stop()
+    assert code == 0, stderr
+    log = log_file.read_text()
+    assert "window closed" in log
+    assert "page loaded" not in log and "test page reports" not in log
+    assert "Log in · Campus Portal" not in log and "Log in to Campus Portal" not in log
 
 
 def test_a_problem_found_while_the_window_opens_is_shown_in_it(display, admin_data_dir):

@@ -15,6 +15,7 @@ from portal.grading import services
 from portal.models import AuditEntry, Mark, Registration
 from tests import factories
 from tests.conftest import post_form
+from tests.forms import rendered_form
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -377,12 +378,9 @@ def test_grid_save_keeps_typed_values_and_shows_errors_by_the_cell(app, client):
     instructor, _lab_staff, section, lab, exam, student = _setup_page(app)
     _login(app, client, instructor)
     path = f"/sections/{section.id}/gradebook"
-    response = post_form(
-        client,
-        path,
-        {f"m.{student.id}.{lab.id}": "25", f"m.{student.id}.{exam.id}": "41"},
-        token_from=path,
-    )
+    grid = rendered_form(client.get(path), action=path)  # the grid's own inputs, by name
+    grid.fill_fields({f"m.{student.id}.{lab.id}": "25", f"m.{student.id}.{exam.id}": "41"})
+    response = grid.submit(client)
     assert response.status_code == 422
     page = response.get_data(as_text=True)
     assert 'value="25"' in page  # the refused value is still there

@@ -27,7 +27,9 @@ from typing import Any
 
 import pytest
 
+from desktop.window import PAGE_REPORTS_SWITCH
 from tests.conftest import unavailable
+from tests.desktop.launcher_process import Xvfb
 
 ROOT = Path(__file__).resolve().parents[2]
 DIST = ROOT / "dist"
@@ -129,7 +131,8 @@ def user_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def user_environment(home: Path, **extra: str) -> dict[str, str]:
-    """The environment of a user logged in to a desktop: no test-only PORTAL_* settings."""
+    """The environment of a user logged in to a desktop: no test-only PORTAL_* settings, and the
+    window's test switch on (its pages are logged as "page loaded {...}")."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
     env.update(
         HOME=str(home),
@@ -139,6 +142,7 @@ def user_environment(home: Path, **extra: str) -> dict[str, str]:
         XDG_CACHE_HOME=str(home / ".cache"),
         LANG="C.UTF-8",
     )
+    env[PAGE_REPORTS_SWITCH] = "1"
     env.pop("DISPLAY", None)
     env.pop("WAYLAND_DISPLAY", None)
     env.update(extra)
@@ -241,24 +245,8 @@ def start_app() -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def xvfb_display() -> Iterator[str]:
-    """A virtual X display of our own (Xvfb picks a free number and tells it when ready)."""
+    """A virtual X display of our own (the desktop tests' Xvfb: it picks a free number)."""
     if shutil.which("Xvfb") is None:
         unavailable("Xvfb is not installed (make test installs it)")
-    read_end, write_end = os.pipe()
-    process = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1280x860x24", "-nolisten", "tcp"],
-        pass_fds=(write_end,),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(write_end)
-    with os.fdopen(read_end) as ready:
-        number = ready.readline().strip()  # written once the display accepts clients
-    if not number:
-        process.wait()
-        pytest.fail(f"Xvfb did not start (exit {process.returncode})")
-    try:
-        yield f":{number}"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    with Xvfb(1280, 860) as xvfb:
+        yield xvfb.display

@@ -1211,6 +1211,36 @@ def test_rows_that_leave_the_scope_are_removed_from_the_device(
     assert_replica_matches(server, teacher)
 
 
+def test_a_snapshot_abandoned_half_way_and_resumed_after_changes_keeps_only_the_scope(
+    campus: Campus,
+    make_device: Callable[..., Device],
+    server: Flask,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A snapshot is cut after its first page; meanwhile the section's lab staff changes (the
+    section row changes after the snapshot's bound, and lab1 stops being staff anywhere)."""
+    http, transport = flaky_client(server)
+    laptop = make_device("stud1", http=http)
+    with on_server(server):
+        lab2 = factories.make_user(_db.session, "lab_staff", username="lab2").id
+        _db.session.get(Section, campus.other_section).lab_staff_id = lab2
+        _db.session.commit()
+    monkeypatch.setattr(sync_services, "PAGE_ROWS", 4)
+    transport.lose_after["/sync/v1/pull"] = 1
+    transport.lose["/sync/v1/pull"] = 1
+    with pytest.raises(sync_client.SyncError):
+        laptop.sync()
+    assert state_of(laptop).pull_snapshot is True
+    with on_server(server):
+        _db.session.get(Section, campus.section).lab_staff_id = lab2
+        _db.session.commit()
+    laptop.sync()
+    laptop.sync()
+    assert_replica_matches(server, laptop)
+    with laptop.session():
+        assert _db.session.scalar(select(User).filter_by(username="lab1")) is None
+
+
 # --- 8. Files: content-addressed, resumable, a row only after its whole file --------------------
 
 
