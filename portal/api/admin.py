@@ -248,3 +248,38 @@ def update_section(data: dict[str, Any], section_id: uuid.UUID) -> dict[str, Any
     session.commit()
     section = _load_section(section_id)
     return {**_admin_section(section), "promoted_from_waitlist": promoted}
+
+
+# --- Archiving ------------------------------------------------------------------------------------
+
+
+def _archive(item: Term | Course | Section, archived: bool) -> dict[str, Any]:
+    """Archive or restore with the pages' rule (a section's term and course must be active to
+    restore it); every change is audited by the service."""
+    message = services.set_archived(session, item, archived, actor=user(), now=now())
+    session.commit()
+    return {"archived": item.is_deleted, "message": message}
+
+
+@blp.route("/terms/<uuid:term_id>/archive", methods=["POST"])
+@blp.arguments(schemas.ArchiveInputSchema)
+@blp.response(200, schemas.ArchiveResultSchema)
+@roles(ADMIN)
+def archive_term(data: dict[str, Any], term_id: uuid.UUID) -> dict[str, Any]:
+    return _archive(services.get_term(session, term_id), data["archived"])
+
+
+@blp.route("/courses/<uuid:course_id>/archive", methods=["POST"])
+@blp.arguments(schemas.ArchiveInputSchema)
+@blp.response(200, schemas.ArchiveResultSchema)
+@roles(ADMIN)
+def archive_course(data: dict[str, Any], course_id: uuid.UUID) -> dict[str, Any]:
+    return _archive(services.get_course(session, course_id), data["archived"])
+
+
+@blp.route("/sections/<uuid:section_id>/archive", methods=["POST"])
+@blp.arguments(schemas.ArchiveInputSchema)
+@blp.response(200, schemas.ArchiveResultSchema)
+@roles(ADMIN)
+def archive_section(data: dict[str, Any], section_id: uuid.UUID) -> dict[str, Any]:
+    return _archive(_load_section(section_id), data["archived"])

@@ -501,3 +501,14 @@ class SectionInputSchema(Schema):
 
 class SectionUpdateResultSchema(AdminSectionSchema):
     promoted_from_waitlist = fields.Integer(required=True)
+
+
+class ArchiveInputSchema(Schema):
+    archived = fields.Boolean(
+        required=True, metadata={"description": "true archives, false restores"}
+    )
+
+
+class ArchiveResultSchema(Schema):
+    archived = fields.Boolean(required=True)
+    message = fields.String(required=True)

@@ -143,6 +143,27 @@ CASES = {
         },
     ),
     "api_admin.get_section": Case("GET", f"{V1}/admin/sections/{{section_id}}", ADMIN, expect=200),
+    "api_admin.archive_term": Case(
+        "POST",
+        f"{V1}/admin/terms/{{admin_term_id}}/archive",
+        ADMIN,
+        expect=200,
+        json={"archived": True},
+    ),
+    "api_admin.archive_course": Case(
+        "POST",
+        f"{V1}/admin/courses/{{admin_course_id}}/archive",
+        ADMIN,
+        expect=200,
+        json={"archived": True},
+    ),
+    "api_admin.archive_section": Case(
+        "POST",
+        f"{V1}/admin/sections/{{admin_section_id}}/archive",
+        ADMIN,
+        expect=200,
+        json={"archived": True},
+    ),
     "api_admin.update_section": Case(
         "PUT",
         f"{V1}/admin/sections/{{section_id}}",

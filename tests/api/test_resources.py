@@ -384,3 +384,27 @@ def test_admin_terms_courses_and_sections(api_as, world):
     assert shrink.json["errors"][0]["field"] == "capacity"
     for role in ("student", "instructor", "lab_staff"):
         assert api_as(role).post(f"{V1}/admin/courses", json={}).status_code == 403
+
+
+def test_admin_archives_and_restores_with_the_pages_rules(app, api_as, world):
+    api = api_as("admin")
+    section = f"{V1}/admin/sections/{world.section_id}/archive"
+    term = f"{V1}/admin/terms/{world.term_id}/archive"
+    archived = api.post(section, json={"archived": True})
+    assert archived.status_code == 200 and archived.json["archived"] is True
+    assert "still enrolled" in archived.json["message"]
+    assert api_as("student").get(f"{V1}/sections/{world.section_id}").status_code == 404
+    assert api.post(term, json={"archived": True}).status_code == 200
+    refused = api.post(section, json={"archived": False})
+    assert refused.status_code == 422 and "term and course first" in refused.json["detail"]
+    assert api.post(term, json={"archived": False}).status_code == 200
+    restored = api.post(section, json={"archived": False})
+    assert restored.status_code == 200 and restored.json["archived"] is False
+    assert api_as("instructor").post(section, json={"archived": True}).status_code == 403
+    with app.app_context():
+        actions = list(
+            _db.session.scalars(
+                select(AuditEntry.action).where(AuditEntry.action.like("section.%"))
+            )
+        )
+    assert actions.count("section.archive") == 1 and actions.count("section.restore") == 1

@@ -88,14 +88,39 @@ def _run_level(context: Any, cluster: Any, users: int, environment: dict[str, st
         "Log-in p95 ms": float(login.get("95%") or 0),
         "All p95 ms": float(total["95%"]),
     }
-    result["Held"] = (
-        "yes"
-        if failures == 0
+    held = (
+        failures == 0
         and _percentile(others, "95%") < PAGE_GOAL_MS
         and result["Log-in p95 ms"] < LOGIN_GOAL_MS
-        else "no"
+    )
+    result["Held"] = context.goal(
+        f"{users} concurrent users held",
+        met=held,
+        target=f"pages and API p95 < {PAGE_GOAL_MS} ms, log-in p95 < {LOGIN_GOAL_MS} ms, 0 errors",
+        measured=(
+            f"p95 {_percentile(others, '95%'):.0f} ms, log-in p95 "
+            f"{result['Log-in p95 ms']:.0f} ms, {failures} errors"
+        ),
     )
     return result
+
+
+def _warm_up(url: str, requests: int = 60) -> None:
+    """A few requests through nginx before measuring, so that each gunicorn worker has built its
+    templates and connection pool (a server in use has); the users' own first requests, log-in
+    included, are still measured."""
+    import urllib.error
+    import urllib.request
+
+    from tests.server.cluster import insecure_context
+
+    context = insecure_context()
+    for n in range(requests):
+        path = ("/login", "/healthz", "/api/v1/openapi.json")[n % 3]
+        try:
+            urllib.request.urlopen(url + path, timeout=60, context=context).close()
+        except urllib.error.HTTPError:
+            continue
 
 
 def run(context: Any) -> list[dict[str, Any]]:
@@ -131,6 +156,7 @@ def run(context: Any) -> list[dict[str, Any]]:
         nginx_workers=2,
         extra_env={"PORTAL_LOGIN_RATE_LIMIT": "1000000 per minute", "PORTAL_LOG_LEVEL": "ERROR"},
     ) as cluster:
+        _warm_up(cluster.url)
         environment = {
             **os.environ,
             "LOAD_TERM": term,
@@ -139,7 +165,7 @@ def run(context: Any) -> list[dict[str, Any]]:
         }
         for users in _levels():
             rows.append(_run_level(context, cluster, users, environment))
-    held = [row["Users"] for row in rows if row["Held"] == "yes"]
+    held = [row["Users"] for row in rows if row["Held"] == "met"]
     think = os.environ.get("LOAD_THINK_SECONDS", "30")
     context.note(
         f"2 gunicorn instances × {workers} workers × {threads} threads, nginx (2 workers), "
