@@ -320,7 +320,9 @@ def test_admin_changes_a_final_mark_once_the_reason_is_given(
     expect(
         page.get_by_text("Give a reason for changing a mark after grades are final.")
     ).to_be_visible()
-    # Once the reason is there, the refused mark is sent again by itself and saved.
+    # Once the reason is there, the refused mark is sent again by itself and saved. (First
+    # let htmx swap in the answer to the resend: a cell still in flight is not sent again.)
+    page.wait_for_function("() => !document.querySelector('.htmx-request, .htmx-settling')")
     page.get_by_label("Reason for changing a final mark").fill("Exam re-marked after appeal")
     with page.expect_response(re.compile(r"/gradebook/cell$")):
         page.keyboard.press("Tab")
