@@ -2,15 +2,17 @@
 
 The shape "call the service; on a domain error roll back and show it; else commit, flash and
 redirect" is written once, here (`commit_or_show`); `attempt` is its core, for routes that show
-the outcome in place (htmx answers) instead of redirecting.
+the outcome in place (htmx answers) instead of redirecting. A success message may carry an
+`Undo` button (`offer_undo`, shown by base.html beside the message it belongs to).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar, overload
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, TypeVar, overload
 
-from flask import flash, redirect
+from flask import flash, redirect, session
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy.orm import Session
@@ -23,6 +25,39 @@ from portal.models import User
 T = TypeVar("T")
 # What to flash after a change: the text, or (text, category); the category defaults to success.
 Message = str | tuple[str, str]
+UNDO_KEY = "undo"
+
+
+@dataclass(frozen=True)
+class Undo:
+    """A button beside a success message that reverses what was just done.
+
+    It is a plain form POST (with the CSRF token; no JavaScript needed) to an ordinary route,
+    which checks the role, the rules and the audit exactly as that route always does, and
+    refuses with a message when there is nothing left to undo. `label` names what the button
+    does ("Undo", or "Register again" where the old state cannot be promised back); `note` says
+    what to expect when the label alone would promise too much.
+    """
+
+    action: str  # the URL the button posts to
+    fields: Mapping[str, str] = field(default_factory=dict)  # hidden fields sent with it
+    label: str = "Undo"
+    note: str = ""
+
+
+def offer_undo(message: str, undo: Undo) -> None:
+    """Show `undo` beside the flashed `message` (the most recent offer replaces any other)."""
+    session[UNDO_KEY] = {"message": message, **asdict(undo), "fields": dict(undo.fields)}
+
+
+def take_undo_offers(messages: list[tuple[str, str]]) -> dict[str, Undo]:
+    """The offer for the flashed messages being shown, by message text (for base.html). It is
+    taken with them: an offer whose message is not shown any more is dropped."""
+    stored: dict[str, Any] | None = session.pop(UNDO_KEY, None)
+    if not stored or stored.get("message") not in {text for _, text in messages}:
+        return {}
+    message = stored.pop("message")
+    return {message: Undo(**stored)}
 
 
 def db_session() -> Session:
@@ -89,6 +124,7 @@ def commit_or_show(
     redirect_to: str | Callable[[T], str],
     form: FlaskForm,
     code: int = 302,
+    undo: Undo | Callable[[T], Undo | None] | None = None,
 ) -> Response | None: ...
 
 
@@ -101,6 +137,7 @@ def commit_or_show(
     form: None = None,
     on_error_to: str | None = None,
     code: int = 302,
+    undo: Undo | Callable[[T], Undo | None] | None = None,
 ) -> Response: ...
 
 
@@ -112,13 +149,15 @@ def commit_or_show(
     form: FlaskForm | None = None,
     on_error_to: str | None = None,
     code: int = 302,
+    undo: Undo | Callable[[T], Undo | None] | None = None,
 ) -> Response | None:
     """Call the service; on a domain error roll back and show it; else commit, flash, redirect.
 
     With a `form`, the error is shown on the form and None is returned: the route renders the
     form again. Without one, the error is flashed and the answer is a redirect to `on_error_to`
     (by default the same place as after success). `message` and `redirect_to` may be functions
-    of what the service returned; `code` is the redirect's status (303 after an upload).
+    of what the service returned; `code` is the redirect's status (303 after an upload). `undo`
+    (or a function of the result giving one, or None) puts an Undo button beside the message.
 
         form = TermForm()
         if form.validate_on_submit() and (
@@ -154,4 +193,7 @@ def commit_or_show(
     text = message(result) if callable(message) else message
     text, category = (text, "success") if isinstance(text, str) else text
     flash(text, category)
+    offer = undo(result) if callable(undo) else undo
+    if offer is not None:
+        offer_undo(text, offer)
     return redirect(redirect_to(result) if callable(redirect_to) else redirect_to, code=code)

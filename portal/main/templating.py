@@ -10,6 +10,7 @@ from flask import Flask
 from flask_login import current_user
 
 from portal.models import ROLES
+from portal.web import take_undo_offers
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ def navigation_for(role: str | None, endpoints: set[str], mode: str = "") -> lis
 
 def init_app(app: Flask) -> None:
     app.jinja_env.add_extension("jinja2.ext.do")
+    app.add_template_global(take_undo_offers)
 
     @app.context_processor
     def _globals() -> dict[str, Any]:
