@@ -10,7 +10,7 @@ from portal.accounts.forms import NewUserForm, PasswordResetForm, UserForm
 from portal.auth.policy import roles
 from portal.extensions import db
 from portal.models import ROLES
-from portal.web import commit_or_show, db_session, signed_in_user
+from portal.web import Undo, commit_or_show, db_session, signed_in_user
 
 bp = Blueprint("accounts", __name__, url_prefix="/admin/users")
 
@@ -83,9 +83,17 @@ def set_active(user_id: uuid.UUID) -> Response:
     user = services.get_user(db_session(), user_id)
     make_active = request.form.get("active") == "1"
     return commit_or_show(
-        lambda: services.set_active(db_session(), user, make_active, actor=signed_in_user()),
+        lambda: services.set_active(
+            db_session(),
+            user,
+            make_active,
+            actor=signed_in_user(),
+            undo=request.form.get("undo") == "1",
+        ),
         message=lambda state: f"Account {user.username} {state}.",
         redirect_to=url_for("accounts.users"),
+        # A deactivation offers Undo: the same route, reactivating.
+        undo=None if make_active else Undo(request.path, {"active": "1", "undo": "1"}),
     )
 
 

@@ -194,10 +194,14 @@ def update_user(db: Session, user: User, details: UserDetails, *, actor: User) -
     return user
 
 
-def set_active(db: Session, user: User, active: bool, *, actor: User) -> str:
-    """Deactivate or reactivate an account; returns what happened, in words."""
+def set_active(db: Session, user: User, active: bool, *, actor: User, undo: bool = False) -> str:
+    """Deactivate or reactivate an account; returns what happened, in words. An Undo (`undo`)
+    is refused when the account is already in that state (someone else changed it)."""
     if user.id == actor.id and not active:
         raise ValidationError("You cannot deactivate your own account.")
+    if undo and user.active == active:
+        state = "active" if active else "deactivated"
+        raise ValidationError(f"Nothing to undo: the account {user.username} is already {state}.")
     user.active = active
     db.flush()
     state = "reactivated" if active else "deactivated"

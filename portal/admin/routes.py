@@ -23,12 +23,12 @@ from werkzeug.wrappers import Response
 from portal import jobs
 from portal.admin import csv_import, dashboard, exports, import_jobs, services, tasks
 from portal.admin.forms import CourseForm, ImportForm, MeetingForm, SectionForm, TermForm
-from portal.auth.policy import roles
+from portal.auth.policy import passive, roles
 from portal.catalogue.services import get_section
 from portal.extensions import db
 from portal.models import Course, Meeting, Section, Term, utcnow
 from portal.sync import services as sync_services
-from portal.web import commit_or_show, db_session, filled, signed_in_user
+from portal.web import Undo, commit_or_show, db_session, filled, signed_in_user
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -147,12 +147,20 @@ def term_archive(term_id: uuid.UUID) -> Response:
 
 
 def _archive(item: Term | Course | Section | Meeting, back: str) -> Response:
+    """Archive or restore. An archive just made offers Undo: the same route, restoring."""
+    archiving = _archive_flag() and not item.is_deleted
     return commit_or_show(
         lambda: services.set_archived(
-            db_session(), item, _archive_flag(), actor=signed_in_user(), now=utcnow()
+            db_session(),
+            item,
+            _archive_flag(),
+            actor=signed_in_user(),
+            now=utcnow(),
+            undo=request.form.get("undo") == "1",
         ),
         message=lambda text: text,
         redirect_to=back,
+        undo=Undo(request.path, {"archive": "0", "undo": "1"}) if archiving else None,
     )
 
 
@@ -492,7 +500,9 @@ def import_job(job_id: str) -> str:
 
 @bp.get("/imports/<job_id>/progress")
 @roles(ADMIN)
+@passive
 def import_progress(job_id: str) -> Response:
+    """Polled by the job's page every second: not the admin's activity (idle log-out)."""
     job = _store().get(job_id)
     response = make_response(render_template("admin/_import_progress.html", job=job))
     if not job.running:

@@ -619,12 +619,17 @@ def set_archived(
     *,
     actor: User | None,
     now: datetime,
+    undo: bool = False,
 ) -> str:
-    """Archive (soft delete) or restore; returns a sentence for the admin."""
+    """Archive (soft delete) or restore; returns a sentence for the admin. A repeated click is
+    harmless (a sentence, no change); an Undo (`undo`) with nothing left to undo is refused."""
     kind = type(item).__name__.lower()
     label = _label_of(item)
     if archived == item.is_deleted:
-        return f"The {kind} {label} is already {'archived' if archived else 'active'}."
+        state = "archived" if archived else "active"
+        if undo:
+            raise ValidationError(f"Nothing to undo: the {kind} {label} is already {state}.")
+        return f"The {kind} {label} is already {state}."
     if not archived:
         _ensure_restorable(db, item)
     before = {"deleted_at": item.deleted_at}
