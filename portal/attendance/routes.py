@@ -12,7 +12,7 @@ from portal.attendance.forms import LabSessionForm
 from portal.auth.policy import roles
 from portal.catalogue.services import get_section
 from portal.models import utcnow
-from portal.web import attempt, commit_or_show, db_session, filled, signed_in_user
+from portal.web import Undo, attempt, commit_or_show, db_session, filled, signed_in_user
 
 bp = Blueprint("attendance", __name__)
 
@@ -112,6 +112,21 @@ def delete_session(lab_session_id: uuid.UUID) -> Response:
             db_session(), signed_in_user(), lab_session, now=utcnow()
         ),
         message=lambda label: f"Lab session on {label} deleted.",
+        redirect_to=url_for("attendance.section", section_id=lab_session.section_id),
+        undo=Undo(url_for("attendance.restore_session", lab_session_id=lab_session_id)),
+    )
+
+
+@bp.post("/lab-sessions/<uuid:lab_session_id>/restore")
+@roles(*STAFF)
+def restore_session(lab_session_id: uuid.UUID) -> Response:
+    """The Undo of a deletion."""
+    lab_session = services.get_lab_session(db_session(), lab_session_id, include_deleted=True)
+    return commit_or_show(
+        lambda: services.restore_lab_session(db_session(), signed_in_user(), lab_session),
+        message=lambda restored: (
+            f"Lab session on {restored.label} restored; its attendance records count again."
+        ),
         redirect_to=url_for("attendance.section", section_id=lab_session.section_id),
     )
 

@@ -15,6 +15,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from portal.audit.services import record
+from portal.catalogue.services import lock_section
 from portal.errors import Forbidden, NotFound, ValidationError
 from portal.models import (
     ATTENDANCE_STATUS_LABELS,
@@ -88,11 +90,16 @@ class LabSessionInput:
     room: str = ""
 
 
-def get_lab_session(db: Session, lab_session_id: uuid.UUID) -> LabSession:
+def get_lab_session(
+    db: Session, lab_session_id: uuid.UUID, *, include_deleted: bool = False
+) -> LabSession:
+    """The lab session; raises NotFound. A deleted one only with `include_deleted` (to restore
+    it)."""
+    query = select(LabSession).where(LabSession.id == lab_session_id)
+    if not include_deleted:
+        query = query.where(LabSession.deleted_at.is_(None))
     lab_session = db.scalar(
-        select(LabSession)
-        .where(LabSession.id == lab_session_id, LabSession.deleted_at.is_(None))
-        .options(
+        query.options(
             selectinload(LabSession.section).selectinload(Section.course),
             selectinload(LabSession.section).selectinload(Section.term),
         )
@@ -163,11 +170,45 @@ def update_lab_session(
 
 
 def delete_lab_session(db: Session, actor: User, lab_session: LabSession, *, now: datetime) -> str:
-    """Remove a lab session (a tombstone: its records no longer count); returns its label."""
+    """Remove a lab session (a tombstone: its records no longer count, and
+    `restore_lab_session` brings them back); returns its label."""
     ensure_can_take(actor, lab_session.section)
     lab_session.deleted_at = now
     db.flush()
+    record(
+        db,
+        actor,
+        "lab_session.delete",
+        entity_type="lab_session",
+        entity_id=lab_session.id,
+        summary=f"Deleted the lab session of {lab_session.label} in {lab_session.section.label}",
+        before={"deleted_at": None},
+        after={"deleted_at": now},
+    )
     return lab_session.label
+
+
+def restore_lab_session(db: Session, actor: User, lab_session: LabSession) -> LabSession:
+    """Undo a deletion: the session and its attendance records count again."""
+    ensure_can_take(actor, lab_session.section)
+    lock_section(db, lab_session.section_id)
+    db.refresh(lab_session)  # the lock is held: what another request did is seen now
+    if lab_session.deleted_at is None:
+        raise ValidationError(f"Nothing to undo: the lab session of {lab_session.label} is there.")
+    deleted_at = lab_session.deleted_at
+    lab_session.deleted_at = None
+    db.flush()
+    record(
+        db,
+        actor,
+        "lab_session.restore",
+        entity_type="lab_session",
+        entity_id=lab_session.id,
+        summary=f"Restored the lab session of {lab_session.label} in {lab_session.section.label}",
+        before={"deleted_at": deleted_at},
+        after={"deleted_at": None},
+    )
+    return lab_session
 
 
 def recorded_count(db: Session, lab_session: LabSession) -> int:

@@ -19,7 +19,7 @@ from portal.grading.calculation import WeightedItem, weights_problem
 from portal.grading.forms import AssessmentForm, GradeScaleForm, scale_field_name
 from portal.grading.scale import GRADE_POINTS
 from portal.models import Assessment, User, utcnow
-from portal.web import attempt, commit_or_show, db_session, signed_in_user
+from portal.web import Undo, attempt, commit_or_show, db_session, signed_in_user
 
 bp = Blueprint("grading", __name__)
 
@@ -283,6 +283,19 @@ def delete_assessment(assessment_id: uuid.UUID) -> Response:
             db_session(), signed_in_user(), assessment, now=utcnow()
         ),
         message=f"Assessment {name!r} removed.",
+        redirect_to=url_for("grading.assessments", section_id=assessment.section_id),
+        undo=Undo(url_for("grading.restore_assessment", assessment_id=assessment_id)),
+    )
+
+
+@bp.post("/assessments/<uuid:assessment_id>/restore")
+@roles(*MANAGERS)
+def restore_assessment(assessment_id: uuid.UUID) -> Response:
+    """The Undo of a removal."""
+    assessment = services.get_assessment(db_session(), assessment_id, include_removed=True)
+    return commit_or_show(
+        lambda: services.restore_assessment(db_session(), signed_in_user(), assessment),
+        message=lambda restored: f"Assessment {restored.name!r} restored; its marks count again.",
         redirect_to=url_for("grading.assessments", section_id=assessment.section_id),
     )
 

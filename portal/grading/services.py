@@ -94,11 +94,16 @@ def ensure_can_manage(user: User, section: Section) -> None:
 # --- Loading --------------------------------------------------------------------------------------
 
 
-def get_assessment(db: Session, assessment_id: uuid.UUID) -> Assessment:
+def get_assessment(
+    db: Session, assessment_id: uuid.UUID, *, include_removed: bool = False
+) -> Assessment:
+    """The assessment of an active section; raises NotFound. A removed one only with
+    `include_removed` (to restore it)."""
+    query = select(Assessment).where(Assessment.id == assessment_id)
+    if not include_removed:
+        query = query.where(Assessment.deleted_at.is_(None))
     assessment = db.scalar(
-        select(Assessment)
-        .where(Assessment.id == assessment_id, Assessment.deleted_at.is_(None))
-        .options(selectinload(Assessment.section).selectinload(Section.course))
+        query.options(selectinload(Assessment.section).selectinload(Section.course))
     )
     if assessment is None or assessment.section.deleted_at is not None:
         raise NotFound("There is no such assessment.")
@@ -208,11 +213,10 @@ def _ensure_unique_name(others: list[Assessment], name: str, section: Section) -
 
 
 def _ensure_weights_fit(
-    others: list[Assessment], name: str, weight: float, *, changing: bool = False
+    others: list[Assessment], name: str, weight: float, *, verb: str = "Adding"
 ) -> None:
     total = total_weight(_items(others)) + weight
     if total > 100 + 0.005:
-        verb = "Changing" if changing else "Adding"
         raise ValidationError(
             f"{verb} {name!r} ({weight:g}%) would bring the weights to {total:g}%; "
             f"they must add up to 100%. At most {max(100 - (total - weight), 0):g}% is left."
@@ -267,7 +271,7 @@ def update_assessment(
     ensure_not_finalised(db, section)
     others = [a for a in section_assessments(db, section.id) if a.id != assessment.id]
     _ensure_unique_name(others, data.name, section)
-    _ensure_weights_fit(others, data.name.strip(), data.weight, changing=True)
+    _ensure_weights_fit(others, data.name.strip(), data.weight, verb="Changing")
     highest = db.scalar(select(func.max(Mark.points)).where(Mark.assessment_id == assessment.id))
     if highest is not None and data.max_points < highest:
         raise ValidationError(
@@ -284,12 +288,52 @@ def update_assessment(
 
 
 def delete_assessment(db: Session, actor: User, assessment: Assessment, *, now: datetime) -> None:
-    """Soft delete: the marks stay in the database but no longer count."""
+    """Soft delete: the marks stay in the database but no longer count (`restore_assessment`
+    brings them back)."""
     ensure_can_manage(actor, assessment.section)
     lock_section(db, assessment.section_id)
     ensure_not_finalised(db, assessment.section)
     assessment.deleted_at = now
     db.flush()
+    record(
+        db,
+        actor,
+        "assessment.delete",
+        entity_type="assessment",
+        entity_id=assessment.id,
+        summary=f"Removed assessment {assessment.name} of {assessment.section.label}",
+        before={"deleted_at": None},
+        after={"deleted_at": now},
+    )
+
+
+def restore_assessment(db: Session, actor: User, assessment: Assessment) -> Assessment:
+    """Undo a removal: the assessment and its marks count again, under the rules of adding it
+    (not finalised, its name still free, the weights still at most 100%)."""
+    section = assessment.section
+    ensure_can_manage(actor, section)
+    lock_section(db, section.id)
+    db.refresh(assessment)  # the lock is held: what another request did is seen now
+    if assessment.deleted_at is None:
+        raise ValidationError(f"Nothing to undo: {assessment.name} is not removed.")
+    ensure_not_finalised(db, section)
+    current = section_assessments(db, section.id)
+    _ensure_unique_name(current, assessment.name, section)
+    _ensure_weights_fit(current, assessment.name, assessment.weight, verb="Restoring")
+    removed_at = assessment.deleted_at
+    assessment.deleted_at = None
+    db.flush()
+    record(
+        db,
+        actor,
+        "assessment.restore",
+        entity_type="assessment",
+        entity_id=assessment.id,
+        summary=f"Restored assessment {assessment.name} of {section.label}",
+        before={"deleted_at": removed_at},
+        after={"deleted_at": None},
+    )
+    return assessment
 
 
 # --- Marks ----------------------------------------------------------------------------------------

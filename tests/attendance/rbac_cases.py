@@ -18,6 +18,10 @@ CASES = {
     ),
     "attendance.edit_session": Case("GET", "/lab-sessions/{lab_session_id}/edit", STAFF),
     "attendance.delete_session": Case("POST", "/lab-sessions/{spare_lab_session_id}/delete", STAFF),
+    # Runs after the delete: the Undo restores the spare lab session.
+    "attendance.restore_session": Case(
+        "POST", "/lab-sessions/{spare_lab_session_id}/restore", STAFF
+    ),
     "attendance.take": Case("GET", "/lab-sessions/{lab_session_id}", STAFF),
     "attendance.mark": Case(
         "POST", "/lab-sessions/{lab_session_id}/students/{student_id}", STAFF, {"status": "late"}

@@ -17,6 +17,10 @@ CASES = {
     "grading.delete_assessment": Case(
         "POST", "/assessments/{spare_assessment_id}/delete", MANAGERS
     ),
+    # Runs after the delete: the Undo restores the spare assessment.
+    "grading.restore_assessment": Case(
+        "POST", "/assessments/{spare_assessment_id}/restore", MANAGERS
+    ),
     "grading.scale": Case("GET", "/grade-scale", {"admin"}),
     "grading.my_grades": Case("GET", "/grades", {"student"}),
     "grading.my_transcript": Case("GET", "/transcript", {"student"}),
