@@ -9,7 +9,7 @@ from portal.auth.policy import is_safe_redirect, roles
 from portal.catalogue.services import get_section
 from portal.models import Registration, Section, utcnow
 from portal.registration import services
-from portal.web import commit_or_show, db_session, signed_in_user
+from portal.web import Undo, commit_or_show, db_session, signed_in_user
 
 bp = Blueprint("registration", __name__)
 
@@ -55,12 +55,34 @@ def drop(registration_id: uuid.UUID) -> Response:
     registration = db_session().get(Registration, registration_id)
     if registration is None or registration.student_id != signed_in_user().id:
         abort(404)
-    label = registration.section.label
+    section = registration.section
     was_waitlisted = registration.status == "waitlisted"
+    back = _back(url_for("registration.mine"))
     return commit_or_show(
         lambda: services.drop(db_session(), registration, now=utcnow()),
-        message=f"You left the waitlist for {label}."
+        message=f"You left the waitlist for {section.label}."
         if was_waitlisted
-        else f"You dropped {label}.",
-        redirect_to=_back(url_for("registration.mine")),
+        else f"You dropped {section.label}.",
+        redirect_to=back,
+        undo=lambda _: _register_again(section, was_waitlisted, back),
+    )
+
+
+def _register_again(section: Section, was_waitlisted: bool, back: str) -> Undo | None:
+    """No true undo after a drop: the seat or the place in the queue has gone to the next
+    student. What is offered is an ordinary registration, under the normal rules, and the
+    note says so; nothing is offered when the rules would refuse it."""
+    if services.registration_blocker(db_session(), signed_in_user(), section, utcnow()):
+        return None
+    return Undo(
+        url_for("registration.register", section_id=section.id),
+        {"next": back},
+        label="Join the waitlist again" if was_waitlisted else "Register again",
+        note=(
+            "Your old place is not kept: you join the end of the waitlist, or get a seat if "
+            "one is free."
+            if was_waitlisted
+            else "Your seat is not kept for you: you get a seat if one is free, otherwise "
+            "you join the end of the waitlist."
+        ),
     )
