@@ -8,7 +8,9 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   // Idle log-out (shared lab PCs): the server ends a session idle for the configured minutes;
   // when that time has passed since the last request, the page itself goes to the log-in
-  // screen, so nothing stays on screen for the next person. htmx requests count as activity.
+  // screen, so nothing stays on screen for the next person. htmx requests count as activity,
+  // except those an element makes by itself (a progress poll, marked data-passive; its route
+  // is @passive on the server too).
   const idleMinutes = Number(document.body.dataset.idleLogoutMinutes || 0);
   const logoutForm = document.getElementById("logout-form");
   if (idleMinutes > 0 && logoutForm) {
@@ -21,7 +23,9 @@ document.addEventListener("DOMContentLoaded", () => {
       }, idleMinutes * 60 * 1000 + 1000);
     };
     arm();
-    document.body.addEventListener("htmx:afterRequest", arm);
+    document.body.addEventListener("htmx:afterRequest", (event) => {
+      if (!event.detail.elt.closest("[data-passive]")) arm();
+    });
   }
   // Date-times are typed in the browser's own time zone: forms say which one it is, and a
   // stored UTC value (data-utc-value) is shown as local time (the server stores UTC).
