@@ -194,7 +194,9 @@ def restore_lab_session(db: Session, actor: User, lab_session: LabSession) -> La
     lock_section(db, lab_session.section_id)
     db.refresh(lab_session)  # the lock is held: what another request did is seen now
     if lab_session.deleted_at is None:
-        raise ValidationError(f"Nothing to undo: the lab session of {lab_session.label} is there.")
+        raise ValidationError(
+            f"Nothing to undo: the lab session of {lab_session.label} is not deleted."
+        )
     deleted_at = lab_session.deleted_at
     lab_session.deleted_at = None
     db.flush()

@@ -95,6 +95,27 @@ def test_progress_fragment_polls_while_running_and_refreshes_when_done(app, clie
     assert "hx-trigger" not in response.get_data(as_text=True)
 
 
+def test_polling_the_progress_is_not_activity(app, client, login_as):
+    """The page polls every second while a job runs: that must not keep an idle admin signed
+    in (the idle log-out). Opening a page does."""
+    login_as("admin")
+    store = JobStore(Path(app.config["PORTAL"]["SHARED_DIR"]) / "imports")
+    job = store.create("courses", "c.csv", COURSES.encode(), "admin")
+    job.phase = "checking"
+    store.save(job)
+    page = client.get(f"/admin/imports/{job.id}").get_data(as_text=True)
+    assert "data-passive" in page  # the page's own idle timer leaves it out too (portal.js)
+    with client.session_transaction() as session:
+        session["last_seen"] -= 600
+        before = session["last_seen"]
+    assert client.get(f"/admin/imports/{job.id}/progress").status_code == 200
+    with client.session_transaction() as session:
+        assert session["last_seen"] == before
+    client.get(f"/admin/imports/{job.id}")
+    with client.session_transaction() as session:
+        assert session["last_seen"] > before
+
+
 def test_one_time_passwords_can_be_downloaded_once(app, client, data, login_as):
     login_as("admin")
     text = "username,full_name,role,student_number\nfresh1,Fresh One,student,S555001\n"

@@ -11,7 +11,7 @@ from wtforms import StringField
 from portal.errors import Forbidden, NotFound, ValidationError
 from portal.extensions import db as _db
 from portal.models import AuditEntry
-from portal.web import attempt, commit_or_show
+from portal.web import Undo, attempt, commit_or_show, offer_undo, take_undo_offers
 
 
 class NameForm(FlaskForm):
@@ -88,3 +88,23 @@ def test_not_found_and_forbidden_go_on_to_the_error_pages(app, error):
 def test_without_a_form_a_computed_redirect_needs_a_place_for_errors(app):
     with app.test_request_context("/", method="POST"), pytest.raises(TypeError):
         commit_or_show(_add_entry, message="x", redirect_to=lambda entry: "/x")
+
+
+def test_an_undo_offer_goes_with_its_message_and_no_further(app):
+    with app.test_request_context("/", method="POST"):
+        commit_or_show(
+            _add_entry,
+            message="Removed.",
+            redirect_to="/entries",
+            undo=lambda entry: Undo(f"/entries/{entry.id}/restore", {"undo": "1"}),
+        )
+        messages = get_flashed_messages(with_categories=True)
+        offers = take_undo_offers(messages)
+        assert list(offers) == ["Removed."]
+        assert offers["Removed."].action.endswith("/restore")
+        assert offers["Removed."].fields == {"undo": "1"}
+        assert take_undo_offers(messages) == {}  # taken once
+
+        offer_undo("Archived.", Undo("/restore"))
+        assert take_undo_offers([("success", "Something else.")]) == {}
+        assert take_undo_offers([("success", "Archived.")]) == {}  # dropped, not kept for later
