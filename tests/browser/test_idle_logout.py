@@ -59,3 +59,26 @@ def test_no_timer_when_idle_logout_is_off(tmp_path, browser):
         page.clock.fast_forward("02:00:00")
         expect(page.get_by_role("heading", name="My grades")).to_be_visible()
         context.close()
+
+
+def test_the_import_progress_poll_is_not_activity(live_server, page, login):
+    """A running import's page polls every second; an admin who walks away is still logged out."""
+    from pathlib import Path
+
+    from portal.admin.import_jobs import JobStore
+
+    store = JobStore(Path(live_server.app.config["PORTAL"]["SHARED_DIR"]) / "imports")
+    job = store.create("courses", "courses.csv", b"code,title,credits,department\n", "admin")
+    job.phase, job.step, job.done, job.total = "checking", "Checking rows", 10, 100
+    store.save(job)  # never finishes: the page keeps polling
+    page.clock.install()
+    login(page, "admin")
+    page.goto(f"/admin/imports/{job.id}")
+    expect(page.get_by_text("Checking rows: 10 of 100 (10%)")).to_be_visible()
+    with page.expect_response(lambda r: r.url.endswith(f"/imports/{job.id}/progress")):
+        page.clock.fast_forward("10:00")  # the poll runs, and is not counted as activity
+    page.wait_for_load_state("networkidle")
+    expect(page.get_by_text("Checking rows: 10 of 100 (10%)")).to_be_visible()
+    page.clock.fast_forward("05:30")  # 15.5 minutes after the page was opened
+    expect(page).to_have_url(re.compile(r"/login$"))
+    expect(page.get_by_text("You were logged out after a period of inactivity.")).to_be_visible()

@@ -24,7 +24,9 @@ document.addEventListener("DOMContentLoaded", () => {
     };
     arm();
     document.body.addEventListener("htmx:afterRequest", (event) => {
-      if (!event.detail.elt.closest("[data-passive]")) arm();
+      // The element that asked (detail.elt is its parent once an outerHTML swap removed it).
+      const source = (event.detail.requestConfig && event.detail.requestConfig.elt) || event.detail.elt;
+      if (!source.closest("[data-passive]")) arm();
     });
   }
   // Date-times are typed in the browser's own time zone: forms say which one it is, and a
