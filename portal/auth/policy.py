@@ -104,6 +104,13 @@ def _enforce_access() -> BaseResponse | None:
     if not current_user.is_authenticated:
         if request.path.startswith(API_PREFIX):
             abort(401)  # an API client: a problem to act on, not a log-in page
+        if request.headers.get("HX-Request") == "true":
+            # A page's own request (an import's progress poll) after its session ended, e.g.
+            # by the idle log-out: the whole page goes to the log-in screen, instead of the
+            # log-in form being swapped into a piece of the page.
+            response = Response(status=401)
+            response.headers["HX-Redirect"] = url_for("auth.login")
+            return response
         if endpoint == "main.index":  # the front door: no "please log in" scolding
             return redirect(url_for("auth.login"))
         return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]

@@ -133,6 +133,22 @@ def test_idle_session_is_logged_out(tmp_path):
     assert response.status_code == 302 and "/login" in response.headers["Location"]
 
 
+def test_an_htmx_request_after_the_idle_log_out_takes_the_page_to_the_login_screen(tmp_path):
+    """A running import's page polls (passive, so the session does run out): the poll that finds
+    it over sends the whole page to the log-in screen, which says why."""
+    app = make_app(tmp_path, IDLE_LOGOUT_MINUTES=1)
+    client = app.test_client()
+    username = _create(app)
+    post_form(client, "/login", {"username": username, "password": factories.PASSWORD})
+    with client.session_transaction() as session:
+        session["last_seen"] = time.time() - 61
+    response = client.get("/registrations", headers={"HX-Request": "true"})
+    assert (response.status_code, response.headers["HX-Redirect"]) == (401, "/login")
+    page = client.get("/login").get_data(as_text=True)
+    assert "You were logged out after a period of inactivity." in page
+    assert "Please log in to see that page." not in page
+
+
 def test_session_cookie_flags(app, client):
     username = _create(app)
     response = post_form(client, "/login", {"username": username, "password": factories.PASSWORD})
