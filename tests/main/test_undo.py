@@ -332,3 +332,44 @@ def test_no_register_again_when_registration_has_closed(app, client, login_as):
     )
     text = page.get_data(as_text=True)
     assert "You dropped" in text and 'id="undo-form"' not in text
+
+
+def test_an_undone_removal_travels_to_devices_like_the_removal(tmp_path, database_url):
+    """On the central server the Undo is a change like any other: captured in the change log
+    (what devices pull), in the same transaction."""
+    from portal.models import ChangeLogEntry
+    from tests.conftest import make_app
+
+    server = make_app(tmp_path / "server", database_url, MODE="server")
+    with server.app_context():
+        instructor = factories.make_user(_db.session, "instructor")
+        section = factories.make_section(_db.session, instructor_id=instructor.id)
+        quiz_id = factories.make_assessment(_db.session, section, name="Quiz").id
+        _db.session.commit()
+        username = instructor.username
+
+    def logged_changes() -> int:
+        with server.app_context():
+            return _db.session.scalar(
+                select(func.count())
+                .select_from(ChangeLogEntry)
+                .where(ChangeLogEntry.table_name == "assessments", ChangeLogEntry.row_id == quiz_id)
+            )
+
+    try:
+        client = _login(server, username)
+        before = logged_changes()
+        token = csrf_token(client, "/")
+        page = client.post(
+            f"/assessments/{quiz_id}/delete", data={"csrf_token": token}, follow_redirects=True
+        )
+        assert logged_changes() == before + 1
+        undo = _undo_form(page)
+        client.post(undo.action, data=dict(undo.data()))
+        assert logged_changes() == before + 2
+        with server.app_context():
+            assert _db.session.get(Assessment, quiz_id).deleted_at is None
+    finally:
+        with server.app_context():
+            _db.session.remove()
+            _db.engine.dispose()
