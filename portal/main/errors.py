@@ -3,7 +3,19 @@
 import errno
 import logging
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import (
+    Flask,
+    Response,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from portal.api import problems
@@ -83,6 +95,10 @@ def _api_http_error(error: HTTPException, status: int, messages: dict[int, str])
     return problems.problem(status, detail=detail, headers=headers)
 
 
+def _logging_out_of_an_ended_session() -> bool:
+    return request.endpoint == "auth.logout" and not current_user.is_authenticated
+
+
 def init_app(app: Flask) -> None:
     @app.errorhandler(PortalError)
     def _portal_error(error: PortalError) -> tuple[Response | str, int]:
@@ -95,7 +111,18 @@ def init_app(app: Flask) -> None:
         return _render(error.status_code, "That could not be done", str(error))
 
     @app.errorhandler(HTTPException)
-    def _http_error(error: HTTPException) -> tuple[Response | str, int]:
+    def _http_error(error: HTTPException) -> Response | tuple[Response | str, int]:
+        if isinstance(error, CSRFError) and _logging_out_of_an_ended_session():
+            # The page's idle timer (or a log-out click) came after the server had already ended
+            # the session, and with it the form's CSRF secret: the wish is granted, not refused.
+            from portal.auth.policy import IDLE_MESSAGE
+
+            message = (
+                IDLE_MESSAGE if request.form.get("reason") == "idle" else "You are logged out."
+            )
+            if (("info", message)) not in session.get("_flashes", []):
+                flash(message, "info")  # once: the server may have said it when it ended it
+            return redirect(url_for("auth.login"))
         messages = {
             400: "The request could not be understood. If you submitted a form, reload the page "
             "and try again.",

@@ -199,3 +199,25 @@ def test_the_log_in_form_as_rendered_has_exactly_the_fields_the_route_reads(app,
     assert form.method == "post" and form.values["csrf_token"][0]
     with pytest.raises(KeyError, match="no field 'user_name'"):
         form.fill(user_name="x")
+
+
+def test_logging_out_of_a_session_the_server_already_ended_goes_to_the_login_screen(tmp_path):
+    """The page's idle timer posts the log-out form after the server has ended the session (a
+    poll found it idle) and with it the form's CSRF secret: the log-in screen, not a 400."""
+    app = make_app(tmp_path, IDLE_LOGOUT_MINUTES=1, WTF_CSRF_ENABLED=True)
+    client = app.test_client()
+    username = _create(app)
+    post_form(client, "/login", {"username": username, "password": factories.PASSWORD})
+    token = csrf_token(client, "/registrations")
+    with client.session_transaction() as session:
+        session["last_seen"] = time.time() - 61
+    client.get("/sync/status.json")  # a passive poll: the server ends the session
+    response = client.post("/logout", data={"csrf_token": token, "reason": "idle"})
+    assert (response.status_code, response.headers["Location"]) == (302, "/login")
+    page = client.get("/login").get_data(as_text=True)
+    assert page.count("You were logged out after a period of inactivity.") == 1
+
+    # A signed-in session with a bad token is still refused: a forged log-out is not granted.
+    post_form(client, "/login", {"username": username, "password": factories.PASSWORD})
+    assert client.post("/logout", data={"csrf_token": "forged"}).status_code == 400
+    assert client.get("/registrations").status_code == 200
