@@ -17,6 +17,7 @@ from flask import (
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as BaseResponse
 
 from portal.api import problems
 from portal.api.problems import is_api_request
@@ -111,7 +112,7 @@ def init_app(app: Flask) -> None:
         return _render(error.status_code, "That could not be done", str(error))
 
     @app.errorhandler(HTTPException)
-    def _http_error(error: HTTPException) -> Response | tuple[Response | str, int]:
+    def _http_error(error: HTTPException) -> BaseResponse | tuple[Response | str, int]:
         if isinstance(error, CSRFError) and _logging_out_of_an_ended_session():
             # The page's idle timer (or a log-out click) came after the server had already ended
             # the session, and with it the form's CSRF secret: the wish is granted, not refused.
