@@ -146,8 +146,8 @@ def final_grades(
 
     Two small aggregates rather than one row per course and grade (thousands over all terms):
     the counts per letter, from the covering index ix_registrations_section_status_grade alone
-    (for a term or a course, only its sections' entries), and the courses, each asking whether
-    one of its sections has a final grade.
+    (for a term or a course, only its sections' entries), and the courses of the sections
+    (of the term) that have a final grade, each section asking the same index for one entry.
     """
     graded = and_(Registration.status == "enrolled", Registration.final_grade.is_not(None))
     counted = select(Registration.final_grade, func.count()).where(graded)
@@ -163,16 +163,18 @@ def final_grades(
     counts = {
         str(grade): count for grade, count in db.execute(counted.group_by(Registration.final_grade))
     }
-    has_grades = (
-        select(Section.id)
-        .join(Registration, Registration.section_id == Section.id)
-        .where(Section.course_id == Course.id, graded)
+    graded_sections = select(Section.course_id).where(
+        select(Registration.section_id)
+        .where(Registration.section_id == Section.id, graded)
+        .exists()
     )
     if term is not None:
-        has_grades = has_grades.where(Section.term_id == term.id)
+        graded_sections = graded_sections.where(Section.term_id == term.id)
     courses = sorted(
         (str(code), str(title))
-        for code, title in db.execute(select(Course.code, Course.title).where(has_grades.exists()))
+        for code, title in db.execute(
+            select(Course.code, Course.title).where(Course.id.in_(graded_sections))
+        )
     )
     letters = list(GRADE_POINTS)
     others = sorted(set(counts) - set(letters))  # e.g. W or P from older systems
