@@ -426,6 +426,9 @@ class AttendanceRecord(Record, Base):
     __table_args__ = (
         UniqueConstraint("lab_session_id", "student_id"),
         CheckConstraint(one_of("status", ATTENDANCE_STATUSES), name="status"),
+        # Covers the admin dashboard's attendance rates: records counted per lab session and
+        # status from the index alone.
+        Index("ix_attendance_records_lab_session_status", "lab_session_id", "status"),
     )
 
     lab_session_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("lab_sessions.id"), index=True)

@@ -10,6 +10,7 @@ from sqlalchemy import event
 from portal.admin import dashboard
 from portal.models import AttendanceRecord, Registration
 from tests import factories
+from tests.conftest import BOTH_DATABASES
 
 
 def _enrol(db, section, *, grade=None, status="enrolled"):
@@ -51,9 +52,10 @@ def _world(db, *, scale=1):
     for student, status in zip(students, ["present", "absent"], strict=True):
         db.add(AttendanceRecord(lab_session_id=lab.id, student_id=student.id, status=status))
     db.flush()
-    return {"old": old, "new": new, "full": full, "empty": empty, "third": third}
+    return {"old": old, "new": new, "full": full, "empty": empty, "third": third, "past": past}
 
 
+@BOTH_DATABASES
 def test_dashboard_figures(db):
     w = _world(db)
     d = dashboard.build(db, term_code=w["new"].code, under_percent=50)
@@ -92,6 +94,68 @@ def test_dashboard_figures(db):
     everything = dashboard.build(db, term_code="all")
     assert everything.term is None
     assert sum(everything.fill.series[0]["data"]) == 4
+
+
+def _attend(db, section, statuses, *, deleted=False):
+    lab = factories.make_lab_session(db, section)
+    if deleted:
+        lab.deleted_at = factories.now()
+    for status in statuses:
+        student = factories.make_user(db, "student")
+        db.add(AttendanceRecord(lab_session_id=lab.id, student_id=student.id, status=status))
+    db.flush()
+
+
+def _attendance(d):
+    return {r["department"]: (r["records"], r["attended"], r["absent"], r["excused"], r["rate"])
+            for r in d.attendance_counts}  # fmt: skip
+
+
+def _grades(d):
+    return {label: n for label, n in zip(d.grades.labels, d.grades.series[0]["data"]) if n}
+
+
+@BOTH_DATABASES
+def test_all_terms_figures_are_the_sum_of_each_terms(db):
+    """Attendance and final grades over all terms add up the terms' figures, the course list is
+    the union of the terms' lists; a deleted lab session and a grade held by a registration
+    that is not enrolled count nowhere."""
+    w = _world(db)
+    physics = w["full"].course.code
+    biology = w["third"].course.code
+    _attend(db, w["past"], ["present", "late", "late", "excused", "absent"])
+    _attend(db, w["past"], ["present", "present"], deleted=True)
+    _attend(db, w["third"], ["present", "excused"])
+    for grade in ["A", "C"]:
+        _enrol(db, w["third"], grade=grade)
+    _enrol(db, w["third"], grade="B", status="waitlisted")
+    db.expire_all()
+
+    old = dashboard.build(db, term_code=w["old"].code)
+    new = dashboard.build(db, term_code=w["new"].code)
+    everything = dashboard.build(db, term_code="all")
+
+    assert _attendance(old) == {"Physics": (5, 3, 1, 1, 75.0)}
+    assert _attendance(new) == {"Biology": (2, 1, 0, 1, 100.0), "Physics": (2, 1, 1, 0, 50.0)}
+    assert _attendance(everything) == {
+        "Biology": (2, 1, 0, 1, 100.0),
+        "Physics": (7, 4, 2, 1, 66.7),
+    }
+    assert everything.attendance.labels == ["Biology", "Physics"]
+    assert everything.attendance.series[0]["data"] == [100.0, 66.7]
+
+    assert _grades(old) == {"A": 2, "B": 1, "F": 1}
+    assert _grades(new) == {"A": 1, "C": 1}
+    assert _grades(everything) == {"A": 3, "B": 1, "C": 1, "F": 1}
+    assert [code for code, _ in old.courses] == [physics]
+    assert [code for code, _ in new.courses] == [biology]
+    assert [code for code, _ in everything.courses] == sorted([biology, physics])
+
+    one_course = dashboard.build(db, term_code="all", course_code=biology.lower())
+    assert _grades(one_course) == {"A": 1, "C": 1}
+    assert one_course.grades.series[0]["label"] == biology
+    assert one_course.courses == everything.courses  # the list does not narrow to the course
+    assert _grades(dashboard.build(db, term_code=w["old"].code, course_code=biology)) == {}
 
 
 @contextmanager

@@ -90,6 +90,21 @@ def test_a_goal_not_met_fails_the_run_and_says_so():
     assert "1 of 2 goals met: the run fails." in report
 
 
+def test_a_page_slower_than_the_latency_goal_is_not_met():
+    from tests.benchmarks.run import PAGE_P95_GOAL_MS
+
+    context = _context()
+    context.benchmark = "Pages"
+    assert context.page_latency_goal("Dashboard", "sqlite", "large", 12.5) == "met"
+    assert context.page_latency_goal("Gradebook", "postgresql", "large", PAGE_P95_GOAL_MS) == (
+        "NOT MET"
+    )
+    slow = context.goals[-1]
+    assert slow.name == "Gradebook on postgresql, large data: p95"
+    assert slow.target == "under 50 ms"
+    assert slow.measured.startswith("50.0 ms (load average ")
+
+
 def test_a_problem_or_a_crash_fails_the_run():
     from tests.benchmarks.run import run_benchmarks
 
