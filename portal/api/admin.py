@@ -9,12 +9,13 @@ from flask_smorest import Blueprint
 
 from portal.accounts import services as accounts
 from portal.admin import services
-from portal.api import API_V1, present, schemas
+from portal.api import API_V1, schemas
 from portal.api.common import now, session, user
 from portal.api.pagination import paginate
+from portal.api.schemas import Extended
 from portal.auth.policy import roles
 from portal.catalogue import services as catalogue
-from portal.models import Course, Section, Term
+from portal.models import Course, Section, Term, User
 
 ADMIN = "admin"
 
@@ -36,32 +37,32 @@ blp = Blueprint(
 def users(**args: Any) -> tuple[dict[str, Any], int, dict[str, str]]:
     """Accounts by username; `q` matches username, name or student number."""
     items, meta, link = paginate(accounts.search_users_query(args["q"], args["role"]), args)
-    return {**meta, "items": [present.user(u) for u in items]}, 200, {"Link": link}
+    return {**meta, "items": items}, 200, {"Link": link}
 
 
 @blp.route("/users", methods=["POST"])
 @blp.arguments(schemas.UserCreateSchema)
 @blp.response(201, schemas.UserSchema)
 @roles(ADMIN)
-def create_user(data: dict[str, Any]) -> dict[str, Any]:
+def create_user(data: dict[str, Any]) -> User:
     password = data.pop("password")
     created = accounts.create_user(session, accounts.UserDetails(**data), password, actor=user())
     session.commit()
-    return present.user(created)
+    return created
 
 
 @blp.route("/users/<uuid:user_id>", methods=["GET"])
 @blp.response(200, schemas.UserSchema)
 @roles(ADMIN)
-def get_user(user_id: uuid.UUID) -> dict[str, Any]:
-    return present.user(accounts.get_user(session, user_id))
+def get_user(user_id: uuid.UUID) -> User:
+    return accounts.get_user(session, user_id)
 
 
 @blp.route("/users/<uuid:user_id>", methods=["PATCH"])
 @blp.arguments(schemas.UserPatchSchema)
 @blp.response(200, schemas.UserSchema)
 @roles(ADMIN)
-def update_user(data: dict[str, Any], user_id: uuid.UUID) -> dict[str, Any]:
+def update_user(data: dict[str, Any], user_id: uuid.UUID) -> User:
     """Change some fields of an account; `active: false` deactivates it (not your own)."""
     account = accounts.get_user(session, user_id)
     active = data.pop("active", None)
@@ -78,14 +79,10 @@ def update_user(data: dict[str, Any], user_id: uuid.UUID) -> dict[str, Any]:
     if active is not None and active != account.active:
         accounts.set_active(session, account, active, actor=user())
     session.commit()
-    return present.user(account)
+    return account
 
 
 # --- Terms ----------------------------------------------------------------------------------------
-
-
-def _admin_term(term: Term, sections: int | None = None) -> dict[str, Any]:
-    return {**present.term(term), "archived": term.is_deleted, "sections": sections}
 
 
 @blp.route("/terms", methods=["GET"])
@@ -95,35 +92,35 @@ def _admin_term(term: Term, sections: int | None = None) -> dict[str, Any]:
 def terms(**args: Any) -> dict[str, Any]:
     """Every term, newest first, with its number of sections (`archived=true`: archived too)."""
     rows = services.list_terms(session, include_archived=args["archived"])
-    return {"items": [_admin_term(term, count) for term, count in rows]}
+    return {"items": [Extended(term, section_count=count) for term, count in rows]}
 
 
 @blp.route("/terms", methods=["POST"])
 @blp.arguments(schemas.TermInputSchema)
 @blp.response(201, schemas.AdminTermSchema)
 @roles(ADMIN)
-def create_term(data: dict[str, Any]) -> dict[str, Any]:
+def create_term(data: dict[str, Any]) -> Term:
     term = services.create_term(session, services.TermDetails(**data), actor=user())
     session.commit()
-    return _admin_term(term)
+    return term
 
 
 @blp.route("/terms/<uuid:term_id>", methods=["GET"])
 @blp.response(200, schemas.AdminTermSchema)
 @roles(ADMIN)
-def get_term(term_id: uuid.UUID) -> dict[str, Any]:
-    return _admin_term(services.get_term(session, term_id))
+def get_term(term_id: uuid.UUID) -> Term:
+    return services.get_term(session, term_id)
 
 
 @blp.route("/terms/<uuid:term_id>", methods=["PUT"])
 @blp.arguments(schemas.TermInputSchema)
 @blp.response(200, schemas.AdminTermSchema)
 @roles(ADMIN)
-def update_term(data: dict[str, Any], term_id: uuid.UUID) -> dict[str, Any]:
+def update_term(data: dict[str, Any], term_id: uuid.UUID) -> Term:
     term = services.get_term(session, term_id)
     services.update_term(session, term, services.TermDetails(**data), actor=user())
     session.commit()
-    return _admin_term(term)
+    return term
 
 
 @blp.route("/terms/<uuid:term_id>/sections", methods=["GET"])
@@ -135,22 +132,10 @@ def term_sections(term_id: uuid.UUID, **args: Any) -> tuple[dict[str, Any], int,
     term = services.get_term(session, term_id)
     query = services.sections_query(term, args["q"], include_archived=args["archived"])
     items, meta, link = paginate(query, args)
-    return {**meta, "items": [_admin_section(s) for s in items]}, 200, {"Link": link}
+    return {**meta, "items": items}, 200, {"Link": link}
 
 
 # --- Courses --------------------------------------------------------------------------------------
-
-
-def _admin_course(course: Course) -> dict[str, Any]:
-    return {
-        "id": course.id,
-        "code": course.code,
-        "title": course.title,
-        "description": course.description,
-        "credits": course.credits,
-        "department": course.department,
-        "archived": course.is_deleted,
-    }
 
 
 @blp.route("/courses", methods=["GET"])
@@ -160,35 +145,35 @@ def _admin_course(course: Course) -> dict[str, Any]:
 def courses(**args: Any) -> tuple[dict[str, Any], int, dict[str, str]]:
     query = services.courses_query(args["q"], include_archived=args["archived"])
     items, meta, link = paginate(query, args)
-    return {**meta, "items": [_admin_course(c) for c in items]}, 200, {"Link": link}
+    return {**meta, "items": items}, 200, {"Link": link}
 
 
 @blp.route("/courses", methods=["POST"])
 @blp.arguments(schemas.CourseInputSchema)
 @blp.response(201, schemas.AdminCourseSchema)
 @roles(ADMIN)
-def create_course(data: dict[str, Any]) -> dict[str, Any]:
+def create_course(data: dict[str, Any]) -> Course:
     course = services.create_course(session, services.CourseDetails(**data), actor=user())
     session.commit()
-    return _admin_course(course)
+    return course
 
 
 @blp.route("/courses/<uuid:course_id>", methods=["GET"])
 @blp.response(200, schemas.AdminCourseSchema)
 @roles(ADMIN)
-def get_course(course_id: uuid.UUID) -> dict[str, Any]:
-    return _admin_course(services.get_course(session, course_id))
+def get_course(course_id: uuid.UUID) -> Course:
+    return services.get_course(session, course_id)
 
 
 @blp.route("/courses/<uuid:course_id>", methods=["PUT"])
 @blp.arguments(schemas.CourseInputSchema)
 @blp.response(200, schemas.AdminCourseSchema)
 @roles(ADMIN)
-def update_course(data: dict[str, Any], course_id: uuid.UUID) -> dict[str, Any]:
+def update_course(data: dict[str, Any], course_id: uuid.UUID) -> Course:
     course = services.get_course(session, course_id)
     services.update_course(session, course, services.CourseDetails(**data), actor=user())
     session.commit()
-    return _admin_course(course)
+    return course
 
 
 # --- Sections -------------------------------------------------------------------------------------
@@ -198,47 +183,29 @@ def _load_section(section_id: uuid.UUID) -> Section:
     return catalogue.get_section(session, section_id, include_archived=True, full=True)
 
 
-def _admin_section(section: Section) -> dict[str, Any]:
-    return {
-        "id": section.id,
-        "term_code": section.term.code,
-        "course_code": section.course.code,
-        "number": section.number,
-        "label": section.label,
-        "capacity": section.capacity,
-        "waitlist_capacity": section.waitlist_capacity,
-        "room": section.room,
-        "instructor_username": section.instructor.username if section.instructor else None,
-        "lab_staff_username": section.lab_staff.username if section.lab_staff else None,
-        "enrolled": section.enrolled_count,
-        "waitlisted": section.waitlist_count,
-        "archived": section.is_deleted,
-    }
-
-
 @blp.route("/sections", methods=["POST"])
 @blp.arguments(schemas.SectionInputSchema)
 @blp.response(201, schemas.AdminSectionSchema)
 @roles(ADMIN)
-def create_section(data: dict[str, Any]) -> dict[str, Any]:
+def create_section(data: dict[str, Any]) -> Section:
     details = services.SectionDetails(**data)
     created = services.create_section(session, details, actor=user())
     session.commit()
-    return _admin_section(_load_section(created.id))
+    return _load_section(created.id)
 
 
 @blp.route("/sections/<uuid:section_id>", methods=["GET"])
 @blp.response(200, schemas.AdminSectionSchema)
 @roles(ADMIN)
-def get_section(section_id: uuid.UUID) -> dict[str, Any]:
-    return _admin_section(_load_section(section_id))
+def get_section(section_id: uuid.UUID) -> Section:
+    return _load_section(section_id)
 
 
 @blp.route("/sections/<uuid:section_id>", methods=["PUT"])
 @blp.arguments(schemas.SectionInputSchema)
 @blp.response(200, schemas.SectionUpdateResultSchema)
 @roles(ADMIN)
-def update_section(data: dict[str, Any], section_id: uuid.UUID) -> dict[str, Any]:
+def update_section(data: dict[str, Any], section_id: uuid.UUID) -> Extended:
     """Save a section; raising the capacity moves waitlisted students in (counted in the
     answer). Term and course cannot change."""
     section = _load_section(section_id)
@@ -246,8 +213,7 @@ def update_section(data: dict[str, Any], section_id: uuid.UUID) -> dict[str, Any
         session, section, services.SectionDetails(**data), actor=user(), now=now()
     )
     session.commit()
-    section = _load_section(section_id)
-    return {**_admin_section(section), "promoted_from_waitlist": promoted}
+    return Extended(_load_section(section_id), promoted_from_waitlist=promoted)
 
 
 # --- Archiving ------------------------------------------------------------------------------------
