@@ -899,6 +899,72 @@ def test_one_change_that_always_fails_does_not_block_those_behind_it(
     assert outbox(instructor_laptop) == []
 
 
+def test_a_malformed_change_is_refused_to_its_author_and_leaves_the_outbox(
+    campus: Campus, instructor_laptop: Device, server: Flask
+) -> None:
+    """A change the server cannot read (here: its clock is not a clock) is answered as refused,
+    once; its values are kept in a refusal that its author sees on the device's "My sync
+    conflicts" page; it leaves the outbox, and the change behind it goes through."""
+    from tests.conftest import post_form
+
+    malformed = {
+        "change_id": str(uuid.uuid4()),
+        "table": "marks",
+        "row_id": str(uuid.uuid4()),
+        "op": "insert",
+        "fields": {
+            "assessment_id": str(campus.assessment),
+            "student_id": str(campus.students[0]),
+            "points": 12,
+        },
+        "hlc": "not a clock",
+        "base_cursor": 0,
+        "actor_id": str(campus.instructor),
+    }
+    with instructor_laptop.session():
+        _db.session.execute(
+            OutboxEntry.__table__.insert().values(
+                change_id=uuid.UUID(malformed["change_id"]),
+                table_name=malformed["table"],
+                row_id=uuid.UUID(malformed["row_id"]),
+                op=malformed["op"],
+                fields=malformed["fields"],
+                hlc=malformed["hlc"],
+                base_cursor=0,
+                actor_id=campus.instructor,
+                created_at=datetime.now(UTC),
+            )
+        )
+        _db.session.commit()
+    local_mark(instructor_laptop, campus.instructor, campus.assessment, campus.students[1], "61")
+    summary = instructor_laptop.sync()
+    assert (summary.pushed, summary.refused) == (2, 1)
+    assert outbox(instructor_laptop) == []
+    assert points_on(server, campus.assessment, campus.students[1]) == 61
+    assert points_on(server, campus.assessment, campus.students[0]) is None
+    detail = "Malformed change: not a hybrid logical clock timestamp: 'not a clock'"
+    with on_server(server):
+        conflict = _db.session.scalar(select(SyncConflict))
+        assert (conflict.kind, conflict.detail) == ("refused", detail)
+        assert (conflict.author_id, str(conflict.change_id)) == (
+            campus.instructor,
+            malformed["change_id"],
+        )
+        assert conflict.lost_value["points"] == 12
+    # A replay gets the first answer and records nothing twice.
+    assert push_raw(instructor_laptop, [malformed]) == [
+        {"change_id": malformed["change_id"], "status": "refused", "detail": detail}
+    ]
+    assert count(server, SyncConflict) == 1
+    instructor_laptop.sync()
+    web = instructor_laptop.app.test_client()
+    response = post_form(web, "/login", {"username": "teach1", "password": factories.PASSWORD})
+    assert response.status_code == 302
+    page = web.get("/sync/my-conflicts").get_data(as_text=True)
+    assert "Refused by the server&#39;s rules" in page or "Refused by the server's rules" in page
+    assert "Malformed change: not a hybrid logical clock timestamp" in page
+
+
 # --- 6. Conflicts: field by field, by hybrid logical clock; the loser is kept --------------------
 
 
