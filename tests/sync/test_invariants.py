@@ -1279,6 +1279,56 @@ def test_an_account_that_stops_being_staff_leaves_the_students_devices(
     assert_replica_matches(server, student_laptop)
 
 
+def test_an_assessment_that_stops_being_a_lab_leaves_the_lab_staffs_device_with_its_marks(
+    busy_campus: Campus,
+    make_device: Callable[..., Device],
+    server: Flask,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Lab staff read the lab assessments of their sections only: an instructor making Lab 1
+    an assignment takes it, its marks and its lab reports off the lab staff's device (no row
+    of theirs changed, so only a snapshot can tell); making it a lab again brings them back."""
+    from portal.grading.services import AssessmentInput, update_assessment
+
+    campus = busy_campus
+    laptop = make_device("lab1")
+    assert _ids(laptop.app, Mark, "assessment_id") == {campus.lab}
+    assert count(laptop.app, Submission) == 2
+    snapshots: list[bool] = []
+    real_json = sync_client.Transport.json
+
+    def spy(self: Any, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        answer = real_json(self, method, path, body)
+        if path == "/pull":
+            snapshots.append(bool(answer.get("snapshot")))
+        return answer
+
+    monkeypatch.setattr(sync_client.Transport, "json", spy)
+
+    def make_lab(kind: str) -> None:
+        with acting_on_server(server, campus.instructor) as db:
+            lab = db.get(Assessment, campus.lab)
+            data = AssessmentInput(lab.name, kind, lab.weight, lab.max_points, lab.due_at)
+            update_assessment(db, db.get(User, campus.instructor), lab, data)
+            db.commit()
+
+    make_lab("assignment")
+    laptop.sync()
+    assert snapshots and all(snapshots)
+    assert count(laptop.app, Assessment, Assessment.id == campus.lab) == 0
+    assert count(laptop.app, Mark) == 0
+    assert count(laptop.app, Submission) == 0 and count(laptop.app, StoredFile) == 0
+    assert_replica_matches(server, laptop)
+
+    snapshots.clear()
+    make_lab("lab")
+    laptop.sync()
+    assert snapshots and all(snapshots)
+    assert _ids(laptop.app, Mark, "assessment_id") == {campus.lab}
+    assert count(laptop.app, Submission) == 2
+    assert_replica_matches(server, laptop)
+
+
 def test_a_snapshot_abandoned_half_way_and_resumed_after_changes_keeps_only_the_scope(
     campus: Campus,
     flaky_device: Callable[[str], tuple[Device, Flaky]],
