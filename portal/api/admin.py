@@ -1,20 +1,30 @@
-"""Administration: user accounts, terms, courses and sections (admins only)."""
+"""Administration: user accounts, terms, courses and sections (admins only).
+
+Users, terms, courses and sections share one shape of routes (create; read and change one;
+archive and restore, except users), made by `administer` from what each declares: its schemas,
+its loader and its service calls. The services validate, refuse and audit; the lists differ
+(filters, counts) and are written out.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from flask_smorest import Blueprint
+from marshmallow import Schema
 
 from portal.accounts import services as accounts
 from portal.admin import services
-from portal.api import API_V1, present, schemas
+from portal.api import API_V1, schemas
 from portal.api.common import now, session, user
 from portal.api.pagination import paginate
+from portal.api.schemas import Extended
 from portal.auth.policy import roles
 from portal.catalogue import services as catalogue
-from portal.models import Course, Section, Term
+from portal.models import Course, Section, Term, User
 
 ADMIN = "admin"
 
@@ -24,6 +34,99 @@ blp = Blueprint(
     url_prefix=f"{API_V1}/admin",
     description="Users, terms, courses and sections (administrators)",
 )
+
+
+@dataclass(frozen=True)
+class Administered:
+    """What one administered resource declares (see `administer`)."""
+
+    name: str  # endpoints create_<name>, get_<name>, update_<name>, archive_<name>
+    collection: str  # "/terms"
+    item: str  # "/terms/<uuid:term_id>"
+    schema: type[Schema]  # the answer
+    create_input: type[Schema]
+    load: Callable[[uuid.UUID], Any]  # the row, or NotFound (404)
+    create: Callable[[dict[str, Any]], Any]  # the new row, audited by the service
+    # Change the row; returns values the answer adds to the row's own (none: {}). Its
+    # docstring documents the operation.
+    update: Callable[[Any, dict[str, Any]], dict[str, Any]]
+    update_method: str = "PUT"
+    update_input: type[Schema] | None = None  # default: create_input
+    update_answer: type[Schema] | None = None  # default: schema
+    archivable: bool = True
+
+
+def administer(resource: Administered) -> None:
+    """The resource's routes: `POST collection` (201), `GET item`, `PUT` or `PATCH item` and,
+    when archivable, `POST item/archive`. Each answer is the row as loaded after the commit."""
+
+    def create(data: dict[str, Any]) -> Any:
+        created = resource.create(data)
+        session.commit()
+        return resource.load(created.id)
+
+    def read(**path: uuid.UUID) -> Any:
+        return resource.load(*path.values())
+
+    def update(data: dict[str, Any], **path: uuid.UUID) -> Extended:
+        (item_id,) = path.values()
+        added = resource.update(resource.load(item_id), data)
+        session.commit()
+        return Extended(resource.load(item_id), **added)
+
+    def archive(data: dict[str, Any], **path: uuid.UUID) -> dict[str, Any]:
+        # The pages' rule (a section's term and course must be active to restore it); every
+        # change is audited by the service.
+        item = resource.load(*path.values())
+        message = services.set_archived(session, item, data["archived"], actor=user(), now=now())
+        session.commit()
+        return {"archived": item.is_deleted, "message": message}
+
+    update.__doc__ = resource.update.__doc__
+
+    def route(
+        verb: str,
+        path: str,
+        method: str,
+        view: Callable[..., Any],
+        answer: type[Schema],
+        *,
+        status: int = 200,
+        arguments: type[Schema] | None = None,
+    ) -> None:
+        documented = blp.response(status, answer)(roles(ADMIN)(view))
+        if arguments is not None:
+            documented = blp.arguments(arguments)(documented)
+        blp.route(path, methods=[method], endpoint=f"{verb}_{resource.name}")(documented)
+
+    item, answer = resource.item, resource.schema
+    route(
+        "create",
+        resource.collection,
+        "POST",
+        create,
+        answer,
+        status=201,
+        arguments=resource.create_input,
+    )
+    route("get", item, "GET", read, answer)
+    route(
+        "update",
+        item,
+        resource.update_method,
+        update,
+        resource.update_answer or answer,
+        arguments=resource.update_input or resource.create_input,
+    )
+    if resource.archivable:
+        route(
+            "archive",
+            f"{item}/archive",
+            "POST",
+            archive,
+            schemas.ArchiveResultSchema,
+            arguments=schemas.ArchiveInputSchema,
+        )
 
 
 # --- Users ----------------------------------------------------------------------------------------
@@ -36,36 +139,20 @@ blp = Blueprint(
 def users(**args: Any) -> tuple[dict[str, Any], int, dict[str, str]]:
     """Accounts by username; `q` matches username, name or student number."""
     items, meta, link = paginate(accounts.search_users_query(args["q"], args["role"]), args)
-    return {**meta, "items": [present.user(u) for u in items]}, 200, {"Link": link}
+    return {**meta, "items": items}, 200, {"Link": link}
 
 
-@blp.route("/users", methods=["POST"])
-@blp.arguments(schemas.UserCreateSchema)
-@blp.response(201, schemas.UserSchema)
-@roles(ADMIN)
-def create_user(data: dict[str, Any]) -> dict[str, Any]:
-    password = data.pop("password")
-    created = accounts.create_user(session, accounts.UserDetails(**data), password, actor=user())
-    session.commit()
-    return present.user(created)
+def _create_user(data: dict[str, Any]) -> User:
+    details = {name: value for name, value in data.items() if name != "password"}
+    return accounts.create_user(
+        session, accounts.UserDetails(**details), data["password"], actor=user()
+    )
 
 
-@blp.route("/users/<uuid:user_id>", methods=["GET"])
-@blp.response(200, schemas.UserSchema)
-@roles(ADMIN)
-def get_user(user_id: uuid.UUID) -> dict[str, Any]:
-    return present.user(accounts.get_user(session, user_id))
-
-
-@blp.route("/users/<uuid:user_id>", methods=["PATCH"])
-@blp.arguments(schemas.UserPatchSchema)
-@blp.response(200, schemas.UserSchema)
-@roles(ADMIN)
-def update_user(data: dict[str, Any], user_id: uuid.UUID) -> dict[str, Any]:
+def _update_user(account: User, data: dict[str, Any]) -> dict[str, Any]:
     """Change some fields of an account; `active: false` deactivates it (not your own)."""
-    account = accounts.get_user(session, user_id)
-    active = data.pop("active", None)
-    if data:
+    changes = {name: value for name, value in data.items() if name != "active"}
+    if changes:
         current = {
             "username": account.username,
             "full_name": account.full_name,
@@ -73,19 +160,32 @@ def update_user(data: dict[str, Any], user_id: uuid.UUID) -> dict[str, Any]:
             "email": account.email,
             "student_number": account.student_number,
         }
-        details = accounts.UserDetails(**{**current, **data})
+        details = accounts.UserDetails(**{**current, **changes})
         accounts.update_user(session, account, details, actor=user())
+    active = data.get("active")
     if active is not None and active != account.active:
         accounts.set_active(session, account, active, actor=user())
-    session.commit()
-    return present.user(account)
+    return {}
+
+
+administer(
+    Administered(
+        name="user",
+        collection="/users",
+        item="/users/<uuid:user_id>",
+        schema=schemas.UserSchema,
+        create_input=schemas.UserCreateSchema,
+        load=lambda user_id: accounts.get_user(session, user_id),
+        create=_create_user,
+        update=_update_user,
+        update_method="PATCH",
+        update_input=schemas.UserPatchSchema,
+        archivable=False,
+    )
+)
 
 
 # --- Terms ----------------------------------------------------------------------------------------
-
-
-def _admin_term(term: Term, sections: int | None = None) -> dict[str, Any]:
-    return {**present.term(term), "archived": term.is_deleted, "sections": sections}
 
 
 @blp.route("/terms", methods=["GET"])
@@ -95,35 +195,28 @@ def _admin_term(term: Term, sections: int | None = None) -> dict[str, Any]:
 def terms(**args: Any) -> dict[str, Any]:
     """Every term, newest first, with its number of sections (`archived=true`: archived too)."""
     rows = services.list_terms(session, include_archived=args["archived"])
-    return {"items": [_admin_term(term, count) for term, count in rows]}
+    return {"items": [Extended(term, section_count=count) for term, count in rows]}
 
 
-@blp.route("/terms", methods=["POST"])
-@blp.arguments(schemas.TermInputSchema)
-@blp.response(201, schemas.AdminTermSchema)
-@roles(ADMIN)
-def create_term(data: dict[str, Any]) -> dict[str, Any]:
-    term = services.create_term(session, services.TermDetails(**data), actor=user())
-    session.commit()
-    return _admin_term(term)
-
-
-@blp.route("/terms/<uuid:term_id>", methods=["GET"])
-@blp.response(200, schemas.AdminTermSchema)
-@roles(ADMIN)
-def get_term(term_id: uuid.UUID) -> dict[str, Any]:
-    return _admin_term(services.get_term(session, term_id))
-
-
-@blp.route("/terms/<uuid:term_id>", methods=["PUT"])
-@blp.arguments(schemas.TermInputSchema)
-@blp.response(200, schemas.AdminTermSchema)
-@roles(ADMIN)
-def update_term(data: dict[str, Any], term_id: uuid.UUID) -> dict[str, Any]:
-    term = services.get_term(session, term_id)
+def _update_term(term: Term, data: dict[str, Any]) -> dict[str, Any]:
     services.update_term(session, term, services.TermDetails(**data), actor=user())
-    session.commit()
-    return _admin_term(term)
+    return {}
+
+
+administer(
+    Administered(
+        name="term",
+        collection="/terms",
+        item="/terms/<uuid:term_id>",
+        schema=schemas.AdminTermSchema,
+        create_input=schemas.TermInputSchema,
+        load=lambda term_id: services.get_term(session, term_id),
+        create=lambda data: services.create_term(
+            session, services.TermDetails(**data), actor=user()
+        ),
+        update=_update_term,
+    )
+)
 
 
 @blp.route("/terms/<uuid:term_id>/sections", methods=["GET"])
@@ -135,22 +228,10 @@ def term_sections(term_id: uuid.UUID, **args: Any) -> tuple[dict[str, Any], int,
     term = services.get_term(session, term_id)
     query = services.sections_query(term, args["q"], include_archived=args["archived"])
     items, meta, link = paginate(query, args)
-    return {**meta, "items": [_admin_section(s) for s in items]}, 200, {"Link": link}
+    return {**meta, "items": items}, 200, {"Link": link}
 
 
 # --- Courses --------------------------------------------------------------------------------------
-
-
-def _admin_course(course: Course) -> dict[str, Any]:
-    return {
-        "id": course.id,
-        "code": course.code,
-        "title": course.title,
-        "description": course.description,
-        "credits": course.credits,
-        "department": course.department,
-        "archived": course.is_deleted,
-    }
 
 
 @blp.route("/courses", methods=["GET"])
@@ -160,126 +241,56 @@ def _admin_course(course: Course) -> dict[str, Any]:
 def courses(**args: Any) -> tuple[dict[str, Any], int, dict[str, str]]:
     query = services.courses_query(args["q"], include_archived=args["archived"])
     items, meta, link = paginate(query, args)
-    return {**meta, "items": [_admin_course(c) for c in items]}, 200, {"Link": link}
+    return {**meta, "items": items}, 200, {"Link": link}
 
 
-@blp.route("/courses", methods=["POST"])
-@blp.arguments(schemas.CourseInputSchema)
-@blp.response(201, schemas.AdminCourseSchema)
-@roles(ADMIN)
-def create_course(data: dict[str, Any]) -> dict[str, Any]:
-    course = services.create_course(session, services.CourseDetails(**data), actor=user())
-    session.commit()
-    return _admin_course(course)
-
-
-@blp.route("/courses/<uuid:course_id>", methods=["GET"])
-@blp.response(200, schemas.AdminCourseSchema)
-@roles(ADMIN)
-def get_course(course_id: uuid.UUID) -> dict[str, Any]:
-    return _admin_course(services.get_course(session, course_id))
-
-
-@blp.route("/courses/<uuid:course_id>", methods=["PUT"])
-@blp.arguments(schemas.CourseInputSchema)
-@blp.response(200, schemas.AdminCourseSchema)
-@roles(ADMIN)
-def update_course(data: dict[str, Any], course_id: uuid.UUID) -> dict[str, Any]:
-    course = services.get_course(session, course_id)
+def _update_course(course: Course, data: dict[str, Any]) -> dict[str, Any]:
     services.update_course(session, course, services.CourseDetails(**data), actor=user())
-    session.commit()
-    return _admin_course(course)
+    return {}
+
+
+administer(
+    Administered(
+        name="course",
+        collection="/courses",
+        item="/courses/<uuid:course_id>",
+        schema=schemas.AdminCourseSchema,
+        create_input=schemas.CourseInputSchema,
+        load=lambda course_id: services.get_course(session, course_id),
+        create=lambda data: services.create_course(
+            session, services.CourseDetails(**data), actor=user()
+        ),
+        update=_update_course,
+    )
+)
 
 
 # --- Sections -------------------------------------------------------------------------------------
 
 
-def _load_section(section_id: uuid.UUID) -> Section:
-    return catalogue.get_section(session, section_id, include_archived=True, full=True)
-
-
-def _admin_section(section: Section) -> dict[str, Any]:
-    return {
-        "id": section.id,
-        "term_code": section.term.code,
-        "course_code": section.course.code,
-        "number": section.number,
-        "label": section.label,
-        "capacity": section.capacity,
-        "waitlist_capacity": section.waitlist_capacity,
-        "room": section.room,
-        "instructor_username": section.instructor.username if section.instructor else None,
-        "lab_staff_username": section.lab_staff.username if section.lab_staff else None,
-        "enrolled": section.enrolled_count,
-        "waitlisted": section.waitlist_count,
-        "archived": section.is_deleted,
-    }
-
-
-@blp.route("/sections", methods=["POST"])
-@blp.arguments(schemas.SectionInputSchema)
-@blp.response(201, schemas.AdminSectionSchema)
-@roles(ADMIN)
-def create_section(data: dict[str, Any]) -> dict[str, Any]:
-    details = services.SectionDetails(**data)
-    created = services.create_section(session, details, actor=user())
-    session.commit()
-    return _admin_section(_load_section(created.id))
-
-
-@blp.route("/sections/<uuid:section_id>", methods=["GET"])
-@blp.response(200, schemas.AdminSectionSchema)
-@roles(ADMIN)
-def get_section(section_id: uuid.UUID) -> dict[str, Any]:
-    return _admin_section(_load_section(section_id))
-
-
-@blp.route("/sections/<uuid:section_id>", methods=["PUT"])
-@blp.arguments(schemas.SectionInputSchema)
-@blp.response(200, schemas.SectionUpdateResultSchema)
-@roles(ADMIN)
-def update_section(data: dict[str, Any], section_id: uuid.UUID) -> dict[str, Any]:
+def _update_section(section: Section, data: dict[str, Any]) -> dict[str, Any]:
     """Save a section; raising the capacity moves waitlisted students in (counted in the
     answer). Term and course cannot change."""
-    section = _load_section(section_id)
     promoted = services.update_section(
         session, section, services.SectionDetails(**data), actor=user(), now=now()
     )
-    session.commit()
-    section = _load_section(section_id)
-    return {**_admin_section(section), "promoted_from_waitlist": promoted}
+    return {"promoted_from_waitlist": promoted}
 
 
-# --- Archiving ------------------------------------------------------------------------------------
-
-
-def _archive(item: Term | Course | Section, archived: bool) -> dict[str, Any]:
-    """Archive or restore with the pages' rule (a section's term and course must be active to
-    restore it); every change is audited by the service."""
-    message = services.set_archived(session, item, archived, actor=user(), now=now())
-    session.commit()
-    return {"archived": item.is_deleted, "message": message}
-
-
-@blp.route("/terms/<uuid:term_id>/archive", methods=["POST"])
-@blp.arguments(schemas.ArchiveInputSchema)
-@blp.response(200, schemas.ArchiveResultSchema)
-@roles(ADMIN)
-def archive_term(data: dict[str, Any], term_id: uuid.UUID) -> dict[str, Any]:
-    return _archive(services.get_term(session, term_id), data["archived"])
-
-
-@blp.route("/courses/<uuid:course_id>/archive", methods=["POST"])
-@blp.arguments(schemas.ArchiveInputSchema)
-@blp.response(200, schemas.ArchiveResultSchema)
-@roles(ADMIN)
-def archive_course(data: dict[str, Any], course_id: uuid.UUID) -> dict[str, Any]:
-    return _archive(services.get_course(session, course_id), data["archived"])
-
-
-@blp.route("/sections/<uuid:section_id>/archive", methods=["POST"])
-@blp.arguments(schemas.ArchiveInputSchema)
-@blp.response(200, schemas.ArchiveResultSchema)
-@roles(ADMIN)
-def archive_section(data: dict[str, Any], section_id: uuid.UUID) -> dict[str, Any]:
-    return _archive(_load_section(section_id), data["archived"])
+administer(
+    Administered(
+        name="section",
+        collection="/sections",
+        item="/sections/<uuid:section_id>",
+        schema=schemas.AdminSectionSchema,
+        create_input=schemas.SectionInputSchema,
+        load=lambda section_id: catalogue.get_section(
+            session, section_id, include_archived=True, full=True
+        ),
+        create=lambda data: services.create_section(
+            session, services.SectionDetails(**data), actor=user()
+        ),
+        update=_update_section,
+        update_answer=schemas.SectionUpdateResultSchema,
+    )
+)

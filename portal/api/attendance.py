@@ -7,11 +7,12 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
-from portal.api import API_V1, present, schemas
+from portal.api import API_V1, schemas
 from portal.api.common import session, user
 from portal.attendance import services
 from portal.auth.policy import roles
 from portal.catalogue.services import get_section
+from portal.models import AttendanceRecord, LabSession
 
 STAFF = ("instructor", "lab_staff", "admin")
 
@@ -26,20 +27,20 @@ blp = Blueprint(
 def lab_sessions(section_id: uuid.UUID) -> dict[str, Any]:
     section = get_section(session, section_id)
     services.ensure_can_take(user(), section)
-    return {"items": [present.lab_session(s) for s in services.lab_sessions(session, section.id)]}
+    return {"items": services.lab_sessions(session, section.id)}
 
 
 @blp.route("/sections/<uuid:section_id>/lab-sessions", methods=["POST"])
 @blp.arguments(schemas.LabSessionInputSchema)
 @blp.response(201, schemas.LabSessionSchema)
 @roles(*STAFF)
-def create_lab_session(data: dict[str, Any], section_id: uuid.UUID) -> dict[str, Any]:
+def create_lab_session(data: dict[str, Any], section_id: uuid.UUID) -> LabSession:
     section = get_section(session, section_id)
     created = services.create_lab_session(
         session, user(), section, services.LabSessionInput(**data)
     )
     session.commit()
-    return present.lab_session(created)
+    return created
 
 
 @blp.route("/lab-sessions/<uuid:lab_session_id>/attendance", methods=["GET"])
@@ -50,22 +51,18 @@ def sheet(lab_session_id: uuid.UUID) -> dict[str, Any]:
     lab_session = services.get_lab_session(session, lab_session_id)
     services.ensure_can_take(user(), lab_session.section)
     lines = services.sheet(session, lab_session)
-    return {
-        "lab_session": present.lab_session(lab_session),
-        "counts": present.counts(services.sheet_counts(lines)),
-        "lines": [
-            {"student": present.person(line.student), "status": line.status} for line in lines
-        ],
-    }
+    return {"lab_session": lab_session, "counts": services.sheet_counts(lines), "lines": lines}
 
 
 @blp.route("/lab-sessions/<uuid:lab_session_id>/attendance/<uuid:student_id>", methods=["PUT"])
 @blp.arguments(schemas.AttendanceInputSchema)
 @blp.response(200, schemas.AttendanceRecordSchema)
 @roles(*STAFF)
-def record(data: dict[str, Any], lab_session_id: uuid.UUID, student_id: uuid.UUID) -> Any:
+def record(
+    data: dict[str, Any], lab_session_id: uuid.UUID, student_id: uuid.UUID
+) -> AttendanceRecord:
     """Record (or change) one enrolled student's attendance for the session."""
     lab_session = services.get_lab_session(session, lab_session_id)
     entry = services.record_attendance(session, user(), lab_session, student_id, data["status"])
     session.commit()
-    return {"lab_session_id": lab_session.id, "student_id": student_id, "status": entry.status}
+    return entry

@@ -7,12 +7,14 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
-from portal.api import API_V1, present, schemas
+from portal.api import API_V1, schemas
 from portal.api.auth import authenticated_by
 from portal.api.common import session, user
 from portal.api.pagination import paginate
+from portal.api.schemas import Extended
 from portal.auth.policy import signed_in
 from portal.catalogue import services
+from portal.models import Section
 
 blp = Blueprint(
     "api_catalogue", __name__, url_prefix=API_V1, description="Terms, courses and sections"
@@ -22,9 +24,9 @@ blp = Blueprint(
 @blp.route("/me", methods=["GET"])
 @blp.response(200, schemas.MeSchema)
 @signed_in
-def me() -> dict[str, Any]:
+def me() -> Extended:
     """Who is calling (and how: session or token)."""
-    return present.me(user(), authenticated_by())
+    return Extended(user(), authenticated_by=authenticated_by())
 
 
 @blp.route("/terms", methods=["GET"])
@@ -32,7 +34,7 @@ def me() -> dict[str, Any]:
 @signed_in
 def terms() -> dict[str, Any]:
     """Terms that are not archived, oldest first."""
-    return {"items": [present.term(t) for t in services.terms(session)]}
+    return {"items": services.terms(session)}
 
 
 @blp.route("/courses", methods=["GET"])
@@ -47,21 +49,21 @@ def courses(**args: Any) -> tuple[dict[str, Any], int, dict[str, str]]:
     )
     items, meta, link = paginate(services.search_courses_query(session, filters), args)
     sections = services.sections_for_courses(session, items, filters.term_code)
-    body = {**meta, "items": [present.course(c, sections.get(c.id, [])) for c in items]}
+    body = {**meta, "items": [Extended(c, sections=sections.get(c.id, [])) for c in items]}
     return body, 200, {"Link": link}
 
 
 @blp.route("/courses/<string:code>", methods=["GET"])
 @blp.response(200, schemas.CourseDetailSchema)
 @signed_in
-def course(code: str) -> dict[str, Any]:
+def course(code: str) -> Extended:
     found = services.get_course(session, code)
     sections = services.sections_for_courses(session, [found]).get(found.id, [])
-    return present.course_detail(found, sections)
+    return Extended(found, sections=sections)
 
 
 @blp.route("/sections/<uuid:section_id>", methods=["GET"])
 @blp.response(200, schemas.SectionDetailSchema)
 @signed_in
-def section(section_id: uuid.UUID) -> dict[str, Any]:
-    return present.section_detail(services.get_section(session, section_id))
+def section(section_id: uuid.UUID) -> Section:
+    return services.get_section(session, section_id)

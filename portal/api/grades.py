@@ -7,8 +7,9 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
-from portal.api import API_V1, present, schemas
+from portal.api import API_V1, schemas
 from portal.api.common import session, user
+from portal.api.schemas import Extended
 from portal.attendance.services import student_rates
 from portal.auth.policy import roles
 from portal.catalogue.services import get_section
@@ -23,80 +24,39 @@ blp = Blueprint("api_grades", __name__, url_prefix=API_V1, description="Marks an
 @blp.route("/me/grades", methods=["GET"])
 @blp.response(200, schemas.MyGradesSchema)
 @roles("student")
-def my_grades() -> dict[str, Any]:
+def my_grades() -> Extended:
     """The calling student's courses with their own marks, percentages and grades, attendance
     rate per section, and GPA per term and cumulative (the My grades page)."""
     student = user()
-    results = services.student_results(session, student)
     rates = student_rates(session, student)
-    transcript = services.transcript(session, student)
-    courses = []
-    for result in results:
-        section = result.section
-        rate = rates.get(section.id)
-        courses.append(
-            {
-                "registration_id": result.registration.id,
-                "section_id": section.id,
-                "section_label": section.label,
-                "course_title": section.course.title,
-                "term_code": section.term.code,
-                "credits": section.course.credits,
-                "percentage": result.percentage,
-                "so_far": result.so_far,
-                "provisional_letter": result.provisional_letter,
-                "final_grade": result.final_grade,
-                "weights_problem": result.weights_problem,
-                "attendance_rate": rate.rate if rate else None,
-                "assessments": [
-                    {**present.assessment(a), "points": points} for a, points in result.assessments
-                ],
-            }
+    courses = [
+        Extended(
+            result,
+            attendance_rate=rates[result.section.id].rate if result.section.id in rates else None,
+            assessments=[Extended(a, points=points) for a, points in result.assessments],
         )
-    return {
-        "courses": courses,
-        "terms": [
-            {"term_code": t.term.code, "gpa": t.gpa, "credits_earned": t.credits_earned}
-            for t in transcript.terms
-        ],
-        "cumulative_gpa": transcript.cumulative_gpa,
-        "credits_earned": transcript.credits_earned,
-    }
+        for result in services.student_results(session, student)
+    ]
+    return Extended(services.transcript(session, student), courses=courses)
 
 
-def _row(book: services.Gradebook, row: services.GradebookRow) -> dict[str, Any]:
-    totals = book.shows_totals  # lab staff see lab columns only: no course totals
-    return {
-        "registration_id": row.registration_id,
-        "student": present.person(row.student),
-        "final_grade": row.final_grade,
-        "percentage": row.percentage if totals else None,
-        "so_far": row.so_far if totals else None,
-        "letter": row.letter if totals else None,
-        "marks": [
-            {"assessment_id": a.id, "points": row.points.get(a.id)} for a in book.assessments
-        ],
-    }
+def _row(book: services.Gradebook, row: services.GradebookRow) -> Extended:
+    marks = [{"assessment_id": a.id, "points": row.points.get(a.id)} for a in book.assessments]
+    if book.shows_totals:
+        return Extended(row, marks=marks)
+    # Lab staff see the lab columns only: no course totals.
+    return Extended(row, marks=marks, percentage=None, so_far=None, letter=None)
 
 
 @blp.route("/sections/<uuid:section_id>/gradebook", methods=["GET"])
 @blp.response(200, schemas.GradebookSchema)
 @roles(*STAFF)
-def gradebook(section_id: uuid.UUID) -> dict[str, Any]:
+def gradebook(section_id: uuid.UUID) -> Extended:
     """The section's gradebook as its staff may see it (lab staff: lab assessments only)."""
     section = get_section(session, section_id)
     kinds = services.ensure_can_grade(user(), section)
     book = services.gradebook(session, section, kinds)
-    return {
-        "section_id": section.id,
-        "section_label": section.label,
-        "is_final": book.is_final,
-        "kinds": list(book.kinds),
-        "shows_totals": book.shows_totals,
-        "weights_problem": book.weights_problem,
-        "assessments": [present.assessment(a) for a in book.assessments],
-        "rows": [_row(book, row) for row in book.rows],
-    }
+    return Extended(book, rows=[_row(book, row) for row in book.rows])
 
 
 @blp.route("/assessments/<uuid:assessment_id>/marks/<uuid:student_id>", methods=["PUT"])
@@ -121,12 +81,10 @@ def set_mark(data: dict[str, Any], assessment_id: uuid.UUID, student_id: uuid.UU
     )
     if not book.rows:
         raise NotFound("That student is not enrolled in this section.")
-    row = _row(book, book.rows[0])
-    return {
-        "assessment_id": assessment.id,
-        "student_id": student_id,
-        "points": book.rows[0].points.get(assessment.id),
-        "percentage": row["percentage"],
-        "letter": row["letter"],
-        "final_grade": row["final_grade"],
-    }
+    shown = book.rows[0]
+    return Extended(
+        _row(book, shown),
+        assessment_id=assessment.id,
+        student_id=student_id,
+        points=shown.points.get(assessment.id),
+    )

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
-from portal.api import API_V1, present, schemas
+from portal.api import API_V1, schemas
 from portal.api.common import now, session, user
 from portal.auth.policy import roles
 from portal.catalogue.services import get_section
@@ -35,8 +35,7 @@ def _own_registration(registration_id: uuid.UUID) -> Registration:
 @roles("student")
 def mine() -> dict[str, Any]:
     """Every registration (enrolled, waitlisted, dropped), newest term first."""
-    items = services.student_registrations(session, user())
-    return {"items": [present.registration(r) for r in items]}
+    return {"items": services.student_registrations(session, user())}
 
 
 @blp.route("", methods=["POST"])
@@ -44,14 +43,14 @@ def mine() -> dict[str, Any]:
 @blp.response(201, schemas.RegistrationSchema)
 @blp.alt_response(409, response="CONFLICT")
 @roles("student")
-def register(data: dict[str, Any]) -> dict[str, Any]:
+def register(data: dict[str, Any]) -> Registration:
     """Register for a section: enrolled when a seat is free, else waitlisted (status says
     which); refused with 409 by the same rules as the page (window, prerequisites, clashes,
     credit limit, full waitlist)."""
     section = get_section(session, data["section_id"])
     registration = services.register(session, user(), section, now=now())
     session.commit()
-    return present.registration(registration)
+    return registration
 
 
 @blp.route("/<uuid:registration_id>", methods=["DELETE"])
@@ -63,4 +62,4 @@ def drop(registration_id: uuid.UUID) -> dict[str, Any]:
     registration = _own_registration(registration_id)
     services.drop(session, registration, now=now())
     session.commit()
-    return {"registration": present.registration(registration)}
+    return {"registration": registration}

@@ -1,11 +1,69 @@
 """Request and response schemas of the API (marshmallow); the OpenAPI document is built from
-them. Responses are plain dicts made by each resource module from what the services return."""
+them. A response schema dumps what the services return (models, their result objects) as it is:
+each field names where its value comes from (`attribute="section.term.code"`), and a view adds
+only what the object does not hold itself, with `Extended(item, name=value)`."""
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from dataclasses import dataclass
+from typing import Any
+
+import marshmallow
+from flask import url_for
+from marshmallow import fields, validate
 
 from portal.models import ASSESSMENT_KINDS, ATTENDANCE_STATUSES, REGISTRATION_STATUSES, ROLES
+
+
+@dataclass(frozen=True)
+class Extended:
+    """An object to dump with values it does not hold itself (a course with the sections a
+    search chose, a term with its number of sections): `values` first, then the item's own."""
+
+    item: Any
+    values: dict[str, Any]
+
+    def __init__(self, item: Any, **values: Any) -> None:
+        object.__setattr__(self, "item", item)
+        object.__setattr__(self, "values", values)
+
+
+class Schema(marshmallow.Schema):
+    """Reads values from models, result objects, dicts and `Extended` alike; a dotted
+    `attribute` through an absent relation (a section without an instructor) dumps as null."""
+
+    def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
+        name, _, rest = attr.partition(".")
+        while isinstance(obj, Extended):
+            obj = obj.values if name in obj.values else obj.item
+        value = super().get_attribute(obj, name, default)
+        if rest and value is not None and value is not default:
+            return self.get_attribute(value, rest, default)
+        return None if rest and value is None else value
+
+
+class LiveList(fields.List):
+    """A list of soft-deletable rows (a section's meetings), without the deleted ones."""
+
+    def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:
+        live = None if value is None else [row for row in value if row.deleted_at is None]
+        return super()._serialize(live, attr, obj, **kwargs)
+
+
+class Link(fields.String):
+    """The address of an endpoint for the dumped object: `Link("x.y", {"item_id": "id"})`."""
+
+    _CHECK_ATTRIBUTE = False
+
+    def __init__(self, endpoint: str, arguments: dict[str, str], **kwargs: Any) -> None:
+        self.endpoint = endpoint
+        self.arguments = arguments  # URL argument -> attribute of the dumped object
+        super().__init__(**kwargs)
+
+    def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> str:
+        values = {name: getattr(obj, source) for name, source in self.arguments.items()}
+        return url_for(self.endpoint, **values)
+
 
 # --- Errors ---------------------------------------------------------------------------------------
 
@@ -99,14 +157,14 @@ class SectionSummarySchema(Schema):
     id = fields.UUID(required=True)
     label = fields.String(required=True)
     number = fields.String(required=True)
-    term_code = fields.String(required=True)
+    term_code = fields.String(attribute="term.code", required=True)
     room = fields.String(required=True)
     capacity = fields.Integer(required=True)
-    enrolled = fields.Integer(required=True)
+    enrolled = fields.Integer(attribute="enrolled_count", required=True)
     seats_left = fields.Integer(required=True)
     waitlist_capacity = fields.Integer(required=True)
-    waitlisted = fields.Integer(required=True)
-    meetings = fields.List(fields.Nested(MeetingSchema), required=True)
+    waitlisted = fields.Integer(attribute="waitlist_count", required=True)
+    meetings = LiveList(fields.Nested(MeetingSchema), required=True)
 
 
 class CourseSchema(Schema):
@@ -131,21 +189,21 @@ class CourseQuerySchema(PageArgsSchema):
 
 
 class PrerequisiteSchema(Schema):
-    course_code = fields.String(required=True)
+    course_code = fields.String(attribute="required_course.code", required=True)
     min_grade = fields.String(required=True)
 
 
 class CourseDetailSchema(CourseSchema):
-    prerequisites = fields.List(fields.Nested(PrerequisiteSchema), required=True)
+    prerequisites = LiveList(fields.Nested(PrerequisiteSchema), required=True)
 
 
 class SectionDetailSchema(SectionSummarySchema):
-    course_code = fields.String(required=True)
-    course_title = fields.String(required=True)
-    credits = fields.Integer(required=True)
-    term_name = fields.String(required=True)
-    instructor = fields.String(allow_none=True, required=True)
-    lab_staff = fields.String(allow_none=True, required=True)
+    course_code = fields.String(attribute="course.code", required=True)
+    course_title = fields.String(attribute="course.title", required=True)
+    credits = fields.Integer(attribute="course.credits", required=True)
+    term_name = fields.String(attribute="term.name", required=True)
+    instructor = fields.String(attribute="instructor.full_name", allow_none=True, required=True)
+    lab_staff = fields.String(attribute="lab_staff.full_name", allow_none=True, required=True)
 
 
 # --- Registrations --------------------------------------------------------------------------------
@@ -154,10 +212,10 @@ class SectionDetailSchema(SectionSummarySchema):
 class RegistrationSchema(Schema):
     id = fields.UUID(required=True)
     section_id = fields.UUID(required=True)
-    section_label = fields.String(required=True)
-    course_title = fields.String(required=True)
-    term_code = fields.String(required=True)
-    credits = fields.Integer(required=True)
+    section_label = fields.String(attribute="section.label", required=True)
+    course_title = fields.String(attribute="section.course.title", required=True)
+    term_code = fields.String(attribute="section.term.code", required=True)
+    credits = fields.Integer(attribute="section.course.credits", required=True)
     status = fields.String(required=True, validate=validate.OneOf(REGISTRATION_STATUSES))
     waitlist_position = fields.Integer(allow_none=True, required=True)
     registered_at = fields.DateTime(required=True)
@@ -195,12 +253,12 @@ class OwnMarkSchema(AssessmentSchema):
 
 
 class CourseResultSchema(Schema):
-    registration_id = fields.UUID(required=True)
-    section_id = fields.UUID(required=True)
-    section_label = fields.String(required=True)
-    course_title = fields.String(required=True)
-    term_code = fields.String(required=True)
-    credits = fields.Integer(required=True)
+    registration_id = fields.UUID(attribute="registration.id", required=True)
+    section_id = fields.UUID(attribute="section.id", required=True)
+    section_label = fields.String(attribute="section.label", required=True)
+    course_title = fields.String(attribute="section.course.title", required=True)
+    term_code = fields.String(attribute="section.term.code", required=True)
+    credits = fields.Integer(attribute="section.course.credits", required=True)
     percentage = fields.Float(allow_none=True, required=True)
     so_far = fields.Float(allow_none=True, required=True)
     provisional_letter = fields.String(allow_none=True, required=True)
@@ -211,7 +269,7 @@ class CourseResultSchema(Schema):
 
 
 class TermGpaSchema(Schema):
-    term_code = fields.String(required=True)
+    term_code = fields.String(attribute="term.code", required=True)
     gpa = fields.Float(allow_none=True, required=True)
     credits_earned = fields.Integer(required=True)
 
@@ -239,8 +297,8 @@ class GradebookRowSchema(Schema):
 
 
 class GradebookSchema(Schema):
-    section_id = fields.UUID(required=True)
-    section_label = fields.String(required=True)
+    section_id = fields.UUID(attribute="section.id", required=True)
+    section_label = fields.String(attribute="section.label", required=True)
     is_final = fields.Boolean(required=True)
     kinds = fields.List(fields.String(), required=True)
     shows_totals = fields.Boolean(required=True)
@@ -337,21 +395,26 @@ class SubmissionSchema(Schema):
     original_name = fields.String(required=True)
     size = fields.Integer(required=True)
     content_type = fields.String(required=True)
-    sha256 = fields.String(required=True)
+    sha256 = fields.String(attribute="file_sha256", required=True)
     submitted_at = fields.DateTime(required=True)
     late = fields.Boolean(required=True)
-    download = fields.String(required=True, metadata={"description": "URL of the file"})
+    download = Link(
+        "api_submissions.download",
+        {"submission_id": "id"},
+        required=True,
+        metadata={"description": "URL of the file"},
+    )
 
 
 class SubmissionAssessmentSchema(AssessmentSchema):
     section_id = fields.UUID(required=True)
-    section_label = fields.String(required=True)
+    section_label = fields.String(attribute="section.label", required=True)
 
 
 class MySubmissionsItemSchema(Schema):
     assessment = fields.Nested(SubmissionAssessmentSchema, required=True)
     is_final = fields.Boolean(required=True)
-    attempts = fields.List(fields.Nested(SubmissionSchema), required=True)
+    attempts = fields.List(fields.Nested(SubmissionSchema), attribute="history", required=True)
 
 
 class MySubmissionsSchema(Schema):
@@ -371,8 +434,8 @@ class AssessmentSubmissionsSchema(Schema):
 
 
 class SectionSubmissionsSchema(Schema):
-    section_id = fields.UUID(required=True)
-    section_label = fields.String(required=True)
+    section_id = fields.UUID(attribute="section.id", required=True)
+    section_label = fields.String(attribute="section.label", required=True)
     assessments = fields.List(fields.Nested(AssessmentSubmissionsSchema), required=True)
 
 
@@ -425,8 +488,10 @@ class ArchivedQuerySchema(PageArgsSchema):
 
 
 class AdminTermSchema(TermSchema):
-    archived = fields.Boolean(required=True)
-    sections = fields.Integer(allow_none=True, required=True)
+    archived = fields.Boolean(attribute="is_deleted", required=True)
+    sections = fields.Integer(
+        attribute="section_count", dump_default=None, allow_none=True, required=True
+    )
 
 
 class AdminTermListSchema(Schema):
@@ -451,7 +516,7 @@ class AdminCourseSchema(Schema):
     description = fields.String(required=True)
     credits = fields.Integer(required=True)
     department = fields.String(required=True)
-    archived = fields.Boolean(required=True)
+    archived = fields.Boolean(attribute="is_deleted", required=True)
 
 
 class AdminCoursePageSchema(PageSchema):
@@ -468,18 +533,22 @@ class CourseInputSchema(Schema):
 
 class AdminSectionSchema(Schema):
     id = fields.UUID(required=True)
-    term_code = fields.String(required=True)
-    course_code = fields.String(required=True)
+    term_code = fields.String(attribute="term.code", required=True)
+    course_code = fields.String(attribute="course.code", required=True)
     number = fields.String(required=True)
     label = fields.String(required=True)
     capacity = fields.Integer(required=True)
     waitlist_capacity = fields.Integer(required=True)
     room = fields.String(required=True)
-    instructor_username = fields.String(allow_none=True, required=True)
-    lab_staff_username = fields.String(allow_none=True, required=True)
-    enrolled = fields.Integer(required=True)
-    waitlisted = fields.Integer(required=True)
-    archived = fields.Boolean(required=True)
+    instructor_username = fields.String(
+        attribute="instructor.username", allow_none=True, required=True
+    )
+    lab_staff_username = fields.String(
+        attribute="lab_staff.username", allow_none=True, required=True
+    )
+    enrolled = fields.Integer(attribute="enrolled_count", required=True)
+    waitlisted = fields.Integer(attribute="waitlist_count", required=True)
+    archived = fields.Boolean(attribute="is_deleted", required=True)
 
 
 class AdminSectionPageSchema(PageSchema):

@@ -10,8 +10,9 @@ from flask import current_app, send_file
 from flask_smorest import Blueprint
 from werkzeug.wrappers import Response
 
-from portal.api import API_V1, present, schemas
+from portal.api import API_V1, schemas
 from portal.api.common import session, user
+from portal.api.schemas import Extended
 from portal.auth.policy import roles
 from portal.catalogue.services import get_section
 from portal.submissions import services
@@ -33,50 +34,30 @@ def _upload_dir() -> Path:
 def mine() -> dict[str, Any]:
     """Every lab and assignment the calling student can submit to, with their attempts
     (newest first)."""
-    items = []
-    for entry in services.student_assessments(session, user()):
-        assessment = entry.assessment
-        items.append(
-            {
-                "assessment": {
-                    **present.assessment(assessment),
-                    "section_id": assessment.section_id,
-                    "section_label": assessment.section.label,
-                },
-                "is_final": entry.is_final,
-                "attempts": [present.submission(s) for s in entry.history],
-            }
-        )
-    return {"items": items}
+    return {"items": services.student_assessments(session, user())}
 
 
 @blp.route("/sections/<uuid:section_id>/submissions", methods=["GET"])
 @blp.response(200, schemas.SectionSubmissionsSchema)
 @roles(*STAFF)
-def section(section_id: uuid.UUID) -> dict[str, Any]:
+def section(section_id: uuid.UUID) -> Extended:
     """The newest attempt of every enrolled student for each assessment the caller collects."""
     overview = services.section_submissions(session, user(), get_section(session, section_id))
-    return {
-        "section_id": overview.section.id,
-        "section_label": overview.section.label,
-        "assessments": [
-            {
-                "assessment": present.assessment(item.assessment),
-                "late_count": item.late_count,
-                "students": [
-                    {
-                        "student": present.person(student),
-                        "attempts": item.attempts.get(student.id, 0),
-                        "latest": present.submission(item.latest[student.id])
-                        if student.id in item.latest
-                        else None,
-                    }
-                    for student in overview.roster
-                ],
-            }
-            for item in overview.assessments
-        ],
-    }
+    assessments = [
+        Extended(
+            item,
+            students=[
+                {
+                    "student": student,
+                    "attempts": item.attempts.get(student.id, 0),
+                    "latest": item.latest.get(student.id),
+                }
+                for student in overview.roster
+            ],
+        )
+        for item in overview.assessments
+    ]
+    return Extended(overview, assessments=assessments)
 
 
 @blp.route("/submissions/<uuid:submission_id>/file", methods=["GET"])

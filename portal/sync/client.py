@@ -348,9 +348,9 @@ def _push(
             except ValueError:
                 continue
             status = result.get("status")
-            if status in ("applied", "ignored", "superseded", "refused") and not str(
-                result.get("detail", "")
-            ).startswith("Malformed"):
+            # A refusal, malformed changes included, is kept by the server for its author
+            # (My sync conflicts): the change leaves the outbox like any answered one.
+            if status in ("applied", "ignored", "superseded", "refused"):
                 handled.append(change_id)
                 summary.pushed += 1
                 summary.conflicts += status == "superseded"

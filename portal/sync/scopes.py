@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, false, not_, or_, select, true
 from sqlalchemy.orm import Session
 
 from portal.models import (
@@ -191,8 +191,9 @@ def in_scope(
 
 def fingerprint(db: Session, accounts: list[tuple[uuid.UUID, str]]) -> str:
     """Changes whenever what the accounts may read changes shape (a section assigned or
-    reassigned, a course taken or dropped, an account joining): the device then takes a full
-    snapshot of its scope and removes what left it."""
+    reassigned, a course taken or dropped, an account joining, an assessment of the lab staff's
+    sections made a lab or no longer one): the device then takes a full snapshot of its scope
+    and removes what left it."""
     digest = hashlib.sha256()
     if any(role != "admin" for _user_id, role in accounts):
         # Every non-admin scope holds the accounts of the sections' staff: someone who stops
@@ -211,4 +212,18 @@ def fingerprint(db: Session, accounts: list[tuple[uuid.UUID, str]]) -> str:
         taken = db.scalars(_taken(user_id).order_by(Registration.section_id)).all()
         digest.update(repr([tuple(map(str, row)) for row in taught]).encode())
         digest.update(repr([str(section_id) for section_id in taken]).encode())
+        # The assessments of the account's sections that its rule hides (lab staff read the
+        # labs only): one whose kind changes enters or leaves the scope with its marks and
+        # lab reports, although no row of theirs changed. (Left out when there are none, so
+        # that scopes without any keep the fingerprint they had.)
+        hidden = db.scalars(
+            select(Assessment.id)
+            .where(
+                Assessment.section_id.in_([*(row[0] for row in taught), *taken]),
+                not_(RULES[role]["assessments"](user_id)),
+            )
+            .order_by(Assessment.id)
+        ).all()
+        if hidden:
+            digest.update(repr([str(assessment_id) for assessment_id in hidden]).encode())
     return digest.hexdigest()

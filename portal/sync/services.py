@@ -268,8 +268,7 @@ def _push_one(
     try:
         change = apply.Change.parse(raw)
     except ValueError as exc:
-        change_id = str(raw.get("change_id", "")) if isinstance(raw, dict) else ""
-        return PushResult(change_id, apply.REFUSED, f"Malformed change: {exc}")
+        return _refuse_malformed(db, device_id, raw, f"Malformed change: {exc}", now=now)
     db.execute(select(Device.id).where(Device.id == device_id).with_for_update())
     done = db.get(ProcessedChange, (device_id, change.change_id))
     if done is not None:
@@ -305,6 +304,70 @@ def _push_one(
         db.info.pop(capture.STAMP, None)
         db.info.pop(capture.DEVICE_ID, None)
     return PushResult(str(change.change_id), outcome.status, outcome.detail)
+
+
+def _refuse_malformed(
+    db: Session, device_id: uuid.UUID, raw: Any, detail: str, *, now: datetime
+) -> PushResult:
+    """A change that cannot be read is refused like any other: answered once (a replay gets the
+    same answer), its values kept in a refusal that its author sees, and the device's copy of
+    the row corrected when the change names one. Only a change without a readable change id
+    (no device's outbox writes one) is answered without a record: nothing could key it."""
+    readable: dict[str, Any] = raw if isinstance(raw, dict) else {}
+
+    def read_uuid(name: str) -> uuid.UUID | None:
+        try:
+            return uuid.UUID(str(readable[name])) if readable.get(name) else None
+        except ValueError:
+            return None
+
+    change_id = read_uuid("change_id")
+    if change_id is None:
+        return PushResult(str(readable.get("change_id", "")), apply.REFUSED, detail)
+    db.execute(select(Device.id).where(Device.id == device_id).with_for_update())
+    done = db.get(ProcessedChange, (device_id, change_id))
+    if done is not None:
+        db.rollback()
+        return PushResult(str(change_id), done.status, done.detail)
+    device = db.get(Device, device_id)
+    assert device is not None
+    actor_id, row_id = read_uuid("actor_id"), read_uuid("row_id")
+    own = {account_id for account_id, _role in device_accounts(db, device)}
+    table = str(readable.get("table", ""))[:64]
+    fields = readable.get("fields")
+    db.add(
+        SyncConflict(
+            kind="refused",
+            table_name=table,
+            row_id=row_id or uuid.UUID(int=0),  # the nil UUID: the change names no row
+            kept_value=None,
+            lost_value=fields if isinstance(fields, dict) else readable,
+            detail=detail,
+            author_id=actor_id if actor_id in own else None,
+            device_id=device_id,
+            change_id=change_id,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    if table in BY_NAME and row_id is not None:
+        values = fields if isinstance(fields, dict) else {}
+        named = apply.Change(change_id, table, row_id, "", values, "", 0, actor_id)
+        _correct_device(db, device_id, named)
+    db.add(
+        ProcessedChange(
+            device_id=device_id,
+            change_id=change_id,
+            status=apply.REFUSED,
+            detail=detail,
+            processed_at=now,
+        )
+    )
+    try:
+        db.commit()
+    except IntegrityError:  # answered at the same moment by a twin request: the same answer
+        db.rollback()
+    return PushResult(str(change_id), apply.REFUSED, detail)
 
 
 def _apply_as_author(

@@ -178,6 +178,34 @@ def campus(server: Flask) -> Campus:
         )
 
 
+# A device enrolled (and synced once) for one account of the campus, made before the test
+# changes anything: the device most tests start from.
+
+
+@pytest.fixture
+def instructor_laptop(campus: Campus, make_device: Callable[..., Device]) -> Device:
+    """teach1's device: the campus section's instructor."""
+    return make_device("teach1")
+
+
+@pytest.fixture
+def lab_laptop(campus: Campus, make_device: Callable[..., Device]) -> Device:
+    """lab1's device: the campus section's lab staff."""
+    return make_device("lab1")
+
+
+@pytest.fixture
+def student_laptop(campus: Campus, make_device: Callable[..., Device]) -> Device:
+    """stud1's device: a student enrolled in the campus section."""
+    return make_device("stud1")
+
+
+@pytest.fixture
+def newcomer_laptop(campus: Campus, make_device: Callable[..., Device]) -> Device:
+    """stud3's device: a student enrolled in no section yet."""
+    return make_device("stud3")
+
+
 # --- Replicas compared ---------------------------------------------------------------------------
 
 

@@ -87,9 +87,19 @@ class Flaky(httpx.BaseTransport):
         return sum(size for m, path, size in self.sent if m == method and path.startswith(prefix))
 
 
-def flaky_client(server: Flask) -> tuple[httpx.Client, Flaky]:
-    transport = Flaky(server)
-    return httpx.Client(transport=transport, base_url=SERVER_URL), transport
+@pytest.fixture
+def flaky_device(
+    server: Flask, make_device: Callable[..., Device]
+) -> Callable[[str], tuple[Device, Flaky]]:
+    """flaky_device("teach1") -> a device of that account whose replies can be lost, and the
+    transport that loses them."""
+
+    def make(username: str) -> tuple[Device, Flaky]:
+        transport = Flaky(server)
+        device = make_device(username, http=httpx.Client(transport=transport, base_url=SERVER_URL))
+        return device, transport
+
+    return make
 
 
 @contextmanager
@@ -102,6 +112,14 @@ def acting(device: Device, user_id: Any) -> Iterator[Any]:
 
 def on_server(server: Flask) -> Any:
     return server.app_context()
+
+
+@contextmanager
+def acting_on_server(server: Flask, user_id: Any) -> Iterator[Any]:
+    """The server's session, its changes attributed to `user_id` (as a signed-in person's)."""
+    with on_server(server):
+        _db.session.info[capture.ACTOR] = user_id
+        yield _db.session
 
 
 def count(app: Flask, model: Any, *where: Any) -> int:
@@ -162,9 +180,7 @@ def server_mark(
 ) -> None:
     from portal.grading.services import set_mark
 
-    with on_server(server):
-        db = _db.session
-        db.info[capture.ACTOR] = actor_id
+    with acting_on_server(server, actor_id) as db:
         set_mark(db, db.get(User, actor_id), db.get(Assessment, assessment_id), student_id, raw)
         db.commit()
 
@@ -194,14 +210,22 @@ def new_section(server: Flask, *, capacity: int, waitlist: int, **fields: Any) -
 def server_register(server: Flask, student_id: Any, section_id: Any) -> str:
     from portal.registration.services import register
 
-    with on_server(server):
-        db = _db.session
-        db.info[capture.ACTOR] = student_id
+    with acting_on_server(server, student_id) as db:
         result = register(
             db, db.get(User, student_id), db.get(Section, section_id), now=datetime.now(UTC)
         )
         db.commit()
         return result.status
+
+
+def server_delete_assessment(server: Flask, actor_id: Any, assessment_id: Any) -> None:
+    from portal.grading.services import delete_assessment
+
+    with acting_on_server(server, actor_id) as db:
+        delete_assessment(
+            db, db.get(User, actor_id), db.get(Assessment, assessment_id), now=datetime.now(UTC)
+        )
+        db.commit()
 
 
 def new_student(server: Flask, username: str) -> Any:
@@ -215,17 +239,16 @@ def new_student(server: Flask, username: str) -> Any:
 
 
 def test_a_local_change_writes_its_outbox_entry_and_a_rolled_back_one_writes_none(
-    campus: Campus, make_device: Callable[..., Device]
+    campus: Campus, instructor_laptop: Device
 ) -> None:
-    laptop = make_device("teach1")
-    local_mark(laptop, campus.instructor, campus.assessment, campus.students[0], "64")
-    entries = outbox(laptop)
+    local_mark(instructor_laptop, campus.instructor, campus.assessment, campus.students[0], "64")
+    entries = outbox(instructor_laptop)
     assert [(e.table_name, e.op, e.fields["points"]) for e in entries] == [("marks", "insert", 64)]
     assert entries[0].actor_id == campus.instructor
 
     from portal.grading.services import set_mark
 
-    with acting(laptop, campus.instructor) as db:
+    with acting(instructor_laptop, campus.instructor) as db:
         set_mark(
             db,
             db.get(User, campus.instructor),
@@ -236,17 +259,16 @@ def test_a_local_change_writes_its_outbox_entry_and_a_rolled_back_one_writes_non
         db.flush()  # the outbox entry is written with the change...
         assert db.scalar(select(func.count(OutboxEntry.seq))) == 2
         db.rollback()  # ...and goes with it
-    assert len(outbox(laptop)) == 1
-    assert points_on(laptop.app, campus.assessment, campus.students[1]) is None
+    assert len(outbox(instructor_laptop)) == 1
+    assert points_on(instructor_laptop.app, campus.assessment, campus.students[1]) is None
 
 
 @pytest.mark.parametrize("crash_at", ["marks", "sync_outbox"])
 def test_a_crash_between_the_change_and_its_outbox_entry_leaves_neither(
-    campus: Campus, make_device: Callable[..., Device], crash_at: str
+    campus: Campus, instructor_laptop: Device, crash_at: str
 ) -> None:
     """Both rows are written on one connection in one transaction: the process dying after
     either statement (here: an exception right after it ran) commits neither."""
-    laptop = make_device("teach1")
     statements: list[tuple[int, str]] = []
 
     class Crash(Exception):
@@ -257,35 +279,36 @@ def test_a_crash_between_the_change_and_its_outbox_entry_leaves_neither(
         if statement.startswith(f"INSERT INTO {crash_at}"):
             raise Crash
 
-    engine = laptop.engine
+    engine = instructor_laptop.engine
     event.listen(engine, "after_cursor_execute", watch)
     try:
         with pytest.raises(Crash):
-            local_mark(laptop, campus.instructor, campus.assessment, campus.students[0], "55")
+            local_mark(
+                instructor_laptop, campus.instructor, campus.assessment, campus.students[0], "55"
+            )
     finally:
         event.remove(engine, "after_cursor_execute", watch)
     assert len({connection for connection, _ in statements}) == 1, "one connection for both"
     assert "COMMIT" not in [verb for _, verb in statements]
-    assert outbox(laptop) == []
-    assert points_on(laptop.app, campus.assessment, campus.students[0]) is None
+    assert outbox(instructor_laptop) == []
+    assert points_on(instructor_laptop.app, campus.assessment, campus.students[0]) is None
 
 
 def test_a_change_made_through_a_page_is_in_the_outbox(
-    campus: Campus, make_device: Callable[..., Device]
+    campus: Campus, newcomer_laptop: Device
 ) -> None:
     """Capture is in the session, not in the sync code: a web form's change is seen too."""
     from tests.conftest import post_form
 
-    laptop = make_device("stud3")
-    web = laptop.app.test_client()
+    web = newcomer_laptop.app.test_client()
     response = post_form(web, "/login", {"username": "stud3", "password": factories.PASSWORD})
     assert response.status_code == 302
-    with laptop.session():
+    with newcomer_laptop.session():
         section = _db.session.get(Section, campus.other_section)
         assert section is not None
     response = post_form(web, f"/sections/{campus.other_section}/register", {}, token_from="/")
     assert response.status_code == 302
-    [entry] = [e for e in outbox(laptop) if e.table_name == "registrations"]
+    [entry] = [e for e in outbox(newcomer_laptop) if e.table_name == "registrations"]
     assert entry.op == "insert" and entry.actor_id == campus.students[2]
     assert entry.fields["status"] == "enrolled"
 
@@ -294,12 +317,11 @@ def test_a_change_made_through_a_page_is_in_the_outbox(
 
 
 def test_rows_made_offline_keep_their_device_made_uuid_on_the_server(
-    campus: Campus, make_device: Callable[..., Device], server: Flask
+    campus: Campus, lab_laptop: Device, server: Flask
 ) -> None:
     from portal.attendance.services import LabSessionInput, create_lab_session
 
-    laptop = make_device("lab1")
-    with acting(laptop, campus.lab_staff) as db:
+    with acting(lab_laptop, campus.lab_staff) as db:
         created = create_lab_session(
             db,
             db.get(User, campus.lab_staff),
@@ -314,7 +336,7 @@ def test_rows_made_offline_keep_their_device_made_uuid_on_the_server(
         db.commit()
         made_here = created.id
     assert isinstance(made_here, uuid.UUID) and made_here.version == 4
-    laptop.sync()
+    lab_laptop.sync()
     with on_server(server):
         assert _db.session.get(LabSession, made_here).room == "B12"
 
@@ -322,20 +344,9 @@ def test_rows_made_offline_keep_their_device_made_uuid_on_the_server(
 def test_a_delete_travels_as_a_tombstone_and_a_device_cannot_hard_delete(
     campus: Campus, make_device: Callable[..., Device], server: Flask
 ) -> None:
-    from portal.grading.services import delete_assessment
-
     server_mark(server, campus.instructor, campus.lab, campus.students[0], "7")
     laptop = make_device("teach1")
-    with on_server(server):
-        db = _db.session
-        db.info[capture.ACTOR] = campus.instructor
-        delete_assessment(
-            db,
-            db.get(User, campus.instructor),
-            db.get(Assessment, campus.lab),
-            now=datetime.now(UTC),
-        )
-        db.commit()
+    server_delete_assessment(server, campus.instructor, campus.lab)
     laptop.sync()
     with laptop.session():
         tombstone = _db.session.get(Assessment, campus.lab)
@@ -357,12 +368,11 @@ def test_a_delete_travels_as_a_tombstone_and_a_device_cannot_hard_delete(
 
 
 def test_a_lost_reply_then_replay_returns_the_first_answer_and_applies_nothing_twice(
-    campus: Campus, make_device: Callable[..., Device], server: Flask
+    campus: Campus, flaky_device: Callable[[str], tuple[Device, Flaky]], server: Flask
 ) -> None:
     from portal.registration.services import register
 
-    http, transport = flaky_client(server)
-    laptop = make_device("stud3", http=http)
+    laptop, transport = flaky_device("stud3")
     with acting(laptop, campus.students[2]) as db:
         register(
             db,
@@ -418,9 +428,8 @@ def entry_as_change(entry: Any) -> dict[str, Any]:
 
 @ON_BOTH
 def test_two_identical_pushes_at_once_apply_once(
-    campus: Campus, make_device: Callable[..., Device], server: Flask
+    campus: Campus, newcomer_laptop: Device, server: Flask
 ) -> None:
-    laptop = make_device("stud3")
     batch = [
         change(
             "registrations",
@@ -433,7 +442,7 @@ def test_two_identical_pushes_at_once_apply_once(
             actor=campus.students[2],
         )
     ]
-    credential = state_of(laptop).credential
+    credential = state_of(newcomer_laptop).credential
     barrier = threading.Barrier(2)
     answers: list[Any] = [None, None]
 
@@ -485,11 +494,10 @@ class ShiftedClock:
 
 def test_the_pull_cursor_is_the_servers_number_whatever_the_device_clock_says(
     campus: Campus,
-    make_device: Callable[..., Device],
+    instructor_laptop: Device,
     server: Flask,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    laptop = make_device("teach1")
     ShiftedClock(timedelta(days=-400)).install(monkeypatch)
     server_mark(server, campus.instructor, campus.assessment, campus.students[1], "42")
     http_bodies: list[dict[str, Any]] = []
@@ -501,11 +509,11 @@ def test_the_pull_cursor_is_the_servers_number_whatever_the_device_clock_says(
         return real_json(self, method, path, body)
 
     monkeypatch.setattr(sync_client.Transport, "json", spy)
-    laptop.sync()
-    assert points_on(laptop.app, campus.assessment, campus.students[1]) == 42
+    instructor_laptop.sync()
+    assert points_on(instructor_laptop.app, campus.assessment, campus.students[1]) == 42
     with on_server(server):
         newest = _db.session.scalar(select(func.max(ChangeLogEntry.seq)))
-    assert state_of(laptop).cursor == newest
+    assert state_of(instructor_laptop).cursor == newest
     pull_keys = {"cursor", "fingerprint", "upto", "table", "after", "snapshot", "pending"}
     assert all(set(body) <= pull_keys for body in http_bodies)  # nothing from the clock
     assert http_bodies[0]["cursor"] < newest
@@ -513,12 +521,11 @@ def test_the_pull_cursor_is_the_servers_number_whatever_the_device_clock_says(
 
 def test_the_cursor_moves_only_with_the_last_page_and_an_abandoned_pull_resumes(
     campus: Campus,
-    make_device: Callable[..., Device],
+    flaky_device: Callable[[str], tuple[Device, Flaky]],
     server: Flask,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    http, transport = flaky_client(server)
-    laptop = make_device("teach1", http=http)
+    laptop, transport = flaky_device("teach1")
     cursor = state_of(laptop).cursor
     for n, student in enumerate(campus.students[:2]):
         server_mark(server, campus.instructor, campus.assessment, student, str(50 + n))
@@ -541,11 +548,10 @@ def test_the_cursor_moves_only_with_the_last_page_and_an_abandoned_pull_resumes(
 
 @ON_POSTGRESQL
 def test_a_transaction_that_commits_late_is_not_skipped(
-    campus: Campus, make_device: Callable[..., Device], server: Flask
+    campus: Campus, instructor_laptop: Device, server: Flask
 ) -> None:
     """T1 writes a change and is held open inside its commit; T2 writes another; a pull runs
     meanwhile; then T1 commits. Every change must reach the device."""
-    laptop = make_device("teach1")
     in_commit = threading.Event()
     release = threading.Event()
     errors: list[BaseException] = []
@@ -598,28 +604,27 @@ def test_a_transaction_that_commits_late_is_not_skipped(
             if waiting:
                 break
     assert time.monotonic() < deadline
-    laptop.sync()  # a pull while T1 is open (and T2 committed or queued behind it)
+    instructor_laptop.sync()  # a pull while T1 is open (and T2 committed or queued behind it)
     release.set()
     slow.join(30)
     fast.join(30)
     assert not errors, errors
-    laptop.sync()
-    assert points_on(laptop.app, campus.assessment, campus.students[0]) == 11
-    with laptop.session():
+    instructor_laptop.sync()
+    assert points_on(instructor_laptop.app, campus.assessment, campus.students[0]) == 11
+    with instructor_laptop.session():
         course = _db.session.get(Section, campus.other_section).course
         assert course.title == "Renamed while T1 was committing"
-    assert_replica_matches(server, laptop)
+    assert_replica_matches(server, instructor_laptop)
 
 
 # --- 5. The server re-checks every pushed change ------------------------------------------------
 
 
 def test_a_students_device_cannot_push_a_mark(
-    campus: Campus, make_device: Callable[..., Device], server: Flask
+    campus: Campus, student_laptop: Device, server: Flask
 ) -> None:
-    laptop = make_device("stud1")
     forged = uuid.uuid4()
-    with laptop.session():  # written into the device's database behind the portal's back
+    with student_laptop.session():  # written into the device's database behind the portal's back
         _db.session.execute(
             Mark.__table__.insert().values(
                 id=forged,
@@ -632,7 +637,7 @@ def test_a_students_device_cannot_push_a_mark(
         )
         _db.session.commit()
     [answer] = push_raw(
-        laptop,
+        student_laptop,
         [
             change(
                 "marks",
@@ -652,17 +657,16 @@ def test_a_students_device_cannot_push_a_mark(
         conflict = _db.session.scalar(select(SyncConflict))
         assert (conflict.kind, conflict.author_id) == ("refused", campus.students[0])
         assert conflict.lost_value["points"] == 100
-    laptop.sync()  # the device is told to remove what the server never accepted
-    assert points_on(laptop.app, campus.assessment, campus.students[0]) is None
-    assert_replica_matches(server, laptop)
+    student_laptop.sync()  # the device is told to remove what the server never accepted
+    assert points_on(student_laptop.app, campus.assessment, campus.students[0]) is None
+    assert_replica_matches(server, student_laptop)
 
 
 def test_a_change_as_another_account_is_refused(
-    campus: Campus, make_device: Callable[..., Device], server: Flask
+    campus: Campus, newcomer_laptop: Device, server: Flask
 ) -> None:
-    laptop = make_device("stud3")
     [answer] = push_raw(
-        laptop,
+        newcomer_laptop,
         [
             change(
                 "marks",
@@ -685,12 +689,11 @@ def test_a_change_as_another_account_is_refused(
 
 
 def test_forged_tables_and_fields_are_refused_or_ignored(
-    campus: Campus, make_device: Callable[..., Device], server: Flask
+    campus: Campus, newcomer_laptop: Device, server: Flask
 ) -> None:
-    laptop = make_device("stud3")
     me = campus.students[2]
     answers = push_raw(
-        laptop,
+        newcomer_laptop,
         [
             change("sync_devices", uuid.uuid4(), {}, actor=me),
             change("users", me, {"role": "admin"}, actor=me, op="update"),
@@ -720,18 +723,17 @@ def test_forged_tables_and_fields_are_refused_or_ignored(
 
 
 def test_a_forged_row_id_cannot_reach_another_students_registration(
-    campus: Campus, make_device: Callable[..., Device], server: Flask
+    campus: Campus, newcomer_laptop: Device, server: Flask
 ) -> None:
     """Naming another student's registration by its id, as an update or as an "insert" whose
     fields claim to be one's own, changes nothing of theirs."""
-    laptop = make_device("stud3")
     with on_server(server):
         theirs = _db.session.scalar(
             select(Registration.id).filter_by(student_id=campus.students[0])
         )
     mine = {"student_id": campus.students[2], "section_id": campus.section, "status": "dropped"}
     answers = push_raw(
-        laptop,
+        newcomer_laptop,
         [
             change("registrations", theirs, mine, actor=campus.students[2], op="update"),
             change("registrations", theirs, mine, actor=campus.students[2], op="insert"),
@@ -848,9 +850,7 @@ def test_a_mark_on_grades_finalised_meanwhile_is_refused_with_its_reason_and_kep
         _db.session.commit()
     laptop = make_device("teach1")
     local_mark(laptop, campus.instructor, campus.assessment, campus.students[0], "88")
-    with on_server(server):
-        db = _db.session
-        db.info[capture.ACTOR] = campus.instructor
+    with acting_on_server(server, campus.instructor) as db:
         finalise_section(
             db,
             db.get(User, campus.instructor),
@@ -875,10 +875,9 @@ def test_a_mark_on_grades_finalised_meanwhile_is_refused_with_its_reason_and_kep
 
 
 def test_one_change_that_always_fails_does_not_block_those_behind_it(
-    campus: Campus, make_device: Callable[..., Device], server: Flask
+    campus: Campus, instructor_laptop: Device, server: Flask
 ) -> None:
-    laptop = make_device("teach1")
-    with laptop.session():
+    with instructor_laptop.session():
         _db.session.execute(
             OutboxEntry.__table__.insert().values(
                 change_id=uuid.uuid4(),
@@ -893,11 +892,77 @@ def test_one_change_that_always_fails_does_not_block_those_behind_it(
             )
         )
         _db.session.commit()
-    local_mark(laptop, campus.instructor, campus.assessment, campus.students[1], "61")
-    summary = laptop.sync()
+    local_mark(instructor_laptop, campus.instructor, campus.assessment, campus.students[1], "61")
+    summary = instructor_laptop.sync()
     assert summary.pushed == 2 and summary.refused == 1
     assert points_on(server, campus.assessment, campus.students[1]) == 61
-    assert outbox(laptop) == []
+    assert outbox(instructor_laptop) == []
+
+
+def test_a_malformed_change_is_refused_to_its_author_and_leaves_the_outbox(
+    campus: Campus, instructor_laptop: Device, server: Flask
+) -> None:
+    """A change the server cannot read (here: its clock is not a clock) is answered as refused,
+    once; its values are kept in a refusal that its author sees on the device's "My sync
+    conflicts" page; it leaves the outbox, and the change behind it goes through."""
+    from tests.conftest import post_form
+
+    malformed = {
+        "change_id": str(uuid.uuid4()),
+        "table": "marks",
+        "row_id": str(uuid.uuid4()),
+        "op": "insert",
+        "fields": {
+            "assessment_id": str(campus.assessment),
+            "student_id": str(campus.students[0]),
+            "points": 12,
+        },
+        "hlc": "not a clock",
+        "base_cursor": 0,
+        "actor_id": str(campus.instructor),
+    }
+    with instructor_laptop.session():
+        _db.session.execute(
+            OutboxEntry.__table__.insert().values(
+                change_id=uuid.UUID(malformed["change_id"]),
+                table_name=malformed["table"],
+                row_id=uuid.UUID(malformed["row_id"]),
+                op=malformed["op"],
+                fields=malformed["fields"],
+                hlc=malformed["hlc"],
+                base_cursor=0,
+                actor_id=campus.instructor,
+                created_at=datetime.now(UTC),
+            )
+        )
+        _db.session.commit()
+    local_mark(instructor_laptop, campus.instructor, campus.assessment, campus.students[1], "61")
+    summary = instructor_laptop.sync()
+    assert (summary.pushed, summary.refused) == (2, 1)
+    assert outbox(instructor_laptop) == []
+    assert points_on(server, campus.assessment, campus.students[1]) == 61
+    assert points_on(server, campus.assessment, campus.students[0]) is None
+    detail = "Malformed change: not a hybrid logical clock timestamp: 'not a clock'"
+    with on_server(server):
+        conflict = _db.session.scalar(select(SyncConflict))
+        assert (conflict.kind, conflict.detail) == ("refused", detail)
+        assert (conflict.author_id, str(conflict.change_id)) == (
+            campus.instructor,
+            malformed["change_id"],
+        )
+        assert conflict.lost_value["points"] == 12
+    # A replay gets the first answer and records nothing twice.
+    assert push_raw(instructor_laptop, [malformed]) == [
+        {"change_id": malformed["change_id"], "status": "refused", "detail": detail}
+    ]
+    assert count(server, SyncConflict) == 1
+    instructor_laptop.sync()
+    web = instructor_laptop.app.test_client()
+    response = post_form(web, "/login", {"username": "teach1", "password": factories.PASSWORD})
+    assert response.status_code == 302
+    page = web.get("/sync/my-conflicts").get_data(as_text=True)
+    assert "Refused by the server&#39;s rules" in page or "Refused by the server's rules" in page
+    assert "Malformed change: not a hybrid logical clock timestamp" in page
 
 
 # --- 6. Conflicts: field by field, by hybrid logical clock; the loser is kept --------------------
@@ -943,27 +1008,26 @@ def _after(moment_ms: int) -> None:
 
 
 def test_different_fields_changed_on_both_sides_merge(
-    campus: Campus, make_device: Callable[..., Device], server: Flask
+    campus: Campus, student_laptop: Device, server: Flask
 ) -> None:
     from portal.registration.services import drop
 
-    laptop = make_device("stud1")
     with on_server(server):  # an admin corrects a server-kept field meanwhile
         registration = _db.session.scalar(
             select(Registration).filter_by(student_id=campus.students[0])
         )
         registration.final_grade = "B"
         _db.session.commit()
-    with acting(laptop, campus.students[0]) as db:
+    with acting(student_laptop, campus.students[0]) as db:
         mine = db.scalar(select(Registration).filter_by(student_id=campus.students[0]))
         drop(db, mine, now=datetime.now(UTC))
         db.commit()
-    laptop.sync()
+    student_laptop.sync()
     with on_server(server):
         merged = _db.session.scalar(select(Registration).filter_by(student_id=campus.students[0]))
         assert (merged.status, merged.final_grade) == ("dropped", "B")
     assert count(server, SyncConflict) == 0
-    assert_replica_matches(server, laptop)
+    assert_replica_matches(server, student_laptop)
 
 
 @pytest.mark.parametrize("days", [3, -3])
@@ -1003,44 +1067,31 @@ def test_the_same_field_is_decided_by_real_time_even_with_a_device_clock_days_of
 
 
 def test_a_devices_own_later_edit_of_a_field_is_not_beaten_by_its_earlier_one(
-    campus: Campus, make_device: Callable[..., Device], server: Flask
+    campus: Campus, instructor_laptop: Device, server: Flask
 ) -> None:
     """Two offline edits of one mark pushed in one batch: the second is the value. (The field's
     clock is the edit's, not the moment the server applied it.)"""
-    laptop = make_device("teach1")
-    local_mark(laptop, campus.instructor, campus.assessment, campus.students[0], "50")
-    local_mark(laptop, campus.instructor, campus.assessment, campus.students[0], "60")
-    summary = laptop.sync()
+    local_mark(instructor_laptop, campus.instructor, campus.assessment, campus.students[0], "50")
+    local_mark(instructor_laptop, campus.instructor, campus.assessment, campus.students[0], "60")
+    summary = instructor_laptop.sync()
     assert (summary.pushed, summary.conflicts) == (2, 0)
     assert points_on(server, campus.assessment, campus.students[0]) == 60
     assert count(server, SyncConflict) == 0
-    assert_replica_matches(server, laptop)
+    assert_replica_matches(server, instructor_laptop)
 
 
 def test_an_edit_against_a_delete_is_flagged(
-    campus: Campus, make_device: Callable[..., Device], server: Flask
+    campus: Campus, instructor_laptop: Device, server: Flask
 ) -> None:
-    from portal.grading.services import delete_assessment
-
-    laptop = make_device("teach1")
-    local_mark(laptop, campus.instructor, campus.lab, campus.students[1], "8")
-    with on_server(server):
-        db = _db.session
-        db.info[capture.ACTOR] = campus.instructor
-        delete_assessment(
-            db,
-            db.get(User, campus.instructor),
-            db.get(Assessment, campus.lab),
-            now=datetime.now(UTC),
-        )
-        db.commit()
-    laptop.sync()
+    local_mark(instructor_laptop, campus.instructor, campus.lab, campus.students[1], "8")
+    server_delete_assessment(server, campus.instructor, campus.lab)
+    instructor_laptop.sync()
     with on_server(server):
         conflict = _db.session.scalar(select(SyncConflict))
         assert (conflict.kind, conflict.field, conflict.lost_value) == ("deleted", "points", 8)
         assert conflict.author_id == campus.instructor
     assert points_on(server, campus.lab, campus.students[1]) is None
-    assert_replica_matches(server, laptop)
+    assert_replica_matches(server, instructor_laptop)
 
 
 # --- 7. A device holds its scope, table by table, for every role --------------------------------
@@ -1170,12 +1221,14 @@ def test_every_role_holds_exactly_its_scope_table_by_table(
 def test_a_device_of_two_staff_accounts_holds_the_union_of_their_scopes(
     busy_campus: Campus, make_device: Callable[..., Device], server: Flask
 ) -> None:
-    laptop = make_device("lab1")
-    sync_client.join_account(laptop.engine, "teach2", factories.PASSWORD, client=laptop.http)
-    laptop.sync()
-    assert len(device_accounts(server, laptop)) == 2
-    assert_replica_matches(server, laptop)
-    with laptop.session():
+    lab_laptop = make_device("lab1")
+    sync_client.join_account(
+        lab_laptop.engine, "teach2", factories.PASSWORD, client=lab_laptop.http
+    )
+    lab_laptop.sync()
+    assert len(device_accounts(server, lab_laptop)) == 2
+    assert_replica_matches(server, lab_laptop)
+    with lab_laptop.session():
         assert _db.session.get(Section, busy_campus.other_section) is not None
         assert {s.section_id for s in _db.session.scalars(select(LabSession))} == {
             busy_campus.section,
@@ -1213,30 +1266,78 @@ def test_rows_that_leave_the_scope_are_removed_from_the_device(
 
 
 def test_an_account_that_stops_being_staff_leaves_the_students_devices(
-    campus: Campus, make_device: Callable[..., Device], server: Flask
+    campus: Campus, student_laptop: Device, server: Flask
 ) -> None:
-    laptop = make_device("stud1")
-    with laptop.session():
+    with student_laptop.session():
         assert _db.session.scalar(select(User).filter_by(username="lab1")) is not None
     with on_server(server):
         _db.session.get(Section, campus.section).lab_staff_id = None
         _db.session.commit()
-    laptop.sync()
-    with laptop.session():
+    student_laptop.sync()
+    with student_laptop.session():
         assert _db.session.scalar(select(User).filter_by(username="lab1")) is None
+    assert_replica_matches(server, student_laptop)
+
+
+def test_an_assessment_that_stops_being_a_lab_leaves_the_lab_staffs_device_with_its_marks(
+    busy_campus: Campus,
+    make_device: Callable[..., Device],
+    server: Flask,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Lab staff read the lab assessments of their sections only: an instructor making Lab 1
+    an assignment takes it, its marks and its lab reports off the lab staff's device (no row
+    of theirs changed, so only a snapshot can tell); making it a lab again brings them back."""
+    from portal.grading.services import AssessmentInput, update_assessment
+
+    campus = busy_campus
+    laptop = make_device("lab1")
+    assert _ids(laptop.app, Mark, "assessment_id") == {campus.lab}
+    assert count(laptop.app, Submission) == 2
+    snapshots: list[bool] = []
+    real_json = sync_client.Transport.json
+
+    def spy(self: Any, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        answer = real_json(self, method, path, body)
+        if path == "/pull":
+            snapshots.append(bool(answer.get("snapshot")))
+        return answer
+
+    monkeypatch.setattr(sync_client.Transport, "json", spy)
+
+    def make_lab(kind: str) -> None:
+        with acting_on_server(server, campus.instructor) as db:
+            lab = db.get(Assessment, campus.lab)
+            data = AssessmentInput(lab.name, kind, lab.weight, lab.max_points, lab.due_at)
+            update_assessment(db, db.get(User, campus.instructor), lab, data)
+            db.commit()
+
+    make_lab("assignment")
+    laptop.sync()
+    assert snapshots and all(snapshots)
+    assert count(laptop.app, Assessment, Assessment.id == campus.lab) == 0
+    assert count(laptop.app, Mark) == 0
+    assert count(laptop.app, Submission) == 0 and count(laptop.app, StoredFile) == 0
+    assert_replica_matches(server, laptop)
+
+    snapshots.clear()
+    make_lab("lab")
+    laptop.sync()
+    assert snapshots and all(snapshots)
+    assert _ids(laptop.app, Mark, "assessment_id") == {campus.lab}
+    assert count(laptop.app, Submission) == 2
     assert_replica_matches(server, laptop)
 
 
 def test_a_snapshot_abandoned_half_way_and_resumed_after_changes_keeps_only_the_scope(
     campus: Campus,
-    make_device: Callable[..., Device],
+    flaky_device: Callable[[str], tuple[Device, Flaky]],
     server: Flask,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A snapshot is cut after its first page; meanwhile the section's lab staff changes (the
     section row changes after the snapshot's bound, and lab1 stops being staff anywhere)."""
-    http, transport = flaky_client(server)
-    laptop = make_device("stud1", http=http)
+    laptop, transport = flaky_device("stud1")
     with on_server(server):
         lab2 = factories.make_user(_db.session, "lab_staff", username="lab2").id
         _db.session.get(Section, campus.other_section).lab_staff_id = lab2
@@ -1261,33 +1362,31 @@ def test_a_snapshot_abandoned_half_way_and_resumed_after_changes_keeps_only_the_
 
 
 def test_an_offline_lab_report_reaches_the_server_by_its_hash(
-    campus: Campus, make_device: Callable[..., Device], server: Flask
+    campus: Campus, student_laptop: Device, server: Flask
 ) -> None:
     import hashlib
 
     from portal.submissions import storage
 
-    laptop = make_device("stud1")
     content = b"Measured g = 9.79 m/s^2\n" * 50
-    made = _submit(laptop.app, campus.students[0], campus.lab, content, "report.txt")
-    laptop.sync()
+    made = _submit(student_laptop.app, campus.students[0], campus.lab, content, "report.txt")
+    student_laptop.sync()
     sha = hashlib.sha256(content).hexdigest()
     with on_server(server):
         submission = _db.session.get(Submission, made)
         assert submission is not None and submission.file_sha256 == sha
     blob = storage.blob_path(Path(server.config["PORTAL"]["UPLOAD_DIR"]), sha)
     assert blob.read_bytes() == content
-    assert_replica_matches(server, laptop)
+    assert_replica_matches(server, student_laptop)
 
 
 def test_a_file_upload_resumes_where_it_stopped(
     campus: Campus,
-    make_device: Callable[..., Device],
+    flaky_device: Callable[[str], tuple[Device, Flaky]],
     server: Flask,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    http, transport = flaky_client(server)
-    laptop = make_device("stud1", http=http)
+    laptop, transport = flaky_device("stud1")
     monkeypatch.setattr(sync_client, "CHUNK_BYTES", 1000)
     content = b"0123456789abcdef\n" * 210  # 3,570 bytes: four chunks
     _submit(laptop.app, campus.students[0], campus.lab, content, "data.txt")
@@ -1311,14 +1410,13 @@ def test_a_file_upload_resumes_where_it_stopped(
 
 
 def test_a_submission_is_not_applied_before_its_file_is_whole_and_checked(
-    campus: Campus, make_device: Callable[..., Device], server: Flask
+    campus: Campus, student_laptop: Device, server: Flask
 ) -> None:
     import hashlib
 
-    laptop = make_device("stud1")
     content = b"a lab report in two halves\n" * 100
     sha = hashlib.sha256(content).hexdigest()
-    transport = transport_of(laptop)
+    transport = transport_of(student_laptop)
 
     def put(offset: int, data: bytes, last: bool) -> dict[str, Any]:
         headers = {**transport.headers(), "Content-Type": "application/octet-stream"}
@@ -1342,28 +1440,26 @@ def test_a_submission_is_not_applied_before_its_file_is_whole_and_checked(
         },
         actor=campus.students[0],
     )
-    [answer] = push_raw(laptop, [submission])
+    [answer] = push_raw(student_laptop, [submission])
     assert answer["status"] == "waiting"
     assert count(server, Submission) == 0
     # A file whose bytes do not match its name is refused and must be sent again whole.
     with pytest.raises(sync_client.SyncError) as mismatch:
         put(1000, b"x" * (len(content) - 1000), last=True)
     assert str(mismatch.value) == "The file received does not match its sha256; send it again."
-    [answer] = push_raw(laptop, [submission])
+    [answer] = push_raw(student_laptop, [submission])
     assert answer["status"] == "waiting"
     assert put(0, content, last=True)["complete"] is True
-    [answer] = push_raw(laptop, [submission])  # the same change, now that the file is whole
+    [answer] = push_raw(student_laptop, [submission])  # the same change, now that the file is whole
     assert answer["status"] == "applied"
     assert count(server, Submission) == 1
 
 
 def test_identical_files_travel_once(
-    campus: Campus, make_device: Callable[..., Device], server: Flask
+    campus: Campus, flaky_device: Callable[[str], tuple[Device, Flaky]], server: Flask
 ) -> None:
-    first_http, first = flaky_client(server)
-    second_http, second = flaky_client(server)
-    one = make_device("stud1", http=first_http)
-    two = make_device("stud2", http=second_http)
+    one, first = flaky_device("stud1")
+    two, second = flaky_device("stud2")
     content = b"the template handed out, submitted unchanged\n" * 300
     _submit(one.app, campus.students[0], campus.lab, content, "template.txt")
     _submit(two.app, campus.students[1], campus.lab, content, "template.txt")
@@ -1385,37 +1481,35 @@ def test_identical_files_travel_once(
 )
 def test_a_protocol_the_server_does_not_speak_is_refused_clearly_and_data_kept(
     campus: Campus,
-    make_device: Callable[..., Device],
+    instructor_laptop: Device,
     server: Flask,
     monkeypatch: pytest.MonkeyPatch,
     version: int,
     words: str,
 ) -> None:
-    laptop = make_device("teach1")
-    local_mark(laptop, campus.instructor, campus.assessment, campus.students[0], "73")
-    before = state_of(laptop).cursor
+    local_mark(instructor_laptop, campus.instructor, campus.assessment, campus.students[0], "73")
+    before = state_of(instructor_laptop).cursor
     monkeypatch.setattr(sync_client, "PROTOCOL_VERSION", version)
     with pytest.raises(sync_client.SyncError) as refused:
-        laptop.sync()
+        instructor_laptop.sync()
     assert refused.value.reason == "protocol"
     assert words in str(refused.value) and "kept on this computer" in str(refused.value)
-    assert len(outbox(laptop)) == 1
-    assert state_of(laptop).cursor == before
-    assert state_of(laptop).last_error == str(refused.value)
+    assert len(outbox(instructor_laptop)) == 1
+    assert state_of(instructor_laptop).cursor == before
+    assert state_of(instructor_laptop).last_error == str(refused.value)
     assert points_on(server, campus.assessment, campus.students[0]) is None
     monkeypatch.setattr(sync_client, "PROTOCOL_VERSION", 1)
-    laptop.sync()
+    instructor_laptop.sync()
     assert points_on(server, campus.assessment, campus.students[0]) == 73
 
 
 def test_a_request_without_a_protocol_is_refused(
-    campus: Campus, make_device: Callable[..., Device], server: Flask
+    campus: Campus, student_laptop: Device, server: Flask
 ) -> None:
-    laptop = make_device("stud1")
-    response = laptop.http.post(
+    response = student_laptop.http.post(
         "/sync/v1/pull",
         content=json.dumps({"cursor": 0}),
-        headers={"Authorization": f"Bearer {state_of(laptop).credential}"},
+        headers={"Authorization": f"Bearer {state_of(student_laptop).credential}"},
     )
     assert response.status_code == 426
     assert response.json()["detail"] == "The request does not say which sync protocol it speaks."
@@ -1425,36 +1519,35 @@ def test_a_request_without_a_protocol_is_refused(
 
 
 def test_a_revoked_device_is_refused_and_keeps_its_changes_for_export(
-    campus: Campus, make_device: Callable[..., Device], server: Flask, tmp_path: Path
+    campus: Campus, instructor_laptop: Device, server: Flask, tmp_path: Path
 ) -> None:
     from portal.models import Device as DeviceRow
 
-    laptop = make_device("teach1")
-    local_mark(laptop, campus.instructor, campus.assessment, campus.students[0], "58")
-    local_mark(laptop, campus.instructor, campus.lab, campus.students[1], "6")
+    local_mark(instructor_laptop, campus.instructor, campus.assessment, campus.students[0], "58")
+    local_mark(instructor_laptop, campus.instructor, campus.lab, campus.students[1], "6")
     with on_server(server):
         db = _db.session
         sync_services.revoke_device(
             db,
-            db.get(DeviceRow, state_of(laptop).device_id),
+            db.get(DeviceRow, state_of(instructor_laptop).device_id),
             actor=db.get(User, campus.admin),
             now=datetime.now(UTC),
         )
         db.commit()
     with pytest.raises(sync_client.SyncError) as refused:
-        laptop.sync()
+        instructor_laptop.sync()
     assert refused.value.reason == "revoked"
     assert "revoked by an administrator" in str(refused.value)
-    assert state_of(laptop).revoked is True
-    kept = outbox(laptop)
+    assert state_of(instructor_laptop).revoked is True
+    kept = outbox(instructor_laptop)
     assert len(kept) == 2
     assert count(server, Mark) == 0
-    exported = sync_client.export_outbox(laptop.engine, tmp_path / "unsent.json")
+    exported = sync_client.export_outbox(instructor_laptop.engine, tmp_path / "unsent.json")
     assert exported == 2
     document = json.loads((tmp_path / "unsent.json").read_text())
     assert [c["change_id"] for c in document["changes"]] == [str(e.change_id) for e in kept]
     assert {c["fields"]["points"] for c in document["changes"]} == {58, 6}
-    assert len(outbox(laptop)) == 2  # exporting keeps them too
+    assert len(outbox(instructor_laptop)) == 2  # exporting keeps them too
 
 
 # --- 11. Convergence (the random version is tests/sync/test_convergence.py) ---------------------
@@ -1462,12 +1555,11 @@ def test_a_revoked_device_is_refused_and_keeps_its_changes_for_export(
 
 @pytest.mark.parametrize("order", ["instructor first", "lab staff first"])
 def test_offline_edits_on_two_devices_converge_in_either_sync_order(
-    campus: Campus, make_device: Callable[..., Device], server: Flask, order: str
+    campus: Campus, instructor_laptop: Device, lab_laptop: Device, server: Flask, order: str
 ) -> None:
     from portal.attendance.services import LabSessionInput, create_lab_session, record_attendance
 
-    office = make_device("teach1")
-    lab = make_device("lab1")
+    office, lab = instructor_laptop, lab_laptop
     local_mark(office, campus.instructor, campus.assessment, campus.students[0], "90")
     local_mark(office, campus.instructor, campus.lab, campus.students[1], "3")
     _after(hlc.millis_of(datetime.now(UTC)))
