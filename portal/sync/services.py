@@ -386,7 +386,8 @@ def _apply_as_author(
     db.info[capture.ACTOR] = change.actor_id
     db.info[capture.STAMP] = hlc.believable(change.hlc, now)
     db.info[capture.DEVICE_ID] = device_id
-    if actor is None or (actor.id, actor.role) not in accounts:
+    own_account = actor is not None and (actor.id, actor.role) in accounts
+    if actor is None or not own_account:
         outcome = apply.Outcome(
             apply.REFUSED, "The change was not made by an account of this device."
         )
@@ -411,7 +412,9 @@ def _apply_as_author(
                 kept_value=kept,
                 lost_value=lost,
                 detail=outcome.detail,
-                author_id=actor.id if actor is not None else None,
+                # Only an account of the device: a forged author must not put entries on
+                # someone else's "My sync conflicts" (the device is still named).
+                author_id=actor.id if actor is not None and own_account else None,
                 device_id=device_id,
                 change_id=change.change_id,
                 created_at=now,

@@ -686,6 +686,10 @@ def test_a_change_as_another_account_is_refused(
         "detail": "The change was not made by an account of this device.",
     }
     assert count(server, Mark) == 0
+    with on_server(server):  # kept for an administrator, on nobody's "My sync conflicts"
+        conflict = _db.session.scalar(select(SyncConflict))
+        assert (conflict.kind, conflict.author_id) == ("refused", None)
+        assert conflict.device_id is not None
 
 
 def test_forged_tables_and_fields_are_refused_or_ignored(
