@@ -13,15 +13,17 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.orm import Session
 
 from portal.models import OutboxEntry, SyncConflict, SyncState, User
 from portal.sync import client as sync_client
 from portal.sync.client import Summary, SyncError
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
