@@ -127,8 +127,13 @@ from desktop.paths import resolve
 
 args = build_parser().parse_args(["--data-dir", sys.argv[1]])
 app = _build_portal(resolve(args.data_dir, demo=False), args, None, time.monotonic())
-page = Client(app).get("/login", environ_overrides={"HTTP_HOST": "127.0.0.1:5000"})
+client, host = Client(app), {"HTTP_HOST": "127.0.0.1:5000"}
+assert client.get("/", environ_overrides=host).status_code == 302  # the launch asks `/` first
+page = client.get("/login", environ_overrides=host)
 assert page.status_code == 200, page.status_code
+from portal.models import Base
+if not Base.registry._new_mappers:
+    print("ORM mappers configured")
 print(" ".join(sorted(name for name in sys.modules if name.partition(".")[0] in {
     "httpx", "alembic", "flask_migrate"} or name == "sqlalchemy.dialects.postgresql")))
 """
@@ -136,7 +141,8 @@ print(" ".join(sorted(name for name in sys.modules if name.partition(".")[0] in 
 
 def test_the_start_imports_nothing_the_first_page_does_not_need(admin_data_dir):
     """No HTTP client (a sync imports it), no Alembic (the schema is current), no PostgreSQL
-    dialect (the server's) in a desktop start up to its log-in page."""
+    dialect (the server's) in a desktop start up to its log-in page, and no ORM mapper set
+    up for it (the log-in itself does that)."""
     done = subprocess.run(
         [sys.executable, "-c", BUILD_AND_FIRST_PAGE, str(admin_data_dir)],
         cwd=ROOT,
