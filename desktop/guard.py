@@ -6,8 +6,9 @@ browser can send requests to it. So every request must pass, in this order:
 1. Host header exactly `127.0.0.1:PORT` (a DNS-rebinding page sends its own name) -> else 400.
 2. `GET /launch/<token>`: the one-time launch token the launcher handed to its window (or
    printed with --headless) is exchanged for an HttpOnly, SameSite=Strict cookie, then a
-   redirect to `/` so that the token never stays in the address bar. A used, wrong or stale
-   token -> 403.
+   redirect so that the token never stays in the address bar: straight to where the portal
+   sends this visitor from `/` (the log-in page when nobody is signed in, a student's
+   registrations...), else to `/`. A used, wrong or stale token -> 403.
 3. `POST /.campus-portal/focus` and `POST /.campus-portal/launch-url` with the control key
    from the owner-only instance file: a second start asks this one to bring its window to the
    front; `campus-portal open` (and a second start of a headless one) asks for a fresh launch
@@ -22,6 +23,7 @@ The portal's own log-in, CSRF tokens and idle log-out apply on top of this.
 from __future__ import annotations
 
 import hmac
+import io
 import logging
 import secrets
 import threading
@@ -39,6 +41,7 @@ CONTROL_PATH = "/.campus-portal/focus"
 LAUNCH_URL_PATH = "/.campus-portal/launch-url"
 CONTROL_HEADER = "X-Campus-Portal-Control"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -116,18 +119,61 @@ class LocalGuard:
         if not valid:
             return self._refuse(environ, start_response, 403, "unknown or used launch token")
         log.info("launch token exchanged for the window's cookie")
+        location, portal_cookies = self._landing(environ)
         cookie = f"{COOKIE_NAME}={self.session_secret}; Path=/; HttpOnly; SameSite=Strict"
         start_response(
             "303 See Other",
             [
-                ("Location", "/"),
+                ("Location", location),
                 ("Set-Cookie", cookie),
+                *(("Set-Cookie", value) for value in portal_cookies),
                 ("Cache-Control", "no-store"),
                 ("Referrer-Policy", "no-referrer"),
                 ("Content-Length", "0"),
             ],
         )
         return [b""]
+
+    def _landing(self, environ: dict[str, Any]) -> tuple[str, list[str]]:
+        """Where the launch redirect goes, and the portal's cookies to pass on with it.
+
+        The portal is asked for `/` as this visitor (their cookies): when it answers with a
+        redirect to one of its own pages (the log-in page when nobody is signed in), the
+        launch goes there in one hop instead of two. Any other answer (a signed-in home page,
+        the "starting" page) is dropped and the launch goes to `/` as before."""
+        captured: list[Any] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]], *_: Any) -> Any:
+            captured[:] = [status, headers]
+            return lambda _data: None
+
+        inner = {
+            **environ,
+            "REQUEST_METHOD": "GET",
+            "PATH_INFO": "/",
+            "QUERY_STRING": "",
+            "CONTENT_LENGTH": "0",
+            "wsgi.input": io.BytesIO(),
+        }
+        inner.pop("CONTENT_TYPE", None)
+        body = self.app(inner, start_response)
+        try:
+            for _chunk in body:  # the status may come with the first chunk
+                pass
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+        if not captured:
+            return "/", []
+        status, headers = captured
+        cookies = [value for name, value in headers if name.lower() == "set-cookie"]
+        location = next((value for name, value in headers if name.lower() == "location"), "")
+        if location.startswith(self.origin + "/"):
+            location = location[len(self.origin) :]
+        if int(status.split(" ", 1)[0]) in REDIRECT_STATUSES and _is_local_path(location):
+            return location, cookies
+        return "/", cookies
 
     def _control(
         self, environ: dict[str, Any], start_response: StartResponse, path: str
@@ -198,3 +244,8 @@ class LocalGuard:
             ],
         )
         return [body]
+
+
+def _is_local_path(location: str) -> bool:
+    """A path on this server: `/x`, never `//host/x` or a backslash trick."""
+    return location.startswith("/") and not location.startswith("//") and "\\" not in location

@@ -43,12 +43,17 @@ def _first_run_open() -> bool:
     return is_open
 
 
+# The front door and the log-in page: `/` goes to the first-run page in one hop (the desktop
+# launcher's redirect follows where `/` sends the visitor), not through the log-in page.
+FIRST_VISIT_ENDPOINTS = frozenset({"main.index", "auth.login"})
+
+
 @bp.before_app_request
 def _send_first_visit_to_setup() -> Response | None:
     """A desktop copy with no accounts yet shows the first-run page instead of the log-in."""
     if (
         request.method == "GET"
-        and request.endpoint == "auth.login"
+        and request.endpoint in FIRST_VISIT_ENDPOINTS
         and current_app.config["PORTAL"]["MODE"] == "desktop"
         and _first_run_open()
     ):

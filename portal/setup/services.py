@@ -11,15 +11,18 @@ from portal.audit.services import record
 from portal.errors import NotFound
 from portal.models import SyncState, User
 
+# These two read the tables, not through the ORM: they run before the log-in page (the first
+# page of every start), which then needs no ORM mapper set up.
+
 
 def has_users(db: Session) -> bool:
     """Any account at all, active or not, deleted or not."""
-    return db.scalar(select(User.id).limit(1)) is not None
+    return db.scalar(select(User.__table__.c.id).limit(1)) is not None
 
 
 def is_connected(db: Session) -> bool:
     """Whether this copy is enrolled with a campus server."""
-    return db.scalar(select(SyncState.id).limit(1)) is not None
+    return db.scalar(select(SyncState.__table__.c.id).limit(1)) is not None
 
 
 def first_run_open(db: Session) -> bool:

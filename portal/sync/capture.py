@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, insert, inspect, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 from portal.models import ChangeLogEntry, FieldVersion, OutboxEntry, SyncState
@@ -257,10 +257,13 @@ def write_change_log(
             }
             for t, r, f in versions
         ]
-        dialect = session.get_bind().dialect.name
-        statement: Any = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(
-            FieldVersion
-        )
+        statement: Any
+        if session.get_bind().dialect.name == "postgresql":
+            from sqlalchemy.dialects import postgresql  # the server only (a device starts faster)
+
+            statement = postgresql.insert(FieldVersion)
+        else:
+            statement = sqlite.insert(FieldVersion)
         statement = statement.on_conflict_do_update(
             index_elements=["table_name", "row_id", "field"],
             set_={

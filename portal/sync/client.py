@@ -19,9 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from sqlalchemy import (
     Connection,
     Engine,
@@ -40,12 +39,15 @@ from sqlalchemy.exc import IntegrityError
 from portal.models import OutboxEntry, SnapshotSeen, SyncState, User
 from portal.sync.tables import BY_NAME, SYNCED_TABLES, row_from_json
 
+if TYPE_CHECKING:  # imported when a sync talks to the server: a start needs no HTTP client
+    import httpx
+
 log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
 PUSH_BATCH = 200
 CHUNK_BYTES = 1024 * 1024
-TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+TIMEOUT_SECONDS, CONNECT_TIMEOUT_SECONDS = 30.0, 5.0
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
@@ -86,7 +88,13 @@ class Transport:
 
     def __init__(self, server_url: str, token: str = "", client: httpx.Client | None = None):
         self.base = server_url.rstrip("/") + "/sync/v1"
-        self.client = client or httpx.Client(timeout=TIMEOUT)
+        if client is None:
+            import httpx
+
+            client = httpx.Client(
+                timeout=httpx.Timeout(TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS)
+            )
+        self.client = client
         self.token = token
         self.offset_ms: int | None = None
 
@@ -99,6 +107,8 @@ class Transport:
     def call(self, method: str, path: str, body: Any = None, **kwargs: Any) -> httpx.Response:
         """One request; `body` is sent as gzipped JSON, or raw bytes as `content=` (with their
         own `headers=`, added to the protocol's)."""
+        import httpx
+
         headers = {**self.headers(), **kwargs.pop("headers", {})}
         content = kwargs.pop("content", None)
         if body is not None:

@@ -13,15 +13,17 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.orm import Session
 
 from portal.models import OutboxEntry, SyncConflict, SyncState, User
 from portal.sync import client as sync_client
 from portal.sync.client import Summary, SyncError
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -312,13 +314,17 @@ def status(runner: SyncRunner, db: Session | Connection, *, user_id: Any = None)
     """Where sync stands on this device, or None when it is not enrolled. Reads through `db`
     (in a request: its own session, which on SQLite already holds the database's write
     transaction; a second connection would wait for it)."""
+    # Read from the table, not through the ORM: on a copy that is not enrolled this is the
+    # only query of every page, and the log-in page (the first of every start) then needs no
+    # ORM mapper set up.
+    table = SyncState.__table__.c
     state = db.execute(
         select(
-            SyncState.server_url,
-            SyncState.last_sync_at,
-            SyncState.last_error,
-            SyncState.last_summary,
-            SyncState.revoked,
+            table.server_url,
+            table.last_sync_at,
+            table.last_error,
+            table.last_summary,
+            table.revoked,
         )
     ).first()
     if state is None:

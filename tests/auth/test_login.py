@@ -172,6 +172,26 @@ def test_pages_have_no_inline_script(client):
         assert "src=" in chunk.split(">")[0], "inline <script> found; the CSP would block it"
 
 
+BOOTSTRAP_SCRIPT = "vendor/bootstrap/bootstrap.bundle.min.js"
+HTMX_SCRIPT = "vendor/htmx/htmx.min.js"
+
+
+def test_the_log_in_page_loads_only_the_scripts_it_uses(app, client):
+    """htmx and Bootstrap's script are for signed-in pages; a flashed message's alert is the
+    one thing a signed-out page closes with Bootstrap's script."""
+    username = _create(app)
+    page = client.get("/login").get_data(as_text=True)
+    assert "bootstrap.min.css" in page and "js/portal.js" in page
+    assert BOOTSTRAP_SCRIPT not in page and HTMX_SCRIPT not in page
+    refused = post_form(client, "/login", {"username": "ghost", "password": "nope-nope"})
+    refused_page = refused.get_data(as_text=True)
+    assert 'data-bs-dismiss="alert"' in refused_page and BOOTSTRAP_SCRIPT in refused_page
+    assert HTMX_SCRIPT not in refused_page
+    post_form(client, "/login", {"username": username, "password": factories.PASSWORD})
+    signed_in = client.get("/registrations").get_data(as_text=True)
+    assert BOOTSTRAP_SCRIPT in signed_in and HTMX_SCRIPT in signed_in
+
+
 def test_view_without_access_declaration_is_refused(tmp_path):
     app = make_app(tmp_path)
 

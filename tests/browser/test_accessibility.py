@@ -107,3 +107,16 @@ def test_keyboard_skip_link_reaches_main_content(page, login):
     expect(skip).to_be_visible()
     page.keyboard.press("Enter")
     expect(page.locator("main#main")).to_be_focused()
+
+
+def test_a_message_on_the_log_in_page_can_be_closed(page):
+    """The log-in page loads Bootstrap's script only when it shows a message: that message's
+    close button must still work."""
+    page.goto("/login")
+    page.get_by_label("Username").fill("nobody")
+    page.get_by_label("Password").fill("not-the-password")
+    page.get_by_role("button", name="Log in").click()
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("do not match an active account")
+    alert.get_by_role("button", name="Dismiss").click()
+    expect(alert).to_have_count(0)

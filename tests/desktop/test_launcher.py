@@ -72,6 +72,24 @@ def test_first_run_shows_the_setup_page(start_launcher):
     assert "Create the first administrator" in page.text
 
 
+def test_the_launch_link_leads_to_the_first_page_in_one_hop(
+    start_launcher, admin_data_dir, tmp_path
+):
+    """The launch answer redirects straight to the page the person lands on (no detour through
+    `/`), and that page answers at once: the first-run page, then the log-in page."""
+    for data_dir, path, text in (
+        (tmp_path / "fresh", "/setup/", "Create the first administrator"),
+        (admin_data_dir, "/login", "Log in to Campus Portal"),
+    ):
+        launcher = start_launcher(data_dir)
+        client = PortalClient(launcher.port)
+        answer = client.exchange(launcher.launch_path)
+        assert answer.status == 303 and answer.location == path
+        page = client.get(path)
+        assert page.status == 200 and text in page.text
+        assert launcher.stop()[0] == 0
+
+
 def test_verbose_logs_to_stderr_too(start_launcher):
     launcher = start_launcher(None, "--verbose")
     launcher.client().get("/healthz")

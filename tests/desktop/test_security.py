@@ -40,7 +40,7 @@ def test_the_token_becomes_an_httponly_strict_cookie_and_leaves_the_url(running)
     client = PortalClient(running.port)
     response = client.get(running.launch_path)
     assert response.status == 303
-    assert response.location == "/"
+    assert response.location == "/login"  # where `/` would send a visitor who is not signed in
     cookie = response.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
     assert client.get("/healthz").status == 200

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -10,6 +12,7 @@ from werkzeug.test import Client
 
 from desktop.problems import DatabaseProblem, LauncherProblem
 from desktop.starting import STARTING_TITLE, PortalBuild
+from tests.desktop.launcher_process import ROOT, launcher_env
 
 
 def _portal(environ, start_response):
@@ -112,3 +115,41 @@ def test_an_unexpected_error_becomes_a_problem_that_points_to_the_log():
         build.wait(10)
     assert "KeyError" in raised.value.detail and "log file" in raised.value.detail
     assert Client(build).get("/").status_code == 500
+
+
+# What the first page needs, and only that: measured with `python -X importtime`.
+BUILD_AND_FIRST_PAGE = """
+import sys, time
+from pathlib import Path
+from werkzeug.test import Client
+from desktop.launcher import _build_portal, build_parser
+from desktop.paths import resolve
+
+args = build_parser().parse_args(["--data-dir", sys.argv[1]])
+app = _build_portal(resolve(args.data_dir, demo=False), args, None, time.monotonic())
+client, host = Client(app), {"HTTP_HOST": "127.0.0.1:5000"}
+assert client.get("/", environ_overrides=host).status_code == 302  # the launch asks `/` first
+page = client.get("/login", environ_overrides=host)
+assert page.status_code == 200, page.status_code
+from portal.models import Base
+if not Base.registry._new_mappers:
+    print("ORM mappers configured")
+print(" ".join(sorted(name for name in sys.modules if name.partition(".")[0] in {
+    "httpx", "alembic", "flask_migrate"} or name == "sqlalchemy.dialects.postgresql")))
+"""
+
+
+def test_the_start_imports_nothing_the_first_page_does_not_need(admin_data_dir):
+    """No HTTP client (a sync imports it), no Alembic (the schema is current), no PostgreSQL
+    dialect (the server's) in a desktop start up to its log-in page, and no ORM mapper set
+    up for it (the log-in itself does that)."""
+    done = subprocess.run(
+        [sys.executable, "-c", BUILD_AND_FIRST_PAGE, str(admin_data_dir)],
+        cwd=ROOT,
+        env=launcher_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ""

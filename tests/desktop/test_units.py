@@ -64,6 +64,48 @@ def test_guard_exchange_sets_the_cookie_once(guard):
     assert Client(guard).post(launch, environ_overrides=HOST).status_code == 405
 
 
+def _sends_to_login(environ, start_response):
+    """A portal whose `/` sends visitors on (with a cookie of its own); its other pages answer."""
+    if environ["PATH_INFO"] == "/":
+        start_response(
+            "302 FOUND", [("Location", "/login?from=home"), ("Set-Cookie", "session=abc; Path=/")]
+        )
+        return [b"redirecting"]
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [environ["PATH_INFO"].encode()]
+
+
+def test_guard_launch_goes_where_the_portal_sends_the_visitor_in_one_hop():
+    guard = LocalGuard(_sends_to_login)
+    guard.port = 41234
+    client = Client(guard)
+    launch = guard.issue_launch_url().removeprefix(guard.origin)
+    response = client.get(launch, environ_overrides=HOST)
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/login?from=home"
+    cookies = response.headers.getlist("Set-Cookie")
+    assert cookies[0].startswith(f"{COOKIE_NAME}=") and "session=abc; Path=/" in cookies
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert client.get("/login", environ_overrides=HOST).get_data() == b"/login"
+    assert Client(guard).get(launch, environ_overrides=HOST).status_code == 403  # still once
+
+
+@pytest.mark.parametrize(
+    "location", ["//evil.example/x", "http://evil.example/", "/\\evil.example", "", "login"]
+)
+def test_guard_launch_never_redirects_off_the_portal(location):
+    def portal(environ, start_response):
+        start_response("302 FOUND", [("Location", location)])
+        return [b""]
+
+    guard = LocalGuard(portal)
+    guard.port = 41234
+    launch = guard.issue_launch_url().removeprefix(guard.origin)
+    response = Client(guard).get(launch, environ_overrides=HOST)
+    assert response.status_code == 303 and response.headers["Location"] == "/"
+
+
 def test_guard_new_launch_url_replaces_the_unused_one(guard):
     first = guard.issue_launch_url().removeprefix(guard.origin)
     second = guard.issue_launch_url().removeprefix(guard.origin)

@@ -23,6 +23,9 @@ def test_empty_database_sends_login_to_setup(client):
     response = client.get("/login")
     assert response.status_code == 302
     assert response.headers["Location"].endswith("/setup/")
+    front_door = client.get("/")  # in one hop, not through the log-in page
+    assert front_door.status_code == 302
+    assert front_door.headers["Location"].endswith("/setup/")
     page = client.get("/setup/")
     assert page.status_code == 200
     assert "Create the first administrator" in page.get_data(as_text=True)
