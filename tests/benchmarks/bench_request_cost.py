@@ -233,9 +233,41 @@ def _cycle(items: list[str]) -> Iterator[str]:
         yield from items
 
 
+def _open_section(meter: Meter, client: Any, csrf: str, term: str) -> str:
+    """A section of `term` the client's student can register for (and drops it again), found as
+    the locust task finds one; "" when none. Introductory courses first: most others have
+    prerequisites a demo student lacks."""
+    write = {"X-CSRFToken": csrf, "Referer": "https://portal.campus.example/"}
+    for word in ["101", "100", *WORDS]:
+        found = meter.request(
+            client, "API catalogue search", "GET",
+            f"/api/v1/courses?q={word}&term={term}&per_page=50", (200,),
+        ).get_json()  # fmt: skip
+        for course in found["items"]:
+            for candidate in course["sections"]:
+                answer = meter.request(
+                    client, "API register", "POST", "/api/v1/me/registrations",
+                    (201, 409, 422), json={"section_id": candidate["id"]}, headers=write,
+                )  # fmt: skip
+                if answer.status_code == 201:
+                    meter.request(
+                        client, "API drop", "DELETE",
+                        f"/api/v1/me/registrations/{answer.get_json()['id']}", (200, 204),
+                        headers=write,
+                    )  # fmt: skip
+                    return str(candidate["id"])
+    return ""
+
+
 def _actions(meter: Meter, term: str) -> list[tuple[str, Callable[[], object]]]:
     """One closure per request type of the mix, each making that request once."""
-    student, student_csrf = meter.log_in("student00001")
+    # The first demo student with room for one more section of the term (many are full).
+    for number in range(1, 31):
+        student, student_csrf = meter.log_in(f"student{number:05d}")
+        section = _open_section(meter, student, student_csrf, term)
+        if section:
+            break
+    assert section, "no demo student could register for a section"
     instructor, instructor_csrf = meter.log_in("instructor0001")
     admin, _ = meter.log_in("admin")
     words = _cycle(WORDS)
@@ -244,33 +276,6 @@ def _actions(meter: Meter, term: str) -> list[tuple[str, Callable[[], object]]]:
     def get(client: Any, name: str, path: str) -> Callable[[], object]:
         return lambda: meter.request(client, name, "GET", path, (200,))
 
-    # A section the student can register for and drop again, as the locust task finds one.
-    section = ""
-    for word in WORDS:
-        found = meter.request(
-            student, "API catalogue search", "GET",
-            f"/api/v1/courses?q={word}&term={term}&per_page=5", (200,),
-        ).get_json()  # fmt: skip
-        for course in found["items"]:
-            for candidate in course["sections"]:
-                answer = meter.request(
-                    student, "API register", "POST", "/api/v1/me/registrations",
-                    (201, 409, 422), json={"section_id": candidate["id"]},
-                    headers={"X-CSRFToken": student_csrf, **write},
-                )  # fmt: skip
-                if answer.status_code == 201:
-                    meter.request(
-                        student, "API drop", "DELETE",
-                        f"/api/v1/me/registrations/{answer.get_json()['id']}", (200, 204),
-                        headers={"X-CSRFToken": student_csrf, **write},
-                    )  # fmt: skip
-                    section = candidate["id"]
-                    break
-            if section:
-                break
-        if section:
-            break
-    assert section, "no section the student could register for"
     registration: list[str] = []
 
     def register() -> None:
