@@ -6,7 +6,8 @@ from typing import Any
 
 import click
 from flask import Flask, current_app
-from sqlalchemy import Engine, event, text
+from flask_sqlalchemy.pagination import Pagination, SelectPagination
+from sqlalchemy import Engine, Select, event, func, text
 
 # The newest Alembic revision in portal/migrations/versions (a test holds the two equal). The
 # desktop launcher compares it with the database's alembic_version and, when they match, starts
@@ -125,3 +126,38 @@ def init_app(app: Flask) -> None:
         """Create or upgrade the database schema to the latest migration."""
         upgrade_schema()
         click.echo("Database is at the latest schema.")
+
+
+class _TotalInSamePage(SelectPagination):
+    """A page of a select whose total comes with the page's rows (`count(*) OVER ()`), instead
+    of from a second COUNT statement that runs the whole search again."""
+
+    _total: int | None = None
+
+    def _query_items(self) -> list[Any]:
+        select = self._query_args["select"].add_columns(func.count().over())
+        select = select.limit(self.per_page).offset(self._query_offset)
+        rows = self._query_args["session"].execute(select).all()
+        if rows:
+            self._total = int(rows[0][-1])
+        return [row[0] for row in rows]
+
+    def _query_count(self) -> int:
+        if self._total is not None:
+            return self._total
+        if self.page == 1:
+            return 0  # no rows on the first page: nothing matches
+        return int(super()._query_count())  # past the last page: count the matches
+
+
+def paginate_one_statement(
+    select: Select[Any], *, page: int | None = None, per_page: int, error_out: bool = False
+) -> Pagination:
+    """`db.paginate` for a select of one entity, without DISTINCT or eager-loaded collections
+    (one row per item): the page's rows and the total in one statement (a second only for a
+    page past the last one)."""
+    from portal.extensions import db
+
+    return _TotalInSamePage(
+        select=select, session=db.session(), page=page, per_page=per_page, error_out=error_out
+    )

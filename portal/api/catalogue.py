@@ -47,7 +47,9 @@ def courses(**args: Any) -> tuple[dict[str, Any], int, dict[str, str]]:
     filters = services.CatalogueFilter(
         text=args["q"], term_code=args["term"], department=args["department"]
     )
-    items, meta, link = paginate(services.search_courses_query(session, filters), args)
+    items, meta, link = paginate(
+        services.search_courses_query(session, filters), args, one_statement=True
+    )
     sections = services.sections_for_courses(session, items, filters.term_code)
     body = {**meta, "items": [Extended(c, sections=sections.get(c.id, [])) for c in items]}
     return body, 200, {"Link": link}

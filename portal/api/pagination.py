@@ -8,13 +8,21 @@ from typing import Any
 from flask import request, url_for
 from sqlalchemy import Select
 
+from portal.database import paginate_one_statement
 from portal.extensions import db
 
 
-def paginate(query: Select[Any], args: dict[str, Any]) -> tuple[list[Any], dict[str, Any], str]:
-    """(items, page metadata with links, Link header value) for `query` at args' page."""
+def paginate(
+    query: Select[Any], args: dict[str, Any], *, one_statement: bool = False
+) -> tuple[list[Any], dict[str, Any], str]:
+    """(items, page metadata with links, Link header value) for `query` at args' page.
+    one_statement: the total comes with the page's rows (portal.database.paginate_one_statement:
+    a select of one entity, one row per item)."""
     page, per_page = int(args["page"]), int(args["per_page"])
-    result = db.paginate(query, page=page, per_page=per_page, error_out=False, count=True)
+    if one_statement:
+        result = paginate_one_statement(query, page=page, per_page=per_page)
+    else:
+        result = db.paginate(query, page=page, per_page=per_page, error_out=False, count=True)
     total = int(result.total or 0)
     pages = max(1, math.ceil(total / per_page))
 

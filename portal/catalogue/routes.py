@@ -7,7 +7,7 @@ from flask_login import current_user
 
 from portal.auth.policy import signed_in
 from portal.catalogue import services
-from portal.extensions import db
+from portal.database import paginate_one_statement
 from portal.models import utcnow
 from portal.registration.services import registration_blocker
 from portal.web import db_session, signed_in_user
@@ -30,10 +30,9 @@ def index() -> str:
         term_code="" if term_code in (None, ALL_TERMS) else term_code[:20],
         department=request.args.get("department", "")[:100],
     )
-    page = db.paginate(
+    page = paginate_one_statement(
         services.search_courses_query(db_session(), filters),
         per_page=current_app.config["PAGE_SIZE"],
-        error_out=False,
     )
     sections = services.sections_for_courses(db_session(), list(page.items), filters.term_code)
     return render_template(

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, contains_eager, selectinload
 
 from portal.catalogue.services import lock_section
 from portal.errors import RegistrationError
@@ -304,11 +304,15 @@ def student_registrations(db: Session, student: User) -> list[Registration]:
             .where(Registration.student_id == student.id)
             .join(Registration.section)
             .join(Section.term)
+            .join(Section.course)
             .order_by(Term.starts_on.desc(), Registration.registered_at)
             .options(
-                selectinload(Registration.section).selectinload(Section.course),
-                selectinload(Registration.section).selectinload(Section.term),
-                selectinload(Registration.section).selectinload(Section.meetings),
+                # section, term and course from the joins (one statement); meetings apart
+                contains_eager(Registration.section).options(
+                    contains_eager(Section.term),
+                    contains_eager(Section.course),
+                    selectinload(Section.meetings),
+                )
             )
         )
     )

@@ -41,8 +41,13 @@ def test_catalogue_search_filters_pages_and_links(app, api_as, world):
     last = api.get(body["links"]["last"])
     assert [c["code"] for c in last.json["items"]] == ["CHEM4"]
     assert last.json["links"]["next"] is None
-    beyond = api.get(f"{V1}/courses?q=chem&page=9")
+    # The total comes with the page's rows; past the last page and with no match, it is counted.
+    assert (last.json["total"], last.json["pages"], last.json["page"]) == (5, 3, 3)
+    beyond = api.get(f"{V1}/courses?q=chem&department=Chemistry&page=9&per_page=2")
     assert beyond.status_code == 200 and beyond.json["items"] == []
+    assert (beyond.json["total"], beyond.json["pages"]) == (5, 3)
+    nothing = api.get(f"{V1}/courses?q=no-such-course")
+    assert (nothing.json["items"], nothing.json["total"], nothing.json["pages"]) == ([], 0, 1)
 
 
 def test_a_course_and_a_section_read_as_the_pages_show_them(api_as, world):

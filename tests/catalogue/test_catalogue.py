@@ -36,6 +36,22 @@ def test_search_by_text_term_and_department(app, client, login_as):
     assert "No courses match" in client.get("/courses?q=zzzz").get_data(as_text=True)
 
 
+def test_search_pages_tell_the_total_of_every_page(app, client, login_as):
+    with app.app_context():
+        term = factories.make_term(_db.session, code="2027-S")
+        for n in range(3):
+            course = factories.make_course(_db.session, code=f"BIO10{n}", title=f"Biology {n}")
+            factories.make_section(_db.session, course=course, term=term)
+        _db.session.commit()
+    app.config["PAGE_SIZE"] = 2
+    login_as("student")
+    first = client.get("/courses?q=bio&term=all").get_data(as_text=True)
+    assert "3 courses found" in first and "BIO101" in first and "BIO102" not in first
+    second = client.get("/courses?q=bio&term=all&page=2").get_data(as_text=True)
+    assert "3 courses found" in second and "BIO102" in second and "BIO101" not in second
+    assert "No courses match" in client.get("/courses?q=bio&term=all&page=3").get_data(as_text=True)
+
+
 def test_section_page_shows_seats_and_register_button(app, client, login_as):
     _seed(app)
     login_as("student")
