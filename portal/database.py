@@ -11,7 +11,7 @@ from sqlalchemy import Engine, event, text
 # The newest Alembic revision in portal/migrations/versions (a test holds the two equal). The
 # desktop launcher compares it with the database's alembic_version and, when they match, starts
 # without importing Alembic at all.
-SCHEMA_REVISION = "0007"
+SCHEMA_REVISION = "0008"
 
 _installed = False
 

@@ -428,14 +428,15 @@ class Convergence(RuleBasedStateMachine):
         """Small pages, and the client gone after a few of them (its process killed)."""
         wire = self.world.wires[name]
         wire.lose_path, wire.let_through = "/sync/v1/pull", pages
-        saved = sync_services.PAGE_ROWS
-        sync_services.PAGE_ROWS = 3
+        settings = self.world.server.config["PORTAL"]
+        saved = sync_services.PAGE_ROWS, settings["SYNC_SNAPSHOT_PAGE_ROWS"]
+        sync_services.PAGE_ROWS = settings["SYNC_SNAPSHOT_PAGE_ROWS"] = 3
         try:
             self.device(name).sync()
         except sync_client.SyncError as error:
             assert error.reason == "unreachable"
         finally:
-            sync_services.PAGE_ROWS = saved
+            sync_services.PAGE_ROWS, settings["SYNC_SNAPSHOT_PAGE_ROWS"] = saved
             wire.lose_path = ""
 
     # --- the end: everybody syncs, nobody writes ---
