@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 PROTOCOL_VERSION = 2
 PUSH_BATCH = 200
 CHUNK_BYTES = 1024 * 1024
+GZIP_FROM_BYTES = 1024
 BIG_PAGE_ROWS = 2000  # a pulled page larger than this is written with a larger page cache
 APPLY_CACHE_KIB = 64 * 1024
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
@@ -102,8 +103,11 @@ class Transport:
         headers = {**self.headers(), **kwargs.pop("headers", {})}
         content = kwargs.pop("content", None)
         if body is not None:
-            content = gzip.compress(json.dumps(body, separators=(",", ":")).encode(), 5)
-            headers.update({"Content-Type": "application/json", "Content-Encoding": "gzip"})
+            content = json.dumps(body, separators=(",", ":")).encode()
+            headers["Content-Type"] = "application/json"
+            if len(content) > GZIP_FROM_BYTES:  # a small body is sent as it is
+                content = gzip.compress(content, 5)
+                headers["Content-Encoding"] = "gzip"
         sent = time.time()
         try:
             response = self.client.request(
@@ -441,11 +445,16 @@ def _pull(
 ) -> None:
     restarts = 0
     while True:
-        state = _state(engine)
+        with engine.connect() as connection:  # where sync stands and what waits, in one look
+            state = connection.execute(
+                select(SyncState, select(func.count(OutboxEntry.seq)).scalar_subquery())
+            ).first()
+        if state is None:
+            raise SyncError("This computer is not connected to a campus server.", reason="refused")
         request: dict[str, Any] = {
             "cursor": state.cursor,
             "fingerprint": state.scope_fingerprint,
-            "pending": pending_count(engine),
+            "pending": int(state[-1] or 0),
         }
         if state.pull_upto is not None:
             request.update(

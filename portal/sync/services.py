@@ -671,7 +671,8 @@ def _changed_rows(
     query = query.where(scopes.condition(table, accounts)).order_by(columns.id).limit(limit)
     if after:
         query = query.where(columns.id > uuid.UUID(after))
-    return [tuple(row) for row in db.execute(query)]
+    # On the session's connection: Core rows, without the ORM's handling of each one.
+    return [tuple(row) for row in db.connection().execute(query)]
 
 
 PASSWORD_POSITION = COLUMN_NAMES["users"].index("password_hash")
@@ -753,7 +754,7 @@ def _add_referenced_users(
         dialect = db.get_bind().dialect.name
         rows = [
             tuple(row)
-            for row in db.execute(
+            for row in db.connection().execute(
                 select(*_wire_columns("users", dialect))
                 .where(users.id.in_(extra))
                 .order_by(users.id)

@@ -31,6 +31,7 @@ from portal.models import (
     ProcessedChange,
     Registration,
     Section,
+    SnapshotSeen,
     StoredFile,
     Submission,
     SyncConflict,
@@ -42,6 +43,7 @@ from portal.sync import client as sync_client
 from portal.sync import services as sync_services
 from portal.sync.tables import SYNCED_TABLES
 from tests import factories
+from tests.conftest import make_app
 from tests.sync.conftest import (
     SERVER_URL,
     Campus,
@@ -49,6 +51,7 @@ from tests.sync.conftest import (
     as_user,
     assert_replica_matches,
     device_accounts,
+    enrolment_code,
     wsgi_client,
 )
 
@@ -1261,6 +1264,86 @@ def test_a_snapshot_abandoned_half_way_and_resumed_after_changes_keeps_only_the_
     assert_replica_matches(server, laptop)
     with laptop.session():
         assert _db.session.scalar(select(User).filter_by(username="lab1")) is None
+
+
+def test_a_first_snapshot_on_an_empty_device_keeps_no_clean_up_records_and_a_later_one_prunes(
+    campus: Campus, server: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first snapshot of an empty device is written without the seen-row records (nothing
+    can lie outside it), across a cut and a resume; a later snapshot on the device, which now
+    holds rows, notes them again and removes what left the scope."""
+    server_mark(server, campus.instructor, campus.assessment, campus.students[0], "55")
+    monkeypatch.setitem(server.config["PORTAL"], "SYNC_SNAPSHOT_PAGE_ROWS", 4)
+    http, transport = flaky_client(server)
+    app = make_app(tmp_path / "fresh", f"sqlite:///{tmp_path / 'fresh.db'}")
+    laptop = Device(app, http, Path(app.config["PORTAL"]["UPLOAD_DIR"]))
+    code = enrolment_code(server, "teach1")
+    sync_client.enrol(laptop.engine, SERVER_URL, code, device_name="fresh", client=http)
+    transport.lose_after["/sync/v1/pull"] = 2
+    transport.lose["/sync/v1/pull"] = 1
+    with pytest.raises(sync_client.SyncError):
+        laptop.sync()
+    state = state_of(laptop)
+    assert state.pull_snapshot is True and state.pull_fresh is True
+    assert count(laptop.app, User) > 0
+    assert count(laptop.app, SnapshotSeen) == 0
+    laptop.sync()  # resumes the same snapshot, still written the quick way
+    state = state_of(laptop)
+    assert state.pull_upto is None and state.pull_fresh is False
+    assert count(laptop.app, SnapshotSeen) == 0
+    assert count(laptop.app, Mark) == 1
+    assert_replica_matches(server, laptop)
+    with on_server(server):  # the section goes to another instructor: a new snapshot
+        other = factories.make_user(_db.session, "instructor", username="teach9").id
+        _db.session.get(Section, campus.section).instructor_id = other
+        _db.session.commit()
+    transport.lose_after["/sync/v1/pull"] = 1
+    transport.lose["/sync/v1/pull"] = 1
+    with pytest.raises(sync_client.SyncError):
+        laptop.sync()
+    state = state_of(laptop)
+    assert state.pull_snapshot is True and state.pull_fresh is False
+    assert count(laptop.app, SnapshotSeen) > 0
+    laptop.sync()
+    assert count(laptop.app, SnapshotSeen) == 0
+    assert count(laptop.app, Mark) == 0  # the section's marks left with it
+    assert count(laptop.app, Registration) == 0
+    assert_replica_matches(server, laptop)
+    with app.app_context():
+        _db.session.remove()
+        _db.engine.dispose()
+
+
+def test_a_snapshot_on_a_device_that_holds_rows_replaces_a_row_it_holds_under_another_id(
+    campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    """A device that is not empty takes the careful way in a snapshot too: its own mark for a
+    student and assessment gives way to the server's, made meanwhile under another id."""
+    laptop = make_device("teach1")
+    local_mark(laptop, campus.instructor, campus.assessment, campus.students[1], "40")
+    server_mark(server, campus.instructor, campus.assessment, campus.students[1], "60")
+    with on_server(server):  # and the scope changes shape: the next pull is a snapshot
+        lab2 = factories.make_user(_db.session, "lab_staff", username="lab2").id
+        _db.session.get(Section, campus.other_section).lab_staff_id = lab2
+        _db.session.commit()
+        server_id = _db.session.scalar(
+            select(Mark.id).filter_by(
+                assessment_id=campus.assessment, student_id=campus.students[1]
+            )
+        )
+    laptop.sync()
+    with laptop.session():
+        held = _db.session.scalars(
+            select(Mark.id).filter_by(
+                assessment_id=campus.assessment, student_id=campus.students[1]
+            )
+        ).all()
+    assert held == [server_id]
+    assert points_on(laptop.app, campus.assessment, campus.students[1]) == points_on(
+        server, campus.assessment, campus.students[1]
+    )
+    assert count(laptop.app, SnapshotSeen) == 0
+    assert_replica_matches(server, laptop)
 
 
 # --- 8. Files: content-addressed, resumable, a row only after its whole file --------------------
