@@ -17,6 +17,8 @@ from sqlalchemy import (
     String,
     Time,
     Uuid,
+    any_,
+    bindparam,
     cast,
     func,
     literal,
@@ -26,6 +28,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -490,6 +493,19 @@ def pull(
 
     Rows are read as tuples of column values (no ORM objects): protocol 2 sends them so, with
     one column list per table (`columns`); protocol 1 as one object per row."""
+    with db.no_autoflush:  # the device's last-seen time is written once, with the commit
+        return _pull(db, device, request, now=now, protocol=protocol, snapshot_rows=snapshot_rows)
+
+
+def _pull(
+    db: Session,
+    device: Device,
+    request: PullRequest,
+    *,
+    now: datetime,
+    protocol: int,
+    snapshot_rows: int,
+) -> dict[str, Any]:
     accounts = device_accounts(db, device)
     if not accounts:
         raise DeviceRefused("No active account is left on this device.")
@@ -504,7 +520,6 @@ def pull(
         if upto < request.cursor:
             raise ValidationError("upto is below the cursor.")
     since = 0 if snapshot else request.cursor
-    first_table = table_index
     page: dict[str, list[Any]] = {}
     discards: list[dict[str, str]] = []
     touched = None
@@ -566,11 +581,9 @@ def pull(
         if budget <= 0 and table_index < len(SYNCED_TABLES):
             complete = False
             break
-    # In a snapshot the accounts in scope that existed by `upto` went with the users table;
-    # later pages add only the accounts their rows name that are newer than that.
-    _add_referenced_users(
-        db, page, accounts, sent_by=upto if snapshot and first_table > 0 else None
-    )
+    # A snapshot walks the users table first: the accounts in scope that existed by `upto`
+    # are in this page or went with an earlier one; rows name others only when newer.
+    _add_referenced_users(db, device, page, accounts, sent_by=upto if snapshot else None)
     if request.pending is not None:
         device.pending_changes = request.pending
     if complete:
@@ -707,6 +720,7 @@ USER_REFERENCES: dict[str, tuple[int, ...]] = {
 
 def _add_referenced_users(
     db: Session,
+    device: Device,
     page: dict[str, list[Any]],
     accounts: list[tuple[uuid.UUID, str]],
     *,
@@ -716,8 +730,8 @@ def _add_referenced_users(
     an administrator who entered a mark): send those in scope with the page, and blank the
     references to accounts the device may not hold (who entered a mark, for a student).
 
-    `sent_by`: in a snapshot past its users table, the accounts in scope logged by then went
-    with that table and are not sent again."""
+    `sent_by`: in a snapshot, the accounts in scope logged by then went with the users table
+    and are not sent again."""
     named: set[str] = set()  # ids as text: read as text on PostgreSQL, as UUIDs elsewhere
     for table, rows in page.items():
         for position in USER_REFERENCES.get(table, ()):
@@ -726,37 +740,41 @@ def _add_referenced_users(
         return
     users = BY_NAME["users"].table.c
     sent = {str(row[ID_POSITION["users"]]) for row in page.get("users", [])}
-    wanted = [uuid.UUID(text) for text in named]
-    query = select(users.id).where(users.id.in_(wanted), scopes.condition("users", accounts))
-    visible: set[str] = set()
-    extra: list[uuid.UUID] = []
-    if sent_by is None:
-        for user_id in db.scalars(query):
-            visible.add(str(user_id))
-            if str(user_id) not in sent:
-                extra.append(user_id)
+    dialect = db.get_bind().dialect.name
+    if scopes.reads_everything("users", accounts):
+        visible = named  # every account (a reference names one that exists)
     else:
-        older = (
-            select(ChangeLogEntry.seq)
-            .where(
-                ChangeLogEntry.table_name == "users",
-                ChangeLogEntry.row_id == users.id,
-                ChangeLogEntry.op == "upsert",
-                ChangeLogEntry.seq <= sent_by,
+        visible = {
+            str(user_id)
+            for user_id in db.scalars(
+                select(users.id).where(
+                    _among(users.id, named, dialect), scopes.condition("users", accounts)
+                )
             )
-            .exists()
+        }
+    if sent_by is None:
+        extra = visible - sent
+    else:
+        # The accounts logged after the bound (few: those made while the snapshot runs) are
+        # the only ones the users table may not have sent.
+        logged = select(ChangeLogEntry.row_id).where(
+            ChangeLogEntry.table_name == "users", ChangeLogEntry.op == "upsert", _mine(device)
         )
-        for user_id, old in db.execute(query.add_columns(older)):
-            visible.add(str(user_id))
-            if not old and str(user_id) not in sent:
-                extra.append(user_id)
+        newer = {str(row_id) for row_id in db.scalars(logged.where(ChangeLogEntry.seq > sent_by))}
+        extra = (visible & newer) - sent
+        if extra:
+            older = db.scalars(
+                logged.where(
+                    ChangeLogEntry.seq <= sent_by, _among(ChangeLogEntry.row_id, extra, dialect)
+                )
+            )
+            extra -= {str(row_id) for row_id in older}
     if extra:
-        dialect = db.get_bind().dialect.name
         rows = [
             tuple(row)
             for row in db.connection().execute(
                 select(*_wire_columns("users", dialect))
-                .where(users.id.in_(extra))
+                .where(_among(users.id, extra, dialect))
                 .order_by(users.id)
             )
         ]
@@ -771,6 +789,15 @@ def _add_referenced_users(
                     row = list(row)
                     row[position] = None
                     rows[index] = row
+
+
+def _among(column: Any, ids: Iterable[str], dialect: str) -> Any:
+    """`column IN ids`; on PostgreSQL one array parameter (`= ANY(...)`), however many ids
+    (thousands of parameters make a statement slow to prepare)."""
+    values = [uuid.UUID(text) for text in ids]
+    if dialect == "postgresql":
+        return column == any_(bindparam("ids", values, type_=postgresql.ARRAY(Uuid), unique=True))
+    return column.in_(values)
 
 
 # --- Files ----------------------------------------------------------------------------------
