@@ -483,11 +483,13 @@ def _pull(
                     "The campus server is busy; sync will try again.", reason="busy"
                 ) from None
             with engine.begin() as connection:
-                connection.execute(
-                    update(SyncState).values(
-                        pull_upto=None, pull_table=0, pull_after="", pull_fresh=False
-                    )
-                )
+                # An abandoned snapshot left rows its scope may no longer hold: the pull that
+                # starts again is a snapshot too (no fingerprint matches an empty one), so
+                # that what it does not send is removed.
+                restart: dict[str, Any] = {"pull_upto": None, "pull_table": 0, "pull_after": ""}
+                if state.pull_snapshot or page.get("snapshot"):
+                    restart["scope_fingerprint"] = ""
+                connection.execute(update(SyncState).values(**restart, pull_fresh=False))
                 # The rows an abandoned snapshot saw are not the next snapshot's: left behind,
                 # they would keep rows that left the scope from being removed.
                 connection.execute(delete(SnapshotSeen))

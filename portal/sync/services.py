@@ -581,9 +581,11 @@ def _pull(
         if budget <= 0 and table_index < len(SYNCED_TABLES):
             complete = False
             break
-    # A snapshot walks the users table first: the accounts in scope that existed by `upto`
-    # are in this page or went with an earlier one; rows name others only when newer.
-    _add_referenced_users(db, device, page, accounts, sent_by=upto if snapshot else None)
+    # A snapshot walks the users table first. When the device reads every account, the ones
+    # that existed by `upto` are in this page or went with an earlier one: rows name others
+    # only when newer. (A narrower scope may have grown since the users table was walked.)
+    everyone = snapshot and scopes.reads_everything("users", accounts)
+    _add_referenced_users(db, device, page, accounts, sent_by=upto if everyone else None)
     if request.pending is not None:
         device.pending_changes = request.pending
     if complete:
@@ -730,8 +732,8 @@ def _add_referenced_users(
     an administrator who entered a mark): send those in scope with the page, and blank the
     references to accounts the device may not hold (who entered a mark, for a student).
 
-    `sent_by`: in a snapshot, the accounts in scope logged by then went with the users table
-    and are not sent again."""
+    `sent_by`: in a snapshot of a device that reads every account, the accounts logged by
+    then went with the users table and are not sent again."""
     named: set[str] = set()  # ids as text: read as text on PostgreSQL, as UUIDs elsewhere
     for table, rows in page.items():
         for position in USER_REFERENCES.get(table, ()):
