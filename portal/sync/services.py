@@ -180,13 +180,14 @@ def authenticate_device(db: Session, token: str, *, now: datetime) -> Device:
     return device
 
 
-def device_accounts(db: Session, device: Device) -> list[tuple[uuid.UUID, str]]:
+def device_accounts(db: Session, device: Device | uuid.UUID) -> list[tuple[uuid.UUID, str]]:
     """(id, role) of the device's accounts that are still active."""
+    device_id = device if isinstance(device, uuid.UUID) else device.id
     rows = db.execute(
         select(User.id, User.role)
         .join(DeviceAccount, DeviceAccount.user_id == User.id)
         .where(
-            DeviceAccount.device_id == device.id, User.active.is_(True), User.deleted_at.is_(None)
+            DeviceAccount.device_id == device_id, User.active.is_(True), User.deleted_at.is_(None)
         )
         .order_by(User.id)
     ).all()
@@ -334,9 +335,7 @@ def _apply_as_author(
     upload_dir: Path,
     limit: int,
 ) -> apply.Outcome:
-    device = db.get(Device, device_id)
-    assert device is not None
-    accounts = device_accounts(db, device)
+    accounts = device_accounts(db, device_id)  # by id: the device's row is not read again
     actor = db.get(User, change.actor_id) if change.actor_id else None
     db.info[capture.ACTOR] = change.actor_id
     db.info[capture.STAMP] = hlc.believable(change.hlc, now)
