@@ -180,8 +180,6 @@ def _reader(column: Column[Any]) -> Callable[[Any], Any]:
                 raise ValueError(f"{name}: {value!r} is not a valid value (an id)") from None
 
         return read_uuid
-    if isinstance(kind, UTCDateTime):
-        return lambda value: from_json(column, value)
     try:
         python_type = (
             None if isinstance(kind, JSON | UTCDateTime | Date | Time) else kind.python_type
@@ -217,19 +215,27 @@ _UUID_COLUMN = re.compile(f"(?:{_UUID_TEXT}\n)*{_UUID_TEXT}")
 _UTC_TEXT = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00"
 _UTC_COLUMN = re.compile(f"(?:{_UTC_TEXT}\n)*{_UTC_TEXT}")
 
-Column_ = Sequence[Any]
+Values = Sequence[Any]
 
 
-def _uuid_column(values: Column_) -> list[Any] | None:
-    joined = "\n".join(values)
-    if not _UUID_COLUMN.fullmatch(joined):
+def _joined(values: Values, pattern: re.Pattern[str]) -> str | None:
+    """The values one per line, when every one is text of the pattern's form."""
+    if not set(map(type, values)) <= {str}:
         return None
-    return joined.replace("-", "").split("\n")
-
-
-def _utc_column(values: Column_) -> list[Any] | None:
     joined = "\n".join(values)
-    if not _UTC_COLUMN.fullmatch(joined):
+    if not pattern.fullmatch(joined) or joined.count("\n") != len(values) - 1:
+        return None
+    return joined
+
+
+def _uuid_column(values: Values) -> list[Any] | None:
+    joined = _joined(values, _UUID_COLUMN)
+    return joined.replace("-", "").split("\n") if joined is not None else None
+
+
+def _utc_column(values: Values) -> list[Any] | None:
+    joined = _joined(values, _UTC_COLUMN)
+    if joined is None:
         return None
     try:
         list(map(datetime.fromisoformat, values))  # real dates and times
@@ -240,8 +246,8 @@ def _utc_column(values: Column_) -> list[Any] | None:
 
 def _typed_column(
     kinds: frozenset[type], bind: Callable[[Any], Any] | None
-) -> Callable[[Column_], list[Any] | None]:
-    def convert(values: Column_) -> list[Any] | None:
+) -> Callable[[Values], list[Any] | None]:
+    def convert(values: Values) -> list[Any] | None:
         if not set(map(type, values)) <= kinds:
             return None
         return list(map(bind, values)) if bind is not None else list(values)
@@ -249,7 +255,7 @@ def _typed_column(
     return convert
 
 
-def _float_column(values: Column_) -> list[Any] | None:
+def _float_column(values: Values) -> list[Any] | None:
     found = set(map(type, values))
     if found <= {float}:
         return list(values)
@@ -260,7 +266,7 @@ def _float_column(values: Column_) -> list[Any] | None:
 
 def _fast_column(
     column: Column[Any], bind: Callable[[Any], Any] | None
-) -> Callable[[Column_], list[Any] | None] | None:
+) -> Callable[[Values], list[Any] | None] | None:
     """The whole-column conversion of `column`'s values other than None, or None."""
     kind = column.type
     if isinstance(kind, Uuid):
@@ -284,7 +290,7 @@ def _fast_column(
     return None
 
 
-def _column_converter(column: Column[Any], dialect: Dialect) -> Callable[[Column_], list[Any]]:
+def _column_converter(column: Column[Any], dialect: Dialect) -> Callable[[Values], list[Any]]:
     read = _reader(column)
     bind = column.type.dialect_impl(dialect).bind_processor(dialect)
     if isinstance(column.type, JSON):  # None is bound too (as SQLAlchemy does: JSON null)
@@ -298,7 +304,7 @@ def _column_converter(column: Column[Any], dialect: Dialect) -> Callable[[Column
 
     fast = _fast_column(column, bind) if dialect.name == "sqlite" else None
 
-    def convert(values: Column_) -> list[Any]:
+    def convert(values: Values) -> list[Any]:
         present = [value for value in values if value is not None] if None in values else values
         done = fast(present) if fast is not None and present else None
         if done is None:
