@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, insert
+from sqlalchemy import create_engine, event, insert
 
 from portal.sync.tables import BY_NAME, sqlite_rows, to_json
 
@@ -52,8 +52,13 @@ def _as_postgresql_sends(value: Any) -> Any:
 @pytest.mark.parametrize("form", [to_json, _as_postgresql_sends])
 def test_rows_reach_sqlite_as_sqlalchemy_binds_them(tmp_path: Path, table: str, form: Any) -> None:
     engine = create_engine(f"sqlite:///{tmp_path / 'device.db'}")
+
+    @event.listens_for(engine, "connect")
+    def _table_alone(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA foreign_keys=OFF")  # its parents are not here
+
     columns = BY_NAME[table].table
-    columns.create(engine)  # the table alone: SQLite checks no parent without the pragma
+    columns.create(engine)
     rows = _values(table)
     with engine.begin() as connection:
         connection.execute(insert(columns), rows)
