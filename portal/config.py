@@ -112,6 +112,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("max_upload_mb", int, 20, "largest accepted upload", minimum=1),
     Setting(
+        "sync_snapshot_page_rows",
+        int,
+        20000,
+        "rows per page of a device's full sync (its first, or after its scope changed)",
+        minimum=1,
+    ),
+    Setting(
         "ratelimit_storage_uri",
         str,
         "memory://",

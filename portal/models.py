@@ -642,6 +642,8 @@ class SyncState(Base):
     pull_after: Mapped[str] = mapped_column(String(40), default="")
     pull_snapshot: Mapped[bool] = mapped_column(Boolean, default=False)
     pull_fingerprint: Mapped[str] = mapped_column(String(64), default="")
+    # A snapshot begun on a device that held nothing: written without the clean-up's bookkeeping.
+    pull_fresh: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     clock_offset_ms: Mapped[int] = mapped_column(BigInteger, default=0)
     last_hlc: Mapped[str] = mapped_column(String(64), default="")
     last_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

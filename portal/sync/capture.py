@@ -219,9 +219,10 @@ def write_change_log(
     bulk: set[str],
 ) -> None:
     lock_change_log(session)
+    seq = None
     if pending:
-        session.execute(
-            insert(ChangeLogEntry),
+        numbers = session.scalars(
+            insert(ChangeLogEntry).returning(ChangeLogEntry.seq),
             [
                 {
                     "table_name": table,
@@ -231,7 +232,8 @@ def write_change_log(
                 }
                 for (table, row_id), fields in pending.items()
             ],
-        )
+        ).all()
+        seq = max(numbers)  # the newest entry, as the field versions below record it
     for table in sorted(bulk):
         backfill(session, table)
     versions = [
@@ -241,7 +243,6 @@ def write_change_log(
         if name not in ("created_at", "updated_at")
     ]
     if versions:
-        seq = session.scalar(select(func.max(ChangeLogEntry.seq)))
         stamp = session.info.get(STAMP) or hlc.tick("", datetime.now(UTC), SERVER)
         actor = session.info.get(ACTOR)
         device = session.info.get(DEVICE_ID)

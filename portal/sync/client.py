@@ -24,30 +24,31 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import (
     Connection,
     Engine,
-    and_,
-    bindparam,
     delete,
     func,
     insert,
+    or_,
     select,
     true,
     update,
 )
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 
 from portal.models import OutboxEntry, SnapshotSeen, SyncState, User
-from portal.sync.tables import BY_NAME, SYNCED_TABLES, row_from_json
+from portal.sync.tables import BY_NAME, SYNCED_TABLES, sqlite_rows
 
 if TYPE_CHECKING:  # imported when a sync talks to the server: a start needs no HTTP client
     import httpx
 
 log = logging.getLogger(__name__)
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 PUSH_BATCH = 200
 CHUNK_BYTES = 1024 * 1024
 TIMEOUT_SECONDS, CONNECT_TIMEOUT_SECONDS = 30.0, 5.0
+GZIP_FROM_BYTES = 1024
+BIG_PAGE_ROWS = 2000  # a pulled page larger than this is written with a larger page cache
+APPLY_CACHE_KIB = 64 * 1024
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
@@ -112,8 +113,11 @@ class Transport:
         headers = {**self.headers(), **kwargs.pop("headers", {})}
         content = kwargs.pop("content", None)
         if body is not None:
-            content = gzip.compress(json.dumps(body, separators=(",", ":")).encode(), 5)
-            headers.update({"Content-Type": "application/json", "Content-Encoding": "gzip"})
+            content = json.dumps(body, separators=(",", ":")).encode()
+            headers["Content-Type"] = "application/json"
+            if len(content) > GZIP_FROM_BYTES:  # a small body is sent as it is
+                content = gzip.compress(content, 5)
+                headers["Content-Encoding"] = "gzip"
         sent = time.time()
         try:
             response = self.client.request(
@@ -451,11 +455,16 @@ def _pull(
 ) -> None:
     restarts = 0
     while True:
-        state = _state(engine)
+        with engine.connect() as connection:  # where sync stands and what waits, in one look
+            state = connection.execute(
+                select(SyncState, select(func.count(OutboxEntry.seq)).scalar_subquery())
+            ).first()
+        if state is None:
+            raise SyncError("This computer is not connected to a campus server.", reason="refused")
         request: dict[str, Any] = {
             "cursor": state.cursor,
             "fingerprint": state.scope_fingerprint,
-            "pending": pending_count(engine),
+            "pending": int(state[-1] or 0),
         }
         if state.pull_upto is not None:
             request.update(
@@ -466,9 +475,13 @@ def _pull(
                 fingerprint=state.pull_fingerprint,
             )
         page = transport.json("POST", "/pull", request)
-        for row in page.get("rows", {}).get("stored_files", []):
-            _download_file(transport, upload_dir, str(row["sha256"]))
-            summary.files += 1
+        for names, rows in _travelling(page, "stored_files"):
+            position = names.index("sha256") if "sha256" in names else None
+            for row in rows:
+                _download_file(
+                    transport, upload_dir, str(row[position] if position is not None else "")
+                )
+                summary.files += 1
         try:
             count = apply_page(engine, page)
         except IntegrityError:
@@ -480,9 +493,13 @@ def _pull(
                     "The campus server is busy; sync will try again.", reason="busy"
                 ) from None
             with engine.begin() as connection:
-                connection.execute(
-                    update(SyncState).values(pull_upto=None, pull_table=0, pull_after="")
-                )
+                # An abandoned snapshot left rows its scope may no longer hold: the pull that
+                # starts again is a snapshot too (no fingerprint matches an empty one), so
+                # that what it does not send is removed.
+                restart: dict[str, Any] = {"pull_upto": None, "pull_table": 0, "pull_after": ""}
+                if state.pull_snapshot or page.get("snapshot"):
+                    restart["scope_fingerprint"] = ""
+                connection.execute(update(SyncState).values(**restart, pull_fresh=False))
                 # The rows an abandoned snapshot saw are not the next snapshot's: left behind,
                 # they would keep rows that left the scope from being removed.
                 connection.execute(delete(SnapshotSeen))
@@ -495,9 +512,35 @@ def _pull(
             return
 
 
+def _travelling(page: dict[str, Any], table: str) -> list[tuple[list[str], list[Any]]]:
+    """The rows of `table` in a pulled page as (column names, rows of values): protocol 2 sends
+    arrays with one column list per table; protocol 1 one object per row."""
+    rows = page.get("rows", {}).get(table)
+    if not rows:
+        return []
+    columns = page.get("columns")
+    if isinstance(columns, dict):
+        names = columns.get(table)
+        if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+            raise SyncError(f"The server sent rows of {table} without their columns.")
+        return [(names, rows)]
+    shapes: dict[tuple[str, ...], list[Any]] = {}
+    for row in rows:
+        if not isinstance(row, dict):
+            raise SyncError(f"The server sent a bad row of {table}.")
+        shapes.setdefault(tuple(row), []).append(list(row.values()))
+    return [(list(names), values) for names, values in shapes.items()]
+
+
 def apply_page(engine: Engine, page: dict[str, Any]) -> int:
-    """Write one pulled page, its progress and (last page) the cursor in one transaction."""
-    rows_by_table: dict[str, list[dict[str, Any]]] = page.get("rows", {})
+    """Write one pulled page, its progress and (last page) the cursor in one transaction.
+
+    A snapshot that begins on a device holding no synchronised row at all (its first sync)
+    is *fresh*: no local row can be the same thing under another id, and nothing can lie
+    outside the scope when it completes, so its rows are written without the natural-key
+    clean-up and without noting each row for the clean-up (the flag is kept with the pull's
+    progress, so a resumed pull stays fresh and a restarted one checks again)."""
+    rows_by_table: dict[str, Any] = page.get("rows", {})
     unknown = set(rows_by_table) - set(BY_NAME)
     if unknown:
         raise SyncError(f"The server sent rows of unknown tables: {', '.join(sorted(unknown))}.")
@@ -505,28 +548,37 @@ def apply_page(engine: Engine, page: dict[str, Any]) -> int:
     count = 0
     with engine.begin() as connection:
         connection.exec_driver_sql("PRAGMA defer_foreign_keys=ON")
+        big = sum(len(rows) for rows in rows_by_table.values()) > BIG_PAGE_ROWS
+        if big:
+            # Rows land at random places of the tables' indexes (ids are random): a page cache
+            # that holds them makes a large page several times faster. The connection's own
+            # size comes back after the page (the connection returns to the pool).
+            cache = connection.exec_driver_sql("PRAGMA cache_size").scalar()
+            connection.exec_driver_sql(f"PRAGMA cache_size={-APPLY_CACHE_KIB}")
+        fresh = snapshot and _fresh(connection)
         for item in page.get("discards", []):
             entry = BY_NAME.get(str(item.get("table")))
             if entry is not None:
                 table = entry.table
                 connection.execute(delete(table).where(table.c.id == uuid.UUID(str(item["id"]))))
         for entry in SYNCED_TABLES:
-            raw_rows = rows_by_table.get(entry.name)
-            if not raw_rows:
-                continue
-            try:
-                values = [row_from_json(entry.table, row) for row in raw_rows]
-            except ValueError as exc:
-                raise SyncError(f"The server sent a bad row: {exc}") from None
-            _upsert(connection, entry.name, values)
-            if snapshot:
-                connection.execute(
-                    sqlite.insert(SnapshotSeen).on_conflict_do_nothing(),
-                    [{"table_name": entry.name, "row_id": row["id"]} for row in values],
-                )
-            count += len(values)
+            for names, raw_rows in _travelling(page, entry.name):
+                try:
+                    convert = _parameters(entry.name, tuple(names), connection.dialect)
+                    values = convert(raw_rows)
+                except (TypeError, ValueError) as exc:
+                    raise SyncError(f"The server sent a bad row: {exc}") from None
+                _upsert(connection, entry.name, names, values, fresh=fresh)
+                if snapshot and not fresh:
+                    position = names.index("id")
+                    connection.exec_driver_sql(
+                        "INSERT OR IGNORE INTO sync_snapshot_seen (table_name, row_id) "
+                        "VALUES (?, ?)",
+                        [(entry.name, row[position]) for row in values],
+                    )
+                count += len(values)
         if page.get("complete"):
-            if snapshot:
+            if snapshot and not fresh:
                 _prune(connection)
             connection.execute(
                 update(SyncState).values(
@@ -537,6 +589,7 @@ def apply_page(engine: Engine, page: dict[str, Any]) -> int:
                     pull_after="",
                     pull_snapshot=False,
                     pull_fingerprint="",
+                    pull_fresh=False,
                 )
             )
         else:
@@ -548,38 +601,82 @@ def apply_page(engine: Engine, page: dict[str, Any]) -> int:
                     pull_after=str(following.get("after", "")),
                     pull_snapshot=snapshot,
                     pull_fingerprint=str(page.get("fingerprint", "")),
+                    pull_fresh=fresh,
                 )
             )
+        if big:
+            restored = int(cache) if cache is not None else -2000  # SQLite's default
+            connection.exec_driver_sql(f"PRAGMA cache_size={restored}")
     return count
 
 
-def _upsert(connection: Connection, name: str, values: list[dict[str, Any]]) -> None:
+def _fresh(connection: Connection) -> bool:
+    """Whether the snapshot this page belongs to began on a device that held nothing."""
+    state = connection.execute(select(SyncState.pull_upto, SyncState.pull_fresh)).first()
+    if state is not None and state.pull_upto is not None:
+        return bool(state.pull_fresh)  # a pull under way: decided by its first page
+    held = [select(entry.table.c.id).exists() for entry in SYNCED_TABLES]
+    held.append(select(SnapshotSeen.row_id).exists())
+    return not connection.execute(select(or_(*held))).scalar()
+
+
+_PARAMETERS: dict[tuple[str, tuple[str, ...], str], Callable[[Any], list[tuple[Any, ...]]]] = {}
+
+
+def _parameters(
+    table: str, names: tuple[str, ...], dialect: Any
+) -> Callable[[Any], list[tuple[Any, ...]]]:
+    key = (table, names, dialect.name)
+    convert = _PARAMETERS.get(key)
+    if convert is None:
+        convert = _PARAMETERS[key] = sqlite_rows(BY_NAME[table].table, names, dialect)
+    return convert
+
+
+def _upsert(
+    connection: Connection,
+    name: str,
+    names: list[str],
+    values: list[tuple[Any, ...]],
+    *,
+    fresh: bool = False,
+) -> None:
+    """Insert or update rows by id (values as SQLite parameters, in the order of `names`).
+
+    In a fresh snapshot no local row can be the same thing under another id, and a row comes
+    once (the table is walked by id), so rows are plainly inserted: an "upsert" probes the id
+    before it inserts, which costs as much again. Accounts are the exception: one created
+    during the snapshot may come with two of its pages. (A row that came twice anyway would
+    fail the page, and the pull would start again the careful way.)"""
     entry = BY_NAME[name]
-    table = entry.table
+    position = {column: index for index, column in enumerate(names)}
+    if "id" not in position:
+        raise SyncError(f"The server sent rows of {name} without their ids.")
     # The server's row wins over a local one that is the same thing under another id.
-    for key in entry.natural_keys:
-        statement = delete(table).where(
-            and_(*[table.c[column] == bindparam(f"k_{column}") for column in key]),
-            table.c.id != bindparam("k_id"),
-        )
+    for key in entry.natural_keys if not fresh else ():
+        if not all(column in position for column in key):
+            continue
+        where = " AND ".join(f'"{column}" = ?' for column in key)
+        spots = [position[column] for column in key] + [position["id"]]
         params = [
-            {**{f"k_{column}": row.get(column) for column in key}, "k_id": row["id"]}
+            tuple([row[spot] for spot in spots])
             for row in values
-            if all(row.get(column) is not None for column in key)
+            if all(row[spot] is not None for spot in spots)
         ]
         if params:
-            connection.execute(statement, params)
-    columns = list(values[0].keys())
-    upsert = sqlite.insert(table)
-    upsert = upsert.on_conflict_do_update(
-        index_elements=["id"],
-        set_={column: upsert.excluded[column] for column in columns if column != "id"},
-    )
-    by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for row in values:
-        by_shape.setdefault(tuple(sorted(row)), []).append(row)
-    for rows in by_shape.values():
-        connection.execute(upsert, rows)
+            connection.exec_driver_sql(
+                f'DELETE FROM "{name}" WHERE {where} AND id != ?',  # noqa: S608 - our names
+                params,
+            )
+    quoted = ", ".join(f'"{column}"' for column in names)
+    updates = ", ".join(f'"{column}" = excluded."{column}"' for column in names if column != "id")
+    marks = ", ".join("?" * len(names))
+    statement = f'INSERT INTO "{name}" ({quoted}) VALUES ({marks})'  # noqa: S608 - our names
+    if not fresh or name == "users":
+        statement += (
+            f" ON CONFLICT (id) DO UPDATE SET {updates}" if updates else " ON CONFLICT DO NOTHING"
+        )
+    connection.exec_driver_sql(statement, values)
 
 
 def _prune(connection: Connection) -> None:

@@ -23,6 +23,7 @@ from portal.extensions import csrf, db, limiter
 from portal.models import Device
 from portal.operations import metrics
 from portal.sync import capture, services
+from portal.sync.tables import json_default
 from portal.web import db_session
 
 bp = Blueprint("sync", __name__, url_prefix="/sync/v1")
@@ -52,10 +53,12 @@ def _problem(status: int, title: str, detail: str) -> Response:
 
 
 def _json(data: Any, status: int = 200) -> Response:
-    payload = json.dumps(data, separators=(",", ":")).encode()
+    payload = json.dumps(data, separators=(",", ":"), default=json_default).encode()
     response = Response(payload, status=status, mimetype="application/json")
     if len(payload) > 1024 and "gzip" in request.headers.get("Accept-Encoding", ""):
-        response.set_data(gzip.compress(payload, compresslevel=5))
+        # Large answers (snapshot pages) are compressed for speed rather than for size.
+        level = 5 if len(payload) < 256 * 1024 else 1
+        response.set_data(gzip.compress(payload, compresslevel=level))
         response.headers["Content-Encoding"] = "gzip"
         response.headers["Vary"] = "Accept-Encoding"
     response.headers["X-Server-Time"] = str(services.server_time_ms(_now()))
@@ -87,13 +90,16 @@ def _server_only() -> None:
     services.check_protocol(request.headers.get(PROTOCOL_HEADER))
 
 
-def _device() -> Device:
+def _device(*, commit: bool = True) -> Device:
+    """The calling device (last seen now). `commit=False` leaves the write to the caller's own
+    commit: one statement and a reload of the device fewer for a call that commits anyway."""
     _server_only()
     header = request.headers.get("Authorization", "")
     token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
     device = services.authenticate_device(db_session(), token, now=_now())
     device.app_version = request.headers.get("User-Agent", "")[:40] or device.app_version
-    db.session.commit()
+    if commit:
+        db.session.commit()
     return device
 
 
@@ -188,11 +194,19 @@ def push() -> Response:
 @bp.post("/pull")
 @public
 def pull() -> Response:
-    device = _device()
-    page = services.pull(db_session(), device, services.PullRequest.parse(_body()), now=_now())
+    device = _device(commit=False)  # services.pull commits
+    protocol = services.check_protocol(request.headers.get(PROTOCOL_HEADER))
+    page = services.pull(
+        db_session(),
+        device,
+        services.PullRequest.parse(_body()),
+        now=_now(),
+        protocol=protocol,
+        snapshot_rows=int(current_app.config["PORTAL"]["SYNC_SNAPSHOT_PAGE_ROWS"]),
+    )
     metrics.counter("portal_sync_pulls_total", "Pull pages served to devices").inc()
     metrics.counter("portal_sync_pulled_rows_total", "Rows sent to devices by pulls").inc(
-        len(page["rows"])
+        sum(len(rows) for rows in page["rows"].values())
     )
     return _json(page)
 

@@ -171,6 +171,11 @@ def condition(table_name: str, accounts: Iterable[tuple[uuid.UUID, str]]) -> Col
     return or_(*parts)
 
 
+def reads_everything(table_name: str, accounts: Iterable[tuple[uuid.UUID, str]]) -> bool:
+    """Whether these accounts may read every row of `table_name` (an administrator's)."""
+    return any(RULES[role][table_name] is _everything for _user_id, role in accounts)
+
+
 def password_hash_visible(user_id: uuid.UUID, accounts: Iterable[tuple[uuid.UUID, str]]) -> bool:
     """A device receives the password verifier of its own accounts only (offline sign-in)."""
     return any(user_id == account_id for account_id, _role in accounts)

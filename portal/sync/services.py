@@ -12,7 +12,23 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import (
+    Date,
+    String,
+    Time,
+    Uuid,
+    any_,
+    bindparam,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+    type_coerce,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -26,13 +42,15 @@ from portal.models import (
     StoredFile,
     SyncConflict,
     User,
+    UTCDateTime,
 )
 from portal.sync import apply, capture, hlc, scopes
-from portal.sync.tables import BY_NAME, SYNCED_TABLES, row_to_json
+from portal.sync.tables import BY_NAME, SYNCED_TABLES
 
-PROTOCOL_VERSION = 1
-SUPPORTED_PROTOCOLS = frozenset({1})
+PROTOCOL_VERSION = 2
+SUPPORTED_PROTOCOLS = frozenset({1, 2})
 PAGE_ROWS = 2000
+SNAPSHOT_PAGE_ROWS = 20000  # the default of the setting sync_snapshot_page_rows
 PUSH_BATCH = 500
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud over the phone
 
@@ -162,13 +180,14 @@ def authenticate_device(db: Session, token: str, *, now: datetime) -> Device:
     return device
 
 
-def device_accounts(db: Session, device: Device) -> list[tuple[uuid.UUID, str]]:
+def device_accounts(db: Session, device: Device | uuid.UUID) -> list[tuple[uuid.UUID, str]]:
     """(id, role) of the device's accounts that are still active."""
+    device_id = device if isinstance(device, uuid.UUID) else device.id
     rows = db.execute(
         select(User.id, User.role)
         .join(DeviceAccount, DeviceAccount.user_id == User.id)
         .where(
-            DeviceAccount.device_id == device.id, User.active.is_(True), User.deleted_at.is_(None)
+            DeviceAccount.device_id == device_id, User.active.is_(True), User.deleted_at.is_(None)
         )
         .order_by(User.id)
     ).all()
@@ -379,9 +398,7 @@ def _apply_as_author(
     upload_dir: Path,
     limit: int,
 ) -> apply.Outcome:
-    device = db.get(Device, device_id)
-    assert device is not None
-    accounts = device_accounts(db, device)
+    accounts = device_accounts(db, device_id)  # by id: the device's row is not read again
     actor = db.get(User, change.actor_id) if change.actor_id else None
     db.info[capture.ACTOR] = change.actor_id
     db.info[capture.STAMP] = hlc.believable(change.hlc, now)
@@ -486,7 +503,7 @@ class PullRequest:
     table: int
     after: str
     snapshot: bool
-    limit: int
+    limit: int | None
     pending: int | None = None  # changes waiting on the device, as it reports them
 
     @classmethod
@@ -518,18 +535,42 @@ class PullRequest:
             table=table,
             after=after,
             snapshot=bool(raw.get("snapshot", False)),
-            limit=min(whole("limit", PAGE_ROWS) or PAGE_ROWS, PAGE_ROWS),
+            limit=whole("limit", None) or None,
             pending=whole("pending", None),
         )
 
 
-def pull(db: Session, device: Device, request: PullRequest, *, now: datetime) -> dict[str, Any]:
+def pull(
+    db: Session,
+    device: Device,
+    request: PullRequest,
+    *,
+    now: datetime,
+    protocol: int = PROTOCOL_VERSION,
+    snapshot_rows: int = SNAPSHOT_PAGE_ROWS,
+) -> dict[str, Any]:
     """One page of what changed in the device's scope since its cursor.
 
     A pull is fixed to an upper bound `upto` (the newest change-log number when it began) and
     walks the tables parent-first; the device stores `cursor = upto` with the last page. When
     the scope changed shape (fingerprint) it is a snapshot: everything in scope is sent, and
-    the device removes what it holds outside it."""
+    the device removes what it holds outside it.
+
+    Rows are read as tuples of column values (no ORM objects): protocol 2 sends them so, with
+    one column list per table (`columns`); protocol 1 as one object per row."""
+    with db.no_autoflush:  # the device's last-seen time is written once, with the commit
+        return _pull(db, device, request, now=now, protocol=protocol, snapshot_rows=snapshot_rows)
+
+
+def _pull(
+    db: Session,
+    device: Device,
+    request: PullRequest,
+    *,
+    now: datetime,
+    protocol: int,
+    snapshot_rows: int,
+) -> dict[str, Any]:
     accounts = device_accounts(db, device)
     if not accounts:
         raise DeviceRefused("No active account is left on this device.")
@@ -544,38 +585,44 @@ def pull(db: Session, device: Device, request: PullRequest, *, now: datetime) ->
         if upto < request.cursor:
             raise ValidationError("upto is below the cursor.")
     since = 0 if snapshot else request.cursor
-    page: dict[str, list[dict[str, Any]]] = {}
+    page: dict[str, list[Any]] = {}
     discards: list[dict[str, str]] = []
-    if table_index == 0 and not after and not snapshot:
-        discards = [
-            {"table": table, "id": str(row_id)}
-            for table, row_id in db.execute(
-                select(ChangeLogEntry.table_name, ChangeLogEntry.row_id)
-                .where(
+    touched = None
+    if not snapshot:
+        # What changed since the cursor, in one statement: the discards (first page only) and
+        # the tables with upserts (a change pull looks only at those; most do not change).
+        changed = (
+            select(ChangeLogEntry.table_name, literal(None, Uuid).label("row_id"))
+            .where(
+                ChangeLogEntry.op == "upsert",
+                ChangeLogEntry.seq > since,
+                ChangeLogEntry.seq <= upto,
+                _mine(device),
+            )
+            .distinct()
+        )
+        statement: Any = changed
+        if table_index == 0 and not after:
+            statement = union_all(
+                changed,
+                select(ChangeLogEntry.table_name, ChangeLogEntry.row_id).where(
                     ChangeLogEntry.op == "discard",
                     ChangeLogEntry.seq > since,
                     ChangeLogEntry.seq <= upto,
-                    or_(ChangeLogEntry.device_id.is_(None), ChangeLogEntry.device_id == device.id),
-                )
-                .order_by(ChangeLogEntry.seq)
+                    _mine(device),
+                ),
             )
-        ]
-    # A change pull looks only at the tables that changed since the cursor (most do not).
-    touched = None
-    if not snapshot:
-        touched = set(
-            db.scalars(
-                select(ChangeLogEntry.table_name)
-                .where(
-                    ChangeLogEntry.op == "upsert",
-                    ChangeLogEntry.seq > since,
-                    ChangeLogEntry.seq <= upto,
-                    or_(ChangeLogEntry.device_id.is_(None), ChangeLogEntry.device_id == device.id),
-                )
-                .distinct()
-            )
-        )
-    budget = request.limit
+        touched = set()
+        discarded: list[tuple[str, uuid.UUID]] = []
+        for table, row_id in db.execute(statement):
+            if row_id is None:
+                touched.add(table)
+            else:
+                discarded.append((table, row_id))
+        discards = [{"table": table, "id": str(row_id)} for table, row_id in discarded]
+    # A snapshot moves the whole scope: in fewer, larger pages (setting sync_snapshot_page_rows).
+    most = snapshot_rows if snapshot else PAGE_ROWS
+    budget = min(request.limit or most, most)
     complete = True
     while table_index < len(SYNCED_TABLES):
         entry = SYNCED_TABLES[table_index]
@@ -588,10 +635,10 @@ def pull(db: Session, device: Device, request: PullRequest, *, now: datetime) ->
         )
         if len(rows) > budget:
             rows = rows[:budget]
-            after = str(rows[-1].id)
+            after = str(rows[-1][ID_POSITION[entry.name]])
             complete = False
         if rows:
-            page.setdefault(entry.name, []).extend(_serialise(entry.name, rows, accounts))
+            page.setdefault(entry.name, []).extend(_blank_verifiers(entry.name, rows, accounts))
             budget -= len(rows)
         if not complete:
             break
@@ -599,22 +646,68 @@ def pull(db: Session, device: Device, request: PullRequest, *, now: datetime) ->
         if budget <= 0 and table_index < len(SYNCED_TABLES):
             complete = False
             break
-    _add_referenced_users(db, page, accounts)
+    # A snapshot walks the users table first. When the device reads every account, the ones
+    # that existed by `upto` are in this page or went with an earlier one: rows name others
+    # only when newer. (A narrower scope may have grown since the users table was walked.)
+    everyone = snapshot and scopes.reads_everything("users", accounts)
+    _add_referenced_users(db, device, page, accounts, sent_by=upto if everyone else None)
     if request.pending is not None:
         device.pending_changes = request.pending
     if complete:
         device.last_sync_at = now
     db.commit()
-    return {
-        "protocol": PROTOCOL_VERSION,
+    answer: dict[str, Any] = {
+        "protocol": protocol,
         "upto": upto,
         "snapshot": snapshot,
         "fingerprint": fingerprint,
         "complete": complete,
         "next": None if complete else {"table": table_index, "after": after},
         "discards": discards,
-        "rows": page,
     }
+    if protocol >= 2:
+        answer["columns"] = {table: COLUMN_NAMES[table] for table in page}
+        answer["rows"] = page
+    else:
+        answer["rows"] = {
+            table: [dict(zip(COLUMN_NAMES[table], row, strict=True)) for row in rows]
+            for table, rows in page.items()
+        }
+    return answer
+
+
+COLUMN_NAMES: dict[str, list[str]] = {
+    entry.name: list(entry.table.columns.keys()) for entry in SYNCED_TABLES
+}
+ID_POSITION: dict[str, int] = {name: names.index("id") for name, names in COLUMN_NAMES.items()}
+
+
+def _mine(device: Device) -> Any:
+    """Change-log entries for every device, or for this one (corrections after a refusal)."""
+    return or_(ChangeLogEntry.device_id.is_(None), ChangeLogEntry.device_id == device.id)
+
+
+# ISO 8601 of a UTC moment as Python's isoformat writes it, but always with microseconds.
+_PG_UTC_TEXT = 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'
+
+
+def _wire_columns(table: str, dialect: str) -> list[Any]:
+    """The columns of `table` as a pull reads them. On PostgreSQL, ids, dates and times are
+    read as the text they travel as (ISO 8601; UTC moments with "+00:00"), written by the
+    database rather than parsed into Python objects and formatted again for each row."""
+    columns = list(BY_NAME[table].table.columns)
+    if dialect != "postgresql":
+        return columns
+    out: list[Any] = []
+    for column in columns:
+        kind = column.type
+        if isinstance(kind, UTCDateTime):
+            out.append(type_coerce(func.to_char(column, _PG_UTC_TEXT), String).label(column.name))
+        elif isinstance(kind, Uuid | Date | Time):
+            out.append(cast(column, String).label(column.name))
+        else:
+            out.append(column)
+    return out
 
 
 def _changed_rows(
@@ -629,51 +722,62 @@ def _changed_rows(
     *,
     snapshot: bool = False,
 ) -> list[Any]:
-    model: Any = BY_NAME[table].model
-    latest = (
-        select(ChangeLogEntry.row_id)
-        .where(
-            ChangeLogEntry.table_name == table,
-            ChangeLogEntry.op == "upsert",
-            ChangeLogEntry.seq > since,
-            or_(ChangeLogEntry.device_id.is_(None), ChangeLogEntry.device_id == device.id),
+    """The rows of `table` to send, as tuples in the order of COLUMN_NAMES, by id."""
+    columns = BY_NAME[table].table.c
+    logged = select(ChangeLogEntry.row_id).where(
+        ChangeLogEntry.table_name == table,
+        ChangeLogEntry.op == "upsert",
+        ChangeLogEntry.seq > since,
+        _mine(device),
+    )
+    query = select(*_wire_columns(table, db.get_bind().dialect.name))
+    if snapshot:
+        # A snapshot sends every row that existed by its bound, as it is now: the device
+        # removes what a snapshot did not send, and a row of its scope edited during a long
+        # snapshot must not be one. "Logged at or below the bound" is one index probe per
+        # row (sync_changes by table and row), not an aggregation of the table's whole log.
+        query = query.where(
+            logged.where(ChangeLogEntry.row_id == columns.id, ChangeLogEntry.seq <= upto).exists()
         )
-        .group_by(ChangeLogEntry.row_id)
-        # A change pull leaves a row changed after its bound to the next pull. A snapshot sends
-        # every row that existed by then, as it is now: the device removes what a snapshot did
-        # not send, and a row of its scope edited during a long snapshot must not be one.
-        .having((func.min if snapshot else func.max)(ChangeLogEntry.seq) <= upto)
-        .subquery()
-    )
-    query = (
-        select(model)
-        .join(latest, latest.c.row_id == model.id)
-        .where(scopes.condition(table, accounts))
-        .order_by(model.id)
-        .limit(limit)
-    )
+    else:
+        # A change pull sends rows whose latest change lies in (cursor, upto]; a row changed
+        # after its bound is left to the next pull.
+        latest = (
+            logged.group_by(ChangeLogEntry.row_id)
+            .having(func.max(ChangeLogEntry.seq) <= upto)
+            .subquery()
+        )
+        query = query.join(latest, latest.c.row_id == columns.id)
+    query = query.where(scopes.condition(table, accounts)).order_by(columns.id).limit(limit)
     if after:
-        query = query.where(model.id > uuid.UUID(after))
-    return list(db.scalars(query))
+        query = query.where(columns.id > uuid.UUID(after))
+    # On the session's connection: Core rows, without the ORM's handling of each one.
+    return [tuple(row) for row in db.connection().execute(query)]
 
 
-def _serialise(
-    table: str, rows: Iterable[Any], accounts: list[tuple[uuid.UUID, str]]
-) -> list[dict[str, Any]]:
-    columns = BY_NAME[table].table
+PASSWORD_POSITION = COLUMN_NAMES["users"].index("password_hash")
+
+
+def _blank_verifiers(
+    table: str, rows: list[Any], accounts: list[tuple[uuid.UUID, str]]
+) -> list[Any]:
+    """No password verifier for accounts not on this device."""
+    if table != "users":
+        return rows
+    own = {str(account_id) for account_id, _role in accounts}
     out = []
     for row in rows:
-        data = row_to_json(columns, row)
-        if table == "users" and not scopes.password_hash_visible(row.id, accounts):
-            data["password_hash"] = "!"  # noqa: S105 - no verifier for accounts not on this device
-        out.append(data)
+        if str(row[ID_POSITION["users"]]) not in own:
+            row = list(row)
+            row[PASSWORD_POSITION] = "!"
+        out.append(row)
     return out
 
 
-USER_REFERENCES: dict[str, tuple[str, ...]] = {
+USER_REFERENCES: dict[str, tuple[int, ...]] = {
     entry.name: tuple(
-        column.name
-        for column in entry.table.columns
+        index
+        for index, column in enumerate(entry.table.columns)
         for key in column.foreign_keys
         if key.column.table.name == "users"
     )
@@ -682,33 +786,85 @@ USER_REFERENCES: dict[str, tuple[str, ...]] = {
 
 
 def _add_referenced_users(
-    db: Session, page: dict[str, list[dict[str, Any]]], accounts: list[tuple[uuid.UUID, str]]
+    db: Session,
+    device: Device,
+    page: dict[str, list[Any]],
+    accounts: list[tuple[uuid.UUID, str]],
+    *,
+    sent_by: int | None = None,
 ) -> None:
     """Rows sent may name accounts the device has never received (a student new to a section,
     an administrator who entered a mark): send those in scope with the page, and blank the
-    references to accounts the device may not hold (who entered a mark, for a student)."""
-    wanted: set[uuid.UUID] = set()
+    references to accounts the device may not hold (who entered a mark, for a student).
+
+    `sent_by`: in a snapshot of a device that reads every account, the accounts logged by
+    then went with the users table and are not sent again."""
+    named: set[str] = set()  # ids as text: read as text on PostgreSQL, as UUIDs elsewhere
     for table, rows in page.items():
-        for name in USER_REFERENCES.get(table, ()):
-            wanted.update(uuid.UUID(row[name]) for row in rows if row.get(name))
-    if not wanted:
+        for position in USER_REFERENCES.get(table, ()):
+            named.update(str(row[position]) for row in rows if row[position] is not None)
+    if not named:
         return
-    visible = {
-        user.id: user
-        for user in db.scalars(
-            select(User).where(User.id.in_(wanted), scopes.condition("users", accounts))
+    users = BY_NAME["users"].table.c
+    sent = {str(row[ID_POSITION["users"]]) for row in page.get("users", [])}
+    dialect = db.get_bind().dialect.name
+    if scopes.reads_everything("users", accounts):
+        visible = named  # every account (a reference names one that exists)
+    else:
+        visible = {
+            str(user_id)
+            for user_id in db.scalars(
+                select(users.id).where(
+                    _among(users.id, named, dialect), scopes.condition("users", accounts)
+                )
+            )
+        }
+    if sent_by is None:
+        extra = visible - sent
+    else:
+        # The accounts logged after the bound (few: those made while the snapshot runs) are
+        # the only ones the users table may not have sent.
+        logged = select(ChangeLogEntry.row_id).where(
+            ChangeLogEntry.table_name == "users", ChangeLogEntry.op == "upsert", _mine(device)
         )
-    }
-    sent = {row["id"] for row in page.get("users", [])}
-    extra = [user for user_id, user in visible.items() if str(user_id) not in sent]
+        newer = {str(row_id) for row_id in db.scalars(logged.where(ChangeLogEntry.seq > sent_by))}
+        extra = (visible & newer) - sent
+        if extra:
+            older = db.scalars(
+                logged.where(
+                    ChangeLogEntry.seq <= sent_by, _among(ChangeLogEntry.row_id, extra, dialect)
+                )
+            )
+            extra -= {str(row_id) for row_id in older}
     if extra:
-        page.setdefault("users", []).extend(_serialise("users", extra, accounts))
+        rows = [
+            tuple(row)
+            for row in db.connection().execute(
+                select(*_wire_columns("users", dialect))
+                .where(_among(users.id, extra, dialect))
+                .order_by(users.id)
+            )
+        ]
+        page.setdefault("users", []).extend(_blank_verifiers("users", rows, accounts))
     for table, rows in page.items():
-        nullable = {c.name: c.nullable for c in BY_NAME[table].table.columns}
-        for name in USER_REFERENCES.get(table, ()):
-            for row in rows:
-                if row.get(name) and uuid.UUID(row[name]) not in visible:
-                    row[name] = None if nullable[name] else row[name]
+        columns = list(BY_NAME[table].table.columns)
+        for position in USER_REFERENCES.get(table, ()):
+            if not columns[position].nullable:
+                continue
+            for index, row in enumerate(rows):
+                if row[position] is not None and str(row[position]) not in visible:
+                    row = list(row)
+                    row[position] = None
+                    rows[index] = row
+
+
+def _among(column: Any, ids: Iterable[str], dialect: str) -> Any:
+    """`column IN ids`; on PostgreSQL one array parameter (`= ANY(...)`), however many ids
+    (thousands of parameters make a statement slow to prepare)."""
+    values = [uuid.UUID(text) for text in ids]
+    if dialect == "postgresql":
+        return column == any_(bindparam("ids", values, type_=postgresql.ARRAY(Uuid), unique=True))
+    return column.in_(values)
 
 
 # --- Files ----------------------------------------------------------------------------------

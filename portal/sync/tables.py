@@ -7,14 +7,15 @@ unique constraints. The order is the order a device applies them in: parents bef
 
 from __future__ import annotations
 
+import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import JSON, Column, Date, Table, Time, UniqueConstraint, Uuid
+from sqlalchemy import JSON, Column, Date, Dialect, Table, Time, UniqueConstraint, Uuid
 
 from portal import models
 from portal.models import Base, UTCDateTime
@@ -153,3 +154,188 @@ def row_from_json(table: Table, data: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"unknown fields for {table.name}: {', '.join(sorted(unknown))}")
     return {name: from_json(table.columns[name], value) for name, value in data.items()}
+
+
+def json_default(value: Any) -> Any:
+    """For json.dumps: the values a column read from the database holds that JSON has no type
+    for travel as `to_json` makes them (ids, dates and times as ISO text)."""
+    if isinstance(value, uuid.UUID | datetime | date | time):
+        return to_json(value)
+    raise TypeError(f"{type(value).__name__} cannot travel as JSON")
+
+
+# --- Rows as a device stores them -------------------------------------------------------------
+
+
+def _reader(column: Column[Any]) -> Callable[[Any], Any]:
+    """`from_json` for one column, with the checks of its type decided once."""
+    kind = column.type
+    name = column.name
+    if isinstance(kind, Uuid):
+
+        def read_uuid(value: Any) -> Any:
+            try:
+                return uuid.UUID(value)
+            except (TypeError, ValueError, AttributeError):
+                raise ValueError(f"{name}: {value!r} is not a valid value (an id)") from None
+
+        return read_uuid
+    try:
+        python_type = (
+            None if isinstance(kind, JSON | UTCDateTime | Date | Time) else kind.python_type
+        )
+    except NotImplementedError:
+        python_type = None
+    if python_type is str:
+
+        def read_str(value: Any) -> Any:
+            if type(value) is not str:
+                raise ValueError(f"{name}: {value!r} is not text")
+            return value
+
+        return read_str
+    if python_type is int:
+
+        def read_int(value: Any) -> Any:
+            if type(value) is not int:
+                raise ValueError(f"{name}: {value!r} is not a whole number")
+            return value
+
+        return read_int
+    return lambda value: from_json(column, value)
+
+
+# Rows are converted a column at a time: a column whose values all have the usual form (ids
+# as Python writes them; UTC moments as "YYYY-MM-DDTHH:MM:SS.ffffff+00:00") is checked with
+# one expression and turned into what SQLAlchemy stores in SQLite (ids as 32 hexadecimal
+# digits; moments as "YYYY-MM-DD HH:MM:SS.ffffff") at once. Any other column takes the long
+# way, value by value (parsed as `from_json` does, then bound as SQLAlchemy binds it).
+_UUID_TEXT = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_UUID_COLUMN = re.compile(f"(?:{_UUID_TEXT}\n)*{_UUID_TEXT}")
+_UTC_TEXT = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00"
+_UTC_COLUMN = re.compile(f"(?:{_UTC_TEXT}\n)*{_UTC_TEXT}")
+
+Values = Sequence[Any]
+
+
+def _joined(values: Values, pattern: re.Pattern[str]) -> str | None:
+    """The values one per line, when every one is text of the pattern's form."""
+    if not set(map(type, values)) <= {str}:
+        return None
+    joined = "\n".join(values)
+    if not pattern.fullmatch(joined) or joined.count("\n") != len(values) - 1:
+        return None
+    return joined
+
+
+def _uuid_column(values: Values) -> list[Any] | None:
+    joined = _joined(values, _UUID_COLUMN)
+    return joined.replace("-", "").split("\n") if joined is not None else None
+
+
+def _utc_column(values: Values) -> list[Any] | None:
+    joined = _joined(values, _UTC_COLUMN)
+    if joined is None:
+        return None
+    try:
+        list(map(datetime.fromisoformat, values))  # real dates and times
+    except ValueError:
+        return None  # the long way says which value is wrong
+    return joined.replace("T", " ").replace("+00:00", "").split("\n")
+
+
+def _typed_column(
+    kinds: frozenset[type], bind: Callable[[Any], Any] | None
+) -> Callable[[Values], list[Any] | None]:
+    def convert(values: Values) -> list[Any] | None:
+        if not set(map(type, values)) <= kinds:
+            return None
+        return list(map(bind, values)) if bind is not None else list(values)
+
+    return convert
+
+
+def _float_column(values: Values) -> list[Any] | None:
+    found = set(map(type, values))
+    if found <= {float}:
+        return list(values)
+    if found <= {float, int}:
+        return list(map(float, values))
+    return None
+
+
+def _fast_column(
+    column: Column[Any], bind: Callable[[Any], Any] | None
+) -> Callable[[Values], list[Any] | None] | None:
+    """The whole-column conversion of `column`'s values other than None, or None."""
+    kind = column.type
+    if isinstance(kind, Uuid):
+        return _uuid_column
+    if isinstance(kind, UTCDateTime):
+        return _utc_column
+    if isinstance(kind, JSON | Date | Time):
+        return None
+    try:
+        python_type = kind.python_type
+    except NotImplementedError:
+        return None
+    if python_type is str:
+        return _typed_column(frozenset({str}), bind)
+    if python_type is int:
+        return _typed_column(frozenset({int}), bind)
+    if python_type is bool:
+        return _typed_column(frozenset({bool}), bind)
+    if python_type is float and bind is None:
+        return _float_column
+    return None
+
+
+def _column_converter(column: Column[Any], dialect: Dialect) -> Callable[[Values], list[Any]]:
+    read = _reader(column)
+    bind = column.type.dialect_impl(dialect).bind_processor(dialect)
+    if isinstance(column.type, JSON):  # None is bound too (as SQLAlchemy does: JSON null)
+        return lambda values: list(map(bind, values)) if bind else list(values)
+    if bind is None:
+        step = read
+    else:
+
+        def step(value: Any) -> Any:
+            return bind(read(value))
+
+    fast = _fast_column(column, bind) if dialect.name == "sqlite" else None
+
+    def convert(values: Values) -> list[Any]:
+        present = [value for value in values if value is not None] if None in values else values
+        done = fast(present) if fast is not None and present else None
+        if done is None:
+            done = list(map(step, present))
+        if present is values:
+            return done
+        given = iter(done)
+        return [None if value is None else next(given) for value in values]
+
+    return convert
+
+
+def sqlite_rows(
+    table: Table, names: Sequence[str], dialect: Dialect
+) -> Callable[[Sequence[Any]], list[tuple[Any, ...]]]:
+    """A function turning rows as they travel (lists of values in the order of `names`) into
+    the parameters of an SQLite statement over those columns, as SQLAlchemy would bind them
+    (the same checks as `row_from_json`; raises ValueError on a bad row)."""
+    unknown = [name for name in names if name not in table.columns]
+    if unknown:
+        raise ValueError(f"unknown fields for {table.name}: {', '.join(sorted(unknown))}")
+    converters = [_column_converter(table.columns[name], dialect) for name in names]
+    width = len(converters)
+
+    def convert(rows: Sequence[Any]) -> list[tuple[Any, ...]]:
+        if not rows:
+            return []
+        if not set(map(type, rows)) <= {list, tuple} or set(map(len, rows)) != {width}:
+            raise ValueError(f"rows of {table.name} must be lists of {width} values")
+        columns = zip(*rows, strict=True)
+        converted = [each(values) for each, values in zip(converters, columns, strict=True)]
+        return list(zip(*converted, strict=True))
+
+    return convert

@@ -428,14 +428,15 @@ class Convergence(RuleBasedStateMachine):
         """Small pages, and the client gone after a few of them (its process killed)."""
         wire = self.world.wires[name]
         wire.lose_path, wire.let_through = "/sync/v1/pull", pages
-        saved = sync_services.PAGE_ROWS
-        sync_services.PAGE_ROWS = 3
+        settings = self.world.server.config["PORTAL"]
+        saved = sync_services.PAGE_ROWS, settings["SYNC_SNAPSHOT_PAGE_ROWS"]
+        sync_services.PAGE_ROWS = settings["SYNC_SNAPSHOT_PAGE_ROWS"] = 3
         try:
             self.device(name).sync()
         except sync_client.SyncError as error:
             assert error.reason == "unreachable"
         finally:
-            sync_services.PAGE_ROWS = saved
+            sync_services.PAGE_ROWS, settings["SYNC_SNAPSHOT_PAGE_ROWS"] = saved
             wire.lose_path = ""
 
     # --- the end: everybody syncs, nobody writes ---
@@ -493,3 +494,22 @@ def test_every_replica_converges_to_the_server_for_its_scope(world: World) -> No
             database=None,
         ),
     )
+
+
+def test_a_snapshot_resumed_after_the_scope_changed_back_keeps_only_the_scope(
+    world: World,
+) -> None:
+    """Found by the machine above: lab staff's snapshot is cut after its first page (lab2 had
+    just become staff, and came with it); the section goes back to lab1; the resumed page
+    names accounts the first page did not send and fails, so the pull starts again. The scope
+    is now the one of the last completed pull, yet the pull that starts again must be a
+    snapshot: lab2 must leave the device."""
+    Convergence.world = world
+    steps = Convergence()
+    steps.start()
+    steps.reassign_labs(lab_staff="lab2", section=0)
+    steps.reassign_labs(lab_staff=None, section=1)
+    steps.sync_killed_mid_pull(name="lab1", pages=1)
+    steps.reassign_labs(lab_staff=None, section=0)
+    steps.reassign_labs(lab_staff="lab1", section=0)
+    steps.teardown()

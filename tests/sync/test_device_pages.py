@@ -128,8 +128,9 @@ def test_connecting_says_what_went_wrong(campus, server, tmp_path, monkeypatch, 
         address = _closed_port()
     else:
         _reach_server_through(app, wsgi_client(server))
-    if problem == "old version":  # a server that no longer speaks protocol 1
-        monkeypatch.setattr(sync_services, "SUPPORTED_PROTOCOLS", frozenset({2}))
+    if problem == "old version":  # a server that no longer speaks this copy's protocol
+        newer = sync_services.PROTOCOL_VERSION + 1
+        monkeypatch.setattr(sync_services, "SUPPORTED_PROTOCOLS", frozenset({newer}))
     client = app.test_client()
     token = csrf_token(client, "/setup/")
     response = client.post(

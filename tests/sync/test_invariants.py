@@ -31,6 +31,7 @@ from portal.models import (
     ProcessedChange,
     Registration,
     Section,
+    SnapshotSeen,
     StoredFile,
     Submission,
     SyncConflict,
@@ -42,6 +43,7 @@ from portal.sync import client as sync_client
 from portal.sync import services as sync_services
 from portal.sync.tables import SYNCED_TABLES
 from tests import factories
+from tests.conftest import make_app
 from tests.sync.conftest import (
     SERVER_URL,
     Campus,
@@ -49,6 +51,7 @@ from tests.sync.conftest import (
     as_user,
     assert_replica_matches,
     device_accounts,
+    enrolment_code,
     wsgi_client,
 )
 
@@ -761,14 +764,20 @@ def test_a_widened_pull_request_gets_only_the_devices_scope(
         {"cursor": 0, "limit": 10**9},
     ):
         page = transport.json("POST", "/pull", forged)
-        marks = page["rows"].get("marks", [])
+        marks = rows_of(page, "marks")
         assert {m["student_id"] for m in marks} <= {str(campus.students[0])}
-        users = page["rows"].get("users", [])
+        users = rows_of(page, "users")
         assert str(campus.students[1]) not in {u["id"] for u in users}
     bad = transport.call
     with pytest.raises(sync_client.SyncError) as refused:
         bad("POST", "/pull", {"cursor": -1})
     assert str(refused.value) == "cursor must be a whole number."
+
+
+def rows_of(page: dict[str, Any], table: str) -> list[dict[str, Any]]:
+    """A pulled page's rows of `table` as objects (protocol 2 sends arrays and their columns)."""
+    names = page.get("columns", {}).get(table, [])
+    return [dict(zip(names, row, strict=True)) for row in page["rows"].get(table, [])]
 
 
 def _register_offline(device: Device, student_id: Any, section_id: Any) -> str:
@@ -1346,7 +1355,7 @@ def test_a_snapshot_abandoned_half_way_and_resumed_after_changes_keeps_only_the_
         lab2 = factories.make_user(_db.session, "lab_staff", username="lab2").id
         _db.session.get(Section, campus.other_section).lab_staff_id = lab2
         _db.session.commit()
-    monkeypatch.setattr(sync_services, "PAGE_ROWS", 4)
+    monkeypatch.setitem(server.config["PORTAL"], "SYNC_SNAPSHOT_PAGE_ROWS", 4)
     transport.lose_after["/sync/v1/pull"] = 1
     transport.lose["/sync/v1/pull"] = 1
     with pytest.raises(sync_client.SyncError):
@@ -1360,6 +1369,87 @@ def test_a_snapshot_abandoned_half_way_and_resumed_after_changes_keeps_only_the_
     assert_replica_matches(server, laptop)
     with laptop.session():
         assert _db.session.scalar(select(User).filter_by(username="lab1")) is None
+
+
+def test_a_first_snapshot_on_an_empty_device_keeps_no_clean_up_records_and_a_later_one_prunes(
+    campus: Campus, server: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first snapshot of an empty device is written without the seen-row records (nothing
+    can lie outside it), across a cut and a resume; a later snapshot on the device, which now
+    holds rows, notes them again and removes what left the scope."""
+    server_mark(server, campus.instructor, campus.assessment, campus.students[0], "55")
+    monkeypatch.setitem(server.config["PORTAL"], "SYNC_SNAPSHOT_PAGE_ROWS", 4)
+    transport = Flaky(server)
+    http = httpx.Client(transport=transport, base_url=SERVER_URL)
+    app = make_app(tmp_path / "fresh", f"sqlite:///{tmp_path / 'fresh.db'}")
+    laptop = Device(app, http, Path(app.config["PORTAL"]["UPLOAD_DIR"]))
+    code = enrolment_code(server, "teach1")
+    sync_client.enrol(laptop.engine, SERVER_URL, code, device_name="fresh", client=http)
+    transport.lose_after["/sync/v1/pull"] = 2
+    transport.lose["/sync/v1/pull"] = 1
+    with pytest.raises(sync_client.SyncError):
+        laptop.sync()
+    state = state_of(laptop)
+    assert state.pull_snapshot is True and state.pull_fresh is True
+    assert count(laptop.app, User) > 0
+    assert count(laptop.app, SnapshotSeen) == 0
+    laptop.sync()  # resumes the same snapshot, still written the quick way
+    state = state_of(laptop)
+    assert state.pull_upto is None and state.pull_fresh is False
+    assert count(laptop.app, SnapshotSeen) == 0
+    assert count(laptop.app, Mark) == 1
+    assert_replica_matches(server, laptop)
+    with on_server(server):  # the section goes to another instructor: a new snapshot
+        other = factories.make_user(_db.session, "instructor", username="teach9").id
+        _db.session.get(Section, campus.section).instructor_id = other
+        _db.session.commit()
+    transport.lose_after["/sync/v1/pull"] = 1
+    transport.lose["/sync/v1/pull"] = 1
+    with pytest.raises(sync_client.SyncError):
+        laptop.sync()
+    state = state_of(laptop)
+    assert state.pull_snapshot is True and state.pull_fresh is False
+    assert count(laptop.app, SnapshotSeen) > 0
+    laptop.sync()
+    assert count(laptop.app, SnapshotSeen) == 0
+    assert count(laptop.app, Mark) == 0  # the section's marks left with it
+    assert count(laptop.app, Registration) == 0
+    assert_replica_matches(server, laptop)
+    with app.app_context():
+        _db.session.remove()
+        _db.engine.dispose()
+
+
+def test_a_snapshot_on_a_device_that_holds_rows_replaces_a_row_it_holds_under_another_id(
+    campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    """A device that is not empty takes the careful way in a snapshot too: its own mark for a
+    student and assessment gives way to the server's, made meanwhile under another id."""
+    laptop = make_device("teach1")
+    local_mark(laptop, campus.instructor, campus.assessment, campus.students[1], "40")
+    server_mark(server, campus.instructor, campus.assessment, campus.students[1], "60")
+    with on_server(server):  # and the scope changes shape: the next pull is a snapshot
+        lab2 = factories.make_user(_db.session, "lab_staff", username="lab2").id
+        _db.session.get(Section, campus.other_section).lab_staff_id = lab2
+        _db.session.commit()
+        server_id = _db.session.scalar(
+            select(Mark.id).filter_by(
+                assessment_id=campus.assessment, student_id=campus.students[1]
+            )
+        )
+    laptop.sync()
+    with laptop.session():
+        held = _db.session.scalars(
+            select(Mark.id).filter_by(
+                assessment_id=campus.assessment, student_id=campus.students[1]
+            )
+        ).all()
+    assert held == [server_id]
+    assert points_on(laptop.app, campus.assessment, campus.students[1]) == points_on(
+        server, campus.assessment, campus.students[1]
+    )
+    assert count(laptop.app, SnapshotSeen) == 0
+    assert_replica_matches(server, laptop)
 
 
 # --- 8. Files: content-addressed, resumable, a row only after its whole file --------------------
@@ -1481,7 +1571,7 @@ def test_identical_files_travel_once(
 
 @pytest.mark.parametrize(
     ("version", "words"),
-    [(0, "too old for the campus server"), (2, "newer than the campus server's")],
+    [(0, "too old for the campus server"), (3, "newer than the campus server's")],
 )
 def test_a_protocol_the_server_does_not_speak_is_refused_clearly_and_data_kept(
     campus: Campus,

@@ -63,6 +63,7 @@ def live(postgres_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
         PORTAL_RATELIMIT_STORAGE_URI="memory://",
         PORTAL_UPLOAD_DIR=str(tmp_path / "server-files"),
         PORTAL_LOG_LEVEL="WARNING",
+        PORTAL_SYNC_SNAPSHOT_PAGE_ROWS="2000",  # the killed-pull test needs a few pages
     )
     migrated = subprocess.run(
         server_command("migrate"), env=env, capture_output=True, text=True, timeout=180

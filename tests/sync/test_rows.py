@@ -1,0 +1,98 @@
+"""Rows as they travel, written on a device: the column-wise conversion gives SQLite exactly what
+SQLAlchemy stores for the same values, and refuses a bad value."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from datetime import UTC, datetime, time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, event, insert
+
+from portal.sync.tables import BY_NAME, sqlite_rows, to_json
+
+MOMENT = datetime(2026, 11, 30, 22, 41, 7, 123456, tzinfo=UTC)
+ON_THE_SECOND = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+
+
+def _values(table: str) -> list[dict[str, Any]]:
+    ids = [uuid.uuid4() for _ in range(4)]
+    if table == "marks":
+        return [
+            {"assessment_id": ids[0], "student_id": ids[1], "points": 71.5, "entered_by_id": None,
+             "id": ids[2], "created_at": MOMENT, "updated_at": ON_THE_SECOND},
+            {"assessment_id": ids[0], "student_id": ids[3], "points": 3.0, "entered_by_id": ids[1],
+             "id": ids[3], "created_at": ON_THE_SECOND, "updated_at": MOMENT},
+        ]  # fmt: skip
+    if table == "meetings":
+        return [
+            {"section_id": ids[0], "weekday": 2, "starts_at": time(9, 30),
+             "ends_at": time(10, 45, 30), "kind": "lecture", "id": ids[1],
+             "created_at": MOMENT, "updated_at": MOMENT, "deleted_at": None},
+        ]  # fmt: skip
+    return [
+        {"kind": "superseded", "table_name": "marks", "row_id": ids[0], "field": "points",
+         "kept_value": {"points": 3}, "lost_value": None, "detail": "", "author_id": ids[1],
+         "device_id": None, "change_id": ids[2], "resolved_at": None, "resolved_by_id": None,
+         "resolution": "", "id": ids[3], "created_at": MOMENT, "updated_at": ON_THE_SECOND},
+    ]  # fmt: skip
+
+
+def _as_postgresql_sends(value: Any) -> Any:
+    """As a pull reads it from PostgreSQL: UTC moments always with their microseconds."""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    return to_json(value)
+
+
+@pytest.mark.parametrize("table", ["marks", "meetings", "sync_conflicts"])
+@pytest.mark.parametrize("form", [to_json, _as_postgresql_sends])
+def test_rows_reach_sqlite_as_sqlalchemy_binds_them(tmp_path: Path, table: str, form: Any) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'device.db'}")
+
+    @event.listens_for(engine, "connect")
+    def _table_alone(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA foreign_keys=OFF")  # its parents are not here
+
+    columns = BY_NAME[table].table
+    columns.create(engine)
+    rows = _values(table)
+    with engine.begin() as connection:
+        connection.execute(insert(columns), rows)
+    stored = sqlite3.connect(tmp_path / "device.db")
+    names = list(columns.columns.keys())
+    expected = stored.execute(f'SELECT {", ".join(names)} FROM "{table}"').fetchall()  # noqa: S608
+    stored.close()
+    travelling = [[form(row[name]) for name in names] for row in rows]
+    converted = sqlite_rows(columns, names, engine.dialect)(travelling)
+    assert converted == expected
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("position", "bad", "words"),
+    [
+        (4, "not-an-id", "id: 'not-an-id' is not a valid value"),
+        (4, 17, "id: 17 is not a valid value"),
+        (2, "71", "points: '71' is not a number"),
+        (5, "2026-02-30T10:00:00.000000+00:00", "created_at:"),
+        (5, "2026-11-30T10:00:00", "a time without a zone"),
+    ],
+)
+def test_a_bad_value_is_refused_with_its_column(position: int, bad: Any, words: str) -> None:
+    from sqlalchemy.dialects import sqlite
+
+    columns = BY_NAME["marks"].table
+    names = list(columns.columns.keys())
+    good = [to_json(value) for value in _values("marks")[0].values()]
+    row = list(good)
+    row[position] = bad
+    with pytest.raises(ValueError, match=words.replace("(", r"\(")):
+        sqlite_rows(columns, names, sqlite.dialect())([good, row])
+    with pytest.raises(ValueError, match="lists of 7 values"):
+        sqlite_rows(columns, names, sqlite.dialect())([good[:-1]])
+    with pytest.raises(ValueError, match="unknown fields"):
+        sqlite_rows(columns, [*names[:-1], "password"], sqlite.dialect())
