@@ -17,6 +17,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, contains_eager, selectinload
+from sqlalchemy.orm.interfaces import ORMOption
 
 from portal.audit.services import record
 from portal.catalogue.services import lock_section
@@ -669,11 +670,13 @@ def finalise_warnings(book: Gradebook, *, now: datetime) -> list[str]:
     return warnings
 
 
-# A student's registrations with their section, term and course, from the joins the query makes
-# anyway (one statement instead of one per relationship).
-_JOINED_SECTION = contains_eager(Registration.section).options(
-    contains_eager(Section.term), contains_eager(Section.course)
-)
+def _joined_section() -> ORMOption:
+    """A student's registrations with their section, term and course, from the joins the query
+    makes anyway (one statement instead of one per relationship). Built when used: building it
+    at import would set up every ORM mapper before a desktop's first page needs one."""
+    return contains_eager(Registration.section).options(
+        contains_eager(Section.term), contains_eager(Section.course)
+    )
 
 
 def student_results(db: Session, student: User) -> list[CourseResult]:
@@ -686,7 +689,7 @@ def student_results(db: Session, student: User) -> list[CourseResult]:
             .join(Section.course)
             .where(Registration.student_id == student.id, Registration.status == "enrolled")
             .order_by(Term.starts_on.desc(), Course.code)
-            .options(_JOINED_SECTION)
+            .options(_joined_section())
         )
     )
     section_ids = [r.section_id for r in registrations]
@@ -798,7 +801,7 @@ def transcript(db: Session, student: User) -> Transcript:
         .join(Section.course)
         .where(Registration.student_id == student.id, Registration.status == "enrolled")
         .order_by(Term.starts_on, Course.code)
-        .options(_JOINED_SECTION)
+        .options(_joined_section())
     )
     terms: dict[uuid.UUID, TranscriptTerm] = {}
     for registration in registrations:

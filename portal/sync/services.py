@@ -28,7 +28,6 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -863,6 +862,8 @@ def _among(column: Any, ids: Iterable[str], dialect: str) -> Any:
     (thousands of parameters make a statement slow to prepare)."""
     values = [uuid.UUID(text) for text in ids]
     if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql  # the server only (a device starts faster)
+
         return column == any_(bindparam("ids", values, type_=postgresql.ARRAY(Uuid), unique=True))
     return column.in_(values)
 
