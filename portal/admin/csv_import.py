@@ -796,7 +796,12 @@ CHECKS: dict[str, Callable[[Session, list[Row], ImportReport, Progress], _Checke
 
 
 def _write_users(
-    db: Session, checked: _Checked, report: ImportReport, progress: Progress, now: datetime
+    db: Session,
+    checked: _Checked,
+    report: ImportReport,
+    progress: Progress,
+    now: datetime,
+    actor: User | None,
 ) -> None:
     rows = checked.rows
     passwords: list[str] = []
@@ -836,7 +841,12 @@ def _write_users(
 
 
 def _write_courses(
-    db: Session, checked: _Checked, report: ImportReport, progress: Progress, now: datetime
+    db: Session,
+    checked: _Checked,
+    report: ImportReport,
+    progress: Progress,
+    now: datetime,
+    actor: User | None,
 ) -> None:
     for row in _writing(db, checked.rows, progress, "Writing courses"):
         values, _ = catalogue.course_fields(
@@ -853,7 +863,12 @@ def _write_courses(
 
 
 def _write_sections(
-    db: Session, checked: _Checked, report: ImportReport, progress: Progress, now: datetime
+    db: Session,
+    checked: _Checked,
+    report: ImportReport,
+    progress: Progress,
+    now: datetime,
+    actor: User | None,
 ) -> None:
     for row in _writing(db, checked.rows, progress, "Writing sections"):
         instructor = checked.users.get(row["instructor"])
@@ -874,9 +889,15 @@ def _write_sections(
 
 
 def _write_registrations(
-    db: Session, checked: _Checked, report: ImportReport, progress: Progress, now: datetime
+    db: Session,
+    checked: _Checked,
+    report: ImportReport,
+    progress: Progress,
+    now: datetime,
+    actor: User | None,
 ) -> None:
-    """Each row through the registration rules, exactly as a student's click on the web."""
+    """Each row through the registration rules, exactly as a student's click on the web (each
+    audited as the administrator's)."""
     waitlisted = 0
     for index, row in enumerate(checked.rows, start=1):
         student = (
@@ -884,7 +905,9 @@ def _write_registrations(
         )
         section = checked.sections[(row["term_code"], row["course_code"], row["section_number"])]
         try:
-            registration = register(db, student, section, now=now)
+            registration = register(
+                db, student, section, now=now, actor=actor, reason="Imported from a CSV file."
+            )
         except RegistrationError as error:
             report.add(row.line, "", f"{student.username}: {error}")
             continue
@@ -904,7 +927,8 @@ def _write_registrations(
         report.notes.append(f"{waitlisted} of them are waitlisted because the section is full.")
 
 
-WRITERS: dict[str, Callable[[Session, _Checked, ImportReport, Progress, datetime], None]] = {
+Writer = Callable[[Session, _Checked, ImportReport, Progress, datetime, User | None], None]
+WRITERS: dict[str, Writer] = {
     "users": _write_users,
     "courses": _write_courses,
     "sections": _write_sections,
@@ -963,7 +987,8 @@ def check_file(
         clean = [row for row in checked.rows if row.line not in report.error_lines]
         savepoint = db.begin_nested()
         try:
-            _write_registrations(db, _Checked(clean, **_lookups(checked)), report, progress, now)
+            rows = _Checked(clean, **_lookups(checked))
+            _write_registrations(db, rows, report, progress, now, None)  # rolled back: no actor
         finally:
             savepoint.rollback()
         report.imported = 0
@@ -991,7 +1016,7 @@ def import_file(
     if checked is None or not report.ok:
         report.summary = "Nothing was imported. " + _problem_summary(report)
         return report
-    WRITERS[kind.name](db, checked, report, progress, now)
+    WRITERS[kind.name](db, checked, report, progress, now, actor)
     if not report.ok:
         report.imported = 0
         report.one_time_passwords.clear()

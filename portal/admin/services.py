@@ -464,7 +464,7 @@ def update_section(
     section.lab_staff_id = values["lab_staff_id"]
     db.flush()
     promoted = 0
-    while promote_from_waitlist(db, section, now=now) is not None:
+    while promote_from_waitlist(db, section, now=now, actor=actor) is not None:
         promoted += 1
     db.refresh(section)
     changed = {k for k in SECTION_FIELDS if before[k] != getattr(section, k)}

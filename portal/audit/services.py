@@ -18,6 +18,7 @@ from portal.models import (
     Course,
     LabSession,
     Record,
+    Registration,
     Section,
     Term,
     User,
@@ -246,4 +247,17 @@ def names_for(db: Session, entries: Iterable[AuditEntry]) -> dict[str, str]:
         names[str(assessment_id)] = name
     for session in db.scalars(select(LabSession).where(LabSession.id.in_(ids))):
         names[str(session.id)] = f"lab session {session.label}"
+    for registration_id, full_name, username, code, number, term in db.execute(
+        select(
+            Registration.id, User.full_name, User.username, Course.code, Section.number, Term.code
+        )
+        .join(User, Registration.student_id == User.id)
+        .join(Section, Registration.section_id == Section.id)
+        .join(Course, Section.course_id == Course.id)
+        .join(Term, Section.term_id == Term.id)
+        .where(Registration.id.in_(ids))
+    ):
+        names[str(registration_id)] = (
+            f"registration of {full_name} ({username}) in {code}-{number} ({term})"
+        )
     return names

@@ -1,19 +1,22 @@
 """Registration rules: window, prerequisites, conflicts, credit limit, seats and the waitlist.
 
-Every entry point (web pages, JSON API, CSV import, sync) calls these functions. Seats and
-waitlist places are taken with one conditional UPDATE whose row count decides, so two requests
-for the last seat can never both win, on SQLite or on PostgreSQL.
+Every entry point (web pages, JSON API, CSV import, sync) calls these functions, and each
+registration, drop and waitlist promotion is audited here, in the transaction of the change.
+Seats and waitlist places are taken with one conditional UPDATE whose row count decides, so two
+requests for the last seat can never both win, on SQLite or on PostgreSQL.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, contains_eager, selectinload
 
+from portal.audit.services import record
 from portal.catalogue.services import lock_section
 from portal.errors import RegistrationError
 from portal.grading.scale import meets_minimum
@@ -192,6 +195,34 @@ def registration_blocker(db: Session, student: User, section: Section, now: date
     return None
 
 
+def _record(
+    db: Session,
+    actor: User | None,
+    action: str,
+    registration: Registration,
+    summary: str,
+    *,
+    before: dict[str, Any] | None,
+    after: dict[str, Any],
+    reason: str,
+) -> None:
+    record(
+        db,
+        actor,
+        f"registration.{action}",
+        entity_type="registration",
+        entity_id=registration.id,
+        summary=summary,
+        before=before,
+        after=after,
+        reason=reason,
+    )
+
+
+def _where(section: Section) -> str:
+    return f"{section.label} ({section.term.code})"
+
+
 def register(
     db: Session,
     student: User,
@@ -199,9 +230,12 @@ def register(
     *,
     now: datetime,
     row_id: uuid.UUID | None = None,
+    actor: User | None = None,
+    reason: str = "",
 ) -> Registration:
     """Enrol the student, or waitlist them when the section is full. A new registration takes
-    `row_id` when given (the id a device made offline)."""
+    `row_id` when given (the id a device made offline). Audited as made by `actor` (an
+    administrator's import), by default the student; `reason` says how it came."""
     if student.role != "student":
         raise RegistrationError("Only students can register for sections.")
     if section.deleted_at is not None:
@@ -212,6 +246,7 @@ def register(
     registration = existing or Registration(
         id=row_id or uuid.uuid4(), student_id=student.id, section_id=section.id
     )
+    before = {"status": existing.status} if existing is not None else None
     registration.registered_at = now
     registration.dropped_at = None
     lock_section(db, section.id)  # a freed seat cannot slip in before the waitlist
@@ -237,19 +272,71 @@ def register(
     except IntegrityError:
         raise RegistrationError(f"You are already registered in {section.label}.") from None
     db.refresh(section)
+    after: dict[str, Any] = {
+        "student_id": student.id,
+        "section_id": section.id,
+        "status": registration.status,
+    }
+    name = f"{student.full_name} ({student.username})"
+    if registration.status == "enrolled":
+        action, summary = "enrol", f"{name} enrolled in {_where(section)}"
+    else:
+        after["waitlist_position"] = registration.waitlist_position
+        action, summary = (
+            "waitlist",
+            f"{name} joined the waitlist of {_where(section)} "
+            f"at position {registration.waitlist_position}",
+        )
+    _record(
+        db,
+        actor or student,
+        action,
+        registration,
+        summary,
+        before=before,
+        after=after,
+        reason=reason,
+    )
     return registration
 
 
-def drop(db: Session, registration: Registration, *, now: datetime) -> Registration | None:
-    """Drop an enrolment or leave the waitlist; returns the student promoted into the seat."""
+def drop(
+    db: Session,
+    registration: Registration,
+    *,
+    now: datetime,
+    actor: User | None = None,
+    reason: str = "",
+) -> Registration | None:
+    """Drop an enrolment or leave the waitlist; returns the student promoted into the seat.
+    Audited (the promotion too) as made by `actor`, by default the student; `reason` says how
+    it came."""
     if registration.status == "dropped":
         raise RegistrationError(f"You have already dropped {registration.section.label}.")
     section = registration.section
     ensure_drop_allowed(section.term, now)
+    actor = actor or registration.student
     previous_status = registration.status
+    before: dict[str, Any] = {"status": previous_status}
+    if registration.waitlist_position is not None:
+        before["waitlist_position"] = registration.waitlist_position
     registration.status = "dropped"
     registration.dropped_at = now
     registration.waitlist_position = None
+    student = registration.student
+    name = f"{student.full_name} ({student.username})"
+    _record(
+        db,
+        actor,
+        "leave_waitlist" if previous_status == "waitlisted" else "drop",
+        registration,
+        f"{name} left the waitlist of {_where(section)}"
+        if previous_status == "waitlisted"
+        else f"{name} dropped {_where(section)}",
+        before=before,
+        after={"status": "dropped"},
+        reason=reason,
+    )
     if previous_status == "waitlisted":
         db.execute(
             update(Section)
@@ -267,13 +354,16 @@ def drop(db: Session, registration: Registration, *, now: datetime) -> Registrat
         .execution_options(synchronize_session=False)
     )
     db.flush()
-    promoted = promote_from_waitlist(db, section, now=now)
+    promoted = promote_from_waitlist(db, section, now=now, actor=actor, reason=reason)
     db.refresh(section)
     return promoted
 
 
-def promote_from_waitlist(db: Session, section: Section, *, now: datetime) -> Registration | None:
-    """Move the first waitlisted student into a free seat, if there is one."""
+def promote_from_waitlist(
+    db: Session, section: Section, *, now: datetime, actor: User | None, reason: str = ""
+) -> Registration | None:
+    """Move the first waitlisted student into a free seat, if there is one. Audited as made
+    by `actor`, whose change freed the seat (a drop, a larger capacity)."""
     candidate = db.scalar(
         select(Registration)
         .where(Registration.section_id == section.id, Registration.status == "waitlisted")
@@ -289,10 +379,23 @@ def promote_from_waitlist(db: Session, section: Section, *, now: datetime) -> Re
         .values(waitlist_count=Section.waitlist_count - 1)
         .execution_options(synchronize_session=False)
     )
+    position = candidate.waitlist_position
     candidate.status = "enrolled"
     candidate.enrolled_at = now
     candidate.waitlist_position = None
     db.flush()
+    student = candidate.student
+    _record(
+        db,
+        actor,
+        "promote",
+        candidate,
+        f"{student.full_name} ({student.username}) was promoted from the waitlist "
+        f"into {_where(section)}",
+        before={"status": "waitlisted", "waitlist_position": position},
+        after={"status": "enrolled"},
+        reason=reason,
+    )
     return candidate
 
 

@@ -43,6 +43,7 @@ SUPERSEDED = "superseded"  # a newer edit of the same field won
 REFUSED = "refused"
 WAITING = "waiting"  # not yet: the file it names is not whole on the server (not recorded)
 FILE_NOT_THERE = "The file has not reached the server yet; it will be sent again."
+MADE_OFFLINE = "Made offline and synchronised from a device."  # the reason in audit entries
 
 
 @dataclass
@@ -210,7 +211,7 @@ def _registration(ctx: Context) -> Outcome:
     if status == "dropped":
         if existing is None or existing.status == "dropped":
             return Outcome(IGNORED, "Already dropped.")
-        registration.drop(ctx.db, existing, now=ctx.moment)
+        registration.drop(ctx.db, existing, now=ctx.moment, actor=ctx.actor, reason=MADE_OFFLINE)
         return Outcome(APPLIED, server_row_id=existing.id)
     if status in registration.ACTIVE_STATUSES:
         if existing is not None and existing.status in registration.ACTIVE_STATUSES:
@@ -219,7 +220,13 @@ def _registration(ctx: Context) -> Outcome:
         if section is None:
             raise NotFound("There is no such section.")
         result = registration.register(
-            ctx.db, ctx.actor, section, now=ctx.moment, row_id=ctx.change.row_id
+            ctx.db,
+            ctx.actor,
+            section,
+            now=ctx.moment,
+            row_id=ctx.change.row_id,
+            actor=ctx.actor,
+            reason=MADE_OFFLINE,
         )
         detail = (
             "Enrolled."

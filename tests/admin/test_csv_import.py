@@ -359,6 +359,19 @@ def test_registration_import_is_all_or_nothing(db):
     assert section.enrolled_count == 1
 
 
+def test_imported_registrations_are_audited_as_the_administrators(db):
+    admin = factories.make_user(db, "admin")
+    term = factories.make_term(db, code="2044-FA")
+    make_section(db, "001", course=factories.make_course(db, code="AUD100"), term=term)
+    student = factories.make_user(db, "student", username="b0")
+    db.commit()
+    text = b"username,term_code,course_code,section_number\nb0,2044-FA,AUD100,001\n"
+    assert import_file(db, "registrations", text, actor=admin, now=factories.now()).ok
+    [entry] = db.scalars(select(AuditEntry).where(AuditEntry.action == "registration.enrol"))
+    assert (entry.actor_id, entry.after["student_id"]) == (admin.id, str(student.id))
+    assert entry.reason == "Imported from a CSV file."
+
+
 def test_template_files_pass_their_own_header_check(db):
     for kind in csv_import.KINDS:
         text = csv_import.template_csv(kind)

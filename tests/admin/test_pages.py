@@ -149,7 +149,7 @@ def test_capacity_cannot_drop_below_enrolment_and_raising_it_promotes(app, clien
             register(db, factories.make_user(db, "student"), section, now=factories.now())
         assert (section.enrolled_count, section.waitlist_count) == (1, 2)
         section_id, number = section.id, section.number
-    login_as("admin")
+    admin = login_as("admin")
     base = {"number": number, "room": "B-101", "instructor_username": "", "lab_staff_username": ""}
     page = post_form(
         client,
@@ -170,6 +170,10 @@ def test_capacity_cannot_drop_below_enrolment_and_raising_it_promotes(app, clien
         entry = db.scalar(select(AuditEntry).where(AuditEntry.action == "section.update"))
         assert entry.before == {"capacity": 1} and entry.after == {"capacity": 3}
         assert "2 promoted from the waitlist" in entry.summary
+        promotions = db.scalars(
+            select(AuditEntry).where(AuditEntry.action == "registration.promote")
+        ).all()
+        assert [p.actor_id for p in promotions] == [admin.id, admin.id]
 
 
 def test_meeting_overlap_is_refused_next_to_the_field(app, client, data, login_as):

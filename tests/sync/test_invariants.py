@@ -24,6 +24,7 @@ from portal.extensions import db as _db
 from portal.models import (
     Assessment,
     AttendanceRecord,
+    AuditEntry,
     ChangeLogEntry,
     LabSession,
     Mark,
@@ -824,6 +825,33 @@ def test_an_offline_registration_refused_by_the_server_is_undone_on_the_device(
         assert _db.session.scalar(select(Registration).filter_by(section_id=small)) is None
         assert _db.session.get(Section, small).enrolled_count == 1
     assert_replica_matches(server, laptop)
+
+
+def test_offline_registrations_drops_and_promotions_are_audited_as_their_authors(
+    campus: Campus, make_device: Callable[..., Device], server: Flask
+) -> None:
+    from portal.registration.services import drop
+    from portal.sync.apply import MADE_OFFLINE
+
+    waiting, leaving = make_device("stud3"), make_device("stud1")
+    assert _register_offline(waiting, campus.students[2], campus.section) == "waitlisted"
+    waiting.sync()
+    with acting(leaving, campus.students[0]) as db:
+        mine = db.scalar(select(Registration).filter_by(student_id=campus.students[0]))
+        drop(db, mine, now=datetime.now(UTC))
+        db.commit()
+    leaving.sync()
+    with on_server(server):
+        entries = _db.session.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.action.startswith("registration."))
+            .order_by(AuditEntry.created_at)
+        ).all()
+        assert [(e.action, e.actor_id, e.reason) for e in entries] == [
+            ("registration.waitlist", campus.students[2], MADE_OFFLINE),
+            ("registration.drop", campus.students[0], MADE_OFFLINE),
+            ("registration.promote", campus.students[0], MADE_OFFLINE),
+        ]
 
 
 def test_a_refused_registration_leaves_no_seat_taken_on_the_device(
