@@ -795,13 +795,16 @@ CHECKS: dict[str, Callable[[Session, list[Row], ImportReport, Progress], _Checke
 # --- Writing -------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Made:
+    """When the rows are written, and by whom (each registration is audited as theirs)."""
+
+    now: datetime
+    actor: User | None
+
+
 def _write_users(
-    db: Session,
-    checked: _Checked,
-    report: ImportReport,
-    progress: Progress,
-    now: datetime,
-    actor: User | None,
+    db: Session, checked: _Checked, report: ImportReport, progress: Progress, made: _Made
 ) -> None:
     rows = checked.rows
     passwords: list[str] = []
@@ -841,12 +844,7 @@ def _write_users(
 
 
 def _write_courses(
-    db: Session,
-    checked: _Checked,
-    report: ImportReport,
-    progress: Progress,
-    now: datetime,
-    actor: User | None,
+    db: Session, checked: _Checked, report: ImportReport, progress: Progress, made: _Made
 ) -> None:
     for row in _writing(db, checked.rows, progress, "Writing courses"):
         values, _ = catalogue.course_fields(
@@ -863,12 +861,7 @@ def _write_courses(
 
 
 def _write_sections(
-    db: Session,
-    checked: _Checked,
-    report: ImportReport,
-    progress: Progress,
-    now: datetime,
-    actor: User | None,
+    db: Session, checked: _Checked, report: ImportReport, progress: Progress, made: _Made
 ) -> None:
     for row in _writing(db, checked.rows, progress, "Writing sections"):
         instructor = checked.users.get(row["instructor"])
@@ -889,12 +882,7 @@ def _write_sections(
 
 
 def _write_registrations(
-    db: Session,
-    checked: _Checked,
-    report: ImportReport,
-    progress: Progress,
-    now: datetime,
-    actor: User | None,
+    db: Session, checked: _Checked, report: ImportReport, progress: Progress, made: _Made
 ) -> None:
     """Each row through the registration rules, exactly as a student's click on the web (each
     audited as the administrator's)."""
@@ -906,7 +894,12 @@ def _write_registrations(
         section = checked.sections[(row["term_code"], row["course_code"], row["section_number"])]
         try:
             registration = register(
-                db, student, section, now=now, actor=actor, reason="Imported from a CSV file."
+                db,
+                student,
+                section,
+                now=made.now,
+                actor=made.actor,
+                reason="Imported from a CSV file.",
             )
         except RegistrationError as error:
             report.add(row.line, "", f"{student.username}: {error}")
@@ -927,8 +920,7 @@ def _write_registrations(
         report.notes.append(f"{waitlisted} of them are waitlisted because the section is full.")
 
 
-Writer = Callable[[Session, _Checked, ImportReport, Progress, datetime, User | None], None]
-WRITERS: dict[str, Writer] = {
+WRITERS: dict[str, Callable[[Session, _Checked, ImportReport, Progress, _Made], None]] = {
     "users": _write_users,
     "courses": _write_courses,
     "sections": _write_sections,
@@ -988,7 +980,7 @@ def check_file(
         savepoint = db.begin_nested()
         try:
             rows = _Checked(clean, **_lookups(checked))
-            _write_registrations(db, rows, report, progress, now, None)  # rolled back: no actor
+            _write_registrations(db, rows, report, progress, _Made(now, None))  # rolled back
         finally:
             savepoint.rollback()
         report.imported = 0
@@ -1016,7 +1008,7 @@ def import_file(
     if checked is None or not report.ok:
         report.summary = "Nothing was imported. " + _problem_summary(report)
         return report
-    WRITERS[kind.name](db, checked, report, progress, now, actor)
+    WRITERS[kind.name](db, checked, report, progress, _Made(now, actor))
     if not report.ok:
         report.imported = 0
         report.one_time_passwords.clear()

@@ -792,6 +792,15 @@ def _register_offline(device: Device, student_id: Any, section_id: Any) -> str:
         return result.status
 
 
+def _drop_offline(device: Device, student_id: Any) -> None:
+    from portal.registration.services import drop
+
+    with acting(device, student_id) as db:
+        mine = db.scalar(select(Registration).filter_by(student_id=student_id))
+        drop(db, mine, now=datetime.now(UTC))
+        db.commit()
+
+
 def test_an_offline_registration_into_a_section_filled_meanwhile_is_waitlisted(
     campus: Campus, make_device: Callable[..., Device], server: Flask
 ) -> None:
@@ -830,16 +839,12 @@ def test_an_offline_registration_refused_by_the_server_is_undone_on_the_device(
 def test_offline_registrations_drops_and_promotions_are_audited_as_their_authors(
     campus: Campus, make_device: Callable[..., Device], server: Flask
 ) -> None:
-    from portal.registration.services import drop
     from portal.sync.apply import MADE_OFFLINE
 
     waiting, leaving = make_device("stud3"), make_device("stud1")
     assert _register_offline(waiting, campus.students[2], campus.section) == "waitlisted"
     waiting.sync()
-    with acting(leaving, campus.students[0]) as db:
-        mine = db.scalar(select(Registration).filter_by(student_id=campus.students[0]))
-        drop(db, mine, now=datetime.now(UTC))
-        db.commit()
+    _drop_offline(leaving, campus.students[0])
     leaving.sync()
     with on_server(server):
         entries = _db.session.scalars(
@@ -1051,7 +1056,6 @@ def _after(moment_ms: int) -> None:
 def test_different_fields_changed_on_both_sides_merge(
     campus: Campus, student_laptop: Device, server: Flask
 ) -> None:
-    from portal.registration.services import drop
 
     with on_server(server):  # an admin corrects a server-kept field meanwhile
         registration = _db.session.scalar(
@@ -1059,10 +1063,7 @@ def test_different_fields_changed_on_both_sides_merge(
         )
         registration.final_grade = "B"
         _db.session.commit()
-    with acting(student_laptop, campus.students[0]) as db:
-        mine = db.scalar(select(Registration).filter_by(student_id=campus.students[0]))
-        drop(db, mine, now=datetime.now(UTC))
-        db.commit()
+    _drop_offline(student_laptop, campus.students[0])
     student_laptop.sync()
     with on_server(server):
         merged = _db.session.scalar(select(Registration).filter_by(student_id=campus.students[0]))
