@@ -16,7 +16,13 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from portal.audit.services import add_and_record, apply_and_record, record, record_changes, snapshot
+from portal.audit.services import (
+    add_and_record,
+    apply_and_record,
+    record_changes,
+    snapshot,
+    tombstone_and_record,
+)
 from portal.errors import NotFound, ValidationError
 from portal.models import Course, Meeting, Section, Term, User
 from portal.registration.services import promote_from_waitlist
@@ -632,18 +638,14 @@ def set_archived(
         return f"The {kind} {label} is already {state}."
     if not archived:
         _ensure_restorable(db, item)
-    before = {"deleted_at": item.deleted_at}
-    item.deleted_at = now if archived else None
-    db.flush()
-    record(
+    tombstone_and_record(
         db,
-        actor,
-        f"{kind}.{'archive' if archived else 'restore'}",
+        item,
+        now if archived else None,
+        actor=actor,
+        action=f"{kind}.{'archive' if archived else 'restore'}",
         entity_type=kind,
-        entity_id=item.id,
         summary=f"{'Archived' if archived else 'Restored'} {kind} {label}",
-        before=before,
-        after={"deleted_at": item.deleted_at},
     )
     message = f"The {kind} {label} was {'archived' if archived else 'restored'}."
     if archived and isinstance(item, Section) and item.enrolled_count:

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from portal.audit.services import record
+from portal.audit.services import tombstone_and_record
 from portal.catalogue.services import lock_section
 from portal.errors import Forbidden, NotFound, ValidationError
 from portal.models import (
@@ -173,17 +173,14 @@ def delete_lab_session(db: Session, actor: User, lab_session: LabSession, *, now
     """Remove a lab session (a tombstone: its records no longer count, and
     `restore_lab_session` brings them back); returns its label."""
     ensure_can_take(actor, lab_session.section)
-    lab_session.deleted_at = now
-    db.flush()
-    record(
+    tombstone_and_record(
         db,
-        actor,
-        "lab_session.delete",
+        lab_session,
+        now,
+        actor=actor,
+        action="lab_session.delete",
         entity_type="lab_session",
-        entity_id=lab_session.id,
         summary=f"Deleted the lab session of {lab_session.label} in {lab_session.section.label}",
-        before={"deleted_at": None},
-        after={"deleted_at": now},
     )
     return lab_session.label
 
@@ -197,18 +194,14 @@ def restore_lab_session(db: Session, actor: User, lab_session: LabSession) -> La
         raise ValidationError(
             f"Nothing to undo: the lab session of {lab_session.label} is not deleted."
         )
-    deleted_at = lab_session.deleted_at
-    lab_session.deleted_at = None
-    db.flush()
-    record(
+    tombstone_and_record(
         db,
-        actor,
-        "lab_session.restore",
+        lab_session,
+        None,
+        actor=actor,
+        action="lab_session.restore",
         entity_type="lab_session",
-        entity_id=lab_session.id,
         summary=f"Restored the lab session of {lab_session.label} in {lab_session.section.label}",
-        before={"deleted_at": deleted_at},
-        after={"deleted_at": None},
     )
     return lab_session
 

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
@@ -91,6 +91,40 @@ def add_and_record(
         after=after,
     )
     return row
+
+
+class Tombstoned(Protocol):
+    """A row deleted by a tombstone (`deleted_at`), never by a DELETE (see SoftDeletable)."""
+
+    id: Any
+    deleted_at: datetime | None
+
+
+def tombstone_and_record(
+    db: Session,
+    row: Tombstoned,
+    deleted_at: datetime | None,
+    *,
+    actor: User | None,
+    action: str,
+    entity_type: str,
+    summary: str,
+) -> None:
+    """Lay a tombstone on `row` (`deleted_at`: the moment) or lift it (None: restored), and
+    audit `deleted_at` before and after as `action` in the same transaction."""
+    before = {"deleted_at": row.deleted_at}
+    row.deleted_at = deleted_at
+    db.flush()
+    record(
+        db,
+        actor,
+        action,
+        entity_type=entity_type,
+        entity_id=row.id,
+        summary=summary,
+        before=before,
+        after={"deleted_at": deleted_at},
+    )
 
 
 def snapshot(row: object, fields: Iterable[str]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, contains_eager, selectinload
 from sqlalchemy.orm.interfaces import ORMOption
 
-from portal.audit.services import record
+from portal.audit.services import record, tombstone_and_record
 from portal.catalogue.services import lock_section
 from portal.errors import Forbidden, NotFound, PortalError, ValidationError
 from portal.grading.calculation import (
@@ -294,17 +294,14 @@ def delete_assessment(db: Session, actor: User, assessment: Assessment, *, now: 
     ensure_can_manage(actor, assessment.section)
     lock_section(db, assessment.section_id)
     ensure_not_finalised(db, assessment.section)
-    assessment.deleted_at = now
-    db.flush()
-    record(
+    tombstone_and_record(
         db,
-        actor,
-        "assessment.delete",
+        assessment,
+        now,
+        actor=actor,
+        action="assessment.delete",
         entity_type="assessment",
-        entity_id=assessment.id,
         summary=f"Removed assessment {assessment.name} of {assessment.section.label}",
-        before={"deleted_at": None},
-        after={"deleted_at": now},
     )
 
 
@@ -321,18 +318,14 @@ def restore_assessment(db: Session, actor: User, assessment: Assessment) -> Asse
     current = section_assessments(db, section.id)
     _ensure_unique_name(current, assessment.name, section)
     _ensure_weights_fit(current, assessment.name, assessment.weight, verb="Restoring")
-    removed_at = assessment.deleted_at
-    assessment.deleted_at = None
-    db.flush()
-    record(
+    tombstone_and_record(
         db,
-        actor,
-        "assessment.restore",
+        assessment,
+        None,
+        actor=actor,
+        action="assessment.restore",
         entity_type="assessment",
-        entity_id=assessment.id,
         summary=f"Restored assessment {assessment.name} of {section.label}",
-        before={"deleted_at": removed_at},
-        after={"deleted_at": None},
     )
     return assessment
 
