@@ -2,16 +2,17 @@
 
 import errno
 import logging
+from typing import cast
 
 from flask import (
     Flask,
     Response,
     flash,
+    get_flashed_messages,
     jsonify,
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
 from flask_login import current_user
@@ -100,6 +101,17 @@ def _logging_out_of_an_ended_session() -> bool:
     return request.endpoint == "auth.logout" and not current_user.is_authenticated
 
 
+def _flash_once(message: str, category: str) -> None:
+    """Flash `message` unless it is already waiting to be shown. Reading the waiting messages
+    (`get_flashed_messages`) takes them out of the session, so they are put back, in order;
+    this is for an answer that redirects (the page that follows shows them)."""
+    waiting = cast(list[tuple[str, str]], get_flashed_messages(with_categories=True))
+    for waiting_category, text in waiting:
+        flash(text, waiting_category)
+    if (category, message) not in waiting:
+        flash(message, category)
+
+
 def init_app(app: Flask) -> None:
     @app.errorhandler(PortalError)
     def _portal_error(error: PortalError) -> tuple[Response | str, int]:
@@ -121,8 +133,7 @@ def init_app(app: Flask) -> None:
             message = (
                 IDLE_MESSAGE if request.form.get("reason") == "idle" else "You are logged out."
             )
-            if (("info", message)) not in session.get("_flashes", []):
-                flash(message, "info")  # once: the server may have said it when it ended it
+            _flash_once(message, "info")  # the server may have said it when it ended it
             return redirect(url_for("auth.login"))
         messages = {
             400: "The request could not be understood. If you submitted a form, reload the page "

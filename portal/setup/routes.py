@@ -8,10 +8,10 @@ from flask import (
     abort,
     current_app,
     flash,
+    get_flashed_messages,
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
 from flask_login import login_user
@@ -57,7 +57,7 @@ def _send_first_visit_to_setup() -> Response | None:
         and current_app.config["PORTAL"]["MODE"] == "desktop"
         and _first_run_open()
     ):
-        session.pop("_flashes", None)  # "Please log in" makes no sense before any account
+        get_flashed_messages()  # taken, never shown: "Please log in" before any account
         return redirect(url_for("setup.first_admin"))
     return None
 

@@ -221,9 +221,9 @@ def test_the_log_in_form_as_rendered_has_exactly_the_fields_the_route_reads(app,
         form.fill(user_name="x")
 
 
-def test_logging_out_of_a_session_the_server_already_ended_goes_to_the_login_screen(tmp_path):
-    """The page's idle timer posts the log-out form after the server has ended the session (a
-    poll found it idle) and with it the form's CSRF secret: the log-in screen, not a 400."""
+def _session_ended_by_the_server(tmp_path):
+    """A signed-in client whose session a passive poll found idle and ended (with the form's
+    CSRF secret), its username, and the CSRF token its page still holds."""
     app = make_app(tmp_path, IDLE_LOGOUT_MINUTES=1, WTF_CSRF_ENABLED=True)
     client = app.test_client()
     username = _create(app)
@@ -232,6 +232,13 @@ def test_logging_out_of_a_session_the_server_already_ended_goes_to_the_login_scr
     with client.session_transaction() as session:
         session["last_seen"] = time.time() - 61
     client.get("/sync/status.json")  # a passive poll: the server ends the session
+    return client, username, token
+
+
+def test_logging_out_of_a_session_the_server_already_ended_goes_to_the_login_screen(tmp_path):
+    """The page's idle timer posts the log-out form after the server has ended the session (a
+    poll found it idle) and with it the form's CSRF secret: the log-in screen, not a 400."""
+    client, username, token = _session_ended_by_the_server(tmp_path)
     response = client.post("/logout", data={"csrf_token": token, "reason": "idle"})
     assert (response.status_code, response.headers["Location"]) == (302, "/login")
     page = client.get("/login").get_data(as_text=True)
@@ -241,3 +248,15 @@ def test_logging_out_of_a_session_the_server_already_ended_goes_to_the_login_scr
     post_form(client, "/login", {"username": username, "password": factories.PASSWORD})
     assert client.post("/logout", data={"csrf_token": "forged"}).status_code == 400
     assert client.get("/registrations").status_code == 200
+
+
+def test_a_log_out_click_after_the_session_ended_keeps_the_servers_message(tmp_path):
+    """Clicked in two tabs after the server ended the session: the log-in page says why the
+    session ended (the message waiting since) and "You are logged out.", each once."""
+    client, _, token = _session_ended_by_the_server(tmp_path)
+    for _ in range(2):
+        response = client.post("/logout", data={"csrf_token": token})
+        assert (response.status_code, response.headers["Location"]) == (302, "/login")
+    page = client.get("/login").get_data(as_text=True)
+    assert page.count("You were logged out after a period of inactivity.") == 1
+    assert page.count("You are logged out.") == 1
