@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import ColumnElement, Connection, Engine, func, literal, select
 from sqlalchemy.orm import Session
 
 from portal.models import OutboxEntry, SyncConflict, SyncState, User
@@ -314,10 +314,19 @@ def status(runner: SyncRunner, db: Session | Connection, *, user_id: Any = None)
     """Where sync stands on this device, or None when it is not enrolled. Reads through `db`
     (in a request: its own session, which on SQLite already holds the database's write
     transaction; a second connection would wait for it)."""
-    # Read from the table, not through the ORM: on a copy that is not enrolled this is the
-    # only query of every page, and the log-in page (the first of every start) then needs no
+    # One statement on every page: the state row with its two counts as subqueries. Read from
+    # the tables, not through the ORM: the log-in page (the first of every start) then needs no
     # ORM mapper set up.
     table = SyncState.__table__.c
+    outbox = OutboxEntry.__table__.c
+    conflict = SyncConflict.__table__.c
+    open_conflicts: ColumnElement[int] = literal(0)
+    if user_id is not None:
+        open_conflicts = (
+            select(func.count(conflict.id))
+            .where(conflict.author_id == user_id, conflict.resolved_at.is_(None))
+            .scalar_subquery()
+        )
     state = db.execute(
         select(
             table.server_url,
@@ -325,21 +334,14 @@ def status(runner: SyncRunner, db: Session | Connection, *, user_id: Any = None)
             table.last_error,
             table.last_summary,
             table.revoked,
+            select(func.count(outbox.seq)).scalar_subquery().label("pending"),
+            open_conflicts.label("open_conflicts"),
         )
     ).first()
     if state is None:
         return None
-    pending = int(db.execute(select(func.count(OutboxEntry.seq))).scalar() or 0)
-    conflicts = 0
-    if user_id is not None:
-        conflicts = int(
-            db.execute(
-                select(func.count(SyncConflict.id)).where(
-                    SyncConflict.author_id == user_id, SyncConflict.resolved_at.is_(None)
-                )
-            ).scalar()
-            or 0
-        )
+    pending = int(state.pending or 0)
+    conflicts = int(state.open_conflicts or 0)
     outcome = runner.outcome
     if state.revoked:
         kind = "revoked"

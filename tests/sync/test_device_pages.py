@@ -19,6 +19,7 @@ from portal.sync import client as sync_client
 from portal.sync import device
 from portal.sync import services as sync_services
 from tests import factories
+from tests.benchmarks.harness import QueryCounter
 from tests.conftest import csrf_token, make_app, post_form
 from tests.sync.conftest import SERVER_URL, as_user, enrolment_code, wsgi_client
 
@@ -204,6 +205,22 @@ def test_the_status_area_shows_on_every_page_of_a_connected_copy(laptop, campus,
     assert "1 change waiting" in client.get("/catalogue").get_data(as_text=True)
     plain = make_app(tmp_path / "plain")
     assert "data-sync-status" not in plain.test_client().get("/setup/").get_data(as_text=True)
+
+
+def test_the_status_area_costs_one_statement_a_page(laptop, campus):
+    """Every page of a connected copy shows the status area: the sync state, the changes
+    waiting and the person's open conflicts are read in one statement (three before)."""
+    client, _ = _log_in(laptop.app, "teach1")
+    _mark_offline(laptop.app, campus)
+    with laptop.session():
+        counter = QueryCounter(_db.engine)
+    with counter:
+        assert client.get("/").status_code == 200  # warm
+        with counter.counting(keep_statements=True):
+            page = client.get("/").get_data(as_text=True)
+    assert "data-sync-status" in page and "1 change waiting" in page
+    sync_tables = re.compile(r"\b(sync_state|sync_outbox|sync_conflicts)\b")
+    assert len([s for s in counter.statements if sync_tables.search(s)]) == 1, counter.statements
 
 
 def test_the_status_json(laptop, campus, tmp_path):
