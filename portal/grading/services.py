@@ -429,7 +429,8 @@ def set_mark(
             entity_type="mark",
             entity_id=mark.id,
             summary=(
-                f"{section.label} {assessment.name}: student {student_id} "
+                f"{section.label} {assessment.name}: {registration.student.full_name} "
+                f"({registration.student.username}) "
                 f"{_fmt(old_points)} → {_fmt(points)} points; grade {old_grade or '—'} → "
                 f"{registration.final_grade}"
             ),

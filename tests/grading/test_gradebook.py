@@ -272,6 +272,7 @@ def test_admin_change_after_finalising_needs_a_reason_and_records_old_and_new(db
     assert entry.after == {"points": 50.0, "final_grade": "A"}
     assert entry.reason == "Re-marked question 4"
     assert entry.actor_id == admin.id
+    assert first.full_name in entry.summary and str(first.id) not in entry.summary
 
 
 def test_finalising_uses_the_configured_scale_and_keeps_it(db, course):
