@@ -1570,6 +1570,42 @@ def test_identical_files_travel_once(
     assert_replica_matches(server, two)
 
 
+@ON_BOTH
+def test_files_fetched_alongside_a_page_are_checked_before_any_of_it_is_written(
+    campus: Campus, instructor_laptop: Device, server: Flask
+) -> None:
+    """A page's files are fetched while its other rows are written: a file that fails its
+    hash fails the whole page (the mark before it too, the cursor stays), and no row names
+    a file the device does not hold whole."""
+    import hashlib
+
+    from portal.submissions import storage
+
+    laptop = instructor_laptop
+    contents = [b"report one\n" * 40, b"report two\n" * 40]
+    for student, content in zip(campus.students[:2], contents, strict=True):
+        _submit(server, student, campus.lab, content, "report.txt")
+    server_mark(server, campus.instructor, campus.assessment, campus.students[1], "7")
+    shas = [hashlib.sha256(content).hexdigest() for content in contents]
+    served = storage.blob_path(Path(server.config["PORTAL"]["UPLOAD_DIR"]), shas[1])
+    served.write_bytes(b"not the report the server was sent\n")
+    cursor = state_of(laptop).cursor
+    with pytest.raises(sync_client.SyncError, match="did not match its hash"):
+        laptop.sync()
+    assert count(laptop.app, Submission) == 0
+    assert count(laptop.app, StoredFile) == 0
+    assert points_on(laptop.app, campus.assessment, campus.students[1]) is None
+    assert state_of(laptop).cursor == cursor
+    assert not storage.blob_path(laptop.upload_dir, shas[1]).exists()
+    served.write_bytes(contents[1])
+    summary = laptop.sync()
+    assert summary.files == 2 and count(laptop.app, Submission) == 2
+    for sha, content in zip(shas, contents, strict=True):
+        assert storage.blob_path(laptop.upload_dir, sha).read_bytes() == content
+    assert points_on(laptop.app, campus.assessment, campus.students[1]) == 7
+    assert_replica_matches(server, laptop)
+
+
 # --- 9. The protocol is versioned -----------------------------------------------------------
 
 
