@@ -12,24 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import (
-    ColumnElement,
-    Select,
-    Uuid,
-    and_,
-    any_,
-    bindparam,
-    false,
-    not_,
-    or_,
-    select,
-    true,
-)
+from sqlalchemy import ColumnElement, Select, and_, false, not_, or_, select, true
 from sqlalchemy.orm import Session
 
 from portal.models import (
@@ -53,45 +39,6 @@ ACTIVE_REGISTRATION = ("enrolled", "waitlisted")
 
 def _everything(_user_id: uuid.UUID) -> ColumnElement[bool]:
     return true()
-
-
-# The sets of ids the rules build on (sections taught or taken, their assessments, the staff)
-# are subqueries of each rule's statement. Within `resolved(db)` (a snapshot's pull, which
-# reads every table of the scope) each set is read once, and the statements name it as an
-# array: PostgreSQL then probes the indexes for those ids instead of planning a join over the
-# whole table (an instructor's registrations out of 150,000) in every statement.
-_RESOLVING: ContextVar[tuple[Session, dict[Any, list[Any]]] | None] = ContextVar(
-    "scope_ids", default=None
-)
-
-
-@contextmanager
-def resolved(db: Session) -> Iterator[None]:
-    """Within: the rules' sets of ids are read once, on `db`, and sent with each statement
-    (PostgreSQL; elsewhere the rules stay subqueries)."""
-    if db.get_bind().dialect.name != "postgresql":
-        yield
-        return
-    token = _RESOLVING.set((db, {}))
-    try:
-        yield
-    finally:
-        _RESOLVING.reset(token)
-
-
-def _in(column: Any, ids: Callable[..., Select[Any]], *args: Any) -> ColumnElement[bool]:
-    """`column IN ids(*args)`: a subquery, or within `resolved` the ids read once."""
-    resolving = _RESOLVING.get()
-    if resolving is None:
-        return column.in_(ids(*args))  # type: ignore[no-any-return]
-    db, known = resolving
-    key = (ids, args)
-    if key not in known:
-        known[key] = list(db.scalars(ids(*args)))
-    from sqlalchemy.dialects import postgresql  # the server only (a device starts faster)
-
-    array = bindparam("ids", known[key], type_=postgresql.ARRAY(Uuid), unique=True)
-    return column == any_(array)  # type: ignore[no-any-return]
 
 
 def _taken(user_id: uuid.UUID) -> Select[Any]:
@@ -128,8 +75,8 @@ def _visible_assessments(user_id: uuid.UUID) -> ColumnElement[bool]:
     """Instructors see every assessment of their sections; lab staff the labs only (as the
     gradebook shows them)."""
     return or_(
-        _in(Assessment.section_id, _instructed, user_id),
-        and_(_in(Assessment.section_id, _lab_staffed, user_id), Assessment.kind == "lab"),
+        Assessment.section_id.in_(_instructed(user_id)),
+        and_(Assessment.section_id.in_(_lab_staffed(user_id)), Assessment.kind == "lab"),
     )
 
 
@@ -148,25 +95,12 @@ CATALOGUE: dict[str, Rule] = {
 
 
 def _taken_assessments(user_id: uuid.UUID) -> Select[Any]:
-    return select(Assessment.id).where(_in(Assessment.section_id, _taken, user_id))
-
-
-def _taken_lab_sessions(user_id: uuid.UUID) -> Select[Any]:
-    return select(LabSession.id).where(_in(LabSession.section_id, _taken, user_id))
-
-
-def _taught_lab_sessions(user_id: uuid.UUID) -> Select[Any]:
-    return select(LabSession.id).where(_in(LabSession.section_id, _taught, user_id))
-
-
-def _taught_students(user_id: uuid.UUID) -> Select[Any]:
-    return select(Registration.student_id).where(_in(Registration.section_id, _taught, user_id))
+    return select(Assessment.id).where(Assessment.section_id.in_(_taken(user_id)))
 
 
 def _own_submissions(user_id: uuid.UUID) -> ColumnElement[bool]:
     return and_(
-        Submission.student_id == user_id,
-        _in(Submission.assessment_id, _taken_assessments, user_id),
+        Submission.student_id == user_id, Submission.assessment_id.in_(_taken_assessments(user_id))
     )
 
 
@@ -175,15 +109,17 @@ def _own_submissions(user_id: uuid.UUID) -> ColumnElement[bool]:
 # a parent the device no longer holds could not stay).
 STUDENT: dict[str, Rule] = {
     **CATALOGUE,
-    "users": lambda u: or_(User.id == u, _in(User.id, _staff_ids)),
+    "users": lambda u: or_(User.id == u, User.id.in_(_staff_ids())),
     "registrations": lambda u: Registration.student_id == u,
-    "assessments": lambda u: _in(Assessment.section_id, _taken, u),
-    "marks": lambda u: and_(Mark.student_id == u, _in(Mark.assessment_id, _taken_assessments, u)),
-    "grade_finalisations": lambda u: _in(GradeFinalisation.section_id, _taken, u),
-    "lab_sessions": lambda u: _in(LabSession.section_id, _taken, u),
+    "assessments": lambda u: Assessment.section_id.in_(_taken(u)),
+    "marks": lambda u: and_(Mark.student_id == u, Mark.assessment_id.in_(_taken_assessments(u))),
+    "grade_finalisations": lambda u: GradeFinalisation.section_id.in_(_taken(u)),
+    "lab_sessions": lambda u: LabSession.section_id.in_(_taken(u)),
     "attendance_records": lambda u: and_(
         AttendanceRecord.student_id == u,
-        _in(AttendanceRecord.lab_session_id, _taken_lab_sessions, u),
+        AttendanceRecord.lab_session_id.in_(
+            select(LabSession.id).where(LabSession.section_id.in_(_taken(u)))
+        ),
     ),
     "stored_files": lambda u: _file_of(_own_submissions(u)),
     "submissions": _own_submissions,
@@ -193,16 +129,20 @@ STUDENT: dict[str, Rule] = {
 STAFF: dict[str, Rule] = {
     **CATALOGUE,
     "users": lambda u: or_(
-        User.id == u, _in(User.id, _staff_ids), _in(User.id, _taught_students, u)
+        User.id == u,
+        User.id.in_(_staff_ids()),
+        User.id.in_(select(Registration.student_id).where(Registration.section_id.in_(_taught(u)))),
     ),
-    "registrations": lambda u: _in(Registration.section_id, _taught, u),
+    "registrations": lambda u: Registration.section_id.in_(_taught(u)),
     "assessments": _visible_assessments,
-    "marks": lambda u: _in(Mark.assessment_id, _staff_assessment_ids, u),
-    "grade_finalisations": lambda u: _in(GradeFinalisation.section_id, _taught, u),
-    "lab_sessions": lambda u: _in(LabSession.section_id, _taught, u),
-    "attendance_records": lambda u: _in(AttendanceRecord.lab_session_id, _taught_lab_sessions, u),
-    "stored_files": lambda u: _file_of(_in(Submission.assessment_id, _staff_assessment_ids, u)),
-    "submissions": lambda u: _in(Submission.assessment_id, _staff_assessment_ids, u),
+    "marks": lambda u: Mark.assessment_id.in_(_staff_assessment_ids(u)),
+    "grade_finalisations": lambda u: GradeFinalisation.section_id.in_(_taught(u)),
+    "lab_sessions": lambda u: LabSession.section_id.in_(_taught(u)),
+    "attendance_records": lambda u: AttendanceRecord.lab_session_id.in_(
+        select(LabSession.id).where(LabSession.section_id.in_(_taught(u)))
+    ),
+    "stored_files": lambda u: _file_of(Submission.assessment_id.in_(_staff_assessment_ids(u))),
+    "submissions": lambda u: Submission.assessment_id.in_(_staff_assessment_ids(u)),
     "sync_conflicts": lambda u: SyncConflict.author_id == u,
 }
 

@@ -7,7 +7,6 @@ import hashlib
 import secrets
 import uuid
 from collections.abc import Iterable
-from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -619,13 +618,10 @@ def _pull(
             else:
                 discarded.append((table, row_id))
         discards = [{"table": table, "id": str(row_id)} for table, row_id in discarded]
-    # A snapshot reads every table of the scope: the sets of ids its rules build on are read
-    # once (scopes.resolved). A change pull reads the few tables that changed, as they are.
-    with scopes.resolved(db) if snapshot else nullcontext():
-        page, table_index, after, complete = _walk(
-            db, device, accounts, table_index, after, since, upto, touched,
-            snapshot=snapshot, limit=request.limit, snapshot_rows=snapshot_rows,
-        )  # fmt: skip
+    page, table_index, after, complete = _walk(
+        db, device, accounts, table_index, after, since, upto, touched,
+        snapshot=snapshot, limit=request.limit, snapshot_rows=snapshot_rows,
+    )  # fmt: skip
     if request.pending is not None:
         device.pending_changes = request.pending
     if complete:

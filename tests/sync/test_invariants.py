@@ -1197,7 +1197,7 @@ def _ids(app: Flask, model: Any, column: str) -> set[Any]:
         return set(_db.session.scalars(select(getattr(model, column))))
 
 
-@ON_BOTH  # a snapshot on PostgreSQL reads the rules' sets of ids once
+@ON_BOTH
 @pytest.mark.parametrize("username", ["stud1", "teach1", "lab1", "admin1"])
 def test_every_role_holds_exactly_its_scope_table_by_table(
     busy_campus: Campus, make_device: Callable[..., Device], server: Flask, username: str
@@ -1232,7 +1232,7 @@ def test_every_role_holds_exactly_its_scope_table_by_table(
         assert len(list(hashes)) == 1
 
 
-@ON_BOTH  # a snapshot on PostgreSQL reads the rules' sets of ids once
+@ON_BOTH
 def test_a_device_of_two_staff_accounts_holds_the_union_of_their_scopes(
     busy_campus: Campus, make_device: Callable[..., Device], server: Flask
 ) -> None:
@@ -1251,7 +1251,7 @@ def test_a_device_of_two_staff_accounts_holds_the_union_of_their_scopes(
         }
 
 
-@ON_BOTH  # a snapshot on PostgreSQL reads the rules' sets of ids once
+@ON_BOTH
 def test_rows_that_leave_the_scope_are_removed_from_the_device(
     busy_campus: Campus, make_device: Callable[..., Device], server: Flask
 ) -> None:
@@ -1295,7 +1295,7 @@ def test_an_account_that_stops_being_staff_leaves_the_students_devices(
     assert_replica_matches(server, student_laptop)
 
 
-@ON_BOTH  # a snapshot on PostgreSQL reads the rules' sets of ids once
+@ON_BOTH
 def test_an_assessment_that_stops_being_a_lab_leaves_the_lab_staffs_device_with_its_marks(
     busy_campus: Campus,
     make_device: Callable[..., Device],
