@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +48,7 @@ PUSH_BATCH = 200
 CHUNK_BYTES = 1024 * 1024
 TIMEOUT_SECONDS, CONNECT_TIMEOUT_SECONDS = 30.0, 5.0
 GZIP_FROM_BYTES = 1024
+FILE_TABLES = frozenset({"stored_files", "submissions"})  # their rows name files
 BIG_PAGE_ROWS = 2000  # a pulled page larger than this is written with a larger page cache
 APPLY_CACHE_KIB = 64 * 1024
 
@@ -446,6 +448,37 @@ def _download_file(transport: Transport, upload_dir: Path, sha256: str) -> None:
     part.replace(target)
 
 
+class _Downloads:
+    """The files of a page's stored_files rows, fetched in the background (a few at a time)
+    while the page's other rows are written; `wait` returns once every one is whole and its
+    hash checked, or raises the first download's error."""
+
+    WORKERS = 4
+
+    def __init__(self, transport: Transport, upload_dir: Path, wanted: list[str]) -> None:
+        self.futures: list[Future[None]] = []
+        self.pool: ThreadPoolExecutor | None = None
+        unique = list(dict.fromkeys(wanted))
+        if not unique:
+            return
+        self.pool = ThreadPoolExecutor(
+            max_workers=min(self.WORKERS, len(unique)), thread_name_prefix="sync-download"
+        )
+        self.futures = [
+            self.pool.submit(_download_file, transport, upload_dir, sha256) for sha256 in unique
+        ]
+
+    def wait(self) -> None:
+        for future in self.futures:
+            future.result()
+
+    def close(self) -> None:
+        """Let the downloads under way end (a page that failed leaves no thread behind)."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
+
 def _pull(
     engine: Engine,
     transport: Transport,
@@ -475,15 +508,14 @@ def _pull(
                 fingerprint=state.pull_fingerprint,
             )
         page = transport.json("POST", "/pull", request)
+        wanted: list[str] = []
         for names, rows in _travelling(page, "stored_files"):
             position = names.index("sha256") if "sha256" in names else None
-            for row in rows:
-                _download_file(
-                    transport, upload_dir, str(row[position] if position is not None else "")
-                )
-                summary.files += 1
+            wanted.extend(str(row[position] if position is not None else "") for row in rows)
+        summary.files += len(wanted)
+        downloads = _Downloads(transport, upload_dir, wanted)
         try:
-            count = apply_page(engine, page)
+            count = apply_page(engine, page, files=downloads.wait)
         except IntegrityError:
             # A row referred to a parent that changed while this pull was running: start the
             # pull again from the stored cursor (what was applied stays; it is all newer).
@@ -504,6 +536,8 @@ def _pull(
                 # they would keep rows that left the scope from being removed.
                 connection.execute(delete(SnapshotSeen))
             continue
+        finally:
+            downloads.close()
         summary.pulled += count
         if progress:
             table = int((page.get("next") or {}).get("table", len(SYNCED_TABLES)))
@@ -532,8 +566,14 @@ def _travelling(page: dict[str, Any], table: str) -> list[tuple[list[str], list[
     return [(list(names), values) for names, values in shapes.items()]
 
 
-def apply_page(engine: Engine, page: dict[str, Any]) -> int:
+def apply_page(
+    engine: Engine, page: dict[str, Any], *, files: Callable[[], None] | None = None
+) -> int:
     """Write one pulled page, its progress and (last page) the cursor in one transaction.
+
+    `files` returns once the files of the page's stored_files rows are whole and checked (or
+    raises): it is called before the rows of the tables that name files are written, so the
+    rows before them are written while the files travel.
 
     A snapshot that begins on a device holding no synchronised row at all (its first sync)
     is *fresh*: no local row can be the same thing under another id, and nothing can lie
@@ -562,6 +602,9 @@ def apply_page(engine: Engine, page: dict[str, Any]) -> int:
                 table = entry.table
                 connection.execute(delete(table).where(table.c.id == uuid.UUID(str(item["id"]))))
         for entry in SYNCED_TABLES:
+            if entry.name in FILE_TABLES and files is not None:
+                files()  # a row that names a file only once the file is whole
+                files = None
             for names, raw_rows in _travelling(page, entry.name):
                 try:
                     convert = _parameters(entry.name, tuple(names), connection.dialect)

@@ -584,7 +584,6 @@ def _pull(
         if upto < request.cursor:
             raise ValidationError("upto is below the cursor.")
     since = 0 if snapshot else request.cursor
-    page: dict[str, list[Any]] = {}
     discards: list[dict[str, str]] = []
     touched = None
     if not snapshot:
@@ -619,9 +618,55 @@ def _pull(
             else:
                 discarded.append((table, row_id))
         discards = [{"table": table, "id": str(row_id)} for table, row_id in discarded]
+    page, table_index, after, complete = _walk(
+        db, device, accounts, table_index, after, since, upto, touched,
+        snapshot=snapshot, limit=request.limit, snapshot_rows=snapshot_rows,
+    )  # fmt: skip
+    if request.pending is not None:
+        device.pending_changes = request.pending
+    if complete:
+        device.last_sync_at = now
+    db.commit()
+    answer: dict[str, Any] = {
+        "protocol": protocol,
+        "upto": upto,
+        "snapshot": snapshot,
+        "fingerprint": fingerprint,
+        "complete": complete,
+        "next": None if complete else {"table": table_index, "after": after},
+        "discards": discards,
+    }
+    if protocol >= 2:
+        answer["columns"] = {table: COLUMN_NAMES[table] for table in page}
+        answer["rows"] = page
+    else:
+        answer["rows"] = {
+            table: [dict(zip(COLUMN_NAMES[table], row, strict=True)) for row in rows]
+            for table, rows in page.items()
+        }
+    return answer
+
+
+def _walk(
+    db: Session,
+    device: Device,
+    accounts: list[tuple[uuid.UUID, str]],
+    table_index: int,
+    after: str,
+    since: int,
+    upto: int,
+    touched: set[str] | None,
+    *,
+    snapshot: bool,
+    limit: int | None,
+    snapshot_rows: int,
+) -> tuple[dict[str, list[Any]], int, str, bool]:
+    """One page's rows: the tables walked from `table_index` (after the row id `after`), with
+    the accounts they name; and where the next page starts, and whether this is the last."""
+    page: dict[str, list[Any]] = {}
     # A snapshot moves the whole scope: in fewer, larger pages (setting sync_snapshot_page_rows).
     most = snapshot_rows if snapshot else PAGE_ROWS
-    budget = min(request.limit or most, most)
+    budget = min(limit or most, most)
     complete = True
     while table_index < len(SYNCED_TABLES):
         entry = SYNCED_TABLES[table_index]
@@ -650,29 +695,7 @@ def _pull(
     # only when newer. (A narrower scope may have grown since the users table was walked.)
     everyone = snapshot and scopes.reads_everything("users", accounts)
     _add_referenced_users(db, device, page, accounts, sent_by=upto if everyone else None)
-    if request.pending is not None:
-        device.pending_changes = request.pending
-    if complete:
-        device.last_sync_at = now
-    db.commit()
-    answer: dict[str, Any] = {
-        "protocol": protocol,
-        "upto": upto,
-        "snapshot": snapshot,
-        "fingerprint": fingerprint,
-        "complete": complete,
-        "next": None if complete else {"table": table_index, "after": after},
-        "discards": discards,
-    }
-    if protocol >= 2:
-        answer["columns"] = {table: COLUMN_NAMES[table] for table in page}
-        answer["rows"] = page
-    else:
-        answer["rows"] = {
-            table: [dict(zip(COLUMN_NAMES[table], row, strict=True)) for row in rows]
-            for table, rows in page.items()
-        }
-    return answer
+    return page, table_index, after, complete
 
 
 COLUMN_NAMES: dict[str, list[str]] = {
@@ -750,8 +773,34 @@ def _changed_rows(
     query = query.where(scopes.condition(table, accounts)).order_by(columns.id).limit(limit)
     if after:
         query = query.where(columns.id > uuid.UUID(after))
-    # On the session's connection: Core rows, without the ORM's handling of each one.
-    return [tuple(row) for row in db.connection().execute(query)]
+    return _tuples(db, table, query)
+
+
+def _tuples(db: Session, table: str, query: Any) -> list[Any]:
+    """The rows of a query over `_wire_columns(table)` as tuples, on the session's connection
+    (Core rows, without the ORM's handling of each one). When no column needs converting as
+    it is read (PostgreSQL: ids, dates and times come as text), the driver's rows are taken
+    as they are, all at once, rather than one SQLAlchemy row at a time."""
+    result = db.connection().execute(query)
+    if _raw_rows(table, db.get_bind().dialect, result.cursor.description):
+        return list(result.cursor.fetchall())
+    return [tuple(row) for row in result]
+
+
+_RAW_ROWS: dict[tuple[str, str], bool] = {}
+
+
+def _raw_rows(table: str, dialect: Any, description: Any) -> bool:
+    """Whether SQLAlchemy would convert none of these columns as it reads them (decided as it
+    decides, by the column's type and the type the driver reports)."""
+    key = (table, dialect.name)
+    raw = _RAW_ROWS.get(key)
+    if raw is None:
+        raw = _RAW_ROWS[key] = all(
+            column.type.dialect_impl(dialect).result_processor(dialect, spec[1]) is None
+            for column, spec in zip(_wire_columns(table, dialect.name), description, strict=True)
+        )
+    return raw
 
 
 PASSWORD_POSITION = COLUMN_NAMES["users"].index("password_hash")
@@ -836,14 +885,13 @@ def _add_referenced_users(
             )
             extra -= {str(row_id) for row_id in older}
     if extra:
-        rows = [
-            tuple(row)
-            for row in db.connection().execute(
-                select(*_wire_columns("users", dialect))
-                .where(_among(users.id, extra, dialect))
-                .order_by(users.id)
-            )
-        ]
+        rows = _tuples(
+            db,
+            "users",
+            select(*_wire_columns("users", dialect))
+            .where(_among(users.id, extra, dialect))
+            .order_by(users.id),
+        )
         page.setdefault("users", []).extend(_blank_verifiers("users", rows, accounts))
     for table, rows in page.items():
         columns = list(BY_NAME[table].table.columns)

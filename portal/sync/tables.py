@@ -206,14 +206,19 @@ def _reader(column: Column[Any]) -> Callable[[Any], Any]:
 
 
 # Rows are converted a column at a time: a column whose values all have the usual form (ids
-# as Python writes them; UTC moments as "YYYY-MM-DDTHH:MM:SS.ffffff+00:00") is checked with
-# one expression and turned into what SQLAlchemy stores in SQLite (ids as 32 hexadecimal
-# digits; moments as "YYYY-MM-DD HH:MM:SS.ffffff") at once. Any other column takes the long
-# way, value by value (parsed as `from_json` does, then bound as SQLAlchemy binds it).
+# as Python writes them; UTC moments as "YYYY-MM-DDTHH:MM:SS.ffffff+00:00"; dates; times of
+# day on the second) is checked with one expression and turned into what SQLAlchemy stores in
+# SQLite (ids as 32 hexadecimal digits; moments as "YYYY-MM-DD HH:MM:SS.ffffff"; times of day
+# as "HH:MM:SS.ffffff") at once. Any other column takes the long way, value by value (parsed
+# as `from_json` does, then bound as SQLAlchemy binds it).
 _UUID_TEXT = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _UUID_COLUMN = re.compile(f"(?:{_UUID_TEXT}\n)*{_UUID_TEXT}")
 _UTC_TEXT = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00"
 _UTC_COLUMN = re.compile(f"(?:{_UTC_TEXT}\n)*{_UTC_TEXT}")
+_DATE_TEXT = r"\d{4}-\d\d-\d\d"
+_DATE_COLUMN = re.compile(f"(?:{_DATE_TEXT}\n)*{_DATE_TEXT}")
+_TIME_TEXT = r"\d\d:\d\d:\d\d"  # on the second (as Python and PostgreSQL write it then)
+_TIME_COLUMN = re.compile(f"(?:{_TIME_TEXT}\n)*{_TIME_TEXT}")
 
 Values = Sequence[Any]
 
@@ -242,6 +247,28 @@ def _utc_column(values: Values) -> list[Any] | None:
     except ValueError:
         return None  # the long way says which value is wrong
     return joined.replace("T", " ").replace("+00:00", "").split("\n")
+
+
+def _date_column(values: Values) -> list[Any] | None:
+    joined = _joined(values, _DATE_COLUMN)
+    if joined is None:
+        return None
+    try:
+        list(map(date.fromisoformat, values))  # real dates
+    except ValueError:
+        return None
+    return list(values)  # SQLite keeps a date as this very text
+
+
+def _time_column(values: Values) -> list[Any] | None:
+    joined = _joined(values, _TIME_COLUMN)
+    if joined is None:
+        return None
+    try:
+        list(map(time.fromisoformat, values))  # real times of day
+    except ValueError:
+        return None
+    return [value + ".000000" for value in values]  # as SQLAlchemy stores a time in SQLite
 
 
 def _typed_column(
@@ -273,7 +300,11 @@ def _fast_column(
         return _uuid_column
     if isinstance(kind, UTCDateTime):
         return _utc_column
-    if isinstance(kind, JSON | Date | Time):
+    if isinstance(kind, Date):
+        return _date_column
+    if isinstance(kind, Time):
+        return _time_column
+    if isinstance(kind, JSON):
         return None
     try:
         python_type = kind.python_type

@@ -1226,6 +1226,7 @@ def _ids(app: Flask, model: Any, column: str) -> set[Any]:
         return set(_db.session.scalars(select(getattr(model, column))))
 
 
+@ON_BOTH
 @pytest.mark.parametrize("username", ["stud1", "teach1", "lab1", "admin1"])
 def test_every_role_holds_exactly_its_scope_table_by_table(
     busy_campus: Campus, make_device: Callable[..., Device], server: Flask, username: str
@@ -1260,6 +1261,7 @@ def test_every_role_holds_exactly_its_scope_table_by_table(
         assert len(list(hashes)) == 1
 
 
+@ON_BOTH
 def test_a_device_of_two_staff_accounts_holds_the_union_of_their_scopes(
     busy_campus: Campus, make_device: Callable[..., Device], server: Flask
 ) -> None:
@@ -1278,6 +1280,7 @@ def test_a_device_of_two_staff_accounts_holds_the_union_of_their_scopes(
         }
 
 
+@ON_BOTH
 def test_rows_that_leave_the_scope_are_removed_from_the_device(
     busy_campus: Campus, make_device: Callable[..., Device], server: Flask
 ) -> None:
@@ -1321,6 +1324,7 @@ def test_an_account_that_stops_being_staff_leaves_the_students_devices(
     assert_replica_matches(server, student_laptop)
 
 
+@ON_BOTH
 def test_an_assessment_that_stops_being_a_lab_leaves_the_lab_staffs_device_with_its_marks(
     busy_campus: Campus,
     make_device: Callable[..., Device],
@@ -1593,6 +1597,42 @@ def test_identical_files_travel_once(
     assert count(server, Submission) == 2 and count(server, StoredFile) == 1
     assert_replica_matches(server, one)
     assert_replica_matches(server, two)
+
+
+@ON_BOTH
+def test_files_fetched_alongside_a_page_are_checked_before_any_of_it_is_written(
+    campus: Campus, instructor_laptop: Device, server: Flask
+) -> None:
+    """A page's files are fetched while its other rows are written: a file that fails its
+    hash fails the whole page (the mark before it too, the cursor stays), and no row names
+    a file the device does not hold whole."""
+    import hashlib
+
+    from portal.submissions import storage
+
+    laptop = instructor_laptop
+    contents = [b"report one\n" * 40, b"report two\n" * 40]
+    for student, content in zip(campus.students[:2], contents, strict=True):
+        _submit(server, student, campus.lab, content, "report.txt")
+    server_mark(server, campus.instructor, campus.assessment, campus.students[1], "7")
+    shas = [hashlib.sha256(content).hexdigest() for content in contents]
+    served = storage.blob_path(Path(server.config["PORTAL"]["UPLOAD_DIR"]), shas[1])
+    served.write_bytes(b"not the report the server was sent\n")
+    cursor = state_of(laptop).cursor
+    with pytest.raises(sync_client.SyncError, match="did not match its hash"):
+        laptop.sync()
+    assert count(laptop.app, Submission) == 0
+    assert count(laptop.app, StoredFile) == 0
+    assert points_on(laptop.app, campus.assessment, campus.students[1]) is None
+    assert state_of(laptop).cursor == cursor
+    assert not storage.blob_path(laptop.upload_dir, shas[1]).exists()
+    served.write_bytes(contents[1])
+    summary = laptop.sync()
+    assert summary.files == 2 and count(laptop.app, Submission) == 2
+    for sha, content in zip(shas, contents, strict=True):
+        assert storage.blob_path(laptop.upload_dir, sha).read_bytes() == content
+    assert points_on(laptop.app, campus.assessment, campus.students[1]) == 7
+    assert_replica_matches(server, laptop)
 
 
 # --- 9. The protocol is versioned -----------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,15 @@ def _values(table: str) -> list[dict[str, Any]]:
              "ends_at": time(10, 45, 30), "kind": "lecture", "id": ids[1],
              "created_at": MOMENT, "updated_at": MOMENT, "deleted_at": None},
         ]  # fmt: skip
+    if table == "lab_sessions":
+        return [
+            {"section_id": ids[0], "held_on": date(2026, 2, 28), "starts_at": time(9, 30),
+             "ends_at": time(10, 45, 30, 250000), "room": "L1", "id": ids[1],
+             "created_at": MOMENT, "updated_at": MOMENT, "deleted_at": None},
+            {"section_id": ids[0], "held_on": date(2026, 12, 1), "starts_at": time(14, 0),
+             "ends_at": time(15, 0), "room": "L2", "id": ids[2],
+             "created_at": MOMENT, "updated_at": ON_THE_SECOND, "deleted_at": MOMENT},
+        ]  # fmt: skip
     return [
         {"kind": "superseded", "table_name": "marks", "row_id": ids[0], "field": "points",
          "kept_value": {"points": 3}, "lost_value": None, "detail": "", "author_id": ids[1],
@@ -48,7 +57,7 @@ def _as_postgresql_sends(value: Any) -> Any:
     return to_json(value)
 
 
-@pytest.mark.parametrize("table", ["marks", "meetings", "sync_conflicts"])
+@pytest.mark.parametrize("table", ["marks", "meetings", "lab_sessions", "sync_conflicts"])
 @pytest.mark.parametrize("form", [to_json, _as_postgresql_sends])
 def test_rows_reach_sqlite_as_sqlalchemy_binds_them(tmp_path: Path, table: str, form: Any) -> None:
     engine = create_engine(f"sqlite:///{tmp_path / 'device.db'}")
@@ -96,3 +105,18 @@ def test_a_bad_value_is_refused_with_its_column(position: int, bad: Any, words: 
         sqlite_rows(columns, names, sqlite.dialect())([good[:-1]])
     with pytest.raises(ValueError, match="unknown fields"):
         sqlite_rows(columns, [*names[:-1], "password"], sqlite.dialect())
+
+
+@pytest.mark.parametrize(
+    ("name", "bad"),
+    [("held_on", "2026-02-30"), ("held_on", "2026-2-3"), ("starts_at", "25:00:00")],
+)
+def test_a_date_or_time_that_is_not_one_is_refused_with_its_column(name: str, bad: str) -> None:
+    from sqlalchemy.dialects import sqlite
+
+    columns = BY_NAME["lab_sessions"].table
+    names = list(columns.columns.keys())
+    good, other = ([to_json(value) for value in row.values()] for row in _values("lab_sessions"))
+    other[names.index(name)] = bad
+    with pytest.raises(ValueError, match=f"{name}: '{bad}' is not a valid value"):
+        sqlite_rows(columns, names, sqlite.dialect())([good, other])
