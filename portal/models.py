@@ -288,8 +288,8 @@ class Registration(Record, Base):
     __table_args__ = (
         UniqueConstraint("student_id", "section_id"),
         CheckConstraint(one_of("status", REGISTRATION_STATUSES), name="status"),
-        # Covers the admin dashboard's grade distribution (final grades of enrolled students
-        # per section): answered from the index alone, without reading the rows.
+        # Final grades of enrolled students per section, from the index alone (the admin
+        # dashboard now reads section_grade_counts instead).
         Index("ix_registrations_section_status_grade", "section_id", "status", "final_grade"),
     )
 
@@ -427,8 +427,8 @@ class AttendanceRecord(Record, Base):
     __table_args__ = (
         UniqueConstraint("lab_session_id", "student_id"),
         CheckConstraint(one_of("status", ATTENDANCE_STATUSES), name="status"),
-        # Covers the admin dashboard's attendance rates: records counted per lab session and
-        # status from the index alone.
+        # Records per lab session and status, from the index alone (the admin dashboard now
+        # reads lab_session_attendance_counts instead).
         Index("ix_attendance_records_lab_session_status", "lab_session_id", "status"),
     )
 
