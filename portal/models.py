@@ -30,6 +30,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     Uuid,
+    event,
     false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -287,8 +288,8 @@ class Registration(Record, Base):
     __table_args__ = (
         UniqueConstraint("student_id", "section_id"),
         CheckConstraint(one_of("status", REGISTRATION_STATUSES), name="status"),
-        # Covers the admin dashboard's grade distribution (final grades of enrolled students
-        # per section): answered from the index alone, without reading the rows.
+        # Final grades of enrolled students per section, from the index alone (the admin
+        # dashboard now reads section_grade_counts instead).
         Index("ix_registrations_section_status_grade", "section_id", "status", "final_grade"),
     )
 
@@ -426,8 +427,8 @@ class AttendanceRecord(Record, Base):
     __table_args__ = (
         UniqueConstraint("lab_session_id", "student_id"),
         CheckConstraint(one_of("status", ATTENDANCE_STATUSES), name="status"),
-        # Covers the admin dashboard's attendance rates: records counted per lab session and
-        # status from the index alone.
+        # Records per lab session and status, from the index alone (the admin dashboard now
+        # reads lab_session_attendance_counts instead).
         Index("ix_attendance_records_lab_session_status", "lab_session_id", "status"),
     )
 
@@ -684,3 +685,196 @@ class ApiToken(Record, Base):
 
     def usable(self, now: datetime) -> bool:
         return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
+
+
+# --- Counts kept by the database itself, for the admin dashboard -------------------------------
+#
+# Triggers on registrations and attendance_records keep these up to date on every write, whoever
+# makes it (the web pages, the API, the CSV importer, a change applied by sync, the demo data), so
+# the dashboard reads a few thousand counts instead of every registration and attendance record.
+# They are derived: each database keeps its own from the rows it holds and they never travel by
+# sync (they are not in portal.sync.tables). Migration 0010 creates the same triggers and fills
+# the counts from the rows already there; tests/main/test_migrations.py checks they match.
+
+
+class SectionGradeCount(Base):
+    """How many enrolled registrations of a section hold each final grade (0 once none does)."""
+
+    __tablename__ = "section_grade_counts"
+
+    section_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    final_grade: Mapped[str] = mapped_column(String(2), primary_key=True)
+    registrations: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class LabSessionAttendanceCount(Base):
+    """How many attendance records of a lab session hold each status. One row per lab session,
+    so two requests recording attendance in one session queue on one row (never deadlock)."""
+
+    __tablename__ = "lab_session_attendance_counts"
+
+    lab_session_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    present: Mapped[int] = mapped_column(Integer, default=0)
+    late: Mapped[int] = mapped_column(Integer, default=0)
+    absent: Mapped[int] = mapped_column(Integer, default=0)
+    excused: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# The triggers that keep the counts, per database. A change to them needs a migration (see
+# 0010_dashboard_counts.py, which holds the same statements).
+COUNT_TRIGGERS: dict[str, tuple[str, ...]] = {
+    "sqlite": (
+        """CREATE TRIGGER IF NOT EXISTS section_grade_counts_insert
+AFTER INSERT ON registrations
+WHEN NEW.status = 'enrolled' AND NEW.final_grade IS NOT NULL
+BEGIN
+    INSERT INTO section_grade_counts (section_id, final_grade, registrations)
+    VALUES (NEW.section_id, NEW.final_grade, 1)
+    ON CONFLICT (section_id, final_grade)
+    DO UPDATE SET registrations = section_grade_counts.registrations + 1;
+END""",
+        """CREATE TRIGGER IF NOT EXISTS section_grade_counts_update
+AFTER UPDATE OF section_id, status, final_grade ON registrations
+WHEN (OLD.section_id IS NOT NEW.section_id OR OLD.status IS NOT NEW.status
+      OR OLD.final_grade IS NOT NEW.final_grade)
+  AND ((OLD.status = 'enrolled' AND OLD.final_grade IS NOT NULL)
+       OR (NEW.status = 'enrolled' AND NEW.final_grade IS NOT NULL))
+BEGIN
+    UPDATE section_grade_counts SET registrations = registrations - 1
+    WHERE section_id = OLD.section_id AND final_grade = OLD.final_grade
+      AND OLD.status = 'enrolled';
+    INSERT INTO section_grade_counts (section_id, final_grade, registrations)
+    SELECT NEW.section_id, NEW.final_grade, 1
+    WHERE NEW.status = 'enrolled' AND NEW.final_grade IS NOT NULL
+    ON CONFLICT (section_id, final_grade)
+    DO UPDATE SET registrations = section_grade_counts.registrations + 1;
+END""",
+        """CREATE TRIGGER IF NOT EXISTS section_grade_counts_delete
+AFTER DELETE ON registrations
+WHEN OLD.status = 'enrolled' AND OLD.final_grade IS NOT NULL
+BEGIN
+    UPDATE section_grade_counts SET registrations = registrations - 1
+    WHERE section_id = OLD.section_id AND final_grade = OLD.final_grade;
+END""",
+        """CREATE TRIGGER IF NOT EXISTS lab_session_attendance_counts_insert
+AFTER INSERT ON attendance_records
+BEGIN
+    INSERT INTO lab_session_attendance_counts (lab_session_id, present, late, absent, excused)
+    VALUES (NEW.lab_session_id, NEW.status = 'present', NEW.status = 'late',
+            NEW.status = 'absent', NEW.status = 'excused')
+    ON CONFLICT (lab_session_id) DO UPDATE SET
+        present = lab_session_attendance_counts.present + excluded.present,
+        late = lab_session_attendance_counts.late + excluded.late,
+        absent = lab_session_attendance_counts.absent + excluded.absent,
+        excused = lab_session_attendance_counts.excused + excluded.excused;
+END""",
+        """CREATE TRIGGER IF NOT EXISTS lab_session_attendance_counts_update
+AFTER UPDATE OF lab_session_id, status ON attendance_records
+WHEN OLD.lab_session_id IS NOT NEW.lab_session_id OR OLD.status IS NOT NEW.status
+BEGIN
+    UPDATE lab_session_attendance_counts SET
+        present = present - (OLD.status = 'present'), late = late - (OLD.status = 'late'),
+        absent = absent - (OLD.status = 'absent'), excused = excused - (OLD.status = 'excused')
+    WHERE lab_session_id = OLD.lab_session_id;
+    INSERT INTO lab_session_attendance_counts (lab_session_id, present, late, absent, excused)
+    VALUES (NEW.lab_session_id, NEW.status = 'present', NEW.status = 'late',
+            NEW.status = 'absent', NEW.status = 'excused')
+    ON CONFLICT (lab_session_id) DO UPDATE SET
+        present = lab_session_attendance_counts.present + excluded.present,
+        late = lab_session_attendance_counts.late + excluded.late,
+        absent = lab_session_attendance_counts.absent + excluded.absent,
+        excused = lab_session_attendance_counts.excused + excluded.excused;
+END""",
+        """CREATE TRIGGER IF NOT EXISTS lab_session_attendance_counts_delete
+AFTER DELETE ON attendance_records
+BEGIN
+    UPDATE lab_session_attendance_counts SET
+        present = present - (OLD.status = 'present'), late = late - (OLD.status = 'late'),
+        absent = absent - (OLD.status = 'absent'), excused = excused - (OLD.status = 'excused')
+    WHERE lab_session_id = OLD.lab_session_id;
+END""",
+    ),
+    "postgresql": (
+        """CREATE OR REPLACE FUNCTION count_section_grades() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        UPDATE section_grade_counts SET registrations = registrations - 1
+        WHERE section_id = OLD.section_id AND final_grade = OLD.final_grade
+          AND OLD.status = 'enrolled';
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.status = 'enrolled'
+       AND NEW.final_grade IS NOT NULL THEN
+        INSERT INTO section_grade_counts (section_id, final_grade, registrations)
+        VALUES (NEW.section_id, NEW.final_grade, 1)
+        ON CONFLICT (section_id, final_grade)
+        DO UPDATE SET registrations = section_grade_counts.registrations + 1;
+    END IF;
+    RETURN NULL;
+END
+$$""",
+        "DROP TRIGGER IF EXISTS section_grade_counts_insert ON registrations",
+        """CREATE TRIGGER section_grade_counts_insert
+AFTER INSERT ON registrations FOR EACH ROW
+WHEN (NEW.status = 'enrolled' AND NEW.final_grade IS NOT NULL)
+EXECUTE FUNCTION count_section_grades()""",
+        "DROP TRIGGER IF EXISTS section_grade_counts_update ON registrations",
+        """CREATE TRIGGER section_grade_counts_update
+AFTER UPDATE OF section_id, status, final_grade ON registrations FOR EACH ROW
+WHEN ((OLD.section_id, OLD.status, OLD.final_grade)
+      IS DISTINCT FROM (NEW.section_id, NEW.status, NEW.final_grade)
+  AND ((OLD.status = 'enrolled' AND OLD.final_grade IS NOT NULL)
+       OR (NEW.status = 'enrolled' AND NEW.final_grade IS NOT NULL)))
+EXECUTE FUNCTION count_section_grades()""",
+        "DROP TRIGGER IF EXISTS section_grade_counts_delete ON registrations",
+        """CREATE TRIGGER section_grade_counts_delete
+AFTER DELETE ON registrations FOR EACH ROW
+WHEN (OLD.status = 'enrolled' AND OLD.final_grade IS NOT NULL)
+EXECUTE FUNCTION count_section_grades()""",
+        """CREATE OR REPLACE FUNCTION count_lab_session_attendance() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        UPDATE lab_session_attendance_counts SET
+            present = present - (OLD.status = 'present')::int,
+            late = late - (OLD.status = 'late')::int,
+            absent = absent - (OLD.status = 'absent')::int,
+            excused = excused - (OLD.status = 'excused')::int
+        WHERE lab_session_id = OLD.lab_session_id;
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        INSERT INTO lab_session_attendance_counts
+            (lab_session_id, present, late, absent, excused)
+        VALUES (NEW.lab_session_id, (NEW.status = 'present')::int, (NEW.status = 'late')::int,
+                (NEW.status = 'absent')::int, (NEW.status = 'excused')::int)
+        ON CONFLICT (lab_session_id) DO UPDATE SET
+            present = lab_session_attendance_counts.present + excluded.present,
+            late = lab_session_attendance_counts.late + excluded.late,
+            absent = lab_session_attendance_counts.absent + excluded.absent,
+            excused = lab_session_attendance_counts.excused + excluded.excused;
+    END IF;
+    RETURN NULL;
+END
+$$""",
+        "DROP TRIGGER IF EXISTS lab_session_attendance_counts_insert ON attendance_records",
+        """CREATE TRIGGER lab_session_attendance_counts_insert
+AFTER INSERT ON attendance_records FOR EACH ROW
+EXECUTE FUNCTION count_lab_session_attendance()""",
+        "DROP TRIGGER IF EXISTS lab_session_attendance_counts_update ON attendance_records",
+        """CREATE TRIGGER lab_session_attendance_counts_update
+AFTER UPDATE OF lab_session_id, status ON attendance_records FOR EACH ROW
+WHEN ((OLD.lab_session_id, OLD.status) IS DISTINCT FROM (NEW.lab_session_id, NEW.status))
+EXECUTE FUNCTION count_lab_session_attendance()""",
+        "DROP TRIGGER IF EXISTS lab_session_attendance_counts_delete ON attendance_records",
+        """CREATE TRIGGER lab_session_attendance_counts_delete
+AFTER DELETE ON attendance_records FOR EACH ROW
+EXECUTE FUNCTION count_lab_session_attendance()""",
+    ),
+}
+
+
+@event.listens_for(Base.metadata, "after_create")
+def _create_count_triggers(_metadata: MetaData, connection: Any, **_kw: Any) -> None:
+    """Tables made by create_all (the tests) get the triggers the migration makes."""
+    for statement in COUNT_TRIGGERS.get(connection.dialect.name, ()):
+        connection.exec_driver_sql(statement)

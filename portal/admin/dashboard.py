@@ -12,7 +12,16 @@ from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from portal.grading.scale import GRADE_POINTS
-from portal.models import AttendanceRecord, Course, LabSession, Registration, Section, Term, User
+from portal.models import (
+    ATTENDANCE_STATUSES,
+    Course,
+    LabSession,
+    LabSessionAttendanceCount,
+    Section,
+    SectionGradeCount,
+    Term,
+    User,
+)
 
 FILL_BUCKETS = ("Empty", "1–24%", "25–49%", "50–74%", "75–99%", "Full")
 ATTENDED = ("present", "late")
@@ -144,13 +153,12 @@ def final_grades(
     """Final letter grades of enrolled students (for one course or all), and the courses that
     have any.
 
-    Two small aggregates rather than one row per course and grade (thousands over all terms):
-    the counts per letter, from the covering index ix_registrations_section_status_grade alone
-    (for a term or a course, only its sections' entries), and the courses of the sections
-    (of the term) that have a final grade, each section asking the same index for one entry.
+    Read from section_grade_counts, which triggers keep as final grades are written (one row
+    per section and grade): a few thousand counts over all terms instead of every registration.
     """
-    graded = and_(Registration.status == "enrolled", Registration.final_grade.is_not(None))
-    counted = select(Registration.final_grade, func.count()).where(graded)
+    graded = SectionGradeCount.registrations > 0
+    counted = select(SectionGradeCount.final_grade, func.sum(SectionGradeCount.registrations))
+    counted = counted.where(graded)
     if term is not None or course_code:
         sections = select(Section.id)
         if term is not None:
@@ -159,15 +167,15 @@ def final_grades(
             sections = sections.join(Course, Section.course_id == Course.id).where(
                 Course.code == course_code
             )
-        counted = counted.where(Registration.section_id.in_(sections))
+        counted = counted.where(SectionGradeCount.section_id.in_(sections))
     counts = {
-        str(grade): count for grade, count in db.execute(counted.group_by(Registration.final_grade))
+        str(grade): int(count)
+        for grade, count in db.execute(counted.group_by(SectionGradeCount.final_grade))
     }
-    graded_sections = select(Section.course_id).where(
-        select(Registration.section_id)
-        .where(Registration.section_id == Section.id, graded)
-        .exists()
+    graded_sections = select(Section.course_id).join(
+        SectionGradeCount, SectionGradeCount.section_id == Section.id
     )
+    graded_sections = graded_sections.where(graded)
     if term is not None:
         graded_sections = graded_sections.where(Section.term_id == term.id)
     courses = sorted(
@@ -191,37 +199,28 @@ def final_grades(
 def attendance_by_department(db: Session, term: Term | None) -> tuple[Chart, list[dict[str, Any]]]:
     """Attendance rate per department: (present + late) / every record except excused.
 
-    The records are first counted per lab session and status from the covering index
-    ix_attendance_records_lab_session_status (one index entry per record, no row read); only
-    those few counts are joined to their lab session, section and course.
+    Read from lab_session_attendance_counts, which triggers keep as attendance is recorded
+    (one row per lab session), joined to the lab sessions, sections and courses.
     """
-    per_session = select(
-        AttendanceRecord.lab_session_id,
-        AttendanceRecord.status,
-        func.count().label("records"),
-    ).group_by(AttendanceRecord.lab_session_id, AttendanceRecord.status)
-    if term is not None:
-        per_session = per_session.where(
-            AttendanceRecord.lab_session_id.in_(
-                select(LabSession.id)
-                .join(Section, LabSession.section_id == Section.id)
-                .where(Section.term_id == term.id)
-            )
-        )
-    counts = per_session.subquery("counts")
+    counts = LabSessionAttendanceCount
+    columns = [func.sum(getattr(counts, status)) for status in ATTENDANCE_STATUSES]
     query = (
-        select(Course.department, counts.c.status, func.sum(counts.c.records))
+        select(Course.department, *columns)
         .select_from(counts)
-        .join(LabSession, counts.c.lab_session_id == LabSession.id)
+        .join(LabSession, counts.lab_session_id == LabSession.id)
         .join(Section, LabSession.section_id == Section.id)
         .join(Course, Section.course_id == Course.id)
         .where(LabSession.deleted_at.is_(None), *_section_filter(term))
-        .group_by(Course.department, counts.c.status)
+        .group_by(Course.department)
         .order_by(Course.department)
     )
     by_department: dict[str, dict[str, int]] = {}
-    for department, status, records in db.execute(query):
-        by_department.setdefault(department, {})[status] = int(records)
+    for department, *records in db.execute(query):
+        if not any(records):
+            continue  # its records were all deleted: it has none, as before they were counted
+        by_department[department] = {
+            status: int(n) for status, n in zip(ATTENDANCE_STATUSES, records, strict=True)
+        }
     rows: list[dict[str, Any]] = []
     rates: list[float | None] = []
     for department, statuses in by_department.items():

@@ -1,9 +1,8 @@
 """Administration pages: the dashboard for the current term and for all terms.
 
-The dashboard's grade distribution counts the final grades of every enrolled registration in
-the term (or in all terms); the covering index ix_registrations_section_status_grade answers it
-from the index alone. Its attendance rates count records per lab session and status from the
-covering index ix_attendance_records_lab_session_status. PAGES is also used by
+The dashboard's grade distribution and attendance rates, for the term or for all terms, are
+read from counts that database triggers keep (section_grade_counts, one row per section and
+final grade; lab_session_attendance_counts, one row per lab session). PAGES is also used by
 tests/benchmarks/test_query_counts.py (same query count with more data); each page's p95 is a
 goal (under 50 ms) on every database.
 """

@@ -69,3 +69,90 @@ def test_schema_revision_is_the_newest_migration():
     from portal.database import SCHEMA_REVISION
 
     assert ScriptDirectory(str(MIGRATIONS_DIR)).get_heads() == [SCHEMA_REVISION]
+
+
+def _count_triggers(connection):
+    """The dashboard's count triggers (and on PostgreSQL their functions) as the database holds
+    them."""
+    if connection.dialect.name == "sqlite":
+        query = "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' ORDER BY name"
+        return [(name, " ".join(sql.split())) for name, sql in connection.exec_driver_sql(query)]
+    triggers = connection.exec_driver_sql(
+        "SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal "
+        "ORDER BY tgname"
+    ).all()
+    functions = connection.exec_driver_sql(
+        "SELECT proname, prosrc FROM pg_proc "
+        "WHERE proname IN ('count_section_grades', 'count_lab_session_attendance') "
+        "ORDER BY proname"
+    ).all()
+    return [tuple(row) for row in triggers + functions]
+
+
+def _assert_migration_keeps_the_dashboard_counts(app):
+    """Migration 0010 makes the triggers the models make (create_all), and fills the counts from
+    the rows already there."""
+    from sqlalchemy import func, select
+
+    from portal.models import (
+        AttendanceRecord,
+        LabSessionAttendanceCount,
+        Registration,
+        SectionGradeCount,
+    )
+    from tests import factories
+
+    with app.app_context():
+        with db.engine.connect() as connection:
+            made_by_models = _count_triggers(connection)
+        db.drop_all()
+        upgrade(revision="0009")
+        section = factories.make_section(db.session)
+        lab = factories.make_lab_session(db.session, section)
+        for grade, status in [("A", "present"), ("A", "late"), ("B", "absent"), (None, "late")]:
+            student = factories.make_user(db.session, "student")
+            db.session.add(
+                Registration(
+                    student_id=student.id,
+                    section_id=section.id,
+                    status="enrolled",
+                    final_grade=grade,
+                )
+            )
+            db.session.add(
+                AttendanceRecord(lab_session_id=lab.id, student_id=student.id, status=status)
+            )
+        db.session.commit()
+        upgrade()
+        with db.engine.connect() as connection:
+            assert _count_triggers(connection) == made_by_models
+        assert len(made_by_models) >= 6
+        grades = db.session.execute(
+            select(SectionGradeCount.final_grade, SectionGradeCount.registrations).order_by(
+                SectionGradeCount.final_grade
+            )
+        ).all()
+        assert [tuple(row) for row in grades] == [("A", 2), ("B", 1)]
+        attendance = db.session.get(LabSessionAttendanceCount, lab.id)
+        assert (attendance.present, attendance.late, attendance.absent, attendance.excused) == (
+            1,
+            2,
+            1,
+            0,
+        )
+        # and the triggers the migration made keep counting
+        db.session.execute(
+            Registration.__table__.update().values(final_grade="C")  # type: ignore[attr-defined]
+        )
+        assert db.session.scalar(select(func.sum(SectionGradeCount.registrations))) == 4
+
+
+def test_the_migration_keeps_the_dashboard_counts_on_sqlite(tmp_path):
+    _assert_migration_keeps_the_dashboard_counts(
+        make_app(tmp_path, f"sqlite:///{tmp_path / 'd.db'}")
+    )
+
+
+@pytest.mark.postgres
+def test_the_migration_keeps_the_dashboard_counts_on_postgresql(tmp_path, postgres_url):
+    _assert_migration_keeps_the_dashboard_counts(make_app(tmp_path, postgres_url))
