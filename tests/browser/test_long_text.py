@@ -75,3 +75,27 @@ def test_long_names_and_rooms_wrap_instead_of_widening_pages(
         finally:
             context.close()
     assert wide == [], f"pages wider than {width} px with long text: {wide}"
+
+
+def test_column_headings_break_between_words_only(browser, live_server):
+    """The wrapping that keeps long names inside their cards must not split a heading such as
+    "Waitlist" into "Waitli" and "st" on the dashboard's narrow tables."""
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    try:
+        login_page(page, "admin")
+        page.goto("/admin/")
+        split = page.evaluate(
+            """() => [...document.querySelectorAll('.card-body thead th')]
+                .filter(th => !/\\s/.test(th.textContent.trim()))
+                .filter(th => {
+                    const range = document.createRange();
+                    range.selectNodeContents(th);
+                    const lines = new Set([...range.getClientRects()].map(r => Math.round(r.top)));
+                    return lines.size > 1;
+                })
+                .map(th => th.textContent.trim())"""
+        )
+        assert split == [], f"headings split inside a word: {split}"
+    finally:
+        context.close()
