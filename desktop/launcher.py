@@ -47,7 +47,7 @@ if TYPE_CHECKING:  # the launcher imports its parts when it needs them (start-up
     from desktop.guard import LocalGuard
     from desktop.paths import DataPaths
     from desktop.starting import PortalBuild
-    from desktop.window import DesktopWindow
+    from desktop.window_process import WindowProcess
 
 log = logging.getLogger("desktop")
 
@@ -123,6 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments[:1] == ["--window-host"]:  # the window's own process (desktop/window_process)
+        from desktop.window_process import run_window_host
+
+        return run_window_host()
     # Start-up creates many long-lived objects (modules, the app, the ORM mappings) and no
     # garbage worth a collection: the collector waits until the portal answers (run_portal).
     gc.disable()
@@ -130,40 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         code = _main(argv)
     finally:
         gc.enable()
-    if _window_was_used.is_set():
-        exit_past_stuck_window_threads(code)
     return code
-
-
-# Set once the window's GUI loop has run (see exit_past_stuck_window_threads).
-_window_was_used = threading.Event()
-
-
-def exit_past_stuck_window_threads(code: int, *, grace: float = 0.5) -> None:
-    """End the process even if a window helper thread is stuck, once everything is closed.
-
-    pywebview runs JS API calls in threads of its own that hand the result back through the
-    GUI loop and wait for it; a call in flight when the window closes waits forever (a known
-    pywebview limitation), and Python's exit would wait for that thread for ever. By now the
-    server is stopped, the database checkpointed and closed, the lock released and the log
-    written: nothing is lost by leaving without waiting for such a thread."""
-    current = threading.current_thread()
-    waiting = [
-        thread
-        for thread in threading.enumerate()
-        if thread is not current and not thread.daemon and thread.is_alive()
-    ]
-    deadline = time.monotonic() + grace
-    for thread in waiting:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    stuck = [thread.name for thread in waiting if thread.is_alive()]
-    if not stuck:
-        return
-    log.warning("leaving without waiting for stuck window thread(s): %s", ", ".join(stuck))
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
 
 
 def _main(argv: list[str] | None) -> int:
@@ -349,7 +321,7 @@ class Shutdown:
 
     def __init__(self) -> None:
         self.requested = threading.Event()
-        self.window: DesktopWindow | None = None
+        self.window: WindowProcess | None = None
 
     def install(self) -> None:
         signals = [signal.SIGTERM, signal.SIGINT]
@@ -518,6 +490,9 @@ def run_portal(paths: DataPaths, args: argparse.Namespace, log_file: Path | None
     if not acquired:
         return _second_start(paths)
 
+    # The window's process starts now and loads GTK and WebKit while this one builds the
+    # portal and serves it (desktop/window_process.py).
+    window = _start_window_process(args)
     server: EmbeddedServer | None = None
     build: PortalBuild[Flask] | None = None
     backup_stop = threading.Event()
@@ -540,19 +515,16 @@ def run_portal(paths: DataPaths, args: argparse.Namespace, log_file: Path | None
         build.start()
         server.start()
 
-        window_problem = None
-        if not args.headless:
-            from desktop.window import display_problem
+        if window is not None:
+            from desktop.window import page_reports_requested
 
-            window_problem = display_problem()
-            if window_problem:
-                print(
-                    f"Campus Portal: cannot open a window: {window_problem}. "
-                    "Running headless instead (use --headless to silence this).",
-                    file=sys.stderr,
-                    flush=True,
-                )
-        with_window = not args.headless and window_problem is None
+            window.open(
+                guard.issue_launch_url(),
+                title=f"{APP_TITLE} (demo)" if args.demo else APP_TITLE,
+                state_file=paths.window_state_file,
+                report_pages=page_reports_requested(),
+            )
+        with_window = window is not None
         if not with_window:
             build.wait()  # a problem is raised here, before anything is announced
             try:
@@ -574,8 +546,18 @@ def run_portal(paths: DataPaths, args: argparse.Namespace, log_file: Path | None
                 daemon=True,
             ).start()
 
-        if with_window and not shutdown.requested.is_set():
-            with_window = _run_window(paths, args, guard, shutdown)
+        if window is not None and not shutdown.requested.is_set():
+            with_window = _run_window(window, guard, shutdown)
+            if not with_window:  # served headless after all: a second start asks for a link
+                write_info(
+                    paths.instance_file,
+                    InstanceInfo(
+                        pid=os.getpid(),
+                        port=server.port,
+                        window=False,
+                        control_key=guard.control_key,
+                    ),
+                )
             if with_window and build.problem is not None:
                 # The window showed the problem; the exit code and the terminal tell it too.
                 build.problem.shown_in_window = True
@@ -587,6 +569,8 @@ def run_portal(paths: DataPaths, args: argparse.Namespace, log_file: Path | None
         return EXIT_OK
     finally:
         backup_stop.set()
+        if window is not None:
+            _close_window_process(window)
         if server is not None:
             server.stop()
         if build is not None:
@@ -605,37 +589,69 @@ def run_portal(paths: DataPaths, args: argparse.Namespace, log_file: Path | None
         log.info("stopped")
 
 
-def _run_window(
-    paths: DataPaths, args: argparse.Namespace, guard: LocalGuard, shutdown: Shutdown
-) -> bool:
-    """Show the window until it is closed; False if it could not be opened at all."""
-    from desktop.window import DesktopWindow, page_reports_requested
+def _start_window_process(args: argparse.Namespace) -> WindowProcess | None:
+    """The window's process, started; None when serving headless (asked, or no display)."""
+    if args.headless:
+        return None
+    from desktop.window import display_missing
 
-    title = f"{APP_TITLE} (demo)" if args.demo else APP_TITLE
-    window = DesktopWindow(
-        guard.issue_launch_url(),
-        title=title,
-        state_file=paths.window_state_file,
-        report_pages=page_reports_requested(),
+    missing = display_missing()
+    if missing is not None:
+        _say_headless_instead(missing)
+        return None
+    from desktop.window_process import WindowProcess
+
+    window = WindowProcess()
+    try:
+        window.start()
+    except OSError as exc:
+        _say_headless_instead(f"its process could not be started ({exc})")
+        return None
+    log.info("window process %s started", window.pid)
+    return window
+
+
+def _say_headless_instead(reason: str) -> None:
+    print(
+        f"Campus Portal: cannot open a window: {reason}. "
+        "Running headless instead (use --headless to silence this).",
+        file=sys.stderr,
+        flush=True,
     )
+
+
+def _run_window(window: WindowProcess, guard: LocalGuard, shutdown: Shutdown) -> bool:
+    """Wait until the window is closed (or its process ends); False if it could not be
+    opened at all (then the portal is served headless)."""
     guard.on_focus = window.focus
     shutdown.window = window
-    _window_was_used.set()
     try:
-        window.run()
-    except Exception as exc:
-        log.exception("the window could not be opened")
-        print(
-            f"Campus Portal: the window could not be opened ({exc}); running headless instead.",
-            file=sys.stderr,
-            flush=True,
-        )
-        return False
+        if shutdown.requested.is_set():  # a signal came before shutdown.window was set
+            window.close()
+        while not window.wait(1.0):
+            pass
     finally:
         shutdown.window = None
         guard.on_focus = None
-    log.info("window closed")
+    if window.problem is not None:
+        _say_headless_instead(window.problem)
+        return False
+    if window.closed_by_user:
+        log.info("window closed")
+    else:
+        log.warning(
+            "the window's process ended (exit code %s) without its window being closed: stopping",
+            window.returncode,
+        )
     return True
+
+
+def _close_window_process(window: WindowProcess, timeout: float = 10.0) -> None:
+    """At shutdown: the window closes (if still open), its process ends, or is ended."""
+    window.close()
+    if not window.wait(timeout):
+        log.warning("the window's process did not end within %.0fs: ending it", timeout)
+        window.kill()
 
 
 def _dispose_engine(app: Flask) -> None:

@@ -343,7 +343,7 @@ def test_error_page_shows_the_log_location_not_a_traceback(tmp_path):
 
 STUCK_THREAD = """
 import threading, sys
-from desktop.launcher import exit_past_stuck_window_threads
+from desktop.window_process import exit_past_stuck_window_threads
 
 forever = threading.Semaphore(0)
 threading.Thread(target=forever.acquire, name="Thread-7 (_call)").start()
@@ -365,7 +365,7 @@ def test_a_stuck_window_thread_does_not_keep_the_process_alive():
 
 FINISHING_THREAD = """
 import threading
-from desktop.launcher import exit_past_stuck_window_threads
+from desktop.window_process import exit_past_stuck_window_threads
 
 worker = threading.Thread(target=threading.Event().wait, args=(0.05,))
 worker.start()
