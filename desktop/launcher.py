@@ -52,14 +52,25 @@ if TYPE_CHECKING:  # the launcher imports its parts when it needs them (start-up
 log = logging.getLogger("desktop")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from portal import __version__
+class _VersionAction(argparse.Action):
+    """--version, reading the version only when asked (a start does not wait for it)."""
 
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        from portal import __version__
+
+        print(f"{APP_TITLE} {__version__}")
+        parser.exit()
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=APP_NAME,
         description="Campus Portal: the university portal on this computer, online or offline.",
     )
-    parser.add_argument("--version", action="version", version=f"{APP_TITLE} {__version__}")
+    parser.add_argument("--version", action=_VersionAction, help="show the version and exit")
     parser.add_argument("--headless", action="store_true", help="serve without opening a window")
     parser.add_argument(
         "--demo", action="store_true", help="use a separate data folder holding demo data"
@@ -123,11 +134,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    arguments = sys.argv[1:] if argv is None else argv
-    if arguments[:1] == ["--window-host"]:  # the window's own process (desktop/window_process)
-        from desktop.window_process import run_window_host
-
-        return run_window_host()
     # Start-up creates many long-lived objects (modules, the app, the ORM mappings) and no
     # garbage worth a collection: the collector waits until the portal answers (run_portal).
     gc.disable()
@@ -140,6 +146,18 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    # A start with a window starts the window's process first of all: it loads GTK and WebKit
+    # while this one checks the data folder, takes the lock and builds the portal. A second
+    # start (the lock is taken) or a problem closes it again before it showed anything.
+    window = _start_window_process(args) if args.command is None else None
+    try:
+        return _run_command(args, window)
+    finally:
+        if window is not None:
+            _close_window_process(window)
+
+
+def _run_command(args: argparse.Namespace, window: WindowProcess | None) -> int:
     from desktop.logs import setup_logging
     from desktop.paths import keep_private, resolve
 
@@ -157,11 +175,13 @@ def _main(argv: list[str] | None) -> int:
             return run_sync(paths, args, log_file)
         if args.command == "open":
             return run_open(paths)
-        return run_portal(paths, args, log_file)
+        return run_portal(paths, args, log_file, window)
     except LauncherProblem as problem:
         if log_file is not None:
             log.error("%s", problem.text())
         print(f"Campus Portal: {problem.text()}", file=sys.stderr, flush=True)
+        if window is not None:  # not needed any more: the problem has a window of its own
+            _close_window_process(window)
         if args.command is None and not args.headless and not problem.shown_in_window:
             from desktop.window import show_problem
 
@@ -360,6 +380,9 @@ def _create_app(paths: DataPaths, args: argparse.Namespace, log_file: Path | Non
         raise SettingsProblem("A setting cannot be used", str(exc)) from exc
     # The portal's error page names the log file (never a stack trace).
     app.config["LOG_FILE"] = str(log_file) if log_file else ""
+    from desktop.template_cache import cache_compiled_templates
+
+    cache_compiled_templates(app, paths.template_cache_dir)
     return app
 
 
@@ -463,7 +486,14 @@ def _stop_background_sync(app: Any) -> None:
         log.exception("stopping the background sync failed")
 
 
-def run_portal(paths: DataPaths, args: argparse.Namespace, log_file: Path | None) -> int:
+def run_portal(
+    paths: DataPaths,
+    args: argparse.Namespace,
+    log_file: Path | None,
+    window: WindowProcess | None = None,
+) -> int:
+    """Serve the portal until the window closes (`window`: its process, already started) or,
+    headless, until SIGTERM or SIGINT."""
     from desktop.database import check_data_dir, check_database_file, checkpoint
     from desktop.guard import LocalGuard
     from desktop.instance import InstanceInfo, InstanceLock, remove_info, write_info
@@ -490,9 +520,8 @@ def run_portal(paths: DataPaths, args: argparse.Namespace, log_file: Path | None
     if not acquired:
         return _second_start(paths)
 
-    # The window's process starts now and loads GTK and WebKit while this one builds the
-    # portal and serves it (desktop/window_process.py).
-    window = _start_window_process(args)
+    if window is not None:
+        log.info("window process %s started", window.pid)
     server: EmbeddedServer | None = None
     build: PortalBuild[Flask] | None = None
     backup_stop = threading.Event()
@@ -607,7 +636,6 @@ def _start_window_process(args: argparse.Namespace) -> WindowProcess | None:
     except OSError as exc:
         _say_headless_instead(f"its process could not be started ({exc})")
         return None
-    log.info("window process %s started", window.pid)
     return window
 
 

@@ -182,9 +182,8 @@ class _ForwardHandler(logging.Handler):
 
 def run_window_host() -> int:
     """The window's process (`campus-portal --window-host`); see the module docstring."""
-    from desktop.paths import keep_private
-
-    keep_private()  # the window-state file is the OS user's alone, like the rest of the data
+    if os.name == "posix":  # as desktop.paths.keep_private (not imported: it loads the portal's
+        os.umask(0o077)  # settings): the window-state file is the OS user's alone
     # The protocol owns the original stdout; anything else printed (GTK, a library) goes to
     # stderr, so that it can never be taken for a message.
     channel: IO[str] = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
