@@ -79,6 +79,10 @@ REPORT_SCRIPT = """
       innerWidth: window.innerWidth,
       innerHeight: window.innerHeight,
       timeOrigin: performance.timeOrigin,
+      requestStart: nav ? nav.requestStart : 0,
+      responseStart: nav ? nav.responseStart : 0,
+      responseEnd: nav ? nav.responseEnd : 0,
+      domInteractive: nav ? nav.domInteractive : 0,
       loadEventEnd: nav ? nav.loadEventEnd : 0
     });
   }

@@ -153,7 +153,14 @@ def _security_headers(response: Response) -> Response:
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")
-    response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    if current_app.config["PORTAL"]["MODE"] == "server":
+        # Keeps other sites' windows from holding a reference to the portal's. Not on the
+        # desktop: its window shows the portal only (no other site shares it), and a browser
+        # given a launch link cannot be led there by another site (the launch cookie is
+        # SameSite=Strict and the guard refuses cross-site requests), while WebKit (the
+        # window on Linux and macOS) answers this header by starting a second web process
+        # for the first page: 100-150 ms of every start.
+        response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
     if request.endpoint != "static":
         response.headers.setdefault("Cache-Control", "no-store")
     return response
