@@ -187,7 +187,10 @@ def run_window_host() -> int:
     # The protocol owns the original stdout; anything else printed (GTK, a library) goes to
     # stderr, so that it can never be taken for a message.
     channel: IO[str] = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
-    os.dup2(2, 1)
+    try:
+        os.dup2(2, 1)
+    except OSError:  # no stderr (a windowed program on Windows): stray output is dropped
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
     send_lock = threading.Lock()
 
     def send(message: dict[str, Any]) -> None:
@@ -210,7 +213,9 @@ def run_window_host() -> int:
     if problem is not None:
         send({"problem": problem})
         return 0
-    request = _read_message(sys.stdin)
+    # (JSON is ASCII: any encoding reads it; a windowed Windows program may lack sys.stdin)
+    incoming: IO[str] = sys.stdin or open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
+    request = _read_message(incoming)
     if request is None or "open" not in request:  # the launcher ended before asking
         return 0
     opening = request["open"]
@@ -226,7 +231,7 @@ def run_window_host() -> int:
         lambda *_: threading.Thread(target=window.close, name="close", daemon=True).start(),
     )
     threading.Thread(
-        target=_follow_launcher, args=(window,), name="launcher-requests", daemon=True
+        target=_follow_launcher, args=(window, incoming), name="launcher-requests", daemon=True
     ).start()
     try:
         window.run()
@@ -281,10 +286,10 @@ def _read_message(stream: IO[str]) -> dict[str, Any] | None:
             return message
 
 
-def _follow_launcher(window: Any) -> None:
+def _follow_launcher(window: Any, incoming: IO[str]) -> None:
     """Focus and close requests; the end of the input (the launcher ended) closes the window."""
     while True:
-        message = _read_message(sys.stdin)
+        message = _read_message(incoming)
         if message is None or message.get("close"):
             window.close()
             return
