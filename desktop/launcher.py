@@ -8,12 +8,16 @@
     campus-portal [--data-dir DIR] sync [--export FILE]
     campus-portal [--data-dir DIR | --demo] open
 
-Start-up, in order: data directory writable -> single-instance lock -> database file usable
-(not locked by another program, not damaged) -> schema upgrade (backed up first) -> waitress on
-127.0.0.1 behind the local guard -> /healthz answers -> the window (or, headless, one line on
-stdout with the launch URL) -> daily backup and (when connected to a campus server) sync in the
-background. Closing the window, SIGTERM or SIGINT stop the sync between two batches, stop the
-server gracefully and checkpoint the WAL.
+Start-up, in order: with a window, the window's process starts first (it loads GTK and WebKit
+meanwhile: desktop/window_process.py) -> data directory writable -> single-instance lock ->
+database file usable (not locked by another program, not damaged) -> waitress on 127.0.0.1
+behind the local guard, the portal built (and the schema upgraded, backed up first) in the
+background while the window opens (desktop/starting.py) -> the window shows the launch URL (or,
+headless, one line on stdout with it once /healthz answers) -> daily backup and (when connected
+to a campus server) sync in the background. Closing the window, SIGTERM or SIGINT stop the sync
+between two batches, stop the server gracefully and checkpoint the WAL; a window process that
+ends in any other way stops the launcher the same way, and a launcher that ends closes its
+window.
 """
 
 from __future__ import annotations
