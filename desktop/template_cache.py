@@ -27,7 +27,21 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from jinja2 import FileSystemBytecodeCache
+from jinja2.bccache import Bucket
+
 log = logging.getLogger(__name__)
+
+
+class TolerantCache(FileSystemBytecodeCache):  # type: ignore[misc]
+    """A compiled template that cannot be written (a full disk) is simply not kept: the page
+    is shown all the same (the full-disk page among them)."""
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        try:
+            super().dump_bytecode(bucket)
+        except OSError as exc:
+            log.warning("compiled template not kept: %s", exc.strerror or exc)
 
 
 def private_folder_problem(folder: Path) -> str | None:
@@ -50,8 +64,6 @@ def private_folder_problem(folder: Path) -> str | None:
 def cache_compiled_templates(app: Any, folder: Path) -> bool:
     """Keep `app`'s compiled templates in `folder` (made owner-only); False (and templates
     compiled at each start) when that folder cannot be made or is not private."""
-    from jinja2 import FileSystemBytecodeCache
-
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
@@ -61,5 +73,5 @@ def cache_compiled_templates(app: Any, folder: Path) -> bool:
     if problem is not None:
         log.warning("compiled templates not kept: %s %s", folder, problem)
         return False
-    app.jinja_env.bytecode_cache = FileSystemBytecodeCache(str(folder))
+    app.jinja_env.bytecode_cache = TolerantCache(str(folder))
     return True
