@@ -57,7 +57,8 @@ class WindowProcess:
 
     def __init__(self) -> None:
         self._process: subprocess.Popen[bytes] | None = None
-        self._send_lock = threading.Lock()
+        # Re-entrant: a signal handler (SIGTERM: close) may send while its thread is sending.
+        self._send_lock = threading.RLock()
         self.problem: str | None = None  # why no window could be opened, if it could not
         self.closed_by_user = False
         self._ended = threading.Event()
