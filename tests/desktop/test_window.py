@@ -234,6 +234,23 @@ def test_the_window_runs_in_its_own_process_and_never_sees_the_token_in_its_argu
     assert _wait_until_ended(pid), "the window's process outlived the launcher"
 
 
+def test_closing_the_window_stops_the_launcher_and_its_server(display, admin_data_dir):
+    """The window closes by itself (here: its process is asked to end, as a session logout
+    asks it; the same path as the user closing it): the launcher stops the server and exits."""
+    (admin_data_dir / "window.json").unlink(missing_ok=True)
+    launcher, pid = _window_started(display, admin_data_dir)
+    os.kill(pid, signal.SIGTERM)
+    code, stdout, stderr = launcher.finish(timeout=60)
+    assert code == 0, stderr
+    assert stdout == ""
+    log = (admin_data_dir / "logs" / "campus-portal.log").read_text()
+    assert "window closed" in log and "without its window being closed" not in log
+    assert "server stopped" in log and "WAL checkpoint" in log
+    assert _wait_until_ended(pid)
+    saved = json.loads((admin_data_dir / "window.json").read_text())
+    assert saved["width"] >= 800  # the window's size was saved by its process on the way out
+
+
 def test_a_killed_window_process_stops_the_server_cleanly(display, admin_data_dir):
     launcher, pid = _window_started(display, admin_data_dir)
     port = json.loads(Path(admin_data_dir / "campus-portal.instance").read_text())["port"]
