@@ -545,6 +545,7 @@ def run_portal(
                 "Leave out --port to use a free one.",
             ) from exc
         guard.port = server.port
+        guard.isolate_from_other_sites = window is None
         build.start()
         server.start()
 
@@ -582,6 +583,7 @@ def run_portal(
         if window is not None and not shutdown.requested.is_set():
             with_window = _run_window(window, guard, shutdown)
             if not with_window:  # served headless after all: a second start asks for a link
+                guard.isolate_from_other_sites = True
                 write_info(
                     paths.instance_file,
                     InstanceInfo(

@@ -154,12 +154,9 @@ def _security_headers(response: Response) -> Response:
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")
     if current_app.config["PORTAL"]["MODE"] == "server":
-        # Keeps other sites' windows from holding a reference to the portal's. Not on the
-        # desktop: its window shows the portal only (no other site shares it), and a browser
-        # given a launch link cannot be led there by another site (the launch cookie is
-        # SameSite=Strict and the guard refuses cross-site requests), while WebKit (the
-        # window on Linux and macOS) answers this header by starting a second web process
-        # for the first page: 100-150 ms of every start.
+        # Keeps other sites' windows from holding a reference to the portal's. On the desktop
+        # the local guard adds it when the pages open in the user's own browser (headless); the
+        # portal's own window goes without it (desktop/guard.py says why).
         response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
     if request.endpoint != "static":
         response.headers.setdefault("Cache-Control", "no-store")

@@ -64,6 +64,14 @@ def test_guard_exchange_sets_the_cookie_once(guard):
     assert Client(guard).post(launch, environ_overrides=HOST).status_code == 405
 
 
+def test_guard_adds_the_opener_policy_unless_the_portal_has_its_own_window(guard):
+    client = _exchanged(guard)
+    headers = client.get("/", environ_overrides=HOST).headers
+    assert headers.get_all("Cross-Origin-Opener-Policy") == ["same-origin"]
+    guard.isolate_from_other_sites = False  # what the launcher sets when it opens its window
+    assert "Cross-Origin-Opener-Policy" not in client.get("/", environ_overrides=HOST).headers
+
+
 def _sends_to_login(environ, start_response):
     """A portal whose `/` sends visitors on (with a cookie of its own); its other pages answer."""
     if environ["PATH_INFO"] == "/":
