@@ -8,12 +8,16 @@
     campus-portal [--data-dir DIR] sync [--export FILE]
     campus-portal [--data-dir DIR | --demo] open
 
-Start-up, in order: data directory writable -> single-instance lock -> database file usable
-(not locked by another program, not damaged) -> schema upgrade (backed up first) -> waitress on
-127.0.0.1 behind the local guard -> /healthz answers -> the window (or, headless, one line on
-stdout with the launch URL) -> daily backup and (when connected to a campus server) sync in the
-background. Closing the window, SIGTERM or SIGINT stop the sync between two batches, stop the
-server gracefully and checkpoint the WAL.
+Start-up, in order: with a window, the window's process starts first (it loads GTK and WebKit
+meanwhile: desktop/window_process.py) -> data directory writable -> single-instance lock ->
+database file usable (not locked by another program, not damaged) -> waitress on 127.0.0.1
+behind the local guard, the portal built (and the schema upgraded, backed up first) in the
+background while the window opens (desktop/starting.py) -> the window shows the launch URL (or,
+headless, one line on stdout with it once /healthz answers) -> daily backup and (when connected
+to a campus server) sync in the background. Closing the window, SIGTERM or SIGINT stop the sync
+between two batches, stop the server gracefully and checkpoint the WAL; a window process that
+ends in any other way stops the launcher the same way, and a launcher that ends closes its
+window.
 """
 
 from __future__ import annotations
@@ -47,19 +51,30 @@ if TYPE_CHECKING:  # the launcher imports its parts when it needs them (start-up
     from desktop.guard import LocalGuard
     from desktop.paths import DataPaths
     from desktop.starting import PortalBuild
-    from desktop.window import DesktopWindow
+    from desktop.window_process import WindowProcess
 
 log = logging.getLogger("desktop")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from portal import __version__
+class _VersionAction(argparse.Action):
+    """--version, reading the version only when asked (a start does not wait for it)."""
 
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        from portal import __version__
+
+        print(f"{APP_TITLE} {__version__}")
+        parser.exit()
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=APP_NAME,
         description="Campus Portal: the university portal on this computer, online or offline.",
     )
-    parser.add_argument("--version", action="version", version=f"{APP_TITLE} {__version__}")
+    parser.add_argument("--version", action=_VersionAction, help="show the version and exit")
     parser.add_argument("--headless", action="store_true", help="serve without opening a window")
     parser.add_argument(
         "--demo", action="store_true", help="use a separate data folder holding demo data"
@@ -130,44 +145,23 @@ def main(argv: list[str] | None = None) -> int:
         code = _main(argv)
     finally:
         gc.enable()
-    if _window_was_used.is_set():
-        exit_past_stuck_window_threads(code)
     return code
-
-
-# Set once the window's GUI loop has run (see exit_past_stuck_window_threads).
-_window_was_used = threading.Event()
-
-
-def exit_past_stuck_window_threads(code: int, *, grace: float = 0.5) -> None:
-    """End the process even if a window helper thread is stuck, once everything is closed.
-
-    pywebview runs JS API calls in threads of its own that hand the result back through the
-    GUI loop and wait for it; a call in flight when the window closes waits forever (a known
-    pywebview limitation), and Python's exit would wait for that thread for ever. By now the
-    server is stopped, the database checkpointed and closed, the lock released and the log
-    written: nothing is lost by leaving without waiting for such a thread."""
-    current = threading.current_thread()
-    waiting = [
-        thread
-        for thread in threading.enumerate()
-        if thread is not current and not thread.daemon and thread.is_alive()
-    ]
-    deadline = time.monotonic() + grace
-    for thread in waiting:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    stuck = [thread.name for thread in waiting if thread.is_alive()]
-    if not stuck:
-        return
-    log.warning("leaving without waiting for stuck window thread(s): %s", ", ".join(stuck))
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
 
 
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    # A start with a window starts the window's process first of all: it loads GTK and WebKit
+    # while this one checks the data folder, takes the lock and builds the portal. A second
+    # start (the lock is taken) or a problem closes it again before it showed anything.
+    window = _start_window_process(args) if args.command is None else None
+    try:
+        return _run_command(args, window)
+    finally:
+        if window is not None:
+            _close_window_process(window)
+
+
+def _run_command(args: argparse.Namespace, window: WindowProcess | None) -> int:
     from desktop.logs import setup_logging
     from desktop.paths import keep_private, resolve
 
@@ -185,11 +179,13 @@ def _main(argv: list[str] | None) -> int:
             return run_sync(paths, args, log_file)
         if args.command == "open":
             return run_open(paths)
-        return run_portal(paths, args, log_file)
+        return run_portal(paths, args, log_file, window)
     except LauncherProblem as problem:
         if log_file is not None:
             log.error("%s", problem.text())
         print(f"Campus Portal: {problem.text()}", file=sys.stderr, flush=True)
+        if window is not None:  # not needed any more: the problem has a window of its own
+            _close_window_process(window)
         if args.command is None and not args.headless and not problem.shown_in_window:
             from desktop.window import show_problem
 
@@ -349,7 +345,7 @@ class Shutdown:
 
     def __init__(self) -> None:
         self.requested = threading.Event()
-        self.window: DesktopWindow | None = None
+        self.window: WindowProcess | None = None
 
     def install(self) -> None:
         signals = [signal.SIGTERM, signal.SIGINT]
@@ -388,6 +384,9 @@ def _create_app(paths: DataPaths, args: argparse.Namespace, log_file: Path | Non
         raise SettingsProblem("A setting cannot be used", str(exc)) from exc
     # The portal's error page names the log file (never a stack trace).
     app.config["LOG_FILE"] = str(log_file) if log_file else ""
+    from desktop.template_cache import cache_compiled_templates
+
+    cache_compiled_templates(app, paths.template_cache_dir)
     return app
 
 
@@ -491,7 +490,14 @@ def _stop_background_sync(app: Any) -> None:
         log.exception("stopping the background sync failed")
 
 
-def run_portal(paths: DataPaths, args: argparse.Namespace, log_file: Path | None) -> int:
+def run_portal(
+    paths: DataPaths,
+    args: argparse.Namespace,
+    log_file: Path | None,
+    window: WindowProcess | None = None,
+) -> int:
+    """Serve the portal until the window closes (`window`: its process, already started) or,
+    headless, until SIGTERM or SIGINT."""
     from desktop.database import check_data_dir, check_database_file, checkpoint
     from desktop.guard import LocalGuard
     from desktop.instance import InstanceInfo, InstanceLock, remove_info, write_info
@@ -518,6 +524,8 @@ def run_portal(paths: DataPaths, args: argparse.Namespace, log_file: Path | None
     if not acquired:
         return _second_start(paths)
 
+    if window is not None:
+        log.info("window process %s started", window.pid)
     server: EmbeddedServer | None = None
     build: PortalBuild[Flask] | None = None
     backup_stop = threading.Event()
@@ -537,22 +545,20 @@ def run_portal(paths: DataPaths, args: argparse.Namespace, log_file: Path | None
                 "Leave out --port to use a free one.",
             ) from exc
         guard.port = server.port
+        guard.isolate_from_other_sites = window is None
         build.start()
         server.start()
 
-        window_problem = None
-        if not args.headless:
-            from desktop.window import display_problem
+        if window is not None:
+            from desktop.window import page_reports_requested
 
-            window_problem = display_problem()
-            if window_problem:
-                print(
-                    f"Campus Portal: cannot open a window: {window_problem}. "
-                    "Running headless instead (use --headless to silence this).",
-                    file=sys.stderr,
-                    flush=True,
-                )
-        with_window = not args.headless and window_problem is None
+            window.open(
+                guard.issue_launch_url(),
+                title=f"{APP_TITLE} (demo)" if args.demo else APP_TITLE,
+                state_file=paths.window_state_file,
+                report_pages=page_reports_requested(),
+            )
+        with_window = window is not None
         if not with_window:
             build.wait()  # a problem is raised here, before anything is announced
             try:
@@ -574,8 +580,19 @@ def run_portal(paths: DataPaths, args: argparse.Namespace, log_file: Path | None
                 daemon=True,
             ).start()
 
-        if with_window and not shutdown.requested.is_set():
-            with_window = _run_window(paths, args, guard, shutdown)
+        if window is not None and not shutdown.requested.is_set():
+            with_window = _run_window(window, guard, shutdown)
+            if not with_window:  # served headless after all: a second start asks for a link
+                guard.isolate_from_other_sites = True
+                write_info(
+                    paths.instance_file,
+                    InstanceInfo(
+                        pid=os.getpid(),
+                        port=server.port,
+                        window=False,
+                        control_key=guard.control_key,
+                    ),
+                )
             if with_window and build.problem is not None:
                 # The window showed the problem; the exit code and the terminal tell it too.
                 build.problem.shown_in_window = True
@@ -587,6 +604,8 @@ def run_portal(paths: DataPaths, args: argparse.Namespace, log_file: Path | None
         return EXIT_OK
     finally:
         backup_stop.set()
+        if window is not None:
+            _close_window_process(window)
         if server is not None:
             server.stop()
         if build is not None:
@@ -605,37 +624,68 @@ def run_portal(paths: DataPaths, args: argparse.Namespace, log_file: Path | None
         log.info("stopped")
 
 
-def _run_window(
-    paths: DataPaths, args: argparse.Namespace, guard: LocalGuard, shutdown: Shutdown
-) -> bool:
-    """Show the window until it is closed; False if it could not be opened at all."""
-    from desktop.window import DesktopWindow, page_reports_requested
+def _start_window_process(args: argparse.Namespace) -> WindowProcess | None:
+    """The window's process, started; None when serving headless (asked, or no display)."""
+    if args.headless:
+        return None
+    from desktop.window import display_missing
 
-    title = f"{APP_TITLE} (demo)" if args.demo else APP_TITLE
-    window = DesktopWindow(
-        guard.issue_launch_url(),
-        title=title,
-        state_file=paths.window_state_file,
-        report_pages=page_reports_requested(),
+    missing = display_missing()
+    if missing is not None:
+        _say_headless_instead(missing)
+        return None
+    from desktop.window_process import WindowProcess
+
+    window = WindowProcess()
+    try:
+        window.start()
+    except OSError as exc:
+        _say_headless_instead(f"its process could not be started ({exc})")
+        return None
+    return window
+
+
+def _say_headless_instead(reason: str) -> None:
+    print(
+        f"Campus Portal: cannot open a window: {reason}. "
+        "Running headless instead (use --headless to silence this).",
+        file=sys.stderr,
+        flush=True,
     )
+
+
+def _run_window(window: WindowProcess, guard: LocalGuard, shutdown: Shutdown) -> bool:
+    """Wait until the window is closed (or its process ends); False if it could not be
+    opened at all (then the portal is served headless)."""
     guard.on_focus = window.focus
     shutdown.window = window
-    _window_was_used.set()
     try:
-        window.run()
-    except Exception as exc:
-        log.exception("the window could not be opened")
-        print(
-            f"Campus Portal: the window could not be opened ({exc}); running headless instead.",
-            file=sys.stderr,
-            flush=True,
-        )
-        return False
+        if shutdown.requested.is_set():  # a signal came before shutdown.window was set
+            window.close()
+        while not window.wait(1.0):
+            pass
     finally:
         shutdown.window = None
         guard.on_focus = None
-    log.info("window closed")
+    if window.problem is not None:
+        _say_headless_instead(window.problem)
+        return False
+    if window.closed_by_user:
+        log.info("window closed")
+    else:
+        log.warning(
+            "the window's process ended (exit code %s) without its window being closed: stopping",
+            window.returncode,
+        )
     return True
+
+
+def _close_window_process(window: WindowProcess, timeout: float = 10.0) -> None:
+    """At shutdown: the window closes (if still open), its process ends, or is ended."""
+    window.close()
+    if not window.wait(timeout):
+        log.warning("the window's process did not end within %.0fs: ending it", timeout)
+        window.kill()
 
 
 def _dispose_engine(app: Flask) -> None:

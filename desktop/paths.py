@@ -44,6 +44,11 @@ class DataPaths:
         return self.data_dir / "window.json"
 
     @property
+    def template_cache_dir(self) -> Path:
+        """Compiled templates (desktop/template_cache.py)."""
+        return self.data_dir / "cache" / "templates"
+
+    @property
     def log_file(self) -> Path:
         return self.log_dir / "campus-portal.log"
 

@@ -79,6 +79,10 @@ REPORT_SCRIPT = """
       innerWidth: window.innerWidth,
       innerHeight: window.innerHeight,
       timeOrigin: performance.timeOrigin,
+      requestStart: nav ? nav.requestStart : 0,
+      responseStart: nav ? nav.responseStart : 0,
+      responseEnd: nav ? nav.responseEnd : 0,
+      domInteractive: nav ? nav.domInteractive : 0,
       loadEventEnd: nav ? nav.loadEventEnd : 0
     });
   }
@@ -112,12 +116,20 @@ def _gui() -> Literal["gtk"] | None:
     return "gtk" if sys.platform.startswith("linux") else None
 
 
-def display_problem() -> str | None:
-    """Why no window can be opened here, or None when one can."""
+def display_missing() -> str | None:
+    """Why no window can be opened here, as far as the environment tells (cheap), or None."""
     if sys.platform.startswith("linux") and not (
         os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
     ):
         return "no display is available (DISPLAY and WAYLAND_DISPLAY are not set)"
+    return None
+
+
+def display_problem() -> str | None:
+    """Why no window can be opened here, or None when one can (loads the window toolkit)."""
+    missing = display_missing()
+    if missing is not None:
+        return missing
     try:
         import webview  # noqa: F401
     except ImportError as exc:
@@ -202,6 +214,7 @@ class DesktopWindow:
         self.first_load = threading.Event()
         self.first_load_info: dict[str, Any] = {}
         self._window: Any = None
+        self._close_requested = False
 
     def _page_loaded(self, info: dict[str, Any]) -> None:
         seconds = (float(info.get("timeOrigin", 0)) + float(info.get("loadEventEnd", 0))) / 1000
@@ -237,6 +250,8 @@ class DesktopWindow:
         if window is None:
             raise RuntimeError("pywebview did not create a window")
         self._window = window
+        if self._close_requested:  # asked to close while the window was being created
+            return
         if self.report_pages:
             # pywebview hands JS API return values back with evaluate_js, which wraps the code
             # in eval() and is refused by the CSP; run_js runs the same code directly (no eval).
@@ -275,7 +290,9 @@ class DesktopWindow:
         return True
 
     def close(self) -> None:
-        """Close the window from another thread (SIGTERM); run() then returns."""
+        """Close the window from another thread (SIGTERM); run() then returns (at once when
+        asked before the window was created)."""
+        self._close_requested = True
         window = self._window
         if window is not None:
             window.destroy()

@@ -1,8 +1,13 @@
-"""Entry point of the frozen application: the same command as the installed `campus-portal`."""
+"""Entry point of the frozen application: the same command as the installed `campus-portal`,
+and, with the internal option --window-host, its window's process (desktop/window_process.py)."""
 
 import sys
 
-from desktop.launcher import main
-
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--window-host"]:
+        from desktop.window_process import run_window_host
+
+        sys.exit(run_window_host())
+    from desktop.launcher import main
+
     sys.exit(main())

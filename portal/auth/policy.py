@@ -153,7 +153,11 @@ def _security_headers(response: Response) -> Response:
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")
-    response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    if current_app.config["PORTAL"]["MODE"] == "server":
+        # Keeps other sites' windows from holding a reference to the portal's. On the desktop
+        # the local guard adds it when the pages open in the user's own browser (headless); the
+        # portal's own window goes without it (desktop/guard.py says why).
+        response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
     if request.endpoint != "static":
         response.headers.setdefault("Cache-Control", "no-store")
     return response

@@ -166,6 +166,18 @@ def test_security_headers_on_every_page(client):
     assert response.headers["X-Frame-Options"] == "DENY"
 
 
+def test_the_opener_policy_is_sent_by_the_server_and_not_to_the_desktop_window(tmp_path, client):
+    """Cross-Origin-Opener-Policy on the central server; the desktop leaves it out (WebKit
+    would start a second web process for the window's first page: see auth/policy.py)."""
+    from tests.conftest import make_app
+
+    assert "Cross-Origin-Opener-Policy" not in client.get("/login").headers
+    server = make_app(tmp_path / "server", f"sqlite:///{tmp_path / 'server.db'}", MODE="server")
+    response = server.test_client().get("/login")
+    assert response.headers["Cross-Origin-Opener-Policy"] == "same-origin"
+    assert response.headers["X-Frame-Options"] == "DENY"
+
+
 def test_pages_have_no_inline_script(client):
     body = client.get("/login").get_data(as_text=True)
     for chunk in body.split("<script")[1:]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -121,6 +122,24 @@ def test_no_display_falls_back_to_headless(tmp_path):
     assert code == 0
     assert "cannot open a window: no display is available" in stderr
     assert "Running headless instead" in stderr
+
+
+def test_a_display_that_cannot_be_opened_falls_back_to_headless(tmp_path):
+    """DISPLAY names no X server: the window's process finds out (it opens the display) and
+    tells the launcher, which serves headless, and a second start asks it for a link."""
+    env = launcher_env(DISPLAY=":4095")  # no such display
+    launcher = Launcher(tmp_path / "data", headless=False, env=env).start()
+    try:
+        assert launcher.client().get("/healthz").status == 200
+        info = json.loads((tmp_path / "data" / "campus-portal.instance").read_text())
+        assert info["window"] is False
+        second = run_cli("--data-dir", str(tmp_path / "data"), env=env)
+        assert second.returncode == 1 and "/launch/" in second.stderr
+    finally:
+        code, _, stderr = launcher.stop()
+    assert code == 0, stderr
+    assert "cannot open a window:" in stderr and "Running headless instead" in stderr
+    assert "Traceback" not in stderr
 
 
 def test_second_start_is_refused_while_the_first_serves(start_launcher, tmp_path):

@@ -47,6 +47,14 @@ def test_the_token_becomes_an_httponly_strict_cookie_and_leaves_the_url(running)
     assert client.follow("/").status == 200
 
 
+def test_headless_pages_keep_other_sites_windows_out(running):
+    """Served headless, the pages open beside other sites in the user's browser: every answer
+    carries the opener policy (the portal's own window goes without it, see desktop/guard.py)."""
+    client = running.client()
+    for path in ("/login", "/healthz", "/static/css/portal.css"):
+        assert client.get(path).headers.get("cross-origin-opener-policy") == "same-origin", path
+
+
 def test_a_used_token_is_refused(running):
     first = running.client()
     assert first.get("/healthz").status == 200

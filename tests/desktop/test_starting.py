@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import stat
 import subprocess
 import sys
 import threading
@@ -153,3 +155,55 @@ def test_the_start_imports_nothing_the_first_page_does_not_need(admin_data_dir):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ""
+
+
+def _first_page_in_a_new_process(data_dir) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", BUILD_AND_FIRST_PAGE, str(data_dir)],
+        cwd=ROOT,
+        env=launcher_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_next_start_renders_its_first_page_from_templates_compiled_before(admin_data_dir):
+    """The log-in page's templates are compiled once, kept owner-only in the data folder, and
+    loaded (not compiled and written again) by the next start."""
+    cache = admin_data_dir / "cache" / "templates"
+    if cache.exists():  # the fixture's folder was copied from one that started already
+        shutil.rmtree(cache)
+    _first_page_in_a_new_process(admin_data_dir)
+    written = {path.name: path.stat() for path in cache.iterdir()}
+    assert len(written) >= 2  # the log-in page and the layout it extends, at least
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o700
+    assert {stat.S_IMODE(info.st_mode) for info in written.values()} == {0o600}
+
+    _first_page_in_a_new_process(admin_data_dir)
+    again = {path.name: path.stat().st_mtime_ns for path in cache.iterdir()}
+    assert again == {name: info.st_mtime_ns for name, info in written.items()}
+
+
+def test_compiled_templates_are_never_loaded_from_a_folder_others_can_write(tmp_path, caplog):
+    from flask import Flask
+
+    from desktop.template_cache import cache_compiled_templates
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    app = Flask(__name__)
+    assert not cache_compiled_templates(app, shared)
+    assert app.jinja_env.bytecode_cache is None
+    assert "can be written by other OS users" in caplog.text
+
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    link = tmp_path / "link"
+    link.symlink_to(private)
+    assert not cache_compiled_templates(app, link)  # a link could be pointed elsewhere later
+    assert app.jinja_env.bytecode_cache is None
+    assert cache_compiled_templates(app, private)
+    assert app.jinja_env.bytecode_cache is not None

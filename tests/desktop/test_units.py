@@ -64,6 +64,14 @@ def test_guard_exchange_sets_the_cookie_once(guard):
     assert Client(guard).post(launch, environ_overrides=HOST).status_code == 405
 
 
+def test_guard_adds_the_opener_policy_unless_the_portal_has_its_own_window(guard):
+    client = _exchanged(guard)
+    headers = client.get("/", environ_overrides=HOST).headers
+    assert headers.get_all("Cross-Origin-Opener-Policy") == ["same-origin"]
+    guard.isolate_from_other_sites = False  # what the launcher sets when it opens its window
+    assert "Cross-Origin-Opener-Policy" not in client.get("/", environ_overrides=HOST).headers
+
+
 def _sends_to_login(environ, start_response):
     """A portal whose `/` sends visitors on (with a cookie of its own); its other pages answer."""
     if environ["PATH_INFO"] == "/":
@@ -343,7 +351,7 @@ def test_error_page_shows_the_log_location_not_a_traceback(tmp_path):
 
 STUCK_THREAD = """
 import threading, sys
-from desktop.launcher import exit_past_stuck_window_threads
+from desktop.window_process import exit_past_stuck_window_threads
 
 forever = threading.Semaphore(0)
 threading.Thread(target=forever.acquire, name="Thread-7 (_call)").start()
@@ -365,7 +373,7 @@ def test_a_stuck_window_thread_does_not_keep_the_process_alive():
 
 FINISHING_THREAD = """
 import threading
-from desktop.launcher import exit_past_stuck_window_threads
+from desktop.window_process import exit_past_stuck_window_threads
 
 worker = threading.Thread(target=threading.Event().wait, args=(0.05,))
 worker.start()

@@ -8,8 +8,11 @@ navigation bar, not an empty window.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import threading
 import time
@@ -20,7 +23,14 @@ import pytest
 from desktop.window import PAGE_REPORTS_SWITCH
 from tests.conftest import ARTIFACTS, unavailable
 from tests.desktop.conftest import mark_from_a_newer_version
-from tests.desktop.launcher_process import Launcher, Xvfb, launcher_env, run_cli, wait_for_log
+from tests.desktop.launcher_process import (
+    ROOT,
+    Launcher,
+    Xvfb,
+    launcher_env,
+    run_cli,
+    wait_for_log,
+)
 
 pytestmark = pytest.mark.window
 
@@ -168,3 +178,134 @@ def test_a_problem_found_while_the_window_opens_is_shown_in_it(display, admin_da
     assert code == 3, stderr
     assert "newer Campus Portal" in stderr and stdout == ""
     assert "Traceback" not in stderr
+
+
+# --- the window's own process ---------------------------------------------------------------
+
+WINDOW_PROCESS = r"window process (\d+) started"
+
+
+def _alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie, ended but not yet reaped, counts as ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def _wait_until_ended(pid: int, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        pause.wait(0.05)
+    return True
+
+
+def _window_started(display, data_dir: Path) -> tuple[Launcher, int]:
+    """A launcher with its window showing the log-in page; the window process's id."""
+    launcher = Launcher(data_dir, headless=False, env=launcher_env(DISPLAY=display.display))
+    process = launcher.spawn()
+    log_file = data_dir / "logs" / "campus-portal.log"
+    pid = int(wait_for_log(log_file, WINDOW_PROCESS, 120, process).group(1))
+    wait_for_log(log_file, PAGE_LOADED, 120, process)
+    return launcher, pid
+
+
+def test_the_window_runs_in_its_own_process_and_never_sees_the_token_in_its_arguments(
+    display, admin_data_dir
+):
+    """The launch URL reaches the window's process through a pipe: neither its command line
+    nor its environment (both readable by other programs) holds a launch token."""
+    launcher, pid = _window_started(display, admin_data_dir)
+    try:
+        assert launcher.process is not None and pid != launcher.process.pid
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        assert b"--window-host" in command
+        environment = Path(f"/proc/{pid}/environ").read_bytes()
+        assert b"/launch/" not in b"".join(command) and b"/launch/" not in environment
+        parent = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]
+        assert int(parent) == launcher.process.pid
+    finally:
+        code, _, stderr = launcher.stop()
+    assert code == 0, stderr
+    assert _wait_until_ended(pid), "the window's process outlived the launcher"
+
+
+def test_closing_the_window_stops_the_launcher_and_its_server(display, admin_data_dir):
+    """The window closes by itself (here: its process is asked to end, as a session logout
+    asks it; the same path as the user closing it): the launcher stops the server and exits."""
+    (admin_data_dir / "window.json").unlink(missing_ok=True)
+    launcher, pid = _window_started(display, admin_data_dir)
+    os.kill(pid, signal.SIGTERM)
+    code, stdout, stderr = launcher.finish(timeout=60)
+    assert code == 0, stderr
+    assert stdout == ""
+    log = (admin_data_dir / "logs" / "campus-portal.log").read_text()
+    assert "window closed" in log and "without its window being closed" not in log
+    assert "server stopped" in log and "WAL checkpoint" in log
+    assert _wait_until_ended(pid)
+    saved = json.loads((admin_data_dir / "window.json").read_text())
+    assert saved["width"] >= 800  # the window's size was saved by its process on the way out
+
+
+def test_a_killed_window_process_stops_the_server_cleanly(display, admin_data_dir):
+    launcher, pid = _window_started(display, admin_data_dir)
+    port = json.loads(Path(admin_data_dir / "campus-portal.instance").read_text())["port"]
+    os.kill(pid, signal.SIGKILL)
+    code, stdout, stderr = launcher.finish(timeout=60)
+    assert code == 0, stderr
+    log = (admin_data_dir / "logs" / "campus-portal.log").read_text()
+    assert "window's process ended" in log and "without its window being closed" in log
+    assert "server stopped" in log and "WAL checkpoint" in log and log.rstrip().endswith("stopped")
+    assert not (admin_data_dir / "campus-portal.instance").exists()
+    with pytest.raises(OSError):  # nothing listens any more
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    # the lock was released: the data folder starts again
+    again = Launcher(admin_data_dir).start()
+    assert again.stop()[0] == 0
+
+
+def test_a_killed_launcher_takes_its_window_with_it(display, admin_data_dir):
+    """Killed outright (no clean shutdown), the launcher leaves no window behind: the
+    window's process sees its input end and closes."""
+    launcher, pid = _window_started(display, admin_data_dir)
+    launcher.kill()
+    assert _wait_until_ended(pid), "the window stayed open after its launcher was killed"
+
+
+def test_a_second_start_opens_no_window_process_for_long(display, admin_data_dir):
+    """The window's process starts before the lock is taken; a second start closes it again
+    and focuses the first window."""
+    launcher, first_pid = _window_started(display, admin_data_dir)
+    try:
+        env = launcher_env(DISPLAY=display.display)
+        second = run_cli("--data-dir", str(admin_data_dir), env=env)
+        assert second.returncode == 0, second.stderr
+        assert "its window was brought to the front" in second.stderr
+        assert "Traceback" not in second.stderr
+        helpers = [
+            pid for pid in _window_processes_of_this_tree() if pid != first_pid and _alive(pid)
+        ]
+        assert helpers == [], "a window process of the second start is still running"
+        assert _alive(first_pid)
+    finally:
+        assert launcher.stop()[0] == 0
+
+
+def _window_processes_of_this_tree() -> list[int]:
+    """Window processes started from this source tree (the launchers' working folder)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes()
+            folder = Path(os.readlink(entry / "cwd"))
+        except OSError:
+            continue
+        if b"--window-host" in command and folder == ROOT:
+            found.append(int(entry.name))
+    return found
