@@ -50,6 +50,12 @@ TIMEOUT_SECONDS, CONNECT_TIMEOUT_SECONDS = 30.0, 5.0
 GZIP_FROM_BYTES = 1024
 FILE_TABLES = frozenset({"stored_files", "submissions"})  # their rows name files
 BIG_PAGE_ROWS = 2000  # a pulled page larger than this is written with a larger page cache
+# A pull's first pages ask for at most this many rows, and each next one for as many as the pull
+# has brought so far (the server caps a page at its own size): the device starts writing early
+# and writes while the server reads the next page, and a large scope still travels in large
+# pages (each a transaction on the device: fewer is faster).
+FIRST_PAGE_ROWS = 5000
+MOST_PAGE_ROWS = 1_000_000
 APPLY_CACHE_KIB = 64 * 1024
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
@@ -515,13 +521,14 @@ class _Ahead:
             self.pool = None
 
 
-def _following(request: dict[str, Any], page: dict[str, Any]) -> dict[str, Any]:
+def _following(request: dict[str, Any], page: dict[str, Any], pulled: int) -> dict[str, Any]:
     """The request for the page after `page`: what the device would send once `page` is
-    written (where the pull stands is written with it: apply_page)."""
+    written (where the pull stands is written with it: apply_page); `pulled` rows came so far."""
     following = page.get("next") or {}
     return {
         "cursor": request["cursor"],
         "pending": request["pending"],
+        "limit": min(max(FIRST_PAGE_ROWS, pulled), MOST_PAGE_ROWS),
         "upto": int(page["upto"]),
         "table": int(following.get("table", 0)),
         "after": str(following.get("after", "")),
@@ -573,6 +580,7 @@ def _pull_pages(
                 "cursor": state.cursor,
                 "fingerprint": state.scope_fingerprint,
                 "pending": int(state[-1] or 0),
+                "limit": FIRST_PAGE_ROWS,
             }
             if state.pull_upto is not None:
                 request.update(
@@ -583,9 +591,12 @@ def _pull_pages(
                     fingerprint=state.pull_fingerprint,
                 )
             resumed_snapshot = bool(state.pull_snapshot)
+            received = 0
             page = transport.json("POST", "/pull", request)
+        received += sum(len(rows) for rows in page.get("rows", {}).values())
+        following = _following(request, page, received)
         if not page.get("complete"):
-            ahead.ask(_following(request, page))
+            ahead.ask(following)
         wanted: list[str] = []
         for names, rows in _travelling(page, "stored_files"):
             position = names.index("sha256") if "sha256" in names else None
@@ -624,7 +635,7 @@ def _pull_pages(
             progress("pull", table, len(SYNCED_TABLES))
         if page.get("complete"):
             return
-        request, page = _following(request, page), ahead.take()
+        request, page = following, ahead.take()
 
 
 def _travelling(page: dict[str, Any], table: str) -> list[tuple[list[str], list[Any]]]:

@@ -518,7 +518,7 @@ def test_the_pull_cursor_is_the_servers_number_whatever_the_device_clock_says(
     with on_server(server):
         newest = _db.session.scalar(select(func.max(ChangeLogEntry.seq)))
     assert state_of(instructor_laptop).cursor == newest
-    pull_keys = {"cursor", "fingerprint", "upto", "table", "after", "snapshot", "pending"}
+    pull_keys = {"cursor", "fingerprint", "upto", "table", "after", "snapshot", "pending", "limit"}
     assert all(set(body) <= pull_keys for body in http_bodies)  # nothing from the clock
     assert http_bodies[0]["cursor"] < newest
 
