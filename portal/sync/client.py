@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,6 +50,12 @@ TIMEOUT_SECONDS, CONNECT_TIMEOUT_SECONDS = 30.0, 5.0
 GZIP_FROM_BYTES = 1024
 FILE_TABLES = frozenset({"stored_files", "submissions"})  # their rows name files
 BIG_PAGE_ROWS = 2000  # a pulled page larger than this is written with a larger page cache
+# A pull's first pages ask for at most this many rows, and each next one for as many as the pull
+# has brought so far (the server caps a page at its own size): the device starts writing early
+# and writes while the server reads the next page, and a large scope still travels in large
+# pages (each a transaction on the device: fewer is faster).
+FIRST_PAGE_ROWS = 5000
+MOST_PAGE_ROWS = 1_000_000
 APPLY_CACHE_KIB = 64 * 1024
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
@@ -479,6 +485,58 @@ class _Downloads:
             self.pool = None
 
 
+class _Ahead:
+    """The next page of a pull, asked for in the background while the current one is written
+    (one page ahead: the server reads the next page while the device writes this one). Pages
+    are still written one after another, in order, each with where the pull stands; a page
+    fetched ahead that is not used (the pull failed, stopped or starts again) is let finish
+    and dropped: nothing of it was written."""
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+        self.pool: ThreadPoolExecutor | None = None
+        self.future: Future[dict[str, Any]] | None = None
+
+    def ask(self, request: dict[str, Any]) -> None:
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-pull")
+        self.future = self.pool.submit(self.transport.json, "POST", "/pull", request)
+
+    def take(self) -> dict[str, Any]:
+        """The page asked for (or the error that stopped it)."""
+        assert self.future is not None
+        future, self.future = self.future, None
+        return future.result()
+
+    def drop(self) -> None:
+        """Forget a page still travelling, once its request has ended."""
+        if self.future is not None:
+            future, self.future = self.future, None
+            wait([future])
+
+    def close(self) -> None:
+        self.drop()
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+            self.pool = None
+
+
+def _following(request: dict[str, Any], page: dict[str, Any], pulled: int) -> dict[str, Any]:
+    """The request for the page after `page`: what the device would send once `page` is
+    written (where the pull stands is written with it: apply_page); `pulled` rows came so far."""
+    following = page.get("next") or {}
+    return {
+        "cursor": request["cursor"],
+        "pending": request["pending"],
+        "limit": min(max(FIRST_PAGE_ROWS, pulled), MOST_PAGE_ROWS),
+        "upto": int(page["upto"]),
+        "table": int(following.get("table", 0)),
+        "after": str(following.get("after", "")),
+        "snapshot": bool(page.get("snapshot")),
+        "fingerprint": str(page.get("fingerprint", "")),
+    }
+
+
 def _pull(
     engine: Engine,
     transport: Transport,
@@ -486,28 +544,59 @@ def _pull(
     summary: Summary,
     progress: Progress | None,
 ) -> None:
+    ahead = _Ahead(transport)
+    try:
+        with engine.connect() as connection:  # the pages are written through this one
+            try:
+                _pull_pages(engine, connection, transport, upload_dir, summary, progress, ahead)
+            finally:
+                _restore_cache(connection)
+    finally:
+        ahead.close()
+
+
+def _pull_pages(
+    engine: Engine,
+    connection: Connection,
+    transport: Transport,
+    upload_dir: Path,
+    summary: Summary,
+    progress: Progress | None,
+    ahead: _Ahead,
+) -> None:
     restarts = 0
+    page: dict[str, Any] | None = None  # fetched ahead, for `request`
     while True:
-        with engine.connect() as connection:  # where sync stands and what waits, in one look
-            state = connection.execute(
-                select(SyncState, select(func.count(OutboxEntry.seq)).scalar_subquery())
-            ).first()
-        if state is None:
-            raise SyncError("This computer is not connected to a campus server.", reason="refused")
-        request: dict[str, Any] = {
-            "cursor": state.cursor,
-            "fingerprint": state.scope_fingerprint,
-            "pending": int(state[-1] or 0),
-        }
-        if state.pull_upto is not None:
-            request.update(
-                upto=state.pull_upto,
-                table=state.pull_table,
-                after=state.pull_after,
-                snapshot=state.pull_snapshot,
-                fingerprint=state.pull_fingerprint,
-            )
-        page = transport.json("POST", "/pull", request)
+        if page is None:
+            with engine.connect() as reading:  # where sync stands and what waits, in one look
+                state = reading.execute(
+                    select(SyncState, select(func.count(OutboxEntry.seq)).scalar_subquery())
+                ).first()
+            if state is None:
+                raise SyncError(
+                    "This computer is not connected to a campus server.", reason="refused"
+                )
+            request: dict[str, Any] = {
+                "cursor": state.cursor,
+                "fingerprint": state.scope_fingerprint,
+                "pending": int(state[-1] or 0),
+                "limit": FIRST_PAGE_ROWS,
+            }
+            if state.pull_upto is not None:
+                request.update(
+                    upto=state.pull_upto,
+                    table=state.pull_table,
+                    after=state.pull_after,
+                    snapshot=state.pull_snapshot,
+                    fingerprint=state.pull_fingerprint,
+                )
+            resumed_snapshot = bool(state.pull_snapshot)
+            received = 0
+            page = transport.json("POST", "/pull", request)
+        received += sum(len(rows) for rows in page.get("rows", {}).values())
+        following = _following(request, page, received)
+        if not page.get("complete"):
+            ahead.ask(following)
         wanted: list[str] = []
         for names, rows in _travelling(page, "stored_files"):
             position = names.index("sha256") if "sha256" in names else None
@@ -515,26 +604,28 @@ def _pull(
         summary.files += len(wanted)
         downloads = _Downloads(transport, upload_dir, wanted)
         try:
-            count = apply_page(engine, page, files=downloads.wait)
+            count = apply_page(connection, page, files=downloads.wait)
         except IntegrityError:
             # A row referred to a parent that changed while this pull was running: start the
             # pull again from the stored cursor (what was applied stays; it is all newer).
+            ahead.drop()
             restarts += 1
             if restarts > 3:
                 raise SyncError(
                     "The campus server is busy; sync will try again.", reason="busy"
                 ) from None
-            with engine.begin() as connection:
+            with engine.begin() as writing:
                 # An abandoned snapshot left rows its scope may no longer hold: the pull that
                 # starts again is a snapshot too (no fingerprint matches an empty one), so
                 # that what it does not send is removed.
                 restart: dict[str, Any] = {"pull_upto": None, "pull_table": 0, "pull_after": ""}
-                if state.pull_snapshot or page.get("snapshot"):
+                if resumed_snapshot or page.get("snapshot"):
                     restart["scope_fingerprint"] = ""
-                connection.execute(update(SyncState).values(**restart, pull_fresh=False))
+                writing.execute(update(SyncState).values(**restart, pull_fresh=False))
                 # The rows an abandoned snapshot saw are not the next snapshot's: left behind,
                 # they would keep rows that left the scope from being removed.
-                connection.execute(delete(SnapshotSeen))
+                writing.execute(delete(SnapshotSeen))
+            page = None
             continue
         finally:
             downloads.close()
@@ -544,6 +635,7 @@ def _pull(
             progress("pull", table, len(SYNCED_TABLES))
         if page.get("complete"):
             return
+        request, page = following, ahead.take()
 
 
 def _travelling(page: dict[str, Any], table: str) -> list[tuple[list[str], list[Any]]]:
@@ -567,9 +659,10 @@ def _travelling(page: dict[str, Any], table: str) -> list[tuple[list[str], list[
 
 
 def apply_page(
-    engine: Engine, page: dict[str, Any], *, files: Callable[[], None] | None = None
+    connection: Connection, page: dict[str, Any], *, files: Callable[[], None] | None = None
 ) -> int:
-    """Write one pulled page, its progress and (last page) the cursor in one transaction.
+    """Write one pulled page, its progress and (last page) the cursor in one transaction (on
+    `connection`, outside any transaction of its own).
 
     `files` returns once the files of the page's stored_files rows are whole and checked (or
     raises): it is called before the rows of the tables that name files are written, so the
@@ -586,15 +679,10 @@ def apply_page(
         raise SyncError(f"The server sent rows of unknown tables: {', '.join(sorted(unknown))}.")
     snapshot = bool(page.get("snapshot"))
     count = 0
-    with engine.begin() as connection:
+    with connection.begin():
         connection.exec_driver_sql("PRAGMA defer_foreign_keys=ON")
-        big = sum(len(rows) for rows in rows_by_table.values()) > BIG_PAGE_ROWS
-        if big:
-            # Rows land at random places of the tables' indexes (ids are random): a page cache
-            # that holds them makes a large page several times faster. The connection's own
-            # size comes back after the page (the connection returns to the pool).
-            cache = connection.exec_driver_sql("PRAGMA cache_size").scalar()
-            connection.exec_driver_sql(f"PRAGMA cache_size={-APPLY_CACHE_KIB}")
+        if sum(len(rows) for rows in rows_by_table.values()) > BIG_PAGE_ROWS:
+            _enlarge_cache(connection)
         fresh = snapshot and _fresh(connection)
         for item in page.get("discards", []):
             entry = BY_NAME.get(str(item.get("table")))
@@ -647,10 +735,30 @@ def apply_page(
                     pull_fresh=fresh,
                 )
             )
-        if big:
-            restored = int(cache) if cache is not None else -2000  # SQLite's default
-            connection.exec_driver_sql(f"PRAGMA cache_size={restored}")
     return count
+
+
+_CACHE_TO_RESTORE = "sync_cache_to_restore"
+
+
+def _enlarge_cache(connection: Connection) -> None:
+    """Rows land at random places of the tables' indexes (ids are random): a page cache that
+    holds them makes a large page several times faster. It stays for the pull's later pages
+    (shrunk in between, it would be emptied and read again); `_restore_cache` gives the
+    connection its own size back once the pull ends (the connection returns to the pool)."""
+    if _CACHE_TO_RESTORE not in connection.info:
+        connection.info[_CACHE_TO_RESTORE] = connection.exec_driver_sql(
+            "PRAGMA cache_size"
+        ).scalar()
+        connection.exec_driver_sql(f"PRAGMA cache_size={-APPLY_CACHE_KIB}")
+
+
+def _restore_cache(connection: Connection) -> None:
+    if _CACHE_TO_RESTORE in connection.info:
+        cache = connection.info.pop(_CACHE_TO_RESTORE)
+        restored = int(cache) if cache is not None else -2000  # SQLite's default
+        connection.exec_driver_sql(f"PRAGMA cache_size={restored}")
+        connection.commit()  # the statement began a transaction (SQLAlchemy's autobegin)
 
 
 def _fresh(connection: Connection) -> bool:

@@ -16,7 +16,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, false, not_, or_, select, true
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import ColumnElement as _Element
+from sqlalchemy.sql.visitors import InternalTraversal
+from sqlalchemy.types import Boolean
 
 from portal.models import (
     ROLES,
@@ -35,6 +39,40 @@ from portal.models import (
 Rule = Callable[[uuid.UUID], ColumnElement[bool]]
 
 ACTIVE_REGISTRATION = ("enrolled", "waitlisted")
+
+
+class _AmongIds(_Element[bool]):
+    """`column IN (ids)`, written `column = ANY(ARRAY(ids))` on PostgreSQL: the few ids of an
+    account's sections (or their assessments, lab sessions) are read first, and the table is
+    then read through its index on `column`, rather than scanned whole and joined with them.
+    (Elsewhere: `column IN (ids)`.)"""
+
+    inherit_cache = True
+    type = Boolean()
+    _traverse_internals = [
+        ("column", InternalTraversal.dp_clauseelement),
+        ("ids", InternalTraversal.dp_clauseelement),
+    ]
+
+    def __init__(self, column: Any, ids: Select[Any]) -> None:
+        self.column = column
+        self.ids = ids
+
+
+@compiles(_AmongIds)
+def _among_ids(element: _AmongIds, compiler: Any, **kw: Any) -> str:
+    return compiler.process(element.column.in_(element.ids), **kw)  # type: ignore[no-any-return]
+
+
+@compiles(_AmongIds, "postgresql")
+def _among_ids_postgresql(element: _AmongIds, compiler: Any, **kw: Any) -> str:
+    column = compiler.process(element.column, **kw)
+    ids = compiler.process(element.ids.scalar_subquery(), **kw)  # "(SELECT ...)"
+    return f"{column} = ANY(ARRAY{ids})"
+
+
+def _in(column: Any, ids: Select[Any]) -> ColumnElement[bool]:
+    return _AmongIds(column, ids)
 
 
 def _everything(_user_id: uuid.UUID) -> ColumnElement[bool]:
@@ -131,18 +169,21 @@ STAFF: dict[str, Rule] = {
     "users": lambda u: or_(
         User.id == u,
         User.id.in_(_staff_ids()),
-        User.id.in_(select(Registration.student_id).where(Registration.section_id.in_(_taught(u)))),
+        User.id.in_(
+            select(Registration.student_id).where(_in(Registration.section_id, _taught(u)))
+        ),
     ),
-    "registrations": lambda u: Registration.section_id.in_(_taught(u)),
+    "registrations": lambda u: _in(Registration.section_id, _taught(u)),
     "assessments": _visible_assessments,
-    "marks": lambda u: Mark.assessment_id.in_(_staff_assessment_ids(u)),
+    "marks": lambda u: _in(Mark.assessment_id, _staff_assessment_ids(u)),
     "grade_finalisations": lambda u: GradeFinalisation.section_id.in_(_taught(u)),
     "lab_sessions": lambda u: LabSession.section_id.in_(_taught(u)),
-    "attendance_records": lambda u: AttendanceRecord.lab_session_id.in_(
-        select(LabSession.id).where(LabSession.section_id.in_(_taught(u)))
+    "attendance_records": lambda u: _in(
+        AttendanceRecord.lab_session_id,
+        select(LabSession.id).where(LabSession.section_id.in_(_taught(u))),
     ),
-    "stored_files": lambda u: _file_of(Submission.assessment_id.in_(_staff_assessment_ids(u))),
-    "submissions": lambda u: Submission.assessment_id.in_(_staff_assessment_ids(u)),
+    "stored_files": lambda u: _file_of(_in(Submission.assessment_id, _staff_assessment_ids(u))),
+    "submissions": lambda u: _in(Submission.assessment_id, _staff_assessment_ids(u)),
     "sync_conflicts": lambda u: SyncConflict.author_id == u,
 }
 

@@ -1,5 +1,6 @@
-"""The pieces benchmarks are built from: a portal with demo data, served by waitress; an HTTP
-client that logs in like a browser; an SQL statement counter; latency percentiles.
+"""The pieces benchmarks are built from: a portal with demo data, served by waitress (or, as the
+central server runs, by gunicorn in a process of its own); an HTTP client that logs in like a
+browser; an SQL statement counter; latency percentiles.
 
 Benchmark modules normally reach these through the `BenchContext` the runner hands them
 (tests/benchmarks/run.py); the query-count test uses `QueryCounter` and `Page` directly.
@@ -7,10 +8,14 @@ Benchmark modules normally reach these through the `BenchContext` the runner han
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import logging
+import os
 import re
+import signal
 import statistics
+import subprocess
 import tempfile
 import threading
 import time
@@ -349,3 +354,88 @@ def serve_portal(
         _thread=thread,
         _counter=counter,
     )
+
+
+@dataclass
+class ServerProcess:
+    """The central server as deployed: `campus-portal-server serve` (gunicorn, gthread workers,
+    installers/server/gunicorn.conf.py) in a process of its own, on the database of `app`;
+    `app` stays for setting up data in this process."""
+
+    app: Flask
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self.app.app_context():
+            try:
+                yield _db.session
+            finally:
+                _db.session.rollback()
+                _db.session.remove()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(signal.SIGTERM)  # gunicorn stops gracefully
+            try:
+                self.process.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        with self.app.app_context():
+            _db.session.remove()
+            _db.engine.dispose()
+
+
+def serve_portal_process(
+    app: Flask, folder: Path, *, workers: int = 1, extra_env: dict[str, str] | None = None
+) -> ServerProcess:
+    """Serve `app`'s database and files with gunicorn in a new process (server mode)."""
+    from tests.server.cluster import GUNICORN_CONF, ROOT, free_port, server_command, wait_for
+
+    settings = app.config["PORTAL"]
+    folder.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.update(
+        PORTAL_MODE="server",
+        PORTAL_DATABASE_URL=str(settings["DATABASE_URL"]),
+        PORTAL_SECRET_KEY=str(app.config["SECRET_KEY"]),
+        PORTAL_DATA_DIR=str(settings["DATA_DIR"]),
+        PORTAL_UPLOAD_DIR=str(settings["UPLOAD_DIR"]),
+        PORTAL_RATELIMIT_STORAGE_URI="memory://",
+        PORTAL_LOGIN_RATE_LIMIT="100000 per minute",
+        PORTAL_LOG_LEVEL="WARNING",
+        PORTAL_TRUSTED_PROXIES="0",
+        PROMETHEUS_MULTIPROC_DIR=str(folder / "metrics"),
+        PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        **(extra_env or {}),
+    )
+    port = free_port()
+    log = folder / "gunicorn.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            server_command(
+                "serve",
+                "--config",
+                str(GUNICORN_CONF),
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                str(workers),
+            ),
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(f"{url}/healthz", process, log)
+    except BaseException:
+        ServerProcess(app, url, process, log).stop()
+        raise
+    return ServerProcess(app, url, process, log)

@@ -518,7 +518,7 @@ def test_the_pull_cursor_is_the_servers_number_whatever_the_device_clock_says(
     with on_server(server):
         newest = _db.session.scalar(select(func.max(ChangeLogEntry.seq)))
     assert state_of(instructor_laptop).cursor == newest
-    pull_keys = {"cursor", "fingerprint", "upto", "table", "after", "snapshot", "pending"}
+    pull_keys = {"cursor", "fingerprint", "upto", "table", "after", "snapshot", "pending", "limit"}
     assert all(set(body) <= pull_keys for body in http_bodies)  # nothing from the clock
     assert http_bodies[0]["cursor"] < newest
 
@@ -547,6 +547,58 @@ def test_the_cursor_moves_only_with_the_last_page_and_an_abandoned_pull_resumes(
     laptop.sync()
     assert state_of(laptop).cursor >= state.pull_upto
     assert count(laptop.app, Mark) == 4
+    assert_replica_matches(server, laptop)
+
+
+def test_a_page_asked_for_ahead_that_fails_leaves_the_device_as_after_the_last_page_written(
+    campus: Campus,
+    flaky_device: Callable[[str], tuple[Device, Flaky]],
+    server: Flask,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The device asks for the next page while it writes the current one: when that request
+    fails, the pages written before it stay whole, with where the pull stood after the last of
+    them, and nothing of the lost page is written."""
+    laptop, transport = flaky_device("teach1")
+    cursor = state_of(laptop).cursor
+    for n, student in enumerate(campus.students[:2]):
+        server_mark(server, campus.instructor, campus.assessment, student, str(60 + n))
+        server_mark(server, campus.instructor, campus.lab, student, str(6 + n))
+    monkeypatch.setattr(sync_services, "PAGE_ROWS", 1)
+    written: list[dict[str, Any]] = []
+    real_apply = sync_client.apply_page
+
+    def recording(connection: Any, page: dict[str, Any], **kwargs: Any) -> int:
+        pulled = real_apply(connection, page, **kwargs)
+        written.append(page)
+        return pulled
+
+    monkeypatch.setattr(sync_client, "apply_page", recording)
+    transport.lose_after["/sync/v1/pull"] = 2
+    transport.lose["/sync/v1/pull"] = 1
+    before = len(transport.sent)
+    with pytest.raises(sync_client.SyncError):
+        laptop.sync()
+    pulls = [path for _method, path, _size in transport.sent[before:] if path == "/sync/v1/pull"]
+    assert len(pulls) == 3 and len(written) == 2  # the third, asked for ahead, was lost
+    state = state_of(laptop)
+    last = written[-1]
+    assert state.cursor == cursor
+    assert (state.pull_upto, state.pull_table, state.pull_after) == (
+        last["upto"],
+        last["next"]["table"],
+        last["next"]["after"],
+    )
+    assert written[0]["columns"]["marks"][:3] == ["assessment_id", "student_id", "points"]
+    sent = {(row[0], row[1]) for page in written for row in page["rows"].get("marks", [])}
+    assert len(sent) == 2
+    for n, student in enumerate(campus.students[:2]):
+        for assessment, points in ((campus.assessment, 60 + n), (campus.lab, 6 + n)):
+            # a mark of the pages written is on the device; one of the lost page's is not yet
+            arrived = points_on(laptop.app, assessment, student) == points
+            assert arrived == ((str(assessment), str(student)) in sent)
+    laptop.sync()
+    assert state_of(laptop).cursor >= last["upto"]
     assert_replica_matches(server, laptop)
 
 
