@@ -28,7 +28,6 @@ from sqlalchemy import (
     delete,
     func,
     insert,
-    or_,
     select,
     true,
     update,
@@ -739,29 +738,31 @@ def apply_page(
         if page.get("complete"):
             if snapshot and not fresh:
                 _prune(connection)
-            connection.execute(
-                update(SyncState).values(
-                    cursor=int(page["upto"]),
-                    scope_fingerprint=str(page.get("fingerprint", "")),
-                    pull_upto=None,
-                    pull_table=0,
-                    pull_after="",
-                    pull_snapshot=False,
-                    pull_fingerprint="",
-                    pull_fresh=False,
-                )
+            _write_state(
+                connection,
+                {
+                    "cursor": int(page["upto"]),
+                    "scope_fingerprint": str(page.get("fingerprint", "")),
+                    "pull_upto": None,
+                    "pull_table": 0,
+                    "pull_after": "",
+                    "pull_snapshot": False,
+                    "pull_fingerprint": "",
+                    "pull_fresh": False,
+                },
             )
         else:
             following = page.get("next") or {}
-            connection.execute(
-                update(SyncState).values(
-                    pull_upto=int(page["upto"]),
-                    pull_table=int(following.get("table", 0)),
-                    pull_after=str(following.get("after", "")),
-                    pull_snapshot=snapshot,
-                    pull_fingerprint=str(page.get("fingerprint", "")),
-                    pull_fresh=fresh,
-                )
+            _write_state(
+                connection,
+                {
+                    "pull_upto": int(page["upto"]),
+                    "pull_table": int(following.get("table", 0)),
+                    "pull_after": str(following.get("after", "")),
+                    "pull_snapshot": snapshot,
+                    "pull_fingerprint": str(page.get("fingerprint", "")),
+                    "pull_fresh": fresh,
+                },
             )
     return count
 
@@ -789,14 +790,30 @@ def _restore_cache(connection: Connection) -> None:
         connection.commit()  # the statement began a transaction (SQLAlchemy's autobegin)
 
 
+# Whether a device holds any synchronised row (or a snapshot's notes), and the pull's progress
+# written with each page: plain SQL, so that a device's first sync compiles no statement for
+# them (SQLite only, as apply_page is).
+_HELD = [*(entry.name for entry in SYNCED_TABLES), SnapshotSeen.__tablename__]
+_EXISTS = [f'EXISTS (SELECT 1 FROM "{name}")' for name in _HELD]  # noqa: S608 - our names
+_HOLDS_ANY = "SELECT " + " OR ".join(_EXISTS)
+_PULL_STATE = f'SELECT pull_upto, pull_fresh FROM "{SyncState.__tablename__}"'  # noqa: S608
+
+
 def _fresh(connection: Connection) -> bool:
     """Whether the snapshot this page belongs to began on a device that held nothing."""
-    state = connection.execute(select(SyncState.pull_upto, SyncState.pull_fresh)).first()
-    if state is not None and state.pull_upto is not None:
-        return bool(state.pull_fresh)  # a pull under way: decided by its first page
-    held = [select(entry.table.c.id).exists() for entry in SYNCED_TABLES]
-    held.append(select(SnapshotSeen.row_id).exists())
-    return not connection.execute(select(or_(*held))).scalar()
+    state = connection.exec_driver_sql(_PULL_STATE).first()
+    if state is not None and state[0] is not None:
+        return bool(state[1])  # a pull under way: decided by its first page
+    return not connection.exec_driver_sql(_HOLDS_ANY).scalar()
+
+
+def _write_state(connection: Connection, values: dict[str, Any]) -> None:
+    """Update the sync state's columns (names of ours; values ints, text, booleans, None)."""
+    assignments = ", ".join(f'"{name}" = ?' for name in values)
+    connection.exec_driver_sql(
+        f'UPDATE "{SyncState.__tablename__}" SET {assignments}',  # noqa: S608 - our names
+        tuple(values.values()),
+    )
 
 
 _PARAMETERS: dict[tuple[str, tuple[str, ...], str], Callable[[Any], list[tuple[Any, ...]]]] = {}
