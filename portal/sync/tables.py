@@ -351,7 +351,23 @@ def _fast_column(
     return None
 
 
-def _column_converter(column: Column[Any], dialect: Dialect) -> Callable[[Values], list[Any]]:
+def _as_stored(column: Column[Any], bind: Callable[[Any], Any] | None) -> frozenset[type]:
+    """The types of JSON values that SQLite stores as they are for `column` (nothing to
+    convert): text, whole numbers and floats for columns of those types that SQLAlchemy binds
+    as they are, and true or false (which SQLite stores as 1 and 0, as SQLAlchemy binds them)."""
+    kind = column.type
+    if isinstance(kind, JSON | Uuid | UTCDateTime | Date | Time):
+        return frozenset()
+    try:
+        python_type = kind.python_type
+    except NotImplementedError:
+        return frozenset()
+    if python_type in (str, int, float) and bind is None or python_type is bool:
+        return frozenset({python_type, type(None)})
+    return frozenset()
+
+
+def _column_converter(column: Column[Any], dialect: Dialect) -> Callable[[Values], Values]:
     read = _reader(column)
     bind = column.type.dialect_impl(dialect).bind_processor(dialect)
     if isinstance(column.type, JSON):  # None is bound too (as SQLAlchemy does: JSON null)
@@ -364,8 +380,11 @@ def _column_converter(column: Column[Any], dialect: Dialect) -> Callable[[Values
             return bind(read(value))
 
     fast = _fast_column(column, bind) if dialect.name == "sqlite" else None
+    stored = _as_stored(column, bind) if dialect.name == "sqlite" else frozenset()
 
-    def convert(values: Values) -> list[Any]:
+    def convert(values: Values) -> Values:
+        if stored and set(map(type, values)) <= stored:
+            return values  # already what SQLite stores: no work
         present = [value for value in values if value is not None] if None in values else values
         done = fast(present) if fast is not None and present else None
         if done is None:

@@ -167,3 +167,33 @@ def test_ids_in_any_form_uuid_reads_are_stored_as_sqlalchemy_stores_them(form: A
     rows[0][names.index("student_id")] = form(_ID)
     converted = sqlite_rows(columns, names, sqlite.dialect())(rows)
     assert converted[0][names.index("student_id")] == uuid.UUID(_ID).hex
+
+
+@pytest.mark.parametrize(
+    ("table", "name", "bad", "words"),
+    [
+        ("lab_sessions", "room", 17, "room: 17 is not text"),
+        ("meetings", "weekday", True, "weekday: True is not a whole number"),
+        ("meetings", "weekday", "2", "weekday: '2' is not a whole number"),
+        ("meetings", "kind", None, None),  # text or nothing: stored as it is
+    ],
+)
+def test_text_and_numbers_pass_as_they_are_and_other_types_are_refused(
+    table: str, name: str, bad: Any, words: str | None
+) -> None:
+    from sqlalchemy.dialects import sqlite
+
+    columns = BY_NAME[table].table
+    names = list(columns.columns.keys())
+    good = [to_json(value) for value in _values(table)[0].values()]
+    other = list(good)
+    other[names.index(name)] = bad
+    convert = sqlite_rows(columns, names, sqlite.dialect())
+    if words is None:
+        assert [row[names.index(name)] for row in convert([good, other])] == [
+            good[names.index(name)],
+            bad,
+        ]
+    else:
+        with pytest.raises(ValueError, match=re.escape(words)):
+            convert([good, other])
