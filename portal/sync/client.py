@@ -28,7 +28,6 @@ from sqlalchemy import (
     delete,
     func,
     insert,
-    or_,
     select,
     true,
     update,
@@ -61,6 +60,11 @@ APPLY_CACHE_KIB = 64 * 1024
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
 _running = threading.Lock()
+
+
+class SyncStopped(Exception):
+    """The portal is shutting down: a running sync stops between two batches (each written
+    atomically), or abandons the page it is waiting for."""
 
 
 class SyncError(Exception):
@@ -262,9 +266,11 @@ def sync_once(
     *,
     progress: Progress | None = None,
     client: httpx.Client | None = None,
+    stop: threading.Event | None = None,
 ) -> Summary:
     """Push everything waiting, then pull until up to date. Raises SyncError (recorded in the
-    sync state for the status area) when something stops it."""
+    sync state for the status area) when something stops it, SyncStopped when `stop` is set
+    while it waits for a page (or when `progress` raises it between two batches)."""
     with _running:
         state = _state(engine)
         transport = Transport(state.server_url, state.credential, client)
@@ -272,7 +278,7 @@ def sync_once(
         now = datetime.now(UTC)
         try:
             _push(engine, transport, upload_dir, summary, progress)
-            _pull(engine, transport, upload_dir, summary, progress)
+            _pull(engine, transport, upload_dir, summary, progress, stop)
         except SyncError as error:
             _record(
                 engine,
@@ -486,39 +492,58 @@ class _Downloads:
 
 
 class _Ahead:
-    """The next page of a pull, asked for in the background while the current one is written
-    (one page ahead: the server reads the next page while the device writes this one). Pages
-    are still written one after another, in order, each with where the pull stands; a page
-    fetched ahead that is not used (the pull failed, stopped or starts again) is let finish
-    and dropped: nothing of it was written."""
+    """The pages of a pull, asked for in a thread of their own: the next one while the current
+    one is written (one page ahead: the server reads the next page while the device writes this
+    one). Pages are still written one after another, in order, each with where the pull stands.
+    A stop request (`stop`, set at shutdown) abandons the page under way at once: its thread is
+    a daemon that ends with its request, and nothing of the page is written."""
 
-    def __init__(self, transport: Transport) -> None:
+    POLL_SECONDS = 0.05  # how soon a stop request is seen while a page travels
+
+    def __init__(self, transport: Transport, stop: threading.Event | None = None) -> None:
         self.transport = transport
-        self.pool: ThreadPoolExecutor | None = None
+        self.stop = stop
         self.future: Future[dict[str, Any]] | None = None
 
     def ask(self, request: dict[str, Any]) -> None:
-        if self.pool is None:
-            self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-pull")
-        self.future = self.pool.submit(self.transport.json, "POST", "/pull", request)
+        future: Future[dict[str, Any]] = Future()
+        future.set_running_or_notify_cancel()
+
+        def fetch() -> None:
+            try:
+                future.set_result(self.transport.json("POST", "/pull", request))
+            except BaseException as exc:  # noqa: BLE001 - handed to the sync's thread by take()
+                future.set_exception(exc)
+
+        threading.Thread(target=fetch, name="sync-pull", daemon=True).start()
+        self.future = future
 
     def take(self) -> dict[str, Any]:
-        """The page asked for (or the error that stopped it)."""
+        """The page asked for (or the error that stopped it); SyncStopped if a stop is asked
+        for while it travels."""
         assert self.future is not None
-        future, self.future = self.future, None
+        future = self._ended()
         return future.result()
 
     def drop(self) -> None:
-        """Forget a page still travelling, once its request has ended."""
+        """Forget a page still travelling, once its request has ended (the pull starts again:
+        one request of this device at a time)."""
         if self.future is not None:
-            future, self.future = self.future, None
-            wait([future])
+            self._ended()
+
+    def _ended(self) -> Future[dict[str, Any]]:
+        assert self.future is not None
+        future = self.future
+        while not wait([future], self.POLL_SECONDS if self.stop is not None else None).done:
+            if self.stop is not None and self.stop.is_set():
+                self.future = None  # abandoned: its thread ends with its request
+                raise SyncStopped
+        self.future = None
+        return future
 
     def close(self) -> None:
-        self.drop()
-        if self.pool is not None:
-            self.pool.shutdown(wait=True)
-            self.pool = None
+        """The pull ended (done, failed or stopped): a page still travelling is abandoned."""
+        self.future = None
 
 
 def _following(request: dict[str, Any], page: dict[str, Any], pulled: int) -> dict[str, Any]:
@@ -543,8 +568,9 @@ def _pull(
     upload_dir: Path,
     summary: Summary,
     progress: Progress | None,
+    stop: threading.Event | None = None,
 ) -> None:
-    ahead = _Ahead(transport)
+    ahead = _Ahead(transport, stop)
     try:
         with engine.connect() as connection:  # the pages are written through this one
             try:
@@ -592,7 +618,8 @@ def _pull_pages(
                 )
             resumed_snapshot = bool(state.pull_snapshot)
             received = 0
-            page = transport.json("POST", "/pull", request)
+            ahead.ask(request)
+            page = ahead.take()
         received += sum(len(rows) for rows in page.get("rows", {}).values())
         following = _following(request, page, received)
         if not page.get("complete"):
@@ -711,29 +738,31 @@ def apply_page(
         if page.get("complete"):
             if snapshot and not fresh:
                 _prune(connection)
-            connection.execute(
-                update(SyncState).values(
-                    cursor=int(page["upto"]),
-                    scope_fingerprint=str(page.get("fingerprint", "")),
-                    pull_upto=None,
-                    pull_table=0,
-                    pull_after="",
-                    pull_snapshot=False,
-                    pull_fingerprint="",
-                    pull_fresh=False,
-                )
+            _write_state(
+                connection,
+                {
+                    "cursor": int(page["upto"]),
+                    "scope_fingerprint": str(page.get("fingerprint", "")),
+                    "pull_upto": None,
+                    "pull_table": 0,
+                    "pull_after": "",
+                    "pull_snapshot": False,
+                    "pull_fingerprint": "",
+                    "pull_fresh": False,
+                },
             )
         else:
             following = page.get("next") or {}
-            connection.execute(
-                update(SyncState).values(
-                    pull_upto=int(page["upto"]),
-                    pull_table=int(following.get("table", 0)),
-                    pull_after=str(following.get("after", "")),
-                    pull_snapshot=snapshot,
-                    pull_fingerprint=str(page.get("fingerprint", "")),
-                    pull_fresh=fresh,
-                )
+            _write_state(
+                connection,
+                {
+                    "pull_upto": int(page["upto"]),
+                    "pull_table": int(following.get("table", 0)),
+                    "pull_after": str(following.get("after", "")),
+                    "pull_snapshot": snapshot,
+                    "pull_fingerprint": str(page.get("fingerprint", "")),
+                    "pull_fresh": fresh,
+                },
             )
     return count
 
@@ -761,14 +790,30 @@ def _restore_cache(connection: Connection) -> None:
         connection.commit()  # the statement began a transaction (SQLAlchemy's autobegin)
 
 
+# Whether a device holds any synchronised row (or a snapshot's notes), and the pull's progress
+# written with each page: plain SQL, so that a device's first sync compiles no statement for
+# them (SQLite only, as apply_page is).
+_HELD = [*(entry.name for entry in SYNCED_TABLES), SnapshotSeen.__tablename__]
+_EXISTS = [f'EXISTS (SELECT 1 FROM "{name}")' for name in _HELD]  # noqa: S608 - our names
+_HOLDS_ANY = "SELECT " + " OR ".join(_EXISTS)
+_PULL_STATE = f'SELECT pull_upto, pull_fresh FROM "{SyncState.__tablename__}"'  # noqa: S608
+
+
 def _fresh(connection: Connection) -> bool:
     """Whether the snapshot this page belongs to began on a device that held nothing."""
-    state = connection.execute(select(SyncState.pull_upto, SyncState.pull_fresh)).first()
-    if state is not None and state.pull_upto is not None:
-        return bool(state.pull_fresh)  # a pull under way: decided by its first page
-    held = [select(entry.table.c.id).exists() for entry in SYNCED_TABLES]
-    held.append(select(SnapshotSeen.row_id).exists())
-    return not connection.execute(select(or_(*held))).scalar()
+    state = connection.exec_driver_sql(_PULL_STATE).first()
+    if state is not None and state[0] is not None:
+        return bool(state[1])  # a pull under way: decided by its first page
+    return not connection.exec_driver_sql(_HOLDS_ANY).scalar()
+
+
+def _write_state(connection: Connection, values: dict[str, Any]) -> None:
+    """Update the sync state's columns (names of ours; values ints, text, booleans, None)."""
+    assignments = ", ".join(f'"{name}" = ?' for name in values)
+    connection.exec_driver_sql(
+        f'UPDATE "{SyncState.__tablename__}" SET {assignments}',  # noqa: S608 - our names
+        tuple(values.values()),
+    )
 
 
 _PARAMETERS: dict[tuple[str, tuple[str, ...], str], Callable[[Any], list[tuple[Any, ...]]]] = {}

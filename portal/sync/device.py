@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from portal.models import OutboxEntry, SyncConflict, SyncState, User
 from portal.sync import client as sync_client
-from portal.sync.client import Summary, SyncError
+from portal.sync.client import Summary, SyncError, SyncStopped
 
 if TYPE_CHECKING:
     import httpx
@@ -34,10 +34,6 @@ RUNNER_KEY = "portal_sync_runner"
 HTTP_CLIENT_KEY = "portal_sync_http_client"  # an httpx.Client to reach the server (tests)
 
 PHASES = {"start": "Starting", "push": "Sending changes", "pull": "Receiving updates"}
-
-
-class SyncStopped(Exception):
-    """The portal is shutting down: a running sync stops between two batches."""
 
 
 @dataclass(frozen=True)
@@ -130,7 +126,11 @@ class SyncRunner:
     def _sync_once(self) -> Summary:
         try:
             summary = sync_client.sync_once(
-                self.engine, self.upload_dir, progress=self._report, client=self.http
+                self.engine,
+                self.upload_dir,
+                progress=self._report,
+                client=self.http,
+                stop=self._stop,
             )
         except SyncError as error:
             self.online = error.reason != "unreachable"
@@ -205,7 +205,8 @@ class SyncRunner:
                     self._busy -= 1
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop the loop and any running sync (between two batches) and wait for them."""
+        """Stop the loop and any running sync (between two batches, or abandoning the page it
+        waits for) and wait for them."""
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout)

@@ -7,7 +7,6 @@ unique constraints. The order is the order a device applies them in: parents bef
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -207,51 +206,80 @@ def _reader(column: Column[Any]) -> Callable[[Any], Any]:
 
 # Rows are converted a column at a time: a column whose values all have the usual form (ids
 # as Python writes them; UTC moments as "YYYY-MM-DDTHH:MM:SS.ffffff+00:00"; dates; times of
-# day on the second) is checked with one expression and turned into what SQLAlchemy stores in
-# SQLite (ids as 32 hexadecimal digits; moments as "YYYY-MM-DD HH:MM:SS.ffffff"; times of day
-# as "HH:MM:SS.ffffff") at once. Any other column takes the long way, value by value (parsed
-# as `from_json` does, then bound as SQLAlchemy binds it).
-_UUID_TEXT = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-_UUID_COLUMN = re.compile(f"(?:{_UUID_TEXT}\n)*{_UUID_TEXT}")
-_UTC_TEXT = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00"
-_UTC_COLUMN = re.compile(f"(?:{_UTC_TEXT}\n)*{_UTC_TEXT}")
-_DATE_TEXT = r"\d{4}-\d\d-\d\d"
-_DATE_COLUMN = re.compile(f"(?:{_DATE_TEXT}\n)*{_DATE_TEXT}")
-_TIME_TEXT = r"\d\d:\d\d:\d\d"  # on the second (as Python and PostgreSQL write it then)
-_TIME_COLUMN = re.compile(f"(?:{_TIME_TEXT}\n)*{_TIME_TEXT}")
-
+# day on the second) is checked with string operations over the whole column (its values
+# joined one per line: fixed widths, fixed characters at fixed places) and turned into what
+# SQLAlchemy stores in SQLite (ids as 32 hexadecimal digits; moments as "YYYY-MM-DD
+# HH:MM:SS.ffffff"; times of day as "HH:MM:SS.ffffff") at once. Any other column takes the
+# long way, value by value (parsed as `from_json` does, then bound as SQLAlchemy binds it).
 Values = Sequence[Any]
 
 
-def _joined(values: Values, pattern: re.Pattern[str]) -> str | None:
-    """The values one per line, when every one is text of the pattern's form."""
-    if not set(map(type, values)) <= {str}:
+def _fixed_width(values: Values, width: int) -> str | None:
+    """The values one per line, when every one is text of `width` characters without a line
+    break (a value that is not text makes the join fail)."""
+    count = len(values)
+    try:
+        joined = "\n".join(values)
+    except TypeError:
         return None
-    joined = "\n".join(values)
-    if not pattern.fullmatch(joined) or joined.count("\n") != len(values) - 1:
+    if (
+        len(joined) != (width + 1) * count - 1
+        or joined.count("\n") != count - 1
+        or joined[width :: width + 1] != "\n" * (count - 1)
+        or not joined.isascii()
+    ):
         return None
     return joined
 
 
+def _at(joined: str, width: int, count: int, places: dict[int, str]) -> bool:
+    """Whether every line of `joined` has these characters at these places."""
+    return all(joined[spot :: width + 1] == text * count for spot, text in places.items())
+
+
+_DASHES = {8: "-", 13: "-", 18: "-", 23: "-"}  # where an id's text has its dashes
+
+
 def _uuid_column(values: Values) -> list[Any] | None:
-    joined = _joined(values, _UUID_COLUMN)
-    return joined.replace("-", "").split("\n") if joined is not None else None
+    """Ids as Python writes them (lower-case hexadecimal digits, dashes at their places),
+    checked with string operations over the whole column: no value by value work."""
+    count = len(values)
+    joined = _fixed_width(values, 36)
+    if joined is None or not _at(joined, 36, count, _DASHES):
+        return None
+    digits = joined.replace("-", "")
+    if len(digits) != 33 * count - 1 or digits != digits.lower():
+        return None
+    try:  # hexadecimal digits only (fromhex skips the line breaks, and would skip any other
+        # white space: the length tells)
+        if len(bytes.fromhex(digits)) != 16 * count:
+            return None
+    except ValueError:
+        return None
+    return digits.split("\n")
+
+
+_UTC_PLACES = {4: "-", 7: "-", 10: "T", 13: ":", 16: ":", 19: ".", 26: "+"}
+_UTC_PLACES.update({27: "0", 28: "0", 29: ":", 30: "0", 31: "0"})
 
 
 def _utc_column(values: Values) -> list[Any] | None:
-    joined = _joined(values, _UTC_COLUMN)
-    if joined is None:
+    """UTC moments as "YYYY-MM-DDTHH:MM:SS.ffffff+00:00": the form checked over the whole
+    column, the dates and times by parsing each (a 30th of February is refused)."""
+    count = len(values)
+    joined = _fixed_width(values, 32)
+    if joined is None or not _at(joined, 32, count, _UTC_PLACES):
         return None
     try:
-        list(map(datetime.fromisoformat, values))  # real dates and times
+        list(map(datetime.fromisoformat, values))  # digits where digits belong, real moments
     except ValueError:
         return None  # the long way says which value is wrong
-    return joined.replace("T", " ").replace("+00:00", "").split("\n")
+    return joined.replace("T", " ")[:-6].split("+00:00\n")
 
 
 def _date_column(values: Values) -> list[Any] | None:
-    joined = _joined(values, _DATE_COLUMN)
-    if joined is None:
+    joined = _fixed_width(values, 10)
+    if joined is None or not _at(joined, 10, len(values), {4: "-", 7: "-"}):
         return None
     try:
         list(map(date.fromisoformat, values))  # real dates
@@ -261,14 +289,16 @@ def _date_column(values: Values) -> list[Any] | None:
 
 
 def _time_column(values: Values) -> list[Any] | None:
-    joined = _joined(values, _TIME_COLUMN)
-    if joined is None:
+    """Times of day on the second, "HH:MM:SS" (as Python and PostgreSQL write them then)."""
+    joined = _fixed_width(values, 8)
+    if joined is None or not _at(joined, 8, len(values), {2: ":", 5: ":"}):
         return None
     try:
         list(map(time.fromisoformat, values))  # real times of day
     except ValueError:
         return None
-    return [value + ".000000" for value in values]  # as SQLAlchemy stores a time in SQLite
+    # as SQLAlchemy stores a time in SQLite: with its microseconds
+    return (joined + "\n").replace("\n", ".000000\n")[:-1].split("\n")
 
 
 def _typed_column(
@@ -321,7 +351,23 @@ def _fast_column(
     return None
 
 
-def _column_converter(column: Column[Any], dialect: Dialect) -> Callable[[Values], list[Any]]:
+def _as_stored(column: Column[Any], bind: Callable[[Any], Any] | None) -> frozenset[type]:
+    """The types of JSON values that SQLite stores as they are for `column` (nothing to
+    convert): text, whole numbers and floats for columns of those types that SQLAlchemy binds
+    as they are, and true or false (which SQLite stores as 1 and 0, as SQLAlchemy binds them)."""
+    kind = column.type
+    if isinstance(kind, JSON | Uuid | UTCDateTime | Date | Time):
+        return frozenset()
+    try:
+        python_type = kind.python_type
+    except NotImplementedError:
+        return frozenset()
+    if python_type in (str, int, float) and bind is None or python_type is bool:
+        return frozenset({python_type, type(None)})
+    return frozenset()
+
+
+def _column_converter(column: Column[Any], dialect: Dialect) -> Callable[[Values], Values]:
     read = _reader(column)
     bind = column.type.dialect_impl(dialect).bind_processor(dialect)
     if isinstance(column.type, JSON):  # None is bound too (as SQLAlchemy does: JSON null)
@@ -334,8 +380,11 @@ def _column_converter(column: Column[Any], dialect: Dialect) -> Callable[[Values
             return bind(read(value))
 
     fast = _fast_column(column, bind) if dialect.name == "sqlite" else None
+    stored = _as_stored(column, bind) if dialect.name == "sqlite" else frozenset()
 
-    def convert(values: Values) -> list[Any]:
+    def convert(values: Values) -> Values:
+        if stored and set(map(type, values)) <= stored:
+            return values  # already what SQLite stores: no work
         present = [value for value in values if value is not None] if None in values else values
         done = fast(present) if fast is not None and present else None
         if done is None:

@@ -253,6 +253,12 @@ def run(context: Any) -> list[dict[str, Any]]:
             rate = floor_rows / elapsed
             floor_rate = floor_rows / floor_seconds
             ratio = floor_rate / rate
+            met = context.goal(
+                f"first sync of {username}'s scope",
+                met=ratio <= FLOOR_RATIO_GOAL,
+                target=f"within {FLOOR_RATIO_GOAL:g}x of the floor",
+                measured=f"{ratio:.2f}x (load average {os.getloadavg()[0]:.2f})",
+            )
             rows.append(
                 {
                     "Measure": f"First sync, {username}'s scope",
@@ -265,7 +271,7 @@ def run(context: Any) -> list[dict[str, Any]]:
                     "KB on the wire": wire_bytes / 1024,
                     "Load": os.getloadavg()[0],
                     "Goal": f"within {FLOOR_RATIO_GOAL:g}x of the floor",
-                    "Met": "met" if ratio <= FLOOR_RATIO_GOAL else "not met",
+                    "Met": met,
                 }
             )
             devices[username] = (device, engine, wire)
@@ -291,7 +297,12 @@ def run(context: Any) -> list[dict[str, Any]]:
                 "p95 ms": p95,
                 "KB on the wire": sorted(sizes)[len(sizes) // 2] / 1024,
                 "Goal": f"p95 under {INCREMENTAL_P95_GOAL_MS:g} ms",
-                "Met": "met" if p95 < INCREMENTAL_P95_GOAL_MS else "not met",
+                "Met": context.goal(
+                    "10 changes pushed and pulled back",
+                    met=p95 < INCREMENTAL_P95_GOAL_MS,
+                    target=f"p95 under {INCREMENTAL_P95_GOAL_MS:g} ms",
+                    measured=f"{p95:.1f} ms",
+                ),
             }
         )
         # --- nothing new ------------------------------------------------------------------------
@@ -313,9 +324,12 @@ def run(context: Any) -> list[dict[str, Any]]:
                 "p95 ms": empty_p95,
                 "KB on the wire": most_bytes / 1024,
                 "Goal": f"under {EMPTY_PULL_BYTES_GOAL} bytes and {EMPTY_PULL_MS_GOAL:g} ms",
-                "Met": "met"
-                if most_bytes < EMPTY_PULL_BYTES_GOAL and empty_p95 < EMPTY_PULL_MS_GOAL
-                else "not met",
+                "Met": context.goal(
+                    "a sync with nothing new",
+                    met=most_bytes < EMPTY_PULL_BYTES_GOAL and empty_p95 < EMPTY_PULL_MS_GOAL,
+                    target=f"under {EMPTY_PULL_BYTES_GOAL} bytes and {EMPTY_PULL_MS_GOAL:g} ms",
+                    measured=f"{most_bytes} bytes, p95 {empty_p95:.1f} ms",
+                ),
             }
         )
         # --- bytes against changes --------------------------------------------------------------
@@ -336,7 +350,12 @@ def run(context: Any) -> list[dict[str, Any]]:
             )
         proportional = per_change[100] <= 2 * per_change[10]
         rows[-1]["Goal"] = "bytes per change do not grow"
-        rows[-1]["Met"] = "met" if proportional else "not met"
+        rows[-1]["Met"] = context.goal(
+            "bytes per change do not grow with the changes",
+            met=proportional,
+            target="100 changes: at most 2x the bytes per change of 10",
+            measured=f"{per_change[10]:.0f} and {per_change[100]:.0f} bytes per change",
+        )
         how = (
             "gunicorn (one gthread worker) in its own process"
             if setup == "process"

@@ -133,3 +133,21 @@ def test_every_goal_a_benchmark_declares_is_reported_through_the_context():
         if any(line.startswith("GOAL_") for line in source.splitlines()):
             assert "goal(" in source, f"bench_{name}.py declares goals but never reports them"
             assert "MISSED" not in source
+
+
+def test_a_benchmark_with_a_goal_column_reports_its_verdicts_through_the_context():
+    """A module whose table has a goal column records each verdict with context.goal, so that
+    the goals table lists it and one not met fails the run: a verdict it spells itself ("not
+    met") would be shown in its table and then ignored."""
+    import importlib
+    import inspect
+    import re
+
+    for name in discover():
+        module = importlib.import_module(f"tests.benchmarks.bench_{name}")
+        source = inspect.getsource(module)
+        if re.search(r'"[Gg]oal": ', source):
+            assert "goal(" in source, f"bench_{name}.py shows goals but never reports them"
+        assert '"not met"' not in source, (
+            f"bench_{name}.py spells a verdict itself instead of asking context.goal"
+        )

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import re
 import socket
+import threading
+from pathlib import Path
 
 import httpx
 import pytest
@@ -21,7 +23,14 @@ from portal.sync import services as sync_services
 from tests import factories
 from tests.benchmarks.harness import QueryCounter
 from tests.conftest import csrf_token, make_app, post_form
-from tests.sync.conftest import SERVER_URL, as_user, enrolment_code, wsgi_client
+from tests.sync.conftest import (
+    SERVER_URL,
+    Device,
+    as_user,
+    assert_replica_matches,
+    enrolment_code,
+    wsgi_client,
+)
 
 
 def _closed_port() -> str:
@@ -366,6 +375,60 @@ def test_a_running_sync_stops_between_batches_at_shutdown(laptop, campus):
         runner.run()  # stopped at its first progress report, after a whole batch
     with laptop.app.app_context():
         assert _db.session.scalar(select(func.count(OutboxEntry.seq))) == 0  # that batch went
+
+
+class _SlowSecondPage:
+    """The server, slow to answer a pull's second page: that request waits (at most a minute)
+    until `release` is set; `held` is set once it waits."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self.pulls = 0
+        self.held = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, environ, start_response):
+        if environ["PATH_INFO"].endswith("/sync/v1/pull"):
+            self.pulls += 1
+            if self.pulls == 2:
+                self.held.set()
+                self.release.wait(60)
+        return self.app(environ, start_response)
+
+
+def test_a_stop_at_shutdown_abandons_the_page_the_sync_waits_for(
+    campus, server, tmp_path, monkeypatch
+):
+    """Closing the portal while the next page of a first sync is on its way does not wait
+    for the server's answer: the sync's thread ends, the device stays as the last page written
+    left it (a pull under way), and the next sync goes on from there."""
+    monkeypatch.setitem(server.config["PORTAL"], "SYNC_SNAPSHOT_PAGE_ROWS", 4)
+    slow = _SlowSecondPage(server)
+    http = httpx.Client(transport=httpx.WSGITransport(app=slow), base_url=SERVER_URL)
+    app = _fresh_copy(tmp_path)
+    with app.app_context():
+        engine = _db.engine
+    sync_client.enrol(
+        engine, SERVER_URL, enrolment_code(server, "teach1"), device_name="slow", client=http
+    )
+    runner = _reach_server_through(app, http)
+    try:
+        assert runner.start()
+        assert slow.held.wait(30)  # the second page is asked for; the server sits on it
+        runner.stop(timeout=20)  # a bound far above a prompt stop, far below the server's wait
+        assert not [t.name for t in runner._threads if t.is_alive()]
+        assert runner.attempts == 1 and runner.outcome is None  # stopped, not failed
+        with app.app_context():
+            state = _db.session.execute(select(SyncState)).scalar_one()
+            assert state.pull_upto is not None and state.last_sync_at is None
+            assert _db.session.scalar(select(func.count(User.id))) >= 1  # the first page's
+    finally:
+        slow.release.set()
+    sync_client.sync_once(engine, Path(app.config["PORTAL"]["UPLOAD_DIR"]), client=http)
+    assert_replica_matches(server, Device(app, http, Path(app.config["PORTAL"]["UPLOAD_DIR"])))
+    with app.app_context():
+        _db.session.remove()
+        _db.engine.dispose()
 
 
 def test_the_launcher_starts_the_background_sync_and_stops_it_at_shutdown(tmp_path):

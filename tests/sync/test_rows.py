@@ -3,6 +3,7 @@ SQLAlchemy stores for the same values, and refuses a bad value."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import uuid
 from datetime import UTC, date, datetime, time
@@ -88,6 +89,8 @@ def test_rows_reach_sqlite_as_sqlalchemy_binds_them(tmp_path: Path, table: str, 
         (4, 17, "id: 17 is not a valid value"),
         (2, "71", "points: '71' is not a number"),
         (5, "2026-02-30T10:00:00.000000+00:00", "created_at:"),
+        (5, "2026-11-30T10:00:60.000000+00:00", "created_at:"),
+        (5, "2026-11-30T10:00:00.00000x+00:00", "created_at:"),
         (5, "2026-11-30T10:00:00", "a time without a zone"),
     ],
 )
@@ -109,7 +112,13 @@ def test_a_bad_value_is_refused_with_its_column(position: int, bad: Any, words: 
 
 @pytest.mark.parametrize(
     ("name", "bad"),
-    [("held_on", "2026-02-30"), ("held_on", "2026-2-3"), ("starts_at", "25:00:00")],
+    [
+        ("held_on", "2026-02-30"),
+        ("held_on", "2026-2-3"),
+        ("held_on", "2026-02-3x"),
+        ("starts_at", "25:00:00"),
+        ("starts_at", "09:3x:00"),
+    ],
 )
 def test_a_date_or_time_that_is_not_one_is_refused_with_its_column(name: str, bad: str) -> None:
     from sqlalchemy.dialects import sqlite
@@ -120,3 +129,71 @@ def test_a_date_or_time_that_is_not_one_is_refused_with_its_column(name: str, ba
     other[names.index(name)] = bad
     with pytest.raises(ValueError, match=f"{name}: '{bad}' is not a valid value"):
         sqlite_rows(columns, names, sqlite.dialect())([good, other])
+
+
+_ID = "5b2e8c1f-03a4-4d7e-9f61-2c8d0a7b4e95"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        _ID[:9] + "g" + _ID[10:],  # a letter that is no hexadecimal digit
+        _ID[:9] + " " + _ID[10:],  # white space where a digit belongs
+        _ID[:9] + "\n" + _ID[10:],  # a line break where a digit belongs
+        _ID.replace("-", "", 1) + "0",  # a dash missing, the length kept
+        _ID[:8] + "0" + _ID[9:],  # a digit where a dash belongs
+    ],
+)
+def test_an_id_that_is_not_one_is_refused_among_good_ones(bad: str) -> None:
+    from sqlalchemy.dialects import sqlite
+
+    columns = BY_NAME["marks"].table
+    names = list(columns.columns.keys())
+    good = [to_json(value) for value in _values("marks")[0].values()]
+    rows = [list(good) for _ in range(3)]
+    rows[1][names.index("student_id")] = bad
+    with pytest.raises(ValueError, match=f"student_id: {re.escape(repr(bad))} is not a valid"):
+        sqlite_rows(columns, names, sqlite.dialect())(rows)
+
+
+@pytest.mark.parametrize("form", [str.upper, lambda text: "{" + text + "}", lambda text: text])
+def test_ids_in_any_form_uuid_reads_are_stored_as_sqlalchemy_stores_them(form: Any) -> None:
+    from sqlalchemy.dialects import sqlite
+
+    columns = BY_NAME["marks"].table
+    names = list(columns.columns.keys())
+    good = [to_json(value) for value in _values("marks")[0].values()]
+    rows = [list(good) for _ in range(2)]
+    rows[0][names.index("student_id")] = form(_ID)
+    converted = sqlite_rows(columns, names, sqlite.dialect())(rows)
+    assert converted[0][names.index("student_id")] == uuid.UUID(_ID).hex
+
+
+@pytest.mark.parametrize(
+    ("table", "name", "bad", "words"),
+    [
+        ("lab_sessions", "room", 17, "room: 17 is not text"),
+        ("meetings", "weekday", True, "weekday: True is not a whole number"),
+        ("meetings", "weekday", "2", "weekday: '2' is not a whole number"),
+        ("meetings", "kind", None, None),  # text or nothing: stored as it is
+    ],
+)
+def test_text_and_numbers_pass_as_they_are_and_other_types_are_refused(
+    table: str, name: str, bad: Any, words: str | None
+) -> None:
+    from sqlalchemy.dialects import sqlite
+
+    columns = BY_NAME[table].table
+    names = list(columns.columns.keys())
+    good = [to_json(value) for value in _values(table)[0].values()]
+    other = list(good)
+    other[names.index(name)] = bad
+    convert = sqlite_rows(columns, names, sqlite.dialect())
+    if words is None:
+        assert [row[names.index(name)] for row in convert([good, other])] == [
+            good[names.index(name)],
+            bad,
+        ]
+    else:
+        with pytest.raises(ValueError, match=re.escape(words)):
+            convert([good, other])
