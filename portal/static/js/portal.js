@@ -15,13 +15,25 @@ document.addEventListener("DOMContentLoaded", () => {
   const logoutForm = document.getElementById("logout-form");
   if (idleMinutes > 0 && logoutForm) {
     let timer = null;
+    let loggingOut = false;
     const arm = () => {
       window.clearTimeout(timer);
       timer = window.setTimeout(() => {
+        // Nothing else may reach the server once the log-out is on its way: a poll answered
+        // after it would race the log-out's answer for the session cookie (and its message).
+        loggingOut = true;
+        document.querySelectorAll("[hx-get], [hx-post], [hx-trigger]").forEach((element) => {
+          if (window.htmx) window.htmx.trigger(element, "htmx:abort");
+        });
         logoutForm.elements.reason.value = "idle";
         logoutForm.submit();
       }, idleMinutes * 60 * 1000 + 1000);
     };
+    ["htmx:beforeRequest", "htmx:beforeOnLoad"].forEach((name) => {
+      document.body.addEventListener(name, (event) => {
+        if (loggingOut) event.preventDefault();
+      });
+    });
     arm();
     document.body.addEventListener("htmx:afterRequest", (event) => {
       // The element that asked (detail.elt is its parent once an outerHTML swap removed it).
