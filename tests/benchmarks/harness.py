@@ -22,7 +22,7 @@ import time
 import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -219,6 +219,17 @@ def _wait_until_healthy(url: str, timeout: float = 30.0) -> None:
         time.sleep(0.05)  # polling interval while waitress starts
 
 
+@contextmanager
+def _read_session(app: Flask) -> Iterator[Session]:
+    """A session on `app`'s database for looking things up; whatever it did is rolled back."""
+    with app.app_context():
+        try:
+            yield _db.session
+        finally:
+            _db.session.rollback()
+            _db.session.remove()
+
+
 @dataclass
 class ServedPortal:
     """A portal on one database with one demo data set, served by waitress in a thread."""
@@ -232,15 +243,9 @@ class ServedPortal:
     _thread: threading.Thread | None = field(repr=False, default=None)
     _counter: QueryCounter | None = field(repr=False, default=None)
 
-    @contextmanager
-    def session(self) -> Iterator[Session]:
+    def session(self) -> AbstractContextManager[Session]:
         """A database session on the portal's database (read-only use: nothing is committed)."""
-        with self.app.app_context():
-            try:
-                yield _db.session
-            finally:
-                _db.session.rollback()
-                _db.session.remove()
+        return _read_session(self.app)
 
     def client(self, username: str) -> HttpSession:
         client = HttpSession(self.url)
@@ -367,14 +372,8 @@ class ServerProcess:
     process: subprocess.Popen[bytes]
     log: Path
 
-    @contextmanager
-    def session(self) -> Iterator[Session]:
-        with self.app.app_context():
-            try:
-                yield _db.session
-            finally:
-                _db.session.rollback()
-                _db.session.remove()
+    def session(self) -> AbstractContextManager[Session]:
+        return _read_session(self.app)
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -145,19 +145,11 @@ def test_the_start_imports_nothing_the_first_page_does_not_need(admin_data_dir):
     """No HTTP client (a sync imports it), no Alembic (the schema is current), no PostgreSQL
     dialect (the server's) in a desktop start up to its log-in page, and no ORM mapper set
     up for it (the log-in itself does that)."""
-    done = subprocess.run(
-        [sys.executable, "-c", BUILD_AND_FIRST_PAGE, str(admin_data_dir)],
-        cwd=ROOT,
-        env=launcher_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == ""
+    assert _first_page_in_a_new_process(admin_data_dir).strip() == ""
 
 
-def _first_page_in_a_new_process(data_dir) -> None:
+def _first_page_in_a_new_process(data_dir) -> str:
+    """Build the portal and render its first page in a new process; what it printed."""
     done = subprocess.run(
         [sys.executable, "-c", BUILD_AND_FIRST_PAGE, str(data_dir)],
         cwd=ROOT,
@@ -167,6 +159,7 @@ def _first_page_in_a_new_process(data_dir) -> None:
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 def test_the_next_start_renders_its_first_page_from_templates_compiled_before(admin_data_dir):
