@@ -147,7 +147,7 @@ def _own_submissions(user_id: uuid.UUID) -> ColumnElement[bool]:
 # a parent the device no longer holds could not stay).
 STUDENT: dict[str, Rule] = {
     **CATALOGUE,
-    "users": lambda u: or_(User.id == u, User.id.in_(_staff_ids())),
+    "users": lambda u: or_(User.id == u, _in(User.id, _staff_ids())),
     "registrations": lambda u: Registration.student_id == u,
     "assessments": lambda u: Assessment.section_id.in_(_taken(u)),
     "marks": lambda u: and_(Mark.student_id == u, Mark.assessment_id.in_(_taken_assessments(u))),
@@ -168,9 +168,9 @@ STAFF: dict[str, Rule] = {
     **CATALOGUE,
     "users": lambda u: or_(
         User.id == u,
-        User.id.in_(_staff_ids()),
-        User.id.in_(
-            select(Registration.student_id).where(_in(Registration.section_id, _taught(u)))
+        _in(User.id, _staff_ids()),
+        _in(
+            User.id, select(Registration.student_id).where(_in(Registration.section_id, _taught(u)))
         ),
     ),
     "registrations": lambda u: _in(Registration.section_id, _taught(u)),

@@ -26,6 +26,7 @@ from portal.models import (
     AttendanceRecord,
     AuditEntry,
     ChangeLogEntry,
+    Course,
     LabSession,
     Mark,
     OutboxEntry,
@@ -825,6 +826,40 @@ def test_a_widened_pull_request_gets_only_the_devices_scope(
     with pytest.raises(sync_client.SyncError) as refused:
         bad("POST", "/pull", {"cursor": -1})
     assert str(refused.value) == "cursor must be a whole number."
+
+
+def test_a_snapshot_sends_rows_as_they_are_now_but_none_made_after_its_bound(
+    campus: Campus, instructor_laptop: Device, server: Flask
+) -> None:
+    """A snapshot is fixed to the newest change-log number when it began (`upto`): a row that
+    existed by then goes as it is now, edits made during the snapshot included; a row made
+    after it waits for the next change pull."""
+    with acting_on_server(server, campus.admin) as db:
+        existing = factories.make_course(db, title="Before the snapshot").id
+        db.commit()
+    transport = transport_of(instructor_laptop)
+    first = transport.json("POST", "/pull", {"cursor": 0, "fingerprint": "", "limit": 1})
+    assert first["snapshot"] and not first["complete"]
+    with acting_on_server(server, campus.admin) as db:
+        db.get(Course, existing).title = "Renamed during the snapshot"
+        made = factories.make_course(db, title="Made during the snapshot").id
+        db.commit()
+    rest = {
+        "cursor": 0,
+        "upto": first["upto"],
+        "snapshot": True,
+        "fingerprint": first["fingerprint"],
+        "table": 0,
+        "after": "",
+    }
+    courses = {row["id"]: row for row in rows_of(transport.json("POST", "/pull", rest), "courses")}
+    assert courses[str(existing)]["title"] == "Renamed during the snapshot"
+    assert str(made) not in courses
+    later = transport.json(
+        "POST", "/pull", {"cursor": first["upto"], "fingerprint": first["fingerprint"]}
+    )
+    assert not later["snapshot"]
+    assert str(made) in {row["id"] for row in rows_of(later, "courses")}
 
 
 def rows_of(page: dict[str, Any], table: str) -> list[dict[str, Any]]:
