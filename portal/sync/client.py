@@ -557,6 +557,7 @@ def _following(request: dict[str, Any], page: dict[str, Any], pulled: int) -> di
         "upto": int(page["upto"]),
         "table": int(following.get("table", 0)),
         "after": str(following.get("after", "")),
+        "accounts": str(following.get("accounts", "")),
         "snapshot": bool(page.get("snapshot")),
         "fingerprint": str(page.get("fingerprint", "")),
     }

@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.util import find_tables
 
 from portal.errors import Forbidden, NotFound, PortalError, ValidationError
 from portal.models import (
@@ -504,6 +505,7 @@ class PullRequest:
     snapshot: bool
     limit: int | None
     pending: int | None = None  # changes waiting on the device, as it reports them
+    accounts: str = ""  # `next.accounts` of the page before: the accounts the pull began with
 
     @classmethod
     def parse(cls, raw: Any) -> PullRequest:
@@ -536,6 +538,7 @@ class PullRequest:
             snapshot=bool(raw.get("snapshot", False)),
             limit=whole("limit", None) or None,
             pending=whole("pending", None),
+            accounts=str(raw.get("accounts") or "")[:64],
         )
 
 
@@ -618,9 +621,16 @@ def _pull(
             else:
                 discarded.append((table, row_id))
         discards = [{"table": table, "id": str(row_id)} for table, row_id in discarded]
+    # The accounts a snapshot's users table sent need not go again with later pages (a lab
+    # course names the same few hundred students in its registrations, marks and attendance)
+    # when the device's accounts are those the pull began with.
+    users_sent = (
+        snapshot and table_index > USERS_INDEX and request.accounts == _accounts_digest(accounts)
+    )
     page, table_index, after, complete = _walk(
         db, device, accounts, table_index, after, since, upto, touched,
         snapshot=snapshot, limit=request.limit, snapshot_rows=snapshot_rows,
+        users_sent=users_sent,
     )  # fmt: skip
     if request.pending is not None:
         device.pending_changes = request.pending
@@ -633,7 +643,9 @@ def _pull(
         "snapshot": snapshot,
         "fingerprint": fingerprint,
         "complete": complete,
-        "next": None if complete else {"table": table_index, "after": after},
+        "next": None
+        if complete
+        else {"table": table_index, "after": after, "accounts": _accounts_digest(accounts)},
         "discards": discards,
     }
     if protocol >= 2:
@@ -660,9 +672,12 @@ def _walk(
     snapshot: bool,
     limit: int | None,
     snapshot_rows: int,
+    users_sent: bool = False,
 ) -> tuple[dict[str, list[Any]], int, str, bool]:
     """One page's rows: the tables walked from `table_index` (after the row id `after`), with
-    the accounts they name; and where the next page starts, and whether this is the last."""
+    the accounts they name; and where the next page starts, and whether this is the last.
+    `users_sent`: a later page of a snapshot whose users table went with earlier pages, for
+    the same accounts."""
     page: dict[str, list[Any]] = {}
     # A snapshot moves the whole scope: in fewer, larger pages (setting sync_snapshot_page_rows).
     most = snapshot_rows if snapshot else PAGE_ROWS
@@ -693,9 +708,48 @@ def _walk(
     # A snapshot walks the users table first. When the device reads every account, the ones
     # that existed by `upto` are in this page or went with an earlier one: rows name others
     # only when newer. (A narrower scope may have grown since the users table was walked.)
+    # The same holds for a narrower scope when nothing it is read from changed since `upto`
+    # (looked at after the rows were read: the scope they were read in is the one the users
+    # table was walked in).
     everyone = snapshot and scopes.reads_everything("users", accounts)
+    if users_sent and not everyone:
+        everyone = not _scope_changed_since(db, device, "users", accounts, upto)
     _add_referenced_users(db, device, page, accounts, sent_by=upto if everyone else None)
     return page, table_index, after, complete
+
+
+USERS_INDEX = next(index for index, entry in enumerate(SYNCED_TABLES) if entry.name == "users")
+
+
+def _accounts_digest(accounts: list[tuple[uuid.UUID, str]]) -> str:
+    text = ";".join(f"{user_id}:{role}" for user_id, role in accounts)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _scope_changed_since(
+    db: Session, device: Device, table: str, accounts: list[tuple[uuid.UUID, str]], seq: int
+) -> bool:
+    """Whether a table that `table`'s scope rule reads (other than `table`) has a change-log
+    entry above `seq`."""
+    read = {
+        found.name
+        for found in find_tables(scopes.condition(table, accounts), check_columns=True)
+        if found.name != table
+    }
+    if not read:
+        return False
+    return (
+        db.scalar(
+            select(ChangeLogEntry.seq)
+            .where(
+                ChangeLogEntry.seq > seq,
+                ChangeLogEntry.table_name.in_(sorted(read)),
+                _mine(device),
+            )
+            .limit(1)
+        )
+        is not None
+    )
 
 
 COLUMN_NAMES: dict[str, list[str]] = {

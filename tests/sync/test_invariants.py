@@ -519,7 +519,10 @@ def test_the_pull_cursor_is_the_servers_number_whatever_the_device_clock_says(
     with on_server(server):
         newest = _db.session.scalar(select(func.max(ChangeLogEntry.seq)))
     assert state_of(instructor_laptop).cursor == newest
-    pull_keys = {"cursor", "fingerprint", "upto", "table", "after", "snapshot", "pending", "limit"}
+    pull_keys = {
+        *("cursor", "fingerprint", "upto", "table", "after", "snapshot", "pending", "limit"),
+        "accounts",  # echoed from the page before: which accounts the pull began with
+    }
     assert all(set(body) <= pull_keys for body in http_bodies)  # nothing from the clock
     assert http_bodies[0]["cursor"] < newest
 
@@ -860,6 +863,61 @@ def test_a_snapshot_sends_rows_as_they_are_now_but_none_made_after_its_bound(
     )
     assert not later["snapshot"]
     assert str(made) in {row["id"] for row in rows_of(later, "courses")}
+
+
+def _past_the_users_table(
+    transport: sync_client.Transport,
+) -> tuple[dict[str, Any], set[str]]:
+    """A snapshot pulled a row at a time until its users table is done: the last page, and
+    the accounts sent."""
+    page = transport.json("POST", "/pull", {"cursor": 0, "fingerprint": "", "limit": 1})
+    sent = {row["id"] for row in rows_of(page, "users")}
+    while page["next"]["table"] == 0:
+        page = transport.json("POST", "/pull", {**_continue(page), "limit": 1})
+        sent |= {row["id"] for row in rows_of(page, "users")}
+    return page, sent
+
+
+def _continue(page: dict[str, Any]) -> dict[str, Any]:
+    fields = ("upto", "snapshot", "fingerprint")
+    return {"cursor": 0, **{name: page[name] for name in fields}, **page["next"]}
+
+
+def test_later_pages_of_a_snapshot_do_not_send_its_accounts_again_unless_the_scope_moved(
+    campus: Campus, instructor_laptop: Device, server: Flask
+) -> None:
+    """The students a snapshot's users table sent are not sent again with the registrations
+    and marks of later pages (for the accounts the pull began with, while nothing the scope
+    is read from changed). A section given to the instructor during the snapshot brings its
+    students with the rows that name them."""
+    server_mark(server, campus.instructor, campus.assessment, campus.students[0], "61")
+    transport = transport_of(instructor_laptop)
+    page, sent = _past_the_users_table(transport)
+    assert {str(campus.students[0]), str(campus.students[1])} <= sent
+    rest = transport.json("POST", "/pull", _continue(page))
+    assert rows_of(rest, "registrations") and rows_of(rest, "marks")
+    assert rows_of(rest, "users") == []
+    # A device that does not say which accounts the pull began with gets them again.
+    unsaid = transport.json("POST", "/pull", {**_continue(page), "accounts": ""})
+    assert {row["id"] for row in rows_of(unsaid, "users")} >= {str(campus.students[0])}
+
+    with acting_on_server(server, campus.admin) as db:
+        db.add(
+            Registration(
+                student_id=campus.students[2], section_id=campus.other_section, status="enrolled"
+            )
+        )
+        db.commit()
+    page, sent = _past_the_users_table(transport)
+    assert str(campus.students[2]) not in sent
+    with acting_on_server(server, campus.admin) as db:
+        db.get(Section, campus.other_section).instructor_id = campus.instructor
+        db.commit()
+    rest = transport.json("POST", "/pull", _continue(page))
+    assert str(campus.other_section) in {
+        row["section_id"] for row in rows_of(rest, "registrations")
+    }
+    assert str(campus.students[2]) in {row["id"] for row in rows_of(rest, "users")}
 
 
 def rows_of(page: dict[str, Any], table: str) -> list[dict[str, Any]]:
