@@ -39,6 +39,14 @@ proc_name = "campus-portal-server"
 control_socket_disable = True
 
 
+def post_worker_init(worker):
+    """A worker has loaded the app: what it holds for good is left out of the garbage
+    collector's full passes (portal.server.settle_worker)."""
+    from portal.server import settle_worker
+
+    settle_worker(worker)
+
+
 def child_exit(server, worker):
     """A worker that exited (recycled after max_requests, or crashed) stops counting in the
     live Prometheus gauges (PROMETHEUS_MULTIPROC_DIR, prepared by campus-portal-server serve)."""

@@ -95,3 +95,20 @@ def test_the_nginx_site_passes_request_ids_and_guards_metrics():
     assert site.count("proxy_set_header X-Request-ID $request_id;") >= 2
     metrics = site.split("location = /metrics {", 1)[1].split("}", 1)[0]
     assert "deny all;" in metrics and "allow 127.0.0.1;" in metrics
+
+
+def test_a_worker_that_loaded_the_app_keeps_it_out_of_the_collectors_full_passes() -> None:
+    """gunicorn calls the configuration's post_worker_init once a worker has loaded the app:
+    what the app holds is frozen (gc.freeze), so a request's garbage collection does not walk
+    it."""
+    import gc
+    import runpy
+
+    hooks = runpy.run_path(str(SERVER / "gunicorn.conf.py"))
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    try:
+        hooks["post_worker_init"](object())
+        assert gc.get_freeze_count() > 10_000  # this process's modules and objects
+    finally:
+        gc.unfreeze()
