@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from sqlalchemy import (
     Connection,
     Engine,
@@ -152,7 +153,7 @@ class Transport:
     def json(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
         response = self.call(method, path, body)
         try:
-            data = response.json()
+            data = orjson.loads(response.content)  # a page of thousands of rows: faster than json
         except ValueError:
             raise SyncError("The campus server sent an answer that is not JSON.") from None
         if not isinstance(data, dict):

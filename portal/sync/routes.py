@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from flask import Blueprint, Response, abort, current_app, request, send_file
 from flask_login import current_user
 
@@ -53,7 +54,9 @@ def _problem(status: int, title: str, detail: str) -> Response:
 
 
 def _json(data: Any, status: int = 200) -> Response:
-    payload = json.dumps(data, separators=(",", ":"), default=json_default).encode()
+    # orjson: a snapshot page's thousands of rows are encoded several times faster than by
+    # json (the same text: dates and times still go through json_default).
+    payload = orjson.dumps(data, default=json_default, option=orjson.OPT_PASSTHROUGH_DATETIME)
     response = Response(payload, status=status, mimetype="application/json")
     if len(payload) > 1024 and "gzip" in request.headers.get("Accept-Encoding", ""):
         # Large answers (snapshot pages) are compressed for speed rather than for size.
