@@ -197,3 +197,32 @@ def test_text_and_numbers_pass_as_they_are_and_other_types_are_refused(
     else:
         with pytest.raises(ValueError, match=re.escape(words)):
             convert([good, other])
+
+
+def test_an_answer_is_the_text_json_would_write(tmp_path: Path) -> None:
+    """Answers are encoded by orjson for speed: the text is what json.dumps with json_default
+    writes (moments with and without microseconds, dates, times, ids, text json escapes)."""
+    import json
+
+    from portal.sync import routes
+    from portal.sync.tables import json_default
+    from tests.conftest import make_app
+
+    values = [
+        uuid.uuid4(),
+        datetime(2026, 11, 30, 22, 41, 7, tzinfo=UTC),
+        datetime(2026, 11, 30, 22, 41, 7, 123456, tzinfo=UTC),
+        date(2026, 12, 1),
+        time(9, 30),
+        time(9, 30, 15, 500),
+        3.5,
+        7,
+        None,
+        True,
+        'é "quoted" \\ \u2028 \x01',
+    ]
+    data = {"rows": {"marks": [values, values[::-1]]}, "next": None}
+    with make_app(tmp_path).test_request_context():
+        answer = routes._json(data)
+    compact = json.dumps(data, separators=(",", ":"), default=json_default, ensure_ascii=False)
+    assert answer.get_data() == compact.encode()
