@@ -1,7 +1,8 @@
 """The sync endpoints devices call on the central server (`/sync/v1/...`, see PROTOCOL.md).
 
 Devices sign every call with their credential (`Authorization: Bearer ...`) and say which
-protocol they speak (`X-Sync-Protocol`). Bodies are JSON, gzip-compressed both ways when large.
+protocol they speak (`X-Sync-Protocol`). Bodies are JSON, compressed both ways when large (answers
+as zstd when the device accepts it, else gzip).
 Errors are problem details (RFC 9457) whose `detail` a device shows to its user as it is.
 """
 
@@ -58,14 +59,30 @@ def _json(data: Any, status: int = 200) -> Response:
     # json (the same text: dates and times still go through json_default).
     payload = orjson.dumps(data, default=json_default, option=orjson.OPT_PASSTHROUGH_DATETIME)
     response = Response(payload, status=status, mimetype="application/json")
-    if len(payload) > 1024 and "gzip" in request.headers.get("Accept-Encoding", ""):
-        # Large answers (snapshot pages) are compressed for speed rather than for size.
-        level = 5 if len(payload) < 256 * 1024 else 1
-        response.set_data(gzip.compress(payload, compresslevel=level))
-        response.headers["Content-Encoding"] = "gzip"
+    if len(payload) > 1024:
+        encoding = _compress(response, payload)
+        if encoding:
+            response.headers["Content-Encoding"] = encoding
         response.headers["Vary"] = "Accept-Encoding"
     response.headers["X-Server-Time"] = str(services.server_time_ms(_now()))
     return response
+
+
+def _compress(response: Response, payload: bytes) -> str:
+    """Compress a large answer as the device accepts: zstd (a snapshot page of a megabyte in
+    about 2 ms, unpacked in 1), else gzip (fast levels: compressed for speed rather than
+    size); the encoding used, or "" when neither is accepted."""
+    accepted = request.accept_encodings
+    if accepted["zstd"]:
+        import zstandard  # the server only (a desktop copy starts faster without it)
+
+        response.set_data(zstandard.ZstdCompressor(level=1).compress(payload))
+        return "zstd"
+    if accepted["gzip"]:
+        level = 5 if len(payload) < 256 * 1024 else 1
+        response.set_data(gzip.compress(payload, compresslevel=level))
+        return "gzip"
+    return ""
 
 
 def _body() -> dict[str, Any]:

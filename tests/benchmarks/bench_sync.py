@@ -1,7 +1,7 @@
 """Sync: a device's first sync of an instructor's and an admin's scope of the large demo data,
 next to the floor measured in the same run (the same rows inserted into an empty SQLite file
-with executemany in one transaction); incremental syncs of a few changes; a pull with nothing
-new; bytes on the wire against the number of changes.
+with executemany in one transaction; the median of a few such copies); incremental syncs of a
+few changes; a pull with nothing new; bytes on the wire against the number of changes.
 
 The central server runs in server mode on PostgreSQL as it is deployed: gunicorn
 (`campus-portal-server serve`, one gthread worker) in a process of its own, so that its work and
@@ -22,6 +22,7 @@ import gc
 import os
 import shutil
 import sqlite3
+import statistics
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -93,9 +94,14 @@ def _device(root: Path, name: str) -> tuple[Any, Path]:
     return app, data_dir
 
 
-def _floor(device_db: Path, target: Path) -> tuple[int, float]:
+FLOOR_RUNS, FLOOR_SECONDS = 5, 2.0
+
+
+def _floor(device_db: Path, folder: Path) -> tuple[int, float]:
     """Rows/s of the floor: every synchronised row of the device copied into an empty SQLite
-    file (same schema, same pragmas) with executemany in one transaction."""
+    file (same schema, same pragmas) with executemany in one transaction. For a scope that
+    copies in a tenth of a second, one slow moment of the machine weighs much: the median time
+    of up to FLOOR_RUNS copies (as many as start within FLOOR_SECONDS), each into a new file."""
     from portal.sync.tables import SYNCED_TABLES
 
     source = sqlite3.connect(device_db)
@@ -110,22 +116,27 @@ def _floor(device_db: Path, target: Path) -> tuple[int, float]:
         for entry in SYNCED_TABLES
     }
     source.close()
-    floor = sqlite3.connect(target, isolation_level=None)
-    floor.execute("PRAGMA journal_mode=WAL")
-    floor.execute("PRAGMA synchronous=NORMAL")
-    for statement in schema:
-        floor.execute(statement)
     rows = sum(len(values) for values in data.values())
-    started = time.perf_counter()
-    floor.execute("BEGIN")
-    for table, values in data.items():
-        if values:
-            marks = ", ".join("?" * len(values[0]))
-            floor.executemany(f'INSERT INTO "{table}" VALUES ({marks})', values)  # noqa: S608
-    floor.execute("COMMIT")
-    seconds = time.perf_counter() - started
-    floor.close()
-    return rows, seconds
+    times: list[float] = []
+    folder.mkdir(parents=True, exist_ok=True)
+    for run in range(FLOOR_RUNS):
+        if sum(times) > FLOOR_SECONDS:
+            break
+        floor = sqlite3.connect(folder / f"floor-{run}.db", isolation_level=None)
+        floor.execute("PRAGMA journal_mode=WAL")
+        floor.execute("PRAGMA synchronous=NORMAL")
+        for statement in schema:
+            floor.execute(statement)
+        started = time.perf_counter()
+        floor.execute("BEGIN")
+        for table, values in data.items():
+            if values:
+                marks = ", ".join("?" * len(values[0]))
+                floor.executemany(f'INSERT INTO "{table}" VALUES ({marks})', values)  # noqa: S608
+        floor.execute("COMMIT")
+        times.append(time.perf_counter() - started)
+        floor.close()
+    return rows, statistics.median(times)
 
 
 def _enrol(server: Any, device: Any, url: str, username: str, wire: Wire) -> Any:
@@ -245,9 +256,7 @@ def run(context: Any) -> list[dict[str, Any]]:
             )
             elapsed = time.perf_counter() - started
             wire_bytes = wire.reset()
-            floor_rows, floor_seconds = _floor(
-                data_dir / "portal.db", root / f"floor-{username}.db"
-            )
+            floor_rows, floor_seconds = _floor(data_dir / "portal.db", root / f"floor-{username}")
             # Both rates count the rows the device holds in the end: a row that came twice (an
             # account named again by a later page) is not counted twice.
             rate = floor_rows / elapsed
@@ -365,7 +374,8 @@ def run(context: Any) -> list[dict[str, Any]]:
             f"Server: {database}, large demo data, served by {how}, over HTTP on this machine, "
             "warmed by another instructor's first pull; devices: SQLite files. The floor "
             "inserts the rows the device received into an empty SQLite file (same schema) with "
-            "executemany in one transaction."
+            f"executemany in one transaction (median of up to {FLOOR_RUNS} copies, as many as "
+            f"start within {FLOOR_SECONDS:g} s)."
         )
         for device, _engine, wire in devices.values():
             wire.client.close()

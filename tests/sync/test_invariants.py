@@ -920,6 +920,24 @@ def test_later_pages_of_a_snapshot_do_not_send_its_accounts_again_unless_the_sco
     assert str(campus.students[2]) in {row["id"] for row in rows_of(rest, "users")}
 
 
+def test_a_large_answer_travels_compressed_as_the_device_accepts(
+    campus: Campus, instructor_laptop: Device
+) -> None:
+    """A device asks for zstd (its HTTP client decodes it) and gets it; a client that takes
+    only gzip gets gzip, one that takes neither gets the JSON as it is: the same page."""
+    transport = transport_of(instructor_laptop)
+    request = {"cursor": 0, "fingerprint": ""}
+    own = transport.call("POST", "/pull", request)
+    assert own.headers["Content-Encoding"] == "zstd"
+    pages = {"zstd": own.json()}
+    for accepted in ("gzip", "identity"):
+        response = transport.call("POST", "/pull", request, headers={"Accept-Encoding": accepted})
+        assert response.headers.get("Content-Encoding", "identity") == accepted
+        pages[accepted] = response.json()
+    assert rows_of(pages["zstd"], "users")
+    assert pages["zstd"]["rows"] == pages["gzip"]["rows"] == pages["identity"]["rows"]
+
+
 def rows_of(page: dict[str, Any], table: str) -> list[dict[str, Any]]:
     """A pulled page's rows of `table` as objects (protocol 2 sends arrays and their columns)."""
     names = page.get("columns", {}).get(table, [])
