@@ -110,13 +110,17 @@ def _server_only() -> None:
     services.check_protocol(request.headers.get(PROTOCOL_HEADER))
 
 
-def _device(*, commit: bool = True) -> Device:
+def _device(*, commit: bool = True, seen: bool = True) -> Device:
     """The calling device (last seen now). `commit=False` leaves the write to the caller's own
-    commit: one statement and a reload of the device fewer for a call that commits anyway."""
+    commit: one statement and a reload of the device fewer for a call that commits anyway.
+    `seen=False`: a call that only reads, and writes nothing (the device's last contact stays
+    as the call before it recorded it)."""
     _server_only()
     header = request.headers.get("Authorization", "")
     token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
-    device = services.authenticate_device(db_session(), token, now=_now())
+    device = services.authenticate_device(db_session(), token, now=_now(), seen=seen)
+    if not seen:
+        return device
     device.app_version = request.headers.get("User-Agent", "")[:40] or device.app_version
     if commit:
         db.session.commit()
@@ -279,7 +283,9 @@ def file_status(sha256: str) -> Response:
 @bp.get("/files/<sha256>")
 @public
 def download_file(sha256: str) -> Response:
-    device = _device()
+    # Read only: the pull that named the file has just recorded the device's last contact
+    # (a first sync fetches its files several at a time; each would otherwise commit a write).
+    device = _device(seen=False)
     from portal.submissions import storage
 
     if not services.file_visible(db_session(), device, sha256):

@@ -165,8 +165,9 @@ def enrol_device(
     return Enrolment(device, token, user)
 
 
-def authenticate_device(db: Session, token: str, *, now: datetime) -> Device:
-    """The device signing with `token`; raises DeviceRefused (unknown or revoked)."""
+def authenticate_device(db: Session, token: str, *, now: datetime, seen: bool = True) -> Device:
+    """The device signing with `token`; raises DeviceRefused (unknown or revoked). `seen`:
+    its last contact is now (False for a call that only reads, such as a file download)."""
     device = db.scalar(select(Device).where(Device.credential_hash == _digest(token or "")))
     if device is None:
         raise DeviceRefused("This device is not enrolled with the campus server.")
@@ -176,7 +177,8 @@ def authenticate_device(db: Session, token: str, *, now: datetime) -> Device:
             "changes are kept on it; export them for an administrator (campus-portal sync "
             "--export FILE)."
         )
-    device.last_seen_at = now
+    if seen:
+        device.last_seen_at = now
     return device
 
 

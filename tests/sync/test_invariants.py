@@ -1762,6 +1762,33 @@ def test_identical_files_travel_once(
     assert_replica_matches(server, two)
 
 
+def test_a_file_download_writes_nothing_on_the_server(
+    campus: Campus, instructor_laptop: Device, server: Flask
+) -> None:
+    """A first sync fetches many files at once: each download only reads (the pull that named
+    the file recorded the device's contact), and a file out of scope is still refused."""
+    import hashlib
+
+    content = b"a lab report\n" * 50
+    _submit(server, campus.students[0], campus.lab, content, "report.txt")
+    sha = hashlib.sha256(content).hexdigest()
+    transport = transport_of(instructor_laptop)
+    written: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().split(" ", 1)[0].upper() in {"INSERT", "UPDATE", "DELETE"}:
+            written.append(statement)
+
+    with on_server(server):
+        engine = _db.engine
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        assert transport.call("GET", f"/files/{sha}").content == content
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    assert written == []
+
+
 @ON_BOTH
 def test_files_fetched_alongside_a_page_are_checked_before_any_of_it_is_written(
     campus: Campus, instructor_laptop: Device, server: Flask
