@@ -925,8 +925,10 @@ def _add_referenced_users(
     users = BY_NAME["users"].table.c
     sent = {str(row[ID_POSITION["users"]]) for row in page.get("users", [])}
     dialect = db.get_bind().dialect.name
-    if scopes.reads_everything("users", accounts):
-        visible = named  # every account (a reference names one that exists)
+    if scopes.reads_everything("users", accounts) or named <= sent:
+        # Every account (a reference names one that exists), or only accounts this page's
+        # users rows send, which its users rule chose (the staff a page of sections names).
+        visible = named
     else:
         visible = {
             str(user_id)
