@@ -7,7 +7,7 @@ from __future__ import annotations
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from flask import (
     Blueprint,
@@ -15,6 +15,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    g,
     jsonify,
     redirect,
     render_template,
@@ -40,13 +41,21 @@ def _runner() -> device.SyncRunner:
     return device.runner_for(current_app)
 
 
-def _status() -> device.Status:
-    """The device's sync status; 404 when this copy is not enrolled (nothing to show)."""
-    user_id = current_user.id if current_user.is_authenticated else None
-    found = device.status(_runner(), db_session(), user_id=user_id)
+def _status(*, fresh: bool = False) -> device.Status:
+    """The device's sync status; 404 when this copy is not enrolled (nothing to show). Read
+    once a request (the page's header shows it too), or again when `fresh`."""
+    _runner()
+    found = _request_status(fresh=fresh)
     if found is None:
         abort(404)
     return found
+
+
+def _request_status(*, fresh: bool = False) -> device.Status | None:
+    if fresh or "sync_status" not in g:
+        user_id = current_user.id if current_user.is_authenticated else None
+        g.sync_status = device.status(device.runner_for(current_app), db_session(), user_id=user_id)
+    return cast("device.Status | None", g.sync_status)
 
 
 @bp.app_context_processor
@@ -54,9 +63,8 @@ def _sync_status_area() -> dict[str, Any]:
     """Every page of an enrolled desktop copy shows where sync stands in its header."""
     if current_app.config["PORTAL"]["MODE"] != "desktop":
         return {"sync_status": None}
-    user_id = current_user.id if current_user.is_authenticated else None
     try:
-        found = device.status(device.runner_for(current_app), db_session(), user_id=user_id)
+        found = _request_status()
     except Exception:  # an error page must render even when the database does not answer
         found = None
     return {"sync_status": found}
@@ -95,7 +103,7 @@ def sync_now() -> BaseResponse | tuple[Response, int]:
         started = runner.start()
         message = "Sync started." if started else "A sync is already running."
     if request.accept_mimetypes.best == "application/json":
-        body = {**_status().as_json(), "started": started, "message": message}
+        body = {**_status(fresh=True).as_json(), "started": started, "message": message}
         return jsonify(body), 202 if started else 409
     flash(message, "info" if started else "warning")
     target = request.form.get("next", "")
