@@ -67,6 +67,10 @@ def test_bundle_carries_its_files_and_leaves_out_gtk_and_development_tools(
         f"campus_portal-{VERSION}.dist-info/METADATA",
     ):
         assert (internal / needed).is_file(), needed
+    # Sync pages are decoded by orjson and travel as zstd (httpx decodes it only when the
+    # module is there; without it a first sync would quietly fall back to slower gzip).
+    for extension in ("orjson/orjson.*", "zstandard/backend_c.*"):
+        assert list(internal.glob(extension)), extension
     names = {path.relative_to(internal).as_posix() for path in internal.rglob("*")}
     unwanted = [
         name
