@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from sqlalchemy import (
     Connection,
     Engine,
@@ -151,6 +150,8 @@ class Transport:
         return response
 
     def json(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        import orjson  # with the HTTP client: a start needs neither
+
         response = self.call(method, path, body)
         try:
             data = orjson.loads(response.content)  # a page of thousands of rows: faster than json

@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
 from flask import Blueprint, Response, abort, current_app, request, send_file
 from flask_login import current_user
 
@@ -56,7 +55,10 @@ def _problem(status: int, title: str, detail: str) -> Response:
 
 def _json(data: Any, status: int = 200) -> Response:
     # orjson: a snapshot page's thousands of rows are encoded several times faster than by
-    # json (the same text: dates and times still go through json_default).
+    # json (the same text: dates and times still go through json_default). The server only:
+    # a desktop copy starts without it.
+    import orjson
+
     payload = orjson.dumps(data, default=json_default, option=orjson.OPT_PASSTHROUGH_DATETIME)
     response = Response(payload, status=status, mimetype="application/json")
     if len(payload) > 1024:

@@ -10,6 +10,7 @@ and no other account's password hash (see `password_hash_visible`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 from collections.abc import Callable, Iterable
@@ -19,6 +20,7 @@ from sqlalchemy import ColumnElement, Select, and_, false, not_, or_, select, tr
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import ColumnElement as _Element
+from sqlalchemy.sql.util import find_tables
 from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import Boolean
 
@@ -210,6 +212,15 @@ def condition(table_name: str, accounts: Iterable[tuple[uuid.UUID, str]]) -> Col
     if not parts:
         return false()
     return or_(*parts)
+
+
+@functools.cache
+def tables_read(table_name: str, roles: frozenset[str]) -> frozenset[str]:
+    """The other tables whose rows decide which rows of `table_name` accounts of these roles
+    may read (found in the rules' own SQL; the same for every account of a role)."""
+    rule = condition(table_name, [(uuid.UUID(int=0), role) for role in sorted(roles)])
+    found = find_tables(rule, check_columns=True)
+    return frozenset(table.name for table in found if table.name != table_name)
 
 
 def reads_everything(table_name: str, accounts: Iterable[tuple[uuid.UUID, str]]) -> bool:

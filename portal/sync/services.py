@@ -30,7 +30,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
-from sqlalchemy.sql.util import find_tables
 
 from portal.errors import Forbidden, NotFound, PortalError, ValidationError
 from portal.models import (
@@ -45,7 +44,7 @@ from portal.models import (
     UTCDateTime,
 )
 from portal.sync import apply, capture, hlc, scopes
-from portal.sync.tables import BY_NAME, SYNCED_TABLES
+from portal.sync.tables import BY_NAME, SYNCED_TABLES, TABLE_INDEX
 
 PROTOCOL_VERSION = 2
 SUPPORTED_PROTOCOLS = frozenset({1, 2})
@@ -627,7 +626,9 @@ def _pull(
     # course names the same few hundred students in its registrations, marks and attendance)
     # when the device's accounts are those the pull began with.
     users_sent = (
-        snapshot and table_index > USERS_INDEX and request.accounts == _accounts_digest(accounts)
+        snapshot
+        and table_index > TABLE_INDEX["users"]
+        and request.accounts == _accounts_digest(accounts)
     )
     page, table_index, after, complete = _walk(
         db, device, accounts, table_index, after, since, upto, touched,
@@ -720,9 +721,6 @@ def _walk(
     return page, table_index, after, complete
 
 
-USERS_INDEX = next(index for index, entry in enumerate(SYNCED_TABLES) if entry.name == "users")
-
-
 def _accounts_digest(accounts: list[tuple[uuid.UUID, str]]) -> str:
     text = ";".join(f"{user_id}:{role}" for user_id, role in accounts)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -733,11 +731,7 @@ def _scope_changed_since(
 ) -> bool:
     """Whether a table that `table`'s scope rule reads (other than `table`) has a change-log
     entry above `seq`."""
-    read = {
-        found.name
-        for found in find_tables(scopes.condition(table, accounts), check_columns=True)
-        if found.name != table
-    }
+    read = scopes.tables_read(table, frozenset(role for _user_id, role in accounts))
     if not read:
         return False
     return (
