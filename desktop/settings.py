@@ -7,7 +7,8 @@
     daily_backup = true
 
 They are declared, read and checked with the portal's own settings (portal/config.py), files
-only: built-in < machine-wide file < per-user file.
+only: built-in < machine-wide file < per-user file (a key the machine-wide file locks keeps its
+value there).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from desktop.problems import SettingsProblem
-from portal.config import DESKTOP, ConfigError, load_table
+from portal.config import DESKTOP, ConfigError, load_table_with_warnings
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,8 @@ class DesktopSettings:
 
 def load_desktop_settings() -> DesktopSettings:
     try:
-        values = load_table(DESKTOP)
+        # A locked key set by the user is logged (and shown) by the portal's own settings.
+        values, _ = load_table_with_warnings(DESKTOP)
     except ConfigError as exc:
         raise SettingsProblem("A setting cannot be used", str(exc)) from exc
     return DesktopSettings(**{key.lower(): value for key, value in values.items()})

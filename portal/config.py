@@ -1,5 +1,10 @@
 """Settings: defaults < machine-wide file < per-user file < environment < explicit overrides.
 
+The machine-wide file may lock keys (`[policy] locked = [...]`): a locked key keeps the value of
+the machine-wide file (or its default), and a per-user file, environment variable or override that
+sets it is ignored with a warning (logged, and shown on the About page). Which keys IT may lock
+is declared in SETTINGS (`lockable`).
+
 Each setting is declared once, in SETTINGS below (name, type, default, help, the table of the
 settings files it lives in and the layers that may set it). The reader, the defaults, the
 environment variables, the launcher's `[desktop]` settings and the README's settings tables are
@@ -8,6 +13,7 @@ all derived from that declaration (tests/config checks the README against it).
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import sys
@@ -18,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
+
+log = logging.getLogger(__name__)
 
 APP_NAME = "campus-portal"
 ENV_PREFIX = "PORTAL_"
@@ -32,6 +40,7 @@ EVERY_LAYER = frozenset({FILES, ENVIRONMENT, OVERRIDES})
 PORTAL = "portal"
 DESKTOP = "desktop"
 TABLES = (PORTAL, DESKTOP)
+POLICY = "policy"  # the machine-wide file's `[policy]` table: `locked = ["server_url", ...]`
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,7 @@ class Setting:
     minimum: int | None = None
     choices: tuple[str, ...] = ()
     documented_default: str | None = None  # the README's words when the default is derived
+    lockable: bool = False  # the machine-wide file may lock it ([policy] locked = [...])
 
     @property
     def key(self) -> str:
@@ -100,17 +110,54 @@ SETTINGS: tuple[Setting, ...] = (
         "where uploaded files are stored (never served directly)",
         documented_default="`<shared_dir>/files`",
     ),
-    Setting("server_url", str, "", "the central server to synchronise with"),
-    Setting("enrolment_code", str, "", "code a new device presents to the central server"),
-    Setting("update_check", bool, True, "whether the desktop app looks for updates"),
+    Setting("server_url", str, "", "the central server to synchronise with", lockable=True),
+    Setting(
+        "enrolment_code",
+        str,
+        "",
+        "code a new device presents to the central server",
+        lockable=True,
+    ),
+    Setting(
+        "update_check",
+        bool,
+        True,
+        "whether the desktop app looks for updates (at most once a day; `false`: no update "
+        "request at all)",
+        lockable=True,
+    ),
+    Setting(
+        "update_url",
+        str,
+        "",
+        "the signed release repository (TUF) the desktop app updates from",
+        documented_default="`<server_url>/updates/`",
+        lockable=True,
+    ),
+    Setting(
+        "update_channel",
+        str,
+        "stable",
+        "`stable` or `beta`: which releases the desktop app takes",
+        choices=("stable", "beta"),
+        lockable=True,
+    ),
+    Setting(
+        "update_pin",
+        str,
+        "",
+        "exactly this version (e.g. `0.2.0`) and no other; never older than the running one",
+        lockable=True,
+    ),
     Setting(
         "idle_logout_minutes",
         int,
         15,
         "log a portal user out after this much inactivity (0: never)",
         minimum=0,
+        lockable=True,
     ),
-    Setting("max_upload_mb", int, 20, "largest accepted upload", minimum=1),
+    Setting("max_upload_mb", int, 20, "largest accepted upload", minimum=1, lockable=True),
     Setting(
         "sync_snapshot_page_rows",
         int,
@@ -182,6 +229,7 @@ SETTINGS: tuple[Setting, ...] = (
         table=DESKTOP,
         layers=frozenset({FILES}),
         minimum=1,
+        lockable=True,
     ),
     Setting(
         "daily_backup",
@@ -190,6 +238,7 @@ SETTINGS: tuple[Setting, ...] = (
         "copy the database once a day while the app runs",
         table=DESKTOP,
         layers=frozenset({FILES}),
+        lockable=True,
     ),
 )
 
@@ -206,6 +255,11 @@ def settings_table(table: str) -> str:
     rows = ["| key | default | meaning |", "|---|---|---|"]
     rows += [f"| `{s.name}` | {s.default_text()} | {s.help} |" for s in declared(table)]
     return "\n".join(rows)
+
+
+def lockable_text() -> str:
+    """The IT guide's list of the keys the machine-wide file may lock (tests/config checks it)."""
+    return ", ".join(f"`{setting.name}`" for setting in SETTINGS if setting.lockable)
 
 
 class ConfigError(Exception):
@@ -264,24 +318,20 @@ def _coerce(setting: Setting, value: Any, source: str, label: str) -> Any:
 
 def _file_entries(data: dict[str, Any], path: Path) -> Iterable[tuple[str, str, Any, str]]:
     """(table, name, value, label) for every key of a parsed file; top-level keys are the
-    portal's. The label is the key as a dotted TOML name (`desktop.daily_backup`)."""
+    portal's. The label is the key as a dotted TOML name (`desktop.daily_backup`). The
+    `[policy]` table is read by _policy."""
     for name, value in data.items():
         if not isinstance(value, dict):
             yield PORTAL, name, value, name
         elif name.lower() in TABLES:
             for inner, inner_value in value.items():
                 yield name.lower(), inner, inner_value, f"{name}.{inner}"
-        else:
+        elif name.lower() != POLICY:
             raise ConfigError(f"settings file {path}: unknown table [{name}]")
 
 
-def read_config_file(path: Path) -> dict[str, Any]:
-    """Read one TOML settings file into {KEY: value}; keys are case-insensitive.
-
-    The portal's keys stand at the top level or in a `[portal]` table, the launcher's in a
-    `[desktop]` table. A missing file is empty. Broken TOML, an unknown key or table, a key
-    set twice or a value of the wrong type raise ConfigError naming the file and the key.
-    """
+def _parse_file(path: Path) -> dict[str, Any]:
+    """A settings file's TOML; a missing file is empty."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -289,9 +339,12 @@ def read_config_file(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"cannot read settings file {path}: {exc.strerror}") from exc
     try:
-        data = tomllib.loads(raw.decode("utf-8-sig"))
+        return tomllib.loads(raw.decode("utf-8-sig"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"settings file {path} is not valid TOML: {exc}") from exc
+
+
+def _values(data: dict[str, Any], path: Path) -> dict[str, Any]:
     source = f"settings file {path}"
     values: dict[str, Any] = {}
     for table, name, value, label in _file_entries(data, path):
@@ -306,18 +359,103 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return values
 
 
+def _policy(data: dict[str, Any], path: Path) -> frozenset[str]:
+    """The KEYs a file's `[policy]` table locks (`locked = ["server_url", ...]`)."""
+    table = next((v for k, v in data.items() if k.lower() == POLICY), None)
+    if table is None:
+        return frozenset()
+    source = f"settings file {path}: [{POLICY}]"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source} must be a table")
+    unknown = sorted(set(table) - {"locked"})
+    if unknown:
+        raise ConfigError(f"{source}: unknown key {unknown[0]!r} (only `locked`)")
+    names = table.get("locked", [])
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ConfigError(f"{source}: locked must be a list of setting names")
+    keys = set()
+    for name in names:
+        setting = BY_KEY.get(name.split(".")[-1].upper())
+        if setting is None:
+            raise ConfigError(f"{source}: unknown setting {name!r} in locked")
+        if not setting.lockable:
+            lockable = ", ".join(s.name for s in SETTINGS if s.lockable)
+            raise ConfigError(f"{source}: {name!r} cannot be locked (only {lockable})")
+        keys.add(setting.key)
+    return frozenset(keys)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Read one TOML settings file into {KEY: value}; keys are case-insensitive.
+
+    The portal's keys stand at the top level or in a `[portal]` table, the launcher's in a
+    `[desktop]` table. A missing file is empty. Broken TOML, an unknown key or table, a key
+    set twice or a value of the wrong type raise ConfigError naming the file and the key.
+    """
+    data = _parse_file(path)
+    _policy(data, path)
+    return _values(data, path)
+
+
+def locked_keys() -> frozenset[str]:
+    """The KEYs the machine-wide file locks."""
+    path = machine_config_path()
+    return _policy(_parse_file(path), path)
+
+
+def _ignored(setting: Setting, where: str) -> str:
+    return (
+        f"{setting.name} is locked by IT in the machine-wide file {machine_config_path()}: "
+        f"the value from {where} is ignored"
+    )
+
+
 def load_table(table: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The settings of one table, every layer merged, lowest first.
 
     Keys of `overrides` that are not settings of this table are passed through unchanged.
+    A key the machine-wide file locks keeps that file's value (or its default): a higher layer
+    that sets it is ignored, with a warning in the log.
     """
+    settings, warnings = load_table_with_warnings(table, overrides)
+    for warning in warnings:
+        log.warning("%s", warning)
+    return settings
+
+
+def load_table_with_warnings(
+    table: str, overrides: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    """load_table, and the warnings about locked keys that a higher layer tried to set."""
     settings: dict[str, Any] = {setting.key: setting.default for setting in declared(table)}
-    for path in (machine_config_path(), user_config_path()):
-        from_file = read_config_file(path)
-        settings.update({k: v for k, v in from_file.items() if BY_KEY[k].table == table})
+    warnings: list[str] = []
+    machine_path, user_path = machine_config_path(), user_config_path()
+    machine_data = _parse_file(machine_path)
+    locked = _policy(machine_data, machine_path)
+    settings.update(
+        {k: v for k, v in _values(machine_data, machine_path).items() if BY_KEY[k].table == table}
+    )
+    user_data = _parse_file(user_path)
+    if _policy(user_data, user_path) and table == PORTAL:
+        warnings.append(
+            f"settings file {user_path}: [{POLICY}] is read from the machine-wide file only: "
+            "ignored"
+        )
+    for key, value in _values(user_data, user_path).items():
+        if BY_KEY[key].table != table:
+            continue
+        if key in locked:
+            warnings.append(_ignored(BY_KEY[key], f"the settings file {user_path}"))
+        else:
+            settings[key] = value
     for setting in declared(table):
         env_value = os.environ.get(setting.environment_variable)
         if ENVIRONMENT in setting.layers and env_value is not None and env_value != "":
+            if setting.key in locked:
+                warnings.append(
+                    _ignored(setting, f"the environment variable {setting.environment_variable}")
+                )
+                continue
             source = f"environment variable {setting.environment_variable}"
             settings[setting.key] = _coerce(setting, env_value, source, setting.key)
     for key, value in (overrides or {}).items():
@@ -326,14 +464,24 @@ def load_table(table: str, overrides: dict[str, Any] | None = None) -> dict[str,
             settings[key] = value
         elif OVERRIDES not in overridden.layers:
             raise ConfigError(f"{key} cannot be set from the command line")
+        elif key in locked:
+            warnings.append(_ignored(overridden, "the command line"))
         else:
             settings[key] = _coerce(overridden, value, "override", key)
-    return settings
+    return settings, warnings
 
 
 def load_settings(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The portal's settings, every layer merged, with the derived paths filled in."""
-    settings = load_table(PORTAL, overrides)
+    """The portal's settings, every layer merged, with the derived paths filled in.
+
+    `LOCKED` lists the names the machine-wide file locks, `POLICY_WARNINGS` the values that were
+    ignored because of it (the About page shows both)."""
+    settings, warnings = load_table_with_warnings(PORTAL, overrides)
+    warnings += load_table_with_warnings(DESKTOP)[1]
+    for warning in warnings:
+        log.warning("%s", warning)
+    settings["LOCKED"] = sorted(BY_KEY[key].name for key in locked_keys())
+    settings["POLICY_WARNINGS"] = warnings
     data_dir = Path(settings["DATA_DIR"] or default_data_dir())
     settings["DATA_DIR"] = str(data_dir)
     if not settings["DATABASE_URL"]:

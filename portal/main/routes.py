@@ -47,6 +47,22 @@ def _admin_home() -> str:
     )
 
 
+@bp.get("/about")
+@public
+def about() -> str:
+    """The version, what IT locked on this machine (and what that overrode), and the state of
+    the update check (the desktop launcher hands the portal `UPDATE_STATUS`, a callable)."""
+    settings = current_app.config["PORTAL"]
+    status = current_app.config.get("UPDATE_STATUS")
+    return render_template(
+        "main/about.html",
+        desktop=settings["MODE"] == "desktop",
+        locked=settings.get("LOCKED", []),
+        warnings=settings.get("POLICY_WARNINGS", []),
+        update=status() if callable(status) else None,
+    )
+
+
 @bp.get("/healthz")
 @public
 def healthz() -> tuple[Response, int]:

@@ -203,3 +203,104 @@ def test_every_setting_has_a_default_of_its_type_and_a_unique_name():
     assert load_table(DESKTOP) == {
         setting.key: setting.default for setting in SETTINGS if setting.table == DESKTOP
     }
+
+
+# --- Locked keys: what IT sets machine-wide wins ------------------------------------------------
+
+
+def test_a_locked_key_beats_the_user_file_the_environment_and_the_command_line(
+    layers, monkeypatch, caplog
+):
+    """The IT guide's own file locks server_url, update_check and idle_logout_minutes: a
+    person's file, a PORTAL_* variable and an override are ignored for those, and said so."""
+    from desktop.settings import load_desktop_settings
+
+    machine, user = layers
+    (example,) = _toml_blocks(ROOT / "installers" / "README.md")[:1]
+    assert "[policy]" in example
+    machine.write_text(example, encoding="utf-8")
+    user.write_text(
+        'server_url = "https://evil.example"\nupdate_check = true\nmax_upload_mb = 5\n'
+        "[desktop]\ndaily_backup = false\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("PORTAL_IDLE_LOGOUT_MINUTES", "0")
+    monkeypatch.setenv("PORTAL_UPDATE_CHECK", "1")
+    with caplog.at_level("WARNING", logger="portal.config"):
+        settings = load_settings({"IDLE_LOGOUT_MINUTES": 240})
+    assert settings["SERVER_URL"] == "https://portal.campus.example.edu"
+    assert settings["UPDATE_CHECK"] is False
+    assert settings["IDLE_LOGOUT_MINUTES"] == 10
+    assert settings["MAX_UPLOAD_MB"] == 5  # not locked: the person's own value
+    assert load_desktop_settings().daily_backup is False  # not locked either
+    assert settings["LOCKED"] == [
+        "enrolment_code",
+        "idle_logout_minutes",
+        "server_url",
+        "update_check",
+    ]
+    warnings = settings["POLICY_WARNINGS"]
+    assert any(w.startswith("server_url is locked by IT") and str(user) in w for w in warnings), (
+        warnings
+    )
+    assert any("update_check" in w and "PORTAL_UPDATE_CHECK" in w for w in warnings)
+    assert any("idle_logout_minutes" in w and "PORTAL_IDLE_LOGOUT_MINUTES" in w for w in warnings)
+    assert any("idle_logout_minutes" in w and "command line" in w for w in warnings)
+    assert not any("max_upload_mb" in w for w in warnings)
+    logged = [r.getMessage() for r in caplog.records]
+    assert all(w in logged for w in warnings)
+
+
+def test_without_a_lock_the_person_still_wins(layers, monkeypatch):
+    machine, user = layers
+    machine.write_text('server_url = "https://a.example"\n[policy]\nlocked = ["update_check"]\n')
+    user.write_text('server_url = "https://b.example"\n')
+    settings = load_settings()
+    assert settings["SERVER_URL"] == "https://b.example"
+    assert settings["POLICY_WARNINGS"] == []
+
+
+def test_a_locked_key_the_machine_file_leaves_out_keeps_its_default(layers, monkeypatch):
+    machine, user = layers
+    machine.write_text('[policy]\nlocked = ["desktop.daily_backup", "update_channel"]\n')
+    user.write_text('update_channel = "beta"\n[desktop]\ndaily_backup = false\n')
+    from desktop.settings import load_desktop_settings
+
+    settings = load_settings()
+    assert settings["UPDATE_CHANNEL"] == "stable"
+    assert load_desktop_settings().daily_backup is True
+    assert len(settings["POLICY_WARNINGS"]) == 2
+
+
+def test_a_policy_in_the_user_file_locks_nothing(layers):
+    machine, user = layers
+    machine.write_text('server_url = "https://a.example"\n')
+    user.write_text('server_url = "https://b.example"\n[policy]\nlocked = ["server_url"]\n')
+    settings = load_settings()
+    assert settings["SERVER_URL"] == "https://b.example"
+    assert settings["LOCKED"] == []
+    assert "read from the machine-wide file only" in settings["POLICY_WARNINGS"][0]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[policy]\nlocked = ["secret_key"]\n', "'secret_key' cannot be locked"),
+        ('[policy]\nlocked = ["srever_url"]\n', "unknown setting 'srever_url' in locked"),
+        ('[policy]\nlocked = "server_url"\n', "locked must be a list of setting names"),
+        ('[policy]\nlock = ["server_url"]\n', "unknown key 'lock'"),
+    ],
+)
+def test_a_bad_policy_names_the_file(layers, text, message):
+    machine, _ = layers
+    machine.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(message)) as error:
+        load_settings()
+    assert str(machine) in str(error.value)
+
+
+def test_the_it_guide_lists_the_keys_that_may_be_locked():
+    from portal.config import lockable_text
+
+    guide = " ".join((ROOT / "installers" / "README.md").read_text(encoding="utf-8").split())
+    assert lockable_text() in guide
