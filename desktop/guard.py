@@ -32,6 +32,7 @@ import io
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -70,6 +71,12 @@ class LocalGuard:
         self._lock = threading.Lock()
         # True unless the launcher shows the portal in its own window (see the module docstring).
         self.isolate_from_other_sites = True
+        # When a person last opened a page or sent a form (not the pages' own status polls):
+        # the update check waits until the portal has been left alone for a while.
+        self.last_activity = time.monotonic()
+
+    def idle_seconds(self) -> float:
+        return time.monotonic() - self.last_activity
 
     # --- what the launcher uses ---------------------------------------------------------------
 
@@ -107,6 +114,8 @@ class LocalGuard:
             return self._refuse(environ, start_response, 403, "cross-site request")
         if method not in SAFE_METHODS and not self._same_origin(environ):
             return self._refuse(environ, start_response, 403, "foreign origin")
+        if method not in SAFE_METHODS or "text/html" in environ.get("HTTP_ACCEPT", ""):
+            self.last_activity = time.monotonic()
         if self.isolate_from_other_sites:
             return self.app(environ, _with_opener_policy(start_response))
         return self.app(environ, start_response)

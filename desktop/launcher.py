@@ -456,7 +456,11 @@ def _second_start(paths: DataPaths) -> int:
 
 
 def _build_portal(
-    paths: DataPaths, args: argparse.Namespace, log_file: Path | None, started: float
+    paths: DataPaths,
+    args: argparse.Namespace,
+    log_file: Path | None,
+    started: float,
+    guard: LocalGuard | None = None,
 ) -> Flask:
     """The portal's WSGI app over an up-to-date database (runs in the build thread)."""
     from desktop.database import migrate
@@ -466,6 +470,8 @@ def _build_portal(
     if args.demo:
         _load_demo_data(app)
     _start_background_sync(app)
+    if guard is not None:
+        _start_update_check(app, paths, guard)
     log.info("portal built %.3fs after the start", time.monotonic() - started)
     gc.freeze()  # what start-up built lives as long as the process: later passes skip it
     gc.enable()
@@ -478,6 +484,36 @@ def _start_background_sync(app: Any) -> None:
     from portal.sync.device import runner_for
 
     runner_for(app).start_background()
+
+
+def _start_update_check(app: Any, paths: DataPaths, guard: LocalGuard) -> None:
+    """At most once a day, while no sync runs and nobody has used the portal for a while
+    (desktop/updates.py); no thread and no request when IT turned updates off or pinned them."""
+    from desktop.updates import QUIET_SECONDS, UpdateCheck, UpdateSettings
+    from portal import __version__
+    from portal.sync.device import runner_for
+
+    check = UpdateCheck(
+        UpdateSettings.from_portal(app.config["PORTAL"]),
+        data_dir=paths.data_dir,
+        running_version=__version__,
+    )
+    app.config["UPDATE_STATUS"] = check.page
+    app.extensions["update_check"] = check
+    runner = runner_for(app)
+    check.start_background(lambda: not runner.busy and guard.idle_seconds() >= QUIET_SECONDS)
+
+
+def _install_update_at_exit(app: Any) -> None:
+    """A verified update is handed to the OS's installer once everything is closed."""
+    check = app.extensions.get("update_check")
+    if check is None:
+        return
+    check.stop()
+    try:
+        check.install_at_exit()
+    except Exception:
+        log.exception("handing the update to the installer failed")
 
 
 def _stop_background_sync(app: Any) -> None:
@@ -534,7 +570,7 @@ def run_portal(
         check_database_file(paths)
         # The portal is built in the background while the server listens and the window
         # opens (desktop/starting.py); requests made meanwhile wait for it.
-        build = PortalBuild(lambda: _build_portal(paths, args, log_file, started))
+        build = PortalBuild(lambda: _build_portal(paths, args, log_file, started, guard))
         guard = LocalGuard(build)
         try:
             server = EmbeddedServer(guard, port=args.port)
@@ -621,6 +657,8 @@ def run_portal(
                     log.exception("WAL checkpoint at shutdown failed")
         remove_info(paths.instance_file)
         lock.release()
+        if build is not None and build.app is not None:
+            _install_update_at_exit(build.app)
         log.info("stopped")
 
 

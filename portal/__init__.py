@@ -85,6 +85,7 @@ FEATURES = (
     "profile",
     "api",
     "operations",
+    "updates",
 )
 
 

@@ -5,6 +5,8 @@
                                                  a single-use code that enrols one device
     campus-portal-server [serve] [--bind ADDR] [--workers N] [--config gunicorn.conf.py]
     campus-portal-server worker [--burst]        run background jobs (CSV imports) from Redis
+    campus-portal-server release ...             the signed release repository the desktop
+                                                 copies update from (portal/updates/repository.py)
 
 Settings come from PORTAL_* environment variables (see installers/server/server.env.example);
 the deployment files in installers/server/ run this command under systemd behind nginx.
@@ -203,6 +205,10 @@ def serve(bind: str | None, workers: int | None, config_file: str | None) -> int
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["release"]:  # no database: it may run on an offline signing machine
+        from portal.updates import repository
+
+        return repository.main(argv[1:])
     if argv[:1] == ["enrolment-code"]:
         os.environ["PORTAL_MODE"] = "server"
         return enrolment_code(argv[1:])

@@ -4,6 +4,7 @@ here; this keeps them in step with what runs on a host.)"""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -57,6 +58,42 @@ def test_the_systemd_units_run_commands_the_server_accepts():
     assert worker == [["worker"]]
     for arguments in web + worker:
         parse_args(arguments)  # exits (SystemExit) on anything the command does not take
+
+
+def test_the_release_timer_re_signs_the_repository_it_serves(tmp_path, monkeypatch):
+    """The daily unit's own command, run against a repository: a new timestamp is signed."""
+    from portal.server import main as server_main
+
+    unit = (SERVER / "campus-portal-release-timestamp.service").read_text()
+    (command,) = _portal_commands(unit)
+    assert command[:2] == ["release", "timestamp"]
+    assert "OnCalendar=daily" in (SERVER / "campus-portal-release-timestamp.timer").read_text()
+    keys = {name: tmp_path / f"{name}.pem" for name in ("a", "b", "targets", "online")}
+    for path in keys.values():
+        assert server_main(["release", "keygen", str(path)]) == 0
+    monkeypatch.setenv("PORTAL_SHARED_DIR", str(tmp_path / "shared"))
+    assert (
+        server_main(
+            [
+                "release",
+                "init",
+                "--root-key",
+                str(keys["a"]),
+                "--root-key",
+                str(keys["b"]),
+                "--targets-key",
+                str(keys["targets"]),
+                "--online-key",
+                str(keys["online"]),
+            ]
+        )
+        == 0
+    )
+    timestamp = tmp_path / "shared" / "updates" / "metadata" / "timestamp.json"
+    before = json.loads(timestamp.read_text())["signed"]["version"]
+    command[command.index("--online-key") + 1] = str(keys["online"])  # IT's key file, here
+    assert server_main(command) == 0
+    assert json.loads(timestamp.read_text())["signed"]["version"] == before + 1
 
 
 def test_the_container_files_run_the_same_commands_and_configuration():
