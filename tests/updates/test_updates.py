@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -288,3 +289,48 @@ def test_release_add_refuses_what_it_cannot_sign_honestly(release, tmp_path, cap
     assert release.release(["add", str(odd), *common, str(release.keys["targets"])]) == 2
     assert "cannot tell its OS" in capsys.readouterr().err
     assert release.check(tmp_path).run().version == "0.2.0"  # the repository is as it was
+
+
+def test_no_request_while_a_sync_runs_or_a_person_works(release, tmp_path):
+    """The background check asks `quiet` first, and makes its first request only once it is."""
+    release.add("0.2.0")
+    check = release.check(tmp_path)
+    answers = iter([False, False, False, True])
+    requests_seen_while_busy: list[int] = []
+
+    def quiet() -> bool:
+        answer = next(answers, True)
+        if not answer:
+            requests_seen_while_busy.append(len(release.mirror.requests))
+        return answer
+
+    assert check.start_background(quiet, poll=0.01)
+    assert check.finished.wait(60)
+    check.stop()
+    assert requests_seen_while_busy == [0, 0, 0]
+    assert check.status().state == READY
+
+
+def test_the_central_server_serves_the_repository_read_only(release, tmp_path):
+    """The portal in server mode, under waitress, is the mirror: a copy updates from it."""
+    from desktop.server import EmbeddedServer
+    from tests.conftest import make_app
+
+    release.add("0.2.0")
+    shared = tmp_path / "shared"
+    shutil.copytree(release.root, shared / "updates")
+    database = f"sqlite:///{tmp_path / 'server.db'}"
+    app = make_app(tmp_path, database, MODE="server", SHARED_DIR=str(shared))
+    server = EmbeddedServer(app)
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{server.port}/updates/"
+        assert release.check(tmp_path, url=url).run().state == READY
+        client = app.test_client()
+        assert client.get("/updates/metadata/1.root.json").status_code == 200
+        assert client.put("/updates/metadata/timestamp.json", data=b"{}").status_code == 405
+        assert client.get("/updates/../secret_key").status_code == 404
+        assert client.get("/updates/metadata/.part-x").status_code == 404
+    finally:
+        server.stop()
+    assert release.mirror.requests == []  # everything came from the portal
