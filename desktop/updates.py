@@ -370,6 +370,7 @@ class UpdateCheck:
             status.attempted_at = moment
             if status.state in (UP_TO_DATE, READY, REFUSED):
                 status.checked_at = moment
+                self._remove_downloads(keep=status.file)
             self._save(status)
             if status.state == REFUSED:
                 log.warning("update check: %s (%s)", status.line(), status.detail)
@@ -403,7 +404,10 @@ class UpdateCheck:
             chosen = self._choose(metadata_dir)
             running = Version(self.running_version)
             if chosen is None:
-                return Status(state=UP_TO_DATE)
+                detail = ""
+                if self.settings.pin:
+                    detail = f"update_pin {self.settings.pin} is not released for {self.system}"
+                return Status(state=UP_TO_DATE, detail=detail)
             path, version = chosen
             info = updater.get_targetinfo(path)
             if info is None:
@@ -453,6 +457,15 @@ class UpdateCheck:
             if best is None or candidate > best:
                 best = candidate
         return None if best is None else (best[2], best[0])
+
+    def _remove_downloads(self, keep: str) -> None:
+        """Installers of earlier checks (a newer one came, or one was refused) go."""
+        for path in (self.folder / "downloads").glob("*"):
+            if str(path) != keep:
+                try:
+                    path.unlink()
+                except OSError as exc:
+                    log.warning("could not remove the old download %s: %s", path, exc)
 
     # --- in the background ---------------------------------------------------------------------
 

@@ -77,6 +77,24 @@ def test_the_beta_channel_and_a_pin_choose_their_version(release, tmp_path):
     assert release.check(tmp_path / "pin", pin="0.2.0").run().version == "0.2.0"
 
 
+def test_a_newer_release_replaces_the_download_of_an_older_one(release, tmp_path):
+    release.add("0.2.0")
+    check = release.check(tmp_path)
+    first = check.run()
+    release.add("0.3.0")
+    second = check.run()
+    assert (first.version, second.version) == ("0.2.0", "0.3.0")
+    downloads = tmp_path / "data" / "updates" / "downloads"
+    assert [path.name for path in downloads.iterdir()] == [Path(second.file).name]
+
+
+def test_a_pin_not_released_says_so(release, tmp_path):
+    release.add("0.2.0")
+    status = release.check(tmp_path, pin="0.5.0").run()
+    assert status.state == UP_TO_DATE
+    assert status.detail == "update_pin 0.5.0 is not released for linux"
+
+
 def test_never_a_downgrade_nor_the_same_version_again(release, tmp_path):
     release.add("0.1.0")
     release.add("0.0.9")  # released last: the newest targets metadata names it
