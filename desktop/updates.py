@@ -96,6 +96,7 @@ class UpdateSettings:
     url: str  # the repository's base URL, ending in /
     channel: str
     pin: str
+    locked: frozenset[str] = frozenset()  # the update settings IT locked machine-wide
 
     @classmethod
     def from_portal(cls, settings: dict[str, Any]) -> UpdateSettings:
@@ -109,6 +110,7 @@ class UpdateSettings:
             url=url,
             channel=settings["UPDATE_CHANNEL"],
             pin=settings["UPDATE_PIN"].strip(),
+            locked=frozenset(settings.get("LOCKED", ())),
         )
 
 
@@ -141,7 +143,7 @@ class Status:
         if self.state == DISABLED:
             return "Updates are turned off on this computer (update_check = false)"
         if self.state == PINNED:
-            return f"Pinned by IT to version {self.version}: no update is looked for"
+            return f"Pinned to version {self.version} (update_pin): no update is looked for"
         if self.state == NOT_SET_UP:
             return f"Updates are not set up on this computer: {self.reason}"
         return "Not checked yet"
@@ -303,7 +305,8 @@ class UpdateCheck:
         from packaging.version import InvalidVersion, Version
 
         if not self.settings.check:
-            return Status(state=DISABLED)
+            by_it = "update_check" in self.settings.locked
+            return Status(state=DISABLED, detail="Set and locked by IT." if by_it else "")
         if self.settings.pin:
             try:
                 pin, running = Version(self.settings.pin), Version(self.running_version)
@@ -312,7 +315,9 @@ class UpdateCheck:
                     state=NOT_SET_UP, reason=f"update_pin {self.settings.pin!r} is not a version"
                 )
             if pin == running:
-                return Status(state=PINNED, version=self.settings.pin)
+                by_it = "update_pin" in self.settings.locked
+                detail = "Set and locked by IT." if by_it else ""
+                return Status(state=PINNED, version=self.settings.pin, detail=detail)
             if pin < running:
                 return Status(
                     state=REFUSED,

@@ -37,6 +37,7 @@ def test_a_locked_update_check_off_makes_no_request_and_the_about_page_says_why(
         code, _, stderr = launcher.stop()
     assert code == 0, stderr
     assert "Updates are turned off on this computer" in page
+    assert "Set and locked by IT." in page
     assert "IT locked these settings on this computer: <code>update_check</code>" in page
     assert "the value from the settings file" in page
     assert "the value from the environment variable PORTAL_UPDATE_CHECK is ignored" in page
