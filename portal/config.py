@@ -444,30 +444,31 @@ def load_table_with_warnings(
     for key, value in _values(user_data, user_path).items():
         if BY_KEY[key].table != table:
             continue
-        if key in locked:
-            warnings.append(_ignored(BY_KEY[key], f"the settings file {user_path}"))
-        else:
+        if key not in locked:
             settings[key] = value
+        elif value != settings[key]:
+            warnings.append(_ignored(BY_KEY[key], f"the settings file {user_path}"))
     for setting in declared(table):
         env_value = os.environ.get(setting.environment_variable)
         if ENVIRONMENT in setting.layers and env_value is not None and env_value != "":
-            if setting.key in locked:
-                warnings.append(
-                    _ignored(setting, f"the environment variable {setting.environment_variable}")
-                )
-                continue
             source = f"environment variable {setting.environment_variable}"
-            settings[setting.key] = _coerce(setting, env_value, source, setting.key)
+            value = _coerce(setting, env_value, source, setting.key)
+            if setting.key not in locked:
+                settings[setting.key] = value
+            elif value != settings[setting.key]:
+                warnings.append(_ignored(setting, f"the {source}"))
     for key, value in (overrides or {}).items():
         overridden = BY_KEY.get(key)
         if overridden is None or overridden.table != table:
             settings[key] = value
         elif OVERRIDES not in overridden.layers:
             raise ConfigError(f"{key} cannot be set from the command line")
-        elif key in locked:
-            warnings.append(_ignored(overridden, "the command line"))
         else:
-            settings[key] = _coerce(overridden, value, "override", key)
+            coerced = _coerce(overridden, value, "override", key)
+            if key not in locked:
+                settings[key] = coerced
+            elif coerced != settings[key]:
+                warnings.append(_ignored(overridden, "the command line"))
     return settings, warnings
 
 

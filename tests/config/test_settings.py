@@ -251,6 +251,16 @@ def test_a_locked_key_beats_the_user_file_the_environment_and_the_command_line(
     assert all(w in logged for w in warnings)
 
 
+def test_the_same_value_as_the_locked_one_is_no_warning(layers, monkeypatch):
+    machine, user = layers
+    machine.write_text('update_check = false\n[policy]\nlocked = ["update_check"]\n')
+    user.write_text("update_check = false\n")
+    monkeypatch.setenv("PORTAL_UPDATE_CHECK", "no")
+    settings = load_settings({"UPDATE_CHECK": False})
+    assert settings["UPDATE_CHECK"] is False
+    assert settings["POLICY_WARNINGS"] == []
+
+
 def test_without_a_lock_the_person_still_wins(layers, monkeypatch):
     machine, user = layers
     machine.write_text('server_url = "https://a.example"\n[policy]\nlocked = ["update_check"]\n')
