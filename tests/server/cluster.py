@@ -209,6 +209,54 @@ def running_pgbouncer(folder: Path, database_url: str) -> Iterator[str]:
         _stop(process)
 
 
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+@dataclass
+class CpuLimit:
+    """A CPU quota for the app instances (cgroup v1 `cpu` and `cpuacct` controllers, root only):
+    `cores` of CPU time per wall second, shared by each instance's master and workers."""
+
+    cores: float
+    name: str = field(default_factory=lambda: f"campus-portal-{os.getpid()}-{time.time_ns()}")
+
+    @staticmethod
+    def available() -> str | None:
+        """None where a quota can be set, else why not."""
+        if os.geteuid() != 0:
+            return "setting a CPU quota needs root"
+        for controller in ("cpu", "cpuacct"):
+            if not (CGROUP_ROOT / controller / "cgroup.procs").exists():
+                return f"no cgroup v1 `{controller}` controller at {CGROUP_ROOT / controller}"
+        return None
+
+    def folder(self, controller: str) -> Path:
+        return CGROUP_ROOT / controller / self.name
+
+    def create(self) -> None:
+        for controller in ("cpu", "cpuacct"):
+            self.folder(controller).mkdir()
+        period = int((self.folder("cpu") / "cpu.cfs_period_us").read_text())
+        (self.folder("cpu") / "cpu.cfs_quota_us").write_text(str(int(period * self.cores)))
+
+    def wrap(self, command: list[str]) -> list[str]:
+        """`command`, started inside the group (so every process it forks is in it too)."""
+        join = " && ".join(
+            f'echo $$ > "{self.folder(controller) / "cgroup.procs"}"'
+            for controller in ("cpu", "cpuacct")
+        )
+        return ["sh", "-c", f'{join} && exec "$@"', "sh", *command]
+
+    def cpu_seconds(self) -> float:
+        """CPU time used by the group's processes so far."""
+        return int((self.folder("cpuacct") / "cpuacct.usage").read_text()) / 1e9
+
+    def remove(self) -> None:
+        for controller in ("cpu", "cpuacct"):
+            with contextlib.suppress(FileNotFoundError):
+                self.folder(controller).rmdir()
+
+
 @dataclass
 class Cluster:
     url: str  # nginx, https
@@ -256,10 +304,12 @@ def running_cluster(
     extra_env: dict[str, str] | None = None,
     nginx_workers: int = 1,
     pooled: bool = False,
+    cpu_limit: CpuLimit | None = None,
 ) -> Iterator[Cluster]:
     """Migrate the database, then start the instances, the job worker and nginx; stop all after.
     `pooled`: the instances and the worker reach PostgreSQL through PgBouncer in transaction
-    pooling (as a deployment of several hosts does), with prepared statements off."""
+    pooling (as a deployment of several hosts does), with prepared statements off. `cpu_limit`:
+    the app instances (not the worker, nginx or the databases) run under that CPU quota."""
     shared = folder / "shared"
     shared.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
@@ -281,55 +331,62 @@ def running_cluster(
         server_command("migrate"), env=env, capture_output=True, text=True, timeout=300
     )
     assert migrated.returncode == 0, migrated.stderr
-    stack = contextlib.ExitStack()
-    if pooled:
-        pooled_url = stack.enter_context(running_pgbouncer(folder / "pgbouncer", database_url))
-        env.update(PORTAL_DATABASE_URL=pooled_url, PORTAL_DATABASE_PREPARED_STATEMENTS="false")
-    ports = [free_port() for _ in range(instances)]
-    upstreams = [f"127.0.0.1:{port}" for port in ports]
-    https_port, http_port = free_port(), free_port()
-    cluster = Cluster(f"https://127.0.0.1:{https_port}", upstreams, env, folder)
-    try:
-        for index, port in enumerate(ports):
-            instance_env = {
-                **env,
-                "PROMETHEUS_MULTIPROC_DIR": str(folder / f"metrics-{index}"),
-            }
-            command = server_command(
-                "serve",
-                "--config",
-                str(GUNICORN_CONF),
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                str(workers),
+    with contextlib.ExitStack() as stack:  # PgBouncer and the CPU quota, closed last
+        if cpu_limit is not None:
+            cpu_limit.create()
+            stack.callback(cpu_limit.remove)
+        if pooled:
+            pooled_url = stack.enter_context(running_pgbouncer(folder / "pgbouncer", database_url))
+            env.update(PORTAL_DATABASE_URL=pooled_url, PORTAL_DATABASE_PREPARED_STATEMENTS="false")
+        ports = [free_port() for _ in range(instances)]
+        upstreams = [f"127.0.0.1:{port}" for port in ports]
+        https_port, http_port = free_port(), free_port()
+        cluster = Cluster(f"https://127.0.0.1:{https_port}", upstreams, env, folder)
+        try:
+            for index, port in enumerate(ports):
+                instance_env = {
+                    **env,
+                    "PROMETHEUS_MULTIPROC_DIR": str(folder / f"metrics-{index}"),
+                }
+                command = server_command(
+                    "serve",
+                    "--config",
+                    str(GUNICORN_CONF),
+                    "--bind",
+                    f"127.0.0.1:{port}",
+                    "--workers",
+                    str(workers),
+                )
+                if cpu_limit is not None:
+                    command = cpu_limit.wrap(command)
+                cluster.processes.append(
+                    (
+                        f"gunicorn-{index}",
+                        _start(f"gunicorn-{index}", command, instance_env, folder),
+                    )
+                )
+            if job_worker:
+                cluster.processes.append(
+                    ("worker", _start("worker", server_command("worker"), env, folder))
+                )
+            for (name, process), port in zip(cluster.processes, ports, strict=False):
+                wait_for(f"http://127.0.0.1:{port}/healthz", process, folder / f"{name}.log")
+            config = nginx_config(
+                folder,
+                https_port=https_port,
+                http_port=http_port,
+                upstreams=upstreams,
+                certificate=self_signed_certificate(folder),
+                worker_processes=nginx_workers,
             )
-            cluster.processes.append(
-                (f"gunicorn-{index}", _start(f"gunicorn-{index}", command, instance_env, folder))
+            checked = subprocess.run(
+                [NGINX, "-t", "-c", str(config)], capture_output=True, text=True, timeout=30
             )
-        if job_worker:
-            cluster.processes.append(
-                ("worker", _start("worker", server_command("worker"), env, folder))
-            )
-        for (name, process), port in zip(cluster.processes, ports, strict=False):
-            wait_for(f"http://127.0.0.1:{port}/healthz", process, folder / f"{name}.log")
-        config = nginx_config(
-            folder,
-            https_port=https_port,
-            http_port=http_port,
-            upstreams=upstreams,
-            certificate=self_signed_certificate(folder),
-            worker_processes=nginx_workers,
-        )
-        checked = subprocess.run(
-            [NGINX, "-t", "-c", str(config)], capture_output=True, text=True, timeout=30
-        )
-        assert checked.returncode == 0, checked.stderr
-        nginx = _start("nginx", [NGINX, "-c", str(config)], env, folder)
-        cluster.processes.append(("nginx", nginx))
-        wait_for(f"{cluster.url}/healthz", nginx, folder / "nginx.log")
-        yield cluster
-    finally:
-        for _, process in reversed(cluster.processes):
-            _stop(process)
-        stack.close()
+            assert checked.returncode == 0, checked.stderr
+            nginx = _start("nginx", [NGINX, "-c", str(config)], env, folder)
+            cluster.processes.append(("nginx", nginx))
+            wait_for(f"{cluster.url}/healthz", nginx, folder / "nginx.log")
+            yield cluster
+        finally:
+            for _, process in reversed(cluster.processes):
+                _stop(process)
