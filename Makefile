@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_RUN := python3-venv
-APT_TEST := chromium xvfb xauth imagemagick nginx openssl gir1.2-webkit2-4.1 libgirepository1.0-dev libcairo2-dev pkg-config nsis msitools
+APT_TEST := chromium xvfb xauth imagemagick nginx pgbouncer openssl gir1.2-webkit2-4.1 libgirepository1.0-dev libcairo2-dev pkg-config nsis msitools
 VENDOR := portal/static/vendor
 ASSETS := portal/assets
 AXE := tests/browser/node_modules/axe-core/axe.min.js

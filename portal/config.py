@@ -90,6 +90,13 @@ SETTINGS: tuple[Setting, ...] = (
         documented_default="SQLite file in the data dir",
     ),
     Setting(
+        "database_prepared_statements",
+        bool,
+        True,
+        "let psycopg prepare statements on the PostgreSQL server; `false` when "
+        "`database_url` goes through PgBouncer in transaction pooling",
+    ),
+    Setting(
         "secret_key",
         str,
         "",
@@ -525,6 +532,10 @@ def flask_config(settings: dict[str, Any]) -> dict[str, Any]:
         engine_options["connect_args"] = {"timeout": 15, "check_same_thread": False}
     else:
         engine_options["pool_pre_ping"] = True
+        if not settings["DATABASE_PREPARED_STATEMENTS"]:
+            # A transaction pooler hands each transaction to any server connection, where a
+            # statement psycopg prepared on another one does not exist.
+            engine_options["connect_args"] = {"prepare_threshold": None}
     return {
         "PORTAL": settings,
         "SECRET_KEY": settings["SECRET_KEY"],

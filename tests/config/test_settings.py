@@ -314,3 +314,26 @@ def test_the_it_guide_lists_the_keys_that_may_be_locked():
 
     guide = " ".join((ROOT / "installers" / "README.md").read_text(encoding="utf-8").split())
     assert lockable_text() in guide
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("prepared", [True, False])
+def test_prepared_statements_can_be_turned_off_for_a_transaction_pooler(
+    postgres_url, tmp_path, prepared
+):
+    """Behind PgBouncer in transaction pooling a statement prepared on one server connection is
+    missing on the next: `database_prepared_statements = false` stops psycopg from preparing."""
+    from portal import create_app
+    from portal.extensions import db
+
+    app = create_app(
+        {
+            "MODE": "server",
+            "DATABASE_URL": postgres_url,
+            "SECRET_KEY": "x" * 40,
+            "DATA_DIR": str(tmp_path),
+            "DATABASE_PREPARED_STATEMENTS": prepared,
+        }
+    )
+    with app.app_context(), db.engine.connect() as connection:
+        threshold = connection.connection.driver_connection.prepare_threshold
+    assert (threshold is not None) is prepared

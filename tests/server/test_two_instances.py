@@ -1,12 +1,15 @@
 """Two gunicorn instances behind Debian's nginx (configured from the deployment's own site file),
-sharing PostgreSQL, Redis and the shared directory, with an RQ worker: one user's session goes
-through both instances in turn, and a CSV import is started on one and finished on the other."""
+sharing PostgreSQL (through Debian's PgBouncer in transaction pooling, configured from the
+deployment's pgbouncer.ini), Redis and the shared directory, with an RQ worker: one user's session
+goes through both instances in turn, and a CSV import is started on one and finished on the
+other."""
 
 from __future__ import annotations
 
 import contextlib
 import http.client
 import re
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -18,6 +21,7 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import URL, make_url
 
 from tests import factories
 from tests.server.cluster import insecure_context, running_cluster
@@ -152,10 +156,23 @@ def _wait_for_job(browser: Browser, job_id: str, timeout: float = 120) -> str:
     raise AssertionError(f"import {job_id} did not finish in {timeout} s")
 
 
+def _pgbouncer_show(url: URL, what: str) -> dict[str, dict[str, str]]:
+    """PgBouncer's admin console (`SHOW STATS`, `SHOW POOLS`), one dict per database."""
+    answer = subprocess.run(
+        ["psql", "-h", str(url.host), "-p", str(url.port), "-U", str(url.username), "-d",
+         "pgbouncer", "-A", "-F", "\t", "-c", f"SHOW {what}"],
+        capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    header, *rows = answer.stdout.splitlines()
+    names = header.split("\t")
+    table = [dict(zip(names, row.split("\t"), strict=True)) for row in rows if "\t" in row]
+    return {row["database"]: row for row in table}
+
+
 def test_one_session_and_one_import_across_two_instances(
     tmp_path: Path, postgres_url: str, redis_url: str
 ) -> None:
-    with running_cluster(tmp_path, postgres_url, redis_url) as cluster:
+    with running_cluster(tmp_path, postgres_url, redis_url, pooled=True) as cluster:
         admin = _make_admin(postgres_url)
         browser = Browser(cluster.url)
 
@@ -235,6 +252,16 @@ def test_one_session_and_one_import_across_two_instances(
         assert f"{line} 30.0" in exposition, [x for x in exposition.splitlines() if "terms" in x]
         writers = {path.name.rsplit("_", 1)[-1] for path in (tmp_path / "metrics-0").glob("*.db")}
         assert len(writers) >= 2, f"one process wrote metrics: {sorted(writers)}"
+
+        # Every instance and the worker reached PostgreSQL through PgBouncer, many transactions
+        # over few server connections, and none failed on a prepared statement.
+        pooled = make_url(cluster.env["PORTAL_DATABASE_URL"])
+        assert pooled.port != make_url(postgres_url).port
+        stats = _pgbouncer_show(pooled, "STATS")
+        assert int(stats[pooled.database]["total_xact_count"]) > 20, stats
+        for name, _ in cluster.processes:
+            if name != "nginx":
+                assert "prepared statement" not in cluster.log(name), cluster.log(name)[-2000:]
 
     with create_engine(postgres_url).connect() as connection:  # the cluster left the data intact
         assert connection.execute(text("SELECT count(*) FROM users")).scalar_one() >= 1
