@@ -315,6 +315,7 @@ def test_the_it_guide_lists_the_keys_that_may_be_locked():
     guide = " ".join((ROOT / "installers" / "README.md").read_text(encoding="utf-8").split())
     assert lockable_text() in guide
 
+
 @pytest.mark.postgres
 @pytest.mark.parametrize("prepared", [True, False])
 def test_prepared_statements_can_be_turned_off_for_a_transaction_pooler(
