@@ -173,8 +173,8 @@ def read_request_form(
     """The text fields and files of `request`'s multipart body, each file written to a stream
     from `stream_factory` as it arrives. Raises as `read_form` does."""
     limits = Limits.from_app()
-    if request.mimetype != "multipart/form-data":
-        raise ValueError("not a multipart/form-data body")
+    if request.mimetype != "multipart/form-data":  # a form without a file input
+        return MultiDict(request.form), MultiDict()
     if request.content_length is not None and request.content_length > limits.body_bytes:
         raise body_too_large(limits, request.content_length)
     stream = get_input_stream(request.environ, max_content_length=limits.body_bytes)

@@ -1,6 +1,6 @@
 """Home page and health check."""
 
-from flask import Blueprint, current_app, jsonify, redirect, render_template, url_for
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
@@ -45,6 +45,23 @@ def _admin_home() -> str:
         term=term,
         page=page,
     )
+
+
+@bp.get("/upload-too-large")
+@public
+def upload_too_large() -> tuple[str, int]:
+    """The page nginx shows instead of its own when a body is over its client_max_body_size
+    (`error_page 413` in installers/server/nginx-campus-portal.conf): the same words the portal
+    says when it refuses a file itself."""
+    from portal import multipart
+
+    message = str(multipart.body_too_large(multipart.Limits.from_app(), None))
+    referrer = request.referrer or ""
+    back = referrer if referrer.startswith(request.host_url) else None
+    page = render_template(
+        "error.html", status=413, title="The file is too large", message=message, back=back
+    )
+    return page, 413
 
 
 @bp.get("/healthz")
