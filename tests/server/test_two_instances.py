@@ -190,6 +190,13 @@ def _lab_reports_through_nginx(cluster_url: str, database_url: str, files: Path)
     assert "The file is larger than the 20 MB limit for a file. Make it smaller" in page
     assert "<h1" in page and "Lab reports" in page  # the portal's page, with its navigation
     assert "nginx" not in page
+    # The API answers it as a problem (JSON), in the portal's words too.
+    refused = student.request(
+        "POST", "/api/v1/me/registrations", far_over, {"Content-Type": "application/json"}
+    )
+    assert refused.status == 413
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert "larger than the 20 MB limit for a file" in refused.text
     # The page nginx fetched for it is not reachable from outside.
     assert student.get("/upload-too-large").status == 404
 
