@@ -9,11 +9,14 @@ from __future__ import annotations
 import io
 import os
 import random
+import shutil
 import subprocess
 import zipfile
 from pathlib import Path
 
 from fpdf import FPDF
+
+from tests.conftest import unavailable
 
 KB = 1024
 MB = 1024 * 1024
@@ -30,6 +33,8 @@ def photo(folder: Path, kind: str, size: int, seed: int = 1) -> bytes:
         ["steelblue-khaki", "darkolivegreen-wheat", "slategray-peachpuff", "navy-lightcyan"]
     )
     target = folder / f"photo-{seed}-{width}x{height}.{kind}"
+    if shutil.which("convert") is None:
+        unavailable("ImageMagick's convert is not installed (make test installs it)")
     if not target.exists():
         subprocess.run(
             [

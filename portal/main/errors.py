@@ -145,8 +145,8 @@ def init_app(app: Flask) -> None:
             429: "Too many attempts. Wait a minute and try again.",
         }
         status = error.code or 500
-        if status == 413:
-            # Refused before the body was read (Content-Length over MAX_CONTENT_LENGTH): the form
+        if status == 413 and request.mimetype == "multipart/form-data":
+            # A form refused before it was read (Content-Length over MAX_CONTENT_LENGTH): the form
             # around a file is small, so this is a file over its limit, said as the parser says it.
             from portal import multipart
 
