@@ -28,9 +28,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the portal. `config` holds explicit overrides (the highest layer of settings)."""
     from flask import Flask
 
+    from portal import multipart
     from portal.config import flask_config, load_settings
 
     app = Flask(__name__, instance_relative_config=False)
+    multipart.init_app(app)
     settings = load_settings(config)
     app.config.from_mapping(flask_config(settings))
     # Anything else in `config` (Flask or extension settings, e.g. TESTING) goes in as it is.

@@ -546,7 +546,11 @@ def flask_config(settings: dict[str, Any]) -> dict[str, Any]:
         "SESSION_COOKIE_SECURE": settings["SESSION_COOKIE_SECURE"],
         "SESSION_COOKIE_NAME": "portal_session",
         "REMEMBER_COOKIE_DURATION": 0,
+        # A file of MAX_UPLOAD_MB and the form around it; the form's text fields and its number
+        # of parts have their own limits (portal/multipart.py says which one a body passed).
         "MAX_CONTENT_LENGTH": (settings["MAX_UPLOAD_MB"] + 1) * 1024 * 1024,
+        "MAX_FORM_MEMORY_SIZE": 500 * 1024,
+        "MAX_FORM_PARTS": 100,
         "RATELIMIT_STORAGE_URI": settings["RATELIMIT_STORAGE_URI"],
         "RATELIMIT_HEADERS_ENABLED": True,
         "WTF_CSRF_TIME_LIMIT": None,

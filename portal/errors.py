@@ -1,5 +1,7 @@
 """Domain errors: raised by services with a message a person can read."""
 
+from __future__ import annotations
+
 
 class PortalError(Exception):
     """Base of every rule violation; `str(error)` is shown to the user."""
@@ -23,3 +25,31 @@ class RegistrationError(PortalError):
 
 class ValidationError(PortalError):
     status_code = 422
+
+
+class FormTooLarge(ValidationError):
+    """A form or upload refused by one of its limits; the message says which one."""
+
+    status_code = 413
+
+
+def megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f}".removesuffix(".0")
+
+
+class FileTooLarge(FormTooLarge):
+    @classmethod
+    def over(cls, max_bytes: int, filename: str | None = None) -> FileTooLarge:
+        named = f"“{filename}”" if filename else "The file"
+        return cls(
+            f"{named} is larger than the {megabytes(max_bytes)} MB limit for a file. "
+            "Make it smaller (for example export a compressed PDF) and upload it again."
+        )
+
+
+class FieldsTooLarge(FormTooLarge):
+    pass
+
+
+class TooManyParts(FormTooLarge):
+    pass

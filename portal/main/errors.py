@@ -145,6 +145,16 @@ def init_app(app: Flask) -> None:
             429: "Too many attempts. Wait a minute and try again.",
         }
         status = error.code or 500
+        if status == 413 and request.mimetype == "multipart/form-data":
+            # A form refused before it was read (Content-Length over MAX_CONTENT_LENGTH): the form
+            # around a file is small, so this is a file over its limit, said as the parser says it.
+            from portal import multipart
+
+            too_large = multipart.body_too_large(
+                multipart.Limits.from_app(), request.content_length
+            )
+            error.description = str(too_large)
+            messages[413] = str(too_large)
         if is_api_request():
             problem = _api_http_error(error, status, messages)
             return problem, problem.status_code

@@ -1,6 +1,6 @@
 """Home page and health check."""
 
-from flask import Blueprint, current_app, jsonify, redirect, render_template, url_for
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
@@ -61,6 +61,30 @@ def about() -> str:
         warnings=settings.get("POLICY_WARNINGS", []),
         update=status() if callable(status) else None,
     )
+
+
+@bp.get("/upload-too-large")
+@public
+def upload_too_large() -> tuple[str | Response, int]:
+    """The page nginx shows instead of its own when a body is over its client_max_body_size
+    (`error_page 413` in installers/server/nginx-campus-portal.conf): the same words the portal
+    says when it refuses a file itself."""
+    from portal import multipart
+    from portal.api import API_PREFIX, problems
+
+    message = str(multipart.body_too_large(multipart.Limits.from_app(), None))
+    refused = request.headers.get("X-Original-URI", "")  # the address the body was sent to
+    if refused.startswith(API_PREFIX):
+        return problems.problem(413, detail=message), 413
+    if refused.startswith("/sync/") or request.accept_mimetypes.best == "application/json":
+        body = {"status": 413, "title": "Request Entity Too Large", "detail": message}
+        return jsonify(body), 413
+    referrer = request.referrer or ""
+    back = referrer if referrer.startswith(request.host_url) else None
+    page = render_template(
+        "error.html", status=413, title="The file is too large", message=message, back=back
+    )
+    return page, 413
 
 
 @bp.get("/healthz")

@@ -19,13 +19,13 @@ from flask import (
     url_for,
 )
 from flask_wtf.csrf import validate_csrf
-from werkzeug.exceptions import RequestEntityTooLarge
-from werkzeug.formparser import parse_form_data
 from werkzeug.wrappers import Response
 from wtforms.validators import ValidationError as CSRFError
 
+from portal import multipart
 from portal.auth.policy import roles
 from portal.catalogue.services import get_section
+from portal.errors import FormTooLarge
 from portal.extensions import csrf
 from portal.grading.services import get_assessment
 from portal.models import Submission, utcnow
@@ -97,16 +97,12 @@ def upload(assessment_id: uuid.UUID) -> Response:
 
     try:
         try:
-            _, form, files = parse_form_data(
-                request.environ,
-                stream_factory=stream_factory,
-                max_content_length=current_app.config["MAX_CONTENT_LENGTH"],
-                max_form_memory_size=64 * 1024,
-                silent=False,
-            )
-        except (RequestEntityTooLarge, storage.UploadTooLarge):
-            flash(storage.too_large_message(limit), "danger")
+            form, files = multipart.read_request_form(request, stream_factory)
+        except FormTooLarge as error:  # the file, the text fields or the number of parts
+            flash(str(error), "danger")
             return back
+        except ValueError:
+            abort(400)
         try:
             validate_csrf(form.get("csrf_token") or request.headers.get("X-CSRFToken"))
         except CSRFError:

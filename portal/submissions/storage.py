@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from portal.errors import ValidationError
+from portal.errors import FileTooLarge, ValidationError
 
 CHUNK_SIZE = 64 * 1024
 HEAD_SIZE = 8 * 1024
@@ -63,20 +63,9 @@ _LABELS = [spec.label for spec in FILE_KINDS.values()]
 ACCEPTED_DESCRIPTION = f"{', '.join(_LABELS[:-1])} or {_LABELS[-1]}"
 
 
-class UploadTooLarge(ValidationError):
-    status_code = 413
-
-
-def too_large_message(max_bytes: int) -> str:
-    return (
-        f"The file is larger than the {max_bytes / (1024 * 1024):g} MB limit. "
-        "Make it smaller (for example export a compressed PDF) and upload it again."
-    )
-
-
 class IncomingFile:
     """One uploaded file on its way in. Werkzeug's form parser writes each chunk here as it
-    arrives; `write` raises UploadTooLarge as soon as the limit is passed."""
+    arrives; `write` raises FileTooLarge as soon as the limit is passed."""
 
     def __init__(self, upload_dir: Path, max_bytes: int) -> None:
         incoming = Path(upload_dir) / "incoming"
@@ -94,7 +83,7 @@ class IncomingFile:
         self.size += len(data)
         if self.size > self.max_bytes:
             self.discard()
-            raise UploadTooLarge(too_large_message(self.max_bytes))
+            raise FileTooLarge.over(self.max_bytes)
         if len(self.head) < HEAD_SIZE:
             self.head += data[: HEAD_SIZE - len(self.head)]
         self._hash.update(data)

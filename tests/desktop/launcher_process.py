@@ -79,11 +79,11 @@ class PortalClient:
         form: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
         send_cookies: bool = True,
+        body: bytes | None = None,
     ) -> Response:
         all_headers = {"Host": f"127.0.0.1:{self.port}", "Accept": "text/html"}
         if send_cookies and self.cookies:
             all_headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        body = None
         if form is not None:
             body = urlencode(form).encode()
             all_headers["Content-Type"] = "application/x-www-form-urlencoded"

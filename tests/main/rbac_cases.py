@@ -11,4 +11,6 @@ CASES = {
     # the health check says "degraded".
     "main.about": Case("GET", "/about", PUBLIC),
     "main.healthz": Case("GET", "/healthz", PUBLIC, expect=503),
+    # What nginx shows for a body over its limit (error_page 413): a page, for anyone.
+    "main.upload_too_large": Case("GET", "/upload-too-large", PUBLIC, expect=413),
 }

@@ -1,12 +1,13 @@
 """Two gunicorn instances behind Debian's nginx (configured from the deployment's own site file),
 sharing PostgreSQL (through Debian's PgBouncer in transaction pooling, configured from the
 deployment's pgbouncer.ini), Redis and the shared directory, with an RQ worker: one user's session
-goes through both instances in turn, and a CSV import is started on one and finished on the
-other."""
+goes through both instances in turn, a CSV import is started on one and finished on the other,
+and lab reports of real size are uploaded (and refused over the limits) through nginx."""
 
 from __future__ import annotations
 
 import contextlib
+import html
 import http.client
 import re
 import subprocess
@@ -23,7 +24,7 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import URL, make_url
 
-from tests import factories
+from tests import factories, realfiles
 from tests.server.cluster import insecure_context, running_cluster
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -88,15 +89,23 @@ class Browser:
             {"Content-Type": "application/x-www-form-urlencoded"},
         )
 
-    def post_file(self, path: str, fields: dict[str, str], name: str, content: bytes) -> Answer:
+    def post_file(
+        self,
+        path: str,
+        fields: dict[str, str],
+        name: str,
+        content: bytes,
+        field: str = "file",
+        content_type: str = "text/csv",
+    ) -> Answer:
         boundary = uuid.uuid4().hex
         chunks: list[bytes] = []
         for key, value in fields.items():
             head = f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n'
             chunks.append(f"{head}{value}\r\n".encode())
         chunks.append(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
-            "Content-Type: text/csv\r\n\r\n".encode()
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{name}"\r\n'
+            f"Content-Type: {content_type}\r\n\r\n".encode()
             + content
             + b"\r\n"
         )
@@ -127,6 +136,72 @@ def _make_admin(database_url: str) -> str:
             return admin.username
     finally:
         engine.dispose()
+
+
+def _make_lab(database_url: str) -> tuple[str, str]:
+    """A student enrolled in a section with a lab assessment: (username, assessment id)."""
+    from sqlalchemy.orm import Session
+
+    engine = create_engine(database_url)
+    try:
+        with Session(engine) as db:
+            staff = factories.make_user(db, "lab_staff")
+            section = factories.make_section(db, lab_staff_id=staff.id)
+            assessment = factories.make_assessment(db, section, kind="lab", name="Lab 3")
+            student = factories.make_user(db, "student")
+            factories.enrol(db, student, section)
+            db.commit()
+            return student.username, str(assessment.id)
+    finally:
+        engine.dispose()
+
+
+def _lab_reports_through_nginx(cluster_url: str, database_url: str, files: Path) -> None:
+    """A real 2 MB PDF is stored; a file a little over 20 MB is refused by the portal and one of
+    30 MB by nginx, each with the portal's words for it (nginx's error_page 413)."""
+    username, assessment_id = _make_lab(database_url)
+    student = Browser(cluster_url)
+    token = student.csrf("/login")
+    logged_in = student.post_form(
+        "/login", {"csrf_token": token, "username": username, "password": factories.PASSWORD}
+    )
+    assert logged_in.status == 302, logged_in.text[:500]
+    path = f"/assessments/{assessment_id}/submissions"
+
+    def upload(name: str, content: bytes) -> Answer:
+        token = student.csrf("/lab-reports")
+        return student.post_file(
+            path, {"csrf_token": token}, name, content, "report", "application/pdf"
+        )
+
+    name, report = realfiles.make(files, "pdf", 2 * realfiles.MB, seed=3)
+    stored = upload(name, report)
+    assert stored.status == 303, stored.text[:500]
+    page = html.unescape(student.get("/lab-reports").text)
+    assert f"{name} uploaded for Lab 3" in page
+
+    a_little_over = realfiles.random_pdf(20 * realfiles.MB + 300 * 1024)
+    refused = upload("scan.pdf", a_little_over)
+    assert refused.status == 303, refused.text[:500]
+    page = html.unescape(student.get("/lab-reports").text)
+    assert "“scan.pdf” is larger than the 20 MB limit for a file." in page
+
+    far_over = realfiles.random_pdf(30 * realfiles.MB)
+    refused = upload("video.pdf", far_over)
+    assert refused.status == 413
+    page = html.unescape(refused.text)
+    assert "The file is larger than the 20 MB limit for a file. Make it smaller" in page
+    assert "<h1" in page and "Lab reports" in page  # the portal's page, with its navigation
+    assert "nginx" not in page
+    # The API answers it as a problem (JSON), in the portal's words too.
+    refused = student.request(
+        "POST", "/api/v1/me/registrations", far_over, {"Content-Type": "application/json"}
+    )
+    assert refused.status == 413
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert "larger than the 20 MB limit for a file" in refused.text
+    # The page nginx fetched for it is not reachable from outside.
+    assert student.get("/upload-too-large").status == 404
 
 
 def _course_count(database_url: str, prefix: str) -> int:
@@ -229,6 +304,9 @@ def test_one_session_and_one_import_across_two_instances(
         # The worker did the work, not the web instances.
         worker_log = cluster.log("worker")
         assert "portal.admin.tasks.run_import" in worker_log, worker_log[-2000:]
+
+        # Lab reports through nginx, of real size and over the limits.
+        _lab_reports_through_nginx(cluster.url, postgres_url, tmp_path / "files")
 
         # Readiness through nginx; metrics only from addresses IT allows (here: loopback).
         ready = browser.get("/readyz")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from portal.errors import ValidationError
+from portal.errors import FileTooLarge, ValidationError
 from portal.extensions import db as _db
 from portal.models import StoredFile, Submission
 from portal.submissions import services, storage
@@ -104,7 +104,7 @@ def test_display_names_are_reduced_to_a_last_part(raw, shown):
 def test_sink_stops_at_the_limit_and_removes_its_temporary_file(tmp_path):
     incoming = storage.IncomingFile(tmp_path, max_bytes=100)
     incoming.write(b"a" * 60)
-    with pytest.raises(storage.UploadTooLarge, match="larger than"):
+    with pytest.raises(FileTooLarge, match="larger than"):
         incoming.write(b"a" * 60)
     assert not incoming.path.exists()
     assert list((tmp_path / "incoming").iterdir()) == []
