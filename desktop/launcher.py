@@ -274,11 +274,12 @@ def run_enrol(paths: DataPaths, args: argparse.Namespace, log_file: Path | None)
     with app.app_context():
         engine = db.engine
     try:
+        http = client.http_client(app.config["PORTAL"]["CA_FILE"])
         username = client.enrol(
-            engine, args.server, args.code, device_name=args.name or platform.node()
+            engine, args.server, args.code, device_name=args.name or platform.node(), client=http
         )
         print(f"Enrolled with {args.server} for {username}; first sync...", flush=True)
-        summary = client.sync_once(engine, Path(app.config["PORTAL"]["UPLOAD_DIR"]))
+        summary = client.sync_once(engine, Path(app.config["PORTAL"]["UPLOAD_DIR"]), client=http)
     except client.SyncError as error:
         raise SyncProblem("Enrolment did not complete", str(error), reason=error.reason) from None
     print(f"Synced: {summary.line()}")
@@ -298,7 +299,8 @@ def run_sync(paths: DataPaths, args: argparse.Namespace, log_file: Path | None) 
         print(f"{count} waiting change(s) written to {args.export}")
         return EXIT_OK
     try:
-        summary = client.sync_once(engine, Path(app.config["PORTAL"]["UPLOAD_DIR"]))
+        http = client.http_client(app.config["PORTAL"]["CA_FILE"])
+        summary = client.sync_once(engine, Path(app.config["PORTAL"]["UPLOAD_DIR"]), client=http)
     except client.SyncError as error:
         waiting = client.pending_count(engine)
         raise SyncProblem(

@@ -102,6 +102,14 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("server_url", str, "", "the central server to synchronise with"),
     Setting("enrolment_code", str, "", "code a new device presents to the central server"),
+    Setting(
+        "ca_file",
+        str,
+        "",
+        "a PEM file of certificate authorities trusted for `server_url` besides the operating "
+        "system's store (a campus certificate authority)",
+        documented_default="empty (the OS's store only)",
+    ),
     Setting("update_check", bool, True, "whether the desktop app looks for updates"),
     Setting(
         "idle_logout_minutes",
