@@ -132,7 +132,13 @@ SETTINGS: tuple[Setting, ...] = (
         "memory://",
         "Flask-Limiter storage; `redis://...` on the central server",
     ),
-    Setting("login_rate_limit", str, "10 per minute", "log-in attempts per client address"),
+    Setting(
+        "login_rate_limit",
+        str,
+        "10 per minute",
+        "log-in attempts per client address on the central server (a desktop copy limits each "
+        "account instead: see Security)",
+    ),
     Setting(
         "log_level",
         str,
