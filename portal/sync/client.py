@@ -74,9 +74,8 @@ class SyncError(Exception):
 
     def __init__(self, message: str, *, reason: str = "error") -> None:
         super().__init__(message)
-        self.reason = (
-            reason  # unreachable | untrusted | revoked | protocol | refused | busy | error
-        )
+        # unreachable | untrusted | revoked | protocol | refused | busy | error
+        self.reason = reason
 
 
 @dataclass
