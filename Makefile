@@ -6,12 +6,16 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_RUN := python3-venv
-APT_TEST := chromium xvfb xauth imagemagick nginx pgbouncer openssl gir1.2-webkit2-4.1 libgirepository1.0-dev libcairo2-dev pkg-config nsis msitools
+# The window on Linux: WebKitGTK for pywebview, and what pip needs to build PyGObject and pycairo
+# (the `desktop` extra) when no wheel fits. tests/desktop/test_make_targets.py checks it against
+# the files those builds read.
+APT_WINDOW := gcc python3-dev pkg-config libcairo2-dev libgirepository1.0-dev gir1.2-webkit2-4.1
+APT_TEST := chromium xvfb xauth imagemagick nginx pgbouncer openssl nsis msitools
 VENDOR := portal/static/vendor
 ASSETS := portal/assets
 AXE := tests/browser/node_modules/axe-core/axe.min.js
 
-.PHONY: run test lint bench assets system-deps system-deps-test clean help
+.PHONY: run test lint bench assets system-deps system-deps-window system-deps-test clean help
 
 help:
 	@echo "make run    serve the portal with demo data (a window when a display exists)"
@@ -25,7 +29,13 @@ system-deps:
 	if [ -n "$$missing" ]; then echo "Installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 
-system-deps-test: system-deps
+system-deps-window:
+	@missing=$$(for p in $(APT_WINDOW); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then echo "Installing Debian packages for the window:$$missing"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing \
+	  || echo "warning: could not install$$missing"; fi
+
+system-deps-test: system-deps system-deps-window
 	@missing=$$(for p in $(APT_TEST); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then echo "Installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
@@ -36,9 +46,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[server,test]'
 	@touch $@
 
-$(VENV)/.desktop: $(STAMP)
-	$(BIN)/python -m pip install -q -e '.[desktop]' || echo "warning: the window toolkit could not be installed; the portal will run headless"
-	@touch $@
+# Not marked done when it fails, so that the next `make run` tries again.
+$(VENV)/.desktop: $(STAMP) | system-deps-window
+	@if $(BIN)/python -m pip install -q -e '.[desktop]'; then touch $@; else \
+	  missing=$$(for p in $(APT_WINDOW); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	  echo "warning: the window toolkit (PyGObject, pycairo, pywebview) could not be installed;" \
+	    "the portal will run headless."; \
+	  if [ -n "$$missing" ]; then echo "Missing Debian packages:" $$missing; \
+	    echo "Install them (sudo apt-get install" $$missing") and run make run again."; \
+	  else echo "The Debian packages it needs are installed: see pip's message above."; fi; fi
 
 # Front-end libraries come from the npm registry into portal/static/vendor (not committed).
 assets: $(VENDOR)/.built
@@ -78,8 +94,7 @@ clean:
 # The tests in tests/package (marked `package`) build it once, install the .deb for real and run it.
 APT_TEST += dpkg-dev xz-utils shellcheck wine wine64 lintian
 # What building the bundle needs (PyGObject and pycairo compile when no wheel fits).
-APT_PACKAGE := dpkg-dev xz-utils patchelf gcc python3-dev pkg-config libgirepository1.0-dev libcairo2-dev \
-  gir1.2-webkit2-4.1
+APT_PACKAGE := dpkg-dev xz-utils patchelf $(APT_WINDOW)
 PKG_VENV := build/package-venv
 
 .PHONY: package test-package system-deps-package

@@ -167,7 +167,11 @@ def _run_command(args: argparse.Namespace, window: WindowProcess | None) -> int:
 
     keep_private()  # everything written from here on is the OS user's alone (600/700)
     paths = resolve(args.data_dir, demo=args.demo)
-    log_file = setup_logging(paths.log_file, verbose=args.verbose)
+    # `open` only asks a running portal: a data folder that does not exist is not created
+    # (its logs would be), it is reported (run_open).
+    log_file = None
+    if args.command != "open" or paths.data_dir.is_dir():
+        log_file = setup_logging(paths.log_file, verbose=args.verbose)
     try:
         if args.command == "backup":
             return run_backup(paths, args)
@@ -270,11 +274,12 @@ def run_enrol(paths: DataPaths, args: argparse.Namespace, log_file: Path | None)
     with app.app_context():
         engine = db.engine
     try:
+        http = client.http_client(app.config["PORTAL"]["CA_FILE"])
         username = client.enrol(
-            engine, args.server, args.code, device_name=args.name or platform.node()
+            engine, args.server, args.code, device_name=args.name or platform.node(), client=http
         )
         print(f"Enrolled with {args.server} for {username}; first sync...", flush=True)
-        summary = client.sync_once(engine, Path(app.config["PORTAL"]["UPLOAD_DIR"]))
+        summary = client.sync_once(engine, Path(app.config["PORTAL"]["UPLOAD_DIR"]), client=http)
     except client.SyncError as error:
         raise SyncProblem("Enrolment did not complete", str(error), reason=error.reason) from None
     print(f"Synced: {summary.line()}")
@@ -294,7 +299,8 @@ def run_sync(paths: DataPaths, args: argparse.Namespace, log_file: Path | None) 
         print(f"{count} waiting change(s) written to {args.export}")
         return EXIT_OK
     try:
-        summary = client.sync_once(engine, Path(app.config["PORTAL"]["UPLOAD_DIR"]))
+        http = client.http_client(app.config["PORTAL"]["CA_FILE"])
+        summary = client.sync_once(engine, Path(app.config["PORTAL"]["UPLOAD_DIR"]), client=http)
     except client.SyncError as error:
         waiting = client.pending_count(engine)
         raise SyncProblem(
@@ -315,6 +321,12 @@ def run_open(paths: DataPaths) -> int:
     Only the OS user who runs it can ask: the control key is in the owner-only instance file."""
     from desktop.instance import InstanceLock, ask_for_launch_url, read_info
 
+    if not paths.data_dir.is_dir():
+        raise NotRunning(
+            "No such data folder",
+            f"{paths.data_dir} does not exist (or is not a folder), so no Campus Portal runs "
+            "on it. Check the --data-dir path (and --demo); nothing was created.",
+        )
     lock = InstanceLock(paths.lock_file) if paths.lock_file.exists() else None
     if lock is not None and not lock.acquire():
         info = read_info(paths.instance_file)

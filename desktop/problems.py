@@ -14,6 +14,7 @@ EXIT_NOT_RUNNING = 5
 EXIT_USAGE = 64
 # `campus-portal enrol` and `campus-portal sync`: why a sync did not get through.
 EXIT_SYNC = {"unreachable": 10, "revoked": 11, "protocol": 12, "refused": 13, "busy": 14}
+EXIT_SYNC["untrusted"] = 16  # the server's certificate is not trusted here (ca_file)
 EXIT_SYNC_OTHER = 15
 
 

@@ -97,6 +97,7 @@ class UpdateSettings:
     channel: str
     pin: str
     locked: frozenset[str] = frozenset()  # the update settings IT locked machine-wide
+    ca_file: str = ""  # certificate authorities trusted besides the OS's store (as for sync)
 
     @classmethod
     def from_portal(cls, settings: dict[str, Any]) -> UpdateSettings:
@@ -111,6 +112,7 @@ class UpdateSettings:
             channel=settings["UPDATE_CHANNEL"],
             pin=settings["UPDATE_PIN"].strip(),
             locked=frozenset(settings.get("LOCKED", ())),
+            ca_file=settings.get("CA_FILE", ""),
         )
 
 
@@ -180,16 +182,19 @@ def _refusal(error: Exception) -> Refused | None:
     return None
 
 
-def _fetcher(timeout: float, deadline: float, cancelled: threading.Event) -> Any:
-    """ngclient's fetcher over httpx: a read timeout per request and a deadline for the check."""
+def _fetcher(timeout: float, deadline: float, cancelled: threading.Event, ca_file: str = "") -> Any:
+    """ngclient's fetcher over httpx: a read timeout per request and a deadline for the check.
+    It trusts what sync trusts: the OS's certificate store and IT's `ca_file`."""
     from tuf.api import exceptions
     from tuf.ngclient.fetcher import FetcherInterface
 
     from portal import __version__
+    from portal.sync.client import tls_context
 
     class Fetcher(FetcherInterface):
         def __init__(self) -> None:
             self.client = httpx.Client(
+                verify=tls_context(ca_file),
                 timeout=httpx.Timeout(timeout),
                 headers={"User-Agent": f"campus-portal/{__version__}"},
                 follow_redirects=True,
@@ -393,7 +398,7 @@ class UpdateCheck:
         downloads = self.folder / "downloads"
         metadata_dir.mkdir(parents=True, exist_ok=True)
         downloads.mkdir(parents=True, exist_ok=True)
-        fetcher = _fetcher(self.timeout, self.deadline, self.cancelled)
+        fetcher = _fetcher(self.timeout, self.deadline, self.cancelled, self.settings.ca_file)
         try:
             updater = Updater(
                 str(metadata_dir),

@@ -126,6 +126,15 @@ SETTINGS: tuple[Setting, ...] = (
         lockable=True,
     ),
     Setting(
+        "ca_file",
+        str,
+        "",
+        "a PEM file of certificate authorities trusted for `server_url` besides the operating "
+        "system's store (a campus certificate authority)",
+        documented_default="empty (the OS's store only)",
+        lockable=True,
+    ),
+    Setting(
         "update_check",
         bool,
         True,
@@ -178,7 +187,13 @@ SETTINGS: tuple[Setting, ...] = (
         "memory://",
         "Flask-Limiter storage; `redis://...` on the central server",
     ),
-    Setting("login_rate_limit", str, "10 per minute", "log-in attempts per client address"),
+    Setting(
+        "login_rate_limit",
+        str,
+        "10 per minute",
+        "log-in attempts per client address on the central server (a desktop copy limits each "
+        "account instead: see Security)",
+    ),
     Setting(
         "log_level",
         str,

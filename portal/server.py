@@ -1,6 +1,10 @@
 """`campus-portal-server`: run the central campus server (gunicorn, PostgreSQL, Redis).
 
     campus-portal-server migrate                 bring the database schema up to date, then exit
+    campus-portal-server create-admin USERNAME --name "FULL NAME" [--email ADDRESS]
+                                                 an administrator account (the first one of a
+                                                 new server); the password is asked for, or
+                                                 read from the first line of standard input
     campus-portal-server enrolment-code create --user USERNAME [--expires-in-days N]
                                                  a single-use code that enrols one device
     campus-portal-server [serve] [--bind ADDR] [--workers N] [--config gunicorn.conf.py]
@@ -24,6 +28,18 @@ from typing import Any
 
 DEFAULT_BIND = "127.0.0.1:8000"
 
+# `--help` lists every command, also those with options of their own (parsed separately).
+COMMANDS_HELP = """commands:
+  serve            run gunicorn (the default)
+  migrate          bring the database schema up to date, then exit
+  create-admin USERNAME --name "FULL NAME" [--email ADDRESS]
+                   an administrator account (the first of a new server); the password is
+                   asked for twice, or read from the first line of standard input
+  worker [--burst] run background jobs (CSV imports) from Redis
+  enrolment-code create --user USERNAME [--expires-in-days N]
+                   a single-use code that enrols one device (the code alone on the last line)
+"""
+
 
 def default_workers() -> int:
     """WEB_CONCURRENCY if set (gunicorn's convention), else two per core plus one, at most 9."""
@@ -36,7 +52,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from portal import __version__
 
     parser = argparse.ArgumentParser(
-        prog="campus-portal-server", description="Campus Portal central server"
+        prog="campus-portal-server",
+        description="Campus Portal central server",
+        epilog=COMMANDS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"Campus Portal {__version__}")
     parser.add_argument(
@@ -139,6 +158,65 @@ def enrolment_code(argv: list[str]) -> int:
     return 0
 
 
+def _new_password() -> str | None:
+    """Asked for twice at a terminal; else the first line of standard input (scripts)."""
+    import getpass
+
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Password again: ") != first:
+        print(
+            "campus-portal-server: the two passwords differ; nothing was created", file=sys.stderr
+        )
+        return None
+    return first
+
+
+def create_admin(argv: list[str]) -> int:
+    """`create-admin USERNAME --name "FULL NAME" [--email ADDRESS]`: an administrator account,
+    audited. Exit code 2 (nothing created) for a taken username or a weak password."""
+    from portal.accounts.services import UserDetails, create_user, password_problems
+    from portal.audit.services import record
+    from portal.errors import PortalError
+    from portal.extensions import db
+    from portal.wsgi import create_server_app
+
+    parser = argparse.ArgumentParser(prog="campus-portal-server create-admin")
+    parser.add_argument("username")
+    parser.add_argument("--name", required=True, metavar="FULL NAME")
+    parser.add_argument("--email", default="", metavar="ADDRESS")
+    args = parser.parse_args(argv)
+    password = _new_password()
+    if password is None:
+        return 2
+    if problems := password_problems(password, username=args.username, full_name=args.name):
+        print(f"campus-portal-server: {' '.join(problems)} Nothing was created.", file=sys.stderr)
+        return 2
+    app = create_server_app()
+    with app.app_context():
+        details = UserDetails(
+            username=args.username, full_name=args.name, role="admin", email=args.email
+        )
+        try:
+            admin = create_user(db.session(), details, password)
+        except PortalError as error:
+            print(f"campus-portal-server: {error} Nothing was created.", file=sys.stderr)
+            return 2
+        record(
+            db.session(),
+            None,
+            "account.create",
+            entity_type="user",
+            entity_id=admin.id,
+            summary=f"Created administrator {admin.username} from the command line",
+            after={"username": admin.username, "role": admin.role},
+        )
+        db.session.commit()
+        print(f"Created administrator {admin.username}.")
+    return 0
+
+
 def prepare_metrics_directory() -> str:
     """PROMETHEUS_MULTIPROC_DIR for the workers' metric files: IT's choice or a new one, emptied
     of the files of an earlier run (their counters would be added to this run's)."""
@@ -212,6 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["enrolment-code"]:
         os.environ["PORTAL_MODE"] = "server"
         return enrolment_code(argv[1:])
+    if argv[:1] == ["create-admin"]:
+        os.environ["PORTAL_MODE"] = "server"
+        return create_admin(argv[1:])
     args = parse_args(argv)
     os.environ["PORTAL_MODE"] = "server"
     from portal.config import ConfigError

@@ -182,9 +182,10 @@ def init_app(app: Flask) -> None:
             return None
         return user
 
-    from portal.auth import login_queue
+    from portal.auth import login_queue, login_throttle
 
     login_queue.init_app(app)
+    login_throttle.init_app(app)
     app.before_request(_enforce_idle_logout)
     app.before_request(_enforce_access)
     app.after_request(_security_headers)

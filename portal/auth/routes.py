@@ -1,16 +1,22 @@
 """Log-in and log-out. On a desktop copy connected to a campus server, a person's first
 sign-in there goes through the server (portal.sync.device.sign_in_through_server)."""
 
+import math
+import time
+
 from flask import (
     Blueprint,
     current_app,
     flash,
+    make_response,
     redirect,
     render_template,
     request,
     session,
     url_for,
 )
+from flask import Response as FlaskResponse
+from flask_limiter import RequestLimit
 from flask_login import current_user, login_user, logout_user
 from werkzeug.wrappers import Response
 
@@ -18,6 +24,7 @@ from portal.accounts.services import authenticate, change_password
 from portal.audit.services import record
 from portal.auth.forms import LoginForm, PasswordChangeForm
 from portal.auth.login_queue import login_slot
+from portal.auth.login_throttle import in_words, throttle
 from portal.auth.policy import IDLE_MESSAGE, is_safe_redirect, public, signed_in
 from portal.extensions import db, limiter
 from portal.models import User, utcnow
@@ -30,6 +37,30 @@ bp = Blueprint("auth", __name__)
 
 def _login_limit() -> str:
     return current_app.config["PORTAL"]["LOGIN_RATE_LIMIT"]
+
+
+def _on_desktop() -> bool:
+    """A desktop copy limits each account (login_throttle), not its one address (127.0.0.1)."""
+    return bool(current_app.config["PORTAL"]["MODE"] == "desktop")
+
+
+def _try_later(form: LoginForm, message: str, seconds: int) -> FlaskResponse:
+    """The log-in form again, saying when to try again (429 with Retry-After)."""
+    flash(message, "warning")
+    response = make_response(render_template("auth/login.html", form=form), 429)
+    response.headers["Retry-After"] = str(max(1, seconds))
+    return response
+
+
+def _address_limit_reached(limit: RequestLimit) -> FlaskResponse:
+    """The central server's limit per client address was reached: the form, with when."""
+    window = int(limit.limit.get_expiry())  # the limit's period ("per minute": 60 s)
+    seconds = max(1, min(math.ceil(limit.reset_at - time.time()), window))
+    return _try_later(
+        LoginForm(),
+        f"Too many log-in attempts from this address. Try again in {in_words(seconds)}.",
+        seconds,
+    )
 
 
 def _through_campus_server(username: str, password: str) -> tuple[User | None, str]:
@@ -58,7 +89,9 @@ def _through_campus_server(username: str, password: str) -> tuple[User | None, s
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"])
+@limiter.limit(
+    _login_limit, methods=["POST"], exempt_when=_on_desktop, on_breach=_address_limit_reached
+)
 @public
 def login() -> str | Response | tuple[str, int] | tuple[str, int, dict[str, str]]:
     if current_user.is_authenticated:
@@ -69,6 +102,8 @@ def login() -> str | Response | tuple[str, int] | tuple[str, int, dict[str, str]
         form.username.data = request.args.get("username", "")[:64]
     if form.validate_on_submit():
         username = (form.username.data or "").strip().lower()
+        if _on_desktop() and (wait := throttle().seconds_to_wait(username)):
+            return _try_later(form, _wrong_passwords_message(username, wait), wait)
         with login_slot() as admitted:
             if not admitted:
                 return _busy(form)
@@ -88,7 +123,11 @@ def login() -> str | Response | tuple[str, int] | tuple[str, int, dict[str, str]
             )
             db.session.commit()
             flash(problem or "That username and password do not match an active account.", "danger")
+            if _on_desktop() and not problem and (wait := throttle().failed(username)):
+                flash(_wrong_passwords_message(username, wait), "warning")
             return render_template("auth/login.html", form=form), 401
+        if _on_desktop():
+            throttle().succeeded(username)
         record(
             db_session(),
             user,
@@ -104,6 +143,13 @@ def login() -> str | Response | tuple[str, int] | tuple[str, int, dict[str, str]
         target = form.next.data
         return redirect(target if is_safe_redirect(target) else url_for("main.index"))
     return render_template("auth/login.html", form=form)
+
+
+def _wrong_passwords_message(username: str, seconds: int) -> str:
+    return (
+        f"Too many wrong passwords for {username}. Try again in {in_words(seconds)}. "
+        "Other people can log in on this computer meanwhile."
+    )
 
 
 BUSY_RETRY_SECONDS = 5

@@ -135,6 +135,8 @@ def init_app(app: Flask) -> None:
             )
             _flash_once(message, "info")  # the server may have said it when it ended it
             return redirect(url_for("auth.login"))
+        if error.response is not None:  # the code that refused made the page (the log-in limit)
+            return cast(BaseResponse, error.response)
         messages = {
             400: "The request could not be understood. If you submitted a form, reload the page "
             "and try again.",

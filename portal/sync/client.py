@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import json
 import logging
+import ssl
 import threading
 import time
 import uuid
@@ -73,7 +74,8 @@ class SyncError(Exception):
 
     def __init__(self, message: str, *, reason: str = "error") -> None:
         super().__init__(message)
-        self.reason = reason  # unreachable | revoked | protocol | refused | busy | error
+        # unreachable | untrusted | revoked | protocol | refused | busy | error
+        self.reason = reason
 
 
 @dataclass
@@ -96,18 +98,65 @@ def _user_agent() -> str:
     return f"campus-portal/{__version__}"
 
 
+def tls_context(ca_file: str = "") -> ssl.SSLContext:
+    """What the device trusts in the campus server's certificate: the operating system's own
+    store (Windows, macOS: their certificate stores through truststore; Linux: the system's
+    bundle, /etc/ssl/certs), and the certificate authorities in `ca_file` (PEM) when IT set
+    one. A `ca_file` that cannot be read stops here with a SyncError that names it."""
+    import truststore
+
+    context = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if ca_file:
+        try:
+            context.load_verify_locations(cafile=ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise SyncError(
+                f"The certificate file set as ca_file ({ca_file}) cannot be used: "
+                f"{getattr(exc, 'strerror', None) or exc}. Ask IT to correct the setting.",
+                reason="untrusted",
+            ) from None
+    return context
+
+
+def http_client(ca_file: str = "") -> httpx.Client:
+    """The HTTP client of a device's sync: the trust of tls_context(), the protocol's timeouts."""
+    import httpx
+
+    return httpx.Client(
+        verify=tls_context(ca_file),
+        timeout=httpx.Timeout(TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS),
+    )
+
+
+def _untrusted_certificate(error: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate check that failed somewhere in a transport error's chain, if one did."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _untrusted_message(url: str, failure: ssl.SSLCertVerificationError) -> str:
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or url
+    reason = failure.verify_message or failure.reason or str(failure)
+    return (
+        f"The campus server's certificate is not trusted by this computer ({host}: {reason}). "
+        "If the campus uses its own certificate authority, IT adds it to the operating "
+        "system's certificate store or names its file in the ca_file setting "
+        "(see the IT guide); otherwise check the address."
+    )
+
+
 class Transport:
     """HTTP to the central server: JSON in and out (gzip both ways), problems made readable."""
 
     def __init__(self, server_url: str, token: str = "", client: httpx.Client | None = None):
         self.base = server_url.rstrip("/") + "/sync/v1"
-        if client is None:
-            import httpx
-
-            client = httpx.Client(
-                timeout=httpx.Timeout(TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS)
-            )
-        self.client = client
+        self.client = client if client is not None else http_client()
         self.token = token
         self.offset_ms: int | None = None
 
@@ -137,6 +186,10 @@ class Transport:
             )
         except httpx.TransportError as exc:
             log.info("sync: %s %s failed: %r", method, path, exc)
+            if (failure := _untrusted_certificate(exc)) is not None:
+                raise SyncError(
+                    _untrusted_message(self.base, failure), reason="untrusted"
+                ) from None
             raise SyncError(
                 "The campus server cannot be reached (no network, or the server is down); "
                 "your changes are kept on this computer and will be sent at the next sync.",

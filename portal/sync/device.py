@@ -50,10 +50,18 @@ class SyncRunner:
     """Runs syncs of one device database, never two at once (sync_once holds the process
     lock), and keeps their progress and outcome for the status area."""
 
-    def __init__(self, engine: Engine, upload_dir: Path, *, http: httpx.Client | None = None):
+    def __init__(
+        self,
+        engine: Engine,
+        upload_dir: Path,
+        *,
+        http: httpx.Client | None = None,
+        ca_file: str = "",
+    ):
         self.engine = engine
         self.upload_dir = upload_dir
-        self.http = http
+        self._http = http
+        self.ca_file = ca_file  # certificate authorities trusted besides the OS's (IT's setting)
         self.online: bool | None = None  # None: not tried since the start
         self.outcome: Outcome | None = None
         self._guard = threading.Lock()
@@ -63,6 +71,18 @@ class SyncRunner:
         self._threads: list[threading.Thread] = []
         self.attempts = 0  # syncs ended since the start, however they ended
         self._ended = threading.Condition()
+
+    @property
+    def http(self) -> httpx.Client:
+        """The HTTP client that reaches the server, made at the first sync (a start needs none).
+        Raises SyncError when the `ca_file` setting names a file that cannot be used."""
+        if self._http is None:
+            self._http = sync_client.http_client(self.ca_file)
+        return self._http
+
+    @http.setter
+    def http(self, client: httpx.Client) -> None:
+        self._http = client
 
     # --- running a sync ------------------------------------------------------------------
 
@@ -227,6 +247,7 @@ def runner_for(app: Any) -> SyncRunner:
             engine,
             Path(app.config["PORTAL"]["UPLOAD_DIR"]),
             http=app.extensions.get(HTTP_CLIENT_KEY),
+            ca_file=app.config["PORTAL"]["CA_FILE"],
         )
         app.extensions[RUNNER_KEY] = runner
     return runner

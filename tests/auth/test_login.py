@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
 
+from portal.auth import login_throttle
 from portal.extensions import db as _db
 from tests import factories
 from tests.conftest import csrf_token, make_app, post_form
@@ -109,16 +111,108 @@ def test_next_parameter_keeps_local_paths(app, client):
     assert response.headers["Location"] == "/courses?q=phy"
 
 
-def test_login_attempts_are_rate_limited(tmp_path):
-    app = make_app(tmp_path, LOGIN_RATE_LIMIT="3 per minute")
+def test_the_central_server_limits_log_ins_per_address_and_shows_the_form_again(tmp_path):
+    app = make_app(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'server.db'}",
+        MODE="server",
+        LOGIN_RATE_LIMIT="3 per minute",
+    )
     client = app.test_client()
+    username = _create(app)
     statuses = [
-        post_form(client, "/login", {"username": "x", "password": "wrong-pass"}).status_code
-        for _ in range(4)
+        post_form(client, "/login", {"username": username, "password": "wrong-pass"}).status_code
+        for _ in range(3)
     ]
-    assert statuses == [401, 401, 401, 429]
-    refused = post_form(client, "/login", {"username": "x", "password": "wrong-pass"})
-    assert "Too many attempts" in refused.get_data(as_text=True)
+    assert statuses == [401, 401, 401]
+    refused = post_form(client, "/login", {"username": username, "password": factories.PASSWORD})
+    assert refused.status_code == 429
+    page = refused.get_data(as_text=True)
+    message = re.search(
+        r"Too many log-in attempts from this address\. Try again in (\d+) seconds?\.", page
+    )
+    assert message and 1 <= int(message.group(1)) <= 60
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    form = rendered_form(refused, action="/login")  # the form, not a bare error page
+    assert form.values["username"] == [username]
+    assert {"csrf_token", "username", "password"} <= form.names
+
+
+class _Clock:
+    """The throttle's clock, moved on by the test instead of waiting."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _try(client, username, password):
+    response = post_form(client, "/login", {"username": username, "password": password})
+    return response.status_code, response.get_data(as_text=True).replace("&#39;", "'")
+
+
+def _wait_said(page: str, username: str) -> str | None:
+    found = re.search(rf"Too many wrong passwords for {username}\. Try again in ([^.]+)\.", page)
+    return found.group(1) if found else None
+
+
+def test_a_desktop_limits_wrong_passwords_per_account_with_a_growing_wait(tmp_path):
+    """A shared lab PC: one person mistypes again and again; their account waits longer each
+    time, while the next person at the same PC (same address) signs in at once."""
+    app = make_app(tmp_path, LOGIN_RATE_LIMIT="3 per minute")  # the server's; not the desktop's
+    clock = _Clock()
+    app.extensions[login_throttle.EXTENSION].clock = clock
+    typist, colleague = _create(app), _create(app)
+    first, second = app.test_client(), app.test_client()
+
+    for _ in range(4):  # typos cost nothing
+        status, page = _try(first, typist, "wrong-pass")
+        assert status == 401 and _wait_said(page, typist) is None
+    status, page = _try(first, typist, "wrong-pass")
+    assert status == 401 and _wait_said(page, typist) == "5 seconds"
+
+    # Waiting: even the right password is not tried yet; the form is there, saying when.
+    refused = post_form(first, "/login", {"username": typist, "password": factories.PASSWORD})
+    assert refused.status_code == 429
+    assert refused.headers["Retry-After"] == "5"
+    assert _wait_said(refused.get_data(as_text=True), typist) == "5 seconds"
+    form = rendered_form(refused, action="/login")
+    assert form.values["username"] == [typist]
+
+    # The colleague at the same PC signs in meanwhile.
+    status, _ = _try(second, colleague, factories.PASSWORD)
+    assert status == 302
+    assert second.get("/registrations").status_code == 200
+
+    wait = 5
+    said = []
+    for next_wait in (10, 20, 40, 80, 160):
+        clock.now += wait - 1
+        status, page = _try(first, typist, "wrong-pass")
+        assert status == 429 and _wait_said(page, typist) == "1 second"  # not tried
+        clock.now += 1
+        status, page = _try(first, typist, "wrong-pass")
+        assert status == 401  # tried, and wrong again: a longer wait
+        said.append(_wait_said(page, typist))
+        wait = next_wait
+    assert said == ["10 seconds", "20 seconds", "40 seconds", "80 seconds", "3 minutes"]
+
+    clock.now += wait
+    status, _ = _try(first, typist, factories.PASSWORD)
+    assert status == 302  # the right password, once the wait is over
+    post_form(first, "/logout", token_from="/registrations")
+    status, page = _try(first, typist, "wrong-pass")
+    assert status == 401 and _wait_said(page, typist) is None  # the count starts again
+
+
+def test_the_waits_grow_to_a_cap():
+    waits = [login_throttle.wait_after(failures) for failures in range(1, 20)]
+    assert waits[:4] == [0, 0, 0, 0]
+    assert waits[4:8] == [5, 10, 20, 40]
+    assert waits == sorted(waits)
+    assert max(waits) == login_throttle.LONGEST_WAIT_SECONDS == waits[-1]
 
 
 def test_idle_session_is_logged_out(tmp_path):

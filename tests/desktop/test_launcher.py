@@ -177,6 +177,7 @@ def test_open_prints_a_fresh_link_for_a_headless_portal(start_launcher, tmp_path
 
 
 def test_open_without_a_running_portal_says_so(tmp_path):
+    (tmp_path / "nothing").mkdir()
     result = run_cli("open", "--data-dir", str(tmp_path / "nothing"))
     assert result.returncode == 5
     assert "Campus Portal is not running" in result.stderr
@@ -332,3 +333,18 @@ def test_the_data_folder_is_the_os_users_alone(tmp_path):
             checked.append(name)
     assert {"portal.db", "secret_key", "notes.txt", "campus-portal.log"} <= set(checked)
     assert any(len(name) == 64 for name in checked)  # an uploaded lab report in the store
+
+
+def test_open_with_a_data_folder_that_does_not_exist_refuses_and_creates_nothing(tmp_path):
+    missing = tmp_path / "mistyped" / "folder"
+    result = run_cli("open", "--data-dir", str(missing))
+    assert result.returncode == 5
+    assert "No such data folder" in result.stderr
+    assert f"{missing} does not exist" in result.stderr
+    assert result.stdout == ""
+    assert not (tmp_path / "mistyped").exists()
+    # With --demo, the demo folder inside an existing one is looked for, and not made either.
+    result = run_cli("open", "--demo", "--data-dir", str(tmp_path))
+    assert result.returncode == 5
+    assert f"{tmp_path / 'demo'} does not exist" in result.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -57,11 +57,13 @@ class Build:
     tarball: Path
     sums: Path
     seconds: float | None  # None when an earlier build was reused
+    output: str | None = None  # what `make package` printed (None when reused)
 
 
 @pytest.fixture(scope="session")
 def package_build() -> Build:
     seconds = None
+    output = None
     # Not a PORTAL_* name: tests/conftest.py clears those so that no setting leaks into a test.
     if os.environ.get("CAMPUS_PORTAL_PREBUILT") != "1":
         started = time.monotonic()
@@ -74,6 +76,7 @@ def package_build() -> Build:
         )
         seconds = time.monotonic() - started
         assert result.returncode == 0, f"make package failed:\n{result.stdout}\n{result.stderr}"
+        output = result.stdout + result.stderr
     arch = subprocess.run(
         ["dpkg", "--print-architecture"], capture_output=True, text=True, check=True
     ).stdout.strip()
@@ -83,6 +86,7 @@ def package_build() -> Build:
         tarball=next(DIST.glob(f"{PACKAGE}-{VERSION}-linux-*.tar.xz"), DIST / "missing.tar.xz"),
         sums=DIST / "SHA256SUMS",
         seconds=seconds,
+        output=output,
     )
     assert build.deb.is_file(), f"no {build.deb} after make package"
     ARTIFACTS.mkdir(exist_ok=True)

@@ -5,10 +5,13 @@ here; this keeps them in step with what runs on a host.)"""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from portal.config import ENV_PREFIX, SETTINGS
@@ -149,3 +152,42 @@ def test_a_worker_that_loaded_the_app_keeps_it_out_of_the_collectors_full_passes
         assert gc.get_freeze_count() > 10_000  # this process's modules and objects
     finally:
         gc.unfreeze()
+
+
+def _as_systemd_reads(text: str) -> dict[str, str]:
+    """KEY=VALUE lines as systemd's EnvironmentFile (and Compose's env_file) take them: comments
+    skipped, a value in double quotes without its quotes."""
+    values = {}
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        key, value = line.split("=", 1)
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+@pytest.mark.parametrize("shell", ["bash", "sh"])
+def test_a_shell_loads_server_env_as_systemd_does(tmp_path, shell):
+    """`set -a; . server.env` (a start by hand, a cron job) gets every value whole, also those
+    with spaces, and also the optional lines once IT uncomments them."""
+    text = (SERVER / "server.env.example").read_text()
+    uncommented = re.sub(r"^#(?=[A-Z_]+=)", "", text, flags=re.MULTILINE)
+    assert uncommented != text  # the optional lines are there to be uncommented
+    env_file = tmp_path / "server.env"
+    env_file.write_text(uncommented)
+    result = subprocess.run(
+        [shell, "-euc", 'set -a; . "$1"; set +a; env -0', shell, str(env_file)],
+        env={"PATH": os.environ["PATH"]},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    loaded = dict(item.split("=", 1) for item in result.stdout.split("\0") if "=" in item)
+    expected = _as_systemd_reads(uncommented)
+    assert expected["PORTAL_LOGIN_RATE_LIMIT"] == "10 per minute"
+    assert {key: loaded.get(key) for key in expected} == expected

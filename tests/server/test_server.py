@@ -150,3 +150,63 @@ def test_server_mode_without_a_database_url_stops_with_a_clear_message() -> None
     )
     assert result.returncode == 2
     assert "PORTAL_DATABASE_URL" in result.stderr
+
+
+def test_help_lists_every_command() -> None:
+    result = subprocess.run(
+        server_command("--help"), capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0
+    for command in ("serve", "migrate", "worker", "enrolment-code create", "create-admin"):
+        assert command in result.stdout, command
+
+
+def _log_in(base: str, username: str, password: str) -> tuple[int, str]:
+    """Fill the real log-in form; returns the final status and page."""
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+    with opener.open(f"{base}/login", timeout=30) as page:
+        token = re.search(r'name="csrf-token" content="([^"]+)"', page.read().decode())
+    assert token
+    form = urllib.parse.urlencode(
+        {"csrf_token": token.group(1), "username": username, "password": password}
+    ).encode()
+    try:
+        with opener.open(f"{base}/login", data=form, timeout=30) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as refused:
+        return refused.code, refused.read().decode()
+
+
+def test_the_first_administrator_of_a_new_server_is_made_from_the_command_line(
+    running_server: str, server_env: dict[str, str]
+) -> None:
+    """The IT guide's step: a fresh server has no account; `create-admin` makes one (the
+    password from standard input, as a script gives it), who can then sign in."""
+    password = "Correct-horse-battery-9"
+
+    def create_admin(username: str, secret: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            server_command("create-admin", username, "--name", "Ada Admin"),
+            input=f"{secret}\n",
+            env=server_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    weak = create_admin("it-admin", "password1")
+    assert weak.returncode == 2
+    assert "too easy to guess" in weak.stderr and "Nothing was created" in weak.stderr
+    assert _log_in(running_server, "it-admin", "password1")[0] == 401
+
+    made = create_admin("it-admin", password)
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.strip() == "Created administrator it-admin."
+    status, page = _log_in(running_server, "it-admin", password)
+    assert status == 200
+    assert "Ada Admin" in page and "/admin/" in page
+
+    again = create_admin("it-admin", password)
+    assert again.returncode == 2
+    assert "already taken" in again.stderr

@@ -352,3 +352,39 @@ def test_the_central_server_serves_the_repository_read_only(release, tmp_path):
     finally:
         server.stop()
     assert release.mirror.requests == []  # everything came from the portal
+
+
+def test_a_campus_certificate_authority_in_ca_file_is_trusted(release, tmp_path):
+    """The update check trusts what sync trusts: the OS's store, and IT's `ca_file`."""
+    import functools
+    import ssl
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    import trustme
+
+    installer = release.add("0.2.0")
+    authority = trustme.CA(organization_name="Campus IT test authority")
+    ca_file = tmp_path / "campus-ca.pem"
+    authority.cert_pem.write_to_path(str(ca_file))
+    quiet = type("Quiet", (SimpleHTTPRequestHandler,), {"log_message": lambda *args: None})
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(quiet, directory=str(release.root))
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(context)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    url = f"https://127.0.0.1:{server.server_address[1]}/"
+    try:
+        untrusted = release.check(tmp_path / "untrusted", url=url).run()
+        trusted = release.check(tmp_path / "trusted", url=url, ca_file=str(ca_file)).run()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert untrusted.state == FAILED, untrusted
+    assert "certificate" in f"{untrusted.reason} {untrusted.detail}".lower(), untrusted
+    assert trusted.state == READY, trusted
+    assert Path(trusted.file).read_bytes() == installer.read_bytes()
