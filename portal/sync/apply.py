@@ -380,6 +380,29 @@ def _finalisation(ctx: Context) -> Outcome:
     return Outcome(APPLIED, server_row_id=created.id)
 
 
+def _conflict_record(ctx: Context) -> Outcome:
+    """A conflict its author dismissed on a device: closed on the server as if dismissed
+    there (checked and audited as the author). Nothing else of a conflict record is a
+    device's to change."""
+    from portal.models import SyncConflict
+    from portal.sync import review
+
+    conflict = ctx.db.get(SyncConflict, ctx.change.row_id)
+    if (
+        ctx.change.op != "update"
+        or conflict is None
+        or ctx.change.fields.get("resolution") != "kept"
+    ):
+        raise ValidationError(
+            "Conflict records are changed on the campus server only; a device can only "
+            "dismiss its own."
+        )
+    if conflict.resolved_at is not None:
+        return Outcome(IGNORED, "Already resolved.", server_row_id=conflict.id)
+    review.resolve_conflict(ctx.db, conflict, actor=ctx.actor, apply_lost_value=False, now=ctx.now)
+    return Outcome(APPLIED, server_row_id=conflict.id)
+
+
 HANDLERS: dict[str, Callable[[Context], Outcome]] = {
     Registration.__tablename__: _registration,
     Mark.__tablename__: _mark,
@@ -388,6 +411,7 @@ HANDLERS: dict[str, Callable[[Context], Outcome]] = {
     StoredFile.__tablename__: _stored_file,
     Submission.__tablename__: _submission,
     GradeFinalisation.__tablename__: _finalisation,
+    "sync_conflicts": _conflict_record,
 }
 
 SERVER_ONLY_LABELS = {

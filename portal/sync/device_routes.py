@@ -32,7 +32,7 @@ from portal.sync import device, review, services
 from portal.sync.client import export_outbox
 from portal.sync.presentation import KIND_LABELS, TABLE_LABELS, value_text
 from portal.sync.resolution import resolve_response
-from portal.web import db_session, signed_in_user
+from portal.web import commit_or_show, db_session, signed_in_user
 
 bp = Blueprint("sync_device", __name__, url_prefix="/sync")
 
@@ -182,7 +182,18 @@ def section_conflicts() -> str:
 @signed_in
 def resolve(conflict_id: uuid.UUID) -> BaseResponse:
     """On the central server: the author, the section's instructor or an administrator applies
-    the author's value or dismisses the conflict (the service checks who may)."""
-    if current_app.config["PORTAL"]["MODE"] != "server":
-        abort(404)
-    return resolve_response(conflict_id, default_back=url_for("sync_device.my_conflicts"))
+    the author's value or dismisses the conflict (the service checks who may). On a device:
+    its author dismisses it; the campus server learns it at the next sync."""
+    if current_app.config["PORTAL"]["MODE"] == "server":
+        return resolve_response(conflict_id, default_back=url_for("sync_device.my_conflicts"))
+    _status()  # an enrolled copy only
+    if request.form.get("action") != "keep":
+        abort(400)
+    conflict = review.get_conflict(db_session(), conflict_id)
+    return commit_or_show(
+        lambda: review.dismiss_here(
+            db_session(), conflict, actor=signed_in_user(), now=datetime.now(UTC)
+        ),
+        message="Dismissed. The campus server learns it at the next sync.",
+        redirect_to=url_for("sync_device.my_conflicts"),
+    )

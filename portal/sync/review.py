@@ -466,6 +466,19 @@ def resolve_conflict(
     return view
 
 
+def dismiss_here(db: Session, conflict: SyncConflict, *, actor: User, now: datetime) -> None:
+    """On a device: its author (or an administrator) dismisses a conflict; the change goes to
+    the campus server with the next sync, which closes it there (checked again) and tells
+    the author's other computers."""
+    if conflict.resolved_at is not None:
+        raise ValidationError("That conflict is already resolved.")
+    if conflict.author_id != actor.id and actor.role != "admin":
+        raise Forbidden("Only its author can dismiss it here.")
+    conflict.resolved_at = now
+    conflict.resolved_by_id = actor.id
+    conflict.resolution = "kept"
+
+
 def _apply_value(
     db: Session, conflict: SyncConflict, actor: User, view: ConflictView, *, reason: str
 ) -> None:

@@ -30,7 +30,7 @@ from portal.sync import review
 from tests import factories
 from tests.conftest import csrf_token, post_form
 from tests.forms import rendered_forms
-from tests.sync.conftest import as_user
+from tests.sync.conftest import as_user, assert_replica_matches
 
 
 def _signed_in(app, username):
@@ -164,9 +164,10 @@ def test_the_author_reads_what_was_refused_on_the_laptop(
     assert "Refused by the server's rules" in row and f"Grades for {label} are final" in row
     assert "45 (points)" in row  # what Terry entered
     assert "no mark" in row  # what is in place
-    # What can be done, said on the laptop (acting happens on the campus server).
+    # What can be done: said on the laptop (applying happens on the campus server), and a
+    # button to dismiss it.
     assert f"Grades of {label} are final: ask an administrator to apply 45" in row
-    assert "Dismiss it on the campus server" in row
+    assert _has_action(page, conflict_id, "keep") and not _has_action(page, conflict_id, "apply")
     assert "record d" not in row and "points: 45" not in row
     assert "http://campus.test/sync/my-conflicts" in page
     # The gradebook says it by the cell, not only "no mark (locked)".
@@ -414,3 +415,44 @@ def test_every_synced_table_is_described_once():
         )
         for field_name in (kind.person, kind.parent, kind.value, kind.own_name):
             assert not field_name or field_name in columns, (name, field_name)
+
+
+def test_the_author_dismisses_on_the_laptop_and_the_server_learns_it(
+    campus, server, refused_mark, term_with_two_lab_twos
+):
+    laptop, conflict_id = refused_mark
+    label = term_with_two_lab_twos["label"]
+    client = _signed_in(laptop.app, "teach1")
+    page = client.get("/sync/my-conflicts")
+    assert not _has_action(page, conflict_id, "apply")  # applying is the server's
+    response = _action_form(page, conflict_id, "keep").submit(client)
+    assert response.status_code == 302
+    after = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Dismissed. The campus server learns it at the next sync." in after
+    assert "No sync conflicts" in after
+    assert laptop.sync().pushed == 1
+    with server.app_context():
+        conflict = _db.session.get(SyncConflict, conflict_id)
+        assert (conflict.resolution, conflict.resolved_by_id) == ("kept", campus.instructor)
+        entry = _db.session.scalar(select(AuditEntry).filter_by(action="sync.conflict_resolved"))
+        assert entry.actor_id == campus.instructor
+        assert f"Sam Student's Lab 2 mark in {label}: kept no mark, dismissed 45" in entry.summary
+        assert _db.session.scalar(select(Mark.id)) is None
+    laptop.sync()
+    assert_replica_matches(server, laptop)
+
+
+def test_a_device_cannot_change_a_conflict_record_otherwise(campus, server, refused_mark):
+    """Only a dismissal of the author's own conflict travels from a device; an "applied"
+    written on the device is refused and corrected, the conflict stays open on the server."""
+    laptop, conflict_id = refused_mark
+    with laptop.app.app_context():
+        as_user(laptop.app, campus.instructor)
+        conflict = _db.session.get(SyncConflict, conflict_id)
+        conflict.resolution = "applied"
+        conflict.resolved_at = datetime.now(UTC)
+        _db.session.commit()
+    assert laptop.sync().refused == 1
+    with server.app_context():
+        assert _db.session.get(SyncConflict, conflict_id).resolved_at is None
+    assert_replica_matches(server, laptop)
