@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from portal.errors import Forbidden, NotFound, ValidationError
@@ -326,8 +326,16 @@ def open_on_marks(
 ) -> dict[tuple[uuid.UUID, uuid.UUID], ConflictView]:
     """Open conflicts on the marks of one section by (student, assessment), for the
     gradebook's cells; only `author`'s when given (a device holds its accounts' own)."""
+    from portal.models import Mark
+
+    marks_here = select(Mark.id).where(
+        Mark.assessment_id.in_(select(Assessment.id).where(Assessment.section_id == section_id))
+    )
     query = select(SyncConflict).where(
-        SyncConflict.table_name == "marks", SyncConflict.resolved_at.is_(None)
+        SyncConflict.table_name == "marks",
+        SyncConflict.resolved_at.is_(None),
+        # A mark of this section's, or one the server never had (a refusal keeps its fields).
+        or_(SyncConflict.row_id.in_(marks_here), SyncConflict.kind.in_(("refused", "deleted"))),
     )
     if author is not None:
         query = query.where(SyncConflict.author_id == author.id)

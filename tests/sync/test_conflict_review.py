@@ -301,6 +301,12 @@ def test_the_instructor_applies_a_lab_staff_mark_that_lost(
     page = teacher.get("/sync/section-conflicts").get_data(as_text=True)
     row = _text(_conflict_row(page, conflict_id))
     assert "Lost to a newer edit" in row and "40 (points)" in row and "30" in row
+    # The server's gradebook says it under the cell, with where the instructor can act on it.
+    gradebook = teacher.get(f"/sections/{campus.section}/gradebook").get_data(as_text=True)
+    note = re.search(r"<div class=\"gb-sync-note[^>]*>(.*?)</div>", gradebook, re.S)
+    assert note and _text(note.group(1)).startswith("40 entered offline by ")
+    assert "lost to a newer edit" in note.group(1)
+    assert 'href="/sync/section-conflicts"' in note.group(1)
     assert _action_form(page, conflict_id, "apply").submit(teacher).status_code == 302
     with server.app_context():
         assert _db.session.scalar(select(Mark.points).filter_by(assessment_id=lab2)) == 40
