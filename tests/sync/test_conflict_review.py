@@ -179,6 +179,10 @@ def test_the_author_reads_what_was_refused_on_the_laptop(
     assert 'href="/sync/my-conflicts"' in note.group(1)
 
 
+ON_BOTH = pytest.mark.parametrize("server_database", ["sqlite", "postgresql"], indirect=True)
+
+
+@ON_BOTH
 def test_the_admin_reads_it_and_applies_it_with_a_reason(
     campus, server, refused_mark, term_with_two_lab_twos
 ):
@@ -233,6 +237,7 @@ def test_the_admin_reads_it_and_applies_it_with_a_reason(
         assert _db.session.scalar(select(Mark.points)) == 45
 
 
+@ON_BOTH
 def test_the_instructor_of_the_section_is_told_to_ask_and_may_dismiss(
     campus, server, refused_mark, term_with_two_lab_twos
 ):
