@@ -118,7 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     enrol.add_argument("--server", required=True, metavar="URL", help="the campus server")
     enrol.add_argument("--code", required=True, metavar="CODE", help="enrolment code from IT")
-    enrol.add_argument("--name", default=None, help="this computer's name on the server")
+    enrol.add_argument(
+        "--name",
+        default=None,
+        help="how this copy is named on the server's Devices page (default: USER@COMPUTER)",
+    )
     sync = commands.add_parser(
         "sync", parents=[shared], help="synchronise once with the campus server"
     )
@@ -264,8 +268,6 @@ def _sync_app(paths: DataPaths, args: argparse.Namespace, log_file: Path | None)
 
 
 def run_enrol(paths: DataPaths, args: argparse.Namespace, log_file: Path | None) -> int:
-    import platform
-
     from desktop.problems import SyncProblem
     from portal.extensions import db
     from portal.sync import client
@@ -276,7 +278,11 @@ def run_enrol(paths: DataPaths, args: argparse.Namespace, log_file: Path | None)
     try:
         http = client.http_client(app.config["PORTAL"]["CA_FILE"])
         username = client.enrol(
-            engine, args.server, args.code, device_name=args.name or platform.node(), client=http
+            engine,
+            args.server,
+            args.code,
+            device_name=(args.name or "").strip() or client.default_device_name(),
+            client=http,
         )
         print(f"Enrolled with {args.server} for {username}; first sync...", flush=True)
         summary = client.sync_once(engine, Path(app.config["PORTAL"]["UPLOAD_DIR"]), client=http)

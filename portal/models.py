@@ -493,6 +493,7 @@ class Device(Record, Base):
     credential_hash: Mapped[str] = mapped_column(String(64), unique=True)
     first_user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)
     app_version: Mapped[str] = mapped_column(String(40), default="")
+    os_name: Mapped[str] = mapped_column(String(100), default="")  # as the copy reported it
     protocol_version: Mapped[int] = mapped_column(Integer, default=1)
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     last_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

@@ -7,7 +7,16 @@ from datetime import UTC, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from werkzeug.wrappers import Response
 
 from portal.attendance import services as attendance
@@ -19,6 +28,7 @@ from portal.grading.calculation import WeightedItem, weights_problem
 from portal.grading.forms import AssessmentForm, GradeScaleForm, scale_field_name
 from portal.grading.scale import GRADE_POINTS
 from portal.models import Assessment, User, utcnow
+from portal.sync import review as sync_review
 from portal.web import Undo, attempt, commit_or_show, db_session, signed_in_user
 
 bp = Blueprint("grading", __name__)
@@ -66,8 +76,25 @@ def _render_gradebook(
         can_manage=services.can_manage(signed_in_user(), section),
         can_edit=not book.is_final or signed_in_user().role == "admin",
         finalise_warnings=services.finalise_warnings(book, now=utcnow()),
+        sync_notes=_sync_notes(section.id),
     )
     return page, status
+
+
+def _sync_notes(section_id: uuid.UUID) -> dict[tuple[uuid.UUID, uuid.UUID], Any]:
+    """Marks entered offline that did not go through, by cell, each with the page where the
+    reader can act on it."""
+    notes = sync_review.open_on_marks(db_session(), section_id)
+    user = signed_in_user()
+    on_server = current_app.config["PORTAL"]["MODE"] == "server"
+    for note in notes.values():
+        if note.conflict.author_id == user.id or not on_server:
+            note.link = url_for("sync_device.my_conflicts")
+        elif user.role == "admin":
+            note.link = url_for("sync_admin.conflicts", table="marks")
+        elif sync_review.instructs(user, note):
+            note.link = url_for("sync_device.section_conflicts")
+    return notes
 
 
 @bp.get("/sections/<uuid:section_id>/gradebook")

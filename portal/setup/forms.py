@@ -42,4 +42,11 @@ class ConnectForm(FlaskForm):
         description="The code an administrator created for you under Devices.",
         render_kw={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "characters"},
     )
+    device_name = StringField(
+        "Name of this copy",
+        validators=[Optional(), Length(max=200)],
+        description="How the campus server's Devices page will name it (an administrator can "
+        "change it).",
+        render_kw={"autocomplete": "off", "spellcheck": "false"},
+    )
     submit = SubmitField("Connect")

@@ -1,8 +1,6 @@
 """The first-run page of an empty local database: connect to the campus server, or (where IT
 set no server) create the first local administrator."""
 
-import platform
-
 from flask import (
     Blueprint,
     abort,
@@ -21,7 +19,7 @@ from portal.auth.policy import public
 from portal.setup import services
 from portal.setup.forms import ConnectForm, FirstAdminForm
 from portal.sync import device
-from portal.sync.client import SyncError
+from portal.sync.client import SyncError, default_device_name
 from portal.web import attempt, db_session, show_on_form
 
 bp = Blueprint("setup", __name__, url_prefix="/setup")
@@ -68,6 +66,7 @@ def _page(admin_form: FirstAdminForm | None, connect_form: ConnectForm) -> str:
     if connect_form.server_url.data is None:  # not the form just sent: what IT preset
         connect_form.server_url.data = settings["SERVER_URL"]
         connect_form.code.data = settings["ENROLMENT_CODE"]
+        connect_form.device_name.data = default_device_name()
     local = not settings["SERVER_URL"]
     return render_template(
         "setup/first_admin.html",
@@ -91,7 +90,7 @@ def connect() -> str | Response:
             device.runner_for(current_app),
             form.server_url.data or "",
             form.code.data or "",
-            device_name=platform.node() or "Campus Portal desktop",
+            device_name=" ".join((form.device_name.data or "").split()) or default_device_name(),
         )
     except SyncError as error:
         form.form_errors.append(str(error))

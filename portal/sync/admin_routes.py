@@ -11,9 +11,10 @@ from werkzeug.wrappers import Response
 from portal.auth.policy import roles
 from portal.extensions import db
 from portal.models import CONFLICT_KINDS, utcnow
-from portal.sync import services
-from portal.sync.forms import EnrolmentCodeForm
+from portal.sync import review, services
+from portal.sync.forms import DeviceNameForm, EnrolmentCodeForm
 from portal.sync.presentation import KIND_LABELS, TABLE_LABELS
+from portal.sync.resolution import resolve_response
 from portal.web import attempt, commit_or_show, db_session, show_on_form, signed_in_user
 
 bp = Blueprint("sync_admin", __name__, url_prefix="/admin/sync")
@@ -68,6 +69,20 @@ def create_code() -> str:
     return _devices_page(EnrolmentCodeForm(formdata=None), issued)
 
 
+@bp.post("/devices/<uuid:device_id>/name")
+@roles(ADMIN)
+def rename(device_id: uuid.UUID) -> Response:
+    device = services.get_device(db_session(), device_id)
+    form = DeviceNameForm()
+    return commit_or_show(
+        lambda: services.rename_device(
+            db_session(), device, form.name.data or "", actor=signed_in_user()
+        ),
+        message="The device is renamed.",
+        redirect_to=url_for("sync_admin.devices"),
+    )
+
+
 @bp.post("/devices/<uuid:device_id>/revoke")
 @roles(ADMIN)
 def revoke(device_id: uuid.UUID) -> Response:
@@ -100,35 +115,17 @@ def conflicts() -> str:
     return render_template(
         "sync/conflicts.html",
         page=page,
-        labels=services.describe_conflicts(db_session(), items),
+        views=review.describe(db_session(), items, viewer=signed_in_user()),
         device_names=services.device_names(db_session(), (c.device_id for c in items)),
         tables=services.conflict_tables(db_session()),
         kinds=CONFLICT_KINDS,
         kind_labels=KIND_LABELS,
         table_labels=TABLE_LABELS,
         filters={"kind": kind, "table": table, "state": state},
-        can_apply=services.can_apply_lost_value,
     )
 
 
 @bp.post("/conflicts/<uuid:conflict_id>/resolve")
 @roles(ADMIN)
 def resolve(conflict_id: uuid.UUID) -> Response:
-    conflict = services.get_conflict(db_session(), conflict_id)
-    apply_other = request.form.get("action") == "apply"
-    back = request.form.get("back", "")
-    if not back.startswith("/admin/sync/conflicts"):
-        back = url_for("sync_admin.conflicts")
-    return commit_or_show(
-        lambda: services.resolve_conflict(
-            db_session(),
-            conflict,
-            actor=signed_in_user(),
-            apply_lost_value=apply_other,
-            now=utcnow(),
-        ),
-        message="The other value is in place and the conflict is resolved."
-        if apply_other
-        else "The conflict is marked resolved; the current value stays.",
-        redirect_to=back,
-    )
+    return resolve_response(conflict_id, default_back=url_for("sync_admin.conflicts"))

@@ -184,12 +184,13 @@ def _lww(ctx: Context, row: Any, name: str, new_value: Any, apply: Callable[[], 
     return Outcome(APPLIED, conflicts=conflicts, server_row_id=getattr(result, "id", None))
 
 
-def _edit_of_deleted(detail: str, name: str, value: Any) -> Outcome:
+def _edit_of_deleted(ctx: Context, row: Any, detail: str, name: str, value: Any) -> Outcome:
     """An edit made offline against a record deleted on the server meanwhile: flagged as such
-    (kind "deleted"), the edit kept in the conflict."""
-    return Outcome(
-        REFUSED, f"{detail} The change was not made.", [("deleted", name, None, to_json(value))]
-    )
+    (kind "deleted"), the edit kept in the conflict. A record the server never had (made
+    offline) is kept with all the change's fields, as a refusal is: they alone say what it
+    was about (whose mark, in which assessment)."""
+    lost = to_json(value) if row is not None else dict(ctx.change.fields)
+    return Outcome(REFUSED, f"{detail} The change was not made.", [("deleted", name, None, lost)])
 
 
 # --- Handlers per table ---------------------------------------------------------------------
@@ -261,7 +262,9 @@ def _mark(ctx: Context) -> Outcome:
         return Outcome(IGNORED)
     points = ctx.value("points")
     if assessment.deleted_at is not None:
-        return _edit_of_deleted(f"The assessment {assessment.name} was deleted.", "points", points)
+        return _edit_of_deleted(
+            ctx, row, f"The assessment {assessment.name} was deleted.", "points", points
+        )
     raw = "" if points is None else f"{points:g}"
 
     def apply() -> Any:
@@ -289,7 +292,7 @@ def _attendance(ctx: Context) -> Outcome:
     if status is None:
         return Outcome(IGNORED)
     if lab_session.deleted_at is not None:
-        return _edit_of_deleted("The lab session was deleted.", "status", status)
+        return _edit_of_deleted(ctx, row, "The lab session was deleted.", "status", status)
     return _lww(
         ctx,
         row,
@@ -377,6 +380,29 @@ def _finalisation(ctx: Context) -> Outcome:
     return Outcome(APPLIED, server_row_id=created.id)
 
 
+def _conflict_record(ctx: Context) -> Outcome:
+    """A conflict its author dismissed on a device: closed on the server as if dismissed
+    there (checked and audited as the author). Nothing else of a conflict record is a
+    device's to change."""
+    from portal.models import SyncConflict
+    from portal.sync import review
+
+    conflict = ctx.db.get(SyncConflict, ctx.change.row_id)
+    if (
+        ctx.change.op != "update"
+        or conflict is None
+        or ctx.change.fields.get("resolution") != "kept"
+    ):
+        raise ValidationError(
+            "Conflict records are changed on the campus server only; a device can only "
+            "dismiss its own."
+        )
+    if conflict.resolved_at is not None:
+        return Outcome(IGNORED, "Already resolved.", server_row_id=conflict.id)
+    review.resolve_conflict(ctx.db, conflict, actor=ctx.actor, apply_lost_value=False, now=ctx.now)
+    return Outcome(APPLIED, server_row_id=conflict.id)
+
+
 HANDLERS: dict[str, Callable[[Context], Outcome]] = {
     Registration.__tablename__: _registration,
     Mark.__tablename__: _mark,
@@ -385,6 +411,7 @@ HANDLERS: dict[str, Callable[[Context], Outcome]] = {
     StoredFile.__tablename__: _stored_file,
     Submission.__tablename__: _submission,
     GradeFinalisation.__tablename__: _finalisation,
+    "sync_conflicts": _conflict_record,
 }
 
 SERVER_ONLY_LABELS = {

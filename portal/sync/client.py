@@ -151,6 +151,36 @@ def _untrusted_message(url: str, failure: ssl.SSLCertVerificationError) -> str:
     )
 
 
+def operating_system() -> str:
+    """This computer's operating system as people name it ("Debian GNU/Linux 12 (bookworm)",
+    "Windows 11", "macOS 14.5"), for the server's Devices page."""
+    import platform
+
+    system = platform.system()
+    if system == "Darwin":
+        return f"macOS {platform.mac_ver()[0]}".strip()
+    if system == "Linux":
+        try:
+            return platform.freedesktop_os_release()["PRETTY_NAME"]
+        except (OSError, KeyError):
+            return f"Linux {platform.release()}"
+    return f"{system} {platform.release()}".strip() or "unknown"
+
+
+def default_device_name() -> str:
+    """The name a copy proposes for itself: the person's account on this computer and the
+    computer's name ("sam@lab-pc-4"), so that two copies on one computer differ."""
+    import getpass
+    import platform
+
+    node = platform.node() or "computer"
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no user name in the environment or the password database
+        return node
+    return f"{user}@{node}"
+
+
 class Transport:
     """HTTP to the central server: JSON in and out (gzip both ways), problems made readable."""
 
@@ -274,7 +304,12 @@ def enrol(
     answer = transport.json(
         "POST",
         "/enrol",
-        {"code": code, "device_name": device_name, "app_version": _user_agent()},
+        {
+            "code": code,
+            "device_name": device_name,
+            "app_version": _user_agent(),
+            "os": operating_system(),
+        },
     )
     with engine.begin() as connection:
         connection.execute(

@@ -5,6 +5,7 @@ account (on a device and on the central server)."""
 from __future__ import annotations
 
 import tempfile
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -25,12 +26,13 @@ from flask import (
 from flask_login import current_user
 from werkzeug.wrappers import Response as BaseResponse
 
-from portal.auth.policy import is_safe_redirect, passive, public, signed_in
+from portal.auth.policy import is_safe_redirect, passive, public, roles, signed_in
 from portal.extensions import db
-from portal.sync import device, services
+from portal.sync import device, review, services
 from portal.sync.client import export_outbox
 from portal.sync.presentation import KIND_LABELS, TABLE_LABELS, value_text
-from portal.web import db_session, signed_in_user
+from portal.sync.resolution import resolve_response
+from portal.web import commit_or_show, db_session, signed_in_user
 
 bp = Blueprint("sync_device", __name__, url_prefix="/sync")
 
@@ -132,20 +134,66 @@ def export_unsent() -> Response:
 @bp.get("/my-conflicts")
 @signed_in
 def my_conflicts() -> str:
-    """The person's own changes that lost or were refused, kept with both values."""
+    """The person's own changes that lost or were refused: what they are about, both values
+    and what can be done (on the central server, the buttons; on a device, who to ask)."""
     state = request.args.get("state", "open")
     state = state if state in services.CONFLICT_STATES else "open"
+    viewer = signed_in_user()
     page = db.paginate(
-        services.conflicts_query(author_id=signed_in_user().id, state=state),
+        services.conflicts_query(author_id=viewer.id, state=state),
         per_page=current_app.config["PAGE_SIZE"],
         error_out=False,
     )
-    items = list(page.items)
+    on_server = current_app.config["PORTAL"]["MODE"] == "server"
+    status = None if on_server else _request_status()
+    applied = review.recently_applied(db_session(), viewer) if state == "open" else []
     return render_template(
         "sync/my_conflicts.html",
         page=page,
-        labels=services.describe_conflicts(db_session(), items),
+        views=review.describe(db_session(), list(page.items), viewer=viewer),
+        applied=applied,
         kind_labels=KIND_LABELS,
         table_labels=TABLE_LABELS,
         state=state,
+        on_server=on_server,
+        server_url=status.server_url if status is not None else "",
+    )
+
+
+@bp.get("/section-conflicts")
+@roles("instructor")
+def section_conflicts() -> str:
+    """On the central server: conflicts on the records of the sections the instructor teaches
+    (marks entered offline by their lab staff or themselves, refused or overtaken)."""
+    if current_app.config["PORTAL"]["MODE"] != "server":
+        abort(404)
+    state = request.args.get("state", "open")
+    state = state if state in services.CONFLICT_STATES else "open"
+    return render_template(
+        "sync/section_conflicts.html",
+        views=review.section_conflicts(db_session(), signed_in_user(), state=state),
+        kind_labels=KIND_LABELS,
+        table_labels=TABLE_LABELS,
+        state=state,
+    )
+
+
+@bp.post("/conflicts/<uuid:conflict_id>/resolve")
+@signed_in
+def resolve(conflict_id: uuid.UUID) -> BaseResponse:
+    """On the central server: the author, the section's instructor or an administrator applies
+    the author's value or dismisses the conflict (the service checks who may). On a device:
+    its author dismisses it; the campus server learns it at the next sync."""
+    if current_app.config["PORTAL"]["MODE"] == "server":
+        return resolve_response(conflict_id, default_back=url_for("sync_device.my_conflicts"))
+    _status()  # an enrolled copy only
+    if request.form.get("action") != "keep":
+        abort(400)
+    conflict = review.get_conflict(db_session(), conflict_id)
+    return commit_or_show(
+        lambda: review.dismiss_here(
+            db_session(), conflict, actor=signed_in_user(), now=datetime.now(UTC)
+        ),
+        message="Dismissed. The campus server learns it at the next sync.",
+        redirect_to=url_for("sync_device.my_conflicts"),
     )

@@ -1,4 +1,4 @@
-"""Forms of the sync pages: an enrolment code for a device."""
+"""Forms of the sync pages: an enrolment code for a device, a device's name."""
 
 from flask_wtf import FlaskForm
 from wtforms import IntegerField, StringField, SubmitField
@@ -19,3 +19,12 @@ class EnrolmentCodeForm(FlaskForm):
         description="1 to 90 days. The code works once.",
     )
     submit = SubmitField("Create an enrolment code")
+
+
+class DeviceNameForm(FlaskForm):
+    name = StringField(
+        "Device name",
+        validators=[DataRequired(message="Give the device a name."), Length(max=200)],
+        render_kw={"autocomplete": "off", "spellcheck": "false"},
+    )
+    submit = SubmitField("Rename")

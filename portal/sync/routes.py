@@ -160,6 +160,7 @@ def enrol() -> Response:
         str(data.get("code", "")),
         name=str(data.get("device_name", "")),
         app_version=str(data.get("app_version", "")),
+        os_name=str(data.get("os", "")),
         now=_now(),
     )
     db.session.commit()

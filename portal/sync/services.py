@@ -126,9 +126,10 @@ class Enrolment:
 
 
 def enrol_device(
-    db: Session, code: str, *, name: str, app_version: str, now: datetime
+    db: Session, code: str, *, name: str, app_version: str, now: datetime, os_name: str = ""
 ) -> Enrolment:
-    """Use a code (once) to create a device credential for the code's account."""
+    """Use a code (once) to create a device credential for the code's account. `name` is the
+    one the copy chose (an administrator can change it); `os_name` its operating system."""
     digest = _digest(normalise_code(code))
     found = db.scalar(select(EnrolmentCode).where(EnrolmentCode.code_hash == digest))
     if found is None:
@@ -146,6 +147,7 @@ def enrol_device(
         credential_hash=_digest(token),
         first_user_id=user.id,
         app_version=app_version[:40],
+        os_name=os_name.strip()[:100],
         last_seen_at=now,
     )
     db.add(device)
@@ -1084,22 +1086,56 @@ class DeviceRow:
     device: Device
     usernames: list[str]
     open_conflicts: int
+    enrolled_for: str  # the person the enrolment code was for: "Sam Student (stud1)"
 
 
 def device_overview(db: Session) -> list[DeviceRow]:
-    """Every device with the usernames of its accounts and its open conflicts, newest first
-    (three queries, whatever the number of devices)."""
+    """Every device with the person it was enrolled for, the usernames of its accounts and its
+    open conflicts, newest first (three queries, whatever the number of devices)."""
     rows = devices(db)
     accounts: dict[uuid.UUID, list[str]] = {}
-    for device_id, username in db.execute(
-        select(DeviceAccount.device_id, User.username)
+    people: dict[uuid.UUID, str] = {}
+    for device_id, user_id, username, full_name in db.execute(
+        select(DeviceAccount.device_id, User.id, User.username, User.full_name)
         .join(User, User.id == DeviceAccount.user_id)
         .order_by(DeviceAccount.added_at, User.username)
     ):
         accounts.setdefault(device_id, []).append(username)
+        people[user_id] = f"{full_name} ({username})"
     return [
-        DeviceRow(device, accounts.get(device.id, []), conflicts) for device, conflicts, _ in rows
+        DeviceRow(
+            device,
+            accounts.get(device.id, []),
+            conflicts,
+            people.get(device.first_user_id, "—"),
+        )
+        for device, conflicts, _ in rows
     ]
+
+
+def rename_device(db: Session, device: Device, name: str, *, actor: User) -> None:
+    """An administrator names a device as people will recognise it ("Lab B PC 4, Sam")."""
+    from portal.audit.services import record
+
+    new_name = " ".join(name.split())
+    if not new_name:
+        raise ValidationError("Give the device a name.")
+    if len(new_name) > 200:
+        raise ValidationError("A device name has at most 200 characters.")
+    old_name = device.name
+    if new_name == old_name:
+        return
+    device.name = new_name
+    record(
+        db,
+        actor,
+        "sync.device_renamed",
+        entity_type="device",
+        entity_id=device.id,
+        summary=f"Renamed device {old_name} to {new_name}",
+        before={"name": old_name},
+        after={"name": new_name},
+    )
 
 
 @dataclass(frozen=True)
@@ -1181,122 +1217,12 @@ def conflict_tables(db: Session) -> list[str]:
     return list(db.scalars(select(SyncConflict.table_name).distinct().order_by("table_name")))
 
 
-def can_apply_lost_value(conflict: SyncConflict) -> bool:
-    """Whether "apply the other value" can be done from the conflict (see _apply_value)."""
-    return (conflict.table_name, conflict.field) in APPLICABLE_FIELDS and conflict.kind != "refused"
-
-
-def describe_conflicts(db: Session, conflicts: list[SyncConflict]) -> dict[uuid.UUID, str]:
-    """A label a person recognises for each conflict's record ("Midterm · Ann Lee (stud1)"),
-    with one query per table on the page; records not found keep no label."""
-    from sqlalchemy.orm import joinedload
-
-    from portal.models import AttendanceRecord, Mark, Registration, Section
-
-    wanted: dict[str, set[uuid.UUID]] = {}
-    for conflict in conflicts:
-        wanted.setdefault(conflict.table_name, set()).add(conflict.row_id)
-    labels: dict[uuid.UUID, str] = {}
-    if ids := wanted.get("marks"):
-        for mark in db.scalars(
-            select(Mark)
-            .where(Mark.id.in_(ids))
-            .options(joinedload(Mark.assessment), joinedload(Mark.student))
-        ):
-            labels[mark.id] = (
-                f"{mark.assessment.name} · {mark.student.full_name} ({mark.student.username})"
-            )
-    if ids := wanted.get("attendance_records"):
-        for entry in db.scalars(
-            select(AttendanceRecord)
-            .where(AttendanceRecord.id.in_(ids))
-            .options(joinedload(AttendanceRecord.lab_session), joinedload(AttendanceRecord.student))
-        ):
-            labels[entry.id] = (
-                f"Lab {entry.lab_session.label} · {entry.student.full_name} "
-                f"({entry.student.username})"
-            )
-    if ids := wanted.get("registrations"):
-        for registration in db.scalars(
-            select(Registration)
-            .where(Registration.id.in_(ids))
-            .options(
-                joinedload(Registration.section).joinedload(Section.course),
-                joinedload(Registration.student),
-            )
-        ):
-            labels[registration.id] = (
-                f"{registration.section.label} · {registration.student.full_name} "
-                f"({registration.student.username})"
-            )
-    return labels
-
-
 def device_names(db: Session, device_ids: Iterable[uuid.UUID | None]) -> dict[uuid.UUID, str]:
     ids = {device_id for device_id in device_ids if device_id is not None}
     if not ids:
         return {}
     rows = db.execute(select(Device.id, Device.name).where(Device.id.in_(ids)))
     return {row[0]: row[1] for row in rows}
-
-
-def resolve_conflict(
-    db: Session, conflict: SyncConflict, *, actor: User, apply_lost_value: bool, now: datetime
-) -> None:
-    """Mark a conflict resolved; with `apply_lost_value`, first put the value that lost in
-    place, through the same rule as any other edit (a mark's points, an attendance status)."""
-    from portal.audit.services import record
-
-    if conflict.resolved_at is not None:
-        raise ValidationError("That conflict is already resolved.")
-    if apply_lost_value:
-        _apply_value(db, conflict, actor)
-    conflict.resolved_at = now
-    conflict.resolved_by_id = actor.id
-    conflict.resolution = "applied" if apply_lost_value else "kept"
-    record(
-        db,
-        actor,
-        "sync.conflict_resolved",
-        entity_type=conflict.table_name,
-        entity_id=conflict.row_id,
-        summary=f"Conflict on {conflict.table_name}.{conflict.field or '*'}: "
-        + ("applied the other value" if apply_lost_value else "kept the current value"),
-    )
-
-
-APPLICABLE_FIELDS = frozenset({("marks", "points"), ("attendance_records", "status")})
-
-
-def get_conflict(db: Session, conflict_id: uuid.UUID) -> SyncConflict:
-    conflict = db.get(SyncConflict, conflict_id)
-    if conflict is None:
-        raise NotFound("There is no such conflict.")
-    return conflict
-
-
-def _apply_value(db: Session, conflict: SyncConflict, actor: User) -> None:
-    from portal.attendance.services import record_attendance
-    from portal.grading.services import set_mark
-    from portal.models import AttendanceRecord, Mark
-
-    value = conflict.lost_value if conflict.kind != "overwritten" else conflict.lost_value
-    if conflict.table_name == "marks" and conflict.field == "points":
-        mark = db.get(Mark, conflict.row_id)
-        if mark is None:
-            raise NotFound("That mark no longer exists.")
-        raw = "" if value is None else f"{float(value):g}"
-        set_mark(db, actor, mark.assessment, mark.student_id, raw, reason="Conflict resolved.")
-        return
-    if conflict.table_name == "attendance_records" and conflict.field == "status":
-        entry = db.get(AttendanceRecord, conflict.row_id)
-        if entry is None:
-            raise NotFound("That attendance record no longer exists.")
-        record_attendance(db, actor, entry.lab_session, entry.student_id, str(value))
-        return
-    raise ValidationError(
-        "This value cannot be applied from here; make the change on its own page."
-    )
 
 
 def server_time_ms(now: datetime) -> int:

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from portal import create_app
 from portal.extensions import db as _db
-from portal.models import Assessment, Mark, Registration, SyncConflict, User
+from portal.models import Assessment, Mark, Registration, Section, SyncConflict, User
 from portal.sync import capture
 from portal.sync import services as sync_services
 from tests import factories
@@ -213,13 +213,14 @@ def test_field_user_works_offline_then_syncs_and_an_admin_resolves_the_conflict(
             admin_page.get_by_role("link", name="Conflicts", exact=True).click()
             row = admin_page.get_by_role("row", name=re.compile("Field report"))
             expect(row).to_contain_text("Lost to a newer edit")
-            expect(row.locator("td.sync-value").nth(0)).to_have_text("55")
-            expect(row.locator("td.sync-value").nth(1)).to_have_text("42")
+            expect(row).to_contain_text("Ana Reyes's Field report mark in")
+            expect(row.locator("td.sync-value").nth(0)).to_have_text("42 (points)")
+            expect(row.locator("td.sync-value").nth(1)).to_have_text("55")
             expect(row).to_contain_text("ines")
             _shots(admin_page, "sync-08-admin-conflicts")
             check_accessible(admin_page)
-            row.get_by_role("button", name=re.compile("Apply the other value")).click()
-            expect(admin_page.get_by_text("The other value is in place")).to_be_visible()
+            row.get_by_role("button", name=re.compile("Apply 42")).click()
+            expect(admin_page.get_by_text("42 is in place")).to_be_visible()
             expect(admin_page.get_by_text("No conflicts here")).to_be_visible()
             _shots(admin_page, "sync-09-admin-conflict-resolved")
             with server.app_context():
@@ -250,3 +251,122 @@ def test_field_user_works_offline_then_syncs_and_an_admin_resolves_the_conflict(
     with server.app_context():
         _db.session.remove()
         _db.engine.dispose()
+
+
+def test_a_mark_refused_offline_is_read_and_acted_on(tmp_path: Path, browser: Any) -> None:
+    """An instructor's mark entered on the laptop while the grades were finalised on the
+    server: what the laptop's My sync conflicts and gradebook say, the administrator's
+    Conflicts page, the value applied with a reason, and the laptop saying it is in place."""
+    from portal.grading.services import finalise_section
+
+    port = _free_port()
+    server_url = f"http://127.0.0.1:{port}"
+    server = _portal(tmp_path / "server", MODE="server")
+    with server.app_context():
+        db = _db.session
+        factories.make_user(db, "admin", username="ada", full_name="Ada Admin")
+        terry = factories.make_user(db, "instructor", username="terry", full_name="Terry Teacher")
+        sam = factories.make_user(db, "student", username="sam", full_name="Sam Student")
+        section = factories.make_section(db, instructor_id=terry.id)
+        twin = factories.make_section(db, course=section.course, term=section.term)
+        db.add(Registration(student_id=sam.id, section_id=section.id, status="enrolled"))
+        section.enrolled_count = 1
+        lab2 = Assessment(section_id=section.id, name="Lab 2", kind="lab", weight=20, max_points=50)
+        final = Assessment(
+            section_id=section.id, name="Final", kind="exam", weight=80, max_points=100
+        )
+        other_lab2 = Assessment(
+            section_id=twin.id, name="Lab 2", kind="lab", weight=20, max_points=50
+        )
+        db.add_all([lab2, final, other_lab2])
+        db.flush()
+        code = sync_services.create_enrolment_code(db, terry, created_by=None, now=factories.now())
+        ids = {"section": section.id, "terry": terry.id, "sam": sam.id, "lab2": lab2.id}
+        label = section.label
+        db.commit()
+    laptop = _portal(tmp_path / "laptop", SERVER_URL=server_url, ENROLMENT_CODE=code)
+    with serve(laptop) as laptop_url, serve(server, port=port):
+        field = browser.new_context(base_url=laptop_url, viewport={"width": 1280, "height": 900})
+        field.set_default_timeout(15_000)
+        page = field.new_page()
+        page.goto("/")
+        page.get_by_label("Name of this copy").fill("Terry's field laptop")
+        page.get_by_role("button", name="Connect").click()
+        status = page.locator("[data-sync-status]")
+        expect(status.locator('[data-sync-field="headline"]')).to_have_text("Online")
+        login_page(page, "terry", PASSWORD)
+
+        # Offline in spirit: the mark is entered before the laptop hears of the finalising.
+        page.goto(f"/sections/{ids['section']}/gradebook")
+        cell = page.get_by_label("Lab 2, Sam Student (out of 50)")
+        cell.fill("45")
+        page.keyboard.press("Tab")
+        expect(page.locator("td", has=cell)).to_contain_text("Saved")
+        with server.app_context():
+            db = _db.session
+            db.info[capture.ACTOR] = ids["terry"]
+            finalise_section(
+                db, db.get(User, ids["terry"]), db.get(Section, ids["section"]), now=factories.now()
+            )
+            db.commit()
+        page.get_by_role("button", name="Sync now").click()
+        expect(status.locator('[data-sync-field="message"]')).to_contain_text("Sync finished")
+        page.goto(f"/sections/{ids['section']}/gradebook")
+        note = page.locator("[data-sync-note]")
+        expect(note).to_contain_text("45 entered offline by Terry Teacher was refused")
+        expect(note).to_contain_text(f"Grades for {label} are final")
+        _shots(page, "sync-10-gradebook-refused-mark")
+        check_accessible(page)
+        note.get_by_role("link", name="What can be done").click()
+        row = page.locator("tr[data-conflict]")
+        expect(row).to_contain_text(f"Sam Student's Lab 2 mark in {label}")
+        expect(row).to_contain_text("Student: Sam Student (sam)")
+        expect(row).to_contain_text(f"Section: {label}")
+        expect(row.locator("td.sync-value").nth(0)).to_have_text("45 (points)")
+        expect(row.locator("td.sync-value").nth(1)).to_have_text("no mark")
+        expect(row).to_contain_text(f"Grades of {label} are final: ask an administrator")
+        _shots(page, "sync-11-my-conflicts-refused-mark")
+        check_accessible(page)
+
+        # The administrator reads the same and applies it with a reason.
+        office = browser.new_context(base_url=server_url, viewport={"width": 1280, "height": 900})
+        office.set_default_timeout(15_000)
+        admin_page = office.new_page()
+        login_page(admin_page, "ada", PASSWORD)
+        admin_page.goto("/admin/sync/conflicts")
+        row = admin_page.locator("tr[data-conflict]")
+        expect(row).to_contain_text(f"Sam Student's Lab 2 mark in {label}")
+        expect(row).to_contain_text("Terry's field laptop")
+        _shots(admin_page, "sync-12-admin-conflicts-refused-mark")
+        check_accessible(admin_page)
+        row.get_by_label("Reason (final grades)").fill("Marked in the lab before grades closed.")
+        row.get_by_role("button", name=re.compile("Apply 45")).click()
+        expect(admin_page.get_by_text("45 is in place")).to_be_visible()
+        admin_page.goto("/admin/sync/devices")
+        expect(admin_page.locator("tbody tr")).to_contain_text("Terry Teacher (terry)")
+        expect(admin_page.get_by_label(re.compile("Name of the device"))).to_have_value(
+            "Terry's field laptop"
+        )
+        _shots(admin_page, "sync-13-admin-devices")
+        check_accessible(admin_page)
+        office.close()
+
+        # The laptop's next sync: the value is in place, and the laptop says so.
+        page.get_by_role("button", name="Sync now").click()
+        expect(status.locator('[data-sync-field="message"]')).to_contain_text("Sync finished")
+        page.goto("/sync/my-conflicts")
+        expect(page.locator("[data-applied]")).to_contain_text(
+            f"45 for Sam Student's Lab 2 mark in {label}: now in place"
+        )
+        _shots(page, "sync-14-my-conflicts-now-in-place")
+        check_accessible(page)
+        with server.app_context():
+            assert _db.session.scalar(select(Mark.points)) == 45
+        field.close()
+    from portal.sync.device import runner_for
+
+    runner_for(laptop).stop()
+    for app in (laptop, server):
+        with app.app_context():
+            _db.session.remove()
+            _db.engine.dispose()

@@ -31,6 +31,9 @@ CASES = {
         data={"username": "nobody", "valid_days": "7"},
         expect=404,
     ),
+    "sync_admin.rename": Case(
+        "POST", "/admin/sync/devices/{sync_device_id}/name", ADMIN, data={"name": "x"}, expect=404
+    ),
     "sync_admin.revoke": Case(
         "POST", "/admin/sync/devices/{sync_device_id}/revoke", ADMIN, expect=404
     ),
@@ -48,6 +51,18 @@ CASES = {
     "sync_device.sync_now": Case("POST", "/sync/now", SIGNED_IN, expect=404),
     "sync_device.export_unsent": Case("GET", "/sync/unsent-changes.json", SIGNED_IN, expect=404),
     "sync_device.my_conflicts": Case("GET", "/sync/my-conflicts", SIGNED_IN),
+    # The central server's conflict review for the instructor of a section, and the actions
+    # (who may act on which conflict is the service's check: tests/sync/test_conflict_review.py).
+    "sync_device.section_conflicts": Case(
+        "GET", "/sync/section-conflicts", {"instructor"}, expect=404
+    ),
+    "sync_device.resolve": Case(
+        "POST",
+        "/sync/conflicts/{sync_conflict_id}/resolve",
+        SIGNED_IN,
+        data={"action": "keep"},
+        expect=404,
+    ),
 }
 
 

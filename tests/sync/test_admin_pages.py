@@ -15,6 +15,7 @@ from portal.sync import client as sync_client
 from portal.sync.client import SyncError
 from tests import factories
 from tests.conftest import csrf_token, make_app, post_form
+from tests.forms import rendered_form
 from tests.sync.conftest import SERVER_URL, as_user, wsgi_client
 
 CODE = re.compile(r"data-enrolment-code>([A-Z0-9-]+)<")
@@ -75,9 +76,10 @@ PAGES = [
     ("GET", "/admin/sync/conflicts", {}),
     ("POST", "/admin/sync/enrolment-codes", {"username": "stud1", "valid_days": "7"}),
     ("POST", f"/admin/sync/devices/{uuid.uuid4()}/revoke", {}),
+    ("POST", f"/admin/sync/devices/{uuid.uuid4()}/name", {"name": "lab pc"}),
     ("POST", f"/admin/sync/conflicts/{uuid.uuid4()}/resolve", {"action": "keep"}),
 ]
-ADMIN_STATUS = [200, 200, 200, 404, 404]  # the two last name nothing that exists
+ADMIN_STATUS = [200, 200, 200, 404, 404, 404]  # the three last name nothing that exists
 
 
 @pytest.mark.parametrize("username", ["stud1", "teach1", "lab1"])
@@ -132,19 +134,65 @@ def test_a_desktop_copy_has_no_admin_sync_pages(tmp_path):
 # --- Devices -----------------------------------------------------------------------------------
 
 
-def test_devices_page_lists_each_device_with_its_accounts(campus, make_device, server):
+def _device_rows(page):
+    """Each device row of the Devices page as a person reads it, by device name."""
+    rows = {}
+    for name, row in re.findall(
+        r'<th scope="row"[^>]*data-device-name="([^"]*)"(.*?)</tr>', page, re.S
+    ):
+        rows[name] = " ".join(re.sub(r"<[^>]+>", " ", row).split())
+    return rows
+
+
+def test_devices_page_tells_devices_apart(campus, make_device, server):
     laptop = make_device("teach1")
     make_device("stud2")
     _set_mark(laptop.app, campus.instructor, campus.assessment, campus.students[0], "55")
     laptop.sync()
+    with server.app_context():
+        _db.session.execute(
+            update(User).where(User.username == "stud2").values(full_name="Sam Student")
+        )
+        _db.session.commit()
     client = _signed_in(server, "admin1")
     page = client.get("/admin/sync/devices").get_data(as_text=True)
     assert page.count("Revoke<span") == 2
-    rows = re.findall(r"<tr>\s*<th scope=\"row\">(dev\d).*?</tr>", page, re.S)
+    rows = _device_rows(page)
     assert sorted(rows) == ["dev0", "dev1"]
-    assert "teach1" in page and "stud2" in page
-    assert "campus-portal/" in page  # the app version the device reported
+    assert "Sam Student (stud2)" in rows["dev1"] and "teach1" in rows["dev0"]
+    operating_system = sync_client.operating_system()
+    for row in rows.values():
+        assert operating_system in row  # as each copy reported it at enrolment
+        assert "campus-portal/" in row  # the app version
+    with server.app_context():
+        enrolled = _db.session.scalar(select(Device.created_at).where(Device.name == "dev1"))
+    assert f"{enrolled:%d %b %Y, %H:%M}" in rows["dev1"]  # when it was enrolled
     assert 'href="/admin/sync/devices"' in page  # in the admin navigation
+
+
+def test_an_admin_renames_a_device(campus, make_device, server):
+    make_device("teach1")
+    make_device("teach1")  # a second copy for the same person: both were "devN" on enrolment
+    client = _signed_in(server, "admin1")
+    page = client.get("/admin/sync/devices")
+    with server.app_context():
+        device_id = _db.session.scalar(select(Device.id).where(Device.name == "dev1"))
+    form = rendered_form(page, action=f"/admin/sync/devices/{device_id}/name")
+    assert form.values["name"] == ["dev1"]
+    response = form.submit(client, name="  Lab B   PC 4 (Terry)  ")
+    assert response.status_code == 302
+    rows = _device_rows(client.get("/admin/sync/devices").get_data(as_text=True))
+    assert sorted(rows) == ["Lab B PC 4 (Terry)", "dev0"]
+    with server.app_context():
+        entry = _db.session.scalar(select(AuditEntry).filter_by(action="sync.device_renamed"))
+        assert entry.summary == "Renamed device dev1 to Lab B PC 4 (Terry)"
+    form = rendered_form(
+        client.get("/admin/sync/devices"), action=f"/admin/sync/devices/{device_id}/name"
+    )
+    form.submit(client, name="   ")
+    assert "Give the device a name." in client.get("/admin/sync/devices").get_data(as_text=True)
+    with server.app_context():
+        assert _db.session.get(Device, device_id).name == "Lab B PC 4 (Terry)"
 
 
 def test_an_enrolment_code_is_shown_once_and_enrols_a_device(campus, server, tmp_path):
@@ -199,7 +247,7 @@ def test_revoking_a_device_refuses_it_and_keeps_its_changes(campus, make_device,
     client = _signed_in(server, "admin1")
     token = csrf_token(client, "/admin/sync/devices")
     page = client.get("/admin/sync/devices").get_data(as_text=True)
-    assert 'data-confirm="Revoke dev0?' in page
+    assert 'data-confirm="Revoke dev0, enrolled for ' in page and "(teach1)? It will be" in page
     response = client.post(f"/admin/sync/devices/{device_id}/revoke", data={"csrf_token": token})
     assert response.status_code == 302
     again = client.post(f"/admin/sync/devices/{device_id}/revoke", data={"csrf_token": token})
@@ -223,12 +271,12 @@ def test_conflicts_page_shows_both_values_and_filters(superseded, campus, server
     client = _signed_in(server, "admin1")
     page = client.get("/admin/sync/conflicts").get_data(as_text=True)
     assert "Lost to a newer edit" in page
-    assert "Midterm · " in page and "(stud1)" in page
-    kept = r'<td class="sync-value" data-label="Value kept">80</td>'
-    other = r'<td class="sync-value" data-label="The other value">71</td>'
-    assert re.search(kept + r"\s*" + other, page)
+    assert "Midterm mark in " in page and "Student: " in page and "(stud1)" in page
+    entered = r'<td class="sync-value" data-label="Entered">71 <span[^>]*>\(points\)</span>'
+    in_place = r'</td>\s*<td class="sync-value" data-label="In place now">80</td>'
+    assert re.search(entered + in_place, page)
     assert "teach1" in page and "dev0" in page
-    assert "Apply the other value" in page and "Mark resolved" in page
+    assert "Apply 71" in page and "Dismiss" in page
     assert "Lost to a newer edit" in client.get(
         "/admin/sync/conflicts?kind=superseded&table=marks"
     ).get_data(as_text=True)
@@ -258,7 +306,7 @@ def test_applying_the_other_value_puts_it_in_place(superseded, campus, server):
         assert mark.points == 71
         assert (conflict.resolution, conflict.resolved_by_id) == ("applied", campus.admin)
         entry = _db.session.scalar(select(AuditEntry).filter_by(action="sync.conflict_resolved"))
-        assert "applied the other value" in entry.summary
+        assert "Midterm mark in " in entry.summary and "applied 71 (was 80)" in entry.summary
     assert 'data-open-conflicts="0"' in client.get("/admin/").get_data(as_text=True)
     # The device learns both: the mark and the resolution.
     superseded.sync()
@@ -287,7 +335,7 @@ def test_authors_see_their_own_conflicts_only(superseded, campus, server):
     own = _signed_in(server, "teach1").get("/sync/my-conflicts")
     assert own.status_code == 200
     text = own.get_data(as_text=True)
-    assert "Lost to a newer edit" in text and "Midterm · " in text
+    assert "Lost to a newer edit" in text and "Midterm mark in " in text
     other = _signed_in(server, "lab1").get("/sync/my-conflicts").get_data(as_text=True)
     assert "No sync conflicts" in other
     # On the device too, after its sync brought the record.

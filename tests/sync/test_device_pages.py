@@ -94,6 +94,29 @@ def _fresh_copy(tmp_path, **settings):
     return make_app(tmp_path / "fresh", f"sqlite:///{tmp_path / 'fresh.db'}", **settings)
 
 
+def test_the_first_run_page_names_the_copy_as_the_person_chooses(campus, server, tmp_path):
+    import getpass
+    import platform
+
+    from portal.models import Device as DeviceRow
+    from tests.forms import rendered_form
+
+    code = enrolment_code(server, "teach1")
+    app = _fresh_copy(tmp_path, SERVER_URL=SERVER_URL, ENROLMENT_CODE=code)
+    runner = _reach_server_through(app, wsgi_client(server))
+    client = app.test_client()
+    form = rendered_form(client.get("/setup/"), action="/setup/connect")
+    assert form.values["device_name"] == [f"{getpass.getuser()}@{platform.node()}"]
+    response = form.submit(client, device_name="Lab B PC 4, Terry")
+    assert response.status_code == 302
+    assert runner.wait(30)
+    runner.stop()
+    with server.app_context():
+        device = _db.session.scalar(select(DeviceRow))
+        assert device.name == "Lab B PC 4, Terry"
+        assert device.os_name == sync_client.operating_system()
+
+
 def test_connecting_on_the_first_run_enrols_syncs_and_lets_the_person_in(campus, server, tmp_path):
     code = enrolment_code(server, "teach1")
     app = _fresh_copy(tmp_path, SERVER_URL=SERVER_URL, ENROLMENT_CODE=code)

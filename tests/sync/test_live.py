@@ -393,3 +393,45 @@ def test_an_old_protocol_is_refused_with_a_clear_message(live: dict[str, Any]) -
     assert synced.returncode == 0, synced.stderr
     with live["app"].app_context():
         assert _db.session.scalar(select(func.count(Section.id))) == 1
+
+
+def test_two_copies_on_one_computer_are_told_apart(live: dict[str, Any]) -> None:
+    """`campus-portal enrol --name` names the copy on the server; without it the copy proposes
+    the person's account on the computer and the computer's name; the server keeps its OS."""
+    import getpass
+    import platform
+
+    seed(live["app"], students=1)
+    codes = []
+    for _ in range(2):
+        made = subprocess.run(
+            server_command("enrolment-code", "create", "--user", "teach1"),
+            env=live["env"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert made.returncode == 0, made.stderr
+        codes.append(made.stdout.strip().splitlines()[-1])
+    named = run_device(
+        live["root"] / "named", "enrol", "--server", live["url"], "--code", codes[0],
+        "--name", "Office PC (Terry)",
+    )  # fmt: skip
+    assert named.returncode == 0, named.stdout + named.stderr
+    default = run_device(
+        live["root"] / "default", "enrol", "--server", live["url"], "--code", codes[1]
+    )
+    assert default.returncode == 0, default.stdout + default.stderr
+    with live["app"].app_context():
+        from portal.models import Device as DeviceRow
+
+        devices = {row.name: row for row in _db.session.scalars(select(DeviceRow))}
+    assert set(devices) == {"Office PC (Terry)", f"{getpass.getuser()}@{platform.node()}"}
+    for row in devices.values():
+        assert row.os_name and row.os_name == sync_client_os()
+
+
+def sync_client_os() -> str:
+    from portal.sync.client import operating_system
+
+    return operating_system()
