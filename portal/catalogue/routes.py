@@ -9,7 +9,7 @@ from portal.auth.policy import signed_in
 from portal.catalogue import services
 from portal.database import paginate_one_statement
 from portal.models import utcnow
-from portal.registration.services import registration_blocker
+from portal.registration.services import drop_blocker, registration_blocker
 from portal.web import db_session, signed_in_user
 
 ALL_TERMS = "all"
@@ -57,11 +57,17 @@ def course(code: str) -> str:
 @signed_in
 def section(section_id: uuid.UUID) -> str:
     found = services.get_section(db_session(), section_id, full=True)
-    registration = blocker = None
+    registration = blocker = cannot_drop = None
     if current_user.role == "student":
         registration = services.registration_of(db_session(), current_user.id, found)
         if registration is None or registration.status == "dropped":
             blocker = registration_blocker(db_session(), signed_in_user(), found, utcnow())
+        else:
+            cannot_drop = drop_blocker(registration, utcnow())
     return render_template(
-        "catalogue/section.html", section=found, registration=registration, blocker=blocker
+        "catalogue/section.html",
+        section=found,
+        registration=registration,
+        blocker=blocker,
+        cannot_drop=cannot_drop,
     )
