@@ -59,6 +59,7 @@ def dashboard_page() -> str:
         term_code=request.args.get("term", "")[:20],
         course_code=request.args.get("course", "")[:20],
         under_percent=under,
+        today=utcnow().date(),
     )
     open_conflicts = None
     if current_app.config["PORTAL"]["MODE"] == "server":  # devices sync with the server only
