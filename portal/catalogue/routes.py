@@ -13,6 +13,7 @@ from portal.registration.services import drop_blocker, registration_blocker
 from portal.web import db_session, signed_in_user
 
 ALL_TERMS = "all"
+SEARCH_LIMIT = 100  # characters of a catalogue search
 
 bp = Blueprint("catalogue", __name__)
 
@@ -26,10 +27,24 @@ def index() -> str:
         current = services.current_term(db_session(), utcnow().date())
         term_code = current.code if current else ""
     filters = services.CatalogueFilter(
-        text=request.args.get("q", "")[:100],
+        text=request.args.get("q", ""),
         term_code="" if term_code in (None, ALL_TERMS) else term_code[:20],
         department=request.args.get("department", "")[:100],
     )
+    if len(filters.text) > SEARCH_LIMIT:  # refused whole, not cut to a search never typed
+        search_error = (
+            f"Searches are at most {SEARCH_LIMIT} characters; yours has {len(filters.text):,}. "
+            "Shorten it and search again."
+        )
+        return render_template(
+            "catalogue/index.html",
+            page=None,
+            sections={},
+            filters=filters,
+            search_error=search_error,
+            terms=services.terms(db_session()),
+            departments=services.departments(db_session()),
+        )
     page = paginate_one_statement(
         services.search_courses_query(db_session(), filters),
         per_page=current_app.config["PAGE_SIZE"],

@@ -57,7 +57,7 @@ def test_section_page_shows_seats_and_register_button(app, client, login_as):
     _seed(app)
     login_as("student")
     course_page = client.get("/courses/PHY301").get_data(as_text=True)
-    assert "1 of 1 seats left" in course_page
+    assert "1 of 1 seat left" in course_page
     section_link = course_page.split('href="/sections/')[1].split('"')[0]
     section_page = client.get(f"/sections/{section_link}").get_data(as_text=True)
     assert "Register" in section_page and "Sun " in section_page
@@ -233,3 +233,26 @@ def test_drop_is_offered_only_where_it_can_succeed_else_the_reason_is_shown(app,
     with app.app_context():
         for kept in (graded_id, closed_registration_id):
             assert _db.session.get(Registration, kept).status == "enrolled"
+
+
+def test_counts_read_as_words_and_a_search_too_long_is_refused_whole(app, client, login_as):
+    with app.app_context():
+        session = _db.session
+        term = factories.make_term(session)
+        factories.make_section(
+            session,
+            course=factories.make_course(session, code="ONE1", title="Single", credits=1),
+            term=term,
+            capacity=1,
+        )
+        session.commit()
+    login_as("student")
+    page = client.get("/courses?q=single&term=all").get_data(as_text=True)
+    assert "1 course found" in page and "1 courses" not in page
+    assert "1 credit<" in page and "1 credits" not in page
+    assert "1 of 1 seat left" in page
+    typed = "calculus " * 20  # 180 characters
+    refused = client.get("/courses", query_string={"q": typed}).get_data(as_text=True)
+    assert "Searches are at most 100 characters; yours has 180." in refused
+    assert f'value="{typed}"' in refused  # kept whole to be shortened, not cut silently
+    assert "No courses match" not in refused
