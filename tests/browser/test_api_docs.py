@@ -58,7 +58,6 @@ def test_a_token_made_on_the_profile_page_calls_the_api(page, live_server, login
     expect(page.get_by_role("cell", name="Revoked")).to_be_visible()
 
 
-
 def test_api_docs_meet_wcag_aa(page, live_server, login, screenshot, assert_accessible):
     """The docs page is one of ours: axe finds no serious or critical problem on it, and in
     particular no colour below AA contrast and no control without a name, with what a reader
