@@ -301,3 +301,17 @@ def test_a_section_form_shows_every_problem_at_once(app, client, data, login_as)
     assert 'id="capacity-error"' in page and 'id="room-error"' in page
     assert 'id="number-error"' in page  # the clash, found by the service in the same round
     assert "R" * 51 in page  # refused whole, not cut to 50
+
+
+def test_an_admin_search_is_made_with_the_whole_text_typed(app, client, data, login_as):
+    """A search longer than 100 characters is not cut to its first 100 (which would list a
+    course that does not match what was typed)."""
+    title = "Introduction to " + "computational " * 8  # 128 characters
+    with data() as db:
+        factories.make_course(db, code="LNG100", title=title.strip())
+    login_as("admin")
+    whole = client.get("/admin/courses", query_string={"q": title.strip()})
+    assert "LNG100" in whole.get_data(as_text=True)
+    typed = title[:100] + "statistics"
+    page = client.get("/admin/courses", query_string={"q": typed}).get_data(as_text=True)
+    assert "LNG100" not in page and "No courses found" in page
