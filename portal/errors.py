@@ -53,3 +53,12 @@ class FieldsTooLarge(FormTooLarge):
 
 class TooManyParts(FormTooLarge):
     pass
+
+
+class FieldErrors(ValidationError):
+    """Several problems found together, each belonging to one form field (key: the field's
+    name), so that a form shows all of them at once."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        self.errors = dict(errors)
+        super().__init__(" ".join(self.errors.values()))

@@ -104,12 +104,14 @@ def attempt(change: Callable[[], T]) -> tuple[T | None, PortalError | None]:
 
 def show_on_form(form: FlaskForm, error: PortalError) -> None:
     """Put each problem next to its field (an error's `errors`: field name -> message) and the
-    rest above the form."""
+    rest above the form. A field that already shows a problem from its own check keeps that
+    one message: the same rule is not said twice."""
     field_errors: dict[str, str] = getattr(error, "errors", None) or {}
     for name, message in field_errors.items():
         field = getattr(form, name, None)
         if field is not None:
-            field.errors = [*field.errors, message]
+            if not field.errors:
+                field.errors = [message]
         else:
             form.form_errors.append(message)
     if not field_errors:
@@ -197,3 +199,44 @@ def commit_or_show(
     if offer is not None:
         offer_undo(text, offer)
     return redirect(redirect_to(result) if callable(redirect_to) else redirect_to, code=code)
+
+
+def commit_form(
+    form: FlaskForm,
+    change: Callable[[], T],
+    *,
+    message: Message | Callable[[T], Message],
+    redirect_to: str | Callable[[T], str],
+    undo: Undo | Callable[[T], Undo | None] | None = None,
+) -> Response | None:
+    """A submitted form, with every problem reported at once: the form's own field checks and
+    the service's rules (which compare fields: an end before its start) run together, and
+    nothing is committed unless both pass. Returns the redirect after success; None for a GET
+    or when problems are shown (the route renders the form again).
+
+        form = TermForm()
+        change = lambda: services.create_term(db_session(), details(form), actor=user)
+        if done := commit_form(form, change, message="Term created.", redirect_to=...):
+            return done
+        return render_template("admin/term_form.html", form=form)
+
+    The service is called even when a field failed its check, with what could be read (None
+    for a field left empty or unreadable), so it must refuse what is missing before writing
+    anything; a request whose CSRF token fails calls nothing.
+    """
+    if not form.is_submitted():
+        return None
+    fields_pass = form.validate()
+    if "csrf_token" in form.errors:
+        return None
+    if fields_pass:
+        return commit_or_show(
+            change, message=message, redirect_to=redirect_to, form=form, undo=undo
+        )
+    try:
+        change()
+    except PortalError as error:
+        _roll_back(error)
+        show_on_form(form, error)
+    db.session.rollback()
+    return None

@@ -10,7 +10,7 @@ from portal.accounts.forms import NewUserForm, PasswordResetForm, UserForm
 from portal.auth.policy import roles
 from portal.extensions import db
 from portal.models import ROLES
-from portal.web import Undo, commit_or_show, db_session, signed_in_user
+from portal.web import Undo, commit_form, commit_or_show, db_session, signed_in_user
 
 bp = Blueprint("accounts", __name__, url_prefix="/admin/users")
 
@@ -44,15 +44,13 @@ def users() -> str:
 @roles("admin")
 def create() -> str | Response:
     form = NewUserForm()
-    if form.validate_on_submit() and (
-        done := commit_or_show(
-            lambda: services.create_user(
-                db_session(), _details(form), form.password.data or "", actor=signed_in_user()
-            ),
-            message=lambda user: f"Account {user.username} created.",
-            redirect_to=url_for("accounts.users"),
-            form=form,
-        )
+    if done := commit_form(
+        form,
+        lambda: services.create_user(
+            db_session(), _details(form), form.password.data or "", actor=signed_in_user()
+        ),
+        message=lambda user: f"Account {user.username} created.",
+        redirect_to=url_for("accounts.users"),
     ):
         return done
     return render_template("accounts/user_form.html", form=form, user=None)
@@ -63,15 +61,11 @@ def create() -> str | Response:
 def edit(user_id: uuid.UUID) -> str | Response:
     user = services.get_user(db_session(), user_id)
     form = UserForm(obj=user)
-    if form.validate_on_submit() and (
-        done := commit_or_show(
-            lambda: services.update_user(
-                db_session(), user, _details(form), actor=signed_in_user()
-            ),
-            message=lambda saved: f"Account {saved.username} saved.",
-            redirect_to=url_for("accounts.users"),
-            form=form,
-        )
+    if done := commit_form(
+        form,
+        lambda: services.update_user(db_session(), user, _details(form), actor=signed_in_user()),
+        message=lambda saved: f"Account {saved.username} saved.",
+        redirect_to=url_for("accounts.users"),
     ):
         return done
     return render_template("accounts/user_form.html", form=form, user=user)

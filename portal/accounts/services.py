@@ -16,7 +16,7 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from portal.audit.services import apply_and_record, record, snapshot
-from portal.errors import NotFound, ValidationError
+from portal.errors import FieldErrors, NotFound, ValidationError
 from portal.models import ROLES, User
 
 # Argon2id with OWASP's recommended minimum (Password Storage Cheat Sheet): 19 MiB of memory,
@@ -119,24 +119,29 @@ class UserDetails:
 
 
 def _validate(db: Session, details: UserDetails, existing: User | None = None) -> None:
+    """Every problem of the account at once, each under its form field's name."""
+    errors: dict[str, str] = {}
     username = details.username.strip().lower()
     if not USERNAME_PATTERN.match(username):
-        raise ValidationError(
+        errors["username"] = (
             "Usernames are 2–64 characters: lower-case letters, digits, '.', '_' or '-'."
         )
+    else:
+        clash = db.scalar(select(User).where(User.username == username))
+        if clash is not None and clash is not existing:
+            errors["username"] = f"The username {username!r} is already taken."
     if details.role not in ROLES:
-        raise ValidationError(f"Unknown role {details.role!r}.")
+        errors["role"] = f"Unknown role {details.role!r}."
     if not details.full_name.strip():
-        raise ValidationError("A full name is required.")
-    clash = db.scalar(select(User).where(User.username == username))
-    if clash is not None and clash is not existing:
-        raise ValidationError(f"The username {username!r} is already taken.")
+        errors["full_name"] = "A full name is required."
     if details.role == "student" and not details.student_number:
-        raise ValidationError("Students need a student number.")
-    if details.student_number:
+        errors["student_number"] = "Students need a student number."
+    elif details.student_number:
         clash = db.scalar(select(User).where(User.student_number == details.student_number))
         if clash is not None and clash is not existing:
-            raise ValidationError(f"Student number {details.student_number} is already in use.")
+            errors["student_number"] = f"Student number {details.student_number} is already in use."
+    if errors:
+        raise FieldErrors(errors)
 
 
 AUDITED_FIELDS = ("username", "full_name", "role", "email", "student_number")

@@ -6,11 +6,13 @@ The number of queries is fixed: it does not grow with terms, courses, sections o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
+from portal.catalogue.services import term_in_force
 from portal.grading.scale import GRADE_POINTS
 from portal.models import (
     ATTENDANCE_STATUSES,
@@ -21,6 +23,7 @@ from portal.models import (
     SectionGradeCount,
     Term,
     User,
+    utcnow,
 )
 
 FILL_BUCKETS = ("Empty", "1–24%", "25–49%", "50–74%", "75–99%", "Full")
@@ -320,15 +323,22 @@ def under_filled_sections(db: Session, term: Term | None, percent: int) -> Secti
 
 
 def build(
-    db: Session, *, term_code: str = "", course_code: str = "", under_percent: int = 25
+    db: Session,
+    *,
+    term_code: str = "",
+    course_code: str = "",
+    under_percent: int = 25,
+    today: date | None = None,
 ) -> Dashboard:
-    """Everything the dashboard shows, in a fixed number of queries (eight)."""
+    """Everything the dashboard shows, in a fixed number of queries (eight). Without a term
+    code it shows the term in force on `today` (default: the current date in UTC), as Home and
+    the catalogue do."""
     terms = _active_terms(db)
     term = None
     if term_code != "all":
-        term = next((t for t in terms if t.code == term_code), None) or (
-            terms[0] if terms and not term_code else None
-        )
+        term = next((t for t in terms if t.code == term_code), None)
+        if term is None and not term_code:
+            term = term_in_force(terms, today or utcnow().date())
     under_percent = min(max(under_percent, 1), 100)
     course_code = course_code.strip().upper()
     attendance, attendance_counts = attendance_by_department(db, term)

@@ -28,7 +28,7 @@ from portal.catalogue.services import get_section
 from portal.extensions import db
 from portal.models import Course, Meeting, Section, Term, utcnow
 from portal.sync import services as sync_services
-from portal.web import Undo, commit_or_show, db_session, filled, signed_in_user
+from portal.web import Undo, commit_form, commit_or_show, db_session, filled, signed_in_user
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -59,6 +59,7 @@ def dashboard_page() -> str:
         term_code=request.args.get("term", "")[:20],
         course_code=request.args.get("course", "")[:20],
         under_percent=under,
+        today=utcnow().date(),
     )
     open_conflicts = None
     if current_app.config["PORTAL"]["MODE"] == "server":  # devices sync with the server only
@@ -73,12 +74,12 @@ def _term_details(form: TermForm) -> services.TermDetails:
     return services.TermDetails(
         code=form.code.data or "",
         name=form.name.data or "",
-        starts_on=filled(form.starts_on.data),
-        ends_on=filled(form.ends_on.data),
-        registration_opens_at=filled(form.registration_opens_at.data),
-        registration_closes_at=filled(form.registration_closes_at.data),
-        add_drop_deadline=filled(form.add_drop_deadline.data),
-        max_credits=form.max_credits.data or 0,
+        starts_on=form.starts_on.data,
+        ends_on=form.ends_on.data,
+        registration_opens_at=form.registration_opens_at.data,
+        registration_closes_at=form.registration_closes_at.data,
+        add_drop_deadline=form.add_drop_deadline.data,
+        max_credits=form.max_credits.data,
     )
 
 
@@ -94,13 +95,11 @@ def terms() -> str:
 @roles(ADMIN)
 def term_create() -> str | Response:
     form = TermForm()
-    if form.validate_on_submit() and (
-        done := commit_or_show(
-            lambda: services.create_term(db_session(), _term_details(form), actor=signed_in_user()),
-            message=lambda term: f"Term {term.code} created.",
-            redirect_to=lambda term: url_for("admin.term", term_id=term.id),
-            form=form,
-        )
+    if done := commit_form(
+        form,
+        lambda: services.create_term(db_session(), _term_details(form), actor=signed_in_user()),
+        message=lambda term: f"Term {term.code} created.",
+        redirect_to=lambda term: url_for("admin.term", term_id=term.id),
     ):
         return done
     return render_template("admin/term_form.html", form=form, term=None)
@@ -110,7 +109,7 @@ def term_create() -> str | Response:
 @roles(ADMIN)
 def term(term_id: uuid.UUID) -> str:
     found = services.get_term(db_session(), term_id)
-    text = request.args.get("q", "")[:100]
+    text = request.args.get("q", "")  # searched as typed, whole
     archived = _show_archived()
     page = db.paginate(
         services.sections_query(found, text, include_archived=archived),
@@ -125,15 +124,13 @@ def term(term_id: uuid.UUID) -> str:
 def term_edit(term_id: uuid.UUID) -> str | Response:
     found = services.get_term(db_session(), term_id)
     form = TermForm(obj=found)
-    if form.validate_on_submit() and (
-        done := commit_or_show(
-            lambda: services.update_term(
-                db_session(), found, _term_details(form), actor=signed_in_user()
-            ),
-            message=lambda term: f"Term {term.code} saved.",
-            redirect_to=url_for("admin.term", term_id=found.id),
-            form=form,
-        )
+    if done := commit_form(
+        form,
+        lambda: services.update_term(
+            db_session(), found, _term_details(form), actor=signed_in_user()
+        ),
+        message=lambda term: f"Term {term.code} saved.",
+        redirect_to=url_for("admin.term", term_id=found.id),
     ):
         return done
     return render_template("admin/term_form.html", form=form, term=found)
@@ -180,7 +177,7 @@ def _course_details(form: CourseForm) -> services.CourseDetails:
 @bp.get("/courses")
 @roles(ADMIN)
 def courses() -> str:
-    text = request.args.get("q", "")[:100]
+    text = request.args.get("q", "")  # searched as typed, whole
     archived = _show_archived()
     page = db.paginate(
         services.courses_query(text, include_archived=archived),
@@ -194,15 +191,11 @@ def courses() -> str:
 @roles(ADMIN)
 def course_create() -> str | Response:
     form = CourseForm()
-    if form.validate_on_submit() and (
-        done := commit_or_show(
-            lambda: services.create_course(
-                db_session(), _course_details(form), actor=signed_in_user()
-            ),
-            message=lambda course: f"Course {course.code} created.",
-            redirect_to=lambda course: url_for("admin.courses", q=course.code),
-            form=form,
-        )
+    if done := commit_form(
+        form,
+        lambda: services.create_course(db_session(), _course_details(form), actor=signed_in_user()),
+        message=lambda course: f"Course {course.code} created.",
+        redirect_to=lambda course: url_for("admin.courses", q=course.code),
     ):
         return done
     return render_template(
@@ -218,15 +211,13 @@ def course_create() -> str | Response:
 def course_edit(course_id: uuid.UUID) -> str | Response:
     found = services.get_course(db_session(), course_id)
     form = CourseForm(obj=found)
-    if form.validate_on_submit() and (
-        done := commit_or_show(
-            lambda: services.update_course(
-                db_session(), found, _course_details(form), actor=signed_in_user()
-            ),
-            message=lambda course: f"Course {course.code} saved.",
-            redirect_to=lambda course: url_for("admin.courses", q=course.code),
-            form=form,
-        )
+    if done := commit_form(
+        form,
+        lambda: services.update_course(
+            db_session(), found, _course_details(form), actor=signed_in_user()
+        ),
+        message=lambda course: f"Course {course.code} saved.",
+        redirect_to=lambda course: url_for("admin.courses", q=course.code),
     ):
         return done
     return render_template(
@@ -292,15 +283,13 @@ def _section_details(form: SectionForm, section: Section | None) -> services.Sec
 @roles(ADMIN)
 def section_create() -> str | Response:
     form = _section_form(None)
-    if form.validate_on_submit() and (
-        done := commit_or_show(
-            lambda: services.create_section(
-                db_session(), _section_details(form, None), actor=signed_in_user()
-            ),
-            message=lambda section: f"Section {section.label} created.",
-            redirect_to=lambda section: url_for("admin.section", section_id=section.id),
-            form=form,
-        )
+    if done := commit_form(
+        form,
+        lambda: services.create_section(
+            db_session(), _section_details(form, None), actor=signed_in_user()
+        ),
+        message=lambda section: f"Section {section.label} created.",
+        redirect_to=lambda section: url_for("admin.section", section_id=section.id),
     ):
         return done
     return render_template("admin/section_form.html", form=form, section=None)
@@ -330,22 +319,20 @@ def _section_page(found: Section, meeting_form: MeetingForm) -> str:
 def section_edit(section_id: uuid.UUID) -> str | Response:
     found = get_section(db_session(), section_id, include_archived=True, full=True)
     form = _section_form(found)
-    if form.validate_on_submit() and (
-        done := commit_or_show(
-            lambda: services.update_section(
-                db_session(),
-                found,
-                _section_details(form, found),
-                actor=signed_in_user(),
-                now=utcnow(),
-            ),
-            message=lambda promoted: (
-                f"Section {found.label} saved."
-                + (f" {promoted} waitlisted students got a seat." if promoted else "")
-            ),
-            redirect_to=url_for("admin.section", section_id=found.id),
-            form=form,
-        )
+    if done := commit_form(
+        form,
+        lambda: services.update_section(
+            db_session(),
+            found,
+            _section_details(form, found),
+            actor=signed_in_user(),
+            now=utcnow(),
+        ),
+        message=lambda promoted: (
+            f"Section {found.label} saved."
+            + (f" {promoted} waitlisted students got a seat." if promoted else "")
+        ),
+        redirect_to=url_for("admin.section", section_id=found.id),
     ):
         return done
     return render_template("admin/section_form.html", form=form, section=found)

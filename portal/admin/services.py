@@ -23,7 +23,7 @@ from portal.audit.services import (
     snapshot,
     tombstone_and_record,
 )
-from portal.errors import NotFound, ValidationError
+from portal.errors import FieldErrors, NotFound, ValidationError
 from portal.models import Course, Meeting, Section, Term, User
 from portal.registration.services import promote_from_waitlist
 
@@ -33,14 +33,6 @@ MEETING_KINDS = ("lecture", "lab", "tutorial", "seminar")
 MAX_CREDITS_PER_COURSE = 30
 MAX_CAPACITY = 10_000
 ARCHIVED_HINT = " (archived: restore it instead of creating a new one)"
-
-
-class FieldErrors(ValidationError):
-    """Several problems, each belonging to one form field (key: the field's name)."""
-
-    def __init__(self, errors: dict[str, str]) -> None:
-        self.errors = dict(errors)
-        super().__init__(" ".join(self.errors.values()))
 
 
 def _raise_if(errors: dict[str, str]) -> None:
@@ -69,18 +61,35 @@ TERM_FIELDS = (
 
 @dataclass
 class TermDetails:
+    """A term as entered. A date or time left empty (or unreadable on a form) is None: it is
+    refused with the other problems, so every problem of a form is reported at once."""
+
     code: str
     name: str
-    starts_on: date
-    ends_on: date
-    registration_opens_at: datetime
-    registration_closes_at: datetime
-    add_drop_deadline: datetime
-    max_credits: int = 18
+    starts_on: date | None
+    ends_on: date | None
+    registration_opens_at: datetime | None
+    registration_closes_at: datetime | None
+    add_drop_deadline: datetime | None
+    max_credits: int | None = 18
+
+
+TERM_DATE_LABELS = {
+    "starts_on": "The first day",
+    "ends_on": "The last day",
+    "registration_opens_at": "The moment registration opens",
+    "registration_closes_at": "The moment registration closes",
+    "add_drop_deadline": "The add/drop deadline",
+    "max_credits": "The credit limit",
+}
 
 
 def _clean_term(db: Session, details: TermDetails, existing: Term | None) -> dict[str, Any]:
-    errors: dict[str, str] = {}
+    errors: dict[str, str] = {
+        field: f"{label} is required."
+        for field, label in TERM_DATE_LABELS.items()
+        if getattr(details, field) is None
+    }
     code = details.code.strip().upper()
     if not CODE_PATTERN.match(code):
         errors["code"] = "Term codes are 1–20 capital letters, digits or '-', e.g. 2026-FA."
@@ -94,16 +103,16 @@ def _clean_term(db: Session, details: TermDetails, existing: Term | None) -> dic
         errors["name"] = "A name is required."
     elif len(name) > 100:
         errors["name"] = "Names are at most 100 characters."
-    opens = _utc(details.registration_opens_at)
-    closes = _utc(details.registration_closes_at)
-    deadline = _utc(details.add_drop_deadline)
-    if details.ends_on < details.starts_on:
+    opens = _utc(details.registration_opens_at) if details.registration_opens_at else None
+    closes = _utc(details.registration_closes_at) if details.registration_closes_at else None
+    deadline = _utc(details.add_drop_deadline) if details.add_drop_deadline else None
+    if details.starts_on and details.ends_on and details.ends_on < details.starts_on:
         errors["ends_on"] = "The term cannot end before it starts."
-    if closes < opens:
+    if opens and closes and closes < opens:
         errors["registration_closes_at"] = "Registration cannot close before it opens."
-    if deadline < opens:
+    if opens and deadline and deadline < opens:
         errors["add_drop_deadline"] = "The add/drop deadline cannot be before registration opens."
-    if not 0 < details.max_credits <= 60:
+    if details.max_credits is not None and not 0 < details.max_credits <= 60:
         errors["max_credits"] = "The credit limit must be between 1 and 60."
     _raise_if(errors)
     return {

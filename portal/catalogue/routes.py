@@ -9,10 +9,11 @@ from portal.auth.policy import signed_in
 from portal.catalogue import services
 from portal.database import paginate_one_statement
 from portal.models import utcnow
-from portal.registration.services import registration_blocker
+from portal.registration.services import drop_blocker, registration_blocker
 from portal.web import db_session, signed_in_user
 
 ALL_TERMS = "all"
+SEARCH_LIMIT = 100  # characters of a catalogue search
 
 bp = Blueprint("catalogue", __name__)
 
@@ -26,10 +27,24 @@ def index() -> str:
         current = services.current_term(db_session(), utcnow().date())
         term_code = current.code if current else ""
     filters = services.CatalogueFilter(
-        text=request.args.get("q", "")[:100],
+        text=request.args.get("q", ""),
         term_code="" if term_code in (None, ALL_TERMS) else term_code[:20],
         department=request.args.get("department", "")[:100],
     )
+    if len(filters.text) > SEARCH_LIMIT:  # refused whole, not cut to a search never typed
+        search_error = (
+            f"Searches are at most {SEARCH_LIMIT} characters; yours has {len(filters.text):,}. "
+            "Shorten it and search again."
+        )
+        return render_template(
+            "catalogue/index.html",
+            page=None,
+            sections={},
+            filters=filters,
+            search_error=search_error,
+            terms=services.terms(db_session()),
+            departments=services.departments(db_session()),
+        )
     page = paginate_one_statement(
         services.search_courses_query(db_session(), filters),
         per_page=current_app.config["PAGE_SIZE"],
@@ -57,11 +72,17 @@ def course(code: str) -> str:
 @signed_in
 def section(section_id: uuid.UUID) -> str:
     found = services.get_section(db_session(), section_id, full=True)
-    registration = blocker = None
+    registration = blocker = cannot_drop = None
     if current_user.role == "student":
         registration = services.registration_of(db_session(), current_user.id, found)
         if registration is None or registration.status == "dropped":
             blocker = registration_blocker(db_session(), signed_in_user(), found, utcnow())
+        else:
+            cannot_drop = drop_blocker(registration, utcnow())
     return render_template(
-        "catalogue/section.html", section=found, registration=registration, blocker=blocker
+        "catalogue/section.html",
+        section=found,
+        registration=registration,
+        blocker=blocker,
+        cannot_drop=cannot_drop,
     )

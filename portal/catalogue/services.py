@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -26,7 +27,13 @@ def terms(db: Session) -> list[Term]:
 
 def current_term(db: Session, today: date) -> Term | None:
     """The term under way today; else the next one to start; else the last one that ended."""
-    every = terms(db)
+    return term_in_force(terms(db), today)
+
+
+def term_in_force(every: Sequence[Term], today: date) -> Term | None:
+    """`current_term` among terms already read (any order): what Home, the catalogue and the
+    dashboard open on."""
+    every = sorted(every, key=lambda term: term.starts_on)
     under_way = [t for t in every if t.starts_on <= today <= t.ends_on]
     if under_way:
         return under_way[-1]

@@ -69,3 +69,8 @@ def init_app(app: Flask) -> None:
     @app.template_filter("date")
     def _format_date(value: Any) -> str:
         return value.strftime("%d %b %Y") if value else "—"
+
+    @app.template_filter("quantity")
+    def _quantity(number: int, noun: str, plural: str = "") -> str:
+        """`3|quantity("course")` is "3 courses"; one is "1 course"."""
+        return f"{number:,} {noun if number == 1 else (plural or noun + 's')}"

@@ -24,7 +24,11 @@ def _back(default: str) -> str:
 @roles("student")
 def mine() -> str:
     registrations = services.student_registrations(db_session(), signed_in_user())
-    return render_template("registration/mine.html", registrations=registrations)
+    now = utcnow()
+    drop_blockers = {r.id: services.drop_blocker(r, now) for r in registrations}
+    return render_template(
+        "registration/mine.html", registrations=registrations, drop_blockers=drop_blockers
+    )
 
 
 def _registered(section: Section, registration: Registration) -> tuple[str, str]:

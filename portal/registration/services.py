@@ -48,6 +48,29 @@ def ensure_drop_allowed(term: Term, now: datetime) -> None:
         )
 
 
+def ensure_can_drop(registration: Registration, now: datetime) -> None:
+    """Every rule a drop must pass, without writing: the registration is still active, carries
+    no final grade, and its term's add/drop deadline has not passed."""
+    section = registration.section
+    if registration.status == "dropped":
+        raise RegistrationError(f"You have already dropped {section.label}.")
+    if registration.final_grade is not None:
+        raise RegistrationError(
+            f"Your final grade in {section.label} is in; a graded course cannot be dropped."
+        )
+    ensure_drop_allowed(section.term, now)
+
+
+def drop_blocker(registration: Registration, now: datetime) -> str | None:
+    """Why dropping `registration` cannot succeed now (a message), or None when it can: the
+    pages offer Drop only where it can succeed, from the rule the drop itself checks."""
+    try:
+        ensure_can_drop(registration, now)
+    except RegistrationError as error:
+        return str(error)
+    return None
+
+
 def ensure_prerequisites_met(db: Session, student: User, course: Course) -> None:
     prerequisites = db.scalars(
         select(Prerequisite)
@@ -311,10 +334,8 @@ def drop(
     """Drop an enrolment or leave the waitlist; returns the student promoted into the seat.
     Audited (the promotion too) as made by `actor`, by default the student; `reason` says how
     it came."""
-    if registration.status == "dropped":
-        raise RegistrationError(f"You have already dropped {registration.section.label}.")
+    ensure_can_drop(registration, now)
     section = registration.section
-    ensure_drop_allowed(section.term, now)
     actor = actor or registration.student
     previous_status = registration.status
     before: dict[str, Any] = {"status": previous_status}

@@ -60,7 +60,7 @@ def create_code() -> str:
             form.username.data or "",
             actor=signed_in_user(),
             now=utcnow(),
-            valid_days=form.valid_days.data or 7,
+            valid_days=form.valid_days.data,
         )
     )
     if error is not None:

@@ -2,7 +2,7 @@
 
 from flask_wtf import FlaskForm
 from wtforms import IntegerField, StringField, SubmitField
-from wtforms.validators import DataRequired, Length, NumberRange
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange
 
 
 class EnrolmentCodeForm(FlaskForm):
@@ -15,7 +15,11 @@ class EnrolmentCodeForm(FlaskForm):
     valid_days = IntegerField(
         "Valid for (days)",
         default=7,
-        validators=[DataRequired(), NumberRange(min=1, max=90)],
+        # InputRequired, not DataRequired: 0 is a number (out of range), not a missing one.
+        validators=[
+            InputRequired("Say for how many days the code is valid (1 to 90)."),
+            NumberRange(min=1, max=90, message="A code is valid for 1 to 90 days."),
+        ],
         description="1 to 90 days. The code works once.",
     )
     submit = SubmitField("Create an enrolment code")

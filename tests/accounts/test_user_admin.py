@@ -169,3 +169,28 @@ def test_create_user_command(app):
         ]
     )
     assert again.exit_code != 0 and "already taken" in again.output
+
+
+def test_every_problem_of_a_user_form_is_shown_at_once(app, client, login_as):
+    """A username the form refuses and a student without a student number (the service's rule)
+    are reported in the same round, each once; nothing is created."""
+    login_as("admin")
+    response = post_form(
+        client,
+        "/admin/users/new",
+        {
+            "username": "Bad Name",
+            "full_name": "",
+            "role": "student",
+            "student_number": "",
+            "password": "long-enough-password",
+        },
+        token_from="/admin/users/new",
+    )
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert 'id="username-error"' in page and 'id="full_name-error"' in page
+    assert "Students need a student number." in page
+    assert page.count("lower-case letters") == 1
+    with app.app_context():
+        assert _db.session.scalar(select(User).where(User.role == "student")) is None

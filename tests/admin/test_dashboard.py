@@ -198,3 +198,36 @@ def test_dashboard_page_renders_charts_with_table_alternatives(app, client, data
     assert "vendor/chartjs/chart.umd.min.js" in page and "js/dashboard.js" in page
     assert "<script>" not in page  # the CSP forbids inline script
     assert "No data for this selection yet." in page  # the grade chart
+
+
+def test_dashboard_opens_on_the_current_term_as_home_does(app, client, data, login_as):
+    """A future term with one early registration is the newest term; the dashboard still opens
+    on the term under way, the one Home and the catalogue open on."""
+    with data() as db:
+        today = factories.now().date()
+        current = factories.make_term(
+            db,
+            code="NOW1",
+            name="Autumn Now",
+            starts_on=today - timedelta(days=30),
+            ends_on=today + timedelta(days=60),
+        )
+        future = factories.make_term(
+            db,
+            code="NEXT1",
+            name="Spring Next",
+            starts_on=today + timedelta(days=90),
+            ends_on=today + timedelta(days=200),
+        )
+        for _ in range(3):
+            _enrol(db, factories.make_section(db, term=current, capacity=10))
+        _enrol(db, factories.make_section(db, term=future, capacity=10))
+    login_as("admin")
+    home = client.get("/").get_data(as_text=True)
+    assert "Autumn Now" in home and "Spring Next" not in home
+    page = client.get("/admin/").get_data(as_text=True)
+    assert 'Dashboard <span class="text-body-secondary fs-5">· Autumn Now</span>' in page
+    assert '<option value="NOW1" selected>' in page
+    assert '<option value="NEXT1" selected>' not in page
+    chosen = client.get("/admin/?term=NEXT1").get_data(as_text=True)
+    assert '<option value="NEXT1" selected>' in chosen  # a chosen term is still shown

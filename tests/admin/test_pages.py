@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from portal.models import AuditEntry, Meeting, Section, Term
 from tests import factories
@@ -226,3 +226,92 @@ def test_course_list_search_hides_archived_courses(app, client, data, login_as):
     assert "ZZZ900" in page and "ZZZ901" not in page
     page = client.get("/admin/courses?q=zebra&archived=1").get_data(as_text=True)
     assert "ZZZ901" in page and "Restore" in page
+
+
+def test_every_problem_of_a_term_form_is_shown_at_once_each_once(app, client, data, login_as):
+    """A negative credit limit (the field's own check) does not hold back the end before the
+    start and the registration closing before it opens (rules across fields): one round shows
+    all three, each rule's message once, and nothing is saved."""
+    login_as("admin")
+    new_term = rendered_form(client.get("/admin/terms/new"), action="/admin/terms/new")
+    response = new_term.submit(
+        client,
+        **_term_form(
+            name="Typed name",
+            max_credits="-3",
+            ends_on="2030-12-01",
+            registration_closes_at="2030-10-01T09:00",
+        ),
+    )
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert 'id="max_credits-error"' in page
+    assert page.count("between 1 and 60") == 1
+    assert "The term cannot end before it starts." in page
+    assert "Registration cannot close before it opens." in page
+    assert 'value="Typed name"' in page
+    # An empty name and a missing date alongside a rule across fields: all in the same round.
+    response = new_term.submit(client, **_term_form(name="", starts_on="", ends_on="2030-12-01"))
+    page = response.get_data(as_text=True)
+    assert 'id="name-error"' in page and 'id="starts_on-error"' in page
+    assert page.count("This field is required.") == 2  # the form's message, not a second one
+    assert "The add/drop deadline cannot be before registration opens." not in page
+    fixed = new_term.submit(client, **_term_form(name="Typed name"))
+    assert fixed.status_code == 302
+    with data() as db:
+        assert db.scalar(select(func.count()).select_from(Term)) == 1
+
+
+def test_a_course_form_shows_the_field_check_and_the_code_clash_together(
+    app, client, data, login_as
+):
+    with data() as db:
+        factories.make_course(db, code="CS100", title="Databases")
+    login_as("admin")
+    response = post_form(
+        client,
+        "/admin/courses/new",
+        {"code": "cs100", "title": "New", "department": "Physics", "credits": "-2"},
+    )
+    page = response.get_data(as_text=True)
+    assert "The course code CS100 is already used by Databases." in page
+    assert 'id="credits-error"' in page and page.count("between 0 and 30") == 1
+
+
+def test_a_section_form_shows_every_problem_at_once(app, client, data, login_as):
+    with data() as db:
+        term = factories.make_term(db, code="2032-FA")
+        course = factories.make_course(db, code="CS500")
+        taken = factories.make_section(db, course=course, term=term).number
+    login_as("admin")
+    response = post_form(
+        client,
+        "/admin/sections/new",
+        {
+            "term_code": "2032-FA",
+            "course_code": "CS500",
+            "number": taken,
+            "capacity": "-1",
+            "waitlist_capacity": "0",
+            "room": "R" * 51,
+        },
+    )
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert 'id="capacity-error"' in page and 'id="room-error"' in page
+    assert 'id="number-error"' in page  # the clash, found by the service in the same round
+    assert "R" * 51 in page  # refused whole, not cut to 50
+
+
+def test_an_admin_search_is_made_with_the_whole_text_typed(app, client, data, login_as):
+    """A search longer than 100 characters is not cut to its first 100 (which would list a
+    course that does not match what was typed)."""
+    title = "Introduction to " + "computational " * 8  # 128 characters
+    with data() as db:
+        factories.make_course(db, code="LNG100", title=title.strip())
+    login_as("admin")
+    whole = client.get("/admin/courses", query_string={"q": title.strip()})
+    assert "LNG100" in whole.get_data(as_text=True)
+    typed = title[:100] + "statistics"
+    page = client.get("/admin/courses", query_string={"q": typed}).get_data(as_text=True)
+    assert "LNG100" not in page and "No courses found" in page

@@ -56,3 +56,33 @@ def test_a_token_made_on_the_profile_page_calls_the_api(page, live_server, login
     page.get_by_role("button", name="Revoke grade export").click()
     expect(page.get_by_text("is revoked")).to_be_visible()
     expect(page.get_by_role("cell", name="Revoked")).to_be_visible()
+
+
+def test_api_docs_meet_wcag_aa(page, live_server, login, screenshot, assert_accessible):
+    """The docs page is one of ours: axe finds no serious or critical problem on it, and in
+    particular no colour below AA contrast and no control without a name, with what a reader
+    opens shown: each kind of operation (its method badge, parameters, responses and media-type
+    choices), a call tried out and answered, and nested schemas expanded."""
+    login(page, "student")
+    page.goto(live_server.url + "/api/v1/docs")
+    expect(page.locator(".swagger-ui .opblock").first).to_be_visible(timeout=20_000)
+    for kind in ("get", "post", "put", "patch", "delete"):
+        operation = page.locator(f".opblock-{kind}").first
+        operation.locator(".opblock-summary").click()
+        expect(operation.locator(".responses-wrapper")).to_be_visible()
+    me = page.locator(".opblock-get", has_text="/api/v1/me").first
+    me.locator(".opblock-summary").click()
+    me.get_by_role("button", name="Try it out").click()
+    me.get_by_role("button", name="Execute").click()
+    expect(me.locator(".live-responses-table tbody .response-col_status").first).to_contain_text(
+        "200", timeout=10_000
+    )
+    schemas = page.locator(".models .model-box-control")
+    for index in range(3):
+        schemas.nth(index).click()
+    expect(page.locator(".models .property-row").first).to_be_visible()
+    expect(page.get_by_label("Server that calls from this page go to")).to_have_value("/")
+    screenshot(page, "api-docs-aa")
+    lesser = assert_accessible(page)
+    named = {"color-contrast", "select-name", "label", "button-name", "link-name"}
+    assert [v["id"] for v in lesser if v["id"] in named] == []

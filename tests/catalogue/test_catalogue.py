@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from portal.extensions import db as _db
+from portal.models import Registration
 from tests import factories
 from tests.conftest import post_form
 from tests.forms import rendered_form, rendered_forms
@@ -56,7 +57,7 @@ def test_section_page_shows_seats_and_register_button(app, client, login_as):
     _seed(app)
     login_as("student")
     course_page = client.get("/courses/PHY301").get_data(as_text=True)
-    assert "1 of 1 seats left" in course_page
+    assert "1 of 1 seat left" in course_page
     section_link = course_page.split('href="/sections/')[1].split('"')[0]
     section_page = client.get(f"/sections/{section_link}").get_data(as_text=True)
     assert "Register" in section_page and "Sun " in section_page
@@ -186,3 +187,72 @@ def test_percent_and_underscore_in_a_search_match_themselves(app, client, login_
     assert "ann_lee" in users and "annxlee" not in users
     courses = client.get("/admin/courses?q=%25").get_data(as_text=True)
     assert "STA100" in courses and "CS220" not in courses
+
+
+def test_drop_is_offered_only_where_it_can_succeed_else_the_reason_is_shown(app, client, login_as):
+    """A course of a past term (add/drop closed, not graded yet) offers no Drop button that
+    would ask for confirmation and then refuse: both pages say why instead. A course still in
+    its add/drop period offers Drop, and the drop succeeds."""
+    student = login_as("student")
+    with app.app_context():
+        session = _db.session
+        me = session.merge(student)
+        past = factories.make_term(session, state="past-drop", name="Spring 2026")
+        closed = factories.make_section(session, term=past)
+        closed_registration = factories.enrol(session, me, closed)
+        graded = factories.make_completed(
+            session, me, factories.make_course(session, code="HIS101"), "B+"
+        )
+        current = factories.make_section(session, term=factories.make_term(session))
+        current_registration = factories.enrol(session, me, current)
+        session.commit()
+        closed_id, graded_id, closed_registration_id = closed.id, graded.id, closed_registration.id
+        closed_drop = f"/registrations/{closed_registration.id}/drop"
+        graded_drop = f"/registrations/{graded.id}/drop"
+        current_drop = f"/registrations/{current_registration.id}/drop"
+
+    mine = client.get("/registrations")
+    actions = {form.action for form in rendered_forms(mine, "/registrations")}
+    assert current_drop in actions
+    assert closed_drop not in actions and graded_drop not in actions
+    text = mine.get_data(as_text=True)
+    assert "The add/drop deadline for Spring 2026 was" in text
+    assert "contact the registrar&#39;s office to withdraw." in text
+
+    section_page = client.get(f"/sections/{closed_id}")
+    assert closed_drop not in {f.action for f in rendered_forms(section_page, "/")}
+    assert "The add/drop deadline for Spring 2026 was" in section_page.get_data(as_text=True)
+
+    # The rule the pages read is the rule the drop checks: posting anyway is refused.
+    refused = post_form(client, closed_drop, token_from="/registrations", follow_redirects=True)
+    assert "The add/drop deadline for Spring 2026 was" in refused.get_data(as_text=True)
+    refused = post_form(client, graded_drop, token_from="/registrations", follow_redirects=True)
+    assert "a graded course cannot be dropped" in refused.get_data(as_text=True)
+    dropped = post_form(client, current_drop, token_from="/registrations", follow_redirects=True)
+    assert "You dropped" in dropped.get_data(as_text=True)
+    with app.app_context():
+        for kept in (graded_id, closed_registration_id):
+            assert _db.session.get(Registration, kept).status == "enrolled"
+
+
+def test_counts_read_as_words_and_a_search_too_long_is_refused_whole(app, client, login_as):
+    with app.app_context():
+        session = _db.session
+        term = factories.make_term(session)
+        factories.make_section(
+            session,
+            course=factories.make_course(session, code="ONE1", title="Single", credits=1),
+            term=term,
+            capacity=1,
+        )
+        session.commit()
+    login_as("student")
+    page = client.get("/courses?q=single&term=all").get_data(as_text=True)
+    assert "1 course found" in page and "1 courses" not in page
+    assert "1 credit<" in page and "1 credits" not in page
+    assert "1 of 1 seat left" in page
+    typed = "calculus " * 20  # 180 characters
+    refused = client.get("/courses", query_string={"q": typed}).get_data(as_text=True)
+    assert "Searches are at most 100 characters; yours has 180." in refused
+    assert f'value="{typed}"' in refused  # kept whole to be shortened, not cut silently
+    assert "No courses match" not in refused

@@ -223,7 +223,10 @@ def test_an_enrolment_code_is_shown_once_and_enrols_a_device(campus, server, tmp
     ("username", "days", "message"),
     [
         ("ghost", "7", "There is no account with the username &#39;ghost&#39;."),
-        ("stud1", "91", "Number must be between 1 and 90."),
+        ("stud1", "91", "A code is valid for 1 to 90 days."),
+        # 0 is a number out of range, not a missing one ("This field is required")
+        ("stud1", "0", "A code is valid for 1 to 90 days."),
+        ("stud1", "", "Say for how many days the code is valid (1 to 90)."),
         ("", "7", "This field is required."),
     ],
 )
@@ -237,6 +240,8 @@ def test_a_bad_enrolment_code_request_says_why(campus, server, username, days, m
     assert response.status_code == 200
     page = response.get_data(as_text=True)
     assert message in page
+    if username:
+        assert "This field is required." not in page
     assert CODE.search(page) is None
 
 
