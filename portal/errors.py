@@ -23,3 +23,12 @@ class RegistrationError(PortalError):
 
 class ValidationError(PortalError):
     status_code = 422
+
+
+class FieldErrors(ValidationError):
+    """Several problems, each belonging to one form field (key: the field's name), reported
+    together so that a form shows them all at once."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        self.errors = dict(errors)
+        super().__init__(" ".join(self.errors.values()))

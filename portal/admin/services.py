@@ -23,7 +23,7 @@ from portal.audit.services import (
     snapshot,
     tombstone_and_record,
 )
-from portal.errors import NotFound, ValidationError
+from portal.errors import FieldErrors, NotFound, ValidationError
 from portal.models import Course, Meeting, Section, Term, User
 from portal.registration.services import promote_from_waitlist
 
@@ -33,14 +33,6 @@ MEETING_KINDS = ("lecture", "lab", "tutorial", "seminar")
 MAX_CREDITS_PER_COURSE = 30
 MAX_CAPACITY = 10_000
 ARCHIVED_HINT = " (archived: restore it instead of creating a new one)"
-
-
-class FieldErrors(ValidationError):
-    """Several problems, each belonging to one form field (key: the field's name)."""
-
-    def __init__(self, errors: dict[str, str]) -> None:
-        self.errors = dict(errors)
-        super().__init__(" ".join(self.errors.values()))
 
 
 def _raise_if(errors: dict[str, str]) -> None:

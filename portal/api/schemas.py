@@ -312,7 +312,10 @@ class MarkInputSchema(Schema):
         required=True,
         allow_none=True,
         allow_nan=False,
-        metadata={"description": "points, or null to clear the mark"},
+        metadata={
+            "description": "points, or null to clear the mark; at most 2 decimal places "
+            "(more is refused with 422, never rounded)"
+        },
     )
     reason = fields.String(
         load_default="",

@@ -95,11 +95,12 @@ def save_gradebook(section_id: uuid.UUID) -> tuple[str, int] | Response:
                 continue
             raw = request.form[key]
             try:
-                if services.parse_points(raw, assessment) == row.points.get(assessment.id):
+                points = services.parse_points(raw)
+                if points == services.stored_points(row.points.get(assessment.id)):
                     continue
                 with db_session().begin_nested():
                     services.set_mark(
-                        db_session(), actor, assessment, row.student.id, raw, reason=reason
+                        db_session(), actor, assessment, row.student.id, points, reason=reason
                     )
                 saved += 1
             except (ValidationError, services.GradesLocked) as error:
@@ -141,7 +142,12 @@ def save_mark(section_id: uuid.UUID) -> tuple[str, int] | Response:
         abort(404)
     _, problem = attempt(
         lambda: services.set_mark(
-            db_session(), actor, assessment, student_id, raw, reason=request.form.get("reason", "")
+            db_session(),
+            actor,
+            assessment,
+            student_id,
+            services.parse_points(raw),
+            reason=request.form.get("reason", ""),
         )
     )
     error = str(problem) if problem else None
@@ -209,13 +215,27 @@ def _assessment_input(form: AssessmentForm) -> services.AssessmentInput:
     )
 
 
+def _assessment_form_valid(form: AssessmentForm) -> bool:
+    """True when a submitted form's numbers parse. When they do not, the service's rules are
+    still checked on the rest, so that every problem is shown in one round."""
+    if not form.is_submitted():
+        return False
+    if form.validate():
+        return True
+    for name, message in services.assessment_problems(_assessment_input(form)).items():
+        field = getattr(form, name)
+        if not field.errors:
+            field.errors = [message]
+    return False
+
+
 @bp.route("/sections/<uuid:section_id>/assessments", methods=["GET", "POST"])
 @roles(*MANAGERS)
 def assessments(section_id: uuid.UUID) -> str | Response:
     section = get_section(db_session(), section_id)
     services.ensure_can_manage(signed_in_user(), section)
     form = AssessmentForm()
-    if form.validate_on_submit() and (
+    if _assessment_form_valid(form) and (
         done := commit_or_show(
             lambda: services.create_assessment(
                 db_session(), signed_in_user(), section, _assessment_input(form)
@@ -259,7 +279,7 @@ def edit_assessment(assessment_id: uuid.UUID) -> str | Response:
         form.due_at.render_kw = {"data-utc-value": assessment.due_at.isoformat()}
         if request.method == "GET":
             form.due_at.data = assessment.due_at.replace(tzinfo=None)
-    if form.validate_on_submit() and (
+    if _assessment_form_valid(form) and (
         done := commit_or_show(
             lambda: services.update_assessment(
                 db_session(), signed_in_user(), assessment, _assessment_input(form)

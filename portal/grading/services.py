@@ -13,6 +13,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -21,7 +22,7 @@ from sqlalchemy.orm.interfaces import ORMOption
 
 from portal.audit.services import record, tombstone_and_record
 from portal.catalogue.services import lock_section
-from portal.errors import Forbidden, NotFound, PortalError, ValidationError
+from portal.errors import FieldErrors, Forbidden, NotFound, PortalError, ValidationError
 from portal.grading.calculation import (
     WeightedItem,
     course_percentage,
@@ -53,6 +54,7 @@ from portal.models import (
 
 KIND_LABELS = ASSESSMENT_KIND_LABELS
 MAX_POINTS = 10_000  # an assessment's maximum points; more is a typing slip
+MAX_NAME_LENGTH = 200  # an assessment's name (the column's length)
 
 
 class GradesLocked(PortalError):
@@ -194,34 +196,61 @@ class AssessmentInput:
     due_at: datetime | None = None
 
 
-def _check_input(data: AssessmentInput) -> None:
-    if not data.name.strip():
-        raise ValidationError("An assessment needs a name.")
+def assessment_problems(data: AssessmentInput) -> dict[str, str]:
+    """Every rule an assessment's own values break, by field, each said once: a form shows
+    them all at once. (The rules that need the section, a free name and weights that fit, are
+    checked by `create_assessment` and `update_assessment`.)"""
+    problems: dict[str, str] = {}
+    name = data.name.strip()
+    if not name:
+        problems["name"] = "An assessment needs a name."
+    elif len(name) > MAX_NAME_LENGTH:
+        problems["name"] = (
+            f"The name can be at most {MAX_NAME_LENGTH} characters; this one has {len(name):,}."
+        )
     if data.kind not in ASSESSMENT_KINDS:
-        raise ValidationError(f"The kind must be one of: {', '.join(ASSESSMENT_KINDS)}.")
-    if not 0 <= data.weight <= 100:
-        raise ValidationError("The weight must be between 0 and 100 percent.")
-    if not data.max_points > 0:
-        raise ValidationError("The maximum points must be more than 0.")
-    if data.max_points > MAX_POINTS:
-        raise ValidationError(f"The maximum points can be at most {MAX_POINTS:,}.")
+        problems["kind"] = f"The kind must be one of: {', '.join(ASSESSMENT_KINDS)}."
+    if not (math.isfinite(data.weight) and 0 <= data.weight <= 100):
+        problems["weight"] = "The weight must be between 0 and 100 percent."
+    if not (math.isfinite(data.max_points) and 0 < data.max_points <= MAX_POINTS):
+        problems["max_points"] = (
+            f"The maximum points must be more than 0 and at most {MAX_POINTS:,}."
+        )
+    return problems
 
 
-def _ensure_unique_name(others: list[Assessment], name: str, section: Section) -> None:
+def _section_problems(
+    others: list[Assessment], data: AssessmentInput, section: Section, *, verb: str
+) -> dict[str, str]:
+    """The rules that need the section's other assessments: a free name, weights that fit."""
+    problems = assessment_problems(data)
+    name = data.name.strip()
+    if "name" not in problems and (taken := _name_problem(others, name, section)):
+        problems["name"] = taken
+    if "weight" not in problems and (
+        weights := _weights_problem(others, name, data.weight, verb=verb)
+    ):
+        problems["weight"] = weights
+    return problems
+
+
+def _name_problem(others: list[Assessment], name: str, section: Section) -> str | None:
     wanted = name.strip().casefold()
     if any(a.name.strip().casefold() == wanted for a in others):
-        raise ValidationError(f"{section.label} already has an assessment named {name.strip()!r}.")
+        return f"{section.label} already has an assessment named {name.strip()!r}."
+    return None
 
 
-def _ensure_weights_fit(
+def _weights_problem(
     others: list[Assessment], name: str, weight: float, *, verb: str = "Adding"
-) -> None:
+) -> str | None:
     total = total_weight(_items(others)) + weight
     if total > 100 + 0.005:
-        raise ValidationError(
+        return (
             f"{verb} {name!r} ({weight:g}%) would bring the weights to {total:g}%; "
             f"they must add up to 100%. At most {max(100 - (total - weight), 0):g}% is left."
         )
+    return None
 
 
 def ensure_not_finalised(db: Session, section: Section) -> None:
@@ -241,12 +270,11 @@ def create_assessment(
 ) -> Assessment:
     """Add an assessment; `row_id` keeps the id a device gave it offline."""
     ensure_can_manage(actor, section)
-    _check_input(data)
     lock_section(db, section.id)
     ensure_not_finalised(db, section)
     current = section_assessments(db, section.id)
-    _ensure_unique_name(current, data.name, section)
-    _ensure_weights_fit(current, data.name.strip(), data.weight)
+    if problems := _section_problems(current, data, section, verb="Adding"):
+        raise FieldErrors(problems)
     assessment = Assessment(
         id=row_id or uuid.uuid4(),
         section_id=section.id,
@@ -267,18 +295,18 @@ def update_assessment(
 ) -> Assessment:
     section = assessment.section
     ensure_can_manage(actor, section)
-    _check_input(data)
     lock_section(db, section.id)
     ensure_not_finalised(db, section)
     others = [a for a in section_assessments(db, section.id) if a.id != assessment.id]
-    _ensure_unique_name(others, data.name, section)
-    _ensure_weights_fit(others, data.name.strip(), data.weight, verb="Changing")
+    problems = _section_problems(others, data, section, verb="Changing")
     highest = db.scalar(select(func.max(Mark.points)).where(Mark.assessment_id == assessment.id))
-    if highest is not None and data.max_points < highest:
-        raise ValidationError(
+    if highest is not None and data.max_points < highest and "max_points" not in problems:
+        problems["max_points"] = (
             f"A student already has {highest:g} points for {assessment.name}: the maximum "
             f"cannot be lower than that."
         )
+    if problems:
+        raise FieldErrors(problems)
     assessment.name = data.name.strip()
     assessment.kind = data.kind
     assessment.weight = data.weight
@@ -316,8 +344,10 @@ def restore_assessment(db: Session, actor: User, assessment: Assessment) -> Asse
         raise ValidationError(f"Nothing to undo: {assessment.name} is not removed.")
     ensure_not_finalised(db, section)
     current = section_assessments(db, section.id)
-    _ensure_unique_name(current, assessment.name, section)
-    _ensure_weights_fit(current, assessment.name, assessment.weight, verb="Restoring")
+    if problem := _name_problem(current, assessment.name, section) or _weights_problem(
+        current, assessment.name, assessment.weight, verb="Restoring"
+    ):
+        raise ValidationError(problem)
     tombstone_and_record(
         db,
         assessment,
@@ -333,22 +363,70 @@ def restore_assessment(db: Session, actor: User, assessment: Assessment) -> Asse
 # --- Marks ----------------------------------------------------------------------------------------
 
 
-def parse_points(raw: str, assessment: Assessment) -> float | None:
-    """Points typed into the gradebook: empty clears the mark; '7,5' is accepted as 7.5."""
+POINTS_DECIMALS = 2  # marks are kept to hundredths of a point
+_POINTS_STEP = Decimal(1).scaleb(-POINTS_DECIMALS)
+
+
+def parse_points(raw: str) -> Decimal | None:
+    """Points typed into the gradebook: empty clears the mark; '7,5' is read as 7.5. Only
+    reads the number: `check_points` (called by `set_mark`) holds the rules."""
     text = (raw or "").strip().replace(",", ".")
     if text == "":
         return None
     try:
-        value = float(text)
-    except ValueError:
+        value = Decimal(text)
+    except InvalidOperation:
         raise ValidationError(f"{raw.strip()!r} is not a number.") from None
-    if not math.isfinite(value):
+    if not value.is_finite():
         raise ValidationError(f"{raw.strip()!r} is not a number.")
+    return value
+
+
+def points_from_number(value: object) -> Decimal | None:
+    """A JSON number (the API, a device's change) as the Decimal it was written as: 1.125 stays
+    1.125 (so that the precision rule sees it), never the float's binary expansion."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValidationError(f"{value!r} is not a number of points.")
+    if isinstance(value, Decimal | int):
+        return Decimal(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValidationError(f"{value!r} is not a number of points.")
+        return Decimal(repr(value))
+    if isinstance(value, str):
+        return parse_points(value)
+    raise ValidationError(f"{value!r} is not a number of points.")
+
+
+def stored_points(points: float | None) -> Decimal | None:
+    """A stored mark as the Decimal it was entered as (the column is a float)."""
+    return None if points is None else Decimal(repr(points))
+
+
+def check_points(points: Decimal | int | None, assessment: Assessment) -> Decimal | None:
+    """The one rule for a mark's points, whoever sends them (the gradebook, the API, sync):
+    not negative, at most the assessment's maximum, and no more decimal places than are kept.
+    Nothing is rounded: more precision is refused, with the rule."""
+    if points is None:
+        return None
+    if isinstance(points, bool) or not isinstance(points, Decimal | int):
+        raise TypeError(f"points must be a Decimal, an int or None, not {points!r}")
+    value = Decimal(points)
+    if not value.is_finite():
+        raise ValidationError(f"{points} is not a number.")
     if value < 0:
         raise ValidationError("Points cannot be negative.")
-    if value > assessment.max_points:
+    if value > Decimal(repr(assessment.max_points)):
         raise ValidationError(f"At most {assessment.max_points:g} points for {assessment.name}.")
-    return round(value, 2)
+    if value != value.quantize(_POINTS_STEP):
+        lower = value.quantize(_POINTS_STEP, rounding=ROUND_FLOOR)
+        raise ValidationError(
+            f"Marks are kept to {POINTS_DECIMALS} decimal places: {value.normalize():f} has more. "
+            f"Enter {lower:f} or {lower + _POINTS_STEP:f}."
+        )
+    return value
 
 
 def _enrolment(db: Session, section_id: uuid.UUID, student_id: uuid.UUID) -> Registration:
@@ -382,18 +460,19 @@ def set_mark(
     actor: User,
     assessment: Assessment,
     student_id: uuid.UUID,
-    raw_points: str,
+    new_points: Decimal | int | None,
     *,
     reason: str = "",
     row_id: uuid.UUID | None = None,
 ) -> Mark | None:
-    """Enter, change or clear (empty input) one mark. Returns the mark (None if none exists).
+    """Enter, change or clear (None) one mark. Returns the mark (None if none exists).
     A new mark takes `row_id` when given (the id a device made offline)."""
     section = assessment.section
     kinds = ensure_can_grade(actor, section)
     if assessment.kind not in kinds:
         raise Forbidden(f"You can enter marks for {' and '.join(kinds)} assessments only.")
-    points = parse_points(raw_points, assessment)
+    checked = check_points(new_points, assessment)
+    points = None if checked is None else float(checked)
     lock_section(db, section.id)
     registration = _enrolment(db, section.id, student_id)
     finalisation = finalisation_of(db, section.id)

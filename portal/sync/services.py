@@ -1277,7 +1277,7 @@ def get_conflict(db: Session, conflict_id: uuid.UUID) -> SyncConflict:
 
 def _apply_value(db: Session, conflict: SyncConflict, actor: User) -> None:
     from portal.attendance.services import record_attendance
-    from portal.grading.services import set_mark
+    from portal.grading.services import points_from_number, set_mark
     from portal.models import AttendanceRecord, Mark
 
     value = conflict.lost_value if conflict.kind != "overwritten" else conflict.lost_value
@@ -1285,8 +1285,8 @@ def _apply_value(db: Session, conflict: SyncConflict, actor: User) -> None:
         mark = db.get(Mark, conflict.row_id)
         if mark is None:
             raise NotFound("That mark no longer exists.")
-        raw = "" if value is None else f"{float(value):g}"
-        set_mark(db, actor, mark.assessment, mark.student_id, raw, reason="Conflict resolved.")
+        points = points_from_number(value)
+        set_mark(db, actor, mark.assessment, mark.student_id, points, reason="Conflict resolved.")
         return
     if conflict.table_name == "attendance_records" and conflict.field == "status":
         entry = db.get(AttendanceRecord, conflict.row_id)

@@ -204,6 +204,21 @@ def test_marks_follow_the_gradebook_rules(app, api_as, world):
     assert api_as("student").put(lab_mark, json={"points": 10}).status_code == 403
 
 
+def test_a_mark_with_more_decimal_places_than_kept_is_refused_not_rounded(app, api_as, world):
+    path = f"{V1}/assessments/{world.exam_assessment_id}/marks/{world.users['student']}"
+    api = api_as("instructor")
+    assert api.put(path, json={"points": 7.5}).status_code == 200
+    refused = api.put(path, json={"points": 1.125})
+    assert refused.status_code == 422
+    assert refused.mimetype == "application/problem+json"
+    assert refused.json["detail"] == (
+        "Marks are kept to 2 decimal places: 1.125 has more. Enter 1.12 or 1.13."
+    )
+    shown = api.get(f"{V1}/sections/{world.section_id}/gradebook").json
+    marks = [m for row in shown["rows"] for m in row["marks"]]
+    assert {"assessment_id": str(world.exam_assessment_id), "points": 7.5} in marks
+
+
 def test_after_finalising_only_an_admin_with_a_reason_changes_a_mark(app, api_as, world):
     with app.app_context():
         from portal.grading.services import finalise_section
