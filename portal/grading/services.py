@@ -26,6 +26,7 @@ from portal.errors import FieldErrors, Forbidden, NotFound, PortalError, Validat
 from portal.grading.calculation import (
     WeightedItem,
     course_percentage,
+    marked_share,
     percentage_so_far,
     total_weight,
     weights_problem,
@@ -545,7 +546,7 @@ class GradebookRow:
     points: dict[uuid.UUID, float | None] = field(default_factory=dict)
     percentage: float | None = None  # missing marks as zero
     so_far: float | None = None  # marked assessments only
-    letter: str | None = None  # from `percentage` and the scale (provisional until final)
+    letter: str | None = None  # provisional: from `so_far` (unmarked work is not an F)
 
 
 @dataclass
@@ -613,16 +614,16 @@ def gradebook(
     for registration_id, final_grade, student_id, full_name, username, number in enrolled:
         student = RosterStudent(student_id, full_name, username, number)
         student_points = points.get(student.id, {})
-        percentage = course_percentage(items, student_points)
+        so_far = percentage_so_far(items, student_points)
         rows.append(
             GradebookRow(
                 registration_id=registration_id,
                 student=student,
                 final_grade=final_grade,
                 points={a.id: student_points.get(a.id) for a in visible},
-                percentage=percentage,
-                so_far=percentage_so_far(items, student_points),
-                letter=letter_for(percentage, scale) if percentage is not None else None,
+                percentage=course_percentage(items, student_points),
+                so_far=so_far,
+                letter=provisional_letter(so_far, scale),
             )
         )
     return Gradebook(
@@ -634,6 +635,13 @@ def gradebook(
         scale=scale,
         weights_problem=weights_problem(items),
     )
+
+
+def provisional_letter(so_far: float | None, scale: Thresholds) -> str | None:
+    """The letter of the work marked so far; none while nothing is marked. Never the letter of
+    the course percentage before grades are final: unmarked work would count as 0 and show an F
+    early in every term."""
+    return letter_for(so_far, scale) if so_far is not None else None
 
 
 def gradebook_row(db: Session, section: Section, student_id: uuid.UUID) -> GradebookRow | None:
@@ -706,7 +714,8 @@ class CourseResult:
     assessments: list[tuple[Assessment, float | None]]
     percentage: float | None
     so_far: float | None
-    provisional_letter: str | None
+    provisional_letter: str | None  # from `so_far`
+    marked_share: float | None  # how much of the course (by weight) `so_far` stands on
     weights_problem: str | None
 
     @property
@@ -786,16 +795,15 @@ def student_results(db: Session, student: User) -> list[CourseResult]:
     results = []
     for registration in registrations:
         items = _items(assessments[registration.section_id])
-        percentage = course_percentage(items, points)
+        so_far = percentage_so_far(items, points)
         results.append(
             CourseResult(
                 registration=registration,
                 assessments=[(a, points.get(a.id)) for a in assessments[registration.section_id]],
-                percentage=percentage,
-                so_far=percentage_so_far(items, points),
-                provisional_letter=letter_for(percentage, scale)
-                if percentage is not None
-                else None,
+                percentage=course_percentage(items, points),
+                so_far=so_far,
+                provisional_letter=provisional_letter(so_far, scale),
+                marked_share=marked_share(items, points),
                 weights_problem=weights_problem(items) if items else None,
             )
         )

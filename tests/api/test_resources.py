@@ -155,6 +155,8 @@ def test_a_student_sees_their_own_marks_and_grades(api_as, world):
     assert marks == {str(world.lab_assessment_id): 7.5, str(world.exam_assessment_id): None}
     assert course["percentage"] == 30.0  # 7.5/10 x 40%; the unmarked exam counts 0
     assert course["so_far"] == 75.0
+    # The provisional letter is on the marked work (75%: C), not on 30% (an F).
+    assert (course["provisional_letter"], course["marked_share"]) == ("C", 40.0)
 
 
 def test_the_gradebook_shows_what_each_staff_role_may_grade(api_as, world):

@@ -3,6 +3,7 @@ what students see, transcripts and GPA."""
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -13,7 +14,7 @@ from sqlalchemy import event, func, select
 from portal.catalogue.services import get_section
 from portal.errors import Forbidden, ValidationError
 from portal.grading import services
-from portal.models import AuditEntry, Mark, Registration
+from portal.models import Assessment, AuditEntry, Mark, Registration, User
 from tests import factories
 from tests.conftest import post_form
 from tests.forms import rendered_form
@@ -183,8 +184,23 @@ def test_gradebook_totals_and_provisional_letters(db, course):
     assert rows[first.id].letter == "A"
     assert rows[second.id].percentage == pytest.approx(20)  # missing exam counts as 0
     assert rows[second.id].so_far == pytest.approx(50)  # only the lab is marked
-    assert rows[second.id].letter == "F"
+    assert rows[second.id].letter == "F"  # 10 of 20 on the lab: failing on what is marked
     assert book.weights_problem is None and book.shows_totals
+
+
+def test_early_in_term_the_provisional_grade_is_on_marked_work_not_an_f(db, course):
+    first, second = course["students"]
+    services.set_mark(db, course["instructor"], course["lab"], first.id, Decimal("13.5"))
+    (result,) = services.student_results(db, first)
+    assert result.percentage == pytest.approx(27)  # the unmarked exam (60%) counts 0
+    assert result.so_far == pytest.approx(67.5)
+    assert result.provisional_letter == "D+"  # 67.5% of the marked lab, not F for 27%
+    assert result.marked_share == pytest.approx(40)
+    rows = {row.student.id: row for row in services.gradebook(db, course["section"]).rows}
+    assert rows[first.id].letter == "D+"
+    assert rows[second.id].letter is None  # nothing marked: no letter at all
+    (nothing_yet,) = services.student_results(db, second)
+    assert nothing_yet.provisional_letter is None and nothing_yet.marked_share == 0
 
 
 def test_lab_staff_gradebook_shows_lab_columns_without_totals(db, course):
@@ -502,10 +518,27 @@ def test_finalised_gradebook_is_read_only_for_the_instructor(app, client):
 
 
 def test_students_see_their_own_grades_and_transcript_only(app, client):
-    _instructor, _lab_staff, _section, _lab, _exam, student = _setup_page(app)
+    instructor, _lab_staff, _section, lab, _exam, student = _setup_page(app)
     _login(app, client, student)
     page = client.get("/grades").get_data(as_text=True)
     assert "Lab 1" in page and "not marked" in page
+    assert "Provisional grade" not in page  # nothing is marked yet: no letter at all
+    from portal.extensions import db as _db
+
+    with app.app_context():
+        services.set_mark(
+            _db.session,
+            _db.session.get(User, instructor.id),
+            _db.session.get(Assessment, lab.id),
+            student.id,
+            Decimal("13.5"),
+        )
+        _db.session.commit()
+    page = client.get("/grades").get_data(as_text=True)
+    assert "So far 67.5%" in page
+    text = " ".join(re.sub(r"<[^>]+>", " ", page).split())
+    assert "Provisional grade D+, on the 40% of the course marked so far" in text
+    assert "Provisional grade F" not in text
     transcript = client.get("/transcript").get_data(as_text=True)
     assert "Ada Lovelace" in transcript and "In progress" in transcript
     assert client.get(f"/students/{student.id}/transcript").status_code == 403
