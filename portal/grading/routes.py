@@ -7,7 +7,16 @@ from datetime import UTC, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from werkzeug.wrappers import Response
 
 from portal.attendance import services as attendance
@@ -66,6 +75,7 @@ def _render_gradebook(
         can_manage=services.can_manage(signed_in_user(), section),
         can_edit=not book.is_final or signed_in_user().role == "admin",
         finalise_warnings=services.finalise_warnings(book, now=utcnow()),
+        missing_token=services.missing_marks_token(book),
     )
     return page, status
 
@@ -181,12 +191,27 @@ def save_mark(section_id: uuid.UUID) -> tuple[str, int] | Response:
     )
 
 
+@bp.get("/sections/<uuid:section_id>/finalise/check")
+@roles(*MANAGERS)
+def finalise_check(section_id: uuid.UUID) -> Response:
+    """What the finalise confirmation says, from the marks as they are now (the page asks
+    when the button is pressed; what it showed when it was loaded may be out of date)."""
+    section = get_section(db_session(), section_id)
+    check = services.finalise_check(db_session(), signed_in_user(), section, now=utcnow())
+    return jsonify(
+        question=check.question, warnings=check.warnings, missing_token=check.missing_token
+    )
+
+
 @bp.post("/sections/<uuid:section_id>/finalise")
 @roles(*MANAGERS)
 def finalise(section_id: uuid.UUID) -> Response:
     section = get_section(db_session(), section_id)
+    confirmed = request.form.get("missing_marks", "")
     return commit_or_show(
-        lambda: services.finalise_section(db_session(), signed_in_user(), section, now=utcnow()),
+        lambda: services.finalise_section(
+            db_session(), signed_in_user(), section, now=utcnow(), confirmed_missing=confirmed
+        ),
         message=f"Grades for {section.label} are final and the marks are locked.",
         redirect_to=url_for("grading.gradebook", section_id=section_id),
     )

@@ -8,6 +8,7 @@ write transaction begins with BEGIN IMMEDIATE), then read whether the grades are
 
 from __future__ import annotations
 
+import hashlib
 import math
 import uuid
 from collections import defaultdict
@@ -653,10 +654,81 @@ def gradebook_row(db: Session, section: Section, student_id: uuid.UUID) -> Grade
 # --- Finalising -----------------------------------------------------------------------------------
 
 
+class MissingMarksChanged(ValidationError):
+    """The marks missing now are not the ones the person confirmed finalising with."""
+
+    status_code = 409
+
+
+def _missing_marks(book: Gradebook) -> list[tuple[Assessment, int]]:
+    """Each assessment with how many enrolled students have no mark for it (only those with)."""
+    counted = [
+        (a, sum(1 for row in book.rows if row.points.get(a.id) is None)) for a in book.assessments
+    ]
+    return [(a, count) for a, count in counted if count]
+
+
+def _missing_marks_warning(missing: list[tuple[Assessment, int]], *, now: bool = False) -> str:
+    total = sum(count for _, count in missing)
+    detail = ", ".join(f"{a.name}: {count}" for a, count in missing)
+    return f"{total} mark(s) missing{' now' if now else ''} ({detail}); they count as 0."
+
+
+def missing_marks_token(book: Gradebook) -> str:
+    """A short fingerprint of which marks are missing ("" when none): what a person confirms
+    when they finalise. It changes whenever a missing mark is filled or a mark is cleared."""
+    pairs = sorted(
+        f"{row.student.id}:{a.id}"
+        for row in book.rows
+        for a in book.assessments
+        if row.points.get(a.id) is None
+    )
+    if not pairs:
+        return ""
+    return hashlib.sha256("\n".join(pairs).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class FinaliseCheck:
+    """What the finalise confirmation says, from the marks as they are at this moment."""
+
+    section_label: str
+    warnings: list[str]
+    missing_token: str
+
+    @property
+    def question(self) -> str:
+        return " ".join(
+            [
+                f"Finalise the grades of {self.section_label}?",
+                *self.warnings,
+                "The marks will be locked; only an administrator can change them afterwards.",
+            ]
+        )
+
+
+def finalise_check(db: Session, actor: User, section: Section, *, now: datetime) -> FinaliseCheck:
+    """The warnings of finalising `section` now (asked for when the person confirms, not when
+    their page was loaded), and the missing marks' fingerprint they confirm with."""
+    ensure_can_manage(actor, section)
+    book = gradebook(db, section)
+    return FinaliseCheck(section.label, finalise_warnings(book, now=now), missing_marks_token(book))
+
+
 def finalise_section(
-    db: Session, actor: User, section: Section, *, now: datetime
+    db: Session,
+    actor: User,
+    section: Section,
+    *,
+    now: datetime,
+    confirmed_missing: str | None = None,
 ) -> GradeFinalisation:
-    """Write every enrolled student's letter grade and lock the marks."""
+    """Write every enrolled student's letter grade and lock the marks.
+
+    `confirmed_missing` is the missing marks' fingerprint (`missing_marks_token`) the person
+    saw when they confirmed; when marks are missing now and they are not the ones confirmed,
+    nothing is finalised (MissingMarksChanged says what is missing now). None: not asked (a
+    device's finalisation, replayed by sync)."""
     ensure_can_manage(actor, section)
     lock_section(db, section.id)
     existing = finalisation_of(db, section.id)
@@ -668,6 +740,13 @@ def finalise_section(
     book = gradebook(db, section)
     if book.weights_problem:
         raise ValidationError(f"{book.weights_problem} Grades cannot be finalised until they do.")
+    token = missing_marks_token(book)
+    if confirmed_missing is not None and token and token != confirmed_missing:
+        raise MissingMarksChanged(
+            f"Nothing was finalised: the marks changed since you confirmed. "
+            f"{_missing_marks_warning(_missing_marks(book), now=True)} "
+            f"Check them, then finalise again."
+        )
     registrations = {
         registration.id: registration
         for registration in db.scalars(
@@ -741,14 +820,8 @@ def finalise_warnings(book: Gradebook, *, now: datetime) -> list[str]:
     if still_open:
         names = ", ".join(f"{a.name} (due {a.due_at:%d %b %Y})" for a in still_open if a.due_at)
         warnings.append(f"Still open for lab reports: {names}. Finalising closes their uploads.")
-    missing = [
-        (a, sum(1 for row in book.rows if row.points.get(a.id) is None)) for a in book.assessments
-    ]
-    missing = [(a, count) for a, count in missing if count]
-    if missing:
-        total = sum(count for _, count in missing)
-        detail = ", ".join(f"{a.name}: {count}" for a, count in missing)
-        warnings.append(f"{total} mark(s) missing ({detail}); they count as 0.")
+    if missing := _missing_marks(book):
+        warnings.append(_missing_marks_warning(missing))
     return warnings
 
 

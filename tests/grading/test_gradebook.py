@@ -16,7 +16,7 @@ from portal.errors import Forbidden, ValidationError
 from portal.grading import services
 from portal.models import Assessment, AuditEntry, Mark, Registration, User
 from tests import factories
-from tests.conftest import post_form
+from tests.conftest import csrf_token, post_form
 from tests.forms import rendered_form
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -508,7 +508,8 @@ def test_finalised_gradebook_is_read_only_for_the_instructor(app, client):
     instructor, _lab_staff, section, _lab, _exam, _student = _setup_page(app)
     _login(app, client, instructor)
     path = f"/sections/{section.id}/gradebook"
-    response = post_form(client, f"/sections/{section.id}/finalise", token_from=path)
+    finalise = rendered_form(client.get(path), action=f"/sections/{section.id}/finalise")
+    response = finalise.submit(client)  # with the missing marks the page showed
     assert response.status_code == 302
     page = client.get(path).get_data(as_text=True)
     assert "are locked" in page and "hx-post" not in page
@@ -558,8 +559,78 @@ def test_finalise_warns_of_open_assessments_and_missing_marks(app, client):
     assert "Still open for lab reports: Lab 1 (due" in page
     assert "Finalising closes their uploads." in page
     assert "2 mark(s) missing (Lab 1: 1, Final: 1); they count as 0." in page
-    confirm = page.split('data-confirm="', 1)[1].split('"', 1)[0]
-    assert "Still open for lab reports: Lab 1" in confirm and "2 mark(s) missing" in confirm
+    check = client.get(f"/sections/{section.id}/finalise/check").get_json()
+    assert "Still open for lab reports: Lab 1" in check["question"]
+    assert "2 mark(s) missing (Lab 1: 1, Final: 1)" in check["question"]
+
+
+def test_the_finalise_confirmation_and_the_finalising_go_by_the_marks_of_that_moment(app, client):
+    """The page is loaded with every mark in; a mark is cleared afterwards (another tab, a
+    colleague): the confirmation says it is missing, and a confirmation that did not say so
+    (the page's own, or one asked before the change) finalises nothing."""
+    from portal.extensions import db as _db
+
+    instructor, _lab_staff, section, lab, exam, student = _setup_page(app)
+    with app.app_context():
+        actor = _db.session.get(User, instructor.id)
+        for assessment_id, points in ((lab.id, 15), (exam.id, 40)):
+            assessment = _db.session.get(Assessment, assessment_id)
+            services.set_mark(_db.session, actor, assessment, student.id, points)
+        _db.session.commit()
+    _login(app, client, instructor)
+    path = f"/sections/{section.id}/gradebook"
+    check_path = f"/sections/{section.id}/finalise/check"
+    loaded = client.get(path)
+    assert "mark(s) missing" not in loaded.get_data(as_text=True)
+    finalise_form = rendered_form(loaded, action=f"/sections/{section.id}/finalise")
+    assert finalise_form.values["missing_marks"] == [""]
+    before = client.get(check_path).get_json()
+    assert "missing" not in before["question"]
+
+    cell = f"/sections/{section.id}/gradebook/cell"
+    headers = {"HX-Request": "true", "X-CSRFToken": csrf_token(client, path)}
+    client.post(cell, data={f"m.{student.id}.{exam.id}": ""}, headers=headers)  # cleared
+
+    now = client.get(check_path).get_json()
+    assert "1 mark(s) missing (Final: 1); they count as 0." in now["question"]
+    assert now["missing_token"] != ""
+    for stale in (finalise_form, rendered_form(loaded, action=finalise_form.action)):
+        stale.fill(missing_marks=before["missing_token"])
+        refused = stale.submit(client)
+        assert refused.status_code == 302
+        shown = client.get(path).get_data(as_text=True)
+        assert (
+            "Nothing was finalised: the marks changed since you confirmed. 1 mark(s) missing now "
+            "(Final: 1); they count as 0. Check them, then finalise again."
+        ) in shown
+        assert "1 mark(s) missing (Final: 1)" in shown  # the warnings box, as of now
+    with app.app_context():
+        assert services.finalisation_of(_db.session, section.id) is None
+    # Filled again: the confirmation no longer warns, and finalising goes through.
+    client.post(cell, data={f"m.{student.id}.{exam.id}": "40"}, headers=headers)
+    again = client.get(check_path).get_json()
+    assert "missing" not in again["question"] and again["missing_token"] == ""
+    done = rendered_form(client.get(path), action=finalise_form.action).submit(
+        client, missing_marks=again["missing_token"]
+    )
+    assert done.status_code == 302
+    with app.app_context():
+        assert services.finalisation_of(_db.session, section.id) is not None
+
+
+def test_finalising_with_missing_marks_confirmed_as_they_are_goes_through(app, client):
+    from portal.extensions import db as _db
+
+    instructor, _lab_staff, section, _lab, _exam, _student = _setup_page(app)
+    _login(app, client, instructor)
+    check = client.get(f"/sections/{section.id}/finalise/check").get_json()
+    assert "2 mark(s) missing" in check["question"]
+    path = f"/sections/{section.id}/gradebook"
+    form = rendered_form(client.get(path), action=f"/sections/{section.id}/finalise")
+    assert form.values["missing_marks"] == [check["missing_token"]]  # the page's own, no script
+    assert form.submit(client).status_code == 302
+    with app.app_context():
+        assert services.finalisation_of(_db.session, section.id) is not None
 
 
 def test_assessment_maximum_points_and_names_are_checked(app, client):
