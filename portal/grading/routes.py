@@ -22,7 +22,7 @@ from werkzeug.wrappers import Response
 from portal.attendance import services as attendance
 from portal.auth.policy import roles
 from portal.catalogue.services import get_section
-from portal.errors import ValidationError
+from portal.errors import Busy, ValidationError
 from portal.grading import services
 from portal.grading.calculation import WeightedItem, weights_problem
 from portal.grading.forms import AssessmentForm, GradeScaleForm, scale_field_name
@@ -63,7 +63,10 @@ def _render_gradebook(
     typed: dict[tuple[uuid.UUID, uuid.UUID], str] | None = None,
     errors: dict[tuple[uuid.UUID, uuid.UUID], str] | None = None,
     status: int = 200,
-) -> tuple[str, int]:
+    busy: Busy | None = None,
+) -> tuple[str, int, dict[str, str]]:
+    """The grid; with `busy` (a cell waited too long for another change) the answer is a 503
+    with Retry-After, the typed values kept."""
     section = get_section(db_session(), section_id)
     kinds = services.ensure_can_grade(signed_in_user(), section)
     book = services.gradebook(db_session(), section, kinds)
@@ -77,18 +80,20 @@ def _render_gradebook(
         finalise_warnings=services.finalise_warnings(book, now=utcnow()),
         missing_token=services.missing_marks_token(book),
     )
-    return page, status
+    if busy is not None:
+        return page, busy.status_code, {"Retry-After": str(busy.retry_after)}
+    return page, status, {}
 
 
 @bp.get("/sections/<uuid:section_id>/gradebook")
 @roles(*STAFF)
-def gradebook(section_id: uuid.UUID) -> tuple[str, int]:
+def gradebook(section_id: uuid.UUID) -> tuple[str, int, dict[str, str]]:
     return _render_gradebook(section_id)
 
 
 @bp.post("/sections/<uuid:section_id>/gradebook")
 @roles(*STAFF)
-def save_gradebook(section_id: uuid.UUID) -> tuple[str, int] | Response:
+def save_gradebook(section_id: uuid.UUID) -> tuple[str, int, dict[str, str]] | Response:
     """Save every changed cell of the grid; cells with errors keep what was typed."""
     actor = signed_in_user()
     section = get_section(db_session(), section_id)
@@ -98,6 +103,7 @@ def save_gradebook(section_id: uuid.UUID) -> tuple[str, int] | Response:
     typed: dict[tuple[uuid.UUID, uuid.UUID], str] = {}
     errors: dict[tuple[uuid.UUID, uuid.UUID], str] = {}
     saved = 0
+    busy: Busy | None = None
     for row in book.rows:
         for assessment in book.assessments:
             key = _mark_key(row.student.id, assessment.id)
@@ -108,21 +114,25 @@ def save_gradebook(section_id: uuid.UUID) -> tuple[str, int] | Response:
                 points = services.parse_points(raw)
                 if points == services.stored_points(row.points.get(assessment.id)):
                     continue
+                if busy is not None:
+                    raise busy  # one wait is enough: the rest are kept to be sent again
                 with db_session().begin_nested():
                     services.set_mark(
                         db_session(), actor, assessment, row.student.id, points, reason=reason
                     )
                 saved += 1
-            except (ValidationError, services.GradesLocked) as error:
+            except (ValidationError, services.GradesLocked, Busy) as error:
                 typed[(row.student.id, assessment.id)] = raw
                 errors[(row.student.id, assessment.id)] = str(error)
+                if isinstance(error, Busy):
+                    busy = error
     db_session().commit()
     if errors:
         flash(
             f"{saved} mark(s) saved. {len(errors)} could not be saved: see the highlighted cells.",
             "danger",
         )
-        return _render_gradebook(section_id, typed, errors, status=422)
+        return _render_gradebook(section_id, typed, errors, status=422, busy=busy)
     flash(f"{saved} mark(s) saved." if saved else "Nothing had changed.", "success")
     return redirect(url_for("grading.gradebook", section_id=section_id))
 
@@ -141,7 +151,9 @@ def _cell_from_form() -> tuple[uuid.UUID, uuid.UUID, str]:
 
 @bp.post("/sections/<uuid:section_id>/gradebook/cell")
 @roles(*STAFF)
-def save_mark(section_id: uuid.UUID) -> tuple[str, int] | Response:
+def save_mark(
+    section_id: uuid.UUID,
+) -> tuple[str, int] | tuple[str, int, dict[str, str]] | Response:
     """One cell (htmx on change). The response is the cell again, with the typed value kept."""
     actor = signed_in_user()
     section = get_section(db_session(), section_id)
@@ -169,6 +181,7 @@ def save_mark(section_id: uuid.UUID) -> tuple[str, int] | Response:
                 {(student_id, assessment_id): raw},
                 {(student_id, assessment_id): error},
                 422,
+                busy=problem if isinstance(problem, Busy) else None,
             )
         flash("Mark saved.", "success")
         return redirect(url_for("grading.gradebook", section_id=section_id))

@@ -2,8 +2,11 @@
 grade scale, and what students see (their marks, grades, GPA and transcript).
 
 Every page, the JSON API and sync call these functions. A mark and a finalisation never race:
-both take the section's row lock first (SELECT ... FOR UPDATE on PostgreSQL; on SQLite every
-write transaction begins with BEGIN IMMEDIATE), then read whether the grades are final.
+finalising takes the section's row lock (SELECT ... FOR UPDATE on PostgreSQL; on SQLite every
+write transaction begins with BEGIN IMMEDIATE), a mark a shared lock on the same row (FOR KEY
+SHARE) and then the lock of its student's registration, and each reads whether the grades are
+final once it holds them. So marks of different students in one section do not wait for each
+other, and neither can slip in while the section is being finalised.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from sqlalchemy.orm import Session, contains_eager, selectinload
 from sqlalchemy.orm.interfaces import ORMOption
 
 from portal.audit.services import record, tombstone_and_record
-from portal.catalogue.services import lock_section
+from portal.catalogue.services import lock_section, share_section
 from portal.errors import FieldErrors, Forbidden, NotFound, PortalError, ValidationError
 from portal.grading.calculation import (
     WeightedItem,
@@ -431,14 +434,19 @@ def check_points(points: Decimal | int | None, assessment: Assessment) -> Decima
     return value
 
 
-def _enrolment(db: Session, section_id: uuid.UUID, student_id: uuid.UUID) -> Registration:
-    registration = db.scalar(
-        select(Registration).where(
-            Registration.section_id == section_id,
-            Registration.student_id == student_id,
-            Registration.status == "enrolled",
-        )
+def _enrolment(
+    db: Session, section_id: uuid.UUID, student_id: uuid.UUID, *, lock: bool = False
+) -> Registration:
+    """The student's enrolment in the section; with `lock`, held until the commit (a mark and
+    the final grade recalculated from all of the student's marks are one change at a time)."""
+    query = select(Registration).where(
+        Registration.section_id == section_id,
+        Registration.student_id == student_id,
+        Registration.status == "enrolled",
     )
+    if lock:
+        query = query.with_for_update(key_share=True)
+    registration = db.scalar(query)
     if registration is None:
         raise ValidationError("That student is not enrolled in this section.")
     return registration
@@ -475,8 +483,8 @@ def set_mark(
         raise Forbidden(f"You can enter marks for {' and '.join(kinds)} assessments only.")
     checked = check_points(new_points, assessment)
     points = None if checked is None else float(checked)
-    lock_section(db, section.id)
-    registration = _enrolment(db, section.id, student_id)
+    share_section(db, section.id)  # finalising waits for this mark, or this mark for it
+    registration = _enrolment(db, section.id, student_id, lock=True)
     finalisation = finalisation_of(db, section.id)
     mark = db.scalar(
         select(Mark).where(Mark.assessment_id == assessment.id, Mark.student_id == student_id)

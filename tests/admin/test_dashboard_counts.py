@@ -321,7 +321,9 @@ def test_the_dashboard_page_shows_attendance_and_final_grades_as_soon_as_they_ar
     gradebook = f"/sections/{section_id}/gradebook"
     instructor_client = _logged_in(app, instructor_name)
     # The page's own form: it carries the missing marks the instructor was shown.
-    finalise = rendered_form(instructor_client.get(gradebook), f"/sections/{section_id}/finalise")
+    finalise = rendered_form(
+        instructor_client.get(gradebook), action=f"/sections/{section_id}/finalise"
+    )
     answer = finalise.submit(instructor_client)
     assert answer.status_code == 302
     charts = _charts(admin_client, "/admin/?term=all")

@@ -736,3 +736,32 @@ def test_due_times_are_entered_in_the_browsers_time_zone_and_stored_in_utc(app, 
             assert stored.due_at == expected, name
     page = client.get(path).get_data(as_text=True)
     assert 'data-local-timezone=""' in page
+
+
+def test_a_desktop_database_held_by_another_writer_answers_busy_not_an_error(tmp_path):
+    """On SQLite every change begins by taking the file's write lock: another program holding
+    it longer than lock_wait_seconds gives "busy, try again" (503 with Retry-After)."""
+    import sqlite3
+
+    from portal.extensions import db as _db
+    from tests.conftest import make_app
+
+    path = tmp_path / "portal.db"
+    app = make_app(tmp_path, f"sqlite:///{path}", LOCK_WAIT_SECONDS=1)
+    instructor, _lab_staff, section, lab, _exam, student = _setup_page(app)
+    client = app.test_client()
+    _login(app, client, instructor)
+    gradebook = f"/sections/{section.id}/gradebook"
+    token = csrf_token(client, gradebook)
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # a backup, a sync, another copy of the app...
+        answer = client.post(gradebook, data={"csrf_token": token, f"m.{student.id}.{lab.id}": "9"})
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "5"
+    assert "try again in a few seconds" in answer.get_data(as_text=True)
+    with app.app_context():
+        _db.session.remove()
+        _db.engine.dispose()
