@@ -69,6 +69,7 @@ def register_extensions(app: Flask) -> None:
     capture.install()
     with app.app_context():
         capture.register_engine(db.engine, app.config["PORTAL"]["MODE"])
+        database.install_lock_wait(db.engine, app.config["PORTAL"]["LOCK_WAIT_SECONDS"])
 
 
 FEATURES = (

@@ -244,6 +244,15 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=0,
     ),
     Setting(
+        "lock_wait_seconds",
+        int,
+        15,
+        'how long a change waits for records another change holds before "busy, try again" '
+        "(503 with Retry-After); PostgreSQL's `lock_timeout`, SQLite's busy timeout. Keep it "
+        "well below the web worker's timeout (60 s)",
+        minimum=1,
+    ),
+    Setting(
         "backups_to_keep",
         int,
         7,
@@ -544,7 +553,10 @@ def flask_config(settings: dict[str, Any]) -> dict[str, Any]:
     desktop = settings["MODE"] == "desktop"
     engine_options: dict[str, Any] = {}
     if settings["DATABASE_URL"].startswith("sqlite"):
-        engine_options["connect_args"] = {"timeout": 15, "check_same_thread": False}
+        engine_options["connect_args"] = {
+            "timeout": settings["LOCK_WAIT_SECONDS"],
+            "check_same_thread": False,
+        }
     else:
         engine_options["pool_pre_ping"] = True
         if not settings["DATABASE_PREPARED_STATEMENTS"]:

@@ -33,7 +33,7 @@ def install_sqlite_behaviour() -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=15000")
+        # The busy timeout is the connection's `timeout` (lock_wait_seconds; flask_config).
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
@@ -41,6 +41,45 @@ def install_sqlite_behaviour() -> None:
     def _on_begin(connection: Any) -> None:
         if connection.dialect.name == "sqlite":
             connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+SQLITE_BUSY, SQLITE_LOCKED = 5, 6  # primary result codes
+# lock_not_available (lock_timeout), deadlock_detected: the other change may go on; this one
+# can be tried again.
+POSTGRES_LOCK_WAITS = {"55P03", "40P01"}
+
+
+def is_lock_wait(error: BaseException | None) -> bool:
+    """True when the database gave up waiting for rows (or the whole file, on SQLite) that
+    another transaction holds."""
+    if error is None:
+        return False
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF in {SQLITE_BUSY, SQLITE_LOCKED}:
+        return True
+    return getattr(error, "sqlstate", None) in POSTGRES_LOCK_WAITS
+
+
+def install_lock_wait(engine: Engine, seconds: int) -> None:
+    """Waits for locks end after `seconds` as a `Busy` domain error (503 with Retry-After, or
+    a message on the form), well before a web worker is timed out: PostgreSQL's lock_timeout is
+    set on each new connection; SQLite's busy timeout is the connection's own `timeout`."""
+    if engine.dialect.name == "postgresql":
+
+        @event.listens_for(engine, "connect")
+        def _set_lock_timeout(dbapi_connection: Any, _record: Any) -> None:
+            autocommit = dbapi_connection.autocommit
+            dbapi_connection.autocommit = True
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute(f"SET lock_timeout = {int(seconds * 1000)}")
+            dbapi_connection.autocommit = autocommit
+
+    @event.listens_for(engine, "handle_error")
+    def _lock_wait_is_busy(context: Any) -> None:
+        if is_lock_wait(context.original_exception):
+            from portal.errors import Busy
+
+            raise Busy() from context.sqlalchemy_exception
 
 
 def database_state() -> dict[str, Any]:

@@ -62,3 +62,18 @@ class FieldErrors(ValidationError):
     def __init__(self, errors: dict[str, str]) -> None:
         self.errors = dict(errors)
         super().__init__(" ".join(self.errors.values()))
+
+
+class Busy(PortalError):
+    """Another change holds the rows this one needs for longer than a change may wait (the
+    database's lock timeout): nothing was saved, and trying again in a moment will do."""
+
+    status_code = 503
+    retry_after = 5  # seconds, for the Retry-After header
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(
+            message
+            or "Someone else is saving a change to the same records right now, so yours was "
+            "not saved. Nothing was lost: try again in a few seconds."
+        )

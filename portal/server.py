@@ -8,6 +8,8 @@
     campus-portal-server enrolment-code create --user USERNAME [--expires-in-days N]
                                                  a single-use code that enrols one device
     campus-portal-server [serve] [--bind ADDR] [--workers N] [--config gunicorn.conf.py]
+                                                 gunicorn with the shipped settings
+                                                 (portal/gunicorn_conf.py), changed by --config
     campus-portal-server worker [--burst]        run background jobs (CSV imports) from Redis
     campus-portal-server release ...             the signed release repository the desktop
                                                  copies update from (portal/updates/repository.py)
@@ -26,7 +28,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-DEFAULT_BIND = "127.0.0.1:8000"
+DEFAULT_BIND = "127.0.0.1:8000"  # PORTAL_BIND changes it (portal/gunicorn_conf.py)
+GUNICORN_SETTINGS = "python:portal.gunicorn_conf"  # the shipped settings, always loaded first
 
 # `--help` lists every command, also those with options of their own (parsed separately).
 COMMANDS_HELP = """commands:
@@ -39,13 +42,6 @@ COMMANDS_HELP = """commands:
   enrolment-code create --user USERNAME [--expires-in-days N]
                    a single-use code that enrols one device (the code alone on the last line)
 """
-
-
-def default_workers() -> int:
-    """WEB_CONCURRENCY if set (gunicorn's convention), else two per core plus one, at most 9."""
-    if value := os.environ.get("WEB_CONCURRENCY"):
-        return int(value)
-    return min(2 * (os.cpu_count() or 1) + 1, 9)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -68,9 +64,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--bind", default=None, help=f"address to listen on (default {DEFAULT_BIND})"
     )
-    parser.add_argument("--workers", type=int, default=None, help="gunicorn worker processes")
     parser.add_argument(
-        "--config", default=None, help="a gunicorn configuration file (installers/server/...)"
+        "--workers",
+        type=int,
+        default=None,
+        help="gunicorn worker processes (default: WEB_CONCURRENCY, else 2 per core + 1, at most 9)",
+    )
+    parser.add_argument(
+        "--config",
+        default=None,
+        help="a gunicorn configuration file whose settings change the shipped ones "
+        "(portal/gunicorn_conf.py: gthread workers, 60 s timeout; see installers/server)",
     )
     parser.add_argument("--burst", action="store_true", help="worker: stop once the queue is empty")
     return parser.parse_args(argv)
@@ -250,26 +254,23 @@ def child_exit(server: Any, worker: Any) -> None:
     multiprocess.mark_process_dead(worker.pid)
 
 
-def serve(bind: str | None, workers: int | None, config_file: str | None) -> int:
+def gunicorn_server(bind: str | None, workers: int | None, config_file: str | None) -> Any:
+    """gunicorn with the portal's factory, configured: the shipped settings
+    (portal/gunicorn_conf.py), then the config file's, then the flags (no argv)."""
     from gunicorn.app.base import Application
 
-    prepare_metrics_directory()
-
     class PortalServer(Application):  # type: ignore[misc]
-        """gunicorn with the portal's factory; a config file first, then the flags (no argv)."""
-
         def init(self, parser: Any, opts: Any, args: Any) -> None:
             return None
 
         def load_config(self) -> None:
+            self.load_config_from_module_name_or_filename(GUNICORN_SETTINGS)
             if config_file:
                 self.load_config_from_file(config_file)
-            if bind or not config_file:
-                self.cfg.set("bind", [bind or DEFAULT_BIND])
-            if workers or not config_file:
-                self.cfg.set("workers", workers or default_workers())
-            if not config_file:
-                self.cfg.set("child_exit", child_exit)
+            if bind:
+                self.cfg.set("bind", [bind])
+            if workers:
+                self.cfg.set("workers", workers)
             self.cfg.set("default_proc_name", "campus-portal-server")
 
         def load(self) -> Any:
@@ -277,7 +278,12 @@ def serve(bind: str | None, workers: int | None, config_file: str | None) -> int
 
             return create_server_app()
 
-    PortalServer().run()
+    return PortalServer()
+
+
+def serve(bind: str | None, workers: int | None, config_file: str | None) -> int:
+    prepare_metrics_directory()
+    gunicorn_server(bind, workers, config_file).run()
     return 0
 
 

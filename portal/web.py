@@ -12,13 +12,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar, overload
 
-from flask import flash, redirect, session
+from flask import after_this_request, flash, redirect, session
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from portal.errors import Forbidden, NotFound, PortalError
+from portal.errors import Busy, Forbidden, NotFound, PortalError
 from portal.extensions import db
 from portal.models import User
 
@@ -100,6 +100,17 @@ def attempt(change: Callable[[], T]) -> tuple[T | None, PortalError | None]:
         return None, error
     db.session.commit()
     return result, None
+
+
+def answer_busy(error: Busy) -> None:
+    """Make this request's answer a 503 with Retry-After (a page shown again with a Busy
+    error: what was typed is kept, and the status says to try again)."""
+
+    @after_this_request
+    def _busy(response: Response) -> Response:
+        response.status_code = error.status_code
+        response.headers["Retry-After"] = str(error.retry_after)
+        return response
 
 
 def show_on_form(form: FlaskForm, error: PortalError) -> None:
@@ -186,6 +197,10 @@ def commit_or_show(
         result = change()
     except PortalError as error:
         _roll_back(error)
+        if isinstance(error, Busy):
+            if form is None:
+                raise  # the 503 page says so, with Retry-After
+            answer_busy(error)  # the form again, with what was typed, as a 503
         if form is not None:
             show_on_form(form, error)
             return None

@@ -1,55 +1,13 @@
 """gunicorn settings of the central server (/etc/campus-portal/gunicorn.conf.py).
 
-Read by `campus-portal-server --config /etc/campus-portal/gunicorn.conf.py`; plain
-`gunicorn -c this-file 'portal.wsgi:create_server_app()'` works as well.
+`campus-portal-server serve` runs with the shipped settings (portal/gunicorn_conf.py: gthread
+workers, a 60 s timeout, worker recycling, the metrics hooks) whether or not this file is given
+with `--config`; what is set here changes them. The import keeps plain
+`gunicorn -c this-file 'portal.wsgi:create_server_app()'` on the same settings.
 """
 
-import multiprocessing
-import os
+from portal.gunicorn_conf import *  # noqa: F403 (the shipped settings and hooks)
 
-wsgi_app = "portal.wsgi:create_server_app()"
-
-# nginx on the same host forwards to this address; nothing else should reach it.
-bind = [os.environ.get("PORTAL_BIND", "127.0.0.1:8000")]
-
-# Processes x threads = requests served at once. The app is stateless (signed-cookie sessions,
-# rate limits in Redis, data in PostgreSQL), so more instances behind the load balancer scale out.
-workers = int(os.environ.get("WEB_CONCURRENCY", min(2 * multiprocessing.cpu_count() + 1, 9)))
-worker_class = "gthread"
-threads = int(os.environ.get("PORTAL_THREADS", "4"))
-
-timeout = 60  # uploads of lab reports on slow links
-graceful_timeout = 30
-keepalive = 5
-max_requests = 2000  # recycle workers now and then, staggered
-max_requests_jitter = 200
-
-# Only nginx (on this host) may set X-Forwarded-* headers that gunicorn believes.
-forwarded_allow_ips = os.environ.get("PORTAL_PROXY_ADDRESSES", "127.0.0.1")
-
-# Logs to stderr: journald keeps them (`journalctl -u campus-portal`). The portal writes one JSON
-# line per request itself (logger portal.requests, with the request id), so gunicorn's own access
-# log is off.
-accesslog = None
-errorlog = "-"
-loglevel = os.environ.get("PORTAL_LOG_LEVEL", "info").lower()
-proc_name = "campus-portal-server"
-
-# gunicorn 23+ opens a control socket in $HOME or $XDG_RUNTIME_DIR; the service needs none.
-control_socket_disable = True
-
-
-def post_worker_init(worker):
-    """A worker has loaded the app: what it holds for good is left out of the garbage
-    collector's full passes (portal.server.settle_worker)."""
-    from portal.server import settle_worker
-
-    settle_worker(worker)
-
-
-def child_exit(server, worker):
-    """A worker that exited (recycled after max_requests, or crashed) stops counting in the
-    live Prometheus gauges (PROMETHEUS_MULTIPROC_DIR, prepared by campus-portal-server serve)."""
-    from portal.server import child_exit as mark_dead
-
-    mark_dead(server, worker)
+# Change a setting by setting it again here, for example:
+# threads = 8
+# timeout = 120

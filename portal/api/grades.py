@@ -66,12 +66,14 @@ def gradebook(section_id: uuid.UUID) -> Extended:
 @roles(*STAFF)
 def set_mark(data: dict[str, Any], assessment_id: uuid.UUID, student_id: uuid.UUID) -> Any:
     """Enter, change or clear (`points: null`) one mark, with the gradebook's rules: staff of the
-    section only (lab staff: lab assessments), at most the maximum points, and after grades are
-    final only an administrator with a reason (409 otherwise)."""
+    section only (lab staff: lab assessments), at most the maximum points, at most 2 decimal
+    places (more is refused with 422, never rounded), and after grades are final only an
+    administrator with a reason (409 otherwise)."""
     assessment = services.get_assessment(session, assessment_id)
-    points = data["points"]
-    raw = "" if points is None else repr(float(points))
-    services.set_mark(session, user(), assessment, student_id, raw, reason=data.get("reason", ""))
+    points = services.points_from_number(data["points"])
+    services.set_mark(
+        session, user(), assessment, student_id, points, reason=data.get("reason", "")
+    )
     session.commit()
     book = services.gradebook(
         session,

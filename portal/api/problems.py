@@ -17,7 +17,14 @@ from typing import Any
 
 from flask import Response, g, request
 
-from portal.errors import Forbidden, NotFound, PortalError, RegistrationError, ValidationError
+from portal.errors import (
+    Busy,
+    Forbidden,
+    NotFound,
+    PortalError,
+    RegistrationError,
+    ValidationError,
+)
 
 CONTENT_TYPE = "application/problem+json"
 TYPE_PREFIX = "urn:campus-portal:problem:"
@@ -28,6 +35,7 @@ _DOMAIN_TYPES: list[tuple[type[PortalError], str, str]] = [
     (NotFound, "not-found", "Not found"),
     (Forbidden, "forbidden", "Not allowed"),
     (ValidationError, "invalid-value", "Invalid value"),
+    (Busy, "busy", "Busy: try again"),
 ]
 
 
@@ -93,12 +101,14 @@ def from_domain_error(error: PortalError) -> Response:
     errors = None
     if isinstance(getattr(error, "errors", None), dict):  # admin FieldErrors: {field: message}
         errors = field_errors(error.errors)  # type: ignore[attr-defined]
+    retry_after = getattr(error, "retry_after", None)
     return problem(
         error.status_code,
         title=title,
         detail=str(error),
         type_=TYPE_PREFIX + slug,
         errors=errors,
+        headers={"Retry-After": str(retry_after)} if retry_after else None,
     )
 
 

@@ -261,7 +261,16 @@ class CourseResultSchema(Schema):
     credits = fields.Integer(attribute="section.course.credits", required=True)
     percentage = fields.Float(allow_none=True, required=True)
     so_far = fields.Float(allow_none=True, required=True)
-    provisional_letter = fields.String(allow_none=True, required=True)
+    provisional_letter = fields.String(
+        allow_none=True,
+        required=True,
+        metadata={"description": "the letter of `so_far` (marked work only); null until a mark"},
+    )
+    marked_share = fields.Float(
+        allow_none=True,
+        required=True,
+        metadata={"description": "the share of the course's weight (%) that is marked"},
+    )
     final_grade = fields.String(allow_none=True, required=True)
     weights_problem = fields.String(allow_none=True, required=True)
     attendance_rate = fields.Float(allow_none=True, required=True)
@@ -312,7 +321,10 @@ class MarkInputSchema(Schema):
         required=True,
         allow_none=True,
         allow_nan=False,
-        metadata={"description": "points, or null to clear the mark"},
+        metadata={
+            "description": "points, or null to clear the mark; at most 2 decimal places "
+            "(more is refused with 422, never rounded)"
+        },
     )
     reason = fields.String(
         load_default="",

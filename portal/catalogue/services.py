@@ -125,6 +125,19 @@ def lock_section(db: Session, section_id: uuid.UUID) -> None:
     db.execute(select(Section.id).where(Section.id == section_id).with_for_update())
 
 
+def share_section(db: Session, section_id: uuid.UUID) -> None:
+    """Hold the section's row against `lock_section` only, until the commit: many changes that
+    each touch their own rows of the section (marks of different students) go on at once, while
+    a change of the whole section (finalising, an assessment's rules) waits for them, and they
+    for it. FOR KEY SHARE on PostgreSQL (it does not conflict with updating the section's
+    counts); on SQLite the write transaction already serialises."""
+    db.execute(
+        select(Section.id)
+        .where(Section.id == section_id)
+        .with_for_update(read=True, key_share=True)
+    )
+
+
 def get_section(
     db: Session, section_id: uuid.UUID, *, include_archived: bool = False, full: bool = False
 ) -> Section:

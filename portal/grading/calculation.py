@@ -5,7 +5,9 @@ The rule for missing marks (documented in the README):
 * `course_percentage` is the official figure used for the letter grade and for finalising:
   a missing mark counts as zero points.
 * `percentage_so_far` is the running figure shown while the term goes on: it averages only the
-  assessments that have a mark, re-weighted to 100 %.
+  assessments that have a mark, re-weighted to 100 %. The provisional letter comes from it, so
+  unmarked work never shows as a failing letter; `marked_share` says how much of the course
+  it stands on.
 
 Both divide by the total weight, so a gradebook whose weights do not (yet) add up to 100 still
 shows sensible numbers; finalising is refused until they do (`weights_problem`).
@@ -72,3 +74,14 @@ def percentage_so_far(
     """Weighted percentage over the assessments that have a mark; None when none has."""
     marked = [item for item in items if points.get(item.id) is not None]
     return course_percentage(marked, points) if marked else None
+
+
+def marked_share(
+    items: Iterable[WeightedItem], points: Mapping[uuid.UUID, float | None]
+) -> float | None:
+    """The share (0-100 %) of the course's weight that has a mark; None when there is no weight."""
+    items = list(items)
+    weight = total_weight(items)
+    if weight <= 0:
+        return None
+    return total_weight(item for item in items if points.get(item.id) is not None) / weight * 100

@@ -1,57 +1,36 @@
 from flask_wtf import FlaskForm
 from wtforms import (
     DateTimeLocalField,
-    Field,
     FloatField,
     HiddenField,
     SelectField,
     StringField,
     SubmitField,
 )
-from wtforms.validators import (
-    DataRequired,
-    InputRequired,
-    Length,
-    NumberRange,
-    Optional,
-    ValidationError,
-)
+from wtforms.validators import InputRequired, NumberRange, Optional
 
 from portal.grading.scale import GRADE_POINTS
-from portal.grading.services import MAX_POINTS
 from portal.models import ASSESSMENT_KIND_LABELS
 
 KIND_CHOICES = list(ASSESSMENT_KIND_LABELS.items())
 
 
-def _more_than_zero(_form: FlaskForm, field: Field) -> None:
-    if field.data is not None and field.data <= 0:
-        raise ValidationError("The maximum points must be more than 0.")
-
-
 class AssessmentForm(FlaskForm):
-    name = StringField("Name", validators=[DataRequired(), Length(max=200)])
-    kind = SelectField("Kind", choices=KIND_CHOICES, validators=[DataRequired()])
+    """What the form checks itself is only that the numbers are numbers; the rules (a name of
+    at most 200 characters, the weight's and the maximum's ranges, a free name, weights that
+    fit) are the service's, and the page shows all of their messages at once."""
+
+    name = StringField("Name")
+    kind = SelectField("Kind", choices=KIND_CHOICES)
     weight = FloatField(
         "Weight (%)",
-        validators=[
-            InputRequired(message="Give the weight (0 to 100)."),
-            NumberRange(min=0, max=100, message="The weight must be between 0 and 100 percent."),
-        ],
+        validators=[InputRequired(message="Give the weight (0 to 100).")],
         description="Share of the course grade. All weights must add up to 100%.",
         render_kw={"inputmode": "decimal"},
     )
     max_points = FloatField(
         "Maximum points",
-        validators=[
-            InputRequired(message="Give the maximum points."),
-            NumberRange(
-                min=0,
-                max=MAX_POINTS,
-                message=f"The maximum points must be more than 0 and at most {MAX_POINTS:,}.",
-            ),
-            _more_than_zero,
-        ],
+        validators=[InputRequired(message="Give the maximum points.")],
         render_kw={"inputmode": "decimal"},
     )
     due_at = DateTimeLocalField(

@@ -12,6 +12,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    jsonify,
     redirect,
     render_template,
     request,
@@ -22,7 +23,7 @@ from werkzeug.wrappers import Response
 from portal.attendance import services as attendance
 from portal.auth.policy import roles
 from portal.catalogue.services import get_section
-from portal.errors import ValidationError
+from portal.errors import Busy, ValidationError
 from portal.grading import services
 from portal.grading.calculation import WeightedItem, weights_problem
 from portal.grading.forms import AssessmentForm, GradeScaleForm, scale_field_name
@@ -64,7 +65,10 @@ def _render_gradebook(
     typed: dict[tuple[uuid.UUID, uuid.UUID], str] | None = None,
     errors: dict[tuple[uuid.UUID, uuid.UUID], str] | None = None,
     status: int = 200,
-) -> tuple[str, int]:
+    busy: Busy | None = None,
+) -> tuple[str, int, dict[str, str]]:
+    """The grid; with `busy` (a cell waited too long for another change) the answer is a 503
+    with Retry-After, the typed values kept."""
     section = get_section(db_session(), section_id)
     kinds = services.ensure_can_grade(signed_in_user(), section)
     book = services.gradebook(db_session(), section, kinds)
@@ -77,8 +81,11 @@ def _render_gradebook(
         can_edit=not book.is_final or signed_in_user().role == "admin",
         finalise_warnings=services.finalise_warnings(book, now=utcnow()),
         sync_notes=_sync_notes(section.id),
+        missing_token=services.missing_marks_token(book),
     )
-    return page, status
+    if busy is not None:
+        return page, busy.status_code, {"Retry-After": str(busy.retry_after)}
+    return page, status, {}
 
 
 def _sync_notes(section_id: uuid.UUID) -> dict[tuple[uuid.UUID, uuid.UUID], Any]:
@@ -99,13 +106,13 @@ def _sync_notes(section_id: uuid.UUID) -> dict[tuple[uuid.UUID, uuid.UUID], Any]
 
 @bp.get("/sections/<uuid:section_id>/gradebook")
 @roles(*STAFF)
-def gradebook(section_id: uuid.UUID) -> tuple[str, int]:
+def gradebook(section_id: uuid.UUID) -> tuple[str, int, dict[str, str]]:
     return _render_gradebook(section_id)
 
 
 @bp.post("/sections/<uuid:section_id>/gradebook")
 @roles(*STAFF)
-def save_gradebook(section_id: uuid.UUID) -> tuple[str, int] | Response:
+def save_gradebook(section_id: uuid.UUID) -> tuple[str, int, dict[str, str]] | Response:
     """Save every changed cell of the grid; cells with errors keep what was typed."""
     actor = signed_in_user()
     section = get_section(db_session(), section_id)
@@ -115,6 +122,7 @@ def save_gradebook(section_id: uuid.UUID) -> tuple[str, int] | Response:
     typed: dict[tuple[uuid.UUID, uuid.UUID], str] = {}
     errors: dict[tuple[uuid.UUID, uuid.UUID], str] = {}
     saved = 0
+    busy: Busy | None = None
     for row in book.rows:
         for assessment in book.assessments:
             key = _mark_key(row.student.id, assessment.id)
@@ -122,23 +130,28 @@ def save_gradebook(section_id: uuid.UUID) -> tuple[str, int] | Response:
                 continue
             raw = request.form[key]
             try:
-                if services.parse_points(raw, assessment) == row.points.get(assessment.id):
+                points = services.parse_points(raw)
+                if points == services.stored_points(row.points.get(assessment.id)):
                     continue
+                if busy is not None:
+                    raise busy  # one wait is enough: the rest are kept to be sent again
                 with db_session().begin_nested():
                     services.set_mark(
-                        db_session(), actor, assessment, row.student.id, raw, reason=reason
+                        db_session(), actor, assessment, row.student.id, points, reason=reason
                     )
                 saved += 1
-            except (ValidationError, services.GradesLocked) as error:
+            except (ValidationError, services.GradesLocked, Busy) as error:
                 typed[(row.student.id, assessment.id)] = raw
                 errors[(row.student.id, assessment.id)] = str(error)
+                if isinstance(error, Busy):
+                    busy = error
     db_session().commit()
     if errors:
         flash(
             f"{saved} mark(s) saved. {len(errors)} could not be saved: see the highlighted cells.",
             "danger",
         )
-        return _render_gradebook(section_id, typed, errors, status=422)
+        return _render_gradebook(section_id, typed, errors, status=422, busy=busy)
     flash(f"{saved} mark(s) saved." if saved else "Nothing had changed.", "success")
     return redirect(url_for("grading.gradebook", section_id=section_id))
 
@@ -157,7 +170,9 @@ def _cell_from_form() -> tuple[uuid.UUID, uuid.UUID, str]:
 
 @bp.post("/sections/<uuid:section_id>/gradebook/cell")
 @roles(*STAFF)
-def save_mark(section_id: uuid.UUID) -> tuple[str, int] | Response:
+def save_mark(
+    section_id: uuid.UUID,
+) -> tuple[str, int] | tuple[str, int, dict[str, str]] | Response:
     """One cell (htmx on change). The response is the cell again, with the typed value kept."""
     actor = signed_in_user()
     section = get_section(db_session(), section_id)
@@ -168,7 +183,12 @@ def save_mark(section_id: uuid.UUID) -> tuple[str, int] | Response:
         abort(404)
     _, problem = attempt(
         lambda: services.set_mark(
-            db_session(), actor, assessment, student_id, raw, reason=request.form.get("reason", "")
+            db_session(),
+            actor,
+            assessment,
+            student_id,
+            services.parse_points(raw),
+            reason=request.form.get("reason", ""),
         )
     )
     error = str(problem) if problem else None
@@ -180,6 +200,7 @@ def save_mark(section_id: uuid.UUID) -> tuple[str, int] | Response:
                 {(student_id, assessment_id): raw},
                 {(student_id, assessment_id): error},
                 422,
+                busy=problem if isinstance(problem, Busy) else None,
             )
         flash("Mark saved.", "success")
         return redirect(url_for("grading.gradebook", section_id=section_id))
@@ -202,12 +223,27 @@ def save_mark(section_id: uuid.UUID) -> tuple[str, int] | Response:
     )
 
 
+@bp.get("/sections/<uuid:section_id>/finalise/check")
+@roles(*MANAGERS)
+def finalise_check(section_id: uuid.UUID) -> Response:
+    """What the finalise confirmation says, from the marks as they are now (the page asks
+    when the button is pressed; what it showed when it was loaded may be out of date)."""
+    section = get_section(db_session(), section_id)
+    check = services.finalise_check(db_session(), signed_in_user(), section, now=utcnow())
+    return jsonify(
+        question=check.question, warnings=check.warnings, missing_token=check.missing_token
+    )
+
+
 @bp.post("/sections/<uuid:section_id>/finalise")
 @roles(*MANAGERS)
 def finalise(section_id: uuid.UUID) -> Response:
     section = get_section(db_session(), section_id)
+    confirmed = request.form.get("missing_marks", "")
     return commit_or_show(
-        lambda: services.finalise_section(db_session(), signed_in_user(), section, now=utcnow()),
+        lambda: services.finalise_section(
+            db_session(), signed_in_user(), section, now=utcnow(), confirmed_missing=confirmed
+        ),
         message=f"Grades for {section.label} are final and the marks are locked.",
         redirect_to=url_for("grading.gradebook", section_id=section_id),
     )
@@ -236,13 +272,27 @@ def _assessment_input(form: AssessmentForm) -> services.AssessmentInput:
     )
 
 
+def _assessment_form_valid(form: AssessmentForm) -> bool:
+    """True when a submitted form's numbers parse. When they do not, the service's rules are
+    still checked on the rest, so that every problem is shown in one round."""
+    if not form.is_submitted():
+        return False
+    if form.validate():
+        return True
+    for name, message in services.assessment_problems(_assessment_input(form)).items():
+        field = getattr(form, name)
+        if not field.errors:
+            field.errors = [message]
+    return False
+
+
 @bp.route("/sections/<uuid:section_id>/assessments", methods=["GET", "POST"])
 @roles(*MANAGERS)
 def assessments(section_id: uuid.UUID) -> str | Response:
     section = get_section(db_session(), section_id)
     services.ensure_can_manage(signed_in_user(), section)
     form = AssessmentForm()
-    if form.validate_on_submit() and (
+    if _assessment_form_valid(form) and (
         done := commit_or_show(
             lambda: services.create_assessment(
                 db_session(), signed_in_user(), section, _assessment_input(form)
@@ -286,7 +336,7 @@ def edit_assessment(assessment_id: uuid.UUID) -> str | Response:
         form.due_at.render_kw = {"data-utc-value": assessment.due_at.isoformat()}
         if request.method == "GET":
             form.due_at.data = assessment.due_at.replace(tzinfo=None)
-    if form.validate_on_submit() and (
+    if _assessment_form_valid(form) and (
         done := commit_or_show(
             lambda: services.update_assessment(
                 db_session(), signed_in_user(), assessment, _assessment_input(form)

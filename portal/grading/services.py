@@ -2,17 +2,22 @@
 grade scale, and what students see (their marks, grades, GPA and transcript).
 
 Every page, the JSON API and sync call these functions. A mark and a finalisation never race:
-both take the section's row lock first (SELECT ... FOR UPDATE on PostgreSQL; on SQLite every
-write transaction begins with BEGIN IMMEDIATE), then read whether the grades are final.
+finalising takes the section's row lock (SELECT ... FOR UPDATE on PostgreSQL; on SQLite every
+write transaction begins with BEGIN IMMEDIATE), a mark a shared lock on the same row (FOR KEY
+SHARE) and then the lock of its student's registration, and each reads whether the grades are
+final once it holds them. So marks of different students in one section do not wait for each
+other, and neither can slip in while the section is being finalised.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -20,11 +25,12 @@ from sqlalchemy.orm import Session, contains_eager, selectinload
 from sqlalchemy.orm.interfaces import ORMOption
 
 from portal.audit.services import record, tombstone_and_record
-from portal.catalogue.services import lock_section
-from portal.errors import Forbidden, NotFound, PortalError, ValidationError
+from portal.catalogue.services import lock_section, share_section
+from portal.errors import FieldErrors, Forbidden, NotFound, PortalError, ValidationError
 from portal.grading.calculation import (
     WeightedItem,
     course_percentage,
+    marked_share,
     percentage_so_far,
     total_weight,
     weights_problem,
@@ -53,6 +59,7 @@ from portal.models import (
 
 KIND_LABELS = ASSESSMENT_KIND_LABELS
 MAX_POINTS = 10_000  # an assessment's maximum points; more is a typing slip
+MAX_NAME_LENGTH = 200  # an assessment's name (the column's length)
 
 
 class GradesLocked(PortalError):
@@ -194,34 +201,61 @@ class AssessmentInput:
     due_at: datetime | None = None
 
 
-def _check_input(data: AssessmentInput) -> None:
-    if not data.name.strip():
-        raise ValidationError("An assessment needs a name.")
+def assessment_problems(data: AssessmentInput) -> dict[str, str]:
+    """Every rule an assessment's own values break, by field, each said once: a form shows
+    them all at once. (The rules that need the section, a free name and weights that fit, are
+    checked by `create_assessment` and `update_assessment`.)"""
+    problems: dict[str, str] = {}
+    name = data.name.strip()
+    if not name:
+        problems["name"] = "An assessment needs a name."
+    elif len(name) > MAX_NAME_LENGTH:
+        problems["name"] = (
+            f"The name can be at most {MAX_NAME_LENGTH} characters; this one has {len(name):,}."
+        )
     if data.kind not in ASSESSMENT_KINDS:
-        raise ValidationError(f"The kind must be one of: {', '.join(ASSESSMENT_KINDS)}.")
-    if not 0 <= data.weight <= 100:
-        raise ValidationError("The weight must be between 0 and 100 percent.")
-    if not data.max_points > 0:
-        raise ValidationError("The maximum points must be more than 0.")
-    if data.max_points > MAX_POINTS:
-        raise ValidationError(f"The maximum points can be at most {MAX_POINTS:,}.")
+        problems["kind"] = f"The kind must be one of: {', '.join(ASSESSMENT_KINDS)}."
+    if not (math.isfinite(data.weight) and 0 <= data.weight <= 100):
+        problems["weight"] = "The weight must be between 0 and 100 percent."
+    if not (math.isfinite(data.max_points) and 0 < data.max_points <= MAX_POINTS):
+        problems["max_points"] = (
+            f"The maximum points must be more than 0 and at most {MAX_POINTS:,}."
+        )
+    return problems
 
 
-def _ensure_unique_name(others: list[Assessment], name: str, section: Section) -> None:
+def _section_problems(
+    others: list[Assessment], data: AssessmentInput, section: Section, *, verb: str
+) -> dict[str, str]:
+    """The rules that need the section's other assessments: a free name, weights that fit."""
+    problems = assessment_problems(data)
+    name = data.name.strip()
+    if "name" not in problems and (taken := _name_problem(others, name, section)):
+        problems["name"] = taken
+    if "weight" not in problems and (
+        weights := _weights_problem(others, name, data.weight, verb=verb)
+    ):
+        problems["weight"] = weights
+    return problems
+
+
+def _name_problem(others: list[Assessment], name: str, section: Section) -> str | None:
     wanted = name.strip().casefold()
     if any(a.name.strip().casefold() == wanted for a in others):
-        raise ValidationError(f"{section.label} already has an assessment named {name.strip()!r}.")
+        return f"{section.label} already has an assessment named {name.strip()!r}."
+    return None
 
 
-def _ensure_weights_fit(
+def _weights_problem(
     others: list[Assessment], name: str, weight: float, *, verb: str = "Adding"
-) -> None:
+) -> str | None:
     total = total_weight(_items(others)) + weight
     if total > 100 + 0.005:
-        raise ValidationError(
+        return (
             f"{verb} {name!r} ({weight:g}%) would bring the weights to {total:g}%; "
             f"they must add up to 100%. At most {max(100 - (total - weight), 0):g}% is left."
         )
+    return None
 
 
 def ensure_not_finalised(db: Session, section: Section) -> None:
@@ -241,12 +275,11 @@ def create_assessment(
 ) -> Assessment:
     """Add an assessment; `row_id` keeps the id a device gave it offline."""
     ensure_can_manage(actor, section)
-    _check_input(data)
     lock_section(db, section.id)
     ensure_not_finalised(db, section)
     current = section_assessments(db, section.id)
-    _ensure_unique_name(current, data.name, section)
-    _ensure_weights_fit(current, data.name.strip(), data.weight)
+    if problems := _section_problems(current, data, section, verb="Adding"):
+        raise FieldErrors(problems)
     assessment = Assessment(
         id=row_id or uuid.uuid4(),
         section_id=section.id,
@@ -267,18 +300,18 @@ def update_assessment(
 ) -> Assessment:
     section = assessment.section
     ensure_can_manage(actor, section)
-    _check_input(data)
     lock_section(db, section.id)
     ensure_not_finalised(db, section)
     others = [a for a in section_assessments(db, section.id) if a.id != assessment.id]
-    _ensure_unique_name(others, data.name, section)
-    _ensure_weights_fit(others, data.name.strip(), data.weight, verb="Changing")
+    problems = _section_problems(others, data, section, verb="Changing")
     highest = db.scalar(select(func.max(Mark.points)).where(Mark.assessment_id == assessment.id))
-    if highest is not None and data.max_points < highest:
-        raise ValidationError(
+    if highest is not None and data.max_points < highest and "max_points" not in problems:
+        problems["max_points"] = (
             f"A student already has {highest:g} points for {assessment.name}: the maximum "
             f"cannot be lower than that."
         )
+    if problems:
+        raise FieldErrors(problems)
     assessment.name = data.name.strip()
     assessment.kind = data.kind
     assessment.weight = data.weight
@@ -316,8 +349,10 @@ def restore_assessment(db: Session, actor: User, assessment: Assessment) -> Asse
         raise ValidationError(f"Nothing to undo: {assessment.name} is not removed.")
     ensure_not_finalised(db, section)
     current = section_assessments(db, section.id)
-    _ensure_unique_name(current, assessment.name, section)
-    _ensure_weights_fit(current, assessment.name, assessment.weight, verb="Restoring")
+    if problem := _name_problem(current, assessment.name, section) or _weights_problem(
+        current, assessment.name, assessment.weight, verb="Restoring"
+    ):
+        raise ValidationError(problem)
     tombstone_and_record(
         db,
         assessment,
@@ -333,32 +368,85 @@ def restore_assessment(db: Session, actor: User, assessment: Assessment) -> Asse
 # --- Marks ----------------------------------------------------------------------------------------
 
 
-def parse_points(raw: str, assessment: Assessment) -> float | None:
-    """Points typed into the gradebook: empty clears the mark; '7,5' is accepted as 7.5."""
+POINTS_DECIMALS = 2  # marks are kept to hundredths of a point
+_POINTS_STEP = Decimal(1).scaleb(-POINTS_DECIMALS)
+
+
+def parse_points(raw: str) -> Decimal | None:
+    """Points typed into the gradebook: empty clears the mark; '7,5' is read as 7.5. Only
+    reads the number: `check_points` (called by `set_mark`) holds the rules."""
     text = (raw or "").strip().replace(",", ".")
     if text == "":
         return None
     try:
-        value = float(text)
-    except ValueError:
+        value = Decimal(text)
+    except InvalidOperation:
         raise ValidationError(f"{raw.strip()!r} is not a number.") from None
-    if not math.isfinite(value):
+    if not value.is_finite():
         raise ValidationError(f"{raw.strip()!r} is not a number.")
+    return value
+
+
+def points_from_number(value: object) -> Decimal | None:
+    """A JSON number (the API, a device's change) as the Decimal it was written as: 1.125 stays
+    1.125 (so that the precision rule sees it), never the float's binary expansion."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValidationError(f"{value!r} is not a number of points.")
+    if isinstance(value, Decimal | int):
+        return Decimal(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValidationError(f"{value!r} is not a number of points.")
+        return Decimal(repr(value))
+    if isinstance(value, str):
+        return parse_points(value)
+    raise ValidationError(f"{value!r} is not a number of points.")
+
+
+def stored_points(points: float | None) -> Decimal | None:
+    """A stored mark as the Decimal it was entered as (the column is a float)."""
+    return None if points is None else Decimal(repr(points))
+
+
+def check_points(points: Decimal | int | None, assessment: Assessment) -> Decimal | None:
+    """The one rule for a mark's points, whoever sends them (the gradebook, the API, sync):
+    not negative, at most the assessment's maximum, and no more decimal places than are kept.
+    Nothing is rounded: more precision is refused, with the rule."""
+    if points is None:
+        return None
+    if isinstance(points, bool) or not isinstance(points, Decimal | int):
+        raise TypeError(f"points must be a Decimal, an int or None, not {points!r}")
+    value = Decimal(points)
+    if not value.is_finite():
+        raise ValidationError(f"{points} is not a number.")
     if value < 0:
         raise ValidationError("Points cannot be negative.")
-    if value > assessment.max_points:
+    if value > Decimal(repr(assessment.max_points)):
         raise ValidationError(f"At most {assessment.max_points:g} points for {assessment.name}.")
-    return round(value, 2)
-
-
-def _enrolment(db: Session, section_id: uuid.UUID, student_id: uuid.UUID) -> Registration:
-    registration = db.scalar(
-        select(Registration).where(
-            Registration.section_id == section_id,
-            Registration.student_id == student_id,
-            Registration.status == "enrolled",
+    if value != value.quantize(_POINTS_STEP):
+        lower = value.quantize(_POINTS_STEP, rounding=ROUND_FLOOR)
+        raise ValidationError(
+            f"Marks are kept to {POINTS_DECIMALS} decimal places: {value.normalize():f} has more. "
+            f"Enter {lower:f} or {lower + _POINTS_STEP:f}."
         )
+    return value
+
+
+def _enrolment(
+    db: Session, section_id: uuid.UUID, student_id: uuid.UUID, *, lock: bool = False
+) -> Registration:
+    """The student's enrolment in the section; with `lock`, held until the commit (a mark and
+    the final grade recalculated from all of the student's marks are one change at a time)."""
+    query = select(Registration).where(
+        Registration.section_id == section_id,
+        Registration.student_id == student_id,
+        Registration.status == "enrolled",
     )
+    if lock:
+        query = query.with_for_update(key_share=True)
+    registration = db.scalar(query)
     if registration is None:
         raise ValidationError("That student is not enrolled in this section.")
     return registration
@@ -382,20 +470,21 @@ def set_mark(
     actor: User,
     assessment: Assessment,
     student_id: uuid.UUID,
-    raw_points: str,
+    new_points: Decimal | int | None,
     *,
     reason: str = "",
     row_id: uuid.UUID | None = None,
 ) -> Mark | None:
-    """Enter, change or clear (empty input) one mark. Returns the mark (None if none exists).
+    """Enter, change or clear (None) one mark. Returns the mark (None if none exists).
     A new mark takes `row_id` when given (the id a device made offline)."""
     section = assessment.section
     kinds = ensure_can_grade(actor, section)
     if assessment.kind not in kinds:
         raise Forbidden(f"You can enter marks for {' and '.join(kinds)} assessments only.")
-    points = parse_points(raw_points, assessment)
-    lock_section(db, section.id)
-    registration = _enrolment(db, section.id, student_id)
+    checked = check_points(new_points, assessment)
+    points = None if checked is None else float(checked)
+    share_section(db, section.id)  # finalising waits for this mark, or this mark for it
+    registration = _enrolment(db, section.id, student_id, lock=True)
     finalisation = finalisation_of(db, section.id)
     mark = db.scalar(
         select(Mark).where(Mark.assessment_id == assessment.id, Mark.student_id == student_id)
@@ -466,7 +555,7 @@ class GradebookRow:
     points: dict[uuid.UUID, float | None] = field(default_factory=dict)
     percentage: float | None = None  # missing marks as zero
     so_far: float | None = None  # marked assessments only
-    letter: str | None = None  # from `percentage` and the scale (provisional until final)
+    letter: str | None = None  # provisional: from `so_far` (unmarked work is not an F)
 
 
 @dataclass
@@ -534,16 +623,16 @@ def gradebook(
     for registration_id, final_grade, student_id, full_name, username, number in enrolled:
         student = RosterStudent(student_id, full_name, username, number)
         student_points = points.get(student.id, {})
-        percentage = course_percentage(items, student_points)
+        so_far = percentage_so_far(items, student_points)
         rows.append(
             GradebookRow(
                 registration_id=registration_id,
                 student=student,
                 final_grade=final_grade,
                 points={a.id: student_points.get(a.id) for a in visible},
-                percentage=percentage,
-                so_far=percentage_so_far(items, student_points),
-                letter=letter_for(percentage, scale) if percentage is not None else None,
+                percentage=course_percentage(items, student_points),
+                so_far=so_far,
+                letter=provisional_letter(so_far, scale),
             )
         )
     return Gradebook(
@@ -557,6 +646,13 @@ def gradebook(
     )
 
 
+def provisional_letter(so_far: float | None, scale: Thresholds) -> str | None:
+    """The letter of the work marked so far; none while nothing is marked. Never the letter of
+    the course percentage before grades are final: unmarked work would count as 0 and show an F
+    early in every term."""
+    return letter_for(so_far, scale) if so_far is not None else None
+
+
 def gradebook_row(db: Session, section: Section, student_id: uuid.UUID) -> GradebookRow | None:
     """One student's row, for refreshing the totals after a mark is saved."""
     book = gradebook(db, section, student_ids=[student_id])
@@ -566,10 +662,81 @@ def gradebook_row(db: Session, section: Section, student_id: uuid.UUID) -> Grade
 # --- Finalising -----------------------------------------------------------------------------------
 
 
+class MissingMarksChanged(ValidationError):
+    """The marks missing now are not the ones the person confirmed finalising with."""
+
+    status_code = 409
+
+
+def _missing_marks(book: Gradebook) -> list[tuple[Assessment, int]]:
+    """Each assessment with how many enrolled students have no mark for it (only those with)."""
+    counted = [
+        (a, sum(1 for row in book.rows if row.points.get(a.id) is None)) for a in book.assessments
+    ]
+    return [(a, count) for a, count in counted if count]
+
+
+def _missing_marks_warning(missing: list[tuple[Assessment, int]], *, now: bool = False) -> str:
+    total = sum(count for _, count in missing)
+    detail = ", ".join(f"{a.name}: {count}" for a, count in missing)
+    return f"{total} mark(s) missing{' now' if now else ''} ({detail}); they count as 0."
+
+
+def missing_marks_token(book: Gradebook) -> str:
+    """A short fingerprint of which marks are missing ("" when none): what a person confirms
+    when they finalise. It changes whenever a missing mark is filled or a mark is cleared."""
+    pairs = sorted(
+        f"{row.student.id}:{a.id}"
+        for row in book.rows
+        for a in book.assessments
+        if row.points.get(a.id) is None
+    )
+    if not pairs:
+        return ""
+    return hashlib.sha256("\n".join(pairs).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class FinaliseCheck:
+    """What the finalise confirmation says, from the marks as they are at this moment."""
+
+    section_label: str
+    warnings: list[str]
+    missing_token: str
+
+    @property
+    def question(self) -> str:
+        return " ".join(
+            [
+                f"Finalise the grades of {self.section_label}?",
+                *self.warnings,
+                "The marks will be locked; only an administrator can change them afterwards.",
+            ]
+        )
+
+
+def finalise_check(db: Session, actor: User, section: Section, *, now: datetime) -> FinaliseCheck:
+    """The warnings of finalising `section` now (asked for when the person confirms, not when
+    their page was loaded), and the missing marks' fingerprint they confirm with."""
+    ensure_can_manage(actor, section)
+    book = gradebook(db, section)
+    return FinaliseCheck(section.label, finalise_warnings(book, now=now), missing_marks_token(book))
+
+
 def finalise_section(
-    db: Session, actor: User, section: Section, *, now: datetime
+    db: Session,
+    actor: User,
+    section: Section,
+    *,
+    now: datetime,
+    confirmed_missing: str | None = None,
 ) -> GradeFinalisation:
-    """Write every enrolled student's letter grade and lock the marks."""
+    """Write every enrolled student's letter grade and lock the marks.
+
+    `confirmed_missing` is the missing marks' fingerprint (`missing_marks_token`) the person
+    saw when they confirmed; when marks are missing now and they are not the ones confirmed,
+    nothing is finalised (MissingMarksChanged says what is missing now). None: not asked (a
+    device's finalisation, replayed by sync)."""
     ensure_can_manage(actor, section)
     lock_section(db, section.id)
     existing = finalisation_of(db, section.id)
@@ -581,6 +748,13 @@ def finalise_section(
     book = gradebook(db, section)
     if book.weights_problem:
         raise ValidationError(f"{book.weights_problem} Grades cannot be finalised until they do.")
+    token = missing_marks_token(book)
+    if confirmed_missing is not None and token and token != confirmed_missing:
+        raise MissingMarksChanged(
+            f"Nothing was finalised: the marks changed since you confirmed. "
+            f"{_missing_marks_warning(_missing_marks(book), now=True)} "
+            f"Check them, then finalise again."
+        )
     registrations = {
         registration.id: registration
         for registration in db.scalars(
@@ -627,7 +801,8 @@ class CourseResult:
     assessments: list[tuple[Assessment, float | None]]
     percentage: float | None
     so_far: float | None
-    provisional_letter: str | None
+    provisional_letter: str | None  # from `so_far`
+    marked_share: float | None  # how much of the course (by weight) `so_far` stands on
     weights_problem: str | None
 
     @property
@@ -653,14 +828,8 @@ def finalise_warnings(book: Gradebook, *, now: datetime) -> list[str]:
     if still_open:
         names = ", ".join(f"{a.name} (due {a.due_at:%d %b %Y})" for a in still_open if a.due_at)
         warnings.append(f"Still open for lab reports: {names}. Finalising closes their uploads.")
-    missing = [
-        (a, sum(1 for row in book.rows if row.points.get(a.id) is None)) for a in book.assessments
-    ]
-    missing = [(a, count) for a, count in missing if count]
-    if missing:
-        total = sum(count for _, count in missing)
-        detail = ", ".join(f"{a.name}: {count}" for a, count in missing)
-        warnings.append(f"{total} mark(s) missing ({detail}); they count as 0.")
+    if missing := _missing_marks(book):
+        warnings.append(_missing_marks_warning(missing))
     return warnings
 
 
@@ -707,16 +876,15 @@ def student_results(db: Session, student: User) -> list[CourseResult]:
     results = []
     for registration in registrations:
         items = _items(assessments[registration.section_id])
-        percentage = course_percentage(items, points)
+        so_far = percentage_so_far(items, points)
         results.append(
             CourseResult(
                 registration=registration,
                 assessments=[(a, points.get(a.id)) for a in assessments[registration.section_id]],
-                percentage=percentage,
-                so_far=percentage_so_far(items, points),
-                provisional_letter=letter_for(percentage, scale)
-                if percentage is not None
-                else None,
+                percentage=course_percentage(items, points),
+                so_far=so_far,
+                provisional_letter=provisional_letter(so_far, scale),
+                marked_share=marked_share(items, points),
                 weights_problem=weights_problem(items) if items else None,
             )
         )

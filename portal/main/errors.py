@@ -8,6 +8,7 @@ from flask import (
     Flask,
     Response,
     flash,
+    g,
     get_flashed_messages,
     jsonify,
     redirect,
@@ -22,7 +23,8 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from portal.api import problems
 from portal.api.problems import is_api_request
-from portal.errors import PortalError
+from portal.errors import Busy, PortalError
+from portal.extensions import login_manager
 from portal.operations import metrics
 
 log = logging.getLogger(__name__)
@@ -114,14 +116,28 @@ def _flash_once(message: str, category: str) -> None:
 
 def init_app(app: Flask) -> None:
     @app.errorhandler(PortalError)
-    def _portal_error(error: PortalError) -> tuple[Response | str, int]:
+    def _portal_error(error: PortalError) -> tuple[Response | str, int, dict[str, str]]:
         from portal.extensions import db
 
         db.session.rollback()
+        headers = {}
+        if isinstance(error, Busy):
+            headers["Retry-After"] = str(error.retry_after)
         if is_api_request():
             problem = problems.from_domain_error(error)
-            return problem, problem.status_code
-        return _render(error.status_code, "That could not be done", str(error))
+            return problem, problem.status_code, headers
+        if not isinstance(error, Busy):
+            page, status = _render(error.status_code, "That could not be done", str(error))
+            return page, status, headers
+        try:
+            page, status = _render(error.status_code, "Busy: try again", str(error))
+        except Busy:
+            # The page's frame reads the signed-in user, and the database is still busy (on
+            # SQLite every transaction waits for the file's write lock): shown signed out.
+            db.session.rollback()
+            g._login_user = login_manager.anonymous_user()
+            page, status = _render(error.status_code, "Busy: try again", str(error))
+        return page, status, headers
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> BaseResponse | tuple[Response | str, int]:

@@ -265,7 +265,6 @@ def _mark(ctx: Context) -> Outcome:
         return _edit_of_deleted(
             ctx, row, f"The assessment {assessment.name} was deleted.", "points", points
         )
-    raw = "" if points is None else f"{points:g}"
 
     def apply() -> Any:
         return grading.set_mark(
@@ -273,7 +272,7 @@ def _mark(ctx: Context) -> Outcome:
             ctx.actor,
             assessment,
             student_id,
-            raw,
+            grading.points_from_number(points),
             reason="Entered offline and synchronised from a device.",
             row_id=ctx.change.row_id,
         )

@@ -491,7 +491,7 @@ def _apply_value(
     db: Session, conflict: SyncConflict, actor: User, view: ConflictView, *, reason: str
 ) -> None:
     from portal.attendance.services import record_attendance
-    from portal.grading.services import set_mark
+    from portal.grading.services import points_from_number, set_mark
 
     fields = _fields_of(conflict)
     value = _author_value(conflict, view.field_name)
@@ -507,13 +507,12 @@ def _apply_value(
             raise ValidationError(
                 f"Grades of {view.section} are final: give the reason for changing the mark."
             )
-        raw = "" if value is None else f"{float(value):g}"
         set_mark(
             db,
             actor,
             assessment,
             student_id,
-            raw,
+            points_from_number(value),
             reason=reason.strip() or "Sync conflict resolved.",
             row_id=conflict.row_id,
         )

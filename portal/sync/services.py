@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from portal.errors import Forbidden, NotFound, PortalError, ValidationError
+from portal.errors import Busy, Forbidden, NotFound, PortalError, ValidationError
 from portal.models import (
     ChangeLogEntry,
     Device,
@@ -418,6 +418,8 @@ def _apply_as_author(
         try:
             with db.begin_nested():
                 outcome = apply.apply_change(context)
+        except Busy:
+            raise  # not a refusal: the whole push is answered 503 and sent again later
         except PortalError as error:
             outcome = apply.Outcome(apply.REFUSED, str(error))
     if outcome.status == apply.REFUSED and not outcome.conflicts:

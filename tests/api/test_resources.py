@@ -155,6 +155,8 @@ def test_a_student_sees_their_own_marks_and_grades(api_as, world):
     assert marks == {str(world.lab_assessment_id): 7.5, str(world.exam_assessment_id): None}
     assert course["percentage"] == 30.0  # 7.5/10 x 40%; the unmarked exam counts 0
     assert course["so_far"] == 75.0
+    # The provisional letter is on the marked work (75%: C), not on 30% (an F).
+    assert (course["provisional_letter"], course["marked_share"]) == ("C", 40.0)
 
 
 def test_the_gradebook_shows_what_each_staff_role_may_grade(api_as, world):
@@ -202,6 +204,21 @@ def test_marks_follow_the_gradebook_rules(app, api_as, world):
     cleared = api_as("instructor").put(lab_mark, json={"points": None})
     assert cleared.status_code == 200 and cleared.json["points"] is None
     assert api_as("student").put(lab_mark, json={"points": 10}).status_code == 403
+
+
+def test_a_mark_with_more_decimal_places_than_kept_is_refused_not_rounded(app, api_as, world):
+    path = f"{V1}/assessments/{world.exam_assessment_id}/marks/{world.users['student']}"
+    api = api_as("instructor")
+    assert api.put(path, json={"points": 7.5}).status_code == 200
+    refused = api.put(path, json={"points": 1.125})
+    assert refused.status_code == 422
+    assert refused.mimetype == "application/problem+json"
+    assert refused.json["detail"] == (
+        "Marks are kept to 2 decimal places: 1.125 has more. Enter 1.12 or 1.13."
+    )
+    shown = api.get(f"{V1}/sections/{world.section_id}/gradebook").json
+    marks = [m for row in shown["rows"] for m in row["marks"]]
+    assert {"assessment_id": str(world.exam_assessment_id), "points": 7.5} in marks
 
 
 def test_after_finalising_only_an_admin_with_a_reason_changes_a_mark(app, api_as, world):

@@ -197,7 +197,7 @@ def _edit_marks(device: Any, user_id: Any, marks: list[tuple[Any, Any]], round_:
         actor = session.get(User, user_id)
         for n, (assessment_id, student_id) in enumerate(marks):
             assessment = session.get(Assessment, assessment_id)
-            set_mark(session, actor, assessment, student_id, str((round_ + n) % 20))
+            set_mark(session, actor, assessment, student_id, (round_ + n) % 20)
         session.commit()
         session.remove()
 

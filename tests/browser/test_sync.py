@@ -71,7 +71,7 @@ def _campus(server: Flask) -> dict[str, Any]:
         db.add(exam)
         db.flush()
         db.info[capture.ACTOR] = admin.id
-        set_mark(db, admin, exam, students[0].id, "60")
+        set_mark(db, admin, exam, students[0].id, 60)
         code = sync_services.create_enrolment_code(db, ines, created_by=admin, now=factories.now())
         db.commit()
         return {
@@ -174,7 +174,7 @@ def test_field_user_works_offline_then_syncs_and_an_admin_resolves_the_conflict(
                 db = _db.session
                 admin = db.get(User, arranged["admin"])
                 db.info[capture.ACTOR] = admin.id
-                set_mark(db, admin, db.get(Assessment, arranged["exam"]), arranged["student"], "55")
+                set_mark(db, admin, db.get(Assessment, arranged["exam"]), arranged["student"], 55)
                 db.commit()
             page.get_by_role("button", name="Sync now").click()
             expect(status.locator('[data-sync-field="progress"]')).to_be_visible()

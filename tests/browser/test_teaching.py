@@ -367,7 +367,9 @@ def test_finalising_names_open_assessments_and_missing_marks(live_server, arrang
     expect(warnings).to_contain_text("mark(s) missing")
     messages = []
     page.on("dialog", lambda dialog: (messages.append(dialog.message), dialog.dismiss()))
-    page.get_by_role("button", name="Finalise grades").click()
+    finalise = page.get_by_role("button", name="Finalise grades")
+    finalise.click()
+    expect(finalise).to_be_enabled()  # disabled while the server is asked and the person answers
     assert len(messages) == 1
     assert "Still open for lab reports: Lab 1: Salinity" in messages[0]
     assert "they count as 0" in messages[0]

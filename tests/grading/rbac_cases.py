@@ -11,6 +11,7 @@ CASES = {
     "grading.save_mark": Case(
         "POST", "/sections/{section_id}/gradebook/cell", STAFF, {"m.x.y": "7"}, expect=400
     ),
+    "grading.finalise_check": Case("GET", "/sections/{section_id}/finalise/check", MANAGERS),
     "grading.finalise": Case("POST", "/sections/{section_id}/finalise", MANAGERS),
     "grading.assessments": Case("GET", "/sections/{section_id}/assessments", MANAGERS),
     "grading.edit_assessment": Case("GET", "/assessments/{lab_assessment_id}/edit", MANAGERS),

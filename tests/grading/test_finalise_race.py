@@ -53,7 +53,7 @@ def test_marks_racing_finalisation_never_slip_in_after_it(tmp_path, request, bac
             session.commit()  # hold no transaction (on SQLite: no write lock) while waiting
             barrier.wait()
             try:
-                services.set_mark(session, actor, target, student_id, "80")
+                services.set_mark(session, actor, target, student_id, 80)
                 session.commit()
                 outcomes.append("saved")
             except services.GradesLocked:

@@ -3,18 +3,20 @@ what students see, transcripts and GPA."""
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
 
 from portal.catalogue.services import get_section
 from portal.errors import Forbidden, ValidationError
 from portal.grading import services
-from portal.models import AuditEntry, Mark, Registration
+from portal.models import Assessment, AuditEntry, Mark, Registration, User
 from tests import factories
-from tests.conftest import post_form
+from tests.conftest import csrf_token, post_form
 from tests.forms import rendered_form
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -51,9 +53,9 @@ def test_lab_staff_mark_only_lab_assessments_of_their_sections(db, course):
     section, lab_staff = course["section"], course["lab_staff"]
     assert services.gradable_kinds(lab_staff, section) == ("lab",)
     student = course["students"][0]
-    services.set_mark(db, lab_staff, course["lab"], student.id, "12")
+    services.set_mark(db, lab_staff, course["lab"], student.id, 12)
     with pytest.raises(Forbidden, match="lab assessments only"):
-        services.set_mark(db, lab_staff, course["exam"], student.id, "40")
+        services.set_mark(db, lab_staff, course["exam"], student.id, 40)
     other = factories.make_section(db)
     assert services.gradable_kinds(lab_staff, other) == ()
 
@@ -61,7 +63,7 @@ def test_lab_staff_mark_only_lab_assessments_of_their_sections(db, course):
 def test_instructors_mark_only_their_sections_and_admins_any(db, course):
     stranger = factories.make_user(db, "instructor")
     with pytest.raises(Forbidden):
-        services.set_mark(db, stranger, course["exam"], course["students"][0].id, "40")
+        services.set_mark(db, stranger, course["exam"], course["students"][0].id, 40)
     assert services.gradable_kinds(course["admin"], course["section"]) == (
         "lab",
         "assignment",
@@ -73,7 +75,7 @@ def test_instructors_mark_only_their_sections_and_admins_any(db, course):
 def test_only_enrolled_students_get_marks(db, course):
     outsider = factories.make_user(db, "student")
     with pytest.raises(ValidationError, match="not enrolled"):
-        services.set_mark(db, course["instructor"], course["lab"], outsider.id, "5")
+        services.set_mark(db, course["instructor"], course["lab"], outsider.id, 5)
 
 
 # --- Mark values ----------------------------------------------------------------------------------
@@ -91,16 +93,57 @@ def test_only_enrolled_students_get_marks(db, course):
 )
 def test_bad_points_are_refused_with_a_message(db, course, raw, message):
     with pytest.raises(ValidationError, match=message):
-        services.set_mark(db, course["instructor"], course["lab"], course["students"][0].id, raw)
+        services.set_mark(
+            db,
+            course["instructor"],
+            course["lab"],
+            course["students"][0].id,
+            services.parse_points(raw),
+        )
 
 
 def test_points_accept_a_decimal_comma_and_empty_clears(db, course):
     student = course["students"][0]
-    mark = services.set_mark(db, course["instructor"], course["lab"], student.id, " 7,5 ")
+    points = services.parse_points(" 7,5 ")
+    mark = services.set_mark(db, course["instructor"], course["lab"], student.id, points)
     assert mark is not None and mark.points == 7.5
     assert mark.entered_by_id == course["instructor"].id
-    services.set_mark(db, course["instructor"], course["lab"], student.id, "")
+    services.set_mark(db, course["instructor"], course["lab"], student.id, None)
     assert db.scalar(select(Mark.points).where(Mark.id == mark.id)) is None
+
+
+@pytest.mark.parametrize("points", [Decimal("12.345"), Decimal("1.125"), Decimal("0.001")])
+def test_more_decimal_places_than_kept_are_refused_not_rounded(db, course, points):
+    student = course["students"][0]
+    services.set_mark(db, course["instructor"], course["lab"], student.id, Decimal("5"))
+    with pytest.raises(ValidationError) as refused:
+        services.set_mark(db, course["instructor"], course["lab"], student.id, points)
+    assert str(refused.value).startswith(
+        f"Marks are kept to 2 decimal places: {points} has more. Enter "
+    )
+    assert db.scalar(select(Mark.points).where(Mark.student_id == student.id)) == 5
+
+
+def test_the_refusal_suggests_the_two_nearest_values_kept(db, course):
+    with pytest.raises(ValidationError, match=r"12\.345 has more\. Enter 12\.34 or 12\.35\.$"):
+        services.check_points(Decimal("12.345"), course["lab"])
+    # Trailing zeros are not precision: 7.500 is 7.5.
+    assert services.check_points(Decimal("7.500"), course["lab"]) == Decimal("7.5")
+    assert services.check_points(Decimal("12.35"), course["lab"]) == Decimal("12.35")
+
+
+def test_json_numbers_keep_the_digits_they_were_written_with():
+    assert services.points_from_number(1.125) == Decimal("1.125")
+    assert services.points_from_number(12.35) == Decimal("12.35")
+    assert services.points_from_number(40) == Decimal(40)
+    assert services.points_from_number(None) is None
+    with pytest.raises(ValidationError, match="not a number of points"):
+        services.points_from_number(True)
+
+
+def test_set_mark_takes_a_number_not_text(db, course):
+    with pytest.raises(TypeError, match="Decimal"):
+        services.set_mark(db, course["instructor"], course["lab"], course["students"][0].id, "7")
 
 
 # --- Assessments and weights ----------------------------------------------------------------------
@@ -121,7 +164,7 @@ def test_lab_staff_cannot_manage_assessments(db, course):
 
 
 def test_maximum_cannot_drop_below_an_existing_mark(db, course):
-    services.set_mark(db, course["instructor"], course["lab"], course["students"][0].id, "18")
+    services.set_mark(db, course["instructor"], course["lab"], course["students"][0].id, 18)
     data = services.AssessmentInput(name="Lab 1", kind="lab", weight=40, max_points=15)
     with pytest.raises(ValidationError, match="already has 18 points"):
         services.update_assessment(db, course["instructor"], course["lab"], data)
@@ -132,17 +175,32 @@ def test_maximum_cannot_drop_below_an_existing_mark(db, course):
 
 def test_gradebook_totals_and_provisional_letters(db, course):
     first, second = course["students"]
-    services.set_mark(db, course["instructor"], course["lab"], first.id, "20")
-    services.set_mark(db, course["instructor"], course["exam"], first.id, "45")
-    services.set_mark(db, course["instructor"], course["lab"], second.id, "10")
+    services.set_mark(db, course["instructor"], course["lab"], first.id, 20)
+    services.set_mark(db, course["instructor"], course["exam"], first.id, 45)
+    services.set_mark(db, course["instructor"], course["lab"], second.id, 10)
     book = services.gradebook(db, course["section"])
     rows = {row.student.id: row for row in book.rows}
     assert rows[first.id].percentage == pytest.approx(40 + 54)
     assert rows[first.id].letter == "A"
     assert rows[second.id].percentage == pytest.approx(20)  # missing exam counts as 0
     assert rows[second.id].so_far == pytest.approx(50)  # only the lab is marked
-    assert rows[second.id].letter == "F"
+    assert rows[second.id].letter == "F"  # 10 of 20 on the lab: failing on what is marked
     assert book.weights_problem is None and book.shows_totals
+
+
+def test_early_in_term_the_provisional_grade_is_on_marked_work_not_an_f(db, course):
+    first, second = course["students"]
+    services.set_mark(db, course["instructor"], course["lab"], first.id, Decimal("13.5"))
+    (result,) = services.student_results(db, first)
+    assert result.percentage == pytest.approx(27)  # the unmarked exam (60%) counts 0
+    assert result.so_far == pytest.approx(67.5)
+    assert result.provisional_letter == "D+"  # 67.5% of the marked lab, not F for 27%
+    assert result.marked_share == pytest.approx(40)
+    rows = {row.student.id: row for row in services.gradebook(db, course["section"]).rows}
+    assert rows[first.id].letter == "D+"
+    assert rows[second.id].letter is None  # nothing marked: no letter at all
+    (nothing_yet,) = services.student_results(db, second)
+    assert nothing_yet.provisional_letter is None and nothing_yet.marked_share == 0
 
 
 def test_lab_staff_gradebook_shows_lab_columns_without_totals(db, course):
@@ -223,8 +281,8 @@ def test_lab_staff_and_other_instructors_cannot_finalise(db, course):
 def test_finalising_writes_grades_locks_marks_and_is_audited(db, course):
     first, second = course["students"]
     instructor = course["instructor"]
-    services.set_mark(db, instructor, course["lab"], first.id, "20")
-    services.set_mark(db, instructor, course["exam"], first.id, "40")  # 40 + 48 = 88 -> B+
+    services.set_mark(db, instructor, course["lab"], first.id, 20)
+    services.set_mark(db, instructor, course["exam"], first.id, 40)  # 40 + 48 = 88 -> B+
     services.finalise_section(db, instructor, course["section"], now=NOW)
     grades = dict(
         db.execute(
@@ -239,9 +297,9 @@ def test_finalising_writes_grades_locks_marks_and_is_audited(db, course):
     assert entry.after == {"grades": {first.student_number: "B+", second.student_number: "F"}}
 
     with pytest.raises(services.GradesLocked, match="final"):
-        services.set_mark(db, instructor, course["lab"], first.id, "10")
+        services.set_mark(db, instructor, course["lab"], first.id, 10)
     with pytest.raises(services.GradesLocked):
-        services.set_mark(db, course["lab_staff"], course["lab"], first.id, "10")
+        services.set_mark(db, course["lab_staff"], course["lab"], first.id, 10)
     with pytest.raises(services.GradesLocked, match="already finalised"):
         services.finalise_section(db, instructor, course["section"], now=NOW)
     data = services.AssessmentInput(name="Extra", kind="lab", weight=0, max_points=5)
@@ -251,13 +309,13 @@ def test_finalising_writes_grades_locks_marks_and_is_audited(db, course):
 
 def test_admin_change_after_finalising_needs_a_reason_and_records_old_and_new(db, course):
     first = course["students"][0]
-    services.set_mark(db, course["instructor"], course["lab"], first.id, "20")
-    services.set_mark(db, course["instructor"], course["exam"], first.id, "40")
+    services.set_mark(db, course["instructor"], course["lab"], first.id, 20)
+    services.set_mark(db, course["instructor"], course["exam"], first.id, 40)
     services.finalise_section(db, course["instructor"], course["section"], now=NOW)
     admin = course["admin"]
     with pytest.raises(ValidationError, match="reason"):
-        services.set_mark(db, admin, course["exam"], first.id, "50")
-    services.set_mark(db, admin, course["exam"], first.id, "50", reason="Re-marked question 4")
+        services.set_mark(db, admin, course["exam"], first.id, 50)
+    services.set_mark(db, admin, course["exam"], first.id, 50, reason="Re-marked question 4")
     registration = db.scalar(
         select(Registration).where(
             Registration.student_id == first.id, Registration.section_id == course["section"].id
@@ -277,8 +335,8 @@ def test_admin_change_after_finalising_needs_a_reason_and_records_old_and_new(db
 
 def test_finalising_uses_the_configured_scale_and_keeps_it(db, course):
     first = course["students"][0]
-    services.set_mark(db, course["instructor"], course["lab"], first.id, "16")
-    services.set_mark(db, course["instructor"], course["exam"], first.id, "35")  # 32 + 42 = 74
+    services.set_mark(db, course["instructor"], course["lab"], first.id, 16)
+    services.set_mark(db, course["instructor"], course["exam"], first.id, 35)  # 32 + 42 = 74
     services.save_default_scale(db, course["admin"], [("A", 70), ("B", 60), ("C", 50), ("F", 0)])
     assert services.active_scale(db)[0] == ("A", 70.0)
     finalisation = services.finalise_section(db, course["instructor"], course["section"], now=NOW)
@@ -300,8 +358,8 @@ def test_only_admins_change_the_scale(db, course):
 
 def test_student_results_hold_only_their_own_marks(db, course):
     first, second = course["students"]
-    services.set_mark(db, course["instructor"], course["lab"], first.id, "20")
-    services.set_mark(db, course["instructor"], course["lab"], second.id, "5")
+    services.set_mark(db, course["instructor"], course["lab"], first.id, 20)
+    services.set_mark(db, course["instructor"], course["lab"], second.id, 5)
     (result,) = services.student_results(db, first)
     assert [(a.name, points) for a, points in result.assessments] == [
         ("Lab 1", 20.0),
@@ -414,6 +472,24 @@ def test_cell_save_with_htmx_answers_the_cell_with_error_and_value(app, client):
     assert 'id="pct-' in text and "30.0%" in text  # 15/20 of 40 %
 
 
+def test_a_cell_with_three_decimal_places_keeps_what_was_typed_and_says_the_rule(app, client):
+    instructor, _lab_staff, section, lab, _exam, student = _setup_page(app)
+    _login(app, client, instructor)
+    path = f"/sections/{section.id}/gradebook"
+    from tests.conftest import csrf_token
+
+    headers = {"HX-Request": "true", "X-CSRFToken": csrf_token(client, path)}
+    cell = f"/sections/{section.id}/gradebook/cell"
+    answer = client.post(cell, data={f"m.{student.id}.{lab.id}": "12,345"}, headers=headers)
+    text = answer.get_data(as_text=True)
+    assert 'value="12,345"' in text
+    assert "Marks are kept to 2 decimal places: 12.345 has more. Enter 12.34 or 12.35." in text
+    from portal.extensions import db as _db
+
+    with app.app_context():
+        assert _db.session.scalar(select(Mark.points)) is None  # nothing stored, nothing rounded
+
+
 def test_lab_staff_page_shows_lab_columns_only_and_not_other_sections(app, client):
     _instructor, lab_staff, section, _lab, _exam, _student = _setup_page(app)
     _login(app, client, lab_staff)
@@ -432,7 +508,8 @@ def test_finalised_gradebook_is_read_only_for_the_instructor(app, client):
     instructor, _lab_staff, section, _lab, _exam, _student = _setup_page(app)
     _login(app, client, instructor)
     path = f"/sections/{section.id}/gradebook"
-    response = post_form(client, f"/sections/{section.id}/finalise", token_from=path)
+    finalise = rendered_form(client.get(path), action=f"/sections/{section.id}/finalise")
+    response = finalise.submit(client)  # with the missing marks the page showed
     assert response.status_code == 302
     page = client.get(path).get_data(as_text=True)
     assert "are locked" in page and "hx-post" not in page
@@ -442,10 +519,27 @@ def test_finalised_gradebook_is_read_only_for_the_instructor(app, client):
 
 
 def test_students_see_their_own_grades_and_transcript_only(app, client):
-    _instructor, _lab_staff, _section, _lab, _exam, student = _setup_page(app)
+    instructor, _lab_staff, _section, lab, _exam, student = _setup_page(app)
     _login(app, client, student)
     page = client.get("/grades").get_data(as_text=True)
     assert "Lab 1" in page and "not marked" in page
+    assert "Provisional grade" not in page  # nothing is marked yet: no letter at all
+    from portal.extensions import db as _db
+
+    with app.app_context():
+        services.set_mark(
+            _db.session,
+            _db.session.get(User, instructor.id),
+            _db.session.get(Assessment, lab.id),
+            student.id,
+            Decimal("13.5"),
+        )
+        _db.session.commit()
+    page = client.get("/grades").get_data(as_text=True)
+    assert "So far 67.5%" in page
+    text = " ".join(re.sub(r"<[^>]+>", " ", page).split())
+    assert "Provisional grade D+, on the 40% of the course marked so far" in text
+    assert "Provisional grade F" not in text
     transcript = client.get("/transcript").get_data(as_text=True)
     assert "Ada Lovelace" in transcript and "In progress" in transcript
     assert client.get(f"/students/{student.id}/transcript").status_code == 403
@@ -465,8 +559,78 @@ def test_finalise_warns_of_open_assessments_and_missing_marks(app, client):
     assert "Still open for lab reports: Lab 1 (due" in page
     assert "Finalising closes their uploads." in page
     assert "2 mark(s) missing (Lab 1: 1, Final: 1); they count as 0." in page
-    confirm = page.split('data-confirm="', 1)[1].split('"', 1)[0]
-    assert "Still open for lab reports: Lab 1" in confirm and "2 mark(s) missing" in confirm
+    check = client.get(f"/sections/{section.id}/finalise/check").get_json()
+    assert "Still open for lab reports: Lab 1" in check["question"]
+    assert "2 mark(s) missing (Lab 1: 1, Final: 1)" in check["question"]
+
+
+def test_the_finalise_confirmation_and_the_finalising_go_by_the_marks_of_that_moment(app, client):
+    """The page is loaded with every mark in; a mark is cleared afterwards (another tab, a
+    colleague): the confirmation says it is missing, and a confirmation that did not say so
+    (the page's own, or one asked before the change) finalises nothing."""
+    from portal.extensions import db as _db
+
+    instructor, _lab_staff, section, lab, exam, student = _setup_page(app)
+    with app.app_context():
+        actor = _db.session.get(User, instructor.id)
+        for assessment_id, points in ((lab.id, 15), (exam.id, 40)):
+            assessment = _db.session.get(Assessment, assessment_id)
+            services.set_mark(_db.session, actor, assessment, student.id, points)
+        _db.session.commit()
+    _login(app, client, instructor)
+    path = f"/sections/{section.id}/gradebook"
+    check_path = f"/sections/{section.id}/finalise/check"
+    loaded = client.get(path)
+    assert "mark(s) missing" not in loaded.get_data(as_text=True)
+    finalise_form = rendered_form(loaded, action=f"/sections/{section.id}/finalise")
+    assert finalise_form.values["missing_marks"] == [""]
+    before = client.get(check_path).get_json()
+    assert "missing" not in before["question"]
+
+    cell = f"/sections/{section.id}/gradebook/cell"
+    headers = {"HX-Request": "true", "X-CSRFToken": csrf_token(client, path)}
+    client.post(cell, data={f"m.{student.id}.{exam.id}": ""}, headers=headers)  # cleared
+
+    now = client.get(check_path).get_json()
+    assert "1 mark(s) missing (Final: 1); they count as 0." in now["question"]
+    assert now["missing_token"] != ""
+    for stale in (finalise_form, rendered_form(loaded, action=finalise_form.action)):
+        stale.fill(missing_marks=before["missing_token"])
+        refused = stale.submit(client)
+        assert refused.status_code == 302
+        shown = client.get(path).get_data(as_text=True)
+        assert (
+            "Nothing was finalised: the marks changed since you confirmed. 1 mark(s) missing now "
+            "(Final: 1); they count as 0. Check them, then finalise again."
+        ) in shown
+        assert "1 mark(s) missing (Final: 1)" in shown  # the warnings box, as of now
+    with app.app_context():
+        assert services.finalisation_of(_db.session, section.id) is None
+    # Filled again: the confirmation no longer warns, and finalising goes through.
+    client.post(cell, data={f"m.{student.id}.{exam.id}": "40"}, headers=headers)
+    again = client.get(check_path).get_json()
+    assert "missing" not in again["question"] and again["missing_token"] == ""
+    done = rendered_form(client.get(path), action=finalise_form.action).submit(
+        client, missing_marks=again["missing_token"]
+    )
+    assert done.status_code == 302
+    with app.app_context():
+        assert services.finalisation_of(_db.session, section.id) is not None
+
+
+def test_finalising_with_missing_marks_confirmed_as_they_are_goes_through(app, client):
+    from portal.extensions import db as _db
+
+    instructor, _lab_staff, section, _lab, _exam, _student = _setup_page(app)
+    _login(app, client, instructor)
+    check = client.get(f"/sections/{section.id}/finalise/check").get_json()
+    assert "2 mark(s) missing" in check["question"]
+    path = f"/sections/{section.id}/gradebook"
+    form = rendered_form(client.get(path), action=f"/sections/{section.id}/finalise")
+    assert form.values["missing_marks"] == [check["missing_token"]]  # the page's own, no script
+    assert form.submit(client).status_code == 302
+    with app.app_context():
+        assert services.finalisation_of(_db.session, section.id) is not None
 
 
 def test_assessment_maximum_points_and_names_are_checked(app, client):
@@ -482,14 +646,12 @@ def test_assessment_maximum_points_and_names_are_checked(app, client):
             token_from=path,
         )
 
-    zero = add("Quiz", "0")
-    assert zero.status_code == 200
-    assert "The maximum points must be more than 0." in zero.get_data(as_text=True)
-    assert "This field is required" not in zero.get_data(as_text=True)
-    huge = add("Quiz", "1e9")
-    assert "The maximum points must be more than 0 and at most 10,000." in huge.get_data(
-        as_text=True
-    )
+    rule = "The maximum points must be more than 0 and at most 10,000."
+    for typed in ("0", "-5", "1e9"):
+        page = add("Quiz", typed).get_data(as_text=True)
+        assert page.count(rule) == 1, typed  # each rule's message once, not twice in two words
+        assert "The maximum points must be more than 0." not in page
+        assert "This field is required" not in page
     same = add("  lab 1 ", "10")
     assert "already has an assessment named &#39;lab 1&#39;." in same.get_data(as_text=True)
     assert add("Quiz", "10").status_code == 302  # weight 0 is allowed, and not "required"
@@ -501,6 +663,36 @@ def test_assessment_maximum_points_and_names_are_checked(app, client):
             _db.session.scalars(select(Assessment.name).where(Assessment.section_id == section.id))
         )
     assert names == ["Final", "Lab 1", "Quiz"]
+
+
+def test_an_assessment_form_shows_every_problem_at_once_and_cuts_nothing(app, client):
+    instructor, _lab_staff, section, _lab, _exam, _student = _setup_page(app)
+    _login(app, client, instructor)
+    path = f"/sections/{section.id}/assessments"
+    page = client.get(path)
+    name_input = page.get_data(as_text=True).split('id="name"', 1)[1].split(">", 1)[0]
+    assert "maxlength" not in name_input  # the browser would cut a pasted name silently
+    long_name = "Field report on the river catchment " * 139  # 5,004 characters
+    typed = {"name": long_name, "kind": "assignment", "weight": "150", "max_points": "abc"}
+    answer = rendered_form(page, action=path).submit(client, **typed)
+    text = answer.get_data(as_text=True)
+    assert answer.status_code == 200
+    assert (
+        f"The name can be at most 200 characters; this one has {len(long_name.strip()):,}." in text
+    )
+    assert "The weight must be between 0 and 100 percent." in text
+    assert "Not a valid float value." in text  # the maximum could not be read
+    assert long_name.strip() in text  # what was typed is kept, whole
+    # The numbers fixed, the rules that need the section come in the same round as the name.
+    typed.update(weight="70", max_points="10")
+    text = rendered_form(page, action=path).submit(client, **typed).get_data(as_text=True)
+    assert "The name can be at most 200 characters" in text
+    assert "would bring the weights to 170%" in text
+    from portal.extensions import db as _db
+    from portal.models import Assessment
+
+    with app.app_context():
+        assert _db.session.scalar(select(func.count()).select_from(Assessment)) == 2
 
 
 def test_assessment_rules_in_the_service(db, course):
@@ -544,3 +736,32 @@ def test_due_times_are_entered_in_the_browsers_time_zone_and_stored_in_utc(app, 
             assert stored.due_at == expected, name
     page = client.get(path).get_data(as_text=True)
     assert 'data-local-timezone=""' in page
+
+
+def test_a_desktop_database_held_by_another_writer_answers_busy_not_an_error(tmp_path):
+    """On SQLite every change begins by taking the file's write lock: another program holding
+    it longer than lock_wait_seconds gives "busy, try again" (503 with Retry-After)."""
+    import sqlite3
+
+    from portal.extensions import db as _db
+    from tests.conftest import make_app
+
+    path = tmp_path / "portal.db"
+    app = make_app(tmp_path, f"sqlite:///{path}", LOCK_WAIT_SECONDS=1)
+    instructor, _lab_staff, section, lab, _exam, student = _setup_page(app)
+    client = app.test_client()
+    _login(app, client, instructor)
+    gradebook = f"/sections/{section.id}/gradebook"
+    token = csrf_token(client, gradebook)
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # a backup, a sync, another copy of the app...
+        answer = client.post(gradebook, data={"csrf_token": token, f"m.{student.id}.{lab.id}": "9"})
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "5"
+    assert "try again in a few seconds" in answer.get_data(as_text=True)
+    with app.app_context():
+        _db.session.remove()
+        _db.engine.dispose()

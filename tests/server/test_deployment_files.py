@@ -20,11 +20,13 @@ from portal.server import parse_args
 ROOT = Path(__file__).resolve().parents[2]
 SERVER = ROOT / "installers/server"
 DECLARED = {ENV_PREFIX + setting.key for setting in SETTINGS}
-# Read by the server's own files rather than the settings: gunicorn.conf.py and portal/wsgi.py.
+# Read by the server's own files rather than the settings: the gunicorn settings and wsgi.py.
 DEPLOYMENT_ONLY = set(
     re.findall(
         r"PORTAL_[A-Z_]+",
-        (SERVER / "gunicorn.conf.py").read_text() + (ROOT / "portal/wsgi.py").read_text(),
+        (SERVER / "gunicorn.conf.py").read_text()
+        + (ROOT / "portal/gunicorn_conf.py").read_text()
+        + (ROOT / "portal/wsgi.py").read_text(),
     )
 )
 
@@ -191,3 +193,31 @@ def test_a_shell_loads_server_env_as_systemd_does(tmp_path, shell):
     expected = _as_systemd_reads(uncommented)
     assert expected["PORTAL_LOGIN_RATE_LIMIT"] == "10 per minute"
     assert {key: loaded.get(key) for key in expected} == expected
+
+
+def test_serve_without_a_config_file_runs_the_shipped_settings(tmp_path, monkeypatch) -> None:
+    """Not gunicorn's own defaults (sync workers, 30 s): the settings the deployment ships."""
+    from portal.server import gunicorn_server
+
+    monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
+    plain = gunicorn_server(None, None, None).cfg
+    assert plain.worker_class_str == "gthread" and plain.threads == 4
+    assert (plain.timeout, plain.graceful_timeout, plain.max_requests) == (60, 30, 2000)
+    assert plain.address == [("127.0.0.1", 8000)]
+    assert plain.post_worker_init.__module__ == "portal.gunicorn_conf"
+    assert plain.child_exit.__module__ == "portal.gunicorn_conf"
+    # IT's file as shipped says the same; what it sets changes one setting, not the rest.
+    shipped = gunicorn_server(None, None, str(SERVER / "gunicorn.conf.py")).cfg
+    assert (shipped.worker_class_str, shipped.timeout) == ("gthread", 60)
+    changed = tmp_path / "gunicorn.conf.py"
+    changed.write_text("timeout = 120\n")
+    edited = gunicorn_server("127.0.0.1:9100", 3, str(changed)).cfg
+    assert (edited.worker_class_str, edited.threads, edited.timeout) == ("gthread", 4, 120)
+    assert (edited.address, edited.workers) == ([("127.0.0.1", 9100)], 3)
+
+
+def test_a_lock_wait_ends_well_before_a_worker_is_timed_out() -> None:
+    from portal.config import BY_KEY
+    from portal.server import gunicorn_server
+
+    assert BY_KEY["LOCK_WAIT_SECONDS"].default * 2 <= gunicorn_server(None, None, None).cfg.timeout

@@ -55,15 +55,15 @@ def _set_mark(app, actor_id, assessment_id, student_id, points):
 def superseded(campus, make_device, server):
     """An instructor's offline mark (71) that lost to an admin's later one (80) on the server."""
     laptop = make_device("teach1")
-    _set_mark(laptop.app, campus.instructor, campus.assessment, campus.students[0], "60")
+    _set_mark(laptop.app, campus.instructor, campus.assessment, campus.students[0], 60)
     laptop.sync()
     # The offline edit is a minute older than the server's (clocks within a second of each
     # other are ordered by the clock offset measured at the last sync, not by the call order).
     with laptop.app.app_context():
         _db.session.execute(update(SyncState).values(clock_offset_ms=-60_000, last_hlc=""))
         _db.session.commit()
-    _set_mark(laptop.app, campus.instructor, campus.assessment, campus.students[0], "71")
-    _set_mark(server, campus.admin, campus.assessment, campus.students[0], "80")
+    _set_mark(laptop.app, campus.instructor, campus.assessment, campus.students[0], 71)
+    _set_mark(server, campus.admin, campus.assessment, campus.students[0], 80)
     assert laptop.sync().conflicts == 1
     return laptop
 
@@ -147,7 +147,7 @@ def _device_rows(page):
 def test_devices_page_tells_devices_apart(campus, make_device, server):
     laptop = make_device("teach1")
     make_device("stud2")
-    _set_mark(laptop.app, campus.instructor, campus.assessment, campus.students[0], "55")
+    _set_mark(laptop.app, campus.instructor, campus.assessment, campus.students[0], 55)
     laptop.sync()
     with server.app_context():
         _db.session.execute(
@@ -262,7 +262,7 @@ def test_revoking_a_device_refuses_it_and_keeps_its_changes(campus, make_device,
         device = _db.session.get(Device, device_id)
         assert device.revoked_at is not None
         assert _db.session.scalar(select(AuditEntry).filter_by(action="sync.device_revoked"))
-    _set_mark(laptop.app, campus.instructor, campus.assessment, campus.students[0], "42")
+    _set_mark(laptop.app, campus.instructor, campus.assessment, campus.students[0], 42)
     with pytest.raises(SyncError) as refused:
         laptop.sync()
     assert refused.value.reason == "revoked"

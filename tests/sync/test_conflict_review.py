@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import re
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import select, update
@@ -77,7 +78,8 @@ def _offline_mark(laptop, actor_id, assessment_id, student_id, raw):
     with laptop.app.app_context():
         as_user(laptop.app, actor_id)
         db = _db.session
-        set_mark(db, db.get(User, actor_id), db.get(Assessment, assessment_id), student_id, raw)
+        points = None if raw in (None, "") else Decimal(raw)
+        set_mark(db, db.get(User, actor_id), db.get(Assessment, assessment_id), student_id, points)
         db.commit()
 
 
@@ -91,7 +93,8 @@ def _offline_mark_on(app, actor_id, assessment_id, student_id, raw):
     with app.app_context():
         as_user(app, actor_id)
         db = _db.session
-        set_mark(db, db.get(User, actor_id), db.get(Assessment, assessment_id), student_id, raw)
+        points = None if raw in (None, "") else Decimal(raw)
+        set_mark(db, db.get(User, actor_id), db.get(Assessment, assessment_id), student_id, points)
         db.commit()
 
 

@@ -288,7 +288,7 @@ class Convergence(RuleBasedStateMachine):
         def work(db: Any, me: User) -> None:
             found = db.get(Assessment, assessment_id)
             if found is not None:
-                set_mark(db, me, found, student_id, str(points))
+                set_mark(db, me, found, student_id, points)
 
         self.on(staff, staff, work)
 
@@ -371,7 +371,7 @@ class Convergence(RuleBasedStateMachine):
         self.on_server(
             "admin1",
             lambda db, me: set_mark(
-                db, me, db.get(Assessment, assessment_id), self.world.ids[student], str(points)
+                db, me, db.get(Assessment, assessment_id), self.world.ids[student], points
             ),
         )
 

@@ -63,7 +63,7 @@ def _log_in(app, username, password=factories.PASSWORD):
 
 
 def _mark_offline(app, campus, points="64"):
-    from portal.grading.services import set_mark
+    from portal.grading.services import parse_points, set_mark
     from portal.models import Assessment
 
     with app.app_context():
@@ -73,7 +73,7 @@ def _mark_offline(app, campus, points="64"):
             _db.session.get(User, campus.instructor),
             _db.session.get(Assessment, campus.assessment),
             campus.students[0],
-            points,
+            parse_points(points),
         )
         _db.session.commit()
 

@@ -43,7 +43,7 @@ def test_offline_mark_reaches_the_server_once(campus, make_device, server):
         as_user(laptop.app, campus.instructor)
         instructor = _db.session.get(User, campus.instructor)
         assessment = _db.session.get(Assessment, campus.assessment)
-        set_mark(_db.session, instructor, assessment, campus.students[0], "71")
+        set_mark(_db.session, instructor, assessment, campus.students[0], 71)
         _db.session.commit()
     assert _count(laptop, OutboxEntry) == 1
     summary = laptop.sync()

@@ -170,11 +170,15 @@ def push_raw(device: Device, changes: list[dict[str, Any]]) -> list[dict[str, st
 
 
 def local_mark(device: Device, actor_id: Any, assessment_id: Any, student_id: Any, raw: str) -> Any:
-    from portal.grading.services import set_mark
+    from portal.grading.services import parse_points, set_mark
 
     with acting(device, actor_id) as db:
         mark = set_mark(
-            db, db.get(User, actor_id), db.get(Assessment, assessment_id), student_id, raw
+            db,
+            db.get(User, actor_id),
+            db.get(Assessment, assessment_id),
+            student_id,
+            parse_points(raw),
         )
         db.commit()
         return mark.id
@@ -183,10 +187,16 @@ def local_mark(device: Device, actor_id: Any, assessment_id: Any, student_id: An
 def server_mark(
     server: Flask, actor_id: Any, assessment_id: Any, student_id: Any, raw: str
 ) -> None:
-    from portal.grading.services import set_mark
+    from portal.grading.services import parse_points, set_mark
 
     with acting_on_server(server, actor_id) as db:
-        set_mark(db, db.get(User, actor_id), db.get(Assessment, assessment_id), student_id, raw)
+        set_mark(
+            db,
+            db.get(User, actor_id),
+            db.get(Assessment, assessment_id),
+            student_id,
+            parse_points(raw),
+        )
         db.commit()
 
 
@@ -259,7 +269,7 @@ def test_a_local_change_writes_its_outbox_entry_and_a_rolled_back_one_writes_non
             db.get(User, campus.instructor),
             db.get(Assessment, campus.assessment),
             campus.students[1],
-            "80",
+            80,
         )
         db.flush()  # the outbox entry is written with the change...
         assert db.scalar(select(func.count(OutboxEntry.seq))) == 2
@@ -633,7 +643,7 @@ def test_a_transaction_that_commits_late_is_not_skipped(
                     db.get(User, campus.instructor),
                     db.get(Assessment, campus.assessment),
                     campus.students[0],
-                    "11",
+                    11,
                 )
                 event.listen(db(), "before_commit", hold)
                 db.commit()
@@ -720,6 +730,34 @@ def test_a_students_device_cannot_push_a_mark(
     student_laptop.sync()  # the device is told to remove what the server never accepted
     assert points_on(student_laptop.app, campus.assessment, campus.students[0]) is None
     assert_replica_matches(server, student_laptop)
+
+
+def test_a_pushed_mark_with_more_decimal_places_than_kept_is_refused_with_the_rule(
+    campus: Campus, instructor_laptop: Device, server: Flask
+) -> None:
+    [answer] = push_raw(
+        instructor_laptop,
+        [
+            change(
+                "marks",
+                uuid.uuid4(),
+                {
+                    "assessment_id": campus.assessment,
+                    "student_id": campus.students[0],
+                    "points": 1.125,
+                },
+                actor=campus.instructor,
+            )
+        ],
+    )
+    assert answer["status"] == "refused"
+    assert answer["detail"] == (
+        "Marks are kept to 2 decimal places: 1.125 has more. Enter 1.12 or 1.13."
+    )
+    assert points_on(server, campus.assessment, campus.students[0]) is None  # not 1.12
+    with on_server(server):
+        conflict = _db.session.scalar(select(SyncConflict))
+        assert conflict.lost_value["points"] == 1.125
 
 
 def test_a_change_as_another_account_is_refused(

@@ -179,7 +179,7 @@ def close(device: Device) -> None:
 
 
 def offline_marks(data_dir: Path, actor: Any, marks: list[tuple[Any, Any, str]]) -> None:
-    from portal.grading.services import set_mark
+    from portal.grading.services import parse_points, set_mark
 
     device = device_app(data_dir)
     try:
@@ -188,7 +188,11 @@ def offline_marks(data_dir: Path, actor: Any, marks: list[tuple[Any, Any, str]])
             db.info[capture.ACTOR] = actor
             for assessment_id, student_id, points in marks:
                 set_mark(
-                    db, db.get(User, actor), db.get(Assessment, assessment_id), student_id, points
+                    db,
+                    db.get(User, actor),
+                    db.get(Assessment, assessment_id),
+                    student_id,
+                    parse_points(points),
                 )
             db.commit()
     finally:
@@ -313,7 +317,7 @@ def test_a_client_killed_mid_pull_then_restarted_holds_everything_once(
         instructor = db.get(User, ids["instructor"])
         exam = db.get(Assessment, ids["exam"])
         for n, student in enumerate(ids["students"][:600]):
-            set_mark(db, instructor, exam, student, str(n % 100))
+            set_mark(db, instructor, exam, student, n % 100)
         db.commit()
     admin = live["root"] / "device-admin"
     made = subprocess.run(

@@ -3,6 +3,7 @@ syncs afterwards (the upgrade runs as the launcher runs it: backup first, then A
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 from flask_migrate import downgrade, upgrade
@@ -46,7 +47,7 @@ def test_outbox_survives_the_upgrade_and_is_pushed(tmp_path: Path, server, campu
         as_user(old, campus.instructor)
         instructor = _db.session.get(User, campus.instructor)
         assessment = _db.session.get(Assessment, campus.assessment)
-        set_mark(_db.session, instructor, assessment, campus.students[1], "64.5")
+        set_mark(_db.session, instructor, assessment, campus.students[1], Decimal("64.5"))
         _db.session.commit()
         _db.session.remove()
         downgrade(revision=FIRST_SYNC_REVISION)  # the database as the older version left it
