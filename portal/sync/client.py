@@ -43,6 +43,8 @@ if TYPE_CHECKING:  # imported when a sync talks to the server: a start needs no 
 log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 2
+# The problem a server answers to a pull whose cursor it never issued (services.UnknownCursor).
+UNKNOWN_CURSOR = "urn:campus-portal:sync:unknown-cursor"
 PUSH_BATCH = 200
 CHUNK_BYTES = 1024 * 1024
 TIMEOUT_SECONDS, CONNECT_TIMEOUT_SECONDS = 30.0, 5.0
@@ -73,7 +75,9 @@ class SyncError(Exception):
 
     def __init__(self, message: str, *, reason: str = "error") -> None:
         super().__init__(message)
-        self.reason = reason  # unreachable | revoked | protocol | refused | busy | error
+        # unreachable | revoked | protocol | refused | busy | error; cursor: the server never
+        # issued the device's cursor (answered by a pull from scratch)
+        self.reason = reason
 
 
 @dataclass
@@ -164,10 +168,14 @@ class Transport:
     @staticmethod
     def _problem(response: httpx.Response) -> SyncError:
         try:
-            detail = str(response.json().get("detail") or "")
-        except ValueError:
-            detail = ""
+            problem = response.json()
+            detail = str(problem.get("detail") or "")
+            kind = str(problem.get("type") or "")
+        except (ValueError, AttributeError):
+            detail = kind = ""
         status = response.status_code
+        if status == 422 and kind == UNKNOWN_CURSOR:
+            return SyncError(detail, reason="cursor")
         if status == 426:
             return SyncError(
                 detail or "The campus server does not speak this version.", reason="protocol"
@@ -573,15 +581,44 @@ def _pull(
     progress: Progress | None,
     stop: threading.Event | None = None,
 ) -> None:
-    ahead = _Ahead(transport, stop)
-    try:
-        with engine.connect() as connection:  # the pages are written through this one
-            try:
-                _pull_pages(engine, connection, transport, upload_dir, summary, progress, ahead)
-            finally:
-                _restore_cache(connection)
-    finally:
-        ahead.close()
+    for attempt in range(2):
+        ahead = _Ahead(transport, stop)
+        try:
+            with engine.connect() as connection:  # the pages are written through this one
+                try:
+                    _pull_pages(engine, connection, transport, upload_dir, summary, progress, ahead)
+                finally:
+                    _restore_cache(connection)
+            return
+        except SyncError as error:
+            if error.reason != "cursor":
+                raise
+            if attempt:
+                raise SyncError(str(error), reason="refused") from None
+            log.warning("sync: %s", error)
+            _start_again(engine)
+        finally:
+            ahead.close()
+
+
+def _start_again(engine: Engine) -> None:
+    """The server never issued this device's cursor (its database went back to a backup): pull
+    everything in scope again, as a snapshot, after which what the server no longer holds is
+    removed here (rows with changes still waiting to be pushed are kept, and pushed)."""
+    with engine.begin() as connection:
+        connection.execute(
+            update(SyncState).values(
+                cursor=0,
+                scope_fingerprint="",
+                pull_upto=None,
+                pull_table=0,
+                pull_after="",
+                pull_snapshot=False,
+                pull_fingerprint="",
+                pull_fresh=False,
+            )
+        )
+        connection.execute(delete(SnapshotSeen))
 
 
 def _pull_pages(

@@ -47,8 +47,8 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _problem(status: int, title: str, detail: str) -> Response:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+def _problem(status: int, title: str, detail: str, kind: str = "about:blank") -> Response:
+    body = {"type": kind, "title": title, "status": status, "detail": detail}
     response = Response(json.dumps(body), status=status, mimetype="application/problem+json")
     return response
 
@@ -141,7 +141,10 @@ def _max_bytes() -> int:
 def _refused(error: PortalError) -> Response:
     db.session.rollback()
     titles = {403: "Refused", 404: "Not found", 409: "Conflict", 426: "Protocol not supported"}
-    return _problem(error.status_code, titles.get(error.status_code, "Bad request"), str(error))
+    kind = getattr(error, "problem_type", "about:blank")
+    return _problem(
+        error.status_code, titles.get(error.status_code, "Bad request"), str(error), kind
+    )
 
 
 def _guess_limit() -> str:

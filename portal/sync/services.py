@@ -64,6 +64,17 @@ class ProtocolRefused(PortalError):
     status_code = 426
 
 
+class UnknownCursor(ValidationError):
+    """A pull names a change-log number this server never issued (beyond its newest change:
+    the server's database was restored from a backup, or the request was made up). The
+    problem's `type` says so, and a device answers it by starting again from a snapshot."""
+
+    problem_type = "urn:campus-portal:sync:unknown-cursor"
+
+
+MOST_PENDING = 2**31 - 1  # what a device reports waiting is kept in an integer column
+
+
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
@@ -276,7 +287,7 @@ def push(
         db.execute(
             update(Device)
             .where(Device.id == device_id)
-            .values(pending_changes=max(int(pending), 0), last_seen_at=now)
+            .values(pending_changes=min(max(int(pending), 0), MOST_PENDING), last_seen_at=now)
         )
         db.commit()
     return results
@@ -577,10 +588,18 @@ def _pull(
     accounts = device_accounts(db, device)
     if not accounts:
         raise DeviceRefused("No active account is left on this device.")
+    newest = db.scalar(select(func.max(ChangeLogEntry.seq))) or 0
+    claimed = max(request.cursor, request.upto or 0)
+    if claimed > newest:
+        raise UnknownCursor(
+            f"This server never issued change number {claimed} (its newest is {newest}): the "
+            "device's copy does not match the server's data (was the server restored from a "
+            "backup?). The device starts again with a complete copy; its unsent changes are kept."
+        )
     if request.upto is None:
         fingerprint = scopes.fingerprint(db, accounts)
         snapshot = request.cursor == 0 or fingerprint != request.fingerprint
-        upto = db.scalar(select(func.max(ChangeLogEntry.seq))) or 0
+        upto = newest
         table_index, after = 0, ""
     else:
         fingerprint, snapshot, upto = request.fingerprint, request.snapshot, request.upto
@@ -636,7 +655,7 @@ def _pull(
         users_sent=users_sent,
     )  # fmt: skip
     if request.pending is not None:
-        device.pending_changes = request.pending
+        device.pending_changes = min(request.pending, MOST_PENDING)
     if complete:
         device.last_sync_at = now
     db.commit()

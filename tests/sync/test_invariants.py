@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from flask import Flask
-from sqlalchemy import event, func, select, text
+from sqlalchemy import event, func, select, text, update
 
 from portal.extensions import db as _db
 from portal.models import (
@@ -815,9 +815,11 @@ def test_a_widened_pull_request_gets_only_the_devices_scope(
     server_mark(server, campus.instructor, campus.assessment, campus.students[1], "77")
     laptop = make_device("stud1")
     transport = transport_of(laptop)
+    with on_server(server):
+        newest = _db.session.scalar(select(func.max(ChangeLogEntry.seq)))
     for forged in (
         {"cursor": 0, "fingerprint": "", "snapshot": True},
-        {"cursor": 0, "upto": 10**9, "table": 0, "after": "", "snapshot": True},
+        {"cursor": 0, "upto": newest, "table": 0, "after": "", "snapshot": True},
         {"cursor": 0, "limit": 10**9},
     ):
         page = transport.json("POST", "/pull", forged)
@@ -829,6 +831,74 @@ def test_a_widened_pull_request_gets_only_the_devices_scope(
     with pytest.raises(sync_client.SyncError) as refused:
         bad("POST", "/pull", {"cursor": -1})
     assert str(refused.value) == "cursor must be a whole number."
+
+
+@ON_BOTH
+def test_a_cursor_the_server_never_issued_is_refused_with_a_clear_problem(
+    campus: Campus, instructor_laptop: Device, server: Flask
+) -> None:
+    """A cursor (or a pull's bound) beyond the server's newest change is not answered with a
+    page: 422, a problem that says so, and nothing about the device's scope."""
+    with on_server(server):
+        newest = _db.session.scalar(select(func.max(ChangeLogEntry.seq)))
+    state = state_of(instructor_laptop)
+    headers = {
+        "Authorization": f"Bearer {state.credential}",
+        "X-Sync-Protocol": str(sync_client.PROTOCOL_VERSION),
+    }
+    for forged in (
+        {"cursor": 10**30, "fingerprint": state.scope_fingerprint},
+        {"cursor": newest + 1, "fingerprint": state.scope_fingerprint},
+        {"cursor": 0, "upto": newest + 1, "table": 0, "after": "", "snapshot": True},
+        {"cursor": newest, "upto": 10**30, "table": 3, "after": "", "snapshot": False},
+    ):
+        answer = instructor_laptop.http.post("/sync/v1/pull", json=forged, headers=headers)
+        assert answer.status_code == 422, forged
+        problem = answer.json()
+        assert problem["type"] == sync_client.UNKNOWN_CURSOR
+        claimed = max(forged["cursor"], forged.get("upto", 0))
+        assert problem["detail"].startswith(
+            f"This server never issued change number {claimed} (its newest is {newest})"
+        )
+        assert "rows" not in problem
+    for number in ("pending", "limit"):  # too large to keep or to fetch: the most there is
+        answer = instructor_laptop.http.post(
+            "/sync/v1/pull", json={"cursor": newest, number: 10**30}, headers=headers
+        )
+        assert answer.status_code == 200, answer.text
+    pushed = instructor_laptop.http.post(
+        "/sync/v1/push", json={"changes": [], "pending": 10**30}, headers=headers
+    )
+    assert pushed.status_code == 200, pushed.text
+
+
+def test_a_device_whose_cursor_the_server_never_issued_starts_again_from_a_snapshot(
+    campus: Campus, instructor_laptop: Device, server: Flask
+) -> None:
+    """The server's database went back to a backup: the device's cursor is beyond anything it
+    issued. The device pulls its whole scope again; a row the server no longer holds leaves
+    the device, and a change still waiting is kept and pushed."""
+    ghost = local_mark(
+        instructor_laptop, campus.instructor, campus.assessment, campus.students[1], "33"
+    )
+    instructor_laptop.sync()
+    with on_server(server):  # the backup did not have it
+        _db.session.execute(text("DELETE FROM marks"))
+        _db.session.commit()
+        newest = _db.session.scalar(select(func.max(ChangeLogEntry.seq)))
+    with instructor_laptop.session():
+        _db.session.execute(update(SyncState).values(cursor=newest + 40))
+        _db.session.commit()
+    local_mark(instructor_laptop, campus.instructor, campus.lab, campus.students[0], "7")
+    summary = instructor_laptop.sync()
+    assert summary.pushed == 1
+    assert points_on(server, campus.lab, campus.students[0]) == 7
+    with instructor_laptop.session():
+        assert _db.session.get(Mark, ghost) is None
+    with on_server(server):
+        newest = _db.session.scalar(select(func.max(ChangeLogEntry.seq)))
+    assert state_of(instructor_laptop).cursor == newest
+    assert_replica_matches(server, instructor_laptop)
 
 
 def test_a_snapshot_sends_rows_as_they_are_now_but_none_made_after_its_bound(
