@@ -75,8 +75,9 @@ class SyncError(Exception):
 
     def __init__(self, message: str, *, reason: str = "error") -> None:
         super().__init__(message)
-        # unreachable | revoked | protocol | refused | busy | error; cursor: the server never
-        # issued the device's cursor (answered by a pull from scratch)
+        # unreachable | revoked | protocol | refused | busy | local (this data folder cannot
+        # do what was asked; nothing was sent) | error (an answer that could not be used);
+        # cursor: the server never issued the device's cursor (answered by a pull from scratch)
         self.reason = reason
 
 
@@ -142,8 +143,7 @@ class Transport:
         except httpx.TransportError as exc:
             log.info("sync: %s %s failed: %r", method, path, exc)
             raise SyncError(
-                "The campus server cannot be reached (no network, or the server is down); "
-                "your changes are kept on this computer and will be sent at the next sync.",
+                "The campus server cannot be reached (no network, or the server is down).",
                 reason="unreachable",
             ) from None
         received = time.time()
@@ -213,35 +213,70 @@ def enrol(
     device_name: str,
     client: httpx.Client | None = None,
 ) -> str:
-    """Enrol this database with the server; returns the account's username. A database that
-    already holds accounts or an enrolment is refused (its data could not be reconciled)."""
+    """Enrol this database with the server; returns the account's username.
+
+    A database that holds accounts of its own is refused (its data could not be reconciled).
+    One already enrolled with this server enrols again when the server revoked it: the same
+    device under a new credential, its waiting changes kept for the next sync (the server
+    refuses a device that is still connected, and a code for an account not of this device)."""
     if not server_url.startswith(("http://", "https://")):
-        raise SyncError("The server address must start with https:// (or http://).")
+        raise SyncError("The server address must start with https:// (or http://).", reason="local")
+    server_url = server_url.rstrip("/")
     with engine.connect() as connection:
-        if connection.execute(select(SyncState.id)).first() is not None:
-            raise SyncError("This computer is already connected to a campus server.")
-        if connection.execute(select(func.count(User.id))).scalar():
+        state = connection.execute(select(SyncState)).first()
+        if state is None and connection.execute(select(func.count(User.id))).scalar():
             raise SyncError(
                 "This data folder already holds accounts created on this computer; connect a "
-                "new data folder to the campus server instead (--data-dir)."
+                "new data folder to the campus server instead (--data-dir).",
+                reason="local",
             )
+    body = {"code": code, "device_name": device_name, "app_version": _user_agent()}
+    if state is not None:
+        if state.server_url != server_url:
+            raise SyncError(
+                f"This computer is connected to {state.server_url}; a data folder stays with "
+                "the server it was enrolled with (connect a new data folder with --data-dir).",
+                reason="local",
+            )
+        body["credential"] = state.credential
+        body["new_credential"] = next_credential(state.credential, code)
     transport = Transport(server_url, client=client)
-    answer = transport.json(
-        "POST",
-        "/enrol",
-        {"code": code, "device_name": device_name, "app_version": _user_agent()},
-    )
+    answer = transport.json("POST", "/enrol", body)
     with engine.begin() as connection:
-        connection.execute(
-            insert(SyncState).values(
-                id=1,
-                server_url=server_url.rstrip("/"),
-                device_id=uuid.UUID(answer["device_id"]),
-                credential=answer["token"],
-                clock_offset_ms=transport.offset_ms or 0,
+        if state is None:
+            connection.execute(
+                insert(SyncState).values(
+                    id=1,
+                    server_url=server_url,
+                    device_id=uuid.UUID(answer["device_id"]),
+                    credential=answer["token"],
+                    clock_offset_ms=transport.offset_ms or 0,
+                )
             )
-        )
+        else:
+            if answer.get("device_id") != str(state.device_id):
+                raise SyncError("The campus server answered for another device.")
+            connection.execute(
+                update(SyncState).values(
+                    credential=answer["token"],
+                    revoked=False,
+                    last_error="",
+                    clock_offset_ms=transport.offset_ms or state.clock_offset_ms,
+                )
+            )
     return str(answer["user"]["username"])
+
+
+def next_credential(credential: str, code: str) -> str:
+    """The credential a revoked device asks for when it enrols again: derived from its old one
+    (a secret) and the code, so that a retry after a lost answer asks for the same one."""
+    import base64
+    import hmac
+
+    from portal.sync.services import normalise_code
+
+    mac = hmac.new(credential.encode(), normalise_code(code).encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode().rstrip("=")
 
 
 def join_account(
@@ -261,7 +296,7 @@ def _state(engine: Engine) -> Any:
     with engine.connect() as connection:
         state = connection.execute(select(SyncState)).first()
     if state is None:
-        raise SyncError("This computer is not connected to a campus server.", reason="refused")
+        raise SyncError("This computer is not connected to a campus server.", reason="local")
     return state
 
 
@@ -640,7 +675,7 @@ def _pull_pages(
                 ).first()
             if state is None:
                 raise SyncError(
-                    "This computer is not connected to a campus server.", reason="refused"
+                    "This computer is not connected to a campus server.", reason="local"
                 )
             request: dict[str, Any] = {
                 "cursor": state.cursor,

@@ -158,13 +158,23 @@ def _guess_limit() -> str:
 def enrol() -> Response:
     _server_only()
     data = _body()
-    enrolment = services.enrol_device(
-        db_session(),
-        str(data.get("code", "")),
-        name=str(data.get("device_name", "")),
-        app_version=str(data.get("app_version", "")),
-        now=_now(),
-    )
+    if data.get("credential"):  # a revoked device, back with a new code
+        enrolment = services.enrol_again(
+            db_session(),
+            str(data.get("code", "")),
+            str(data["credential"]),
+            str(data.get("new_credential", "")),
+            app_version=str(data.get("app_version", "")),
+            now=_now(),
+        )
+    else:
+        enrolment = services.enrol_device(
+            db_session(),
+            str(data.get("code", "")),
+            name=str(data.get("device_name", "")),
+            app_version=str(data.get("app_version", "")),
+            now=_now(),
+        )
     db.session.commit()
     return _json(
         {

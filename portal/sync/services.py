@@ -175,6 +175,81 @@ def enrol_device(
     return Enrolment(device, token, user)
 
 
+def enrol_again(
+    db: Session, code: str, credential: str, new_credential: str, *, app_version: str, now: datetime
+) -> Enrolment:
+    """A revoked device comes back with a new code: the same device (its accounts, its cursor,
+    the changes it already pushed) under a new credential that it chose (`new_credential`,
+    derived from its old one and the code). Its waiting changes then go through push as any
+    others, each re-checked as its author.
+
+    The code must be for one of the device's accounts. A retry whose first answer was lost
+    (the device still holds its old credential; the server already took the new one) gets the
+    same answer again."""
+    if len(new_credential) < 32 or len(new_credential) > 200:
+        raise ValidationError("The new device credential must be 32 to 200 characters.")
+    digest = _digest(normalise_code(code))
+    found = db.scalar(select(EnrolmentCode).where(EnrolmentCode.code_hash == digest))
+    if found is None:
+        raise ValidationError("That enrolment code is not known. Check it, or ask for a new one.")
+    device = db.scalar(select(Device).where(Device.credential_hash == _digest(credential)))
+    if device is None:
+        again = db.scalar(select(Device).where(Device.credential_hash == _digest(new_credential)))
+        user = db.get(User, found.user_id)
+        if again is not None and found.device_id == again.id and user is not None:
+            return Enrolment(again, new_credential, user)  # the first answer was lost
+        raise ValidationError(
+            "This computer is not known to the campus server: connect a new data folder "
+            "(--data-dir) instead."
+        )
+    if device.revoked_at is None:
+        raise ValidationError(
+            "This computer is still connected to the campus server (it was not revoked): "
+            "there is nothing to enrol again; sync it instead (campus-portal sync)."
+        )
+    if found.used_at is not None:
+        raise ValidationError("That enrolment code was already used. Ask for a new one.")
+    if found.expires_at <= now:
+        raise ValidationError("That enrolment code has expired. Ask for a new one.")
+    user = db.get(User, found.user_id)
+    if user is None or not user.is_active:
+        raise ValidationError("The account of that code is deactivated.")
+    if db.get(DeviceAccount, (device.id, user.id)) is None:
+        raise ValidationError(
+            f"That code is for {user.username}, who has not used this computer: ask for a code "
+            "for one of the accounts of this computer."
+        )
+    taken = db.execute(
+        update(EnrolmentCode)
+        .where(EnrolmentCode.id == found.id, EnrolmentCode.used_at.is_(None))
+        .values(used_at=now, device_id=device.id)
+        .execution_options(synchronize_session=False)
+    )
+    if taken.rowcount != 1:  # type: ignore[attr-defined]
+        raise ValidationError("That enrolment code was already used. Ask for a new one.")
+    from portal.audit.services import record
+
+    revoked_at = device.revoked_at
+    device.credential_hash = _digest(new_credential)
+    device.revoked_at = None
+    device.revoked_by_id = None
+    device.app_version = app_version[:40] or device.app_version
+    device.last_seen_at = now
+    record(
+        db,
+        user,
+        "sync.device_enrolled_again",
+        entity_type="device",
+        entity_id=device.id,
+        summary=(
+            f"Enrolled device {device.name} again for {user.username} (revoked "
+            f"{revoked_at:%Y-%m-%d %H:%M} UTC)"
+        ),
+    )
+    db.flush()
+    return Enrolment(device, new_credential, user)
+
+
 def authenticate_device(db: Session, token: str, *, now: datetime, seen: bool = True) -> Device:
     """The device signing with `token`; raises DeviceRefused (unknown or revoked). `seen`:
     its last contact is now (False for a call that only reads, such as a file download)."""
@@ -184,8 +259,9 @@ def authenticate_device(db: Session, token: str, *, now: datetime, seen: bool = 
     if device.revoked_at is not None:
         raise DeviceRefused(
             "This device was revoked by an administrator and can no longer sync. Its unsent "
-            "changes are kept on it; export them for an administrator (campus-portal sync "
-            "--export FILE)."
+            "changes are kept on it: with a new enrolment code from an administrator it can "
+            "be enrolled again and send them (campus-portal enrol), or they can be exported "
+            "(campus-portal sync --export FILE)."
         )
     if seen:
         device.last_seen_at = now

@@ -1973,6 +1973,93 @@ def test_a_revoked_device_is_refused_and_keeps_its_changes_for_export(
     assert len(outbox(instructor_laptop)) == 2  # exporting keeps them too
 
 
+def _revoke(server: Flask, device: Device, admin_id: Any) -> None:
+    from portal.models import Device as DeviceRow
+
+    with on_server(server):
+        db = _db.session
+        sync_services.revoke_device(
+            db,
+            db.get(DeviceRow, state_of(device).device_id),
+            actor=db.get(User, admin_id),
+            now=datetime.now(UTC),
+        )
+        db.commit()
+
+
+def test_a_revoked_device_enrolled_again_sends_what_waits_as_its_authors(
+    campus: Campus, flaky_device: Callable[[str], tuple[Device, Flaky]], server: Flask
+) -> None:
+    """A revoked copy enrolled again with a new code is the same device under a new credential:
+    its waiting changes are pushed, each re-checked as its author (a mark changed later on the
+    server meanwhile keeps the later value, the device's is kept as a conflict), and a first
+    answer lost on the way back does not lock it out (the same code again gets the same
+    credential)."""
+    from portal.models import AuditEntry
+    from portal.models import Device as DeviceRow
+
+    laptop, transport = flaky_device("teach1")
+    before = state_of(laptop)
+    local_mark(laptop, campus.instructor, campus.assessment, campus.students[0], "58")
+    local_mark(laptop, campus.instructor, campus.lab, campus.students[1], "6")
+    _revoke(server, laptop, campus.admin)
+    with pytest.raises(sync_client.SyncError) as refused:
+        laptop.sync()
+    assert refused.value.reason == "revoked"
+    assert "enrolled again" in str(refused.value)
+    _after(hlc.millis_of(datetime.now(UTC)))
+    server_mark(server, campus.admin, campus.assessment, campus.students[0], "70")
+
+    def enrol(code: str) -> str:
+        return sync_client.enrol(
+            laptop.engine, SERVER_URL, code, device_name="x", client=laptop.http
+        )
+
+    with pytest.raises(sync_client.SyncError) as wrong:  # not an account of this device
+        enrol(enrolment_code(server, "stud1"))
+    assert (wrong.value.reason, str(wrong.value)) == (
+        "refused",
+        "That code is for stud1, who has not used this computer: ask for a code for one of "
+        "the accounts of this computer.",
+    )
+    code = enrolment_code(server, "teach1")
+    transport.lose["/sync/v1/enrol"] = 1
+    with pytest.raises(sync_client.SyncError) as lost:
+        enrol(code)
+    assert lost.value.reason == "unreachable"
+    assert state_of(laptop).credential == before.credential  # nothing changed on the device
+    assert enrol(code) == "teach1"  # the same code again: the answer the first one lost
+    after = state_of(laptop)
+    assert (after.device_id, after.revoked) == (before.device_id, False)
+    assert after.credential != before.credential
+    summary = laptop.sync()
+    assert (summary.pushed, summary.conflicts, summary.refused) == (2, 1, 0)
+    assert outbox(laptop) == []
+    assert points_on(server, campus.lab, campus.students[1]) == 6
+    assert points_on(server, campus.assessment, campus.students[0]) == 70
+    with on_server(server):
+        db = _db.session
+        conflict = db.scalar(select(SyncConflict))
+        assert (conflict.kind, conflict.kept_value, conflict.lost_value, conflict.author_id) == (
+            "superseded",
+            70,
+            58,
+            campus.instructor,
+        )
+        assert db.scalar(select(func.count(DeviceRow.id))) == 1
+        assert db.scalar(
+            select(AuditEntry.summary).filter_by(action="sync.device_enrolled_again")
+        ).startswith("Enrolled device dev0 again for teach1 (revoked ")
+    assert_replica_matches(server, laptop)
+    with pytest.raises(sync_client.SyncError) as connected:  # not revoked: nothing to do
+        enrol(enrolment_code(server, "teach1"))
+    assert "still connected" in str(connected.value)
+    old = sync_client.Transport(SERVER_URL, before.credential, laptop.http)
+    with pytest.raises(sync_client.SyncError) as old_refused:  # the old credential is dead
+        old.json("POST", "/pull", {"cursor": 0})
+    assert "not enrolled" in str(old_refused.value)
+
+
 # --- 11. Convergence (the random version is tests/sync/test_convergence.py) ---------------------
 
 
