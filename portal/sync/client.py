@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import (
     Connection,
     Engine,
+    case,
     delete,
     func,
     insert,
@@ -35,6 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from portal.models import OutboxEntry, SnapshotSeen, SyncState, User
+from portal.sync import hlc
 from portal.sync.tables import BY_NAME, SYNCED_TABLES, sqlite_rows
 
 if TYPE_CHECKING:  # imported when a sync talks to the server: a start needs no HTTP client
@@ -114,7 +116,10 @@ class Transport:
             )
         self.client = client
         self.token = token
-        self.offset_ms: int | None = None
+        self.offset_ms: int | None = None  # the server's clock minus the wall clock
+        self.boot: tuple[str, int] | None = None  # (boot, the server's clock minus boot clock)
+        self.server_ms: int | None = None  # the server's clock at its last answer
+        self.round_trip = float("inf")  # seconds, of the call the offsets were measured by
 
     def headers(self) -> dict[str, str]:
         headers = {"X-Sync-Protocol": str(PROTOCOL_VERSION), "User-Agent": _user_agent()}
@@ -135,7 +140,7 @@ class Transport:
             if len(content) > GZIP_FROM_BYTES:  # a small body is sent as it is
                 content = gzip.compress(content, 5)
                 headers["Content-Encoding"] = "gzip"
-        sent = time.time()
+        sent, boot_sent = time.time(), hlc.boot_clock()
         try:
             response = self.client.request(
                 method, self.base + path, content=content, headers=headers, **kwargs
@@ -146,9 +151,17 @@ class Transport:
                 "The campus server cannot be reached (no network, or the server is down).",
                 reason="unreachable",
             ) from None
-        received = time.time()
+        received, boot_received = time.time(), hlc.boot_clock()
         if server_time := response.headers.get("X-Server-Time"):
-            self.offset_ms = int(server_time) - int((sent + received) / 2 * 1000)
+            self.server_ms = int(server_time)
+            # The server's clock was read somewhere within the round trip: the quickest call
+            # of a sync says best where (as NTP keeps its sample of least delay).
+            if received - sent <= self.round_trip:
+                self.round_trip = received - sent
+                self.offset_ms = self.server_ms - int((sent + received) / 2 * 1000)
+                if boot_sent and boot_received and boot_sent[0] == boot_received[0]:
+                    middle = (boot_sent[1] + boot_received[1]) // 2
+                    self.boot = (boot_sent[0], self.server_ms - middle)
         if response.status_code >= 400:
             raise self._problem(response)
         return response
@@ -251,6 +264,7 @@ def enrol(
                     device_id=uuid.UUID(answer["device_id"]),
                     credential=answer["token"],
                     clock_offset_ms=transport.offset_ms or 0,
+                    **_clock_values(transport),
                 )
             )
         else:
@@ -262,6 +276,7 @@ def enrol(
                     revoked=False,
                     last_error="",
                     clock_offset_ms=transport.offset_ms or state.clock_offset_ms,
+                    **_clock_values(transport, str(state.device_id)),
                 )
             )
     return str(answer["user"]["username"])
@@ -330,7 +345,8 @@ def sync_once(
                 attempt=now,
                 error=str(error),
                 revoked=error.reason == "revoked",
-                offset=transport.offset_ms,
+                clock=transport,
+                node=str(state.device_id),
             )
             raise
         _record(
@@ -339,7 +355,8 @@ def sync_once(
             error="",
             summary=summary.line(),
             done=datetime.now(UTC),
-            offset=transport.offset_ms,
+            clock=transport,
+            node=str(state.device_id),
         )
         return summary
 
@@ -352,7 +369,8 @@ def _record(
     summary: str | None = None,
     done: datetime | None = None,
     revoked: bool = False,
-    offset: int | None = None,
+    clock: Transport | None = None,
+    node: str = "",
 ) -> None:
     values: dict[str, Any] = {"last_attempt_at": attempt, "last_error": error}
     if summary is not None:
@@ -362,10 +380,24 @@ def _record(
         values["revoked"] = False
     if revoked:
         values["revoked"] = True
-    if offset is not None:
-        values["clock_offset_ms"] = offset
+    if clock is not None and clock.offset_ms is not None:
+        values["clock_offset_ms"] = clock.offset_ms
+        values.update(_clock_values(clock, node))
     with engine.begin() as connection:
         connection.execute(update(SyncState).values(**values))
+
+
+def _clock_values(transport: Transport, node: str = "") -> dict[str, Any]:
+    """What a call to the server taught the device's clock: the boot clock's offset to the
+    server's (when measured in one boot), and, given the device's `node`, that its next edit is
+    dated after the server's time of that call (the local clock never goes back)."""
+    values: dict[str, Any] = {}
+    if transport.boot is not None:
+        values["boot_id"], values["boot_offset_ms"] = transport.boot
+    if node and transport.server_ms is not None:
+        floor = str(hlc.Timestamp(transport.server_ms, 0, node))
+        values["last_hlc"] = case((SyncState.last_hlc < floor, floor), else_=SyncState.last_hlc)
+    return values
 
 
 def _push(

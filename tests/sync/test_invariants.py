@@ -1341,6 +1341,77 @@ def test_the_same_field_is_decided_by_real_time_even_with_a_device_clock_days_of
     assert_replica_matches(server, laptop)
 
 
+@pytest.mark.parametrize("days", [3, -3])
+def test_a_wall_clock_set_after_the_last_sync_does_not_reorder_edits(
+    campus: Campus,
+    instructor_laptop: Device,
+    server: Flask,
+    monkeypatch: pytest.MonkeyPatch,
+    days: int,
+) -> None:
+    """The device synced with a right clock, then its wall clock was set 3 days ahead (or back)
+    without a restart. Ahead: its older edit must still lose to the server's newer one (not be
+    dated at its arrival). Back: its newer edit must still win. Its edits are dated by the boot
+    clock since the sync, which nobody sets; the value that lost is kept either way."""
+    if hlc.boot_clock() is None:
+        pytest.skip("this system has no boot clock: the wall clock is all a device has")
+    server_mark(server, campus.instructor, campus.assessment, campus.students[0], "50")
+    instructor_laptop.sync()
+    DeviceClock(timedelta(days=days)).install(monkeypatch)  # set after the last sync
+    if days > 0:
+        local_mark(
+            instructor_laptop, campus.instructor, campus.assessment, campus.students[0], "60"
+        )
+        _after(hlc.millis_of(datetime.now(UTC)))
+        server_mark(server, campus.admin, campus.assessment, campus.students[0], "70")
+        winner, loser, kind = 70, 60, "superseded"
+    else:
+        server_mark(server, campus.admin, campus.assessment, campus.students[0], "70")
+        _after(hlc.millis_of(datetime.now(UTC)))
+        local_mark(
+            instructor_laptop, campus.instructor, campus.assessment, campus.students[0], "60"
+        )
+        winner, loser, kind = 60, 70, "overwritten"
+    instructor_laptop.sync()
+    assert points_on(server, campus.assessment, campus.students[0]) == winner
+    assert points_on(instructor_laptop.app, campus.assessment, campus.students[0]) == winner
+    with on_server(server):
+        conflict = _db.session.scalar(select(SyncConflict))
+        assert (conflict.kind, conflict.field) == (kind, "points")
+        assert {conflict.kept_value, conflict.lost_value} == {winner, loser}
+    assert_replica_matches(server, instructor_laptop)
+
+
+def test_after_a_restart_with_the_clock_set_back_an_edit_is_dated_no_earlier_than_the_last_sync(
+    campus: Campus,
+    instructor_laptop: Device,
+    lab_laptop: Device,
+    server: Flask,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After a restart the boot clock starts again and proves nothing: the wall clock (with the
+    offset of the last sync) dates the edits, but never before that sync. The lab laptop's edit,
+    made before the instructor's laptop last synced and pushed after it, loses to the
+    instructor's later edit even though the instructor's laptop restarted with its clock set
+    3 days back."""
+    local_mark(lab_laptop, campus.lab_staff, campus.lab, campus.students[0], "4")
+    _after(hlc.millis_of(datetime.now(UTC)))
+    instructor_laptop.sync()
+    lab_laptop.sync()  # pushed after the instructor's laptop last pulled: a real conflict
+    assert points_on(server, campus.lab, campus.students[0]) == 4
+    monkeypatch.setattr(hlc, "boot_clock", lambda: ("a-later-boot", 12_000))  # restarted
+    DeviceClock(timedelta(days=-3)).install(monkeypatch)
+    local_mark(instructor_laptop, campus.instructor, campus.lab, campus.students[0], "9")
+    stamp = hlc.Timestamp.parse(outbox(instructor_laptop)[-1].hlc)
+    assert stamp.millis > hlc.millis_of(datetime.now(UTC)) - 3_600_000  # not 3 days back
+    instructor_laptop.sync()
+    assert points_on(server, campus.lab, campus.students[0]) == 9
+    with on_server(server):
+        conflict = _db.session.scalar(select(SyncConflict))
+        assert (conflict.kind, conflict.kept_value, conflict.lost_value) == ("overwritten", 9, 4)
+    assert_replica_matches(server, instructor_laptop)
+
+
 def test_a_devices_own_later_edit_of_a_field_is_not_beaten_by_its_earlier_one(
     campus: Campus, instructor_laptop: Device, server: Flask
 ) -> None:
