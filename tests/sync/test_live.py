@@ -544,6 +544,9 @@ def test_enrol_and_sync_exit_with_the_codes_the_readme_lists(
     used = enrol_new("e", live["url"])
     assert used.returncode == 13, used.stdout + used.stderr
     assert "already used" in used.stderr
+    elsewhere = run_device(root / "office", "enrol", "--server", closed, "--code", code)
+    assert elsewhere.returncode == 15, elsewhere.stdout + elsewhere.stderr
+    assert f"This computer is connected to {live['url']}" in elsewhere.stderr
     never = run_device(root / "f", "sync")
     assert never.returncode == 15, never.stdout + never.stderr
     assert "not connected to a campus server" in never.stderr
