@@ -287,7 +287,9 @@ def run_enrol(paths: DataPaths, args: argparse.Namespace, log_file: Path | None)
         print(f"Enrolled with {args.server} for {username}; first sync...", flush=True)
         summary = client.sync_once(engine, Path(app.config["PORTAL"]["UPLOAD_DIR"]), client=http)
     except client.SyncError as error:
-        raise SyncProblem("Enrolment did not complete", str(error), reason=error.reason) from None
+        raise SyncProblem(
+            "Enrolment did not complete", _with_waiting(str(error), error, engine), error.reason
+        ) from None
     print(f"Synced: {summary.line()}")
     return EXIT_OK
 
@@ -308,14 +310,25 @@ def run_sync(paths: DataPaths, args: argparse.Namespace, log_file: Path | None) 
         http = client.http_client(app.config["PORTAL"]["CA_FILE"])
         summary = client.sync_once(engine, Path(app.config["PORTAL"]["UPLOAD_DIR"]), client=http)
     except client.SyncError as error:
-        waiting = client.pending_count(engine)
         raise SyncProblem(
-            "Sync did not complete",
-            f"{error} ({waiting} change(s) waiting on this computer)",
-            reason=error.reason,
+            "Sync did not complete", _with_waiting(str(error), error, engine), error.reason
         ) from None
     print(f"Synced: {summary.line()}")
     return EXIT_OK
+
+
+def _with_waiting(message: str, error: Any, engine: Any) -> str:
+    """The failure's message, and what becomes of the changes waiting on this computer when
+    some wait (said only then)."""
+    from portal.sync import client
+
+    waiting = client.pending_count(engine)
+    if not waiting:
+        return message
+    kept = f"{message} {waiting} change(s) waiting on this computer are kept"
+    if error.reason in ("unreachable", "busy"):
+        return f"{kept} and will be sent at the next sync."
+    return f"{kept}."
 
 
 # --- a way back in ------------------------------------------------------------------------------

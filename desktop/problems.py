@@ -12,10 +12,18 @@ EXIT_DATABASE = 3
 EXIT_SETTINGS = 4
 EXIT_NOT_RUNNING = 5
 EXIT_USAGE = 64
-# `campus-portal enrol` and `campus-portal sync`: why a sync did not get through.
-EXIT_SYNC = {"unreachable": 10, "revoked": 11, "protocol": 12, "refused": 13, "busy": 14}
-EXIT_SYNC["untrusted"] = 16  # the server's certificate is not trusted here (ca_file)
-EXIT_SYNC_OTHER = 15
+# `campus-portal enrol` and `campus-portal sync`: why a sync did not get through (the README's
+# table; the reasons are portal.sync.client.SyncError's).
+EXIT_SYNC = {
+    "unreachable": 10,  # no network, the server is down
+    "revoked": 11,  # an administrator revoked this computer
+    "protocol": 12,  # the server does not speak this version
+    "refused": 13,  # the server refused (a used code, a code for another account)
+    "busy": 14,  # the server had a problem or is busy
+    "local": 15,  # this data folder cannot do what was asked (nothing was sent)
+    "untrusted": 17,  # the server's certificate is not trusted here (ca_file, the OS's store)
+}
+EXIT_SYNC_OTHER = 16  # the server's answer could not be used (nothing of it was kept)
 
 
 class LauncherProblem(Exception):
@@ -69,6 +77,6 @@ class SettingsProblem(LauncherProblem):
 class SyncProblem(LauncherProblem):
     """A sync or an enrolment from the command line did not get through."""
 
-    def __init__(self, title: str, detail: str, *, reason: str = "error") -> None:
+    def __init__(self, title: str, detail: str, reason: str = "error") -> None:
         super().__init__(title, detail)
         self.exit_code = EXIT_SYNC.get(reason, EXIT_SYNC_OTHER)

@@ -647,6 +647,10 @@ class SyncState(Base):
     # A snapshot begun on a device that held nothing: written without the clean-up's bookkeeping.
     pull_fresh: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     clock_offset_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The server's clock minus the boot clock (hlc.boot_clock) at the last sync, in that boot:
+    # edits made in the same boot are dated by it, whatever the wall clock says meanwhile.
+    boot_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    boot_offset_ms: Mapped[int | None] = mapped_column(BigInteger, default=None)
     last_hlc: Mapped[str] = mapped_column(String(64), default="")
     last_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

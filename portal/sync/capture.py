@@ -131,6 +131,8 @@ def _write_outbox(session: Session) -> None:
             SyncState.cursor,
             SyncState.last_hlc,
             SyncState.clock_offset_ms,
+            SyncState.boot_id,
+            SyncState.boot_offset_ms,
             SyncState.revoked,
         )
     ).first()
@@ -139,6 +141,14 @@ def _write_outbox(session: Session) -> None:
     now = datetime.now(UTC)
     stamp = state.last_hlc
     node = str(state.device_id)
+    # The server's clock now, as this device can tell: by the boot clock since the last sync
+    # when the computer has not restarted since (the wall clock may have been set since), else
+    # by the wall clock and the offset measured then.
+    booted = hlc.boot_clock()
+    if booted is not None and state.boot_offset_ms is not None and booted[0] == state.boot_id:
+        physical = booted[1] + state.boot_offset_ms
+    else:
+        physical = hlc.millis_of(now) + state.clock_offset_ms
     actor = session.info.get(ACTOR)
     rows = []
     for instance, op, names in changes:
@@ -150,7 +160,7 @@ def _write_outbox(session: Session) -> None:
         for key in entry.natural_keys:  # the server may know the row under another id
             fields.update(dict.fromkeys(key))
         values = {name: to_json(getattr(instance, name, None)) for name in fields}
-        stamp = hlc.tick(stamp, now, node, offset_ms=state.clock_offset_ms)
+        stamp = hlc.tick_at(stamp, physical, node)
         rows.append(
             {
                 "change_id": uuid.uuid4(),

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import (
     Connection,
     Engine,
+    case,
     delete,
     func,
     insert,
@@ -36,6 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from portal.models import OutboxEntry, SnapshotSeen, SyncState, User
+from portal.sync import hlc
 from portal.sync.tables import BY_NAME, SYNCED_TABLES, sqlite_rows
 
 if TYPE_CHECKING:  # imported when a sync talks to the server: a start needs no HTTP client
@@ -44,6 +46,8 @@ if TYPE_CHECKING:  # imported when a sync talks to the server: a start needs no 
 log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 2
+# The problem a server answers to a pull whose cursor it never issued (services.UnknownCursor).
+UNKNOWN_CURSOR = "urn:campus-portal:sync:unknown-cursor"
 PUSH_BATCH = 200
 CHUNK_BYTES = 1024 * 1024
 TIMEOUT_SECONDS, CONNECT_TIMEOUT_SECONDS = 30.0, 5.0
@@ -74,7 +78,10 @@ class SyncError(Exception):
 
     def __init__(self, message: str, *, reason: str = "error") -> None:
         super().__init__(message)
-        # unreachable | untrusted | revoked | protocol | refused | busy | error
+        # unreachable | untrusted | revoked | protocol | refused | busy | local (this data
+        # folder cannot do what was asked; nothing was sent) | error (an answer that could not
+        # be used);
+        # cursor: the server never issued the device's cursor (answered by a pull from scratch)
         self.reason = reason
 
 
@@ -188,7 +195,10 @@ class Transport:
         self.base = server_url.rstrip("/") + "/sync/v1"
         self.client = client if client is not None else http_client()
         self.token = token
-        self.offset_ms: int | None = None
+        self.offset_ms: int | None = None  # the server's clock minus the wall clock
+        self.boot: tuple[str, int] | None = None  # (boot, the server's clock minus boot clock)
+        self.server_ms: int | None = None  # the server's clock at its last answer
+        self.round_trip = float("inf")  # seconds, of the call the offsets were measured by
 
     def headers(self) -> dict[str, str]:
         headers = {"X-Sync-Protocol": str(PROTOCOL_VERSION), "User-Agent": _user_agent()}
@@ -209,7 +219,7 @@ class Transport:
             if len(content) > GZIP_FROM_BYTES:  # a small body is sent as it is
                 content = gzip.compress(content, 5)
                 headers["Content-Encoding"] = "gzip"
-        sent = time.time()
+        sent, boot_sent = time.time(), hlc.boot_clock()
         try:
             response = self.client.request(
                 method, self.base + path, content=content, headers=headers, **kwargs
@@ -221,13 +231,20 @@ class Transport:
                     _untrusted_message(self.base, failure), reason="untrusted"
                 ) from None
             raise SyncError(
-                "The campus server cannot be reached (no network, or the server is down); "
-                "your changes are kept on this computer and will be sent at the next sync.",
+                "The campus server cannot be reached (no network, or the server is down).",
                 reason="unreachable",
             ) from None
-        received = time.time()
+        received, boot_received = time.time(), hlc.boot_clock()
         if server_time := response.headers.get("X-Server-Time"):
-            self.offset_ms = int(server_time) - int((sent + received) / 2 * 1000)
+            self.server_ms = int(server_time)
+            # The server's clock was read somewhere within the round trip: the quickest call
+            # of a sync says best where (as NTP keeps its sample of least delay).
+            if received - sent <= self.round_trip:
+                self.round_trip = received - sent
+                self.offset_ms = self.server_ms - int((sent + received) / 2 * 1000)
+                if boot_sent and boot_received and boot_sent[0] == boot_received[0]:
+                    middle = (boot_sent[1] + boot_received[1]) // 2
+                    self.boot = (boot_sent[0], self.server_ms - middle)
         if response.status_code >= 400:
             raise self._problem(response)
         return response
@@ -247,10 +264,14 @@ class Transport:
     @staticmethod
     def _problem(response: httpx.Response) -> SyncError:
         try:
-            detail = str(response.json().get("detail") or "")
-        except ValueError:
-            detail = ""
+            problem = response.json()
+            detail = str(problem.get("detail") or "")
+            kind = str(problem.get("type") or "")
+        except (ValueError, AttributeError):
+            detail = kind = ""
         status = response.status_code
+        if status == 422 and kind == UNKNOWN_CURSOR:
+            return SyncError(detail, reason="cursor")
         if status == 426:
             return SyncError(
                 detail or "The campus server does not speak this version.", reason="protocol"
@@ -288,40 +309,77 @@ def enrol(
     device_name: str,
     client: httpx.Client | None = None,
 ) -> str:
-    """Enrol this database with the server; returns the account's username. A database that
-    already holds accounts or an enrolment is refused (its data could not be reconciled)."""
+    """Enrol this database with the server; returns the account's username.
+
+    A database that holds accounts of its own is refused (its data could not be reconciled).
+    One already enrolled with this server enrols again when the server revoked it: the same
+    device under a new credential, its waiting changes kept for the next sync (the server
+    refuses a device that is still connected, and a code for an account not of this device)."""
     if not server_url.startswith(("http://", "https://")):
-        raise SyncError("The server address must start with https:// (or http://).")
+        raise SyncError("The server address must start with https:// (or http://).", reason="local")
+    server_url = server_url.rstrip("/")
     with engine.connect() as connection:
-        if connection.execute(select(SyncState.id)).first() is not None:
-            raise SyncError("This computer is already connected to a campus server.")
-        if connection.execute(select(func.count(User.id))).scalar():
+        state = connection.execute(select(SyncState)).first()
+        if state is None and connection.execute(select(func.count(User.id))).scalar():
             raise SyncError(
                 "This data folder already holds accounts created on this computer; connect a "
-                "new data folder to the campus server instead (--data-dir)."
+                "new data folder to the campus server instead (--data-dir).",
+                reason="local",
             )
+    body = {
+        "code": code,
+        "device_name": device_name,
+        "app_version": _user_agent(),
+        "os": operating_system(),
+    }
+    if state is not None:
+        if state.server_url != server_url:
+            raise SyncError(
+                f"This computer is connected to {state.server_url}; a data folder stays with "
+                "the server it was enrolled with (connect a new data folder with --data-dir).",
+                reason="local",
+            )
+        body["credential"] = state.credential
+        body["new_credential"] = next_credential(state.credential, code)
     transport = Transport(server_url, client=client)
-    answer = transport.json(
-        "POST",
-        "/enrol",
-        {
-            "code": code,
-            "device_name": device_name,
-            "app_version": _user_agent(),
-            "os": operating_system(),
-        },
-    )
+    answer = transport.json("POST", "/enrol", body)
     with engine.begin() as connection:
-        connection.execute(
-            insert(SyncState).values(
-                id=1,
-                server_url=server_url.rstrip("/"),
-                device_id=uuid.UUID(answer["device_id"]),
-                credential=answer["token"],
-                clock_offset_ms=transport.offset_ms or 0,
+        if state is None:
+            connection.execute(
+                insert(SyncState).values(
+                    id=1,
+                    server_url=server_url,
+                    device_id=uuid.UUID(answer["device_id"]),
+                    credential=answer["token"],
+                    clock_offset_ms=transport.offset_ms or 0,
+                    **_clock_values(transport),
+                )
             )
-        )
+        else:
+            if answer.get("device_id") != str(state.device_id):
+                raise SyncError("The campus server answered for another device.")
+            connection.execute(
+                update(SyncState).values(
+                    credential=answer["token"],
+                    revoked=False,
+                    last_error="",
+                    clock_offset_ms=transport.offset_ms or state.clock_offset_ms,
+                    **_clock_values(transport, str(state.device_id)),
+                )
+            )
     return str(answer["user"]["username"])
+
+
+def next_credential(credential: str, code: str) -> str:
+    """The credential a revoked device asks for when it enrols again: derived from its old one
+    (a secret) and the code, so that a retry after a lost answer asks for the same one."""
+    import base64
+    import hmac
+
+    from portal.sync.services import normalise_code
+
+    mac = hmac.new(credential.encode(), normalise_code(code).encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode().rstrip("=")
 
 
 def join_account(
@@ -341,7 +399,7 @@ def _state(engine: Engine) -> Any:
     with engine.connect() as connection:
         state = connection.execute(select(SyncState)).first()
     if state is None:
-        raise SyncError("This computer is not connected to a campus server.", reason="refused")
+        raise SyncError("This computer is not connected to a campus server.", reason="local")
     return state
 
 
@@ -375,7 +433,8 @@ def sync_once(
                 attempt=now,
                 error=str(error),
                 revoked=error.reason == "revoked",
-                offset=transport.offset_ms,
+                clock=transport,
+                node=str(state.device_id),
             )
             raise
         _record(
@@ -384,7 +443,8 @@ def sync_once(
             error="",
             summary=summary.line(),
             done=datetime.now(UTC),
-            offset=transport.offset_ms,
+            clock=transport,
+            node=str(state.device_id),
         )
         return summary
 
@@ -397,7 +457,8 @@ def _record(
     summary: str | None = None,
     done: datetime | None = None,
     revoked: bool = False,
-    offset: int | None = None,
+    clock: Transport | None = None,
+    node: str = "",
 ) -> None:
     values: dict[str, Any] = {"last_attempt_at": attempt, "last_error": error}
     if summary is not None:
@@ -407,10 +468,24 @@ def _record(
         values["revoked"] = False
     if revoked:
         values["revoked"] = True
-    if offset is not None:
-        values["clock_offset_ms"] = offset
+    if clock is not None and clock.offset_ms is not None:
+        values["clock_offset_ms"] = clock.offset_ms
+        values.update(_clock_values(clock, node))
     with engine.begin() as connection:
         connection.execute(update(SyncState).values(**values))
+
+
+def _clock_values(transport: Transport, node: str = "") -> dict[str, Any]:
+    """What a call to the server taught the device's clock: the boot clock's offset to the
+    server's (when measured in one boot), and, given the device's `node`, that its next edit is
+    dated after the server's time of that call (the local clock never goes back)."""
+    values: dict[str, Any] = {}
+    if transport.boot is not None:
+        values["boot_id"], values["boot_offset_ms"] = transport.boot
+    if node and transport.server_ms is not None:
+        floor = str(hlc.Timestamp(transport.server_ms, 0, node))
+        values["last_hlc"] = case((SyncState.last_hlc < floor, floor), else_=SyncState.last_hlc)
+    return values
 
 
 def _push(
@@ -661,15 +736,44 @@ def _pull(
     progress: Progress | None,
     stop: threading.Event | None = None,
 ) -> None:
-    ahead = _Ahead(transport, stop)
-    try:
-        with engine.connect() as connection:  # the pages are written through this one
-            try:
-                _pull_pages(engine, connection, transport, upload_dir, summary, progress, ahead)
-            finally:
-                _restore_cache(connection)
-    finally:
-        ahead.close()
+    for attempt in range(2):
+        ahead = _Ahead(transport, stop)
+        try:
+            with engine.connect() as connection:  # the pages are written through this one
+                try:
+                    _pull_pages(engine, connection, transport, upload_dir, summary, progress, ahead)
+                finally:
+                    _restore_cache(connection)
+            return
+        except SyncError as error:
+            if error.reason != "cursor":
+                raise
+            if attempt:
+                raise SyncError(str(error), reason="refused") from None
+            log.warning("sync: %s", error)
+            _start_again(engine)
+        finally:
+            ahead.close()
+
+
+def _start_again(engine: Engine) -> None:
+    """The server never issued this device's cursor (its database went back to a backup): pull
+    everything in scope again, as a snapshot, after which what the server no longer holds is
+    removed here (rows with changes still waiting to be pushed are kept, and pushed)."""
+    with engine.begin() as connection:
+        connection.execute(
+            update(SyncState).values(
+                cursor=0,
+                scope_fingerprint="",
+                pull_upto=None,
+                pull_table=0,
+                pull_after="",
+                pull_snapshot=False,
+                pull_fingerprint="",
+                pull_fresh=False,
+            )
+        )
+        connection.execute(delete(SnapshotSeen))
 
 
 def _pull_pages(
@@ -691,7 +795,7 @@ def _pull_pages(
                 ).first()
             if state is None:
                 raise SyncError(
-                    "This computer is not connected to a campus server.", reason="refused"
+                    "This computer is not connected to a campus server.", reason="local"
                 )
             request: dict[str, Any] = {
                 "cursor": state.cursor,

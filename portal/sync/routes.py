@@ -47,8 +47,8 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _problem(status: int, title: str, detail: str) -> Response:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+def _problem(status: int, title: str, detail: str, kind: str = "about:blank") -> Response:
+    body = {"type": kind, "title": title, "status": status, "detail": detail}
     response = Response(json.dumps(body), status=status, mimetype="application/problem+json")
     return response
 
@@ -141,7 +141,10 @@ def _max_bytes() -> int:
 def _refused(error: PortalError) -> Response:
     db.session.rollback()
     titles = {403: "Refused", 404: "Not found", 409: "Conflict", 426: "Protocol not supported"}
-    return _problem(error.status_code, titles.get(error.status_code, "Bad request"), str(error))
+    kind = getattr(error, "problem_type", "about:blank")
+    return _problem(
+        error.status_code, titles.get(error.status_code, "Bad request"), str(error), kind
+    )
 
 
 def _guess_limit() -> str:
@@ -155,14 +158,24 @@ def _guess_limit() -> str:
 def enrol() -> Response:
     _server_only()
     data = _body()
-    enrolment = services.enrol_device(
-        db_session(),
-        str(data.get("code", "")),
-        name=str(data.get("device_name", "")),
-        app_version=str(data.get("app_version", "")),
-        os_name=str(data.get("os", "")),
-        now=_now(),
-    )
+    if data.get("credential"):  # a revoked device, back with a new code
+        enrolment = services.enrol_again(
+            db_session(),
+            str(data.get("code", "")),
+            str(data["credential"]),
+            str(data.get("new_credential", "")),
+            app_version=str(data.get("app_version", "")),
+            now=_now(),
+        )
+    else:
+        enrolment = services.enrol_device(
+            db_session(),
+            str(data.get("code", "")),
+            name=str(data.get("device_name", "")),
+            app_version=str(data.get("app_version", "")),
+            os_name=str(data.get("os", "")),
+            now=_now(),
+        )
     db.session.commit()
     return _json(
         {

@@ -64,6 +64,17 @@ class ProtocolRefused(PortalError):
     status_code = 426
 
 
+class UnknownCursor(ValidationError):
+    """A pull names a change-log number this server never issued (beyond its newest change:
+    the server's database was restored from a backup, or the request was made up). The
+    problem's `type` says so, and a device answers it by starting again from a snapshot."""
+
+    problem_type = "urn:campus-portal:sync:unknown-cursor"
+
+
+MOST_PENDING = 2**31 - 1  # what a device reports waiting is kept in an integer column
+
+
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
@@ -166,6 +177,81 @@ def enrol_device(
     return Enrolment(device, token, user)
 
 
+def enrol_again(
+    db: Session, code: str, credential: str, new_credential: str, *, app_version: str, now: datetime
+) -> Enrolment:
+    """A revoked device comes back with a new code: the same device (its accounts, its cursor,
+    the changes it already pushed) under a new credential that it chose (`new_credential`,
+    derived from its old one and the code). Its waiting changes then go through push as any
+    others, each re-checked as its author.
+
+    The code must be for one of the device's accounts. A retry whose first answer was lost
+    (the device still holds its old credential; the server already took the new one) gets the
+    same answer again."""
+    if len(new_credential) < 32 or len(new_credential) > 200:
+        raise ValidationError("The new device credential must be 32 to 200 characters.")
+    digest = _digest(normalise_code(code))
+    found = db.scalar(select(EnrolmentCode).where(EnrolmentCode.code_hash == digest))
+    if found is None:
+        raise ValidationError("That enrolment code is not known. Check it, or ask for a new one.")
+    device = db.scalar(select(Device).where(Device.credential_hash == _digest(credential)))
+    if device is None:
+        again = db.scalar(select(Device).where(Device.credential_hash == _digest(new_credential)))
+        user = db.get(User, found.user_id)
+        if again is not None and found.device_id == again.id and user is not None:
+            return Enrolment(again, new_credential, user)  # the first answer was lost
+        raise ValidationError(
+            "This computer is not known to the campus server: connect a new data folder "
+            "(--data-dir) instead."
+        )
+    if device.revoked_at is None:
+        raise ValidationError(
+            "This computer is still connected to the campus server (it was not revoked): "
+            "there is nothing to enrol again; sync it instead (campus-portal sync)."
+        )
+    if found.used_at is not None:
+        raise ValidationError("That enrolment code was already used. Ask for a new one.")
+    if found.expires_at <= now:
+        raise ValidationError("That enrolment code has expired. Ask for a new one.")
+    user = db.get(User, found.user_id)
+    if user is None or not user.is_active:
+        raise ValidationError("The account of that code is deactivated.")
+    if db.get(DeviceAccount, (device.id, user.id)) is None:
+        raise ValidationError(
+            f"That code is for {user.username}, who has not used this computer: ask for a code "
+            "for one of the accounts of this computer."
+        )
+    taken = db.execute(
+        update(EnrolmentCode)
+        .where(EnrolmentCode.id == found.id, EnrolmentCode.used_at.is_(None))
+        .values(used_at=now, device_id=device.id)
+        .execution_options(synchronize_session=False)
+    )
+    if taken.rowcount != 1:  # type: ignore[attr-defined]
+        raise ValidationError("That enrolment code was already used. Ask for a new one.")
+    from portal.audit.services import record
+
+    revoked_at = device.revoked_at
+    device.credential_hash = _digest(new_credential)
+    device.revoked_at = None
+    device.revoked_by_id = None
+    device.app_version = app_version[:40] or device.app_version
+    device.last_seen_at = now
+    record(
+        db,
+        user,
+        "sync.device_enrolled_again",
+        entity_type="device",
+        entity_id=device.id,
+        summary=(
+            f"Enrolled device {device.name} again for {user.username} (revoked "
+            f"{revoked_at:%Y-%m-%d %H:%M} UTC)"
+        ),
+    )
+    db.flush()
+    return Enrolment(device, new_credential, user)
+
+
 def authenticate_device(db: Session, token: str, *, now: datetime, seen: bool = True) -> Device:
     """The device signing with `token`; raises DeviceRefused (unknown or revoked). `seen`:
     its last contact is now (False for a call that only reads, such as a file download)."""
@@ -175,8 +261,9 @@ def authenticate_device(db: Session, token: str, *, now: datetime, seen: bool = 
     if device.revoked_at is not None:
         raise DeviceRefused(
             "This device was revoked by an administrator and can no longer sync. Its unsent "
-            "changes are kept on it; export them for an administrator (campus-portal sync "
-            "--export FILE)."
+            "changes are kept on it: with a new enrolment code from an administrator it can "
+            "be enrolled again and send them (campus-portal enrol), or they can be exported "
+            "(campus-portal sync --export FILE)."
         )
     if seen:
         device.last_seen_at = now
@@ -278,7 +365,7 @@ def push(
         db.execute(
             update(Device)
             .where(Device.id == device_id)
-            .values(pending_changes=max(int(pending), 0), last_seen_at=now)
+            .values(pending_changes=min(max(int(pending), 0), MOST_PENDING), last_seen_at=now)
         )
         db.commit()
     return results
@@ -581,10 +668,18 @@ def _pull(
     accounts = device_accounts(db, device)
     if not accounts:
         raise DeviceRefused("No active account is left on this device.")
+    newest = db.scalar(select(func.max(ChangeLogEntry.seq))) or 0
+    claimed = max(request.cursor, request.upto or 0)
+    if claimed > newest:
+        raise UnknownCursor(
+            f"This server never issued change number {claimed} (its newest is {newest}): the "
+            "device's copy does not match the server's data (was the server restored from a "
+            "backup?). The device starts again with a complete copy; its unsent changes are kept."
+        )
     if request.upto is None:
         fingerprint = scopes.fingerprint(db, accounts)
         snapshot = request.cursor == 0 or fingerprint != request.fingerprint
-        upto = db.scalar(select(func.max(ChangeLogEntry.seq))) or 0
+        upto = newest
         table_index, after = 0, ""
     else:
         fingerprint, snapshot, upto = request.fingerprint, request.snapshot, request.upto
@@ -640,7 +735,7 @@ def _pull(
         users_sent=users_sent,
     )  # fmt: skip
     if request.pending is not None:
-        device.pending_changes = request.pending
+        device.pending_changes = min(request.pending, MOST_PENDING)
     if complete:
         device.last_sync_at = now
     db.commit()

@@ -58,9 +58,15 @@ def superseded(campus, make_device, server):
     _set_mark(laptop.app, campus.instructor, campus.assessment, campus.students[0], 60)
     laptop.sync()
     # The offline edit is a minute older than the server's (clocks within a second of each
-    # other are ordered by the clock offset measured at the last sync, not by the call order).
+    # other are ordered by the clock offsets measured at the last sync, not by the call order).
     with laptop.app.app_context():
-        _db.session.execute(update(SyncState).values(clock_offset_ms=-60_000, last_hlc=""))
+        _db.session.execute(
+            update(SyncState).values(
+                clock_offset_ms=-60_000,
+                boot_offset_ms=SyncState.boot_offset_ms - 60_000,
+                last_hlc="",
+            )
+        )
         _db.session.commit()
     _set_mark(laptop.app, campus.instructor, campus.assessment, campus.students[0], 71)
     _set_mark(server, campus.admin, campus.assessment, campus.students[0], 80)

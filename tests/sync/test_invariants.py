@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from flask import Flask
-from sqlalchemy import event, func, select, text
+from sqlalchemy import event, func, select, text, update
 
 from portal.extensions import db as _db
 from portal.models import (
@@ -853,9 +853,11 @@ def test_a_widened_pull_request_gets_only_the_devices_scope(
     server_mark(server, campus.instructor, campus.assessment, campus.students[1], "77")
     laptop = make_device("stud1")
     transport = transport_of(laptop)
+    with on_server(server):
+        newest = _db.session.scalar(select(func.max(ChangeLogEntry.seq)))
     for forged in (
         {"cursor": 0, "fingerprint": "", "snapshot": True},
-        {"cursor": 0, "upto": 10**9, "table": 0, "after": "", "snapshot": True},
+        {"cursor": 0, "upto": newest, "table": 0, "after": "", "snapshot": True},
         {"cursor": 0, "limit": 10**9},
     ):
         page = transport.json("POST", "/pull", forged)
@@ -867,6 +869,74 @@ def test_a_widened_pull_request_gets_only_the_devices_scope(
     with pytest.raises(sync_client.SyncError) as refused:
         bad("POST", "/pull", {"cursor": -1})
     assert str(refused.value) == "cursor must be a whole number."
+
+
+@ON_BOTH
+def test_a_cursor_the_server_never_issued_is_refused_with_a_clear_problem(
+    campus: Campus, instructor_laptop: Device, server: Flask
+) -> None:
+    """A cursor (or a pull's bound) beyond the server's newest change is not answered with a
+    page: 422, a problem that says so, and nothing about the device's scope."""
+    with on_server(server):
+        newest = _db.session.scalar(select(func.max(ChangeLogEntry.seq)))
+    state = state_of(instructor_laptop)
+    headers = {
+        "Authorization": f"Bearer {state.credential}",
+        "X-Sync-Protocol": str(sync_client.PROTOCOL_VERSION),
+    }
+    for forged in (
+        {"cursor": 10**30, "fingerprint": state.scope_fingerprint},
+        {"cursor": newest + 1, "fingerprint": state.scope_fingerprint},
+        {"cursor": 0, "upto": newest + 1, "table": 0, "after": "", "snapshot": True},
+        {"cursor": newest, "upto": 10**30, "table": 3, "after": "", "snapshot": False},
+    ):
+        answer = instructor_laptop.http.post("/sync/v1/pull", json=forged, headers=headers)
+        assert answer.status_code == 422, forged
+        problem = answer.json()
+        assert problem["type"] == sync_client.UNKNOWN_CURSOR
+        claimed = max(forged["cursor"], forged.get("upto", 0))
+        assert problem["detail"].startswith(
+            f"This server never issued change number {claimed} (its newest is {newest})"
+        )
+        assert "rows" not in problem
+    for number in ("pending", "limit"):  # too large to keep or to fetch: the most there is
+        answer = instructor_laptop.http.post(
+            "/sync/v1/pull", json={"cursor": newest, number: 10**30}, headers=headers
+        )
+        assert answer.status_code == 200, answer.text
+    pushed = instructor_laptop.http.post(
+        "/sync/v1/push", json={"changes": [], "pending": 10**30}, headers=headers
+    )
+    assert pushed.status_code == 200, pushed.text
+
+
+def test_a_device_whose_cursor_the_server_never_issued_starts_again_from_a_snapshot(
+    campus: Campus, instructor_laptop: Device, server: Flask
+) -> None:
+    """The server's database went back to a backup: the device's cursor is beyond anything it
+    issued. The device pulls its whole scope again; a row the server no longer holds leaves
+    the device, and a change still waiting is kept and pushed."""
+    ghost = local_mark(
+        instructor_laptop, campus.instructor, campus.assessment, campus.students[1], "33"
+    )
+    instructor_laptop.sync()
+    with on_server(server):  # the backup did not have it
+        _db.session.execute(text("DELETE FROM marks"))
+        _db.session.commit()
+        newest = _db.session.scalar(select(func.max(ChangeLogEntry.seq)))
+    with instructor_laptop.session():
+        _db.session.execute(update(SyncState).values(cursor=newest + 40))
+        _db.session.commit()
+    local_mark(instructor_laptop, campus.instructor, campus.lab, campus.students[0], "7")
+    summary = instructor_laptop.sync()
+    assert summary.pushed == 1
+    assert points_on(server, campus.lab, campus.students[0]) == 7
+    with instructor_laptop.session():
+        assert _db.session.get(Mark, ghost) is None
+    with on_server(server):
+        newest = _db.session.scalar(select(func.max(ChangeLogEntry.seq)))
+    assert state_of(instructor_laptop).cursor == newest
+    assert_replica_matches(server, instructor_laptop)
 
 
 def test_a_snapshot_sends_rows_as_they_are_now_but_none_made_after_its_bound(
@@ -1307,6 +1377,77 @@ def test_the_same_field_is_decided_by_real_time_even_with_a_device_clock_days_of
         assert {conflict.kept_value, conflict.lost_value} == {winner, loser}
         assert conflict.lost_value == (60 if kind == "superseded" else 70)
     assert_replica_matches(server, laptop)
+
+
+@pytest.mark.parametrize("days", [3, -3])
+def test_a_wall_clock_set_after_the_last_sync_does_not_reorder_edits(
+    campus: Campus,
+    instructor_laptop: Device,
+    server: Flask,
+    monkeypatch: pytest.MonkeyPatch,
+    days: int,
+) -> None:
+    """The device synced with a right clock, then its wall clock was set 3 days ahead (or back)
+    without a restart. Ahead: its older edit must still lose to the server's newer one (not be
+    dated at its arrival). Back: its newer edit must still win. Its edits are dated by the boot
+    clock since the sync, which nobody sets; the value that lost is kept either way."""
+    if hlc.boot_clock() is None:
+        pytest.skip("this system has no boot clock: the wall clock is all a device has")
+    server_mark(server, campus.instructor, campus.assessment, campus.students[0], "50")
+    instructor_laptop.sync()
+    DeviceClock(timedelta(days=days)).install(monkeypatch)  # set after the last sync
+    if days > 0:
+        local_mark(
+            instructor_laptop, campus.instructor, campus.assessment, campus.students[0], "60"
+        )
+        _after(hlc.millis_of(datetime.now(UTC)))
+        server_mark(server, campus.admin, campus.assessment, campus.students[0], "70")
+        winner, loser, kind = 70, 60, "superseded"
+    else:
+        server_mark(server, campus.admin, campus.assessment, campus.students[0], "70")
+        _after(hlc.millis_of(datetime.now(UTC)))
+        local_mark(
+            instructor_laptop, campus.instructor, campus.assessment, campus.students[0], "60"
+        )
+        winner, loser, kind = 60, 70, "overwritten"
+    instructor_laptop.sync()
+    assert points_on(server, campus.assessment, campus.students[0]) == winner
+    assert points_on(instructor_laptop.app, campus.assessment, campus.students[0]) == winner
+    with on_server(server):
+        conflict = _db.session.scalar(select(SyncConflict))
+        assert (conflict.kind, conflict.field) == (kind, "points")
+        assert {conflict.kept_value, conflict.lost_value} == {winner, loser}
+    assert_replica_matches(server, instructor_laptop)
+
+
+def test_after_a_restart_with_the_clock_set_back_an_edit_is_dated_no_earlier_than_the_last_sync(
+    campus: Campus,
+    instructor_laptop: Device,
+    lab_laptop: Device,
+    server: Flask,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After a restart the boot clock starts again and proves nothing: the wall clock (with the
+    offset of the last sync) dates the edits, but never before that sync. The lab laptop's edit,
+    made before the instructor's laptop last synced and pushed after it, loses to the
+    instructor's later edit even though the instructor's laptop restarted with its clock set
+    3 days back."""
+    local_mark(lab_laptop, campus.lab_staff, campus.lab, campus.students[0], "4")
+    _after(hlc.millis_of(datetime.now(UTC)))
+    instructor_laptop.sync()
+    lab_laptop.sync()  # pushed after the instructor's laptop last pulled: a real conflict
+    assert points_on(server, campus.lab, campus.students[0]) == 4
+    monkeypatch.setattr(hlc, "boot_clock", lambda: ("a-later-boot", 12_000))  # restarted
+    DeviceClock(timedelta(days=-3)).install(monkeypatch)
+    local_mark(instructor_laptop, campus.instructor, campus.lab, campus.students[0], "9")
+    stamp = hlc.Timestamp.parse(outbox(instructor_laptop)[-1].hlc)
+    assert stamp.millis > hlc.millis_of(datetime.now(UTC)) - 3_600_000  # not 3 days back
+    instructor_laptop.sync()
+    assert points_on(server, campus.lab, campus.students[0]) == 9
+    with on_server(server):
+        conflict = _db.session.scalar(select(SyncConflict))
+        assert (conflict.kind, conflict.kept_value, conflict.lost_value) == ("overwritten", 9, 4)
+    assert_replica_matches(server, instructor_laptop)
 
 
 def test_a_devices_own_later_edit_of_a_field_is_not_beaten_by_its_earlier_one(
@@ -1942,6 +2083,93 @@ def test_a_revoked_device_is_refused_and_keeps_its_changes_for_export(
     assert [c["change_id"] for c in document["changes"]] == [str(e.change_id) for e in kept]
     assert {c["fields"]["points"] for c in document["changes"]} == {58, 6}
     assert len(outbox(instructor_laptop)) == 2  # exporting keeps them too
+
+
+def _revoke(server: Flask, device: Device, admin_id: Any) -> None:
+    from portal.models import Device as DeviceRow
+
+    with on_server(server):
+        db = _db.session
+        sync_services.revoke_device(
+            db,
+            db.get(DeviceRow, state_of(device).device_id),
+            actor=db.get(User, admin_id),
+            now=datetime.now(UTC),
+        )
+        db.commit()
+
+
+def test_a_revoked_device_enrolled_again_sends_what_waits_as_its_authors(
+    campus: Campus, flaky_device: Callable[[str], tuple[Device, Flaky]], server: Flask
+) -> None:
+    """A revoked copy enrolled again with a new code is the same device under a new credential:
+    its waiting changes are pushed, each re-checked as its author (a mark changed later on the
+    server meanwhile keeps the later value, the device's is kept as a conflict), and a first
+    answer lost on the way back does not lock it out (the same code again gets the same
+    credential)."""
+    from portal.models import AuditEntry
+    from portal.models import Device as DeviceRow
+
+    laptop, transport = flaky_device("teach1")
+    before = state_of(laptop)
+    local_mark(laptop, campus.instructor, campus.assessment, campus.students[0], "58")
+    local_mark(laptop, campus.instructor, campus.lab, campus.students[1], "6")
+    _revoke(server, laptop, campus.admin)
+    with pytest.raises(sync_client.SyncError) as refused:
+        laptop.sync()
+    assert refused.value.reason == "revoked"
+    assert "enrolled again" in str(refused.value)
+    _after(hlc.millis_of(datetime.now(UTC)))
+    server_mark(server, campus.admin, campus.assessment, campus.students[0], "70")
+
+    def enrol(code: str) -> str:
+        return sync_client.enrol(
+            laptop.engine, SERVER_URL, code, device_name="x", client=laptop.http
+        )
+
+    with pytest.raises(sync_client.SyncError) as wrong:  # not an account of this device
+        enrol(enrolment_code(server, "stud1"))
+    assert (wrong.value.reason, str(wrong.value)) == (
+        "refused",
+        "That code is for stud1, who has not used this computer: ask for a code for one of "
+        "the accounts of this computer.",
+    )
+    code = enrolment_code(server, "teach1")
+    transport.lose["/sync/v1/enrol"] = 1
+    with pytest.raises(sync_client.SyncError) as lost:
+        enrol(code)
+    assert lost.value.reason == "unreachable"
+    assert state_of(laptop).credential == before.credential  # nothing changed on the device
+    assert enrol(code) == "teach1"  # the same code again: the answer the first one lost
+    after = state_of(laptop)
+    assert (after.device_id, after.revoked) == (before.device_id, False)
+    assert after.credential != before.credential
+    summary = laptop.sync()
+    assert (summary.pushed, summary.conflicts, summary.refused) == (2, 1, 0)
+    assert outbox(laptop) == []
+    assert points_on(server, campus.lab, campus.students[1]) == 6
+    assert points_on(server, campus.assessment, campus.students[0]) == 70
+    with on_server(server):
+        db = _db.session
+        conflict = db.scalar(select(SyncConflict))
+        assert (conflict.kind, conflict.kept_value, conflict.lost_value, conflict.author_id) == (
+            "superseded",
+            70,
+            58,
+            campus.instructor,
+        )
+        assert db.scalar(select(func.count(DeviceRow.id))) == 1
+        assert db.scalar(
+            select(AuditEntry.summary).filter_by(action="sync.device_enrolled_again")
+        ).startswith("Enrolled device dev0 again for teach1 (revoked ")
+    assert_replica_matches(server, laptop)
+    with pytest.raises(sync_client.SyncError) as connected:  # not revoked: nothing to do
+        enrol(enrolment_code(server, "teach1"))
+    assert "still connected" in str(connected.value)
+    old = sync_client.Transport(SERVER_URL, before.credential, laptop.http)
+    with pytest.raises(sync_client.SyncError) as old_refused:  # the old credential is dead
+        old.json("POST", "/pull", {"cursor": 0})
+    assert "not enrolled" in str(old_refused.value)
 
 
 # --- 11. Convergence (the random version is tests/sync/test_convergence.py) ---------------------

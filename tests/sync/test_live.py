@@ -7,15 +7,18 @@ are skipped when it cannot be reached.
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -439,3 +442,190 @@ def sync_client_os() -> str:
     from portal.sync.client import operating_system
 
     return operating_system()
+
+
+def new_code(live: dict[str, Any], username: str) -> str:
+    made = subprocess.run(
+        server_command("enrolment-code", "create", "--user", username),
+        env=live["env"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert made.returncode == 0, made.stderr
+    return made.stdout.strip().splitlines()[-1]
+
+
+def test_a_revoked_copy_enrolled_again_with_a_new_code_sends_what_waits(
+    live: dict[str, Any],
+) -> None:
+    """The same data folder, revoked with two marks waiting, enrolled again with a new code:
+    both marks are pushed as their author's, the one the server changed later meanwhile is kept
+    as a conflict, and the copy holds the server's data again."""
+    from portal.grading.services import set_mark
+    from portal.models import AuditEntry, SyncConflict
+    from portal.models import Device as DeviceRow
+
+    ids = seed(live["app"])
+    office = enrol(live, "teach1")
+    offline_marks(
+        office,
+        ids["instructor"],
+        [(ids["exam"], ids["students"][0], "64"), (ids["lab"], ids["students"][1], "7")],
+    )
+    with live["app"].app_context():
+        db = _db.session
+        admin = db.scalar(select(User).filter_by(username="admin1"))
+        admin_id = admin.id
+        sync_services.revoke_device(
+            db, db.scalar(select(DeviceRow)), actor=admin, now=datetime.now(UTC)
+        )
+        db.commit()
+    refused = run_device(office, "sync")
+    assert refused.returncode == 11, refused.stdout + refused.stderr
+    assert "campus-portal enrol" in refused.stderr
+    with live["app"].app_context():  # later than the device's edit: this one stays
+        db = _db.session
+        db.info[capture.ACTOR] = admin_id
+        set_mark(
+            db,
+            db.get(User, admin_id),
+            db.get(Assessment, ids["exam"]),
+            ids["students"][0],
+            Decimal("80"),
+        )
+        db.commit()
+    again = ["enrol", "--server", live["url"], "--code"]
+    stranger = run_device(office, *again, new_code(live, "lab1"))
+    assert stranger.returncode == 13, stranger.stdout + stranger.stderr
+    assert "That code is for lab1, who has not used this computer" in stranger.stderr
+    assert "2 change(s) waiting on this computer are kept." in stranger.stderr
+    enrolled = run_device(office, *again, new_code(live, "teach1"))
+    assert enrolled.returncode == 0, enrolled.stdout + enrolled.stderr
+    assert "Synced: pushed 2, " in enrolled.stdout and ", conflicts 1" in enrolled.stdout
+    assert points(live["app"], ids["lab"], ids["students"][1]) == 7
+    assert points(live["app"], ids["exam"], ids["students"][0]) == 80
+    with live["app"].app_context():
+        db = _db.session
+        conflict = db.scalar(select(SyncConflict))
+        assert (conflict.kind, conflict.kept_value, conflict.lost_value) == ("superseded", 80, 64)
+        assert conflict.author_id == ids["instructor"]
+        assert db.scalar(select(func.count(DeviceRow.id))) == 1
+        assert db.scalar(select(DeviceRow.revoked_at)) is None
+        assert (
+            db.scalar(
+                select(func.count(AuditEntry.id)).filter_by(action="sync.device_enrolled_again")
+            )
+            == 1
+        )
+        db.rollback()
+    check_replica(live, office)
+    connected = run_device(office, *again, new_code(live, "teach1"))
+    assert connected.returncode == 13, connected.stdout + connected.stderr
+    assert "still connected to the campus server" in connected.stderr
+    assert "change(s) waiting" not in connected.stderr  # nothing waits: nothing said of it
+
+
+class _StandIn(http.server.BaseHTTPRequestHandler):
+    """What answers at an address that is not (or not only) the portal: a proxy whose portal is
+    down (502, as nginx says it), or a Wi-Fi log-in page answering every address (200, HTML)."""
+
+    status = 502
+
+    def do_POST(self) -> None:  # noqa: N802 - the standard library's name
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = b"<html><body><h1>Sign in to the guest Wi-Fi</h1></body></html>"
+        if self.status == 502:
+            body = b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+        self.send_response(self.status)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def stand_in() -> Iterator[Callable[[int], str]]:
+    servers: list[http.server.ThreadingHTTPServer] = []
+
+    def start(status: int) -> str:
+        handler = type("Handler", (_StandIn,), {"status": status})
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_enrol_and_sync_exit_with_the_codes_the_readme_lists(
+    live: dict[str, Any], stand_in: Callable[[int], str]
+) -> None:
+    """Each exit code of the README's table, from the real command line, and the note about
+    waiting changes only when some wait."""
+    ids = seed(live["app"])
+    root = live["root"]
+    code = new_code(live, "teach1")
+
+    def enrol_new(name: str, server: str, code: str = code) -> subprocess.CompletedProcess[str]:
+        return run_device(root / name, "enrol", "--server", server, "--code", code)
+
+    closed = f"http://127.0.0.1:{free_port()}"
+    cases = {
+        10: enrol_new("a", closed),
+        14: enrol_new("b", stand_in(502)),
+        15: enrol_new("c", "portal.campus.example"),
+        16: enrol_new("d", stand_in(200)),
+    }
+    for expected, result in cases.items():
+        assert result.returncode == expected, (expected, result.stdout + result.stderr)
+        assert "next sync" not in result.stderr and "waiting" not in result.stderr
+    assert "cannot be reached" in cases[10].stderr
+    assert "had a problem (502)" in cases[14].stderr
+    assert "must start with https://" in cases[15].stderr
+    assert "not JSON" in cases[16].stderr
+    office = enrol_new("office", live["url"])
+    assert office.returncode == 0, office.stdout + office.stderr
+    used = enrol_new("e", live["url"])
+    assert used.returncode == 13, used.stdout + used.stderr
+    assert "already used" in used.stderr
+    elsewhere = run_device(root / "office", "enrol", "--server", closed, "--code", code)
+    assert elsewhere.returncode == 15, elsewhere.stdout + elsewhere.stderr
+    assert f"This computer is connected to {live['url']}" in elsewhere.stderr
+    never = run_device(root / "f", "sync")
+    assert never.returncode == 15, never.stdout + never.stderr
+    assert "not connected to a campus server" in never.stderr
+    newer = subprocess.run(  # a copy newer than the server: protocol 3 against a server of 2
+        [
+            sys.executable,
+            "-c",
+            "import sys; from portal.sync import client; client.PROTOCOL_VERSION = 3; "
+            "from desktop.launcher import main; sys.exit(main(sys.argv[1:]))",
+            "--data-dir",
+            str(root / "office"),
+            "sync",
+        ],
+        env=device_env() | {"PYTHONPATH": os.environ.get("PYTHONPATH", "")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert newer.returncode == 12, newer.stdout + newer.stderr
+    assert "newer than the campus server's" in newer.stderr
+    offline_marks(root / "office", ids["instructor"], [(ids["exam"], ids["students"][0], "55")])
+    connection = sqlite3.connect(root / "office" / "portal.db")
+    with connection:  # the server moved or is down: the change waits
+        connection.execute("UPDATE sync_state SET server_url = ?", (closed,))
+    connection.close()
+    waiting = run_device(root / "office", "sync")
+    assert waiting.returncode == 10, waiting.stdout + waiting.stderr
+    assert (
+        "1 change(s) waiting on this computer are kept and will be sent at the next sync."
+        in waiting.stderr
+    )

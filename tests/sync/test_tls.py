@@ -109,7 +109,7 @@ def test_enrol_from_a_shell_says_why_and_works_with_ca_file(
     code = enrolment_code(server, "teach1")
     data_dir = str(tmp_path / "shell-copy")
     refused = run_cli("enrol", "--data-dir", data_dir, "--server", https_server, "--code", code)
-    assert refused.returncode == 16, refused.stderr
+    assert refused.returncode == 17, refused.stderr
     assert UNTRUSTED in refused.stderr
     assert "cannot be reached" not in refused.stderr
     enrolled = run_cli(
