@@ -30,9 +30,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     from portal import multipart
     from portal.config import flask_config, load_settings
+    from portal.routing import LazyBuilderRule
 
     app = Flask(__name__, instance_relative_config=False)
     multipart.init_app(app)
+    app.url_rule_class = LazyBuilderRule  # URL builders are compiled on first use
     settings = load_settings(config)
     app.config.from_mapping(flask_config(settings))
     # Anything else in `config` (Flask or extension settings, e.g. TESTING) goes in as it is.

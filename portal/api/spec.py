@@ -49,18 +49,21 @@ SETTINGS = {
 
 
 class PortalApi(Api):  # type: ignore[misc]
-    """flask-smorest's Api, documenting the blueprints when the document is first asked for
-    rather than at start-up (the desktop starts without converting every schema)."""
+    """flask-smorest's Api, documenting the blueprints and the responses every operation shares
+    when the document is first asked for rather than at start-up (the desktop starts without
+    converting every schema)."""
 
     ERROR_SCHEMA = ProblemSchema
 
     def __init__(self) -> None:
         super().__init__()
         self._undocumented: list[tuple[Any, str, Any]] = []
+        self._responses_documented = False
         self._documenting = threading.Lock()
 
     def init_app(self, app: Any, *, spec_kwargs: Any = None) -> None:
         self._undocumented = []
+        self._responses_documented = False
         super().init_app(app, spec_kwargs=spec_kwargs)
 
     def register_blueprint(self, blp: Any, *, parameters: Any = None, **options: Any) -> None:
@@ -71,6 +74,9 @@ class PortalApi(Api):  # type: ignore[misc]
 
     def _document_blueprints(self) -> None:
         with self._documenting:
+            if not self._responses_documented:
+                self._document_responses()
+                self._responses_documented = True
             while self._undocumented:
                 blp, name, parameters = self._undocumented.pop(0)
                 blp.register_views_in_doc(
@@ -82,6 +88,10 @@ class PortalApi(Api):  # type: ignore[misc]
         """The portal's own handler answers every error (problem details under /api)."""
 
     def _register_responses(self) -> None:
+        """Called by flask-smorest at start-up: the responses wait for the document."""
+
+    def _document_responses(self) -> None:
+        """A problem-details response for every status, and the default error response."""
         for status in http.HTTPStatus:
             response: dict[str, Any] = {"description": status.phrase}
             if not (100 <= status < 200) and status not in (204, 304):

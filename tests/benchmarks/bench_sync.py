@@ -310,7 +310,7 @@ def run(context: Any) -> list[dict[str, Any]]:
                     "10 changes pushed and pulled back",
                     met=p95 < INCREMENTAL_P95_GOAL_MS,
                     target=f"p95 under {INCREMENTAL_P95_GOAL_MS:g} ms",
-                    measured=f"{p95:.1f} ms",
+                    measured=f"{p95:.1f} ms (load average {os.getloadavg()[0]:.2f})",
                 ),
             }
         )
@@ -337,7 +337,10 @@ def run(context: Any) -> list[dict[str, Any]]:
                     "a sync with nothing new",
                     met=most_bytes < EMPTY_PULL_BYTES_GOAL and empty_p95 < EMPTY_PULL_MS_GOAL,
                     target=f"under {EMPTY_PULL_BYTES_GOAL} bytes and {EMPTY_PULL_MS_GOAL:g} ms",
-                    measured=f"{most_bytes} bytes, p95 {empty_p95:.1f} ms",
+                    measured=(
+                        f"{most_bytes} bytes, p95 {empty_p95:.1f} ms "
+                        f"(load average {os.getloadavg()[0]:.2f})"
+                    ),
                 ),
             }
         )

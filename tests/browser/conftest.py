@@ -20,6 +20,12 @@ factories in tests/factories.py; whatever the block adds is committed when it en
 
 `browser` is one Chromium per test run; `context` and `page` are fresh for each test (no cookies
 shared). Without /usr/bin/chromium the tests are skipped locally; with CI=true they fail instead.
+
+Wait for what a person waits for, never for time: a page is on screen before its deferred
+scripts (htmx, the page's own script) have run, so after a navigation by a click, wait until it
+has loaded (`page.wait_for_load_state()`; `page.goto` and `page.reload` do) before typing into
+a gradebook or pressing an htmx button; then wait for the outcome with `expect(...)` (the swap
+settled, the count updated) rather than reading the page once.
 """
 
 from __future__ import annotations

@@ -190,6 +190,9 @@ def test_field_user_works_offline_then_syncs_and_an_admin_resolves_the_conflict(
             page.get_by_role("link", name="My sync conflicts (1)").click()
             expect(page.get_by_role("heading", name="My sync conflicts")).to_be_visible()
             expect(page.get_by_role("cell", name="Lost to a newer edit")).to_be_visible()
+            # "Sync now" is pressed on this page later: wait until it has loaded (its deferred
+            # sync.js makes the button start a sync in place rather than post a plain form).
+            page.wait_for_load_state()
             _shots(page, "sync-06-my-conflicts")
             check_accessible(page)
 

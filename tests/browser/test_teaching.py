@@ -100,6 +100,9 @@ def test_lab_staff_take_attendance_and_enter_marks(
     page.get_by_role("button", name="Add lab session").click()
     expect(page.get_by_role("heading", name=re.compile("^Attendance"))).to_be_visible()
     expect(page.get_by_text("4 of 4 not recorded yet")).to_be_visible()
+    # The page shows before its deferred scripts run: like a person, wait until it has loaded
+    # (htmx has taken over its buttons) before clicking.
+    page.wait_for_load_state()
 
     # 2. One click per student, saved at once (htmx swaps the line and the counts).
     for name, status in (("Ada Byron", "Present"), ("Ben Carter", "Late"), ("Cleo Diaz", "Absent")):
@@ -135,6 +138,9 @@ def test_lab_staff_take_attendance_and_enter_marks(
     page.get_by_role("link", name="Gradebook", exact=True).click()
     expect(page.get_by_role("columnheader", name=re.compile("Lab 1: Salinity"))).to_be_visible()
     expect(page.get_by_role("columnheader", name=re.compile("Final exam"))).to_have_count(0)
+    # The table is on screen before htmx and the gradebook's keys are set up (deferred
+    # scripts): a mark typed before the page has loaded would never be sent.
+    page.wait_for_load_state()
     first = page.get_by_label("Lab 1: Salinity, Ada Byron (out of 20)")
     first.fill("17")
     page.keyboard.press("Tab")
