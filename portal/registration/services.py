@@ -49,15 +49,12 @@ def ensure_drop_allowed(term: Term, now: datetime) -> None:
 
 
 def ensure_can_drop(registration: Registration, now: datetime) -> None:
-    """Every rule a drop must pass, without writing: the registration is still active, carries
-    no final grade, and its term's add/drop deadline has not passed."""
+    """Every rule a drop must pass, without writing: the registration is still active and its
+    term's add/drop deadline has not passed. (A final grade is given after the deadline; one
+    given before it, an administrator's correction, does not stop a drop: sync merges the two.)"""
     section = registration.section
     if registration.status == "dropped":
         raise RegistrationError(f"You have already dropped {section.label}.")
-    if registration.final_grade is not None:
-        raise RegistrationError(
-            f"Your final grade in {section.label} is in; a graded course cannot be dropped."
-        )
     ensure_drop_allowed(section.term, now)
 
 

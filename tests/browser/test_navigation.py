@@ -37,6 +37,8 @@ NOT_REACHED_BY_CLICKING = {
     "admin.import_job": "exists only after a file was uploaded (form input)",
     "admin.import_progress": "exists only after a file was uploaded (form input)",
     "admin.import_report": "exists only after a file was uploaded (form input)",
+    "grading.finalise_check": "asked by the gradebook's Finalise grades button: the marks "
+    "missing at that moment, for its confirmation (JSON, not a page)",
     "sync_device.my_conflicts": "linked from the sync status area of a copy connected to a "
     "campus server (tests/sync); a copy that is not connected has no conflicts to show",
 }

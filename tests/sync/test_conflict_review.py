@@ -298,7 +298,13 @@ def test_the_instructor_applies_a_lab_staff_mark_that_lost(
     _offline_mark(laptop, campus.lab_staff, lab2, campus.students[0], "20")
     laptop.sync()
     with laptop.app.app_context():  # the laptop's clock is a minute behind: its edit is older
-        _db.session.execute(update(SyncState).values(clock_offset_ms=-60_000, last_hlc=""))
+        _db.session.execute(
+            update(SyncState).values(
+                clock_offset_ms=-60_000,
+                boot_offset_ms=SyncState.boot_offset_ms - 60_000,
+                last_hlc="",
+            )
+        )
         _db.session.commit()
     _offline_mark(laptop, campus.lab_staff, lab2, campus.students[0], "40")
     _server_mark(server, campus.instructor, lab2, campus.students[0], "30")
