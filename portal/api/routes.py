@@ -21,6 +21,7 @@ from flask import (
 )
 
 from portal.api import API_V1, auth
+from portal.api.json_provider import OrjsonProvider
 from portal.api.problems import is_api_request
 from portal.api.spec import SETTINGS, api
 from portal.auth.policy import public
@@ -74,6 +75,7 @@ def _api_rate_limit() -> str:
 def init_app(app: Flask) -> None:
     from portal.api import admin, attendance, catalogue, grades, registrations, submissions
 
+    app.json = OrjsonProvider(app)
     app.config.update(SETTINGS)
     api.init_app(app)
     auth.init_app(app)
