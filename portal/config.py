@@ -221,7 +221,7 @@ SETTINGS: tuple[Setting, ...] = (
         "api_rate_limit",
         str,
         "600 per minute",
-        "API calls per token (or per browser session, else per address)",
+        "API calls per token (or per signed-in user of a browser session, else per address)",
     ),
     Setting(
         "metrics_allowed_addresses",

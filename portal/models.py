@@ -60,6 +60,16 @@ REGISTRATION_STATUSES = ("enrolled", "waitlisted", "dropped")
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
+def meeting_label(weekday: int, starts_at: time, ends_at: time) -> str:
+    """A meeting as "Mon 09:00–10:30" (Meeting.label, and the catalogue's summaries)."""
+    return f"{WEEKDAYS[weekday]} {starts_at:%H:%M}–{ends_at:%H:%M}"
+
+
+def section_label(course_code: str, number: str) -> str:
+    """A section as "CS101-001" (Section.label, and the catalogue's summaries)."""
+    return f"{course_code}-{number}"
+
+
 def one_of(column: str, values: tuple[str, ...]) -> str:
     """A CHECK constraint's condition: `column` holds one of `values`.
 
@@ -253,7 +263,7 @@ class Section(Record, SoftDeletable, Base):
 
     @property
     def label(self) -> str:
-        return f"{self.course.code}-{self.number}"
+        return section_label(self.course.code, self.number)
 
 
 class Meeting(Record, SoftDeletable, Base):
@@ -273,7 +283,7 @@ class Meeting(Record, SoftDeletable, Base):
 
     @property
     def label(self) -> str:
-        return f"{WEEKDAYS[self.weekday]} {self.starts_at:%H:%M}–{self.ends_at:%H:%M}"
+        return meeting_label(self.weekday, self.starts_at, self.ends_at)
 
     def overlaps(self, other: Meeting) -> bool:
         return (

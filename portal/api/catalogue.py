@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from flask import Response, jsonify
 from flask_smorest import Blueprint
 
 from portal.api import API_V1, schemas
@@ -14,7 +15,8 @@ from portal.api.pagination import paginate
 from portal.api.schemas import Extended
 from portal.auth.policy import signed_in
 from portal.catalogue import services
-from portal.models import Section
+from portal.catalogue.summaries import SectionSummary, section_summaries
+from portal.models import Course, Section
 
 blp = Blueprint(
     "api_catalogue", __name__, url_prefix=API_V1, description="Terms, courses and sections"
@@ -41,7 +43,7 @@ def terms() -> dict[str, Any]:
 @blp.arguments(schemas.CourseQuerySchema, location="query", as_kwargs=True)
 @blp.response(200, schemas.CoursePageSchema)
 @signed_in
-def courses(**args: Any) -> tuple[dict[str, Any], int, dict[str, str]]:
+def courses(**args: Any) -> tuple[Response, int, dict[str, str]]:
     """Search the catalogue: `q` matches code or title; `term` (a term code) keeps courses
     offered that term and lists only its sections; `department` filters by department."""
     filters = services.CatalogueFilter(
@@ -50,9 +52,50 @@ def courses(**args: Any) -> tuple[dict[str, Any], int, dict[str, str]]:
     items, meta, link = paginate(
         services.search_courses_query(session, filters), args, one_statement=True
     )
-    sections = services.sections_for_courses(session, items, filters.term_code)
-    body = {**meta, "items": [Extended(c, sections=sections.get(c.id, [])) for c in items]}
-    return body, 200, {"Link": link}
+    sections = section_summaries(session, items, filters.term_code)
+    body = {**meta, "items": [_course(c, sections.get(c.id, [])) for c in items]}
+    # Built here rather than dumped by CoursePageSchema (still the documented shape, and a
+    # test holds the two equal): a quarter of the mix, and the dump was a third of its CPU.
+    return jsonify(body), 200, {"Link": link}
+
+
+def _course(course: Course, sections: list[SectionSummary]) -> dict[str, Any]:
+    """CourseSchema's dump of `course` with `sections`."""
+    return {
+        "code": course.code,
+        "title": course.title,
+        "description": course.description,
+        "credits": course.credits,
+        "department": course.department,
+        "sections": [_section_summary(s) for s in sections],
+    }
+
+
+def _section_summary(section: SectionSummary) -> dict[str, Any]:
+    """SectionSummarySchema's dump of `section` (its live meetings)."""
+    return {
+        "id": str(section.id),
+        "label": section.label,
+        "number": section.number,
+        "term_code": section.term.code,
+        "room": section.room,
+        "capacity": section.capacity,
+        "enrolled": section.enrolled_count,
+        "seats_left": section.seats_left,
+        "waitlist_capacity": section.waitlist_capacity,
+        "waitlisted": section.waitlist_count,
+        "meetings": [
+            {
+                "weekday": m.weekday,
+                "label": m.label,
+                "starts_at": m.starts_at.isoformat(),
+                "ends_at": m.ends_at.isoformat(),
+                "kind": m.kind,
+            }
+            for m in section.meetings
+            if m.deleted_at is None
+        ],
+    }
 
 
 @blp.route("/courses/<string:code>", methods=["GET"])

@@ -9,9 +9,19 @@ from __future__ import annotations
 
 import hashlib
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    jsonify,
+    render_template,
+    request,
+    session,
+)
 
 from portal.api import API_V1, auth
+from portal.api.json_provider import OrjsonProvider
 from portal.api.problems import is_api_request
 from portal.api.spec import SETTINGS, api
 from portal.auth.policy import public
@@ -49,11 +59,10 @@ def _conditional_get(response: Response) -> Response:
 
 
 def _caller_key() -> str:
-    """Rate limits count per token, else per browser session, else per address (a campus NAT
-    puts many people behind one address)."""
-    credential = request.headers.get("Authorization") or request.cookies.get(
-        current_app.config["SESSION_COOKIE_NAME"]
-    )
+    """Rate limits count per token, else per signed-in user of a browser session, else per
+    address (a campus NAT puts many people behind one address). Not the session cookie itself:
+    it changes whenever the session does, and each new cookie would start a new count."""
+    credential = request.headers.get("Authorization") or session.get("_user_id")
     if credential:
         return "api:" + hashlib.sha256(credential.encode("utf-8", "replace")).hexdigest()[:32]
     return "api-addr:" + (request.remote_addr or "unknown")
@@ -66,6 +75,7 @@ def _api_rate_limit() -> str:
 def init_app(app: Flask) -> None:
     from portal.api import admin, attendance, catalogue, grades, registrations, submissions
 
+    app.json = OrjsonProvider(app)
     app.config.update(SETTINGS)
     api.init_app(app)
     auth.init_app(app)

@@ -36,6 +36,7 @@ SIGNED_IN = "signed-in"
 EXEMPT_ENDPOINTS = {"static"}
 IDLE_MESSAGE = "You were logged out after a period of inactivity."
 PASSWORD_CHANGE_ENDPOINTS = {"auth.change_own_password", "auth.logout"}
+LAST_SEEN_STEP_SECONDS = 60  # the idle log-out's granularity (_enforce_idle_logout)
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,11 @@ def _enforce_idle_logout() -> None:
     view = current_app.view_functions.get(request.endpoint or "")
     if view is not None and getattr(view, PASSIVE_ATTRIBUTE, False) and last_seen is not None:
         return
-    session["last_seen"] = now
+    if last_seen is None or now - last_seen >= LAST_SEEN_STEP_SECONDS:
+        # At most once a minute: a changed session is signed and sent again as a cookie, which
+        # would otherwise cost every request. So the log-out comes between `limit` minus one
+        # minute and `limit` after the last activity.
+        session["last_seen"] = now
 
 
 def _security_headers(response: Response) -> Response:

@@ -7,6 +7,7 @@ from flask_login import current_user
 
 from portal.auth.policy import signed_in
 from portal.catalogue import services
+from portal.catalogue.summaries import section_summaries
 from portal.database import paginate_one_statement
 from portal.models import utcnow
 from portal.registration.services import drop_blocker, registration_blocker
@@ -49,7 +50,7 @@ def index() -> str:
         services.search_courses_query(db_session(), filters),
         per_page=current_app.config["PAGE_SIZE"],
     )
-    sections = services.sections_for_courses(db_session(), list(page.items), filters.term_code)
+    sections = section_summaries(db_session(), list(page.items), filters.term_code)
     return render_template(
         "catalogue/index.html",
         page=page,

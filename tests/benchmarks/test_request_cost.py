@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.benchmarks.bench_request_cost import LOGIN_REQUESTS, MIX, capacity
+from tests.benchmarks.bench_request_cost import FLOOR, LOGIN_REQUESTS, MIX, capacity, goals
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 
@@ -70,3 +70,20 @@ def test_capacity_from_the_cost_per_request():
     assert figures["cores_steady"] == pytest.approx(figures["requests_per_second"] / 100)
     assert figures["login_ms"] == 60.0
     assert figures["cores_with_logins"] == pytest.approx(figures["cores_steady"] + 8.3 * 0.06)
+
+
+def test_each_goal_of_the_budget_is_reported_met_or_not():
+    rows = {name: {"cpu_mean_ms": 4.0, "postgres_ms": 1.0} for name in MIX}
+    rows["API register"] = {"cpu_mean_ms": 12.0, "postgres_ms": 3.0}  # one type over 10 ms
+    rows[FLOOR] = {"cpu_mean_ms": 1.2, "postgres_ms": 0.2}
+    rows.update({name: {"cpu_mean_ms": 12.0, "postgres_ms": 1.0} for name in LOGIN_REQUESTS})
+    lines = goals(rows)
+    assert len(lines) == 5
+    mix, postgres, each, floor, login = lines
+    assert mix.startswith("Goal: the mix's app CPU per request ≤ 5 ms: 4.3 ms") and mix.endswith(
+        ", met."
+    )
+    assert postgres.endswith(", met.") and "≤ 2 ms: 1.1 ms" in postgres
+    assert "(the costliest: API register) ≤ 10 ms: 12.0 ms, NOT MET." in each
+    assert floor.endswith("≤ 1.5 ms: 1.2 ms, met.")
+    assert login.endswith("≤ 35 ms: 36.0 ms, NOT MET.")
