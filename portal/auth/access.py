@@ -215,13 +215,14 @@ def gradable_assessments(user_id: uuid.UUID, role: str) -> ColumnElement[bool]:
     """The assessments `may_grade` holds for."""
     if role == "admin":
         return true()
-    return or_(
-        Assessment.section_id.in_(instructed_sections(user_id, role)),
-        and_(
+    if role == "instructor":
+        return Assessment.section_id.in_(instructed_sections(user_id, role))
+    if role == "lab_staff":
+        return and_(
             Assessment.section_id.in_(lab_staffed_sections(user_id, role)),
             Assessment.kind == "lab",
-        ),
-    )
+        )
+    return false()
 
 
 def _gradable_assessment_ids(user_id: uuid.UUID, role: str) -> Select[Any]:
