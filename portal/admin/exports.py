@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
+from portal.auth import access
 from portal.errors import Forbidden
 from portal.models import Registration, Section, User
 
@@ -57,11 +58,7 @@ def to_csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
 def ensure_may_export(section: Section, viewer: User) -> None:
     """Admins export any section; instructors and lab staff only the sections they teach."""
-    if viewer.role == "admin":
-        return
-    if viewer.role == "instructor" and section.instructor_id == viewer.id:
-        return
-    if viewer.role == "lab_staff" and section.lab_staff_id == viewer.id:
+    if access.may_take_attendance(viewer, section):
         return
     raise Forbidden("You can export the rosters of your own sections only.")
 

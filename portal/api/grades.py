@@ -11,6 +11,7 @@ from portal.api import API_V1, schemas
 from portal.api.common import session, user
 from portal.api.schemas import Extended
 from portal.attendance.services import student_rates
+from portal.auth import access
 from portal.auth.policy import roles
 from portal.catalogue.services import get_section
 from portal.errors import NotFound
@@ -78,7 +79,7 @@ def set_mark(data: dict[str, Any], assessment_id: uuid.UUID, student_id: uuid.UU
     book = services.gradebook(
         session,
         assessment.section,
-        services.gradable_kinds(user(), assessment.section),
+        access.gradable_kinds(user(), assessment.section),
         student_ids=[student_id],
     )
     if not book.rows:

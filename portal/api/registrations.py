@@ -9,6 +9,7 @@ from flask_smorest import Blueprint
 
 from portal.api import API_V1, schemas
 from portal.api.common import now, session, user
+from portal.auth import access
 from portal.auth.policy import roles
 from portal.catalogue.services import get_section
 from portal.errors import NotFound
@@ -25,7 +26,7 @@ blp = Blueprint(
 
 def _own_registration(registration_id: uuid.UUID) -> Registration:
     registration = session.get(Registration, registration_id)
-    if registration is None or registration.student_id != user().id:
+    if registration is None or not access.owns(user(), registration):
         raise NotFound("You have no such registration.")
     return registration
 

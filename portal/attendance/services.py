@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from portal.audit.services import tombstone_and_record
+from portal.auth import access
 from portal.catalogue.services import lock_section
 from portal.errors import Forbidden, NotFound, ValidationError
 from portal.models import (
@@ -34,16 +35,9 @@ STATUS_LABELS = ATTENDANCE_STATUS_LABELS
 # --- Who may take attendance ----------------------------------------------------------------------
 
 
-def can_take(user: User, section: Section) -> bool:
-    return (
-        user.role == "admin"
-        or (user.role == "instructor" and section.instructor_id == user.id)
-        or (user.role == "lab_staff" and section.lab_staff_id == user.id)
-    )
-
-
 def ensure_can_take(user: User, section: Section) -> None:
-    if not can_take(user, section):
+    """The section's staff or an administrator (`access.may_take_attendance`)."""
+    if not access.may_take_attendance(user, section):
         raise Forbidden(f"You are not assigned to {section.label}.")
 
 

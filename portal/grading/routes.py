@@ -21,6 +21,7 @@ from flask import (
 from werkzeug.wrappers import Response
 
 from portal.attendance import services as attendance
+from portal.auth import access
 from portal.auth.policy import roles
 from portal.catalogue.services import get_section
 from portal.errors import Busy, ValidationError
@@ -77,7 +78,7 @@ def _render_gradebook(
         book=book,
         typed=typed or {},
         errors=errors or {},
-        can_manage=services.can_manage(signed_in_user(), section),
+        can_manage=access.may_manage(signed_in_user(), section),
         can_edit=not book.is_final or signed_in_user().role == "admin",
         finalise_warnings=services.finalise_warnings(book, now=utcnow()),
         sync_notes=_sync_notes(section.id),

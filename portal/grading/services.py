@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, contains_eager, selectinload
 from sqlalchemy.orm.interfaces import ORMOption
 
 from portal.audit.services import record, tombstone_and_record
+from portal.auth import access
 from portal.catalogue.services import lock_section, share_section
 from portal.errors import FieldErrors, Forbidden, NotFound, PortalError, ValidationError
 from portal.grading.calculation import (
@@ -71,31 +72,19 @@ class GradesLocked(PortalError):
 # --- Who may do what ------------------------------------------------------------------------------
 
 
-def gradable_kinds(user: User, section: Section) -> tuple[str, ...]:
-    """The assessment kinds `user` may see and mark in `section` (empty: none)."""
-    if user.role == "admin":
-        return ASSESSMENT_KINDS
-    if user.role == "instructor" and section.instructor_id == user.id:
-        return ASSESSMENT_KINDS
-    if user.role == "lab_staff" and section.lab_staff_id == user.id:
-        return ("lab",)
-    return ()
+# The relations themselves (section staff, the kinds each role sees) are in portal/auth/access.py.
 
 
 def ensure_can_grade(user: User, section: Section) -> tuple[str, ...]:
-    kinds = gradable_kinds(user, section)
+    """The assessment kinds `user` may see and mark in `section`; none: refused."""
+    kinds = access.gradable_kinds(user, section)
     if not kinds:
         raise Forbidden(f"You are not assigned to {section.label}.")
     return kinds
 
 
-def can_manage(user: User, section: Section) -> bool:
-    """Assessments, weights and finalising: the section's instructor or an administrator."""
-    return user.role == "admin" or (user.role == "instructor" and section.instructor_id == user.id)
-
-
 def ensure_can_manage(user: User, section: Section) -> None:
-    if not can_manage(user, section):
+    if not access.may_manage(user, section):
         raise Forbidden(f"Only the instructor of {section.label} or an administrator can do that.")
 
 

@@ -7,17 +7,17 @@ from dataclasses import dataclass
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, selectinload
 
+from portal.auth import access
 from portal.models import Course, Registration, Section, Term, User
 
 
 def staff_sections(db: Session, user: User) -> list[Section]:
-    column = Section.instructor_id if user.role == "instructor" else Section.lab_staff_id
     return list(
         db.scalars(
             select(Section)
             .join(Section.term)
             .join(Section.course)
-            .where(column == user.id, Section.deleted_at.is_(None))
+            .where(access.staffed_by(user.id, user.role), Section.deleted_at.is_(None))
             .options(
                 selectinload(Section.course),
                 selectinload(Section.term),

@@ -5,6 +5,7 @@ import uuid
 from flask import Blueprint, abort, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from portal.auth import access
 from portal.auth.policy import is_safe_redirect, roles
 from portal.catalogue.services import get_section
 from portal.models import Registration, Section, utcnow
@@ -57,7 +58,7 @@ def register(section_id: uuid.UUID) -> Response:
 @roles("student")
 def drop(registration_id: uuid.UUID) -> Response:
     registration = db_session().get(Registration, registration_id)
-    if registration is None or registration.student_id != signed_in_user().id:
+    if registration is None or not access.owns(signed_in_user(), registration):
         abort(404)
     section = registration.section
     was_waitlisted = registration.status == "waitlisted"

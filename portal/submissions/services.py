@@ -18,8 +18,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from portal.auth import access
 from portal.errors import Forbidden, NotFound, ValidationError
-from portal.grading.services import finalisation_of, gradable_kinds
+from portal.grading.services import finalisation_of
 from portal.models import (
     Assessment,
     Course,
@@ -41,7 +42,7 @@ SUBMITTABLE_KINDS = ("lab", "assignment")
 
 def staff_kinds(user: User, section: Section) -> tuple[str, ...]:
     """Kinds of assessment whose submissions `user` may see (the gradebook rule)."""
-    return tuple(kind for kind in gradable_kinds(user, section) if kind in SUBMITTABLE_KINDS)
+    return tuple(kind for kind in access.gradable_kinds(user, section) if kind in SUBMITTABLE_KINDS)
 
 
 def ensure_can_collect(user: User, assessment: Assessment) -> None:
@@ -51,7 +52,7 @@ def ensure_can_collect(user: User, assessment: Assessment) -> None:
 
 def ensure_can_download(db: Session, user: User, submission: Submission) -> None:
     if user.role == "student":
-        if submission.student_id != user.id:
+        if not access.owns(user, submission):
             raise Forbidden("You can download only your own submissions.")
         return
     ensure_can_collect(user, submission.assessment)

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from portal.auth import access
 from portal.errors import Forbidden, NotFound, ValidationError
 from portal.models import (
     ATTENDANCE_STATUS_LABELS,
@@ -351,7 +352,7 @@ def open_on_marks(
 
 def instructs(user: User, view: ConflictView) -> bool:
     """Whether `user` is the instructor of the section the conflict's record belongs to."""
-    return user.role == "instructor" and view.instructor_id == user.id
+    return access.instructs(user, view)
 
 
 def may_review(user: User, view: ConflictView) -> bool:
@@ -539,7 +540,7 @@ def section_conflicts(
     Python: a refused record may exist only in the conflict's kept fields)."""
     from portal.sync.services import conflicts_query
 
-    taught = set(db.scalars(select(Section.id).where(Section.instructor_id == instructor.id)))
+    taught = set(db.scalars(access.instructed_sections(instructor.id, instructor.role)))
     if not taught:
         return []
     tables = [name for name, kind in RECORDS.items() if kind.parent and name != "sections"]

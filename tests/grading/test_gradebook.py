@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import event, func, select
 
+from portal.auth import access
 from portal.catalogue.services import get_section
 from portal.errors import Forbidden, ValidationError
 from portal.grading import services
@@ -51,25 +52,25 @@ def course(db):
 
 def test_lab_staff_mark_only_lab_assessments_of_their_sections(db, course):
     section, lab_staff = course["section"], course["lab_staff"]
-    assert services.gradable_kinds(lab_staff, section) == ("lab",)
+    assert access.gradable_kinds(lab_staff, section) == ("lab",)
     student = course["students"][0]
     services.set_mark(db, lab_staff, course["lab"], student.id, 12)
     with pytest.raises(Forbidden, match="lab assessments only"):
         services.set_mark(db, lab_staff, course["exam"], student.id, 40)
     other = factories.make_section(db)
-    assert services.gradable_kinds(lab_staff, other) == ()
+    assert access.gradable_kinds(lab_staff, other) == ()
 
 
 def test_instructors_mark_only_their_sections_and_admins_any(db, course):
     stranger = factories.make_user(db, "instructor")
     with pytest.raises(Forbidden):
         services.set_mark(db, stranger, course["exam"], course["students"][0].id, 40)
-    assert services.gradable_kinds(course["admin"], course["section"]) == (
+    assert access.gradable_kinds(course["admin"], course["section"]) == (
         "lab",
         "assignment",
         "exam",
     )
-    assert services.gradable_kinds(course["students"][0], course["section"]) == ()
+    assert access.gradable_kinds(course["students"][0], course["section"]) == ()
 
 
 def test_only_enrolled_students_get_marks(db, course):

@@ -219,6 +219,11 @@ def device_accounts(server: Flask, device: Device) -> list[tuple[Any, str]]:
         return sync_services.device_accounts(_db.session, row)
 
 
+def password_hash_visible(user_id: Any, accounts: list[tuple[Any, str]]) -> bool:
+    """A device receives the password verifier of its own accounts only (offline sign-in)."""
+    return any(user_id == account_id for account_id, _role in accounts)
+
+
 def visible_rows(app: Flask, accounts: list[tuple[Any, str]] | None = None) -> dict[str, dict]:
     """Every synchronised row of `app`'s database as JSON, by table and id; with `accounts`,
     only the rows those accounts may read (scopes.condition), as a device of theirs shows them:
@@ -239,9 +244,7 @@ def visible_rows(app: Flask, accounts: list[tuple[Any, str]] | None = None) -> d
             for row in db.scalars(query):
                 data = row_to_json(entry.table, row)
                 if visible_users is not None:
-                    if entry.name == "users" and not scopes.password_hash_visible(
-                        row.id, accounts or []
-                    ):
+                    if entry.name == "users" and not password_hash_visible(row.id, accounts or []):
                         data["password_hash"] = "!"
                     for column in entry.table.columns:
                         target = next(iter(column.foreign_keys), None)
