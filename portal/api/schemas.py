@@ -12,6 +12,11 @@ import marshmallow
 from flask import url_for
 from marshmallow import fields, validate
 
+from portal.accounts.services import (
+    MAX_PASSWORD_LENGTH,
+    MIN_PASSWORD_LENGTH,
+    USER_FIELD_MAX_LENGTH,
+)
 from portal.models import ASSESSMENT_KINDS, ATTENDANCE_STATUSES, REGISTRATION_STATUSES, ROLES
 
 
@@ -471,26 +476,34 @@ class UserQuerySchema(PageArgsSchema):
     role = fields.String(load_default="", validate=validate.OneOf(["", *ROLES]))
 
 
+def _user_limit(field: str) -> validate.Length:
+    """The length check of an account field, from the accounts service's limits."""
+    return validate.Length(max=USER_FIELD_MAX_LENGTH[field])
+
+
 class UserInputSchema(Schema):
-    username = fields.String(required=True, validate=validate.Length(max=64))
-    full_name = fields.String(required=True, validate=validate.Length(max=200))
+    username = fields.String(required=True, validate=_user_limit("username"))
+    full_name = fields.String(required=True, validate=_user_limit("full_name"))
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
-    email = fields.String(load_default="", validate=validate.Length(max=254))
+    email = fields.String(load_default="", validate=_user_limit("email"))
     student_number = fields.String(
-        load_default=None, allow_none=True, validate=validate.Length(max=20)
+        load_default=None, allow_none=True, validate=_user_limit("student_number")
     )
 
 
 class UserCreateSchema(UserInputSchema):
-    password = fields.String(required=True, validate=validate.Length(min=8, max=1024))
+    password = fields.String(
+        required=True,
+        validate=validate.Length(min=MIN_PASSWORD_LENGTH, max=MAX_PASSWORD_LENGTH),
+    )
 
 
 class UserPatchSchema(Schema):
-    username = fields.String(validate=validate.Length(max=64))
-    full_name = fields.String(validate=validate.Length(max=200))
+    username = fields.String(validate=_user_limit("username"))
+    full_name = fields.String(validate=_user_limit("full_name"))
     role = fields.String(validate=validate.OneOf(ROLES))
-    email = fields.String(validate=validate.Length(max=254))
-    student_number = fields.String(allow_none=True, validate=validate.Length(max=20))
+    email = fields.String(validate=_user_limit("email"))
+    student_number = fields.String(allow_none=True, validate=_user_limit("student_number"))
     active = fields.Boolean()
 
 
@@ -576,8 +589,8 @@ class SectionInputSchema(Schema):
         load_default=0, validate=validate.Range(min=-100_000, max=100_000)
     )
     room = fields.String(load_default="", validate=validate.Length(max=50))
-    instructor_username = fields.String(load_default="", validate=validate.Length(max=64))
-    lab_staff_username = fields.String(load_default="", validate=validate.Length(max=64))
+    instructor_username = fields.String(load_default="", validate=_user_limit("username"))
+    lab_staff_username = fields.String(load_default="", validate=_user_limit("username"))
 
 
 class SectionUpdateResultSchema(AdminSectionSchema):
