@@ -17,6 +17,7 @@ from flask import (
     request,
     url_for,
 )
+from flask.globals import app_ctx
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
@@ -444,7 +445,7 @@ def _store() -> import_jobs.JobStore:
 def _run_in_background(job_id: str, mode: str) -> None:
     import_jobs.mark_queued(_store(), job_id, mode)
     jobs.enqueue(
-        current_app._get_current_object(),  # type: ignore[attr-defined]
+        app_ctx.app,  # the application itself, not the proxy: the job outlives the request
         tasks.run_import,
         job_id,
         mode,

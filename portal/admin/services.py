@@ -11,9 +11,9 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import CursorResult, Select, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from portal.audit.services import (
@@ -451,18 +451,21 @@ def update_section(
     """
     values, _, _ = _clean_section(db, details, section)
     before = snapshot(section, SECTION_FIELDS)
-    result = db.execute(
-        update(Section)
-        .where(
-            Section.id == section.id,
-            Section.enrolled_count <= values["capacity"],
-            Section.waitlist_count <= values["waitlist_capacity"],
-        )
-        .values(capacity=values["capacity"], waitlist_capacity=values["waitlist_capacity"])
-        .execution_options(synchronize_session=False)
+    result = cast(  # an UPDATE's result: it has a rowcount
+        "CursorResult[Any]",
+        db.execute(
+            update(Section)
+            .where(
+                Section.id == section.id,
+                Section.enrolled_count <= values["capacity"],
+                Section.waitlist_count <= values["waitlist_capacity"],
+            )
+            .values(capacity=values["capacity"], waitlist_capacity=values["waitlist_capacity"])
+            .execution_options(synchronize_session=False)
+        ),
     )
     db.refresh(section)
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if result.rowcount != 1:
         errors = {}
         if section.enrolled_count > values["capacity"]:
             errors["capacity"] = (
