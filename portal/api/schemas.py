@@ -115,6 +115,21 @@ class PageSchema(Schema):
     links = fields.Nested(LinksSchema, required=True)
 
 
+def _items(schema: type[Schema], shape: type[Schema], suffix: str) -> type[Schema]:
+    """`XListSchema` or `XPageSchema`: the items of `schema` alone or with the page envelope."""
+    name = schema.__name__.removesuffix("Schema") + suffix
+    items = fields.List(fields.Nested(schema), required=True)
+    return type(name, (shape,), {"items": items, "__module__": __name__})
+
+
+def list_of(schema: type[Schema]) -> type[Schema]:
+    return _items(schema, Schema, "ListSchema")
+
+
+def page_of(schema: type[Schema]) -> type[Schema]:
+    return _items(schema, PageSchema, "PageSchema")
+
+
 # --- People ---------------------------------------------------------------------------------------
 
 
@@ -146,8 +161,7 @@ class TermSchema(Schema):
     max_credits = fields.Integer(required=True)
 
 
-class TermListSchema(Schema):
-    items = fields.List(fields.Nested(TermSchema), required=True)
+TermListSchema = list_of(TermSchema)
 
 
 class MeetingSchema(Schema):
@@ -181,8 +195,7 @@ class CourseSchema(Schema):
     sections = fields.List(fields.Nested(SectionSummarySchema), required=True)
 
 
-class CoursePageSchema(PageSchema):
-    items = fields.List(fields.Nested(CourseSchema), required=True)
+CoursePageSchema = page_of(CourseSchema)
 
 
 class CourseQuerySchema(PageArgsSchema):
@@ -229,8 +242,7 @@ class RegistrationSchema(Schema):
     final_grade = fields.String(allow_none=True, required=True)
 
 
-class RegistrationListSchema(Schema):
-    items = fields.List(fields.Nested(RegistrationSchema), required=True)
+RegistrationListSchema = list_of(RegistrationSchema)
 
 
 class RegistrationCreateSchema(Schema):
@@ -359,8 +371,7 @@ class LabSessionSchema(Schema):
     room = fields.String(required=True)
 
 
-class LabSessionListSchema(Schema):
-    items = fields.List(fields.Nested(LabSessionSchema), required=True)
+LabSessionListSchema = list_of(LabSessionSchema)
 
 
 class LabSessionInputSchema(Schema):
@@ -467,8 +478,7 @@ class UserSchema(PersonSchema):
     created_at = fields.DateTime(required=True)
 
 
-class UserPageSchema(PageSchema):
-    items = fields.List(fields.Nested(UserSchema), required=True)
+UserPageSchema = page_of(UserSchema)
 
 
 class UserQuerySchema(PageArgsSchema):
@@ -519,8 +529,7 @@ class AdminTermSchema(TermSchema):
     )
 
 
-class AdminTermListSchema(Schema):
-    items = fields.List(fields.Nested(AdminTermSchema), required=True)
+AdminTermListSchema = list_of(AdminTermSchema)
 
 
 class TermInputSchema(Schema):
@@ -544,8 +553,7 @@ class AdminCourseSchema(Schema):
     archived = fields.Boolean(attribute="is_deleted", required=True)
 
 
-class AdminCoursePageSchema(PageSchema):
-    items = fields.List(fields.Nested(AdminCourseSchema), required=True)
+AdminCoursePageSchema = page_of(AdminCourseSchema)
 
 
 class CourseInputSchema(Schema):
@@ -576,8 +584,7 @@ class AdminSectionSchema(Schema):
     archived = fields.Boolean(attribute="is_deleted", required=True)
 
 
-class AdminSectionPageSchema(PageSchema):
-    items = fields.List(fields.Nested(AdminSectionSchema), required=True)
+AdminSectionPageSchema = page_of(AdminSectionSchema)
 
 
 class SectionInputSchema(Schema):
