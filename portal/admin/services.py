@@ -11,7 +11,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import CursorResult, Select, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
@@ -38,6 +38,35 @@ ARCHIVED_HINT = " (archived: restore it instead of creating a new one)"
 def _raise_if(errors: dict[str, str]) -> None:
     if errors:
         raise FieldErrors(errors)
+
+
+Item = TypeVar("Item", Term, Course, Meeting)
+Coded = TypeVar("Coded", Term, Course)
+
+
+def _get(db: Session, model: type[Item], item_id: uuid.UUID) -> Item:
+    """The row (archived ones too); raises NotFound."""
+    item = db.get(model, item_id)
+    if item is None:
+        raise NotFound(f"No such {model.__name__.lower()}.")
+    return item
+
+
+def _edit(
+    db: Session, item: Coded, values: dict[str, Any], fields: tuple[str, ...], *, actor: User | None
+) -> Coded:
+    """Save an edit of a term or a course; the audit entry names only the fields that changed."""
+    kind = type(item).__name__.lower()
+    apply_and_record(
+        db,
+        item,
+        values,
+        fields,
+        actor=actor,
+        entity_type=kind,
+        summary=lambda new: f"Edited {kind} {item.code}: {', '.join(new)}",
+    )
+    return item
 
 
 def _utc(moment: datetime) -> datetime:
@@ -140,23 +169,11 @@ def create_term(db: Session, details: TermDetails, *, actor: User | None) -> Ter
 
 
 def update_term(db: Session, term: Term, details: TermDetails, *, actor: User | None) -> Term:
-    apply_and_record(
-        db,
-        term,
-        _clean_term(db, details, term),
-        TERM_FIELDS,
-        actor=actor,
-        entity_type="term",
-        summary=lambda new: f"Edited term {term.code}: {', '.join(new)}",
-    )
-    return term
+    return _edit(db, term, _clean_term(db, details, term), TERM_FIELDS, actor=actor)
 
 
 def get_term(db: Session, term_id: uuid.UUID) -> Term:
-    term = db.get(Term, term_id)
-    if term is None:
-        raise NotFound("No such term.")
-    return term
+    return _get(db, Term, term_id)
 
 
 def list_terms(db: Session, *, include_archived: bool = False) -> list[tuple[Term, int]]:
@@ -255,23 +272,11 @@ def create_course(db: Session, details: CourseDetails, *, actor: User | None) ->
 def update_course(
     db: Session, course: Course, details: CourseDetails, *, actor: User | None
 ) -> Course:
-    apply_and_record(
-        db,
-        course,
-        _clean_course(db, details, course),
-        COURSE_FIELDS,
-        actor=actor,
-        entity_type="course",
-        summary=lambda new: f"Edited course {course.code}: {', '.join(new)}",
-    )
-    return course
+    return _edit(db, course, _clean_course(db, details, course), COURSE_FIELDS, actor=actor)
 
 
 def get_course(db: Session, course_id: uuid.UUID) -> Course:
-    course = db.get(Course, course_id)
-    if course is None:
-        raise NotFound("No such course.")
-    return course
+    return _get(db, Course, course_id)
 
 
 def courses_query(text: str = "", *, include_archived: bool = False) -> Select[Any]:
@@ -613,10 +618,7 @@ def update_meeting(
 
 
 def get_meeting(db: Session, meeting_id: uuid.UUID) -> Meeting:
-    meeting = db.get(Meeting, meeting_id)
-    if meeting is None:
-        raise NotFound("No such meeting.")
-    return meeting
+    return _get(db, Meeting, meeting_id)
 
 
 # --- Archiving -----------------------------------------------------------------------------------
