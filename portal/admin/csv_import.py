@@ -420,6 +420,15 @@ def _required(row: Row, columns: Iterable[str], report: ImportReport) -> bool:
     return ok
 
 
+def _normalise(rows: list[Row], *, upper: tuple[str, ...], lower: tuple[str, ...]) -> None:
+    """Codes are compared in capitals and usernames in lower case (`as_typed` keeps the file's)."""
+    for row in rows:
+        for column in upper:
+            row.values[column] = row[column].upper()
+        for column in lower:
+            row.values[column] = row[column].lower()
+
+
 def _checking(rows: list[Row], progress: Progress, every: int = 5_000) -> Iterator[Row]:
     """The rows, one by one, telling `progress` how far the checks are every `every` rows."""
     for index, row in enumerate(rows, start=1):
@@ -598,11 +607,7 @@ def check_sections(
     db: Session, rows: list[Row], report: ImportReport, progress: Progress
 ) -> _Checked:
     checked = _Checked(rows, terms=_all_terms(db))
-    for row in rows:
-        row.values["term_code"] = row["term_code"].upper()
-        row.values["course_code"] = row["course_code"].upper()
-        row.values["instructor"] = row["instructor"].lower()
-        row.values["lab_staff"] = row["lab_staff"].lower()
+    _normalise(rows, upper=("term_code", "course_code"), lower=("instructor", "lab_staff"))
     checked.courses = _courses_by_code(db, (r["course_code"] for r in rows if r["course_code"]))
     checked.users = _users_by_username(
         db, [r[c] for r in rows for c in ("instructor", "lab_staff") if r[c]]
@@ -683,10 +688,7 @@ def check_registrations(
     db: Session, rows: list[Row], report: ImportReport, progress: Progress
 ) -> _Checked:
     checked = _Checked(rows, terms=_all_terms(db))
-    for row in rows:
-        row.values["username"] = row["username"].lower()
-        row.values["term_code"] = row["term_code"].upper()
-        row.values["course_code"] = row["course_code"].upper()
+    _normalise(rows, upper=("term_code", "course_code"), lower=("username",))
     checked.users = _users_by_username(db, (r["username"] for r in rows if r["username"]))
     checked.students_by_number = _users_by_student_number(
         db, (r["student_number"] for r in rows if r["student_number"])

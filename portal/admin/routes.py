@@ -29,7 +29,7 @@ from portal import jobs
 from portal.admin import csv_import, dashboard, exports, import_jobs, services, tasks
 from portal.admin.forms import CourseForm, ImportForm, MeetingForm, SectionForm, TermForm
 from portal.auth.policy import passive, roles
-from portal.catalogue.services import get_section
+from portal.catalogue.services import departments, get_section
 from portal.extensions import db
 from portal.models import Course, Meeting, Section, Term, utcnow
 from portal.sync import services as sync_services
@@ -233,7 +233,7 @@ COURSES = _Editor(
     save=_save_course,
     label=lambda course: course.code,
     shown_after=lambda course: url_for("admin.courses", q=course.code),
-    context=lambda: {"departments": services.departments(db_session())},
+    context=lambda: {"departments": departments(db_session())},
 )
 
 

@@ -52,6 +52,21 @@ def _get(db: Session, model: type[Item], item_id: uuid.UUID) -> Item:
     return item
 
 
+def _create(
+    db: Session, item: Coded, values: dict[str, Any], *, actor: User | None, name: str
+) -> Coded:
+    """Add a new term or course (`name`: its name or title) and audit its creation."""
+    kind = type(item).__name__.lower()
+    return add_and_record(
+        db,
+        item,
+        actor=actor,
+        entity_type=kind,
+        summary=lambda new: f"Created {kind} {new.code} ({name})",
+        after=values,
+    )
+
+
 def _edit(
     db: Session, item: Coded, values: dict[str, Any], fields: tuple[str, ...], *, actor: User | None
 ) -> Coded:
@@ -158,14 +173,7 @@ def _clean_term(db: Session, details: TermDetails, existing: Term | None) -> dic
 
 def create_term(db: Session, details: TermDetails, *, actor: User | None) -> Term:
     values = _clean_term(db, details, None)
-    return add_and_record(
-        db,
-        Term(**values),
-        actor=actor,
-        entity_type="term",
-        summary=lambda term: f"Created term {term.code} ({term.name})",
-        after=values,
-    )
+    return _create(db, Term(**values), values, actor=actor, name=values["name"])
 
 
 def update_term(db: Session, term: Term, details: TermDetails, *, actor: User | None) -> Term:
@@ -259,14 +267,7 @@ def _clean_course(db: Session, details: CourseDetails, existing: Course | None) 
 
 def create_course(db: Session, details: CourseDetails, *, actor: User | None) -> Course:
     values = _clean_course(db, details, None)
-    return add_and_record(
-        db,
-        Course(**values),
-        actor=actor,
-        entity_type="course",
-        summary=lambda course: f"Created course {course.code} ({course.title})",
-        after=values,
-    )
+    return _create(db, Course(**values), values, actor=actor, name=values["title"])
 
 
 def update_course(
@@ -294,17 +295,6 @@ def courses_query(text: str = "", *, include_archived: bool = False) -> Select[A
             )
         )
     return query.order_by(Course.code)
-
-
-def departments(db: Session) -> list[str]:
-    return list(
-        db.scalars(
-            select(Course.department)
-            .where(Course.deleted_at.is_(None))
-            .distinct()
-            .order_by(Course.department)
-        )
-    )
 
 
 # --- Sections and staff assignments ---------------------------------------------------------------
