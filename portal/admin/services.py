@@ -84,6 +84,17 @@ def _edit(
     return item
 
 
+def _matching(query: Select[Any], text: str, *columns: Any) -> Select[Any]:
+    """The rows where one of `columns` contains the text searched, in any case."""
+    if not text.strip():
+        return query
+    # contains(autoescape): "%" and "_" typed in a search match themselves
+    like = text.strip().lower()
+    return query.where(
+        or_(*(func.lower(column).contains(like, autoescape=True) for column in columns))
+    )
+
+
 def _utc(moment: datetime) -> datetime:
     """Form inputs are naive and meant as UTC; aware values are converted."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
@@ -284,16 +295,7 @@ def courses_query(text: str = "", *, include_archived: bool = False) -> Select[A
     query = select(Course)
     if not include_archived:
         query = query.where(Course.deleted_at.is_(None))
-    if text.strip():
-        # contains(autoescape): "%" and "_" typed in a search match themselves
-        like = text.strip().lower()
-        query = query.where(
-            or_(
-                func.lower(Course.code).contains(like, autoescape=True),
-                func.lower(Course.title).contains(like, autoescape=True),
-                func.lower(Course.department).contains(like, autoescape=True),
-            )
-        )
+    query = _matching(query, text, Course.code, Course.title, Course.department)
     return query.order_by(Course.code)
 
 
@@ -516,15 +518,7 @@ def sections_query(term: Term, text: str = "", *, include_archived: bool = False
     )
     if not include_archived:
         query = query.where(Section.deleted_at.is_(None))
-    if text.strip():
-        # contains(autoescape): "%" and "_" typed in a search match themselves
-        like = text.strip().lower()
-        query = query.where(
-            or_(
-                func.lower(Course.code).contains(like, autoescape=True),
-                func.lower(Course.title).contains(like, autoescape=True),
-            )
-        )
+    query = _matching(query, text, Course.code, Course.title)
     return query.order_by(Course.code, Section.number)
 
 
