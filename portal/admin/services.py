@@ -367,6 +367,21 @@ def section_number_taken(course: Course, term: Term, number: str, archived: bool
     return f"{course.code} already has a section {number} in {term.name}{hint}."
 
 
+def _active_by_code(
+    db: Session, model: type[Coded], code: str, errors: dict[str, str], *, unnamed: str
+) -> Coded | None:
+    """The term or course of a new section, by its code; a problem under `<kind>_code` when
+    there is none (`unnamed`: no code given) or it is archived."""
+    kind = model.__name__.lower()
+    code = code.strip().upper()
+    found = db.scalar(select(model).where(model.code == code))
+    if found is None:
+        errors[f"{kind}_code"] = f"There is no {kind} {code!r}." if code else unnamed
+    elif found.deleted_at is not None:
+        errors[f"{kind}_code"] = f"The {kind} {found.code} is archived."
+    return found
+
+
 def _clean_section(
     db: Session, details: SectionDetails, existing: Section | None
 ) -> tuple[dict[str, Any], Term | None, Course | None]:
@@ -379,22 +394,10 @@ def _clean_section(
         if details.course_code.strip().upper() not in ("", course.code):
             errors["course_code"] = "A section cannot move to another course; create a new one."
     else:
-        term_code = details.term_code.strip().upper()
-        term = db.scalar(select(Term).where(Term.code == term_code))
-        if term is None:
-            errors["term_code"] = (
-                f"There is no term {term_code!r}." if term_code else "Choose a term."
-            )
-        elif term.deleted_at is not None:
-            errors["term_code"] = f"The term {term.code} is archived."
-        course_code = details.course_code.strip().upper()
-        course = db.scalar(select(Course).where(Course.code == course_code))
-        if course is None:
-            errors["course_code"] = (
-                f"There is no course {course_code!r}." if course_code else "A course is required."
-            )
-        elif course.deleted_at is not None:
-            errors["course_code"] = f"The course {course.code} is archived."
+        term = _active_by_code(db, Term, details.term_code, errors, unnamed="Choose a term.")
+        course = _active_by_code(
+            db, Course, details.course_code, errors, unnamed="A course is required."
+        )
     errors.update(section_fields(details))
     number = details.number.strip()
     if "number" not in errors and term is not None and course is not None:
