@@ -74,47 +74,49 @@ def register_extensions(app: Flask) -> None:
         database.install_lock_wait(db.engine, app.config["PORTAL"]["LOCK_WAIT_SECONDS"])
 
 
-FEATURES = (
-    "main",
-    "auth",
-    "accounts",
-    "catalogue",
-    "registration",
-    "grading",
-    "attendance",
-    "submissions",
-    "admin",
-    "audit",
-    "setup",
-    "sync",
-    "profile",
-    "api",
-    "operations",
-    "updates",
-)
-
-
-# Features with more than one blueprint: their route modules (each holds a `bp`).
-ROUTE_MODULES = {"sync": ("routes", "admin_routes", "device_routes")}
-
-
 def register_blueprints(app: Flask) -> None:
-    """Each feature package with a routes module contributes its blueprint `bp`, or registers
-    itself with `init_app(app)` when it brings more than one (the API)."""
-    from importlib import import_module
-    from importlib.util import find_spec
+    """Each feature's routes module holds its blueprint `bp`; the API registers its own with
+    `init_app(app)`. Imported here, not at the top: importing the package stays cheap."""
+    from portal.accounts import routes as accounts
+    from portal.admin import routes as admin
+    from portal.api import routes as api
+    from portal.attendance import routes as attendance
+    from portal.audit import routes as audit
+    from portal.auth import routes as auth
+    from portal.catalogue import routes as catalogue
+    from portal.grading import routes as grading
+    from portal.main import routes as main
+    from portal.operations import routes as operations
+    from portal.profile import routes as profile
+    from portal.registration import routes as registration
+    from portal.setup import routes as setup
+    from portal.submissions import routes as submissions
+    from portal.sync import admin_routes as sync_admin
+    from portal.sync import device_routes as sync_device
+    from portal.sync import routes as sync
+    from portal.updates import routes as updates
 
-    for feature in FEATURES:
-        if find_spec(f"portal.{feature}") is None:
-            continue
-        for name in ROUTE_MODULES.get(feature, ("routes",)):
-            if find_spec(f"portal.{feature}.{name}") is None:
-                continue
-            module = import_module(f"portal.{feature}.{name}")
-            if hasattr(module, "init_app"):
-                module.init_app(app)
-                continue
-            app.register_blueprint(module.bp)
+    for blueprint in (
+        main.bp,
+        auth.bp,
+        accounts.bp,
+        catalogue.bp,
+        registration.bp,
+        grading.bp,
+        attendance.bp,
+        submissions.bp,
+        admin.bp,
+        audit.bp,
+        setup.bp,
+        sync.bp,
+        sync_admin.bp,
+        sync_device.bp,
+        profile.bp,
+    ):
+        app.register_blueprint(blueprint)
+    api.init_app(app)
+    app.register_blueprint(operations.bp)
+    app.register_blueprint(updates.bp)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -24,8 +24,9 @@ class LazyBuilderRule(Rule):
 
         def build_first(rule: Rule, *args: Any, **kwargs: Any) -> tuple[str, str]:
             # Two threads may both get here: each compiles the same builder, either is kept.
+            builder: Callable[..., tuple[str, str]]
             builder = compile_builder(append_unknown).__get__(rule, None)
             setattr(rule, attribute, builder)
-            return builder(*args, **kwargs)  # type: ignore[no-any-return]
+            return builder(*args, **kwargs)
 
         return build_first

@@ -67,7 +67,7 @@ def db_session() -> Session:
 
 def signed_in_user() -> User:
     """The user of this request. Only for views behind `@roles` or `@signed_in`."""
-    user = current_user._get_current_object()  # type: ignore[attr-defined]
+    user = current_user._get_current_object()
     if not isinstance(user, User):
         raise RuntimeError("signed_in_user() called in a view that anonymous users may open")
     return user

@@ -32,7 +32,14 @@ PASSWORD_HASH_PARAMETERS: dict[str, Any] = {
 }
 _hasher = PasswordHasher(**PASSWORD_HASH_PARAMETERS)
 MIN_PASSWORD_LENGTH = 8
-USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+MAX_PASSWORD_LENGTH = 1024
+# The longest value of each account field (the database columns' sizes); the forms, the API
+# schemas and the CSV importer take their limits from here.
+USER_FIELD_MAX_LENGTH = {"username": 64, "full_name": 200, "email": 254, "student_number": 20}
+USERNAME_MIN_LENGTH = 2
+USERNAME_PATTERN = re.compile(
+    rf"^[a-z0-9][a-z0-9._-]{{{USERNAME_MIN_LENGTH - 1},{USER_FIELD_MAX_LENGTH['username'] - 1}}}$"
+)
 
 
 @functools.cache
@@ -76,8 +83,8 @@ def password_problems(password: str, *, username: str = "", full_name: str = "")
     problems = []
     if len(password) < MIN_PASSWORD_LENGTH:
         problems.append(f"Use at least {MIN_PASSWORD_LENGTH} characters.")
-    if len(password) > 1024:
-        problems.append("Use at most 1024 characters.")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        problems.append(f"Use at most {MAX_PASSWORD_LENGTH} characters.")
     lowered = password.lower()
     stripped = lowered.rstrip("0123456789!.?")
     if lowered in COMMON_PASSWORDS or stripped in COMMON_PASSWORDS or len(set(lowered)) < 4:
@@ -118,30 +125,60 @@ class UserDetails:
     student_number: str | None = None
 
 
-def _validate(db: Session, details: UserDetails, existing: User | None = None) -> None:
-    """Every problem of the account at once, each under its form field's name."""
+def user_fields(details: UserDetails) -> tuple[dict[str, Any], dict[str, str]]:
+    """The cleaned values and the problems of each field, without asking the database."""
+    limits = USER_FIELD_MAX_LENGTH
     errors: dict[str, str] = {}
     username = details.username.strip().lower()
     if not USERNAME_PATTERN.match(username):
         errors["username"] = (
-            "Usernames are 2–64 characters: lower-case letters, digits, '.', '_' or '-'."
+            f"{details.username.strip()!r} is not a valid username: "
+            f"{USERNAME_MIN_LENGTH}–{limits['username']} lower-case letters, digits, '.', '_' "
+            "or '-', starting with a letter or digit."
         )
-    else:
-        clash = db.scalar(select(User).where(User.username == username))
-        if clash is not None and clash is not existing:
-            errors["username"] = f"The username {username!r} is already taken."
     if details.role not in ROLES:
-        errors["role"] = f"Unknown role {details.role!r}."
-    if not details.full_name.strip():
+        errors["role"] = f"{details.role!r} is not a role; use one of: {', '.join(ROLES)}."
+    full_name = details.full_name.strip()
+    if not full_name:
         errors["full_name"] = "A full name is required."
-    if details.role == "student" and not details.student_number:
+    elif len(full_name) > limits["full_name"]:
+        errors["full_name"] = f"Full names are at most {limits['full_name']} characters."
+    email = details.email.strip()
+    if email and (len(email) > limits["email"] or "@" not in email.strip("@")):
+        errors["email"] = f"{email!r} is not an e-mail address."
+    number = (details.student_number or "").strip() if details.role == "student" else ""
+    if details.role == "student" and not number:
         errors["student_number"] = "Students need a student number."
-    elif details.student_number:
-        clash = db.scalar(select(User).where(User.student_number == details.student_number))
+    elif len(number) > limits["student_number"]:
+        errors["student_number"] = (
+            f"Student numbers are at most {limits['student_number']} characters."
+        )
+    values = {
+        "username": username,
+        "full_name": full_name,
+        "role": details.role,
+        "email": email,
+        "student_number": number or None,
+    }
+    return values, errors
+
+
+def _validate(db: Session, details: UserDetails, existing: User | None = None) -> dict[str, Any]:
+    """The cleaned values, or every problem of the account at once, each under its form
+    field's name."""
+    values, errors = user_fields(details)
+    if "username" not in errors:
+        clash = db.scalar(select(User).where(User.username == values["username"]))
         if clash is not None and clash is not existing:
-            errors["student_number"] = f"Student number {details.student_number} is already in use."
+            errors["username"] = f"The username {values['username']!r} is already taken."
+    number = values["student_number"]
+    if number and "student_number" not in errors:
+        clash = db.scalar(select(User).where(User.student_number == number))
+        if clash is not None and clash is not existing:
+            errors["student_number"] = f"Student number {number} is already in use."
     if errors:
         raise FieldErrors(errors)
+    return values
 
 
 AUDITED_FIELDS = ("username", "full_name", "role", "email", "student_number")
@@ -151,14 +188,12 @@ def _account(user: User) -> dict[str, object]:
     return snapshot(user, AUDITED_FIELDS)
 
 
-def _cleaned(details: UserDetails) -> dict[str, object]:
-    return {
-        "username": details.username.strip().lower(),
-        "full_name": details.full_name.strip(),
-        "role": details.role,
-        "email": details.email.strip(),
-        "student_number": (details.student_number or None) if details.role == "student" else None,
-    }
+def new_account(
+    values: dict[str, Any], *, password_hash: str, must_change_password: bool = False
+) -> User:
+    """An account made of values that `user_fields` cleaned and the database does not clash
+    with, and a password already hashed (the CSV importer hashes many at once)."""
+    return User(**values, password_hash=password_hash, must_change_password=must_change_password)
 
 
 def create_user(
@@ -166,8 +201,7 @@ def create_user(
 ) -> User:
     """A new account. `actor`: the admin creating it, and the creation is audited; None for
     the command line and the first-run page (which audits the first admin itself)."""
-    _validate(db, details)
-    user = User(**_cleaned(details), password_hash=hash_password(password))
+    user = new_account(_validate(db, details), password_hash=hash_password(password))
     db.add(user)
     db.flush()
     if actor is not None:
@@ -185,11 +219,10 @@ def create_user(
 
 def update_user(db: Session, user: User, details: UserDetails, *, actor: User) -> User:
     """Save an admin's edit; the audit entry names only the fields that changed."""
-    _validate(db, details, existing=user)
     apply_and_record(
         db,
         user,
-        _cleaned(details),
+        _validate(db, details, existing=user),
         AUDITED_FIELDS,
         actor=actor,
         entity_type="user",

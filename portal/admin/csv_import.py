@@ -27,7 +27,8 @@ from typing import Any
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
-from portal.accounts.services import MIN_PASSWORD_LENGTH, USERNAME_PATTERN, hash_password
+from portal.accounts import services as accounts
+from portal.accounts.services import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, hash_password
 from portal.admin import services as catalogue
 from portal.audit.services import record
 from portal.errors import RegistrationError, ValidationError
@@ -419,6 +420,15 @@ def _required(row: Row, columns: Iterable[str], report: ImportReport) -> bool:
     return ok
 
 
+def _normalise(rows: list[Row], *, upper: tuple[str, ...], lower: tuple[str, ...]) -> None:
+    """Codes are compared in capitals and usernames in lower case (`as_typed` keeps the file's)."""
+    for row in rows:
+        for column in upper:
+            row.values[column] = row[column].upper()
+        for column in lower:
+            row.values[column] = row[column].lower()
+
+
 def _checking(rows: list[Row], progress: Progress, every: int = 5_000) -> Iterator[Row]:
     """The rows, one by one, telling `progress` how far the checks are every `every` rows."""
     for index, row in enumerate(rows, start=1):
@@ -505,40 +515,27 @@ def _all_terms(db: Session) -> dict[str, Term]:
     return {t.code: t for t in db.scalars(select(Term))}
 
 
+def _user_details(row: Row) -> accounts.UserDetails:
+    return accounts.UserDetails(
+        username=row.as_typed("username"),
+        full_name=row["full_name"],
+        role=row["role"],
+        email=row["email"],
+        student_number=row["student_number"],
+    )
+
+
 def check_users(db: Session, rows: list[Row], report: ImportReport, progress: Progress) -> _Checked:
     usernames = _Duplicates(report)
     numbers = _Duplicates(report, usernames.repeats)
+    required = ("username", "full_name", "role")
     for row in _checking(rows, progress):
-        username = row["username"].lower()
-        row.values["username"] = username
+        row.values["username"] = row["username"].lower()
         role = row["role"].lower().replace(" ", "_").replace("-", "_")
         row.values["role"] = role
-        _required(row, ("username", "full_name", "role"), report)
-        if username and not USERNAME_PATTERN.match(username):
-            report.add(
-                row.line,
-                "username",
-                f"{row.as_typed('username')!r} is not a valid username: 2–64 lower-case letters, "
-                "digits, '.', "
-                "'_' or '-', starting with a letter or digit.",
-            )
-        elif username:
-            usernames.seen(row, username, "username", f"username {username}")
-        if len(row["full_name"]) > 200:
-            report.add(row.line, "full_name", "full_name is longer than 200 characters.")
-        if role and role not in ROLES:
-            report.add(
-                row.line,
-                "role",
-                f"{row.as_typed('role')!r} is not a role; use one of: {', '.join(ROLES)}.",
-            )
-        email = row["email"]
-        if email and (len(email) > 254 or "@" not in email.strip("@")):
-            report.add(row.line, "email", f"{email!r} is not an e-mail address.")
+        _required(row, required, report)
         number = row["student_number"]
-        if role == "student" and not number:
-            report.add(row.line, "student_number", "Students need a student number.")
-        elif number and role in ROLES and role != "student":
+        if number and role in ROLES and role != "student":
             report.add(
                 row.line,
                 "student_number",
@@ -546,12 +543,16 @@ def check_users(db: Session, rows: list[Row], report: ImportReport, progress: Pr
                 "warning",
             )
             row.values["student_number"] = ""
-        elif number and len(number) > 20:
-            report.add(row.line, "student_number", "Student numbers are at most 20 characters.")
-        elif number:
+        values, errors = accounts.user_fields(_user_details(row))
+        for column, message in errors.items():
+            if row[column] or column not in required:  # an empty required cell: said above
+                report.add(row.line, column, message)
+        if "username" not in errors:
+            usernames.seen(row, values["username"], "username", f"username {values['username']}")
+        if values["student_number"] and "student_number" not in errors:
             numbers.seen(row, number, "student_number", f"student number {number}")
         password = row["password"]
-        if password and not MIN_PASSWORD_LENGTH <= len(password) <= 1024:
+        if password and not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
             report.add(
                 row.line,
                 "password",
@@ -606,11 +607,7 @@ def check_sections(
     db: Session, rows: list[Row], report: ImportReport, progress: Progress
 ) -> _Checked:
     checked = _Checked(rows, terms=_all_terms(db))
-    for row in rows:
-        row.values["term_code"] = row["term_code"].upper()
-        row.values["course_code"] = row["course_code"].upper()
-        row.values["instructor"] = row["instructor"].lower()
-        row.values["lab_staff"] = row["lab_staff"].lower()
+    _normalise(rows, upper=("term_code", "course_code"), lower=("instructor", "lab_staff"))
     checked.courses = _courses_by_code(db, (r["course_code"] for r in rows if r["course_code"]))
     checked.users = _users_by_username(
         db, [r[c] for r in rows for c in ("instructor", "lab_staff") if r[c]]
@@ -691,10 +688,7 @@ def check_registrations(
     db: Session, rows: list[Row], report: ImportReport, progress: Progress
 ) -> _Checked:
     checked = _Checked(rows, terms=_all_terms(db))
-    for row in rows:
-        row.values["username"] = row["username"].lower()
-        row.values["term_code"] = row["term_code"].upper()
-        row.values["course_code"] = row["course_code"].upper()
+    _normalise(rows, upper=("term_code", "course_code"), lower=("username",))
     checked.users = _users_by_username(db, (r["username"] for r in rows if r["username"]))
     checked.students_by_number = _users_by_student_number(
         db, (r["student_number"] for r in rows if r["student_number"])
@@ -825,13 +819,10 @@ def _write_users(
             if index % 20 == 0 or index == len(rows):
                 progress("Hashing passwords", index, len(rows))
     for index, (row, hashed) in enumerate(zip(rows, hashes, strict=True), start=1):
+        values, _ = accounts.user_fields(_user_details(row))
         db.add(
-            User(
-                username=row["username"],
-                full_name=row["full_name"],
-                role=row["role"],
-                email=row["email"],
-                student_number=row["student_number"] or None,
+            accounts.new_account(
+                values,
                 password_hash=hashed,
                 must_change_password=row["username"] in one_time,
             )

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
+from portal.attendance.services import Rate
 from portal.catalogue.services import term_in_force
 from portal.grading.scale import GRADE_POINTS
 from portal.models import (
@@ -27,7 +28,6 @@ from portal.models import (
 )
 
 FILL_BUCKETS = ("Empty", "1–24%", "25–49%", "50–74%", "75–99%", "Full")
-ATTENDED = ("present", "late")
 TERMS_IN_ENROLMENT_CHART = 4
 SECTION_TABLE_LIMIT = 10
 
@@ -200,7 +200,7 @@ def final_grades(
 
 
 def attendance_by_department(db: Session, term: Term | None) -> tuple[Chart, list[dict[str, Any]]]:
-    """Attendance rate per department: (present + late) / every record except excused.
+    """Attendance rate per department, by the attendance rule (`attendance.services.Rate`).
 
     Read from lab_session_attendance_counts, which triggers keep as attendance is recorded
     (one row per lab session), joined to the lab sessions, sections and courses.
@@ -227,17 +227,15 @@ def attendance_by_department(db: Session, term: Term | None) -> tuple[Chart, lis
     rows: list[dict[str, Any]] = []
     rates: list[float | None] = []
     for department, statuses in by_department.items():
-        attended = sum(statuses.get(status, 0) for status in ATTENDED)
-        excused = statuses.get("excused", 0)
-        counted_total = sum(statuses.values()) - excused
-        rates.append(round(100 * attended / counted_total, 1) if counted_total else None)
+        rate = Rate(**statuses)
+        rates.append(None if rate.rate is None else round(rate.rate, 1))
         rows.append(
             {
                 "department": department,
-                "records": sum(statuses.values()),
-                "attended": attended,
-                "absent": statuses.get("absent", 0),
-                "excused": excused,
+                "records": rate.recorded,
+                "attended": rate.attended,
+                "absent": rate.absent,
+                "excused": rate.excused,
                 "rate": rates[-1],
             }
         )

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 from flask import (
     Blueprint,
@@ -17,14 +20,16 @@ from flask import (
     request,
     url_for,
 )
+from flask.globals import app_ctx
 from flask_login import current_user
+from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
 from portal import jobs
 from portal.admin import csv_import, dashboard, exports, import_jobs, services, tasks
 from portal.admin.forms import CourseForm, ImportForm, MeetingForm, SectionForm, TermForm
 from portal.auth.policy import passive, roles
-from portal.catalogue.services import get_section
+from portal.catalogue.services import departments, get_section
 from portal.extensions import db
 from portal.models import Course, Meeting, Section, Term, utcnow
 from portal.sync import services as sync_services
@@ -42,6 +47,37 @@ def _archive_flag() -> bool:
 
 def _show_archived() -> bool:
     return request.args.get("archived") == "1"
+
+
+Item = TypeVar("Item", Term, Course, Section)
+Form = TypeVar("Form", bound=FlaskForm)
+
+
+@dataclass(frozen=True)
+class _Editor(Generic[Item, Form]):
+    """The create and edit pages of one kind of catalogue item, around `commit_form`."""
+
+    noun: str  # "Term": the start of the messages; its template is admin/term_form.html
+    make_form: Callable[[Item | None], Form]  # for a new item (None) or to edit one
+    save: Callable[[Form, Item | None], tuple[Item, str]]  # the item, and more to say
+    label: Callable[[Item], str]
+    shown_after: Callable[[Item], str]  # where the browser goes once it is saved
+    context: Callable[[], dict[str, Any]] = dict  # more values for the template
+
+    def page(self, found: Item | None) -> str | Response:
+        form = self.make_form(found)
+        done = "saved" if found is not None else "created"
+        if response := commit_form(
+            form,
+            lambda: self.save(form, found),
+            message=lambda saved: f"{self.noun} {self.label(saved[0])} {done}.{saved[1]}",
+            redirect_to=lambda saved: self.shown_after(saved[0]),
+        ):
+            return response
+        name = self.noun.lower()
+        return render_template(
+            f"admin/{name}_form.html", form=form, **{name: found}, **self.context()
+        )
 
 
 # --- Dashboard -----------------------------------------------------------------------------------
@@ -91,18 +127,26 @@ def terms() -> str:
     return render_template("admin/terms.html", rows=rows, archived=archived)
 
 
+def _save_term(form: TermForm, found: Term | None) -> tuple[Term, str]:
+    details, actor = _term_details(form), signed_in_user()
+    if found is None:
+        return services.create_term(db_session(), details, actor=actor), ""
+    return services.update_term(db_session(), found, details, actor=actor), ""
+
+
+TERMS = _Editor(
+    "Term",
+    make_form=lambda found: TermForm(obj=found),
+    save=_save_term,
+    label=lambda term: term.code,
+    shown_after=lambda term: url_for("admin.term", term_id=term.id),
+)
+
+
 @bp.route("/terms/new", methods=["GET", "POST"])
 @roles(ADMIN)
 def term_create() -> str | Response:
-    form = TermForm()
-    if done := commit_form(
-        form,
-        lambda: services.create_term(db_session(), _term_details(form), actor=signed_in_user()),
-        message=lambda term: f"Term {term.code} created.",
-        redirect_to=lambda term: url_for("admin.term", term_id=term.id),
-    ):
-        return done
-    return render_template("admin/term_form.html", form=form, term=None)
+    return TERMS.page(None)
 
 
 @bp.get("/terms/<uuid:term_id>")
@@ -122,18 +166,7 @@ def term(term_id: uuid.UUID) -> str:
 @bp.route("/terms/<uuid:term_id>/edit", methods=["GET", "POST"])
 @roles(ADMIN)
 def term_edit(term_id: uuid.UUID) -> str | Response:
-    found = services.get_term(db_session(), term_id)
-    form = TermForm(obj=found)
-    if done := commit_form(
-        form,
-        lambda: services.update_term(
-            db_session(), found, _term_details(form), actor=signed_in_user()
-        ),
-        message=lambda term: f"Term {term.code} saved.",
-        redirect_to=url_for("admin.term", term_id=found.id),
-    ):
-        return done
-    return render_template("admin/term_form.html", form=form, term=found)
+    return TERMS.page(services.get_term(db_session(), term_id))
 
 
 @bp.post("/terms/<uuid:term_id>/archive")
@@ -187,45 +220,33 @@ def courses() -> str:
     return render_template("admin/courses.html", page=page, q=text, archived=archived)
 
 
+def _save_course(form: CourseForm, found: Course | None) -> tuple[Course, str]:
+    details, actor = _course_details(form), signed_in_user()
+    if found is None:
+        return services.create_course(db_session(), details, actor=actor), ""
+    return services.update_course(db_session(), found, details, actor=actor), ""
+
+
+COURSES = _Editor(
+    "Course",
+    make_form=lambda found: CourseForm(obj=found),
+    save=_save_course,
+    label=lambda course: course.code,
+    shown_after=lambda course: url_for("admin.courses", q=course.code),
+    context=lambda: {"departments": departments(db_session())},
+)
+
+
 @bp.route("/courses/new", methods=["GET", "POST"])
 @roles(ADMIN)
 def course_create() -> str | Response:
-    form = CourseForm()
-    if done := commit_form(
-        form,
-        lambda: services.create_course(db_session(), _course_details(form), actor=signed_in_user()),
-        message=lambda course: f"Course {course.code} created.",
-        redirect_to=lambda course: url_for("admin.courses", q=course.code),
-    ):
-        return done
-    return render_template(
-        "admin/course_form.html",
-        form=form,
-        course=None,
-        departments=services.departments(db_session()),
-    )
+    return COURSES.page(None)
 
 
 @bp.route("/courses/<uuid:course_id>/edit", methods=["GET", "POST"])
 @roles(ADMIN)
 def course_edit(course_id: uuid.UUID) -> str | Response:
-    found = services.get_course(db_session(), course_id)
-    form = CourseForm(obj=found)
-    if done := commit_form(
-        form,
-        lambda: services.update_course(
-            db_session(), found, _course_details(form), actor=signed_in_user()
-        ),
-        message=lambda course: f"Course {course.code} saved.",
-        redirect_to=lambda course: url_for("admin.courses", q=course.code),
-    ):
-        return done
-    return render_template(
-        "admin/course_form.html",
-        form=form,
-        course=found,
-        departments=services.departments(db_session()),
-    )
+    return COURSES.page(services.get_course(db_session(), course_id))
 
 
 @bp.post("/courses/<uuid:course_id>/archive")
@@ -279,20 +300,27 @@ def _section_details(form: SectionForm, section: Section | None) -> services.Sec
     )
 
 
+def _save_section(form: SectionForm, found: Section | None) -> tuple[Section, str]:
+    details, actor = _section_details(form, found), signed_in_user()
+    if found is None:
+        return services.create_section(db_session(), details, actor=actor), ""
+    promoted = services.update_section(db_session(), found, details, actor=actor, now=utcnow())
+    return found, f" {promoted} waitlisted students got a seat." if promoted else ""
+
+
+SECTIONS = _Editor(
+    "Section",
+    make_form=_section_form,
+    save=_save_section,
+    label=lambda section: section.label,
+    shown_after=lambda section: url_for("admin.section", section_id=section.id),
+)
+
+
 @bp.route("/sections/new", methods=["GET", "POST"])
 @roles(ADMIN)
 def section_create() -> str | Response:
-    form = _section_form(None)
-    if done := commit_form(
-        form,
-        lambda: services.create_section(
-            db_session(), _section_details(form, None), actor=signed_in_user()
-        ),
-        message=lambda section: f"Section {section.label} created.",
-        redirect_to=lambda section: url_for("admin.section", section_id=section.id),
-    ):
-        return done
-    return render_template("admin/section_form.html", form=form, section=None)
+    return SECTIONS.page(None)
 
 
 @bp.get("/sections/<uuid:section_id>")
@@ -317,25 +345,7 @@ def _section_page(found: Section, meeting_form: MeetingForm) -> str:
 @bp.route("/sections/<uuid:section_id>/edit", methods=["GET", "POST"])
 @roles(ADMIN)
 def section_edit(section_id: uuid.UUID) -> str | Response:
-    found = get_section(db_session(), section_id, include_archived=True, full=True)
-    form = _section_form(found)
-    if done := commit_form(
-        form,
-        lambda: services.update_section(
-            db_session(),
-            found,
-            _section_details(form, found),
-            actor=signed_in_user(),
-            now=utcnow(),
-        ),
-        message=lambda promoted: (
-            f"Section {found.label} saved."
-            + (f" {promoted} waitlisted students got a seat." if promoted else "")
-        ),
-        redirect_to=url_for("admin.section", section_id=found.id),
-    ):
-        return done
-    return render_template("admin/section_form.html", form=form, section=found)
+    return SECTIONS.page(get_section(db_session(), section_id, include_archived=True, full=True))
 
 
 @bp.post("/sections/<uuid:section_id>/archive")
@@ -444,7 +454,7 @@ def _store() -> import_jobs.JobStore:
 def _run_in_background(job_id: str, mode: str) -> None:
     import_jobs.mark_queued(_store(), job_id, mode)
     jobs.enqueue(
-        current_app._get_current_object(),  # type: ignore[attr-defined]
+        app_ctx.app,  # the application itself, not the proxy: the job outlives the request
         tasks.run_import,
         job_id,
         mode,

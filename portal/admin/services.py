@@ -11,9 +11,9 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import CursorResult, Select, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from portal.audit.services import (
@@ -38,6 +38,61 @@ ARCHIVED_HINT = " (archived: restore it instead of creating a new one)"
 def _raise_if(errors: dict[str, str]) -> None:
     if errors:
         raise FieldErrors(errors)
+
+
+Item = TypeVar("Item", Term, Course, Meeting)
+Coded = TypeVar("Coded", Term, Course)
+
+
+def _get(db: Session, model: type[Item], item_id: uuid.UUID) -> Item:
+    """The row (archived ones too); raises NotFound."""
+    item = db.get(model, item_id)
+    if item is None:
+        raise NotFound(f"No such {model.__name__.lower()}.")
+    return item
+
+
+def _create(
+    db: Session, item: Coded, values: dict[str, Any], *, actor: User | None, name: str
+) -> Coded:
+    """Add a new term or course (`name`: its name or title) and audit its creation."""
+    kind = type(item).__name__.lower()
+    return add_and_record(
+        db,
+        item,
+        actor=actor,
+        entity_type=kind,
+        summary=lambda new: f"Created {kind} {new.code} ({name})",
+        after=values,
+    )
+
+
+def _edit(
+    db: Session, item: Coded, values: dict[str, Any], fields: tuple[str, ...], *, actor: User | None
+) -> Coded:
+    """Save an edit of a term or a course; the audit entry names only the fields that changed."""
+    kind = type(item).__name__.lower()
+    apply_and_record(
+        db,
+        item,
+        values,
+        fields,
+        actor=actor,
+        entity_type=kind,
+        summary=lambda new: f"Edited {kind} {item.code}: {', '.join(new)}",
+    )
+    return item
+
+
+def _matching(query: Select[Any], text: str, *columns: Any) -> Select[Any]:
+    """The rows where one of `columns` contains the text searched, in any case."""
+    if not text.strip():
+        return query
+    # contains(autoescape): "%" and "_" typed in a search match themselves
+    like = text.strip().lower()
+    return query.where(
+        or_(*(func.lower(column).contains(like, autoescape=True) for column in columns))
+    )
 
 
 def _utc(moment: datetime) -> datetime:
@@ -129,34 +184,15 @@ def _clean_term(db: Session, details: TermDetails, existing: Term | None) -> dic
 
 def create_term(db: Session, details: TermDetails, *, actor: User | None) -> Term:
     values = _clean_term(db, details, None)
-    return add_and_record(
-        db,
-        Term(**values),
-        actor=actor,
-        entity_type="term",
-        summary=lambda term: f"Created term {term.code} ({term.name})",
-        after=values,
-    )
+    return _create(db, Term(**values), values, actor=actor, name=values["name"])
 
 
 def update_term(db: Session, term: Term, details: TermDetails, *, actor: User | None) -> Term:
-    apply_and_record(
-        db,
-        term,
-        _clean_term(db, details, term),
-        TERM_FIELDS,
-        actor=actor,
-        entity_type="term",
-        summary=lambda new: f"Edited term {term.code}: {', '.join(new)}",
-    )
-    return term
+    return _edit(db, term, _clean_term(db, details, term), TERM_FIELDS, actor=actor)
 
 
 def get_term(db: Session, term_id: uuid.UUID) -> Term:
-    term = db.get(Term, term_id)
-    if term is None:
-        raise NotFound("No such term.")
-    return term
+    return _get(db, Term, term_id)
 
 
 def list_terms(db: Session, *, include_archived: bool = False) -> list[tuple[Term, int]]:
@@ -242,64 +278,25 @@ def _clean_course(db: Session, details: CourseDetails, existing: Course | None) 
 
 def create_course(db: Session, details: CourseDetails, *, actor: User | None) -> Course:
     values = _clean_course(db, details, None)
-    return add_and_record(
-        db,
-        Course(**values),
-        actor=actor,
-        entity_type="course",
-        summary=lambda course: f"Created course {course.code} ({course.title})",
-        after=values,
-    )
+    return _create(db, Course(**values), values, actor=actor, name=values["title"])
 
 
 def update_course(
     db: Session, course: Course, details: CourseDetails, *, actor: User | None
 ) -> Course:
-    apply_and_record(
-        db,
-        course,
-        _clean_course(db, details, course),
-        COURSE_FIELDS,
-        actor=actor,
-        entity_type="course",
-        summary=lambda new: f"Edited course {course.code}: {', '.join(new)}",
-    )
-    return course
+    return _edit(db, course, _clean_course(db, details, course), COURSE_FIELDS, actor=actor)
 
 
 def get_course(db: Session, course_id: uuid.UUID) -> Course:
-    course = db.get(Course, course_id)
-    if course is None:
-        raise NotFound("No such course.")
-    return course
+    return _get(db, Course, course_id)
 
 
 def courses_query(text: str = "", *, include_archived: bool = False) -> Select[Any]:
     query = select(Course)
     if not include_archived:
         query = query.where(Course.deleted_at.is_(None))
-    if text.strip():
-        # contains(autoescape): "%" and "_" typed in a search match themselves
-        like = text.strip().lower()
-        query = query.where(
-            or_(
-                func.lower(Course.code).contains(like, autoescape=True),
-                func.lower(Course.title).contains(like, autoescape=True),
-                func.lower(Course.department).contains(like, autoescape=True),
-            )
-        )
+    query = _matching(query, text, Course.code, Course.title, Course.department)
     return query.order_by(Course.code)
-
-
-def departments(db: Session) -> list[str]:
-    return list(
-        db.scalars(
-            select(Course.department)
-            .where(Course.deleted_at.is_(None))
-            .distinct()
-            .order_by(Course.department)
-        )
-    )
 
 
 # --- Sections and staff assignments ---------------------------------------------------------------
@@ -370,6 +367,21 @@ def section_number_taken(course: Course, term: Term, number: str, archived: bool
     return f"{course.code} already has a section {number} in {term.name}{hint}."
 
 
+def _active_by_code(
+    db: Session, model: type[Coded], code: str, errors: dict[str, str], *, unnamed: str
+) -> Coded | None:
+    """The term or course of a new section, by its code; a problem under `<kind>_code` when
+    there is none (`unnamed`: no code given) or it is archived."""
+    kind = model.__name__.lower()
+    code = code.strip().upper()
+    found = db.scalar(select(model).where(model.code == code))
+    if found is None:
+        errors[f"{kind}_code"] = f"There is no {kind} {code!r}." if code else unnamed
+    elif found.deleted_at is not None:
+        errors[f"{kind}_code"] = f"The {kind} {found.code} is archived."
+    return found
+
+
 def _clean_section(
     db: Session, details: SectionDetails, existing: Section | None
 ) -> tuple[dict[str, Any], Term | None, Course | None]:
@@ -382,22 +394,10 @@ def _clean_section(
         if details.course_code.strip().upper() not in ("", course.code):
             errors["course_code"] = "A section cannot move to another course; create a new one."
     else:
-        term_code = details.term_code.strip().upper()
-        term = db.scalar(select(Term).where(Term.code == term_code))
-        if term is None:
-            errors["term_code"] = (
-                f"There is no term {term_code!r}." if term_code else "Choose a term."
-            )
-        elif term.deleted_at is not None:
-            errors["term_code"] = f"The term {term.code} is archived."
-        course_code = details.course_code.strip().upper()
-        course = db.scalar(select(Course).where(Course.code == course_code))
-        if course is None:
-            errors["course_code"] = (
-                f"There is no course {course_code!r}." if course_code else "A course is required."
-            )
-        elif course.deleted_at is not None:
-            errors["course_code"] = f"The course {course.code} is archived."
+        term = _active_by_code(db, Term, details.term_code, errors, unnamed="Choose a term.")
+        course = _active_by_code(
+            db, Course, details.course_code, errors, unnamed="A course is required."
+        )
     errors.update(section_fields(details))
     number = details.number.strip()
     if "number" not in errors and term is not None and course is not None:
@@ -451,18 +451,21 @@ def update_section(
     """
     values, _, _ = _clean_section(db, details, section)
     before = snapshot(section, SECTION_FIELDS)
-    result = db.execute(
-        update(Section)
-        .where(
-            Section.id == section.id,
-            Section.enrolled_count <= values["capacity"],
-            Section.waitlist_count <= values["waitlist_capacity"],
-        )
-        .values(capacity=values["capacity"], waitlist_capacity=values["waitlist_capacity"])
-        .execution_options(synchronize_session=False)
+    result = cast(  # an UPDATE's result: it has a rowcount
+        "CursorResult[Any]",
+        db.execute(
+            update(Section)
+            .where(
+                Section.id == section.id,
+                Section.enrolled_count <= values["capacity"],
+                Section.waitlist_count <= values["waitlist_capacity"],
+            )
+            .values(capacity=values["capacity"], waitlist_capacity=values["waitlist_capacity"])
+            .execution_options(synchronize_session=False)
+        ),
     )
     db.refresh(section)
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if result.rowcount != 1:
         errors = {}
         if section.enrolled_count > values["capacity"]:
             errors["capacity"] = (
@@ -518,15 +521,7 @@ def sections_query(term: Term, text: str = "", *, include_archived: bool = False
     )
     if not include_archived:
         query = query.where(Section.deleted_at.is_(None))
-    if text.strip():
-        # contains(autoescape): "%" and "_" typed in a search match themselves
-        like = text.strip().lower()
-        query = query.where(
-            or_(
-                func.lower(Course.code).contains(like, autoescape=True),
-                func.lower(Course.title).contains(like, autoescape=True),
-            )
-        )
+    query = _matching(query, text, Course.code, Course.title)
     return query.order_by(Course.code, Section.number)
 
 
@@ -610,10 +605,7 @@ def update_meeting(
 
 
 def get_meeting(db: Session, meeting_id: uuid.UUID) -> Meeting:
-    meeting = db.get(Meeting, meeting_id)
-    if meeting is None:
-        raise NotFound("No such meeting.")
-    return meeting
+    return _get(db, Meeting, meeting_id)
 
 
 # --- Archiving -----------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ pagination.py  page links and the page envelope
 schemas.py     request and response schemas (marshmallow)
 catalogue.py, registrations.py, grades.py, attendance.py, submissions.py, admin.py
                the resources, thin: parse, call one service, dump
-routes.py      registers every API blueprint (portal/__init__.py FEATURES)
+routes.py      registers every API blueprint (called by portal/__init__.py register_blueprints)
 """
 
 API_PREFIX = "/api/"

@@ -20,11 +20,11 @@ from portal.accounts import services as accounts
 from portal.admin import services
 from portal.api import API_V1, schemas
 from portal.api.common import now, session, user
-from portal.api.pagination import paginate
+from portal.api.pagination import page_answer
 from portal.api.schemas import Extended
 from portal.auth.policy import roles
 from portal.catalogue import services as catalogue
-from portal.models import Course, Section, Term, User
+from portal.models import Section, User
 
 ADMIN = "admin"
 
@@ -129,6 +129,35 @@ def administer(resource: Administered) -> None:
         )
 
 
+def catalogue_item(
+    name: str,
+    schema: type[Schema],
+    create_input: type[Schema],
+    details: Callable[..., Any],
+    *,
+    get: Callable[..., Any],
+    create: Callable[..., Any],
+    update: Callable[..., Any],
+) -> Administered:
+    """A term or a course: `/<name>s`, its details from the input as they are, and the
+    service's get, create and update."""
+
+    def change(row: Any, data: dict[str, Any]) -> dict[str, Any]:
+        update(session, row, details(**data), actor=user())
+        return {}
+
+    return Administered(
+        name=name,
+        collection=f"/{name}s",
+        item=f"/{name}s/<uuid:{name}_id>",
+        schema=schema,
+        create_input=create_input,
+        load=lambda item_id: get(session, item_id),
+        create=lambda data: create(session, details(**data), actor=user()),
+        update=change,
+    )
+
+
 # --- Users ----------------------------------------------------------------------------------------
 
 
@@ -138,8 +167,7 @@ def administer(resource: Administered) -> None:
 @roles(ADMIN)
 def users(**args: Any) -> tuple[dict[str, Any], int, dict[str, str]]:
     """Accounts by username; `q` matches username, name or student number."""
-    items, meta, link = paginate(accounts.search_users_query(args["q"], args["role"]), args)
-    return {**meta, "items": items}, 200, {"Link": link}
+    return page_answer(accounts.search_users_query(args["q"], args["role"]), args)
 
 
 def _create_user(data: dict[str, Any]) -> User:
@@ -198,23 +226,15 @@ def terms(**args: Any) -> dict[str, Any]:
     return {"items": [Extended(term, section_count=count) for term, count in rows]}
 
 
-def _update_term(term: Term, data: dict[str, Any]) -> dict[str, Any]:
-    services.update_term(session, term, services.TermDetails(**data), actor=user())
-    return {}
-
-
 administer(
-    Administered(
-        name="term",
-        collection="/terms",
-        item="/terms/<uuid:term_id>",
-        schema=schemas.AdminTermSchema,
-        create_input=schemas.TermInputSchema,
-        load=lambda term_id: services.get_term(session, term_id),
-        create=lambda data: services.create_term(
-            session, services.TermDetails(**data), actor=user()
-        ),
-        update=_update_term,
+    catalogue_item(
+        "term",
+        schemas.AdminTermSchema,
+        schemas.TermInputSchema,
+        services.TermDetails,
+        get=services.get_term,
+        create=services.create_term,
+        update=services.update_term,
     )
 )
 
@@ -227,8 +247,7 @@ def term_sections(term_id: uuid.UUID, **args: Any) -> tuple[dict[str, Any], int,
     """The term's sections by course code; `q` matches course code or title."""
     term = services.get_term(session, term_id)
     query = services.sections_query(term, args["q"], include_archived=args["archived"])
-    items, meta, link = paginate(query, args)
-    return {**meta, "items": items}, 200, {"Link": link}
+    return page_answer(query, args)
 
 
 # --- Courses --------------------------------------------------------------------------------------
@@ -240,27 +259,18 @@ def term_sections(term_id: uuid.UUID, **args: Any) -> tuple[dict[str, Any], int,
 @roles(ADMIN)
 def courses(**args: Any) -> tuple[dict[str, Any], int, dict[str, str]]:
     query = services.courses_query(args["q"], include_archived=args["archived"])
-    items, meta, link = paginate(query, args)
-    return {**meta, "items": items}, 200, {"Link": link}
-
-
-def _update_course(course: Course, data: dict[str, Any]) -> dict[str, Any]:
-    services.update_course(session, course, services.CourseDetails(**data), actor=user())
-    return {}
+    return page_answer(query, args)
 
 
 administer(
-    Administered(
-        name="course",
-        collection="/courses",
-        item="/courses/<uuid:course_id>",
-        schema=schemas.AdminCourseSchema,
-        create_input=schemas.CourseInputSchema,
-        load=lambda course_id: services.get_course(session, course_id),
-        create=lambda data: services.create_course(
-            session, services.CourseDetails(**data), actor=user()
-        ),
-        update=_update_course,
+    catalogue_item(
+        "course",
+        schemas.AdminCourseSchema,
+        schemas.CourseInputSchema,
+        services.CourseDetails,
+        get=services.get_course,
+        create=services.create_course,
+        update=services.update_course,
     )
 )
 

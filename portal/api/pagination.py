@@ -45,3 +45,11 @@ def paginate(
     header = ", ".join(f'<{url}>; rel="{rel}"' for rel, url in links.items() if url)
     meta = {"page": page, "per_page": per_page, "total": total, "pages": pages, "links": links}
     return list(result.items), meta, header
+
+
+def page_answer(
+    query: Select[Any], args: dict[str, Any]
+) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """A list view's answer: the page's rows with the page metadata, and the Link header."""
+    items, meta, link = paginate(query, args)
+    return {**meta, "items": items}, 200, {"Link": link}

@@ -99,8 +99,8 @@ def from_domain_error(error: PortalError) -> Response:
     slug = getattr(error, "problem_type", slug)
     title = getattr(error, "problem_title", title)
     errors = None
-    if isinstance(getattr(error, "errors", None), dict):  # admin FieldErrors: {field: message}
-        errors = field_errors(error.errors)  # type: ignore[attr-defined]
+    if isinstance(fields := getattr(error, "errors", None), dict):  # FieldErrors: {field: message}
+        errors = field_errors(fields)
     retry_after = getattr(error, "retry_after", None)
     return problem(
         error.status_code,

@@ -12,6 +12,11 @@ import marshmallow
 from flask import url_for
 from marshmallow import fields, validate
 
+from portal.accounts.services import (
+    MAX_PASSWORD_LENGTH,
+    MIN_PASSWORD_LENGTH,
+    USER_FIELD_MAX_LENGTH,
+)
 from portal.models import ASSESSMENT_KINDS, ATTENDANCE_STATUSES, REGISTRATION_STATUSES, ROLES
 
 
@@ -110,6 +115,21 @@ class PageSchema(Schema):
     links = fields.Nested(LinksSchema, required=True)
 
 
+def _items(schema: type[Schema], shape: type[Schema], suffix: str) -> type[Schema]:
+    """`XListSchema` or `XPageSchema`: the items of `schema` alone or with the page envelope."""
+    name = schema.__name__.removesuffix("Schema") + suffix
+    items = fields.List(fields.Nested(schema), required=True)
+    return type(name, (shape,), {"items": items, "__module__": __name__})
+
+
+def list_of(schema: type[Schema]) -> type[Schema]:
+    return _items(schema, Schema, "ListSchema")
+
+
+def page_of(schema: type[Schema]) -> type[Schema]:
+    return _items(schema, PageSchema, "PageSchema")
+
+
 # --- People ---------------------------------------------------------------------------------------
 
 
@@ -141,8 +161,7 @@ class TermSchema(Schema):
     max_credits = fields.Integer(required=True)
 
 
-class TermListSchema(Schema):
-    items = fields.List(fields.Nested(TermSchema), required=True)
+TermListSchema = list_of(TermSchema)
 
 
 class MeetingSchema(Schema):
@@ -176,8 +195,7 @@ class CourseSchema(Schema):
     sections = fields.List(fields.Nested(SectionSummarySchema), required=True)
 
 
-class CoursePageSchema(PageSchema):
-    items = fields.List(fields.Nested(CourseSchema), required=True)
+CoursePageSchema = page_of(CourseSchema)
 
 
 class CourseQuerySchema(PageArgsSchema):
@@ -224,8 +242,7 @@ class RegistrationSchema(Schema):
     final_grade = fields.String(allow_none=True, required=True)
 
 
-class RegistrationListSchema(Schema):
-    items = fields.List(fields.Nested(RegistrationSchema), required=True)
+RegistrationListSchema = list_of(RegistrationSchema)
 
 
 class RegistrationCreateSchema(Schema):
@@ -354,8 +371,7 @@ class LabSessionSchema(Schema):
     room = fields.String(required=True)
 
 
-class LabSessionListSchema(Schema):
-    items = fields.List(fields.Nested(LabSessionSchema), required=True)
+LabSessionListSchema = list_of(LabSessionSchema)
 
 
 class LabSessionInputSchema(Schema):
@@ -462,8 +478,7 @@ class UserSchema(PersonSchema):
     created_at = fields.DateTime(required=True)
 
 
-class UserPageSchema(PageSchema):
-    items = fields.List(fields.Nested(UserSchema), required=True)
+UserPageSchema = page_of(UserSchema)
 
 
 class UserQuerySchema(PageArgsSchema):
@@ -471,26 +486,34 @@ class UserQuerySchema(PageArgsSchema):
     role = fields.String(load_default="", validate=validate.OneOf(["", *ROLES]))
 
 
+def _user_limit(field: str) -> validate.Length:
+    """The length check of an account field, from the accounts service's limits."""
+    return validate.Length(max=USER_FIELD_MAX_LENGTH[field])
+
+
 class UserInputSchema(Schema):
-    username = fields.String(required=True, validate=validate.Length(max=64))
-    full_name = fields.String(required=True, validate=validate.Length(max=200))
+    username = fields.String(required=True, validate=_user_limit("username"))
+    full_name = fields.String(required=True, validate=_user_limit("full_name"))
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
-    email = fields.String(load_default="", validate=validate.Length(max=254))
+    email = fields.String(load_default="", validate=_user_limit("email"))
     student_number = fields.String(
-        load_default=None, allow_none=True, validate=validate.Length(max=20)
+        load_default=None, allow_none=True, validate=_user_limit("student_number")
     )
 
 
 class UserCreateSchema(UserInputSchema):
-    password = fields.String(required=True, validate=validate.Length(min=8, max=1024))
+    password = fields.String(
+        required=True,
+        validate=validate.Length(min=MIN_PASSWORD_LENGTH, max=MAX_PASSWORD_LENGTH),
+    )
 
 
 class UserPatchSchema(Schema):
-    username = fields.String(validate=validate.Length(max=64))
-    full_name = fields.String(validate=validate.Length(max=200))
+    username = fields.String(validate=_user_limit("username"))
+    full_name = fields.String(validate=_user_limit("full_name"))
     role = fields.String(validate=validate.OneOf(ROLES))
-    email = fields.String(validate=validate.Length(max=254))
-    student_number = fields.String(allow_none=True, validate=validate.Length(max=20))
+    email = fields.String(validate=_user_limit("email"))
+    student_number = fields.String(allow_none=True, validate=_user_limit("student_number"))
     active = fields.Boolean()
 
 
@@ -506,8 +529,7 @@ class AdminTermSchema(TermSchema):
     )
 
 
-class AdminTermListSchema(Schema):
-    items = fields.List(fields.Nested(AdminTermSchema), required=True)
+AdminTermListSchema = list_of(AdminTermSchema)
 
 
 class TermInputSchema(Schema):
@@ -531,8 +553,7 @@ class AdminCourseSchema(Schema):
     archived = fields.Boolean(attribute="is_deleted", required=True)
 
 
-class AdminCoursePageSchema(PageSchema):
-    items = fields.List(fields.Nested(AdminCourseSchema), required=True)
+AdminCoursePageSchema = page_of(AdminCourseSchema)
 
 
 class CourseInputSchema(Schema):
@@ -563,8 +584,7 @@ class AdminSectionSchema(Schema):
     archived = fields.Boolean(attribute="is_deleted", required=True)
 
 
-class AdminSectionPageSchema(PageSchema):
-    items = fields.List(fields.Nested(AdminSectionSchema), required=True)
+AdminSectionPageSchema = page_of(AdminSectionSchema)
 
 
 class SectionInputSchema(Schema):
@@ -576,8 +596,8 @@ class SectionInputSchema(Schema):
         load_default=0, validate=validate.Range(min=-100_000, max=100_000)
     )
     room = fields.String(load_default="", validate=validate.Length(max=50))
-    instructor_username = fields.String(load_default="", validate=validate.Length(max=64))
-    lab_staff_username = fields.String(load_default="", validate=validate.Length(max=64))
+    instructor_username = fields.String(load_default="", validate=_user_limit("username"))
+    lab_staff_username = fields.String(load_default="", validate=_user_limit("username"))
 
 
 class SectionUpdateResultSchema(AdminSectionSchema):

@@ -26,6 +26,7 @@ from flask_login import current_user, logout_user
 from werkzeug.wrappers import Response as BaseResponse
 
 from portal.api import API_PREFIX
+from portal.extensions import login_manager
 from portal.models import ROLES, utcnow
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -114,7 +115,7 @@ def _enforce_access() -> BaseResponse | None:
             return response
         if endpoint == "main.index":  # the front door: no "please log in" scolding
             return redirect(url_for("auth.login"))
-        return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
+        return login_manager.unauthorized()
     if current_user.must_change_password and endpoint not in PASSWORD_CHANGE_ENDPOINTS:
         # A one-time password (CSV import, admin reset): choose one's own before anything else.
         return redirect(url_for("auth.change_own_password"))

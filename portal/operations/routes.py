@@ -8,8 +8,8 @@ from flask import Blueprint, Response, abort, current_app, jsonify, request
 
 from portal.auth.policy import public
 from portal.database import SCHEMA_REVISION
-from portal.extensions import db
 from portal.operations import metrics, services
+from portal.web import db_session
 
 bp = Blueprint("operations", __name__)
 
@@ -32,7 +32,7 @@ def readyz() -> tuple[Response, int]:
     """200 when this instance can serve: database reachable at the current schema, and every
     Redis it uses answering; else 503 with what failed (a load balancer takes it out)."""
     result = services.readiness(
-        db.session,  # type: ignore[arg-type]
+        db_session(),
         current_app.config["PORTAL"],
         SCHEMA_REVISION,
         known_revisions(),

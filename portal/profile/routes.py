@@ -17,7 +17,9 @@ from portal.web import db_session, signed_in_user
 bp = Blueprint("profile", __name__, url_prefix="/profile")
 
 
-def _page(form: TokenForm, new_token: services.NewToken | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+def _page(
+    form: TokenForm, new_token: services.NewToken | None = None, status: int = 200
+) -> tuple[str, int]:
     tokens = services.tokens_of(db_session(), signed_in_user())
     page = render_template(
         "profile/index.html",
@@ -31,13 +33,13 @@ def _page(form: TokenForm, new_token: services.NewToken | None = None, status: i
 
 @bp.get("/")
 @signed_in
-def index():  # type: ignore[no-untyped-def]
+def index() -> tuple[str, int]:
     return _page(TokenForm(formdata=None))
 
 
 @bp.post("/tokens")
 @signed_in
-def create_token():  # type: ignore[no-untyped-def]
+def create_token() -> tuple[str, int]:
     """The new token is shown on this answer only (no redirect: it is never stored)."""
     form = TokenForm()
     if not form.validate_on_submit():

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, contains_eager, selectinload
 
@@ -147,13 +147,16 @@ def _lock_student(db: Session, student: User) -> None:
 
 
 def _take_seat(db: Session, section: Section) -> bool:
-    result = db.execute(
-        update(Section)
-        .where(Section.id == section.id, Section.enrolled_count < Section.capacity)
-        .values(enrolled_count=Section.enrolled_count + 1)
-        .execution_options(synchronize_session=False)
+    result = cast(  # an UPDATE's result: it has a rowcount
+        "CursorResult[Any]",
+        db.execute(
+            update(Section)
+            .where(Section.id == section.id, Section.enrolled_count < Section.capacity)
+            .values(enrolled_count=Section.enrolled_count + 1)
+            .execution_options(synchronize_session=False)
+        ),
     )
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    return result.rowcount == 1
 
 
 def _take_waitlist_place(db: Session, section: Section) -> int | None:

@@ -1,31 +1,30 @@
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, StringField, SubmitField
-from wtforms.validators import DataRequired, EqualTo, Length, Optional
+from wtforms import EmailField, StringField, SubmitField
+from wtforms.validators import DataRequired, Length, Optional
 
-from portal.accounts.forms import USERNAME_VALIDATORS
+from portal.accounts.forms import (
+    USERNAME_VALIDATORS,
+    limit,
+    new_password_field,
+    repeat_password_field,
+)
+from portal.accounts.services import MIN_PASSWORD_LENGTH
 
 
 class FirstAdminForm(FlaskForm):
     full_name = StringField(
         "Your full name",
-        validators=[DataRequired(), Length(max=200)],
+        validators=[DataRequired(), limit("full_name")],
         render_kw={"autocomplete": "name", "autofocus": True},
     )
     username = StringField(
         "Username", validators=USERNAME_VALIDATORS, render_kw={"autocomplete": "username"}
     )
-    email = EmailField("Email", validators=[Optional(), Length(max=254)])
-    password = PasswordField(
-        "Password",
-        validators=[DataRequired(), Length(min=8, max=1024)],
-        description="At least 8 characters.",
-        render_kw={"autocomplete": "new-password"},
+    email = EmailField("Email", validators=[Optional(), limit("email")])
+    password = new_password_field(
+        "Password", description=f"At least {MIN_PASSWORD_LENGTH} characters."
     )
-    confirm = PasswordField(
-        "Repeat the password",
-        validators=[DataRequired(), EqualTo("password", message="The passwords do not match.")],
-        render_kw={"autocomplete": "new-password"},
-    )
+    confirm = repeat_password_field("Repeat the password")
     submit = SubmitField("Create the administrator")
 
 
