@@ -95,7 +95,7 @@ FEATURES = (
 
 
 # Features with more than one blueprint: their route modules (each holds a `bp`).
-ROUTE_MODULES = {"sync": ("routes", "admin_routes", "device_routes")}
+ROUTE_MODULES = {"sync": ("server.routes", "server.admin_routes", "device.routes")}
 
 
 def register_blueprints(app: Flask) -> None:

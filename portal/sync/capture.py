@@ -24,7 +24,8 @@ from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 from portal.models import ChangeLogEntry, FieldVersion, OutboxEntry, SyncState
 from portal.sync import hlc
-from portal.sync.tables import BY_NAME, synced, to_json
+from portal.sync.tables import BY_NAME, synced
+from portal.sync.wire import to_json
 
 SERVER = "server"
 DEVICE = "desktop"
