@@ -382,11 +382,17 @@ def test_a_revoked_copy_says_so_and_exports_its_unsent_changes(laptop, campus, s
 # --- The background loop -----------------------------------------------------------------------
 
 
+def wait_for_attempts(runner: device.SyncRunner, count: int, timeout: float) -> bool:
+    """Wait until `count` syncs of `runner` have ended since its start; False on timeout."""
+    with runner.ended:
+        return runner.ended.wait_for(lambda: runner.attempts >= count, timeout)
+
+
 def test_the_background_loop_syncs_by_itself_and_stops_cleanly(laptop, campus, server):
     runner = device.runner_for(laptop.app)
     _mark_offline(laptop.app, campus, "88")
     runner.start_background(interval=0.05, retry=0.05, first_delay=0)
-    assert runner.wait_for_attempts(2, timeout=30)  # by itself, and again after the interval
+    assert wait_for_attempts(runner, 2, timeout=30)  # by itself, and again after the interval
     assert sync_client.pending_count(laptop.engine) == 0
     runner.stop(timeout=30)
     assert not [t for t in runner._threads if t.is_alive()]

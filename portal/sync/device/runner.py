@@ -143,7 +143,7 @@ class SyncRunner:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.attempts = 0  # syncs ended since the start, however they ended
-        self._ended = threading.Condition()
+        self.ended = threading.Condition()  # notified each time a sync ends
 
     @property
     def http(self) -> httpx.Client:
@@ -202,19 +202,14 @@ class SyncRunner:
             with self._guard:
                 self._busy -= 1
 
-    def wait_for_attempts(self, count: int, timeout: float) -> bool:
-        """Wait until `count` syncs have ended since the start; False on timeout."""
-        with self._ended:
-            return self._ended.wait_for(lambda: self.attempts >= count, timeout)
-
     def _sync(self) -> Summary:
         self._progress = ("start", 0, 0)
         try:
             return self._sync_once()
         finally:
-            with self._ended:
+            with self.ended:
                 self.attempts += 1
-                self._ended.notify_all()
+                self.ended.notify_all()
 
     def _sync_once(self) -> Summary:
         try:
