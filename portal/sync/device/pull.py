@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import uuid
@@ -57,18 +56,11 @@ def _download_file(transport: Transport, upload_dir: Path, sha256: str) -> None:
     mode = "ab" if response.status_code == 206 else "wb"
     with part.open(mode) as handle:
         handle.write(response.content)
-    digest = hashlib.sha256()
-    with part.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    if digest.hexdigest() != sha256:
-        part.unlink()
+    if not storage.store_if_whole(upload_dir, part, sha256):
         raise SyncError(
             f"A file from the server did not match its hash ({sha256[:12]}); "
             "it will be fetched again at the next sync."
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    part.replace(target)
 
 
 class _Downloads:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from pathlib import Path
 from typing import Any
@@ -78,16 +77,8 @@ def finish_file(upload_dir: Path, device_id: uuid.UUID, sha256: str) -> bool:
     part = partial_path(upload_dir, device_id, sha256)
     if not part.exists():
         return False
-    digest = hashlib.sha256()
-    with part.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    if digest.hexdigest() != sha256:
-        part.unlink()
+    if not storage.store_if_whole(upload_dir, part, sha256):
         raise ValidationError("The file received does not match its sha256; send it again.")
-    target = storage.blob_path(upload_dir, sha256)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    part.replace(target)
     return True
 
 
