@@ -69,9 +69,21 @@ def register_extensions(app: Flask) -> None:
     from portal.sync import capture
 
     capture.install()
+    app.before_request(_attribute_changes)
     with app.app_context():
         capture.register_engine(db.engine, app.config["PORTAL"]["MODE"])
         database.install_lock_wait(db.engine, app.config["PORTAL"]["LOCK_WAIT_SECONDS"])
+
+
+def _attribute_changes() -> None:
+    """Changes made in a request are the signed-in person's (the change log and the outbox
+    record who made each one)."""
+    from flask_login import current_user
+
+    from portal.extensions import db
+    from portal.sync import capture
+
+    capture.attribute_to(db.session(), current_user.id if current_user.is_authenticated else None)
 
 
 FEATURES = (

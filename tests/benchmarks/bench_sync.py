@@ -195,7 +195,7 @@ def _edit_marks(device: Any, user_id: Any, marks: list[tuple[Any, Any]], round_:
 
     with device.app_context():
         session = db.session
-        session.info[capture.ACTOR] = user_id
+        capture.attribute_to(session, user_id)
         actor = session.get(User, user_id)
         for n, (assessment_id, student_id) in enumerate(marks):
             assessment = session.get(Assessment, assessment_id)

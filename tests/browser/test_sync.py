@@ -70,7 +70,7 @@ def _campus(server: Flask) -> dict[str, Any]:
         )
         db.add(exam)
         db.flush()
-        db.info[capture.ACTOR] = admin.id
+        capture.attribute_to(db, admin.id)
         set_mark(db, admin, exam, students[0].id, 60)
         code = enrolment.create_enrolment_code(db, ines, created_by=admin, now=factories.now())
         db.commit()
@@ -173,7 +173,7 @@ def test_field_user_works_offline_then_syncs_and_an_admin_resolves_the_conflict(
             with server.app_context():
                 db = _db.session
                 admin = db.get(User, arranged["admin"])
-                db.info[capture.ACTOR] = admin.id
+                capture.attribute_to(db, admin.id)
                 set_mark(db, admin, db.get(Assessment, arranged["exam"]), arranged["student"], 55)
                 db.commit()
             page.get_by_role("button", name="Sync now").click()
@@ -307,7 +307,7 @@ def test_a_mark_refused_offline_is_read_and_acted_on(tmp_path: Path, browser: An
         expect(page.locator("td", has=cell)).to_contain_text("Saved")
         with server.app_context():
             db = _db.session
-            db.info[capture.ACTOR] = ids["terry"]
+            capture.attribute_to(db, ids["terry"])
             finalise_section(
                 db, db.get(User, ids["terry"]), db.get(Section, ids["section"]), now=factories.now()
             )

@@ -122,7 +122,7 @@ def as_user(app: Flask, user_id: Any) -> None:
     request hook does for a signed-in person)."""
     from portal.sync import capture
 
-    _db.session.info[capture.ACTOR] = user_id
+    capture.attribute_to(_db.session, user_id)
 
 
 @dataclass

@@ -224,7 +224,7 @@ class Convergence(RuleBasedStateMachine):
         device = self.device(name)
         with device.session():
             db = _db.session
-            db.info[capture.ACTOR] = self.world.ids[actor]
+            capture.attribute_to(db, self.world.ids[actor])
             try:
                 work(db, db.get(User, self.world.ids[actor]))
                 db.commit()
@@ -235,7 +235,7 @@ class Convergence(RuleBasedStateMachine):
     def on_server(self, actor: str, work: Callable[[Any, User], None]) -> None:
         with self.world.server.app_context():
             db = _db.session
-            db.info[capture.ACTOR] = self.world.ids[actor]
+            capture.attribute_to(db, self.world.ids[actor])
             try:
                 work(db, db.get(User, self.world.ids[actor]))
                 db.commit()

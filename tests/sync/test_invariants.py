@@ -127,7 +127,7 @@ def on_server(server: Flask) -> Any:
 def acting_on_server(server: Flask, user_id: Any) -> Iterator[Any]:
     """The server's session, its changes attributed to `user_id` (as a signed-in person's)."""
     with on_server(server):
-        _db.session.info[capture.ACTOR] = user_id
+        capture.attribute_to(_db.session, user_id)
         yield _db.session
 
 
@@ -639,7 +639,7 @@ def test_a_transaction_that_commits_late_is_not_skipped(
                     in_commit.set()
                     release.wait(30)
 
-                db.info[capture.ACTOR] = campus.instructor
+                capture.attribute_to(db, campus.instructor)
                 from portal.grading.services import set_mark
 
                 set_mark(
@@ -1497,7 +1497,7 @@ def _submit(app: Flask, student_id: Any, assessment_id: Any, content: bytes, nam
     upload_dir = Path(app.config["PORTAL"]["UPLOAD_DIR"])
     with app.app_context():
         db = _db.session
-        db.info[capture.ACTOR] = student_id
+        capture.attribute_to(db, student_id)
         incoming = storage.receive(io.BytesIO(content), upload_dir, 10 * 1024 * 1024)
         made = submissions.submit(
             db,
@@ -1643,7 +1643,7 @@ def test_rows_that_leave_the_scope_are_removed_from_the_device(
     with on_server(server):
         db = _db.session
         registration = db.scalar(select(Registration).filter_by(student_id=campus.students[2]))
-        db.info[capture.ACTOR] = campus.students[2]
+        capture.attribute_to(db, campus.students[2])
         drop(db, registration, now=datetime.now(UTC))
         section = db.get(Section, campus.other_section)
         section.instructor_id = campus.instructor  # reassigned to another instructor

@@ -188,7 +188,7 @@ def offline_marks(data_dir: Path, actor: Any, marks: list[tuple[Any, Any, str]])
     try:
         with device.session():
             db = _db.session
-            db.info[capture.ACTOR] = actor
+            capture.attribute_to(db, actor)
             for assessment_id, student_id, points in marks:
                 set_mark(
                     db,
@@ -314,7 +314,7 @@ def test_a_client_killed_mid_pull_then_restarted_holds_everything_once(
     ids = seed(live["app"], students=1200)  # well over a page (2,000 rows) for an admin
     with live["app"].app_context():
         db = _db.session
-        db.info[capture.ACTOR] = ids["instructor"]
+        capture.attribute_to(db, ids["instructor"])
         from portal.grading.services import set_mark
 
         instructor = db.get(User, ids["instructor"])
@@ -486,7 +486,7 @@ def test_a_revoked_copy_enrolled_again_with_a_new_code_sends_what_waits(
     assert "campus-portal enrol" in refused.stderr
     with live["app"].app_context():  # later than the device's edit: this one stays
         db = _db.session
-        db.info[capture.ACTOR] = admin_id
+        capture.attribute_to(db, admin_id)
         set_mark(
             db,
             db.get(User, admin_id),

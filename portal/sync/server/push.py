@@ -87,8 +87,10 @@ def _push_one(
         db.rollback()
         return PushResult(str(change.change_id), done.status, done.detail)
     # The change log is written at commit, with the edit's clock and device (not the moment
-    # the server applied it): they stay in the session's info until then.
-    try:
+    # the server applied it).
+    with capture.authored_by(
+        db, change.actor_id, stamp=hlc.believable(change.hlc, now), device_id=device_id
+    ):
         outcome = _apply_as_author(
             db, device_id, change, now=now, upload_dir=upload_dir, limit=limit
         )
@@ -112,9 +114,6 @@ def _push_one(
             if done is None:
                 raise
             return PushResult(str(change.change_id), done.status, done.detail)
-    finally:
-        db.info.pop(capture.STAMP, None)
-        db.info.pop(capture.DEVICE_ID, None)
     return PushResult(str(change.change_id), outcome.status, outcome.detail)
 
 
@@ -193,9 +192,6 @@ def _apply_as_author(
 ) -> apply.Outcome:
     accounts = device_accounts(db, device_id)  # by id: the device's row is not read again
     actor = db.get(User, change.actor_id) if change.actor_id else None
-    db.info[capture.ACTOR] = change.actor_id
-    db.info[capture.STAMP] = hlc.believable(change.hlc, now)
-    db.info[capture.DEVICE_ID] = device_id
     own_account = actor is not None and (actor.id, actor.role) in accounts
     if actor is None or not own_account:
         outcome = apply.Outcome(

@@ -16,14 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, request, send_file
-from flask_login import current_user
 
 from portal.auth.policy import public
 from portal.errors import PortalError, ValidationError
 from portal.extensions import csrf, db, limiter
 from portal.models import Device
 from portal.operations import metrics
-from portal.sync import capture, protocol
+from portal.sync import protocol
 from portal.sync.server import enrolment
 from portal.sync.server import files as server_files
 from portal.sync.server import pull as server_pull
@@ -35,15 +34,6 @@ bp = Blueprint("sync", __name__, url_prefix="/sync/v1")
 csrf.exempt(bp)
 
 MAX_BODY = 64 * 1024 * 1024  # decompressed
-
-
-@bp.before_app_request
-def _remember_actor() -> None:
-    """Changes made in a request are attributed to the signed-in person."""
-    if current_user.is_authenticated:
-        db.session.info[capture.ACTOR] = current_user.id
-    else:
-        db.session.info.pop(capture.ACTOR, None)
 
 
 def _now() -> datetime:
