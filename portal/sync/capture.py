@@ -27,7 +27,7 @@ from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 from portal.models import ChangeLogEntry, FieldVersion, OutboxEntry, SyncState
 from portal.sync import hlc
-from portal.sync.tables import BY_NAME, synced
+from portal.sync.tables import BOOKKEEPING_FIELDS, BY_NAME, synced
 from portal.sync.wire import to_json
 
 SERVER = "server"
@@ -299,7 +299,7 @@ def write_change_log(
         (table, row_id, name)
         for (table, row_id), fields in pending.items()
         for name in (fields or ())
-        if name not in ("created_at", "updated_at")
+        if name not in BOOKKEEPING_FIELDS
     ]
     if versions:
         author = author_of(session)
