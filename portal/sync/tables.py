@@ -24,6 +24,7 @@ BOOKKEEPING_FIELDS = frozenset({"created_at", "updated_at"})
 @dataclass(frozen=True)
 class SyncedTable:
     model: type[Base]
+    label: str  # what people call one of its records ("Mark"), on the conflict pages
     server_fields: frozenset[str] = field(default_factory=frozenset)
 
     @property
@@ -57,25 +58,32 @@ class SyncedTable:
 
 
 SYNCED_TABLES: tuple[SyncedTable, ...] = (
-    SyncedTable(models.User, frozenset({"password_hash", "last_login_at", "active", "role"})),
-    SyncedTable(models.Term),
-    SyncedTable(models.Course),
-    SyncedTable(models.Prerequisite),
-    SyncedTable(models.Section, frozenset({"enrolled_count", "waitlist_count", "waitlist_seq"})),
-    SyncedTable(models.Meeting),
+    SyncedTable(
+        models.User, "Account", frozenset({"password_hash", "last_login_at", "active", "role"})
+    ),
+    SyncedTable(models.Term, "Term"),
+    SyncedTable(models.Course, "Course"),
+    SyncedTable(models.Prerequisite, "Prerequisite"),
+    SyncedTable(
+        models.Section, "Section", frozenset({"enrolled_count", "waitlist_count", "waitlist_seq"})
+    ),
+    SyncedTable(models.Meeting, "Meeting time"),
     SyncedTable(
         models.Registration,
+        "Registration",
         frozenset({"waitlist_position", "enrolled_at", "final_grade", "registered_at"}),
     ),
-    SyncedTable(models.GradeScale),
-    SyncedTable(models.Assessment, frozenset({"position"})),
-    SyncedTable(models.Mark, frozenset({"entered_by_id"})),
-    SyncedTable(models.GradeFinalisation, frozenset({"grade_scale", "finalised_by_id"})),
-    SyncedTable(models.LabSession),
-    SyncedTable(models.AttendanceRecord, frozenset({"recorded_by_id"})),
-    SyncedTable(models.StoredFile),
-    SyncedTable(models.Submission, frozenset({"late", "attempt"})),
-    SyncedTable(models.SyncConflict),
+    SyncedTable(models.GradeScale, "Grade scale"),
+    SyncedTable(models.Assessment, "Assessment", frozenset({"position"})),
+    SyncedTable(models.Mark, "Mark", frozenset({"entered_by_id"})),
+    SyncedTable(
+        models.GradeFinalisation, "Final grades", frozenset({"grade_scale", "finalised_by_id"})
+    ),
+    SyncedTable(models.LabSession, "Lab session"),
+    SyncedTable(models.AttendanceRecord, "Attendance", frozenset({"recorded_by_id"})),
+    SyncedTable(models.StoredFile, "File"),
+    SyncedTable(models.Submission, "Lab-report submission", frozenset({"late", "attempt"})),
+    SyncedTable(models.SyncConflict, "Sync conflict"),
 )
 
 BY_NAME: dict[str, SyncedTable] = {entry.name: entry for entry in SYNCED_TABLES}
