@@ -90,8 +90,8 @@ RECORDS: dict[str, RecordKind] = {
 }
 assert set(RECORDS) == {entry.name for entry in SYNCED_TABLES}, "every synced table described"
 
-# The values that "apply" can put in place, through the same rule as the page they belong to.
-APPLICABLE_FIELDS = frozenset({("marks", "points"), ("attendance_records", "status")})
+# The values that "apply" can put in place (declared with each table in tables.py).
+APPLICABLE_FIELDS = frozenset((e.name, name) for e in SYNCED_TABLES for name in e.resolvable)
 
 
 @dataclass

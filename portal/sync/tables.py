@@ -26,6 +26,9 @@ class SyncedTable:
     model: type[Base]
     label: str  # what people call one of its records ("Mark"), on the conflict pages
     server_fields: frozenset[str] = field(default_factory=frozenset)
+    # The fields whose lost value a conflict's reviewer may put in place ("apply"), through the
+    # same rule as the page they belong to.
+    resolvable: frozenset[str] = field(default_factory=frozenset)
 
     @property
     def name(self) -> str:
@@ -75,12 +78,14 @@ SYNCED_TABLES: tuple[SyncedTable, ...] = (
     ),
     SyncedTable(models.GradeScale, "Grade scale"),
     SyncedTable(models.Assessment, "Assessment", frozenset({"position"})),
-    SyncedTable(models.Mark, "Mark", frozenset({"entered_by_id"})),
+    SyncedTable(models.Mark, "Mark", frozenset({"entered_by_id"}), frozenset({"points"})),
     SyncedTable(
         models.GradeFinalisation, "Final grades", frozenset({"grade_scale", "finalised_by_id"})
     ),
     SyncedTable(models.LabSession, "Lab session"),
-    SyncedTable(models.AttendanceRecord, "Attendance", frozenset({"recorded_by_id"})),
+    SyncedTable(
+        models.AttendanceRecord, "Attendance", frozenset({"recorded_by_id"}), frozenset({"status"})
+    ),
     SyncedTable(models.StoredFile, "File"),
     SyncedTable(models.Submission, "Lab-report submission", frozenset({"late", "attempt"})),
     SyncedTable(models.SyncConflict, "Sync conflict"),
