@@ -270,23 +270,26 @@ def _sync_app(paths: DataPaths, args: argparse.Namespace, log_file: Path | None)
 def run_enrol(paths: DataPaths, args: argparse.Namespace, log_file: Path | None) -> int:
     from desktop.problems import SyncProblem
     from portal.extensions import db
-    from portal.sync import client
+    from portal.sync.device import client as sync_client
+    from portal.sync.device import runner as sync_runner
 
     app = _sync_app(paths, args, log_file)
     with app.app_context():
         engine = db.engine
     try:
-        http = client.http_client(app.config["PORTAL"]["CA_FILE"])
-        username = client.enrol(
+        http = sync_client.http_client(app.config["PORTAL"]["CA_FILE"])
+        username = sync_client.enrol(
             engine,
             args.server,
             args.code,
-            device_name=(args.name or "").strip() or client.default_device_name(),
+            device_name=(args.name or "").strip() or sync_client.default_device_name(),
             client=http,
         )
         print(f"Enrolled with {args.server} for {username}; first sync...", flush=True)
-        summary = client.sync_once(engine, Path(app.config["PORTAL"]["UPLOAD_DIR"]), client=http)
-    except client.SyncError as error:
+        summary = sync_runner.sync_once(
+            engine, Path(app.config["PORTAL"]["UPLOAD_DIR"]), client=http
+        )
+    except sync_client.SyncError as error:
         raise SyncProblem(
             "Enrolment did not complete", _with_waiting(str(error), error, engine), error.reason
         ) from None
@@ -297,19 +300,23 @@ def run_enrol(paths: DataPaths, args: argparse.Namespace, log_file: Path | None)
 def run_sync(paths: DataPaths, args: argparse.Namespace, log_file: Path | None) -> int:
     from desktop.problems import SyncProblem
     from portal.extensions import db
-    from portal.sync import client
+    from portal.sync.device import client as sync_client
+    from portal.sync.device import outbox
+    from portal.sync.device import runner as sync_runner
 
     app = _sync_app(paths, args, log_file)
     with app.app_context():
         engine = db.engine
     if args.export is not None:
-        count = client.export_outbox(engine, args.export)
+        count = outbox.export_outbox(engine, args.export)
         print(f"{count} waiting change(s) written to {args.export}")
         return EXIT_OK
     try:
-        http = client.http_client(app.config["PORTAL"]["CA_FILE"])
-        summary = client.sync_once(engine, Path(app.config["PORTAL"]["UPLOAD_DIR"]), client=http)
-    except client.SyncError as error:
+        http = sync_client.http_client(app.config["PORTAL"]["CA_FILE"])
+        summary = sync_runner.sync_once(
+            engine, Path(app.config["PORTAL"]["UPLOAD_DIR"]), client=http
+        )
+    except sync_client.SyncError as error:
         raise SyncProblem(
             "Sync did not complete", _with_waiting(str(error), error, engine), error.reason
         ) from None
@@ -320,9 +327,9 @@ def run_sync(paths: DataPaths, args: argparse.Namespace, log_file: Path | None) 
 def _with_waiting(message: str, error: Any, engine: Any) -> str:
     """The failure's message, and what becomes of the changes waiting on this computer when
     some wait (said only then)."""
-    from portal.sync import client
+    from portal.sync.device import client as sync_client
 
-    waiting = client.pending_count(engine)
+    waiting = sync_client.pending_count(engine)
     if not waiting:
         return message
     kept = f"{message} {waiting} change(s) waiting on this computer are kept"
@@ -512,7 +519,7 @@ def _build_portal(
 def _start_background_sync(app: Any) -> None:
     """Sync every few minutes while the campus server answers (nothing happens while this
     copy is not connected to one); stopped by _stop_background_sync at shutdown."""
-    from portal.sync.device import runner_for
+    from portal.sync.device.runner import runner_for
 
     runner_for(app).start_background()
 
@@ -522,7 +529,7 @@ def _start_update_check(app: Any, paths: DataPaths, guard: LocalGuard) -> None:
     (desktop/updates.py); no thread and no request when IT turned updates off or pinned them."""
     from desktop.updates import QUIET_SECONDS, UpdateCheck, UpdateSettings
     from portal import __version__
-    from portal.sync.device import runner_for
+    from portal.sync.device.runner import runner_for
 
     check = UpdateCheck(
         UpdateSettings.from_portal(app.config["PORTAL"]),
@@ -549,7 +556,7 @@ def _install_update_at_exit(app: Any) -> None:
 
 def _stop_background_sync(app: Any) -> None:
     """A running sync stops between two batches (each written atomically); wait for it."""
-    from portal.sync.device import runner_for
+    from portal.sync.device.runner import runner_for
 
     try:
         runner_for(app).stop()

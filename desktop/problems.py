@@ -13,7 +13,7 @@ EXIT_SETTINGS = 4
 EXIT_NOT_RUNNING = 5
 EXIT_USAGE = 64
 # `campus-portal enrol` and `campus-portal sync`: why a sync did not get through (the README's
-# table; the reasons are portal.sync.client.SyncError's).
+# table; the reasons are portal.sync.device.client.SyncError's).
 EXIT_SYNC = {
     "unreachable": 10,  # no network, the server is down
     "revoked": 11,  # an administrator revoked this computer

@@ -189,7 +189,7 @@ def _fetcher(timeout: float, deadline: float, cancelled: threading.Event, ca_fil
     from tuf.ngclient.fetcher import FetcherInterface
 
     from portal import __version__
-    from portal.sync.client import tls_context
+    from portal.sync.device.client import tls_context
 
     class Fetcher(FetcherInterface):
         def __init__(self) -> None:

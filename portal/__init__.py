@@ -69,9 +69,21 @@ def register_extensions(app: Flask) -> None:
     from portal.sync import capture
 
     capture.install()
+    app.before_request(_attribute_changes)
     with app.app_context():
         capture.register_engine(db.engine, app.config["PORTAL"]["MODE"])
         database.install_lock_wait(db.engine, app.config["PORTAL"]["LOCK_WAIT_SECONDS"])
+
+
+def _attribute_changes() -> None:
+    """Changes made in a request are the signed-in person's (the change log and the outbox
+    record who made each one)."""
+    from flask_login import current_user
+
+    from portal.extensions import db
+    from portal.sync import capture
+
+    capture.attribute_to(db.session(), current_user.id if current_user.is_authenticated else None)
 
 
 def register_blueprints(app: Flask) -> None:
@@ -91,9 +103,9 @@ def register_blueprints(app: Flask) -> None:
     from portal.registration import routes as registration
     from portal.setup import routes as setup
     from portal.submissions import routes as submissions
-    from portal.sync import admin_routes as sync_admin
-    from portal.sync import device_routes as sync_device
-    from portal.sync import routes as sync
+    from portal.sync.device import routes as sync_device
+    from portal.sync.server import admin_routes as sync_admin
+    from portal.sync.server import routes as sync
     from portal.updates import routes as updates
 
     for blueprint in (

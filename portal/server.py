@@ -131,7 +131,7 @@ def enrolment_code(argv: list[str]) -> int:
     from portal.errors import PortalError
     from portal.extensions import db
     from portal.models import User, utcnow
-    from portal.sync.services import create_enrolment_code
+    from portal.sync.server.enrolment import create_enrolment_code
     from portal.wsgi import create_server_app
 
     parser = argparse.ArgumentParser(prog="campus-portal-server enrolment-code")

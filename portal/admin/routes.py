@@ -32,7 +32,7 @@ from portal.auth.policy import passive, roles
 from portal.catalogue.services import departments, get_section
 from portal.extensions import db
 from portal.models import Course, Meeting, Section, Term, utcnow
-from portal.sync import services as sync_services
+from portal.sync import review
 from portal.web import Undo, commit_form, commit_or_show, db_session, filled, signed_in_user
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -99,7 +99,7 @@ def dashboard_page() -> str:
     )
     open_conflicts = None
     if current_app.config["PORTAL"]["MODE"] == "server":  # devices sync with the server only
-        open_conflicts = sync_services.open_conflict_count(db_session())
+        open_conflicts = review.open_conflict_count(db_session())
     return render_template("admin/dashboard.html", d=figures, open_conflicts=open_conflicts)
 
 

@@ -1,5 +1,5 @@
 """Log-in and log-out. On a desktop copy connected to a campus server, a person's first
-sign-in there goes through the server (portal.sync.device.sign_in_through_server)."""
+sign-in there goes through the server (portal.sync.device.runner.sign_in_through_server)."""
 
 import math
 import time
@@ -28,8 +28,8 @@ from portal.auth.login_throttle import in_words, throttle
 from portal.auth.policy import IDLE_MESSAGE, is_safe_redirect, public, signed_in
 from portal.extensions import db, limiter
 from portal.models import User, utcnow
-from portal.sync import device
-from portal.sync.client import SyncError
+from portal.sync.device import runner as device
+from portal.sync.device.client import SyncError
 from portal.web import commit_or_show, db_session, filled, signed_in_user
 
 bp = Blueprint("auth", __name__)

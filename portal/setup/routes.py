@@ -18,8 +18,8 @@ from werkzeug.wrappers import Response
 from portal.auth.policy import public
 from portal.setup import services
 from portal.setup.forms import ConnectForm, FirstAdminForm
-from portal.sync import device
-from portal.sync.client import SyncError, default_device_name
+from portal.sync.device import runner as device
+from portal.sync.device.client import SyncError, default_device_name
 from portal.web import attempt, db_session, show_on_form
 
 bp = Blueprint("setup", __name__, url_prefix="/setup")

@@ -129,12 +129,33 @@ def blob_path(upload_dir: Path, sha256: str) -> Path:
 
 def store(upload_dir: Path, incoming: IncomingFile, sha256: str) -> Path:
     """Move a finished IncomingFile to its content address (a no-op if already there)."""
+    incoming.close()
+    return _move_into_store(upload_dir, incoming.path, sha256)
+
+
+def store_if_whole(upload_dir: Path, part: Path, sha256: str) -> bool:
+    """Store a file received in parts (sync: resumed uploads and downloads) under its hash when
+    its content has that hash; a file that does not match is removed, to be sent again."""
+    digest = hashlib.sha256()
+    with part.open("rb") as handle:
+        for block in iter(lambda: handle.read(CHUNK_SIZE), b""):
+            digest.update(block)
+    if digest.hexdigest() != sha256:
+        part.unlink(missing_ok=True)
+        return False
+    _move_into_store(upload_dir, part, sha256)
+    return True
+
+
+def _move_into_store(upload_dir: Path, path: Path, sha256: str) -> Path:
+    """The one way a file enters the store: moved to its content address (removed instead when
+    the same content is there already)."""
     target = blob_path(upload_dir, sha256)
     if target.exists():
-        incoming.discard()
+        path.unlink(missing_ok=True)
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(incoming.path, target)
+    os.replace(path, target)
     return target
 
 

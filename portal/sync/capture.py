@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import uuid
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,7 +27,8 @@ from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 from portal.models import ChangeLogEntry, FieldVersion, OutboxEntry, SyncState
 from portal.sync import hlc
-from portal.sync.tables import BY_NAME, synced, to_json
+from portal.sync.tables import BOOKKEEPING_FIELDS, BY_NAME, synced
+from portal.sync.wire import to_json
 
 SERVER = "server"
 DEVICE = "desktop"
@@ -34,9 +38,54 @@ CHANGE_LOG_LOCK = 0x5C_0E_C4A9
 # Session.info keys
 PENDING = "sync_pending"  # {(table, row_id): set of changed fields, or None for a delete}
 BULK = "sync_bulk_tables"  # tables that received ORM bulk inserts
-ACTOR = "sync_actor_id"  # who is making the changes (set per request and by the sync server)
-STAMP = "sync_hlc"  # the clock of the change being applied by the sync server
-DEVICE_ID = "sync_device_id"  # the device whose change the sync server is applying
+AUTHOR = "sync_author"  # the Author of the changes being made (see attribute_to, authored_by)
+
+
+@dataclass(frozen=True)
+class Author:
+    """Who makes a session's changes: the signed-in person of a request, or, while the sync
+    server applies a device's change, its author with the change's clock and device."""
+
+    user_id: uuid.UUID | None
+    stamp: str | None = None  # the clock of the change the sync server applies
+    device_id: uuid.UUID | None = None  # the device whose change the sync server applies
+
+
+NOBODY = Author(None)
+
+
+def author_of(session: Session) -> Author:
+    author = session.info.get(AUTHOR)
+    return author if isinstance(author, Author) else NOBODY
+
+
+def attribute_to(session: Session, user_id: uuid.UUID | None) -> None:
+    """The session's changes from now on are made by `user_id` (None: by nobody). Each request
+    sets it to the signed-in person (portal/__init__.py); scripts and tests set it themselves."""
+    session.info[AUTHOR] = Author(user_id)
+
+
+@contextmanager
+def authored_by(
+    session: Session,
+    user_id: uuid.UUID | None,
+    *,
+    stamp: str | None = None,
+    device_id: uuid.UUID | None = None,
+) -> Iterator[Author]:
+    """The changes made (and committed) inside the block are `user_id`'s, made at `stamp` on
+    `device_id`: how the sync server applies a device's change. The author before comes back
+    after."""
+    before = session.info.get(AUTHOR)
+    author = session.info[AUTHOR] = Author(user_id, stamp, device_id)
+    try:
+        yield author
+    finally:
+        if before is None:
+            session.info.pop(AUTHOR, None)
+        else:
+            session.info[AUTHOR] = before
+
 
 _modes: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
 _installed = False
@@ -89,7 +138,7 @@ def _after_flush(session: Session, _flush: UOWTransaction) -> None:
     mode = mode_of(session)
     if mode == SERVER:
         pending: dict[tuple[str, uuid.UUID], set[str] | None] = session.info.setdefault(PENDING, {})
-        pushed = session.info.get(DEVICE_ID) is not None
+        pushed = author_of(session).device_id is not None
         for instance in session.new:
             if (entry := synced(instance)) is not None:
                 fields = pending.setdefault((entry.name, instance.id), set())
@@ -149,7 +198,7 @@ def _write_outbox(session: Session) -> None:
         physical = booted[1] + state.boot_offset_ms
     else:
         physical = hlc.millis_of(now) + state.clock_offset_ms
-    actor = session.info.get(ACTOR)
+    actor = author_of(session).user_id
     rows = []
     for instance, op, names in changes:
         entry = synced(instance)
@@ -250,12 +299,12 @@ def write_change_log(
         (table, row_id, name)
         for (table, row_id), fields in pending.items()
         for name in (fields or ())
-        if name not in ("created_at", "updated_at")
+        if name not in BOOKKEEPING_FIELDS
     ]
     if versions:
-        stamp = session.info.get(STAMP) or hlc.tick("", datetime.now(UTC), SERVER)
-        actor = session.info.get(ACTOR)
-        device = session.info.get(DEVICE_ID)
+        author = author_of(session)
+        stamp = author.stamp or hlc.tick("", datetime.now(UTC), SERVER)
+        actor, device = author.user_id, author.device_id
         rows = [
             {
                 "table_name": t,

@@ -15,25 +15,7 @@ KIND_LABELS: dict[str, str] = {
 }
 assert set(KIND_LABELS) == set(CONFLICT_KINDS), "every conflict kind needs its words"
 
-TABLE_LABELS: dict[str, str] = {
-    "users": "Account",
-    "terms": "Term",
-    "courses": "Course",
-    "prerequisites": "Prerequisite",
-    "sections": "Section",
-    "meetings": "Meeting time",
-    "registrations": "Registration",
-    "grade_scales": "Grade scale",
-    "assessments": "Assessment",
-    "marks": "Mark",
-    "grade_finalisations": "Final grades",
-    "lab_sessions": "Lab session",
-    "attendance_records": "Attendance",
-    "stored_files": "File",
-    "submissions": "Lab-report submission",
-    "sync_conflicts": "Sync conflict",
-}
-assert set(TABLE_LABELS) == {entry.name for entry in SYNCED_TABLES}, "every synced table"
+TABLE_LABELS: dict[str, str] = {entry.name: entry.label for entry in SYNCED_TABLES}
 
 
 def value_text(value: Any) -> str:

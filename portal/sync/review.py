@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from portal.auth import access
@@ -25,6 +25,7 @@ from portal.errors import Forbidden, NotFound, ValidationError
 from portal.models import (
     ATTENDANCE_STATUS_LABELS,
     Assessment,
+    Device,
     GradeFinalisation,
     LabSession,
     Section,
@@ -90,8 +91,8 @@ RECORDS: dict[str, RecordKind] = {
 }
 assert set(RECORDS) == {entry.name for entry in SYNCED_TABLES}, "every synced table described"
 
-# The values that "apply" can put in place, through the same rule as the page they belong to.
-APPLICABLE_FIELDS = frozenset({("marks", "points"), ("attendance_records", "status")})
+# The values that "apply" can put in place (declared with each table in tables.py).
+APPLICABLE_FIELDS = frozenset((e.name, name) for e in SYNCED_TABLES for name in e.resolvable)
 
 
 @dataclass
@@ -538,8 +539,6 @@ def section_conflicts(
 ) -> list[ConflictView]:
     """The conflicts on records of the sections `instructor` teaches, newest first (read in
     Python: a refused record may exist only in the conflict's kept fields)."""
-    from portal.sync.services import conflicts_query
-
     taught = set(db.scalars(access.instructed_sections(instructor.id, instructor.role)))
     if not taught:
         return []
@@ -547,3 +546,54 @@ def section_conflicts(
     query = conflicts_query(state=state).where(SyncConflict.table_name.in_(tables)).limit(limit)
     views = describe(db, db.scalars(query), viewer=instructor)
     return [view for view in views if view.section_id in taught]
+
+
+# --- Lists of conflicts ---------------------------------------------------------------------
+
+
+def open_conflict_count(db: Session) -> int:
+    return (
+        db.scalar(select(func.count(SyncConflict.id)).where(SyncConflict.resolved_at.is_(None)))
+        or 0
+    )
+
+
+CONFLICT_STATES = ("open", "resolved", "all")
+
+
+def conflicts_query(
+    *,
+    author_id: uuid.UUID | None = None,
+    include_resolved: bool = False,
+    kind: str = "",
+    table: str = "",
+    state: str = "",
+) -> Any:
+    """Conflicts, newest first: open ones only unless `include_resolved` or `state` says
+    otherwise ("open", "resolved", "all"); narrowed to one author, kind or table."""
+    query = select(SyncConflict).order_by(SyncConflict.created_at.desc(), SyncConflict.id)
+    if author_id is not None:
+        query = query.where(SyncConflict.author_id == author_id)
+    state = state or ("all" if include_resolved else "open")
+    if state == "open":
+        query = query.where(SyncConflict.resolved_at.is_(None))
+    elif state == "resolved":
+        query = query.where(SyncConflict.resolved_at.is_not(None))
+    if kind:
+        query = query.where(SyncConflict.kind == kind)
+    if table:
+        query = query.where(SyncConflict.table_name == table)
+    return query
+
+
+def conflict_tables(db: Session) -> list[str]:
+    """The tables that have conflicts, for the page's filter."""
+    return list(db.scalars(select(SyncConflict.table_name).distinct().order_by("table_name")))
+
+
+def device_names(db: Session, device_ids: Iterable[uuid.UUID | None]) -> dict[uuid.UUID, str]:
+    ids = {device_id for device_id in device_ids if device_id is not None}
+    if not ids:
+        return {}
+    rows = db.execute(select(Device.id, Device.name).where(Device.id.in_(ids)))
+    return {row[0]: row[1] for row in rows}

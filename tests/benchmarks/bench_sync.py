@@ -10,7 +10,7 @@ in a thread of the benchmark's own process (as earlier runs did; always so when 
 chosen). Before the measured syncs, another instructor's device pulls its scope: the server is one
 in use, its statements compiled (the measuring process's device code stays as cold as a
 desktop copy's at its first sync). Each device is a SQLite file driven by
-portal.sync.client.
+portal.sync.device.client.
 Goals (issue 9): first sync within 3x of the floor; 10 changes pushed and pulled back with a
 p95 under 200 ms; a pull with nothing new under 1 KB and 20 ms; bytes proportional to the
 changes, not to the database.
@@ -142,17 +142,18 @@ def _floor(device_db: Path, folder: Path) -> tuple[int, float]:
 def _enrol(server: Any, device: Any, url: str, username: str, wire: Wire) -> Any:
     from portal.extensions import db
     from portal.models import User
-    from portal.sync import client, services
+    from portal.sync.device import client as sync_client
+    from portal.sync.server import enrolment
 
     with server.app_context():
         user = db.session.scalar(select(User).where(User.username == username))
-        code = services.create_enrolment_code(
+        code = enrolment.create_enrolment_code(
             db.session, user, created_by=None, now=datetime.now(UTC)
         )
         db.session.commit()
     with device.app_context():
         engine = db.engine
-    client.enrol(engine, url, code, device_name=f"bench-{username}", client=wire.client)
+    sync_client.enrol(engine, url, code, device_name=f"bench-{username}", client=wire.client)
     return engine
 
 
@@ -162,16 +163,17 @@ def _warm_up(server: Any, url: str) -> None:
     server in use, its statements compiled, rather than one just started."""
     from portal.extensions import db
     from portal.models import User
-    from portal.sync import client, services
+    from portal.sync.device import client as sync_client
+    from portal.sync.server import enrolment
 
     with server.app_context():
         user = db.session.scalar(select(User).where(User.username == WARM_UP_USER))
-        code = services.create_enrolment_code(
+        code = enrolment.create_enrolment_code(
             db.session, user, created_by=None, now=datetime.now(UTC)
         )
         db.session.commit()
     with httpx.Client(timeout=120) as http:
-        transport = client.Transport(url, client=http)
+        transport = sync_client.Transport(url, client=http)
         enrolled = transport.json("POST", "/enrol", {"code": code, "device_name": "warm-up"})
         transport.token = enrolled["token"]
         request: dict[str, Any] = {"cursor": 0, "fingerprint": ""}
@@ -193,7 +195,7 @@ def _edit_marks(device: Any, user_id: Any, marks: list[tuple[Any, Any]], round_:
 
     with device.app_context():
         session = db.session
-        session.info[capture.ACTOR] = user_id
+        capture.attribute_to(session, user_id)
         actor = session.get(User, user_id)
         for n, (assessment_id, student_id) in enumerate(marks):
             assessment = session.get(Assessment, assessment_id)
@@ -205,7 +207,7 @@ def _edit_marks(device: Any, user_id: Any, marks: list[tuple[Any, Any]], round_:
 def run(context: Any) -> list[dict[str, Any]]:
     from portal.extensions import db
     from portal.models import Assessment, Course, Mark, Section, User
-    from portal.sync import client
+    from portal.sync.device import runner as sync_runner
     from tests.benchmarks.bench_teaching import BENCH_COURSE, gradebook_path
 
     database = "postgresql" if "postgresql" in context.databases else "sqlite"
@@ -251,7 +253,7 @@ def run(context: Any) -> list[dict[str, Any]]:
             engine = _enrol(app, device, served.url, username, wire)
             wire.reset()
             started = time.perf_counter()
-            summary = client.sync_once(
+            summary = sync_runner.sync_once(
                 engine, Path(device.config["PORTAL"]["UPLOAD_DIR"]), client=wire.client
             )
             elapsed = time.perf_counter() - started
@@ -293,7 +295,7 @@ def run(context: Any) -> list[dict[str, Any]]:
             _edit_marks(device, instructor_id, marks[:10], round_)
             wire.reset()
             started = time.perf_counter()
-            summary = client.sync_once(engine, upload_dir, client=wire.client)
+            summary = sync_runner.sync_once(engine, upload_dir, client=wire.client)
             samples.append((time.perf_counter() - started) * 1000)
             sizes.append(wire.reset())
             assert summary.pushed == 10, summary.line()
@@ -320,7 +322,7 @@ def run(context: Any) -> list[dict[str, Any]]:
         for _ in range(ROUNDS):
             wire.reset()
             started = time.perf_counter()
-            summary = client.sync_once(engine, upload_dir, client=wire.client)
+            summary = sync_runner.sync_once(engine, upload_dir, client=wire.client)
             empty.append((time.perf_counter() - started) * 1000)
             empty_bytes.append(wire.reset())
             assert summary.pushed == 0 and summary.pulled == 0, summary.line()
@@ -349,7 +351,7 @@ def run(context: Any) -> list[dict[str, Any]]:
         for count in (1, 10, 100):
             _edit_marks(device, instructor_id, marks[:count], ROUNDS + count)
             wire.reset()
-            client.sync_once(engine, upload_dir, client=wire.client)
+            sync_runner.sync_once(engine, upload_dir, client=wire.client)
             total = wire.reset() - most_bytes  # what the changes added to an empty sync
             per_change[count] = total / count
             rows.append(

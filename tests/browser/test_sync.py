@@ -21,7 +21,7 @@ from portal import create_app
 from portal.extensions import db as _db
 from portal.models import Assessment, Mark, Registration, Section, SyncConflict, User
 from portal.sync import capture
-from portal.sync import services as sync_services
+from portal.sync.server import enrolment
 from tests import factories
 from tests.browser.conftest import check_accessible, login_page, save_screenshot, serve
 
@@ -70,9 +70,9 @@ def _campus(server: Flask) -> dict[str, Any]:
         )
         db.add(exam)
         db.flush()
-        db.info[capture.ACTOR] = admin.id
+        capture.attribute_to(db, admin.id)
         set_mark(db, admin, exam, students[0].id, 60)
-        code = sync_services.create_enrolment_code(db, ines, created_by=admin, now=factories.now())
+        code = enrolment.create_enrolment_code(db, ines, created_by=admin, now=factories.now())
         db.commit()
         return {
             "code": code,
@@ -173,7 +173,7 @@ def test_field_user_works_offline_then_syncs_and_an_admin_resolves_the_conflict(
             with server.app_context():
                 db = _db.session
                 admin = db.get(User, arranged["admin"])
-                db.info[capture.ACTOR] = admin.id
+                capture.attribute_to(db, admin.id)
                 set_mark(db, admin, db.get(Assessment, arranged["exam"]), arranged["student"], 55)
                 db.commit()
             page.get_by_role("button", name="Sync now").click()
@@ -244,7 +244,7 @@ def test_field_user_works_offline_then_syncs_and_an_admin_resolves_the_conflict(
             expect(page.get_by_label("Field report, Ana Reyes (out of 100)")).to_have_value("42")
             office.close()
         field.close()
-    from portal.sync.device import runner_for
+    from portal.sync.device.runner import runner_for
 
     runner_for(laptop).stop()
     assert errors == []  # no CSP violations or script errors
@@ -283,7 +283,7 @@ def test_a_mark_refused_offline_is_read_and_acted_on(tmp_path: Path, browser: An
         )
         db.add_all([lab2, final, other_lab2])
         db.flush()
-        code = sync_services.create_enrolment_code(db, terry, created_by=None, now=factories.now())
+        code = enrolment.create_enrolment_code(db, terry, created_by=None, now=factories.now())
         ids = {"section": section.id, "terry": terry.id, "sam": sam.id, "lab2": lab2.id}
         label = section.label
         db.commit()
@@ -307,7 +307,7 @@ def test_a_mark_refused_offline_is_read_and_acted_on(tmp_path: Path, browser: An
         expect(page.locator("td", has=cell)).to_contain_text("Saved")
         with server.app_context():
             db = _db.session
-            db.info[capture.ACTOR] = ids["terry"]
+            capture.attribute_to(db, ids["terry"])
             finalise_section(
                 db, db.get(User, ids["terry"]), db.get(Section, ids["section"]), now=factories.now()
             )
@@ -366,7 +366,7 @@ def test_a_mark_refused_offline_is_read_and_acted_on(tmp_path: Path, browser: An
         with server.app_context():
             assert _db.session.scalar(select(Mark.points)) == 45
         field.close()
-    from portal.sync.device import runner_for
+    from portal.sync.device.runner import runner_for
 
     runner_for(laptop).stop()
     for app in (laptop, server):

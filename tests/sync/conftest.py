@@ -21,10 +21,12 @@ from sqlalchemy import select
 from portal.extensions import db as _db
 from portal.models import Device as DeviceRow
 from portal.models import SyncState, User
-from portal.sync import client as sync_client
 from portal.sync import scopes
-from portal.sync import services as sync_services
-from portal.sync.tables import SYNCED_TABLES, row_to_json
+from portal.sync.device import client as sync_client
+from portal.sync.device import runner as sync_runner
+from portal.sync.server import enrolment
+from portal.sync.tables import SYNCED_TABLES
+from portal.sync.wire import row_to_json
 from tests import factories
 from tests.conftest import make_app
 
@@ -43,7 +45,7 @@ class Device:
             return _db.engine
 
     def sync(self) -> sync_client.Summary:
-        return sync_client.sync_once(self.engine, self.upload_dir, client=self.http)
+        return sync_runner.sync_once(self.engine, self.upload_dir, client=self.http)
 
     def session(self) -> Any:
         return self.app.app_context()
@@ -84,7 +86,7 @@ def enrolment_code(server: Flask, username: str) -> str:
 
     with server.app_context():
         user = _db.session.query(User).filter_by(username=username).one()
-        code = sync_services.create_enrolment_code(
+        code = enrolment.create_enrolment_code(
             _db.session, user, created_by=None, now=datetime.now(UTC)
         )
         _db.session.commit()
@@ -120,7 +122,7 @@ def as_user(app: Flask, user_id: Any) -> None:
     request hook does for a signed-in person)."""
     from portal.sync import capture
 
-    _db.session.info[capture.ACTOR] = user_id
+    capture.attribute_to(_db.session, user_id)
 
 
 @dataclass
@@ -216,7 +218,7 @@ def device_accounts(server: Flask, device: Device) -> list[tuple[Any, str]]:
     with server.app_context():
         row = _db.session.get(DeviceRow, device_id)
         assert row is not None
-        return sync_services.device_accounts(_db.session, row)
+        return enrolment.device_accounts(_db.session, row)
 
 
 def password_hash_visible(user_id: Any, accounts: list[tuple[Any, str]]) -> bool:

@@ -11,8 +11,8 @@ from sqlalchemy import select, update
 
 from portal.extensions import db as _db
 from portal.models import AuditEntry, Device, Mark, SyncConflict, SyncState, User
-from portal.sync import client as sync_client
-from portal.sync.client import SyncError
+from portal.sync.device import client as sync_client
+from portal.sync.device.client import SyncError
 from tests import factories
 from tests.conftest import csrf_token, make_app, post_form
 from tests.forms import rendered_form

@@ -49,8 +49,8 @@ from portal.models import (
     User,
 )
 from portal.sync import capture
-from portal.sync import client as sync_client
-from portal.sync import services as sync_services
+from portal.sync.device import client as sync_client
+from portal.sync.server import pull as server_pull
 from tests import factories
 from tests.conftest import make_app
 from tests.sync.conftest import SERVER_URL, Device, assert_replica_matches, enrolment_code
@@ -224,7 +224,7 @@ class Convergence(RuleBasedStateMachine):
         device = self.device(name)
         with device.session():
             db = _db.session
-            db.info[capture.ACTOR] = self.world.ids[actor]
+            capture.attribute_to(db, self.world.ids[actor])
             try:
                 work(db, db.get(User, self.world.ids[actor]))
                 db.commit()
@@ -235,7 +235,7 @@ class Convergence(RuleBasedStateMachine):
     def on_server(self, actor: str, work: Callable[[Any, User], None]) -> None:
         with self.world.server.app_context():
             db = _db.session
-            db.info[capture.ACTOR] = self.world.ids[actor]
+            capture.attribute_to(db, self.world.ids[actor])
             try:
                 work(db, db.get(User, self.world.ids[actor]))
                 db.commit()
@@ -429,14 +429,14 @@ class Convergence(RuleBasedStateMachine):
         wire = self.world.wires[name]
         wire.lose_path, wire.let_through = "/sync/v1/pull", pages
         settings = self.world.server.config["PORTAL"]
-        saved = sync_services.PAGE_ROWS, settings["SYNC_SNAPSHOT_PAGE_ROWS"]
-        sync_services.PAGE_ROWS = settings["SYNC_SNAPSHOT_PAGE_ROWS"] = 3
+        saved = server_pull.PAGE_ROWS, settings["SYNC_SNAPSHOT_PAGE_ROWS"]
+        server_pull.PAGE_ROWS = settings["SYNC_SNAPSHOT_PAGE_ROWS"] = 3
         try:
             self.device(name).sync()
         except sync_client.SyncError as error:
             assert error.reason == "unreachable"
         finally:
-            sync_services.PAGE_ROWS, settings["SYNC_SNAPSHOT_PAGE_ROWS"] = saved
+            server_pull.PAGE_ROWS, settings["SYNC_SNAPSHOT_PAGE_ROWS"] = saved
             wire.lose_path = ""
 
     # --- the end: everybody syncs, nobody writes ---

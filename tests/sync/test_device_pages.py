@@ -17,9 +17,10 @@ from sqlalchemy import func, select, update
 
 from portal.extensions import db as _db
 from portal.models import Mark, OutboxEntry, SyncState, User
-from portal.sync import client as sync_client
-from portal.sync import device
-from portal.sync import services as sync_services
+from portal.sync import protocol
+from portal.sync.device import client as sync_client
+from portal.sync.device import runner as device
+from portal.sync.device import runner as sync_runner
 from tests import factories
 from tests.benchmarks.harness import QueryCounter
 from tests.conftest import csrf_token, make_app, post_form
@@ -162,8 +163,8 @@ def test_connecting_says_what_went_wrong(campus, server, tmp_path, monkeypatch, 
     else:
         _reach_server_through(app, wsgi_client(server))
     if problem == "old version":  # a server that no longer speaks this copy's protocol
-        newer = sync_services.PROTOCOL_VERSION + 1
-        monkeypatch.setattr(sync_services, "SUPPORTED_PROTOCOLS", frozenset({newer}))
+        newer = protocol.PROTOCOL_VERSION + 1
+        monkeypatch.setattr(protocol, "SUPPORTED_PROTOCOLS", frozenset({newer}))
     client = app.test_client()
     token = csrf_token(client, "/setup/")
     response = client.post(
@@ -323,7 +324,7 @@ def test_only_one_sync_runs_at_a_time(laptop):
     client, _ = _log_in(laptop.app, "teach1")
     token = csrf_token(client, "/")
     headers = {"Accept": "application/json"}
-    with sync_client._running:  # a sync of this process (the background loop, say) runs
+    with sync_runner._running:  # a sync of this process (the background loop, say) runs
         first = client.post("/sync/now", data={"csrf_token": token}, headers=headers)
         second = client.post("/sync/now", data={"csrf_token": token}, headers=headers)
         assert first.status_code == 202
@@ -381,11 +382,17 @@ def test_a_revoked_copy_says_so_and_exports_its_unsent_changes(laptop, campus, s
 # --- The background loop -----------------------------------------------------------------------
 
 
+def wait_for_attempts(runner: device.SyncRunner, count: int, timeout: float) -> bool:
+    """Wait until `count` syncs of `runner` have ended since its start; False on timeout."""
+    with runner.ended:
+        return runner.ended.wait_for(lambda: runner.attempts >= count, timeout)
+
+
 def test_the_background_loop_syncs_by_itself_and_stops_cleanly(laptop, campus, server):
     runner = device.runner_for(laptop.app)
     _mark_offline(laptop.app, campus, "88")
     runner.start_background(interval=0.05, retry=0.05, first_delay=0)
-    assert runner.wait_for_attempts(2, timeout=30)  # by itself, and again after the interval
+    assert wait_for_attempts(runner, 2, timeout=30)  # by itself, and again after the interval
     assert sync_client.pending_count(laptop.engine) == 0
     runner.stop(timeout=30)
     assert not [t for t in runner._threads if t.is_alive()]
@@ -451,7 +458,7 @@ def test_a_stop_at_shutdown_abandons_the_page_the_sync_waits_for(
             assert _db.session.scalar(select(func.count(User.id))) >= 1  # the first page's
     finally:
         slow.release.set()
-    sync_client.sync_once(engine, Path(app.config["PORTAL"]["UPLOAD_DIR"]), client=http)
+    sync_runner.sync_once(engine, Path(app.config["PORTAL"]["UPLOAD_DIR"]), client=http)
     assert_replica_matches(server, Device(app, http, Path(app.config["PORTAL"]["UPLOAD_DIR"])))
     with app.app_context():
         _db.session.remove()

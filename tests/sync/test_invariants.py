@@ -40,9 +40,13 @@ from portal.models import (
     SyncState,
     User,
 )
-from portal.sync import capture, hlc
-from portal.sync import client as sync_client
-from portal.sync import services as sync_services
+from portal.sync import capture, hlc, protocol
+from portal.sync.device import client as sync_client
+from portal.sync.device import outbox as device_outbox
+from portal.sync.device import pull as device_pull
+from portal.sync.server import enrolment
+from portal.sync.server import files as server_files
+from portal.sync.server import pull as server_pull
 from portal.sync.tables import SYNCED_TABLES
 from tests import factories
 from tests.conftest import make_app
@@ -123,7 +127,7 @@ def on_server(server: Flask) -> Any:
 def acting_on_server(server: Flask, user_id: Any) -> Iterator[Any]:
     """The server's session, its changes attributed to `user_id` (as a signed-in person's)."""
     with on_server(server):
-        _db.session.info[capture.ACTOR] = user_id
+        capture.attribute_to(_db.session, user_id)
         yield _db.session
 
 
@@ -548,7 +552,7 @@ def test_the_cursor_moves_only_with_the_last_page_and_an_abandoned_pull_resumes(
     for n, student in enumerate(campus.students[:2]):
         server_mark(server, campus.instructor, campus.assessment, student, str(50 + n))
         server_mark(server, campus.instructor, campus.lab, student, str(5 + n))
-    monkeypatch.setattr(sync_services, "PAGE_ROWS", 1)
+    monkeypatch.setattr(server_pull, "PAGE_ROWS", 1)
     transport.lose_after["/sync/v1/pull"] = 2
     transport.lose["/sync/v1/pull"] = 1
     with pytest.raises(sync_client.SyncError):
@@ -578,16 +582,16 @@ def test_a_page_asked_for_ahead_that_fails_leaves_the_device_as_after_the_last_p
     for n, student in enumerate(campus.students[:2]):
         server_mark(server, campus.instructor, campus.assessment, student, str(60 + n))
         server_mark(server, campus.instructor, campus.lab, student, str(6 + n))
-    monkeypatch.setattr(sync_services, "PAGE_ROWS", 1)
+    monkeypatch.setattr(server_pull, "PAGE_ROWS", 1)
     written: list[dict[str, Any]] = []
-    real_apply = sync_client.apply_page
+    real_apply = device_pull.apply_page
 
     def recording(connection: Any, page: dict[str, Any], **kwargs: Any) -> int:
         pulled = real_apply(connection, page, **kwargs)
         written.append(page)
         return pulled
 
-    monkeypatch.setattr(sync_client, "apply_page", recording)
+    monkeypatch.setattr(device_pull, "apply_page", recording)
     transport.lose_after["/sync/v1/pull"] = 2
     transport.lose["/sync/v1/pull"] = 1
     before = len(transport.sent)
@@ -635,7 +639,7 @@ def test_a_transaction_that_commits_late_is_not_skipped(
                     in_commit.set()
                     release.wait(30)
 
-                db.info[capture.ACTOR] = campus.instructor
+                capture.attribute_to(db, campus.instructor)
                 from portal.grading.services import set_mark
 
                 set_mark(
@@ -882,7 +886,7 @@ def test_a_cursor_the_server_never_issued_is_refused_with_a_clear_problem(
     state = state_of(instructor_laptop)
     headers = {
         "Authorization": f"Bearer {state.credential}",
-        "X-Sync-Protocol": str(sync_client.PROTOCOL_VERSION),
+        "X-Sync-Protocol": str(protocol.PROTOCOL_VERSION),
     }
     for forged in (
         {"cursor": 10**30, "fingerprint": state.scope_fingerprint},
@@ -893,7 +897,7 @@ def test_a_cursor_the_server_never_issued_is_refused_with_a_clear_problem(
         answer = instructor_laptop.http.post("/sync/v1/pull", json=forged, headers=headers)
         assert answer.status_code == 422, forged
         problem = answer.json()
-        assert problem["type"] == sync_client.UNKNOWN_CURSOR
+        assert problem["type"] == protocol.UNKNOWN_CURSOR
         claimed = max(forged["cursor"], forged.get("upto", 0))
         assert problem["detail"].startswith(
             f"This server never issued change number {claimed} (its newest is {newest})"
@@ -1110,7 +1114,7 @@ def test_an_offline_registration_refused_by_the_server_is_undone_on_the_device(
 def test_offline_registrations_drops_and_promotions_are_audited_as_their_authors(
     campus: Campus, make_device: Callable[..., Device], server: Flask
 ) -> None:
-    from portal.sync.apply import MADE_OFFLINE
+    from portal.sync.server.apply import MADE_OFFLINE
 
     waiting, leaving = make_device("stud3"), make_device("stud1")
     assert _register_offline(waiting, campus.students[2], campus.section) == "waitlisted"
@@ -1493,7 +1497,7 @@ def _submit(app: Flask, student_id: Any, assessment_id: Any, content: bytes, nam
     upload_dir = Path(app.config["PORTAL"]["UPLOAD_DIR"])
     with app.app_context():
         db = _db.session
-        db.info[capture.ACTOR] = student_id
+        capture.attribute_to(db, student_id)
         incoming = storage.receive(io.BytesIO(content), upload_dir, 10 * 1024 * 1024)
         made = submissions.submit(
             db,
@@ -1639,7 +1643,7 @@ def test_rows_that_leave_the_scope_are_removed_from_the_device(
     with on_server(server):
         db = _db.session
         registration = db.scalar(select(Registration).filter_by(student_id=campus.students[2]))
-        db.info[capture.ACTOR] = campus.students[2]
+        capture.attribute_to(db, campus.students[2])
         drop(db, registration, now=datetime.now(UTC))
         section = db.get(Section, campus.other_section)
         section.instructor_id = campus.instructor  # reassigned to another instructor
@@ -1859,7 +1863,7 @@ def test_a_file_upload_resumes_where_it_stopped(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     laptop, transport = flaky_device("stud1")
-    monkeypatch.setattr(sync_client, "CHUNK_BYTES", 1000)
+    monkeypatch.setattr(device_outbox, "CHUNK_BYTES", 1000)
     content = b"0123456789abcdef\n" * 210  # 3,570 bytes: four chunks
     _submit(laptop.app, campus.students[0], campus.lab, content, "data.txt")
     with laptop.session():
@@ -1870,7 +1874,7 @@ def test_a_file_upload_resumes_where_it_stopped(
     with pytest.raises(sync_client.SyncError):
         laptop.sync()
     assert count(server, Submission) == 0
-    part = sync_services.partial_path(
+    part = server_files.partial_path(
         Path(server.config["PORTAL"]["UPLOAD_DIR"]), state_of(laptop).device_id, sha
     )
     assert part.stat().st_size == 2000
@@ -2024,7 +2028,7 @@ def test_a_protocol_the_server_does_not_speak_is_refused_clearly_and_data_kept(
 ) -> None:
     local_mark(instructor_laptop, campus.instructor, campus.assessment, campus.students[0], "73")
     before = state_of(instructor_laptop).cursor
-    monkeypatch.setattr(sync_client, "PROTOCOL_VERSION", version)
+    monkeypatch.setattr(protocol, "PROTOCOL_VERSION", version)
     with pytest.raises(sync_client.SyncError) as refused:
         instructor_laptop.sync()
     assert refused.value.reason == "protocol"
@@ -2033,7 +2037,7 @@ def test_a_protocol_the_server_does_not_speak_is_refused_clearly_and_data_kept(
     assert state_of(instructor_laptop).cursor == before
     assert state_of(instructor_laptop).last_error == str(refused.value)
     assert points_on(server, campus.assessment, campus.students[0]) is None
-    monkeypatch.setattr(sync_client, "PROTOCOL_VERSION", 1)
+    monkeypatch.setattr(protocol, "PROTOCOL_VERSION", 1)
     instructor_laptop.sync()
     assert points_on(server, campus.assessment, campus.students[0]) == 73
 
@@ -2062,7 +2066,7 @@ def test_a_revoked_device_is_refused_and_keeps_its_changes_for_export(
     local_mark(instructor_laptop, campus.instructor, campus.lab, campus.students[1], "6")
     with on_server(server):
         db = _db.session
-        sync_services.revoke_device(
+        enrolment.revoke_device(
             db,
             db.get(DeviceRow, state_of(instructor_laptop).device_id),
             actor=db.get(User, campus.admin),
@@ -2077,7 +2081,7 @@ def test_a_revoked_device_is_refused_and_keeps_its_changes_for_export(
     kept = outbox(instructor_laptop)
     assert len(kept) == 2
     assert count(server, Mark) == 0
-    exported = sync_client.export_outbox(instructor_laptop.engine, tmp_path / "unsent.json")
+    exported = device_outbox.export_outbox(instructor_laptop.engine, tmp_path / "unsent.json")
     assert exported == 2
     document = json.loads((tmp_path / "unsent.json").read_text())
     assert [c["change_id"] for c in document["changes"]] == [str(e.change_id) for e in kept]
@@ -2090,7 +2094,7 @@ def _revoke(server: Flask, device: Device, admin_id: Any) -> None:
 
     with on_server(server):
         db = _db.session
-        sync_services.revoke_device(
+        enrolment.revoke_device(
             db,
             db.get(DeviceRow, state_of(device).device_id),
             actor=db.get(User, admin_id),

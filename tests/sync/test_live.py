@@ -39,7 +39,7 @@ from portal.models import (
     User,
 )
 from portal.sync import capture
-from portal.sync import services as sync_services
+from portal.sync.server import enrolment
 from tests import factories
 from tests.conftest import make_app
 from tests.server.test_server import free_port, server_command, wait_for_health
@@ -188,7 +188,7 @@ def offline_marks(data_dir: Path, actor: Any, marks: list[tuple[Any, Any, str]])
     try:
         with device.session():
             db = _db.session
-            db.info[capture.ACTOR] = actor
+            capture.attribute_to(db, actor)
             for assessment_id, student_id, points in marks:
                 set_mark(
                     db,
@@ -314,7 +314,7 @@ def test_a_client_killed_mid_pull_then_restarted_holds_everything_once(
     ids = seed(live["app"], students=1200)  # well over a page (2,000 rows) for an admin
     with live["app"].app_context():
         db = _db.session
-        db.info[capture.ACTOR] = ids["instructor"]
+        capture.attribute_to(db, ids["instructor"])
         from portal.grading.services import set_mark
 
         instructor = db.get(User, ids["instructor"])
@@ -370,7 +370,7 @@ def test_a_revoked_device_is_refused_and_its_changes_exported(live: dict[str, An
         db = _db.session
         device = db.scalar(select(DeviceRow))
         admin = db.scalar(select(User).filter_by(username="admin1"))
-        sync_services.revoke_device(db, device, actor=admin, now=datetime.now(UTC))
+        enrolment.revoke_device(db, device, actor=admin, now=datetime.now(UTC))
         db.commit()
     refused = run_device(office, "sync")
     assert refused.returncode == 11, refused.stdout + refused.stderr
@@ -439,7 +439,7 @@ def test_two_copies_on_one_computer_are_told_apart(live: dict[str, Any]) -> None
 
 
 def sync_client_os() -> str:
-    from portal.sync.client import operating_system
+    from portal.sync.device.client import operating_system
 
     return operating_system()
 
@@ -477,7 +477,7 @@ def test_a_revoked_copy_enrolled_again_with_a_new_code_sends_what_waits(
         db = _db.session
         admin = db.scalar(select(User).filter_by(username="admin1"))
         admin_id = admin.id
-        sync_services.revoke_device(
+        enrolment.revoke_device(
             db, db.scalar(select(DeviceRow)), actor=admin, now=datetime.now(UTC)
         )
         db.commit()
@@ -486,7 +486,7 @@ def test_a_revoked_copy_enrolled_again_with_a_new_code_sends_what_waits(
     assert "campus-portal enrol" in refused.stderr
     with live["app"].app_context():  # later than the device's edit: this one stays
         db = _db.session
-        db.info[capture.ACTOR] = admin_id
+        capture.attribute_to(db, admin_id)
         set_mark(
             db,
             db.get(User, admin_id),
@@ -605,7 +605,7 @@ def test_enrol_and_sync_exit_with_the_codes_the_readme_lists(
         [
             sys.executable,
             "-c",
-            "import sys; from portal.sync import client; client.PROTOCOL_VERSION = 3; "
+            "import sys; from portal.sync import protocol; protocol.PROTOCOL_VERSION = 3; "
             "from desktop.launcher import main; sys.exit(main(sys.argv[1:]))",
             "--data-dir",
             str(root / "office"),

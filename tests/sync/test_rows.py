@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, event, insert
 
-from portal.sync.tables import BY_NAME, sqlite_rows, to_json
+from portal.sync.tables import BY_NAME
+from portal.sync.wire import sqlite_rows, to_json
 
 MOMENT = datetime(2026, 11, 30, 22, 41, 7, 123456, tzinfo=UTC)
 ON_THE_SECOND = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
@@ -204,8 +205,8 @@ def test_an_answer_is_the_text_json_would_write(tmp_path: Path) -> None:
     writes (moments with and without microseconds, dates, times, ids, text json escapes)."""
     import json
 
-    from portal.sync import routes
-    from portal.sync.tables import json_default
+    from portal.sync.server import routes
+    from portal.sync.wire import json_default
     from tests.conftest import make_app
 
     values = [

@@ -17,7 +17,7 @@ from werkzeug.serving import make_server
 
 from portal.extensions import db as _db
 from portal.models import SyncState
-from portal.sync import device
+from portal.sync.device import runner as device
 from tests.conftest import csrf_token, make_app
 from tests.desktop.launcher_process import launcher_env, run_cli
 from tests.sync.conftest import enrolment_code

@@ -16,7 +16,8 @@ from portal.database import SCHEMA_REVISION
 from portal.extensions import db as _db
 from portal.grading.services import set_mark
 from portal.models import Assessment, Mark, OutboxEntry, User
-from portal.sync import client as sync_client
+from portal.sync.device import client as sync_client
+from portal.sync.device import runner as sync_runner
 from tests.sync.conftest import SERVER_URL, as_user, enrolment_code, wsgi_client
 
 # The first schema revision that has an outbox: a device at this revision can hold changes.
@@ -42,7 +43,7 @@ def test_outbox_survives_the_upgrade_and_is_pushed(tmp_path: Path, server, campu
     sync_client.enrol(
         engine, SERVER_URL, enrolment_code(server, "teach1"), device_name="lt", client=http
     )
-    sync_client.sync_once(engine, paths.data_dir / "files", client=http)
+    sync_runner.sync_once(engine, paths.data_dir / "files", client=http)
     with old.app_context():
         as_user(old, campus.instructor)
         instructor = _db.session.get(User, campus.instructor)
@@ -60,7 +61,7 @@ def test_outbox_survives_the_upgrade_and_is_pushed(tmp_path: Path, server, campu
     with new.app_context():
         assert _db.session.scalar(select(func.count(OutboxEntry.seq))) == 1
         engine = _db.engine
-    summary = sync_client.sync_once(engine, paths.data_dir / "files", client=http)
+    summary = sync_runner.sync_once(engine, paths.data_dir / "files", client=http)
     assert summary.pushed == 1
     with server.app_context():
         mark = _db.session.scalar(select(Mark).filter_by(student_id=campus.students[1]))

@@ -35,7 +35,8 @@ from portal.models import (
     User,
 )
 from portal.sync import hlc
-from portal.sync.tables import BY_NAME, to_json
+from portal.sync.tables import BY_NAME
+from portal.sync.wire import to_json
 
 APPLIED = "applied"
 IGNORED = "ignored"  # nothing to do: only server-kept fields, or already so
@@ -116,7 +117,7 @@ class Context:
         """A pushed field as a Python value (the row's current value when not pushed)."""
         if name not in self.change.fields:
             return current
-        from portal.sync.tables import from_json
+        from portal.sync.wire import from_json
 
         column = BY_NAME[self.change.table].table.columns[name]
         return from_json(column, self.change.fields[name])

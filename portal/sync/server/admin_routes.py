@@ -11,10 +11,12 @@ from werkzeug.wrappers import Response
 from portal.auth.policy import roles
 from portal.extensions import db
 from portal.models import CONFLICT_KINDS, utcnow
-from portal.sync import review, services
+from portal.sync import review
 from portal.sync.forms import DeviceNameForm, EnrolmentCodeForm
 from portal.sync.presentation import KIND_LABELS, TABLE_LABELS
 from portal.sync.resolution import resolve_response
+from portal.sync.server import devices as server_devices
+from portal.sync.server import enrolment
 from portal.web import attempt, commit_or_show, db_session, show_on_form, signed_in_user
 
 bp = Blueprint("sync_admin", __name__, url_prefix="/admin/sync")
@@ -32,10 +34,10 @@ def _server_only() -> None:
 # --- Devices -------------------------------------------------------------------------------
 
 
-def _devices_page(form: EnrolmentCodeForm, issued: services.IssuedCode | None = None) -> str:
+def _devices_page(form: EnrolmentCodeForm, issued: server_devices.IssuedCode | None = None) -> str:
     return render_template(
         "sync/devices.html",
-        rows=services.device_overview(db_session()),
+        rows=server_devices.device_overview(db_session()),
         form=form,
         issued=issued,
     )
@@ -55,7 +57,7 @@ def create_code() -> str:
     if not form.validate_on_submit():
         return _devices_page(form)
     issued, error = attempt(
-        lambda: services.issue_enrolment_code(
+        lambda: server_devices.issue_enrolment_code(
             db_session(),
             form.username.data or "",
             actor=signed_in_user(),
@@ -72,10 +74,10 @@ def create_code() -> str:
 @bp.post("/devices/<uuid:device_id>/name")
 @roles(ADMIN)
 def rename(device_id: uuid.UUID) -> Response:
-    device = services.get_device(db_session(), device_id)
+    device = server_devices.get_device(db_session(), device_id)
     form = DeviceNameForm()
     return commit_or_show(
-        lambda: services.rename_device(
+        lambda: server_devices.rename_device(
             db_session(), device, form.name.data or "", actor=signed_in_user()
         ),
         message="The device is renamed.",
@@ -86,9 +88,9 @@ def rename(device_id: uuid.UUID) -> Response:
 @bp.post("/devices/<uuid:device_id>/revoke")
 @roles(ADMIN)
 def revoke(device_id: uuid.UUID) -> Response:
-    device = services.get_device(db_session(), device_id)
+    device = server_devices.get_device(db_session(), device_id)
     return commit_or_show(
-        lambda: services.revoke_device(db_session(), device, actor=signed_in_user(), now=utcnow()),
+        lambda: enrolment.revoke_device(db_session(), device, actor=signed_in_user(), now=utcnow()),
         message=f"Device {device.name} is revoked: it will be refused at its next sync. Changes "
         "it had not sent stay on it and can be exported there.",
         redirect_to=url_for("sync_admin.devices"),
@@ -105,9 +107,9 @@ def conflicts() -> str:
     kind = kind if kind in CONFLICT_KINDS else ""
     table = request.args.get("table", "")[:64]
     state = request.args.get("state", "open")
-    state = state if state in services.CONFLICT_STATES else "open"
+    state = state if state in review.CONFLICT_STATES else "open"
     page = db.paginate(
-        services.conflicts_query(kind=kind, table=table, state=state),
+        review.conflicts_query(kind=kind, table=table, state=state),
         per_page=current_app.config["PAGE_SIZE"],
         error_out=False,
     )
@@ -116,8 +118,8 @@ def conflicts() -> str:
         "sync/conflicts.html",
         page=page,
         views=review.describe(db_session(), items, viewer=signed_in_user()),
-        device_names=services.device_names(db_session(), (c.device_id for c in items)),
-        tables=services.conflict_tables(db_session()),
+        device_names=review.device_names(db_session(), (c.device_id for c in items)),
+        tables=review.conflict_tables(db_session()),
         kinds=CONFLICT_KINDS,
         kind_labels=KIND_LABELS,
         table_labels=TABLE_LABELS,

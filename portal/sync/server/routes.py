@@ -16,31 +16,24 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, request, send_file
-from flask_login import current_user
 
 from portal.auth.policy import public
 from portal.errors import PortalError, ValidationError
 from portal.extensions import csrf, db, limiter
 from portal.models import Device
 from portal.operations import metrics
-from portal.sync import capture, services
-from portal.sync.tables import json_default
+from portal.sync import protocol
+from portal.sync.server import enrolment
+from portal.sync.server import files as server_files
+from portal.sync.server import pull as server_pull
+from portal.sync.server import push as server_push
+from portal.sync.wire import json_default
 from portal.web import db_session
 
 bp = Blueprint("sync", __name__, url_prefix="/sync/v1")
 csrf.exempt(bp)
 
-PROTOCOL_HEADER = "X-Sync-Protocol"
 MAX_BODY = 64 * 1024 * 1024  # decompressed
-
-
-@bp.before_app_request
-def _remember_actor() -> None:
-    """Changes made in a request are attributed to the signed-in person."""
-    if current_user.is_authenticated:
-        db.session.info[capture.ACTOR] = current_user.id
-    else:
-        db.session.info.pop(capture.ACTOR, None)
 
 
 def _now() -> datetime:
@@ -66,7 +59,7 @@ def _json(data: Any, status: int = 200) -> Response:
         if encoding:
             response.headers["Content-Encoding"] = encoding
         response.headers["Vary"] = "Accept-Encoding"
-    response.headers["X-Server-Time"] = str(services.server_time_ms(_now()))
+    response.headers[protocol.SERVER_TIME_HEADER] = str(protocol.server_time_ms(_now()))
     return response
 
 
@@ -109,7 +102,7 @@ def _body() -> dict[str, Any]:
 def _server_only() -> None:
     if current_app.config["PORTAL"]["MODE"] != "server":
         abort(404)
-    services.check_protocol(request.headers.get(PROTOCOL_HEADER))
+    protocol.check_protocol(request.headers.get(protocol.PROTOCOL_HEADER))
 
 
 def _device(*, commit: bool = True, seen: bool = True) -> Device:
@@ -120,7 +113,7 @@ def _device(*, commit: bool = True, seen: bool = True) -> Device:
     _server_only()
     header = request.headers.get("Authorization", "")
     token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
-    device = services.authenticate_device(db_session(), token, now=_now(), seen=seen)
+    device = enrolment.authenticate_device(db_session(), token, now=_now(), seen=seen)
     if not seen:
         return device
     device.app_version = request.headers.get("User-Agent", "")[:40] or device.app_version
@@ -159,7 +152,7 @@ def enrol() -> Response:
     _server_only()
     data = _body()
     if data.get("credential"):  # a revoked device, back with a new code
-        enrolment = services.enrol_again(
+        enrolled = enrolment.enrol_again(
             db_session(),
             str(data.get("code", "")),
             str(data["credential"]),
@@ -168,7 +161,7 @@ def enrol() -> Response:
             now=_now(),
         )
     else:
-        enrolment = services.enrol_device(
+        enrolled = enrolment.enrol_device(
             db_session(),
             str(data.get("code", "")),
             name=str(data.get("device_name", "")),
@@ -179,10 +172,10 @@ def enrol() -> Response:
     db.session.commit()
     return _json(
         {
-            "protocol": services.PROTOCOL_VERSION,
-            "device_id": str(enrolment.device.id),
-            "token": enrolment.token,
-            "user": {"id": str(enrolment.user.id), "username": enrolment.user.username},
+            "protocol": protocol.PROTOCOL_VERSION,
+            "device_id": str(enrolled.device.id),
+            "token": enrolled.token,
+            "user": {"id": str(enrolled.user.id), "username": enrolled.user.username},
         },
         201,
     )
@@ -194,7 +187,7 @@ def enrol() -> Response:
 def add_account() -> Response:
     device = _device()
     data = _body()
-    user = services.add_account(
+    user = enrolment.add_account(
         db_session(),
         device,
         str(data.get("username", "")),
@@ -214,7 +207,7 @@ def push() -> Response:
     if not isinstance(changes, list):
         raise ValidationError("changes must be a list.")
     pending = data.get("pending")
-    results = services.push(
+    results = server_push.push(
         db_session(),
         device,
         changes,
@@ -234,14 +227,14 @@ def push() -> Response:
 @bp.post("/pull")
 @public
 def pull() -> Response:
-    device = _device(commit=False)  # services.pull commits
-    protocol = services.check_protocol(request.headers.get(PROTOCOL_HEADER))
-    page = services.pull(
+    device = _device(commit=False)  # server_pull.pull commits
+    version = protocol.check_protocol(request.headers.get(protocol.PROTOCOL_HEADER))
+    page = server_pull.pull(
         db_session(),
         device,
-        services.PullRequest.parse(_body()),
+        server_pull.PullRequest.parse(_body()),
         now=_now(),
-        protocol=protocol,
+        protocol=version,
         snapshot_rows=int(current_app.config["PORTAL"]["SYNC_SNAPSHOT_PAGE_ROWS"]),
     )
     metrics.counter("portal_sync_pulls_total", "Pull pages served to devices").inc()
@@ -257,7 +250,7 @@ def status() -> Response:
     device = _device()
     return _json(
         {
-            "protocol": services.PROTOCOL_VERSION,
+            "protocol": protocol.PROTOCOL_VERSION,
             "device_id": str(device.id),
             "revoked": device.revoked_at is not None,
             "last_sync_at": device.last_sync_at.isoformat() if device.last_sync_at else None,
@@ -274,11 +267,11 @@ def upload_file(sha256: str) -> Response:
     except ValueError:
         raise ValidationError("offset must be a whole number.") from None
     data = request.get_data(cache=False)
-    state = services.receive_chunk(
+    state = server_files.receive_chunk(
         _upload_dir(), device.id, sha256, offset, data, max_bytes=_max_bytes()
     )
     if not state["complete"] and request.headers.get("X-File-Complete") == "1":
-        state["complete"] = services.finish_file(_upload_dir(), device.id, sha256)
+        state["complete"] = server_files.finish_file(_upload_dir(), device.id, sha256)
     return _json(state, 200 if state.get("detail") is None else 409)
 
 
@@ -292,7 +285,7 @@ def file_status(sha256: str) -> Response:
         raise ValidationError("A file is named by its sha256.")
     if storage.blob_path(_upload_dir(), sha256).is_file():
         return _json({"received": None, "complete": True})
-    part = services.partial_path(_upload_dir(), device.id, sha256)
+    part = server_files.partial_path(_upload_dir(), device.id, sha256)
     return _json({"received": part.stat().st_size if part.exists() else 0, "complete": False})
 
 
@@ -304,8 +297,8 @@ def download_file(sha256: str) -> Response:
     device = _device(seen=False)
     from portal.submissions import storage
 
-    if not services.file_visible(db_session(), device, sha256):
-        raise services.DeviceRefused("That file is not in this device's scope.")
+    if not server_files.file_visible(db_session(), device, sha256):
+        raise enrolment.DeviceRefused("That file is not in this device's scope.")
     path = storage.blob_path(_upload_dir(), sha256)
     if not path.is_file():
         abort(404)

@@ -28,8 +28,9 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from portal.auth.policy import is_safe_redirect, passive, public, roles, signed_in
 from portal.extensions import db
-from portal.sync import device, review, services
-from portal.sync.client import export_outbox
+from portal.sync import review
+from portal.sync.device import runner as device
+from portal.sync.device.outbox import export_outbox
 from portal.sync.presentation import KIND_LABELS, TABLE_LABELS, value_text
 from portal.sync.resolution import resolve_response
 from portal.web import commit_or_show, db_session, signed_in_user
@@ -137,10 +138,10 @@ def my_conflicts() -> str:
     """The person's own changes that lost or were refused: what they are about, both values
     and what can be done (on the central server, the buttons; on a device, who to ask)."""
     state = request.args.get("state", "open")
-    state = state if state in services.CONFLICT_STATES else "open"
+    state = state if state in review.CONFLICT_STATES else "open"
     viewer = signed_in_user()
     page = db.paginate(
-        services.conflicts_query(author_id=viewer.id, state=state),
+        review.conflicts_query(author_id=viewer.id, state=state),
         per_page=current_app.config["PAGE_SIZE"],
         error_out=False,
     )
@@ -168,7 +169,7 @@ def section_conflicts() -> str:
     if current_app.config["PORTAL"]["MODE"] != "server":
         abort(404)
     state = request.args.get("state", "open")
-    state = state if state in services.CONFLICT_STATES else "open"
+    state = state if state in review.CONFLICT_STATES else "open"
     return render_template(
         "sync/section_conflicts.html",
         views=review.section_conflicts(db_session(), signed_in_user(), state=state),

@@ -1,7 +1,7 @@
 """On a device: one sync at a time in the background (every few minutes, and the "Sync now"
 button), what the status area shows, and a person's first sign-in through the campus server.
 
-Built on portal.sync.client (which does the syncing); this module only decides when a sync
+Built on client, outbox and pull (which do the syncing); this module only decides when a sync
 runs and remembers how it went. The launcher starts the background loop and stops it at
 shutdown; a running sync stops between two batches, which the client writes atomically.
 """
@@ -15,12 +15,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, func, literal, select
+from sqlalchemy import ColumnElement, Connection, Engine, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from portal.models import OutboxEntry, SyncConflict, SyncState, User
-from portal.sync import client as sync_client
-from portal.sync.client import Summary, SyncError, SyncStopped
+from portal.sync.device import client as sync_client
+from portal.sync.device import outbox, pull
+from portal.sync.device.client import Summary, SyncError, SyncStopped
 
 if TYPE_CHECKING:
     import httpx
@@ -34,6 +35,78 @@ RUNNER_KEY = "portal_sync_runner"
 HTTP_CLIENT_KEY = "portal_sync_http_client"  # an httpx.Client to reach the server (tests)
 
 PHASES = {"start": "Starting", "push": "Sending changes", "pull": "Receiving updates"}
+
+_running = threading.Lock()
+
+
+# --- One sync -------------------------------------------------------------------------------
+
+
+def sync_once(
+    engine: Engine,
+    upload_dir: Path,
+    *,
+    progress: sync_client.Progress | None = None,
+    client: httpx.Client | None = None,
+    stop: threading.Event | None = None,
+) -> Summary:
+    """Push everything waiting, then pull until up to date. Raises SyncError (recorded in the
+    sync state for the status area) when something stops it, SyncStopped when `stop` is set
+    while it waits for a page (or when `progress` raises it between two batches)."""
+    with _running:
+        state = sync_client.state_of(engine)
+        transport = sync_client.Transport(state.server_url, state.credential, client)
+        summary = Summary()
+        now = datetime.now(UTC)
+        try:
+            outbox.push(engine, transport, upload_dir, summary, progress)
+            pull.pull(engine, transport, upload_dir, summary, progress, stop)
+        except SyncError as error:
+            _record(
+                engine,
+                attempt=now,
+                error=str(error),
+                revoked=error.reason == "revoked",
+                clock=transport,
+                node=str(state.device_id),
+            )
+            raise
+        _record(
+            engine,
+            attempt=now,
+            error="",
+            summary=summary.line(),
+            done=datetime.now(UTC),
+            clock=transport,
+            node=str(state.device_id),
+        )
+        return summary
+
+
+def _record(
+    engine: Engine,
+    *,
+    attempt: datetime,
+    error: str,
+    summary: str | None = None,
+    done: datetime | None = None,
+    revoked: bool = False,
+    clock: sync_client.Transport | None = None,
+    node: str = "",
+) -> None:
+    values: dict[str, Any] = {"last_attempt_at": attempt, "last_error": error}
+    if summary is not None:
+        values["last_summary"] = summary
+    if done is not None:
+        values["last_sync_at"] = done
+        values["revoked"] = False
+    if revoked:
+        values["revoked"] = True
+    if clock is not None and clock.offset_ms is not None:
+        values["clock_offset_ms"] = clock.offset_ms
+        values.update(sync_client.clock_values(clock, node))
+    with engine.begin() as connection:
+        connection.execute(update(SyncState).values(**values))
 
 
 @dataclass(frozen=True)
@@ -70,7 +143,7 @@ class SyncRunner:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.attempts = 0  # syncs ended since the start, however they ended
-        self._ended = threading.Condition()
+        self.ended = threading.Condition()  # notified each time a sync ends
 
     @property
     def http(self) -> httpx.Client:
@@ -129,23 +202,18 @@ class SyncRunner:
             with self._guard:
                 self._busy -= 1
 
-    def wait_for_attempts(self, count: int, timeout: float) -> bool:
-        """Wait until `count` syncs have ended since the start; False on timeout."""
-        with self._ended:
-            return self._ended.wait_for(lambda: self.attempts >= count, timeout)
-
     def _sync(self) -> Summary:
         self._progress = ("start", 0, 0)
         try:
             return self._sync_once()
         finally:
-            with self._ended:
+            with self.ended:
                 self.attempts += 1
-                self._ended.notify_all()
+                self.ended.notify_all()
 
     def _sync_once(self) -> Summary:
         try:
-            summary = sync_client.sync_once(
+            summary = sync_once(
                 self.engine,
                 self.upload_dir,
                 progress=self._report,
