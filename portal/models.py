@@ -110,6 +110,8 @@ class SoftDeletable:
 class User(Record, SoftDeletable, Base):
     __tablename__ = "users"
     __table_args__ = (CheckConstraint(one_of("role", ROLES), name="role"),)
+    # account_source is read when it is first used, not returned by every INSERT.
+    __mapper_args__ = {"eager_defaults": False}
 
     username: Mapped[str] = mapped_column(String(64), unique=True)
     full_name: Mapped[str] = mapped_column(String(200))
@@ -125,6 +127,10 @@ class User(Record, SoftDeletable, Base):
     must_change_password: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false()
     )
+    # Where the password is checked: "local" (password_hash) or "ldap" (the campus directory,
+    # which also gives the name, e-mail and role at each sign-in; password_hash is "!").
+    # The database's default only: an INSERT leaves the column out unless it is set.
+    account_source: Mapped[str] = mapped_column(String(10), server_default="local")
 
     registrations: Mapped[list[Registration]] = relationship(
         back_populates="student", foreign_keys="Registration.student_id"

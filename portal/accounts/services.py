@@ -225,6 +225,11 @@ def set_active(db: Session, user: User, active: bool, *, actor: User, undo: bool
 def reset_password(db: Session, user: User, new_password: str, *, actor: User) -> User:
     """An administrator sets a one-time password: the user's sessions end, and a new password
     must be chosen at the next log-in."""
+    if user.account_source != "local":
+        raise ValidationError(
+            f"{user.username} signs in with a campus password, which the campus directory "
+            "keeps: it cannot be reset here (deactivating the account still works)."
+        )
     user.password_hash = hash_password(new_password)
     user.must_change_password = True
     user.session_version += 1
@@ -240,9 +245,17 @@ def reset_password(db: Session, user: User, new_password: str, *, actor: User) -
     return user
 
 
+CHANGED_ON_CAMPUS = (
+    "This account signs in with a campus password: change it where you manage your campus "
+    "account, not here."
+)
+
+
 def change_password(db: Session, user: User, current_password: str, new_password: str) -> User:
     """The user's own change: the current password must be right, the new one strong and
     different. Every other session of the user ends (their session version is raised)."""
+    if user.account_source != "local":
+        raise ValidationError(CHANGED_ON_CAMPUS)
     try:
         _hasher.verify(user.password_hash, current_password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):

@@ -18,6 +18,7 @@ from flask import (
 from flask import Response as FlaskResponse
 from flask_limiter import RequestLimit
 from flask_login import current_user, login_user, logout_user
+from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from portal.accounts.services import authenticate, change_password
@@ -88,6 +89,33 @@ def _through_campus_server(username: str, password: str) -> tuple[User | None, s
     return user, ""
 
 
+def _methods() -> list[str]:
+    return list(current_app.config["PORTAL"]["SIGN_IN_METHODS"])
+
+
+def _through_directory(username: str, password: str) -> tuple[User | None, str]:
+    """When `ldap` is on and the name is not a local account's: the campus directory checks
+    the password; the account is created or brought up to date. Returns the user, or None with
+    what to tell the person ("" for a wrong password)."""
+    if "ldap" not in _methods():
+        return None, ""
+    # ldap3 comes with the `server` extra: a desktop copy never offers `ldap` (portal/config.py).
+    from portal.accounts import directory
+
+    source = db_session().scalar(select(User.account_source).where(User.username == username))
+    if source is not None and source != directory.LDAP:
+        return None, ""  # a local account: its own password only
+    settings = directory.DirectorySettings.from_settings(current_app.config["PORTAL"])
+    try:
+        person = directory.check_password(settings, username, password)
+        if person is None:
+            return None, ""
+        return directory.sign_in(db_session(), person, now=utcnow()), ""
+    except (directory.DirectoryUnavailable, directory.DirectoryRefused) as error:
+        db.session.rollback()
+        return None, str(error)
+
+
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(
     _login_limit, methods=["POST"], exempt_when=_on_desktop, on_breach=_address_limit_reached
@@ -107,9 +135,13 @@ def login() -> str | Response | tuple[str, int] | tuple[str, int, dict[str, str]
         with login_slot() as admitted:
             if not admitted:
                 return _busy(form)
-            user = authenticate(db_session(), username, form.password.data or "", now=utcnow())
+            user = None
+            if "local" in _methods():
+                user = authenticate(db_session(), username, form.password.data or "", now=utcnow())
         problem = ""
         if user is None:
+            user, problem = _through_directory(username, form.password.data or "")
+        if user is None and not problem:
             user, problem = _through_campus_server(username, form.password.data or "")
         if user is None:
             db.session.rollback()
@@ -119,7 +151,8 @@ def login() -> str | Response | tuple[str, int] | tuple[str, int, dict[str, str]
                 "auth.login_failed",
                 entity_type="user",
                 summary=f"Failed log-in as {username!r}",
-                after={"username": username, "ip": request.remote_addr},
+                after={"username": username, "ip": request.remote_addr}
+                | ({"reason": problem} if problem else {}),
             )
             db.session.commit()
             flash(problem or "That username and password do not match an active account.", "danger")
@@ -135,7 +168,7 @@ def login() -> str | Response | tuple[str, int] | tuple[str, int, dict[str, str]
             entity_type="user",
             entity_id=user.id,
             summary=f"{user.username} logged in",
-            after={"ip": request.remote_addr},
+            after={"ip": request.remote_addr, "method": user.account_source},
         )
         db.session.commit()
         session.clear()  # a fresh session on log-in (no fixation)

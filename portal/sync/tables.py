@@ -59,7 +59,10 @@ class SyncedTable:
 
 
 SYNCED_TABLES: tuple[SyncedTable, ...] = (
-    SyncedTable(models.User, frozenset({"password_hash", "last_login_at", "active", "role"})),
+    SyncedTable(
+        models.User,
+        frozenset({"password_hash", "last_login_at", "active", "role", "account_source"}),
+    ),
     SyncedTable(models.Term),
     SyncedTable(models.Course),
     SyncedTable(models.Prerequisite),
