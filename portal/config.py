@@ -347,6 +347,15 @@ SETTINGS: tuple[Setting, ...] = (
         "too",
     ),
     Setting(
+        "offline_failed_attempts",
+        int,
+        5,
+        "on a desktop copy, wrong passwords in a row for one account before its next try waits "
+        "(5 s, twice as long after each further wrong one, at most 15 minutes)",
+        minimum=1,
+        lockable=True,
+    ),
+    Setting(
         "backups_to_keep",
         int,
         7,
