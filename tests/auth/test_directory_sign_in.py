@@ -32,7 +32,9 @@ def directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Directory]:
     yield from ldap_server.start_directory(tmp_path_factory.mktemp("ldap"))
 
 
-def _server(tmp_path: Path, directory: Directory, **overrides: Any):  # type: ignore[no-untyped-def]
+def _server(  # type: ignore[no-untyped-def]
+    tmp_path: Path, directory: Directory, database_url: str = "", **overrides: Any
+):
     settings: dict[str, Any] = {
         "MODE": "server",
         "SIGN_IN_METHODS": ["ldap", "local"],
@@ -43,7 +45,7 @@ def _server(tmp_path: Path, directory: Directory, **overrides: Any):  # type: ig
         "LOGIN_RATE_LIMIT": "100 per minute",
     }
     settings.update(overrides)
-    return make_app(tmp_path, f"sqlite:///{tmp_path / 'server.db'}", **settings)
+    return make_app(tmp_path, database_url or f"sqlite:///{tmp_path / 'server.db'}", **settings)
 
 
 def _sign_in(client, username: str, password: str) -> tuple[int, str]:  # type: ignore[no-untyped-def]
@@ -92,6 +94,23 @@ def test_the_first_campus_sign_in_creates_the_account_from_the_directory(tmp_pat
     }
     (login,) = _audit(app, "auth.login")
     assert login.after and login.after["method"] == "ldap"
+
+
+@pytest.mark.postgres
+def test_campus_sign_in_on_postgresql(tmp_path, directory, postgres_url):
+    """The central server's own database: the account is created, then brought up to date."""
+    app = _server(tmp_path, directory, postgres_url)
+    assert _sign_in(app.test_client(), "alan", PASSWORDS["alan"])[0] == 302
+    directory.add_to_group("portal-admins", "alan")
+    try:
+        assert _sign_in(app.test_client(), "alan", PASSWORDS["alan"])[0] == 302
+    finally:
+        directory.remove_from_group("portal-admins", "alan")
+    alan = _account(app, "alan")
+    assert alan is not None and (alan.account_source, alan.role) == ("ldap", "admin")
+    with app.app_context():
+        _db.session.remove()
+        _db.engine.dispose()
 
 
 def test_a_wrong_password_and_a_locked_account_are_refused(tmp_path, directory):
