@@ -276,3 +276,27 @@ def test_the_log_in_rate_limit_holds_for_campus_sign_in(tmp_path, directory):
     assert status == 429
     assert re.search(r"Too many log-in attempts from this address", page)
     assert _account(app, "ada") is None
+
+
+def test_the_service_account_password_is_never_logged_nor_on_healthz(
+    tmp_path, directory, monkeypatch, caplog
+):
+    secret = "Service-Account-Secret-42"  # noqa: S105
+    monkeypatch.setenv("PORTAL_LDAP_BIND_PASSWORD", secret)
+    app = _server(
+        tmp_path,
+        directory,
+        LDAP_USER_DN_TEMPLATE="",
+        LDAP_SEARCH_BASE=ldap_server.PEOPLE,
+        LDAP_BIND_DN=ldap_server.READER_DN,  # the wrong password for it: the search fails
+    )
+    client = app.test_client()
+    with caplog.at_level("DEBUG"):
+        status, page = _sign_in(client, "grace", PASSWORDS["grace"])
+    assert status == 401
+    assert "The campus directory cannot be reached right now" in page
+    assert "the search account could not bind" in caplog.text
+    assert secret not in caplog.text
+    assert secret not in client.get("/healthz").get_data(as_text=True)
+    with app.app_context():
+        assert all(secret not in repr(entry.after) for entry in _audit(app, "auth.login_failed"))
