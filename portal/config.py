@@ -347,6 +347,15 @@ SETTINGS: tuple[Setting, ...] = (
         "too",
     ),
     Setting(
+        "offline_sign_in_days",
+        int,
+        14,
+        "how long a desktop copy accepts a campus account's password offline after the "
+        "person's last online sign-in (through the central server)",
+        minimum=1,
+        lockable=True,
+    ),
+    Setting(
         "offline_failed_attempts",
         int,
         5,

@@ -32,6 +32,7 @@ from sqlalchemy import (
     Uuid,
     event,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -128,9 +129,16 @@ class User(Record, SoftDeletable, Base):
         Boolean, default=False, server_default=false()
     )
     # Where the password is checked: "local" (password_hash) or "ldap" (the campus directory,
-    # which also gives the name, e-mail and role at each sign-in; password_hash is "!").
+    # which also gives the name, e-mail and role at each sign-in; password_hash is then only the
+    # verifier for the person's desktop copies, never accepted by the server itself).
     # The database's default only: an INSERT leaves the column out unless it is set.
     account_source: Mapped[str] = mapped_column(String(10), server_default="local")
+    # When the directory last accepted the person's password (on the central server): a desktop
+    # copy accepts the kept verifier offline for offline_sign_in_days after it.
+    # (Like account_source, the database's default: an INSERT leaves the column out.)
+    directory_checked_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime, nullable=True, server_default=text("NULL")
+    )
 
     registrations: Mapped[list[Registration]] = relationship(
         back_populates="student", foreign_keys="Registration.student_id"

@@ -3,8 +3,9 @@
 The person's own username and password are checked by binding as them (never by reading a
 password). TLS is always verified: `ldaps://`, or `ldap://` with StartTLS (portal/config.py
 accepts a plain `ldap://` only for a directory on the same host). The first
-sign-in creates the portal account (its `account_source` is "ldap" and it has no local
-password), every later one brings the name, e-mail and role up to date from the directory.
+sign-in creates the portal account (its `account_source` is "ldap"), every later one brings
+the name, e-mail and role up to date from the directory. The account keeps a slow verifier of
+the password for the person's desktop copies (offline sign-in); the server never accepts it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ldap3.utils.dn import escape_rdn
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from portal.accounts.services import hash_password, password_matches
 from portal.audit.services import record
 from portal.errors import PortalError
 from portal.models import ROLES, User
@@ -237,10 +239,29 @@ def highest_role(held: list[str], group_roles: dict[str, str]) -> str | None:
     return None if "student" in group_roles else "student"
 
 
-def sign_in(db: Session, person: DirectoryPerson, *, now: datetime) -> User:
+def sign_in_with_password(
+    db: Session, settings: dict[str, Any], username: str, password: str, *, now: datetime
+) -> User | None:
+    """The account of a person whose username and password the directory accepts, when `ldap`
+    is one of the sign-in methods and the name is not a local account's; else None. Raises
+    DirectoryUnavailable or DirectoryRefused (what to tell the person)."""
+    if LDAP not in settings["SIGN_IN_METHODS"]:
+        return None
+    source = db.scalar(select(User.account_source).where(User.username == username))
+    if source is not None and source != LDAP:
+        return None  # a local account: its own password only
+    person = check_password(DirectorySettings.from_settings(settings), username, password)
+    if person is None:
+        return None
+    return sign_in(db, person, password, now=now)
+
+
+def sign_in(db: Session, person: DirectoryPerson, password: str, *, now: datetime) -> User:
     """The portal account of a person the directory accepted: created at the first sign-in,
-    brought up to date at every later one (each change in the audit log). Raises
-    DirectoryRefused when the person has no role here or the name belongs to a local account."""
+    brought up to date at every later one (each change in the audit log). The account keeps a
+    slow verifier of the password, which reaches only the desktop copies the person uses, for
+    their offline sign-in (offline_sign_in_days). Raises DirectoryRefused when the person has
+    no role here or the name belongs to a local account."""
     user = db.scalar(select(User).where(User.username == person.username))
     if person.role is None:
         raise DirectoryRefused(
@@ -292,5 +313,8 @@ def sign_in(db: Session, person: DirectoryPerson, *, now: datetime) -> User:
         raise DirectoryRefused(
             "This account has been deactivated in the portal. Ask an administrator."
         )
+    if not password_matches(user.password_hash, password):
+        user.password_hash = hash_password(password)
+    user.directory_checked_at = now
     user.last_login_at = now
     return user

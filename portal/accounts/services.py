@@ -7,7 +7,7 @@ import functools
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -16,7 +16,7 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from portal.audit.services import apply_and_record, record, snapshot
-from portal.errors import FieldErrors, NotFound, ValidationError
+from portal.errors import FieldErrors, NotFound, OfflineSignInExpired, ValidationError
 from portal.models import ROLES, User
 
 # Argon2id with OWASP's recommended minimum (Password Storage Cheat Sheet): 19 MiB of memory,
@@ -90,23 +90,48 @@ def password_problems(password: str, *, username: str = "", full_name: str = "")
     return problems
 
 
-def authenticate(db: Session, username: str, password: str, *, now: datetime) -> User | None:
-    """The active user with this username and password, or None; `now` is the log-in time."""
+def authenticate(
+    db: Session, username: str, password: str, *, now: datetime, offline_days: int | None = None
+) -> User | None:
+    """The active user with this username and password, or None; `now` is the log-in time.
+
+    A campus (directory) account is checked here only on a desktop copy (`offline_days`, the
+    offline_sign_in_days setting): against the verifier kept from its last online sign-in,
+    which it accepts for that many days (then OfflineSignInExpired). The central server asks
+    the directory instead (portal/accounts/directory.py)."""
     user = db.scalar(select(User).where(User.username == username.strip().lower()))
     if user is None:
         with contextlib.suppress(VerificationError):
             _hasher.verify(_dummy_hash(), password)
         return None
-    try:
-        _hasher.verify(user.password_hash, password)
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
+    campus = user.account_source != "local"
+    if campus and (offline_days is None or user.directory_checked_at is None):
+        return None
+    if not password_matches(user.password_hash, password):
         return None
     if not user.is_active:
         return None
+    if campus and user.directory_checked_at is not None and offline_days is not None:
+        if now - user.directory_checked_at > timedelta(days=offline_days):
+            raise OfflineSignInExpired(
+                f"Your last online sign-in on this computer was more than {offline_days} days "
+                "ago, so it no longer accepts your campus password offline. Connect to the "
+                "campus network (or the internet) and sign in again; after that you can sign "
+                f"in here offline for another {offline_days} days."
+            )
+        user.last_login_at = now
+        return user
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
     user.last_login_at = now
     return user
+
+
+def password_matches(password_hash: str, password: str) -> bool:
+    try:
+        return bool(_hasher.verify(password_hash, password))
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
 
 
 @dataclass

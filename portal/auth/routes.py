@@ -18,7 +18,6 @@ from flask import (
 from flask import Response as FlaskResponse
 from flask_limiter import RequestLimit
 from flask_login import current_user, login_user, logout_user
-from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from portal.accounts.services import authenticate, change_password
@@ -27,6 +26,7 @@ from portal.auth.forms import LoginForm, PasswordChangeForm
 from portal.auth.login_queue import login_slot
 from portal.auth.login_throttle import in_words, throttle
 from portal.auth.policy import IDLE_MESSAGE, is_safe_redirect, public, signed_in
+from portal.errors import OfflineSignInExpired
 from portal.extensions import db, limiter
 from portal.models import User, utcnow
 from portal.sync import device
@@ -80,7 +80,10 @@ def _through_campus_server(username: str, password: str) -> tuple[User | None, s
         if error.reason == "unreachable" and device.has_local_verifier(runner.engine, username):
             return None, ""  # known here: the password did not match the one this copy knows
         return None, str(error)
-    user = authenticate(db_session(), username, password, now=utcnow())
+    try:
+        user = _check_here(username, password)
+    except OfflineSignInExpired as error:
+        return None, str(error)
     if user is None:
         return None, (
             "The campus server accepted the sign-in, but this computer has not received the "
@@ -102,18 +105,23 @@ def _through_directory(username: str, password: str) -> tuple[User | None, str]:
     # ldap3 comes with the `server` extra: a desktop copy never offers `ldap` (portal/config.py).
     from portal.accounts import directory
 
-    source = db_session().scalar(select(User.account_source).where(User.username == username))
-    if source is not None and source != directory.LDAP:
-        return None, ""  # a local account: its own password only
-    settings = directory.DirectorySettings.from_settings(current_app.config["PORTAL"])
+    settings = current_app.config["PORTAL"]
     try:
-        person = directory.check_password(settings, username, password)
-        if person is None:
-            return None, ""
-        return directory.sign_in(db_session(), person, now=utcnow()), ""
+        user = directory.sign_in_with_password(
+            db_session(), settings, username, password, now=utcnow()
+        )
+        return user, ""
     except (directory.DirectoryUnavailable, directory.DirectoryRefused) as error:
         db.session.rollback()
         return None, str(error)
+
+
+def _check_here(username: str, password: str) -> User | None:
+    """The password against this database's accounts: on a desktop copy, a campus account's
+    kept verifier too, for offline_sign_in_days after its last online sign-in."""
+    settings = current_app.config["PORTAL"]
+    offline_days = settings["OFFLINE_SIGN_IN_DAYS"] if _on_desktop() else None
+    return authenticate(db_session(), username, password, now=utcnow(), offline_days=offline_days)
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -135,14 +143,19 @@ def login() -> str | Response | tuple[str, int] | tuple[str, int, dict[str, str]
         with login_slot() as admitted:
             if not admitted:
                 return _busy(form)
-            user = None
+            user, expired = None, ""
             if "local" in _methods():
-                user = authenticate(db_session(), username, form.password.data or "", now=utcnow())
+                try:
+                    user = _check_here(username, form.password.data or "")
+                except OfflineSignInExpired as error:
+                    expired = str(error)
         problem = ""
         if user is None:
             user, problem = _through_directory(username, form.password.data or "")
         if user is None and not problem:
             user, problem = _through_campus_server(username, form.password.data or "")
+        if user is None and not problem:
+            problem = expired  # and the campus server could not renew it
         if user is None:
             db.session.rollback()
             record(

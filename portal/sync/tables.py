@@ -61,7 +61,16 @@ class SyncedTable:
 SYNCED_TABLES: tuple[SyncedTable, ...] = (
     SyncedTable(
         models.User,
-        frozenset({"password_hash", "last_login_at", "active", "role", "account_source"}),
+        frozenset(
+            {
+                "password_hash",
+                "last_login_at",
+                "active",
+                "role",
+                "account_source",
+                "directory_checked_at",
+            }
+        ),
     ),
     SyncedTable(models.Term),
     SyncedTable(models.Course),

@@ -1,4 +1,5 @@
-"""users.account_source: where an account's password is checked (local, or the campus directory)
+"""users.account_source: where an account's password is checked (local, or the campus directory);
+users.directory_checked_at: when the directory last accepted it
 
 Revision ID: 0013
 Revises: 0012
@@ -21,7 +22,12 @@ def upgrade():
         'users',
         sa.Column('account_source', sa.String(10), server_default='local', nullable=False),
     )
+    op.add_column(
+        'users',
+        sa.Column('directory_checked_at', sa.DateTime(), server_default=sa.text('NULL'), nullable=True),
+    )
 
 
 def downgrade():
+    op.execute('ALTER TABLE users DROP COLUMN directory_checked_at')
     op.execute('ALTER TABLE users DROP COLUMN account_source')
