@@ -304,3 +304,17 @@ def test_the_service_account_password_is_never_logged_nor_on_healthz(
     assert secret not in client.get("/healthz").get_data(as_text=True)
     with app.app_context():
         assert all(secret not in repr(entry.after) for entry in _audit(app, "auth.login_failed"))
+
+
+def test_an_administrator_cannot_reset_a_campus_password(tmp_path, directory):
+    from portal.accounts.services import reset_password
+    from portal.errors import ValidationError
+
+    app = _server(tmp_path, directory)
+    assert _sign_in(app.test_client(), "ada", PASSWORDS["ada"])[0] == 302
+    with app.app_context():
+        admin = factories.make_user(_db.session, "admin")
+        ada = _db.session.scalar(select(User).where(User.username == "ada"))
+        assert ada is not None
+        with pytest.raises(ValidationError, match="signs in with a campus password"):
+            reset_password(_db.session, ada, "Admin-Chosen-Password-9", actor=admin)
