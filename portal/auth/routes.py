@@ -181,7 +181,7 @@ def login() -> str | Response | tuple[str, int] | tuple[str, int, dict[str, str]
             entity_type="user",
             entity_id=user.id,
             summary=f"{user.username} logged in",
-            after={"ip": request.remote_addr, "method": user.account_source},
+            after={"ip": request.remote_addr, "account_source": user.account_source},
         )
         db.session.commit()
         session.clear()  # a fresh session on log-in (no fixation)

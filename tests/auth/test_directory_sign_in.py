@@ -96,7 +96,7 @@ def test_the_first_campus_sign_in_creates_the_account_from_the_directory(tmp_pat
         "role": "instructor",
     }
     (login,) = _audit(app, "auth.login")
-    assert login.after and login.after["method"] == "ldap"
+    assert login.after and login.after["account_source"] == "ldap"
 
 
 @pytest.mark.postgres
