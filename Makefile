@@ -10,7 +10,7 @@ APT_RUN := python3-venv
 # (the `desktop` extra) when no wheel fits. tests/desktop/test_make_targets.py checks it against
 # the files those builds read.
 APT_WINDOW := gcc python3-dev pkg-config libcairo2-dev libgirepository1.0-dev gir1.2-webkit2-4.1
-APT_TEST := chromium xvfb xauth imagemagick nginx pgbouncer openssl nsis msitools
+APT_TEST := chromium xvfb xauth imagemagick nginx pgbouncer openssl nsis msitools slapd
 VENDOR := portal/static/vendor
 ASSETS := portal/assets
 AXE := tests/browser/node_modules/axe-core/axe.min.js

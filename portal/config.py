@@ -13,6 +13,8 @@ all derived from that declaration (tests/config checks the README against it).
 
 from __future__ import annotations
 
+import copy
+import ipaddress
 import logging
 import os
 import secrets
@@ -22,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import platformdirs
 
@@ -49,7 +52,7 @@ class Setting:
 
     name: str
     type: type
-    default: str | int | bool
+    default: str | int | bool | list[str] | dict[str, str]
     help: str
     table: str = PORTAL
     layers: frozenset[str] = EVERY_LAYER
@@ -71,6 +74,10 @@ class Setting:
             return self.documented_default
         if isinstance(self.default, bool):
             return f"`{str(self.default).lower()}`"
+        if isinstance(self.default, list):
+            return "`[" + ", ".join(f'"{item}"' for item in self.default) + "]`"
+        if isinstance(self.default, dict):
+            return "empty" if not self.default else f"`{self.default}`"
         return f"`{self.default}`" if self.default != "" else "empty"
 
 
@@ -253,6 +260,111 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=1,
     ),
     Setting(
+        "sign_in_methods",
+        list,
+        ["local"],
+        "what the log-in form checks a username and password against: `local` (the portal's "
+        "own accounts), `ldap` (the campus directory); any of them, e.g. "
+        '`["ldap", "local"]`. Single sign-on (OIDC) comes in a later release',
+        choices=("local", "ldap"),
+    ),
+    Setting(
+        "ldap_url",
+        str,
+        "",
+        "the campus directory: `ldaps://host` (TLS) or `ldap://host` with `ldap_starttls`; "
+        "the certificate is always verified (Installers: Campus sign-in)",
+    ),
+    Setting(
+        "ldap_starttls",
+        bool,
+        True,
+        "with an `ldap://` URL, switch to TLS (StartTLS) before the password is sent; "
+        "`false` only for a directory on the same host (`ldap://127.0.0.1`)",
+    ),
+    Setting(
+        "ldap_ca_file",
+        str,
+        "",
+        "a PEM file of the certificate authorities trusted for the directory (the campus CA), "
+        "instead of the operating system's store",
+        documented_default="empty (the OS's store)",
+    ),
+    Setting(
+        "ldap_user_dn_template",
+        str,
+        "",
+        "the person's entry, built from the username: "
+        "`uid={username},ou=people,dc=campus,dc=example`; empty: found by the search below",
+    ),
+    Setting(
+        "ldap_search_base",
+        str,
+        "",
+        "where the search for the person's entry starts (`ou=people,dc=campus,dc=example`)",
+    ),
+    Setting(
+        "ldap_search_filter",
+        str,
+        "(uid={username})",
+        "the search's filter; Active Directory: `(sAMAccountName={username})`",
+    ),
+    Setting(
+        "ldap_bind_dn",
+        str,
+        "",
+        "the service account the search binds as (empty: an anonymous search)",
+    ),
+    Setting(
+        "ldap_bind_password",
+        str,
+        "",
+        "the service account's password: from the environment only "
+        "(`PORTAL_LDAP_BIND_PASSWORD`), or `ldap_bind_password_file`",
+        layers=frozenset({ENVIRONMENT, OVERRIDES}),
+    ),
+    Setting(
+        "ldap_bind_password_file",
+        str,
+        "",
+        "a file holding the service account's password, readable by the service's account only "
+        "(mode 600 or 400)",
+    ),
+    Setting(
+        "ldap_name_attribute",
+        str,
+        "displayName",
+        "the directory attribute with the person's name (`cn` when `displayName` is empty)",
+    ),
+    Setting("ldap_email_attribute", str, "mail", "the directory attribute with the e-mail"),
+    Setting(
+        "ldap_group_roles",
+        dict,
+        {},
+        "portal role → the DN of the group whose members get it, e.g. "
+        '`{ admin = "cn=portal-admins,ou=groups,dc=campus,dc=example" }`; the highest role '
+        "wins; a person in none of them is a student, or is refused when `student` has a group "
+        "too",
+    ),
+    Setting(
+        "offline_sign_in_days",
+        int,
+        14,
+        "how long a desktop copy accepts a campus account's password offline after the "
+        "person's last online sign-in (through the central server)",
+        minimum=1,
+        lockable=True,
+    ),
+    Setting(
+        "offline_failed_attempts",
+        int,
+        5,
+        "on a desktop copy, wrong passwords in a row for one account before its next try waits "
+        "(5 s, twice as long after each further wrong one, at most 15 minutes)",
+        minimum=1,
+        lockable=True,
+    ),
+    Setting(
         "backups_to_keep",
         int,
         7,
@@ -328,6 +440,10 @@ def _coerce(setting: Setting, value: Any, source: str, label: str) -> Any:
         if text in {"0", "false", "no", "off"}:
             return False
         raise ConfigError(f"{where} must be true or false, not {value!r}")
+    if setting.type is list:
+        return _coerce_list(setting, value, where)
+    if setting.type is dict:
+        return _coerce_table(value, where)
     if isinstance(value, dict | list):
         raise ConfigError(f"{where} must be a single value, not {value!r}")
     if setting.type is int:
@@ -347,12 +463,50 @@ def _coerce(setting: Setting, value: Any, source: str, label: str) -> Any:
     return text
 
 
+def _coerce_list(setting: Setting, value: Any, where: str) -> list[str]:
+    """A list of names: a TOML array, or (from the environment) `a, b` or `["a", "b"]`."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = tomllib.loads(f"value = {text}")["value"]
+            except tomllib.TOMLDecodeError:
+                raise ConfigError(f"{where} must be a list such as {setting.default!r}") from None
+        else:
+            value = [item.strip() for item in text.split(",") if item.strip()]
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ConfigError(f"{where} must be a list of names, not {value!r}")
+    if not value:
+        raise ConfigError(f"{where} must name at least one")
+    unknown = [item for item in value if setting.choices and item not in setting.choices]
+    if unknown:
+        allowed = ", ".join(repr(choice) for choice in setting.choices)
+        raise ConfigError(f"{where}: {unknown[0]!r} is not one of {allowed}")
+    return list(dict.fromkeys(value))
+
+
+def _coerce_table(value: Any, where: str) -> dict[str, str]:
+    """A table of names to text: a TOML table, or (from the environment) an inline table
+    `{ admin = "cn=...", teacher = "cn=..." }`."""
+    if isinstance(value, str):
+        try:
+            value = tomllib.loads(f"value = {value.strip()}")["value"]
+        except tomllib.TOMLDecodeError:
+            raise ConfigError(
+                f'{where} must be a table such as {{ admin = "cn=admins,dc=example" }}'
+            ) from None
+    if not isinstance(value, dict) or not all(isinstance(item, str) for item in value.values()):
+        raise ConfigError(f"{where} must be a table of names to text, not {value!r}")
+    return {str(key): item for key, item in value.items()}
+
+
 def _file_entries(data: dict[str, Any], path: Path) -> Iterable[tuple[str, str, Any, str]]:
     """(table, name, value, label) for every key of a parsed file; top-level keys are the
     portal's. The label is the key as a dotted TOML name (`desktop.daily_backup`). The
     `[policy]` table is read by _policy."""
     for name, value in data.items():
-        if not isinstance(value, dict):
+        setting = BY_KEY.get(name.upper())
+        if not isinstance(value, dict) or (setting is not None and setting.type is dict):
             yield PORTAL, name, value, name
         elif name.lower() in TABLES:
             for inner, inner_value in value.items():
@@ -458,7 +612,9 @@ def load_table_with_warnings(
     table: str, overrides: dict[str, Any] | None = None
 ) -> tuple[dict[str, Any], list[str]]:
     """load_table, and the warnings about locked keys that a higher layer tried to set."""
-    settings: dict[str, Any] = {setting.key: setting.default for setting in declared(table)}
+    settings: dict[str, Any] = {
+        setting.key: copy.copy(setting.default) for setting in declared(table)
+    }
     warnings: list[str] = []
     machine_path, user_path = machine_config_path(), user_config_path()
     machine_data = _parse_file(machine_path)
@@ -530,7 +686,72 @@ def load_settings(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         if settings["MODE"] == "server":
             raise ConfigError("server mode needs PORTAL_SECRET_KEY (a long random string)")
         settings["SECRET_KEY"] = _local_secret_key(data_dir)
+    if "ldap" in settings["SIGN_IN_METHODS"]:
+        _check_directory(settings)
     return settings
+
+
+def _check_directory(settings: dict[str, Any]) -> None:
+    """The directory settings make sense together; the service account's password is read
+    from `ldap_bind_password_file` when it is given there."""
+    from portal.models import ROLES  # the roles are declared with the accounts
+
+    if settings["MODE"] != "server":
+        raise ConfigError(
+            "sign_in_methods: ldap is for the central server; a desktop copy offers local "
+            "accounts only"
+        )
+    url = settings["LDAP_URL"]
+    if not url.lower().startswith(("ldap://", "ldaps://")):
+        raise ConfigError(
+            f"sign_in_methods has ldap: ldap_url must be ldaps://host or ldap://host, not {url!r}"
+        )
+    host = urlsplit(url).hostname or ""
+    plain = url.lower().startswith("ldap://") and not settings["LDAP_STARTTLS"]
+    if plain and host != "localhost" and not _loopback(host):
+        raise ConfigError(
+            f"ldap_starttls = false sends passwords in the clear to {host}: only for a "
+            "directory on this host (127.0.0.1); use ldaps:// or StartTLS"
+        )
+    unknown = sorted(set(settings["LDAP_GROUP_ROLES"]) - set(ROLES))
+    if unknown:
+        raise ConfigError(
+            f"ldap_group_roles: {unknown[0]!r} is not a portal role ({', '.join(ROLES)})"
+        )
+    if not settings["LDAP_USER_DN_TEMPLATE"] and not settings["LDAP_SEARCH_BASE"]:
+        raise ConfigError(
+            "sign_in_methods has ldap: set ldap_user_dn_template "
+            "(uid={username},ou=people,...) or ldap_search_base"
+        )
+    template = settings["LDAP_USER_DN_TEMPLATE"] or settings["LDAP_SEARCH_FILTER"]
+    if "{username}" not in template:
+        raise ConfigError(f"{template!r} must contain {{username}}")
+    if settings["LDAP_CA_FILE"] and not Path(settings["LDAP_CA_FILE"]).is_file():
+        raise ConfigError(f"ldap_ca_file {settings['LDAP_CA_FILE']} does not exist")
+    if path := settings["LDAP_BIND_PASSWORD_FILE"]:
+        settings["LDAP_BIND_PASSWORD"] = _secret_file(Path(path), "ldap_bind_password_file")
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _secret_file(path: Path, name: str) -> str:
+    """A secret's file: readable by the service's own account only (on POSIX systems)."""
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot read {path}: {exc.strerror}") from exc
+    if os.name == "posix" and mode & 0o077:
+        raise ConfigError(
+            f"{name}: {path} may be read by other accounts (mode {mode & 0o777:o}); "
+            f"make it readable by the service only: chmod 600 {path}"
+        )
+    return text
 
 
 def _local_secret_key(data_dir: Path) -> str:

@@ -23,6 +23,13 @@ class RegistrationError(PortalError):
     status_code = 409
 
 
+class OfflineSignInExpired(PortalError):
+    """A campus account's offline sign-in on a desktop copy is too long after its last online
+    one."""
+
+    status_code = 401
+
+
 class ValidationError(PortalError):
     status_code = 422
 

@@ -32,6 +32,7 @@ from sqlalchemy import (
     Uuid,
     event,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -120,6 +121,8 @@ class SoftDeletable:
 class User(Record, SoftDeletable, Base):
     __tablename__ = "users"
     __table_args__ = (CheckConstraint(one_of("role", ROLES), name="role"),)
+    # account_source is read when it is first used, not returned by every INSERT.
+    __mapper_args__ = {"eager_defaults": False}
 
     username: Mapped[str] = mapped_column(String(64), unique=True)
     full_name: Mapped[str] = mapped_column(String(200))
@@ -134,6 +137,17 @@ class User(Record, SoftDeletable, Base):
     # A one-time password (CSV import, admin reset): a new one must be chosen at the next log-in.
     must_change_password: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false()
+    )
+    # Where the password is checked: "local" (password_hash) or "ldap" (the campus directory,
+    # which also gives the name, e-mail and role at each sign-in; password_hash is then only the
+    # verifier for the person's desktop copies, never accepted by the server itself).
+    # The database's default only: an INSERT leaves the column out unless it is set.
+    account_source: Mapped[str] = mapped_column(String(10), server_default="local")
+    # When the directory last accepted the person's password (on the central server): a desktop
+    # copy accepts the kept verifier offline for offline_sign_in_days after it.
+    # (Like account_source, the database's default: an INSERT leaves the column out.)
+    directory_checked_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime, nullable=True, server_default=text("NULL")
     )
 
     registrations: Mapped[list[Registration]] = relationship(

@@ -7,7 +7,7 @@ import functools
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -16,7 +16,7 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from portal.audit.services import apply_and_record, record, snapshot
-from portal.errors import FieldErrors, NotFound, ValidationError
+from portal.errors import FieldErrors, NotFound, OfflineSignInExpired, ValidationError
 from portal.models import ROLES, User
 
 # Argon2id with OWASP's recommended minimum (Password Storage Cheat Sheet): 19 MiB of memory,
@@ -97,23 +97,48 @@ def password_problems(password: str, *, username: str = "", full_name: str = "")
     return problems
 
 
-def authenticate(db: Session, username: str, password: str, *, now: datetime) -> User | None:
-    """The active user with this username and password, or None; `now` is the log-in time."""
+def authenticate(
+    db: Session, username: str, password: str, *, now: datetime, offline_days: int | None = None
+) -> User | None:
+    """The active user with this username and password, or None; `now` is the log-in time.
+
+    A campus (directory) account is checked here only on a desktop copy (`offline_days`, the
+    offline_sign_in_days setting): against the verifier kept from its last online sign-in,
+    which it accepts for that many days (then OfflineSignInExpired). The central server asks
+    the directory instead (portal/accounts/directory.py)."""
     user = db.scalar(select(User).where(User.username == username.strip().lower()))
     if user is None:
         with contextlib.suppress(VerificationError):
             _hasher.verify(_dummy_hash(), password)
         return None
-    try:
-        _hasher.verify(user.password_hash, password)
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
+    campus = user.account_source != "local"
+    if campus and (offline_days is None or user.directory_checked_at is None):
+        return None
+    if not password_matches(user.password_hash, password):
         return None
     if not user.is_active:
         return None
+    if campus and user.directory_checked_at is not None and offline_days is not None:
+        if now - user.directory_checked_at > timedelta(days=offline_days):
+            raise OfflineSignInExpired(
+                f"Your last online sign-in on this computer was more than {offline_days} days "
+                "ago, so it no longer accepts your campus password offline. Connect to the "
+                "campus network (or the internet) and sign in again; after that you can sign "
+                f"in here offline for another {offline_days} days."
+            )
+        user.last_login_at = now
+        return user
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
     user.last_login_at = now
     return user
+
+
+def password_matches(password_hash: str, password: str) -> bool:
+    try:
+        return bool(_hasher.verify(password_hash, password))
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
 
 
 @dataclass
@@ -258,6 +283,11 @@ def set_active(db: Session, user: User, active: bool, *, actor: User, undo: bool
 def reset_password(db: Session, user: User, new_password: str, *, actor: User) -> User:
     """An administrator sets a one-time password: the user's sessions end, and a new password
     must be chosen at the next log-in."""
+    if user.account_source != "local":
+        raise ValidationError(
+            f"{user.username} signs in with a campus password, which the campus directory "
+            "keeps: it cannot be reset here (deactivating the account still works)."
+        )
     user.password_hash = hash_password(new_password)
     user.must_change_password = True
     user.session_version += 1
@@ -273,9 +303,17 @@ def reset_password(db: Session, user: User, new_password: str, *, actor: User) -
     return user
 
 
+CHANGED_ON_CAMPUS = (
+    "This account signs in with a campus password: change it where you manage your campus "
+    "account, not here."
+)
+
+
 def change_password(db: Session, user: User, current_password: str, new_password: str) -> User:
     """The user's own change: the current password must be right, the new one strong and
     different. Every other session of the user ends (their session version is raised)."""
+    if user.account_source != "local":
+        raise ValidationError(CHANGED_ON_CAMPUS)
     try:
         _hasher.verify(user.password_hash, current_password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from flask import Flask, current_app
 
 EXTENSION = "portal_login_throttle"
-FREE_TRIES = 5  # wrong passwords in a row that cost no wait (typos)
+FREE_TRIES = 5  # wrong passwords in a row that cost no wait (typos): offline_failed_attempts
 FIRST_WAIT_SECONDS = 5.0  # the wait after the FREE_TRIES-th wrong password; doubles each time
 LONGEST_WAIT_SECONDS = 15 * 60.0
 ACCOUNTS_KEPT = 1000  # accounts whose count is remembered (the oldest forgotten first)
@@ -32,18 +32,21 @@ class _Account:
     blocked_until: float = 0.0
 
 
-def wait_after(failures: int) -> float:
+def wait_after(failures: int, free_tries: int = FREE_TRIES) -> float:
     """Seconds an account waits after `failures` wrong passwords in a row."""
-    if failures < FREE_TRIES:
+    if failures < free_tries:
         return 0.0
-    return min(FIRST_WAIT_SECONDS * 2 ** (failures - FREE_TRIES), LONGEST_WAIT_SECONDS)
+    return min(FIRST_WAIT_SECONDS * 2 ** (failures - free_tries), LONGEST_WAIT_SECONDS)
 
 
 class LoginThrottle:
     """Wrong-password counts per account name (as typed, lower case), for one process."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, free_tries: int = FREE_TRIES
+    ) -> None:
         self.clock = clock
+        self.free_tries = free_tries
         self._accounts: OrderedDict[str, _Account] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -60,7 +63,7 @@ class LoginThrottle:
         with self._lock:
             account = self._accounts.pop(username, None) or _Account()
             account.failures += 1
-            wait = wait_after(account.failures)
+            wait = wait_after(account.failures, self.free_tries)
             account.blocked_until = self.clock() + wait
             self._accounts[username] = account
             while len(self._accounts) > ACCOUNTS_KEPT:
@@ -73,7 +76,9 @@ class LoginThrottle:
 
 
 def init_app(app: Flask) -> None:
-    app.extensions[EXTENSION] = LoginThrottle()
+    app.extensions[EXTENSION] = LoginThrottle(
+        free_tries=app.config["PORTAL"]["OFFLINE_FAILED_ATTEMPTS"]
+    )
 
 
 def throttle() -> LoginThrottle:

@@ -26,6 +26,7 @@ from portal.auth.forms import LoginForm, PasswordChangeForm
 from portal.auth.login_queue import login_slot
 from portal.auth.login_throttle import in_words, throttle
 from portal.auth.policy import IDLE_MESSAGE, is_safe_redirect, public, signed_in
+from portal.errors import OfflineSignInExpired
 from portal.extensions import db, limiter
 from portal.models import User, utcnow
 from portal.sync.device import runner as device
@@ -79,13 +80,48 @@ def _through_campus_server(username: str, password: str) -> tuple[User | None, s
         if error.reason == "unreachable" and device.has_local_verifier(runner.engine, username):
             return None, ""  # known here: the password did not match the one this copy knows
         return None, str(error)
-    user = authenticate(db_session(), username, password, now=utcnow())
+    try:
+        user = _check_here(username, password)
+    except OfflineSignInExpired as error:
+        return None, str(error)
     if user is None:
         return None, (
             "The campus server accepted the sign-in, but this computer has not received the "
             "account yet. Wait for the sync to finish and try again."
         )
     return user, ""
+
+
+def _methods() -> list[str]:
+    return list(current_app.config["PORTAL"]["SIGN_IN_METHODS"])
+
+
+def _through_directory(username: str, password: str) -> tuple[User | None, str]:
+    """When `ldap` is on and the name is not a local account's: the campus directory checks
+    the password; the account is created or brought up to date. Returns the user, or None with
+    what to tell the person ("" for a wrong password)."""
+    if "ldap" not in _methods():
+        return None, ""
+    # ldap3 comes with the `server` extra: a desktop copy never offers `ldap` (portal/config.py).
+    from portal.accounts import directory
+
+    settings = current_app.config["PORTAL"]
+    try:
+        user = directory.sign_in_with_password(
+            db_session(), settings, username, password, now=utcnow()
+        )
+        return user, ""
+    except (directory.DirectoryUnavailable, directory.DirectoryRefused) as error:
+        db.session.rollback()
+        return None, str(error)
+
+
+def _check_here(username: str, password: str) -> User | None:
+    """The password against this database's accounts: on a desktop copy, a campus account's
+    kept verifier too, for offline_sign_in_days after its last online sign-in."""
+    settings = current_app.config["PORTAL"]
+    offline_days = settings["OFFLINE_SIGN_IN_DAYS"] if _on_desktop() else None
+    return authenticate(db_session(), username, password, now=utcnow(), offline_days=offline_days)
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -107,10 +143,19 @@ def login() -> str | Response | tuple[str, int] | tuple[str, int, dict[str, str]
         with login_slot() as admitted:
             if not admitted:
                 return _busy(form)
-            user = authenticate(db_session(), username, form.password.data or "", now=utcnow())
+            user, expired = None, ""
+            if "local" in _methods():
+                try:
+                    user = _check_here(username, form.password.data or "")
+                except OfflineSignInExpired as error:
+                    expired = str(error)
         problem = ""
         if user is None:
+            user, problem = _through_directory(username, form.password.data or "")
+        if user is None and not problem:
             user, problem = _through_campus_server(username, form.password.data or "")
+        if user is None and not problem:
+            problem = expired  # and the campus server could not renew it
         if user is None:
             db.session.rollback()
             record(
@@ -119,7 +164,8 @@ def login() -> str | Response | tuple[str, int] | tuple[str, int, dict[str, str]
                 "auth.login_failed",
                 entity_type="user",
                 summary=f"Failed log-in as {username!r}",
-                after={"username": username, "ip": request.remote_addr},
+                after={"username": username, "ip": request.remote_addr}
+                | ({"reason": problem} if problem else {}),
             )
             db.session.commit()
             flash(problem or "That username and password do not match an active account.", "danger")
@@ -135,7 +181,7 @@ def login() -> str | Response | tuple[str, int] | tuple[str, int, dict[str, str]
             entity_type="user",
             entity_id=user.id,
             summary=f"{user.username} logged in",
-            after={"ip": request.remote_addr},
+            after={"ip": request.remote_addr, "account_source": user.account_source},
         )
         db.session.commit()
         session.clear()  # a fresh session on log-in (no fixation)

@@ -62,7 +62,18 @@ class SyncedTable:
 
 SYNCED_TABLES: tuple[SyncedTable, ...] = (
     SyncedTable(
-        models.User, "Account", frozenset({"password_hash", "last_login_at", "active", "role"})
+        models.User,
+        "Account",
+        frozenset(
+            {
+                "password_hash",
+                "last_login_at",
+                "active",
+                "role",
+                "account_source",
+                "directory_checked_at",
+            }
+        ),
     ),
     SyncedTable(models.Term, "Term"),
     SyncedTable(models.Course, "Course"),

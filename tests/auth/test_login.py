@@ -207,6 +207,18 @@ def test_a_desktop_limits_wrong_passwords_per_account_with_a_growing_wait(tmp_pa
     assert status == 401 and _wait_said(page, typist) is None  # the count starts again
 
 
+def test_it_sets_how_many_wrong_passwords_cost_nothing_on_a_desktop(tmp_path):
+    app = make_app(tmp_path, OFFLINE_FAILED_ATTEMPTS=2)
+    app.extensions[login_throttle.EXTENSION].clock = _Clock()
+    typist = _create(app)
+    client = app.test_client()
+    status, page = _try(client, typist, "wrong-pass")
+    assert status == 401 and _wait_said(page, typist) is None
+    status, page = _try(client, typist, "wrong-pass")
+    assert status == 401 and _wait_said(page, typist) == "5 seconds"
+    assert _try(client, typist, factories.PASSWORD)[0] == 429
+
+
 def test_the_waits_grow_to_a_cap():
     waits = [login_throttle.wait_after(failures) for failures in range(1, 20)]
     assert waits[:4] == [0, 0, 0, 0]

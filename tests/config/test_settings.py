@@ -338,3 +338,116 @@ def test_prepared_statements_can_be_turned_off_for_a_transaction_pooler(
     with app.app_context(), db.engine.connect() as connection:
         threshold = connection.connection.driver_connection.prepare_threshold
     assert (threshold is not None) is prepared
+
+
+GROUPS = "ou=groups,dc=campus,dc=example"
+
+
+@pytest.fixture
+def server_layers(layers, monkeypatch):
+    monkeypatch.setenv("PORTAL_MODE", "server")
+    monkeypatch.setenv("PORTAL_DATABASE_URL", "postgresql+psycopg://portal@/portal")
+    monkeypatch.setenv("PORTAL_SECRET_KEY", "k" * 40)
+    return layers
+
+
+def test_campus_sign_in_settings_read_lists_and_tables_from_a_file(server_layers):
+    machine, _ = server_layers
+    machine.write_text(
+        'sign_in_methods = ["ldap", "local"]\n'
+        'ldap_url = "ldaps://ldap.campus.example"\n'
+        'ldap_user_dn_template = "uid={username},ou=people,dc=campus,dc=example"\n'
+        f'ldap_group_roles = {{ admin = "cn=admins,{GROUPS}", instructor = "cn=staff,{GROUPS}" }}\n'
+    )
+    settings = load_settings()
+    assert settings["SIGN_IN_METHODS"] == ["ldap", "local"]
+    assert settings["LDAP_GROUP_ROLES"] == {
+        "admin": f"cn=admins,{GROUPS}",
+        "instructor": f"cn=staff,{GROUPS}",
+    }
+
+
+def test_campus_sign_in_settings_from_the_environment(server_layers, monkeypatch):
+    monkeypatch.setenv("PORTAL_SIGN_IN_METHODS", "ldap, local")
+    monkeypatch.setenv("PORTAL_LDAP_URL", "ldap://ldap.campus.example")
+    monkeypatch.setenv("PORTAL_LDAP_SEARCH_BASE", "ou=people,dc=campus,dc=example")
+    monkeypatch.setenv("PORTAL_LDAP_GROUP_ROLES", f'{{ lab_staff = "cn=lab,{GROUPS}" }}')
+    monkeypatch.setenv("PORTAL_LDAP_BIND_PASSWORD", "service secret")
+    settings = load_settings()
+    assert settings["SIGN_IN_METHODS"] == ["ldap", "local"]
+    assert settings["LDAP_GROUP_ROLES"] == {"lab_staff": f"cn=lab,{GROUPS}"}
+    assert settings["LDAP_BIND_PASSWORD"] == "service secret"  # noqa: S105
+    monkeypatch.setenv("PORTAL_SIGN_IN_METHODS", '["local"]')
+    assert load_settings()["SIGN_IN_METHODS"] == ["local"]
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('sign_in_methods = ["local", "kerberos"]', "'kerberos' is not one of 'local', 'ldap'"),
+        ("sign_in_methods = []", "must name at least one"),
+        ("sign_in_methods = 1", "must be a list of names"),
+        ('ldap_group_roles = "admin"', "must be a table"),
+        ('sign_in_methods = ["ldap"]\nldap_url = "http://x"', "ldap_url must be ldaps://"),
+        (
+            'sign_in_methods = ["ldap"]\nldap_url = "ldaps://x"',
+            "set ldap_user_dn_template",
+        ),
+        (
+            'sign_in_methods = ["ldap"]\nldap_url = "ldap://ldap.campus.example"\n'
+            'ldap_starttls = false\nldap_search_base = "dc=campus"',
+            "ldap_starttls = false sends passwords in the clear to ldap.campus.example",
+        ),
+        (
+            'sign_in_methods = ["ldap"]\nldap_url = "ldaps://x"\nldap_search_base = "dc=x"\n'
+            'ldap_group_roles = { dean = "cn=deans" }',
+            "ldap_group_roles: 'dean' is not a portal role",
+        ),
+    ],
+)
+def test_bad_campus_sign_in_settings_are_named(server_layers, line, message):
+    machine, _ = server_layers
+    machine.write_text(line + "\n")
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings()
+
+
+def test_the_bind_password_is_never_read_from_a_settings_file(server_layers):
+    machine, _ = server_layers
+    machine.write_text('ldap_bind_password = "in a file everyone reads"\n')
+    with pytest.raises(ConfigError, match="unknown setting 'ldap_bind_password'"):
+        load_settings()
+
+
+def test_the_bind_password_file_must_be_private(server_layers, tmp_path):
+    machine, _ = server_layers
+    secret = tmp_path / "ldap-password"
+    secret.write_text("service secret\n")
+    secret.chmod(0o644)
+    machine.write_text(
+        'sign_in_methods = ["ldap"]\nldap_url = "ldaps://x"\n'
+        'ldap_search_base = "dc=campus"\n'
+        f'ldap_bind_password_file = "{secret}"\n'
+    )
+    with pytest.raises(ConfigError, match=f"chmod 600 {re.escape(str(secret))}"):
+        load_settings()
+    secret.chmod(0o600)
+    assert load_settings()["LDAP_BIND_PASSWORD"] == "service secret"  # noqa: S105
+
+
+def test_a_desktop_copy_does_not_offer_the_directory(layers):
+    machine, _ = layers
+    machine.write_text(
+        'sign_in_methods = ["ldap"]\nldap_url = "ldaps://x"\nldap_search_base = "dc=x"\n'
+    )
+    with pytest.raises(ConfigError, match="ldap is for the central server"):
+        load_settings()
+
+
+def test_the_it_guide_directory_example_is_read_as_written(server_layers):
+    machine, _ = server_layers
+    (example,) = [b for b in _toml_blocks(ROOT / "installers" / "README.md") if "ldap_url" in b]
+    machine.write_text(example.replace("/etc/campus-portal/campus-ca.pem", __file__))
+    settings = load_settings()
+    assert settings["SIGN_IN_METHODS"] == ["ldap", "local"]
+    assert set(settings["LDAP_GROUP_ROLES"]) == {"admin", "instructor"}

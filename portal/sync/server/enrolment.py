@@ -7,6 +7,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import (
     select,
@@ -212,12 +213,23 @@ def device_accounts(db: Session, device: Device | uuid.UUID) -> list[tuple[uuid.
 
 
 def add_account(
-    db: Session, device: Device, username: str, password: str, *, now: datetime
+    db: Session,
+    device: Device,
+    username: str,
+    password: str,
+    *,
+    now: datetime,
+    settings: dict[str, Any] | None = None,
 ) -> User:
-    """A person signs in on the device for the first time (online): their account joins it."""
+    """A person signs in on the device for the first time (online): their account joins it.
+    With the server's `settings`, a campus account's password is checked by the directory."""
     from portal.accounts.services import authenticate
 
     user = authenticate(db, username, password, now=now)
+    if user is None and settings is not None and "ldap" in settings["SIGN_IN_METHODS"]:
+        from portal.accounts.directory import sign_in_with_password  # ldap3: server only
+
+        user = sign_in_with_password(db, settings, username, password, now=now)
     if user is None:
         raise Forbidden("Wrong username or password.")
     first = db.get(User, device.first_user_id)

@@ -193,6 +193,7 @@ def add_account() -> Response:
         str(data.get("username", "")),
         str(data.get("password", "")),
         now=_now(),
+        settings=current_app.config["PORTAL"],
     )
     db.session.commit()
     return _json({"id": str(user.id), "username": user.username, "role": user.role})

@@ -1,0 +1,113 @@
+"""Campus accounts on a desktop copy enrolled with a server that signs in against a real
+OpenLDAP directory (tests/auth/ldap_server): the first sign-in goes through the server with the
+directory password, later ones work offline with the kept verifier until offline_sign_in_days
+after the last online one; the server itself always asks the directory."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlalchemy import select, update
+
+from portal.extensions import db as _db
+from portal.models import SyncState, User, utcnow
+from portal.sync.device import runner as device
+from tests.auth import ldap_server
+from tests.auth.ldap_server import PASSWORDS, Directory, group_dn
+from tests.conftest import post_form
+from tests.sync.conftest import SERVER_URL, wsgi_client
+
+
+@pytest.fixture(scope="module")
+def directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Directory]:
+    yield from ldap_server.start_directory(tmp_path_factory.mktemp("ldap"))
+
+
+@pytest.fixture
+def laptop(campus, make_device, server, directory, monkeypatch):
+    """An instructor's laptop; its server signs campus accounts in against the directory."""
+    settings = server.config["PORTAL"]
+    for key, value in {
+        "SIGN_IN_METHODS": ["ldap", "local"],
+        "LDAP_URL": directory.ldaps_url,
+        "LDAP_CA_FILE": str(directory.ca_file),
+        "LDAP_USER_DN_TEMPLATE": f"uid={{username}},{ldap_server.PEOPLE}",
+        "LDAP_GROUP_ROLES": {"instructor": group_dn("teaching-staff")},
+    }.items():
+        monkeypatch.setitem(settings, key, value)
+    made = make_device("teach1")
+    made.app.extensions[device.HTTP_CLIENT_KEY] = made.http
+    yield made
+    device.runner_for(made.app).stop()
+
+
+def _log_in(app, username: str, password: str) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+    response = post_form(app.test_client(), "/login", {"username": username, "password": password})
+    return response.status_code, response.get_data(as_text=True).replace("&#39;", "'")
+
+
+def _server_url(app, url: str, http: httpx.Client) -> None:  # type: ignore[no-untyped-def]
+    device.runner_for(app).http = http
+    with app.app_context():
+        _db.session.execute(update(SyncState).values(server_url=url))
+        _db.session.commit()
+
+
+def _go_offline(app) -> None:  # type: ignore[no-untyped-def]
+    """The server stops answering: the copy's address points at a closed port."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    _server_url(app, f"http://127.0.0.1:{port}", httpx.Client(timeout=5))
+
+
+def _days_pass(app, username: str, days: int) -> None:  # type: ignore[no-untyped-def]
+    """The copy's record of the last online sign-in moves `days` into the past."""
+    with app.app_context():
+        user = _db.session.scalar(select(User).where(User.username == username))
+        assert user is not None and user.directory_checked_at is not None
+        user.directory_checked_at = utcnow() - timedelta(days=days)
+        _db.session.commit()
+
+
+def test_a_campus_account_signs_in_online_first_then_offline_until_the_period_ends(laptop, server):
+    status, page = _log_in(laptop.app, "alan", PASSWORDS["alan"])
+    assert status == 302, page
+    with laptop.session():
+        alan = _db.session.scalar(select(User).where(User.username == "alan"))
+        assert alan is not None
+        assert (alan.account_source, alan.role) == ("ldap", "instructor")
+        assert alan.password_hash.startswith("$argon2id$")  # the slow verifier, not the password
+
+    _go_offline(laptop.app)
+    assert _log_in(laptop.app, "alan", PASSWORDS["alan"])[0] == 302
+    status, page = _log_in(laptop.app, "alan", "Enigma-Bombe-1941")
+    assert status == 401 and "do not match an active account" in page
+
+    _days_pass(laptop.app, "alan", 13)
+    assert _log_in(laptop.app, "alan", PASSWORDS["alan"])[0] == 302
+    _days_pass(laptop.app, "alan", 15)
+    status, page = _log_in(laptop.app, "alan", PASSWORDS["alan"])
+    assert status == 401
+    assert "Your last online sign-in on this computer was more than 14 days ago" in page
+    assert "Connect to the campus network (or the internet) and sign in again" in page
+
+    # Online again: the server asks the directory, and the offline period starts again.
+    _server_url(laptop.app, SERVER_URL, wsgi_client(server))
+    assert _log_in(laptop.app, "alan", PASSWORDS["alan"])[0] == 302
+    _go_offline(laptop.app)
+    assert _log_in(laptop.app, "alan", PASSWORDS["alan"])[0] == 302
+
+
+def test_the_server_keeps_no_verifier_it_would_accept_itself(laptop, server):
+    """The central server asks the directory every time: a directory that is down is said
+    so, even for a person whose verifier it keeps for the copies."""
+    assert _log_in(laptop.app, "alan", PASSWORDS["alan"])[0] == 302
+    server.config["PORTAL"]["LDAP_URL"] = "ldaps://127.0.0.1:1"
+    status, page = _log_in(server, "alan", PASSWORDS["alan"])
+    assert status == 401
+    assert "The campus directory cannot be reached right now" in page
