@@ -19,19 +19,20 @@ from flask import (
     url_for,
 )
 from werkzeug.wrappers import Response
+from wtforms import Field
 
 from portal.attendance import services as attendance
 from portal.auth import access
 from portal.auth.policy import roles
 from portal.catalogue.services import get_section
-from portal.errors import Busy, ValidationError
+from portal.errors import Busy, FieldErrors, ValidationError
 from portal.grading import services
 from portal.grading.calculation import WeightedItem, weights_problem
 from portal.grading.forms import AssessmentForm, GradeScaleForm, scale_field_name
 from portal.grading.scale import GRADE_POINTS
-from portal.models import Assessment, User, utcnow
+from portal.models import Assessment, GradeScale, User, utcnow
 from portal.sync import review as sync_review
-from portal.web import Undo, attempt, commit_or_show, db_session, signed_in_user
+from portal.web import Undo, attempt, commit_form, commit_or_show, db_session, signed_in_user
 
 bp = Blueprint("grading", __name__)
 
@@ -381,6 +382,25 @@ def restore_assessment(assessment_id: uuid.UUID) -> Response:
 # --- Grade scale ----------------------------------------------------------------------------------
 
 
+def _save_scale(fields: list[tuple[str, Field]]) -> GradeScale:
+    """Save the scale as typed: a letter left empty is left out; one that is not a number is
+    passed as typed, so the scale's rules are checked on what the person sees. A letter's own
+    problem is shown beside its input (once, when the input's check already said it)."""
+    thresholds: list[tuple[str, float | str]] = []
+    for letter, scale_field in fields:
+        typed = (scale_field.raw_data or [""])[0].strip()
+        if scale_field.data is not None:
+            thresholds.append((letter, float(scale_field.data)))
+        elif typed:
+            thresholds.append((letter, typed))
+    try:
+        return services.save_default_scale(db_session(), signed_in_user(), thresholds)
+    except FieldErrors as error:
+        raise FieldErrors(
+            {scale_field_name(k) if k in GRADE_POINTS else k: v for k, v in error.errors.items()}
+        ) from error
+
+
 @bp.route("/grade-scale", methods=["GET", "POST"])
 @roles("admin")
 def scale() -> str | Response:
@@ -394,16 +414,13 @@ def scale() -> str | Response:
             scale_field.data = (
                 int(minimum) if minimum is not None and minimum.is_integer() else minimum
             )
-    if form.validate_on_submit():
-        thresholds = [(letter, float(f.data)) for letter, f in fields if f.data is not None]
-        done = commit_or_show(
-            lambda: services.save_default_scale(db_session(), signed_in_user(), thresholds),
-            message="Grade scale saved. It applies to grades finalised from now on.",
-            redirect_to=url_for("grading.scale"),
-            form=form,
-        )
-        if done:
-            return done
+    if done := commit_form(
+        form,
+        lambda: _save_scale(fields),
+        message="Grade scale saved. It applies to grades finalised from now on.",
+        redirect_to=url_for("grading.scale"),
+    ):
+        return done
     return render_template("grading/scale.html", form=form, fields=fields)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from portal.errors import ValidationError
+from collections.abc import Sequence
+
+from portal.errors import FieldErrors, ValidationError
 
 GRADE_POINTS: dict[str, float] = {
     "A": 4.0,
@@ -51,37 +53,58 @@ STANDARD_SCALE: tuple[tuple[str, float], ...] = (
 Thresholds = tuple[tuple[str, float], ...]
 
 
-def validate_scale(thresholds: list[tuple[str, float]] | Thresholds) -> Thresholds:
-    """A usable scale: known letters, each once, minimums strictly falling, ending at 0."""
-    cleaned: list[tuple[str, float]] = []
+def scale_problems(thresholds: Sequence[tuple[str, float | str]]) -> dict[str, str]:
+    """Every rule a scale breaks, each said once, so that a form shows them all at once: a
+    letter's own problem (unknown, not a number, out of range) under the letter, the rules
+    between letters (each once, minimums strictly falling, ending at 0) under keys of their
+    own. Letters with a problem of their own are left out of the rules between letters."""
+    problems: dict[str, str] = {}
+    readable: list[tuple[str, float]] = []
+    seen: set[str] = set()
+    last = ""
     for letter, minimum in thresholds:
         letter = str(letter).strip().upper()
+        if letter in seen:
+            problems["scale:repeated"] = "Each letter may appear only once in a grade scale."
+            continue
+        seen.add(letter)
+        last = letter
         if letter not in GRADE_POINTS:
-            raise ValidationError(f"{letter!r} is not a letter grade.")
+            problems[letter] = f"{letter!r} is not a letter grade."
+            continue
         try:
             value = float(minimum)
         except (TypeError, ValueError):
-            raise ValidationError(f"The minimum for {letter} must be a number.") from None
+            problems[letter] = f"The minimum for {letter} must be a number."
+            continue
         if not 0 <= value <= 100:
-            raise ValidationError(f"The minimum for {letter} must be between 0 and 100.")
-        cleaned.append((letter, value))
-    if not cleaned:
-        raise ValidationError("A grade scale needs at least one letter.")
-    letters = [letter for letter, _ in cleaned]
-    if len(set(letters)) != len(letters):
-        raise ValidationError("Each letter may appear only once in a grade scale.")
-    for (better, high), (worse, low) in zip(cleaned, cleaned[1:], strict=False):
+            problems[letter] = f"The minimum for {letter} must be between 0 and 100."
+            continue
+        readable.append((letter, value))
+    if not seen:
+        problems["scale:empty"] = "A grade scale needs at least one letter."
+    for (better, high), (worse, low) in zip(readable, readable[1:], strict=False):
         if low >= high:
-            raise ValidationError(
+            problems[f"scale:below:{worse}"] = (
                 f"The minimum for {worse} ({low:g}%) must be lower than for {better} ({high:g}%)."
             )
         if GRADE_POINTS[worse] >= GRADE_POINTS[better]:
-            raise ValidationError(f"{worse} cannot need less than {better}: list best first.")
-    if cleaned[-1][1] != 0:
-        raise ValidationError(
-            f"The lowest letter ({cleaned[-1][0]}) must start at 0% so every mark gets a grade."
+            problems[f"scale:order:{worse}"] = (
+                f"{worse} cannot need less than {better}: list best first."
+            )
+    if readable and readable[-1][0] == last and readable[-1][1] != 0:
+        problems["scale:zero"] = (
+            f"The lowest letter ({readable[-1][0]}) must start at 0% so every mark gets a grade."
         )
-    return tuple(cleaned)
+    return problems
+
+
+def validate_scale(thresholds: Sequence[tuple[str, float | str]]) -> Thresholds:
+    """A usable scale: known letters, each once, minimums strictly falling, ending at 0.
+    Every problem is reported at once (`FieldErrors`, keyed as `scale_problems` keys them)."""
+    if problems := scale_problems(thresholds):
+        raise FieldErrors(problems)
+    return tuple((str(letter).strip().upper(), float(minimum)) for letter, minimum in thresholds)
 
 
 def letter_for(percentage: float, thresholds: Thresholds = STANDARD_SCALE) -> str:

@@ -15,6 +15,7 @@ import hashlib
 import math
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
@@ -148,9 +149,14 @@ def active_scale(db: Session) -> Thresholds:
 
 
 def save_default_scale(
-    db: Session, actor: User, thresholds: list[tuple[str, float]], *, name: str = "Default"
+    db: Session,
+    actor: User,
+    thresholds: Sequence[tuple[str, float | str]],
+    *,
+    name: str = "Default",
 ) -> GradeScale:
-    """Replace the default grade scale (used by every later finalisation)."""
+    """Replace the default grade scale (used by every later finalisation). Every rule the
+    scale breaks is refused at once (`FieldErrors`, keyed by letter or by rule)."""
     if actor.role != "admin":
         raise Forbidden("Only an administrator can change the grade scale.")
     cleaned = validate_scale(thresholds)

@@ -696,6 +696,50 @@ def test_an_assessment_form_shows_every_problem_at_once_and_cuts_nothing(app, cl
         assert _db.session.scalar(select(func.count()).select_from(Assessment)) == 2
 
 
+def test_the_grade_scale_form_shows_every_problem_at_once_and_saves_nothing(app, client):
+    from types import SimpleNamespace
+
+    from portal.extensions import db as _db
+    from portal.models import AuditEntry, GradeScale
+
+    with app.app_context():
+        admin = SimpleNamespace(username=factories.make_user(_db.session, "admin").username)
+        _db.session.commit()
+    _login(app, client, admin)
+    page = client.get("/grade-scale")
+    form = rendered_form(page, action="/grade-scale")
+    # C above C+ (a rule between letters), D over 100 (the input's own check) and F not at
+    # 0 (a rule of the whole scale): three problems, one answer.
+    answer = form.submit(client, min_C="78", min_D="150", min_F="5")
+    text = answer.get_data(as_text=True)
+    assert answer.status_code == 200
+    assert "The minimum for C (78%) must be lower than for C+ (77%)." in text
+    assert "Number must be between 0 and 100." in text
+    assert "The lowest letter (F) must start at 0% so every mark gets a grade." in text
+    assert "The minimum for D must be between 0 and 100." not in text  # said once, by D
+    assert 'value="150"' in text and 'value="5"' in text  # kept as typed
+    with app.app_context():
+        assert _db.session.scalar(select(func.count()).select_from(GradeScale)) == 0
+        assert (
+            _db.session.scalar(
+                select(func.count())
+                .select_from(AuditEntry)
+                .filter_by(action="grades.scale_changed")
+            )
+            == 0
+        )
+
+
+def test_a_scale_reports_every_rule_it_breaks(db, course):
+    with pytest.raises(ValidationError) as refused:
+        services.save_default_scale(db, course["admin"], [("A", 120), ("B", 90), ("C", 95)])
+    assert refused.value.errors == {
+        "A": "The minimum for A must be between 0 and 100.",
+        "scale:below:C": "The minimum for C (95%) must be lower than for B (90%).",
+        "scale:zero": "The lowest letter (C) must start at 0% so every mark gets a grade.",
+    }
+
+
 def test_assessment_rules_in_the_service(db, course):
     from portal.grading.services import AssessmentInput, create_assessment
 

@@ -7,10 +7,18 @@ import re
 import uuid
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from portal.extensions import db as _db
-from portal.models import AuditEntry, Device, Mark, SyncConflict, SyncState, User
+from portal.models import (
+    AuditEntry,
+    Device,
+    EnrolmentCode,
+    Mark,
+    SyncConflict,
+    SyncState,
+    User,
+)
 from portal.sync.device import client as sync_client
 from portal.sync.device.client import SyncError
 from tests import factories
@@ -249,6 +257,28 @@ def test_a_bad_enrolment_code_request_says_why(campus, server, username, days, m
     if username:
         assert "This field is required." not in page
     assert CODE.search(page) is None
+
+
+def test_an_unknown_account_and_bad_days_are_said_together(campus, server):
+    client = _signed_in(server, "admin1")
+    page = client.get("/admin/sync/devices")
+    form = rendered_form(page, action="/admin/sync/enrolment-codes")
+    response = form.submit(client, username="ghost", valid_days="0")
+    assert response.status_code == 200
+    text = response.get_data(as_text=True)
+    assert "There is no account with the username &#39;ghost&#39;." in text
+    assert "A code is valid for 1 to 90 days." in text
+    assert CODE.search(text) is None
+    with server.app_context():
+        assert _db.session.scalar(select(func.count()).select_from(EnrolmentCode)) == 0
+        assert (
+            _db.session.scalar(
+                select(func.count())
+                .select_from(AuditEntry)
+                .filter_by(action="sync.enrolment_code_created")
+            )
+            == 0
+        )
 
 
 def test_revoking_a_device_refuses_it_and_keeps_its_changes(campus, make_device, server):

@@ -9,6 +9,7 @@ from flask import Blueprint, abort, current_app, render_template, request, url_f
 from werkzeug.wrappers import Response
 
 from portal.auth.policy import roles
+from portal.errors import ValidationError
 from portal.extensions import db
 from portal.models import CONFLICT_KINDS, utcnow
 from portal.sync import review
@@ -55,6 +56,13 @@ def create_code() -> str:
     """The code is shown once, in this answer; only its hash is kept."""
     form = EnrolmentCodeForm()
     if not form.validate_on_submit():
+        # The account is looked up (read only) even when the days are wrong, so that both
+        # problems are shown in the same answer; nothing is created.
+        if "csrf_token" not in form.errors and form.username.data and not form.username.errors:
+            try:
+                server_devices.enrolment_account(db_session(), form.username.data)
+            except ValidationError as unknown:
+                show_on_form(form, unknown)
         return _devices_page(form)
     issued, error = attempt(
         lambda: server_devices.issue_enrolment_code(

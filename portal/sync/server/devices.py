@@ -104,6 +104,16 @@ class IssuedCode:
     expires_at: datetime
 
 
+def enrolment_account(db: Session, username: str) -> User:
+    """The account an enrolment code would be for (a lookup that changes nothing, so that the
+    form can say "no such account" together with its own problems)."""
+    name = username.strip().lower()
+    user = db.scalar(select(User).where(User.username == name, User.deleted_at.is_(None)))
+    if user is None:
+        raise ValidationError(f"There is no account with the username {name!r}.")
+    return user
+
+
 def issue_enrolment_code(
     db: Session, username: str, *, actor: User, now: datetime, valid_days: int = 7
 ) -> IssuedCode:
@@ -111,10 +121,7 @@ def issue_enrolment_code(
     the code itself is never stored or logged, only shown once)."""
     from portal.audit.services import record
 
-    name = username.strip().lower()
-    user = db.scalar(select(User).where(User.username == name, User.deleted_at.is_(None)))
-    if user is None:
-        raise ValidationError(f"There is no account with the username {name!r}.")
+    user = enrolment_account(db, username)
     code = create_enrolment_code(db, user, created_by=actor, now=now, valid_days=valid_days)
     expires_at = now + timedelta(days=valid_days)
     record(
