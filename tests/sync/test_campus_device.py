@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from portal.extensions import db as _db
 from portal.models import SyncState, User, utcnow
 from portal.sync.device import runner as device
+from tests import factories
 from tests.auth import ldap_server
 from tests.auth.ldap_server import PASSWORDS, Directory, group_dn
 from tests.conftest import post_form
@@ -111,3 +112,25 @@ def test_the_server_keeps_no_verifier_it_would_accept_itself(laptop, server):
     status, page = _log_in(server, "alan", PASSWORDS["alan"])
     assert status == 401
     assert "The campus directory cannot be reached right now" in page
+
+
+def test_a_campus_account_deactivated_on_the_server_stops_on_the_copy(laptop, server, campus):
+    """alan (in no section) signed in here, so the copy's audit entries name him: after his
+    deactivation the next sync goes through, and he can no longer sign in here."""
+    from portal.accounts.services import set_active
+    from tests.sync.conftest import as_user
+
+    assert _log_in(laptop.app, "alan", PASSWORDS["alan"])[0] == 302
+    laptop.sync()
+    with server.app_context():
+        as_user(server, campus.admin)
+        alan = _db.session.scalars(select(User).where(User.username == "alan")).one()
+        set_active(_db.session, alan, False, actor=_db.session.get(User, campus.admin))
+        _db.session.commit()
+    laptop.sync()
+    status, page = _log_in(laptop.app, "alan", PASSWORDS["alan"])
+    assert status == 401 and "This account has been deactivated in the portal." in page
+    _go_offline(laptop.app)
+    status, page = _log_in(laptop.app, "alan", PASSWORDS["alan"])
+    assert status == 401  # no verifier is left here for him
+    assert _log_in(laptop.app, "teach1", factories.PASSWORD)[0] == 302  # the others still can

@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Engine,
+    and_,
     delete,
+    exists,
+    false,
     func,
+    not_,
+    or_,
     select,
     update,
 )
 from sqlalchemy.exc import IntegrityError
 
-from portal.models import OutboxEntry, SnapshotSeen, SyncState
+from portal.models import OutboxEntry, SnapshotSeen, SyncState, User
 from portal.sync.device.client import Progress, Summary, SyncError, SyncStopped, Transport
 from portal.sync.tables import BY_NAME, SYNCED_TABLES
 from portal.sync.wire import sqlite_rows
@@ -39,6 +46,7 @@ BIG_PAGE_ROWS = 2000  # a pulled page larger than this is written with a larger 
 FIRST_PAGE_ROWS = 5000
 MOST_PAGE_ROWS = 1_000_000
 APPLY_CACHE_KIB = 64 * 1024
+NO_VERIFIER = "!"  # noqa: S105 - the password_hash of an account that cannot sign in here
 
 
 def _download_file(transport: Transport, upload_dir: Path, sha256: str) -> None:
@@ -339,7 +347,7 @@ def apply_page(
         raise SyncError(f"The server sent rows of unknown tables: {', '.join(sorted(unknown))}.")
     snapshot = bool(page.get("snapshot"))
     count = 0
-    with connection.begin():
+    with _released_on_failure(connection), connection.begin():
         connection.exec_driver_sql("PRAGMA defer_foreign_keys=ON")
         if sum(len(rows) for rows in rows_by_table.values()) > BIG_PAGE_ROWS:
             _enlarge_cache(connection)
@@ -398,6 +406,21 @@ def apply_page(
                 },
             )
     return count
+
+
+@contextlib.contextmanager
+def _released_on_failure(connection: Connection) -> Iterator[None]:
+    """Roll back what a failed page left open. A COMMIT that SQLite refuses (a deferred
+    foreign key) leaves its transaction open, holding the database's write lock: every other
+    connection would find the database locked."""
+    try:
+        yield
+    except BaseException:
+        if not connection.closed and not connection.invalidated:
+            driver = connection.connection.driver_connection
+            if driver is not None and getattr(driver, "in_transaction", False):
+                driver.rollback()
+        raise
 
 
 _CACHE_TO_RESTORE = "sync_cache_to_restore"
@@ -515,5 +538,30 @@ def _prune(connection: Connection) -> None:
         table = entry.table
         seen = select(SnapshotSeen.row_id).where(SnapshotSeen.table_name == entry.name)
         waiting = select(OutboxEntry.row_id).where(OutboxEntry.table_name == entry.name)
-        connection.execute(delete(table).where(table.c.id.not_in(seen), table.c.id.not_in(waiting)))
+        gone = and_(table.c.id.not_in(seen), table.c.id.not_in(waiting))
+        if entry.model is User:
+            # Accounts that left the scope (deactivated on the server, or no longer on this
+            # device) but that rows of this device still name (its audit entries: who did
+            # what here) are kept, deactivated and without a password verifier: removing them
+            # would break those rows. Such an account can no longer sign in here.
+            named = _named_account()
+            connection.execute(
+                update(table).where(gone, named).values(active=False, password_hash=NO_VERIFIER)
+            )
+            gone = and_(gone, not_(named))
+        connection.execute(delete(table).where(gone))
     connection.execute(delete(SnapshotSeen))
+
+
+def _named_account() -> ColumnElement[bool]:
+    """The condition on the users table: a row of this device's database names the account."""
+    users = BY_NAME["users"].table
+    return or_(
+        false(),
+        *(
+            exists().where(column == users.c.id)
+            for table in users.metadata.sorted_tables
+            for column in table.columns
+            if any(key.column is users.c.id for key in column.foreign_keys)
+        ),
+    )

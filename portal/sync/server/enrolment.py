@@ -223,7 +223,7 @@ def add_account(
 ) -> User:
     """A person signs in on the device for the first time (online): their account joins it.
     With the server's `settings`, a campus account's password is checked by the directory."""
-    from portal.accounts.services import authenticate
+    from portal.accounts.services import authenticate, password_matches
 
     user = authenticate(db, username, password, now=now)
     if user is None and settings is not None and "ldap" in settings["SIGN_IN_METHODS"]:
@@ -231,6 +231,14 @@ def add_account(
 
         user = sign_in_with_password(db, settings, username, password, now=now)
     if user is None:
+        known = db.scalar(select(User).where(User.username == username.strip().lower()))
+        if (
+            known is not None
+            and not known.active
+            and known.deleted_at is None
+            and password_matches(known.password_hash, password)
+        ):  # the right password: the person is told why the account no longer signs in
+            raise Forbidden("This account has been deactivated. Ask an administrator.")
         raise Forbidden("Wrong username or password.")
     first = db.get(User, device.first_user_id)
     if user.id == device.first_user_id:

@@ -1,0 +1,107 @@
+"""An account deactivated on the server, on a desktop copy that holds rows naming it: the next
+sync keeps the account's row (marked deactivated) rather than failing on the rows that name it,
+the person can no longer sign in on the copy, and the others still can."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from portal.extensions import db as _db
+from portal.models import AuditEntry, Registration, SyncState, User
+from portal.sync.device import pull as device_pull
+from portal.sync.device import runner as device
+from portal.sync.wire import row_to_json
+from tests import factories
+from tests.conftest import post_form
+from tests.sync.conftest import as_user, device_accounts, visible_rows
+
+
+def _log_in(app, username, password=factories.PASSWORD):
+    client = app.test_client()
+    response = post_form(client, "/login", {"username": username, "password": password})
+    return response
+
+
+def _deactivate(server, username, admin_id):
+    from portal.accounts.services import set_active
+
+    with server.app_context():
+        as_user(server, admin_id)
+        db = _db.session
+        user = db.scalars(select(User).where(User.username == username)).one()
+        set_active(db, user, False, actor=db.get(User, admin_id))
+        db.commit()
+
+
+def test_an_account_in_no_section_deactivated_on_the_server_stops_on_the_copy(
+    campus, make_device, server
+):
+    with server.app_context():
+        factories.make_user(_db.session, "lab_staff", username="lab2")  # staffs no section
+        _db.session.commit()
+    laptop = make_device("teach1")
+    laptop.app.extensions[device.HTTP_CLIENT_KEY] = laptop.http
+    try:
+        assert _log_in(laptop.app, "lab2").status_code == 302  # joins the copy via the server
+        laptop.sync()
+        with laptop.session():
+            lab2 = _db.session.scalars(select(User.id).where(User.username == "lab2")).one()
+            named = _db.session.scalar(
+                select(func.count()).select_from(AuditEntry).where(AuditEntry.actor_id == lab2)
+            )
+        assert named, "the copy's own audit entries name the account"
+
+        _deactivate(server, "lab2", campus.admin)
+        summary = laptop.sync()
+        assert summary is not None
+
+        with laptop.session():
+            account = _db.session.get(User, lab2)
+            assert account is not None and account.active is False
+            still_named = _db.session.scalar(
+                select(func.count()).select_from(AuditEntry).where(AuditEntry.actor_id == lab2)
+            )
+        assert still_named == named  # nothing the copy wrote is lost
+
+        refused = _log_in(laptop.app, "lab2")
+        assert refused.status_code == 401
+        assert "This account has been deactivated." in refused.get_data(as_text=True)
+        laptop.sync()  # a later sync succeeds
+        expected = visible_rows(server, device_accounts(server, laptop))
+        held = visible_rows(laptop.app)
+        kept = held["users"].pop(str(lab2))  # only because the copy's own rows name it
+        assert kept["active"] is False and kept["password_hash"] == "!"
+        assert held == expected
+        assert _log_in(laptop.app, "teach1").status_code == 302  # the others still sign in
+    finally:
+        device.runner_for(laptop.app).stop()
+
+
+def test_a_page_that_fails_at_its_commit_leaves_the_database_unlocked(student_laptop):
+    """A foreign key that SQLite checks at COMMIT (deferred) fails the page: the page's
+    transaction is rolled back, so the database is not left locked for the copy's pages."""
+    with student_laptop.session():
+        registration = _db.session.scalars(select(Registration)).first()
+        assert registration is not None
+        row = row_to_json(Registration.__table__, registration)
+        cursor = _db.session.scalar(select(SyncState.cursor))
+        _db.session.rollback()
+    row.update(id=str(uuid.uuid4()), student_id=str(uuid.uuid4()))  # an account never sent
+    page = {"rows": {"registrations": [row]}, "upto": cursor, "next": {"table": 0}}
+    database = student_laptop.engine.url.database
+    with student_laptop.engine.connect() as connection:
+        with pytest.raises(IntegrityError):
+            device_pull.apply_page(connection, page)
+        other = sqlite3.connect(database, timeout=0)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # "database is locked" if the page's is still open
+            other.rollback()
+        finally:
+            other.close()
+    with student_laptop.session():
+        assert _db.session.get(Registration, uuid.UUID(row["id"])) is None
