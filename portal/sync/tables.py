@@ -29,6 +29,14 @@ class SyncedTable:
     # The fields whose lost value a conflict's reviewer may put in place ("apply"), through the
     # same rule as the page they belong to.
     resolvable: frozenset[str] = field(default_factory=frozenset)
+    # Changed on the campus server only: a device's change to one is refused, naming its
+    # records as `plural` ("Accounts are changed on the campus server only.").
+    server_only: bool = False
+    plural: str = ""  # the label with an "s" when not given
+
+    @property
+    def many(self) -> str:
+        return self.plural or f"{self.label}s"
 
     @property
     def name(self) -> str:
@@ -64,7 +72,7 @@ SYNCED_TABLES: tuple[SyncedTable, ...] = (
     SyncedTable(
         models.User,
         "Account",
-        frozenset(
+        server_fields=frozenset(
             {
                 "password_hash",
                 "last_login_at",
@@ -74,21 +82,25 @@ SYNCED_TABLES: tuple[SyncedTable, ...] = (
                 "directory_checked_at",
             }
         ),
+        server_only=True,
     ),
-    SyncedTable(models.Term, "Term"),
-    SyncedTable(models.Course, "Course"),
-    SyncedTable(models.Prerequisite, "Prerequisite"),
+    SyncedTable(models.Term, "Term", server_only=True),
+    SyncedTable(models.Course, "Course", server_only=True),
+    SyncedTable(models.Prerequisite, "Prerequisite", server_only=True),
     SyncedTable(
-        models.Section, "Section", frozenset({"enrolled_count", "waitlist_count", "waitlist_seq"})
+        models.Section,
+        "Section",
+        frozenset({"enrolled_count", "waitlist_count", "waitlist_seq"}),
+        server_only=True,
     ),
-    SyncedTable(models.Meeting, "Meeting time"),
+    SyncedTable(models.Meeting, "Meeting time", server_only=True),
     SyncedTable(
         models.Registration,
         "Registration",
         frozenset({"waitlist_position", "enrolled_at", "final_grade", "registered_at"}),
     ),
-    SyncedTable(models.GradeScale, "Grade scale"),
-    SyncedTable(models.Assessment, "Assessment", frozenset({"position"})),
+    SyncedTable(models.GradeScale, "Grade scale", server_only=True, plural="The grade scale"),
+    SyncedTable(models.Assessment, "Assessment", frozenset({"position"}), server_only=True),
     SyncedTable(models.Mark, "Mark", frozenset({"entered_by_id"}), frozenset({"points"})),
     SyncedTable(
         models.GradeFinalisation, "Final grades", frozenset({"grade_scale", "finalised_by_id"})

@@ -35,7 +35,7 @@ from portal.models import (
     User,
 )
 from portal.sync import hlc
-from portal.sync.tables import BY_NAME
+from portal.sync.tables import BY_NAME, SYNCED_TABLES
 from portal.sync.wire import to_json
 
 APPLIED = "applied"
@@ -414,17 +414,7 @@ HANDLERS: dict[str, Callable[[Context], Outcome]] = {
     "sync_conflicts": _conflict_record,
 }
 
-SERVER_ONLY_LABELS = {
-    "users": "Accounts",
-    "terms": "Terms",
-    "courses": "Courses",
-    "prerequisites": "Prerequisites",
-    "sections": "Sections",
-    "meetings": "Meeting times",
-    "grade_scales": "The grade scale",
-    "assessments": "Assessments",
-    "sync_conflicts": "Conflict records",
-}
+SERVER_ONLY_LABELS = {entry.name: entry.many for entry in SYNCED_TABLES if entry.server_only}
 
 
 def apply_change(ctx: Context) -> Outcome:
