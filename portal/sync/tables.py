@@ -29,10 +29,15 @@ class SyncedTable:
     # The fields whose lost value a conflict's reviewer may put in place ("apply"), through the
     # same rule as the page they belong to.
     resolvable: frozenset[str] = field(default_factory=frozenset)
-    # Changed on the campus server only: a device's change to one is refused, naming its
-    # records as `plural` ("Accounts are changed on the campus server only.").
-    server_only: bool = False
+    # How the server applies a device's change to one: the name of its handler in
+    # server/apply.py HANDLERS. None: changed on the campus server only, a device's change is
+    # refused, naming its records as `plural` ("Accounts are changed on the campus server only.").
+    apply: str | None = None
     plural: str = ""  # the label with an "s" when not given
+
+    @property
+    def server_only(self) -> bool:
+        return self.apply is None
 
     @property
     def many(self) -> str:
@@ -82,36 +87,49 @@ SYNCED_TABLES: tuple[SyncedTable, ...] = (
                 "directory_checked_at",
             }
         ),
-        server_only=True,
     ),
-    SyncedTable(models.Term, "Term", server_only=True),
-    SyncedTable(models.Course, "Course", server_only=True),
-    SyncedTable(models.Prerequisite, "Prerequisite", server_only=True),
+    SyncedTable(models.Term, "Term"),
+    SyncedTable(models.Course, "Course"),
+    SyncedTable(models.Prerequisite, "Prerequisite"),
     SyncedTable(
         models.Section,
         "Section",
         frozenset({"enrolled_count", "waitlist_count", "waitlist_seq"}),
-        server_only=True,
     ),
-    SyncedTable(models.Meeting, "Meeting time", server_only=True),
+    SyncedTable(models.Meeting, "Meeting time"),
     SyncedTable(
         models.Registration,
         "Registration",
         frozenset({"waitlist_position", "enrolled_at", "final_grade", "registered_at"}),
+        apply="registration",
     ),
-    SyncedTable(models.GradeScale, "Grade scale", server_only=True, plural="The grade scale"),
-    SyncedTable(models.Assessment, "Assessment", frozenset({"position"}), server_only=True),
-    SyncedTable(models.Mark, "Mark", frozenset({"entered_by_id"}), frozenset({"points"})),
+    SyncedTable(models.GradeScale, "Grade scale", plural="The grade scale"),
+    SyncedTable(models.Assessment, "Assessment", frozenset({"position"})),
     SyncedTable(
-        models.GradeFinalisation, "Final grades", frozenset({"grade_scale", "finalised_by_id"})
+        models.Mark, "Mark", frozenset({"entered_by_id"}), frozenset({"points"}), apply="mark"
     ),
-    SyncedTable(models.LabSession, "Lab session"),
     SyncedTable(
-        models.AttendanceRecord, "Attendance", frozenset({"recorded_by_id"}), frozenset({"status"})
+        models.GradeFinalisation,
+        "Final grades",
+        frozenset({"grade_scale", "finalised_by_id"}),
+        apply="finalisation",
     ),
-    SyncedTable(models.StoredFile, "File"),
-    SyncedTable(models.Submission, "Lab-report submission", frozenset({"late", "attempt"})),
-    SyncedTable(models.SyncConflict, "Sync conflict"),
+    SyncedTable(models.LabSession, "Lab session", apply="lab_session"),
+    SyncedTable(
+        models.AttendanceRecord,
+        "Attendance",
+        frozenset({"recorded_by_id"}),
+        frozenset({"status"}),
+        apply="attendance",
+    ),
+    SyncedTable(models.StoredFile, "File", apply="stored_file"),
+    SyncedTable(
+        models.Submission,
+        "Lab-report submission",
+        frozenset({"late", "attempt"}),
+        apply="submission",
+    ),
+    SyncedTable(models.SyncConflict, "Sync conflict", apply="conflict_record"),
 )
 
 BY_NAME: dict[str, SyncedTable] = {entry.name: entry for entry in SYNCED_TABLES}
