@@ -22,6 +22,17 @@ BOOKKEEPING_FIELDS = frozenset({"created_at", "updated_at"})
 
 
 @dataclass(frozen=True)
+class Alongside:
+    """Rows a device's own rule changes together with one of a table's rows, in fields the
+    server keeps: those of `table` whose `column` holds the change's `field`. When the server
+    refuses the change, they are sent to the device again too, or it would keep its own."""
+
+    table: str
+    column: str
+    field: str
+
+
+@dataclass(frozen=True)
 class SyncedTable:
     model: type[Base]
     label: str  # what people call one of its records ("Mark"), on the conflict pages
@@ -34,6 +45,7 @@ class SyncedTable:
     # refused, naming its records as `plural` ("Accounts are changed on the campus server only.").
     apply: str | None = None
     plural: str = ""  # the label with an "s" when not given
+    alongside: tuple[Alongside, ...] = ()
 
     @property
     def server_only(self) -> bool:
@@ -102,6 +114,8 @@ SYNCED_TABLES: tuple[SyncedTable, ...] = (
         "Registration",
         frozenset({"waitlist_position", "enrolled_at", "final_grade", "registered_at"}),
         apply="registration",
+        # the seat counters of its section
+        alongside=(Alongside("sections", "id", "section_id"),),
     ),
     SyncedTable(models.GradeScale, "Grade scale", plural="The grade scale"),
     SyncedTable(models.Assessment, "Assessment", frozenset({"position"})),
@@ -113,6 +127,8 @@ SYNCED_TABLES: tuple[SyncedTable, ...] = (
         "Final grades",
         frozenset({"grade_scale", "finalised_by_id"}),
         apply="finalisation",
+        # the final grades it writes on the section's registrations
+        alongside=(Alongside("registrations", "section_id", "section_id"),),
     ),
     SyncedTable(models.LabSession, "Lab session", apply="lab_session"),
     SyncedTable(
