@@ -22,6 +22,17 @@ BOOKKEEPING_FIELDS = frozenset({"created_at", "updated_at"})
 
 
 @dataclass(frozen=True)
+class Alongside:
+    """Rows a device's own rule changes together with one of a table's rows, in fields the
+    server keeps: those of `table` whose `column` holds the change's `field`. When the server
+    refuses the change, they are sent to the device again too, or it would keep its own."""
+
+    table: str
+    column: str
+    field: str
+
+
+@dataclass(frozen=True)
 class SyncedTable:
     model: type[Base]
     label: str  # what people call one of its records ("Mark"), on the conflict pages
@@ -29,6 +40,20 @@ class SyncedTable:
     # The fields whose lost value a conflict's reviewer may put in place ("apply"), through the
     # same rule as the page they belong to.
     resolvable: frozenset[str] = field(default_factory=frozenset)
+    # How the server applies a device's change to one: the name of its handler in
+    # server/apply.py HANDLERS. None: changed on the campus server only, a device's change is
+    # refused, naming its records as `plural` ("Accounts are changed on the campus server only.").
+    apply: str | None = None
+    plural: str = ""  # the label with an "s" when not given
+    alongside: tuple[Alongside, ...] = ()
+
+    @property
+    def server_only(self) -> bool:
+        return self.apply is None
+
+    @property
+    def many(self) -> str:
+        return self.plural or f"{self.label}s"
 
     @property
     def name(self) -> str:
@@ -64,7 +89,7 @@ SYNCED_TABLES: tuple[SyncedTable, ...] = (
     SyncedTable(
         models.User,
         "Account",
-        frozenset(
+        server_fields=frozenset(
             {
                 "password_hash",
                 "last_login_at",
@@ -79,27 +104,48 @@ SYNCED_TABLES: tuple[SyncedTable, ...] = (
     SyncedTable(models.Course, "Course"),
     SyncedTable(models.Prerequisite, "Prerequisite"),
     SyncedTable(
-        models.Section, "Section", frozenset({"enrolled_count", "waitlist_count", "waitlist_seq"})
+        models.Section,
+        "Section",
+        frozenset({"enrolled_count", "waitlist_count", "waitlist_seq"}),
     ),
     SyncedTable(models.Meeting, "Meeting time"),
     SyncedTable(
         models.Registration,
         "Registration",
         frozenset({"waitlist_position", "enrolled_at", "final_grade", "registered_at"}),
+        apply="registration",
+        # the seat counters of its section
+        alongside=(Alongside("sections", "id", "section_id"),),
     ),
-    SyncedTable(models.GradeScale, "Grade scale"),
+    SyncedTable(models.GradeScale, "Grade scale", plural="The grade scale"),
     SyncedTable(models.Assessment, "Assessment", frozenset({"position"})),
-    SyncedTable(models.Mark, "Mark", frozenset({"entered_by_id"}), frozenset({"points"})),
     SyncedTable(
-        models.GradeFinalisation, "Final grades", frozenset({"grade_scale", "finalised_by_id"})
+        models.Mark, "Mark", frozenset({"entered_by_id"}), frozenset({"points"}), apply="mark"
     ),
-    SyncedTable(models.LabSession, "Lab session"),
     SyncedTable(
-        models.AttendanceRecord, "Attendance", frozenset({"recorded_by_id"}), frozenset({"status"})
+        models.GradeFinalisation,
+        "Final grades",
+        frozenset({"grade_scale", "finalised_by_id"}),
+        apply="finalisation",
+        # the final grades it writes on the section's registrations
+        alongside=(Alongside("registrations", "section_id", "section_id"),),
     ),
-    SyncedTable(models.StoredFile, "File"),
-    SyncedTable(models.Submission, "Lab-report submission", frozenset({"late", "attempt"})),
-    SyncedTable(models.SyncConflict, "Sync conflict"),
+    SyncedTable(models.LabSession, "Lab session", apply="lab_session"),
+    SyncedTable(
+        models.AttendanceRecord,
+        "Attendance",
+        frozenset({"recorded_by_id"}),
+        frozenset({"status"}),
+        apply="attendance",
+    ),
+    SyncedTable(models.StoredFile, "File", apply="stored_file"),
+    SyncedTable(
+        models.Submission,
+        "Lab-report submission",
+        frozenset({"late", "attempt"}),
+        apply="submission",
+    ),
+    SyncedTable(models.SyncConflict, "Sync conflict", apply="conflict_record"),
 )
 
 BY_NAME: dict[str, SyncedTable] = {entry.name: entry for entry in SYNCED_TABLES}

@@ -25,7 +25,6 @@ from portal.models import (
     AttendanceRecord,
     ChangeLogEntry,
     FieldVersion,
-    GradeFinalisation,
     LabSession,
     Mark,
     Registration,
@@ -35,7 +34,7 @@ from portal.models import (
     User,
 )
 from portal.sync import hlc
-from portal.sync.tables import BY_NAME
+from portal.sync.tables import BY_NAME, SYNCED_TABLES
 from portal.sync.wire import to_json
 
 APPLIED = "applied"
@@ -403,33 +402,31 @@ def _conflict_record(ctx: Context) -> Outcome:
     return Outcome(APPLIED, server_row_id=conflict.id)
 
 
+# By the name a table's declaration gives (SyncedTable.apply); checked against it on import.
 HANDLERS: dict[str, Callable[[Context], Outcome]] = {
-    Registration.__tablename__: _registration,
-    Mark.__tablename__: _mark,
-    AttendanceRecord.__tablename__: _attendance,
-    LabSession.__tablename__: _lab_session,
-    StoredFile.__tablename__: _stored_file,
-    Submission.__tablename__: _submission,
-    GradeFinalisation.__tablename__: _finalisation,
-    "sync_conflicts": _conflict_record,
+    "registration": _registration,
+    "mark": _mark,
+    "attendance": _attendance,
+    "lab_session": _lab_session,
+    "stored_file": _stored_file,
+    "submission": _submission,
+    "finalisation": _finalisation,
+    "conflict_record": _conflict_record,
 }
+_DECLARED = {entry.apply for entry in SYNCED_TABLES if entry.apply is not None}
+if set(HANDLERS) != _DECLARED:
+    raise RuntimeError(
+        "The synced tables name the handlers "
+        f"{sorted(_DECLARED)} but apply.py has {sorted(HANDLERS)}."
+    )
 
-SERVER_ONLY_LABELS = {
-    "users": "Accounts",
-    "terms": "Terms",
-    "courses": "Courses",
-    "prerequisites": "Prerequisites",
-    "sections": "Sections",
-    "meetings": "Meeting times",
-    "grade_scales": "The grade scale",
-    "assessments": "Assessments",
-    "sync_conflicts": "Conflict records",
-}
+SERVER_ONLY_LABELS = {entry.name: entry.many for entry in SYNCED_TABLES if entry.server_only}
 
 
 def apply_change(ctx: Context) -> Outcome:
     """Apply one change as its author; raises PortalError when a rule refuses it."""
-    handler = HANDLERS.get(ctx.change.table)
+    name = BY_NAME[ctx.change.table].apply
+    handler = HANDLERS[name] if name is not None else None
     if handler is None:
         label = SERVER_ONLY_LABELS.get(ctx.change.table, ctx.change.table)
         raise ValidationError(f"{label} are changed on the campus server only.")

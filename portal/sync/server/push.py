@@ -267,17 +267,19 @@ def _correct_device(db: Session, device_id: uuid.UUID, change: apply.Change) -> 
 
 def _changed_alongside(db: Session, change: apply.Change) -> list[tuple[str, uuid.UUID]]:
     """Rows the device's own rule changed together with the refused change, in fields the
-    server keeps: the seat counters of a registration's section, the final grades written by
-    a finalisation. They are sent again too, or the device would keep its own counts."""
-    from portal.models import Registration
-
-    try:
-        section_id = uuid.UUID(str(change.fields.get("section_id")))
-    except ValueError:
-        return []
-    if change.table == "registrations":
-        return [("sections", section_id)]
-    if change.table == "grade_finalisations":
-        ids = db.scalars(select(Registration.id).where(Registration.section_id == section_id))
-        return [("registrations", row_id) for row_id in ids]
-    return []
+    server keeps, as the table declares them (SyncedTable.alongside): the seat counters of a
+    registration's section, the final grades written by a finalisation. They are sent again
+    too, or the device would keep its own counts."""
+    rows: list[tuple[str, uuid.UUID]] = []
+    for along in BY_NAME[change.table].alongside:
+        try:
+            value = uuid.UUID(str(change.fields.get(along.field)))
+        except ValueError:
+            continue
+        if along.column == "id":
+            rows.append((along.table, value))
+            continue
+        model: Any = BY_NAME[along.table].model
+        ids = db.scalars(select(model.id).where(getattr(model, along.column) == value))
+        rows.extend((along.table, row_id) for row_id in ids)
+    return rows
