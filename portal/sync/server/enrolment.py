@@ -64,6 +64,18 @@ class Enrolment:
     user: User
 
 
+def _take_code(db: Session, found: EnrolmentCode, device: Device, now: datetime) -> None:
+    """The code is taken by a conditional UPDATE: two devices racing for it cannot both win."""
+    taken = db.execute(
+        update(EnrolmentCode)
+        .where(EnrolmentCode.id == found.id, EnrolmentCode.used_at.is_(None))
+        .values(used_at=now, device_id=device.id)
+        .execution_options(synchronize_session=False)
+    )
+    if taken.rowcount != 1:  # type: ignore[attr-defined]
+        raise ValidationError("That enrolment code was already used. Ask for a new one.")
+
+
 def enrol_device(
     db: Session, code: str, *, name: str, app_version: str, now: datetime, os_name: str = ""
 ) -> Enrolment:
@@ -91,15 +103,7 @@ def enrol_device(
     )
     db.add(device)
     db.flush()
-    # The code is taken by a conditional UPDATE: two devices racing for it cannot both win.
-    taken = db.execute(
-        update(EnrolmentCode)
-        .where(EnrolmentCode.id == found.id, EnrolmentCode.used_at.is_(None))
-        .values(used_at=now, device_id=device.id)
-        .execution_options(synchronize_session=False)
-    )
-    if taken.rowcount != 1:  # type: ignore[attr-defined]
-        raise ValidationError("That enrolment code was already used. Ask for a new one.")
+    _take_code(db, found, device, now)
     db.add(DeviceAccount(device_id=device.id, user_id=user.id, added_at=now))
     db.flush()
     return Enrolment(device, token, user)
@@ -149,14 +153,7 @@ def enrol_again(
             f"That code is for {user.username}, who has not used this computer: ask for a code "
             "for one of the accounts of this computer."
         )
-    taken = db.execute(
-        update(EnrolmentCode)
-        .where(EnrolmentCode.id == found.id, EnrolmentCode.used_at.is_(None))
-        .values(used_at=now, device_id=device.id)
-        .execution_options(synchronize_session=False)
-    )
-    if taken.rowcount != 1:  # type: ignore[attr-defined]
-        raise ValidationError("That enrolment code was already used. Ask for a new one.")
+    _take_code(db, found, device, now)
     from portal.audit.services import record
 
     revoked_at = device.revoked_at
