@@ -797,6 +797,16 @@ class _Made:
     actor: User | None
 
 
+# One-time passwords are read off a download and typed: letters and digits only, none that look
+# alike (0/O, 1/l/I), so that none begins with a character a spreadsheet takes for a formula
+# (the export then shows it with a leading apostrophe that is not part of it).
+ONE_TIME_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
+
+
+def one_time_password(length: int = 12) -> str:
+    return "".join(secrets.choice(ONE_TIME_ALPHABET) for _ in range(length))
+
+
 def _write_users(
     db: Session, checked: _Checked, report: ImportReport, progress: Progress, made: _Made
 ) -> None:
@@ -808,7 +818,7 @@ def _write_users(
             passwords.append(row["password"])
         else:
             one_time.add(row["username"])
-            generated = secrets.token_urlsafe(9)
+            generated = one_time_password()
             passwords.append(generated)
             report.one_time_passwords.append((row["username"], generated))
     # Hashing is deliberately slow (argon2); it needs no database, so it runs on every core.

@@ -191,3 +191,15 @@ def test_import_page_shows_the_file_size_in_kilobytes(app, client, data, login_a
     page = client.get(f"/admin/imports/{job_id}").get_data(as_text=True)
     kilobytes = len((COURSES + rows).encode()) / 1000
     assert f"· {kilobytes:.1f} kB ·" in page and " bytes ·" not in page
+
+
+def test_one_time_passwords_are_typed_as_downloaded():
+    """A generated password is letters and digits only: the download never shows it with the
+    apostrophe a spreadsheet-safe cell puts before -, =, + or @ (which a person would type)."""
+    from portal.admin.csv_import import one_time_password
+    from portal.admin.exports import safe_cell
+
+    for _ in range(500):
+        password = one_time_password()
+        assert len(password) == 12 and password.isalnum()
+        assert safe_cell(password) == password
