@@ -53,9 +53,15 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 def register_extensions(app: Flask) -> None:
     from portal import database
-    from portal.extensions import csrf, db, limiter, login_manager
+    from portal import i18n
+    from portal.extensions import babel, csrf, db, limiter, login_manager
 
     database.install_sqlite_behaviour()
+    babel.init_app(
+        app,
+        locale_selector=i18n.select_locale,
+        default_translation_directories=str(i18n.TRANSLATIONS),
+    )
     db.init_app(app)
     database.register_migrations(app)
     csrf.init_app(app)
