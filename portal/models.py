@@ -557,6 +557,40 @@ class EnrolmentCode(Record, Base):
     user: Mapped[User] = relationship(foreign_keys=[user_id])
 
 
+class DeviceSignInGrant(Record, Base):
+    """On the central server: a person's sign-in on an enrolled copy through the server, in
+    progress. `loopback` (RFC 8252): the one-time code the server's page hands to the copy's
+    local address, bound to the device and the copy's PKCE challenge. `device` (RFC 8628): the
+    code the copy polls with, and the short code the person types on another device. Only
+    sha256 digests of the codes are kept; a code is taken once by a conditional UPDATE."""
+
+    __tablename__ = "sync_sign_in_grants"
+
+    kind: Mapped[str] = mapped_column(String(10))  # loopback | device
+    device_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sync_devices.id"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_code_hash: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+    code_challenge: Mapped[str] = mapped_column(String(128), default="")
+    redirect_uri: Mapped[str] = mapped_column(String(200), default="")
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"), default=None)
+    status: Mapped[str] = mapped_column(String(10), default="pending")  # approved|denied|used
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    interval_seconds: Mapped[int] = mapped_column(Integer, default=5)
+    polled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class OfflinePin(Base):
+    """On a desktop copy: the offline PIN of a person who signs in through the campus server's
+    single sign-on (no password reaches the copy). Only a slow verifier is kept, never synced;
+    `online_at` is their last sign-in through the server, from which offline_sign_in_days run."""
+
+    __tablename__ = "offline_pins"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    pin_hash: Mapped[str] = mapped_column(String(255), default="")
+    online_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class ChangeLogEntry(Base):
     """The server's change log: one entry each time a synchronised row changed. `seq` is given
     out in commit order (writers take one lock before they take a number), so a cursor never
@@ -681,6 +715,11 @@ class SyncState(Base):
     last_error: Mapped[str] = mapped_column(Text, default="")
     last_summary: Mapped[str] = mapped_column(Text, default="")
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The server offers single sign-on (its answer at the last sync): the log-in page offers
+    # "Sign in with your campus account" through it, offline too (for a person already here).
+    server_single_sign_on: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
 
 
 class SnapshotSeen(Base):
