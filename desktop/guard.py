@@ -13,9 +13,13 @@ browser can send requests to it. So every request must pass, in this order:
    from the owner-only instance file: a second start asks this one to bring its window to the
    front; `campus-portal open` (and a second start of a headless one) asks for a fresh launch
    URL, so whoever can read the instance file (its OS user) can get back in.
-4. Everything else needs the cookie -> else 403 (also /healthz and static files; the launcher
+4. `GET /sign-in/callback`: where the system browser comes back from the campus server's
+   sign-in page (RFC 8252's loopback redirect). The browser has no cookie, and arrives from the
+   server's site, so this one route goes to the portal without either check; the portal
+   accepts it only with the state of a sign-in its own window started (one-time, expiring).
+5. Everything else needs the cookie -> else 403 (also /healthz and static files; the launcher
    checks its own readiness with the cookie).
-5. State-changing methods with an Origin (or, without one, a Referer) of another site -> 403.
+6. State-changing methods with an Origin (or, without one, a Referer) of another site -> 403.
 
 The portal's own log-in, CSRF tokens and idle log-out apply on top of this.
 
@@ -46,6 +50,7 @@ LAUNCH_PREFIX = "/launch/"
 CONTROL_PATH = "/.campus-portal/focus"
 LAUNCH_URL_PATH = "/.campus-portal/launch-url"
 CONTROL_HEADER = "X-Campus-Portal-Control"
+CALLBACK_PATH = "/sign-in/callback"  # portal/sync/device/sign_in.py
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
@@ -108,6 +113,8 @@ class LocalGuard:
             return self._exchange(environ, start_response, path[len(LAUNCH_PREFIX) :])
         if path in (CONTROL_PATH, LAUNCH_URL_PATH):
             return self._control(environ, start_response, path)
+        if path == CALLBACK_PATH and method in ("GET", "HEAD"):
+            return self.app(environ, _with_opener_policy(start_response))
         if not self._has_session_cookie(environ):
             return self._refuse(environ, start_response, 403, "no launch cookie")
         if environ.get("HTTP_SEC_FETCH_SITE") == "cross-site":

@@ -52,8 +52,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
-    from portal import database
-    from portal import i18n
+    from portal import database, i18n
     from portal.extensions import babel, csrf, db, limiter, login_manager
 
     database.install_sqlite_behaviour()
@@ -110,8 +109,10 @@ def register_blueprints(app: Flask) -> None:
     from portal.setup import routes as setup
     from portal.submissions import routes as submissions
     from portal.sync.device import routes as sync_device
+    from portal.sync.device import sign_in_routes as campus_sign_in
     from portal.sync.server import admin_routes as sync_admin
     from portal.sync.server import routes as sync
+    from portal.sync.server import sign_in_routes as device_sign_in
     from portal.updates import routes as updates
 
     for blueprint in (
@@ -129,6 +130,8 @@ def register_blueprints(app: Flask) -> None:
         sync.bp,
         sync_admin.bp,
         sync_device.bp,
+        device_sign_in.bp,
+        campus_sign_in.bp,
         profile.bp,
     ):
         app.register_blueprint(blueprint)

@@ -356,6 +356,17 @@ SETTINGS: tuple[Setting, ...] = (
         lockable=True,
     ),
     Setting(
+        "campus_sign_in_flow",
+        str,
+        "browser",
+        'on a desktop copy whose central server offers single sign-on: how "Sign in with your '
+        "campus account\" works. `browser`: the system browser opens the server's sign-in page "
+        "(a code to type on a phone is offered too); `device_code`: only a code to type on a "
+        "phone or another computer, no browser is opened (shared PCs where none may be)",
+        choices=("browser", "device_code"),
+        lockable=True,
+    ),
+    Setting(
         "offline_failed_attempts",
         int,
         5,

@@ -1,8 +1,10 @@
-"""Forms of the sync pages: an enrolment code for a device, a device's name."""
+"""Forms of the sync pages: an enrolment code for a device, a device's name, a sign-in on a
+copy through the server, a copy's offline PIN."""
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, StringField, SubmitField
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange
+from wtforms import HiddenField, IntegerField, PasswordField, StringField, SubmitField
+from wtforms.validators import DataRequired, EqualTo, InputRequired, Length, NumberRange
 
 
 class EnrolmentCodeForm(FlaskForm):
@@ -32,3 +34,56 @@ class DeviceNameForm(FlaskForm):
         render_kw={"autocomplete": "off", "spellcheck": "false"},
     )
     submit = SubmitField("Rename")
+
+
+class ConfirmSignInForm(FlaskForm):
+    """The server's page that confirms a sign-in on a copy (the copy's own computer, or the
+    code it shows)."""
+
+    user_code = HiddenField()
+    confirm = SubmitField(_l("Sign in on this computer"))
+    cancel = SubmitField(_l("Cancel"))
+
+
+class UserCodeForm(FlaskForm):
+    user_code = StringField(
+        _l("Code"),
+        validators=[DataRequired(message=_l("Type the code Campus Portal shows.")), Length(max=20)],
+        description=_l("The code Campus Portal shows on the computer, e.g. BCDF-GHJK."),
+        render_kw={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "characters"},
+    )
+    submit = SubmitField(_l("Continue"))
+
+
+class OfflinePinForm(FlaskForm):
+    """A person of single sign-on chooses the PIN they sign in with offline on a copy."""
+
+    pin = PasswordField(
+        _l("Offline PIN"),
+        validators=[DataRequired(message=_l("Choose a PIN.")), Length(max=64)],
+        description=_l("At least 6 digits, not all the same digit."),
+        render_kw={"autocomplete": "new-password", "inputmode": "numeric"},
+    )
+    confirm = PasswordField(
+        _l("Repeat the PIN"),
+        validators=[
+            DataRequired(message=_l("Repeat the PIN.")),
+            EqualTo("pin", message=_l("The two PINs do not match.")),
+        ],
+        render_kw={"autocomplete": "new-password", "inputmode": "numeric"},
+    )
+    submit = SubmitField(_l("Save the PIN"))
+
+
+class PinLoginForm(FlaskForm):
+    username = StringField(
+        _l("Username"),
+        validators=[DataRequired(), Length(max=64)],
+        render_kw={"autocomplete": "username", "autofocus": True},
+    )
+    pin = PasswordField(
+        _l("Offline PIN"),
+        validators=[DataRequired(), Length(max=64)],
+        render_kw={"autocomplete": "current-password", "inputmode": "numeric"},
+    )
+    submit = SubmitField(_l("Sign in with the PIN"))

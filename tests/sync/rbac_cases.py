@@ -8,7 +8,7 @@ central server and on an enrolled device."""
 
 import uuid
 
-from tests.rbac import PUBLIC, SIGNED_IN, Case
+from tests.rbac import ANONYMOUS, PUBLIC, ROLES, SIGNED_IN, Case
 
 ADMIN = {"admin"}
 _SHA = "0" * 64
@@ -22,6 +22,21 @@ CASES = {
     "sync.upload_file": Case("PUT", f"/sync/v1/files/{_SHA}", PUBLIC, expect=404),
     "sync.file_status": Case("GET", f"/sync/v1/files/{_SHA}/status", PUBLIC, expect=404),
     "sync.download_file": Case("GET", f"/sync/v1/files/{_SHA}", PUBLIC, expect=404),
+    "sync.sign_in_device": Case("POST", "/sync/v1/sign-in/device", PUBLIC, expect=404),
+    "sync.sign_in_token": Case("POST", "/sync/v1/sign-in/token", PUBLIC, expect=404),
+    # The central server's pages of a sign-in on a copy: for anyone signed in there
+    # (tests/sync/test_device_sign_in.py).
+    "device_sign_in.authorize": Case("GET", "/sync/sign-in/authorize", SIGNED_IN, expect=404),
+    "device_sign_in.device_page": Case("GET", "/device", SIGNED_IN, expect=404),
+    # An enrolled copy's side: the campus sign-in, the browser's way back (no launch cookie,
+    # checked by its state), the offline PIN; the PIN's log-in form is a copy's like /login.
+    "campus_sign_in.start": Case("POST", "/sign-in/campus", PUBLIC, expect=404),
+    "campus_sign_in.status": Case("GET", "/sign-in/campus/status", PUBLIC, expect=404),
+    "campus_sign_in.callback": Case("GET", "/sign-in/callback", PUBLIC, expect=404),
+    "campus_sign_in.offline_pin": Case("GET", "/offline-pin", SIGNED_IN, expect=404),
+    "campus_sign_in.pin_login": Case(
+        "GET", "/login/pin", PUBLIC, expect={ANONYMOUS: 200, **dict.fromkeys(ROLES, 302)}
+    ),
     # The central server's pages for administrators.
     "sync_admin.devices": Case("GET", "/admin/sync/devices", ADMIN, expect=404),
     "sync_admin.create_code": Case(

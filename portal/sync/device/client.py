@@ -51,8 +51,11 @@ class SyncError(Exception):
     """Sync could not complete; `str()` says why in words a user understands. Nothing local
     is lost: the outbox keeps every change that did not get through."""
 
-    def __init__(self, message: str, *, reason: str = "error") -> None:
+    def __init__(self, message: str, *, reason: str = "error", code: str = "") -> None:
         super().__init__(message)
+        # The OAuth error of a refused sign-in exchange or poll (RFC 6749 5.2, RFC 8628 3.5):
+        # invalid_grant, authorization_pending, slow_down, expired_token, access_denied.
+        self.code = code
         # unreachable | untrusted | revoked | protocol | refused | busy | local (this data
         # folder cannot do what was asked; nothing was sent) | error (an answer that could not
         # be used);
@@ -245,9 +248,12 @@ class Transport:
             problem = response.json()
             detail = str(problem.get("detail") or "")
             kind = str(problem.get("type") or "")
+            code = str(problem.get("error") or "")
         except (ValueError, AttributeError):
-            detail = kind = ""
+            detail = kind = code = ""
         status = response.status_code
+        if status == 400 and code:
+            return SyncError(detail, reason="refused", code=code)
         if status == 422 and kind == protocol.UNKNOWN_CURSOR:
             return SyncError(detail, reason="cursor")
         if status == 426:
@@ -343,6 +349,7 @@ def enrol(
                     device_id=uuid.UUID(answer["device_id"]),
                     credential=answer["token"],
                     clock_offset_ms=transport.offset_ms or 0,
+                    server_single_sign_on=bool(answer.get("single_sign_on")),
                     **clock_values(transport),
                 )
             )

@@ -61,6 +61,7 @@ def sync_once(
         try:
             outbox.push(engine, transport, upload_dir, summary, progress)
             pull.pull(engine, transport, upload_dir, summary, progress, stop)
+            single_sign_on = _server_single_sign_on(transport)
         except SyncError as error:
             _record(
                 engine,
@@ -79,8 +80,21 @@ def sync_once(
             done=datetime.now(UTC),
             clock=transport,
             node=str(state.device_id),
+            single_sign_on=single_sign_on,
         )
         return summary
+
+
+def _server_single_sign_on(transport: sync_client.Transport) -> bool | None:
+    """Whether the server offers single sign-on now (kept for the log-in page, which shows
+    "Sign in with your campus account" from it, offline too); None when it did not say."""
+    try:
+        answer = transport.json("GET", "/status")
+    except SyncError as error:
+        log.info("sync: the server's status could not be read: %s", error)
+        return None
+    offered = answer.get("single_sign_on")
+    return offered if isinstance(offered, bool) else None
 
 
 def _record(
@@ -93,8 +107,11 @@ def _record(
     revoked: bool = False,
     clock: sync_client.Transport | None = None,
     node: str = "",
+    single_sign_on: bool | None = None,
 ) -> None:
     values: dict[str, Any] = {"last_attempt_at": attempt, "last_error": error}
+    if single_sign_on is not None:
+        values["server_single_sign_on"] = single_sign_on
     if summary is not None:
         values["last_summary"] = summary
     if done is not None:

@@ -237,20 +237,34 @@ def add_account(
         ):  # the right password: the person is told why the account no longer signs in
             raise Forbidden("This account has been deactivated. Ask an administrator.")
         raise Forbidden("Wrong username or password.")
-    first = db.get(User, device.first_user_id)
+    join_device(db, device, user, now=now)
+    return user
+
+
+def check_may_join(db: Session, device: Device, user: User) -> None:
+    """Raises Forbidden when `user` may not sign in on `device`: a student's account only on
+    a device enrolled for that student, and nobody else on a student's device."""
     if user.id == device.first_user_id:
-        return user
+        return
+    first = db.get(User, device.first_user_id)
     if user.role == "student":
         raise Forbidden(
             "A student's account can only be used on a device enrolled for that student."
         )
     if first is not None and first.role == "student":
         raise Forbidden("This device was enrolled for a student: other accounts cannot join it.")
+
+
+def join_device(db: Session, device: Device, user: User, *, now: datetime) -> None:
+    """`user` becomes one of the device's accounts (its next sync brings their data), when
+    check_may_join lets them."""
+    check_may_join(db, device, user)
+    if user.id == device.first_user_id:
+        return
     exists = db.get(DeviceAccount, (device.id, user.id))
     if exists is None:
         db.add(DeviceAccount(device_id=device.id, user_id=user.id, added_at=now))
         db.flush()
-    return user
 
 
 def revoke_device(db: Session, device: Device, *, actor: User, now: datetime) -> None:

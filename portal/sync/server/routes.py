@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, request, send_file
+from flask import Blueprint, Response, abort, current_app, request, send_file, url_for
 
 from portal.auth.policy import public
 from portal.errors import PortalError, ValidationError
@@ -23,7 +23,7 @@ from portal.extensions import csrf, db, limiter
 from portal.models import Device
 from portal.operations import metrics
 from portal.sync import protocol
-from portal.sync.server import enrolment
+from portal.sync.server import enrolment, sign_in
 from portal.sync.server import files as server_files
 from portal.sync.server import pull as server_pull
 from portal.sync.server import push as server_push
@@ -176,9 +176,16 @@ def enrol() -> Response:
             "device_id": str(enrolled.device.id),
             "token": enrolled.token,
             "user": {"id": str(enrolled.user.id), "username": enrolled.user.username},
+            "single_sign_on": _single_sign_on(),
         },
         201,
     )
+
+
+def _single_sign_on() -> bool:
+    """Whether people sign in here by single sign-on: their copies then offer the sign-in
+    through this server's pages (sign_in_routes), with no password to forward."""
+    return "oidc" in current_app.config["PORTAL"]["SIGN_IN_METHODS"]
 
 
 @bp.post("/accounts")
@@ -197,6 +204,86 @@ def add_account() -> Response:
     )
     db.session.commit()
     return _json({"id": str(user.id), "username": user.username, "role": user.role})
+
+
+def _account(user: object) -> dict[str, str]:
+    from portal.models import User
+
+    assert isinstance(user, User)
+    return {"id": str(user.id), "username": user.username, "role": user.role}
+
+
+def _grant_refused(error: sign_in.GrantRefused) -> Response:
+    """An exchange or poll refused (RFC 6749 5.2 / RFC 8628 3.5): `error` for the copy, the
+    problem's `detail` for the person. A poll's bookkeeping (its time, a longer interval)
+    is kept."""
+    db.session.commit()
+    body = {
+        "type": "about:blank",
+        "title": "Bad request",
+        "status": 400,
+        "detail": str(error),
+        "error": error.error,
+        "error_description": str(error),
+    }
+    return Response(json.dumps(body), status=400, mimetype="application/problem+json")
+
+
+@bp.post("/sign-in/device")
+@public
+@limiter.limit(_guess_limit)
+def sign_in_device() -> Response:
+    """RFC 8628 3.1-3.2: a code pair for a sign-in on the calling device."""
+    device = _device(commit=False)
+    started = sign_in.start_device_authorization(db_session(), device, now=_now())
+    db.session.commit()
+    page = url_for("device_sign_in.device_page", _external=True)
+    return _json(
+        {
+            "device_code": started.device_code,
+            "user_code": started.user_code,
+            "verification_uri": page,
+            "verification_uri_complete": url_for(
+                "device_sign_in.device_page", user_code=started.user_code, _external=True
+            ),
+            "expires_in": started.expires_in,
+            "interval": started.interval,
+        }
+    )
+
+
+@bp.post("/sign-in/token")
+@public
+def sign_in_token() -> Response:
+    """The account of a sign-in on the calling device: a loopback code with its PKCE verifier
+    (RFC 8252, RFC 7636), or a device code once the person confirmed it (RFC 8628 3.4).
+    Not limited like log-ins: the caller holds a device credential, the codes are 256-bit
+    random, and a device code's polls are paced by slow_down."""
+    device = _device(commit=False)
+    data = _body()
+    grant_type = str(data.get("grant_type", ""))
+    try:
+        if grant_type == "authorization_code":
+            user = sign_in.redeem_loopback_code(
+                db_session(),
+                device,
+                code=str(data.get("code", "")),
+                verifier=str(data.get("code_verifier", "")),
+                redirect_uri=str(data.get("redirect_uri", "")),
+                now=_now(),
+            )
+        elif grant_type == sign_in.DEVICE_GRANT_TYPE:
+            user = sign_in.poll_device_code(
+                db_session(), device, str(data.get("device_code", "")), now=_now()
+            )
+        else:
+            raise sign_in.GrantRefused(
+                "unsupported_grant_type", f"Unknown grant_type {grant_type!r}."
+            )
+    except sign_in.GrantRefused as error:
+        return _grant_refused(error)
+    db.session.commit()
+    return _json(_account(user))
 
 
 @bp.post("/push")
@@ -255,6 +342,7 @@ def status() -> Response:
             "device_id": str(device.id),
             "revoked": device.revoked_at is not None,
             "last_sync_at": device.last_sync_at.isoformat() if device.last_sync_at else None,
+            "single_sign_on": _single_sign_on(),
         }
     )
 
