@@ -49,6 +49,12 @@ def _dummy_hash() -> str:
     return _hasher.hash("not-a-real-password")
 
 
+def slow_verifier(secret: str) -> str:
+    """The Argon2id verifier of a secret whose rules are checked by its owner (a desktop copy's
+    offline PIN: portal/sync/device/sign_in.py), with the passwords' parameters."""
+    return _hasher.hash(secret)
+
+
 def hash_password(password: str) -> str:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValidationError(f"Passwords need at least {MIN_PASSWORD_LENGTH} characters.")

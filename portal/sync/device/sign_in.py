@@ -30,7 +30,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from portal.accounts.services import hash_password, password_matches
+from portal.accounts.services import password_matches, slow_verifier
 from portal.errors import OfflineSignInExpired, ValidationError
 from portal.models import OfflinePin, User
 from portal.sync.device import runner as device
@@ -310,9 +310,8 @@ def record_online_sign_in(engine: Engine, user_id: uuid.UUID, *, now: datetime) 
 
 
 def needs_pin(db: Session, user: User) -> bool:
-    """A person with no password on this copy (single sign-on) and no PIN yet."""
-    if user.password_hash and user.password_hash != "!":  # noqa: S105 - "no verifier"
-        return False
+    """A person who signed in through the server's pages and has no offline PIN here yet
+    (asked after each such sign-in until they choose one)."""
     pin = db.get(OfflinePin, user.id)
     return pin is None or not pin.pin_hash
 
@@ -326,12 +325,12 @@ def set_pin(db: Session, user: User, pin: str, *, now: datetime) -> None:
     if row is None:
         row = OfflinePin(user_id=user.id, online_at=now)
         db.add(row)
-    row.pin_hash = hash_password(pin)
+    row.pin_hash = slow_verifier(pin)
 
 
 @functools.cache
 def _dummy_hash() -> str:
-    return hash_password(secrets.token_urlsafe(16))
+    return slow_verifier(secrets.token_urlsafe(16))
 
 
 def has_pins(db: Session) -> bool:
