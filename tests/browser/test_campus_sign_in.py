@@ -39,7 +39,7 @@ from portal.sync.device import runner as sync_runner
 from portal.sync.device import sign_in_routes
 from portal.sync.server import enrolment
 from tests import factories
-from tests.browser.conftest import check_accessible, login_page, save_screenshot, serve
+from tests.browser.conftest import check_accessible, save_screenshot, serve
 
 pytestmark = pytest.mark.browser
 
@@ -154,8 +154,9 @@ def test_a_campus_account_signs_in_on_a_copy_through_the_browser_then_offline_wi
             ).to_be_visible()
             authorize_url = opened.get(timeout=10)
             assert authorize_url.startswith(server_url + "/sync/sign-in/authorize?")
-            assert f"redirect_uri=http%3A%2F%2F127.0.0.1%3A{embedded.port}%2Fsign-in%2Fcallback" in (
-                authorize_url
+            assert (
+                f"redirect_uri=http%3A%2F%2F127.0.0.1%3A{embedded.port}%2Fsign-in%2Fcallback"
+                in (authorize_url)
             )
             assert "code_challenge_method=S256" in authorize_url
             system_context = browser.new_context(viewport={"width": 1280, "height": 900})
@@ -244,7 +245,9 @@ def test_a_campus_account_signs_in_on_a_copy_through_the_browser_then_offline_wi
             window.get_by_label("Offline PIN").fill("902817")
             window.get_by_role("button", name="Sign in with the PIN").click()
             expect(window.get_by_text("do not match an account of this computer")).to_be_visible()
-        expect(window.get_by_text("Too many wrong tries for lena. Try again in 5 seconds")).to_be_visible()
+        expect(
+            window.get_by_text("Too many wrong tries for lena. Try again in 5 seconds")
+        ).to_be_visible()
         window.get_by_label("Username").fill("lena")
         window.get_by_label("Offline PIN").fill(PIN)
         window.get_by_role("button", name="Sign in with the PIN").click()

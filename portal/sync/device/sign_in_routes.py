@@ -56,9 +56,11 @@ def _enrolled() -> Any:
     if current_app.config["PORTAL"]["MODE"] != "desktop":
         abort(404)
     table = SyncState.__table__.c
-    state = db_session().execute(
-        select(table.server_url, table.device_id, table.server_single_sign_on)
-    ).first()
+    state = (
+        db_session()
+        .execute(select(table.server_url, table.device_id, table.server_single_sign_on))
+        .first()
+    )
     if state is None:
         abort(404)
     return state

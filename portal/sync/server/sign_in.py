@@ -344,10 +344,12 @@ def poll_device_code(db: Session, device: Device, device_code: str, *, now: date
     slow_down (polled sooner than the interval: it grows by 5 s), expired_token,
     access_denied or invalid_grant."""
     grant = db.scalar(
-        select(DeviceSignInGrant).where(
+        select(DeviceSignInGrant)
+        .where(
             DeviceSignInGrant.code_hash == _digest(device_code or ""),
             DeviceSignInGrant.kind == DEVICE,
         )
+        .execution_options(populate_existing=True)  # as decided, whoever decided it
     )
     if grant is None or grant.device_id != device.id or grant.status == "used":
         raise _invalid()
