@@ -51,6 +51,21 @@ def test_guard_refuses_everything_before_the_exchange(guard):
     assert client.get("/healthz", environ_overrides=HOST).status_code == 403
 
 
+def test_guard_lets_the_system_browser_back_to_the_sign_in_callback_only(guard):
+    """The browser that signed in on the campus server has no launch cookie and comes from the
+    server's site: the callback alone reaches the portal (which checks its state); its Host
+    header is checked like every other request's."""
+    client = Client(guard)
+    from_server = {**HOST, "HTTP_SEC_FETCH_SITE": "cross-site"}
+    answer = client.get("/sign-in/callback?code=c&state=s", environ_overrides=from_server)
+    assert (answer.status_code, answer.get_data()) == (200, b"hello")
+    wrong_host = {"HTTP_HOST": "localhost:41234"}
+    assert client.get("/sign-in/callback?state=s", environ_overrides=wrong_host).status_code == 400
+    assert client.post("/sign-in/callback", environ_overrides=HOST).status_code == 403
+    assert client.get("/sign-in/callback/x", environ_overrides=HOST).status_code == 403
+    assert client.get("/sign-in/campus/status", environ_overrides=HOST).status_code == 403
+
+
 def test_guard_exchange_sets_the_cookie_once(guard):
     client = Client(guard)
     launch = guard.issue_launch_url().removeprefix(guard.origin)

@@ -138,6 +138,31 @@ def test_a_student_is_refused_on_someone_elses_copy(server, campus, instructor_l
     assert "enrolled for that student" in answer["detail"]
 
 
+def test_a_deactivated_account_gets_no_sign_in_on_a_copy(server, campus, instructor_laptop):
+    from portal.accounts.services import set_active
+    from tests.sync.conftest import as_user
+
+    device_id, _ = _device_of(instructor_laptop)
+    verifier = secrets.token_urlsafe(48)
+    code = _issue(server, device_id, "lab1", verifier)
+    with server.app_context():
+        as_user(server, campus.admin)
+        lab1 = _db.session.get(User, campus.lab_staff)
+        set_active(_db.session, lab1, False, actor=_db.session.get(User, campus.admin))
+        _db.session.commit()
+    status, answer = _token(
+        instructor_laptop,
+        {
+            "grant_type": "authorization_code",
+            "code": code,
+            "code_verifier": verifier,
+            "redirect_uri": CALLBACK,
+        },
+    )
+    assert (status, answer["error"]) == (400, "access_denied")
+    assert "deactivated" in answer["detail"]
+
+
 @pytest.mark.parametrize(
     "redirect_uri",
     [
