@@ -334,8 +334,11 @@ def _dummy_hash() -> str:
 
 
 def has_pins(db: Session) -> bool:
+    """Whether someone chose an offline PIN here (read from the table: the log-in page, the
+    first of every start, sets up no ORM mapper)."""
+    table = OfflinePin.__table__.c
     return (
-        db.scalar(select(OfflinePin.user_id).where(OfflinePin.pin_hash != "").limit(1)) is not None
+        db.execute(select(table.user_id).where(table.pin_hash != "").limit(1)).first() is not None
     )
 
 
