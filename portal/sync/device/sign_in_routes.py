@@ -84,7 +84,6 @@ def offer() -> dict[str, bool] | None:
         "browser": campus and flow == "browser",
         "code": campus,
         "pin": sign_in.has_pins(db_session()),
-        "offline": runner.online is False,
     }
 
 
