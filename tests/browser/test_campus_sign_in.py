@@ -294,7 +294,7 @@ def test_a_campus_account_signs_in_on_a_copy_through_the_browser_then_offline_wi
         window.get_by_label("Username").fill("lena")
         window.get_by_label("Offline PIN").fill(PIN)
         window.get_by_role("button", name="Sign in with the PIN").click()
-        expect(window.get_by_text("do not match an account of this computer")).to_be_visible()
+        expect(window.get_by_text("This account has been deactivated")).to_be_visible()
         for context in (window_context, system_context, phone_context):
             context.close()
     finally:

@@ -314,3 +314,36 @@ def test_the_copy_takes_a_state_once_and_not_after_it_expired():
 def test_an_offline_pin_has_enough_digits_and_is_not_one_digit_repeated(pin, problem):
     assert problem in copy_sign_in.pin_problem(pin)
     assert bool(copy_sign_in.pin_problem(pin)) == bool(problem)
+
+
+def test_the_copy_offers_the_campus_sign_in_when_its_server_does(
+    server, campus, instructor_laptop, monkeypatch
+):
+    """Learnt at each sync and kept: the button shows offline only while the copy does not
+    know it is offline; IT's setting chooses the way."""
+    from portal.sync.device import runner as device
+
+    laptop = instructor_laptop
+    runner = device.runner_for(laptop.app)
+    runner.http = laptop.http
+
+    def login_page() -> str:
+        return laptop.app.test_client().get("/login").get_data(as_text=True)
+
+    assert "Sign in with your campus account" not in login_page()
+    monkeypatch.setitem(server.config["PORTAL"], "SIGN_IN_METHODS", ["local", "oidc"])
+    runner.run()
+    page = login_page()
+    assert "Sign in with your campus account" in page
+    assert "Sign in with a code on your phone instead" in page
+    monkeypatch.setitem(laptop.app.config["PORTAL"], "CAMPUS_SIGN_IN_FLOW", "device_code")
+    page = login_page()
+    assert 'name="flow" value="code">Sign in with your campus account' in page
+    assert 'value="browser"' not in page
+    runner.online = False  # the last call found the server unreachable
+    assert "Sign in with your campus account" not in login_page()
+    runner.online = True
+    monkeypatch.setitem(server.config["PORTAL"], "SIGN_IN_METHODS", ["local"])
+    runner.run()
+    assert "Sign in with your campus account" not in login_page()
+    runner.stop()

@@ -31,7 +31,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from portal.accounts.services import password_matches, slow_verifier
-from portal.errors import OfflineSignInExpired, ValidationError
+from portal.errors import Forbidden, OfflineSignInExpired, ValidationError
 from portal.models import OfflinePin, User
 from portal.sync.device import runner as device
 from portal.sync.device.client import SyncError, Transport
@@ -345,15 +345,18 @@ def has_pins(db: Session) -> bool:
 def check_pin(
     db: Session, username: str, pin: str, *, now: datetime, offline_days: int
 ) -> User | None:
-    """The active account with this username and PIN, or None; OfflineSignInExpired when the
-    PIN is right but the last online sign-in is more than `offline_days` ago."""
+    """The active account with this username and PIN, or None; with the right PIN,
+    OfflineSignInExpired when the last online sign-in is more than `offline_days` ago, and
+    Forbidden when the account was deactivated (learnt at a sync)."""
     user = db.scalar(select(User).where(User.username == username.strip().lower()))
     row = db.get(OfflinePin, user.id) if user is not None else None
     if user is None or row is None or not row.pin_hash:
         password_matches(_dummy_hash(), pin)  # as slow as a wrong PIN
         return None
-    if not password_matches(row.pin_hash, pin) or not user.is_active:
+    if not password_matches(row.pin_hash, pin):
         return None
+    if not user.is_active:  # the right PIN: the person is told why it no longer works
+        raise Forbidden(_("This account has been deactivated. Ask an administrator."))
     if now - row.online_at > timedelta(days=offline_days):
         raise OfflineSignInExpired(
             _(

@@ -28,7 +28,7 @@ from werkzeug.wrappers import Response
 from portal.audit.services import record
 from portal.auth.login_throttle import in_words, throttle
 from portal.auth.policy import passive, public, signed_in
-from portal.errors import OfflineSignInExpired, ValidationError
+from portal.errors import Forbidden, OfflineSignInExpired, ValidationError
 from portal.extensions import db
 from portal.models import SyncState, User, utcnow
 from portal.sync.device import runner as device
@@ -280,7 +280,7 @@ def pin_login() -> Response | str | tuple[str, int] | tuple[str, int, dict[str, 
             now=utcnow(),
             offline_days=settings["OFFLINE_SIGN_IN_DAYS"],
         )
-    except OfflineSignInExpired as error:
+    except (OfflineSignInExpired, Forbidden) as error:
         db.session.rollback()
         flash(str(error), "danger")
         return render_template("auth/pin_login.html", form=form), 401
