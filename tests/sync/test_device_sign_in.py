@@ -19,6 +19,7 @@ from portal.sync.server import sign_in
 from portal.sync.server.sign_in import GrantRefused
 
 CALLBACK = "http://127.0.0.1:49152/sign-in/callback"
+ON_BOTH = pytest.mark.parametrize("server_database", ["sqlite", "postgresql"], indirect=True)
 
 
 def _device_of(laptop) -> tuple:  # type: ignore[no-untyped-def]
@@ -54,6 +55,7 @@ def _token(laptop, body: dict) -> tuple[int, dict]:  # type: ignore[no-untyped-d
         return 400, {"error": error.code, "detail": str(error)}
 
 
+@ON_BOTH
 def test_a_loopback_code_is_exchanged_once_with_its_verifier(server, campus, instructor_laptop):
     device_id, _credential = _device_of(instructor_laptop)
     verifier = secrets.token_urlsafe(48)
@@ -222,6 +224,7 @@ def test_the_authorize_page_confirms_then_redirects_with_a_code(server, campus, 
     assert bad.status_code == 400 and "Location" not in bad.headers
 
 
+@ON_BOTH
 def test_a_device_code_is_polled_until_confirmed(server, campus, instructor_laptop):
     device_id, _ = _device_of(instructor_laptop)
     start = utcnow()
