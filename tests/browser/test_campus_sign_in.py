@@ -171,6 +171,15 @@ def test_a_campus_account_signs_in_on_a_copy_through_the_browser_then_offline_wi
             expect(system.get_by_text("as Lena Lab (lena)")).to_be_visible()
             save_screenshot(system, "campus-sign-in-02-server-confirm")
             check_accessible(system)
+            # Cancelled: the window says so; started again, the server's session is there.
+            system.get_by_role("button", name="Cancel").click()
+            expect(system.get_by_text("The sign-in was cancelled.")).to_be_visible()
+            expect(window.get_by_text("The sign-in was cancelled.")).to_be_visible()
+            window.get_by_role("link", name="Cancel and go back to the log-in page").click()
+            campus_button.click()
+            authorize_url = opened.get(timeout=10)
+            system.goto(authorize_url)
+            expect(system.get_by_role("heading", name="Sign in on Lab B PC 4?")).to_be_visible()
             system.get_by_role("button", name="Sign in on this computer").click()
             expect(system.get_by_text("You can go back to Campus Portal")).to_be_visible()
             callback_url = system.url
@@ -230,8 +239,17 @@ def test_a_campus_account_signs_in_on_a_copy_through_the_browser_then_offline_wi
             _signed_in_as(window, "Lena Lab")
             _log_out(window)
 
-        # 3. Offline: the server is stopped; the PIN signs Lena in.
+        # 3. Offline: the server is stopped. The campus sign-in says it cannot reach it (and
+        # the log-in page stops offering it); the PIN signs Lena in.
+        window.get_by_role("button", name="Sign in with your campus account").click()
+        expect(window.get_by_text("The campus server cannot be reached")).to_be_visible()
+        expect(window.get_by_role("button", name="Sign in with your campus account")).to_have_count(
+            0
+        )
+        assert opened.empty()
         window.get_by_role("link", name="Sign in with your offline PIN").click()
+        save_screenshot(window, "campus-sign-in-06-pin-log-in")
+        check_accessible(window)
         window.get_by_label("Username").fill("lena")
         window.get_by_label("Offline PIN").fill(PIN)
         window.get_by_role("button", name="Sign in with the PIN").click()
@@ -274,7 +292,7 @@ def test_a_campus_account_signs_in_on_a_copy_through_the_browser_then_offline_wi
         window.get_by_role("button", name="Sign in with the PIN").click()
         expect(window.get_by_text("more than 14 days ago")).to_be_visible()
         expect(window.get_by_text("Sign in with your campus account").first).to_be_visible()
-        save_screenshot(window, "campus-sign-in-06-pin-expired")
+        save_screenshot(window, "campus-sign-in-07-pin-expired")
 
         # 4. Deactivated on the server: refused on the copy after its next sync.
         with copy.app_context():
