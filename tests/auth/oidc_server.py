@@ -69,8 +69,11 @@ class IdentityProvider:
         self.accounts_file.write_text(json.dumps(accounts))
 
 
-def start_provider(folder: Path, redirect_uris: list[str]) -> Iterator[IdentityProvider]:
-    """Run the provider for the portal whose callbacks are `redirect_uris`; yields it."""
+def start_provider(
+    folder: Path, redirect_uris: list[str], client_secret: str = ""
+) -> Iterator[IdentityProvider]:
+    """Run the provider for the portal whose callbacks are `redirect_uris` (a confidential
+    client with `client_secret`, else a public one); yields it."""
     node = shutil.which("node")
     if node is None:
         unavailable("Node.js is not installed (Debian package nodejs: make system-deps)")
@@ -86,7 +89,7 @@ def start_provider(folder: Path, redirect_uris: list[str]) -> Iterator[IdentityP
         stdout=subprocess.PIPE,
         stderr=log,
         text=True,
-        env={**os.environ, "NODE_ENV": "test"},
+        env={**os.environ, "NODE_ENV": "test", "OIDC_TEST_CLIENT_SECRET": client_secret},
     )
     try:
         issuer = _issuer(process, folder / "provider.log")

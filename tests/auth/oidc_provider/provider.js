@@ -5,8 +5,8 @@
 //
 // ACCOUNTS_JSON is read at every sign-in (a test changes a person's groups by rewriting it):
 //   {"ada": {"password": "...", "name": "Ada Lovelace", "email": "...", "groups": ["students"]}}
-// The one client is a public client that must use PKCE (S256); the device authorization grant
-// (RFC 8628) is on. The provider's own log-in page checks the account's password and has a
+// The one client must use PKCE (S256): a public client, or a confidential one (client_secret_basic)
+// when OIDC_TEST_CLIENT_SECRET is set; the device authorization grant (RFC 8628) is on. The provider's own log-in page checks the account's password and has a
 // Cancel link (error=access_denied). Consent is given for the portal, a first-party client.
 // Once listening, one JSON line goes to stdout: {"issuer": "http://127.0.0.1:<port>"}.
 
@@ -21,6 +21,7 @@ if (!accountsFile || !clientId || redirectUris.length === 0) {
   process.exit(2);
 }
 
+const clientSecret = process.env.OIDC_TEST_CLIENT_SECRET || '';
 const accounts = () => JSON.parse(readFileSync(accountsFile, 'utf8'));
 const escape = (text) => String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
@@ -35,7 +36,9 @@ function configuration() {
       grant_types: [
         'authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code',
       ],
-      token_endpoint_auth_method: 'none', // a public client: PKCE is required for it
+      ...(clientSecret
+        ? { client_secret: clientSecret, token_endpoint_auth_method: 'client_secret_basic' }
+        : { token_endpoint_auth_method: 'none' }),
     }],
     pkce: { required: () => true },
     claims: {
