@@ -265,7 +265,7 @@ SETTINGS: tuple[Setting, ...] = (
         ["local"],
         "what the log-in page offers: `local` (the portal's own accounts) and `ldap` (the "
         "campus directory) check the username and password typed into its form; `oidc` adds "
-        "the button \"Sign in with your campus account\" (the campus single sign-on); any of "
+        'the button "Sign in with your campus account" (the campus single sign-on); any of '
         'them, e.g. `["oidc", "local"]`',
         choices=("local", "ldap", "oidc"),
     ),
@@ -756,9 +756,11 @@ def load_settings(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         _check_directory(settings)
     if "oidc" in settings["SIGN_IN_METHODS"]:
         _check_single_sign_on(settings)
-    if url := settings["CAMPUS_PASSWORD_URL"]:
-        if urlsplit(url).scheme.lower() not in ("https", "http") or not urlsplit(url).hostname:
-            raise ConfigError(f"campus_password_url must be an https:// address, not {url!r}")
+    url = settings["CAMPUS_PASSWORD_URL"]
+    if url and (
+        urlsplit(url).scheme.lower() not in ("https", "http") or not urlsplit(url).hostname
+    ):
+        raise ConfigError(f"campus_password_url must be an https:// address, not {url!r}")
     return settings
 
 

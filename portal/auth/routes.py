@@ -3,11 +3,11 @@ sign-in there goes through the server (portal.sync.device.runner.sign_in_through
 
 import math
 import time
-
-from typing import Any
+from typing import Any, cast
 
 from flask import (
     Blueprint,
+    Flask,
     abort,
     current_app,
     flash,
@@ -211,7 +211,7 @@ def _single_sign_on(state: BlueprintSetupState) -> None:
     if "oidc" in state.app.config["PORTAL"]["SIGN_IN_METHODS"]:
         from portal.auth import single_sign_on
 
-        single_sign_on.init_app(state.app)
+        single_sign_on.init_app(cast(Flask, state.app))
 
 
 def _single_sign_on_offered() -> bool:
@@ -224,7 +224,7 @@ def _single_sign_on_offered() -> bool:
 )
 @public
 def oidc_start() -> Response | tuple[str, int]:
-    """"Sign in with your campus account": off to the campus provider (single sign-on)."""
+    """ "Sign in with your campus account": off to the campus provider (single sign-on)."""
     if current_user.is_authenticated:
         return redirect(url_for("main.index"))
     if not _single_sign_on_offered():

@@ -184,8 +184,7 @@ class _Provider:
         if metadata.get("issuer") != self.issuer:
             self.client.server_metadata.clear()
             log.error(
-                "campus sign-in: the discovery document names the issuer %r, not %r "
-                "(oidc_issuer)",
+                "campus sign-in: the discovery document names the issuer %r, not %r (oidc_issuer)",
                 metadata.get("issuer"),
                 self.issuer,
             )

@@ -95,9 +95,7 @@ def _audit(app, action: str) -> list[AuditEntry]:  # type: ignore[no-untyped-def
         return entries
 
 
-def test_a_confidential_client_signs_in_and_its_secret_is_never_shown(
-    tmp_path, provider, caplog
-):
+def test_a_confidential_client_signs_in_and_its_secret_is_never_shown(tmp_path, provider, caplog):
     app = _server(tmp_path, provider)
     client = app.test_client()
     page = client.get("/login").get_data(as_text=True)
@@ -210,7 +208,9 @@ def test_the_log_in_rate_limit_holds_for_single_sign_on(tmp_path, provider):
 
 
 def test_single_sign_on_is_not_there_unless_it_is_a_sign_in_method(tmp_path):
-    app = make_app(tmp_path, f"sqlite:///{tmp_path / 's.db'}", MODE="server", SIGN_IN_METHODS=["local"])
+    app = make_app(
+        tmp_path, f"sqlite:///{tmp_path / 's.db'}", MODE="server", SIGN_IN_METHODS=["local"]
+    )
     client = app.test_client()
     assert "Sign in with your campus account" not in client.get("/login").get_data(as_text=True)
     assert client.get("/login/oidc").status_code == 404

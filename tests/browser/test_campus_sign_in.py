@@ -130,7 +130,9 @@ def test_the_first_campus_sign_in_creates_the_account_with_its_groups_role(
         "instructor",
         "oidc",
     )
-    (created,) = [e for e in _audit(live_server, "account.directory_create") if e.actor_id == alan.id]
+    (created,) = [
+        e for e in _audit(live_server, "account.directory_create") if e.actor_id == alan.id
+    ]
     assert created.after == {
         "full_name": "Alan Turing",
         "email": "alan@campus.example",
@@ -145,7 +147,9 @@ def test_the_first_campus_sign_in_creates_the_account_with_its_groups_role(
     expect(page.get_by_label("New password")).to_have_count(0)
 
 
-def test_a_changed_group_changes_the_role_at_the_next_sign_in(page, new_page, live_server, provider):
+def test_a_changed_group_changes_the_role_at_the_next_sign_in(
+    page, new_page, live_server, provider
+):
     _campus_sign_in(page, "grace")
     grace = _account(live_server, "grace")
     assert grace is not None and grace.role == "admin"  # portal-admins and teaching-staff
@@ -159,9 +163,7 @@ def test_a_changed_group_changes_the_role_at_the_next_sign_in(page, new_page, li
     finally:
         provider.set_groups("grace", ACCOUNTS["grace"]["groups"])
     updates = [e for e in _audit(live_server, "account.directory_update") if e.actor_id == grace.id]
-    assert [(u.before, u.after) for u in updates] == [
-        ({"role": "admin"}, {"role": "instructor"})
-    ]
+    assert [(u.before, u.after) for u in updates] == [({"role": "admin"}, {"role": "instructor"})]
 
 
 def _rewrite(url: str, **params: str) -> str:
