@@ -53,12 +53,12 @@ def _server(tmp_path: Path, provider: IdentityProvider, **overrides: Any):  # ty
     return make_app(tmp_path, f"sqlite:///{tmp_path / 'server.db'}", **settings)
 
 
-def _sign_in(client: FlaskClient, username: str) -> tuple[int, str]:
+def _answer(client: FlaskClient, username: str, start_at: str = "/login/oidc"):  # type: ignore[no-untyped-def]
     """The whole code flow: the portal's redirect, the provider's log-in form (the account's
-    password), and the provider's answer back at the portal's callback."""
-    start = client.get("/login/oidc")
+    password), and the portal's response to the provider's answer at its callback."""
+    start = client.get(start_at)
     if start.status_code != 302:
-        return start.status_code, start.get_data(as_text=True)
+        return start
     at_provider = requests.Session()
     location = start.headers["Location"]
     while not location.startswith(CALLBACK):
@@ -75,7 +75,11 @@ def _sign_in(client: FlaskClient, username: str) -> tuple[int, str]:
         assert response.status_code in (302, 303), response.text
         location = urljoin(location, response.headers["Location"])
     answer = urlsplit(location)
-    back = client.get(f"{answer.path}?{answer.query}")
+    return client.get(f"{answer.path}?{answer.query}")
+
+
+def _sign_in(client: FlaskClient, username: str) -> tuple[int, str]:
+    back = _answer(client, username)
     return back.status_code, back.get_data(as_text=True).replace("&#39;", "'")
 
 
@@ -117,6 +121,18 @@ def test_a_confidential_client_signs_in_and_its_secret_is_never_shown(tmp_path, 
     status, page = _sign_in(wrong.test_client(), "grace")
     assert status == 401
     assert "The campus sign-in service did not sign you in" in page
+
+
+def test_the_page_asked_for_opens_after_the_sign_in(tmp_path, provider):
+    app = _server(tmp_path, provider)
+    client = app.test_client()
+    page = client.get("/login?next=/courses").get_data(as_text=True)
+    assert 'href="/login/oidc?next=/courses"' in page
+    back = _answer(client, "alan", "/login/oidc?next=/courses")
+    assert back.status_code == 302 and back.headers["Location"] == "/courses"
+    # Only a page of the portal's own: elsewhere, the home page.
+    back = _answer(app.test_client(), "alan", "/login/oidc?next=https://elsewhere.example/")
+    assert back.status_code == 302 and back.headers["Location"] == "/"
 
 
 def test_no_mapped_group_is_refused_where_student_has_a_group(tmp_path, provider):
