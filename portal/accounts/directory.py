@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from flask_babel import gettext as _
 from ldap3 import BASE, NONE, SUBTREE, Connection, Server, Tls
 from ldap3.core.exceptions import LDAPException, LDAPSocketOpenError, LDAPStartTLSError
 from ldap3.utils.conv import escape_filter_chars
@@ -28,6 +29,7 @@ from portal.accounts import campus
 from portal.accounts.campus import highest_role
 from portal.accounts.services import hash_password, password_matches
 from portal.errors import PortalError
+from portal.i18n import N_
 from portal.models import User
 
 log = logging.getLogger(__name__)
@@ -45,11 +47,11 @@ class DirectoryUnavailable(PortalError):
 
 DirectoryRefused = campus.CampusRefused  # the directory knows the person, the portal refuses
 
-UNREACHABLE = (
+UNREACHABLE = N_(
     "The campus directory cannot be reached right now, so campus accounts cannot sign in. "
     "Try again in a few minutes; if it lasts, tell the IT service desk."
 )
-UNTRUSTED = (
+UNTRUSTED = N_(
     "The campus directory's certificate is not trusted by the portal, so campus accounts "
     "cannot sign in. Tell the IT service desk (the portal's ldap_ca_file setting)."
 )
@@ -124,7 +126,7 @@ def _unavailable(error: Exception) -> DirectoryUnavailable:
     text = str(error)
     untrusted = "CERTIFICATE_VERIFY_FAILED" in text or "certificate" in text.lower()
     log.warning("campus directory: %s", text)
-    return DirectoryUnavailable(UNTRUSTED if untrusted else UNREACHABLE)
+    return DirectoryUnavailable(_(UNTRUSTED if untrusted else UNREACHABLE))
 
 
 def _connect(settings: DirectorySettings, user: str | None, password: str | None) -> Connection:
@@ -155,7 +157,7 @@ def _find_dn(settings: DirectorySettings, username: str) -> str | None:
     try:
         if not connection.bound:
             log.error("campus directory: the search account could not bind: %s", connection.result)
-            raise DirectoryUnavailable(UNREACHABLE)
+            raise DirectoryUnavailable(_(UNREACHABLE))
         query = settings.search_filter.format(username=escape_filter_chars(username))
         connection.search(settings.search_base, query, SUBTREE, attributes=[], size_limit=2)
         entries = [

@@ -64,7 +64,10 @@ def _address_limit_reached(limit: RequestLimit) -> FlaskResponse:
     seconds = max(1, min(math.ceil(limit.reset_at - time.time()), window))
     return _try_later(
         LoginForm(),
-        f"Too many log-in attempts from this address. Try again in {in_words(seconds)}.",
+        _(
+            "Too many log-in attempts from this address. Try again in %(when)s.",
+            when=in_words(seconds),
+        ),
         seconds,
     )
 
@@ -90,7 +93,7 @@ def _through_campus_server(username: str, password: str) -> tuple[User | None, s
     except OfflineSignInExpired as error:
         return None, str(error)
     if user is None:
-        return None, (
+        return None, _(
             "The campus server accepted the sign-in, but this computer has not received the "
             "account yet. Wait for the sync to finish and try again."
         )
@@ -181,7 +184,10 @@ def login() -> str | Response | tuple[str, int] | tuple[str, int, dict[str, str]
                 | ({"reason": problem} if problem else {}),
             )
             db.session.commit()
-            flash(problem or "That username and password do not match an active account.", "danger")
+            flash(
+                problem or _("That username and password do not match an active account."),
+                "danger",
+            )
             if _on_desktop() and not problem and (wait := throttle().failed(username)):
                 flash(_wrong_passwords_message(username, wait), "warning")
             return render_template("auth/login.html", form=form), 401
@@ -314,9 +320,11 @@ def _signed_in(user: User, *, method: str) -> None:
 
 
 def _wrong_passwords_message(username: str, seconds: int) -> str:
-    return (
-        f"Too many wrong passwords for {username}. Try again in {in_words(seconds)}. "
-        "Other people can log in on this computer meanwhile."
+    return _(
+        "Too many wrong passwords for %(username)s. Try again in %(when)s. "
+        "Other people can log in on this computer meanwhile.",
+        username=username,
+        when=in_words(seconds),
     )
 
 
@@ -326,7 +334,7 @@ BUSY_RETRY_SECONDS = 5
 def _busy(form: LoginForm) -> tuple[str, int, dict[str, str]]:
     """Too many log-ins at this moment: say so at once rather than time out."""
     flash(
-        "Many people are logging in right now. Please wait a few seconds and try again.",
+        _("Many people are logging in right now. Please wait a few seconds and try again."),
         "warning",
     )
     page = render_template("auth/login.html", form=form)
@@ -350,7 +358,7 @@ def change_own_password() -> str | Response | tuple[str, int]:
     if form.validate_on_submit() and (
         done := commit_or_show(
             change,
-            message="Your password was changed. You were logged out everywhere else.",
+            message=_("Your password was changed. You were logged out everywhere else."),
             redirect_to=url_for("main.index"),
             form=form,
         )
@@ -367,7 +375,7 @@ def logout() -> Response:
     logout_user()
     session.clear()
     if request.form.get("reason") == "idle":  # the page's own idle timer (static/js/portal.js)
-        flash(IDLE_MESSAGE, "info")
+        flash(_(IDLE_MESSAGE), "info")
     else:
-        flash("You have been logged out.", "success")
+        flash(_("You have been logged out."), "success")
     return redirect(url_for("auth.login"))
