@@ -409,8 +409,8 @@ SETTINGS: tuple[Setting, ...] = (
         "campus_password_url",
         str,
         "",
-        "where campus accounts change their password (`https://...`): a link on the "
-        "portal's password page and wherever it says a campus password is not changed here",
+        "where campus accounts change their password (`https://...`): the portal's password "
+        "page, which tells a campus account that its password is not changed here, links to it",
     ),
     Setting(
         "offline_sign_in_days",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -53,7 +53,12 @@ def _server(tmp_path: Path, provider: IdentityProvider, **overrides: Any):  # ty
     return make_app(tmp_path, f"sqlite:///{tmp_path / 'server.db'}", **settings)
 
 
-def _answer(client: FlaskClient, username: str, start_at: str = "/login/oidc"):  # type: ignore[no-untyped-def]
+def _answer(  # type: ignore[no-untyped-def]
+    client: FlaskClient,
+    username: str,
+    start_at: str = "/login/oidc",
+    meanwhile: Callable[[], None] | None = None,
+):
     """The whole code flow: the portal's redirect, the provider's log-in form (the account's
     password), and the portal's response to the provider's answer at its callback."""
     start = client.get(start_at)
@@ -74,6 +79,8 @@ def _answer(client: FlaskClient, username: str, start_at: str = "/login/oidc"): 
             )
         assert response.status_code in (302, 303), response.text
         location = urljoin(location, response.headers["Location"])
+    if meanwhile is not None:
+        meanwhile()
     answer = urlsplit(location)
     return client.get(f"{answer.path}?{answer.query}")
 
@@ -133,6 +140,25 @@ def test_the_page_asked_for_opens_after_the_sign_in(tmp_path, provider):
     # Only a page of the portal's own: elsewhere, the home page.
     back = _answer(app.test_client(), "alan", "/login/oidc?next=https://elsewhere.example/")
     assert back.status_code == 302 and back.headers["Location"] == "/"
+
+
+def test_a_sign_in_started_more_than_10_minutes_ago_is_refused(tmp_path, provider):
+    app = _server(tmp_path, provider)
+    client = app.test_client()
+
+    def ten_minutes_pass() -> None:  # the pending sign-in's expiry, as the session keeps it
+        with client.session_transaction() as session:
+            (key,) = [k for k in session if k.startswith("_state_campus_")]
+            session[key] = session[key] | {"exp": session[key]["exp"] - 601}
+
+    back = _answer(client, "alan", meanwhile=ten_minutes_pass)
+    assert back.status_code == 400
+    assert "more than 10 minutes old" in back.get_data(as_text=True)
+    assert _account(app, "alan") is None
+    (failed,) = _audit(app, "auth.login_failed")
+    assert failed.after and failed.after["reason"] == "state expired"
+    # Not expired, the same answer's sign-in would have gone through.
+    assert _answer(app.test_client(), "alan").status_code == 302
 
 
 def test_no_mapped_group_is_refused_where_student_has_a_group(tmp_path, provider):
