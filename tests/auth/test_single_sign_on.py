@@ -6,8 +6,11 @@ of a campus account, the log-in rate limit, and the settings."""
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
 import re
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -65,6 +68,7 @@ def _answer(  # type: ignore[no-untyped-def]
     if start.status_code != 302:
         return start
     at_provider = requests.Session()
+    at_provider.trust_env = False  # the browser's side: never through a test's proxy
     location = start.headers["Location"]
     while not location.startswith(CALLBACK):
         response = at_provider.get(location, allow_redirects=False, timeout=10)
@@ -159,6 +163,60 @@ def test_a_sign_in_started_more_than_10_minutes_ago_is_refused(tmp_path, provide
     assert failed.after and failed.after["reason"] == "state expired"
     # Not expired, the same answer's sign-in would have gone through.
     assert _answer(app.test_client(), "alan").status_code == 302
+
+
+class _TamperingProxy(http.server.BaseHTTPRequestHandler):
+    """An HTTP proxy between the portal and the provider that breaks the signature of every ID
+    token the provider's token endpoint hands out (the portal's requests go through it by the
+    ordinary HTTP_PROXY variable)."""
+
+    def _forward(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        headers = {
+            k: v for k, v in self.headers.items() if k.lower() not in ("host", "proxy-connection")
+        }
+        upstream = requests.Session()
+        upstream.trust_env = False
+        answer = upstream.request(self.command, self.path, headers=headers, data=body, timeout=10)
+        content = answer.content
+        if urlsplit(self.path).path == "/token" and answer.ok:
+            token = answer.json()
+            head, payload, signature = token["id_token"].split(".")
+            flipped = ("A" if signature[0] != "A" else "B") + signature[1:]
+            token["id_token"] = f"{head}.{payload}.{flipped}"
+            content = json.dumps(token).encode()
+        self.send_response(answer.status_code)
+        self.send_header("Content-Type", answer.headers.get("Content-Type", "text/plain"))
+        self.send_header("Content-Length", str(len(content)))
+        self.end_headers()
+        self.wfile.write(content)
+
+    do_GET = _forward
+    do_POST = _forward
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+        pass
+
+
+def test_an_id_token_whose_signature_does_not_verify_is_refused(tmp_path, provider, monkeypatch):
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TamperingProxy)
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        app = _server(tmp_path, provider)
+        status, page = _sign_in(app.test_client(), "alan")
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+    assert status == 400
+    assert "This sign-in answer could not be verified" in page
+    assert _account(app, "alan") is None
+    (failed,) = _audit(app, "auth.login_failed")
+    assert failed.after and failed.after["reason"] == "id_token: BadSignatureError"
 
 
 def test_no_mapped_group_is_refused_where_student_has_a_group(tmp_path, provider):
