@@ -32,6 +32,16 @@ from portal.accounts.services import USERNAME_PATTERN
 
 log = logging.getLogger(__name__)
 
+
+class _NoVerifier(logging.Filter):
+    """Authlib logs each PKCE verifier at DEBUG; with the code it would finish a sign-in."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "code_verifier" not in record.getMessage()
+
+
+logging.getLogger("authlib.integrations.base_client.sync_app").addFilter(_NoVerifier())
+
 EXTENSION = "portal_single_sign_on"
 CLIENT = "campus"  # the name Authlib keeps the pending sign-ins under in the session
 TIMEOUT_SECONDS = 5

@@ -122,6 +122,7 @@ def test_a_confidential_client_signs_in_and_its_secret_is_never_shown(tmp_path, 
     grace = _account(app, "grace")
     assert grace is not None and (grace.role, grace.account_source) == ("admin", "oidc")
     assert SECRET not in caplog.text
+    assert "code_verifier" not in caplog.text  # Authlib's DEBUG line about it is dropped
     assert SECRET not in client.get("/healthz").get_data(as_text=True)
     with app.app_context():
         entries = _db.session.scalars(select(AuditEntry)).all()
