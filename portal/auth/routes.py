@@ -3,7 +3,7 @@ sign-in there goes through the server (portal.sync.device.runner.sign_in_through
 
 import math
 import time
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from flask import (
     Blueprint,
@@ -37,6 +37,9 @@ from portal.models import User, utcnow
 from portal.sync.device import runner as device
 from portal.sync.device.client import SyncError
 from portal.web import commit_or_show, db_session, filled, signed_in_user
+
+if TYPE_CHECKING:  # Authlib comes with the `server` extra: imported where `oidc` is on
+    from portal.auth.single_sign_on import SignInProblem
 
 bp = Blueprint("auth", __name__)
 
@@ -278,7 +281,7 @@ def oidc_callback() -> Response | tuple[str, int]:
     return redirect(target if is_safe_redirect(target) else url_for("main.index"))
 
 
-def _single_sign_on_problem(problem: Any) -> tuple[str, int]:
+def _single_sign_on_problem(problem: "SignInProblem") -> tuple[str, int]:
     """A single sign-on that did not succeed: audited, and a page in plain words."""
     db.session.rollback()
     _record_failure("", problem.detail, method="oidc")
