@@ -247,6 +247,35 @@ def test_a_local_account_of_that_name_is_not_taken_over(tmp_path, provider):
     assert ada is not None and (ada.account_source, ada.role) == ("local", "admin")
 
 
+def test_a_directory_account_of_that_name_signs_in_its_own_way(tmp_path, provider):
+    app = _server(tmp_path, provider)
+    with app.app_context():
+        factories.make_user(_db.session, "instructor", username="alan", account_source="ldap")
+        _db.session.commit()
+    status, page = _sign_in(app.test_client(), "alan")
+    assert status == 403
+    assert "The portal account alan signs in the other campus way" in page
+    alan = _account(app, "alan")
+    assert alan is not None and alan.account_source == "ldap"
+
+
+@pytest.mark.postgres
+def test_single_sign_on_on_postgresql(tmp_path, provider, postgres_url):
+    """The central server's own database: the account is created, then brought up to date."""
+    app = _server(tmp_path, provider, DATABASE_URL=postgres_url)
+    assert _sign_in(app.test_client(), "alan")[0] == 302
+    provider.set_groups("alan", ["portal-admins"])
+    try:
+        assert _sign_in(app.test_client(), "alan")[0] == 302
+    finally:
+        provider.set_groups("alan", ACCOUNTS["alan"]["groups"])
+    alan = _account(app, "alan")
+    assert alan is not None and (alan.account_source, alan.role) == ("oidc", "admin")
+    with app.app_context():
+        _db.session.remove()
+        _db.engine.dispose()
+
+
 def test_a_deactivated_campus_account_is_refused(tmp_path, provider):
     app = _server(tmp_path, provider)
     client = app.test_client()
