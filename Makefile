@@ -14,6 +14,7 @@ APT_TEST := chromium xvfb xauth imagemagick nginx pgbouncer openssl nsis msitool
 VENDOR := portal/static/vendor
 ASSETS := portal/assets
 AXE := tests/browser/node_modules/axe-core/axe.min.js
+OIDC_PROVIDER := tests/auth/oidc_provider/node_modules/oidc-provider/package.json
 
 .PHONY: run test lint bench assets system-deps system-deps-window system-deps-test clean help
 
@@ -69,6 +70,11 @@ $(AXE): tests/browser/package.json
 	cd tests/browser && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
 	@touch $@
 
+# The OpenID Connect provider the sign-in tests run (npm's oidc-provider under Node).
+$(OIDC_PROVIDER): tests/auth/oidc_provider/package.json tests/auth/oidc_provider/package-lock.json
+	cd tests/auth/oidc_provider && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	@touch $@
+
 run: system-deps $(STAMP) assets
 	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then $(MAKE) --no-print-directory $(VENV)/.desktop; fi
 	$(BIN)/campus-portal --demo
@@ -79,14 +85,15 @@ lint: $(STAMP)
 	$(BIN)/mypy portal desktop
 	$(BIN)/lint-imports
 
-test: system-deps-test $(STAMP) $(VENV)/.desktop assets $(AXE) lint
+test: system-deps-test $(STAMP) $(VENV)/.desktop assets $(AXE) $(OIDC_PROVIDER) lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: system-deps-test $(STAMP) $(VENV)/.desktop assets
 	$(BIN)/python -m tests.benchmarks.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(VENDOR) $(ASSETS)/node_modules tests/browser/node_modules build dist tests/artifacts
+	rm -rf $(VENV) $(VENDOR) $(ASSETS)/node_modules tests/browser/node_modules \
+	  tests/auth/oidc_provider/node_modules build dist tests/artifacts
 
 # --- Packaging: the PyInstaller bundle and the Linux installers (installers/README.md) ----------
 # `make package` builds in a virtualenv of its own (the app, its window toolkit and PyInstaller

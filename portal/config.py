@@ -263,10 +263,11 @@ SETTINGS: tuple[Setting, ...] = (
         "sign_in_methods",
         list,
         ["local"],
-        "what the log-in form checks a username and password against: `local` (the portal's "
-        "own accounts), `ldap` (the campus directory); any of them, e.g. "
-        '`["ldap", "local"]`. Single sign-on (OIDC) comes in a later release',
-        choices=("local", "ldap"),
+        "what the log-in page offers: `local` (the portal's own accounts) and `ldap` (the "
+        "campus directory) check the username and password typed into its form; `oidc` adds "
+        'the button "Sign in with your campus account" (the campus single sign-on); any of '
+        'them, e.g. `["oidc", "local"]`',
+        choices=("local", "ldap", "oidc"),
     ),
     Setting(
         "ldap_url",
@@ -345,6 +346,71 @@ SETTINGS: tuple[Setting, ...] = (
         '`{ admin = "cn=portal-admins,ou=groups,dc=campus,dc=example" }`; the highest role '
         "wins; a person in none of them is a student, or is refused when `student` has a group "
         "too",
+    ),
+    Setting(
+        "oidc_issuer",
+        str,
+        "",
+        "the campus single sign-on (OpenID Connect) provider: its issuer URL, where "
+        "`/.well-known/openid-configuration` is found; `https://`, or `http://` on this host "
+        "only (`http://127.0.0.1:8080`). The provider sends people back to "
+        "`<server>/login/oidc/callback` (Installers: Campus sign-in)",
+    ),
+    Setting(
+        "oidc_client_id",
+        str,
+        "",
+        "the portal's client ID, given by the provider when IT registers the portal",
+    ),
+    Setting(
+        "oidc_client_secret",
+        str,
+        "",
+        "the portal's client secret: from the environment only (`PORTAL_OIDC_CLIENT_SECRET`), "
+        "or `oidc_client_secret_file`; empty: a public client (PKCE only)",
+        layers=frozenset({ENVIRONMENT, OVERRIDES}),
+    ),
+    Setting(
+        "oidc_client_secret_file",
+        str,
+        "",
+        "a file holding the client secret, readable by the service's account only "
+        "(mode 600 or 400)",
+    ),
+    Setting(
+        "oidc_scopes",
+        list,
+        ["openid", "profile", "email"],
+        "the scopes asked for (`openid` is required); add the one that brings the groups claim "
+        "where the provider needs it (Keycloak: a `groups` client scope)",
+    ),
+    Setting(
+        "oidc_username_claim",
+        str,
+        "preferred_username",
+        "the ID token's claim that holds the person's portal username (lower-case letters, "
+        "digits, `.`, `_`, `-`; a value that is not one is refused with a message)",
+    ),
+    Setting(
+        "oidc_groups_claim",
+        str,
+        "groups",
+        "the ID token's claim that lists the person's groups (Entra ID: `groups` or `roles`)",
+    ),
+    Setting(
+        "oidc_group_roles",
+        dict,
+        {},
+        "portal role → the value in the groups claim whose holders get it, e.g. "
+        '`{ admin = "portal-admins", instructor = "teaching-staff" }`; the highest role wins; '
+        "a person with none of them is a student, or is refused when `student` has a group too",
+    ),
+    Setting(
+        "campus_password_url",
+        str,
+        "",
+        "where campus accounts change their password (`https://...`): the portal's password "
+        "page, which tells a campus account that its password is not changed here, links to it",
     ),
     Setting(
         "offline_sign_in_days",
@@ -699,6 +765,13 @@ def load_settings(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         settings["SECRET_KEY"] = _local_secret_key(data_dir)
     if "ldap" in settings["SIGN_IN_METHODS"]:
         _check_directory(settings)
+    if "oidc" in settings["SIGN_IN_METHODS"]:
+        _check_single_sign_on(settings)
+    url = settings["CAMPUS_PASSWORD_URL"]
+    if url and (
+        urlsplit(url).scheme.lower() not in ("https", "http") or not urlsplit(url).hostname
+    ):
+        raise ConfigError(f"campus_password_url must be an https:// address, not {url!r}")
     return settings
 
 
@@ -741,6 +814,41 @@ def _check_directory(settings: dict[str, Any]) -> None:
         raise ConfigError(f"ldap_ca_file {settings['LDAP_CA_FILE']} does not exist")
     if path := settings["LDAP_BIND_PASSWORD_FILE"]:
         settings["LDAP_BIND_PASSWORD"] = _secret_file(Path(path), "ldap_bind_password_file")
+
+
+def _check_single_sign_on(settings: dict[str, Any]) -> None:
+    """The single sign-on (OIDC) settings make sense together; the client secret is read from
+    `oidc_client_secret_file` when it is given there."""
+    from portal.models import ROLES  # the roles are declared with the accounts
+
+    if settings["MODE"] != "server":
+        raise ConfigError(
+            "sign_in_methods: oidc is for the central server; a desktop copy signs in through it"
+        )
+    issuer = settings["OIDC_ISSUER"]
+    parts = urlsplit(issuer)
+    host = parts.hostname or ""
+    scheme = parts.scheme.lower()
+    if not host or scheme not in ("https", "http"):
+        raise ConfigError(
+            f"sign_in_methods has oidc: oidc_issuer must be an https:// address, not {issuer!r}"
+        )
+    if scheme == "http" and host != "localhost" and not _loopback(host):
+        raise ConfigError(
+            f"oidc_issuer {issuer} is not https://: plain http is only for a provider on this "
+            "host (127.0.0.1)"
+        )
+    if not settings["OIDC_CLIENT_ID"]:
+        raise ConfigError("sign_in_methods has oidc: set oidc_client_id (from the provider)")
+    if "openid" not in settings["OIDC_SCOPES"]:
+        raise ConfigError("oidc_scopes must include openid")
+    unknown = sorted(set(settings["OIDC_GROUP_ROLES"]) - set(ROLES))
+    if unknown:
+        raise ConfigError(
+            f"oidc_group_roles: {unknown[0]!r} is not a portal role ({', '.join(ROLES)})"
+        )
+    if path := settings["OIDC_CLIENT_SECRET_FILE"]:
+        settings["OIDC_CLIENT_SECRET"] = _secret_file(Path(path), "oidc_client_secret_file")
 
 
 def _loopback(host: str) -> bool:

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from flask_babel import gettext as _
 from ldap3 import BASE, NONE, SUBTREE, Connection, Server, Tls
 from ldap3.core.exceptions import LDAPException, LDAPSocketOpenError, LDAPStartTLSError
 from ldap3.utils.conv import escape_filter_chars
@@ -24,15 +25,16 @@ from ldap3.utils.dn import escape_rdn
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from portal.accounts import campus
+from portal.accounts.campus import highest_role
 from portal.accounts.services import hash_password, password_matches
-from portal.audit.services import record
 from portal.errors import PortalError
-from portal.models import ROLES, User
+from portal.i18n import N_
+from portal.models import User
 
 log = logging.getLogger(__name__)
 
-LDAP = "ldap"
-NO_PASSWORD = "!"  # noqa: S105 - an account whose password is checked elsewhere
+LDAP = campus.LDAP
 TIMEOUT_SECONDS = 5
 INVALID_CREDENTIALS = 49
 
@@ -43,17 +45,13 @@ class DirectoryUnavailable(PortalError):
     status_code = 503
 
 
-class DirectoryRefused(PortalError):
-    """The directory knows the person, but the portal may not let them in (no role)."""
+DirectoryRefused = campus.CampusRefused  # the directory knows the person, the portal refuses
 
-    status_code = 403
-
-
-UNREACHABLE = (
+UNREACHABLE = N_(
     "The campus directory cannot be reached right now, so campus accounts cannot sign in. "
     "Try again in a few minutes; if it lasts, tell the IT service desk."
 )
-UNTRUSTED = (
+UNTRUSTED = N_(
     "The campus directory's certificate is not trusted by the portal, so campus accounts "
     "cannot sign in. Tell the IT service desk (the portal's ldap_ca_file setting)."
 )
@@ -96,14 +94,10 @@ class DirectorySettings:
 
 
 @dataclass(frozen=True)
-class DirectoryPerson:
-    """What the directory says about a person who signed in."""
+class DirectoryPerson(campus.CampusPerson):
+    """What the directory says about a person who signed in, and where its entry is."""
 
-    username: str
-    dn: str
-    full_name: str
-    email: str
-    role: str | None  # None: in no group that gives a role here, and `student` has one
+    dn: str = ""
 
 
 def _server(settings: DirectorySettings) -> tuple[Server, bool]:
@@ -132,7 +126,7 @@ def _unavailable(error: Exception) -> DirectoryUnavailable:
     text = str(error)
     untrusted = "CERTIFICATE_VERIFY_FAILED" in text or "certificate" in text.lower()
     log.warning("campus directory: %s", text)
-    return DirectoryUnavailable(UNTRUSTED if untrusted else UNREACHABLE)
+    return DirectoryUnavailable(_(UNTRUSTED if untrusted else UNREACHABLE))
 
 
 def _connect(settings: DirectorySettings, user: str | None, password: str | None) -> Connection:
@@ -163,7 +157,7 @@ def _find_dn(settings: DirectorySettings, username: str) -> str | None:
     try:
         if not connection.bound:
             log.error("campus directory: the search account could not bind: %s", connection.result)
-            raise DirectoryUnavailable(UNREACHABLE)
+            raise DirectoryUnavailable(_(UNREACHABLE))
         query = settings.search_filter.format(username=escape_filter_chars(username))
         connection.search(settings.search_base, query, SUBTREE, attributes=[], size_limit=2)
         entries = [
@@ -231,14 +225,6 @@ def _person(
     )
 
 
-def highest_role(held: list[str], group_roles: dict[str, str]) -> str | None:
-    """The highest of the roles held (ROLES runs from the lowest to the highest); with none:
-    student, unless `student` has a group of its own (then only members get in)."""
-    if held:
-        return max(held, key=ROLES.index)
-    return None if "student" in group_roles else "student"
-
-
 def sign_in_with_password(
     db: Session, settings: dict[str, Any], username: str, password: str, *, now: datetime
 ) -> User | None:
@@ -257,64 +243,11 @@ def sign_in_with_password(
 
 
 def sign_in(db: Session, person: DirectoryPerson, password: str, *, now: datetime) -> User:
-    """The portal account of a person the directory accepted: created at the first sign-in,
-    brought up to date at every later one (each change in the audit log). The account keeps a
-    slow verifier of the password, which reaches only the desktop copies the person uses, for
-    their offline sign-in (offline_sign_in_days). Raises DirectoryRefused when the person has
-    no role here or the name belongs to a local account."""
-    user = db.scalar(select(User).where(User.username == person.username))
-    if person.role is None:
-        raise DirectoryRefused(
-            "Your campus account is not in a group that may use the portal. "
-            "Ask the IT service desk to add you."
-        )
-    if user is None:
-        user = User(
-            username=person.username,
-            full_name=person.full_name,
-            email=person.email,
-            role=person.role,
-            password_hash=NO_PASSWORD,
-            account_source=LDAP,
-        )
-        db.add(user)
-        db.flush()
-        record(
-            db,
-            user,
-            "account.directory_create",
-            entity_type="user",
-            entity_id=user.id,
-            summary=f"{user.username} signed in with a campus account for the first time",
-            after={"full_name": user.full_name, "email": user.email, "role": user.role},
-        )
-    elif user.account_source != LDAP:
-        raise DirectoryRefused(
-            f"The portal has a local account named {person.username}; it cannot be used with "
-            "a campus password. Sign in with its own password, or ask an administrator."
-        )
-    else:
-        fresh = {"full_name": person.full_name, "email": person.email, "role": person.role}
-        before = {key: getattr(user, key) for key in fresh if getattr(user, key) != fresh[key]}
-        if before:
-            for key in before:
-                setattr(user, key, fresh[key])
-            record(
-                db,
-                user,
-                "account.directory_update",
-                entity_type="user",
-                entity_id=user.id,
-                summary=f"{user.username}'s details were updated from the campus directory",
-                before=before,
-                after={key: fresh[key] for key in before},
-            )
-    if not user.is_active:
-        raise DirectoryRefused(
-            "This account has been deactivated in the portal. Ask an administrator."
-        )
+    """The portal account of a person the directory accepted (created or brought up to date by
+    portal/accounts/campus.py). The account keeps a slow verifier of the password, which
+    reaches only the desktop copies the person uses, for their offline sign-in
+    (offline_sign_in_days). Raises DirectoryRefused (campus.CampusRefused)."""
+    user = campus.sign_in(db, person, LDAP, now=now)
     if not password_matches(user.password_hash, password):
         user.password_hash = hash_password(password)
-    user.directory_checked_at = now
-    user.last_login_at = now
     return user

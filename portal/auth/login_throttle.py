@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask import Flask, current_app
+from flask_babel import ngettext
 
 EXTENSION = "portal_login_throttle"
 FREE_TRIES = 5  # wrong passwords in a row that cost no wait (typos): offline_failed_attempts
@@ -88,5 +89,6 @@ def throttle() -> LoginThrottle:
 def in_words(seconds: int) -> str:
     """ "12 seconds", "1 minute", "3 minutes" (rounded up): when to try again."""
     if seconds < 120:
-        return "1 second" if seconds == 1 else f"{seconds} seconds"
-    return f"{math.ceil(seconds / 60)} minutes"
+        return ngettext("%(num)d second", "%(num)d seconds", seconds)
+    minutes = math.ceil(seconds / 60)
+    return ngettext("%(num)d minute", "%(num)d minutes", minutes)

@@ -22,11 +22,13 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_login import current_user, logout_user
 from werkzeug.wrappers import Response as BaseResponse
 
 from portal.api import API_PREFIX
 from portal.extensions import login_manager
+from portal.i18n import N_
 from portal.models import ROLES, utcnow
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -35,7 +37,7 @@ PASSIVE_ATTRIBUTE = "portal_passive"
 PUBLIC = "public"
 SIGNED_IN = "signed-in"
 EXEMPT_ENDPOINTS = {"static"}
-IDLE_MESSAGE = "You were logged out after a period of inactivity."
+IDLE_MESSAGE = N_("You were logged out after a period of inactivity.")
 PASSWORD_CHANGE_ENDPOINTS = {"auth.change_own_password", "auth.logout"}
 LAST_SEEN_STEP_SECONDS = 60  # the idle log-out's granularity (_enforce_idle_logout)
 
@@ -137,7 +139,7 @@ def _enforce_idle_logout() -> None:
     if limit_minutes > 0 and last_seen is not None and now - last_seen > limit_minutes * 60:
         logout_user()
         session.clear()
-        flash(IDLE_MESSAGE, "info")
+        flash(_(IDLE_MESSAGE), "info")
         return
     view = current_app.view_functions.get(request.endpoint or "")
     if view is not None and getattr(view, PASSIVE_ATTRIBUTE, False) and last_seen is not None:

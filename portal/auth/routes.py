@@ -3,9 +3,12 @@ sign-in there goes through the server (portal.sync.device.runner.sign_in_through
 
 import math
 import time
+from typing import TYPE_CHECKING, Any, cast
 
 from flask import (
     Blueprint,
+    Flask,
+    abort,
     current_app,
     flash,
     make_response,
@@ -16,6 +19,8 @@ from flask import (
     url_for,
 )
 from flask import Response as FlaskResponse
+from flask.blueprints import BlueprintSetupState
+from flask_babel import gettext as _
 from flask_limiter import RequestLimit
 from flask_login import current_user, login_user, logout_user
 from werkzeug.wrappers import Response
@@ -32,6 +37,9 @@ from portal.models import User, utcnow
 from portal.sync.device import runner as device
 from portal.sync.device.client import SyncError
 from portal.web import commit_or_show, db_session, filled, signed_in_user
+
+if TYPE_CHECKING:  # Authlib comes with the `server` extra: imported where `oidc` is on
+    from portal.auth.single_sign_on import SignInProblem
 
 bp = Blueprint("auth", __name__)
 
@@ -59,7 +67,10 @@ def _address_limit_reached(limit: RequestLimit) -> FlaskResponse:
     seconds = max(1, min(math.ceil(limit.reset_at - time.time()), window))
     return _try_later(
         LoginForm(),
-        f"Too many log-in attempts from this address. Try again in {in_words(seconds)}.",
+        _(
+            "Too many log-in attempts from this address. Try again in %(when)s.",
+            when=in_words(seconds),
+        ),
         seconds,
     )
 
@@ -85,7 +96,7 @@ def _through_campus_server(username: str, password: str) -> tuple[User | None, s
     except OfflineSignInExpired as error:
         return None, str(error)
     if user is None:
-        return None, (
+        return None, _(
             "The campus server accepted the sign-in, but this computer has not received the "
             "account yet. Wait for the sync to finish and try again."
         )
@@ -124,9 +135,17 @@ def _check_here(username: str, password: str) -> User | None:
     return authenticate(db_session(), username, password, now=utcnow(), offline_days=offline_days)
 
 
+# One budget per client address for every way of signing in (the form, single sign-on).
+LOGIN_SCOPE = "login"
+
+
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(
-    _login_limit, methods=["POST"], exempt_when=_on_desktop, on_breach=_address_limit_reached
+@limiter.shared_limit(
+    _login_limit,
+    LOGIN_SCOPE,
+    methods=["POST"],
+    exempt_when=_on_desktop,
+    on_breach=_address_limit_reached,
 )
 @public
 def login() -> str | Response | tuple[str, int] | tuple[str, int, dict[str, str]]:
@@ -168,7 +187,10 @@ def login() -> str | Response | tuple[str, int] | tuple[str, int, dict[str, str]
                 | ({"reason": problem} if problem else {}),
             )
             db.session.commit()
-            flash(problem or "That username and password do not match an active account.", "danger")
+            flash(
+                problem or _("That username and password do not match an active account."),
+                "danger",
+            )
             if _on_desktop() and not problem and (wait := throttle().failed(username)):
                 flash(_wrong_passwords_message(username, wait), "warning")
             return render_template("auth/login.html", form=form), 401
@@ -191,10 +213,121 @@ def login() -> str | Response | tuple[str, int] | tuple[str, int, dict[str, str]
     return render_template("auth/login.html", form=form)
 
 
+@bp.record_once
+def _single_sign_on(state: BlueprintSetupState) -> None:
+    """Authlib's client for the campus provider, where `oidc` is a sign-in method (Authlib
+    comes with the `server` extra, and only the central server offers `oidc`)."""
+    if "oidc" in state.app.config["PORTAL"]["SIGN_IN_METHODS"]:
+        from portal.auth import single_sign_on
+
+        single_sign_on.init_app(cast(Flask, state.app))
+
+
+def _single_sign_on_offered() -> bool:
+    return "oidc" in _methods()
+
+
+@bp.route("/login/oidc")
+@limiter.shared_limit(
+    _login_limit, LOGIN_SCOPE, exempt_when=_on_desktop, on_breach=_address_limit_reached
+)
+@public
+def oidc_start() -> Response | tuple[str, int]:
+    """ "Sign in with your campus account": off to the campus provider (single sign-on)."""
+    if current_user.is_authenticated:
+        return redirect(url_for("main.index"))
+    if not _single_sign_on_offered():
+        abort(404)
+    from portal.auth import single_sign_on
+
+    target = request.args.get("next", "")
+    session["oidc_next"] = target if is_safe_redirect(target) else ""
+    try:
+        response: Response = single_sign_on.start()
+        return response
+    except single_sign_on.SignInProblem as problem:
+        return _single_sign_on_problem(problem)
+
+
+@bp.route("/login/oidc/callback")
+@limiter.shared_limit(
+    _login_limit, LOGIN_SCOPE, exempt_when=_on_desktop, on_breach=_address_limit_reached
+)
+@public
+def oidc_callback() -> Response | tuple[str, int]:
+    """The campus provider's answer: checked, then the account signed in (created or brought
+    up to date from the groups on the way)."""
+    if current_user.is_authenticated:
+        return redirect(url_for("main.index"))
+    if not _single_sign_on_offered():
+        abort(404)
+    from portal.accounts import campus
+    from portal.auth import single_sign_on
+
+    settings = current_app.config["PORTAL"]
+    try:
+        person = single_sign_on.finish(settings)
+        user = campus.sign_in(db_session(), person, campus.OIDC, now=utcnow())
+    except single_sign_on.SignInProblem as problem:
+        return _single_sign_on_problem(problem)
+    except campus.CampusRefused as error:
+        db.session.rollback()
+        _record_failure(person.username, str(error), method="oidc")
+        return _problem_page(_("You cannot sign in to the portal"), str(error), 403, False)
+    _signed_in(user, method="oidc")
+    target = session.pop("oidc_next", "")
+    session.clear()  # a fresh session on log-in (no fixation)
+    login_user(user)
+    return redirect(target if is_safe_redirect(target) else url_for("main.index"))
+
+
+def _single_sign_on_problem(problem: "SignInProblem") -> tuple[str, int]:
+    """A single sign-on that did not succeed: audited, and a page in plain words."""
+    db.session.rollback()
+    _record_failure("", problem.detail, method="oidc")
+    what = problem.problem
+    return _problem_page(what.title, what.message, what.status, what.again)
+
+
+def _problem_page(title: Any, message: Any, status: int, again: bool) -> tuple[str, int]:
+    page = render_template(
+        "auth/oidc_problem.html", title=title, message=message, start_again=again
+    )
+    return page, status
+
+
+def _record_failure(username: str, reason: str, *, method: str) -> None:
+    record(
+        db_session(),
+        None,
+        "auth.login_failed",
+        entity_type="user",
+        summary=f"Failed campus sign-in{f' as {username!r}' if username else ''}",
+        after={"username": username, "ip": request.remote_addr, "method": method}
+        | ({"reason": reason} if reason else {}),
+    )
+    db.session.commit()
+
+
+def _signed_in(user: User, *, method: str) -> None:
+    record(
+        db_session(),
+        user,
+        "auth.login",
+        entity_type="user",
+        entity_id=user.id,
+        summary=f"{user.username} logged in",
+        after={"ip": request.remote_addr, "account_source": user.account_source, "method": method},
+    )
+    db.session.commit()
+
+
 def _wrong_passwords_message(username: str, seconds: int) -> str:
-    return (
-        f"Too many wrong passwords for {username}. Try again in {in_words(seconds)}. "
-        "Other people can log in on this computer meanwhile."
+    return _(
+        "Too many wrong passwords for %(username)s. Try again in %(when)s. "
+        "Other people can log in on this computer meanwhile.",
+        username=username,
+        when=in_words(seconds),
     )
 
 
@@ -204,7 +337,7 @@ BUSY_RETRY_SECONDS = 5
 def _busy(form: LoginForm) -> tuple[str, int, dict[str, str]]:
     """Too many log-ins at this moment: say so at once rather than time out."""
     flash(
-        "Many people are logging in right now. Please wait a few seconds and try again.",
+        _("Many people are logging in right now. Please wait a few seconds and try again."),
         "warning",
     )
     page = render_template("auth/login.html", form=form)
@@ -228,7 +361,7 @@ def change_own_password() -> str | Response | tuple[str, int]:
     if form.validate_on_submit() and (
         done := commit_or_show(
             change,
-            message="Your password was changed. You were logged out everywhere else.",
+            message=_("Your password was changed. You were logged out everywhere else."),
             redirect_to=url_for("main.index"),
             form=form,
         )
@@ -245,7 +378,7 @@ def logout() -> Response:
     logout_user()
     session.clear()
     if request.form.get("reason") == "idle":  # the page's own idle timer (static/js/portal.js)
-        flash(IDLE_MESSAGE, "info")
+        flash(_(IDLE_MESSAGE), "info")
     else:
-        flash("You have been logged out.", "success")
+        flash(_("You have been logged out."), "success")
     return redirect(url_for("auth.login"))
