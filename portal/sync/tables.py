@@ -108,6 +108,12 @@ class SyncedTable:
         }
 
 
+def of_student(noun: str, *, of: str, value: str, empty: str, **more: Any) -> RecordKind:
+    """One student's row in something (a mark of an assessment, attendance at a lab session):
+    named by the student, `of` what, and holding what they entered (`value`)."""
+    return RecordKind(noun, person="student_id", parent=of, value=value, empty=empty, **more)
+
+
 SYNCED_TABLES: tuple[SyncedTable, ...] = (
     SyncedTable(
         models.User,
@@ -145,12 +151,8 @@ SYNCED_TABLES: tuple[SyncedTable, ...] = (
         apply="registration",
         # the seat counters of its section
         alongside=(Alongside("sections", "id", "section_id"),),
-        record=RecordKind(
-            _l("registration"),
-            person="student_id",
-            parent="section_id",
-            value="status",
-            empty=_l("not registered"),
+        record=of_student(
+            _l("registration"), of="section_id", value="status", empty=_l("not registered")
         ),
     ),
     SyncedTable(
@@ -171,13 +173,7 @@ SYNCED_TABLES: tuple[SyncedTable, ...] = (
         frozenset({"entered_by_id"}),
         frozenset({"points"}),
         apply="mark",
-        record=RecordKind(
-            _l("mark"),
-            person="student_id",
-            parent="assessment_id",
-            value="points",
-            empty=_l("no mark"),
-        ),
+        record=of_student(_l("mark"), of="assessment_id", value="points", empty=_l("no mark")),
     ),
     SyncedTable(
         models.GradeFinalisation,
@@ -200,10 +196,9 @@ SYNCED_TABLES: tuple[SyncedTable, ...] = (
         frozenset({"recorded_by_id"}),
         frozenset({"status"}),
         apply="attendance",
-        record=RecordKind(
+        record=of_student(
             _l("attendance"),
-            person="student_id",
-            parent="lab_session_id",
+            of="lab_session_id",
             value="status",
             empty=_l("not taken"),
             phrase=_l("{person}{noun} at the lab of {item}{in_section}"),
@@ -216,12 +211,8 @@ SYNCED_TABLES: tuple[SyncedTable, ...] = (
         _l("Lab-report submission"),
         frozenset({"late", "attempt"}),
         apply="submission",
-        record=RecordKind(
-            _l("lab report"),
-            person="student_id",
-            parent="assessment_id",
-            value="original_name",
-            empty=_l("none handed in"),
+        record=of_student(
+            _l("lab report"), of="assessment_id", value="original_name", empty=_l("none handed in")
         ),
     ),
     SyncedTable(
