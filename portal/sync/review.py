@@ -455,16 +455,12 @@ def _apply_value(
     from portal.attendance.services import record_attendance
     from portal.grading.services import points_from_number, set_mark
 
-    fields = _fields_of(conflict)
     value = _author_value(conflict, view.field_name)
     if conflict.table_name == "marks":
-        model: Any = BY_NAME["marks"].model
-        mark = db.get(model, conflict.row_id)
-        assessment_id = mark.assessment_id if mark else _as_uuid(fields.get("assessment_id"))
-        student_id = mark.student_id if mark else _as_uuid(fields.get("student_id"))
-        assessment = db.get(Assessment, assessment_id) if assessment_id else None
-        if assessment is None or student_id is None or assessment.deleted_at is not None:
+        found = _whose_and_of(db, conflict, Assessment)
+        if found is None:
             raise NotFound(_("That assessment no longer exists."))
+        student_id, assessment = found
         if view.finalised and not reason.strip():
             raise ValidationError(
                 _(
@@ -483,18 +479,36 @@ def _apply_value(
         )
         return
     if conflict.table_name == "attendance_records":
-        model = BY_NAME["attendance_records"].model
-        entry = db.get(model, conflict.row_id)
-        session_id = entry.lab_session_id if entry else _as_uuid(fields.get("lab_session_id"))
-        student_id = entry.student_id if entry else _as_uuid(fields.get("student_id"))
-        lab_session = db.get(LabSession, session_id) if session_id else None
-        if lab_session is None or student_id is None or lab_session.deleted_at is not None:
+        found = _whose_and_of(db, conflict, LabSession)
+        if found is None:
             raise NotFound(_("That lab session no longer exists."))
+        student_id, lab_session = found
         record_attendance(db, actor, lab_session, student_id, str(value), row_id=conflict.row_id)
         return
     raise ValidationError(
         _("This value cannot be applied from here; make the change on its own page.")
     )
+
+
+def _whose_and_of(
+    db: Session, conflict: SyncConflict, parent_model: Any
+) -> tuple[uuid.UUID, Any] | None:
+    """The student a conflict's row is about and what it belongs to (its assessment or lab
+    session: `parent_model`, as the table's RecordKind names them), read from the row or, for
+    one the server never accepted, from the fields the conflict kept; None when either is
+    unknown or what it belongs to was deleted."""
+    kind = RECORDS[conflict.table_name]
+    row = db.get(BY_NAME[conflict.table_name].model, conflict.row_id)
+    fields = _fields_of(conflict)
+
+    def named(field_name: str) -> uuid.UUID | None:
+        return getattr(row, field_name) if row is not None else _as_uuid(fields.get(field_name))
+
+    student_id, parent_id = named(kind.person), named(kind.parent)
+    parent = db.get(parent_model, parent_id) if parent_id else None
+    if student_id is None or parent is None or parent.deleted_at is not None:
+        return None
+    return student_id, parent
 
 
 def section_conflicts(
