@@ -112,38 +112,34 @@ def remove_info(path: Path) -> None:
         path.unlink()
 
 
-def ask_to_focus(info: InstanceInfo, *, timeout: float = 5.0) -> bool:
-    """Ask the running launcher to bring its window to the front; True if it did."""
+def _ask(info: InstanceInfo, path: str, timeout: float) -> tuple[int, bytes] | None:
+    """POST `path` to the running launcher, with its control key: its answer's status and
+    body, or None when it cannot be reached."""
     connection = http.client.HTTPConnection(HOST, info.port, timeout=timeout)
     try:
         connection.request(
             "POST",
-            CONTROL_PATH,
+            path,
             headers={"Host": f"{HOST}:{info.port}", CONTROL_HEADER: info.control_key},
         )
         response = connection.getresponse()
-        return response.status == 200 and response.read() == b"focused"
-    except OSError as exc:
-        log.warning("could not reach the running launcher on port %s: %s", info.port, exc)
-        return False
-    finally:
-        connection.close()
-
-
-def ask_for_launch_url(info: InstanceInfo, *, timeout: float = 5.0) -> str | None:
-    """A fresh one-time launch URL from the running launcher, or None if it cannot be had."""
-    connection = http.client.HTTPConnection(HOST, info.port, timeout=timeout)
-    try:
-        connection.request(
-            "POST",
-            LAUNCH_URL_PATH,
-            headers={"Host": f"{HOST}:{info.port}", CONTROL_HEADER: info.control_key},
-        )
-        response = connection.getresponse()
-        body = response.read().decode("ascii", "replace")
-        return body if response.status == 200 and body.startswith(f"http://{HOST}:") else None
+        return response.status, response.read()
     except OSError as exc:
         log.warning("could not reach the running launcher on port %s: %s", info.port, exc)
         return None
     finally:
         connection.close()
+
+
+def ask_to_focus(info: InstanceInfo, *, timeout: float = 5.0) -> bool:
+    """Ask the running launcher to bring its window to the front; True if it did."""
+    return _ask(info, CONTROL_PATH, timeout) == (200, b"focused")
+
+
+def ask_for_launch_url(info: InstanceInfo, *, timeout: float = 5.0) -> str | None:
+    """A fresh one-time launch URL from the running launcher, or None if it cannot be had."""
+    answer = _ask(info, LAUNCH_URL_PATH, timeout)
+    if answer is None:
+        return None
+    status, body = answer[0], answer[1].decode("ascii", "replace")
+    return body if status == 200 and body.startswith(f"http://{HOST}:") else None

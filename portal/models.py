@@ -788,6 +788,24 @@ class LabSessionAttendanceCount(Base):
     excused: Mapped[int] = mapped_column(Integer, default=0)
 
 
+# On SQLite, an attendance record's status counted in its lab session's row, and taken out.
+_COUNT_NEW_ATTENDANCE = """\
+    INSERT INTO lab_session_attendance_counts (lab_session_id, present, late, absent, excused)
+    VALUES (NEW.lab_session_id, NEW.status = 'present', NEW.status = 'late',
+            NEW.status = 'absent', NEW.status = 'excused')
+    ON CONFLICT (lab_session_id) DO UPDATE SET
+        present = lab_session_attendance_counts.present + excluded.present,
+        late = lab_session_attendance_counts.late + excluded.late,
+        absent = lab_session_attendance_counts.absent + excluded.absent,
+        excused = lab_session_attendance_counts.excused + excluded.excused;
+"""
+_UNCOUNT_OLD_ATTENDANCE = """\
+    UPDATE lab_session_attendance_counts SET
+        present = present - (OLD.status = 'present'), late = late - (OLD.status = 'late'),
+        absent = absent - (OLD.status = 'absent'), excused = excused - (OLD.status = 'excused')
+    WHERE lab_session_id = OLD.lab_session_id;
+"""
+
 # The triggers that keep the counts, per database. A change to them needs a migration (see
 # 0010_dashboard_counts.py, which holds the same statements).
 COUNT_TRIGGERS: dict[str, tuple[str, ...]] = {
@@ -824,43 +842,19 @@ BEGIN
     UPDATE section_grade_counts SET registrations = registrations - 1
     WHERE section_id = OLD.section_id AND final_grade = OLD.final_grade;
 END""",
-        """CREATE TRIGGER IF NOT EXISTS lab_session_attendance_counts_insert
+        f"""CREATE TRIGGER IF NOT EXISTS lab_session_attendance_counts_insert
 AFTER INSERT ON attendance_records
 BEGIN
-    INSERT INTO lab_session_attendance_counts (lab_session_id, present, late, absent, excused)
-    VALUES (NEW.lab_session_id, NEW.status = 'present', NEW.status = 'late',
-            NEW.status = 'absent', NEW.status = 'excused')
-    ON CONFLICT (lab_session_id) DO UPDATE SET
-        present = lab_session_attendance_counts.present + excluded.present,
-        late = lab_session_attendance_counts.late + excluded.late,
-        absent = lab_session_attendance_counts.absent + excluded.absent,
-        excused = lab_session_attendance_counts.excused + excluded.excused;
-END""",
-        """CREATE TRIGGER IF NOT EXISTS lab_session_attendance_counts_update
+{_COUNT_NEW_ATTENDANCE}END""",
+        f"""CREATE TRIGGER IF NOT EXISTS lab_session_attendance_counts_update
 AFTER UPDATE OF lab_session_id, status ON attendance_records
 WHEN OLD.lab_session_id IS NOT NEW.lab_session_id OR OLD.status IS NOT NEW.status
 BEGIN
-    UPDATE lab_session_attendance_counts SET
-        present = present - (OLD.status = 'present'), late = late - (OLD.status = 'late'),
-        absent = absent - (OLD.status = 'absent'), excused = excused - (OLD.status = 'excused')
-    WHERE lab_session_id = OLD.lab_session_id;
-    INSERT INTO lab_session_attendance_counts (lab_session_id, present, late, absent, excused)
-    VALUES (NEW.lab_session_id, NEW.status = 'present', NEW.status = 'late',
-            NEW.status = 'absent', NEW.status = 'excused')
-    ON CONFLICT (lab_session_id) DO UPDATE SET
-        present = lab_session_attendance_counts.present + excluded.present,
-        late = lab_session_attendance_counts.late + excluded.late,
-        absent = lab_session_attendance_counts.absent + excluded.absent,
-        excused = lab_session_attendance_counts.excused + excluded.excused;
-END""",
-        """CREATE TRIGGER IF NOT EXISTS lab_session_attendance_counts_delete
+{_UNCOUNT_OLD_ATTENDANCE}{_COUNT_NEW_ATTENDANCE}END""",
+        f"""CREATE TRIGGER IF NOT EXISTS lab_session_attendance_counts_delete
 AFTER DELETE ON attendance_records
 BEGIN
-    UPDATE lab_session_attendance_counts SET
-        present = present - (OLD.status = 'present'), late = late - (OLD.status = 'late'),
-        absent = absent - (OLD.status = 'absent'), excused = excused - (OLD.status = 'excused')
-    WHERE lab_session_id = OLD.lab_session_id;
-END""",
+{_UNCOUNT_OLD_ATTENDANCE}END""",
     ),
     "postgresql": (
         """CREATE OR REPLACE FUNCTION count_section_grades() RETURNS trigger

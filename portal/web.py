@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar, overload
 
-from flask import after_this_request, flash, redirect, session
+from flask import after_this_request, current_app, flash, redirect, send_file, session
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy.orm import Session
@@ -71,6 +71,28 @@ def signed_in_user() -> User:
     if not isinstance(user, User):
         raise RuntimeError("signed_in_user() called in a view that anonymous users may open")
     return user
+
+
+def one_page(query: Any) -> Any:
+    """The page of `query` the request asks for (its `page` argument), as many rows as the
+    page_size setting says; a page past the last is empty rather than an error."""
+    return db.paginate(query, per_page=current_app.config["PAGE_SIZE"], error_out=False)
+
+
+def attachment(source: Any, *, mimetype: str, name: str) -> Response:
+    """A file sent to be saved as `name` (a lab report, a zip of them), whole each time: never
+    read by the browser as another type, kept in a cache or answered in part."""
+    response = send_file(
+        source,
+        mimetype=mimetype,
+        as_attachment=True,
+        download_name=name,
+        conditional=False,
+        etag=False,
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _roll_back(error: PortalError) -> None:

@@ -2,15 +2,14 @@
 
 import uuid
 
-from flask import Blueprint, current_app, render_template, request, url_for
+from flask import Blueprint, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from portal.accounts import services
 from portal.accounts.forms import NewUserForm, PasswordResetForm, UserForm
 from portal.auth.policy import roles
-from portal.extensions import db
 from portal.models import ROLES
-from portal.web import Undo, commit_form, commit_or_show, db_session, signed_in_user
+from portal.web import Undo, commit_form, commit_or_show, db_session, one_page, signed_in_user
 
 bp = Blueprint("accounts", __name__, url_prefix="/admin/users")
 
@@ -32,11 +31,7 @@ def users() -> str:
     role = request.args.get("role", "")
     if role not in ROLES:
         role = ""
-    page = db.paginate(
-        services.search_users_query(text, role),
-        per_page=current_app.config["PAGE_SIZE"],
-        error_out=False,
-    )
+    page = one_page(services.search_users_query(text, role))
     return render_template("accounts/users.html", page=page, q=text, role=role, roles=ROLES)
 
 

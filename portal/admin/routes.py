@@ -30,10 +30,17 @@ from portal.admin import csv_import, dashboard, exports, import_jobs, services, 
 from portal.admin.forms import CourseForm, ImportForm, MeetingForm, SectionForm, TermForm
 from portal.auth.policy import passive, roles
 from portal.catalogue.services import departments, get_section
-from portal.extensions import db
 from portal.models import Course, Meeting, Section, Term, utcnow
 from portal.sync import review
-from portal.web import Undo, commit_form, commit_or_show, db_session, filled, signed_in_user
+from portal.web import (
+    Undo,
+    commit_form,
+    commit_or_show,
+    db_session,
+    filled,
+    one_page,
+    signed_in_user,
+)
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -78,6 +85,19 @@ class _Editor(Generic[Item, Form]):
         return render_template(
             f"admin/{name}_form.html", form=form, **{name: found}, **self.context()
         )
+
+
+def _saved(
+    found: Item | None,
+    details: Any,
+    create: Callable[..., Item],
+    update: Callable[..., Item],
+) -> tuple[Item, str]:
+    """A new item made from `details` (`create`), or `found` changed to them (`update`), by the
+    signed-in administrator; nothing more to say."""
+    if found is None:
+        return create(db_session(), details, actor=signed_in_user()), ""
+    return update(db_session(), found, details, actor=signed_in_user()), ""
 
 
 # --- Dashboard -----------------------------------------------------------------------------------
@@ -127,17 +147,12 @@ def terms() -> str:
     return render_template("admin/terms.html", rows=rows, archived=archived)
 
 
-def _save_term(form: TermForm, found: Term | None) -> tuple[Term, str]:
-    details, actor = _term_details(form), signed_in_user()
-    if found is None:
-        return services.create_term(db_session(), details, actor=actor), ""
-    return services.update_term(db_session(), found, details, actor=actor), ""
-
-
 TERMS = _Editor(
     "Term",
     make_form=lambda found: TermForm(obj=found),
-    save=_save_term,
+    save=lambda form, found: _saved(
+        found, _term_details(form), services.create_term, services.update_term
+    ),
     label=lambda term: term.code,
     shown_after=lambda term: url_for("admin.term", term_id=term.id),
 )
@@ -155,11 +170,7 @@ def term(term_id: uuid.UUID) -> str:
     found = services.get_term(db_session(), term_id)
     text = request.args.get("q", "")  # searched as typed, whole
     archived = _show_archived()
-    page = db.paginate(
-        services.sections_query(found, text, include_archived=archived),
-        per_page=current_app.config["PAGE_SIZE"],
-        error_out=False,
-    )
+    page = one_page(services.sections_query(found, text, include_archived=archived))
     return render_template("admin/term.html", term=found, page=page, q=text, archived=archived)
 
 
@@ -212,25 +223,16 @@ def _course_details(form: CourseForm) -> services.CourseDetails:
 def courses() -> str:
     text = request.args.get("q", "")  # searched as typed, whole
     archived = _show_archived()
-    page = db.paginate(
-        services.courses_query(text, include_archived=archived),
-        per_page=current_app.config["PAGE_SIZE"],
-        error_out=False,
-    )
+    page = one_page(services.courses_query(text, include_archived=archived))
     return render_template("admin/courses.html", page=page, q=text, archived=archived)
-
-
-def _save_course(form: CourseForm, found: Course | None) -> tuple[Course, str]:
-    details, actor = _course_details(form), signed_in_user()
-    if found is None:
-        return services.create_course(db_session(), details, actor=actor), ""
-    return services.update_course(db_session(), found, details, actor=actor), ""
 
 
 COURSES = _Editor(
     "Course",
     make_form=lambda found: CourseForm(obj=found),
-    save=_save_course,
+    save=lambda form, found: _saved(
+        found, _course_details(form), services.create_course, services.update_course
+    ),
     label=lambda course: course.code,
     shown_after=lambda course: url_for("admin.courses", q=course.code),
     context=lambda: {"departments": departments(db_session())},

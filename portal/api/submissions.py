@@ -6,7 +6,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from flask import current_app, send_file
+from flask import current_app
 from flask_smorest import Blueprint
 from werkzeug.wrappers import Response
 
@@ -16,6 +16,7 @@ from portal.api.schemas import Extended
 from portal.auth.policy import roles
 from portal.catalogue.services import get_section
 from portal.submissions import services
+from portal.web import attachment
 
 STAFF = ("instructor", "lab_staff", "admin")
 
@@ -72,14 +73,8 @@ def download(submission_id: uuid.UUID) -> Response:
     """The submitted file: students their own, staff the assessments they may grade."""
     submission = services.get_submission(session, submission_id)
     services.ensure_can_download(session, user(), submission)
-    response = send_file(
+    return attachment(
         services.file_path(_upload_dir(), submission),
         mimetype=submission.content_type,
-        as_attachment=True,
-        download_name=submission.original_name,
-        conditional=False,
-        etag=False,
+        name=submission.original_name,
     )
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Cache-Control"] = "no-store"
-    return response

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, render_template, request
 
 from portal.audit import services
 from portal.auth.policy import roles
-from portal.extensions import db
-from portal.web import db_session
+from portal.web import db_session, one_page
 
 bp = Blueprint("audit", __name__, url_prefix="/admin/audit")
 
@@ -33,11 +32,7 @@ def log() -> str:
         # The "to" day is included: entries before the start of the next day.
         until=datetime.combine(until + timedelta(days=1), time.min, tzinfo=UTC) if until else None,
     )
-    page = db.paginate(
-        services.search_query(filters),
-        per_page=current_app.config["PAGE_SIZE"],
-        error_out=False,
-    )
+    page = one_page(services.search_query(filters))
     return render_template(
         "audit/log.html",
         page=page,

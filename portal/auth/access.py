@@ -37,6 +37,23 @@ from portal.models import (
 ACTIVE_REGISTRATION = ("enrolled", "waitlisted")
 """A student takes a section while enrolled or waitlisted in it."""
 
+WRITTEN_ONCE = frozenset(
+    {
+        (Registration.__tablename__, "student_id"),
+        (Registration.__tablename__, "section_id"),
+        (Assessment.__tablename__, "section_id"),
+        (LabSession.__tablename__, "section_id"),
+        (Submission.__tablename__, "student_id"),
+        (Submission.__tablename__, "assessment_id"),
+        (Submission.__tablename__, "file_sha256"),  # another attempt is another row
+    }
+)
+"""The columns (table, column) the relations below read that never change once their row is
+written: whose a row is and where it belongs. Which rows an account reaches moves with the other
+columns they read (a section's staff, a registration's status, an assessment's kind), and a
+device's scope fingerprint reads those (sync/scopes.py `fingerprint`; tests/sync/test_scopes.py
+checks that it reads every one)."""
+
 
 class _AmongIds(_Element[bool]):
     """`column IN (ids)`, written `column = ANY(ARRAY(ids))` on PostgreSQL: the few ids of an
@@ -140,6 +157,16 @@ def staffed_by(user_id: uuid.UUID, role: str) -> ColumnElement[bool]:
 def staffed_sections(user_id: uuid.UUID, role: str) -> Select[Any]:
     """The ids of the sections `staffs` holds for."""
     return select(Section.id).where(staffed_by(user_id, role))
+
+
+def staffing(user_id: uuid.UUID, role: str) -> Select[uuid.UUID, bool, bool]:
+    """The sections `staffs` holds for, each with whether the account is its instructor and
+    whether it is its lab staff (by id: the role decides which counts)."""
+    return (
+        select(Section.id, Section.instructor_id == user_id, Section.lab_staff_id == user_id)
+        .where(Section.id.in_(staffed_sections(user_id, role)))
+        .order_by(Section.id)
+    )
 
 
 def section_staff_ids() -> Any:

@@ -16,7 +16,7 @@ shows sensible numbers; finalising is refused until they do (`weights_problem`).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 WEIGHT_TOLERANCE = 0.005
@@ -54,18 +54,25 @@ def weights_problem(items: Iterable[WeightedItem]) -> str | None:
     )
 
 
-def course_percentage(
-    items: Iterable[WeightedItem], points: Mapping[uuid.UUID, float | None]
+def _weighted_percent(
+    items: Iterable[WeightedItem], share: Callable[[WeightedItem], float]
 ) -> float | None:
-    """Weighted percentage with missing marks as zero; None when there is no weight at all."""
+    """Each item's `share` (0 to 1) weighted by its weight, as a percentage of the total
+    weight; None when there is no weight at all."""
     items = list(items)
     weight = total_weight(items)
     if weight <= 0:
         return None
-    earned = sum(
-        item.weight * min((points.get(item.id) or 0.0) / item.max_points, 1.0) for item in items
+    return sum(item.weight * share(item) for item in items) / weight * 100
+
+
+def course_percentage(
+    items: Iterable[WeightedItem], points: Mapping[uuid.UUID, float | None]
+) -> float | None:
+    """Weighted percentage with missing marks as zero; None when there is no weight at all."""
+    return _weighted_percent(
+        items, lambda item: min((points.get(item.id) or 0.0) / item.max_points, 1.0)
     )
-    return earned / weight * 100
 
 
 def percentage_so_far(
@@ -80,8 +87,4 @@ def marked_share(
     items: Iterable[WeightedItem], points: Mapping[uuid.UUID, float | None]
 ) -> float | None:
     """The share (0-100 %) of the course's weight that has a mark; None when there is no weight."""
-    items = list(items)
-    weight = total_weight(items)
-    if weight <= 0:
-        return None
-    return total_weight(item for item in items if points.get(item.id) is not None) / weight * 100
+    return _weighted_percent(items, lambda item: float(points.get(item.id) is not None))

@@ -7,10 +7,9 @@ from werkzeug.wrappers import Response
 from portal.auth.policy import public, signed_in
 from portal.catalogue.services import current_term
 from portal.database import database_state
-from portal.extensions import db
 from portal.main import services
 from portal.models import utcnow
-from portal.web import db_session, signed_in_user
+from portal.web import db_session, one_page, signed_in_user
 
 bp = Blueprint("main", __name__)
 
@@ -33,11 +32,7 @@ def _admin_home() -> str:
     term = current_term(db_session(), utcnow().date())
     page = None
     if term is not None:
-        page = db.paginate(
-            services.term_sections_query(term),
-            per_page=current_app.config["PAGE_SIZE"],
-            error_out=False,
-        )
+        page = one_page(services.term_sections_query(term))
     return render_template(
         "main/admin_home.html",
         counts=counts,

@@ -323,6 +323,17 @@ def register(
     return registration
 
 
+def _one_less(db: Session, section: Section, counter: Any) -> None:
+    """A seat (`Section.enrolled_count`) or a waitlist place (`Section.waitlist_count`) given
+    back, in one UPDATE: two drops at once both count."""
+    db.execute(
+        update(Section)
+        .where(Section.id == section.id)
+        .values({counter: counter - 1})
+        .execution_options(synchronize_session=False)
+    )
+
+
 def drop(
     db: Session,
     registration: Registration,
@@ -359,21 +370,11 @@ def drop(
         reason=reason,
     )
     if previous_status == "waitlisted":
-        db.execute(
-            update(Section)
-            .where(Section.id == section.id)
-            .values(waitlist_count=Section.waitlist_count - 1)
-            .execution_options(synchronize_session=False)
-        )
+        _one_less(db, section, Section.waitlist_count)
         db.flush()
         db.refresh(section)
         return None
-    db.execute(
-        update(Section)
-        .where(Section.id == section.id)
-        .values(enrolled_count=Section.enrolled_count - 1)
-        .execution_options(synchronize_session=False)
-    )
+    _one_less(db, section, Section.enrolled_count)
     db.flush()
     promoted = promote_from_waitlist(db, section, now=now, actor=actor, reason=reason)
     db.refresh(section)
@@ -394,12 +395,7 @@ def promote_from_waitlist(
     )
     if candidate is None or not _take_seat(db, section):
         return None
-    db.execute(
-        update(Section)
-        .where(Section.id == section.id)
-        .values(waitlist_count=Section.waitlist_count - 1)
-        .execution_options(synchronize_session=False)
-    )
+    _one_less(db, section, Section.waitlist_count)
     position = candidate.waitlist_position
     candidate.status = "enrolled"
     candidate.enrolled_at = now

@@ -15,7 +15,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    send_file,
     url_for,
 )
 from flask_wtf.csrf import validate_csrf
@@ -30,7 +29,7 @@ from portal.extensions import csrf
 from portal.grading.services import get_assessment
 from portal.models import Submission, utcnow
 from portal.submissions import services, storage
-from portal.web import commit_or_show, db_session, signed_in_user
+from portal.web import attachment, commit_or_show, db_session, signed_in_user
 
 bp = Blueprint("submissions", __name__)
 
@@ -137,18 +136,11 @@ def upload(assessment_id: uuid.UUID) -> Response:
 def download(submission_id: uuid.UUID) -> Response:
     submission = services.get_submission(db_session(), submission_id)
     services.ensure_can_download(db_session(), signed_in_user(), submission)
-    path = services.file_path(upload_dir(), submission)
-    response = send_file(
-        path,
+    return attachment(
+        services.file_path(upload_dir(), submission),
         mimetype=submission.content_type,
-        as_attachment=True,
-        download_name=submission.original_name,
-        conditional=False,
-        etag=False,
+        name=submission.original_name,
     )
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 @bp.get("/sections/<uuid:section_id>/submissions")
@@ -170,12 +162,6 @@ def download_zip(assessment_id: uuid.UUID) -> Response:
     spool.seek(0)
     name = f"{assessment.section.course.code}-{assessment.section.number}-{assessment.name}"
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in name).strip("-")
-    response = send_file(
-        cast(IO[bytes], spool),
-        mimetype="application/zip",
-        as_attachment=True,
-        download_name=f"{safe or 'submissions'}.zip",
+    return attachment(
+        cast(IO[bytes], spool), mimetype="application/zip", name=f"{safe or 'submissions'}.zip"
     )
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Cache-Control"] = "no-store"
-    return response

@@ -157,31 +157,51 @@ def submit(
     The temporary file is always consumed: stored under its hash, or removed on refusal.
     `row_id` keeps the id a device gave the submission offline."""
     try:
-        return _submit(
-            db,
-            student,
-            assessment,
-            incoming,
-            original_name,
-            upload_dir=upload_dir,
-            now=now,
-            row_id=row_id,
+        _check_may_submit(db, student, assessment)
+        name = storage.display_name(original_name)
+        sha256 = incoming.finish()
+        if incoming.size == 0:
+            raise ValidationError(f"{name!r} is empty: choose the file with your report.")
+        kind = storage.check_type(name, incoming.path, incoming.head)
+        content_type = storage.CONTENT_TYPES[kind]
+
+        # One student's attempts are numbered under their row lock (SQLite: the write transaction).
+        db.execute(select(User.id).where(User.id == student.id).with_for_update())
+        previous = db.scalar(
+            select(func.max(Submission.attempt)).where(
+                Submission.assessment_id == assessment.id, Submission.student_id == student.id
+            )
         )
+        if db.scalar(select(StoredFile.id).where(StoredFile.sha256 == sha256)) is None:
+            try:
+                with db.begin_nested():
+                    db.add(StoredFile(sha256=sha256, size=incoming.size, content_type=content_type))
+                    db.flush()
+            except IntegrityError:
+                pass  # the same content was stored at the same moment by someone else
+        storage.store(upload_dir, incoming, sha256)
+        submission = Submission(
+            id=row_id or uuid.uuid4(),
+            assessment_id=assessment.id,
+            student_id=student.id,
+            attempt=(previous or 0) + 1,
+            file_sha256=sha256,
+            original_name=name,
+            size=incoming.size,
+            content_type=content_type,
+            submitted_at=now,
+            late=assessment.due_at is not None and now > assessment.due_at,
+        )
+        db.add(submission)
+        db.flush()
+        return submission
     finally:
         incoming.discard()  # a no-op once the file was moved into the store
 
 
-def _submit(
-    db: Session,
-    student: User,
-    assessment: Assessment,
-    incoming: storage.IncomingFile,
-    original_name: str | None,
-    *,
-    upload_dir: Path,
-    now: datetime,
-    row_id: uuid.UUID | None = None,
-) -> Submission:
+def _check_may_submit(db: Session, student: User, assessment: Assessment) -> None:
+    """A student enrolled in the section hands in to an assessment that takes uploads, while
+    its grades are not final."""
     if student.role != "student":
         raise Forbidden("Only students submit lab reports.")
     if assessment.deleted_at is not None:
@@ -201,43 +221,6 @@ def _submit(
         raise ValidationError(
             f"Grades for {assessment.section.label} are final: submissions are closed."
         )
-    name = storage.display_name(original_name)
-    sha256 = incoming.finish()
-    if incoming.size == 0:
-        raise ValidationError(f"{name!r} is empty: choose the file with your report.")
-    kind = storage.check_type(name, incoming.path, incoming.head)
-    content_type = storage.CONTENT_TYPES[kind]
-
-    # One student's attempts are numbered under their row lock (SQLite: the write transaction).
-    db.execute(select(User.id).where(User.id == student.id).with_for_update())
-    previous = db.scalar(
-        select(func.max(Submission.attempt)).where(
-            Submission.assessment_id == assessment.id, Submission.student_id == student.id
-        )
-    )
-    if db.scalar(select(StoredFile.id).where(StoredFile.sha256 == sha256)) is None:
-        try:
-            with db.begin_nested():
-                db.add(StoredFile(sha256=sha256, size=incoming.size, content_type=content_type))
-                db.flush()
-        except IntegrityError:
-            pass  # the same content was stored at the same moment by someone else
-    storage.store(upload_dir, incoming, sha256)
-    submission = Submission(
-        id=row_id or uuid.uuid4(),
-        assessment_id=assessment.id,
-        student_id=student.id,
-        attempt=(previous or 0) + 1,
-        file_sha256=sha256,
-        original_name=name,
-        size=incoming.size,
-        content_type=content_type,
-        submitted_at=now,
-        late=assessment.due_at is not None and now > assessment.due_at,
-    )
-    db.add(submission)
-    db.flush()
-    return submission
 
 
 def file_path(upload_dir: Path, submission: Submission) -> Path:

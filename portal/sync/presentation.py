@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
 from portal.models import CONFLICT_KINDS
 from portal.sync.tables import SYNCED_TABLES
 
 KIND_LABELS: dict[str, str] = {
-    "superseded": "Lost to a newer edit",
-    "overwritten": "Replaced an older edit",
-    "refused": "Refused by the server's rules",
-    "deleted": "Edit of a deleted record",
+    "superseded": _l("Lost to a newer edit"),
+    "overwritten": _l("Replaced an older edit"),
+    "refused": _l("Refused by the server's rules"),
+    "deleted": _l("Edit of a deleted record"),
 }
 assert set(KIND_LABELS) == set(CONFLICT_KINDS), "every conflict kind needs its words"
 
+# The tables as people name them ("Mark"), from their declarations (tables.py).
 TABLE_LABELS: dict[str, str] = {entry.name: entry.label for entry in SYNCED_TABLES}
 
 
@@ -23,7 +27,7 @@ def value_text(value: Any) -> str:
     if value is None:
         return "—"
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return _("yes") if value else _("no")
     if isinstance(value, float) and value.is_integer():
         return f"{value:g}"
     if isinstance(value, dict):

@@ -2,11 +2,11 @@
 Student's Lab 2 mark in CS100-1"), the value its author entered and the one in place, and
 what can be done about it (apply, ask someone, dismiss), by whom.
 
-Each synced table is described once (RECORDS): which field names the person a row is about,
-which names what it belongs to (an assessment, a lab session, a section), what the row is
-called and which field holds its value. The same description serves the server's pages and a
-device's, for a row that exists and for one the server never accepted (its fields are kept in
-the conflict).
+Each synced table's rows are described once, with the table (`SyncedTable.record` in
+tables.py): which field names the person a row is about, which names what it belongs to (an
+assessment, a lab session, a section), what the row is called and which field holds its value.
+The same description serves the server's pages and a device's, for a row that exists and for one
+the server never accepted (its fields are kept in the conflict).
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from portal.auth import access
 from portal.errors import Forbidden, NotFound, ValidationError
 from portal.models import (
-    ATTENDANCE_STATUS_LABELS,
     Assessment,
     Device,
     GradeFinalisation,
@@ -33,63 +33,10 @@ from portal.models import (
     User,
 )
 from portal.sync.presentation import value_text
-from portal.sync.tables import BY_NAME, SYNCED_TABLES
+from portal.sync.tables import BY_NAME, SYNCED_TABLES, RecordKind
 
-
-@dataclass(frozen=True)
-class RecordKind:
-    """How the rows of one synced table are named in a conflict."""
-
-    noun: str  # "mark": "Sam Student's Lab 2 mark in CS100-1"
-    person: str = ""  # the field naming the person the row is about ("student_id"; "id")
-    parent: str = ""  # the field naming what it belongs to: assessment, lab session, section
-    value: str = ""  # the field that holds what a person entered ("points")
-    empty: str = "—"  # what "no value" is called ("no mark")
-    own_name: str = ""  # a field naming the row itself ("name" of an assessment)
-    # How the record is said: {person} "Sam Student's", {item} "Lab 2", {section} "CS100-1"
-    phrase: str = "{person}{item} {noun}{in_section}"
-
-
-RECORDS: dict[str, RecordKind] = {
-    "users": RecordKind("account", person="id"),
-    "terms": RecordKind("term", own_name="name"),
-    "courses": RecordKind("course", own_name="code"),
-    "prerequisites": RecordKind("prerequisite"),
-    "sections": RecordKind("section", parent="id"),
-    "meetings": RecordKind("meeting time", parent="section_id"),
-    "registrations": RecordKind(
-        "registration",
-        person="student_id",
-        parent="section_id",
-        value="status",
-        empty="not registered",
-    ),  # fmt: skip
-    "grade_scales": RecordKind("grade scale"),
-    "assessments": RecordKind("assessment", parent="section_id", own_name="name"),
-    "marks": RecordKind(
-        "mark", person="student_id", parent="assessment_id", value="points", empty="no mark"
-    ),
-    "grade_finalisations": RecordKind("final grades", parent="section_id"),
-    "lab_sessions": RecordKind("lab session", parent="section_id"),
-    "attendance_records": RecordKind(
-        "attendance",
-        person="student_id",
-        parent="lab_session_id",
-        value="status",
-        empty="not taken",
-        phrase="{person}{noun} at the lab of {item}{in_section}",
-    ),  # fmt: skip
-    "stored_files": RecordKind("file"),
-    "submissions": RecordKind(
-        "lab report",
-        person="student_id",
-        parent="assessment_id",
-        value="original_name",
-        empty="none handed in",
-    ),  # fmt: skip
-    "sync_conflicts": RecordKind("conflict record"),
-}
-assert set(RECORDS) == {entry.name for entry in SYNCED_TABLES}, "every synced table described"
+# How each synced table's rows are named (declared with the table in tables.py).
+RECORDS: dict[str, RecordKind] = {entry.name: entry.record for entry in SYNCED_TABLES}
 
 # The values that "apply" can put in place (declared with each table in tables.py).
 APPLICABLE_FIELDS = frozenset((e.name, name) for e in SYNCED_TABLES for name in e.resolvable)
@@ -149,11 +96,11 @@ def _as_uuid(value: Any) -> uuid.UUID | None:
         return None
 
 
-def _value_text(kind: RecordKind, table: str, value: Any) -> str:
+def _value_text(kind: RecordKind, value: Any) -> str:
     if value is None:
-        return kind.empty
-    if table == "attendance_records" and isinstance(value, str):
-        return ATTENDANCE_STATUS_LABELS.get(value, value)
+        return str(kind.empty)
+    if isinstance(value, str) and value in kind.value_labels:
+        return str(kind.value_labels[value])
     return value_text(value)
 
 
@@ -261,9 +208,7 @@ def describe(
             view.item = str(own)
         view.what = _phrase(kind, person, view.item, view.section)
         view.field_name = conflict.field or kind.value
-        view.entered = _value_text(
-            kind, conflict.table_name, _author_value(conflict, view.field_name)
-        )
+        view.entered = _value_text(kind, _author_value(conflict, view.field_name))
         view.in_place = _in_place(db, conflict, kind, rows, person, parent_id, view.field_name)
         view.actions = _actions(view, viewer) if viewer is not None else []
         views.append(view)
@@ -273,10 +218,10 @@ def describe(
 def _phrase(kind: RecordKind, person: User | None, item: str, section: str) -> str:
     """ "Sam Student's Lab 2 mark in CS100-1" (as the table's phrase says it)."""
     words = kind.phrase.format(
-        person=f"{person.full_name}'s " if person is not None else "",
+        person=_("%(name)s's ", name=person.full_name) if person is not None else "",
         item=item,
         noun=kind.noun,
-        in_section=f" in {section}" if section else "",
+        in_section=_(" in %(section)s", section=section) if section else "",
     )
     words = " ".join(words.split())
     return words[:1].upper() + words[1:]
@@ -307,8 +252,8 @@ def _in_place(
             .limit(1)
         )
     if row is None or getattr(row, "deleted_at", None) is not None:
-        return kind.empty
-    return _value_text(kind, conflict.table_name, getattr(row, field_name, None))
+        return str(kind.empty)
+    return _value_text(kind, getattr(row, field_name, None))
 
 
 def recently_applied(db: Session, author: User, *, limit: int = 10) -> list[ConflictView]:
@@ -387,8 +332,8 @@ def _actions(view: ConflictView, viewer: User) -> list[Action]:
         actions.append(
             Action(
                 "apply",
-                f"Apply {view.entered}",
-                "Grades are final: the student's final grade is worked out again."
+                _("Apply %(value)s", value=view.entered),
+                _("Grades are final: the student's final grade is worked out again.")
                 if view.finalised
                 else "",
                 needs_reason=view.finalised,
@@ -400,16 +345,21 @@ def _actions(view: ConflictView, viewer: User) -> list[Action]:
         in APPLICABLE_FIELDS
     ):
         if view.finalised:
-            who = "an administrator"
-            text = (
-                f"Grades of {view.section} are final: ask {who} to apply {view.entered} "
-                "(the final grade is then worked out again), or dismiss it."
+            who = _("an administrator")
+            text = _(
+                "Grades of %(section)s are final: ask %(who)s to apply %(value)s "
+                "(the final grade is then worked out again), or dismiss it.",
+                section=view.section,
+                who=who,
+                value=view.entered,
             )
         else:
-            who = view.instructor or "the section's instructor"
-            text = f"Ask {who} to apply {view.entered}, or dismiss it."
-        actions.append(Action("", f"Ask {who}", text))
-    actions.append(Action("keep", "Dismiss", f"Keep {view.in_place} and close this."))
+            who = view.instructor or _("the section's instructor")
+            text = _("Ask %(who)s to apply %(value)s, or dismiss it.", who=who, value=view.entered)
+        actions.append(Action("", _("Ask %(who)s", who=who), text))
+    actions.append(
+        Action("keep", _("Dismiss"), _("Keep %(value)s and close this.", value=view.in_place))
+    )
     return actions
 
 
@@ -419,7 +369,7 @@ def _actions(view: ConflictView, viewer: User) -> list[Action]:
 def get_conflict(db: Session, conflict_id: uuid.UUID) -> SyncConflict:
     conflict = db.get(SyncConflict, conflict_id)
     if conflict is None:
-        raise NotFound("There is no such conflict.")
+        raise NotFound(_("There is no such conflict."))
     return conflict
 
 
@@ -443,33 +393,43 @@ def resolve_conflict(
     from portal.audit.services import record
 
     if conflict.resolved_at is not None:
-        raise ValidationError("That conflict is already resolved.")
+        raise ValidationError(_("That conflict is already resolved."))
     view = view_of(db, conflict, actor)
     if not may_review(actor, view):
-        raise Forbidden("Only an administrator, its author or the section's instructor can.")
+        raise Forbidden(_("Only an administrator, its author or the section's instructor can."))
     if apply_lost_value:
         if not _can_apply(actor, view):
             if view.finalised:
                 raise Forbidden(
-                    f"Grades of {view.section} are final: only an administrator can apply it."
+                    _(
+                        "Grades of %(section)s are final: only an administrator can apply it.",
+                        section=view.section,
+                    )
                 )
-            raise Forbidden("You cannot apply this value.")
+            raise Forbidden(_("You cannot apply this value."))
         _apply_value(db, conflict, actor, view, reason=reason)
     conflict.resolved_at = now
     conflict.resolved_by_id = actor.id
     conflict.resolution = "applied" if apply_lost_value else "kept"
-    subject = f"{view.field_name} of {view.what}" if view.field_name else view.what
+    subject = (
+        _("%(field)s of %(record)s", field=view.field_name, record=view.what)
+        if view.field_name
+        else view.what
+    )
+    values = {"entered": view.entered, "in_place": view.in_place}
+    outcome = (
+        _("applied %(entered)s (was %(in_place)s)", **values)
+        if apply_lost_value
+        else _("kept %(in_place)s, dismissed %(entered)s", **values)
+    )
     record(
         db,
         actor,
         "sync.conflict_resolved",
         entity_type=conflict.table_name,
         entity_id=conflict.row_id,
-        summary=f"Sync conflict on the {subject}: "
-        + (
-            f"applied {view.entered} (was {view.in_place})"
-            if apply_lost_value
-            else f"kept {view.in_place}, dismissed {view.entered}"
+        summary=_(
+            "Sync conflict on the %(subject)s: %(outcome)s", subject=subject, outcome=outcome
         ),
         reason=reason.strip(),
     )
@@ -481,9 +441,9 @@ def dismiss_here(db: Session, conflict: SyncConflict, *, actor: User, now: datet
     the campus server with the next sync, which closes it there (checked again) and tells
     the author's other computers."""
     if conflict.resolved_at is not None:
-        raise ValidationError("That conflict is already resolved.")
+        raise ValidationError(_("That conflict is already resolved."))
     if conflict.author_id != actor.id and actor.role != "admin":
-        raise Forbidden("Only its author can dismiss it here.")
+        raise Forbidden(_("Only its author can dismiss it here."))
     conflict.resolved_at = now
     conflict.resolved_by_id = actor.id
     conflict.resolution = "kept"
@@ -495,19 +455,18 @@ def _apply_value(
     from portal.attendance.services import record_attendance
     from portal.grading.services import points_from_number, set_mark
 
-    fields = _fields_of(conflict)
     value = _author_value(conflict, view.field_name)
     if conflict.table_name == "marks":
-        model: Any = BY_NAME["marks"].model
-        mark = db.get(model, conflict.row_id)
-        assessment_id = mark.assessment_id if mark else _as_uuid(fields.get("assessment_id"))
-        student_id = mark.student_id if mark else _as_uuid(fields.get("student_id"))
-        assessment = db.get(Assessment, assessment_id) if assessment_id else None
-        if assessment is None or student_id is None or assessment.deleted_at is not None:
-            raise NotFound("That assessment no longer exists.")
+        found = _whose_and_of(db, conflict, Assessment)
+        if found is None:
+            raise NotFound(_("That assessment no longer exists."))
+        student_id, assessment = found
         if view.finalised and not reason.strip():
             raise ValidationError(
-                f"Grades of {view.section} are final: give the reason for changing the mark."
+                _(
+                    "Grades of %(section)s are final: give the reason for changing the mark.",
+                    section=view.section,
+                )
             )
         set_mark(
             db,
@@ -515,23 +474,41 @@ def _apply_value(
             assessment,
             student_id,
             points_from_number(value),
-            reason=reason.strip() or "Sync conflict resolved.",
+            reason=reason.strip() or _("Sync conflict resolved."),
             row_id=conflict.row_id,
         )
         return
     if conflict.table_name == "attendance_records":
-        model = BY_NAME["attendance_records"].model
-        entry = db.get(model, conflict.row_id)
-        session_id = entry.lab_session_id if entry else _as_uuid(fields.get("lab_session_id"))
-        student_id = entry.student_id if entry else _as_uuid(fields.get("student_id"))
-        lab_session = db.get(LabSession, session_id) if session_id else None
-        if lab_session is None or student_id is None or lab_session.deleted_at is not None:
-            raise NotFound("That lab session no longer exists.")
+        found = _whose_and_of(db, conflict, LabSession)
+        if found is None:
+            raise NotFound(_("That lab session no longer exists."))
+        student_id, lab_session = found
         record_attendance(db, actor, lab_session, student_id, str(value), row_id=conflict.row_id)
         return
     raise ValidationError(
-        "This value cannot be applied from here; make the change on its own page."
+        _("This value cannot be applied from here; make the change on its own page.")
     )
+
+
+def _whose_and_of(
+    db: Session, conflict: SyncConflict, parent_model: Any
+) -> tuple[uuid.UUID, Any] | None:
+    """The student a conflict's row is about and what it belongs to (its assessment or lab
+    session: `parent_model`, as the table's RecordKind names them), read from the row or, for
+    one the server never accepted, from the fields the conflict kept; None when either is
+    unknown or what it belongs to was deleted."""
+    kind = RECORDS[conflict.table_name]
+    row = db.get(BY_NAME[conflict.table_name].model, conflict.row_id)
+    fields = _fields_of(conflict)
+
+    def named(field_name: str) -> uuid.UUID | None:
+        return getattr(row, field_name) if row is not None else _as_uuid(fields.get(field_name))
+
+    student_id, parent_id = named(kind.person), named(kind.parent)
+    parent = db.get(parent_model, parent_id) if parent_id else None
+    if student_id is None or parent is None or parent.deleted_at is not None:
+        return None
+    return student_id, parent
 
 
 def section_conflicts(

@@ -6,7 +6,7 @@ account may read. A device holds the union over its accounts. The catalogue (ter
 sections, meetings, prerequisites, grade scales) is open to every role; everything personal is
 narrowed by the relations of portal/auth/access.py, the same ones the pages and the API check:
 a student's laptop holds its own registrations, marks, attendance and submissions, and no
-other account's password hash (the pull blanks it: `_blank_verifiers` in services.py).
+other account's password hash (the pull blanks it: `_blank_verifiers` in server/pull.py).
 """
 
 from __future__ import annotations
@@ -14,15 +14,16 @@ from __future__ import annotations
 import functools
 import hashlib
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, not_, or_, select, true
+from sqlalchemy import ColumnElement, Row, Select, false, not_, or_, select, true
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.util import find_tables
 
 from portal.auth import access
-from portal.models import ROLES, Assessment, Registration, Section, Submission, SyncConflict
+from portal.models import ROLES, Assessment, Registration, Submission, SyncConflict
 
 Rule = Callable[[uuid.UUID], ColumnElement[bool]]
 
@@ -115,6 +116,62 @@ def in_scope(
     return found is not None
 
 
+# --- The scope fingerprint ----------------------------------------------------------------------
+# A change pull sends the rows that changed. A row can also enter or leave an account's scope
+# while it stays as it is, when something its rule reads elsewhere changes: the fingerprint is a
+# digest of those things, and a device whose fingerprint changed takes a snapshot. Its inputs
+# are queries of the relations in portal/auth/access.py; tests/sync/test_scopes.py checks that
+# they read every column the rules read in other tables (besides ids and `WRITTEN_ONCE`).
+
+
+@dataclass(frozen=True)
+class ScopeInput:
+    """One input of the fingerprint for one account: a query whose answer decides which rows
+    the account's rules reach (its rows are digested as text, in the query's order)."""
+
+    query: Callable[[uuid.UUID, str], Select[*tuple[Any, ...]]]  # of any columns
+    # Added after devices held fingerprints without it: left out when it answers nothing, so
+    # that a scope it does not concern keeps the fingerprint it had.
+    only_when_found: bool = False
+
+
+def _taken(user_id: uuid.UUID, _role: str) -> Select[Any]:
+    return access.taken_sections(user_id).order_by(Registration.section_id)
+
+
+def _hidden_assessments(user_id: uuid.UUID, role: str) -> Select[Any]:
+    """The assessments of the account's sections that its rule hides (lab staff read the labs
+    only): one whose kind changes enters or leaves the scope with its marks and lab reports,
+    although no row of theirs changed."""
+    return (
+        select(Assessment.id)
+        .where(
+            or_(
+                Assessment.section_id.in_(access.staffed_sections(user_id, role)),
+                Assessment.section_id.in_(access.taken_sections(user_id)),
+            ),
+            not_(RULES[role]["assessments"](user_id)),
+        )
+        .order_by(Assessment.id)
+    )
+
+
+# Every non-admin scope holds the accounts of the sections' staff: someone who stops being
+# staff anywhere leaves it (someone new arrives with the section that names them).
+SHARED_INPUT = access.section_staff_ids
+
+ACCOUNT_INPUTS: tuple[ScopeInput, ...] = (
+    ScopeInput(access.staffing),  # the sections it teaches or runs the labs of
+    ScopeInput(_taken),  # the sections it takes
+    ScopeInput(_hidden_assessments, only_when_found=True),
+)
+
+
+def _as_text(rows: Sequence[Row[Any]]) -> list[Any]:
+    """An input's answer as the digest reads it: one column as its values, more as tuples."""
+    return [str(row[0]) if len(row) == 1 else tuple(map(str, row)) for row in rows]
+
+
 def fingerprint(db: Session, accounts: list[tuple[uuid.UUID, str]]) -> str:
     """Changes whenever what the accounts may read changes shape (a section assigned or
     reassigned, a course taken or dropped, an account joining, an assessment of the lab staff's
@@ -122,34 +179,14 @@ def fingerprint(db: Session, accounts: list[tuple[uuid.UUID, str]]) -> str:
     and removes what left it."""
     digest = hashlib.sha256()
     if any(role != "admin" for _user_id, role in accounts):
-        # Every non-admin scope holds the accounts of the sections' staff: someone who stops
-        # being staff anywhere leaves it (someone new arrives with the section that names them).
-        staff = sorted(str(user_id) for user_id in db.scalars(access.section_staff_ids()))
+        staff = sorted(str(user_id) for user_id in db.scalars(SHARED_INPUT()))
         digest.update(repr(staff).encode())
     for user_id, role in sorted(accounts, key=lambda account: str(account[0])):
         digest.update(f"{user_id}:{role};".encode())
         if role == "admin":
             continue
-        taught = db.execute(
-            select(Section.id, Section.instructor_id == user_id, Section.lab_staff_id == user_id)
-            .where(Section.id.in_(access.staffed_sections(user_id, role)))
-            .order_by(Section.id)
-        ).all()
-        taken = db.scalars(access.taken_sections(user_id).order_by(Registration.section_id)).all()
-        digest.update(repr([tuple(map(str, row)) for row in taught]).encode())
-        digest.update(repr([str(section_id) for section_id in taken]).encode())
-        # The assessments of the account's sections that its rule hides (lab staff read the
-        # labs only): one whose kind changes enters or leaves the scope with its marks and
-        # lab reports, although no row of theirs changed. (Left out when there are none, so
-        # that scopes without any keep the fingerprint they had.)
-        hidden = db.scalars(
-            select(Assessment.id)
-            .where(
-                Assessment.section_id.in_([*(row[0] for row in taught), *taken]),
-                not_(RULES[role]["assessments"](user_id)),
-            )
-            .order_by(Assessment.id)
-        ).all()
-        if hidden:
-            digest.update(repr([str(assessment_id) for assessment_id in hidden]).encode())
+        for part in ACCOUNT_INPUTS:
+            answer = _as_text(db.execute(part.query(user_id, role)).all())
+            if answer or not part.only_when_found:
+                digest.update(repr(answer).encode())
     return digest.hexdigest()

@@ -1,8 +1,10 @@
 """Which tables synchronise, in what order, and how their rows travel as JSON.
 
 One declaration per table: its model, the fields a device never pushes (decided by the server:
-seat counters, final grades, password hashes), and its natural keys, read from the model's
-unique constraints. The order is the order a device applies them in: parents before children.
+seat counters, final grades, password hashes), how the server applies a device's change, what
+travels alongside a refusal, and how a conflict on one of its rows is named; its natural keys
+are read from the model's unique constraints. The order is the order a device applies them in:
+parents before children.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import Table, UniqueConstraint
 
 from portal import models
@@ -33,6 +36,25 @@ class Alongside:
 
 
 @dataclass(frozen=True)
+class RecordKind:
+    """How one of a table's rows is named in a conflict ("Sam Student's Lab 2 mark in CS100-1"),
+    for a row that exists and for one the server never accepted (its fields are kept in the
+    conflict): which field names the person it is about, which names what it belongs to (an
+    assessment, a lab session, a section), what it is called and which field holds its value."""
+
+    noun: str  # "mark": "Sam Student's Lab 2 mark in CS100-1"
+    person: str = ""  # the field naming the person the row is about ("student_id"; "id")
+    parent: str = ""  # the field naming what it belongs to: assessment, lab session, section
+    value: str = ""  # the field that holds what a person entered ("points")
+    empty: str = "—"  # what "no value" is called ("no mark")
+    own_name: str = ""  # a field naming the row itself ("name" of an assessment)
+    # How the record is said: {person} "Sam Student's", {item} "Lab 2", {section} "CS100-1"
+    phrase: str = _l("{person}{item} {noun}{in_section}")
+    # The words for the values of `value` ("present": "Present"), when not shown as they are
+    value_labels: dict[str, str] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
 class SyncedTable:
     model: type[Base]
     label: str  # what people call one of its records ("Mark"), on the conflict pages
@@ -46,6 +68,7 @@ class SyncedTable:
     apply: str | None = None
     plural: str = ""  # the label with an "s" when not given
     alongside: tuple[Alongside, ...] = ()
+    record: RecordKind = field(kw_only=True)  # how a conflict on one of its rows is named
 
     @property
     def server_only(self) -> bool:
@@ -85,10 +108,16 @@ class SyncedTable:
         }
 
 
+def of_student(noun: str, *, of: str, value: str, empty: str, **more: Any) -> RecordKind:
+    """One student's row in something (a mark of an assessment, attendance at a lab session):
+    named by the student, `of` what, and holding what they entered (`value`)."""
+    return RecordKind(noun, person="student_id", parent=of, value=value, empty=empty, **more)
+
+
 SYNCED_TABLES: tuple[SyncedTable, ...] = (
     SyncedTable(
         models.User,
-        "Account",
+        _l("Account"),
         server_fields=frozenset(
             {
                 "password_hash",
@@ -99,53 +128,99 @@ SYNCED_TABLES: tuple[SyncedTable, ...] = (
                 "directory_checked_at",
             }
         ),
+        record=RecordKind(_l("account"), person="id"),
     ),
-    SyncedTable(models.Term, "Term"),
-    SyncedTable(models.Course, "Course"),
-    SyncedTable(models.Prerequisite, "Prerequisite"),
+    SyncedTable(models.Term, _l("Term"), record=RecordKind(_l("term"), own_name="name")),
+    SyncedTable(models.Course, _l("Course"), record=RecordKind(_l("course"), own_name="code")),
+    SyncedTable(models.Prerequisite, _l("Prerequisite"), record=RecordKind(_l("prerequisite"))),
     SyncedTable(
         models.Section,
-        "Section",
+        _l("Section"),
         frozenset({"enrolled_count", "waitlist_count", "waitlist_seq"}),
+        record=RecordKind(_l("section"), parent="id"),
     ),
-    SyncedTable(models.Meeting, "Meeting time"),
+    SyncedTable(
+        models.Meeting,
+        _l("Meeting time"),
+        record=RecordKind(_l("meeting time"), parent="section_id"),
+    ),
     SyncedTable(
         models.Registration,
-        "Registration",
+        _l("Registration"),
         frozenset({"waitlist_position", "enrolled_at", "final_grade", "registered_at"}),
         apply="registration",
         # the seat counters of its section
         alongside=(Alongside("sections", "id", "section_id"),),
+        record=of_student(
+            _l("registration"), of="section_id", value="status", empty=_l("not registered")
+        ),
     ),
-    SyncedTable(models.GradeScale, "Grade scale", plural="The grade scale"),
-    SyncedTable(models.Assessment, "Assessment", frozenset({"position"})),
     SyncedTable(
-        models.Mark, "Mark", frozenset({"entered_by_id"}), frozenset({"points"}), apply="mark"
+        models.GradeScale,
+        _l("Grade scale"),
+        plural=_l("The grade scale"),
+        record=RecordKind(_l("grade scale")),
+    ),
+    SyncedTable(
+        models.Assessment,
+        _l("Assessment"),
+        frozenset({"position"}),
+        record=RecordKind(_l("assessment"), parent="section_id", own_name="name"),
+    ),
+    SyncedTable(
+        models.Mark,
+        _l("Mark"),
+        frozenset({"entered_by_id"}),
+        frozenset({"points"}),
+        apply="mark",
+        record=of_student(_l("mark"), of="assessment_id", value="points", empty=_l("no mark")),
     ),
     SyncedTable(
         models.GradeFinalisation,
-        "Final grades",
+        _l("Final grades"),
         frozenset({"grade_scale", "finalised_by_id"}),
         apply="finalisation",
         # the final grades it writes on the section's registrations
         alongside=(Alongside("registrations", "section_id", "section_id"),),
+        record=RecordKind(_l("final grades"), parent="section_id"),
     ),
-    SyncedTable(models.LabSession, "Lab session", apply="lab_session"),
+    SyncedTable(
+        models.LabSession,
+        _l("Lab session"),
+        apply="lab_session",
+        record=RecordKind(_l("lab session"), parent="section_id"),
+    ),
     SyncedTable(
         models.AttendanceRecord,
-        "Attendance",
+        _l("Attendance"),
         frozenset({"recorded_by_id"}),
         frozenset({"status"}),
         apply="attendance",
+        record=of_student(
+            _l("attendance"),
+            of="lab_session_id",
+            value="status",
+            empty=_l("not taken"),
+            phrase=_l("{person}{noun} at the lab of {item}{in_section}"),
+            value_labels=models.ATTENDANCE_STATUS_LABELS,
+        ),
     ),
-    SyncedTable(models.StoredFile, "File", apply="stored_file"),
+    SyncedTable(models.StoredFile, _l("File"), apply="stored_file", record=RecordKind(_l("file"))),
     SyncedTable(
         models.Submission,
-        "Lab-report submission",
+        _l("Lab-report submission"),
         frozenset({"late", "attempt"}),
         apply="submission",
+        record=of_student(
+            _l("lab report"), of="assessment_id", value="original_name", empty=_l("none handed in")
+        ),
     ),
-    SyncedTable(models.SyncConflict, "Sync conflict", apply="conflict_record"),
+    SyncedTable(
+        models.SyncConflict,
+        _l("Sync conflict"),
+        apply="conflict_record",
+        record=RecordKind(_l("conflict record")),
+    ),
 )
 
 BY_NAME: dict[str, SyncedTable] = {entry.name: entry for entry in SYNCED_TABLES}

@@ -104,23 +104,20 @@ def _reader(column: Column[Any]) -> Callable[[Any], Any]:
         )
     except NotImplementedError:
         python_type = None
-    if python_type is str:
+    if python_type in _PLAIN:
+        expected, words = python_type, _PLAIN[python_type]
 
-        def read_str(value: Any) -> Any:
-            if type(value) is not str:
-                raise ValueError(f"{name}: {value!r} is not text")
+        def read_plain(value: Any) -> Any:
+            if type(value) is not expected:  # JSON's own type, as it is: nothing to convert
+                raise ValueError(f"{name}: {value!r} is not {words}")
             return value
 
-        return read_str
-    if python_type is int:
-
-        def read_int(value: Any) -> Any:
-            if type(value) is not int:
-                raise ValueError(f"{name}: {value!r} is not a whole number")
-            return value
-
-        return read_int
+        return read_plain
     return lambda value: from_json(column, value)
+
+
+# The column types that travel as JSON's own, and what a value of another type is not.
+_PLAIN: dict[type, str] = {str: "text", int: "a whole number"}
 
 
 # Rows are converted a column at a time: a column whose values all have the usual form (ids

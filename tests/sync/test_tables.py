@@ -24,3 +24,14 @@ def test_every_role_has_a_scope_rule_for_every_synced_table(role: str) -> None:
 def test_every_synced_table_has_a_label() -> None:
     assert all(TABLE_LABELS[name].strip() for name in NAMES)
     assert len(set(TABLE_LABELS.values())) == len(NAMES)  # two tables never read alike
+
+
+def test_every_synced_tables_conflict_description_names_columns_it_has() -> None:
+    for entry in SYNCED_TABLES:
+        record = entry.record
+        named = [record.person, record.parent, record.value, record.own_name]
+        unknown = [name for name in named if name and name not in entry.table.columns]
+        assert not unknown, f"{entry.name}: a conflict is described by {unknown}, not its columns"
+        assert str(record.noun).strip(), f"{entry.name}: its rows need a name"
+        if record.value_labels:
+            assert record.value, f"{entry.name}: words for the values of no field"

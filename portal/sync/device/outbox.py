@@ -7,7 +7,6 @@ import logging
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from sqlalchemy import (
     Engine,
@@ -25,9 +24,6 @@ from portal.sync.device.client import (
     pending_count,
 )
 from portal.sync.protocol import CHUNK_BYTES
-
-if TYPE_CHECKING:  # imported when a sync talks to the server: a start needs no HTTP client
-    pass
 
 log = logging.getLogger(__name__)
 

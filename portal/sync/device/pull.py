@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -31,9 +31,6 @@ from portal.models import OutboxEntry, SnapshotSeen, SyncState, User
 from portal.sync.device.client import Progress, Summary, SyncError, SyncStopped, Transport
 from portal.sync.tables import BY_NAME, SYNCED_TABLES
 from portal.sync.wire import sqlite_rows
-
-if TYPE_CHECKING:  # imported when a sync talks to the server: a start needs no HTTP client
-    pass
 
 log = logging.getLogger(__name__)
 

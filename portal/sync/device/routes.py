@@ -27,13 +27,12 @@ from flask_login import current_user
 from werkzeug.wrappers import Response as BaseResponse
 
 from portal.auth.policy import is_safe_redirect, passive, public, roles, signed_in
-from portal.extensions import db
 from portal.sync import review
 from portal.sync.device import runner as device
 from portal.sync.device.outbox import export_outbox
 from portal.sync.presentation import KIND_LABELS, TABLE_LABELS, value_text
 from portal.sync.resolution import resolve_response
-from portal.web import commit_or_show, db_session, signed_in_user
+from portal.web import commit_or_show, db_session, one_page, signed_in_user
 
 bp = Blueprint("sync_device", __name__, url_prefix="/sync")
 
@@ -140,11 +139,7 @@ def my_conflicts() -> str:
     state = request.args.get("state", "open")
     state = state if state in review.CONFLICT_STATES else "open"
     viewer = signed_in_user()
-    page = db.paginate(
-        review.conflicts_query(author_id=viewer.id, state=state),
-        per_page=current_app.config["PAGE_SIZE"],
-        error_out=False,
-    )
+    page = one_page(review.conflicts_query(author_id=viewer.id, state=state))
     on_server = current_app.config["PORTAL"]["MODE"] == "server"
     status = None if on_server else _request_status()
     applied = review.recently_applied(db_session(), viewer) if state == "open" else []

@@ -10,7 +10,6 @@ from werkzeug.wrappers import Response
 
 from portal.auth.policy import roles
 from portal.errors import ValidationError
-from portal.extensions import db
 from portal.models import CONFLICT_KINDS, utcnow
 from portal.sync import review
 from portal.sync.forms import DeviceNameForm, EnrolmentCodeForm
@@ -18,7 +17,7 @@ from portal.sync.presentation import KIND_LABELS, TABLE_LABELS
 from portal.sync.resolution import resolve_response
 from portal.sync.server import devices as server_devices
 from portal.sync.server import enrolment
-from portal.web import attempt, commit_or_show, db_session, show_on_form, signed_in_user
+from portal.web import attempt, commit_or_show, db_session, one_page, show_on_form, signed_in_user
 
 bp = Blueprint("sync_admin", __name__, url_prefix="/admin/sync")
 
@@ -116,11 +115,7 @@ def conflicts() -> str:
     table = request.args.get("table", "")[:64]
     state = request.args.get("state", "open")
     state = state if state in review.CONFLICT_STATES else "open"
-    page = db.paginate(
-        review.conflicts_query(kind=kind, table=table, state=state),
-        per_page=current_app.config["PAGE_SIZE"],
-        error_out=False,
-    )
+    page = one_page(review.conflicts_query(kind=kind, table=table, state=state))
     items = list(page.items)
     return render_template(
         "sync/conflicts.html",

@@ -64,6 +64,28 @@ class Enrolment:
     user: User
 
 
+def _known_code(db: Session, code: str) -> EnrolmentCode:
+    """The enrolment code as typed (in any case, with or without its dashes)."""
+    digest = _digest(normalise_code(code))
+    found = db.scalar(select(EnrolmentCode).where(EnrolmentCode.code_hash == digest))
+    if found is None:
+        raise ValidationError("That enrolment code is not known. Check it, or ask for a new one.")
+    return found
+
+
+def _account_of(db: Session, found: EnrolmentCode, now: datetime) -> User:
+    """The account a code enrols, when the code can be used now: not used yet, not expired,
+    and the account active."""
+    if found.used_at is not None:
+        raise ValidationError("That enrolment code was already used. Ask for a new one.")
+    if found.expires_at <= now:
+        raise ValidationError("That enrolment code has expired. Ask for a new one.")
+    user = db.get(User, found.user_id)
+    if user is None or not user.is_active:
+        raise ValidationError("The account of that code is deactivated.")
+    return user
+
+
 def _take_code(db: Session, found: EnrolmentCode, device: Device, now: datetime) -> None:
     """The code is taken by a conditional UPDATE: two devices racing for it cannot both win."""
     taken = db.execute(
@@ -81,17 +103,8 @@ def enrol_device(
 ) -> Enrolment:
     """Use a code (once) to create a device credential for the code's account. `name` is the
     one the copy chose (an administrator can change it); `os_name` its operating system."""
-    digest = _digest(normalise_code(code))
-    found = db.scalar(select(EnrolmentCode).where(EnrolmentCode.code_hash == digest))
-    if found is None:
-        raise ValidationError("That enrolment code is not known. Check it, or ask for a new one.")
-    if found.used_at is not None:
-        raise ValidationError("That enrolment code was already used. Ask for a new one.")
-    if found.expires_at <= now:
-        raise ValidationError("That enrolment code has expired. Ask for a new one.")
-    user = db.get(User, found.user_id)
-    if user is None or not user.is_active:
-        raise ValidationError("The account of that code is deactivated.")
+    found = _known_code(db, code)
+    user = _account_of(db, found, now)
     token = secrets.token_urlsafe(32)
     device = Device(
         name=name.strip()[:200] or "device",
@@ -122,10 +135,7 @@ def enrol_again(
     same answer again."""
     if len(new_credential) < 32 or len(new_credential) > 200:
         raise ValidationError("The new device credential must be 32 to 200 characters.")
-    digest = _digest(normalise_code(code))
-    found = db.scalar(select(EnrolmentCode).where(EnrolmentCode.code_hash == digest))
-    if found is None:
-        raise ValidationError("That enrolment code is not known. Check it, or ask for a new one.")
+    found = _known_code(db, code)
     device = db.scalar(select(Device).where(Device.credential_hash == _digest(credential)))
     if device is None:
         again = db.scalar(select(Device).where(Device.credential_hash == _digest(new_credential)))
@@ -141,13 +151,7 @@ def enrol_again(
             "This computer is still connected to the campus server (it was not revoked): "
             "there is nothing to enrol again; sync it instead (campus-portal sync)."
         )
-    if found.used_at is not None:
-        raise ValidationError("That enrolment code was already used. Ask for a new one.")
-    if found.expires_at <= now:
-        raise ValidationError("That enrolment code has expired. Ask for a new one.")
-    user = db.get(User, found.user_id)
-    if user is None or not user.is_active:
-        raise ValidationError("The account of that code is deactivated.")
+    user = _account_of(db, found, now)
     if db.get(DeviceAccount, (device.id, user.id)) is None:
         raise ValidationError(
             f"That code is for {user.username}, who has not used this computer: ask for a code "
