@@ -52,8 +52,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
-    from portal import database
-    from portal import i18n
+    from portal import database, i18n
     from portal.extensions import babel, csrf, db, limiter, login_manager
 
     database.install_sqlite_behaviour()
@@ -67,8 +66,10 @@ def register_extensions(app: Flask) -> None:
     csrf.init_app(app)
     limiter.init_app(app)
     login_manager.init_app(app)
+    from flask_babel import lazy_gettext
+
     login_manager.login_view = "auth.login"
-    login_manager.login_message = "Please log in to see that page."
+    login_manager.login_message = lazy_gettext("Please log in to see that page.")
     login_manager.login_message_category = "info"
 
     # Changes to synchronised rows go to the change log (server) or the outbox (a device).
