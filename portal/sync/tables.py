@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
 from sqlalchemy import Table, UniqueConstraint
 
 from portal import models
@@ -35,7 +37,7 @@ class Alongside:
 @dataclass(frozen=True)
 class SyncedTable:
     model: type[Base]
-    label: str  # what people call one of its records ("Mark"), on the conflict pages
+    label: str | LazyString  # what people call one of its records ("Mark"), on the conflict pages
     server_fields: frozenset[str] = field(default_factory=frozenset)
     # The fields whose lost value a conflict's reviewer may put in place ("apply"), through the
     # same rule as the page they belong to.
@@ -44,7 +46,7 @@ class SyncedTable:
     # server/apply.py HANDLERS. None: changed on the campus server only, a device's change is
     # refused, naming its records as `plural` ("Accounts are changed on the campus server only.").
     apply: str | None = None
-    plural: str = ""  # the label with an "s" when not given
+    plural: str | LazyString = ""  # the records, for a server-only table
     alongside: tuple[Alongside, ...] = ()
 
     @property
@@ -53,7 +55,7 @@ class SyncedTable:
 
     @property
     def many(self) -> str:
-        return self.plural or f"{self.label}s"
+        return str(self.plural or self.label)
 
     @property
     def name(self) -> str:
@@ -88,7 +90,8 @@ class SyncedTable:
 SYNCED_TABLES: tuple[SyncedTable, ...] = (
     SyncedTable(
         models.User,
-        "Account",
+        _l("Account"),
+        plural=_l("Accounts"),
         server_fields=frozenset(
             {
                 "password_hash",
@@ -100,52 +103,55 @@ SYNCED_TABLES: tuple[SyncedTable, ...] = (
             }
         ),
     ),
-    SyncedTable(models.Term, "Term"),
-    SyncedTable(models.Course, "Course"),
-    SyncedTable(models.Prerequisite, "Prerequisite"),
+    SyncedTable(models.Term, _l("Term"), plural=_l("Terms")),
+    SyncedTable(models.Course, _l("Course"), plural=_l("Courses")),
+    SyncedTable(models.Prerequisite, _l("Prerequisite"), plural=_l("Prerequisites")),
     SyncedTable(
         models.Section,
-        "Section",
-        frozenset({"enrolled_count", "waitlist_count", "waitlist_seq"}),
+        _l("Section"),
+        plural=_l("Sections"),
+        server_fields=frozenset({"enrolled_count", "waitlist_count", "waitlist_seq"}),
     ),
-    SyncedTable(models.Meeting, "Meeting time"),
+    SyncedTable(models.Meeting, _l("Meeting time"), plural=_l("Meeting times")),
     SyncedTable(
         models.Registration,
-        "Registration",
+        _l("Registration"),
         frozenset({"waitlist_position", "enrolled_at", "final_grade", "registered_at"}),
         apply="registration",
         # the seat counters of its section
         alongside=(Alongside("sections", "id", "section_id"),),
     ),
-    SyncedTable(models.GradeScale, "Grade scale", plural="The grade scale"),
-    SyncedTable(models.Assessment, "Assessment", frozenset({"position"})),
+    SyncedTable(models.GradeScale, _l("Grade scale"), plural=_l("The grade scale")),
     SyncedTable(
-        models.Mark, "Mark", frozenset({"entered_by_id"}), frozenset({"points"}), apply="mark"
+        models.Assessment, _l("Assessment"), frozenset({"position"}), plural=_l("Assessments")
+    ),
+    SyncedTable(
+        models.Mark, _l("Mark"), frozenset({"entered_by_id"}), frozenset({"points"}), apply="mark"
     ),
     SyncedTable(
         models.GradeFinalisation,
-        "Final grades",
+        _l("Final grades"),
         frozenset({"grade_scale", "finalised_by_id"}),
         apply="finalisation",
         # the final grades it writes on the section's registrations
         alongside=(Alongside("registrations", "section_id", "section_id"),),
     ),
-    SyncedTable(models.LabSession, "Lab session", apply="lab_session"),
+    SyncedTable(models.LabSession, _l("Lab session"), apply="lab_session"),
     SyncedTable(
         models.AttendanceRecord,
-        "Attendance",
+        _l("Attendance"),
         frozenset({"recorded_by_id"}),
         frozenset({"status"}),
         apply="attendance",
     ),
-    SyncedTable(models.StoredFile, "File", apply="stored_file"),
+    SyncedTable(models.StoredFile, _l("File"), apply="stored_file"),
     SyncedTable(
         models.Submission,
-        "Lab-report submission",
+        _l("Lab-report submission"),
         frozenset({"late", "attempt"}),
         apply="submission",
     ),
-    SyncedTable(models.SyncConflict, "Sync conflict", apply="conflict_record"),
+    SyncedTable(models.SyncConflict, _l("Sync conflict"), apply="conflict_record"),
 )
 
 BY_NAME: dict[str, SyncedTable] = {entry.name: entry for entry in SYNCED_TABLES}
