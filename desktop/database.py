@@ -76,8 +76,12 @@ def check_data_dir(paths: DataPaths) -> list[str]:
     free = shutil.disk_usage(folder).free
     if free < LOW_DISK_BYTES:
         warnings.append(
-            f"Only {free // (1024 * 1024)} MB free on the disk holding {folder}: "
-            "saving may fail soon. Free some space."
+            _(
+                "Only %(megabytes)s MB free on the disk holding %(folder)s: saving may fail soon. "
+                "Free some space.",
+                megabytes=free // (1024 * 1024),
+                folder=folder,
+            )
         )
     return warnings
 
