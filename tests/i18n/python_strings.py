@@ -226,7 +226,7 @@ class _Checker(ast.NodeVisitor):
                             and node.target.id == name
                             and node.value is not None
                         )
-                    ):
+                    ) and node.value is not None:
                         yield node.value
             if scope is self.tree:
                 break
@@ -272,8 +272,8 @@ class _Checker(ast.NodeVisitor):
         elif isinstance(node, ast.Lambda):  # message=lambda saved: f"{saved} added."
             self.bare(node.body, sink, depth)
         elif isinstance(node, ast.Name):
-            for value in self._assigned(node.id):
-                self.bare(value, sink, depth + 1)
+            for assigned in self._assigned(node.id):
+                self.bare(assigned, sink, depth + 1)
 
     def visit_Assign(self, node: ast.Assign) -> None:
         for target in node.targets:
@@ -329,8 +329,9 @@ class _Checker(ast.NodeVisitor):
                     "",
                 )
             )
-        if (index := VALIDATOR_MESSAGE_POSITION.get(name)) is not None and index < len(node.args):
-            self.bare(node.args[index], f"{name}(message)")
+        position = VALIDATOR_MESSAGE_POSITION.get(name)
+        if position is not None and position < len(node.args):
+            self.bare(node.args[position], f"{name}(message)")
         if name.endswith("Field") and name[:1].isupper():
             self._field(node, name)
         if name in self.exceptions:
