@@ -23,6 +23,11 @@ FRENCH = {
     "Not Found": "Introuvable",
     "Code": "Code du cours",
     "Campus Portal is already running": "Campus Portal est déjà lancé",
+    "Done": "Terminé",
+    ("%(count)s row can be imported.", "%(count)s rows can be imported."): (
+        "%(count)s ligne peut être importée.",
+        "%(count)s lignes peuvent être importées.",
+    ),
 }
 # Arabic has six plural forms: zero, one, two, few (3-10), many (11-99), other (100, ...).
 ARABIC_LONGER = (
@@ -109,6 +114,31 @@ def test_a_form_in_arabic_says_its_label_and_every_length_limit_in_arabic(app: F
         assert not form.validate()
         assert str(form.code.label.text) == "Code"
         assert form.code.errors == ["Field cannot be longer than 20 characters."]
+
+
+def test_an_import_reports_in_the_language_of_the_person_who_started_it(app: Flask) -> None:
+    """The check runs later, in a worker or a thread, without the person's request."""
+    from portal.admin import tasks
+    from portal.extensions import db
+    from tests import factories
+
+    with app.app_context():
+        admin = factories.make_user(db.session, "admin")
+        db.session.commit()
+        store = tasks.import_store()
+        job = store.create(
+            "courses", "c.csv", b"code,title,credits,department\nPH101,Optics,3,Physics\n", "a"
+        )
+        tasks.run_import(job.id, "check", str(admin.id), "fr")
+        french = store.get(job.id)
+        tasks.run_import(job.id, "check", str(admin.id))
+        english = store.get(job.id)
+    assert (french.phase, french.step, french.summary) == (
+        "checked",
+        "Terminé",
+        "1 ligne peut être importée.",
+    )
+    assert (english.step, english.summary) == ("Done", "1 row can be imported.")
 
 
 def test_the_desktop_says_its_messages_in_the_chosen_language(
