@@ -67,6 +67,9 @@ SINK_CALLS: dict[str, tuple[tuple[int, ...], tuple[str, ...]]] = {
     "Column": ((2,), ("help",)),
     "ImportKind": ((1,), ("label",)),
 }
+# Keys of the dicts handed to pages and scripts whose value a person reads (a chart's series,
+# a JSON error's title and detail).
+SHOWN_KEYS = frozenset({"label", "title", "detail", "message", "headline"})
 # Collections of messages for a person: `errors["field"] = text`, `problems.append(text)`.
 MESSAGE_COLLECTIONS = frozenset({"errors", "problems", "warnings", "notes", "messages"})
 # Validators (WTForms, Flask-WTF) whose message may be given by position: its index.
@@ -274,6 +277,12 @@ class _Checker(ast.NodeVisitor):
         elif isinstance(node, ast.Name):
             for assigned in self._assigned(node.id):
                 self.bare(assigned, sink, depth + 1)
+
+    def visit_Dict(self, node: ast.Dict) -> None:
+        for key, value in zip(node.keys, node.values, strict=True):
+            if isinstance(key, ast.Constant) and key.value in SHOWN_KEYS:
+                self.bare(value, f"{{{key.value!r}: ...}}")
+        self.generic_visit(node)
 
     def visit_Assign(self, node: ast.Assign) -> None:
         for target in node.targets:
