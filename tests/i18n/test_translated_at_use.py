@@ -24,6 +24,9 @@ FRENCH = {
     "Code": "Code du cours",
     "Campus Portal is already running": "Campus Portal est déjà lancé",
     "Done": "Terminé",
+    "Version %(version)s is ready: install on exit": (
+        "La version %(version)s est prête : installée à la fermeture"
+    ),
     ("%(count)s row can be imported.", "%(count)s rows can be imported."): (
         "%(count)s ligne peut être importée.",
         "%(count)s lignes peuvent être importées.",
@@ -139,6 +142,17 @@ def test_an_import_reports_in_the_language_of_the_person_who_started_it(app: Fla
         "1 ligne peut être importée.",
     )
     assert (english.step, english.summary) == ("Done", "1 row can be imported.")
+
+
+def test_the_about_page_says_the_update_state_in_the_persons_language(app: Flask) -> None:
+    from flask_babel import gettext
+
+    from desktop.updates import READY, Status
+
+    ready = Status(state=READY, version="0.3.0")
+    with app.test_request_context("/about"), force_locale("fr"):
+        assert ready.line(gettext) == "La version 0.3.0 est prête : installée à la fermeture"
+    assert ready.line() == "Version 0.3.0 is ready: install on exit"  # the log's
 
 
 def test_the_desktop_says_its_messages_in_the_chosen_language(
