@@ -646,7 +646,7 @@ def run_portal(
                 _("The local server cannot start"),
                 _(
                     "%(address)s cannot be used (%(reason)s). Leave out --port to use a free one.",
-                    address=f"127.0.0.1:{args.port}",
+                    address="127.0.0.1:" + str(args.port),
                     reason=exc.strerror or exc,
                 ),
             ) from exc

@@ -1140,7 +1140,7 @@ def check_file(
             "%(count)s row can be imported.",
             "%(count)s rows can be imported.",
             total,
-            count=f"{total:,}",
+            count=format(total, ","),
         )
         if report.ok
         else _problem_summary(report)
@@ -1173,7 +1173,9 @@ def import_file(
         report.summary = _("Nothing was imported. %(problems)s", problems=_problem_summary(report))
         return report
     report.summary = _(
-        "Imported %(count)s %(kind)s.", count=f"{report.imported:,}", kind=str(kind.label).lower()
+        "Imported %(count)s %(kind)s.",
+        count=format(report.imported, ","),
+        kind=str(kind.label).lower(),
     )
     record(
         db,
@@ -1200,15 +1202,15 @@ def _problem_summary(report: ImportReport) -> str:
             "%(errors)s problems found in %(rows)s of %(total)s rows. Fix them in the file and "
             "upload it again.",
             errors,
-            errors=f"{errors:,}",
-            rows=f"{rows:,}",
-            total=f"{report.rows:,}",
+            errors=format(errors, ","),
+            rows=format(rows, ","),
+            total=format(report.rows, ","),
         )
     return ngettext(
         "%(errors)s problem found. Fix them in the file and upload it again.",
         "%(errors)s problems found. Fix them in the file and upload it again.",
         errors,
-        errors=f"{errors:,}",
+        errors=format(errors, ","),
     )
 
 

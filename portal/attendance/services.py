@@ -146,10 +146,10 @@ def _check_session(section: Section, data: LabSessionInput) -> None:
         raise ValidationError(
             _(
                 "%(day)s is outside %(term)s (%(first)s to %(last)s).",
-                day=f"{data.held_on:%d %b %Y}",
+                day=format(data.held_on, "%d %b %Y"),
                 term=term.name,
-                first=f"{term.starts_on:%d %b %Y}",
-                last=f"{term.ends_on:%d %b %Y}",
+                first=format(term.starts_on, "%d %b %Y"),
+                last=format(term.ends_on, "%d %b %Y"),
             )
         )
 

@@ -38,7 +38,7 @@ def index() -> str:
             "Searches are at most %(limit)s characters; yours has %(length)s. Shorten it and "
             "search again.",
             limit=SEARCH_LIMIT,
-            length=f"{len(filters.text):,}",
+            length=format(len(filters.text), ","),
         )
         return render_template(
             "catalogue/index.html",

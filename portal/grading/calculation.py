@@ -49,14 +49,14 @@ def weights_problem(items: Iterable[WeightedItem]) -> str | None:
         return _(
             "The assessment weights add up to %(total)s%%, not 100%%: %(missing)s%% is not "
             "assigned to any assessment.",
-            total=f"{total:g}",
-            missing=f"{100 - total:g}",
+            total=format(total, "g"),
+            missing=format(100 - total, "g"),
         )
     return _(
         "The assessment weights add up to %(total)s%%, not 100%%: reduce them by %(over)s%% in "
         "all.",
-        total=f"{total:g}",
-        over=f"{total - 100:g}",
+        total=format(total, "g"),
+        over=format(total - 100, "g"),
     )
 
 

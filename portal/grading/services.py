@@ -462,7 +462,7 @@ def check_points(points: Decimal | int | None, assessment: Assessment) -> Decima
         raise ValidationError(
             _(
                 "At most %(max_points)s points for %(name)s.",
-                max_points=f"{assessment.max_points:g}",
+                max_points=format(assessment.max_points, "g"),
                 name=assessment.name,
             )
         )
@@ -473,9 +473,9 @@ def check_points(points: Decimal | int | None, assessment: Assessment) -> Decima
                 "Marks are kept to %(decimals)s decimal places: %(value)s has more. "
                 "Enter %(lower)s or %(upper)s.",
                 decimals=POINTS_DECIMALS,
-                value=f"{value.normalize():f}",
-                lower=f"{lower:f}",
-                upper=f"{lower + _POINTS_STEP:f}",
+                value=format(value.normalize(), "f"),
+                lower=format(lower, "f"),
+                upper=format(lower + _POINTS_STEP, "f"),
             )
         )
     return value
@@ -803,7 +803,7 @@ def finalise_section(
             _(
                 "Grades for %(section)s were already finalised on %(when)s UTC.",
                 section=section.label,
-                when=f"{existing.finalised_at:%d %b %Y %H:%M}",
+                when=format(existing.finalised_at, "%d %b %Y %H:%M"),
             )
         )
     book = gradebook(db, section)

@@ -291,6 +291,19 @@ class _Checker(ast.NodeVisitor):
         self.generic_visit(node)
 
     def visit_Call(self, node: ast.Call) -> None:
+        if call_name(node) in GETTEXT_NAMES:
+            for keyword in node.keywords:
+                if isinstance(keyword.value, ast.JoinedStr):  # pybabel extract warns on each
+                    self.findings.append(
+                        Finding(
+                            self.path,
+                            keyword.value.lineno,
+                            keyword.arg or "",
+                            "an f-string among a message's values: use format(value, spec)",
+                            keyword.value.col_offset,
+                            "",
+                        )
+                    )
         if call_name(node) in GETTEXT_NAMES and node.args and _formatted(node.args[0]):
             self.findings.append(
                 Finding(

@@ -112,6 +112,10 @@ def problem_answer():
 
 def f_string_inside(user):
     return flash(_(f"Hello {user}"))  # 1: formatted before it is looked up
+
+
+def f_string_among_values(when):
+    return flash(_("Saved at %(when)s.", when=f"{when:%H:%M}"))  # 1: pybabel warns
 """
 
 

@@ -407,7 +407,8 @@ def when_text(moment: datetime | None, now: datetime | None = None) -> str:
         return _("today at %(time)s", time=clock)
     if local.date() == today - timedelta(days=1):
         return _("yesterday at %(time)s", time=clock)
-    return _("%(day)s at %(time)s", day=f"{local.day} {local.strftime('%b %Y')}", time=clock)
+    day = local.strftime("%d %b %Y").lstrip("0")
+    return _("%(day)s at %(time)s", day=day, time=clock)
 
 
 def status(runner: SyncRunner, db: Session | Connection, *, user_id: Any = None) -> Status | None:
