@@ -21,6 +21,9 @@ SERVER_TIME_HEADER = "X-Server-Time"  # every answer says the server's time, in 
 
 # The problem a server answers to a pull whose cursor it never issued.
 UNKNOWN_CURSOR = "urn:campus-portal:sync:unknown-cursor"
+# The problem a server answers a revoked device: the device tells it by this, not by the
+# detail's words (said in the server's language).
+DEVICE_REVOKED = "urn:campus-portal:sync:device-revoked"
 
 CHUNK_BYTES = 1024 * 1024  # a file travels in chunks of at most this size
 MOST_PENDING = 2**31 - 1  # what a device reports waiting is kept in an integer column

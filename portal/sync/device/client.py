@@ -262,7 +262,8 @@ class Transport:
                 detail or _("The campus server does not speak this version."), reason="protocol"
             )
         if status == 403:
-            revoked = "revoked" in detail
+            # A server before the problem type said it in English words only.
+            revoked = kind == protocol.DEVICE_REVOKED or "revoked" in detail
             return SyncError(
                 detail or _("The campus server refused this device."),
                 reason="revoked" if revoked else "refused",

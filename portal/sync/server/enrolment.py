@@ -23,13 +23,18 @@ from portal.models import (
     EnrolmentCode,
     User,
 )
-from portal.sync.protocol import CODE_ALPHABET, normalise_code
+from portal.sync.protocol import CODE_ALPHABET, DEVICE_REVOKED, normalise_code
 
 
 class DeviceRefused(PortalError):
     """The device may not call the server (unknown credential, revoked)."""
 
     status_code = 403
+
+
+class DeviceRevoked(DeviceRefused):
+    problem_type = DEVICE_REVOKED
+
 
 
 def _digest(secret: str) -> str:
@@ -198,7 +203,7 @@ def authenticate_device(db: Session, token: str, *, now: datetime, seen: bool = 
     if device is None:
         raise DeviceRefused(_("This device is not enrolled with the campus server."))
     if device.revoked_at is not None:
-        raise DeviceRefused(
+        raise DeviceRevoked(
             _(
                 "This device was revoked by an administrator and can no longer sync. Its unsent "
                 "changes are kept on it: with a new enrolment code from an administrator it can "
