@@ -180,3 +180,19 @@ def test_the_desktop_says_its_messages_in_the_chosen_language(
     finally:
         i18n.set_language(None)
         i18n._translations.cache_clear()
+
+
+def test_a_device_tells_a_revocation_by_the_problem_type_whatever_the_servers_language() -> None:
+    import httpx
+
+    from portal.sync.device.client import Transport
+    from portal.sync.protocol import DEVICE_REVOKED
+
+    def answer(problem: dict) -> httpx.Response:
+        return httpx.Response(403, json=problem, request=httpx.Request("GET", "https://x/sync"))
+
+    french = answer({"type": DEVICE_REVOKED, "status": 403, "detail": "Cet appareil a été retiré."})
+    refused = answer({"type": "about:blank", "status": 403, "detail": "Appareil inconnu."})
+    assert Transport._problem(french).reason == "revoked"
+    assert str(Transport._problem(french)) == "Cet appareil a été retiré."
+    assert Transport._problem(refused).reason == "refused"
