@@ -36,7 +36,6 @@ class DeviceRevoked(DeviceRefused):
     problem_type = DEVICE_REVOKED
 
 
-
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
