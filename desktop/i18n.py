@@ -11,12 +11,24 @@ English: only text a person reads in a window or a page goes through here.
 
 from __future__ import annotations
 
+import importlib.util
 import locale
 import os
 from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from portal.i18n import TRANSLATIONS
+
+def _translations_folder() -> Path:
+    """portal/translations (portal.i18n.TRANSLATIONS), found without importing the portal: the
+    window's process says messages too, and starts faster without it."""
+    spec = importlib.util.find_spec("portal")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    return Path(locations[0]) / "translations" if locations else Path()
+
+
+TRANSLATIONS = _translations_folder()
+
 
 if TYPE_CHECKING:  # Babel is imported when a message is first said (the window's process)
     from babel.support import LazyProxy, NullTranslations

@@ -196,3 +196,20 @@ def test_a_device_tells_a_revocation_by_the_problem_type_whatever_the_servers_la
     assert Transport._problem(french).reason == "revoked"
     assert str(Transport._problem(french)) == "Cet appareil a été retiré."
     assert Transport._problem(refused).reason == "refused"
+
+
+def test_the_desktop_reads_the_portals_catalogues_without_importing_the_portal() -> None:
+    import subprocess
+    import sys
+
+    from desktop import i18n
+    from portal.i18n import TRANSLATIONS
+
+    assert i18n.TRANSLATIONS == TRANSLATIONS
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, desktop.i18n; print('portal' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert loaded.stdout.strip() == "False"  # the window's process starts without it
