@@ -183,17 +183,17 @@ def user_fields(details: UserDetails) -> tuple[dict[str, Any], dict[str, str]]:
     username = details.username.strip().lower()
     if not USERNAME_PATTERN.match(username):
         errors["username"] = _(
-            "%(value)s is not a valid username: %(username_min_length)s–%(username)s "
+            "%(username)s is not a valid username: %(shortest)s–%(longest)s "
             "lower-case letters, digits, '.', '_' or '-', starting with a letter or digit.",
-            value=repr(details.username.strip()),
-            username_min_length=USERNAME_MIN_LENGTH,
-            username=limits["username"],
+            username=repr(details.username.strip()),
+            shortest=USERNAME_MIN_LENGTH,
+            longest=limits["username"],
         )
     if details.role not in ROLES:
         errors["role"] = _(
-            "%(role)s is not a role; use one of: %(value)s.",
+            "%(role)s is not a role; use one of: %(roles)s.",
             role=repr(details.role),
-            value=", ".join(ROLES),
+            roles=", ".join(ROLES),
         )
     full_name = details.full_name.strip()
     if not full_name:

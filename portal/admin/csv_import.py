@@ -892,10 +892,10 @@ def _student_of(row: Row, checked: _Checked, report: ImportReport) -> User | Non
             row.line,
             "student_number",
             _(
-                "Student number %(student_number)s belongs to %(username)s, not %(username2)s.",
+                "Student number %(student_number)s belongs to %(owner)s, not %(username)s.",
                 student_number=row["student_number"],
-                username=by_number.username,
-                username2=row["username"],
+                owner=by_number.username,
+                username=row["username"],
             ),
         )
         return None

@@ -675,7 +675,7 @@ def _clean_meeting(
     if details.starts_at >= details.ends_at:
         errors["ends_at"] = _("A meeting must end after it starts.")
     if details.kind not in MEETING_KINDS:
-        errors["kind"] = _("The kind is one of: %(value)s.", value=", ".join(MEETING_KINDS))
+        errors["kind"] = _("The kind is one of: %(kinds)s.", kinds=", ".join(MEETING_KINDS))
     if not errors:
         candidate = Meeting(
             weekday=details.weekday, starts_at=details.starts_at, ends_at=details.ends_at

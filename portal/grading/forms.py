@@ -64,7 +64,7 @@ for _letter in GRADE_POINTS:
         GradeScaleForm,
         scale_field_name(_letter),
         FloatField(
-            _l("%(_letter)s from (%%)", _letter=_letter),
+            _l("%(letter)s from (%%)", letter=_letter),
             validators=[Optional(), NumberRange(min=0, max=100)],
             render_kw={"inputmode": "decimal"},
         ),

@@ -105,8 +105,8 @@ def scale_problems(thresholds: Sequence[tuple[str, float | str]]) -> dict[str, s
             )
     if readable and readable[-1][0] == last and readable[-1][1] != 0:
         problems["scale:zero"] = _(
-            "The lowest letter (%(value)s) must start at 0%% so every mark gets a grade.",
-            value=readable[-1][0],
+            "The lowest letter (%(letter)s) must start at 0%% so every mark gets a grade.",
+            letter=readable[-1][0],
         )
     return problems
 

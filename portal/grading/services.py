@@ -219,7 +219,7 @@ def assessment_problems(data: AssessmentInput) -> dict[str, str]:
         )
     if data.kind not in ASSESSMENT_KINDS:
         problems["kind"] = _(
-            "The kind must be one of: %(value)s.", value=", ".join(ASSESSMENT_KINDS)
+            "The kind must be one of: %(kinds)s.", kinds=", ".join(ASSESSMENT_KINDS)
         )
     if not (math.isfinite(data.weight) and 0 <= data.weight <= 100):
         problems["weight"] = _("The weight must be between 0 and 100 percent.")

@@ -42,6 +42,8 @@ GETTEXT_NAMES = frozenset(
         "N_",
     }
 )
+PLACEHOLDER = re.compile(r"%\((\w+)\)")
+LATER_FILLED = frozenset({"_l", "lazy_gettext", "N_"})
 WORDS = re.compile(r"[^\W\d_]{2,}")
 # Markup and placeholders are not words: "<p>{}</p>", "%(name)s".
 NOT_WORDS = re.compile(r"<[^>]*>|\{[^}]*\}|%\([^)]*\)[a-z]|&[a-z]+;")
@@ -304,6 +306,8 @@ class _Checker(ast.NodeVisitor):
                             "",
                         )
                     )
+        if call_name(node) in GETTEXT_NAMES:
+            self._placeholders(node)
         if call_name(node) in GETTEXT_NAMES and node.args and _formatted(node.args[0]):
             self.findings.append(
                 Finding(
@@ -366,6 +370,32 @@ class _Checker(ast.NodeVisitor):
                 if keyword.arg in PAGE_FORMAT_KEYWORDS:
                     self.bare(keyword.value, f"page .format({keyword.arg}=)")
         self.generic_visit(node)
+
+    def _placeholders(self, node: ast.Call) -> None:
+        """Each `%(name)s` of a message has its value: `_("%(user)s", user=...)`. A lazy one
+        with no values is filled in later (`str(CONSTANT) % {...}`, WTForms' Length)."""
+        texts = [
+            arg.value
+            for arg in node.args
+            if isinstance(arg, ast.Constant) and isinstance(arg.value, str)
+        ]
+        wanted = {name for text in texts for name in PLACEHOLDER.findall(text)}
+        given = {keyword.arg for keyword in node.keywords}
+        if "ngettext" in call_name(node):
+            given.add("num")
+        if None in given or (not node.keywords and call_name(node) in LATER_FILLED):
+            return
+        if missing := wanted - given:
+            self.findings.append(
+                Finding(
+                    self.path,
+                    node.lineno,
+                    ", ".join(sorted(missing)),
+                    "a placeholder of this message has no value",
+                    node.col_offset,
+                    "",
+                )
+            )
 
     def _exception_argument(self, arg: ast.AST, name: str) -> None:
         if isinstance(arg, ast.Dict):  # FieldErrors({"field": "message"})

@@ -114,6 +114,10 @@ def f_string_inside(user):
     return flash(_(f"Hello {user}"))  # 1: formatted before it is looked up
 
 
+def placeholder_without_value(user):
+    return flash(_("Hello %(user)s, you have %(count)s messages.", user=user))  # 1: count
+
+
 def f_string_among_values(when):
     return flash(_("Saved at %(when)s.", when=f"{when:%H:%M}"))  # 1: pybabel warns
 """
