@@ -44,6 +44,7 @@ GETTEXT_NAMES = frozenset(
 )
 PLACEHOLDER = re.compile(r"%\((\w+)\)")
 LATER_FILLED = frozenset({"_l", "lazy_gettext", "N_"})
+CODE = re.compile(r"^(?=\S*[_:/])\S+$")
 WORDS = re.compile(r"[^\W\d_]{2,}")
 # Markup and placeholders are not words: "<p>{}</p>", "%(name)s".
 NOT_WORDS = re.compile(r"<[^>]*>|\{[^}]*\}|%\([^)]*\)[a-z]|&[a-z]+;")
@@ -120,6 +121,8 @@ def call_name(call: ast.Call) -> str:
 
 
 def is_text(value: str) -> bool:
+    if CODE.match(value):
+        return False  # a code for machines: "invalid_grant", "urn:...", "admin.term_create"
     return bool(WORDS.search(NOT_WORDS.sub(" ", value)))
 
 

@@ -98,6 +98,7 @@ def view(user, count):
     if errors:
         raise Refused(errors)
     raise Refused("You may not do this.")  # 1
+    raise Refused("invalid_grant")  # a code for the client, not words
     raise Refused(ngettext("%(num)d seat", "%(num)d seats", count))
 
 
