@@ -1183,8 +1183,7 @@ def import_file(
         f"import.{kind.name}",
         entity_type="import",
         entity_id=source,
-        summary=f"Imported {report.imported:,} {kind.name}"
-        + (f" from {source}" if source else ""),
+        summary=f"Imported {report.imported:,} {kind.name}" + (f" from {source}" if source else ""),
         after={"rows": report.rows, "imported": report.imported, "warnings": report.warning_count},
     )
     progress(_("Done"), report.rows, report.rows)
