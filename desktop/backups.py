@@ -19,6 +19,7 @@ import sqlite3
 from datetime import datetime
 from pathlib import Path
 
+from desktop.i18n import _
 from desktop.paths import DataPaths
 from desktop.problems import DatabaseProblem
 
@@ -40,7 +41,9 @@ def _connect_for_reading(path: Path) -> sqlite3.Connection:
     content is pending (the launcher truncates the WAL on every clean stop).
     """
     if not path.is_file():
-        raise DatabaseProblem("There is no database to back up", f"{path} does not exist.")
+        raise DatabaseProblem(
+            _("There is no database to back up"), _("%(path)s does not exist.", path=path)
+        )
     connection = sqlite3.connect(path, timeout=15)
     try:
         connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
@@ -94,23 +97,31 @@ def check_backup_file(path: Path) -> str:
         with open(path, "rb") as handle:
             header = handle.read(len(SQLITE_HEADER))
     except OSError as exc:
-        raise DatabaseProblem("Cannot read the backup", f"{path}: {exc.strerror}") from exc
+        raise DatabaseProblem(_("Cannot read the backup"), f"{path}: {exc.strerror}") from exc
     if header != SQLITE_HEADER:
-        raise DatabaseProblem("Not a database file", f"{path} is not an SQLite database.")
+        raise DatabaseProblem(
+            _("Not a database file"), _("%(path)s is not an SQLite database.", path=path)
+        )
     connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         result = connection.execute("PRAGMA integrity_check").fetchone()[0]
         if result != "ok":
-            raise DatabaseProblem("The backup is damaged", f"{path}: integrity check: {result}")
+            raise DatabaseProblem(
+                _("The backup is damaged"),
+                _("%(path)s: integrity check: %(result)s", path=path, result=result),
+            )
         row = connection.execute("SELECT version_num FROM alembic_version").fetchone()
     except sqlite3.DatabaseError as exc:
         raise DatabaseProblem(
-            "Not a Campus Portal backup", f"{path} cannot be used: {exc}"
+            _("Not a Campus Portal backup"),
+            _("%(path)s cannot be used: %(exc)s", path=path, exc=exc),
         ) from exc
     finally:
         connection.close()
     if row is None:
-        raise DatabaseProblem("Not a Campus Portal backup", f"{path} has no schema revision.")
+        raise DatabaseProblem(
+            _("Not a Campus Portal backup"), _("%(path)s has no schema revision.", path=path)
+        )
     return str(row[0])
 
 

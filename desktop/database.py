@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from desktop import backups
+from desktop.i18n import _
 from desktop.paths import DataPaths, make_owner_only
 from desktop.problems import DatabaseProblem, DataDirProblem
 
@@ -32,9 +33,13 @@ def check_data_dir(paths: DataPaths) -> list[str]:
         make_owner_only(folder)
     except OSError as exc:
         raise DataDirProblem(
-            "Campus Portal cannot create its data folder",
-            f"{folder}: {exc.strerror}. Choose another folder with --data-dir, "
-            "or ask IT support to make this one writable for you.",
+            _("Campus Portal cannot create its data folder"),
+            _(
+                "%(folder)s: %(strerror)s. Choose another folder with --data-dir, or ask IT "
+                "support to make this one writable for you.",
+                folder=folder,
+                strerror=exc.strerror,
+            ),
         ) from exc
     probe = folder / f".write-test-{os.getpid()}"
     try:
@@ -45,16 +50,23 @@ def check_data_dir(paths: DataPaths) -> list[str]:
     except OSError as exc:
         if exc.errno in FULL_ERRNOS:
             raise DataDirProblem(
-                "The disk holding your Campus Portal data is full",
-                f"Nothing can be saved in {folder}. Free some space on that disk and start "
-                "Campus Portal again; your data is unchanged.",
+                _("The disk holding your Campus Portal data is full"),
+                _(
+                    "Nothing can be saved in %(folder)s. Free some space on that disk and start "
+                    "Campus Portal again; your data is unchanged.",
+                    folder=folder,
+                ),
                 backups=backups.list_backups(paths),
             ) from exc
         raise DataDirProblem(
-            "Campus Portal's data folder is read-only",
-            f"{folder}: {exc.strerror}. Campus Portal needs to write there to save your work. "
-            "Ask IT support to make it writable for you, or start with --data-dir pointing to "
-            "a writable folder. Your data is unchanged.",
+            _("Campus Portal's data folder is read-only"),
+            _(
+                "%(folder)s: %(strerror)s. Campus Portal needs to write there to save your work. "
+                "Ask IT support to make it writable for you, or start with --data-dir pointing "
+                "to a writable folder. Your data is unchanged.",
+                folder=folder,
+                strerror=exc.strerror,
+            ),
             backups=backups.list_backups(paths),
         ) from exc
     finally:
@@ -64,8 +76,12 @@ def check_data_dir(paths: DataPaths) -> list[str]:
     free = shutil.disk_usage(folder).free
     if free < LOW_DISK_BYTES:
         warnings.append(
-            f"Only {free // (1024 * 1024)} MB free on the disk holding {folder}: "
-            "saving may fail soon. Free some space."
+            _(
+                "Only %(megabytes)s MB free on the disk holding %(folder)s: saving may fail soon. "
+                "Free some space.",
+                megabytes=free // (1024 * 1024),
+                folder=folder,
+            )
         )
     return warnings
 
@@ -84,8 +100,12 @@ def check_database_file(paths: DataPaths, *, timeout: float = 2.0) -> None:
             header = handle.read(len(backups.SQLITE_HEADER))
     except OSError as exc:
         raise DataDirProblem(
-            "Campus Portal cannot read its database",
-            f"{path}: {exc.strerror}. Ask IT support to check the file's permissions.",
+            _("Campus Portal cannot read its database"),
+            _(
+                "%(path)s: %(strerror)s. Ask IT support to check the file's permissions.",
+                path=path,
+                strerror=exc.strerror,
+            ),
         ) from exc
     if header and header != backups.SQLITE_HEADER:
         raise _damaged(paths, "the file is not an SQLite database")
@@ -98,22 +118,29 @@ def check_database_file(paths: DataPaths, *, timeout: float = 2.0) -> None:
         code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
         if code in {SQLITE_BUSY, SQLITE_LOCKED}:
             raise DatabaseProblem(
-                "The database is locked by another program",
-                f"{path} is in use by another program (a database browser, a backup or "
-                "synchronisation tool?). Close it and start Campus Portal again. "
-                "Nothing was changed.",
+                _("The database is locked by another program"),
+                _(
+                    "%(path)s is in use by another program (a database browser, a backup or "
+                    "synchronisation tool?). Close it and start Campus Portal again. Nothing was "
+                    "changed.",
+                    path=path,
+                ),
             ) from exc
         if code in {SQLITE_READONLY, SQLITE_CANTOPEN, SQLITE_PERM}:
             raise DataDirProblem(
-                "Campus Portal cannot write to its database",
-                f"{path}: {exc}. Ask IT support to make the file and its folder writable for "
-                "you. Nothing was changed.",
+                _("Campus Portal cannot write to its database"),
+                _(
+                    "%(path)s: %(exc)s. Ask IT support to make the file and its folder writable "
+                    "for you. Nothing was changed.",
+                    path=path,
+                    exc=exc,
+                ),
                 backups=backups.list_backups(paths),
             ) from exc
         if code == SQLITE_FULL:
             raise DataDirProblem(
-                "The disk holding your Campus Portal data is full",
-                f"{path}: free some space and start again. Nothing was changed.",
+                _("The disk holding your Campus Portal data is full"),
+                _("%(path)s: free some space and start again. Nothing was changed.", path=path),
             ) from exc
         raise _damaged(paths, str(exc)) from exc
     finally:
@@ -122,9 +149,14 @@ def check_database_file(paths: DataPaths, *, timeout: float = 2.0) -> None:
 
 def _damaged(paths: DataPaths, reason: str) -> DatabaseProblem:
     return DatabaseProblem(
-        "The database file is damaged",
-        f"{paths.database} cannot be opened ({reason}). Campus Portal has not changed it. "
-        "You can restore a backup (the damaged file is kept), or ask IT support to recover it.",
+        _("The database file is damaged"),
+        _(
+            "%(database)s cannot be opened (%(reason)s). Campus Portal has not changed it. "
+            "You can restore a backup (the damaged file is kept), or ask IT support to "
+            "recover it.",
+            database=paths.database,
+            reason=reason,
+        ),
         backups=backups.list_backups(paths),
     )
 
@@ -171,9 +203,13 @@ def migrate(app: Any, paths: DataPaths) -> Path | None:
     if before is not None:
         if not _known_revision(MIGRATIONS_DIR, before):
             raise DatabaseProblem(
-                "This database comes from a newer Campus Portal",
-                f"{paths.database} has schema revision {before}, which this version "
-                "does not know. Install the newer version again, or restore an older backup.",
+                _("This database comes from a newer Campus Portal"),
+                _(
+                    "%(database)s has schema revision %(before)s, which this version does not "
+                    "know. Install the newer version again, or restore an older backup.",
+                    database=paths.database,
+                    before=before,
+                ),
                 backups=backups.list_backups(paths),
             )
         stamp = backups.stamp()
@@ -187,9 +223,20 @@ def migrate(app: Any, paths: DataPaths) -> Path | None:
     except Exception as exc:
         log.exception("schema upgrade failed")
         raise DatabaseProblem(
-            "The database could not be brought up to date",
-            f"The upgrade of {paths.database} failed ({exc}). The file is as it was before "
-            + (f"(a copy was saved at {backup})." if backup else "."),
+            _("The database could not be brought up to date"),
+            _(
+                "The upgrade of %(database)s failed (%(exc)s). The file is as it was before "
+                "(a copy was saved at %(backup)s).",
+                database=paths.database,
+                exc=exc,
+                backup=backup,
+            )
+            if backup
+            else _(
+                "The upgrade of %(database)s failed (%(exc)s). The file is as it was before.",
+                database=paths.database,
+                exc=exc,
+            ),
             backups=backups.list_backups(paths),
         ) from exc
     return backup

@@ -32,6 +32,7 @@ that header by starting a second web process for the first page (100-150 ms of e
 from __future__ import annotations
 
 import hmac
+import html
 import io
 import logging
 import secrets
@@ -41,6 +42,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from werkzeug.http import parse_cookie
+
+from desktop.i18n import _, direction, language
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +61,7 @@ StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 _REFUSED_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Campus Portal</title></head>
+<html lang="{lang}" dir="{dir}"><head><meta charset="utf-8"><title>Campus Portal</title></head>
 <body><h1>{title}</h1><p>{text}</p></body></html>
 """
 
@@ -247,16 +250,23 @@ class LocalGuard:
             reason,
         )
         titles = {
-            400: ("400 Bad Request", "Bad request"),
-            403: ("403 Forbidden", "Not available"),
-            405: ("405 Method Not Allowed", "Not available"),
+            400: ("400 Bad Request", _("Bad request")),
+            403: ("403 Forbidden", _("Not available")),
+            405: ("405 Method Not Allowed", _("Not available")),
         }
         status_line, title = titles[status]
         body = _REFUSED_PAGE.format(
-            title=title,
-            text="This is the private local server of a Campus Portal window. "
-            "Open Campus Portal from its own icon instead; if it runs without a window "
-            "(--headless), run <code>campus-portal open</code> for a new link.",
+            lang=language(),
+            dir=direction(),
+            title=html.escape(title),
+            text=html.escape(
+                _(
+                    "This is the private local server of a Campus Portal window. "
+                    "Open Campus Portal from its own icon instead; if it runs without a window "
+                    "(--headless), run %(command)s for a new link.",
+                    command="\0",
+                )
+            ).replace("\0", "<code>campus-portal open</code>"),
         ).encode()
         start_response(
             status_line,

@@ -35,6 +35,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from desktop import APP_NAME, APP_TITLE
+from desktop.i18n import _
 from desktop.problems import (
     EXIT_OK,
     AlreadyRunning,
@@ -216,13 +217,17 @@ def run_backup(paths: DataPaths, args: argparse.Namespace) -> int:
         written = backups.online_backup(paths.database, target.expanduser().resolve())
     except sqlite3.Error as exc:
         raise DatabaseProblem(
-            "The backup failed",
-            f"{paths.database} could not be copied ({exc}). Nothing was changed.",
+            _("The backup failed"),
+            _(
+                "%(database)s could not be copied (%(exc)s). Nothing was changed.",
+                database=paths.database,
+                exc=exc,
+            ),
             backups=backups.list_backups(paths),
         ) from exc
     except OSError as exc:
         raise DataDirProblem(
-            "The backup could not be written", f"{target}: {exc.strerror or exc}"
+            _("The backup could not be written"), f"{target}: {exc.strerror or exc}"
         ) from exc
     print(f"Backup written to {written}")
     return EXIT_OK
@@ -239,9 +244,13 @@ def run_restore(paths: DataPaths, args: argparse.Namespace) -> int:
         info = read_info(paths.instance_file)
         running = f" (process {info.pid})" if info else ""
         raise AlreadyRunning(
-            "Close Campus Portal first",
-            f"Campus Portal is running on {paths.data_dir}{running}; a database in use cannot "
-            "be replaced. Close its window (or stop it) and run the restore again.",
+            _("Close Campus Portal first"),
+            _(
+                "Campus Portal is running on %(data_dir)s%(running)s; a database in use cannot "
+                "be replaced. Close its window (or stop it) and run the restore again.",
+                data_dir=paths.data_dir,
+                running=running,
+            ),
         )
     try:
         restored, kept = backups.restore(paths, args.file)
@@ -291,7 +300,7 @@ def run_enrol(paths: DataPaths, args: argparse.Namespace, log_file: Path | None)
         )
     except sync_client.SyncError as error:
         raise SyncProblem(
-            "Enrolment did not complete", _with_waiting(str(error), error, engine), error.reason
+            _("Enrolment did not complete"), _with_waiting(str(error), error, engine), error.reason
         ) from None
     print(f"Synced: {summary.line()}")
     return EXIT_OK
@@ -318,7 +327,7 @@ def run_sync(paths: DataPaths, args: argparse.Namespace, log_file: Path | None) 
         )
     except sync_client.SyncError as error:
         raise SyncProblem(
-            "Sync did not complete", _with_waiting(str(error), error, engine), error.reason
+            _("Sync did not complete"), _with_waiting(str(error), error, engine), error.reason
         ) from None
     print(f"Synced: {summary.line()}")
     return EXIT_OK
@@ -349,9 +358,12 @@ def run_open(paths: DataPaths) -> int:
 
     if not paths.data_dir.is_dir():
         raise NotRunning(
-            "No such data folder",
-            f"{paths.data_dir} does not exist (or is not a folder), so no Campus Portal runs "
-            "on it. Check the --data-dir path (and --demo); nothing was created.",
+            _("No such data folder"),
+            _(
+                "%(data_dir)s does not exist (or is not a folder), so no Campus Portal runs on "
+                "it. Check the --data-dir path (and --demo); nothing was created.",
+                data_dir=paths.data_dir,
+            ),
         )
     lock = InstanceLock(paths.lock_file) if paths.lock_file.exists() else None
     if lock is not None and not lock.acquire():
@@ -359,19 +371,25 @@ def run_open(paths: DataPaths) -> int:
         url = ask_for_launch_url(info) if info is not None else None
         if url is None:
             raise AlreadyRunning(
-                "No link could be had",
-                f"Campus Portal is running on {paths.data_dir}, but it did not answer (is it "
-                "still starting?), or its instance file belongs to another OS user. Try again "
-                "in a moment.",
+                _("No link could be had"),
+                _(
+                    "Campus Portal is running on %(data_dir)s, but it did not answer (is it still "
+                    "starting?), or its instance file belongs to another OS user. Try again in a "
+                    "moment.",
+                    data_dir=paths.data_dir,
+                ),
             )
         print(url, flush=True)
         return EXIT_OK
     if lock is not None:
         lock.release()
     raise NotRunning(
-        "Campus Portal is not running",
-        f"Nothing is running on {paths.data_dir}. Start it with `campus-portal --headless` "
-        "(it prints a link) or from its icon.",
+        _("Campus Portal is not running"),
+        _(
+            "Nothing is running on %(data_dir)s. Start it with `campus-portal --headless` "
+            "(it prints a link) or from its icon.",
+            data_dir=paths.data_dir,
+        ),
     )
 
 
@@ -414,12 +432,14 @@ def _create_app(paths: DataPaths, args: argparse.Namespace, log_file: Path | Non
     }
     if args.idle_logout is not None:
         if args.idle_logout < 0:
-            raise SettingsProblem("Invalid --idle-logout", "use 0 (never) or a number of minutes")
+            raise SettingsProblem(
+                _("Invalid --idle-logout"), _("use 0 (never) or a number of minutes")
+            )
         overrides["IDLE_LOGOUT_MINUTES"] = args.idle_logout
     try:
         app = create_app(overrides)
     except ConfigError as exc:
-        raise SettingsProblem("A setting cannot be used", str(exc)) from exc
+        raise SettingsProblem(_("A setting cannot be used"), str(exc)) from exc
     # The portal's error page names the log file (never a stack trace).
     app.config["LOG_FILE"] = str(log_file) if log_file else ""
     from desktop.template_cache import cache_compiled_templates
@@ -480,16 +500,25 @@ def _second_start(paths: DataPaths) -> int:
     url = ask_for_launch_url(info) if info is not None else None
     if info is not None and url is not None:
         raise AlreadyRunning(
-            "Campus Portal is already running",
-            f"{paths.data_dir} is already served by process {info.pid}. Open it with this "
-            f"link (it works once; `campus-portal open` prints a new one):\n  {url}",
+            _("Campus Portal is already running"),
+            _(
+                "%(data_dir)s is already served by process %(pid)s. Open it with this link (it "
+                "works once; `campus-portal open` prints a new one):\n  %(url)s",
+                data_dir=paths.data_dir,
+                pid=info.pid,
+                url=url,
+            ),
         )
     where = f" by process {info.pid}" if info else ""
     raise AlreadyRunning(
-        "Campus Portal is already running",
-        f"{paths.data_dir} is already served{where}. Only one Campus Portal may use a data "
-        "folder at a time; use that one (`campus-portal open` prints a link to it), or stop it "
-        "first (close its window, Ctrl+C or SIGTERM).",
+        _("Campus Portal is already running"),
+        _(
+            "%(data_dir)s is already served%(where)s. Only one Campus Portal may use a data "
+            "folder at a time; use that one (`campus-portal open` prints a link to it), or "
+            "stop it first (close its window, Ctrl+C or SIGTERM).",
+            data_dir=paths.data_dir,
+            where=where,
+        ),
     )
 
 
@@ -594,7 +623,7 @@ def run_portal(
     try:
         acquired = lock.acquire()
     except OSError as exc:
-        raise DataDirProblem("Cannot create the lock file", f"{paths.lock_file}: {exc}") from exc
+        raise DataDirProblem(_("Cannot create the lock file"), f"{paths.lock_file}: {exc}") from exc
     if not acquired:
         return _second_start(paths)
 
@@ -614,9 +643,12 @@ def run_portal(
             server = EmbeddedServer(guard, port=args.port)
         except OSError as exc:
             raise LauncherProblem(
-                "The local server cannot start",
-                f"127.0.0.1:{args.port} cannot be used ({exc.strerror or exc}). "
-                "Leave out --port to use a free one.",
+                _("The local server cannot start"),
+                _(
+                    "%(address)s cannot be used (%(reason)s). Leave out --port to use a free one.",
+                    address="127.0.0.1:" + str(args.port),
+                    reason=exc.strerror or exc,
+                ),
             ) from exc
         guard.port = server.port
         guard.isolate_from_other_sites = window is None
@@ -638,7 +670,7 @@ def run_portal(
             try:
                 wait_until_healthy(server.port, guard.cookie_header())
             except ServerNotReady as exc:
-                raise LauncherProblem("The local server did not start", str(exc)) from exc
+                raise LauncherProblem(_("The local server did not start"), str(exc)) from exc
             log.info("ready on port %s after %.3fs", server.port, time.monotonic() - started)
         write_info(
             paths.instance_file,

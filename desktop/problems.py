@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from desktop.i18n import _
+
 # Exit codes of `campus-portal` (documented in the README).
 EXIT_OK = 0
 EXIT_ALREADY_RUNNING = 1
@@ -42,11 +44,11 @@ class LauncherProblem(Exception):
         """The whole message, as printed on the terminal and shown in the window."""
         lines = [self.title, "", self.detail]
         if self.backups:
-            lines += ["", "Backups of this database, newest first:"]
+            lines += ["", _("Backups of this database, newest first:")]
             lines += [f"  {path}" for path in self.backups[:5]]
             lines += [
                 "",
-                "To go back to a backup (the current file is kept next to it first):",
+                _("To go back to a backup (the current file is kept next to it first):"),
                 f'  campus-portal restore "{self.backups[0]}"',
             ]
         return "\n".join(lines)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from desktop.i18n import _
 from desktop.problems import SettingsProblem
 from portal.config import DESKTOP, ConfigError, load_table_with_warnings
 
@@ -30,7 +31,7 @@ class DesktopSettings:
 def load_desktop_settings() -> DesktopSettings:
     try:
         # A locked key set by the user is logged (and shown) by the portal's own settings.
-        values, _ = load_table_with_warnings(DESKTOP)
+        values, _warnings = load_table_with_warnings(DESKTOP)
     except ConfigError as exc:
-        raise SettingsProblem("A setting cannot be used", str(exc)) from exc
+        raise SettingsProblem(_("A setting cannot be used"), str(exc)) from exc
     return DesktopSettings(**{key.lower(): value for key, value in values.items()})

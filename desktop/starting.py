@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
+from desktop.i18n import N_, _, direction, language
 from desktop.problems import LauncherProblem
 
 log = logging.getLogger(__name__)
@@ -31,10 +32,10 @@ WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 App = TypeVar("App", bound=WSGIApp)
 
-STARTING_TITLE = "Campus Portal is starting"
+STARTING_TITLE = N_("Campus Portal is starting")  # said through _() where it is shown
 
 _PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">{refresh}<title>{title}</title>
+<html lang="{lang}" dir="{dir}"><head><meta charset="utf-8">{refresh}<title>{title}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2rem;line-height:1.5;color:#212529}}
 h1{{font-size:1.4rem;color:#123d6a}}p,li,pre{{overflow-wrap:anywhere}}pre{{white-space:pre-wrap}}</style>
 </head><body><main><h1>{title}</h1>{body}</main></body></html>
@@ -65,9 +66,13 @@ class PortalBuild(Generic[App]):
         except Exception as exc:  # reported like any launcher problem, with the log
             log.exception("building the portal failed")
             self.problem = LauncherProblem(
-                "Campus Portal could not start",
-                f"An unexpected error stopped it ({type(exc).__name__}: {exc}). "
-                "The log file has the details; your data was not changed.",
+                _("Campus Portal could not start"),
+                _(
+                    "An unexpected error stopped it (%(kind)s: %(exc)s). The log file has the "
+                    "details; your data was not changed.",
+                    kind=type(exc).__name__,
+                    exc=exc,
+                ),
             )
         finally:
             self.seconds = time.monotonic() - started
@@ -114,10 +119,18 @@ class PortalBuild(Generic[App]):
                 [("Retry-After", "1")],
             )
         body = _PAGE.format(
+            lang=language(),
+            dir=direction(),
             refresh='<meta http-equiv="refresh" content="2">',
-            title=STARTING_TITLE,
-            body="<p>Bringing your data up to date; after an update this can take a minute. "
-            "This page reloads by itself.</p>",
+            title=html.escape(_(STARTING_TITLE)),
+            body="<p>{}</p>".format(
+                html.escape(
+                    _(
+                        "Bringing your data up to date; after an update this can take a minute. "
+                        "This page reloads by itself."
+                    )
+                )
+            ),
         )
         return _respond(
             start_response,
@@ -146,12 +159,26 @@ class PortalBuild(Generic[App]):
             )
             command = f'campus-portal restore "{problem.backups[0]}"'
             parts += [
-                f"<p>Backups of this database, newest first:</p><ul>{items}</ul>",
-                "<p>To go back to a backup (the current file is kept next to it first), close "
-                f"this window and run:</p><pre>{html.escape(command)}</pre>",
+                f"<p>{html.escape(_('Backups of this database, newest first:'))}</p>"
+                f"<ul>{items}</ul>",
+                "<p>{}</p><pre>{}</pre>".format(
+                    html.escape(
+                        _(
+                            "To go back to a backup (the current file is kept next to it first), "
+                            "close this window and run:"
+                        )
+                    ),
+                    html.escape(command),
+                ),
             ]
-        parts.append("<p>Close this window when you have read this.</p>")
-        body = _PAGE.format(refresh="", title=html.escape(problem.title), body="".join(parts))
+        parts.append(f"<p>{html.escape(_('Close this window when you have read this.'))}</p>")
+        body = _PAGE.format(
+            lang=language(),
+            dir=direction(),
+            refresh="",
+            title=html.escape(problem.title),
+            body="".join(parts),
+        )
         return _respond(
             start_response,
             "500 Internal Server Error",

@@ -42,6 +42,8 @@ from typing import Any
 
 import httpx
 
+from desktop.i18n import N_
+
 log = logging.getLogger(__name__)
 
 CUSTOM = "campus_portal"  # the targets' custom metadata (portal/updates/repository.py)
@@ -116,6 +118,10 @@ class UpdateSettings:
         )
 
 
+def _in_english(message: str, **variables: object) -> str:
+    return message % variables if variables else message
+
+
 @dataclass
 class Status:
     """What the last check found (kept in state.json)."""
@@ -129,26 +135,38 @@ class Status:
     reason: str = ""  # refused: which check failed; failed: why it could not check
     detail: str = ""
 
-    def line(self) -> str:
-        """One sentence for the log and the About page."""
-        when = f" (last checked {self.checked_at[:16].replace('T', ' ')} UTC)" * bool(
-            self.checked_at
-        )
+    def line(self, say: Callable[..., str] = _in_english) -> str:
+        """One sentence for the log (in English) and the About page (`say`: the page's
+        gettext, in the person's language)."""
+        when = self.checked_at[:16].replace("T", " ")
         if self.state == READY:
-            return f"Version {self.version} is ready: install on exit"
+            return say(N_("Version %(version)s is ready: install on exit"), version=self.version)
+        if self.state == UP_TO_DATE and when:
+            return say(N_("Up to date (last checked %(when)s UTC)"), when=when)
         if self.state == UP_TO_DATE:
-            return f"Up to date{when}"
+            return say(N_("Up to date"))
         if self.state == REFUSED:
-            return f"Update refused: {self.reason}"
+            return say(N_("Update refused: %(reason)s"), reason=self.reason)
+        if self.state == FAILED and when:
+            return say(
+                N_("Could not check for updates: %(reason)s (last checked %(when)s UTC)"),
+                reason=self.reason,
+                when=when,
+            )
         if self.state == FAILED:
-            return f"Could not check for updates: {self.reason}{when}"
+            return say(N_("Could not check for updates: %(reason)s"), reason=self.reason)
         if self.state == DISABLED:
-            return "Updates are turned off on this computer (update_check = false)"
+            return say(N_("Updates are turned off on this computer (update_check = false)"))
         if self.state == PINNED:
-            return f"Pinned to version {self.version} (update_pin): no update is looked for"
+            return say(
+                N_("Pinned to version %(version)s (update_pin): no update is looked for"),
+                version=self.version,
+            )
         if self.state == NOT_SET_UP:
-            return f"Updates are not set up on this computer: {self.reason}"
-        return "Not checked yet"
+            return say(
+                N_("Updates are not set up on this computer: %(reason)s"), reason=self.reason
+            )
+        return say(N_("Not checked yet"))
 
 
 class Refused(Exception):
@@ -293,15 +311,17 @@ class UpdateCheck:
         return status
 
     def page(self) -> dict[str, str]:
-        """The About page's view of the state."""
+        """The About page's view of the state (called in the page's request)."""
+        from flask_babel import gettext
+
         status = self.status()
         command = ""
         if status.state == READY and self.system == "linux":
             command = " ".join(linux_install_command(Path(status.file)))
         return {
             "state": status.state,
-            "title": status.line(),
-            "detail": status.detail,
+            "title": status.line(gettext),  # the About page: in the person's language
+            "detail": gettext(status.detail) if status.detail else "",  # N_ ones are known
             "command": command,
         }
 
@@ -311,7 +331,7 @@ class UpdateCheck:
 
         if not self.settings.check:
             by_it = "update_check" in self.settings.locked
-            return Status(state=DISABLED, detail="Set and locked by IT." if by_it else "")
+            return Status(state=DISABLED, detail=N_("Set and locked by IT.") if by_it else "")
         if self.settings.pin:
             try:
                 pin, running = Version(self.settings.pin), Version(self.running_version)
@@ -321,7 +341,7 @@ class UpdateCheck:
                 )
             if pin == running:
                 by_it = "update_pin" in self.settings.locked
-                detail = "Set and locked by IT." if by_it else ""
+                detail = N_("Set and locked by IT.") if by_it else ""
                 return Status(state=PINNED, version=self.settings.pin, detail=detail)
             if pin < running:
                 return Status(

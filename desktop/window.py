@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from desktop import APP_TITLE
+from desktop.i18n import _, direction, language
 from desktop.resources import icon_path
 
 log = logging.getLogger(__name__)
@@ -307,14 +308,17 @@ def show_problem(title: str, text: str) -> bool:
 
     body = html.escape(text).replace("\n", "<br>")
     page = (
-        "<!doctype html><html><head><meta charset='utf-8'><style>"
+        f"<!doctype html><html lang='{language()}' dir='{direction()}'><head>"
+        "<meta charset='utf-8'><style>"
         "body{font-family:system-ui,sans-serif;margin:2rem;line-height:1.5;color:#212529}"
         "h1{font-size:1.4rem;color:#123d6a}code,p{word-break:break-all}"
         "</style></head><body>"
         f"<h1>{html.escape(title)}</h1><p>{body}</p></body></html>"
     )
     try:
-        webview.create_window(f"{APP_TITLE}: a problem", html=page, width=720, height=420)
+        webview.create_window(
+            _("%(app)s: a problem", app=APP_TITLE), html=page, width=720, height=420
+        )
         webview.start(gui=_gui(), icon=str(icon_path()))
     except Exception:  # a problem window must never hide the original problem
         log.exception("could not show the problem window")

@@ -52,6 +52,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
+    from flask_babel import lazy_gettext
+
     from portal import database, i18n
     from portal.extensions import babel, csrf, db, limiter, login_manager
 
@@ -67,7 +69,8 @@ def register_extensions(app: Flask) -> None:
     limiter.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
-    login_manager.login_message = "Please log in to see that page."
+    login_manager.login_message = lazy_gettext("Please log in to see that page.")
+    login_manager.localize_callback = str  # flashed as text in the request's language
     login_manager.login_message_category = "info"
 
     # Changes to synchronised rows go to the change log (server) or the outbox (a device).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
+
 
 class PortalError(Exception):
     """Base of every rule violation; `str(error)` is shown to the user."""
@@ -47,10 +49,21 @@ def megabytes(size: int) -> str:
 class FileTooLarge(FormTooLarge):
     @classmethod
     def over(cls, max_bytes: int, filename: str | None = None) -> FileTooLarge:
-        named = f"“{filename}”" if filename else "The file"
+        if filename:
+            return cls(
+                _(
+                    "“%(filename)s” is larger than the %(limit)s MB limit for a file. Make it "
+                    "smaller (for example export a compressed PDF) and upload it again.",
+                    filename=filename,
+                    limit=megabytes(max_bytes),
+                )
+            )
         return cls(
-            f"{named} is larger than the {megabytes(max_bytes)} MB limit for a file. "
-            "Make it smaller (for example export a compressed PDF) and upload it again."
+            _(
+                "The file is larger than the %(limit)s MB limit for a file. Make it smaller (for "
+                "example export a compressed PDF) and upload it again.",
+                limit=megabytes(max_bytes),
+            )
         )
 
 
@@ -81,6 +94,8 @@ class Busy(PortalError):
     def __init__(self, message: str = "") -> None:
         super().__init__(
             message
-            or "Someone else is saving a change to the same records right now, so yours was "
-            "not saved. Nothing was lost: try again in a few seconds."
+            or _(
+                "Someone else is saving a change to the same records right now, so yours was "
+                "not saved. Nothing was lost: try again in a few seconds."
+            )
         )

@@ -12,6 +12,7 @@ import uuid
 from datetime import UTC, date, datetime, time
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -50,11 +51,12 @@ class Base(DeclarativeBase):
 
 
 # Each list of allowed values is declared once; CHECK constraints, forms and labels derive from it.
+# The labels are lazy: said in the language of the request that shows them.
 ROLE_LABELS = {
-    "student": "Student",
-    "instructor": "Instructor",
-    "lab_staff": "Lab staff",
-    "admin": "Admin",
+    "student": _l("Student"),
+    "instructor": _l("Instructor"),
+    "lab_staff": _l("Lab staff"),
+    "admin": _l("Admin"),
 }
 ROLES = tuple(ROLE_LABELS)
 REGISTRATION_STATUSES = ("enrolled", "waitlisted", "dropped")
@@ -181,7 +183,7 @@ class User(Record, SoftDeletable, Base):
 
     @property
     def role_label(self) -> str:
-        return ROLE_LABELS.get(self.role, self.role)
+        return str(ROLE_LABELS.get(self.role, self.role))
 
     def __repr__(self) -> str:
         return f"<User {self.username} ({self.role})>"
@@ -350,13 +352,13 @@ class AuditEntry(Record, Base):
 
 # --- Teaching: grade scales, assessments and marks, attendance, lab-report submissions ---------
 
-ASSESSMENT_KIND_LABELS = {"lab": "Lab", "assignment": "Assignment", "exam": "Exam"}
+ASSESSMENT_KIND_LABELS = {"lab": _l("Lab"), "assignment": _l("Assignment"), "exam": _l("Exam")}
 ASSESSMENT_KINDS = tuple(ASSESSMENT_KIND_LABELS)
 ATTENDANCE_STATUS_LABELS = {
-    "present": "Present",
-    "late": "Late",
-    "absent": "Absent",
-    "excused": "Excused",
+    "present": _l("Present"),
+    "late": _l("Late"),
+    "absent": _l("Absent"),
+    "excused": _l("Excused"),
 }
 ATTENDANCE_STATUSES = tuple(ATTENDANCE_STATUS_LABELS)
 

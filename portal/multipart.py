@@ -17,6 +17,7 @@ import typing as t
 from dataclasses import dataclass
 
 from flask import Flask, Request, current_app
+from flask_babel import gettext as _
 from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser
@@ -62,9 +63,13 @@ def body_too_large(limits: Limits, content_length: int | None) -> FileTooLarge:
     if content_length is None:
         return FileTooLarge.over(limits.file_bytes)
     return FileTooLarge(
-        f"The upload is {megabytes(content_length)} MB, larger than the "
-        f"{megabytes(limits.file_bytes)} MB limit for a file. Make it smaller (for example "
-        "export a compressed PDF) and upload it again."
+        _(
+            "The upload is %(content_length)s MB, larger than the %(file_bytes)s MB limit "
+            "for a file. Make it smaller (for example export a compressed PDF) and upload it "
+            "again.",
+            content_length=megabytes(content_length),
+            file_bytes=megabytes(limits.file_bytes),
+        )
     )
 
 
@@ -96,15 +101,20 @@ def read_form(
 
     def too_many_parts() -> TooManyParts:
         return TooManyParts(
-            f"The form has more than {limits.parts} parts (fields and files), more than any "
-            "page of the portal sends. Reload the page and send it again."
+            _(
+                "The form has more than %(parts)s parts (fields and files), more than any page "
+                "of the portal sends. Reload the page and send it again.",
+                parts=limits.parts,
+            )
         )
 
     def fields_too_large() -> FieldsTooLarge:
         return FieldsTooLarge(
-            f"The form's text fields are larger than {limits.fields_bytes // 1024} KB together "
-            "(the file is not counted). Shorten what was typed, or reload the page and send "
-            "it again."
+            _(
+                "The form's text fields are larger than %(kilobytes)s KB together (the file is "
+                "not counted). Shorten what was typed, or reload the page and send it again.",
+                kilobytes=limits.fields_bytes // 1024,
+            )
         )
 
     try:

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar, overload
 
 from flask import after_this_request, current_app, flash, redirect, send_file, session
+from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy.orm import Session
@@ -41,7 +42,7 @@ class Undo:
 
     action: str  # the URL the button posts to
     fields: Mapping[str, str] = field(default_factory=dict)  # hidden fields sent with it
-    label: str = "Undo"
+    label: str = field(default_factory=lambda: _("Undo"))  # said when it is made (a request)
     note: str = ""
 
 

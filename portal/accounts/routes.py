@@ -3,6 +3,7 @@
 import uuid
 
 from flask import Blueprint, render_template, request, url_for
+from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from portal.accounts import services
@@ -44,7 +45,7 @@ def create() -> str | Response:
         lambda: services.create_user(
             db_session(), _details(form), form.password.data or "", actor=signed_in_user()
         ),
-        message=lambda user: f"Account {user.username} created.",
+        message=lambda user: _("Account %(username)s created.", username=user.username),
         redirect_to=url_for("accounts.users"),
     ):
         return done
@@ -59,7 +60,7 @@ def edit(user_id: uuid.UUID) -> str | Response:
     if done := commit_form(
         form,
         lambda: services.update_user(db_session(), user, _details(form), actor=signed_in_user()),
-        message=lambda saved: f"Account {saved.username} saved.",
+        message=lambda saved: _("Account %(username)s saved.", username=saved.username),
         redirect_to=url_for("accounts.users"),
     ):
         return done
@@ -79,7 +80,11 @@ def set_active(user_id: uuid.UUID) -> Response:
             actor=signed_in_user(),
             undo=request.form.get("undo") == "1",
         ),
-        message=lambda state: f"Account {user.username} {state}.",
+        message=lambda state: (
+            _("Account %(username)s reactivated.", username=user.username)
+            if state == "reactivated"
+            else _("Account %(username)s deactivated.", username=user.username)
+        ),
         redirect_to=url_for("accounts.users"),
         # A deactivation offers Undo: the same route, reactivating.
         undo=None if make_active else Undo(request.path, {"active": "1", "undo": "1"}),
@@ -97,8 +102,11 @@ def reset_password(user_id: uuid.UUID) -> str | Response:
                 db_session(), user, form.password.data or "", actor=signed_in_user()
             ),
             message=(
-                f"Password for {user.username} was reset. It works once: {user.username} must "
-                "choose a new password at the next log-in, and was logged out everywhere."
+                _(
+                    "Password for %(username)s was reset. It works once: %(username)s must "
+                    "choose a new password at the next log-in, and was logged out everywhere.",
+                    username=user.username,
+                )
             ),
             redirect_to=url_for("accounts.users"),
             form=form,

@@ -12,6 +12,9 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
@@ -57,7 +60,13 @@ def slow_verifier(secret: str) -> str:
 
 def hash_password(password: str) -> str:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise ValidationError(f"Passwords need at least {MIN_PASSWORD_LENGTH} characters.")
+        raise ValidationError(
+            ngettext(
+                "Passwords need at least %(num)d character.",
+                "Passwords need at least %(num)d characters.",
+                MIN_PASSWORD_LENGTH,
+            )
+        )
     return _hasher.hash(password)
 
 
@@ -88,18 +97,28 @@ def password_problems(password: str, *, username: str = "", full_name: str = "")
     """What makes a new password too weak, as messages a user can act on (empty: it is fine)."""
     problems = []
     if len(password) < MIN_PASSWORD_LENGTH:
-        problems.append(f"Use at least {MIN_PASSWORD_LENGTH} characters.")
+        problems.append(
+            _(
+                "Use at least %(min_password_length)s characters.",
+                min_password_length=MIN_PASSWORD_LENGTH,
+            )
+        )
     if len(password) > MAX_PASSWORD_LENGTH:
-        problems.append(f"Use at most {MAX_PASSWORD_LENGTH} characters.")
+        problems.append(
+            _(
+                "Use at most %(max_password_length)s characters.",
+                max_password_length=MAX_PASSWORD_LENGTH,
+            )
+        )
     lowered = password.lower()
     stripped = lowered.rstrip("0123456789!.?")
     if lowered in COMMON_PASSWORDS or stripped in COMMON_PASSWORDS or len(set(lowered)) < 4:
-        problems.append("That password is too easy to guess: choose a less common one.")
+        problems.append(_("That password is too easy to guess: choose a less common one."))
     elif password.isdigit():
-        problems.append("Use letters as well as digits.")
+        problems.append(_("Use letters as well as digits."))
     names = [username.lower(), *full_name.lower().split()]
     if any(len(name) >= 3 and name in lowered for name in names):
-        problems.append("Do not use your username or your name in the password.")
+        problems.append(_("Do not use your username or your name in the password."))
     return problems
 
 
@@ -127,10 +146,17 @@ def authenticate(
     if campus and user.directory_checked_at is not None and offline_days is not None:
         if now - user.directory_checked_at > timedelta(days=offline_days):
             raise OfflineSignInExpired(
-                f"Your last online sign-in on this computer was more than {offline_days} days "
-                "ago, so it no longer accepts your campus password offline. Connect to the "
-                "campus network (or the internet) and sign in again; after that you can sign "
-                f"in here offline for another {offline_days} days."
+                ngettext(
+                    "Your last online sign-in on this computer was more than %(num)d day ago, "
+                    "so it no longer accepts your campus password offline. Connect to the campus "
+                    "network (or the internet) and sign in again; after that you can sign in "
+                    "here offline for another %(num)d day.",
+                    "Your last online sign-in on this computer was more than %(num)d days ago, "
+                    "so it no longer accepts your campus password offline. Connect to the campus "
+                    "network (or the internet) and sign in again; after that you can sign in "
+                    "here offline for another %(num)d days.",
+                    offline_days,
+                )
             )
         user.last_login_at = now
         return user
@@ -162,27 +188,36 @@ def user_fields(details: UserDetails) -> tuple[dict[str, Any], dict[str, str]]:
     errors: dict[str, str] = {}
     username = details.username.strip().lower()
     if not USERNAME_PATTERN.match(username):
-        errors["username"] = (
-            f"{details.username.strip()!r} is not a valid username: "
-            f"{USERNAME_MIN_LENGTH}–{limits['username']} lower-case letters, digits, '.', '_' "
-            "or '-', starting with a letter or digit."
+        errors["username"] = _(
+            "%(username)s is not a valid username: %(shortest)s–%(longest)s "
+            "lower-case letters, digits, '.', '_' or '-', starting with a letter or digit.",
+            username=repr(details.username.strip()),
+            shortest=USERNAME_MIN_LENGTH,
+            longest=limits["username"],
         )
     if details.role not in ROLES:
-        errors["role"] = f"{details.role!r} is not a role; use one of: {', '.join(ROLES)}."
+        errors["role"] = _(
+            "%(role)s is not a role; use one of: %(roles)s.",
+            role=repr(details.role),
+            roles=", ".join(ROLES),
+        )
     full_name = details.full_name.strip()
     if not full_name:
-        errors["full_name"] = "A full name is required."
+        errors["full_name"] = _("A full name is required.")
     elif len(full_name) > limits["full_name"]:
-        errors["full_name"] = f"Full names are at most {limits['full_name']} characters."
+        errors["full_name"] = _(
+            "Full names are at most %(full_name)s characters.", full_name=limits["full_name"]
+        )
     email = details.email.strip()
     if email and (len(email) > limits["email"] or "@" not in email.strip("@")):
-        errors["email"] = f"{email!r} is not an e-mail address."
+        errors["email"] = _("%(email)s is not an e-mail address.", email=repr(email))
     number = (details.student_number or "").strip() if details.role == "student" else ""
     if details.role == "student" and not number:
-        errors["student_number"] = "Students need a student number."
+        errors["student_number"] = _("Students need a student number.")
     elif len(number) > limits["student_number"]:
-        errors["student_number"] = (
-            f"Student numbers are at most {limits['student_number']} characters."
+        errors["student_number"] = _(
+            "Student numbers are at most %(student_number)s characters.",
+            student_number=limits["student_number"],
         )
     values = {
         "username": username,
@@ -201,12 +236,16 @@ def _validate(db: Session, details: UserDetails, existing: User | None = None) -
     if "username" not in errors:
         clash = db.scalar(select(User).where(User.username == values["username"]))
         if clash is not None and clash is not existing:
-            errors["username"] = f"The username {values['username']!r} is already taken."
+            errors["username"] = _(
+                "The username %(username)s is already taken.", username=repr(values["username"])
+            )
     number = values["student_number"]
     if number and "student_number" not in errors:
         clash = db.scalar(select(User).where(User.student_number == number))
         if clash is not None and clash is not existing:
-            errors["student_number"] = f"Student number {number} is already in use."
+            errors["student_number"] = _(
+                "Student number %(number)s is already in use.", number=number
+            )
     if errors:
         raise FieldErrors(errors)
     return values
@@ -267,10 +306,19 @@ def set_active(db: Session, user: User, active: bool, *, actor: User, undo: bool
     """Deactivate or reactivate an account; returns what happened, in words. An Undo (`undo`)
     is refused when the account is already in that state (someone else changed it)."""
     if user.id == actor.id and not active:
-        raise ValidationError("You cannot deactivate your own account.")
+        raise ValidationError(_("You cannot deactivate your own account."))
     if undo and user.active == active:
-        state = "active" if active else "deactivated"
-        raise ValidationError(f"Nothing to undo: the account {user.username} is already {state}.")
+        raise ValidationError(
+            _(
+                "Nothing to undo: the account %(username)s is already active.",
+                username=user.username,
+            )
+            if active
+            else _(
+                "Nothing to undo: the account %(username)s is already deactivated.",
+                username=user.username,
+            )
+        )
     user.active = active
     db.flush()
     state = "reactivated" if active else "deactivated"
@@ -291,8 +339,11 @@ def reset_password(db: Session, user: User, new_password: str, *, actor: User) -
     must be chosen at the next log-in."""
     if user.account_source != "local":
         raise ValidationError(
-            f"{user.username} signs in with a campus password, which the campus directory "
-            "keeps: it cannot be reset here (deactivating the account still works)."
+            _(
+                "%(username)s signs in with a campus password, which the campus directory keeps: "
+                "it cannot be reset here (deactivating the account still works).",
+                username=user.username,
+            )
         )
     user.password_hash = hash_password(new_password)
     user.must_change_password = True
@@ -309,7 +360,7 @@ def reset_password(db: Session, user: User, new_password: str, *, actor: User) -
     return user
 
 
-CHANGED_ON_CAMPUS = (
+CHANGED_ON_CAMPUS = _l(
     "This account signs in with a campus password: change it where you manage your campus "
     "account, not here."
 )
@@ -323,9 +374,9 @@ def change_password(db: Session, user: User, current_password: str, new_password
     try:
         _hasher.verify(user.password_hash, current_password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
-        raise ValidationError("The current password is not right.") from None
+        raise ValidationError(_("The current password is not right.")) from None
     if new_password == current_password:
-        raise ValidationError("The new password must differ from the current one.")
+        raise ValidationError(_("The new password must differ from the current one."))
     problems = password_problems(new_password, username=user.username, full_name=user.full_name)
     if problems:
         raise ValidationError(" ".join(problems))
@@ -347,7 +398,7 @@ def change_password(db: Session, user: User, current_password: str, new_password
 def get_user(db: Session, user_id: uuid.UUID) -> User:
     user = db.get(User, user_id)
     if user is None or user.deleted_at is not None:
-        raise NotFound("No such user.")
+        raise NotFound(_("No such user."))
     return user
 
 

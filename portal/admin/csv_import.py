@@ -24,6 +24,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
@@ -79,65 +82,75 @@ class ImportKind:
 KINDS: dict[str, ImportKind] = {
     "users": ImportKind(
         "users",
-        "Users",
+        _l("Users"),
         (
             Column(
                 "username",
                 True,
-                "2–64 lower-case letters, digits, '.', '_' or '-'; unique",
+                _l("2–64 lower-case letters, digits, '.', '_' or '-'; unique"),
                 "asmith",
             ),
-            Column("full_name", True, "the person's name", "Alice Smith"),
-            Column("role", True, "student, instructor, lab_staff or admin", "student"),
-            Column("email", False, "an e-mail address", "asmith@campus.example"),
+            Column("full_name", True, _l("the person's name"), "Alice Smith"),
+            Column("role", True, _l("student, instructor, lab_staff or admin"), "student"),
+            Column("email", False, _l("an e-mail address"), "asmith@campus.example"),
             Column(
-                "student_number", False, "required for students, unique; empty for staff", "S10001"
+                "student_number",
+                False,
+                _l("required for students, unique; empty for staff"),
+                "S10001",
             ),
             Column(
                 "password",
                 False,
-                f"at least {MIN_PASSWORD_LENGTH} characters; empty: a one-time password is "
-                "generated and can be downloaded once after the import",
+                _l(
+                    "at least %(minimum)s characters; empty: a one-time password is "
+                    "generated and can be downloaded once after the import",
+                    minimum=MIN_PASSWORD_LENGTH,
+                ),
                 "",
             ),
         ),
     ),
     "courses": ImportKind(
         "courses",
-        "Courses",
+        _l("Courses"),
         (
-            Column("code", True, "1–20 capital letters, digits or '-'; unique", "CS101"),
-            Column("title", True, "at most 200 characters", "Introduction to Programming"),
-            Column("credits", True, "a whole number from 0 to 30", "4"),
-            Column("department", True, "at most 100 characters", "Computer Science"),
-            Column("description", False, "free text", ""),
+            Column("code", True, _l("1–20 capital letters, digits or '-'; unique"), "CS101"),
+            Column("title", True, _l("at most 200 characters"), "Introduction to Programming"),
+            Column("credits", True, _l("a whole number from 0 to 30"), "4"),
+            Column("department", True, _l("at most 100 characters"), "Computer Science"),
+            Column("description", False, _l("free text"), ""),
         ),
     ),
     "sections": ImportKind(
         "sections",
-        "Sections",
+        _l("Sections"),
         (
-            Column("term_code", True, "an existing term", "2026-FA"),
-            Column("course_code", True, "an existing course", "CS101"),
+            Column("term_code", True, _l("an existing term"), "2026-FA"),
+            Column("course_code", True, _l("an existing course"), "CS101"),
             Column(
-                "number", True, "1–10 letters, digits or '-'; unique per course and term", "001"
+                "number", True, _l("1–10 letters, digits or '-'; unique per course and term"), "001"
             ),
-            Column("capacity", True, "seats, a whole number", "30"),
-            Column("waitlist_capacity", False, "waitlist places, default 0", "5"),
-            Column("room", False, "at most 50 characters", "B-101"),
-            Column("instructor", False, "username of an instructor", "jdoe"),
-            Column("lab_staff", False, "username of a lab staff member", "lab1"),
+            Column("capacity", True, _l("seats, a whole number"), "30"),
+            Column("waitlist_capacity", False, _l("waitlist places, default 0"), "5"),
+            Column("room", False, _l("at most 50 characters"), "B-101"),
+            Column("instructor", False, _l("username of an instructor"), "jdoe"),
+            Column("lab_staff", False, _l("username of a lab staff member"), "lab1"),
         ),
     ),
     "registrations": ImportKind(
         "registrations",
-        "Registrations",
+        _l("Registrations"),
         (
-            Column("username", False, "the student's username (or give student_number)", "asmith"),
-            Column("student_number", False, "the student's number (or give username)", "S10001"),
-            Column("term_code", True, "the section's term", "2026-FA"),
-            Column("course_code", True, "the section's course", "CS101"),
-            Column("section_number", True, "the section's number", "001"),
+            Column(
+                "username", False, _l("the student's username (or give student_number)"), "asmith"
+            ),
+            Column(
+                "student_number", False, _l("the student's number (or give username)"), "S10001"
+            ),
+            Column("term_code", True, _l("the section's term"), "2026-FA"),
+            Column("course_code", True, _l("the section's course"), "CS101"),
+            Column("section_number", True, _l("the section's number"), "001"),
         ),
         one_of=(("username", "student_number"),),
     ),
@@ -234,27 +247,34 @@ class Row:
 def decode(data: bytes) -> tuple[str, str, list[str]]:
     """The text of an upload, the encoding used, and notes for the admin."""
     if not data.strip():
-        raise FileRefused("The file is empty.")
+        raise FileRefused(_("The file is empty."))
     if data.startswith(b"PK\x03\x04") or data.startswith(b"\xd0\xcf\x11\xe0"):
         raise FileRefused(
-            "This is a spreadsheet workbook, not a CSV file. In Excel or LibreOffice choose "
-            "'Save as' › 'CSV UTF-8 (comma delimited)' and upload that file."
+            _(
+                "This is a spreadsheet workbook, not a CSV file. In Excel or LibreOffice choose "
+                "'Save as' › 'CSV UTF-8 (comma delimited)' and upload that file."
+            )
         )
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
             return data.decode("utf-16"), "UTF-16", ["The file is UTF-16 text; it was converted."]
         except UnicodeDecodeError:
-            raise FileRefused("The file says it is UTF-16 but is not readable as such.") from None
+            raise FileRefused(
+                _("The file says it is UTF-16 but is not readable as such.")
+            ) from None
     if b"\x00" in data[:4096]:
-        raise FileRefused("The file contains binary data; it is not a CSV text file.")
+        raise FileRefused(_("The file contains binary data; it is not a CSV text file."))
     if data.startswith(b"\xef\xbb\xbf"):
         try:
             return data[3:].decode("utf-8"), "UTF-8 (with byte-order mark)", []
         except UnicodeDecodeError as error:
             line = data[: error.start + 3].count(b"\n") + 1
             raise FileRefused(
-                f"The file starts like UTF-8 but line {line} is not valid UTF-8. Save it again "
-                "as 'CSV UTF-8'."
+                _(
+                    "The file starts like UTF-8 but line %(line)s is not valid UTF-8. Save it "
+                    "again as 'CSV UTF-8'.",
+                    line=line,
+                )
             ) from None
     try:
         return data.decode("utf-8"), "UTF-8", []
@@ -287,10 +307,19 @@ def _check_header(kind: ImportKind, header: list[str], report: ImportReport) -> 
     seen: dict[str, int] = {}
     for index, name in enumerate(header, start=1):
         if not name:
-            report.add(1, f"column {index}", f"Column {index} of the header has no name.")
+            report.add(
+                1, f"column {index}", _("Column %(index)s of the header has no name.", index=index)
+            )
         elif name in seen:
             report.add(
-                1, name, f"The column {name!r} appears twice (columns {seen[name]} and {index})."
+                1,
+                name,
+                _(
+                    "The column %(name)s appears twice (columns %(first)s and %(second)s).",
+                    name=repr(name),
+                    first=seen[name],
+                    second=index,
+                ),
             )
         else:
             seen[name] = index
@@ -302,19 +331,34 @@ def _check_header(kind: ImportKind, header: list[str], report: ImportReport) -> 
             report.add(
                 1,
                 name,
-                f"Unknown column {name!r}.{hint} The columns of a {kind.label.lower()} file are: "
-                f"{', '.join(known)}.",
+                _(
+                    "Unknown column %(name)s.%(hint)s The columns of a %(kind)s file are: "
+                    "%(known)s.",
+                    name=repr(name),
+                    hint=hint,
+                    kind=str(kind.label).lower(),
+                    known=", ".join(known),
+                ),
             )
     missing = [name for name in kind.required if name not in seen]
     if missing:
         report.add(
             1,
             ", ".join(missing),
-            f"Missing required column{'s' if len(missing) > 1 else ''}: {', '.join(missing)}.",
+            ngettext(
+                "Missing required column: %(columns)s.",
+                "Missing required columns: %(columns)s.",
+                len(missing),
+                columns=", ".join(missing),
+            ),
         )
     for group in kind.one_of:
         if not any(name in seen for name in group):
-            report.add(1, " or ".join(group), f"The file needs a {' or a '.join(group)} column.")
+            report.add(
+                1,
+                " or ".join(group),
+                _("The file needs a %(columns)s column.", columns=" or a ".join(group)),
+            )
     return report.error_count == problems_before
 
 
@@ -324,15 +368,15 @@ def read_rows(text: str, kind: ImportKind, report: ImportReport, progress: Progr
     report.delimiter = _sniff_delimiter(first_line)
     if report.delimiter != ",":
         shown = {"\t": "tabs", ";": "semicolons"}[report.delimiter]
-        report.notes.append(f"Columns are separated by {shown}.")
+        report.notes.append(_("Columns are separated by %(shown)s.", shown=shown))
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=report.delimiter)
     try:
         header_cells = next(reader)
     except (StopIteration, csv.Error) as error:
-        raise FileRefused(f"The header line cannot be read: {error}") from None
+        raise FileRefused(_("The header line cannot be read: %(error)s", error=error)) from None
     header = [_normalise_header(cell) for cell in header_cells]
     if not any(header):
-        raise FileRefused("The first line must be the header (the column names); it is empty.")
+        raise FileRefused(_("The first line must be the header (the column names); it is empty."))
     if not _check_header(kind, header, report):
         return []
     rows: list[Row] = []
@@ -348,8 +392,11 @@ def read_rows(text: str, kind: ImportKind, report: ImportReport, progress: Progr
                 report.add(
                     0,
                     "",
-                    f"The file has more than {MAX_ROWS:,} rows. Split it into files of at most "
-                    f"{MAX_ROWS:,} rows and import them one after the other.",
+                    _(
+                        "The file has more than %(limit)s rows. Split it into files of at most "
+                        "%(limit)s rows and import them one after the other.",
+                        limit=format(MAX_ROWS, ","),
+                    ),
                 )
                 return []
             if len(cells) != len(header):
@@ -361,24 +408,36 @@ def read_rows(text: str, kind: ImportKind, report: ImportReport, progress: Progr
                 report.add(
                     start,
                     "",
-                    f"This line has {len(cells)} values but the header has {len(header)} "
-                    f"columns{hint}.",
+                    _(
+                        "This line has %(cells)s values but the header has %(header)s "
+                        "columns%(hint)s.",
+                        cells=len(cells),
+                        header=len(header),
+                        hint=hint,
+                    ),
                 )
                 continue
             rows.append(
                 Row(start, {name: cell.strip() for name, cell in zip(header, cells, strict=True)})
             )
             if len(rows) % 5_000 == 0:
-                progress("Reading the file", len(rows), 0)
+                progress(_("Reading the file"), len(rows), 0)
     except csv.Error as error:
         report.add(
-            line, "", f"This line cannot be read as CSV ({error}); nothing after it was read."
+            line,
+            "",
+            _(
+                "This line cannot be read as CSV (%(error)s); nothing after it was read.",
+                error=error,
+            ),
         )
     if blank:
-        report.notes.append(f"{blank} empty line{'s were' if blank > 1 else ' was'} skipped.")
+        report.notes.append(
+            ngettext("%(num)d empty line was skipped.", "%(num)d empty lines were skipped.", blank)
+        )
     report.rows = len(rows)
     if not rows and report.ok:
-        report.add(0, "", "The file has a header but no data rows.")
+        report.add(0, "", _("The file has a header but no data rows."))
     return rows
 
 
@@ -399,12 +458,12 @@ def _whole_number(
     text = row[column]
     if not text:
         if default is None:
-            report.add(row.line, column, f"{column} is required.")
+            report.add(row.line, column, _("%(column)s is required.", column=column))
         return default
     try:
         return int(text)
     except ValueError:
-        report.add(row.line, column, f"{text!r} is not a whole number.")
+        report.add(row.line, column, _("%(text)s is not a whole number.", text=repr(text)))
         return None
 
 
@@ -412,10 +471,18 @@ def _required(row: Row, columns: Iterable[str], report: ImportReport) -> bool:
     ok = True
     for column in columns:
         if not row[column]:
-            report.add(row.line, column, f"{column} is required.")
+            report.add(row.line, column, _("%(column)s is required.", column=column))
             ok = False
         elif len(row[column]) > MAX_CELL_LENGTH:
-            report.add(row.line, column, f"{column} is longer than {MAX_CELL_LENGTH:,} characters.")
+            report.add(
+                row.line,
+                column,
+                _(
+                    "%(column)s is longer than %(limit)s characters.",
+                    column=column,
+                    limit=format(MAX_CELL_LENGTH, ","),
+                ),
+            )
             ok = False
     return ok
 
@@ -434,7 +501,7 @@ def _checking(rows: list[Row], progress: Progress, every: int = 5_000) -> Iterat
     for index, row in enumerate(rows, start=1):
         yield row
         if index % every == 0:
-            progress("Checking rows", index, len(rows))
+            progress(_("Checking rows"), index, len(rows))
 
 
 def _writing(
@@ -466,9 +533,15 @@ class _Duplicates:
         if earlier.values == row.values:
             if row.line not in self.repeats:
                 self.repeats.add(row.line)
-                self.report.add(row.line, "", f"This line repeats line {earlier.line} exactly.")
+                self.report.add(
+                    row.line, "", _("This line repeats line %(line)s exactly.", line=earlier.line)
+                )
         else:
-            self.report.add(row.line, column, f"Duplicate {what}: also on line {earlier.line}.")
+            self.report.add(
+                row.line,
+                column,
+                _("Duplicate %(what)s: also on line %(line)s.", what=what, line=earlier.line),
+            )
         return True
 
 
@@ -539,7 +612,7 @@ def check_users(db: Session, rows: list[Row], report: ImportReport, progress: Pr
             report.add(
                 row.line,
                 "student_number",
-                f"Only students have student numbers; it is ignored for a {role}.",
+                _("Only students have student numbers; it is ignored for a %(role)s.", role=role),
                 "warning",
             )
             row.values["student_number"] = ""
@@ -556,22 +629,34 @@ def check_users(db: Session, rows: list[Row], report: ImportReport, progress: Pr
             report.add(
                 row.line,
                 "password",
-                f"Passwords need at least {MIN_PASSWORD_LENGTH} characters (this one has "
-                f"{len(password)}).",
+                _(
+                    "Passwords need at least %(minimum)s characters (this one has %(length)s).",
+                    minimum=MIN_PASSWORD_LENGTH,
+                    length=len(password),
+                ),
             )
-    progress("Comparing with existing accounts", len(rows), len(rows))
+    progress(_("Comparing with existing accounts"), len(rows), len(rows))
     existing = _users_by_username(db, usernames.first)
     for username, user in existing.items():
         row = usernames.first[username]
-        state = " (deactivated)" if not user.active else ""
-        report.add(row.line, "username", f"The user {username} already exists{state}.")
+        report.add(
+            row.line,
+            "username",
+            _("The user %(username)s already exists.", username=username)
+            if user.active
+            else _("The user %(username)s already exists (deactivated).", username=username),
+        )
     taken = _users_by_student_number(db, numbers.first)
     for number, user in taken.items():
         row = numbers.first[number]
         report.add(
             row.line,
             "student_number",
-            f"Student number {number} already belongs to {user.username}.",
+            _(
+                "Student number %(number)s already belongs to %(username)s.",
+                number=number,
+                username=user.username,
+            ),
         )
     return _Checked(rows)
 
@@ -597,7 +682,7 @@ def check_courses(
         row.values["code"] = values["code"]
         if "code" not in errors:
             codes.seen(row, values["code"], "code", f"course code {values['code']}")
-    progress("Comparing with existing courses", len(rows), len(rows))
+    progress(_("Comparing with existing courses"), len(rows), len(rows))
     for code, course in _courses_by_code(db, codes.first).items():
         report.add(codes.first[code].line, "code", catalogue.course_code_taken(course))
     return _Checked(rows)
@@ -618,16 +703,24 @@ def check_sections(
         _required(row, ("term_code", "course_code", "number", "capacity"), report)
         term = checked.terms.get(row["term_code"])
         if row["term_code"] and term is None:
-            report.add(row.line, "term_code", f"There is no term {row.as_typed('term_code')!r}.")
+            report.add(
+                row.line,
+                "term_code",
+                _("There is no term %(code)s.", code=repr(row.as_typed("term_code"))),
+            )
         elif term is not None and term.is_deleted:
-            report.add(row.line, "term_code", f"The term {term.code} is archived.")
+            report.add(row.line, "term_code", _("The term %(code)s is archived.", code=term.code))
         course = checked.courses.get(row["course_code"])
         if row["course_code"] and course is None:
             report.add(
-                row.line, "course_code", f"There is no course {row.as_typed('course_code')!r}."
+                row.line,
+                "course_code",
+                _("There is no course %(code)s.", code=repr(row.as_typed("course_code"))),
             )
         elif course is not None and course.is_deleted:
-            report.add(row.line, "course_code", f"The course {course.code} is archived.")
+            report.add(
+                row.line, "course_code", _("The course %(code)s is archived.", code=course.code)
+            )
         capacity = _whole_number(
             row, "capacity", report, default=0 if not row["capacity"] else None
         )
@@ -651,7 +744,7 @@ def check_sections(
         key = (row["term_code"], row["course_code"], row["number"])
         if all(key) and not keys.seen(row, key, "number", f"section {key[1]}-{key[2]} in {key[0]}"):
             wanted[key] = row
-    progress("Comparing with existing sections", len(rows), len(rows))
+    progress(_("Comparing with existing sections"), len(rows), len(rows))
     for key, section in _existing_sections(db, checked, wanted).items():
         row = wanted[key]
         report.add(
@@ -710,27 +803,45 @@ def check_registrations(
         if all(key) and section is None:
             if key[0] not in checked.terms:
                 report.add(
-                    row.line, "term_code", f"There is no term {row.as_typed('term_code')!r}."
+                    row.line,
+                    "term_code",
+                    _("There is no term %(code)s.", code=repr(row.as_typed("term_code"))),
                 )
             elif key[1] not in checked.courses:
                 report.add(
-                    row.line, "course_code", f"There is no course {row.as_typed('course_code')!r}."
+                    row.line,
+                    "course_code",
+                    _("There is no course %(code)s.", code=repr(row.as_typed("course_code"))),
                 )
             else:
                 report.add(
                     row.line,
                     "section_number",
-                    f"{key[1]} has no section {key[2]!r} in {key[0]}.",
+                    _(
+                        "%(course)s has no section %(number)s in %(term)s.",
+                        course=key[1],
+                        number=repr(key[2]),
+                        term=key[0],
+                    ),
                 )
         elif section is not None and section.is_deleted:
-            report.add(row.line, "section_number", f"{key[1]}-{key[2]} ({key[0]}) is archived.")
+            report.add(
+                row.line,
+                "section_number",
+                _(
+                    "%(course)s-%(number)s (%(term)s) is archived.",
+                    course=key[1],
+                    number=key[2],
+                    term=key[0],
+                ),
+            )
         if student is not None and section is not None:
             pair = (student.id, section.id)
             if not pairs.seen(
                 row, pair, "", f"registration of {student.username} in {key[1]}-{key[2]}"
             ):
                 wanted[pair] = row
-    progress("Comparing with existing registrations", len(rows), len(rows))
+    progress(_("Comparing with existing registrations"), len(rows), len(rows))
     for batch in _chunks(wanted):
         for student_id, section_id, status in db.execute(
             select(Registration.student_id, Registration.section_id, Registration.status).where(
@@ -739,7 +850,15 @@ def check_registrations(
             )
         ):
             row = wanted[(student_id, section_id)]
-            report.add(row.line, "", f"The student is already {status} in this section.")
+            report.add(
+                row.line,
+                "",
+                (
+                    _("The student is already enrolled in this section.")
+                    if status == "enrolled"
+                    else _("The student is already waitlisted in this section.")
+                ),
+            )
     return checked
 
 
@@ -749,31 +868,50 @@ def _student_of(row: Row, checked: _Checked, report: ImportReport) -> User | Non
         checked.students_by_number.get(row["student_number"]) if row["student_number"] else None
     )
     if not row["username"] and not row["student_number"]:
-        report.add(row.line, "username", "Give the student's username or student number.")
+        report.add(row.line, "username", _("Give the student's username or student number."))
         return None
     if row["username"] and by_name is None:
-        report.add(row.line, "username", f"There is no user {row.as_typed('username')!r}.")
+        report.add(
+            row.line,
+            "username",
+            _("There is no user %(username)s.", username=repr(row.as_typed("username"))),
+        )
         return None
     if row["student_number"] and by_number is None:
         report.add(
-            row.line, "student_number", f"No student has the number {row['student_number']!r}."
+            row.line,
+            "student_number",
+            _(
+                "No student has the number %(student_number)s.",
+                student_number=repr(row["student_number"]),
+            ),
         )
         return None
     if by_name is not None and by_number is not None and by_name is not by_number:
         report.add(
             row.line,
             "student_number",
-            f"Student number {row['student_number']} belongs to {by_number.username}, "
-            f"not {row['username']}.",
+            _(
+                "Student number %(student_number)s belongs to %(owner)s, not %(username)s.",
+                student_number=row["student_number"],
+                owner=by_number.username,
+                username=row["username"],
+            ),
         )
         return None
     student = by_name or by_number
     assert student is not None
     if student.role != "student":
-        report.add(row.line, "username", f"{student.username} is not a student.")
+        report.add(
+            row.line, "username", _("%(username)s is not a student.", username=student.username)
+        )
         return None
     if not student.is_active:
-        report.add(row.line, "username", f"{student.username}'s account is deactivated.")
+        report.add(
+            row.line,
+            "username",
+            _("%(username)s's account is deactivated.", username=student.username),
+        )
         return None
     return student
 
@@ -827,9 +965,9 @@ def _write_users(
         for index, hashed in enumerate(pool.map(hash_password, passwords), start=1):
             hashes.append(hashed)
             if index % 20 == 0 or index == len(rows):
-                progress("Hashing passwords", index, len(rows))
+                progress(_("Hashing passwords"), index, len(rows))
     for index, (row, hashed) in enumerate(zip(rows, hashes, strict=True), start=1):
-        values, _ = accounts.user_fields(_user_details(row))
+        values, _problems = accounts.user_fields(_user_details(row))
         db.add(
             accounts.new_account(
                 values,
@@ -839,7 +977,7 @@ def _write_users(
         )
         if index % 1_000 == 0:
             db.flush()
-            progress("Writing accounts", index, len(rows))
+            progress(_("Writing accounts"), index, len(rows))
     db.flush()
     report.imported = len(rows)
 
@@ -910,15 +1048,25 @@ def _write_registrations(
             report.add(
                 row.line,
                 "section_number",
-                f"{section.label} is full: {student.username} goes on the waitlist "
-                f"(position {registration.waitlist_position}).",
+                _(
+                    "%(label)s is full: %(username)s goes on the waitlist (position "
+                    "%(waitlist_position)s).",
+                    label=section.label,
+                    username=student.username,
+                    waitlist_position=registration.waitlist_position,
+                ),
                 "warning",
             )
         if index % 100 == 0:
-            progress("Registering students", index, len(checked.rows))
+            progress(_("Registering students"), index, len(checked.rows))
     report.imported = len(checked.rows)
     if waitlisted:
-        report.notes.append(f"{waitlisted} of them are waitlisted because the section is full.")
+        report.notes.append(
+            _(
+                "%(waitlisted)s of them are waitlisted because the section is full.",
+                waitlisted=waitlisted,
+            )
+        )
 
 
 WRITERS: dict[str, Callable[[Session, _Checked, ImportReport, Progress, _Made], None]] = {
@@ -936,7 +1084,7 @@ def _kind(name: str) -> ImportKind:
     try:
         return KINDS[name]
     except KeyError:
-        raise ValidationError(f"Unknown kind of import {name!r}.") from None
+        raise ValidationError(_("Unknown kind of import %(name)s.", name=repr(name))) from None
 
 
 def _lookups(checked: _Checked) -> dict[str, Any]:
@@ -987,8 +1135,17 @@ def check_file(
         report.imported = 0
     report.problems.sort(key=lambda problem: problem.line)  # the rules' own checks come last
     total = report.rows
-    report.summary = f"{total:,} rows can be imported." if report.ok else _problem_summary(report)
-    progress("Writing the report", total, total)
+    report.summary = (
+        ngettext(
+            "%(count)s row can be imported.",
+            "%(count)s rows can be imported.",
+            total,
+            count=format(total, ","),
+        )
+        if report.ok
+        else _problem_summary(report)
+    )
+    progress(_("Writing the report"), total, total)
     return report
 
 
@@ -1007,26 +1164,29 @@ def import_file(
     kind = _kind(kind_name)
     report, checked = _read_and_check(db, kind, data, progress)
     if checked is None or not report.ok:
-        report.summary = "Nothing was imported. " + _problem_summary(report)
+        report.summary = _("Nothing was imported. %(problems)s", problems=_problem_summary(report))
         return report
     WRITERS[kind.name](db, checked, report, progress, _Made(now, actor))
     if not report.ok:
         report.imported = 0
         report.one_time_passwords.clear()
-        report.summary = "Nothing was imported. " + _problem_summary(report)
+        report.summary = _("Nothing was imported. %(problems)s", problems=_problem_summary(report))
         return report
-    report.summary = f"Imported {report.imported:,} {kind.label.lower()}."
+    report.summary = _(
+        "Imported %(count)s %(kind)s.",
+        count=format(report.imported, ","),
+        kind=str(kind.label).lower(),
+    )
     record(
         db,
         actor,
         f"import.{kind.name}",
         entity_type="import",
         entity_id=source,
-        summary=f"Imported {report.imported:,} {kind.label.lower()}"
-        + (f" from {source}" if source else ""),
+        summary=f"Imported {report.imported:,} {kind.name}" + (f" from {source}" if source else ""),
         after={"rows": report.rows, "imported": report.imported, "warnings": report.warning_count},
     )
-    progress("Done", report.rows, report.rows)
+    progress(_("Done"), report.rows, report.rows)
     return report
 
 
@@ -1034,10 +1194,22 @@ def _problem_summary(report: ImportReport) -> str:
     """How many problems, in how many of the file's rows (not counting the file as a whole)."""
     errors = report.error_count
     rows = len(report.error_lines - {0, 1})  # line 1 is the header: problems of the file
-    return (
-        f"{errors:,} problem{'s' if errors != 1 else ''} found"
-        + (f" in {rows:,} of {report.rows:,} row{'s' if report.rows != 1 else ''}" if rows else "")
-        + ". Fix them in the file and upload it again."
+    if rows:
+        return ngettext(
+            "%(errors)s problem found in %(rows)s of %(total)s rows. Fix them in the file and "
+            "upload it again.",
+            "%(errors)s problems found in %(rows)s of %(total)s rows. Fix them in the file and "
+            "upload it again.",
+            errors,
+            errors=format(errors, ","),
+            rows=format(rows, ","),
+            total=format(report.rows, ","),
+        )
+    return ngettext(
+        "%(errors)s problem found. Fix them in the file and upload it again.",
+        "%(errors)s problems found. Fix them in the file and upload it again.",
+        errors,
+        errors=format(errors, ","),
     )
 
 

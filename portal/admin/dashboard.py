@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
@@ -27,7 +29,7 @@ from portal.models import (
     utcnow,
 )
 
-FILL_BUCKETS = ("Empty", "1–24%", "25–49%", "50–74%", "75–99%", "Full")
+FILL_BUCKETS = (_l("Empty"), "1–24%", "25–49%", "50–74%", "75–99%", _l("Full"))
 TERMS_IN_ENROLMENT_CHART = 4
 SECTION_TABLE_LIMIT = 10
 
@@ -145,8 +147,8 @@ def fill_rate(db: Session, term: Term | None) -> Chart:
     for index, count in rows:
         counts[int(index)] = count
     return Chart(
-        labels=list(FILL_BUCKETS),
-        series=[{"label": "Sections", "data": [counts[i] for i in range(len(FILL_BUCKETS))]}],
+        labels=[str(bucket) for bucket in FILL_BUCKETS],
+        series=[{"label": _("Sections"), "data": [counts[i] for i in range(len(FILL_BUCKETS))]}],
     )
 
 
@@ -193,7 +195,7 @@ def final_grades(
     chart = Chart(
         labels=labels,
         series=[
-            {"label": course_code or "All courses", "data": [counts.get(g, 0) for g in labels]}
+            {"label": course_code or _("All courses"), "data": [counts.get(g, 0) for g in labels]}
         ],
     )
     return chart, courses
@@ -241,7 +243,7 @@ def attendance_by_department(db: Session, term: Term | None) -> tuple[Chart, lis
         )
     chart = Chart(
         labels=list(by_department),
-        series=[{"label": "Attendance rate (%)", "data": [rate or 0 for rate in rates]}],
+        series=[{"label": _("Attendance rate (%)"), "data": [rate or 0 for rate in rates]}],
         percent=True,
     )
     return chart, rows

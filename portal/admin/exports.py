@@ -11,6 +11,7 @@ import io
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
@@ -60,7 +61,7 @@ def ensure_may_export(section: Section, viewer: User) -> None:
     """Admins export any section; instructors and lab staff only the sections they teach."""
     if access.may_take_attendance(viewer, section):
         return
-    raise Forbidden("You can export the rosters of your own sections only.")
+    raise Forbidden(_("You can export the rosters of your own sections only."))
 
 
 def roster_rows(db: Session, section: Section) -> list[tuple[Any, ...]]:

@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -110,7 +111,7 @@ class JobStore:
         try:
             canonical = str(uuid.UUID(job_id))
         except ValueError:
-            raise NotFound("No such import.") from None
+            raise NotFound(_("No such import.")) from None
         return self.root / canonical
 
     def _write_json(self, path: Path, data: dict[str, Any]) -> None:
@@ -120,7 +121,7 @@ class JobStore:
 
     def create(self, kind: str, filename: str, data: bytes, actor: str) -> JobState:
         if kind not in csv_import.KINDS:
-            raise ValidationError(f"Unknown kind of import {kind!r}.")
+            raise ValidationError(_("Unknown kind of import %(kind)s.", kind=repr(kind)))
         job_id = str(uuid.uuid4())
         folder = self.root / job_id
         folder.mkdir(parents=True, mode=0o700)
@@ -143,7 +144,7 @@ class JobStore:
         try:
             return JobState(**json.loads(path.read_text(encoding="utf-8")))
         except FileNotFoundError:
-            raise NotFound("No such import; imports are kept for seven days.") from None
+            raise NotFound(_("No such import; imports are kept for seven days.")) from None
 
     def save(self, state: JobState) -> None:
         state.updated_at = _timestamp()
@@ -236,7 +237,7 @@ def mark_queued(store: JobStore, job_id: str, mode: str) -> JobState:
     """Show the job as waiting from the moment it is handed to the queue: a worker may take a
     moment to start it, and the job page must not show the previous result meanwhile."""
     state = store.get(job_id)
-    state.mode, state.phase, state.step = mode, "queued", "Waiting to start"
+    state.mode, state.phase, state.step = mode, "queued", _("Waiting to start")
     state.done = state.total = 0
     store.save(state)
     return state
@@ -253,11 +254,15 @@ def execute(
 ) -> JobState:
     """Run the dry run ("check") or the import of a job; commits only a whole, clean import."""
     state = store.get(job_id)
-    state.mode, state.phase, state.step = mode, "queued", "Waiting for another import to finish"
+    state.mode, state.phase, state.step = (
+        mode,
+        "queued",
+        _("Waiting for another import to finish"),
+    )
     store.save(state)
     with _import_lock:
         state.phase = "checking" if mode == "check" else "importing"
-        state.step, state.done, state.total = "Reading the file", 0, 0
+        state.step, state.done, state.total = _("Reading the file"), 0, 0
         store.save(state)
         progress = _ProgressWriter(store, state)
         passwords: list[tuple[str, str]] = []
@@ -278,7 +283,7 @@ def execute(
                     progress=progress,
                 )
                 if report.ok:
-                    state.step = "Saving"
+                    state.step = _("Saving")
                     store.save(state)
                     db.commit()
                     passwords = list(report.one_time_passwords)
@@ -289,7 +294,7 @@ def execute(
             log.exception("import job %s (%s) failed", job_id, mode)
             store.release(job_id, mode)
             state.phase, state.ok = "failed", False
-            state.summary = (
+            state.summary = _(
                 "The import stopped because of an unexpected error; nothing was imported. "
                 "Try again, and tell IT support if it keeps happening."
             )
@@ -306,7 +311,7 @@ def execute(
             state.phase = "checked"
         else:
             state.phase = "imported" if report.ok else "checked"
-        state.step, state.done = "Done", state.total
+        state.step, state.done = _("Done"), state.total
         store.save(state)
         return state
 

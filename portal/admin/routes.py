@@ -21,6 +21,10 @@ from flask import (
     url_for,
 )
 from flask.globals import app_ctx
+from flask_babel import get_locale, ngettext
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
@@ -64,7 +68,9 @@ Form = TypeVar("Form", bound=FlaskForm)
 class _Editor(Generic[Item, Form]):
     """The create and edit pages of one kind of catalogue item, around `commit_form`."""
 
-    noun: str  # "Term": the start of the messages; its template is admin/term_form.html
+    name: str  # "term": its template is admin/term_form.html
+    created: LazyString  # said once a new one is saved: "Term %(label)s created."
+    saved: LazyString  # said once an existing one is saved
     make_form: Callable[[Item | None], Form]  # for a new item (None) or to edit one
     save: Callable[[Form, Item | None], tuple[Item, str]]  # the item, and more to say
     label: Callable[[Item], str]
@@ -73,15 +79,15 @@ class _Editor(Generic[Item, Form]):
 
     def page(self, found: Item | None) -> str | Response:
         form = self.make_form(found)
-        done = "saved" if found is not None else "created"
+        said = self.saved if found is not None else self.created
         if response := commit_form(
             form,
             lambda: self.save(form, found),
-            message=lambda saved: f"{self.noun} {self.label(saved[0])} {done}.{saved[1]}",
+            message=lambda saved: str(said) % {"label": self.label(saved[0])} + saved[1],
             redirect_to=lambda saved: self.shown_after(saved[0]),
         ):
             return response
-        name = self.noun.lower()
+        name = self.name
         return render_template(
             f"admin/{name}_form.html", form=form, **{name: found}, **self.context()
         )
@@ -148,7 +154,9 @@ def terms() -> str:
 
 
 TERMS = _Editor(
-    "Term",
+    "term",
+    created=_l("Term %(label)s created."),
+    saved=_l("Term %(label)s saved."),
     make_form=lambda found: TermForm(obj=found),
     save=lambda form, found: _saved(
         found, _term_details(form), services.create_term, services.update_term
@@ -228,7 +236,9 @@ def courses() -> str:
 
 
 COURSES = _Editor(
-    "Course",
+    "course",
+    created=_l("Course %(label)s created."),
+    saved=_l("Course %(label)s saved."),
     make_form=lambda found: CourseForm(obj=found),
     save=lambda form, found: _saved(
         found, _course_details(form), services.create_course, services.update_course
@@ -279,7 +289,7 @@ def _section_form(section: Section | None) -> SectionForm:
             form.term_code.data = request.args["term"]
 
     def people(role: str) -> list[tuple[str, str]]:
-        return [("", "Nobody yet")] + [
+        return [("", _("Nobody yet"))] + [
             (u.username, f"{u.full_name} ({u.username})")
             for u in services.staff_choices(db_session(), role)
         ]
@@ -307,11 +317,19 @@ def _save_section(form: SectionForm, found: Section | None) -> tuple[Section, st
     if found is None:
         return services.create_section(db_session(), details, actor=actor), ""
     promoted = services.update_section(db_session(), found, details, actor=actor, now=utcnow())
-    return found, f" {promoted} waitlisted students got a seat." if promoted else ""
+    if not promoted:
+        return found, ""
+    return found, " " + ngettext(
+        "%(num)d waitlisted student got a seat.",
+        "%(num)d waitlisted students got a seat.",
+        promoted,
+    )
 
 
 SECTIONS = _Editor(
-    "Section",
+    "section",
+    created=_l("Section %(label)s created."),
+    saved=_l("Section %(label)s saved."),
     make_form=_section_form,
     save=_save_section,
     label=lambda section: section.label,
@@ -376,7 +394,7 @@ def meeting_create(section_id: uuid.UUID) -> str | Response:
             lambda: services.add_meeting(
                 db_session(), found, _meeting_details(form), actor=signed_in_user()
             ),
-            message=lambda meeting: f"Meeting {meeting.label} added.",
+            message=lambda meeting: _("Meeting %(label)s added.", label=meeting.label),
             redirect_to=url_for("admin.section", section_id=found.id),
             form=form,
         )
@@ -397,7 +415,7 @@ def meeting_edit(meeting_id: uuid.UUID) -> str | Response:
             lambda: services.update_meeting(
                 db_session(), meeting, _meeting_details(form), actor=signed_in_user()
             ),
-            message=lambda _: f"Meeting saved: {meeting.label}.",
+            message=lambda _saved: _("Meeting saved: %(label)s.", label=meeting.label),
             redirect_to=url_for("admin.section", section_id=meeting.section_id),
             form=form,
         )
@@ -461,6 +479,7 @@ def _run_in_background(job_id: str, mode: str) -> None:
         job_id,
         mode,
         str(current_user.id),
+        str(get_locale() or ""),  # the job's messages are said in the person's language
         key=job_id,
     )
 
@@ -515,9 +534,9 @@ def import_run(job_id: str) -> Response:
     store = _store()
     job = store.get(job_id)
     if not job.can_import:
-        flash("This file cannot be imported: check it first and fix every problem.", "danger")
+        flash(_("This file cannot be imported: check it first and fix every problem."), "danger")
     elif not store.claim(job_id, "import"):
-        flash("This import has already been started.", "info")
+        flash(_("This import has already been started."), "info")
     else:
         _run_in_background(job_id, "import")
     return redirect(url_for("admin.import_job", job_id=job_id))
@@ -541,7 +560,7 @@ def import_report(job_id: str) -> Response:
 def import_passwords(job_id: str) -> Response:
     text = _store().take_passwords(job_id)
     if text is None:
-        flash("The one-time passwords were already downloaded; they are not kept.", "warning")
+        flash(_("The one-time passwords were already downloaded; they are not kept."), "warning")
         return redirect(url_for("admin.import_job", job_id=job_id))
     return _csv_response(text, f"one-time-passwords-{job_id[:8]}.csv")
 

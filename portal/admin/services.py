@@ -13,6 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any, TypeVar, cast
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
+from flask_babel.speaklater import LazyString
 from sqlalchemy import CursorResult, Select, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
@@ -29,10 +33,56 @@ from portal.registration.services import promote_from_waitlist
 
 CODE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,19}$")
 SECTION_NUMBER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,9}$")
-MEETING_KINDS = ("lecture", "lab", "tutorial", "seminar")
+MEETING_KIND_LABELS = {
+    "lecture": _l("Lecture"),
+    "lab": _l("Lab"),
+    "tutorial": _l("Tutorial"),
+    "seminar": _l("Seminar"),
+}
+MEETING_KINDS = tuple(MEETING_KIND_LABELS)
 MAX_CREDITS_PER_COURSE = 30
 MAX_CAPACITY = 10_000
-ARCHIVED_HINT = " (archived: restore it instead of creating a new one)"
+NOT_FOUND = {
+    "Term": _l("No such term."),
+    "Course": _l("No such course."),
+    "Meeting": _l("No such meeting."),
+}
+
+# What archiving or restoring says, by kind (set_archived): whole sentences, for translators.
+ARCHIVING_SAYS: dict[str, dict[str, LazyString]] = {
+    "term": {
+        "archived": _l("The term %(label)s was archived."),
+        "restored": _l("The term %(label)s was restored."),
+        "is archived": _l("The term %(label)s is already archived."),
+        "is active": _l("The term %(label)s is already active."),
+        "undo archived": _l("Nothing to undo: the term %(label)s is already archived."),
+        "undo active": _l("Nothing to undo: the term %(label)s is already active."),
+    },
+    "course": {
+        "archived": _l("The course %(label)s was archived."),
+        "restored": _l("The course %(label)s was restored."),
+        "is archived": _l("The course %(label)s is already archived."),
+        "is active": _l("The course %(label)s is already active."),
+        "undo archived": _l("Nothing to undo: the course %(label)s is already archived."),
+        "undo active": _l("Nothing to undo: the course %(label)s is already active."),
+    },
+    "section": {
+        "archived": _l("The section %(label)s was archived."),
+        "restored": _l("The section %(label)s was restored."),
+        "is archived": _l("The section %(label)s is already archived."),
+        "is active": _l("The section %(label)s is already active."),
+        "undo archived": _l("Nothing to undo: the section %(label)s is already archived."),
+        "undo active": _l("Nothing to undo: the section %(label)s is already active."),
+    },
+    "meeting": {
+        "archived": _l("The meeting %(label)s was archived."),
+        "restored": _l("The meeting %(label)s was restored."),
+        "is archived": _l("The meeting %(label)s is already archived."),
+        "is active": _l("The meeting %(label)s is already active."),
+        "undo archived": _l("Nothing to undo: the meeting %(label)s is already archived."),
+        "undo active": _l("Nothing to undo: the meeting %(label)s is already active."),
+    },
+}
 
 
 def _raise_if(errors: dict[str, str]) -> None:
@@ -48,7 +98,7 @@ def _get(db: Session, model: type[Item], item_id: uuid.UUID) -> Item:
     """The row (archived ones too); raises NotFound."""
     item = db.get(model, item_id)
     if item is None:
-        raise NotFound(f"No such {model.__name__.lower()}.")
+        raise NotFound(str(NOT_FOUND.get(model.__name__, NOT_FOUND["Term"])))
     return item
 
 
@@ -129,46 +179,61 @@ class TermDetails:
     max_credits: int | None = 18
 
 
-TERM_DATE_LABELS = {
-    "starts_on": "The first day",
-    "ends_on": "The last day",
-    "registration_opens_at": "The moment registration opens",
-    "registration_closes_at": "The moment registration closes",
-    "add_drop_deadline": "The add/drop deadline",
-    "max_credits": "The credit limit",
+# What a term's form says when one of its values is missing (whole sentences, for translators).
+TERM_REQUIRED = {
+    "starts_on": _l("The first day is required."),
+    "ends_on": _l("The last day is required."),
+    "registration_opens_at": _l("The moment registration opens is required."),
+    "registration_closes_at": _l("The moment registration closes is required."),
+    "add_drop_deadline": _l("The add/drop deadline is required."),
+    "max_credits": _l("The credit limit is required."),
 }
 
 
 def _clean_term(db: Session, details: TermDetails, existing: Term | None) -> dict[str, Any]:
     errors: dict[str, str] = {
-        field: f"{label} is required."
-        for field, label in TERM_DATE_LABELS.items()
+        field: str(required)
+        for field, required in TERM_REQUIRED.items()
         if getattr(details, field) is None
     }
     code = details.code.strip().upper()
     if not CODE_PATTERN.match(code):
-        errors["code"] = "Term codes are 1–20 capital letters, digits or '-', e.g. 2026-FA."
+        errors["code"] = _("Term codes are 1–20 capital letters, digits or '-', e.g. 2026-FA.")
     else:
         clash = db.scalar(select(Term).where(Term.code == code))
         if clash is not None and clash is not existing:
-            hint = ARCHIVED_HINT if clash.deleted_at else ""
-            errors["code"] = f"The term code {code} is already used by {clash.name}{hint}."
+            errors["code"] = (
+                _(
+                    "The term code %(code)s is already used by %(name)s (archived: restore it "
+                    "instead of creating a new one).",
+                    code=code,
+                    name=clash.name,
+                )
+                if clash.deleted_at
+                else _(
+                    "The term code %(code)s is already used by %(name)s.",
+                    code=code,
+                    name=clash.name,
+                )
+            )
     name = details.name.strip()
     if not name:
-        errors["name"] = "A name is required."
+        errors["name"] = _("A name is required.")
     elif len(name) > 100:
-        errors["name"] = "Names are at most 100 characters."
+        errors["name"] = _("Names are at most 100 characters.")
     opens = _utc(details.registration_opens_at) if details.registration_opens_at else None
     closes = _utc(details.registration_closes_at) if details.registration_closes_at else None
     deadline = _utc(details.add_drop_deadline) if details.add_drop_deadline else None
     if details.starts_on and details.ends_on and details.ends_on < details.starts_on:
-        errors["ends_on"] = "The term cannot end before it starts."
+        errors["ends_on"] = _("The term cannot end before it starts.")
     if opens and closes and closes < opens:
-        errors["registration_closes_at"] = "Registration cannot close before it opens."
+        errors["registration_closes_at"] = _("Registration cannot close before it opens.")
     if opens and deadline and deadline < opens:
-        errors["add_drop_deadline"] = "The add/drop deadline cannot be before registration opens."
+        errors["add_drop_deadline"] = _(
+            "The add/drop deadline cannot be before registration opens."
+        )
     if details.max_credits is not None and not 0 < details.max_credits <= 60:
-        errors["max_credits"] = "The credit limit must be between 1 and 60."
+        errors["max_credits"] = _("The credit limit must be between 1 and 60.")
     _raise_if(errors)
     return {
         "code": code,
@@ -238,19 +303,22 @@ def course_fields(details: CourseDetails) -> tuple[dict[str, Any], dict[str, str
     errors: dict[str, str] = {}
     code = details.code.strip().upper()
     if not CODE_PATTERN.match(code):
-        errors["code"] = "Course codes are 1–20 capital letters, digits or '-', e.g. CS101."
+        errors["code"] = _("Course codes are 1–20 capital letters, digits or '-', e.g. CS101.")
     title = details.title.strip()
     if not title:
-        errors["title"] = "A title is required."
+        errors["title"] = _("A title is required.")
     elif len(title) > 200:
-        errors["title"] = "Titles are at most 200 characters."
+        errors["title"] = _("Titles are at most 200 characters.")
     department = details.department.strip()
     if not department:
-        errors["department"] = "A department is required."
+        errors["department"] = _("A department is required.")
     elif len(department) > 100:
-        errors["department"] = "Department names are at most 100 characters."
+        errors["department"] = _("Department names are at most 100 characters.")
     if not 0 <= details.credits <= MAX_CREDITS_PER_COURSE:
-        errors["credits"] = f"Credits must be between 0 and {MAX_CREDITS_PER_COURSE}."
+        errors["credits"] = _(
+            "Credits must be between 0 and %(max_credits_per_course)s.",
+            max_credits_per_course=MAX_CREDITS_PER_COURSE,
+        )
     values = {
         "code": code,
         "title": title,
@@ -262,8 +330,18 @@ def course_fields(details: CourseDetails) -> tuple[dict[str, Any], dict[str, str
 
 
 def course_code_taken(clash: Course) -> str:
-    hint = ARCHIVED_HINT if clash.deleted_at else ""
-    return f"The course code {clash.code} is already used by {clash.title}{hint}."
+    if clash.deleted_at:
+        return _(
+            "The course code %(code)s is already used by %(title)s (archived: restore it instead "
+            "of creating a new one).",
+            code=clash.code,
+            title=clash.title,
+        )
+    return _(
+        "The course code %(code)s is already used by %(title)s.",
+        code=clash.code,
+        title=clash.title,
+    )
 
 
 def _clean_course(db: Session, details: CourseDetails, existing: Course | None) -> dict[str, Any]:
@@ -327,13 +405,22 @@ class SectionDetails:
 
 def staff_problem(user: User | None, username: str, role: str) -> str | None:
     """Why `user` (found by `username`) cannot be assigned as `role`, or None."""
-    label = {"lab_staff": "lab staff"}.get(role, "an " + role if role[0] in "aeiou" else role)
     if user is None or user.deleted_at is not None:
-        return f"There is no user {username!r}."
+        return _("There is no user %(username)s.", username=repr(username))
+    if user.role != role and role == "instructor":
+        return _(
+            "%(username)s is %(role)s, not an instructor.",
+            username=username,
+            role=str(user.role_label).lower(),
+        )
     if user.role != role:
-        return f"{username} is {user.role_label.lower()}, not {label}."
+        return _(
+            "%(username)s is %(role)s, not lab staff.",
+            username=username,
+            role=str(user.role_label).lower(),
+        )
     if not user.active:
-        return f"{username}'s account is deactivated."
+        return _("%(username)s's account is deactivated.", username=username)
     return None
 
 
@@ -352,19 +439,37 @@ def section_fields(details: SectionDetails) -> dict[str, str]:
     """Problems of the fields that need no database: number, capacity, waitlist, room."""
     errors: dict[str, str] = {}
     if not SECTION_NUMBER_PATTERN.match(details.number.strip()):
-        errors["number"] = "Section numbers are 1–10 letters, digits or '-', e.g. 001."
+        errors["number"] = _("Section numbers are 1–10 letters, digits or '-', e.g. 001.")
     if not 0 <= details.capacity <= MAX_CAPACITY:
-        errors["capacity"] = f"Capacity must be between 0 and {MAX_CAPACITY:,}."
+        errors["capacity"] = _(
+            "Capacity must be between 0 and %(max_capacity)s.",
+            max_capacity=format(MAX_CAPACITY, ","),
+        )
     if not 0 <= details.waitlist_capacity <= MAX_CAPACITY:
-        errors["waitlist_capacity"] = f"Waitlist places must be between 0 and {MAX_CAPACITY:,}."
+        errors["waitlist_capacity"] = _(
+            "Waitlist places must be between 0 and %(max_capacity)s.",
+            max_capacity=format(MAX_CAPACITY, ","),
+        )
     if len(details.room.strip()) > 50:
-        errors["room"] = "Rooms are at most 50 characters."
+        errors["room"] = _("Rooms are at most 50 characters.")
     return errors
 
 
 def section_number_taken(course: Course, term: Term, number: str, archived: bool) -> str:
-    hint = " (archived: restore it instead)" if archived else ""
-    return f"{course.code} already has a section {number} in {term.name}{hint}."
+    if archived:
+        return _(
+            "%(course)s already has a section %(number)s in %(term)s (archived: restore it "
+            "instead).",
+            course=course.code,
+            number=number,
+            term=term.name,
+        )
+    return _(
+        "%(course)s already has a section %(number)s in %(term)s.",
+        course=course.code,
+        number=number,
+        term=term.name,
+    )
 
 
 def _active_by_code(
@@ -375,10 +480,21 @@ def _active_by_code(
     kind = model.__name__.lower()
     code = code.strip().upper()
     found = db.scalar(select(model).where(model.code == code))
-    if found is None:
-        errors[f"{kind}_code"] = f"There is no {kind} {code!r}." if code else unnamed
+    term = kind == "term"
+    if found is None and not code:
+        errors[f"{kind}_code"] = unnamed
+    elif found is None:
+        errors[f"{kind}_code"] = (
+            _("There is no term %(code)s.", code=repr(code))
+            if term
+            else _("There is no course %(code)s.", code=repr(code))
+        )
     elif found.deleted_at is not None:
-        errors[f"{kind}_code"] = f"The {kind} {found.code} is archived."
+        errors[f"{kind}_code"] = (
+            _("The term %(code)s is archived.", code=found.code)
+            if term
+            else _("The course %(code)s is archived.", code=found.code)
+        )
     return found
 
 
@@ -390,13 +506,13 @@ def _clean_section(
     if existing is not None:
         term, course = existing.term, existing.course
         if details.term_code.strip().upper() not in ("", term.code):
-            errors["term_code"] = "A section cannot move to another term; create a new one."
+            errors["term_code"] = _("A section cannot move to another term; create a new one.")
         if details.course_code.strip().upper() not in ("", course.code):
-            errors["course_code"] = "A section cannot move to another course; create a new one."
+            errors["course_code"] = _("A section cannot move to another course; create a new one.")
     else:
-        term = _active_by_code(db, Term, details.term_code, errors, unnamed="Choose a term.")
+        term = _active_by_code(db, Term, details.term_code, errors, unnamed=_("Choose a term."))
         course = _active_by_code(
-            db, Course, details.course_code, errors, unnamed="A course is required."
+            db, Course, details.course_code, errors, unnamed=_("A course is required.")
         )
     errors.update(section_fields(details))
     number = details.number.strip()
@@ -449,7 +565,7 @@ def update_section(
     Capacity is changed with one conditional UPDATE so that it can never drop below the seats a
     concurrent registration has just taken (the same rule as the registration's own UPDATE).
     """
-    values, _, _ = _clean_section(db, details, section)
+    values, _term, _course = _clean_section(db, details, section)
     before = snapshot(section, SECTION_FIELDS)
     result = cast(  # an UPDATE's result: it has a rowcount
         "CursorResult[Any]",
@@ -468,14 +584,16 @@ def update_section(
     if result.rowcount != 1:
         errors = {}
         if section.enrolled_count > values["capacity"]:
-            errors["capacity"] = (
-                f"{section.enrolled_count} students are enrolled; capacity cannot be lower."
+            errors["capacity"] = _(
+                "%(enrolled_count)s students are enrolled; capacity cannot be lower.",
+                enrolled_count=section.enrolled_count,
             )
         if section.waitlist_count > values["waitlist_capacity"]:
-            errors["waitlist_capacity"] = (
-                f"{section.waitlist_count} students are waitlisted; the waitlist cannot be shorter."
+            errors["waitlist_capacity"] = _(
+                "%(waitlist_count)s students are waitlisted; the waitlist cannot be shorter.",
+                waitlist_count=section.waitlist_count,
             )
-        raise FieldErrors(errors or {"capacity": "The section changed; try again."})
+        raise FieldErrors(errors or {"capacity": _("The section changed; try again.")})
     section.number = values["number"]
     section.room = values["room"]
     section.instructor_id = values["instructor_id"]
@@ -553,18 +671,20 @@ def _clean_meeting(
 ) -> dict[str, Any]:
     errors: dict[str, str] = {}
     if not 0 <= details.weekday <= 6:
-        errors["weekday"] = "Choose a day of the week."
+        errors["weekday"] = _("Choose a day of the week.")
     if details.starts_at >= details.ends_at:
-        errors["ends_at"] = "A meeting must end after it starts."
+        errors["ends_at"] = _("A meeting must end after it starts.")
     if details.kind not in MEETING_KINDS:
-        errors["kind"] = f"The kind is one of: {', '.join(MEETING_KINDS)}."
+        errors["kind"] = _("The kind is one of: %(kinds)s.", kinds=", ".join(MEETING_KINDS))
     if not errors:
         candidate = Meeting(
             weekday=details.weekday, starts_at=details.starts_at, ends_at=details.ends_at
         )
         for other in section_meetings(db, section, include_archived=False):
             if other is not existing and candidate.overlaps(other):
-                errors["starts_at"] = f"This overlaps the section's meeting {other.label}."
+                errors["starts_at"] = _(
+                    "This overlaps the section's meeting %(label)s.", label=other.label
+                )
                 break
     _raise_if(errors)
     return {
@@ -632,11 +752,12 @@ def set_archived(
     harmless (a sentence, no change); an Undo (`undo`) with nothing left to undo is refused."""
     kind = type(item).__name__.lower()
     label = _label_of(item)
+    says = ARCHIVING_SAYS[kind]
     if archived == item.is_deleted:
         state = "archived" if archived else "active"
         if undo:
-            raise ValidationError(f"Nothing to undo: the {kind} {label} is already {state}.")
-        return f"The {kind} {label} is already {state}."
+            raise ValidationError(str(says[f"undo {state}"]) % {"label": label})
+        return str(says[f"is {state}"]) % {"label": label}
     if not archived:
         _ensure_restorable(db, item)
     tombstone_and_record(
@@ -648,20 +769,23 @@ def set_archived(
         entity_type=kind,
         summary=f"{'Archived' if archived else 'Restored'} {kind} {label}",
     )
-    message = f"The {kind} {label} was {'archived' if archived else 'restored'}."
+    message = str(says["archived" if archived else "restored"]) % {"label": label}
     if archived and isinstance(item, Section) and item.enrolled_count:
-        message += (
-            f" {item.enrolled_count} students are still enrolled; "
-            "they keep their registrations, and nobody new can register."
+        message += " " + ngettext(
+            "%(num)d student is still enrolled; they keep their registration, and nobody new "
+            "can register.",
+            "%(num)d students are still enrolled; they keep their registrations, and nobody new "
+            "can register.",
+            item.enrolled_count,
         )
     return message
 
 
 def _ensure_restorable(db: Session, item: Term | Course | Section | Meeting) -> None:
     if isinstance(item, Section) and (item.term.is_deleted or item.course.is_deleted):
-        raise ValidationError("Restore the section's term and course first.")
+        raise ValidationError(_("Restore the section's term and course first."))
     if isinstance(item, Meeting):
         if item.section.is_deleted:
-            raise ValidationError("Restore the section first.")
+            raise ValidationError(_("Restore the section first."))
         details = MeetingDetails(item.weekday, item.starts_at, item.ends_at, item.kind)
         _clean_meeting(db, item.section, details, item)

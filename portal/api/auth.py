@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from flask import Flask, g, request
+from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Unauthorized
@@ -46,13 +47,13 @@ def authenticate_api_request() -> None:
         if request.method not in SAFE_METHODS and current_user.is_authenticated:
             csrf.protect()  # the pages' CSRF token, sent as X-CSRFToken
         return
-    scheme, _, credentials = header.partition(" ")
+    scheme, _space, credentials = header.partition(" ")
     if scheme.lower() != "bearer" or not credentials.strip():
-        raise _refuse("Send the token as 'Authorization: Bearer cpt_...'.", "invalid_request")
+        raise _refuse(_("Send the token as 'Authorization: Bearer cpt_...'."), "invalid_request")
     user = authenticate_token(session, credentials.strip(), now=datetime.now(UTC))
     session.commit()  # the token's last-used time, whatever the request does next
     if user is None:
-        raise _refuse("The API token is unknown, expired or revoked.")
+        raise _refuse(_("The API token is unknown, expired or revoked."))
     # This request's user, without reading or writing the session (Flask-Login keeps the
     # current user in g; login_user would also store it in the session cookie).
     login_manager._update_request_context_with_user(user)

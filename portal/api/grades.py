@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from flask_babel import gettext as _
 from flask_smorest import Blueprint
 
 from portal.api import API_V1, schemas
@@ -83,7 +84,7 @@ def set_mark(data: dict[str, Any], assessment_id: uuid.UUID, student_id: uuid.UU
         student_ids=[student_id],
     )
     if not book.rows:
-        raise NotFound("That student is not enrolled in this section.")
+        raise NotFound(_("That student is not enrolled in this section."))
     shown = book.rows[0]
     return Extended(
         _row(book, shown),

@@ -16,6 +16,8 @@ from http import HTTPStatus
 from typing import Any
 
 from flask import Response, g, request
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from portal.errors import (
     Busy,
@@ -30,13 +32,45 @@ CONTENT_TYPE = "application/problem+json"
 TYPE_PREFIX = "urn:campus-portal:problem:"
 
 # Domain errors (portal/errors.py and the features' own subclasses): type slug and title.
+# The titles are translated when a problem is made, in the request's language (Accept-Language).
 _DOMAIN_TYPES: list[tuple[type[PortalError], str, str]] = [
-    (RegistrationError, "registration-refused", "Registration refused"),
-    (NotFound, "not-found", "Not found"),
-    (Forbidden, "forbidden", "Not allowed"),
-    (ValidationError, "invalid-value", "Invalid value"),
-    (Busy, "busy", "Busy: try again"),
+    (RegistrationError, "registration-refused", _l("Registration refused")),
+    (NotFound, "not-found", _l("Not found")),
+    (Forbidden, "forbidden", _l("Not allowed")),
+    (ValidationError, "invalid-value", _l("Invalid value")),
+    (Busy, "busy", _l("Busy: try again")),
 ]
+
+# The status phrases (the title of an `about:blank` problem, RFC 9457 4.2.1: "MAY be localized
+# to suit client preferences"), in English as http.HTTPStatus says them.
+STATUS_TITLES = {
+    400: _l("Bad Request"),
+    401: _l("Unauthorized"),
+    403: _l("Forbidden"),
+    404: _l("Not Found"),
+    405: _l("Method Not Allowed"),
+    406: _l("Not Acceptable"),
+    409: _l("Conflict"),
+    410: _l("Gone"),
+    413: _l("Request Entity Too Large"),
+    415: _l("Unsupported Media Type"),
+    422: _l("Unprocessable Entity"),
+    428: _l("Precondition Required"),
+    429: _l("Too Many Requests"),
+    500: _l("Internal Server Error"),
+    502: _l("Bad Gateway"),
+    503: _l("Service Unavailable"),
+    507: _l("Insufficient Storage"),
+}
+
+
+def status_title(status: int) -> str:
+    """The status phrase of `status` in the request's language."""
+    if status in STATUS_TITLES:
+        return str(STATUS_TITLES[status])
+    if status in HTTPStatus._value2member_map_:
+        return HTTPStatus(status).phrase
+    return _("Error")
 
 
 def is_api_request() -> bool:
@@ -72,12 +106,12 @@ def problem(
     errors: list[dict[str, str]] | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> Response:
-    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    phrase = status_title(status)
     body: dict[str, Any] = {
         "type": type_,
-        "title": title if title and type_ != "about:blank" else phrase,
+        "title": str(title) if title and type_ != "about:blank" else phrase,
         "status": status,
-        "detail": detail or phrase,
+        "detail": str(detail) or phrase,
         "instance": request.path,
     }
     if request_id := g.get("request_id"):
@@ -91,13 +125,13 @@ def problem(
 
 
 def from_domain_error(error: PortalError) -> Response:
-    slug, title = "refused", "Request refused"
+    slug, title = "refused", _("Request refused")
     for kind, kind_slug, kind_title in _DOMAIN_TYPES:
         if isinstance(error, kind):
-            slug, title = kind_slug, kind_title
+            slug, title = kind_slug, str(kind_title)
             break
     slug = getattr(error, "problem_type", slug)
-    title = getattr(error, "problem_title", title)
+    title = str(getattr(error, "problem_title", title))
     errors = None
     if isinstance(fields := getattr(error, "errors", None), dict):  # FieldErrors: {field: message}
         errors = field_errors(fields)
@@ -122,8 +156,8 @@ def validation_problem(messages: Any) -> Response:
         errors = field_errors(messages)
     return problem(
         422,
-        title="Invalid request",
-        detail="The request has invalid or missing values; see errors.",
+        title=_("Invalid request"),
+        detail=_("The request has invalid or missing values; see errors."),
         type_=TYPE_PREFIX + "invalid-request",
         errors=errors,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from flask_babel import gettext as _
 from flask_smorest import Blueprint
 
 from portal.api import API_V1, schemas
@@ -27,7 +28,7 @@ blp = Blueprint(
 def _own_registration(registration_id: uuid.UUID) -> Registration:
     registration = session.get(Registration, registration_id)
     if registration is None or not access.owns(user(), registration):
-        raise NotFound("You have no such registration.")
+        raise NotFound(_("You have no such registration."))
     return registration
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from portal.attendance import services
@@ -47,7 +48,9 @@ def create_session(section_id: uuid.UUID) -> tuple[str, int] | Response:
         data = _session_input(form)
         done = commit_or_show(
             lambda: services.create_lab_session(db_session(), signed_in_user(), section, data),
-            message=lambda lab_session: f"Lab session on {lab_session.label} added.",
+            message=lambda lab_session: _(
+                "Lab session on %(label)s added.", label=lab_session.label
+            ),
             redirect_to=lambda lab_session: url_for(
                 "attendance.take", lab_session_id=lab_session.id
             ),
@@ -93,7 +96,7 @@ def edit_session(lab_session_id: uuid.UUID) -> str | Response | tuple[str, int]:
             lambda: services.update_lab_session(
                 db_session(), signed_in_user(), lab_session, _session_input(form)
             ),
-            message=lambda changed: f"Lab session on {changed.label} saved.",
+            message=lambda changed: _("Lab session on %(label)s saved.", label=changed.label),
             redirect_to=url_for("attendance.section", section_id=lab_session.section_id),
             form=form,
         )
@@ -111,7 +114,7 @@ def delete_session(lab_session_id: uuid.UUID) -> Response:
         lambda: services.delete_lab_session(
             db_session(), signed_in_user(), lab_session, now=utcnow()
         ),
-        message=lambda label: f"Lab session on {label} deleted.",
+        message=lambda label: _("Lab session on %(label)s deleted.", label=label),
         redirect_to=url_for("attendance.section", section_id=lab_session.section_id),
         undo=Undo(url_for("attendance.restore_session", lab_session_id=lab_session_id)),
     )
@@ -124,8 +127,9 @@ def restore_session(lab_session_id: uuid.UUID) -> Response:
     lab_session = services.get_lab_session(db_session(), lab_session_id, include_deleted=True)
     return commit_or_show(
         lambda: services.restore_lab_session(db_session(), signed_in_user(), lab_session),
-        message=lambda restored: (
-            f"Lab session on {restored.label} restored; its attendance records count again."
+        message=lambda restored: _(
+            "Lab session on %(label)s restored; its attendance records count again.",
+            label=restored.label,
         ),
         redirect_to=url_for("attendance.section", section_id=lab_session.section_id),
     )
@@ -167,5 +171,5 @@ def mark_remaining(lab_session_id: uuid.UUID) -> Response:
     lab_session = services.get_lab_session(db_session(), lab_session_id)
     count = services.mark_unrecorded(db_session(), signed_in_user(), lab_session, "present")
     db_session().commit()
-    flash(f"{count} student(s) without a record marked present.", "success")
+    flash(_("%(count)s student(s) without a record marked present.", count=count), "success")
     return redirect(url_for("attendance.take", lab_session_id=lab_session_id))

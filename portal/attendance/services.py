@@ -11,6 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 
+from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
@@ -38,7 +39,7 @@ STATUS_LABELS = ATTENDANCE_STATUS_LABELS
 def ensure_can_take(user: User, section: Section) -> None:
     """The section's staff or an administrator (`access.may_take_attendance`)."""
     if not access.may_take_attendance(user, section):
-        raise Forbidden(f"You are not assigned to {section.label}.")
+        raise Forbidden(_("You are not assigned to %(label)s.", label=section.label))
 
 
 # --- Rates ----------------------------------------------------------------------------------------
@@ -99,7 +100,7 @@ def get_lab_session(
         )
     )
     if lab_session is None:
-        raise NotFound("There is no such lab session.")
+        raise NotFound(_("There is no such lab session."))
     return lab_session
 
 
@@ -139,12 +140,17 @@ def create_lab_session(
 
 def _check_session(section: Section, data: LabSessionInput) -> None:
     if data.starts_at >= data.ends_at:
-        raise ValidationError("A lab session must end after it starts.")
+        raise ValidationError(_("A lab session must end after it starts."))
     term = section.term
     if not term.starts_on <= data.held_on <= term.ends_on:
         raise ValidationError(
-            f"{data.held_on:%d %b %Y} is outside {term.name} "
-            f"({term.starts_on:%d %b %Y} to {term.ends_on:%d %b %Y})."
+            _(
+                "%(day)s is outside %(term)s (%(first)s to %(last)s).",
+                day=format(data.held_on, "%d %b %Y"),
+                term=term.name,
+                first=format(term.starts_on, "%d %b %Y"),
+                last=format(term.ends_on, "%d %b %Y"),
+            )
         )
 
 
@@ -186,7 +192,10 @@ def restore_lab_session(db: Session, actor: User, lab_session: LabSession) -> La
     db.refresh(lab_session)  # the lock is held: what another request did is seen now
     if lab_session.deleted_at is None:
         raise ValidationError(
-            f"Nothing to undo: the lab session of {lab_session.label} is not deleted."
+            _(
+                "Nothing to undo: the lab session of %(label)s is not deleted.",
+                label=lab_session.label,
+            )
         )
     tombstone_and_record(
         db,
@@ -264,7 +273,7 @@ def _ensure_enrolled(db: Session, section_id: uuid.UUID, student_id: uuid.UUID) 
         )
     )
     if enrolled is None:
-        raise ValidationError("That student is not enrolled in this section.")
+        raise ValidationError(_("That student is not enrolled in this section."))
 
 
 def record_attendance(
@@ -280,7 +289,9 @@ def record_attendance(
     `row_id` when given (the id a device made offline)."""
     ensure_can_take(actor, lab_session.section)
     if status not in ATTENDANCE_STATUSES:
-        raise ValidationError(f"The status must be one of: {', '.join(ATTENDANCE_STATUSES)}.")
+        raise ValidationError(
+            _("The status must be one of: %(statuses)s.", statuses=", ".join(ATTENDANCE_STATUSES))
+        )
     _ensure_enrolled(db, lab_session.section_id, student_id)
     for _attempt in range(2):
         entry = db.scalar(
@@ -308,7 +319,7 @@ def record_attendance(
         except IntegrityError:
             continue  # someone recorded this student at the same moment: update theirs
         return entry
-    raise ValidationError("The attendance could not be saved; try again.")
+    raise ValidationError(_("The attendance could not be saved; try again."))
 
 
 def mark_unrecorded(

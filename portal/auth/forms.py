@@ -1,18 +1,20 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, PasswordField, StringField, SubmitField
-from wtforms.validators import DataRequired, EqualTo, Length
+from wtforms.validators import DataRequired, EqualTo
+
+from portal.validators import length
 
 
 class LoginForm(FlaskForm):
     username = StringField(
         _l("Username"),
-        validators=[DataRequired(), Length(max=64)],
+        validators=[DataRequired(), length(max=64)],
         render_kw={"autocomplete": "username", "autofocus": True},
     )
     password = PasswordField(
         _l("Password"),
-        validators=[DataRequired(), Length(max=1024)],
+        validators=[DataRequired(), length(max=1024)],
         render_kw={"autocomplete": "current-password"},
     )
     next = HiddenField()
@@ -22,12 +24,12 @@ class LoginForm(FlaskForm):
 class PasswordChangeForm(FlaskForm):
     current_password = PasswordField(
         _l("Current password"),
-        validators=[DataRequired(), Length(max=1024)],
+        validators=[DataRequired(), length(max=1024)],
         render_kw={"autocomplete": "current-password"},
     )
     new_password = PasswordField(
         _l("New password"),
-        validators=[DataRequired(), Length(max=1024)],
+        validators=[DataRequired(), length(max=1024)],
         description=_l("At least 8 characters; not a common password, your username or your name."),
         render_kw={"autocomplete": "new-password"},
     )

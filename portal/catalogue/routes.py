@@ -3,6 +3,7 @@
 import uuid
 
 from flask import Blueprint, current_app, render_template, request
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.auth.policy import signed_in
@@ -33,9 +34,11 @@ def index() -> str:
         department=request.args.get("department", "")[:100],
     )
     if len(filters.text) > SEARCH_LIMIT:  # refused whole, not cut to a search never typed
-        search_error = (
-            f"Searches are at most {SEARCH_LIMIT} characters; yours has {len(filters.text):,}. "
-            "Shorten it and search again."
+        search_error = _(
+            "Searches are at most %(limit)s characters; yours has %(length)s. Shorten it and "
+            "search again.",
+            limit=SEARCH_LIMIT,
+            length=format(len(filters.text), ","),
         )
         return render_template(
             "catalogue/index.html",

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
+from flask_babel import gettext as _
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session, contains_eager, selectinload
 
@@ -113,7 +114,7 @@ def get_course(db: Session, code: str) -> Course:
         .options(selectinload(Course.prerequisites).selectinload(Prerequisite.required_course))
     )
     if course is None:
-        raise NotFound(f"There is no course {code!r} in the catalogue.")
+        raise NotFound(_("There is no course %(code)s in the catalogue.", code=repr(code)))
     return course
 
 
@@ -165,7 +166,7 @@ def get_section(
         query = query.options(selectinload(Section.course), selectinload(Section.term))
     section = db.scalar(query)
     if section is None:
-        raise NotFound("That section does not exist.")
+        raise NotFound(_("That section does not exist."))
     return section
 
 

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
@@ -228,9 +229,17 @@ def generate(
 
     Lab reports are handed in only when `upload_dir` is given (their files are written there)."""
     if size not in SIZES:
-        raise ValidationError(f"Unknown demo size {size!r}; use one of {', '.join(SIZES)}.")
+        raise ValidationError(
+            _(
+                "Unknown demo size %(size)s; use one of %(sizes)s.",
+                size=repr(size),
+                sizes=", ".join(SIZES),
+            )
+        )
     if db.scalar(select(User.id).where(User.username == "admin")) is not None:
-        raise ValidationError("This database already holds demo data (the 'admin' account exists).")
+        raise ValidationError(
+            _("This database already holds demo data (the 'admin' account exists).")
+        )
     spec = SIZES[size]
     rng = random.Random(seed)
     new_id = _Ids(rng)

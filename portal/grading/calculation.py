@@ -19,6 +19,8 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
+from flask_babel import gettext as _
+
 WEIGHT_TOLERANCE = 0.005
 
 
@@ -39,18 +41,22 @@ def weights_problem(items: Iterable[WeightedItem]) -> str | None:
     """A message when the weights do not add up to 100 %, else None."""
     items = list(items)
     if not items:
-        return "There are no assessments yet: add them with weights that add up to 100%."
+        return _("There are no assessments yet: add them with weights that add up to 100%.")
     total = total_weight(items)
     if abs(total - 100) <= WEIGHT_TOLERANCE:
         return None
     if total < 100:
-        return (
-            f"The assessment weights add up to {total:g}%, not 100%: "
-            f"{100 - total:g}% is not assigned to any assessment."
+        return _(
+            "The assessment weights add up to %(total)s%%, not 100%%: %(missing)s%% is not "
+            "assigned to any assessment.",
+            total=format(total, "g"),
+            missing=format(100 - total, "g"),
         )
-    return (
-        f"The assessment weights add up to {total:g}%, not 100%: "
-        f"reduce them by {total - 100:g}% in all."
+    return _(
+        "The assessment weights add up to %(total)s%%, not 100%%: reduce them by %(over)s%% in "
+        "all.",
+        total=format(total, "g"),
+        over=format(total - 100, "g"),
     )
 
 

@@ -1,3 +1,4 @@
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     DateTimeLocalField,
@@ -20,30 +21,32 @@ class AssessmentForm(FlaskForm):
     at most 200 characters, the weight's and the maximum's ranges, a free name, weights that
     fit) are the service's, and the page shows all of their messages at once."""
 
-    name = StringField("Name")
-    kind = SelectField("Kind", choices=KIND_CHOICES)
+    name = StringField(_l("Name"))
+    kind = SelectField(_l("Kind"), choices=KIND_CHOICES)
     weight = FloatField(
-        "Weight (%)",
-        validators=[InputRequired(message="Give the weight (0 to 100).")],
-        description="Share of the course grade. All weights must add up to 100%.",
+        _l("Weight (%)"),
+        validators=[InputRequired(message=_l("Give the weight (0 to 100)."))],
+        description=_l("Share of the course grade. All weights must add up to 100%."),
         render_kw={"inputmode": "decimal"},
     )
     max_points = FloatField(
-        "Maximum points",
-        validators=[InputRequired(message="Give the maximum points.")],
+        _l("Maximum points"),
+        validators=[InputRequired(message=_l("Give the maximum points."))],
         render_kw={"inputmode": "decimal"},
     )
     due_at = DateTimeLocalField(
-        "Due (your local time)",
+        _l("Due (your local time)"),
         format="%Y-%m-%dT%H:%M",
         validators=[Optional()],
-        description="Optional. In this computer's time zone (stored in UTC); lab reports "
-        "uploaded after it are marked late.",
+        description=_l(
+            "Optional. In this computer's time zone (stored in UTC); lab reports "
+            "uploaded after it are marked late."
+        ),
     )
     # The browser's IANA time zone, filled in by static/js/portal.js; empty without JavaScript,
     # and the due time is then read (and shown in the field) as UTC.
     timezone = HiddenField(render_kw={"data-local-timezone": ""})
-    submit = SubmitField("Save")
+    submit = SubmitField(_l("Save"))
 
 
 def scale_field_name(letter: str) -> str:
@@ -53,7 +56,7 @@ def scale_field_name(letter: str) -> str:
 class GradeScaleForm(FlaskForm):
     """One 'minimum %' input per letter; leave a letter empty to leave it out of the scale."""
 
-    submit = SubmitField("Save grade scale")
+    submit = SubmitField(_l("Save grade scale"))
 
 
 for _letter in GRADE_POINTS:
@@ -61,7 +64,7 @@ for _letter in GRADE_POINTS:
         GradeScaleForm,
         scale_field_name(_letter),
         FloatField(
-            f"{_letter} from (%)",
+            _l("%(letter)s from (%%)", letter=_letter),
             validators=[Optional(), NumberRange(min=0, max=100)],
             render_kw={"inputmode": "decimal"},
         ),

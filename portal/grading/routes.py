@@ -18,6 +18,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 from wtforms import Field
 
@@ -150,11 +151,19 @@ def save_gradebook(section_id: uuid.UUID) -> tuple[str, int, dict[str, str]] | R
     db_session().commit()
     if errors:
         flash(
-            f"{saved} mark(s) saved. {len(errors)} could not be saved: see the highlighted cells.",
+            _(
+                "%(saved)s mark(s) saved. %(errors)s could not be saved: see the highlighted "
+                "cells.",
+                saved=saved,
+                errors=len(errors),
+            ),
             "danger",
         )
         return _render_gradebook(section_id, typed, errors, status=422, busy=busy)
-    flash(f"{saved} mark(s) saved." if saved else "Nothing had changed.", "success")
+    flash(
+        _("%(saved)s mark(s) saved.", saved=saved) if saved else _("Nothing had changed."),
+        "success",
+    )
     return redirect(url_for("grading.gradebook", section_id=section_id))
 
 
@@ -183,7 +192,7 @@ def save_mark(
     assessment = services.get_assessment(db_session(), assessment_id)
     if assessment.section_id != section.id:
         abort(404)
-    _, problem = attempt(
+    _saved, problem = attempt(
         lambda: services.set_mark(
             db_session(),
             actor,
@@ -204,7 +213,7 @@ def save_mark(
                 422,
                 busy=problem if isinstance(problem, Busy) else None,
             )
-        flash("Mark saved.", "success")
+        flash(_("Mark saved."), "success")
         return redirect(url_for("grading.gradebook", section_id=section_id))
     book = services.gradebook(db_session(), section, kinds, student_ids=[student_id])
     if not book.rows:
@@ -246,7 +255,7 @@ def finalise(section_id: uuid.UUID) -> Response:
         lambda: services.finalise_section(
             db_session(), signed_in_user(), section, now=utcnow(), confirmed_missing=confirmed
         ),
-        message=f"Grades for {section.label} are final and the marks are locked.",
+        message=_("Grades for %(label)s are final and the marks are locked.", label=section.label),
         redirect_to=url_for("grading.gradebook", section_id=section_id),
     )
 
@@ -299,7 +308,7 @@ def assessments(section_id: uuid.UUID) -> str | Response:
             lambda: services.create_assessment(
                 db_session(), signed_in_user(), section, _assessment_input(form)
             ),
-            message=lambda created: f"Assessment {created.name!r} added.",
+            message=lambda created: _("Assessment %(name)s added.", name=repr(created.name)),
             redirect_to=url_for("grading.assessments", section_id=section_id),
             form=form,
         )
@@ -343,7 +352,7 @@ def edit_assessment(assessment_id: uuid.UUID) -> str | Response:
             lambda: services.update_assessment(
                 db_session(), signed_in_user(), assessment, _assessment_input(form)
             ),
-            message=lambda saved: f"Assessment {saved.name!r} saved.",
+            message=lambda saved: _("Assessment %(name)s saved.", name=repr(saved.name)),
             redirect_to=url_for("grading.assessments", section_id=assessment.section_id),
             form=form,
         )
@@ -361,7 +370,7 @@ def delete_assessment(assessment_id: uuid.UUID) -> Response:
         lambda: services.delete_assessment(
             db_session(), signed_in_user(), assessment, now=utcnow()
         ),
-        message=f"Assessment {name!r} removed.",
+        message=_("Assessment %(name)s removed.", name=repr(name)),
         redirect_to=url_for("grading.assessments", section_id=assessment.section_id),
         undo=Undo(url_for("grading.restore_assessment", assessment_id=assessment_id)),
     )
@@ -374,7 +383,9 @@ def restore_assessment(assessment_id: uuid.UUID) -> Response:
     assessment = services.get_assessment(db_session(), assessment_id, include_removed=True)
     return commit_or_show(
         lambda: services.restore_assessment(db_session(), signed_in_user(), assessment),
-        message=lambda restored: f"Assessment {restored.name!r} restored; its marks count again.",
+        message=lambda restored: _(
+            "Assessment %(name)s restored; its marks count again.", name=repr(restored.name)
+        ),
         redirect_to=url_for("grading.assessments", section_id=assessment.section_id),
     )
 
@@ -417,7 +428,7 @@ def scale() -> str | Response:
     if done := commit_form(
         form,
         lambda: _save_scale(fields),
-        message="Grade scale saved. It applies to grades finalised from now on.",
+        message=_("Grade scale saved. It applies to grades finalised from now on."),
         redirect_to=url_for("grading.scale"),
     ):
         return done

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from flask_babel import gettext as _
+
 from portal.errors import FieldErrors, ValidationError
 
 GRADE_POINTS: dict[str, float] = {
@@ -25,7 +27,7 @@ def grade_points(letter: str) -> float:
     try:
         return GRADE_POINTS[letter]
     except KeyError:
-        raise ValidationError(f"{letter!r} is not a letter grade.") from None
+        raise ValidationError(_("%(letter)s is not a letter grade.", letter=repr(letter))) from None
 
 
 def meets_minimum(letter: str | None, minimum: str) -> bool:
@@ -65,36 +67,46 @@ def scale_problems(thresholds: Sequence[tuple[str, float | str]]) -> dict[str, s
     for letter, minimum in thresholds:
         letter = str(letter).strip().upper()
         if letter in seen:
-            problems["scale:repeated"] = "Each letter may appear only once in a grade scale."
+            problems["scale:repeated"] = _("Each letter may appear only once in a grade scale.")
             continue
         seen.add(letter)
         last = letter
         if letter not in GRADE_POINTS:
-            problems[letter] = f"{letter!r} is not a letter grade."
+            problems[letter] = _("%(letter)s is not a letter grade.", letter=repr(letter))
             continue
         try:
             value = float(minimum)
         except (TypeError, ValueError):
-            problems[letter] = f"The minimum for {letter} must be a number."
+            problems[letter] = _("The minimum for %(letter)s must be a number.", letter=letter)
             continue
         if not 0 <= value <= 100:
-            problems[letter] = f"The minimum for {letter} must be between 0 and 100."
+            problems[letter] = _(
+                "The minimum for %(letter)s must be between 0 and 100.", letter=letter
+            )
             continue
         readable.append((letter, value))
     if not seen:
-        problems["scale:empty"] = "A grade scale needs at least one letter."
+        problems["scale:empty"] = _("A grade scale needs at least one letter.")
     for (better, high), (worse, low) in zip(readable, readable[1:], strict=False):
         if low >= high:
-            problems[f"scale:below:{worse}"] = (
-                f"The minimum for {worse} ({low:g}%) must be lower than for {better} ({high:g}%)."
+            problems[f"scale:below:{worse}"] = _(
+                "The minimum for %(worse)s (%(low)s%%) must be lower than for %(better)s "
+                "(%(high)s%%).",
+                worse=worse,
+                low=format(low, "g"),
+                better=better,
+                high=format(high, "g"),
             )
         if GRADE_POINTS[worse] >= GRADE_POINTS[better]:
-            problems[f"scale:order:{worse}"] = (
-                f"{worse} cannot need less than {better}: list best first."
+            problems[f"scale:order:{worse}"] = _(
+                "%(worse)s cannot need less than %(better)s: list best first.",
+                worse=worse,
+                better=better,
             )
     if readable and readable[-1][0] == last and readable[-1][1] != 0:
-        problems["scale:zero"] = (
-            f"The lowest letter ({readable[-1][0]}) must start at 0% so every mark gets a grade."
+        problems["scale:zero"] = _(
+            "The lowest letter (%(letter)s) must start at 0%% so every mark gets a grade.",
+            letter=readable[-1][0],
         )
     return problems
 

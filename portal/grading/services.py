@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, contains_eager, selectinload
@@ -80,13 +82,18 @@ def ensure_can_grade(user: User, section: Section) -> tuple[str, ...]:
     """The assessment kinds `user` may see and mark in `section`; none: refused."""
     kinds = access.gradable_kinds(user, section)
     if not kinds:
-        raise Forbidden(f"You are not assigned to {section.label}.")
+        raise Forbidden(_("You are not assigned to %(label)s.", label=section.label))
     return kinds
 
 
 def ensure_can_manage(user: User, section: Section) -> None:
     if not access.may_manage(user, section):
-        raise Forbidden(f"Only the instructor of {section.label} or an administrator can do that.")
+        raise Forbidden(
+            _(
+                "Only the instructor of %(label)s or an administrator can do that.",
+                label=section.label,
+            )
+        )
 
 
 # --- Loading --------------------------------------------------------------------------------------
@@ -104,7 +111,7 @@ def get_assessment(
         query.options(selectinload(Assessment.section).selectinload(Section.course))
     )
     if assessment is None or assessment.section.deleted_at is not None:
-        raise NotFound("There is no such assessment.")
+        raise NotFound(_("There is no such assessment."))
     return assessment
 
 
@@ -158,7 +165,7 @@ def save_default_scale(
     """Replace the default grade scale (used by every later finalisation). Every rule the
     scale breaks is refused at once (`FieldErrors`, keyed by letter or by rule)."""
     if actor.role != "admin":
-        raise Forbidden("Only an administrator can change the grade scale.")
+        raise Forbidden(_("Only an administrator can change the grade scale."))
     cleaned = validate_scale(thresholds)
     before = active_scale(db)
     scale = db.scalar(select(GradeScale).where(GradeScale.name == name))
@@ -203,18 +210,23 @@ def assessment_problems(data: AssessmentInput) -> dict[str, str]:
     problems: dict[str, str] = {}
     name = data.name.strip()
     if not name:
-        problems["name"] = "An assessment needs a name."
+        problems["name"] = _("An assessment needs a name.")
     elif len(name) > MAX_NAME_LENGTH:
-        problems["name"] = (
-            f"The name can be at most {MAX_NAME_LENGTH} characters; this one has {len(name):,}."
+        problems["name"] = _(
+            "The name can be at most %(max_name_length)s characters; this one has %(name)s.",
+            max_name_length=MAX_NAME_LENGTH,
+            name=format(len(name), ","),
         )
     if data.kind not in ASSESSMENT_KINDS:
-        problems["kind"] = f"The kind must be one of: {', '.join(ASSESSMENT_KINDS)}."
+        problems["kind"] = _(
+            "The kind must be one of: %(kinds)s.", kinds=", ".join(ASSESSMENT_KINDS)
+        )
     if not (math.isfinite(data.weight) and 0 <= data.weight <= 100):
-        problems["weight"] = "The weight must be between 0 and 100 percent."
+        problems["weight"] = _("The weight must be between 0 and 100 percent.")
     if not (math.isfinite(data.max_points) and 0 < data.max_points <= MAX_POINTS):
-        problems["max_points"] = (
-            f"The maximum points must be more than 0 and at most {MAX_POINTS:,}."
+        problems["max_points"] = _(
+            "The maximum points must be more than 0 and at most %(max_points)s.",
+            max_points=format(MAX_POINTS, ","),
         )
     return problems
 
@@ -237,8 +249,29 @@ def _section_problems(
 def _name_problem(others: list[Assessment], name: str, section: Section) -> str | None:
     wanted = name.strip().casefold()
     if any(a.name.strip().casefold() == wanted for a in others):
-        return f"{section.label} already has an assessment named {name.strip()!r}."
+        return _(
+            "%(section)s already has an assessment named %(name)s.",
+            section=section.label,
+            name=repr(name.strip()),
+        )
     return None
+
+
+# Too much weight, by what was being done (whole sentences for translators).
+WEIGHTS_OVER = {
+    "Adding": _l(
+        "Adding %(name)s (%(weight)s%%) would bring the weights to %(total)s%%; they must add "
+        "up to 100%%. At most %(left)s%% is left."
+    ),
+    "Changing": _l(
+        "Changing %(name)s (%(weight)s%%) would bring the weights to %(total)s%%; they must add "
+        "up to 100%%. At most %(left)s%% is left."
+    ),
+    "Restoring": _l(
+        "Restoring %(name)s (%(weight)s%%) would bring the weights to %(total)s%%; they must "
+        "add up to 100%%. At most %(left)s%% is left."
+    ),
+}
 
 
 def _weights_problem(
@@ -246,17 +279,22 @@ def _weights_problem(
 ) -> str | None:
     total = total_weight(_items(others)) + weight
     if total > 100 + 0.005:
-        return (
-            f"{verb} {name!r} ({weight:g}%) would bring the weights to {total:g}%; "
-            f"they must add up to 100%. At most {max(100 - (total - weight), 0):g}% is left."
-        )
+        return str(WEIGHTS_OVER[verb]) % {
+            "name": repr(name),
+            "weight": f"{weight:g}",
+            "total": f"{total:g}",
+            "left": f"{max(100 - (total - weight), 0):g}",
+        }
     return None
 
 
 def ensure_not_finalised(db: Session, section: Section) -> None:
     if finalisation_of(db, section.id) is not None:
         raise GradesLocked(
-            f"Grades for {section.label} are final: assessments can no longer be changed."
+            _(
+                "Grades for %(label)s are final: assessments can no longer be changed.",
+                label=section.label,
+            )
         )
 
 
@@ -301,9 +339,11 @@ def update_assessment(
     problems = _section_problems(others, data, section, verb="Changing")
     highest = db.scalar(select(func.max(Mark.points)).where(Mark.assessment_id == assessment.id))
     if highest is not None and data.max_points < highest and "max_points" not in problems:
-        problems["max_points"] = (
-            f"A student already has {highest:g} points for {assessment.name}: the maximum "
-            f"cannot be lower than that."
+        problems["max_points"] = _(
+            "A student already has %(highest)s points for %(name)s: the maximum cannot be "
+            "lower than that.",
+            highest=format(highest, "g"),
+            name=assessment.name,
         )
     if problems:
         raise FieldErrors(problems)
@@ -341,7 +381,7 @@ def restore_assessment(db: Session, actor: User, assessment: Assessment) -> Asse
     lock_section(db, section.id)
     db.refresh(assessment)  # the lock is held: what another request did is seen now
     if assessment.deleted_at is None:
-        raise ValidationError(f"Nothing to undo: {assessment.name} is not removed.")
+        raise ValidationError(_("Nothing to undo: %(name)s is not removed.", name=assessment.name))
     ensure_not_finalised(db, section)
     current = section_assessments(db, section.id)
     if problem := _name_problem(current, assessment.name, section) or _weights_problem(
@@ -376,9 +416,9 @@ def parse_points(raw: str) -> Decimal | None:
     try:
         value = Decimal(text)
     except InvalidOperation:
-        raise ValidationError(f"{raw.strip()!r} is not a number.") from None
+        raise ValidationError(_("%(text)s is not a number.", text=repr(raw.strip()))) from None
     if not value.is_finite():
-        raise ValidationError(f"{raw.strip()!r} is not a number.")
+        raise ValidationError(_("%(text)s is not a number.", text=repr(raw.strip())))
     return value
 
 
@@ -388,16 +428,16 @@ def points_from_number(value: object) -> Decimal | None:
     if value is None:
         return None
     if isinstance(value, bool):
-        raise ValidationError(f"{value!r} is not a number of points.")
+        raise ValidationError(_("%(value)s is not a number of points.", value=repr(value)))
     if isinstance(value, Decimal | int):
         return Decimal(value)
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise ValidationError(f"{value!r} is not a number of points.")
+            raise ValidationError(_("%(value)s is not a number of points.", value=repr(value)))
         return Decimal(repr(value))
     if isinstance(value, str):
         return parse_points(value)
-    raise ValidationError(f"{value!r} is not a number of points.")
+    raise ValidationError(_("%(value)s is not a number of points.", value=repr(value)))
 
 
 def stored_points(points: float | None) -> Decimal | None:
@@ -415,16 +455,28 @@ def check_points(points: Decimal | int | None, assessment: Assessment) -> Decima
         raise TypeError(f"points must be a Decimal, an int or None, not {points!r}")
     value = Decimal(points)
     if not value.is_finite():
-        raise ValidationError(f"{points} is not a number.")
+        raise ValidationError(_("%(points)s is not a number.", points=points))
     if value < 0:
-        raise ValidationError("Points cannot be negative.")
+        raise ValidationError(_("Points cannot be negative."))
     if value > Decimal(repr(assessment.max_points)):
-        raise ValidationError(f"At most {assessment.max_points:g} points for {assessment.name}.")
+        raise ValidationError(
+            _(
+                "At most %(max_points)s points for %(name)s.",
+                max_points=format(assessment.max_points, "g"),
+                name=assessment.name,
+            )
+        )
     if value != value.quantize(_POINTS_STEP):
         lower = value.quantize(_POINTS_STEP, rounding=ROUND_FLOOR)
         raise ValidationError(
-            f"Marks are kept to {POINTS_DECIMALS} decimal places: {value.normalize():f} has more. "
-            f"Enter {lower:f} or {lower + _POINTS_STEP:f}."
+            _(
+                "Marks are kept to %(decimals)s decimal places: %(value)s has more. "
+                "Enter %(lower)s or %(upper)s.",
+                decimals=POINTS_DECIMALS,
+                value=format(value.normalize(), "f"),
+                lower=format(lower, "f"),
+                upper=format(lower + _POINTS_STEP, "f"),
+            )
         )
     return value
 
@@ -443,7 +495,7 @@ def _enrolment(
         query = query.with_for_update(key_share=True)
     registration = db.scalar(query)
     if registration is None:
-        raise ValidationError("That student is not enrolled in this section.")
+        raise ValidationError(_("That student is not enrolled in this section."))
     return registration
 
 
@@ -475,7 +527,9 @@ def set_mark(
     section = assessment.section
     kinds = ensure_can_grade(actor, section)
     if assessment.kind not in kinds:
-        raise Forbidden(f"You can enter marks for {' and '.join(kinds)} assessments only.")
+        raise Forbidden(
+            _("You can enter marks for %(kinds)s assessments only.", kinds=" and ".join(kinds))
+        )
     checked = check_points(new_points, assessment)
     points = None if checked is None else float(checked)
     share_section(db, section.id)  # finalising waits for this mark, or this mark for it
@@ -490,10 +544,13 @@ def set_mark(
     if finalisation is not None:
         if actor.role != "admin":
             raise GradesLocked(
-                f"Grades for {section.label} are final. Ask an administrator to change a mark."
+                _(
+                    "Grades for %(label)s are final. Ask an administrator to change a mark.",
+                    label=section.label,
+                )
             )
         if not reason.strip():
-            raise ValidationError("Give a reason for changing a mark after grades are final.")
+            raise ValidationError(_("Give a reason for changing a mark after grades are final."))
     if mark is None:
         mark = Mark(id=row_id or uuid.uuid4(), assessment_id=assessment.id, student_id=student_id)
         db.add(mark)
@@ -674,7 +731,13 @@ def _missing_marks(book: Gradebook) -> list[tuple[Assessment, int]]:
 def _missing_marks_warning(missing: list[tuple[Assessment, int]], *, now: bool = False) -> str:
     total = sum(count for _, count in missing)
     detail = ", ".join(f"{a.name}: {count}" for a, count in missing)
-    return f"{total} mark(s) missing{' now' if now else ''} ({detail}); they count as 0."
+    if now:
+        return _(
+            "%(total)s mark(s) missing now (%(detail)s); they count as 0.",
+            total=total,
+            detail=detail,
+        )
+    return _("%(total)s mark(s) missing (%(detail)s); they count as 0.", total=total, detail=detail)
 
 
 def missing_marks_token(book: Gradebook) -> str:
@@ -703,9 +766,9 @@ class FinaliseCheck:
     def question(self) -> str:
         return " ".join(
             [
-                f"Finalise the grades of {self.section_label}?",
+                _("Finalise the grades of %(section)s?", section=self.section_label),
                 *self.warnings,
-                "The marks will be locked; only an administrator can change them afterwards.",
+                _("The marks will be locked; only an administrator can change them afterwards."),
             ]
         )
 
@@ -737,18 +800,28 @@ def finalise_section(
     existing = finalisation_of(db, section.id)
     if existing is not None:
         raise GradesLocked(
-            f"Grades for {section.label} were already finalised on "
-            f"{existing.finalised_at:%d %b %Y %H:%M} UTC."
+            _(
+                "Grades for %(section)s were already finalised on %(when)s UTC.",
+                section=section.label,
+                when=format(existing.finalised_at, "%d %b %Y %H:%M"),
+            )
         )
     book = gradebook(db, section)
     if book.weights_problem:
-        raise ValidationError(f"{book.weights_problem} Grades cannot be finalised until they do.")
+        raise ValidationError(
+            _(
+                "%(weights_problem)s Grades cannot be finalised until they do.",
+                weights_problem=book.weights_problem,
+            )
+        )
     token = missing_marks_token(book)
     if confirmed_missing is not None and token and token != confirmed_missing:
         raise MissingMarksChanged(
-            f"Nothing was finalised: the marks changed since you confirmed. "
-            f"{_missing_marks_warning(_missing_marks(book), now=True)} "
-            f"Check them, then finalise again."
+            _(
+                "Nothing was finalised: the marks changed since you confirmed. %(warning)s "
+                "Check them, then finalise again.",
+                warning=_missing_marks_warning(_missing_marks(book), now=True),
+            )
         )
     registrations = {
         registration.id: registration
@@ -774,7 +847,9 @@ def finalise_section(
         with db.begin_nested():
             db.flush()
     except IntegrityError:
-        raise GradesLocked(f"Grades for {section.label} were already finalised.") from None
+        raise GradesLocked(
+            _("Grades for %(label)s were already finalised.", label=section.label)
+        ) from None
     record(
         db,
         actor,
@@ -822,7 +897,12 @@ def finalise_warnings(book: Gradebook, *, now: datetime) -> list[str]:
     ]
     if still_open:
         names = ", ".join(f"{a.name} (due {a.due_at:%d %b %Y})" for a in still_open if a.due_at)
-        warnings.append(f"Still open for lab reports: {names}. Finalising closes their uploads.")
+        warnings.append(
+            _(
+                "Still open for lab reports: %(names)s. Finalising closes their uploads.",
+                names=names,
+            )
+        )
     if missing := _missing_marks(book):
         warnings.append(_missing_marks_warning(missing))
     return warnings
@@ -942,7 +1022,7 @@ class Transcript:
 def get_student(db: Session, student_id: uuid.UUID) -> User:
     student = db.get(User, student_id)
     if student is None or student.role != "student":
-        raise NotFound("There is no such student.")
+        raise NotFound(_("There is no such student."))
     return student
 
 

@@ -16,6 +16,8 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -68,12 +70,12 @@ def storage_is_full(error: BaseException) -> bool:
 
 
 API_MESSAGES = {
-    401: "Log in, or send a personal API token: 'Authorization: Bearer cpt_...'.",
-    403: "Your account may not do this.",
-    404: "There is nothing at this address.",
-    405: "This address does not take that method.",
-    413: "The request body is larger than allowed.",
-    429: "Too many requests. Wait a little and try again.",
+    401: _l("Log in, or send a personal API token: 'Authorization: Bearer cpt_...'."),
+    403: _l("Your account may not do this."),
+    404: _l("There is nothing at this address."),
+    405: _l("This address does not take that method."),
+    413: _l("The request body is larger than allowed."),
+    429: _l("Too many requests. Wait a little and try again."),
 }
 
 
@@ -95,7 +97,7 @@ def _api_http_error(error: HTTPException, status: int, messages: dict[int, str])
             error.description
         )  # said by the code that refused, e.g. "The CSRF token is missing."
     else:
-        detail = API_MESSAGES.get(status) or messages.get(status, "")
+        detail = str(API_MESSAGES.get(status) or messages.get(status, ""))
     return problems.problem(status, detail=detail, headers=headers)
 
 
@@ -127,16 +129,16 @@ def init_app(app: Flask) -> None:
             problem = problems.from_domain_error(error)
             return problem, problem.status_code, headers
         if not isinstance(error, Busy):
-            page, status = _render(error.status_code, "That could not be done", str(error))
+            page, status = _render(error.status_code, _("That could not be done"), str(error))
             return page, status, headers
         try:
-            page, status = _render(error.status_code, "Busy: try again", str(error))
+            page, status = _render(error.status_code, _("Busy: try again"), str(error))
         except Busy:
             # The page's frame reads the signed-in user, and the database is still busy (on
             # SQLite every transaction waits for the file's write lock): shown signed out.
             db.session.rollback()
             g._login_user = login_manager.anonymous_user()
-            page, status = _render(error.status_code, "Busy: try again", str(error))
+            page, status = _render(error.status_code, _("Busy: try again"), str(error))
         return page, status, headers
 
     @app.errorhandler(HTTPException)
@@ -147,20 +149,22 @@ def init_app(app: Flask) -> None:
             from portal.auth.policy import IDLE_MESSAGE
 
             message = (
-                IDLE_MESSAGE if request.form.get("reason") == "idle" else "You are logged out."
+                IDLE_MESSAGE if request.form.get("reason") == "idle" else _("You are logged out.")
             )
             _flash_once(message, "info")  # the server may have said it when it ended it
             return redirect(url_for("auth.login"))
         if error.response is not None:  # the code that refused made the page (the log-in limit)
             return cast(BaseResponse, error.response)
         messages = {
-            400: "The request could not be understood. If you submitted a form, reload the page "
-            "and try again.",
-            403: "You do not have permission to open this page.",
-            404: "There is nothing at this address.",
-            405: "That action is not available here.",
-            413: "The upload is larger than allowed.",
-            429: "Too many attempts. Wait a minute and try again.",
+            400: _(
+                "The request could not be understood. If you submitted a form, reload the page "
+                "and try again."
+            ),
+            403: _("You do not have permission to open this page."),
+            404: _("There is nothing at this address."),
+            405: _("That action is not available here."),
+            413: _("The upload is larger than allowed."),
+            429: _("Too many attempts. Wait a minute and try again."),
         }
         status = error.code or 500
         if status == 413 and request.mimetype == "multipart/form-data":
@@ -176,7 +180,8 @@ def init_app(app: Flask) -> None:
         if is_api_request():
             problem = _api_http_error(error, status, messages)
             return problem, problem.status_code
-        return _render(status, error.name, messages.get(status, error.description or ""))
+        title = str(problems.STATUS_TITLES.get(status, error.name))
+        return _render(status, title, messages.get(status, error.description or ""))
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> tuple[Response | str, int]:
@@ -187,17 +192,21 @@ def init_app(app: Flask) -> None:
             db.session.rollback()
             return _render(
                 507,
-                "The disk is full",
-                "Your last change was not saved because the disk that holds the portal's data "
-                "is full. Everything saved before is safe. Free some space on that disk (or ask "
-                "IT support to), then try again.",
+                _("The disk is full"),
+                _(
+                    "Your last change was not saved because the disk that holds the portal's "
+                    "data is full. Everything saved before is safe. Free some space on that disk "
+                    "(or ask IT support to), then try again."
+                ),
             )
         log.exception("unhandled error on %s %s", request.method, request.path)
         db.session.rollback()
         metrics.record_unhandled_error()
         return _render(
             500,
-            "Something went wrong",
-            "The portal hit an unexpected error. Nothing you saved before this was lost; "
-            "try again, and tell IT support if it keeps happening.",
+            _("Something went wrong"),
+            _(
+                "The portal hit an unexpected error. Nothing you saved before this was lost; "
+                "try again, and tell IT support if it keeps happening."
+            ),
         )

@@ -1,6 +1,7 @@
 """Home page and health check."""
 
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
@@ -72,12 +73,12 @@ def upload_too_large() -> tuple[str | Response, int]:
     if refused.startswith(API_PREFIX):
         return problems.problem(413, detail=message), 413
     if refused.startswith("/sync/") or request.accept_mimetypes.best == "application/json":
-        body = {"status": 413, "title": "Request Entity Too Large", "detail": message}
+        body = {"status": 413, "title": problems.status_title(413), "detail": message}
         return jsonify(body), 413
     referrer = request.referrer or ""
     back = referrer if referrer.startswith(request.host_url) else None
     page = render_template(
-        "error.html", status=413, title="The file is too large", message=message, back=back
+        "error.html", status=413, title=_("The file is too large"), message=message, back=back
     )
     return page, 413
 

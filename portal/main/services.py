@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flask_babel import gettext as _
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, selectinload
 
@@ -76,14 +77,16 @@ def setup_steps(db: Session, counts: dict[str, int]) -> list[SetupStep]:
     """What a fresh installation still needs, in the order it is best done."""
     has_terms = db.scalar(select(func.count()).select_from(Term).where(Term.deleted_at.is_(None)))
     return [
-        SetupStep("Create a term", "admin.term_create", bool(has_terms)),
+        SetupStep(_("Create a term"), "admin.term_create", bool(has_terms)),
         SetupStep(
-            "Add courses (or import them from a CSV file)", "admin.courses", counts["courses"] > 0
+            _("Add courses (or import them from a CSV file)"),
+            "admin.courses",
+            counts["courses"] > 0,
         ),
         SetupStep(
-            "Import students and staff from a CSV file (or add them one by one)",
+            _("Import students and staff from a CSV file (or add them one by one)"),
             "admin.imports",
             counts["students"] > 0,
         ),
-        SetupStep("Open sections for the term", "admin.terms", counts["sections"] > 0),
+        SetupStep(_("Open sections for the term"), "admin.terms", counts["sections"] > 0),
     ]

@@ -1,15 +1,23 @@
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField, SubmitField
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired
 
-EXPIRY_CHOICES = [("30", "30 days"), ("90", "90 days"), ("365", "1 year"), ("never", "Never")]
+from portal.validators import length
+
+EXPIRY_CHOICES = [
+    ("30", _l("30 days")),
+    ("90", _l("90 days")),
+    ("365", _l("1 year")),
+    ("never", _l("Never")),
+]
 
 
 class TokenForm(FlaskForm):
     name = StringField(
-        "Token name",
-        validators=[DataRequired(), Length(max=100)],
-        description="What will use it, e.g. “grade export script”.",
+        _l("Token name"),
+        validators=[DataRequired(), length(max=100)],
+        description=_l("What will use it, e.g. “grade export script”."),
     )
-    expires = SelectField("Expires after", choices=EXPIRY_CHOICES, default="90")
-    submit = SubmitField("Make token")
+    expires = SelectField(_l("Expires after"), choices=EXPIRY_CHOICES, default="90")
+    submit = SubmitField(_l("Make token"))

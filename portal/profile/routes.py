@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from portal.auth.policy import signed_in
@@ -62,5 +63,5 @@ def create_token() -> tuple[str, int]:
 def revoke_token(token_id: uuid.UUID) -> Response:
     token = services.revoke_token(db_session(), signed_in_user(), token_id, now=utcnow())
     db_session().commit()
-    flash(f"The token {token.name!r} is revoked: it no longer works.", "success")
+    flash(_("The token %(name)s is revoked: it no longer works.", name=repr(token.name)), "success")
     return redirect(url_for("profile.index"))

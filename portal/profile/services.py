@@ -13,6 +13,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -44,15 +46,21 @@ def create_token(
     """Make a token for `user`; `expires_in_days` None means it never expires."""
     name = name.strip()
     if not name:
-        raise ValidationError("Give the token a name, e.g. the script that will use it.")
+        raise ValidationError(_("Give the token a name, e.g. the script that will use it."))
     if len(name) > 100:
-        raise ValidationError("Token names are at most 100 characters.")
+        raise ValidationError(_("Token names are at most 100 characters."))
     if expires_in_days is not None and not 1 <= expires_in_days <= MAX_LIFETIME_DAYS:
-        raise ValidationError(f"A token expires after 1 to {MAX_LIFETIME_DAYS} days (or never).")
+        raise ValidationError(
+            _("A token expires after 1 to %(days)s days (or never).", days=MAX_LIFETIME_DAYS)
+        )
     active = [t for t in tokens_of(db, user) if t.usable(now)]
     if len(active) >= MAX_TOKENS_PER_USER:
         raise ValidationError(
-            f"You already have {MAX_TOKENS_PER_USER} active tokens; revoke one first."
+            ngettext(
+                "You already have %(num)d active token; revoke it first.",
+                "You already have %(num)d active tokens; revoke one first.",
+                MAX_TOKENS_PER_USER,
+            )
         )
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(
@@ -92,7 +100,7 @@ def revoke_token(db: Session, user: User, token_id: uuid.UUID, *, now: datetime)
     """Revoke one of the user's own tokens (someone else's is 'not found')."""
     token = db.get(ApiToken, token_id)
     if token is None or token.user_id != user.id:
-        raise NotFound("There is no such token.")
+        raise NotFound(_("There is no such token."))
     if token.revoked_at is None:
         token.revoked_at = now
         db.flush()

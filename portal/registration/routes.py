@@ -3,6 +3,7 @@
 import uuid
 
 from flask import Blueprint, abort, render_template, request, url_for
+from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from portal.auth import access
@@ -34,11 +35,14 @@ def mine() -> str:
 
 def _registered(section: Section, registration: Registration) -> tuple[str, str]:
     if registration.status == "enrolled":
-        return f"You are enrolled in {section.label}.", "success"
+        return _("You are enrolled in %(label)s.", label=section.label), "success"
     return (
-        f"{section.label} is full: you are on the waitlist at position "
-        f"{registration.waitlist_position}. You will be enrolled automatically when a "
-        "seat frees up.",
+        _(
+            "%(label)s is full: you are on the waitlist at position %(position)s. You will be "
+            "enrolled automatically when a seat frees up.",
+            label=section.label,
+            position=registration.waitlist_position,
+        ),
         "warning",
     )
 
@@ -65,9 +69,9 @@ def drop(registration_id: uuid.UUID) -> Response:
     back = _back(url_for("registration.mine"))
     return commit_or_show(
         lambda: services.drop(db_session(), registration, now=utcnow()),
-        message=f"You left the waitlist for {section.label}."
+        message=_("You left the waitlist for %(label)s.", label=section.label)
         if was_waitlisted
-        else f"You dropped {section.label}.",
+        else _("You dropped %(label)s.", label=section.label),
         redirect_to=back,
         undo=lambda _: _register_again(section, was_waitlisted, back),
     )
@@ -82,12 +86,16 @@ def _register_again(section: Section, was_waitlisted: bool, back: str) -> Undo |
     return Undo(
         url_for("registration.register", section_id=section.id),
         {"next": back},
-        label="Join the waitlist again" if was_waitlisted else "Register again",
+        label=_("Join the waitlist again") if was_waitlisted else _("Register again"),
         note=(
-            "Your old place is not kept: you join the end of the waitlist, or get a seat if "
-            "one is free."
+            _(
+                "Your old place is not kept: you join the end of the waitlist, or get a seat if "
+                "one is free."
+            )
             if was_waitlisted
-            else "Your seat is not kept for you: you get a seat if one is free, otherwise "
-            "you join the end of the waitlist."
+            else _(
+                "Your seat is not kept for you: you get a seat if one is free, otherwise you "
+                "join the end of the waitlist."
+            )
         ),
     )

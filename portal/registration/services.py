@@ -12,6 +12,7 @@ import uuid
 from datetime import datetime
 from typing import Any, cast
 
+from flask_babel import gettext as _
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, contains_eager, selectinload
@@ -32,19 +33,31 @@ def _format_when(moment: datetime) -> str:
 def ensure_registration_open(term: Term, now: datetime) -> None:
     if now < term.registration_opens_at:
         raise RegistrationError(
-            f"Registration for {term.name} opens on {_format_when(term.registration_opens_at)}."
+            _(
+                "Registration for %(name)s opens on %(registration_opens_at)s.",
+                name=term.name,
+                registration_opens_at=_format_when(term.registration_opens_at),
+            )
         )
     if now > term.registration_closes_at:
         raise RegistrationError(
-            f"Registration for {term.name} closed on {_format_when(term.registration_closes_at)}."
+            _(
+                "Registration for %(name)s closed on %(registration_closes_at)s.",
+                name=term.name,
+                registration_closes_at=_format_when(term.registration_closes_at),
+            )
         )
 
 
 def ensure_drop_allowed(term: Term, now: datetime) -> None:
     if now > term.add_drop_deadline:
         raise RegistrationError(
-            f"The add/drop deadline for {term.name} was {_format_when(term.add_drop_deadline)}; "
-            "contact the registrar's office to withdraw."
+            _(
+                "The add/drop deadline for %(name)s was %(add_drop_deadline)s; contact the "
+                "registrar's office to withdraw.",
+                name=term.name,
+                add_drop_deadline=_format_when(term.add_drop_deadline),
+            )
         )
 
 
@@ -54,7 +67,7 @@ def ensure_can_drop(registration: Registration, now: datetime) -> None:
     given before it, an administrator's correction, does not stop a drop: sync merges the two.)"""
     section = registration.section
     if registration.status == "dropped":
-        raise RegistrationError(f"You have already dropped {section.label}.")
+        raise RegistrationError(_("You have already dropped %(label)s.", label=section.label))
     ensure_drop_allowed(section.term, now)
 
 
@@ -95,7 +108,9 @@ def ensure_prerequisites_met(db: Session, student: User, course: Course) -> None
         if not any(meets_minimum(g, p.min_grade) for g in best.get(p.required_course_id, []))
     ]
     if missing:
-        raise RegistrationError(f"{course.code} requires " + "; ".join(missing) + ".")
+        raise RegistrationError(
+            _("%(code)s requires ", code=course.code) + "; ".join(missing) + "."
+        )
 
 
 def _active_registrations(db: Session, student: User, term: Term) -> list[Registration]:
@@ -125,8 +140,14 @@ def ensure_no_time_conflict(section: Section, current: list[Registration]) -> No
             for theirs in other.meetings:
                 if mine.overlaps(theirs):
                     raise RegistrationError(
-                        f"{section.label} meets {mine.label}, which clashes with "
-                        f"{other.label} ({theirs.label})."
+                        _(
+                            "%(section)s meets %(meeting)s, which clashes with %(other)s "
+                            "(%(other_meeting)s).",
+                            section=section.label,
+                            meeting=mine.label,
+                            other=other.label,
+                            other_meeting=theirs.label,
+                        )
                     )
 
 
@@ -135,9 +156,15 @@ def ensure_credit_limit(section: Section, current: list[Registration]) -> None:
     taken = sum(r.section.course.credits for r in current if r.section.id != section.id)
     if taken + section.course.credits > term.max_credits:
         raise RegistrationError(
-            f"Adding {section.course.code} ({section.course.credits} credits) would bring you to "
-            f"{taken + section.course.credits} credits; the limit for {term.name} is "
-            f"{term.max_credits}."
+            _(
+                "Adding %(course)s (%(credits)s credits) would bring you to %(total)s credits; "
+                "the limit for %(term)s is %(limit)s.",
+                course=section.course.code,
+                credits=section.course.credits,
+                total=taken + section.course.credits,
+                term=term.name,
+                limit=term.max_credits,
+            )
         )
 
 
@@ -178,7 +205,7 @@ def ensure_can_register(
     prerequisites, time clashes and the credit limit. Returns the student's earlier (dropped)
     registration in the section, if any."""
     if section.deleted_at is not None:
-        raise RegistrationError(f"{section.label} is no longer offered.")
+        raise RegistrationError(_("%(label)s is no longer offered.", label=section.label))
     ensure_registration_open(section.term, now)
     existing = db.scalar(
         select(Registration).where(
@@ -186,18 +213,24 @@ def ensure_can_register(
         )
     )
     if existing is not None and existing.status == "enrolled":
-        raise RegistrationError(f"You are already enrolled in {section.label}.")
+        raise RegistrationError(_("You are already enrolled in %(label)s.", label=section.label))
     if existing is not None and existing.status == "waitlisted":
         raise RegistrationError(
-            f"You are already on the waitlist for {section.label} "
-            f"(position {existing.waitlist_position})."
+            _(
+                "You are already on the waitlist for %(label)s (position %(waitlist_position)s).",
+                label=section.label,
+                waitlist_position=existing.waitlist_position,
+            )
         )
     current = _active_registrations(db, student, section.term)
     same_course = [r for r in current if r.section.course_id == section.course_id]
     if same_course:
         raise RegistrationError(
-            f"You are already registered in {same_course[0].section.label}, another section "
-            f"of {section.course.code}."
+            _(
+                "You are already registered in %(label)s, another section of %(code)s.",
+                label=same_course[0].section.label,
+                code=section.course.code,
+            )
         )
     ensure_prerequisites_met(db, student, section.course)
     ensure_no_time_conflict(section, current)
@@ -260,9 +293,9 @@ def register(
     `row_id` when given (the id a device made offline). Audited as made by `actor` (an
     administrator's import), by default the student; `reason` says how it came."""
     if student.role != "student":
-        raise RegistrationError("Only students can register for sections.")
+        raise RegistrationError(_("Only students can register for sections."))
     if section.deleted_at is not None:
-        raise RegistrationError(f"{section.label} is no longer offered.")
+        raise RegistrationError(_("%(label)s is no longer offered.", label=section.label))
     _lock_student(db, student)
     existing = ensure_can_register(db, student, section, now)
 
@@ -281,8 +314,12 @@ def register(
         position = _take_waitlist_place(db, section)
         if position is None:
             raise RegistrationError(
-                f"{section.label} is full and its waitlist is full too "
-                f"({section.waitlist_capacity} places)."
+                _(
+                    "%(label)s is full and its waitlist is full too (%(waitlist_capacity)s "
+                    "places).",
+                    label=section.label,
+                    waitlist_capacity=section.waitlist_capacity,
+                )
             )
         registration.status = "waitlisted"
         registration.waitlist_position = position
@@ -293,7 +330,9 @@ def register(
         with db.begin_nested():
             db.flush()
     except IntegrityError:
-        raise RegistrationError(f"You are already registered in {section.label}.") from None
+        raise RegistrationError(
+            _("You are already registered in %(label)s.", label=section.label)
+        ) from None
     db.refresh(section)
     after: dict[str, Any] = {
         "student_id": student.id,

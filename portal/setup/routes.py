@@ -12,6 +12,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_login import login_user
 from werkzeug.wrappers import Response
 
@@ -97,8 +98,12 @@ def connect() -> str | Response:
         return _page(None, form)
     current_app.extensions[SETUP_DONE] = True
     flash(
-        f"This computer is connected to the campus server for {username}. Your data is on its "
-        "way (the bar at the top shows the sync); sign in with your campus password.",
+        _(
+            "This computer is connected to the campus server for %(username)s. Your data is "
+            "on its way (the bar at the top shows the sync); sign in with your campus "
+            "password.",
+            username=username,
+        ),
         "success",
     )
     return redirect(url_for("auth.login", username=username))
@@ -126,6 +131,9 @@ def first_admin() -> str | Response:
         elif admin is not None:
             current_app.extensions[SETUP_DONE] = True
             login_user(admin)
-            flash(f"Welcome, {admin.full_name}. Campus Portal is ready.", "success")
+            flash(
+                _("Welcome, %(full_name)s. Campus Portal is ready.", full_name=admin.full_name),
+                "success",
+            )
             return redirect(url_for("main.index"))
     return _page(form, ConnectForm(formdata=None))

@@ -3,6 +3,7 @@ created, and creating them (connecting to a campus server is portal.sync.device'
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -47,7 +48,7 @@ def create_first_admin(
     submissions cannot both see an empty table.
     """
     if not local_admin_allowed(db, server_url=server_url):
-        raise NotFound("This portal is already set up.")
+        raise NotFound(_("This portal is already set up."))
     details = UserDetails(username=username, full_name=full_name, role="admin", email=email)
     admin = create_user(db, details, password)
     record(

@@ -17,6 +17,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_wtf.csrf import validate_csrf
 from werkzeug.wrappers import Response
 from wtforms.validators import ValidationError as CSRFError
@@ -51,10 +52,16 @@ def max_upload_bytes() -> int:
 
 
 def _uploaded(submission: Submission, assessment_name: str) -> tuple[str, str]:
-    late = " It was handed in after the due time and is marked late." if submission.late else ""
+    uploaded = _(
+        "%(file)s uploaded for %(assessment)s (attempt %(attempt)s).",
+        file=submission.original_name,
+        assessment=assessment_name,
+        attempt=submission.attempt,
+    )
+    if submission.late:
+        uploaded += " " + _("It was handed in after the due time and is marked late.")
     return (
-        f"{submission.original_name} uploaded for {assessment_name} "
-        f"(attempt {submission.attempt}).{late}",
+        uploaded,
         "warning" if submission.late else "success",
     )
 
@@ -67,7 +74,7 @@ def mine() -> str:
         "submissions/mine.html",
         items=items,
         max_mb=current_app.config["PORTAL"]["MAX_UPLOAD_MB"],
-        accepted=storage.ACCEPTED_DESCRIPTION,
+        accepted=storage.accepted_description(),
         accept_attr=",".join(storage.ALLOWED_EXTENSIONS),
     )
 
@@ -108,7 +115,7 @@ def upload(assessment_id: uuid.UUID) -> Response:
             abort(400)
         upload = files.get(FILE_FIELD)
         if upload is None or not upload.filename:
-            flash("Choose a file to upload.", "danger")
+            flash(_("Choose a file to upload."), "danger")
             return back
         incoming = next(item for item in received if item is upload.stream)
         filename = upload.filename

@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO
 
+from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
@@ -47,13 +48,13 @@ def staff_kinds(user: User, section: Section) -> tuple[str, ...]:
 
 def ensure_can_collect(user: User, assessment: Assessment) -> None:
     if assessment.kind not in staff_kinds(user, assessment.section):
-        raise Forbidden("You may not see the submissions for this assessment.")
+        raise Forbidden(_("You may not see the submissions for this assessment."))
 
 
 def ensure_can_download(db: Session, user: User, submission: Submission) -> None:
     if user.role == "student":
         if not access.owns(user, submission):
-            raise Forbidden("You can download only your own submissions.")
+            raise Forbidden(_("You can download only your own submissions."))
         return
     ensure_can_collect(user, submission.assessment)
 
@@ -72,7 +73,7 @@ def get_submission(db: Session, submission_id: uuid.UUID) -> Submission:
         )
     )
     if submission is None:
-        raise NotFound("There is no such submission.")
+        raise NotFound(_("There is no such submission."))
     return submission
 
 
@@ -161,7 +162,9 @@ def submit(
         name = storage.display_name(original_name)
         sha256 = incoming.finish()
         if incoming.size == 0:
-            raise ValidationError(f"{name!r} is empty: choose the file with your report.")
+            raise ValidationError(
+                _("%(name)s is empty: choose the file with your report.", name=repr(name))
+            )
         kind = storage.check_type(name, incoming.path, incoming.head)
         content_type = storage.CONTENT_TYPES[kind]
 
@@ -203,11 +206,11 @@ def _check_may_submit(db: Session, student: User, assessment: Assessment) -> Non
     """A student enrolled in the section hands in to an assessment that takes uploads, while
     its grades are not final."""
     if student.role != "student":
-        raise Forbidden("Only students submit lab reports.")
+        raise Forbidden(_("Only students submit lab reports."))
     if assessment.deleted_at is not None:
-        raise NotFound("There is no such assessment.")
+        raise NotFound(_("There is no such assessment."))
     if assessment.kind not in SUBMITTABLE_KINDS:
-        raise ValidationError(f"{assessment.name} does not take uploads.")
+        raise ValidationError(_("%(name)s does not take uploads.", name=assessment.name))
     enrolled = db.scalar(
         select(Registration.id).where(
             Registration.student_id == student.id,
@@ -216,17 +219,20 @@ def _check_may_submit(db: Session, student: User, assessment: Assessment) -> Non
         )
     )
     if enrolled is None:
-        raise Forbidden(f"You are not enrolled in {assessment.section.label}.")
+        raise Forbidden(_("You are not enrolled in %(label)s.", label=assessment.section.label))
     if finalisation_of(db, assessment.section_id) is not None:
         raise ValidationError(
-            f"Grades for {assessment.section.label} are final: submissions are closed."
+            _(
+                "Grades for %(label)s are final: submissions are closed.",
+                label=assessment.section.label,
+            )
         )
 
 
 def file_path(upload_dir: Path, submission: Submission) -> Path:
     path = storage.blob_path(upload_dir, submission.file_sha256)
     if not path.is_file():
-        raise NotFound("The file of this submission is missing from the store.")
+        raise NotFound(_("The file of this submission is missing from the store."))
     return path
 
 
@@ -255,7 +261,7 @@ def section_submissions(db: Session, user: User, section: Section) -> SectionSub
     """Submissions per assessment the user may collect, in a constant number of queries."""
     kinds = staff_kinds(user, section)
     if not kinds:
-        raise Forbidden(f"You are not assigned to {section.label}.")
+        raise Forbidden(_("You are not assigned to %(label)s.", label=section.label))
     assessments = list(
         db.scalars(
             select(Assessment)

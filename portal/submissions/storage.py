@@ -20,6 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
+
 from portal.errors import FileTooLarge, ValidationError
 
 CHUNK_SIZE = 64 * 1024
@@ -32,26 +36,26 @@ class FileKind:
     """One accepted kind of file: what it is called, its content type, and its extensions
     (the first is the one to suggest)."""
 
-    label: str  # in the list of accepted types
-    name: str  # in a sentence: "its content is a PDF document"
+    label: str | LazyString  # in the list of accepted types
+    name: str | LazyString  # in a sentence: "its content is a PDF document"
     content_type: str
     extensions: tuple[str, ...]
 
 
 # Every accepted kind of upload, declared once; the tables below are derived from it.
 FILE_KINDS = {
-    "pdf": FileKind("PDF", "a PDF document", "application/pdf", (".pdf",)),
-    "png": FileKind("PNG", "a PNG image", "image/png", (".png",)),
-    "jpeg": FileKind("JPEG", "a JPEG image", "image/jpeg", (".jpg", ".jpeg")),
+    "pdf": FileKind("PDF", _l("a PDF document"), "application/pdf", (".pdf",)),
+    "png": FileKind("PNG", _l("a PNG image"), "image/png", (".png",)),
+    "jpeg": FileKind("JPEG", _l("a JPEG image"), "image/jpeg", (".jpg", ".jpeg")),
     "docx": FileKind(
-        "Word (.docx)",
-        "a Word document",
+        _l("Word (.docx)"),
+        _l("a Word document"),
         "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
         (".docx",),
     ),
-    "zip": FileKind("ZIP", "a ZIP archive", "application/zip", (".zip",)),
+    "zip": FileKind("ZIP", _l("a ZIP archive"), "application/zip", (".zip",)),
     "text": FileKind(
-        "plain text (.txt, .md)", "plain text", "text/plain; charset=utf-8", (".txt", ".md")
+        _l("plain text (.txt, .md)"), _l("plain text"), "text/plain; charset=utf-8", (".txt", ".md")
     ),
 }
 # Extension -> the kind its content must be.
@@ -59,8 +63,12 @@ ALLOWED_EXTENSIONS = {ext: kind for kind, spec in FILE_KINDS.items() for ext in 
 CONTENT_TYPES = {kind: spec.content_type for kind, spec in FILE_KINDS.items()}
 KIND_NAMES = {kind: spec.name for kind, spec in FILE_KINDS.items()}
 CANONICAL_EXTENSIONS = {kind: spec.extensions[0] for kind, spec in FILE_KINDS.items()}
-_LABELS = [spec.label for spec in FILE_KINDS.values()]
-ACCEPTED_DESCRIPTION = f"{', '.join(_LABELS[:-1])} or {_LABELS[-1]}"
+
+
+def accepted_description() -> str:
+    """The accepted kinds, as a list in a sentence: "PDF, PNG, ... or plain text"."""
+    labels = [str(spec.label) for spec in FILE_KINDS.values()]
+    return _("%(first)s or %(last)s", first=", ".join(labels[:-1]), last=labels[-1])
 
 
 class IncomingFile:
@@ -222,17 +230,33 @@ def check_type(name: str, path: Path, head: bytes) -> str:
     expected = ALLOWED_EXTENSIONS.get(extension)
     if expected is None:
         raise ValidationError(
-            f"{name!r} cannot be uploaded: only {ACCEPTED_DESCRIPTION} files are accepted."
+            _(
+                "%(name)s cannot be uploaded: only %(accepted)s files are accepted.",
+                name=repr(name),
+                accepted=accepted_description(),
+            )
         )
     found = sniff(path, head)
     if found is None:
         raise ValidationError(
-            f"{name!r} is named {extension} but its content is not {KIND_NAMES[expected]} "
-            f"(nor any other accepted type: {ACCEPTED_DESCRIPTION})."
+            _(
+                "%(name)s is named %(extension)s but its content is not %(kind)s (nor any other "
+                "accepted type: %(accepted)s).",
+                name=repr(name),
+                extension=extension,
+                kind=str(KIND_NAMES[expected]),
+                accepted=accepted_description(),
+            )
         )
     if found == expected or (expected == "zip" and found == "docx"):
         return expected
     raise ValidationError(
-        f"{name!r} is named {extension} but its content is {KIND_NAMES[found]}. "
-        f"Give it the right extension ({CANONICAL_EXTENSIONS[found]}) or export it again."
+        _(
+            "%(name)s is named %(extension)s but its content is %(kind)s. Give it the right "
+            "extension (%(right)s) or export it again.",
+            name=repr(name),
+            extension=extension,
+            kind=str(KIND_NAMES[found]),
+            right=CANONICAL_EXTENSIONS[found],
+        )
     )

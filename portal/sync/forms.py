@@ -4,36 +4,38 @@ copy through the server, a copy's offline PIN."""
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, IntegerField, PasswordField, StringField, SubmitField
-from wtforms.validators import DataRequired, EqualTo, InputRequired, Length, NumberRange
+from wtforms.validators import DataRequired, EqualTo, InputRequired, NumberRange
+
+from portal.validators import length
 
 
 class EnrolmentCodeForm(FlaskForm):
     username = StringField(
-        "Account the device is for",
-        validators=[DataRequired(), Length(max=64)],
-        description="The username of the person who will use the device first.",
+        _l("Account the device is for"),
+        validators=[DataRequired(), length(max=64)],
+        description=_l("The username of the person who will use the device first."),
         render_kw={"autocomplete": "off", "spellcheck": "false"},
     )
     valid_days = IntegerField(
-        "Valid for (days)",
+        _l("Valid for (days)"),
         default=7,
         # InputRequired, not DataRequired: 0 is a number (out of range), not a missing one.
         validators=[
-            InputRequired("Say for how many days the code is valid (1 to 90)."),
-            NumberRange(min=1, max=90, message="A code is valid for 1 to 90 days."),
+            InputRequired(_l("Say for how many days the code is valid (1 to 90).")),
+            NumberRange(min=1, max=90, message=_l("A code is valid for 1 to 90 days.")),
         ],
-        description="1 to 90 days. The code works once.",
+        description=_l("1 to 90 days. The code works once."),
     )
-    submit = SubmitField("Create an enrolment code")
+    submit = SubmitField(_l("Create an enrolment code"))
 
 
 class DeviceNameForm(FlaskForm):
     name = StringField(
-        "Device name",
-        validators=[DataRequired(message="Give the device a name."), Length(max=200)],
+        _l("Device name"),
+        validators=[DataRequired(message=_l("Give the device a name.")), length(max=200)],
         render_kw={"autocomplete": "off", "spellcheck": "false"},
     )
-    submit = SubmitField("Rename")
+    submit = SubmitField(_l("Rename"))
 
 
 class ConfirmSignInForm(FlaskForm):
@@ -48,7 +50,7 @@ class ConfirmSignInForm(FlaskForm):
 class UserCodeForm(FlaskForm):
     user_code = StringField(
         _l("Code"),
-        validators=[DataRequired(message=_l("Type the code Campus Portal shows.")), Length(max=20)],
+        validators=[DataRequired(message=_l("Type the code Campus Portal shows.")), length(max=20)],
         description=_l("The code Campus Portal shows on the computer, e.g. BCDF-GHJK."),
         render_kw={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "characters"},
     )
@@ -60,7 +62,7 @@ class OfflinePinForm(FlaskForm):
 
     pin = PasswordField(
         _l("Offline PIN"),
-        validators=[DataRequired(message=_l("Choose a PIN.")), Length(max=64)],
+        validators=[DataRequired(message=_l("Choose a PIN.")), length(max=64)],
         description=_l("At least 6 digits, not all the same digit."),
         render_kw={"autocomplete": "new-password", "inputmode": "numeric"},
     )
@@ -78,12 +80,12 @@ class OfflinePinForm(FlaskForm):
 class PinLoginForm(FlaskForm):
     username = StringField(
         _l("Username"),
-        validators=[DataRequired(), Length(max=64)],
+        validators=[DataRequired(), length(max=64)],
         render_kw={"autocomplete": "username", "autofocus": True},
     )
     pin = PasswordField(
         _l("Offline PIN"),
-        validators=[DataRequired(), Length(max=64)],
+        validators=[DataRequired(), length(max=64)],
         render_kw={"autocomplete": "current-password", "inputmode": "numeric"},
     )
     submit = SubmitField(_l("Sign in with the PIN"))

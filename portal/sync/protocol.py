@@ -8,6 +8,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from flask_babel import gettext as _
+
 from portal.errors import PortalError
 from portal.sync import hlc
 
@@ -19,6 +21,9 @@ SERVER_TIME_HEADER = "X-Server-Time"  # every answer says the server's time, in 
 
 # The problem a server answers to a pull whose cursor it never issued.
 UNKNOWN_CURSOR = "urn:campus-portal:sync:unknown-cursor"
+# The problem a server answers a revoked device: the device tells it by this, not by the
+# detail's words (said in the server's language).
+DEVICE_REVOKED = "urn:campus-portal:sync:device-revoked"
 
 CHUNK_BYTES = 1024 * 1024  # a file travels in chunks of at most this size
 MOST_PENDING = 2**31 - 1  # what a device reports waiting is kept in an integer column
@@ -32,19 +37,29 @@ def check_protocol(version: Any) -> int:
     try:
         number = int(version)
     except (TypeError, ValueError):
-        raise ProtocolRefused("The request does not say which sync protocol it speaks.") from None
+        raise ProtocolRefused(
+            _("The request does not say which sync protocol it speaks.")
+        ) from None
     if number not in SUPPORTED_PROTOCOLS:
         newest = max(SUPPORTED_PROTOCOLS)
         if number > newest:
             raise ProtocolRefused(
-                f"This copy of Campus Portal speaks sync protocol {number}, newer than the "
-                f"campus server's ({newest}). Ask IT to update the server; your changes are "
-                "kept on this computer meanwhile."
+                _(
+                    "This copy of Campus Portal speaks sync protocol %(number)s, newer than the "
+                    "campus server's (%(newest)s). Ask IT to update the server; your changes are "
+                    "kept on this computer meanwhile.",
+                    number=number,
+                    newest=newest,
+                )
             )
         raise ProtocolRefused(
-            f"This copy of Campus Portal is too old for the campus server (protocol {number}; "
-            f"the server speaks {', '.join(map(str, sorted(SUPPORTED_PROTOCOLS)))}). Install the "
-            "current version; your changes are kept on this computer and sync after the update."
+            _(
+                "This copy of Campus Portal is too old for the campus server (protocol "
+                "%(number)s; the server speaks %(supported)s). Install the current version; your "
+                "changes are kept on this computer and sync after the update.",
+                number=number,
+                supported=", ".join(map(str, sorted(SUPPORTED_PROTOCOLS))),
+            )
         )
     return number
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 from flask import request
+from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from portal.models import utcnow
@@ -33,10 +34,15 @@ def resolve_response(conflict_id: uuid.UUID, *, default_back: str) -> Response:
             reason=request.form.get("reason", "")[:500],
         ),
         message=lambda view: (
-            f"{view.entered} is in place: {view.what}. The author's device "
-            "shows it at its next sync."
+            _(
+                "%(entered)s is in place: %(what)s. The author's device shows it at its next sync.",
+                entered=view.entered,
+                what=view.what,
+            )
             if apply_other
-            else f"Dismissed: {view.what} keeps {view.in_place}."
+            else _(
+                "Dismissed: %(what)s keeps %(in_place)s.", what=view.what, in_place=view.in_place
+            )
         ),
         redirect_to=back,
     )

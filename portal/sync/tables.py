@@ -15,6 +15,7 @@ from functools import cached_property
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
 from sqlalchemy import Table, UniqueConstraint
 
 from portal import models
@@ -57,7 +58,7 @@ class RecordKind:
 @dataclass(frozen=True)
 class SyncedTable:
     model: type[Base]
-    label: str  # what people call one of its records ("Mark"), on the conflict pages
+    label: str | LazyString  # what people call one of its records ("Mark"), on the conflict pages
     server_fields: frozenset[str] = field(default_factory=frozenset)
     # The fields whose lost value a conflict's reviewer may put in place ("apply"), through the
     # same rule as the page they belong to.
@@ -66,7 +67,7 @@ class SyncedTable:
     # server/apply.py HANDLERS. None: changed on the campus server only, a device's change is
     # refused, naming its records as `plural` ("Accounts are changed on the campus server only.").
     apply: str | None = None
-    plural: str = ""  # the label with an "s" when not given
+    plural: str | LazyString = ""  # the records, for a server-only table
     alongside: tuple[Alongside, ...] = ()
     record: RecordKind = field(kw_only=True)  # how a conflict on one of its rows is named
 
@@ -76,7 +77,7 @@ class SyncedTable:
 
     @property
     def many(self) -> str:
-        return self.plural or f"{self.label}s"
+        return str(self.plural or self.label)
 
     @property
     def name(self) -> str:
@@ -118,6 +119,7 @@ SYNCED_TABLES: tuple[SyncedTable, ...] = (
     SyncedTable(
         models.User,
         _l("Account"),
+        plural=_l("Accounts"),
         server_fields=frozenset(
             {
                 "password_hash",
@@ -130,18 +132,32 @@ SYNCED_TABLES: tuple[SyncedTable, ...] = (
         ),
         record=RecordKind(_l("account"), person="id"),
     ),
-    SyncedTable(models.Term, _l("Term"), record=RecordKind(_l("term"), own_name="name")),
-    SyncedTable(models.Course, _l("Course"), record=RecordKind(_l("course"), own_name="code")),
-    SyncedTable(models.Prerequisite, _l("Prerequisite"), record=RecordKind(_l("prerequisite"))),
+    SyncedTable(
+        models.Term, _l("Term"), plural=_l("Terms"), record=RecordKind(_l("term"), own_name="name")
+    ),
+    SyncedTable(
+        models.Course,
+        _l("Course"),
+        plural=_l("Courses"),
+        record=RecordKind(_l("course"), own_name="code"),
+    ),
+    SyncedTable(
+        models.Prerequisite,
+        _l("Prerequisite"),
+        plural=_l("Prerequisites"),
+        record=RecordKind(_l("prerequisite")),
+    ),
     SyncedTable(
         models.Section,
         _l("Section"),
         frozenset({"enrolled_count", "waitlist_count", "waitlist_seq"}),
+        plural=_l("Sections"),
         record=RecordKind(_l("section"), parent="id"),
     ),
     SyncedTable(
         models.Meeting,
         _l("Meeting time"),
+        plural=_l("Meeting times"),
         record=RecordKind(_l("meeting time"), parent="section_id"),
     ),
     SyncedTable(
@@ -165,6 +181,7 @@ SYNCED_TABLES: tuple[SyncedTable, ...] = (
         models.Assessment,
         _l("Assessment"),
         frozenset({"position"}),
+        plural=_l("Assessments"),
         record=RecordKind(_l("assessment"), parent="section_id", own_name="name"),
     ),
     SyncedTable(

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from flask_babel import gettext as _
 from sqlalchemy import (
     Engine,
     case,
@@ -96,8 +97,12 @@ def tls_context(ca_file: str = "") -> ssl.SSLContext:
             context.load_verify_locations(cafile=ca_file)
         except (OSError, ssl.SSLError) as exc:
             raise SyncError(
-                f"The certificate file set as ca_file ({ca_file}) cannot be used: "
-                f"{getattr(exc, 'strerror', None) or exc}. Ask IT to correct the setting.",
+                _(
+                    "The certificate file set as ca_file (%(ca_file)s) cannot be used: "
+                    "%(reason)s. Ask IT to correct the setting.",
+                    ca_file=ca_file,
+                    reason=getattr(exc, "strerror", None) or exc,
+                ),
                 reason="untrusted",
             ) from None
     return context
@@ -128,11 +133,13 @@ def _untrusted_message(url: str, failure: ssl.SSLCertVerificationError) -> str:
 
     host = urlsplit(url).hostname or url
     reason = failure.verify_message or failure.reason or str(failure)
-    return (
-        f"The campus server's certificate is not trusted by this computer ({host}: {reason}). "
-        "If the campus uses its own certificate authority, IT adds it to the operating "
-        "system's certificate store or names its file in the ca_file setting "
-        "(see the IT guide); otherwise check the address."
+    return _(
+        "The campus server's certificate is not trusted by this computer (%(host)s: "
+        "%(reason)s). If the campus uses its own certificate authority, IT adds it to the "
+        "operating system's certificate store or names its file in the ca_file setting (see "
+        "the IT guide); otherwise check the address.",
+        host=host,
+        reason=reason,
     )
 
 
@@ -212,7 +219,7 @@ class Transport:
                     _untrusted_message(self.base, failure), reason="untrusted"
                 ) from None
             raise SyncError(
-                "The campus server cannot be reached (no network, or the server is down).",
+                _("The campus server cannot be reached (no network, or the server is down)."),
                 reason="unreachable",
             ) from None
         received, boot_received = time.time(), hlc.boot_clock()
@@ -237,9 +244,9 @@ class Transport:
         try:
             data = orjson.loads(response.content)  # a page of thousands of rows: faster than json
         except ValueError:
-            raise SyncError("The campus server sent an answer that is not JSON.") from None
+            raise SyncError(_("The campus server sent an answer that is not JSON.")) from None
         if not isinstance(data, dict):
-            raise SyncError("The campus server sent an unexpected answer.")
+            raise SyncError(_("The campus server sent an unexpected answer."))
         return data
 
     @staticmethod
@@ -258,22 +265,27 @@ class Transport:
             return SyncError(detail, reason="cursor")
         if status == 426:
             return SyncError(
-                detail or "The campus server does not speak this version.", reason="protocol"
+                detail or _("The campus server does not speak this version."), reason="protocol"
             )
         if status == 403:
-            revoked = "revoked" in detail
+            # A server before the problem type said it in English words only.
+            revoked = kind == protocol.DEVICE_REVOKED or "revoked" in detail
             return SyncError(
-                detail or "The campus server refused this device.",
+                detail or _("The campus server refused this device."),
                 reason="revoked" if revoked else "refused",
             )
         if status == 404 and not detail:
-            return SyncError("The address given is not a Campus Portal server.", reason="refused")
+            return SyncError(
+                _("The address given is not a Campus Portal server."), reason="refused"
+            )
         if status >= 500:
             return SyncError(
-                f"The campus server had a problem ({status}); try again later.", reason="busy"
+                _("The campus server had a problem (%(status)s); try again later.", status=status),
+                reason="busy",
             )
         return SyncError(
-            detail or f"The campus server refused the request ({status}).", reason="refused"
+            detail or _("The campus server refused the request (%(status)s).", status=status),
+            reason="refused",
         )
 
 
@@ -313,14 +325,18 @@ def enrol(
     device under a new credential, its waiting changes kept for the next sync (the server
     refuses a device that is still connected, and a code for an account not of this device)."""
     if not server_url.startswith(("http://", "https://")):
-        raise SyncError("The server address must start with https:// (or http://).", reason="local")
+        raise SyncError(
+            _("The server address must start with https:// (or http://)."), reason="local"
+        )
     server_url = server_url.rstrip("/")
     with engine.connect() as connection:
         state = connection.execute(select(SyncState)).first()
         if state is None and connection.execute(select(func.count(User.id))).scalar():
             raise SyncError(
-                "This data folder already holds accounts created on this computer; connect a "
-                "new data folder to the campus server instead (--data-dir).",
+                _(
+                    "This data folder already holds accounts created on this computer; connect a "
+                    "new data folder to the campus server instead (--data-dir)."
+                ),
                 reason="local",
             )
     body = {
@@ -332,8 +348,11 @@ def enrol(
     if state is not None:
         if state.server_url != server_url:
             raise SyncError(
-                f"This computer is connected to {state.server_url}; a data folder stays with "
-                "the server it was enrolled with (connect a new data folder with --data-dir).",
+                _(
+                    "This computer is connected to %(server_url)s; a data folder stays with the "
+                    "server it was enrolled with (connect a new data folder with --data-dir).",
+                    server_url=state.server_url,
+                ),
                 reason="local",
             )
         body["credential"] = state.credential
@@ -355,7 +374,7 @@ def enrol(
             )
         else:
             if answer.get("device_id") != str(state.device_id):
-                raise SyncError("The campus server answered for another device.")
+                raise SyncError(_("The campus server answered for another device."))
             connection.execute(
                 update(SyncState).values(
                     credential=answer["token"],
@@ -394,7 +413,7 @@ def state_of(engine: Engine) -> Any:
     with engine.connect() as connection:
         state = connection.execute(select(SyncState)).first()
     if state is None:
-        raise SyncError("This computer is not connected to a campus server.", reason="local")
+        raise SyncError(_("This computer is not connected to a campus server."), reason="local")
     return state
 
 

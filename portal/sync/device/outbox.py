@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+from flask_babel import gettext as _
 from sqlalchemy import (
     Engine,
     delete,
@@ -133,7 +134,9 @@ def _upload_file(transport: Transport, upload_dir: Path, sha256: str) -> None:
             answer = response.json()
             if last:
                 if not answer.get("complete"):
-                    raise SyncError(f"The server did not accept the file {sha256[:12]}.")
+                    raise SyncError(
+                        _("The server did not accept the file %(file)s.", file=sha256[:12])
+                    )
                 return
             offset = int(answer.get("received") or 0)
 

@@ -11,6 +11,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import (
     ColumnElement,
     Connection,
@@ -63,8 +64,11 @@ def _download_file(transport: Transport, upload_dir: Path, sha256: str) -> None:
         handle.write(response.content)
     if not storage.store_if_whole(upload_dir, part, sha256):
         raise SyncError(
-            f"A file from the server did not match its hash ({sha256[:12]}); "
-            "it will be fetched again at the next sync."
+            _(
+                "A file from the server did not match its hash (%(file)s); it will be fetched "
+                "again at the next sync.",
+                file=sha256[:12],
+            )
         )
 
 
@@ -238,7 +242,7 @@ def _pull_pages(
                 ).first()
             if state is None:
                 raise SyncError(
-                    "This computer is not connected to a campus server.", reason="local"
+                    _("This computer is not connected to a campus server."), reason="local"
                 )
             request: dict[str, Any] = {
                 "cursor": state.cursor,
@@ -277,7 +281,7 @@ def _pull_pages(
             restarts += 1
             if restarts > 3:
                 raise SyncError(
-                    "The campus server is busy; sync will try again.", reason="busy"
+                    _("The campus server is busy; sync will try again."), reason="busy"
                 ) from None
             with engine.begin() as writing:
                 # An abandoned snapshot left rows its scope may no longer hold: the pull that
@@ -313,12 +317,14 @@ def _travelling(page: dict[str, Any], table: str) -> list[tuple[list[str], list[
     if isinstance(columns, dict):
         names = columns.get(table)
         if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
-            raise SyncError(f"The server sent rows of {table} without their columns.")
+            raise SyncError(
+                _("The server sent rows of %(table)s without their columns.", table=table)
+            )
         return [(names, rows)]
     shapes: dict[tuple[str, ...], list[Any]] = {}
     for row in rows:
         if not isinstance(row, dict):
-            raise SyncError(f"The server sent a bad row of {table}.")
+            raise SyncError(_("The server sent a bad row of %(table)s.", table=table))
         shapes.setdefault(tuple(row), []).append(list(row.values()))
     return [(list(names), values) for names, values in shapes.items()]
 
@@ -341,7 +347,12 @@ def apply_page(
     rows_by_table: dict[str, Any] = page.get("rows", {})
     unknown = set(rows_by_table) - set(BY_NAME)
     if unknown:
-        raise SyncError(f"The server sent rows of unknown tables: {', '.join(sorted(unknown))}.")
+        raise SyncError(
+            _(
+                "The server sent rows of unknown tables: %(tables)s.",
+                tables=", ".join(sorted(unknown)),
+            )
+        )
     snapshot = bool(page.get("snapshot"))
     count = 0
     with _released_on_failure(connection), connection.begin():
@@ -363,7 +374,7 @@ def apply_page(
                     convert = _parameters(entry.name, tuple(names), connection.dialect)
                     values = convert(raw_rows)
                 except (TypeError, ValueError) as exc:
-                    raise SyncError(f"The server sent a bad row: {exc}") from None
+                    raise SyncError(_("The server sent a bad row: %(exc)s", exc=exc)) from None
                 _upsert(connection, entry.name, names, values, fresh=fresh)
                 if snapshot and not fresh:
                     position = names.index("id")
@@ -500,7 +511,7 @@ def _upsert(
     entry = BY_NAME[name]
     position = {column: index for index, column in enumerate(names)}
     if "id" not in position:
-        raise SyncError(f"The server sent rows of {name} without their ids.")
+        raise SyncError(_("The server sent rows of %(name)s without their ids.", name=name))
     # The server's row wins over a local one that is the same thing under another id.
     for key in entry.natural_keys if not fresh else ():
         if not all(column in position for column in key):

@@ -23,6 +23,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -99,11 +100,11 @@ def sync_now() -> BaseResponse | tuple[Response, int]:
     found = _status()
     db_session().rollback()  # the sync writes on its own connections (SQLite: one writer)
     if found.state == "revoked":
-        message = "This computer was revoked by an administrator and can no longer sync."
+        message = _("This computer was revoked by an administrator and can no longer sync.")
         started = False
     else:
         started = runner.start()
-        message = "Sync started." if started else "A sync is already running."
+        message = _("Sync started.") if started else _("A sync is already running.")
     if request.accept_mimetypes.best == "application/json":
         body = {**_status(fresh=True).as_json(), "started": started, "message": message}
         return jsonify(body), 202 if started else 409
@@ -190,6 +191,6 @@ def resolve(conflict_id: uuid.UUID) -> BaseResponse:
         lambda: review.dismiss_here(
             db_session(), conflict, actor=signed_in_user(), now=datetime.now(UTC)
         ),
-        message="Dismissed. The campus server learns it at the next sync.",
+        message=_("Dismissed. The campus server learns it at the next sync."),
         redirect_to=url_for("sync_device.my_conflicts"),
     )

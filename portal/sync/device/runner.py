@@ -15,6 +15,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from sqlalchemy import ColumnElement, Connection, Engine, func, literal, select, update
 from sqlalchemy.orm import Session
 
@@ -34,7 +37,11 @@ FIRST_DELAY = 5.0  # after the start: the window comes first
 RUNNER_KEY = "portal_sync_runner"
 HTTP_CLIENT_KEY = "portal_sync_http_client"  # an httpx.Client to reach the server (tests)
 
-PHASES = {"start": "Starting", "push": "Sending changes", "pull": "Receiving updates"}
+PHASES = {
+    "start": _l("Starting"),
+    "push": _l("Sending changes"),
+    "pull": _l("Receiving updates"),
+}
 
 _running = threading.Lock()
 
@@ -242,7 +249,7 @@ class SyncRunner:
             self.outcome = Outcome(False, str(error), error.reason, datetime.now(UTC))
             raise
         self.online = True
-        message = f"Sync finished: {summary.line()}."
+        message = _("Sync finished: %(summary)s.", summary=summary.line())
         self.outcome = Outcome(True, message, "", datetime.now(UTC))
         return summary
 
@@ -258,8 +265,11 @@ class SyncRunner:
             log.exception("sync failed")
             self.outcome = Outcome(
                 False,
-                f"Sync stopped by an unexpected error ({type(exc).__name__}); the log file "
-                "has the details. Your changes are kept and will be sent at the next sync.",
+                _(
+                    "Sync stopped by an unexpected error (%(kind)s); the log file has the "
+                    "details. Your changes are kept and will be sent at the next sync.",
+                    kind=type(exc).__name__,
+                ),
                 "error",
                 datetime.now(UTC),
             )
@@ -372,8 +382,8 @@ class Status:
     @property
     def pending_text(self) -> str:
         if self.pending == 0:
-            return "nothing waiting to be sent"
-        return f"{self.pending} change{'s' if self.pending != 1 else ''} waiting"
+            return _("nothing waiting to be sent")
+        return ngettext("%(num)d change waiting", "%(num)d changes waiting", self.pending)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -394,27 +404,28 @@ class Status:
 
 
 HEADLINES = {
-    "syncing": "Syncing…",
-    "revoked": "This computer was disconnected from the campus server",
-    "offline": "Offline",
-    "problem": "Sync problem",
-    "online": "Online",
-    "idle": "Campus server",
+    "syncing": _l("Syncing…"),
+    "revoked": _l("This computer was disconnected from the campus server"),
+    "offline": _l("Offline"),
+    "problem": _l("Sync problem"),
+    "online": _l("Online"),
+    "idle": _l("Campus server"),
 }
 
 
 def when_text(moment: datetime | None, now: datetime | None = None) -> str:
     """A moment in this computer's time zone, as a person says it: today at 14:05."""
     if moment is None:
-        return "never"
+        return _("never")
     local = moment.astimezone()
     today = (now or datetime.now(UTC)).astimezone().date()
     clock = local.strftime("%H:%M")
     if local.date() == today:
-        return f"today at {clock}"
+        return _("today at %(time)s", time=clock)
     if local.date() == today - timedelta(days=1):
-        return f"yesterday at {clock}"
-    return f"{local.day} {local.strftime('%b %Y')} at {clock}"
+        return _("yesterday at %(time)s", time=clock)
+    day = local.strftime("%d %b %Y").lstrip("0")
+    return _("%(day)s at %(time)s", day=day, time=clock)
 
 
 def status(runner: SyncRunner, db: Session | Connection, *, user_id: Any = None) -> Status | None:
@@ -463,7 +474,7 @@ def status(runner: SyncRunner, db: Session | Connection, *, user_id: Any = None)
     else:
         kind = "idle"
     if kind == "revoked":
-        message = (
+        message = _(
             "An administrator revoked this computer's access, so it can no longer sync. "
             "Nothing was deleted: export the changes waiting here and give the file to an "
             "administrator."
@@ -473,17 +484,19 @@ def status(runner: SyncRunner, db: Session | Connection, *, user_id: Any = None)
     elif outcome is not None:
         message = outcome.message
     else:
-        message = str(state.last_summary and f"Last sync: {state.last_summary}.")
+        message = (
+            _("Last sync: %(summary)s.", summary=state.last_summary) if state.last_summary else ""
+        )
     phase, done, total = runner.progress if kind == "syncing" else ("", 0, 0)
     return Status(
         state=kind,
-        headline=HEADLINES[kind],
+        headline=str(HEADLINES[kind]),
         server_url=str(state.server_url),
         pending=pending,
         last_sync_at=state.last_sync_at,
         last_sync_text=when_text(state.last_sync_at),
         message=message,
-        phase=PHASES.get(phase, phase.capitalize()),
+        phase=str(PHASES.get(phase, phase.capitalize())),
         done=done,
         total=total,
         open_conflicts=conflicts,
@@ -513,9 +526,11 @@ def sign_in_through_server(runner: SyncRunner, username: str, password: str) -> 
         runner.online = error.reason != "unreachable"
         if error.reason == "unreachable" and not has_local_verifier(runner.engine, username):
             raise SyncError(
-                "The first sign-in on this computer needs the network: the campus server "
-                "cannot be reached. Connect to the campus network (or the internet) and try "
-                "again; after that you can sign in here offline.",
+                _(
+                    "The first sign-in on this computer needs the network: the campus server "
+                    "cannot be reached. Connect to the campus network (or the internet) and try "
+                    "again; after that you can sign in here offline."
+                ),
                 reason="unreachable",
             ) from None
         raise
@@ -539,8 +554,12 @@ def connect_to_server(runner: SyncRunner, server_url: str, code: str, *, device_
         runner.online = error.reason != "unreachable"
         if error.reason == "unreachable":
             raise SyncError(
-                f"The campus server at {address} cannot be reached. Check the address and "
-                "this computer's network connection, then try again.",
+                _(
+                    "The campus server at %(address)s cannot be reached. Check the address and "
+                    "this "
+                    "computer's network connection, then try again.",
+                    address=address,
+                ),
                 reason="unreachable",
             ) from None
         raise

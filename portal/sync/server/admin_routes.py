@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 from flask import Blueprint, abort, current_app, render_template, request, url_for
+from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from portal.auth.policy import roles
@@ -87,7 +88,7 @@ def rename(device_id: uuid.UUID) -> Response:
         lambda: server_devices.rename_device(
             db_session(), device, form.name.data or "", actor=signed_in_user()
         ),
-        message="The device is renamed.",
+        message=_("The device is renamed."),
         redirect_to=url_for("sync_admin.devices"),
     )
 
@@ -98,8 +99,11 @@ def revoke(device_id: uuid.UUID) -> Response:
     device = server_devices.get_device(db_session(), device_id)
     return commit_or_show(
         lambda: enrolment.revoke_device(db_session(), device, actor=signed_in_user(), now=utcnow()),
-        message=f"Device {device.name} is revoked: it will be refused at its next sync. Changes "
-        "it had not sent stay on it and can be exported there.",
+        message=_(
+            "Device %(name)s is revoked: it will be refused at its next sync. Changes it had "
+            "not sent stay on it and can be exported there.",
+            name=device.name,
+        ),
         redirect_to=url_for("sync_admin.devices"),
     )
 

@@ -16,6 +16,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -42,7 +44,7 @@ IGNORED = "ignored"  # nothing to do: only server-kept fields, or already so
 SUPERSEDED = "superseded"  # a newer edit of the same field won
 REFUSED = "refused"
 WAITING = "waiting"  # not yet: the file it names is not whole on the server (not recorded)
-FILE_NOT_THERE = "The file has not reached the server yet; it will be sent again."
+FILE_NOT_THERE = _l("The file has not reached the server yet; it will be sent again.")
 MADE_OFFLINE = "Made offline and synchronised from a device."  # the reason in audit entries
 
 
@@ -124,7 +126,9 @@ class Context:
     def uuid_value(self, name: str, current: uuid.UUID | None = None) -> uuid.UUID:
         value = self.value(name, current)
         if value is None:
-            raise ValidationError(f"The change does not say which {name.removesuffix('_id')}.")
+            raise ValidationError(
+                _("The change does not say which %(field)s.", field=name.removesuffix("_id"))
+            )
         return value  # type: ignore[no-any-return]
 
 
@@ -165,13 +169,13 @@ def _lww(ctx: Context, row: Any, name: str, new_value: Any, apply: Callable[[], 
     if row is not None and getattr(row, "deleted_at", None) is not None:
         return Outcome(
             REFUSED,
-            "This record was deleted on the server.",
+            _("This record was deleted on the server."),
             [("deleted", name, None, to_json(new_value))],
         )
     if winner == "server" and old_value != new_value:
         return Outcome(
             SUPERSEDED,
-            "A newer change to the same field was kept.",
+            _("A newer change to the same field was kept."),
             [("superseded", name, to_json(old_value), to_json(new_value))],
             server_row_id=row.id,
         )
@@ -190,7 +194,11 @@ def _edit_of_deleted(ctx: Context, row: Any, detail: str, name: str, value: Any)
     offline) is kept with all the change's fields, as a refusal is: they alone say what it
     was about (whose mark, in which assessment)."""
     lost = to_json(value) if row is not None else dict(ctx.change.fields)
-    return Outcome(REFUSED, f"{detail} The change was not made.", [("deleted", name, None, lost)])
+    return Outcome(
+        REFUSED,
+        _("%(detail)s The change was not made.", detail=detail),
+        [("deleted", name, None, lost)],
+    )
 
 
 # --- Handlers per table ---------------------------------------------------------------------
@@ -203,7 +211,7 @@ def _registration(ctx: Context) -> Outcome:
     student_id = ctx.uuid_value("student_id", existing.student_id if existing else None)
     section_id = ctx.uuid_value("section_id", existing.section_id if existing else None)
     if student_id != ctx.actor.id:
-        raise Forbidden("A registration can only be changed by its student.")
+        raise Forbidden(_("A registration can only be changed by its student."))
     if existing is None:
         existing = ctx.db.scalar(
             select(Registration).filter_by(student_id=student_id, section_id=section_id)
@@ -219,7 +227,7 @@ def _registration(ctx: Context) -> Outcome:
             return Outcome(IGNORED, "Already registered.", server_row_id=existing.id)
         section = ctx.db.get(Section, section_id)
         if section is None:
-            raise NotFound("There is no such section.")
+            raise NotFound(_("There is no such section."))
         result = registration.register(
             ctx.db,
             ctx.actor,
@@ -230,9 +238,12 @@ def _registration(ctx: Context) -> Outcome:
             reason=MADE_OFFLINE,
         )
         detail = (
-            "Enrolled."
+            _("Enrolled.")
             if result.status == "enrolled"
-            else f"The section was full: waitlisted at position {result.waitlist_position}."
+            else _(
+                "The section was full: waitlisted at position %(position)s.",
+                position=result.waitlist_position,
+            )
         )
         return Outcome(APPLIED, detail, server_row_id=result.id)
     return Outcome(IGNORED)
@@ -257,7 +268,7 @@ def _mark(ctx: Context) -> Outcome:
     row, assessment_id, student_id = _per_student_row(ctx, Mark, "assessment_id")
     assessment = ctx.db.get(Assessment, assessment_id)
     if assessment is None:
-        raise NotFound("There is no such assessment.")
+        raise NotFound(_("There is no such assessment."))
     if "points" not in ctx.change.fields:
         return Outcome(IGNORED)
     points = ctx.value("points")
@@ -286,12 +297,12 @@ def _attendance(ctx: Context) -> Outcome:
     row, session_id, student_id = _per_student_row(ctx, AttendanceRecord, "lab_session_id")
     lab_session = ctx.db.get(LabSession, session_id)
     if lab_session is None:
-        raise NotFound("There is no such lab session.")
+        raise NotFound(_("There is no such lab session."))
     status = ctx.value("status")
     if status is None:
         return Outcome(IGNORED)
     if lab_session.deleted_at is not None:
-        return _edit_of_deleted(ctx, row, "The lab session was deleted.", "status", status)
+        return _edit_of_deleted(ctx, row, _("The lab session was deleted."), "status", status)
     return _lww(
         ctx,
         row,
@@ -307,12 +318,12 @@ def _lab_session(ctx: Context) -> Outcome:
     from portal.attendance import services as attendance
 
     if ctx.change.op != "insert":
-        raise ValidationError("Lab sessions are changed on the campus server only.")
+        raise ValidationError(_("Lab sessions are changed on the campus server only."))
     if ctx.db.get(LabSession, ctx.change.row_id) is not None:
         return Outcome(IGNORED, "Already there.")
     section = ctx.db.get(Section, ctx.uuid_value("section_id"))
     if section is None:
-        raise NotFound("There is no such section.")
+        raise NotFound(_("There is no such section."))
     data = attendance.LabSessionInput(
         held_on=ctx.value("held_on"),
         starts_at=ctx.value("starts_at"),
@@ -330,7 +341,7 @@ def _stored_file(ctx: Context) -> Outcome:
 
     sha256 = str(ctx.value("sha256") or "")
     if not storage.blob_path(ctx.upload_dir, sha256).is_file():
-        return Outcome(WAITING, FILE_NOT_THERE)
+        return Outcome(WAITING, str(FILE_NOT_THERE))
     found = ctx.db.scalar(select(StoredFile).where(StoredFile.sha256 == sha256))
     return Outcome(IGNORED, "Stored.", server_row_id=found.id if found else None)
 
@@ -344,14 +355,14 @@ def _submission(ctx: Context) -> Outcome:
     if ctx.db.get(Submission, ctx.change.row_id) is not None:
         return Outcome(IGNORED, "Already there.")
     if ctx.uuid_value("student_id") != ctx.actor.id:
-        raise Forbidden("Only the student submits their own report.")
+        raise Forbidden(_("Only the student submits their own report."))
     assessment = ctx.db.get(Assessment, ctx.uuid_value("assessment_id"))
     if assessment is None:
-        raise NotFound("There is no such assessment.")
+        raise NotFound(_("There is no such assessment."))
     sha256 = str(ctx.value("file_sha256") or "")
     blob = storage.blob_path(ctx.upload_dir, sha256)
     if not blob.is_file():
-        return Outcome(WAITING, FILE_NOT_THERE)
+        return Outcome(WAITING, str(FILE_NOT_THERE))
     with blob.open("rb") as stream:
         incoming = storage.receive(stream, ctx.upload_dir, ctx.max_upload_bytes)
     created = submissions.submit(
@@ -374,7 +385,7 @@ def _finalisation(ctx: Context) -> Outcome:
         return Outcome(IGNORED)
     section = ctx.db.get(Section, ctx.uuid_value("section_id"))
     if section is None:
-        raise NotFound("There is no such section.")
+        raise NotFound(_("There is no such section."))
     created = grading.finalise_section(ctx.db, ctx.actor, section, now=ctx.moment)
     return Outcome(APPLIED, server_row_id=created.id)
 
@@ -393,8 +404,10 @@ def _conflict_record(ctx: Context) -> Outcome:
         or ctx.change.fields.get("resolution") != "kept"
     ):
         raise ValidationError(
-            "Conflict records are changed on the campus server only; a device can only "
-            "dismiss its own."
+            _(
+                "Conflict records are changed on the campus server only; a device can only "
+                "dismiss its own."
+            )
         )
     if conflict.resolved_at is not None:
         return Outcome(IGNORED, "Already resolved.", server_row_id=conflict.id)
@@ -420,7 +433,9 @@ if set(HANDLERS) != _DECLARED:
         f"{sorted(_DECLARED)} but apply.py has {sorted(HANDLERS)}."
     )
 
-SERVER_ONLY_LABELS = {entry.name: entry.many for entry in SYNCED_TABLES if entry.server_only}
+SERVER_ONLY_LABELS = {
+    entry.name: entry.plural or entry.label for entry in SYNCED_TABLES if entry.server_only
+}  # translated where they are said
 
 
 def apply_change(ctx: Context) -> Outcome:
@@ -429,12 +444,14 @@ def apply_change(ctx: Context) -> Outcome:
     handler = HANDLERS[name] if name is not None else None
     if handler is None:
         label = SERVER_ONLY_LABELS.get(ctx.change.table, ctx.change.table)
-        raise ValidationError(f"{label} are changed on the campus server only.")
+        raise ValidationError(
+            _("%(label)s are changed on the campus server only.", label=str(label))
+        )
     if ctx.change.op == "delete":
-        raise ValidationError("Records are not deleted from a device; the change was not made.")
+        raise ValidationError(_("Records are not deleted from a device; the change was not made."))
     try:
         return handler(ctx)
     except ValueError as exc:  # a field with a value of the wrong type
         if isinstance(exc, PortalError):
             raise
-        raise ValidationError(f"The change holds a bad value: {exc}") from None
+        raise ValidationError(_("The change holds a bad value: %(exc)s", exc=exc)) from None

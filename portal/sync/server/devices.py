@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from flask_babel import gettext as _
 from sqlalchemy import (
     func,
     select,
@@ -78,9 +79,9 @@ def rename_device(db: Session, device: Device, name: str, *, actor: User) -> Non
 
     new_name = " ".join(name.split())
     if not new_name:
-        raise ValidationError("Give the device a name.")
+        raise ValidationError(_("Give the device a name."))
     if len(new_name) > 200:
-        raise ValidationError("A device name has at most 200 characters.")
+        raise ValidationError(_("A device name has at most 200 characters."))
     old_name = device.name
     if new_name == old_name:
         return
@@ -110,7 +111,7 @@ def enrolment_account(db: Session, username: str) -> User:
     name = username.strip().lower()
     user = db.scalar(select(User).where(User.username == name, User.deleted_at.is_(None)))
     if user is None:
-        raise ValidationError(f"There is no account with the username {name!r}.")
+        raise ValidationError(_("There is no account with the username %(name)s.", name=repr(name)))
     return user
 
 
@@ -139,5 +140,5 @@ def issue_enrolment_code(
 def get_device(db: Session, device_id: uuid.UUID) -> Device:
     device = db.get(Device, device_id)
     if device is None:
-        raise NotFound("There is no such device.")
+        raise NotFound(_("There is no such device."))
     return device

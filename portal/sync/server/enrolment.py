@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import (
     select,
     update,
@@ -22,13 +23,17 @@ from portal.models import (
     EnrolmentCode,
     User,
 )
-from portal.sync.protocol import CODE_ALPHABET, normalise_code
+from portal.sync.protocol import CODE_ALPHABET, DEVICE_REVOKED, normalise_code
 
 
 class DeviceRefused(PortalError):
     """The device may not call the server (unknown credential, revoked)."""
 
     status_code = 403
+
+
+class DeviceRevoked(DeviceRefused):
+    problem_type = DEVICE_REVOKED
 
 
 def _digest(secret: str) -> str:
@@ -40,9 +45,11 @@ def create_enrolment_code(
 ) -> str:
     """A new single-use code for enrolling one device for `user`; only its hash is kept."""
     if not user.is_active:
-        raise ValidationError(f"{user.username} is deactivated: no device can be enrolled.")
+        raise ValidationError(
+            _("%(username)s is deactivated: no device can be enrolled.", username=user.username)
+        )
     if not 1 <= valid_days <= 90:
-        raise ValidationError("A code is valid for 1 to 90 days.")
+        raise ValidationError(_("A code is valid for 1 to 90 days."))
     raw = "".join(secrets.choice(CODE_ALPHABET) for _ in range(16))
     code = "-".join(raw[i : i + 4] for i in range(0, 16, 4))
     db.add(
@@ -69,7 +76,9 @@ def _known_code(db: Session, code: str) -> EnrolmentCode:
     digest = _digest(normalise_code(code))
     found = db.scalar(select(EnrolmentCode).where(EnrolmentCode.code_hash == digest))
     if found is None:
-        raise ValidationError("That enrolment code is not known. Check it, or ask for a new one.")
+        raise ValidationError(
+            _("That enrolment code is not known. Check it, or ask for a new one.")
+        )
     return found
 
 
@@ -77,12 +86,12 @@ def _account_of(db: Session, found: EnrolmentCode, now: datetime) -> User:
     """The account a code enrols, when the code can be used now: not used yet, not expired,
     and the account active."""
     if found.used_at is not None:
-        raise ValidationError("That enrolment code was already used. Ask for a new one.")
+        raise ValidationError(_("That enrolment code was already used. Ask for a new one."))
     if found.expires_at <= now:
-        raise ValidationError("That enrolment code has expired. Ask for a new one.")
+        raise ValidationError(_("That enrolment code has expired. Ask for a new one."))
     user = db.get(User, found.user_id)
     if user is None or not user.is_active:
-        raise ValidationError("The account of that code is deactivated.")
+        raise ValidationError(_("The account of that code is deactivated."))
     return user
 
 
@@ -95,7 +104,7 @@ def _take_code(db: Session, found: EnrolmentCode, device: Device, now: datetime)
         .execution_options(synchronize_session=False)
     )
     if taken.rowcount != 1:  # type: ignore[attr-defined]
-        raise ValidationError("That enrolment code was already used. Ask for a new one.")
+        raise ValidationError(_("That enrolment code was already used. Ask for a new one."))
 
 
 def enrol_device(
@@ -134,7 +143,7 @@ def enrol_again(
     (the device still holds its old credential; the server already took the new one) gets the
     same answer again."""
     if len(new_credential) < 32 or len(new_credential) > 200:
-        raise ValidationError("The new device credential must be 32 to 200 characters.")
+        raise ValidationError(_("The new device credential must be 32 to 200 characters."))
     found = _known_code(db, code)
     device = db.scalar(select(Device).where(Device.credential_hash == _digest(credential)))
     if device is None:
@@ -143,19 +152,26 @@ def enrol_again(
         if again is not None and found.device_id == again.id and user is not None:
             return Enrolment(again, new_credential, user)  # the first answer was lost
         raise ValidationError(
-            "This computer is not known to the campus server: connect a new data folder "
-            "(--data-dir) instead."
+            _(
+                "This computer is not known to the campus server: connect a new data folder "
+                "(--data-dir) instead."
+            )
         )
     if device.revoked_at is None:
         raise ValidationError(
-            "This computer is still connected to the campus server (it was not revoked): "
-            "there is nothing to enrol again; sync it instead (campus-portal sync)."
+            _(
+                "This computer is still connected to the campus server (it was not revoked): "
+                "there is nothing to enrol again; sync it instead (campus-portal sync)."
+            )
         )
     user = _account_of(db, found, now)
     if db.get(DeviceAccount, (device.id, user.id)) is None:
         raise ValidationError(
-            f"That code is for {user.username}, who has not used this computer: ask for a code "
-            "for one of the accounts of this computer."
+            _(
+                "That code is for %(username)s, who has not used this computer: ask for a code "
+                "for one of the accounts of this computer.",
+                username=user.username,
+            )
         )
     _take_code(db, found, device, now)
     from portal.audit.services import record
@@ -186,13 +202,15 @@ def authenticate_device(db: Session, token: str, *, now: datetime, seen: bool = 
     its last contact is now (False for a call that only reads, such as a file download)."""
     device = db.scalar(select(Device).where(Device.credential_hash == _digest(token or "")))
     if device is None:
-        raise DeviceRefused("This device is not enrolled with the campus server.")
+        raise DeviceRefused(_("This device is not enrolled with the campus server."))
     if device.revoked_at is not None:
-        raise DeviceRefused(
-            "This device was revoked by an administrator and can no longer sync. Its unsent "
-            "changes are kept on it: with a new enrolment code from an administrator it can "
-            "be enrolled again and send them (campus-portal enrol), or they can be exported "
-            "(campus-portal sync --export FILE)."
+        raise DeviceRevoked(
+            _(
+                "This device was revoked by an administrator and can no longer sync. Its unsent "
+                "changes are kept on it: with a new enrolment code from an administrator it can "
+                "be enrolled again and send them (campus-portal enrol), or they can be exported "
+                "(campus-portal sync --export FILE)."
+            )
         )
     if seen:
         device.last_seen_at = now
@@ -239,8 +257,8 @@ def add_account(
             and known.deleted_at is None
             and password_matches(known.password_hash, password)
         ):  # the right password: the person is told why the account no longer signs in
-            raise Forbidden("This account has been deactivated. Ask an administrator.")
-        raise Forbidden("Wrong username or password.")
+            raise Forbidden(_("This account has been deactivated. Ask an administrator."))
+        raise Forbidden(_("Wrong username or password."))
     join_device(db, device, user, now=now)
     return user
 
@@ -253,10 +271,10 @@ def check_may_join(db: Session, device: Device, user: User) -> None:
     first = db.get(User, device.first_user_id)
     if user.role == "student":
         raise Forbidden(
-            "A student's account can only be used on a device enrolled for that student."
+            _("A student's account can only be used on a device enrolled for that student.")
         )
     if first is not None and first.role == "student":
-        raise Forbidden("This device was enrolled for a student: other accounts cannot join it.")
+        raise Forbidden(_("This device was enrolled for a student: other accounts cannot join it."))
 
 
 def join_device(db: Session, device: Device, user: User, *, now: datetime) -> None:
@@ -275,7 +293,7 @@ def revoke_device(db: Session, device: Device, *, actor: User, now: datetime) ->
     from portal.audit.services import record
 
     if device.revoked_at is not None:
-        raise ValidationError("That device is already revoked.")
+        raise ValidationError(_("That device is already revoked."))
     device.revoked_at = now
     device.revoked_by_id = actor.id
     record(

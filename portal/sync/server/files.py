@@ -6,6 +6,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import (
     select,
 )
@@ -51,7 +52,7 @@ def receive_chunk(
     from portal.submissions import storage
 
     if not _is_sha256(sha256):
-        raise ValidationError("A file is named by its sha256 (64 hexadecimal digits).")
+        raise ValidationError(_("A file is named by its sha256 (64 hexadecimal digits)."))
     if storage.blob_path(upload_dir, sha256).is_file():
         return {"received": None, "complete": True}
     part = partial_path(upload_dir, device_id, sha256)
@@ -61,7 +62,7 @@ def receive_chunk(
         return {"received": have, "complete": False, "detail": f"expected offset {have}"}
     if have + len(data) > max_bytes:
         part.unlink(missing_ok=True)
-        raise ValidationError("The file is larger than the largest accepted upload.")
+        raise ValidationError(_("The file is larger than the largest accepted upload."))
     with part.open("ab") as handle:
         handle.write(data)
     return {"received": have + len(data), "complete": False}
@@ -78,7 +79,7 @@ def finish_file(upload_dir: Path, device_id: uuid.UUID, sha256: str) -> bool:
     if not part.exists():
         return False
     if not storage.store_if_whole(upload_dir, part, sha256):
-        raise ValidationError("The file received does not match its sha256; send it again.")
+        raise ValidationError(_("The file received does not match its sha256; send it again."))
     return True
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import (
     Date,
     String,
@@ -64,14 +65,14 @@ class PullRequest:
     @classmethod
     def parse(cls, raw: Any) -> PullRequest:
         if not isinstance(raw, dict):
-            raise ValidationError("A pull request must be an object.")
+            raise ValidationError(_("A pull request must be an object."))
 
         def whole(name: str, default: int | None) -> int | None:
             value = raw.get(name, default)
             if value is None:
                 return None
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValidationError(f"{name} must be a whole number.")
+                raise ValidationError(_("%(name)s must be a whole number.", name=name))
             return value
 
         after = str(raw.get("after") or "")
@@ -79,10 +80,10 @@ class PullRequest:
             try:
                 uuid.UUID(after)
             except ValueError:
-                raise ValidationError("after must be a row id.") from None
+                raise ValidationError(_("after must be a row id.")) from None
         table = whole("table", 0) or 0
         if table > len(SYNCED_TABLES):
-            raise ValidationError("table is out of range.")
+            raise ValidationError(_("table is out of range."))
         return cls(
             cursor=whole("cursor", 0) or 0,
             fingerprint=str(raw.get("fingerprint") or ""),
@@ -129,14 +130,19 @@ def _pull(
 ) -> dict[str, Any]:
     accounts = device_accounts(db, device)
     if not accounts:
-        raise DeviceRefused("No active account is left on this device.")
+        raise DeviceRefused(_("No active account is left on this device."))
     newest = db.scalar(select(func.max(ChangeLogEntry.seq))) or 0
     claimed = max(request.cursor, request.upto or 0)
     if claimed > newest:
         raise UnknownCursor(
-            f"This server never issued change number {claimed} (its newest is {newest}): the "
-            "device's copy does not match the server's data (was the server restored from a "
-            "backup?). The device starts again with a complete copy; its unsent changes are kept."
+            _(
+                "This server never issued change number %(claimed)s (its newest is %(newest)s): "
+                "the device's copy does not match the server's data (was the server restored "
+                "from a backup?). The device starts again with a complete copy; its unsent "
+                "changes are kept.",
+                claimed=claimed,
+                newest=newest,
+            )
         )
     if request.upto is None:
         fingerprint = scopes.fingerprint(db, accounts)
@@ -147,7 +153,7 @@ def _pull(
         fingerprint, snapshot, upto = request.fingerprint, request.snapshot, request.upto
         table_index, after = request.table, request.after
         if upto < request.cursor:
-            raise ValidationError("upto is below the cursor.")
+            raise ValidationError(_("upto is below the cursor."))
     since = 0 if snapshot else request.cursor
     discards: list[dict[str, str]] = []
     touched = None

@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import (
     select,
     update,
@@ -57,7 +58,7 @@ def push(
     The device's row is locked for the whole of each change, so two copies of the same batch
     arriving together are applied one after the other: the second finds the first's answer."""
     if len(changes) > PUSH_BATCH:
-        raise ValidationError(f"At most {PUSH_BATCH} changes per push.")
+        raise ValidationError(_("At most %(push_batch)s changes per push.", push_batch=PUSH_BATCH))
     device_id = device.id
     results = []
     for raw in changes:
@@ -195,10 +196,10 @@ def _apply_as_author(
     own_account = actor is not None and (actor.id, actor.role) in accounts
     if actor is None or not own_account:
         outcome = apply.Outcome(
-            apply.REFUSED, "The change was not made by an account of this device."
+            apply.REFUSED, _("The change was not made by an account of this device.")
         )
     elif not _target_visible(db, change, accounts):
-        outcome = apply.Outcome(apply.REFUSED, "That record is not yours to change.")
+        outcome = apply.Outcome(apply.REFUSED, _("That record is not yours to change."))
     else:
         context = apply.Context(db, device_id, actor, change, now, upload_dir, limit)
         try:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, request, send_file, url_for
+from flask_babel import gettext as _
 
 from portal.auth.policy import public
 from portal.errors import PortalError, ValidationError
@@ -87,15 +88,15 @@ def _body() -> dict[str, Any]:
             with gzip.GzipFile(fileobj=io.BytesIO(raw)) as handle:
                 raw = handle.read(MAX_BODY + 1)
         except (OSError, EOFError):
-            raise ValidationError("The request body is not valid gzip.") from None
+            raise ValidationError(_("The request body is not valid gzip.")) from None
         if len(raw) > MAX_BODY:
-            raise ValidationError("The request body is too large.")
+            raise ValidationError(_("The request body is too large."))
     try:
         data = json.loads(raw or b"{}")
     except (ValueError, UnicodeDecodeError):
-        raise ValidationError("The request body is not valid JSON.") from None
+        raise ValidationError(_("The request body is not valid JSON.")) from None
     if not isinstance(data, dict):
-        raise ValidationError("The request body must be a JSON object.")
+        raise ValidationError(_("The request body must be a JSON object."))
     return data
 
 
@@ -220,7 +221,7 @@ def _grant_refused(error: sign_in.GrantRefused) -> Response:
     db.session.commit()
     body = {
         "type": "about:blank",
-        "title": "Bad request",
+        "title": _("Bad request"),
         "status": 400,
         "detail": str(error),
         "error": error.error,
@@ -278,7 +279,8 @@ def sign_in_token() -> Response:
             )
         else:
             raise sign_in.GrantRefused(
-                "unsupported_grant_type", f"Unknown grant_type {grant_type!r}."
+                "unsupported_grant_type",
+                _("Unknown grant_type %(value)s.", value=repr(grant_type)),
             )
     except sign_in.GrantRefused as error:
         return _grant_refused(error)
@@ -293,7 +295,7 @@ def push() -> Response:
     data = _body()
     changes = data.get("changes")
     if not isinstance(changes, list):
-        raise ValidationError("changes must be a list.")
+        raise ValidationError(_("changes must be a list."))
     pending = data.get("pending")
     results = server_push.push(
         db_session(),
@@ -354,7 +356,7 @@ def upload_file(sha256: str) -> Response:
     try:
         offset = int(request.args.get("offset", "0"))
     except ValueError:
-        raise ValidationError("offset must be a whole number.") from None
+        raise ValidationError(_("offset must be a whole number.")) from None
     data = request.get_data(cache=False)
     state = server_files.receive_chunk(
         _upload_dir(), device.id, sha256, offset, data, max_bytes=_max_bytes()
@@ -371,7 +373,7 @@ def file_status(sha256: str) -> Response:
     from portal.submissions import storage
 
     if len(sha256) != 64:
-        raise ValidationError("A file is named by its sha256.")
+        raise ValidationError(_("A file is named by its sha256."))
     if storage.blob_path(_upload_dir(), sha256).is_file():
         return _json({"received": None, "complete": True})
     part = server_files.partial_path(_upload_dir(), device.id, sha256)
@@ -387,7 +389,7 @@ def download_file(sha256: str) -> Response:
     from portal.submissions import storage
 
     if not server_files.file_visible(db_session(), device, sha256):
-        raise enrolment.DeviceRefused("That file is not in this device's scope.")
+        raise enrolment.DeviceRefused(_("That file is not in this device's scope."))
     path = storage.blob_path(_upload_dir(), sha256)
     if not path.is_file():
         abort(404)
