@@ -117,7 +117,7 @@ SYNCED_TABLES: tuple[SyncedTable, ...] = (
         # the seat counters of its section
         alongside=(Alongside("sections", "id", "section_id"),),
     ),
-    SyncedTable(models.GradeScale, "Grade scale", plural="The grade scale"),
+    SyncedTable(models.GradeScale, "Grade scale"),
     SyncedTable(models.Assessment, "Assessment", frozenset({"position"})),
     SyncedTable(
         models.Mark, "Mark", frozenset({"entered_by_id"}), frozenset({"points"}), apply="mark"

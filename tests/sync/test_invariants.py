@@ -2218,3 +2218,22 @@ def test_offline_edits_on_two_devices_converge_in_either_sync_order(
     assert count(server, AttendanceRecord) == 1
     with on_server(server):
         assert _db.session.scalar(select(SyncConflict.lost_value)) == 3
+
+
+def test_a_change_of_a_server_only_table_is_refused_in_a_grammatical_sentence(
+    campus: Campus, newcomer_laptop: Device
+) -> None:
+    me = campus.students[2]
+    [answer] = push_raw(
+        newcomer_laptop,
+        [
+            change(
+                "grade_scales",
+                uuid.uuid4(),
+                {"name": "Pass/fail", "thresholds": [["P", 50.0]], "is_default": False},
+                actor=me,
+            )
+        ],
+    )
+    assert answer["status"] == "refused"
+    assert answer["detail"] == "Grade scales are changed on the campus server only."

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -429,7 +430,9 @@ def apply_change(ctx: Context) -> Outcome:
     handler = HANDLERS[name] if name is not None else None
     if handler is None:
         label = SERVER_ONLY_LABELS.get(ctx.change.table, ctx.change.table)
-        raise ValidationError(f"{label} are changed on the campus server only.")
+        raise ValidationError(
+            _("%(records)s are changed on the campus server only.", records=label)
+        )
     if ctx.change.op == "delete":
         raise ValidationError("Records are not deleted from a device; the change was not made.")
     try:
