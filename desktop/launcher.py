@@ -330,7 +330,7 @@ def _with_waiting(message: str, error: Any, engine: Any) -> str:
     from portal.sync.device import client as sync_client
 
     waiting = sync_client.pending_count(engine)
-    if not waiting:
+    if not waiting or error.reason == "protocol":  # a refused protocol says it itself
         return message
     kept = f"{message} {waiting} change(s) waiting on this computer are kept"
     if error.reason in ("unreachable", "busy"):

@@ -8,6 +8,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from flask_babel import gettext as _
+
 from portal.errors import PortalError
 from portal.sync import hlc
 
@@ -35,16 +37,23 @@ def check_protocol(version: Any) -> int:
         raise ProtocolRefused("The request does not say which sync protocol it speaks.") from None
     if number not in SUPPORTED_PROTOCOLS:
         newest = max(SUPPORTED_PROTOCOLS)
+        # Whether changes wait on the device is for the device to say (client.protocol_refused).
         if number > newest:
             raise ProtocolRefused(
-                f"This copy of Campus Portal speaks sync protocol {number}, newer than the "
-                f"campus server's ({newest}). Ask IT to update the server; your changes are "
-                "kept on this computer meanwhile."
+                _(
+                    "This copy of Campus Portal speaks sync protocol %(number)d, newer than the "
+                    "campus server's (%(newest)d). Ask IT to update the server.",
+                    number=number,
+                    newest=newest,
+                )
             )
         raise ProtocolRefused(
-            f"This copy of Campus Portal is too old for the campus server (protocol {number}; "
-            f"the server speaks {', '.join(map(str, sorted(SUPPORTED_PROTOCOLS)))}). Install the "
-            "current version; your changes are kept on this computer and sync after the update."
+            _(
+                "This copy of Campus Portal is too old for the campus server (protocol "
+                "%(number)d; the server speaks %(supported)s). Install the current version.",
+                number=number,
+                supported=", ".join(map(str, sorted(SUPPORTED_PROTOCOLS))),
+            )
         )
     return number
 

@@ -173,6 +173,7 @@ def test_connecting_says_what_went_wrong(campus, server, tmp_path, monkeypatch, 
     assert response.status_code == 200
     page = response.get_data(as_text=True)
     assert message in page.replace("&#39;", "'")
+    assert "changes are kept" not in page  # a new copy has no changes waiting
     assert f'value="{code}"' in page  # what the person typed stays
     with app.app_context():
         assert _db.session.scalar(select(SyncState.id)) is None

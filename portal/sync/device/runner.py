@@ -62,7 +62,8 @@ def sync_once(
             outbox.push(engine, transport, upload_dir, summary, progress)
             pull.pull(engine, transport, upload_dir, summary, progress, stop)
             single_sign_on = _server_single_sign_on(transport)
-        except SyncError as error:
+        except SyncError as refused:
+            error = sync_client.kept_on_protocol_refusal(engine, refused)
             _record(
                 engine,
                 attempt=now,
@@ -71,7 +72,9 @@ def sync_once(
                 clock=transport,
                 node=str(state.device_id),
             )
-            raise
+            if error is refused:
+                raise
+            raise error from None
         _record(
             engine,
             attempt=now,
