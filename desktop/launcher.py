@@ -30,6 +30,7 @@ import signal
 import sys
 import threading
 import time
+import typing
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from desktop import APP_NAME, APP_TITLE
 from desktop.problems import (
     EXIT_OK,
+    EXIT_USAGE,
     AlreadyRunning,
     DatabaseProblem,
     DataDirProblem,
@@ -69,8 +71,17 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on a wrong command line, which is the data folder's exit code here: a
+    usage error has its own (EXIT_USAGE, as sysexits' EX_USAGE). Its commands' parsers too."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=APP_NAME,
         description="Campus Portal: the university portal on this computer, online or offline.",
     )
