@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flask_babel import gettext as _
 from sqlalchemy import ColumnElement, Connection, Engine, func, literal, select, update
 from sqlalchemy.orm import Session
 
@@ -466,10 +467,11 @@ def status(runner: SyncRunner, db: Session | Connection, *, user_id: Any = None)
     else:
         kind = "idle"
     if kind == "revoked":
-        message = (
+        message = _(
             "An administrator revoked this computer's access, so it can no longer sync. "
-            "Nothing was deleted: export the changes waiting here and give the file to an "
-            "administrator."
+            "Nothing was deleted: with a new enrolment code for one of the accounts that use "
+            "this computer, enrol it again (Enrol again) and the changes waiting here are sent. "
+            "You can also export them to a file."
         )
     elif state.last_error:
         message = str(state.last_error)
@@ -530,8 +532,9 @@ def sign_in_through_server(runner: SyncRunner, username: str, password: str) -> 
 
 
 def connect_to_server(runner: SyncRunner, server_url: str, code: str, *, device_name: str) -> str:
-    """Enrol this (empty) copy with the campus server and start its first sync in the
-    background (the status area shows its progress). Returns the username the code was for.
+    """Enrol this (empty) copy with the campus server, or a revoked one again (with its own
+    server), and start its first sync in the background (the status area shows its progress):
+    a revoked copy's sends what waited. Returns the username the code was for.
     Raises SyncError with what to do: address unreachable, code refused, version refused."""
     address = server_url.strip().rstrip("/")
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 from flask import Blueprint, abort, current_app, render_template, request, url_for
+from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from portal.auth.policy import roles
@@ -99,8 +100,12 @@ def revoke(device_id: uuid.UUID) -> Response:
     device = server_devices.get_device(db_session(), device_id)
     return commit_or_show(
         lambda: enrolment.revoke_device(db_session(), device, actor=signed_in_user(), now=utcnow()),
-        message=f"Device {device.name} is revoked: it will be refused at its next sync. Changes "
-        "it had not sent stay on it and can be exported there.",
+        message=_(
+            "Device %(name)s is revoked: it will be refused at its next sync. Changes it had "
+            "not sent stay on it; to let it send them, create an enrolment code for one of its "
+            "accounts, with which that computer enrols again.",
+            name=device.name,
+        ),
         redirect_to=url_for("sync_admin.devices"),
     )
 
