@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="log the portal user out after this many idle minutes (0: never)",
     )
     # The data options may also follow the command: `campus-portal backup --data-dir DIR`.
-    shared = argparse.ArgumentParser(add_help=False)
+    shared = _Parser(add_help=False)
     shared.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, metavar="DIR")
     shared.add_argument("--demo", action="store_true", default=argparse.SUPPRESS)
     shared.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS)
