@@ -30,6 +30,7 @@ import signal
 import sys
 import threading
 import time
+import typing
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,7 @@ from desktop import APP_NAME, APP_TITLE
 from desktop.i18n import _
 from desktop.problems import (
     EXIT_OK,
+    EXIT_USAGE,
     AlreadyRunning,
     DatabaseProblem,
     DataDirProblem,
@@ -70,8 +72,17 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on a wrong command line, which is the data folder's exit code here: a
+    usage error has its own (EXIT_USAGE, as sysexits' EX_USAGE). Its commands' parsers too."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=APP_NAME,
         description="Campus Portal: the university portal on this computer, online or offline.",
     )
@@ -95,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="log the portal user out after this many idle minutes (0: never)",
     )
     # The data options may also follow the command: `campus-portal backup --data-dir DIR`.
-    shared = argparse.ArgumentParser(add_help=False)
+    shared = _Parser(add_help=False)
     shared.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, metavar="DIR")
     shared.add_argument("--demo", action="store_true", default=argparse.SUPPRESS)
     shared.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS)
@@ -339,7 +350,7 @@ def _with_waiting(message: str, error: Any, engine: Any) -> str:
     from portal.sync.device import client as sync_client
 
     waiting = sync_client.pending_count(engine)
-    if not waiting:
+    if not waiting or error.reason == "protocol":  # a refused protocol says it itself
         return message
     kept = f"{message} {waiting} change(s) waiting on this computer are kept"
     if error.reason in ("unreachable", "busy"):

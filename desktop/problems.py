@@ -13,7 +13,7 @@ EXIT_DATA_DIR = 2
 EXIT_DATABASE = 3
 EXIT_SETTINGS = 4
 EXIT_NOT_RUNNING = 5
-EXIT_USAGE = 64
+EXIT_USAGE = 64  # a wrong command line (sysexits' EX_USAGE; argparse's own 2 is taken)
 # `campus-portal enrol` and `campus-portal sync`: why a sync did not get through (the README's
 # table; the reasons are portal.sync.device.client.SyncError's).
 EXIT_SYNC = {

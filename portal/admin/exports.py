@@ -119,14 +119,17 @@ def gradebook_csv(db: Session, section: Section, viewer: User) -> str:
         f"{a.name} ({a.kind}, {a.weight:g}%, max {a.max_points:g})" for a in book.assessments
     ]
     if book.shows_totals:
-        header += ["course_percentage", "letter", "final_grade"]
+        # grade_so_far: the letter of the marked work only (the gradebook's "Grade so far"),
+        # never a final grade, which is final_grade's (empty until grades are finalised).
+        header += ["course_percentage", "percentage_so_far", "grade_so_far", "final_grade"]
     rows = []
     for row in book.rows:
         cells: list[Any] = [row.student.student_number, row.student.username, row.student.full_name]
         cells += [_points(row.points.get(a.id)) for a in book.assessments]
         if book.shows_totals:
             percentage = "" if row.percentage is None else f"{row.percentage:.1f}"
-            cells += [percentage, row.letter or "", row.final_grade or ""]
+            so_far = "" if row.so_far is None else f"{row.so_far:.1f}"
+            cells += [percentage, so_far, row.letter or "", row.final_grade or ""]
         rows.append(cells)
     return to_csv(header, rows)
 

@@ -1,5 +1,5 @@
-"""Forms of the sync pages: an enrolment code for a device, a device's name, a sign-in on a
-copy through the server, a copy's offline PIN."""
+"""Forms of the sync pages: an enrolment code for a device, a device's name, a revoked copy's
+new code, a sign-in on a copy through the server, a copy's offline PIN."""
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -36,6 +36,26 @@ class DeviceNameForm(FlaskForm):
         render_kw={"autocomplete": "off", "spellcheck": "false"},
     )
     submit = SubmitField(_l("Rename"))
+
+
+class EnrolAgainForm(FlaskForm):
+    """A revoked copy's new enrolment code, for one of its accounts."""
+
+    code = StringField(
+        _l("New enrolment code"),
+        validators=[DataRequired(message=_l("Type the enrolment code.")), length(max=64)],
+        description=_l(
+            "An administrator creates it under Devices on the campus server, for one of the "
+            "accounts that use this computer."
+        ),
+        render_kw={
+            "autocomplete": "off",
+            "spellcheck": "false",
+            "autocapitalize": "characters",
+            "autofocus": True,
+        },
+    )
+    submit = SubmitField(_l("Enrol again"))
 
 
 class ConfirmSignInForm(FlaskForm):

@@ -42,12 +42,12 @@ def check_protocol(version: Any) -> int:
         ) from None
     if number not in SUPPORTED_PROTOCOLS:
         newest = max(SUPPORTED_PROTOCOLS)
+        # Whether changes wait on the device is for the device to say (client.protocol_refused).
         if number > newest:
             raise ProtocolRefused(
                 _(
                     "This copy of Campus Portal speaks sync protocol %(number)s, newer than the "
-                    "campus server's (%(newest)s). Ask IT to update the server; your changes are "
-                    "kept on this computer meanwhile.",
+                    "campus server's (%(newest)s). Ask IT to update the server.",
                     number=number,
                     newest=newest,
                 )
@@ -55,8 +55,7 @@ def check_protocol(version: Any) -> int:
         raise ProtocolRefused(
             _(
                 "This copy of Campus Portal is too old for the campus server (protocol "
-                "%(number)s; the server speaks %(supported)s). Install the current version; your "
-                "changes are kept on this computer and sync after the update.",
+                "%(number)s; the server speaks %(supported)s). Install the current version.",
                 number=number,
                 supported=", ".join(map(str, sorted(SUPPORTED_PROTOCOLS))),
             )

@@ -174,7 +174,7 @@ SYNCED_TABLES: tuple[SyncedTable, ...] = (
     SyncedTable(
         models.GradeScale,
         _l("Grade scale"),
-        plural=_l("The grade scale"),
+        plural=_l("Grade scales"),
         record=RecordKind(_l("grade scale")),
     ),
     SyncedTable(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 
+from sqlalchemy import select
+
 from portal.admin.exports import safe_cell, to_csv
 from portal.registration.services import register
 from tests import factories
@@ -103,10 +105,11 @@ def test_gradebook_and_attendance_exports(app, data):
         "Lab 1 (lab, 40%, max 10)",
         "Final (exam, 60%, max 10)",
         "course_percentage",
-        "letter",
+        "percentage_so_far",
+        "grade_so_far",
         "final_grade",
     ]
-    assert book[1][1:6] == [student_name, "'@risky name", "8", "5", "62.0"]
+    assert book[1][1:9] == [student_name, "'@risky name", "8", "5", "62.0", "62.0", "D", ""]
 
     lab_book = rows(lab_name, "gradebook.csv")  # lab staff: lab columns, no totals
     assert lab_book[0] == ["student_number", "username", "full_name", "Lab 1 (lab, 40%, max 10)"]
@@ -114,3 +117,41 @@ def test_gradebook_and_attendance_exports(app, data):
     sheet = rows(lab_name, "attendance.csv")
     assert sheet[0][-5:] == ["present", "late", "absent", "excused", "attendance_rate"]
     assert sheet[1][3:] == ["late", "0", "1", "0", "0", "100.0"]
+
+
+def test_the_gradebook_export_says_which_grade_is_so_far_and_which_is_final(app, data):
+    """A missing mark counts as 0 in course_percentage; grade_so_far is the letter of the
+    marked work only, as the gradebook shows it, and final_grade stays empty until grades are
+    finalised, then holds the letter written for the student."""
+    from portal.grading import services as grading
+    from portal.models import Mark
+    from tests.auth.test_rbac_matrix import _login
+
+    with data() as db:
+        instructor = factories.make_user(db, "instructor")
+        section = factories.make_section(db, instructor_id=instructor.id)
+        student = factories.make_user(db, "student")
+        register(db, student, section, now=factories.now())
+        lab_work = factories.make_assessment(db, section, name="Lab 1", kind="lab", weight=40)
+        factories.make_assessment(db, section, name="Final", kind="exam", weight=60)
+        db.add(Mark(assessment_id=lab_work.id, student_id=student.id, points=8))
+        section_id, username = section.id, instructor.username
+
+    def export() -> dict[str, str]:
+        response = _login(app, username).get(f"/admin/sections/{section_id}/gradebook.csv")
+        assert response.status_code == 200
+        header, row = csv.reader(io.StringIO(response.get_data(as_text=True).lstrip("\ufeff")))
+        return dict(zip(header, row, strict=True))
+
+    before = export()
+    assert "letter" not in before
+    assert (before["course_percentage"], before["percentage_so_far"]) == ("32.0", "80.0")
+    assert (before["grade_so_far"], before["final_grade"]) == ("B-", "")
+
+    with data() as db:
+        from portal.models import Section, User
+
+        actor = db.scalar(select(User).where(User.username == username))
+        grading.finalise_section(db, actor, db.get(Section, section_id), now=factories.now())
+    after = export()
+    assert (after["grade_so_far"], after["final_grade"]) == ("B-", "F")

@@ -373,3 +373,93 @@ def test_a_mark_refused_offline_is_read_and_acted_on(tmp_path: Path, browser: An
         with app.app_context():
             _db.session.remove()
             _db.engine.dispose()
+
+
+def test_a_revoked_copy_enrols_again_from_its_sync_area(tmp_path: Path, browser: Any) -> None:
+    """An administrator revokes the field user's laptop; its sync area says so and offers Enrol
+    again beside Export unsent changes; with a new code the same copy is back and sends the
+    mark that waited."""
+    from portal.models import Device
+
+    port = _free_port()
+    server_url = f"http://127.0.0.1:{port}"
+    server = _portal(tmp_path / "server", MODE="server")
+    arranged = _campus(server)
+    laptop = _portal(tmp_path / "laptop", SERVER_URL=server_url, ENROLMENT_CODE=arranged["code"])
+    with serve(laptop) as laptop_url, serve(server, port=port):
+        field = browser.new_context(base_url=laptop_url, viewport={"width": 1280, "height": 900})
+        field.set_default_timeout(15_000)
+        page = field.new_page()
+        errors: list[str] = []
+        page.on(
+            "console",
+            lambda m: (
+                errors.append(m.text)
+                if m.type == "error" and "/gradebook" not in page.url
+                else None
+            ),
+        )
+        page.goto("/")
+        page.get_by_role("button", name="Connect").click()
+        status = page.locator("[data-sync-status]")
+        expect(status.locator('[data-sync-field="headline"]')).to_have_text("Online")
+        login_page(page, "ines", PASSWORD)
+
+        with server.app_context():
+            db = _db.session
+            admin = db.get(User, arranged["admin"])
+            enrolment.revoke_device(db, db.scalar(select(Device)), actor=admin, now=factories.now())
+            db.commit()
+        page.goto(f"/sections/{arranged['section']}/gradebook")
+        cell = page.get_by_label("Field report, Ana Reyes (out of 100)")
+        cell.fill("47")
+        page.keyboard.press("Tab")
+        expect(page.locator("td", has=cell)).to_contain_text("Saved")
+        page.goto("/")
+        enrol_again = status.get_by_role("link", name="Enrol again")
+        expect(enrol_again).to_be_hidden()  # not revoked as far as the copy knows yet
+        page.wait_for_load_state()
+        status.get_by_role("button", name="Sync now").click()
+        expect(status.locator('[data-sync-field="headline"]')).to_have_text(
+            "This computer was disconnected from the campus server"
+        )
+        expect(enrol_again).to_be_visible()  # shown in place by the status area's script
+        expect(status.get_by_role("link", name="Export unsent changes")).to_be_visible()
+        expect(status.get_by_role("button", name="Sync now")).to_be_hidden()
+        expect(status).to_contain_text("enrol it again (Enrol again)")
+        _shots(page, "sync-10-revoked")
+        check_accessible(page)
+
+        with server.app_context():
+            db = _db.session
+            ines = db.scalar(select(User).where(User.username == "ines"))
+            code = enrolment.create_enrolment_code(db, ines, created_by=None, now=factories.now())
+            db.commit()
+        enrol_again.click()
+        expect(page.get_by_role("heading", name="Enrol this computer again")).to_be_visible()
+        expect(page.get_by_text("1 change waiting here is sent")).to_be_visible()
+        _shots(page, "sync-11-enrol-again")
+        check_accessible(page)
+        page.get_by_label("New enrolment code").fill(code)
+        page.get_by_role("button", name="Enrol again").click()
+        expect(page.get_by_text("This computer is enrolled again")).to_be_visible()
+        expect(status.locator('[data-sync-field="headline"]')).to_have_text("Online")
+        expect(status).to_contain_text("nothing waiting to be sent")
+        with server.app_context():
+            assert (
+                _db.session.scalar(
+                    select(Mark.points).where(Mark.student_id == arranged["student"])
+                )
+                == 47
+            )
+        field.close()
+    from portal.sync.device.runner import runner_for
+
+    runner_for(laptop).stop()
+    assert errors == []
+    with laptop.app_context():
+        _db.session.remove()
+        _db.engine.dispose()
+    with server.app_context():
+        _db.session.remove()
+        _db.engine.dispose()

@@ -48,6 +48,27 @@ def test_help_lists_the_stable_cli():
     assert "backup" in result.stdout and "restore" in result.stdout
 
 
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--no-such-option"], "unrecognized arguments: --no-such-option"),
+        (["--port", "eighty"], "argument --port: invalid int value: 'eighty'"),
+        (["enrol", "--server", "https://portal.example"], "required: --code"),
+        (["sync", "--export"], "argument --export: expected one argument"),
+        (["no-such-command"], "invalid choice: 'no-such-command'"),
+    ],
+)
+def test_a_wrong_command_line_has_an_exit_code_of_its_own(tmp_path, args, said):
+    """Not 2 (argparse's), which says the data folder is read-only or the disk full."""
+    data = tmp_path / "data"
+    result = run_cli("--data-dir", str(data), *args)
+    assert result.returncode == 64, result.stderr
+    assert result.stderr.startswith("usage: campus-portal")
+    assert said in result.stderr
+    assert result.stdout == ""
+    assert not data.exists()  # nothing was started, nothing created
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_headless_prints_one_line_and_stops_cleanly(start_launcher, tmp_path, sig):
     launcher = start_launcher()

@@ -65,6 +65,7 @@ CASES = {
     "sync_device.status_json": Case("GET", "/sync/status.json", PUBLIC, expect=404),
     "sync_device.sync_now": Case("POST", "/sync/now", SIGNED_IN, expect=404),
     "sync_device.export_unsent": Case("GET", "/sync/unsent-changes.json", SIGNED_IN, expect=404),
+    "sync_device.enrol_again": Case("GET", "/sync/enrol-again", SIGNED_IN, expect=404),
     "sync_device.my_conflicts": Case("GET", "/sync/my-conflicts", SIGNED_IN),
     # The central server's conflict review for the instructor of a section, and the actions
     # (who may act on which conflict is the service's check: tests/sync/test_conflict_review.py).

@@ -291,6 +291,17 @@ def test_revoking_a_device_refuses_it_and_keeps_its_changes(campus, make_device,
     assert 'data-confirm="Revoke dev0, enrolled for ' in page and "(teach1)? It will be" in page
     response = client.post(f"/admin/sync/devices/{device_id}/revoke", data={"csrf_token": token})
     assert response.status_code == 302
+    page = " ".join(client.get("/admin/sync/devices").get_data(as_text=True).split())
+    assert "exported" not in page  # a revoked copy sends its changes by enrolling again
+    assert (
+        "Device dev0 is revoked: it will be refused at its next sync. Changes it had not sent "
+        "stay on it; to let it send them, create an enrolment code for one of its accounts, "
+        "with which that computer enrols again." in page
+    )
+    assert (
+        "Its unsent changes stay on it: to let it send them, create an enrolment code for one "
+        "of its accounts, with which that computer enrols again" in page
+    )
     again = client.post(f"/admin/sync/devices/{device_id}/revoke", data={"csrf_token": token})
     assert again.status_code == 302
     assert "already revoked" in client.get("/admin/sync/devices").get_data(as_text=True)

@@ -173,6 +173,7 @@ def test_connecting_says_what_went_wrong(campus, server, tmp_path, monkeypatch, 
     assert response.status_code == 200
     page = response.get_data(as_text=True)
     assert message in page.replace("&#39;", "'")
+    assert "changes are kept" not in page  # a new copy has no changes waiting
     assert f'value="{code}"' in page  # what the person typed stays
     with app.app_context():
         assert _db.session.scalar(select(SyncState.id)) is None
@@ -377,6 +378,65 @@ def test_a_revoked_copy_says_so_and_exports_its_unsent_changes(laptop, campus, s
     assert [change["fields"]["points"] for change in document["changes"]] == [59.0]
     with laptop.app.app_context():
         assert _db.session.scalar(select(func.count(OutboxEntry.seq))) == 1  # kept
+
+
+def test_a_revoked_copy_enrols_again_from_its_sync_area_and_sends_what_waited(
+    laptop, campus, server
+):
+    from portal.models import Device as DeviceRow
+    from tests.forms import rendered_form
+
+    _mark_offline(laptop.app, campus, "61")
+    with server.app_context():
+        _db.session.execute(update(DeviceRow).values(revoked_at=factories.now()))
+        _db.session.commit()
+    client, _ = _log_in(laptop.app, "teach1")
+    with pytest.raises(sync_client.SyncError):
+        laptop.sync()
+    runner = device.runner_for(laptop.app)
+    page = client.get("/").get_data(as_text=True)
+    area = re.search(r'<div class="sync-bar.*?</div>\s*</div>', page, re.S)
+    assert area is not None
+    enrol_link = re.search(r'<a [^>]*href="/sync/enrol-again"[^>]*>Enrol again</a>', area[0])
+    assert enrol_link is not None and "hidden" not in enrol_link[0]
+    assert "Export unsent changes" in area[0]  # beside it
+    assert "export the changes waiting here and give the file" not in page
+    assert "enrol it again (Enrol again)" in page  # what the area's message says now
+    assert 'href="/sync/enrol-again"' in client.get("/sync/").get_data(as_text=True)
+
+    form_page = client.get("/sync/enrol-again")
+    assert form_page.status_code == 200
+    text = form_page.get_data(as_text=True)
+    assert "1 change waiting here is sent once this computer is enrolled again." in text
+    wrong = rendered_form(form_page, action="/sync/enrol-again").submit(
+        client, code="WXYZ-WXYZ-WXYZ-WXYZ"
+    )
+    assert wrong.status_code == 200
+    assert "That enrolment code is not known" in wrong.get_data(as_text=True)
+    assert 'value="WXYZ-WXYZ-WXYZ-WXYZ"' in wrong.get_data(as_text=True)  # kept as typed
+    assert sync_client.pending_count(laptop.engine) == 1
+
+    code = enrolment_code(server, "teach1")
+    done = rendered_form(client.get("/sync/enrol-again"), action="/sync/enrol-again").submit(
+        client, code=code
+    )
+    assert done.status_code == 302 and done.headers["Location"].endswith("/sync/")
+    assert runner.wait(30)
+    assert sync_client.pending_count(laptop.engine) == 0
+    with server.app_context():
+        from portal.models import Mark as ServerMark
+
+        sent = _db.session.scalar(
+            select(ServerMark.points).filter_by(
+                assessment_id=campus.assessment, student_id=campus.students[0]
+            )
+        )
+        assert sent == 61
+        assert _db.session.scalar(select(DeviceRow.revoked_at)) is None
+    status = client.get("/sync/").get_data(as_text=True)
+    assert "This computer is enrolled again (with the code for teach1)" in status
+    # no longer revoked: the page sends the person back to the status page
+    assert client.get("/sync/enrol-again").headers["Location"].endswith("/sync/")
 
 
 # --- The background loop -----------------------------------------------------------------------

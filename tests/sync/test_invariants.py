@@ -2032,7 +2032,11 @@ def test_a_protocol_the_server_does_not_speak_is_refused_clearly_and_data_kept(
     with pytest.raises(sync_client.SyncError) as refused:
         instructor_laptop.sync()
     assert refused.value.reason == "protocol"
-    assert words in str(refused.value) and "kept on this computer" in str(refused.value)
+    assert words in str(refused.value)
+    assert str(refused.value).endswith(
+        " 1 change waiting on this computer is kept and will be sent once this computer can "
+        "sync again."
+    )
     assert len(outbox(instructor_laptop)) == 1
     assert state_of(instructor_laptop).cursor == before
     assert state_of(instructor_laptop).last_error == str(refused.value)
@@ -2040,6 +2044,42 @@ def test_a_protocol_the_server_does_not_speak_is_refused_clearly_and_data_kept(
     monkeypatch.setattr(protocol, "PROTOCOL_VERSION", 1)
     instructor_laptop.sync()
     assert points_on(server, campus.assessment, campus.students[0]) == 73
+
+
+@pytest.mark.parametrize("version", [0, 3])
+def test_a_refused_protocol_says_nothing_of_kept_changes_when_none_wait(
+    campus: Campus,
+    instructor_laptop: Device,
+    monkeypatch: pytest.MonkeyPatch,
+    version: int,
+) -> None:
+    instructor_laptop.sync()
+    assert outbox(instructor_laptop) == []
+    monkeypatch.setattr(protocol, "PROTOCOL_VERSION", version)
+    with pytest.raises(sync_client.SyncError) as refused:
+        instructor_laptop.sync()
+    assert refused.value.reason == "protocol"
+    assert "protocol" in str(refused.value) and "kept" not in str(refused.value)
+    assert state_of(instructor_laptop).last_error == str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "old_detail",
+    [
+        "This copy of Campus Portal is too old for the campus server (protocol 0; the server "
+        "speaks 1, 2). Install the current version; your changes are kept on this computer and "
+        "sync after the update.",
+        "This copy of Campus Portal speaks sync protocol 3, newer than the campus server's (2). "
+        "Ask IT to update the server; your changes are kept on this computer meanwhile.",
+    ],
+)
+def test_an_older_servers_word_on_kept_changes_is_left_to_the_device(old_detail: str) -> None:
+    """Servers before this version said the changes were kept whether any waited or not."""
+    answer = httpx.Response(426, json={"detail": old_detail, "status": 426})
+    error = sync_client.Transport._problem(answer)
+    assert error.reason == "protocol"
+    assert str(error) == old_detail.split("; your changes")[0] + "."
+    assert "kept" not in str(error)
 
 
 def test_a_request_without_a_protocol_is_refused(
@@ -2218,3 +2258,22 @@ def test_offline_edits_on_two_devices_converge_in_either_sync_order(
     assert count(server, AttendanceRecord) == 1
     with on_server(server):
         assert _db.session.scalar(select(SyncConflict.lost_value)) == 3
+
+
+def test_a_change_of_a_server_only_table_is_refused_in_a_grammatical_sentence(
+    campus: Campus, newcomer_laptop: Device
+) -> None:
+    me = campus.students[2]
+    [answer] = push_raw(
+        newcomer_laptop,
+        [
+            change(
+                "grade_scales",
+                uuid.uuid4(),
+                {"name": "Pass/fail", "thresholds": [["P", 50.0]], "is_default": False},
+                actor=me,
+            )
+        ],
+    )
+    assert answer["status"] == "refused"
+    assert answer["detail"] == "Grade scales are changed on the campus server only."

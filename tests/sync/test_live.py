@@ -618,6 +618,7 @@ def test_enrol_and_sync_exit_with_the_codes_the_readme_lists(
     )
     assert newer.returncode == 12, newer.stdout + newer.stderr
     assert "newer than the campus server's" in newer.stderr
+    assert "kept" not in newer.stderr  # nothing waits on this copy: nothing to say about it
     offline_marks(root / "office", ids["instructor"], [(ids["exam"], ids["students"][0], "55")])
     connection = sqlite3.connect(root / "office" / "portal.db")
     with connection:  # the server moved or is down: the change waits

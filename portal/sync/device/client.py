@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy import (
     Engine,
     case,
@@ -265,7 +266,8 @@ class Transport:
             return SyncError(detail, reason="cursor")
         if status == 426:
             return SyncError(
-                detail or _("The campus server does not speak this version."), reason="protocol"
+                _version_only(detail) or _("The campus server does not speak this version."),
+                reason="protocol",
             )
         if status == 403:
             # A server before the problem type said it in English words only.
@@ -287,6 +289,35 @@ class Transport:
             detail or _("The campus server refused the request (%(status)s).", status=status),
             reason="refused",
         )
+
+
+# Servers before 2026-12 ended their 426 with this whether changes waited or not; the device
+# says what becomes of its changes itself (kept_on_protocol_refusal), only when some wait.
+_OLD_SERVERS_KEPT_CLAUSE = "; your changes are kept on this computer"
+
+
+def _version_only(detail: str) -> str:
+    """The server's refusal of this app's protocol, without an old server's word on changes."""
+    said, cut, _rest = detail.partition(_OLD_SERVERS_KEPT_CLAUSE)
+    return f"{said}." if cut else detail
+
+
+def kept_on_protocol_refusal(engine: Engine, error: SyncError) -> SyncError:
+    """A refusal of this app's protocol, saying that the changes waiting here are kept (and
+    how many) when some wait; any other error as it is."""
+    if error.reason != "protocol":
+        return error
+    waiting = pending_count(engine)
+    if not waiting:
+        return error
+    kept = ngettext(
+        "%(num)d change waiting on this computer is kept and will be sent once this computer "
+        "can sync again.",
+        "%(num)d changes waiting on this computer are kept and will be sent once this computer "
+        "can sync again.",
+        waiting,
+    )
+    return SyncError(f"{error} {kept}", reason=error.reason, code=error.code)
 
 
 def clock_values(transport: Transport, node: str = "") -> dict[str, Any]:
@@ -358,7 +389,10 @@ def enrol(
         body["credential"] = state.credential
         body["new_credential"] = next_credential(state.credential, code)
     transport = Transport(server_url, client=client)
-    answer = transport.json("POST", "/enrol", body)
+    try:
+        answer = transport.json("POST", "/enrol", body)
+    except SyncError as error:
+        raise kept_on_protocol_refusal(engine, error) from None
     with engine.begin() as connection:
         if state is None:
             connection.execute(

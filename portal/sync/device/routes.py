@@ -1,6 +1,6 @@
 """Sync as a person sees it: the status area of an enrolled desktop copy (its JSON poll, the
-Sync now button, the export of unsent changes) and "My sync conflicts" for every signed-in
-account (on a device and on the central server)."""
+Sync now button, the export of unsent changes, a revoked copy's new enrolment code) and "My sync
+conflicts" for every signed-in account (on a device and on the central server)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,9 @@ from werkzeug.wrappers import Response as BaseResponse
 from portal.auth.policy import is_safe_redirect, passive, public, roles, signed_in
 from portal.sync import review
 from portal.sync.device import runner as device
+from portal.sync.device.client import SyncError
 from portal.sync.device.outbox import export_outbox
+from portal.sync.forms import EnrolAgainForm
 from portal.sync.presentation import KIND_LABELS, TABLE_LABELS, value_text
 from portal.sync.resolution import resolve_response
 from portal.web import commit_or_show, db_session, one_page, signed_in_user
@@ -130,6 +132,38 @@ def export_unsent() -> Response:
         mimetype="application/json",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
+
+
+@bp.route("/enrol-again", methods=["GET", "POST"])
+@signed_in
+def enrol_again() -> str | BaseResponse:
+    """A revoked copy enrols again with a new code for one of its accounts: the same device on
+    the server under a new credential; its first sync then sends the changes that waited."""
+    runner = _runner()
+    found = _status()
+    if found.state != "revoked":
+        flash(_("This computer is connected to the campus server; it syncs as it is."), "info")
+        return redirect(url_for("sync_device.status_page"))
+    form = EnrolAgainForm()
+    if form.validate_on_submit():
+        db_session().rollback()  # enrolling writes on its own connection (SQLite: one writer)
+        try:
+            username = device.connect_to_server(
+                runner, found.server_url, form.code.data or "", device_name=""
+            )
+        except SyncError as error:
+            form.form_errors.append(str(error))
+        else:
+            flash(
+                _(
+                    "This computer is enrolled again (with the code for %(username)s): the "
+                    "changes waiting here are being sent, as the bar at the top shows.",
+                    username=username,
+                ),
+                "success",
+            )
+            return redirect(url_for("sync_device.status_page"))
+    return render_template("sync/enrol_again.html", form=form, status=found)
 
 
 @bp.get("/my-conflicts")

@@ -69,7 +69,8 @@ def sync_once(
             outbox.push(engine, transport, upload_dir, summary, progress)
             pull.pull(engine, transport, upload_dir, summary, progress, stop)
             single_sign_on = _server_single_sign_on(transport)
-        except SyncError as error:
+        except SyncError as refused:
+            error = sync_client.kept_on_protocol_refusal(engine, refused)
             _record(
                 engine,
                 attempt=now,
@@ -78,7 +79,9 @@ def sync_once(
                 clock=transport,
                 node=str(state.device_id),
             )
-            raise
+            if error is refused:
+                raise
+            raise error from None
         _record(
             engine,
             attempt=now,
@@ -476,8 +479,9 @@ def status(runner: SyncRunner, db: Session | Connection, *, user_id: Any = None)
     if kind == "revoked":
         message = _(
             "An administrator revoked this computer's access, so it can no longer sync. "
-            "Nothing was deleted: export the changes waiting here and give the file to an "
-            "administrator."
+            "Nothing was deleted: with a new enrolment code for one of the accounts that use "
+            "this computer, enrol it again (Enrol again) and the changes waiting here are sent. "
+            "You can also export them to a file."
         )
     elif state.last_error:
         message = str(state.last_error)
@@ -542,8 +546,9 @@ def sign_in_through_server(runner: SyncRunner, username: str, password: str) -> 
 
 
 def connect_to_server(runner: SyncRunner, server_url: str, code: str, *, device_name: str) -> str:
-    """Enrol this (empty) copy with the campus server and start its first sync in the
-    background (the status area shows its progress). Returns the username the code was for.
+    """Enrol this (empty) copy with the campus server, or a revoked one again (with its own
+    server), and start its first sync in the background (the status area shows its progress):
+    a revoked copy's sends what waited. Returns the username the code was for.
     Raises SyncError with what to do: address unreachable, code refused, version refused."""
     address = server_url.strip().rstrip("/")
     try:

@@ -101,7 +101,8 @@ def revoke(device_id: uuid.UUID) -> Response:
         lambda: enrolment.revoke_device(db_session(), device, actor=signed_in_user(), now=utcnow()),
         message=_(
             "Device %(name)s is revoked: it will be refused at its next sync. Changes it had "
-            "not sent stay on it and can be exported there.",
+            "not sent stay on it; to let it send them, create an enrolment code for one of its "
+            "accounts, with which that computer enrols again.",
             name=device.name,
         ),
         redirect_to=url_for("sync_admin.devices"),

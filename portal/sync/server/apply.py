@@ -445,7 +445,7 @@ def apply_change(ctx: Context) -> Outcome:
     if handler is None:
         label = SERVER_ONLY_LABELS.get(ctx.change.table, ctx.change.table)
         raise ValidationError(
-            _("%(label)s are changed on the campus server only.", label=str(label))
+            _("%(records)s are changed on the campus server only.", records=str(label))
         )
     if ctx.change.op == "delete":
         raise ValidationError(_("Records are not deleted from a device; the change was not made."))
