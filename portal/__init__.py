@@ -52,14 +52,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
-    from portal import database
-    from portal import i18n
+    from portal import database, i18n
     from portal.extensions import babel, csrf, db, limiter, login_manager
 
     database.install_sqlite_behaviour()
     babel.init_app(
         app,
         locale_selector=i18n.select_locale,
+        timezone_selector=i18n.select_timezone,
         default_translation_directories=str(i18n.TRANSLATIONS),
     )
     db.init_app(app)
@@ -207,6 +207,8 @@ def register_commands(app: Flask) -> None:
 
 
 def register_template_helpers(app: Flask) -> None:
+    from portal import i18n
     from portal.main.templating import init_app
 
     init_app(app)
+    i18n.init_app(app)
