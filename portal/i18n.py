@@ -139,9 +139,9 @@ def format_number(value: int | float | Decimal | None, places: int | None = None
     return pattern.apply(Decimal(str(value)), locale, numbering_system=NUMBERING)
 
 
-def format_gpa(value: float | Decimal | None) -> str:
+def format_gpa(value: float | Decimal | None, places: int = 2) -> str:
     """A grade point average: always two decimals ("3.67", "3,67")."""
-    return format_number(value, places=2)
+    return format_number(value, places=places)
 
 
 def format_percent(value: float | Decimal | None, places: int = 1, *, ratio: bool = False) -> str:
@@ -156,9 +156,14 @@ def format_percent(value: float | Decimal | None, places: int = 1, *, ratio: boo
 
 
 def page_language() -> dict[str, Any]:
-    """`lang` and `dir` of <html>, for base.html and every other top-level template."""
+    """`lang` and `dir` of <html> (base.html and every other top-level template), and the
+    campus time zone's name for the pages that name it."""
     code = language()
-    return {"page_lang": code.replace("_", "-"), "page_dir": direction(code)}
+    return {
+        "page_lang": code.replace("_", "-"),
+        "page_dir": direction(code),
+        "time_zone": select_timezone(),  # the zone dates and times are shown in
+    }
 
 
 def init_app(app: Flask) -> None:
