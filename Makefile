@@ -71,7 +71,7 @@ TRANSLATIONS := portal/translations
 CATALOGUES := $(patsubst %.po,%.mo,$(wildcard $(TRANSLATIONS)/*/LC_MESSAGES/messages.po))
 catalogues: $(CATALOGUES)
 $(TRANSLATIONS)/%/LC_MESSAGES/messages.mo: $(TRANSLATIONS)/%/LC_MESSAGES/messages.po $(STAMP)
-	$(BIN)/pybabel compile --use-fuzzy=false -l $* -i $< -o $@
+	$(BIN)/pybabel compile -l $* -i $< -o $@
 
 # For translators: extract every marked string into messages.pot and merge it into each .po.
 messages: $(STAMP)

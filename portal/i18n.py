@@ -20,13 +20,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from babel import Locale
+from babel import Locale, negotiate_locale
 from babel import dates as babel_dates
 from babel import numbers as babel_numbers
 from babel.numbers import NumberPattern, parse_pattern
 from flask import Flask, current_app, has_request_context, request
 from flask_babel import get_locale, get_timezone
 from flask_login import current_user
+from werkzeug.datastructures import LanguageAccept
+from werkzeug.http import parse_accept_header
 
 from portal.languages import DEFAULT, LANGUAGES, direction
 
@@ -42,8 +44,18 @@ def select_locale() -> str:
     user = current_user
     if user is not None and user.is_authenticated and (chosen := user.language) in LANGUAGES:
         return str(chosen)
-    best = request.accept_languages.best_match(LANGUAGES)
-    return best or _default_language()
+    return _browser_language(request.headers.get("Accept-Language", "")) or _default_language()
+
+
+@lru_cache(maxsize=256)
+def _browser_language(header: str) -> str | None:
+    """The first language of the browser's list (by its weights) that the portal has, a
+    regional one counting as its language ("fr-CA" is French)."""
+    if not header:
+        return None
+    wanted = [value for value, _quality in parse_accept_header(header, LanguageAccept)]
+    found = negotiate_locale(wanted, list(LANGUAGES), sep="-")
+    return found.split("-")[0].lower() if found else None
 
 
 def _default_language() -> str:
@@ -144,14 +156,16 @@ def format_gpa(value: float | Decimal | None, places: int = 2) -> str:
     return format_number(value, places=places)
 
 
-def format_percent(value: float | Decimal | None, places: int = 1, *, ratio: bool = False) -> str:
-    """A percentage, at most `places` decimals ("87.5%", "87,5 %"). `value` is in percent
-    (87.5) unless `ratio` (0.875)."""
+def format_percent(
+    value: float | Decimal | None, places: int = 1, *, ratio: bool = False, fixed: bool = True
+) -> str:
+    """A percentage with `places` decimals ("87.5%", "87,5 %"; `fixed=False`: at most so many,
+    "25%" for a weight). `value` is in percent (87.5) unless `ratio` (0.875)."""
     if value is None:
         return EMPTY
     fraction = Decimal(str(value)) if ratio else Decimal(str(value)) / 100
     locale = _current_locale()
-    pattern = _number_pattern(str(locale), "percent", 0, places)
+    pattern = _number_pattern(str(locale), "percent", places if fixed else 0, places)
     return pattern.apply(fraction, locale, numbering_system=NUMBERING)
 
 

@@ -1,0 +1,130 @@
+"""Which language a page is in: the person's choice, else the browser's, else the setting;
+`lang` and `dir` of the page and the stylesheet that goes with them."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from portal.extensions import db as _db
+from portal.models import User
+from tests import factories
+from tests.conftest import make_app, post_form
+from tests.forms import rendered_form
+
+HTML = re.compile(r'<html lang="([^"]+)" dir="(rtl|ltr)"')
+
+
+def page_language(client: FlaskClient, path: str, **headers: str) -> tuple[str, str]:
+    page = client.get(path, headers=headers)
+    assert page.status_code == 200, page.status_code
+    found = HTML.search(page.get_data(as_text=True))
+    assert found, "no lang/dir on <html>"
+    return found.group(1), found.group(2)
+
+
+def with_an_account(app: Flask) -> Flask:
+    """A portal with an account: its log-in page is not the first-run page."""
+    with app.app_context():
+        factories.make_user(_db.session, "admin")
+        _db.session.commit()
+    return app
+
+
+def test_the_log_in_page_follows_the_browser(app: Flask, client: FlaskClient) -> None:
+    with_an_account(app)
+    assert page_language(client, "/login", **{"Accept-Language": "ar,en;q=0.5"}) == ("ar", "rtl")
+    assert page_language(client, "/login", **{"Accept-Language": "fr-CA, en;q=0.8"}) == (
+        "fr",
+        "ltr",
+    )
+    # Asked for languages the portal lacks: the best of the ones it has, else the default.
+    assert page_language(client, "/login", **{"Accept-Language": "de, fr;q=0.3"})[0] == "fr"
+    assert page_language(client, "/login", **{"Accept-Language": "de"}) == ("en", "ltr")
+
+
+def test_without_a_browser_preference_the_default_language_setting_applies(
+    tmp_path: Path,
+) -> None:
+    app = with_an_account(make_app(tmp_path, DEFAULT_LANGUAGE="ar"))
+    with app.test_client() as client:
+        assert page_language(client, "/login") == ("ar", "rtl")
+        assert page_language(client, "/login", **{"Accept-Language": "fr"})[0] == "fr"
+
+
+def test_an_unknown_default_language_stops_the_start(tmp_path: Path) -> None:
+    from portal.config import ConfigError
+
+    with pytest.raises(ConfigError, match="DEFAULT_LANGUAGE must be"):
+        make_app(tmp_path, DEFAULT_LANGUAGE="de")
+
+
+def test_arabic_pages_use_the_right_to_left_stylesheet(app: Flask, client: FlaskClient) -> None:
+    with_an_account(app)
+    arabic = client.get("/login", headers={"Accept-Language": "ar"}).get_data(as_text=True)
+    english = client.get("/login", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "bootstrap.rtl.min.css" in arabic and "bootstrap.min.css" not in arabic
+    assert "bootstrap.min.css" in english and "rtl" not in english.split("<body")[0].replace(
+        'dir="ltr"', ""
+    )
+
+
+def test_a_person_chooses_a_language_on_the_profile_page_and_it_wins_over_the_browser(
+    app: Flask, client: FlaskClient, login_as: Callable[..., Any]
+) -> None:
+    user = login_as("student")
+    french_browser = {"Accept-Language": "fr"}
+    assert page_language(client, "/profile/", **french_browser)[0] == "fr"
+    form = rendered_form(client.get("/profile/"), action="/profile/language")
+    answer = form.submit(client, language="ar")
+    assert answer.status_code == 302
+    assert page_language(client, "/profile/", **french_browser) == ("ar", "rtl")
+    with app.app_context():
+        assert _db.session.get(User, user.id).language == "ar"  # type: ignore[union-attr]
+    # The choice's own names, whatever the page's language.
+    page = client.get("/profile/").get_data(as_text=True)
+    for name in ("English", "العربية", "Français"):
+        assert f">{name}</option>" in page
+    # Back to the browser's language.
+    rendered_form(client.get("/profile/"), action="/profile/language").submit(client, language="")
+    assert page_language(client, "/profile/", **french_browser)[0] == "fr"
+    with app.app_context():
+        assert _db.session.get(User, user.id).language is None  # type: ignore[union-attr]
+
+
+def test_a_language_the_portal_lacks_is_refused_with_a_message(
+    app: Flask, client: FlaskClient, login_as: Callable[..., Any]
+) -> None:
+    user = login_as("student")
+    # A forged answer: the page offers no such choice.
+    answer = post_form(client, "/profile/language", {"language": "de"}, token_from="/profile/")
+    assert answer.status_code == 422
+    assert "Not a valid choice" in answer.get_data(as_text=True)
+    with app.app_context():
+        assert _db.session.get(User, user.id).language is None  # type: ignore[union-attr]
+
+
+def test_the_portal_works_in_english_when_the_compiled_catalogues_are_missing(
+    tmp_path: Path,
+) -> None:
+    app = make_app(tmp_path, BABEL_TRANSLATION_DIRECTORIES=str(tmp_path / "no-catalogues"))
+    with_an_account(app)
+    with app.test_client() as client:
+        page = client.get("/login", headers={"Accept-Language": "ar"})
+        assert page.status_code == 200
+        text = page.get_data(as_text=True)
+        assert 'dir="rtl"' in text  # the page is still laid out for its language
+        assert "Log in to Campus Portal" in text  # in the source language's words
+
+
+def test_an_unknown_time_zone_stops_the_start(tmp_path: Path) -> None:
+    from portal.config import ConfigError
+
+    with pytest.raises(ConfigError, match="not a time zone name"):
+        make_app(tmp_path, TIMEZONE="Mars/Olympus")
