@@ -27,6 +27,7 @@ from babel.numbers import NumberPattern, parse_pattern
 from flask import Flask, current_app, has_request_context, request
 from flask_babel import get_locale, get_timezone
 from flask_login import current_user
+from markupsafe import Markup
 from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
 
@@ -35,6 +36,7 @@ from portal.languages import DEFAULT, LANGUAGES, direction
 TRANSLATIONS = Path(__file__).with_name("translations")
 NUMBERING = "latn"  # Latin digits in every language (see above)
 EMPTY = "—"  # a date or number that is not there
+BIDI_ISOLATE = Markup("<bdi>%s</bdi>")
 
 
 def select_locale() -> str:
@@ -169,6 +171,13 @@ def format_percent(
     return pattern.apply(fraction, locale, numbering_system=NUMBERING)
 
 
+def isolate(value: Any) -> Markup:
+    """A value kept in its own direction inside a sentence of the other one: a letter grade
+    ("D+", "A-") in an Arabic page would otherwise show its sign on the wrong side ("+D")."""
+    text = EMPTY if value is None or value == "" else value
+    return BIDI_ISOLATE % text  # escapes the value
+
+
 def page_language() -> dict[str, Any]:
     """`lang` and `dir` of <html> (base.html and every other top-level template), and the
     campus time zone's name for the pages that name it."""
@@ -189,3 +198,4 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(format_number, "number")
     app.add_template_filter(format_gpa, "gpa")
     app.add_template_filter(format_percent, "percent")
+    app.add_template_filter(isolate, "isolate")

@@ -74,9 +74,7 @@ def test_every_message_is_translated(extracted: Catalog, language: str) -> None:
             missing.append(message.id)
         elif found.fuzzy:
             fuzzy.append(message.id)
-        elif not found.string or (
-            not isinstance(found.string, str) and not all(found.string)
-        ):
+        elif not found.string or (not isinstance(found.string, str) and not all(found.string)):
             untranslated.append(message.id)
     problems = [
         *(f"missing (run `make messages`): {m!r}" for m in missing),
@@ -92,9 +90,7 @@ def test_every_message_is_translated(extracted: Catalog, language: str) -> None:
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_each_catalogue_compiles_and_keeps_its_placeholders(language: str) -> None:
     catalogue = _catalogue(language)
-    errors = [
-        f"{message.id!r}: {error}" for message, found in catalogue.check() for error in found
-    ]
+    errors = [f"{message.id!r}: {error}" for message, found in catalogue.check() for error in found]
     for message in catalogue:
         if not message.id or not message.string:
             continue
