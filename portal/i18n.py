@@ -3,7 +3,8 @@ and how dates and numbers are written in it.
 
 A request's language is the one the signed-in person chose on their profile (users.language),
 else the best match of the browser's Accept-Language among the portal's languages, else IT's
-`default_language` setting. Dates and times are shown in the campus time zone (`timezone`).
+`default_language` setting. The REST API takes its request's Accept-Language before the
+person's choice (a script asks for the language of the problems it reads). Dates and times are shown in the campus time zone (`timezone`).
 
 Numbers keep Latin digits (0-9) in every language, Arabic included: CLDR's `ar` writes them so
 by default (its `latn` numbering system), marks and student numbers are typed with them, and a
@@ -34,6 +35,7 @@ from werkzeug.http import parse_accept_header
 from portal.languages import DEFAULT, LANGUAGES, direction
 
 TRANSLATIONS = Path(__file__).with_name("translations")
+API_PREFIX = "/api/"  # the REST API answers in its request's Accept-Language first
 NUMBERING = "latn"  # Latin digits in every language (see above)
 EMPTY = "—"  # a date or number that is not there
 BIDI_ISOLATE = Markup("<bdi>%s</bdi>")
@@ -43,10 +45,13 @@ def select_locale() -> str:
     """The language of the current request."""
     if not has_request_context():
         return _default_language()
+    asked = _browser_language(request.headers.get("Accept-Language", ""))
+    if asked and request.path.startswith(API_PREFIX):
+        return asked  # a program says which language it wants its problems in
     user = current_user
     if user is not None and user.is_authenticated and (chosen := user.language) in LANGUAGES:
         return str(chosen)
-    return _browser_language(request.headers.get("Accept-Language", "")) or _default_language()
+    return asked or _default_language()
 
 
 @lru_cache(maxsize=256)
