@@ -4,7 +4,8 @@ and how dates and numbers are written in it.
 A request's language is the one the signed-in person chose on their profile (users.language),
 else the best match of the browser's Accept-Language among the portal's languages, else IT's
 `default_language` setting. The REST API takes its request's Accept-Language before the
-person's choice (a script asks for the language of the problems it reads). Dates and times are shown in the campus time zone (`timezone`).
+person's choice (a script asks for the language of the problems it reads). Dates and times are
+shown in the campus time zone (`timezone`).
 
 Numbers keep Latin digits (0-9) in every language, Arabic included: CLDR's `ar` writes them so
 by default (its `latn` numbering system), marks and student numbers are typed with them, and a
