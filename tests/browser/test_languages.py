@@ -162,12 +162,14 @@ def test_the_main_pages_of_each_role_in_the_persons_language(
                 save_screenshot(page, f"rtl-{role}-home")
             for size in (WIDE, NARROW):
                 page.set_viewport_size(size)
+                page.reload()  # laid out for that width from the start (charts size on load)
                 layout = page.evaluate(OVERFLOWING)
                 if layout["sideways"] > 0 or layout["found"]:
                     problems.append(f"{path} at {size['width']} px: {layout}")
             if language == "ar" and path == "/":
                 save_screenshot(page, f"rtl-{role}-home-narrow")
             page.set_viewport_size(WIDE)
+            page.reload()
             check_accessible(page)
             if left := english_left(page, translated, pending):
                 problems.append(f"{path}: English text left untranslated: {left}")
