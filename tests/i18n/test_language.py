@@ -76,6 +76,10 @@ def test_arabic_pages_use_the_right_to_left_stylesheet(app: Flask, client: Flask
     assert "bootstrap.min.css" in english and "rtl" not in english.split("<body")[0].replace(
         'dir="ltr"', ""
     )
+    # The stylesheet comes from the npm package at build time (portal/assets/vendor.txt).
+    stylesheet = client.get("/static/vendor/bootstrap/bootstrap.rtl.min.css")
+    assert stylesheet.status_code == 200
+    assert b".ms-auto{margin-right:auto!important}" in stylesheet.data  # start is on the right
 
 
 def test_a_person_chooses_a_language_on_the_profile_page_and_it_wins_over_the_browser(
