@@ -16,7 +16,7 @@ ASSETS := portal/assets
 AXE := tests/browser/node_modules/axe-core/axe.min.js
 OIDC_PROVIDER := tests/auth/oidc_provider/node_modules/oidc-provider/package.json
 
-.PHONY: run test lint bench assets system-deps system-deps-window system-deps-test clean help
+.PHONY: run test lint bench assets catalogues messages system-deps system-deps-window system-deps-test clean help
 
 help:
 	@echo "make run    serve the portal with demo data (a window when a display exists)"
@@ -66,6 +66,20 @@ $(VENDOR)/.built: $(ASSETS)/package.json $(ASSETS)/package-lock.json $(ASSETS)/v
 	  cp $(ASSETS)/node_modules/$$src $(VENDOR)/$$dest; done
 	@touch $@
 
+# The translations: portal/translations/<lang>/LC_MESSAGES/messages.po are the source, compiled
+# here to the .mo files the portal reads (not committed). Without them the portal is in English.
+TRANSLATIONS := portal/translations
+CATALOGUES := $(patsubst %.po,%.mo,$(wildcard $(TRANSLATIONS)/*/LC_MESSAGES/messages.po))
+catalogues: $(CATALOGUES)
+$(TRANSLATIONS)/%/LC_MESSAGES/messages.mo: $(TRANSLATIONS)/%/LC_MESSAGES/messages.po $(STAMP)
+	$(BIN)/pybabel compile -l $* -i $< -o $@
+
+# For translators: extract every marked string into messages.pot and merge it into each .po.
+messages: $(STAMP)
+	$(BIN)/pybabel extract -F $(TRANSLATIONS)/babel.cfg -k _l -k lazy_gettext -k lazy_ngettext:1,2 \
+	  --no-wrap --sort-by-file --project "Campus Portal" -o $(TRANSLATIONS)/messages.pot .
+	$(BIN)/pybabel update --no-wrap --ignore-obsolete -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS)
+
 $(AXE): tests/browser/package.json
 	cd tests/browser && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
 	@touch $@
@@ -75,7 +89,7 @@ $(OIDC_PROVIDER): tests/auth/oidc_provider/package.json tests/auth/oidc_provider
 	cd tests/auth/oidc_provider && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
 	@touch $@
 
-run: system-deps $(STAMP) assets
+run: system-deps $(STAMP) assets catalogues
 	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then $(MAKE) --no-print-directory $(VENV)/.desktop; fi
 	$(BIN)/campus-portal --demo
 
@@ -85,10 +99,10 @@ lint: $(STAMP)
 	$(BIN)/mypy portal desktop
 	$(BIN)/lint-imports
 
-test: system-deps-test $(STAMP) $(VENV)/.desktop assets $(AXE) $(OIDC_PROVIDER) lint
+test: system-deps-test $(STAMP) $(VENV)/.desktop assets catalogues $(AXE) $(OIDC_PROVIDER) lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: system-deps-test $(STAMP) $(VENV)/.desktop assets
+bench: system-deps-test $(STAMP) $(VENV)/.desktop assets catalogues
 	$(BIN)/python -m tests.benchmarks.run $(BENCH_ARGS)
 
 clean:
@@ -117,10 +131,10 @@ $(PKG_VENV)/.installed: pyproject.toml
 	$(PKG_VENV)/bin/python -m pip install -q -e '.[desktop,package]'
 	@touch $@
 
-package: system-deps system-deps-package assets $(PKG_VENV)/.installed
+package: system-deps system-deps-package assets catalogues $(PKG_VENV)/.installed
 	$(PKG_VENV)/bin/pyinstaller --noconfirm --clean --log-level WARN \
 	  --distpath dist --workpath build/pyinstaller build.spec
 	installers/linux/build-deb.sh dist/campus-portal dist
 
-test-package: system-deps-test $(STAMP) assets
+test-package: system-deps-test $(STAMP) assets catalogues
 	$(BIN)/python -m pytest tests/package tests/server $(PYTEST_ARGS)

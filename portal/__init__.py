@@ -61,6 +61,7 @@ def register_extensions(app: Flask) -> None:
     babel.init_app(
         app,
         locale_selector=i18n.select_locale,
+        timezone_selector=i18n.select_timezone,
         default_translation_directories=str(i18n.TRANSLATIONS),
     )
     db.init_app(app)
@@ -213,6 +214,8 @@ def register_commands(app: Flask) -> None:
 
 
 def register_template_helpers(app: Flask) -> None:
+    from portal import i18n
     from portal.main.templating import init_app
 
     init_app(app)
+    i18n.init_app(app)

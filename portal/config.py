@@ -210,6 +210,21 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("session_cookie_secure", bool, False, "set `true` behind HTTPS"),
     Setting("page_size", int, 25, "rows per page in lists", minimum=1),
     Setting(
+        "default_language",
+        str,
+        "en",
+        "the portal's language for a person who chose none on their profile and whose browser "
+        "asks for none of `en` (English), `ar` (Arabic) or `fr` (French)",
+        choices=("en", "ar", "fr"),
+    ),
+    Setting(
+        "timezone",
+        str,
+        "",
+        "the campus time zone (IANA name, e.g. `Africa/Cairo`) that dates and times are shown in",
+        documented_default="the server's own time zone",
+    ),
+    Setting(
         "shared_dir",
         str,
         "",
@@ -772,7 +787,31 @@ def load_settings(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         urlsplit(url).scheme.lower() not in ("https", "http") or not urlsplit(url).hostname
     ):
         raise ConfigError(f"campus_password_url must be an https:// address, not {url!r}")
+    settings["TIMEZONE"] = _time_zone(settings["TIMEZONE"])
     return settings
+
+
+def _time_zone(name: str) -> str:
+    """The campus time zone's IANA name: the setting's, checked, else this computer's own."""
+    import zoneinfo
+
+    if not name:
+        from babel.localtime import get_localzone
+
+        zone = get_localzone()  # a zoneinfo zone (its `key`) or, with pytz installed, a pytz one
+        local = getattr(zone, "key", None) or getattr(zone, "zone", None) or str(zone)
+        try:
+            zoneinfo.ZoneInfo(local)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            return "UTC"
+        return str(local)
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"timezone: {name!r} is not a time zone name such as 'Europe/Paris' or 'UTC'"
+        ) from None
+    return name
 
 
 def _check_directory(settings: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, Select, event, func, text
 # The newest Alembic revision in portal/migrations/versions (a test holds the two equal). The
 # desktop launcher compares it with the database's alembic_version and, when they match, starts
 # without importing Alembic at all.
-SCHEMA_REVISION = "0014"
+SCHEMA_REVISION = "0015"
 
 _installed = False
 

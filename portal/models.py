@@ -151,6 +151,12 @@ class User(Record, SoftDeletable, Base):
     directory_checked_at: Mapped[datetime | None] = mapped_column(
         UTCDateTime, nullable=True, server_default=text("NULL")
     )
+    # The language the person chose on their profile ("en", "ar", "fr"); None: their browser's
+    # (Accept-Language), else the default_language setting (portal/i18n.py). Like
+    # account_source, the database's default: an INSERT leaves the column out.
+    language: Mapped[str | None] = mapped_column(
+        String(8), nullable=True, server_default=text("NULL")
+    )
 
     registrations: Mapped[list[Registration]] = relationship(
         back_populates="student", foreign_keys="Registration.student_id"

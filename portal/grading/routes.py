@@ -47,11 +47,6 @@ def _points(value: float | None) -> str:
     return "" if value is None else f"{value:g}"
 
 
-@bp.app_template_filter("percent")
-def _percent(value: float | None) -> str:
-    return "—" if value is None else f"{value:.1f}%"
-
-
 def _is_htmx() -> bool:
     return request.headers.get("HX-Request") == "true"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from flask import Flask
@@ -61,16 +60,3 @@ def init_app(app: Flask) -> None:
             "navigation": navigation_for(role, endpoints, app.config["PORTAL"]["MODE"]),
             "portal_version": app.config["VERSION"],
         }
-
-    @app.template_filter("datetime")
-    def _format_datetime(value: datetime | None) -> str:
-        return value.strftime("%d %b %Y, %H:%M") if value else "—"
-
-    @app.template_filter("date")
-    def _format_date(value: Any) -> str:
-        return value.strftime("%d %b %Y") if value else "—"
-
-    @app.template_filter("quantity")
-    def _quantity(number: int, noun: str, plural: str = "") -> str:
-        """`3|quantity("course")` is "3 courses"; one is "1 course"."""
-        return f"{number:,} {noun if number == 1 else (plural or noun + 's')}"

@@ -3,6 +3,7 @@ from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired
 
+from portal.languages import LANGUAGES
 from portal.validators import length
 
 EXPIRY_CHOICES = [
@@ -21,3 +22,15 @@ class TokenForm(FlaskForm):
     )
     expires = SelectField(_l("Expires after"), choices=EXPIRY_CHOICES, default="90")
     submit = SubmitField(_l("Make token"))
+
+
+class LanguageForm(FlaskForm):
+    """The person's language; each offered by its own name (English, العربية, Français)."""
+
+    language = SelectField(
+        _l("Language"),
+        choices=[("", _l("As my browser asks"))] + list(LANGUAGES.items()),
+        default="",
+        description=_l("The language of the portal's pages for you, on every computer."),
+    )
+    submit_language = SubmitField(_l("Save language"))

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from portal.audit.services import record
 from portal.errors import NotFound, ValidationError
+from portal.languages import LANGUAGES
 from portal.models import ApiToken, User
 
 TOKEN_PREFIX = "cpt_"  # noqa: S105 - a prefix that names the kind of secret, not a secret
@@ -135,4 +136,13 @@ def authenticate_token(db: Session, secret: str, *, now: datetime) -> User | Non
             .values(last_used_at=now)
             .execution_options(synchronize_session=False)
         )
+    return user
+
+
+def set_language(db: Session, user: User, language: str | None) -> User:
+    """The language the person chose for the portal; None: their browser's (else the default)."""
+    if language is not None and language not in LANGUAGES:
+        raise ValidationError(_("The portal has no language %(code)s.", code=repr(language)))
+    user.language = language
+    db.flush()
     return user

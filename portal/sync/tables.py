@@ -130,6 +130,9 @@ SYNCED_TABLES: tuple[SyncedTable, ...] = (
                 "directory_checked_at",
             }
         ),
+        # A person's own language (chosen on the profile page of a device) is the one field of
+        # an account a device changes; anything else is changed on the campus server only.
+        apply="account",
         record=RecordKind(_l("account"), person="id"),
     ),
     SyncedTable(

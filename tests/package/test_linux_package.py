@@ -65,6 +65,11 @@ def test_bundle_carries_its_files_and_leaves_out_gtk_and_development_tools(
         "portal/migrations/env.py",
         "portal/migrations/versions/0001_initial_schema.py",
         f"campus_portal-{VERSION}.dist-info/METADATA",
+        # The compiled catalogues and Babel's CLDR data for each language.
+        "portal/translations/ar/LC_MESSAGES/messages.mo",
+        "portal/translations/fr/LC_MESSAGES/messages.mo",
+        "babel/locale-data/ar.dat",
+        "babel/locale-data/fr.dat",
     ):
         assert (internal / needed).is_file(), needed
     # Sync pages are decoded by orjson and travel as zstd (httpx decodes it only when the
@@ -201,6 +206,24 @@ def test_headless_demo_serves_pages_through_the_launch_url(
     assert status == 200 and "Bootstrap" in css[:500]
     assert app.stop() == 0
     assert list((user_home / ".local/share/campus-portal").rglob("portal.db"))
+
+
+def test_the_bundle_serves_its_pages_in_arabic(
+    installed: Build, user_home: Path, start_app
+) -> None:
+    """The compiled catalogue and Babel's Arabic data are in the bundle: a copy whose default
+    language is Arabic shows its log-in page in Arabic, right to left."""
+    app = start_app(
+        ["--headless", "--demo"], user_environment(user_home, PORTAL_DEFAULT_LANGUAGE="ar")
+    )
+    status, page = app.get(app.wait_for_launch_url())
+    assert status == 200
+    assert '<html lang="ar" dir="rtl"' in page
+    assert "bootstrap.rtl.min.css" in page
+    assert "تسجيل الدخول" in page  # "Log in", from the compiled Arabic catalogue
+    status, css = app.get("/static/vendor/bootstrap/bootstrap.rtl.min.css")
+    assert status == 200
+    assert app.stop() == 0
 
 
 def test_machine_wide_config_written_by_it_is_picked_up(

@@ -5,6 +5,9 @@ CASES = {
     "profile.create_token": Case(
         "POST", "/profile/tokens", SIGNED_IN, data={"name": "matrix", "expires": "30"}, expect=201
     ),
+    "profile.choose_language": Case(
+        "POST", "/profile/language", SIGNED_IN, data={"language": "fr"}, expect=302
+    ),
     # Nobody else's token can be revoked: another user's token id is "not found" for everyone.
     "profile.revoke_token": Case(
         "POST", "/profile/tokens/{foreign_token_id}/revoke", SIGNED_IN, expect=404

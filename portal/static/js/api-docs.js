@@ -2,7 +2,9 @@
 // use the browser session, so state-changing ones carry the page's CSRF token.
 // Swagger UI leaves two controls without an accessible name; they get one here. The server
 // choice is a <select> wrapped in an empty <label>; an expanded nested schema is toggled by a
-// button holding only an icon.
+// button holding only an icon. Their names come translated from the page (data-text-*).
+const pageText = (name, fallback) =>
+  document.getElementById("swagger-ui")?.dataset[name] || fallback;
 const NamedControls = () => ({
   wrapComponents: {
     ModelCollapse: (Original, system) => (props) =>
@@ -10,7 +12,9 @@ const NamedControls = () => ({
         ...props,
         title:
           props.title ||
-          system.React.createElement("span", { className: "visually-hidden" }, "Nested fields"),
+          system.React.createElement("span", { className: "visually-hidden" },
+            pageText("textNested", "Nested fields"),
+          ),
       }),
     Servers: (Original, system) => (props) =>
       system.React.createElement(
@@ -19,7 +23,7 @@ const NamedControls = () => ({
         system.React.createElement(
           "label",
           { htmlFor: "servers", className: "visually-hidden" },
-          "Server that calls from this page go to",
+          pageText("textServer", "Server that calls from this page go to"),
         ),
         system.React.createElement(Original, props),
       ),

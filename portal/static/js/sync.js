@@ -82,7 +82,7 @@ document.addEventListener("DOMContentLoaded", () => {
         if (!answer.started) result = answer.message;
         show(answer);
       } catch (error) {
-        result = "The sync could not be started; try again.";
+        result = form.dataset.textNotStarted || "The sync could not be started; try again.";
       }
       timer = window.setTimeout(poll, BUSY_MS);
     });

@@ -41,8 +41,9 @@ document.addEventListener("DOMContentLoaded", () => {
           return;
         }
       } catch (error) {
-        window.alert("The marks could not be checked with the server, so nothing was " +
-          "finalised. Check the connection and try again.");
+        window.alert(finaliseForm.dataset.textCheckFailed ||
+          "The marks could not be checked with the server, so nothing was finalised. " +
+          "Check the connection and try again.");
       }
       button.disabled = false;
     });

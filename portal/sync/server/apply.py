@@ -415,6 +415,28 @@ def _conflict_record(ctx: Context) -> Outcome:
     return Outcome(APPLIED, server_row_id=conflict.id)
 
 
+def _account(ctx: Context) -> Outcome:
+    """A person's language, chosen on a device: the one field of an account a device changes,
+    and only the person's own (everything else is changed on the campus server only)."""
+    from portal.profile import services as profile
+
+    keys = {name for key in BY_NAME["users"].natural_keys for name in key}
+    if ctx.change.op != "update" or set(ctx.change.fields) - keys - {"language"}:
+        raise ValidationError("Accounts are changed on the campus server only.")
+    if ctx.change.row_id != ctx.actor.id:
+        raise Forbidden("Only the person themselves chooses the language of their account.")
+    if "language" not in ctx.change.fields:
+        return Outcome(IGNORED)
+    language = ctx.value("language")
+    return _lww(
+        ctx,
+        ctx.actor,
+        "language",
+        language,
+        lambda: profile.set_language(ctx.db, ctx.actor, language),
+    )
+
+
 # By the name a table's declaration gives (SyncedTable.apply); checked against it on import.
 HANDLERS: dict[str, Callable[[Context], Outcome]] = {
     "registration": _registration,
@@ -425,6 +447,7 @@ HANDLERS: dict[str, Callable[[Context], Outcome]] = {
     "submission": _submission,
     "finalisation": _finalisation,
     "conflict_record": _conflict_record,
+    "account": _account,
 }
 _DECLARED = {entry.apply for entry in SYNCED_TABLES if entry.apply is not None}
 if set(HANDLERS) != _DECLARED:
