@@ -205,10 +205,3 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(format_gpa, "gpa")
     app.add_template_filter(format_percent, "percent")
     app.add_template_filter(isolate, "isolate")
-
-
-def N_(message: str) -> str:
-    """Marks a module-level message for the catalogue (pybabel's `N_` keyword) without
-    translating it: it is translated where it is shown, with gettext (a message flashed or kept
-    in an exception is a plain string, never a lazy one)."""
-    return message

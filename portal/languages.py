@@ -15,3 +15,10 @@ DEFAULT = "en"  # the language the source text is written in (the catalogues' ms
 def direction(code: str) -> str:
     """`rtl` or `ltr`: the `dir` of a page in this language."""
     return "rtl" if code.split("_")[0] in RIGHT_TO_LEFT else "ltr"
+
+
+def N_(message: str) -> str:
+    """Marks a module-level message for the catalogue (pybabel's `N_` keyword) without
+    translating it: it is translated where it is shown, with gettext (a message flashed or kept
+    in an exception is a plain string, never a lazy one)."""
+    return message

@@ -29,7 +29,7 @@ from portal.accounts import campus
 from portal.accounts.campus import highest_role
 from portal.accounts.services import hash_password, password_matches
 from portal.errors import PortalError
-from portal.i18n import N_
+from portal.languages import N_
 from portal.models import User
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from portal.api import API_PREFIX
 from portal.extensions import login_manager
-from portal.i18n import N_
+from portal.languages import N_
 from portal.models import ROLES, utcnow
 
 F = TypeVar("F", bound=Callable[..., Any])
