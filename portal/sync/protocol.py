@@ -19,6 +19,9 @@ SERVER_TIME_HEADER = "X-Server-Time"  # every answer says the server's time, in 
 
 # The problem a server answers to a pull whose cursor it never issued.
 UNKNOWN_CURSOR = "urn:campus-portal:sync:unknown-cursor"
+# The problem a server answers to a pull of a device none of whose accounts is active any more:
+# its `deactivated` member lists them, and the device keeps them deactivated, without verifiers.
+NO_ACTIVE_ACCOUNT = "urn:campus-portal:sync:no-active-account"
 
 CHUNK_BYTES = 1024 * 1024  # a file travels in chunks of at most this size
 MOST_PENDING = 2**31 - 1  # what a device reports waiting is kept in an integer column

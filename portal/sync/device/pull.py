@@ -6,7 +6,7 @@ import contextlib
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -540,17 +540,44 @@ def _prune(connection: Connection) -> None:
         waiting = select(OutboxEntry.row_id).where(OutboxEntry.table_name == entry.name)
         gone = and_(table.c.id.not_in(seen), table.c.id.not_in(waiting))
         if entry.model is User:
-            # Accounts that left the scope (deactivated on the server, or no longer on this
-            # device) but that rows of this device still name (its audit entries: who did
-            # what here) are kept, deactivated and without a password verifier: removing them
-            # would break those rows. Such an account can no longer sign in here.
-            named = _named_account()
-            connection.execute(
-                update(table).where(gone, named).values(active=False, password_hash=NO_VERIFIER)
-            )
-            gone = and_(gone, not_(named))
-        connection.execute(delete(table).where(gone))
+            _remove_accounts(connection, gone)
+        else:
+            connection.execute(delete(table).where(gone))
     connection.execute(delete(SnapshotSeen))
+
+
+def _remove_accounts(connection: Connection, condition: ColumnElement[bool]) -> None:
+    """Remove the accounts that meet `condition` (they left the device's scope: deactivated
+    or removed on the server, or no longer on this device). Those that rows of this device
+    still name (its audit entries: who did what here) are kept, deactivated and without a
+    password verifier: removing them would break those rows. Either way such an account can
+    no longer sign in here."""
+    table = BY_NAME["users"].table
+    named = _named_account()
+    _deactivate(connection, and_(condition, named))
+    connection.execute(delete(table).where(condition, not_(named)))
+
+
+def _deactivate(connection: Connection, condition: ColumnElement[bool]) -> None:
+    table = BY_NAME["users"].table
+    connection.execute(
+        update(table).where(condition).values(active=False, password_hash=NO_VERIFIER)
+    )
+
+
+def retire_accounts(engine: Engine, accounts: Iterable[str]) -> None:
+    """The server refused to sync because none of this device's accounts is active any more
+    (it names them): they are kept, deactivated and without a password verifier, so that
+    nobody signs in with them here although the device can no longer sync. Their rows stay
+    (nothing of the device's is removed without a sync)."""
+    ids = []
+    for account in accounts:
+        try:
+            ids.append(uuid.UUID(account))
+        except ValueError:  # names no account of this device
+            log.warning("sync: the server named a deactivated account by a bad id: %r", account)
+    with engine.begin() as connection:
+        _deactivate(connection, BY_NAME["users"].table.c.id.in_(ids))
 
 
 def _named_account() -> ColumnElement[bool]:

@@ -63,6 +63,8 @@ def sync_once(
             pull.pull(engine, transport, upload_dir, summary, progress, stop)
             single_sign_on = _server_single_sign_on(transport)
         except SyncError as error:
+            if error.deactivated:  # every account here was deactivated on the server
+                pull.retire_accounts(engine, error.deactivated)
             _record(
                 engine,
                 attempt=now,
