@@ -169,3 +169,46 @@ def test_a_copy_whose_every_account_is_deactivated_stops_signing_them_in(
             assert _log_in(laptop.app, username).status_code == 401  # no verifier left here
     finally:
         device.runner_for(laptop.app).stop()
+
+
+def test_an_account_removed_by_a_discard_is_kept_deactivated_while_rows_name_it(
+    campus, instructor_laptop
+):
+    """A change pull that discards accounts (rows the server no longer holds): one that a row
+    of the copy still names is kept, deactivated and without a verifier, as after a snapshot;
+    one whose only naming row is discarded with it is removed; the page commits."""
+    stud1, stud2 = campus.students[:2]
+    with instructor_laptop.session():
+        db = _db.session
+        registration = db.scalars(
+            select(Registration.id).where(Registration.student_id == stud2)
+        ).one()
+        named_stud1 = db.scalar(
+            select(func.count()).select_from(Registration).where(Registration.student_id == stud1)
+        )
+        state = db.scalars(select(SyncState)).one()
+        cursor, fingerprint = state.cursor, state.scope_fingerprint
+        db.rollback()
+    assert named_stud1 == 1
+    discards = [  # the account before the row that names it: the copy removes children first
+        {"table": "users", "id": str(stud1)},
+        {"table": "users", "id": str(stud2)},
+        {"table": "registrations", "id": str(registration)},
+    ]
+    page = {"discards": discards, "upto": cursor, "complete": True, "fingerprint": fingerprint}
+    with instructor_laptop.engine.connect() as connection:
+        device_pull.apply_page(connection, page)
+    with instructor_laptop.session():
+        kept = _db.session.get(User, stud1)
+        assert kept is not None and kept.active is False and kept.password_hash == "!"
+        assert _db.session.get(User, stud2) is None
+        assert _db.session.get(Registration, registration) is None
+        assert (
+            _db.session.scalar(
+                select(func.count())
+                .select_from(Registration)
+                .where(Registration.student_id == stud1)
+            )
+            == named_stud1
+        )
+    instructor_laptop.sync()  # the copy still syncs

@@ -46,6 +46,7 @@ BIG_PAGE_ROWS = 2000  # a pulled page larger than this is written with a larger 
 FIRST_PAGE_ROWS = 5000
 MOST_PAGE_ROWS = 1_000_000
 APPLY_CACHE_KIB = 64 * 1024
+DISCARDS_AT_ONCE = 500  # ids in one statement (SQLite limits a statement's parameters)
 NO_VERIFIER = "!"  # noqa: S105 - the password_hash of an account that cannot sign in here
 
 
@@ -352,11 +353,7 @@ def apply_page(
         if sum(len(rows) for rows in rows_by_table.values()) > BIG_PAGE_ROWS:
             _enlarge_cache(connection)
         fresh = snapshot and _fresh(connection)
-        for item in page.get("discards", []):
-            entry = BY_NAME.get(str(item.get("table")))
-            if entry is not None:
-                table = entry.table
-                connection.execute(delete(table).where(table.c.id == uuid.UUID(str(item["id"]))))
+        _discard(connection, page.get("discards", []))
         for entry in SYNCED_TABLES:
             if entry.name in FILE_TABLES and files is not None:
                 files()  # a row that names a file only once the file is whole
@@ -406,6 +403,28 @@ def apply_page(
                 },
             )
     return count
+
+
+def _discard(connection: Connection, discards: list[dict[str, Any]]) -> None:
+    """Remove the rows the server no longer holds (or never accepted), children first, so
+    that an account is removed only when no row of this device names it any more (else it is
+    kept deactivated, as after a snapshot)."""
+    by_table: dict[str, list[uuid.UUID]] = {}
+    for item in discards:
+        name = str(item.get("table"))
+        if name in BY_NAME:
+            try:
+                by_table.setdefault(name, []).append(uuid.UUID(str(item.get("id"))))
+            except ValueError:
+                raise SyncError(f"The server sent a bad row id to remove: {item!r}") from None
+    for entry in reversed(SYNCED_TABLES):
+        ids = by_table.get(entry.name, [])
+        for start in range(0, len(ids), DISCARDS_AT_ONCE):
+            chosen = entry.table.c.id.in_(ids[start : start + DISCARDS_AT_ONCE])
+            if entry.model is User:
+                _remove_accounts(connection, chosen)
+            else:
+                connection.execute(delete(entry.table).where(chosen))
 
 
 @contextlib.contextmanager
