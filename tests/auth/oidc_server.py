@@ -24,6 +24,7 @@ HERE = Path(__file__).parent / "oidc_provider"
 SCRIPT = HERE / "provider.js"
 MODULE = HERE / "node_modules" / "oidc-provider" / "package.json"
 CLIENT_ID = "campus-portal"
+OTHER_CLIENT_ID = "campus-library"  # another application of the campus (provider.js)
 STARTUP_TIMEOUT = 30.0
 
 ACCOUNTS: dict[str, dict[str, Any]] = {
