@@ -72,6 +72,7 @@ def _answer(  # type: ignore[no-untyped-def]
     username: str,
     start_at: str = "/login/oidc",
     meanwhile: Callable[[], None] | None = None,
+    verify: str | bool = True,
 ):
     """The whole code flow: the portal's redirect, the provider's log-in form (the account's
     password), and the portal's response to the provider's answer at its callback."""
@@ -80,6 +81,7 @@ def _answer(  # type: ignore[no-untyped-def]
         return start
     at_provider = requests.Session()
     at_provider.trust_env = False  # the browser's side: never through a test's proxy
+    at_provider.verify = verify  # the CAs the browser trusts
     location = _through_the_provider(at_provider, start.headers["Location"], username)
     if meanwhile is not None:
         meanwhile()
@@ -106,8 +108,8 @@ def _through_the_provider(browser: requests.Session, location: str, username: st
     return location
 
 
-def _sign_in(client: FlaskClient, username: str) -> tuple[int, str]:
-    back = _answer(client, username)
+def _sign_in(client: FlaskClient, username: str, verify: str | bool = True) -> tuple[int, str]:
+    back = _answer(client, username, verify=verify)
     return back.status_code, back.get_data(as_text=True).replace("&#39;", "'")
 
 
@@ -455,6 +457,7 @@ def _settings(tmp_path: Path, **values: Any) -> dict[str, Any]:
         ({"OIDC_SCOPES": ["profile", "email"]}, "oidc_scopes must include openid"),
         ({"OIDC_GROUP_ROLES": {"dean": "deans"}}, "'dean' is not a portal role"),
         ({"CAMPUS_PASSWORD_URL": "password.campus.example"}, "campus_password_url must be"),
+        ({"OIDC_CA_FILE": "/nonexistent/campus-ca.pem"}, "oidc_ca_file /nonexistent/campus"),
     ],
 )
 def test_settings_that_cannot_work_stop_the_start(tmp_path, values, problem):
@@ -486,3 +489,41 @@ def test_the_client_secret_comes_from_the_environment_or_a_private_file(tmp_path
             _settings(tmp_path, OIDC_CLIENT_SECRET_FILE=str(secret))
     secret.chmod(0o600)
     assert _settings(tmp_path, OIDC_CLIENT_SECRET_FILE=str(secret))["OIDC_CLIENT_SECRET"] == SECRET
+
+
+def test_a_provider_certified_by_the_campus_ca_is_trusted_by_oidc_ca_file(
+    tmp_path_factory, monkeypatch
+):
+    """A provider over TLS whose certificate a campus CA issued (not in the system's store):
+    refused as unreachable without oidc_ca_file (nothing is sent to it), trusted with it, even
+    where REQUESTS_CA_BUNDLE names another bundle."""
+    import trustme
+
+    folder = tmp_path_factory.mktemp("oidc-tls")
+    authority = trustme.CA(organization_name="Campus University Test CA")
+    certificate = authority.issue_cert("127.0.0.1")
+    ca, cert, key = folder / "ca.pem", folder / "cert.pem", folder / "key.pem"
+    authority.cert_pem.write_to_path(str(ca))
+    certificate.cert_chain_pems[0].write_to_path(str(cert))
+    certificate.private_key_pem.write_to_path(str(key))
+    provider = oidc_server.start_provider(folder, [CALLBACK], client_secret=SECRET, tls=(cert, key))
+    tls_provider = next(provider)
+    try:
+        assert tls_provider.issuer.startswith("https://127.0.0.1:")
+        (folder / "untrusted").mkdir()
+        untrusted = _server(folder / "untrusted", tls_provider)
+        back = untrusted.test_client().get("/login/oidc")
+        assert back.status_code == 503
+        assert "The campus sign-in service cannot be reached" in back.get_data(as_text=True)
+
+        other = trustme.CA(organization_name="Some Other CA")
+        other.cert_pem.write_to_path(str(folder / "other.pem"))
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(folder / "other.pem"))
+        (folder / "trusted").mkdir()
+        trusted = _server(folder / "trusted", tls_provider, OIDC_CA_FILE=str(ca))
+        status, _page = _sign_in(trusted.test_client(), "alan", verify=str(ca))
+        assert status == 302
+        alan = _account(trusted, "alan")
+        assert alan is not None and alan.account_source == "oidc"
+    finally:
+        provider.close()

@@ -15,6 +15,7 @@
 
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 
 import Provider from 'oidc-provider';
 
@@ -155,10 +156,18 @@ async function interaction(provider, req, res) {
   await provider.interactionFinished(req, res, {}, { mergeWithLastSubmission: true });
 }
 
-const server = http.createServer();
+// With OIDC_TEST_TLS_CERT and OIDC_TEST_TLS_KEY (PEM files): served over TLS, issuer
+// https://127.0.0.1:<port>, with a certificate of a test CA (a campus CA the portal must trust).
+const tls = process.env.OIDC_TEST_TLS_CERT
+  ? {
+    cert: readFileSync(process.env.OIDC_TEST_TLS_CERT),
+    key: readFileSync(process.env.OIDC_TEST_TLS_KEY),
+  }
+  : null;
+const server = tls ? https.createServer(tls) : http.createServer();
 server.listen(0, '127.0.0.1', () => {
   const { port } = server.address();
-  const issuer = `http://127.0.0.1:${port}`;
+  const issuer = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
   const provider = new Provider(issuer, configuration());
   const handle = provider.callback();
   server.on('request', (req, res) => {
