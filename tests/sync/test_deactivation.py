@@ -12,9 +12,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db as _db
-from portal.models import AuditEntry, Registration, SyncState, User
+from portal.models import AuditEntry, Registration, SyncState, User, utcnow
 from portal.sync.device import pull as device_pull
 from portal.sync.device import runner as device
+from portal.sync.device import sign_in as copy_sign_in
 from portal.sync.device.client import SyncError
 from portal.sync.wire import row_to_json
 from tests import factories
@@ -26,6 +27,17 @@ def _log_in(app, username, password=factories.PASSWORD):
     client = app.test_client()
     response = post_form(client, "/login", {"username": username, "password": password})
     return response
+
+
+PIN = "482913"
+
+
+def _pin_log_in(app, username):  # type: ignore[no-untyped-def]
+    client = app.test_client()
+    data = {"username": username, "pin": PIN}
+    response = post_form(client, "/login/pin", data, token_from="/login/pin")
+    page = response.get_data(as_text=True) if response.status_code != 302 else ""
+    return response.status_code, page
 
 
 def _deactivate(server, username, admin_id):
@@ -131,6 +143,15 @@ def test_a_copy_whose_every_account_is_deactivated_stops_signing_them_in(
         with laptop.session():
             verifiers = dict(_db.session.execute(select(User.username, User.password_hash)).all())
         assert verifiers["teach1"] != "!" and verifiers["lab2"] != "!"  # offline sign-in works
+        # lab2 also chose an offline PIN here (as after a single sign-on)
+        with laptop.session():
+            lab2_id = _db.session.scalars(select(User.id).where(User.username == "lab2")).one()
+        copy_sign_in.record_online_sign_in(laptop.engine, lab2_id, now=utcnow())
+        with laptop.session():
+            lab2 = _db.session.get(User, lab2_id)
+            copy_sign_in.set_pin(_db.session, lab2, PIN, now=utcnow())
+            _db.session.commit()
+        assert _pin_log_in(laptop.app, "lab2") == (302, "")
 
         _deactivate(server, "teach1", campus.admin)
         _deactivate(server, "lab2", campus.admin)
@@ -167,6 +188,8 @@ def test_a_copy_whose_every_account_is_deactivated_stops_signing_them_in(
             _db.session.commit()
         for username in ("teach1", "lab2"):
             assert _log_in(laptop.app, username).status_code == 401  # no verifier left here
+        status, page = _pin_log_in(laptop.app, "lab2")
+        assert status == 401 and "This account has been deactivated." in page
     finally:
         device.runner_for(laptop.app).stop()
 
