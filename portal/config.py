@@ -372,6 +372,14 @@ SETTINGS: tuple[Setting, ...] = (
         "`<server>/login/oidc/callback` (Installers: Campus sign-in)",
     ),
     Setting(
+        "oidc_ca_file",
+        str,
+        "",
+        "a PEM file of the certificate authorities trusted for the single sign-on provider "
+        "(the campus CA), instead of the operating system's store",
+        documented_default="empty (the OS's store)",
+    ),
+    Setting(
         "oidc_client_id",
         str,
         "",
@@ -886,6 +894,8 @@ def _check_single_sign_on(settings: dict[str, Any]) -> None:
         raise ConfigError(
             f"oidc_group_roles: {unknown[0]!r} is not a portal role ({', '.join(ROLES)})"
         )
+    if settings["OIDC_CA_FILE"] and not Path(settings["OIDC_CA_FILE"]).is_file():
+        raise ConfigError(f"oidc_ca_file {settings['OIDC_CA_FILE']} does not exist")
     if path := settings["OIDC_CLIENT_SECRET_FILE"]:
         settings["OIDC_CLIENT_SECRET"] = _secret_file(Path(path), "oidc_client_secret_file")
 

@@ -23,6 +23,7 @@ from typing import Any
 import requests
 from authlib.integrations.base_client import MismatchingStateError, OAuthError
 from authlib.integrations.flask_client import OAuth
+from authlib.integrations.requests_client import OAuth2Session
 from flask import Flask, current_app, request, session, url_for
 from flask_babel import lazy_gettext as _l
 from joserfc.errors import InvalidClaimError, JoseError, MissingClaimError
@@ -161,6 +162,8 @@ def init_app(app: Flask) -> None:
             "client_secret_basic" if settings["OIDC_CLIENT_SECRET"] else "none"
         ),
     }
+    if settings["OIDC_CA_FILE"]:  # the campus CA, for every request to the provider
+        client_kwargs["verify"] = settings["OIDC_CA_FILE"]
     oauth.register(
         CLIENT,
         client_id=settings["OIDC_CLIENT_ID"],
@@ -169,8 +172,18 @@ def init_app(app: Flask) -> None:
         client_kwargs=client_kwargs,
     )
     client = oauth.create_client(CLIENT)
+    client.client_cls = _Session
     client.framework.expires_in = PENDING_MINUTES * 60
     app.extensions[EXTENSION] = _Provider(client, settings["OIDC_ISSUER"])
+
+
+class _Session(OAuth2Session):
+    """Authlib's HTTP session, whose `verify` (oidc_ca_file) holds for each request: Requests
+    would otherwise prefer REQUESTS_CA_BUNDLE from the environment to a session's own."""
+
+    def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("verify", self.verify)
+        return super().request(method, url, *args, **kwargs)
 
 
 def discovery_url(issuer: str) -> str:

@@ -25,6 +25,10 @@ UNKNOWN_CURSOR = "urn:campus-portal:sync:unknown-cursor"
 # detail's words (said in the server's language).
 DEVICE_REVOKED = "urn:campus-portal:sync:device-revoked"
 
+# The problem a server answers to a pull of a device none of whose accounts is active any more:
+# its `deactivated` member lists them, and the device keeps them deactivated, without verifiers.
+NO_ACTIVE_ACCOUNT = "urn:campus-portal:sync:no-active-account"
+
 CHUNK_BYTES = 1024 * 1024  # a file travels in chunks of at most this size
 MOST_PENDING = 2**31 - 1  # what a device reports waiting is kept in an integer column
 

@@ -24,6 +24,7 @@ HERE = Path(__file__).parent / "oidc_provider"
 SCRIPT = HERE / "provider.js"
 MODULE = HERE / "node_modules" / "oidc-provider" / "package.json"
 CLIENT_ID = "campus-portal"
+OTHER_CLIENT_ID = "campus-library"  # another application of the campus (provider.js)
 STARTUP_TIMEOUT = 30.0
 
 ACCOUNTS: dict[str, dict[str, Any]] = {
@@ -70,10 +71,14 @@ class IdentityProvider:
 
 
 def start_provider(
-    folder: Path, redirect_uris: list[str], client_secret: str = ""
+    folder: Path,
+    redirect_uris: list[str],
+    client_secret: str = "",
+    tls: tuple[Path, Path] | None = None,
 ) -> Iterator[IdentityProvider]:
     """Run the provider for the portal whose callbacks are `redirect_uris` (a confidential
-    client with `client_secret`, else a public one); yields it."""
+    client with `client_secret`, else a public one); with `tls` (certificate and key PEM
+    files), over https. Yields it."""
     node = shutil.which("node")
     if node is None:
         unavailable("Node.js is not installed (Debian package nodejs: make system-deps)")
@@ -89,7 +94,14 @@ def start_provider(
         stdout=subprocess.PIPE,
         stderr=log,
         text=True,
-        env={**os.environ, "NODE_ENV": "test", "OIDC_TEST_CLIENT_SECRET": client_secret},
+        env={
+            **os.environ,
+            "NODE_ENV": "test",
+            "OIDC_TEST_CLIENT_SECRET": client_secret,
+            **(
+                {"OIDC_TEST_TLS_CERT": str(tls[0]), "OIDC_TEST_TLS_KEY": str(tls[1])} if tls else {}
+            ),
+        },
     )
     try:
         issuer = _issuer(process, folder / "provider.log")

@@ -1,20 +1,25 @@
 """Campus single sign-on (OIDC) on the central server against a real provider (npm's
 oidc-provider, tests/auth/oidc_server.py), driven without a browser (the browser's side is
 tests/browser/test_campus_sign_in.py): a confidential client's secret, the refusals (no role,
-a local account of that name, deactivated, a username the portal cannot use), the password page
+a local account of that name, deactivated, a username the portal cannot use, an ID token
+whose signature does not verify or that was issued to another client), the password page
 of a campus account, the log-in rate limit, and the settings."""
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import hashlib
 import http.server
 import json
 import os
 import re
+import secrets
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import pytest
 import requests
@@ -26,7 +31,13 @@ from portal.extensions import db as _db
 from portal.models import AuditEntry, User
 from tests import factories
 from tests.auth import oidc_server
-from tests.auth.oidc_server import ACCOUNTS, CLIENT_ID, GROUP_ROLES, IdentityProvider
+from tests.auth.oidc_server import (
+    ACCOUNTS,
+    CLIENT_ID,
+    GROUP_ROLES,
+    OTHER_CLIENT_ID,
+    IdentityProvider,
+)
 from tests.conftest import make_app, post_form
 
 SECRET = "Client-Secret-For-The-Tests-7"  # noqa: S105
@@ -61,6 +72,7 @@ def _answer(  # type: ignore[no-untyped-def]
     username: str,
     start_at: str = "/login/oidc",
     meanwhile: Callable[[], None] | None = None,
+    verify: str | bool = True,
 ):
     """The whole code flow: the portal's redirect, the provider's log-in form (the account's
     password), and the portal's response to the provider's answer at its callback."""
@@ -69,13 +81,23 @@ def _answer(  # type: ignore[no-untyped-def]
         return start
     at_provider = requests.Session()
     at_provider.trust_env = False  # the browser's side: never through a test's proxy
-    location = start.headers["Location"]
+    at_provider.verify = verify  # the CAs the browser trusts
+    location = _through_the_provider(at_provider, start.headers["Location"], username)
+    if meanwhile is not None:
+        meanwhile()
+    answer = urlsplit(location)
+    return client.get(f"{answer.path}?{answer.query}")
+
+
+def _through_the_provider(browser: requests.Session, location: str, username: str) -> str:
+    """The browser's way from an authorization request through the provider's log-in form
+    (the account's password) to the callback address with the answer."""
     while not location.startswith(CALLBACK):
-        response = at_provider.get(location, allow_redirects=False, timeout=10)
+        response = browser.get(location, allow_redirects=False, timeout=10)
         if response.status_code == 200:  # the provider's own log-in form
             form = re.search(r'action="([^"]+)"', response.text)
             assert form, response.text
-            response = at_provider.post(
+            response = browser.post(
                 urljoin(location, form.group(1)),
                 data={"login": username, "password": ACCOUNTS[username]["password"]},
                 allow_redirects=False,
@@ -83,14 +105,11 @@ def _answer(  # type: ignore[no-untyped-def]
             )
         assert response.status_code in (302, 303), response.text
         location = urljoin(location, response.headers["Location"])
-    if meanwhile is not None:
-        meanwhile()
-    answer = urlsplit(location)
-    return client.get(f"{answer.path}?{answer.query}")
+    return location
 
 
-def _sign_in(client: FlaskClient, username: str) -> tuple[int, str]:
-    back = _answer(client, username)
+def _sign_in(client: FlaskClient, username: str, verify: str | bool = True) -> tuple[int, str]:
+    back = _answer(client, username, verify=verify)
     return back.status_code, back.get_data(as_text=True).replace("&#39;", "'")
 
 
@@ -182,16 +201,17 @@ class _TamperingProxy(http.server.BaseHTTPRequestHandler):
         answer = upstream.request(self.command, self.path, headers=headers, data=body, timeout=10)
         content = answer.content
         if urlsplit(self.path).path == "/token" and answer.ok:
-            token = answer.json()
-            head, payload, signature = token["id_token"].split(".")
-            flipped = ("A" if signature[0] != "A" else "B") + signature[1:]
-            token["id_token"] = f"{head}.{payload}.{flipped}"
-            content = json.dumps(token).encode()
+            content = json.dumps(self.changed(answer.json())).encode()
         self.send_response(answer.status_code)
         self.send_header("Content-Type", answer.headers.get("Content-Type", "text/plain"))
         self.send_header("Content-Length", str(len(content)))
         self.end_headers()
         self.wfile.write(content)
+
+    def changed(self, token: dict[str, Any]) -> dict[str, Any]:
+        head, payload, signature = token["id_token"].split(".")
+        flipped = ("A" if signature[0] != "A" else "B") + signature[1:]
+        return token | {"id_token": f"{head}.{payload}.{flipped}"}
 
     do_GET = _forward
     do_POST = _forward
@@ -200,24 +220,91 @@ class _TamperingProxy(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_an_id_token_whose_signature_does_not_verify_is_refused(tmp_path, provider, monkeypatch):
-    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TamperingProxy)
+@contextlib.contextmanager
+def _proxy(handler: type[http.server.BaseHTTPRequestHandler], monkeypatch) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """The portal's requests to the provider go through `handler` (the HTTP_PROXY variable)."""
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=proxy.serve_forever, daemon=True)
     thread.start()
     try:
         monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
         monkeypatch.delenv("NO_PROXY", raising=False)
         monkeypatch.delenv("no_proxy", raising=False)
-        app = _server(tmp_path, provider)
-        status, page = _sign_in(app.test_client(), "alan")
+        yield
     finally:
+        monkeypatch.delenv("HTTP_PROXY")
         proxy.shutdown()
         proxy.server_close()
+
+
+def test_an_id_token_whose_signature_does_not_verify_is_refused(tmp_path, provider, monkeypatch):
+    with _proxy(_TamperingProxy, monkeypatch):
+        app = _server(tmp_path, provider)
+        status, page = _sign_in(app.test_client(), "alan")
     assert status == 400
     assert "This sign-in answer could not be verified" in page
     assert _account(app, "alan") is None
     (failed,) = _audit(app, "auth.login_failed")
     assert failed.after and failed.after["reason"] == "id_token: BadSignatureError"
+
+
+def test_an_id_token_issued_to_another_client_is_refused(tmp_path, provider, monkeypatch):
+    """The provider signs the ID tokens of every application of the campus with the same keys:
+    one it issued to another client (campus-library), for the same person, the portal's nonce
+    and a real code of that client, is refused by its audience, though all else is right."""
+    app = _server(tmp_path, provider)
+    client = app.test_client()
+    start = client.get("/login/oidc")
+    portal_authorize = start.headers["Location"]
+    nonce = parse_qs(urlsplit(portal_authorize).query)["nonce"][0]
+    # The other application's own sign-in of alan, with the portal's nonce.
+    browser = requests.Session()
+    browser.trust_env = False
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+    query = urlencode(
+        {
+            "client_id": OTHER_CLIENT_ID,
+            "redirect_uri": CALLBACK,
+            "response_type": "code",
+            "scope": "openid profile email groups",
+            "nonce": nonce,
+            "state": "library",
+            "code_challenge": challenge.decode().rstrip("="),
+            "code_challenge_method": "S256",
+        }
+    )
+    location = _through_the_provider(browser, f"{provider.issuer}/auth?{query}", "alan")
+    other = requests.post(
+        f"{provider.issuer}/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": parse_qs(urlsplit(location).query)["code"][0],
+            "redirect_uri": CALLBACK,
+            "client_id": OTHER_CLIENT_ID,
+            "code_verifier": verifier,
+        },
+        timeout=10,
+    )
+    other.raise_for_status()
+    others = other.json()
+    claims = json.loads(base64.urlsafe_b64decode(others["id_token"].split(".")[1] + "=="))
+    assert (claims["aud"], claims["nonce"], claims["sub"]) == (OTHER_CLIENT_ID, nonce, "alan")
+
+    class Swapping(_TamperingProxy):
+        def changed(self, token: dict[str, Any]) -> dict[str, Any]:
+            return others  # the other client's answer, instead of the portal's
+
+    with _proxy(Swapping, monkeypatch):
+        answer = urlsplit(_through_the_provider(browser, portal_authorize, "alan"))
+        back = client.get(f"{answer.path}?{answer.query}")
+    assert back.status_code == 400
+    assert "This sign-in answer could not be verified" in back.get_data(as_text=True)
+    assert _account(app, "alan") is None
+    (failed,) = _audit(app, "auth.login_failed")
+    assert failed.after and failed.after["reason"] == "id_token: aud"
+    # The same steps without the swap: the portal's own token signs alan in.
+    assert _answer(app.test_client(), "alan").status_code == 302
 
 
 def test_no_mapped_group_is_refused_where_student_has_a_group(tmp_path, provider):
@@ -370,6 +457,7 @@ def _settings(tmp_path: Path, **values: Any) -> dict[str, Any]:
         ({"OIDC_SCOPES": ["profile", "email"]}, "oidc_scopes must include openid"),
         ({"OIDC_GROUP_ROLES": {"dean": "deans"}}, "'dean' is not a portal role"),
         ({"CAMPUS_PASSWORD_URL": "password.campus.example"}, "campus_password_url must be"),
+        ({"OIDC_CA_FILE": "/nonexistent/campus-ca.pem"}, "oidc_ca_file /nonexistent/campus"),
     ],
 )
 def test_settings_that_cannot_work_stop_the_start(tmp_path, values, problem):
@@ -401,3 +489,41 @@ def test_the_client_secret_comes_from_the_environment_or_a_private_file(tmp_path
             _settings(tmp_path, OIDC_CLIENT_SECRET_FILE=str(secret))
     secret.chmod(0o600)
     assert _settings(tmp_path, OIDC_CLIENT_SECRET_FILE=str(secret))["OIDC_CLIENT_SECRET"] == SECRET
+
+
+def test_a_provider_certified_by_the_campus_ca_is_trusted_by_oidc_ca_file(
+    tmp_path_factory, monkeypatch
+):
+    """A provider over TLS whose certificate a campus CA issued (not in the system's store):
+    refused as unreachable without oidc_ca_file (nothing is sent to it), trusted with it, even
+    where REQUESTS_CA_BUNDLE names another bundle."""
+    import trustme
+
+    folder = tmp_path_factory.mktemp("oidc-tls")
+    authority = trustme.CA(organization_name="Campus University Test CA")
+    certificate = authority.issue_cert("127.0.0.1")
+    ca, cert, key = folder / "ca.pem", folder / "cert.pem", folder / "key.pem"
+    authority.cert_pem.write_to_path(str(ca))
+    certificate.cert_chain_pems[0].write_to_path(str(cert))
+    certificate.private_key_pem.write_to_path(str(key))
+    provider = oidc_server.start_provider(folder, [CALLBACK], client_secret=SECRET, tls=(cert, key))
+    tls_provider = next(provider)
+    try:
+        assert tls_provider.issuer.startswith("https://127.0.0.1:")
+        (folder / "untrusted").mkdir()
+        untrusted = _server(folder / "untrusted", tls_provider)
+        back = untrusted.test_client().get("/login/oidc")
+        assert back.status_code == 503
+        assert "The campus sign-in service cannot be reached" in back.get_data(as_text=True)
+
+        other = trustme.CA(organization_name="Some Other CA")
+        other.cert_pem.write_to_path(str(folder / "other.pem"))
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(folder / "other.pem"))
+        (folder / "trusted").mkdir()
+        trusted = _server(folder / "trusted", tls_provider, OIDC_CA_FILE=str(ca))
+        status, _page = _sign_in(trusted.test_client(), "alan", verify=str(ca))
+        assert status == 302
+        alan = _account(trusted, "alan")
+        assert alan is not None and alan.account_source == "oidc"
+    finally:
+        provider.close()

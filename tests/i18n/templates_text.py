@@ -124,7 +124,10 @@ class _Reader(HTMLParser):
         if not skipped:
             for name, value in attrs:
                 spoken = name in SPOKEN_ATTRIBUTES or (
-                    name == "value" and attributes.get("type") in ("submit", "button", "reset")
+                    # an <input>'s button label; a <button>'s value is sent, never shown
+                    tag == "input"
+                    and name == "value"
+                    and attributes.get("type") in ("submit", "button", "reset")
                 )
                 if spoken and value and (words := _words(value)):
                     self.found.append(Unmarked(self.name, self.getpos()[0], f"{name}={words}"))

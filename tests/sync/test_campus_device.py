@@ -6,6 +6,7 @@ after the last online one; the server itself always asks the directory."""
 from __future__ import annotations
 
 import socket
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -14,12 +15,12 @@ import pytest
 from sqlalchemy import select, update
 
 from portal.extensions import db as _db
-from portal.models import SyncState, User, utcnow
+from portal.models import Section, SyncState, User, utcnow
 from portal.sync.device import runner as device
 from tests import factories
 from tests.auth import ldap_server
 from tests.auth.ldap_server import PASSWORDS, Directory, group_dn
-from tests.conftest import post_form
+from tests.conftest import CSRF_META, post_form
 from tests.sync.conftest import SERVER_URL, wsgi_client
 
 
@@ -134,3 +135,112 @@ def test_a_campus_account_deactivated_on_the_server_stops_on_the_copy(laptop, se
     status, page = _log_in(laptop.app, "alan", PASSWORDS["alan"])
     assert status == 401  # no verifier is left here for him
     assert _log_in(laptop.app, "teach1", factories.PASSWORD)[0] == 302  # the others still can
+
+
+def test_people_take_turns_on_a_shared_copy_each_with_their_own_verifier(
+    laptop, server, campus, monkeypatch
+):
+    """A shared lab PC (enrolled for teach1): a local account (lab1), a directory account
+    (alan) and a person who signs in by single sign-on through the server's pages, then an
+    offline PIN (olga), sign in on it in turn. The copy keeps a verifier for each of them
+    only (their own secret signs in only themselves), holds exactly what the scope rules give
+    those accounts, and refuses a student, whose data belongs on their own device only."""
+    from urllib.parse import parse_qs, urlparse
+
+    from portal.models import Device, OfflinePin
+    from portal.sync.device import sign_in_routes
+    from portal.sync.server import sign_in as server_sign_in
+    from tests.sync.conftest import as_user, device_accounts, visible_rows
+
+    with server.app_context():
+        db = _db.session
+        olga = factories.make_user(db, "instructor", username="olga")
+        olga.account_source, olga.password_hash = "oidc", "!"
+        as_user(server, campus.admin)
+        section = db.get(Section, campus.other_section)
+        section.instructor_id = olga.id  # her section is not teach1's
+        db.commit()
+
+    assert _log_in(laptop.app, "teach1", factories.PASSWORD)[0] == 302
+    assert _log_in(laptop.app, "lab1", factories.PASSWORD)[0] == 302
+    assert _log_in(laptop.app, "alan", PASSWORDS["alan"])[0] == 302
+    status, page = _log_in(laptop.app, "stud1", factories.PASSWORD)
+    assert status == 401
+    assert "can only be used on a device enrolled for that student" in page
+
+    # olga: the browser goes to the server's page (she signs in there by single sign-on and
+    # confirms; the server then gives the code) and comes back to the copy's loopback address.
+    opened: list[str] = []
+    monkeypatch.setattr(sign_in_routes.webbrowser, "open", lambda url: opened.append(url))
+    window = laptop.app.test_client()
+    loopback = "http://127.0.0.1:49152"
+
+    def post(path: str, data: dict[str, str], token_from: str):  # type: ignore[no-untyped-def]
+        page = window.get(token_from, base_url=loopback).get_data(as_text=True)
+        token = CSRF_META.search(page)
+        assert token is not None
+        return window.post(path, data={"csrf_token": token.group(1), **data}, base_url=loopback)
+
+    started = post("/sign-in/campus", {"flow": "browser"}, "/login")
+    assert started.status_code == 200
+    query = parse_qs(urlparse(opened[0]).query)
+    with server.app_context():
+        db = _db.session
+        code = server_sign_in.issue_loopback_code(
+            db,
+            db.get(Device, uuid.UUID(query["client_id"][0])),
+            db.scalar(select(User).where(User.username == "olga")),
+            code_challenge=query["code_challenge"][0],
+            redirect_uri=query["redirect_uri"][0],
+            now=utcnow(),
+        )
+        db.commit()
+    back = window.get(f"/sign-in/callback?code={code}&state={query['state'][0]}", base_url=loopback)
+    assert back.status_code == 200
+    done = window.get("/sign-in/campus/status", base_url=loopback).get_json()
+    assert done["state"] == "done" and done["next"].endswith("/offline-pin")
+    chosen = post("/offline-pin", {"pin": "482913", "confirm": "482913"}, "/offline-pin")
+    assert chosen.status_code == 302
+
+    device.runner_for(laptop.app).run()  # a sync with everyone on the copy
+    with laptop.session():
+        db = _db.session
+        verifiers = {
+            user.username for user in db.scalars(select(User).where(User.password_hash != "!"))
+        }
+        pins = {
+            db.get(User, row.user_id).username
+            for row in db.scalars(select(OfflinePin).where(OfflinePin.pin_hash != ""))
+        }
+        db.rollback()
+    assert verifiers == {"teach1", "lab1", "alan"}  # nobody else's password verifier
+    assert pins == {"olga"}
+    # What each may see and no more: the copy holds exactly the rows the scope rules give its
+    # accounts (and other accounts' rows without their verifiers).
+    accounts = device_accounts(server, laptop)
+    assert set(_usernames(server, accounts)) == {"teach1", "lab1", "alan", "olga"}
+    assert visible_rows(laptop.app) == visible_rows(server, accounts)
+
+    _go_offline(laptop.app)
+    for username, password in [
+        ("teach1", factories.PASSWORD),
+        ("lab1", factories.PASSWORD),
+        ("alan", PASSWORDS["alan"]),
+    ]:
+        assert _log_in(laptop.app, username, password)[0] == 302
+    assert _log_in(laptop.app, "teach1", PASSWORDS["alan"])[0] == 401  # his secret: him only
+    assert _log_in(laptop.app, "alan", factories.PASSWORD)[0] == 401
+    assert _log_in(laptop.app, "olga", "482913")[0] == 401  # no password of hers is here
+
+    def pin_log_in(username: str, pin: str) -> int:
+        client = laptop.app.test_client()
+        data = {"username": username, "pin": pin}
+        return post_form(client, "/login/pin", data, token_from="/login/pin").status_code
+
+    assert pin_log_in("olga", "482913") == 302
+    assert pin_log_in("teach1", "482913") == 401  # her PIN signs in her only
+
+
+def _usernames(server, accounts) -> list[str]:  # type: ignore[no-untyped-def]
+    with server.app_context():
+        return [_db.session.get(User, account_id).username for account_id, _role in accounts]

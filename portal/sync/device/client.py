@@ -53,8 +53,18 @@ class SyncError(Exception):
     """Sync could not complete; `str()` says why in words a user understands. Nothing local
     is lost: the outbox keeps every change that did not get through."""
 
-    def __init__(self, message: str, *, reason: str = "error", code: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str = "error",
+        code: str = "",
+        deactivated: tuple[str, ...] = (),
+    ) -> None:
         super().__init__(message)
+        # The device's accounts the server says are no longer active, when none is left
+        # (protocol.NO_ACTIVE_ACCOUNT): the device stops signing them in.
+        self.deactivated = deactivated
         # The OAuth error of a refused sign-in exchange or poll (RFC 6749 5.2, RFC 8628 3.5):
         # invalid_grant, authorization_pending, slow_down, expired_token, access_denied.
         self.code = code
@@ -252,11 +262,14 @@ class Transport:
 
     @staticmethod
     def _problem(response: httpx.Response) -> SyncError:
+        deactivated: tuple[str, ...] = ()
         try:
             problem = response.json()
             detail = str(problem.get("detail") or "")
             kind = str(problem.get("type") or "")
             code = str(problem.get("error") or "")
+            if kind == protocol.NO_ACTIVE_ACCOUNT and isinstance(problem.get("deactivated"), list):
+                deactivated = tuple(str(account) for account in problem["deactivated"])
         except (ValueError, AttributeError):
             detail = kind = code = ""
         status = response.status_code
@@ -275,6 +288,7 @@ class Transport:
             return SyncError(
                 detail or _("The campus server refused this device."),
                 reason="revoked" if revoked else "refused",
+                deactivated=deactivated,
             )
         if status == 404 and not detail:
             return SyncError(

@@ -6,7 +6,7 @@ import contextlib
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ BIG_PAGE_ROWS = 2000  # a pulled page larger than this is written with a larger 
 FIRST_PAGE_ROWS = 5000
 MOST_PAGE_ROWS = 1_000_000
 APPLY_CACHE_KIB = 64 * 1024
+DISCARDS_AT_ONCE = 500  # ids in one statement (SQLite limits a statement's parameters)
 NO_VERIFIER = "!"  # noqa: S105 - the password_hash of an account that cannot sign in here
 
 
@@ -360,11 +361,7 @@ def apply_page(
         if sum(len(rows) for rows in rows_by_table.values()) > BIG_PAGE_ROWS:
             _enlarge_cache(connection)
         fresh = snapshot and _fresh(connection)
-        for item in page.get("discards", []):
-            entry = BY_NAME.get(str(item.get("table")))
-            if entry is not None:
-                table = entry.table
-                connection.execute(delete(table).where(table.c.id == uuid.UUID(str(item["id"]))))
+        _discard(connection, page.get("discards", []))
         for entry in SYNCED_TABLES:
             if entry.name in FILE_TABLES and files is not None:
                 files()  # a row that names a file only once the file is whole
@@ -414,6 +411,30 @@ def apply_page(
                 },
             )
     return count
+
+
+def _discard(connection: Connection, discards: list[dict[str, Any]]) -> None:
+    """Remove the rows the server no longer holds (or never accepted), children first, so
+    that an account is removed only when no row of this device names it any more (else it is
+    kept deactivated, as after a snapshot)."""
+    by_table: dict[str, list[uuid.UUID]] = {}
+    for item in discards:
+        name = str(item.get("table"))
+        if name in BY_NAME:
+            try:
+                by_table.setdefault(name, []).append(uuid.UUID(str(item.get("id"))))
+            except ValueError:
+                raise SyncError(
+                    _("The server sent a bad row id to remove: %(item)s", item=repr(item))
+                ) from None
+    for entry in reversed(SYNCED_TABLES):
+        ids = by_table.get(entry.name, [])
+        for start in range(0, len(ids), DISCARDS_AT_ONCE):
+            chosen = entry.table.c.id.in_(ids[start : start + DISCARDS_AT_ONCE])
+            if entry.model is User:
+                _remove_accounts(connection, chosen)
+            else:
+                connection.execute(delete(entry.table).where(chosen))
 
 
 @contextlib.contextmanager
@@ -548,17 +569,44 @@ def _prune(connection: Connection) -> None:
         waiting = select(OutboxEntry.row_id).where(OutboxEntry.table_name == entry.name)
         gone = and_(table.c.id.not_in(seen), table.c.id.not_in(waiting))
         if entry.model is User:
-            # Accounts that left the scope (deactivated on the server, or no longer on this
-            # device) but that rows of this device still name (its audit entries: who did
-            # what here) are kept, deactivated and without a password verifier: removing them
-            # would break those rows. Such an account can no longer sign in here.
-            named = _named_account()
-            connection.execute(
-                update(table).where(gone, named).values(active=False, password_hash=NO_VERIFIER)
-            )
-            gone = and_(gone, not_(named))
-        connection.execute(delete(table).where(gone))
+            _remove_accounts(connection, gone)
+        else:
+            connection.execute(delete(table).where(gone))
     connection.execute(delete(SnapshotSeen))
+
+
+def _remove_accounts(connection: Connection, condition: ColumnElement[bool]) -> None:
+    """Remove the accounts that meet `condition` (they left the device's scope: deactivated
+    or removed on the server, or no longer on this device). Those that rows of this device
+    still name (its audit entries: who did what here) are kept, deactivated and without a
+    password verifier: removing them would break those rows. Either way such an account can
+    no longer sign in here."""
+    table = BY_NAME["users"].table
+    named = _named_account()
+    _deactivate(connection, and_(condition, named))
+    connection.execute(delete(table).where(condition, not_(named)))
+
+
+def _deactivate(connection: Connection, condition: ColumnElement[bool]) -> None:
+    table = BY_NAME["users"].table
+    connection.execute(
+        update(table).where(condition).values(active=False, password_hash=NO_VERIFIER)
+    )
+
+
+def retire_accounts(engine: Engine, accounts: Iterable[str]) -> None:
+    """The server refused to sync because none of this device's accounts is active any more
+    (it names them): they are kept, deactivated and without a password verifier, so that
+    nobody signs in with them here although the device can no longer sync. Their rows stay
+    (nothing of the device's is removed without a sync)."""
+    ids = []
+    for account in accounts:
+        try:
+            ids.append(uuid.UUID(account))
+        except ValueError:  # names no account of this device
+            log.warning("sync: the server named a deactivated account by a bad id: %r", account)
+    with engine.begin() as connection:
+        _deactivate(connection, BY_NAME["users"].table.c.id.in_(ids))
 
 
 def _named_account() -> ColumnElement[bool]:

@@ -70,6 +70,8 @@ def sync_once(
             pull.pull(engine, transport, upload_dir, summary, progress, stop)
             single_sign_on = _server_single_sign_on(transport)
         except SyncError as refused:
+            if refused.deactivated:  # every account here was deactivated on the server
+                pull.retire_accounts(engine, refused.deactivated)
             error = sync_client.kept_on_protocol_refusal(engine, refused)
             _record(
                 engine,

@@ -422,9 +422,9 @@ def _account(ctx: Context) -> Outcome:
 
     keys = {name for key in BY_NAME["users"].natural_keys for name in key}
     if ctx.change.op != "update" or set(ctx.change.fields) - keys - {"language"}:
-        raise ValidationError("Accounts are changed on the campus server only.")
+        raise ValidationError(_("Accounts are changed on the campus server only."))
     if ctx.change.row_id != ctx.actor.id:
-        raise Forbidden("Only the person themselves chooses the language of their account.")
+        raise Forbidden(_("Only the person themselves chooses the language of their account."))
     if "language" not in ctx.change.fields:
         return Outcome(IGNORED)
     language = ctx.value("language")

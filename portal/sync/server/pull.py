@@ -31,10 +31,11 @@ from portal.errors import ValidationError
 from portal.models import (
     ChangeLogEntry,
     Device,
+    DeviceAccount,
     UTCDateTime,
 )
 from portal.sync import scopes
-from portal.sync.protocol import MOST_PENDING, PROTOCOL_VERSION
+from portal.sync.protocol import MOST_PENDING, NO_ACTIVE_ACCOUNT, PROTOCOL_VERSION
 from portal.sync.server.enrolment import DeviceRefused, device_accounts
 from portal.sync.tables import BY_NAME, SYNCED_TABLES, TABLE_INDEX
 
@@ -48,6 +49,18 @@ class UnknownCursor(ValidationError):
     problem's `type` says so, and a device answers it by starting again from a snapshot."""
 
     problem_type = "urn:campus-portal:sync:unknown-cursor"
+
+
+class NoActiveAccount(DeviceRefused):
+    """Every account of the device was deactivated (or removed) on the server: nothing is left
+    to pull. The problem names them (`deactivated`), so that the device stops signing them in
+    offline, although it can no longer sync."""
+
+    problem_type = NO_ACTIVE_ACCOUNT
+
+    def __init__(self, accounts: Iterable[uuid.UUID]) -> None:
+        super().__init__(_("No active account is left on this device."))
+        self.problem_members = {"deactivated": sorted(str(account) for account in accounts)}
 
 
 @dataclass(frozen=True)
@@ -130,7 +143,9 @@ def _pull(
 ) -> dict[str, Any]:
     accounts = device_accounts(db, device)
     if not accounts:
-        raise DeviceRefused(_("No active account is left on this device."))
+        raise NoActiveAccount(
+            db.scalars(select(DeviceAccount.user_id).where(DeviceAccount.device_id == device.id))
+        )
     newest = db.scalar(select(func.max(ChangeLogEntry.seq))) or 0
     claimed = max(request.cursor, request.upto or 0)
     if claimed > newest:

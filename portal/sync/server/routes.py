@@ -41,8 +41,14 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _problem(status: int, title: str, detail: str, kind: str = "about:blank") -> Response:
-    body = {"type": kind, "title": title, "status": status, "detail": detail}
+def _problem(
+    status: int,
+    title: str,
+    detail: str,
+    kind: str = "about:blank",
+    members: dict[str, Any] | None = None,
+) -> Response:
+    body = {"type": kind, "title": title, "status": status, "detail": detail, **(members or {})}
     response = Response(json.dumps(body), status=status, mimetype="application/problem+json")
     return response
 
@@ -136,8 +142,9 @@ def _refused(error: PortalError) -> Response:
     db.session.rollback()
     titles = {403: "Refused", 404: "Not found", 409: "Conflict", 426: "Protocol not supported"}
     kind = getattr(error, "problem_type", "about:blank")
+    members = getattr(error, "problem_members", None)  # a problem type's own members
     return _problem(
-        error.status_code, titles.get(error.status_code, "Bad request"), str(error), kind
+        error.status_code, titles.get(error.status_code, "Bad request"), str(error), kind, members
     )
 
 

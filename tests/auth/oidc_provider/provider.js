@@ -5,13 +5,17 @@
 //
 // ACCOUNTS_JSON is read at every sign-in (a test changes a person's groups by rewriting it):
 //   {"ada": {"password": "...", "name": "Ada Lovelace", "email": "...", "groups": ["students"]}}
-// The one client must use PKCE (S256): a public client, or a confidential one (client_secret_basic)
-// when OIDC_TEST_CLIENT_SECRET is set; the device authorization grant (RFC 8628) is on. The provider's own log-in page checks the account's password and has a
-// Cancel link (error=access_denied). Consent is given for the portal, a first-party client.
+// The portal's client must use PKCE (S256): a public client, or a confidential one
+// (client_secret_basic) when OIDC_TEST_CLIENT_SECRET is set; a second, public client
+// (campus-library, the same redirect URIs) is another application of the campus; the device
+// authorization grant (RFC 8628) is on. The provider's own log-in page checks the account's
+// password and has a Cancel link (error=access_denied). Consent is given for the portal (and
+// the other client), first-party clients.
 // Once listening, one JSON line goes to stdout: {"issuer": "http://127.0.0.1:<port>"}.
 
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 
 import Provider from 'oidc-provider';
 
@@ -26,6 +30,7 @@ const accounts = () => JSON.parse(readFileSync(accountsFile, 'utf8'));
 const escape = (text) => String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 const SCOPES = 'openid profile email groups offline_access';
+const OTHER_CLIENT_ID = 'campus-library';
 
 function configuration() {
   return {
@@ -39,6 +44,14 @@ function configuration() {
       ...(clientSecret
         ? { client_secret: clientSecret, token_endpoint_auth_method: 'client_secret_basic' }
         : { token_endpoint_auth_method: 'none' }),
+    }, {
+      // Another application of the campus (a public client, same return addresses): its ID
+      // tokens are signed by the same keys, but are not for the portal (audience).
+      client_id: OTHER_CLIENT_ID,
+      redirect_uris: redirectUris,
+      response_types: ['code'],
+      grant_types: ['authorization_code'],
+      token_endpoint_auth_method: 'none',
     }],
     pkce: { required: () => true },
     claims: {
@@ -143,10 +156,18 @@ async function interaction(provider, req, res) {
   await provider.interactionFinished(req, res, {}, { mergeWithLastSubmission: true });
 }
 
-const server = http.createServer();
+// With OIDC_TEST_TLS_CERT and OIDC_TEST_TLS_KEY (PEM files): served over TLS, issuer
+// https://127.0.0.1:<port>, with a certificate of a test CA (a campus CA the portal must trust).
+const tls = process.env.OIDC_TEST_TLS_CERT
+  ? {
+    cert: readFileSync(process.env.OIDC_TEST_TLS_CERT),
+    key: readFileSync(process.env.OIDC_TEST_TLS_KEY),
+  }
+  : null;
+const server = tls ? https.createServer(tls) : http.createServer();
 server.listen(0, '127.0.0.1', () => {
   const { port } = server.address();
-  const issuer = `http://127.0.0.1:${port}`;
+  const issuer = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
   const provider = new Provider(issuer, configuration());
   const handle = provider.callback();
   server.on('request', (req, res) => {
