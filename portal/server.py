@@ -180,8 +180,7 @@ def _new_password() -> str | None:
 def create_admin(argv: list[str]) -> int:
     """`create-admin USERNAME --name "FULL NAME" [--email ADDRESS]`: an administrator account,
     audited. Exit code 2 (nothing created) for a taken username or a weak password."""
-    from portal.accounts.services import UserDetails, create_user, password_problems
-    from portal.audit.services import record
+    from portal.accounts.services import create_administrator, password_problems
     from portal.errors import PortalError
     from portal.extensions import db
     from portal.wsgi import create_server_app
@@ -199,23 +198,20 @@ def create_admin(argv: list[str]) -> int:
         return 2
     app = create_server_app()
     with app.app_context():
-        details = UserDetails(
-            username=args.username, full_name=args.name, role="admin", email=args.email
-        )
         try:
-            admin = create_user(db.session(), details, password)
+            admin = create_administrator(
+                db.session(),
+                args.username,
+                full_name=args.name,
+                email=args.email,
+                password=password,
+                action="account.create",
+                summary="Created administrator {username} from the command line",
+                by_themselves=False,
+            )
         except PortalError as error:
             print(f"campus-portal-server: {error} Nothing was created.", file=sys.stderr)
             return 2
-        record(
-            db.session(),
-            None,
-            "account.create",
-            entity_type="user",
-            entity_id=admin.id,
-            summary=f"Created administrator {admin.username} from the command line",
-            after={"username": admin.username, "role": admin.role},
-        )
         db.session.commit()
         print(f"Created administrator {admin.username}.")
     return 0

@@ -287,6 +287,34 @@ def create_user(
     return user
 
 
+def create_administrator(
+    db: Session,
+    username: str,
+    *,
+    full_name: str,
+    email: str,
+    password: str,
+    action: str,
+    summary: str,
+    by_themselves: bool,
+) -> User:
+    """An administrator made outside the admin's pages (the command line, the first-run page),
+    audited as `action` with `summary` (`{username}`: theirs); `by_themselves`: the entry names
+    the new administrator as who did it (the first-run page), else nobody (the command line)."""
+    details = UserDetails(username=username, full_name=full_name, role="admin", email=email)
+    admin = create_user(db, details, password)
+    record(
+        db,
+        admin if by_themselves else None,
+        action,
+        entity_type="user",
+        entity_id=admin.id,
+        summary=summary.format(username=admin.username),
+        after={"username": admin.username, "role": admin.role},
+    )
+    return admin
+
+
 def update_user(db: Session, user: User, details: UserDetails, *, actor: User) -> User:
     """Save an admin's edit; the audit entry names only the fields that changed."""
     apply_and_record(

@@ -10,11 +10,9 @@ from flask_smorest import Blueprint
 from portal.api import API_V1, schemas
 from portal.api.common import session, user
 from portal.attendance import services
-from portal.auth.policy import roles
+from portal.auth.policy import STAFF, roles
 from portal.catalogue.services import get_section
 from portal.models import AttendanceRecord, LabSession
-
-STAFF = ("instructor", "lab_staff", "admin")
 
 blp = Blueprint(
     "api_attendance", __name__, url_prefix=API_V1, description="Lab sessions and attendance"

@@ -13,12 +13,10 @@ from werkzeug.wrappers import Response
 from portal.api import API_V1, schemas
 from portal.api.common import session, user
 from portal.api.schemas import Extended
-from portal.auth.policy import roles
+from portal.auth.policy import STAFF, roles
 from portal.catalogue.services import get_section
 from portal.submissions import services
 from portal.web import attachment
-
-STAFF = ("instructor", "lab_staff", "admin")
 
 blp = Blueprint(
     "api_submissions", __name__, url_prefix=API_V1, description="Lab-report submissions"

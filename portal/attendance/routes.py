@@ -10,14 +10,12 @@ from werkzeug.wrappers import Response
 
 from portal.attendance import services
 from portal.attendance.forms import LabSessionForm
-from portal.auth.policy import roles
+from portal.auth.policy import STAFF, roles
 from portal.catalogue.services import get_section
 from portal.models import utcnow
 from portal.web import Undo, attempt, commit_or_show, db_session, filled, signed_in_user
 
 bp = Blueprint("attendance", __name__)
-
-STAFF = ("instructor", "lab_staff", "admin")
 
 
 def _render_section(

@@ -6,12 +6,17 @@ from wtforms.validators import DataRequired, EqualTo
 from portal.validators import length
 
 
-class LoginForm(FlaskForm):
+class UsernameForm(FlaskForm):
+    """A log-in form's first field, the username (with a password here, a PIN on a copy)."""
+
     username = StringField(
         _l("Username"),
         validators=[DataRequired(), length(max=64)],
         render_kw={"autocomplete": "username", "autofocus": True},
     )
+
+
+class LoginForm(UsernameForm):
     password = PasswordField(
         _l("Password"),
         validators=[DataRequired(), length(max=1024)],

@@ -40,6 +40,8 @@ EXEMPT_ENDPOINTS = {"static"}
 IDLE_MESSAGE = N_("You were logged out after a period of inactivity.")
 PASSWORD_CHANGE_ENDPOINTS = {"auth.change_own_password", "auth.logout"}
 LAST_SEEN_STEP_SECONDS = 60  # the idle log-out's granularity (_enforce_idle_logout)
+# The roles that may work on a section (its own staff, by auth.access) and administrators.
+STAFF = ("instructor", "lab_staff", "admin")
 
 log = logging.getLogger(__name__)
 

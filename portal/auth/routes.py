@@ -26,11 +26,11 @@ from flask_login import current_user, login_user, logout_user
 from werkzeug.wrappers import Response
 
 from portal.accounts.services import authenticate, change_password
-from portal.audit.services import record
 from portal.auth.forms import LoginForm, PasswordChangeForm
 from portal.auth.login_queue import login_slot
 from portal.auth.login_throttle import in_words, throttle
 from portal.auth.policy import IDLE_MESSAGE, is_safe_redirect, public, signed_in
+from portal.auth.sessions import log_in, log_in_failed
 from portal.errors import OfflineSignInExpired
 from portal.extensions import db, limiter
 from portal.models import User, utcnow
@@ -176,17 +176,7 @@ def login() -> str | Response | tuple[str, int] | tuple[str, int, dict[str, str]
         if user is None and not problem:
             problem = expired  # and the campus server could not renew it
         if user is None:
-            db.session.rollback()
-            record(
-                db_session(),
-                None,
-                "auth.login_failed",
-                entity_type="user",
-                summary=f"Failed log-in as {username!r}",
-                after={"username": username, "ip": request.remote_addr}
-                | ({"reason": problem} if problem else {}),
-            )
-            db.session.commit()
+            log_in_failed(username, f"Failed log-in as {username!r}", reason=problem)
             flash(
                 problem or _("That username and password do not match an active account."),
                 "danger",
@@ -196,18 +186,7 @@ def login() -> str | Response | tuple[str, int] | tuple[str, int, dict[str, str]
             return render_template("auth/login.html", form=form), 401
         if _on_desktop():
             throttle().succeeded(username)
-        record(
-            db_session(),
-            user,
-            "auth.login",
-            entity_type="user",
-            entity_id=user.id,
-            summary=f"{user.username} logged in",
-            after={"ip": request.remote_addr, "account_source": user.account_source},
-        )
-        db.session.commit()
-        session.clear()  # a fresh session on log-in (no fixation)
-        login_user(user)
+        log_in(user)
         target = form.next.data
         return redirect(target if is_safe_redirect(target) else url_for("main.index"))
     return render_template("auth/login.html", form=form)
@@ -271,20 +250,16 @@ def oidc_callback() -> Response | tuple[str, int]:
     except single_sign_on.SignInProblem as problem:
         return _single_sign_on_problem(problem)
     except campus.CampusRefused as error:
-        db.session.rollback()
-        _record_failure(person.username, str(error), method="oidc")
+        _record_failure(person.username, str(error))
         return _problem_page(_("You cannot sign in to the portal"), str(error), 403, False)
-    _signed_in(user, method="oidc")
     target = session.pop("oidc_next", "")
-    session.clear()  # a fresh session on log-in (no fixation)
-    login_user(user)
+    log_in(user, method="oidc")
     return redirect(target if is_safe_redirect(target) else url_for("main.index"))
 
 
 def _single_sign_on_problem(problem: "SignInProblem") -> tuple[str, int]:
     """A single sign-on that did not succeed: audited, and a page in plain words."""
-    db.session.rollback()
-    _record_failure("", problem.detail, method="oidc")
+    _record_failure("", problem.detail)
     what = problem.problem
     return _problem_page(what.title, what.message, what.status, what.again)
 
@@ -296,30 +271,10 @@ def _problem_page(title: Any, message: Any, status: int, again: bool) -> tuple[s
     return page, status
 
 
-def _record_failure(username: str, reason: str, *, method: str) -> None:
-    record(
-        db_session(),
-        None,
-        "auth.login_failed",
-        entity_type="user",
-        summary=f"Failed campus sign-in{f' as {username!r}' if username else ''}",
-        after={"username": username, "ip": request.remote_addr, "method": method}
-        | ({"reason": reason} if reason else {}),
-    )
-    db.session.commit()
-
-
-def _signed_in(user: User, *, method: str) -> None:
-    record(
-        db_session(),
-        user,
-        "auth.login",
-        entity_type="user",
-        entity_id=user.id,
-        summary=f"{user.username} logged in",
-        after={"ip": request.remote_addr, "account_source": user.account_source, "method": method},
-    )
-    db.session.commit()
+def _record_failure(username: str, reason: str) -> None:
+    """A single sign-on that ended without a log-in, audited."""
+    tried = f" as {username!r}" if username else ""
+    log_in_failed(username, f"Failed campus sign-in{tried}", reason=reason, method="oidc")
 
 
 def _wrong_passwords_message(username: str, seconds: int) -> str:

@@ -24,7 +24,7 @@ from wtforms import Field
 
 from portal.attendance import services as attendance
 from portal.auth import access
-from portal.auth.policy import roles
+from portal.auth.policy import STAFF, roles
 from portal.catalogue.services import get_section
 from portal.errors import Busy, FieldErrors, ValidationError
 from portal.grading import services
@@ -37,7 +37,6 @@ from portal.web import Undo, attempt, commit_form, commit_or_show, db_session, s
 
 bp = Blueprint("grading", __name__)
 
-STAFF = ("instructor", "lab_staff", "admin")
 MANAGERS = ("instructor", "admin")
 
 

@@ -7,8 +7,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portal.accounts.services import UserDetails, create_user
-from portal.audit.services import record
+from portal.accounts.services import create_administrator
 from portal.errors import NotFound
 from portal.models import SyncState, User
 
@@ -49,15 +48,13 @@ def create_first_admin(
     """
     if not local_admin_allowed(db, server_url=server_url):
         raise NotFound(_("This portal is already set up."))
-    details = UserDetails(username=username, full_name=full_name, role="admin", email=email)
-    admin = create_user(db, details, password)
-    record(
+    return create_administrator(
         db,
-        admin,
-        "setup.first_admin",
-        entity_type="user",
-        entity_id=admin.id,
-        summary=f"First administrator {admin.username} created on first run",
-        after={"username": admin.username, "role": admin.role},
+        username,
+        full_name=full_name,
+        email=email,
+        password=password,
+        action="setup.first_admin",
+        summary="First administrator {username} created on first run",
+        by_themselves=True,
     )
-    return admin

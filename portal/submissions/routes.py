@@ -23,7 +23,7 @@ from werkzeug.wrappers import Response
 from wtforms.validators import ValidationError as CSRFError
 
 from portal import multipart
-from portal.auth.policy import roles
+from portal.auth.policy import STAFF, roles
 from portal.catalogue.services import get_section
 from portal.errors import FormTooLarge
 from portal.extensions import csrf
@@ -34,7 +34,6 @@ from portal.web import attachment, commit_or_show, db_session, signed_in_user
 
 bp = Blueprint("submissions", __name__)
 
-STAFF = ("instructor", "lab_staff", "admin")
 FILE_FIELD = "report"
 
 

@@ -6,6 +6,7 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField, IntegerField, PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, EqualTo, InputRequired, NumberRange
 
+from portal.auth.forms import UsernameForm
 from portal.validators import length
 
 
@@ -97,12 +98,7 @@ class OfflinePinForm(FlaskForm):
     submit = SubmitField(_l("Save the PIN"))
 
 
-class PinLoginForm(FlaskForm):
-    username = StringField(
-        _l("Username"),
-        validators=[DataRequired(), length(max=64)],
-        render_kw={"autocomplete": "username", "autofocus": True},
-    )
+class PinLoginForm(UsernameForm):
     pin = PasswordField(
         _l("Offline PIN"),
         validators=[DataRequired(), length(max=64)],

@@ -20,14 +20,14 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from flask_login import current_user, login_user
+from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from portal.audit.services import record
 from portal.auth.login_throttle import in_words, throttle
 from portal.auth.policy import passive, public, signed_in
+from portal.auth.sessions import log_in, log_in_failed
 from portal.errors import Forbidden, OfflineSignInExpired, ValidationError
 from portal.extensions import db
 from portal.models import SyncState, User, utcnow
@@ -98,18 +98,7 @@ class _StartForm(FlaskForm):
 
 def _finish_login(user: User, method: str) -> None:
     throttle().succeeded(user.username)
-    record(
-        db_session(),
-        user,
-        "auth.login",
-        entity_type="user",
-        entity_id=user.id,
-        summary=f"{user.username} logged in",
-        after={"ip": request.remote_addr, "account_source": user.account_source, "via": method},
-    )
-    db.session.commit()
-    session.clear()  # a fresh session on log-in (no fixation)
-    login_user(user)
+    log_in(user, via=method)
 
 
 @bp.post("/sign-in/campus")
@@ -285,16 +274,7 @@ def pin_login() -> Response | str | tuple[str, int] | tuple[str, int, dict[str, 
         flash(str(error), "danger")
         return render_template("auth/pin_login.html", form=form), 401
     if user is None:
-        db.session.rollback()
-        record(
-            db_session(),
-            None,
-            "auth.login_failed",
-            entity_type="user",
-            summary=f"Failed log-in with an offline PIN as {username!r}",
-            after={"username": username, "ip": request.remote_addr},
-        )
-        db.session.commit()
+        log_in_failed(username, f"Failed log-in with an offline PIN as {username!r}")
         flash(_("That username and PIN do not match an account of this computer."), "danger")
         if wait := throttle().failed(username):
             flash(_wrong_pins(username, wait), "warning")

@@ -75,7 +75,7 @@ def device_overview(db: Session) -> list[DeviceRow]:
 
 def rename_device(db: Session, device: Device, name: str, *, actor: User) -> None:
     """An administrator names a device as people will recognise it ("Lab B PC 4, Sam")."""
-    from portal.audit.services import record
+    from portal.audit.services import apply_and_record
 
     new_name = " ".join(name.split())
     if not new_name:
@@ -83,18 +83,15 @@ def rename_device(db: Session, device: Device, name: str, *, actor: User) -> Non
     if len(new_name) > 200:
         raise ValidationError(_("A device name has at most 200 characters."))
     old_name = device.name
-    if new_name == old_name:
-        return
-    device.name = new_name
-    record(
+    apply_and_record(
         db,
-        actor,
-        "sync.device_renamed",
+        device,
+        {"name": new_name},
+        ["name"],
+        actor=actor,
         entity_type="device",
-        entity_id=device.id,
-        summary=f"Renamed device {old_name} to {new_name}",
-        before={"name": old_name},
-        after={"name": new_name},
+        action="sync.device_renamed",
+        summary=lambda _changed: f"Renamed device {old_name} to {new_name}",
     )
 
 

@@ -168,19 +168,21 @@ def issue_loopback_code(
     now: datetime,
 ) -> str:
     """The one-time code for the copy, after the person confirmed on the authorize page."""
-    code = secrets.token_urlsafe(32)
-    db.add(
-        DeviceSignInGrant(
-            kind=LOOPBACK,
-            device_id=device.id,
-            code_hash=_digest(code),
-            code_challenge=code_challenge,
-            redirect_uri=redirect_uri,
-            user_id=user.id,
-            status="approved",
-            expires_at=now + timedelta(seconds=LOOPBACK_CODE_SECONDS),
-        )
+    grant = DeviceSignInGrant(
+        code_challenge=code_challenge, redirect_uri=redirect_uri, user_id=user.id, status="approved"
     )
+    return _issue(db, grant, LOOPBACK, device, lasts=LOOPBACK_CODE_SECONDS, now=now)
+
+
+def _issue(
+    db: Session, grant: DeviceSignInGrant, kind: str, device: Device, *, lasts: int, now: datetime
+) -> str:
+    """Store `grant`, of `kind` for `device`, good for `lasts` seconds, under a new code, which
+    is returned and never stored (the grant keeps its digest)."""
+    code = secrets.token_urlsafe(32)
+    grant.kind, grant.device_id, grant.code_hash = kind, device.id, _digest(code)
+    grant.expires_at = now + timedelta(seconds=lasts)
+    db.add(grant)
     db.flush()
     return code
 
@@ -277,19 +279,10 @@ def start_device_authorization(
 ) -> DeviceAuthorization:
     """A new code pair for `device`: the device code it polls with, the user code shown."""
     raw = "".join(secrets.choice(USER_CODE_ALPHABET) for _position in range(8))
-    device_code = secrets.token_urlsafe(32)
-    db.add(
-        DeviceSignInGrant(
-            kind=DEVICE,
-            device_id=device.id,
-            code_hash=_digest(device_code),
-            user_code_hash=_digest(raw),
-            status="pending",
-            expires_at=now + timedelta(seconds=DEVICE_CODE_SECONDS),
-            interval_seconds=POLL_SECONDS,
-        )
+    grant = DeviceSignInGrant(
+        user_code_hash=_digest(raw), status="pending", interval_seconds=POLL_SECONDS
     )
-    db.flush()
+    device_code = _issue(db, grant, DEVICE, device, lasts=DEVICE_CODE_SECONDS, now=now)
     return DeviceAuthorization(
         device_code, f"{raw[:4]}-{raw[4:]}", DEVICE_CODE_SECONDS, POLL_SECONDS
     )

@@ -15,6 +15,7 @@ from werkzeug.wrappers import Response
 from portal.auth.policy import signed_in
 from portal.errors import ValidationError
 from portal.extensions import db, limiter
+from portal.models import Device, User
 from portal.sync.forms import ConfirmSignInForm, UserCodeForm
 from portal.sync.server import sign_in
 from portal.web import db_session, signed_in_user
@@ -81,15 +82,7 @@ def authorize() -> Response | str | tuple[str, int]:
         )
         db.session.commit()
         return _back_to_copy(redirect_uri, code=code, state=state)
-    page = render_template(
-        "sync/sign_in_confirm.html",
-        form=form,
-        device=device,
-        user=user,
-        action=request.full_path,
-        refusal=sign_in.join_refusal(db_session(), device, user),
-    )
-    response = make_response(page)
+    response = make_response(_confirm_page(form, device, user, action=request.full_path))
     # The confirmation's answer is a redirect to the copy's own address: the page's
     # form-action must allow it (browsers apply form-action to a form's redirects too).
     origin = "{0.scheme}://{0.netloc}".format(urlsplit(redirect_uri))
@@ -99,6 +92,19 @@ def authorize() -> Response | str | tuple[str, int]:
         f"form-action 'self' {origin}; frame-ancestors 'none'"
     )
     return response
+
+
+def _confirm_page(form: ConfirmSignInForm, device: Device, user: User, *, action: str) -> str:
+    """ "Sign in on <device>?", posted to `action`, saying beforehand why the account may not
+    join the device where it may not."""
+    return render_template(
+        "sync/sign_in_confirm.html",
+        form=form,
+        device=device,
+        user=user,
+        action=action,
+        refusal=sign_in.join_refusal(db_session(), device, user),
+    )
 
 
 def _guess_limit() -> str:
@@ -143,13 +149,6 @@ def device_page() -> Response | str | tuple[str, int]:
             form.user_code.errors = [str(error)]
             return render_template("sync/sign_in_code.html", form=form), 422
         confirm.user_code.data = sign_in.normalise_user_code(form.user_code.data or "")
-        return render_template(
-            "sync/sign_in_confirm.html",
-            form=confirm,
-            device=device,
-            user=user,
-            action=request.path,
-            refusal=sign_in.join_refusal(db_session(), device, user),
-        )
+        return _confirm_page(confirm, device, user, action=request.path)
     status = 422 if request.method == "POST" else 200
     return render_template("sync/sign_in_code.html", form=form), status
