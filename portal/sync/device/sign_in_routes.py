@@ -45,10 +45,10 @@ LOOPBACK_HOSTS = ("127.0.0.1", "[::1]")
 
 
 def pending() -> sign_in.PendingSignIns:
-    found = current_app.extensions.get(PENDING_KEY)
-    if found is None:
-        found = current_app.extensions.setdefault(PENDING_KEY, sign_in.PendingSignIns())
-    return found  # type: ignore[no-any-return]
+    found: sign_in.PendingSignIns = current_app.extensions.setdefault(
+        PENDING_KEY, sign_in.PendingSignIns()
+    )
+    return found
 
 
 def _enrolled() -> Any:

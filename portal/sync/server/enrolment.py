@@ -7,13 +7,14 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from flask_babel import gettext as _
 from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from portal.errors import Forbidden, PortalError, ValidationError
@@ -97,13 +98,12 @@ def _account_of(db: Session, found: EnrolmentCode, now: datetime) -> User:
 
 def _take_code(db: Session, found: EnrolmentCode, device: Device, now: datetime) -> None:
     """The code is taken by a conditional UPDATE: two devices racing for it cannot both win."""
-    taken = db.execute(
+    if not took_one(
+        db,
         update(EnrolmentCode)
         .where(EnrolmentCode.id == found.id, EnrolmentCode.used_at.is_(None))
-        .values(used_at=now, device_id=device.id)
-        .execution_options(synchronize_session=False)
-    )
-    if taken.rowcount != 1:  # type: ignore[attr-defined]
+        .values(used_at=now, device_id=device.id),
+    ):
         raise ValidationError(_("That enrolment code was already used. Ask for a new one."))
 
 
@@ -304,3 +304,10 @@ def revoke_device(db: Session, device: Device, *, actor: User, now: datetime) ->
         entity_id=device.id,
         summary=f"Revoked device {device.name}",
     )
+
+
+def took_one(db: Session, statement: Any) -> bool:
+    """Runs a conditional UPDATE that takes one row (a code, a grant); False when another
+    request took it first (no row matched any more)."""
+    result = db.execute(statement.execution_options(synchronize_session=False))
+    return cast(CursorResult[Any], result).rowcount == 1

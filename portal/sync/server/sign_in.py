@@ -200,13 +200,12 @@ def _invalid(message: str = "") -> GrantRefused:
 
 def _take(db: Session, grant: DeviceSignInGrant, from_status: str) -> None:
     """The grant is used, by one conditional UPDATE: a second exchange finds it taken."""
-    taken = db.execute(
+    if not enrolment.took_one(
+        db,
         update(DeviceSignInGrant)
         .where(DeviceSignInGrant.id == grant.id, DeviceSignInGrant.status == from_status)
-        .values(status="used")
-        .execution_options(synchronize_session=False)
-    )
-    if taken.rowcount != 1:  # type: ignore[attr-defined]
+        .values(status="used"),
+    ):
         raise _invalid()
 
 
@@ -322,13 +321,12 @@ def decide_device_grant(
         raise ValidationError(
             _("That code has expired. On the computer, start the sign-in again for a new code.")
         )
-    taken = db.execute(
+    if not enrolment.took_one(
+        db,
         update(DeviceSignInGrant)
         .where(DeviceSignInGrant.id == grant.id, DeviceSignInGrant.status == "pending")
-        .values(status="approved" if approve else "denied", user_id=user.id)
-        .execution_options(synchronize_session=False)
-    )
-    if taken.rowcount != 1:  # type: ignore[attr-defined]
+        .values(status="approved" if approve else "denied", user_id=user.id),
+    ):
         raise ValidationError(_("That code was already used."))
 
 
