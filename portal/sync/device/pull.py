@@ -6,29 +6,25 @@ import contextlib
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
 from flask_babel import gettext as _
 from sqlalchemy import (
-    ColumnElement,
     Connection,
     Engine,
     and_,
     delete,
-    exists,
-    false,
     func,
-    not_,
-    or_,
     select,
     update,
 )
 from sqlalchemy.exc import IntegrityError
 
 from portal.models import OutboxEntry, SnapshotSeen, SyncState, User
+from portal.sync.device import accounts
 from portal.sync.device.client import Progress, Summary, SyncError, SyncStopped, Transport
 from portal.sync.tables import BY_NAME, SYNCED_TABLES
 from portal.sync.wire import sqlite_rows
@@ -45,7 +41,6 @@ FIRST_PAGE_ROWS = 5000
 MOST_PAGE_ROWS = 1_000_000
 APPLY_CACHE_KIB = 64 * 1024
 DISCARDS_AT_ONCE = 500  # ids in one statement (SQLite limits a statement's parameters)
-NO_VERIFIER = "!"  # noqa: S105 - the password_hash of an account that cannot sign in here
 
 
 def _download_file(transport: Transport, upload_dir: Path, sha256: str) -> None:
@@ -432,7 +427,7 @@ def _discard(connection: Connection, discards: list[dict[str, Any]]) -> None:
         for start in range(0, len(ids), DISCARDS_AT_ONCE):
             chosen = entry.table.c.id.in_(ids[start : start + DISCARDS_AT_ONCE])
             if entry.model is User:
-                _remove_accounts(connection, chosen)
+                accounts.remove(connection, chosen)
             else:
                 connection.execute(delete(entry.table).where(chosen))
 
@@ -569,55 +564,7 @@ def _prune(connection: Connection) -> None:
         waiting = select(OutboxEntry.row_id).where(OutboxEntry.table_name == entry.name)
         gone = and_(table.c.id.not_in(seen), table.c.id.not_in(waiting))
         if entry.model is User:
-            _remove_accounts(connection, gone)
+            accounts.remove(connection, gone)
         else:
             connection.execute(delete(table).where(gone))
     connection.execute(delete(SnapshotSeen))
-
-
-def _remove_accounts(connection: Connection, condition: ColumnElement[bool]) -> None:
-    """Remove the accounts that meet `condition` (they left the device's scope: deactivated
-    or removed on the server, or no longer on this device). Those that rows of this device
-    still name (its audit entries: who did what here) are kept, deactivated and without a
-    password verifier: removing them would break those rows. Either way such an account can
-    no longer sign in here."""
-    table = BY_NAME["users"].table
-    named = _named_account()
-    _deactivate(connection, and_(condition, named))
-    connection.execute(delete(table).where(condition, not_(named)))
-
-
-def _deactivate(connection: Connection, condition: ColumnElement[bool]) -> None:
-    table = BY_NAME["users"].table
-    connection.execute(
-        update(table).where(condition).values(active=False, password_hash=NO_VERIFIER)
-    )
-
-
-def retire_accounts(engine: Engine, accounts: Iterable[str]) -> None:
-    """The server refused to sync because none of this device's accounts is active any more
-    (it names them): they are kept, deactivated and without a password verifier, so that
-    nobody signs in with them here although the device can no longer sync. Their rows stay
-    (nothing of the device's is removed without a sync)."""
-    ids = []
-    for account in accounts:
-        try:
-            ids.append(uuid.UUID(account))
-        except ValueError:  # names no account of this device
-            log.warning("sync: the server named a deactivated account by a bad id: %r", account)
-    with engine.begin() as connection:
-        _deactivate(connection, BY_NAME["users"].table.c.id.in_(ids))
-
-
-def _named_account() -> ColumnElement[bool]:
-    """The condition on the users table: a row of this device's database names the account."""
-    users = BY_NAME["users"].table
-    return or_(
-        false(),
-        *(
-            exists().where(column == users.c.id)
-            for table in users.metadata.sorted_tables
-            for column in table.columns
-            if any(key.column is users.c.id for key in column.foreign_keys)
-        ),
-    )

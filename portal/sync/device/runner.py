@@ -22,8 +22,8 @@ from sqlalchemy import ColumnElement, Connection, Engine, func, literal, select,
 from sqlalchemy.orm import Session
 
 from portal.models import OutboxEntry, SyncConflict, SyncState, User
+from portal.sync.device import accounts, outbox, pull
 from portal.sync.device import client as sync_client
-from portal.sync.device import outbox, pull
 from portal.sync.device.client import Summary, SyncError, SyncStopped
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ def sync_once(
             single_sign_on = _server_single_sign_on(transport)
         except SyncError as refused:
             if refused.deactivated:  # every account here was deactivated on the server
-                pull.retire_accounts(engine, refused.deactivated)
+                accounts.retire(engine, refused.deactivated)
             error = sync_client.kept_on_protocol_refusal(engine, refused)
             _record(
                 engine,
