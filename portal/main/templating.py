@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask
 from flask_login import current_user
 
+from portal.languages import N_
 from portal.models import ROLES
 from portal.web import take_undo_offers
 
@@ -15,7 +16,7 @@ from portal.web import take_undo_offers
 @dataclass(frozen=True)
 class NavItem:
     endpoint: str
-    label: str
+    label: str  # marked with N_, translated in the top bar
     roles: frozenset[str]
     mode: str = ""  # "server" or "desktop": shown in that mode only
 
@@ -26,17 +27,17 @@ ADMIN = frozenset({"admin"})
 
 # The top bar, in order. An entry whose endpoint is not registered is left out.
 NAVIGATION: list[NavItem] = [
-    NavItem("main.index", "Home", STAFF | ADMIN),
-    NavItem("registration.mine", "My registrations", frozenset({"student"})),
-    NavItem("grading.my_grades", "My grades", frozenset({"student"})),
-    NavItem("submissions.mine", "Lab reports", frozenset({"student"})),
-    NavItem("catalogue.index", "Catalogue", ALL_ROLES),
-    NavItem("admin.dashboard", "Dashboard", ADMIN),
-    NavItem("admin.terms", "Terms & courses", ADMIN),
-    NavItem("accounts.users", "Users", ADMIN),
-    NavItem("admin.imports", "Import", ADMIN),
-    NavItem("audit.log", "Audit log", ADMIN),
-    NavItem("sync_admin.devices", "Sync", ADMIN, mode="server"),  # devices, then conflicts
+    NavItem("main.index", N_("Home"), STAFF | ADMIN),
+    NavItem("registration.mine", N_("My registrations"), frozenset({"student"})),
+    NavItem("grading.my_grades", N_("My grades"), frozenset({"student"})),
+    NavItem("submissions.mine", N_("Lab reports"), frozenset({"student"})),
+    NavItem("catalogue.index", N_("Catalogue"), ALL_ROLES),
+    NavItem("admin.dashboard", N_("Dashboard"), ADMIN),
+    NavItem("admin.terms", N_("Terms & courses"), ADMIN),
+    NavItem("accounts.users", N_("Users"), ADMIN),
+    NavItem("admin.imports", N_("Import"), ADMIN),
+    NavItem("audit.log", N_("Audit log"), ADMIN),
+    NavItem("sync_admin.devices", N_("Sync"), ADMIN, mode="server"),  # devices, then conflicts
 ]
 
 

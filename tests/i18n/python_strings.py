@@ -61,6 +61,8 @@ SINK_CALLS: dict[str, tuple[tuple[int, ...], tuple[str, ...]]] = {
     "render_template": ((), ("title", "message", "heading")),
     # The button beside a success message (portal/web.py).
     "Undo": ((), ("label", "note")),
+    # The top bar's entries (portal/main/templating.py), translated where they are shown.
+    "NavItem": ((1,), ("label",)),
     # Form helpers that make a password field from a label.
     "new_password_field": ((0,), ("description",)),
     "repeat_password_field": ((0,), ()),
