@@ -12,6 +12,8 @@ import uuid
 from datetime import UTC, date, datetime, time
 from typing import Any
 
+from babel.dates import get_day_names
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
     JSON,
@@ -64,8 +66,17 @@ WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
 def meeting_label(weekday: int, starts_at: time, ends_at: time) -> str:
-    """A meeting as "Mon 09:00–10:30" (Meeting.label, and the catalogue's summaries)."""
-    return f"{WEEKDAYS[weekday]} {starts_at:%H:%M}–{ends_at:%H:%M}"
+    """A meeting as "Mon 09:00–10:30" (Meeting.label, and the catalogue's summaries), the day
+    named in the request's language ("lun. 09:00–10:30"); in English outside a request."""
+    return f"{weekday_name(weekday)} {starts_at:%H:%M}–{ends_at:%H:%M}"
+
+
+def weekday_name(weekday: int) -> str:
+    """The abbreviated name of a day (0 = Monday) in the request's language."""
+    locale = get_locale()
+    if locale is None or locale.language == "en":
+        return WEEKDAYS[weekday]
+    return str(get_day_names("abbreviated", locale=locale)[weekday])
 
 
 def section_label(course_code: str, number: str) -> str:

@@ -9,9 +9,11 @@ requests for the last seat can never both win, on SQLite or on PostgreSQL.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
+from babel.dates import format_date, format_time
+from flask_babel import get_locale, get_timezone
 from flask_babel import gettext as _
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
@@ -27,7 +29,17 @@ ACTIVE_STATUSES = ("enrolled", "waitlisted")
 
 
 def _format_when(moment: datetime) -> str:
-    return moment.strftime("%d %b %Y %H:%M UTC")
+    """A deadline in a message: in the person's language and the campus time zone, with the
+    zone named (the message is read away from the page's own dates)."""
+    if get_locale() is None:  # outside a request (a job, a test of the rule itself)
+        return moment.strftime("%d %b %Y %H:%M UTC")
+    stored = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    zone, locale = get_timezone(), get_locale()
+    local = stored.astimezone(zone)
+    day = format_date(local, "medium", locale=locale)
+    clock = format_time(local, "short", locale=locale)
+    when = str(locale.datetime_formats["medium"]).replace("{1}", day).replace("{0}", clock)
+    return f"{when} ({zone})"
 
 
 def ensure_registration_open(term: Term, now: datetime) -> None:

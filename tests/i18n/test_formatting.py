@@ -113,3 +113,32 @@ def test_the_default_time_zone_is_the_servers_own(tmp_path: Path) -> None:
     zone = get_localzone()
     name = getattr(zone, "key", None) or getattr(zone, "zone", None) or str(zone)
     assert app.config["PORTAL"]["TIMEZONE"] in (name, "UTC")
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_meeting_names_its_day_in_the_persons_language(tokyo: Flask, language: str) -> None:
+    from babel.dates import get_day_names
+
+    from portal.models import meeting_label
+
+    with _in(tokyo, language):
+        for weekday in range(7):
+            label = meeting_label(weekday, time(9), time(10, 30))
+            day, hours = label.split(" ", 1)
+            names = get_day_names("abbreviated", locale=language)
+            assert day in (names[weekday], ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"][weekday])
+            assert (language == "en") == (day == ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"][weekday])
+            assert hours == "09:00–10:30"
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_registration_deadline_is_said_in_the_campus_zone(tokyo: Flask, language: str) -> None:
+    """The deadline in a refusal's message: the campus day (Tokyo's 4 June for 3 June 20:00
+    UTC), in the person's language, with the zone named."""
+    from portal.registration.services import _format_when
+
+    with _in(tokyo, language):
+        text = _format_when(datetime(2026, 6, 3, 20, 0, tzinfo=UTC))
+        assert text.endswith("(Asia/Tokyo)")
+        local_day = format_date(date(2026, 6, 4), "medium", locale=language)
+        assert local_day in text
