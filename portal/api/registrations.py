@@ -15,6 +15,7 @@ from portal.catalogue.services import get_section
 from portal.errors import NotFound
 from portal.models import Registration
 from portal.registration import services
+from portal.web import commit_keeping_loaded
 
 blp = Blueprint(
     "api_registrations",
@@ -50,7 +51,7 @@ def register(data: dict[str, Any]) -> Registration:
     credit limit, full waitlist)."""
     section = get_section(session, data["section_id"])
     registration = services.register(session, user(), section, now=now())
-    session.commit()
+    commit_keeping_loaded()
     return registration
 
 
@@ -62,5 +63,5 @@ def drop(registration_id: uuid.UUID) -> dict[str, Any]:
     """Drop an enrolment or leave a waitlist (the first waitlisted student moves up)."""
     registration = _own_registration(registration_id)
     services.drop(session, registration, now=now())
-    session.commit()
+    commit_keeping_loaded()
     return {"registration": registration}

@@ -15,6 +15,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, contains_eager, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from portal.audit.services import record
 from portal.catalogue.services import lock_section
@@ -103,14 +104,17 @@ def _active_registrations(db: Session, student: User, term: Term) -> list[Regist
         db.scalars(
             select(Registration)
             .join(Registration.section)
+            .join(Section.course)
             .where(
                 Registration.student_id == student.id,
                 Registration.status.in_(ACTIVE_STATUSES),
                 Section.term_id == term.id,
             )
             .options(
-                selectinload(Registration.section).selectinload(Section.meetings),
-                selectinload(Registration.section).selectinload(Section.course),
+                # section and course from the joins (one statement); meetings apart
+                contains_eager(Registration.section).options(
+                    contains_eager(Section.course), selectinload(Section.meetings)
+                )
             )
         )
     )
@@ -242,6 +246,11 @@ def _record(
     )
 
 
+# What a Core UPDATE of the section changes (seats, waitlist): read again after it, and only it
+# (a whole refresh would load the section's term and course again too).
+SEAT_COUNTS = ("enrolled_count", "waitlist_count", "waitlist_seq")
+
+
 def _where(section: Section) -> str:
     return f"{section.label} ({section.term.code})"
 
@@ -269,6 +278,10 @@ def register(
     registration = existing or Registration(
         id=row_id or uuid.uuid4(), student_id=student.id, section_id=section.id
     )
+    # The registration holds the section and student it is for (the answer reads them; the
+    # identity map holds objects only while something refers to them).
+    set_committed_value(registration, "section", section)
+    set_committed_value(registration, "student", student)
     before = {"status": existing.status} if existing is not None else None
     registration.registered_at = now
     registration.dropped_at = None
@@ -294,7 +307,7 @@ def register(
             db.flush()
     except IntegrityError:
         raise RegistrationError(f"You are already registered in {section.label}.") from None
-    db.refresh(section)
+    db.refresh(section, SEAT_COUNTS)
     after: dict[str, Any] = {
         "student_id": student.id,
         "section_id": section.id,
@@ -366,7 +379,7 @@ def drop(
             .execution_options(synchronize_session=False)
         )
         db.flush()
-        db.refresh(section)
+        db.refresh(section, SEAT_COUNTS)
         return None
     db.execute(
         update(Section)
@@ -376,7 +389,7 @@ def drop(
     )
     db.flush()
     promoted = promote_from_waitlist(db, section, now=now, actor=actor, reason=reason)
-    db.refresh(section)
+    db.refresh(section, SEAT_COUNTS)
     return promoted
 
 
