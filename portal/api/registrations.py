@@ -15,6 +15,7 @@ from portal.catalogue.services import get_section
 from portal.errors import NotFound
 from portal.models import Registration
 from portal.registration import services
+from portal.registration.summaries import registration_summaries
 from portal.web import commit_keeping_loaded
 
 blp = Blueprint(
@@ -37,7 +38,7 @@ def _own_registration(registration_id: uuid.UUID) -> Registration:
 @roles("student")
 def mine() -> dict[str, Any]:
     """Every registration (enrolled, waitlisted, dropped), newest term first."""
-    return {"items": services.student_registrations(session, user())}
+    return {"items": registration_summaries(session, user().id)}
 
 
 @blp.route("", methods=["POST"])

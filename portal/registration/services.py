@@ -22,6 +22,7 @@ from portal.catalogue.services import lock_section
 from portal.errors import RegistrationError
 from portal.grading.scale import meets_minimum
 from portal.models import Course, Prerequisite, Registration, Section, Term, User
+from portal.registration.summaries import RegistrationSummary, TermLine
 
 ACTIVE_STATUSES = ("enrolled", "waitlisted")
 
@@ -41,7 +42,7 @@ def ensure_registration_open(term: Term, now: datetime) -> None:
         )
 
 
-def ensure_drop_allowed(term: Term, now: datetime) -> None:
+def ensure_drop_allowed(term: Term | TermLine, now: datetime) -> None:
     if now > term.add_drop_deadline:
         raise RegistrationError(
             f"The add/drop deadline for {term.name} was {_format_when(term.add_drop_deadline)}; "
@@ -49,7 +50,7 @@ def ensure_drop_allowed(term: Term, now: datetime) -> None:
         )
 
 
-def ensure_can_drop(registration: Registration, now: datetime) -> None:
+def ensure_can_drop(registration: Registration | RegistrationSummary, now: datetime) -> None:
     """Every rule a drop must pass, without writing: the registration is still active and its
     term's add/drop deadline has not passed. (A final grade is given after the deadline; one
     given before it, an administrator's correction, does not stop a drop: sync merges the two.)"""
@@ -59,7 +60,7 @@ def ensure_can_drop(registration: Registration, now: datetime) -> None:
     ensure_drop_allowed(section.term, now)
 
 
-def drop_blocker(registration: Registration, now: datetime) -> str | None:
+def drop_blocker(registration: Registration | RegistrationSummary, now: datetime) -> str | None:
     """Why dropping `registration` cannot succeed now (a message), or None when it can: the
     pages offer Drop only where it can succeed, from the rule the drop itself checks."""
     try:
@@ -431,25 +432,3 @@ def promote_from_waitlist(
         reason=reason,
     )
     return candidate
-
-
-def student_registrations(db: Session, student: User) -> list[Registration]:
-    """Every registration of the student with what the page shows, in a fixed number of queries."""
-    return list(
-        db.scalars(
-            select(Registration)
-            .where(Registration.student_id == student.id)
-            .join(Registration.section)
-            .join(Section.term)
-            .join(Section.course)
-            .order_by(Term.starts_on.desc(), Registration.registered_at)
-            .options(
-                # section, term and course from the joins (one statement); meetings apart
-                contains_eager(Registration.section).options(
-                    contains_eager(Section.term),
-                    contains_eager(Section.course),
-                    selectinload(Section.meetings),
-                )
-            )
-        )
-    )
