@@ -66,6 +66,22 @@ def db_session() -> Session:
     return db.session()
 
 
+def commit_keeping_loaded() -> None:
+    """Commit the request's transaction without expiring what it loaded.
+
+    A commit normally marks every loaded object stale, so an answer built from them afterwards
+    reads each again (the registration, its section, course and term, the signed-in user). An
+    answer about the change just made shows what this transaction wrote, which these objects
+    already hold; so they are kept. Only for answers built from the objects the change itself
+    wrote or read under its locks."""
+    session = db.session()
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = True
+
+
 def signed_in_user() -> User:
     """The user of this request. Only for views behind `@roles` or `@signed_in`."""
     user = current_user._get_current_object()

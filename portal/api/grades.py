@@ -17,6 +17,7 @@ from portal.auth.policy import roles
 from portal.catalogue.services import get_section
 from portal.errors import NotFound
 from portal.grading import services
+from portal.web import commit_keeping_loaded
 
 STAFF = ("instructor", "lab_staff", "admin")
 
@@ -76,7 +77,8 @@ def set_mark(data: dict[str, Any], assessment_id: uuid.UUID, student_id: uuid.UU
     services.set_mark(
         session, user(), assessment, student_id, points, reason=data.get("reason", "")
     )
-    session.commit()
+    # The row as this transaction leaves it (its locks still held), then the commit: nothing
+    # the answer shows is read again.
     book = services.gradebook(
         session,
         assessment.section,
@@ -85,6 +87,7 @@ def set_mark(data: dict[str, Any], assessment_id: uuid.UUID, student_id: uuid.UU
     )
     if not book.rows:
         raise NotFound(_("That student is not enrolled in this section."))
+    commit_keeping_loaded()
     shown = book.rows[0]
     return Extended(
         _row(book, shown),

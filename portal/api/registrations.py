@@ -16,6 +16,8 @@ from portal.catalogue.services import get_section
 from portal.errors import NotFound
 from portal.models import Registration
 from portal.registration import services
+from portal.registration.summaries import registration_summaries
+from portal.web import commit_keeping_loaded
 
 blp = Blueprint(
     "api_registrations",
@@ -37,7 +39,7 @@ def _own_registration(registration_id: uuid.UUID) -> Registration:
 @roles("student")
 def mine() -> dict[str, Any]:
     """Every registration (enrolled, waitlisted, dropped), newest term first."""
-    return {"items": services.student_registrations(session, user())}
+    return {"items": registration_summaries(session, user().id)}
 
 
 @blp.route("", methods=["POST"])
@@ -51,7 +53,7 @@ def register(data: dict[str, Any]) -> Registration:
     credit limit, full waitlist)."""
     section = get_section(session, data["section_id"])
     registration = services.register(session, user(), section, now=now())
-    session.commit()
+    commit_keeping_loaded()
     return registration
 
 
@@ -63,5 +65,5 @@ def drop(registration_id: uuid.UUID) -> dict[str, Any]:
     """Drop an enrolment or leave a waitlist (the first waitlisted student moves up)."""
     registration = _own_registration(registration_id)
     services.drop(session, registration, now=now())
-    session.commit()
+    commit_keeping_loaded()
     return {"registration": registration}

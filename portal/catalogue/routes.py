@@ -7,7 +7,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.auth.policy import signed_in
-from portal.catalogue import services
+from portal.catalogue import fragments, services
 from portal.catalogue.summaries import section_summaries
 from portal.database import paginate_one_statement
 from portal.models import utcnow
@@ -58,6 +58,7 @@ def index() -> str:
         "catalogue/index.html",
         page=page,
         sections=sections,
+        course_entries=fragments.course_entries,
         filters=filters,
         terms=services.terms(db_session()),
         departments=services.departments(db_session()),

@@ -11,6 +11,7 @@ from portal.auth.policy import is_safe_redirect, roles
 from portal.catalogue.services import get_section
 from portal.models import Registration, Section, utcnow
 from portal.registration import services
+from portal.registration.summaries import registration_summaries
 from portal.web import Undo, commit_or_show, db_session, signed_in_user
 
 bp = Blueprint("registration", __name__)
@@ -25,7 +26,7 @@ def _back(default: str) -> str:
 @bp.get("/registrations")
 @roles("student")
 def mine() -> str:
-    registrations = services.student_registrations(db_session(), signed_in_user())
+    registrations = registration_summaries(db_session(), signed_in_user().id)
     now = utcnow()
     drop_blockers = {r.id: services.drop_blocker(r, now) for r in registrations}
     return render_template(

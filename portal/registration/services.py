@@ -18,12 +18,14 @@ from flask_babel import gettext as _
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, contains_eager, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from portal.audit.services import record
 from portal.catalogue.services import lock_section
 from portal.errors import RegistrationError
 from portal.grading.scale import meets_minimum
 from portal.models import Course, Prerequisite, Registration, Section, Term, User
+from portal.registration.summaries import RegistrationSummary, TermLine
 
 ACTIVE_STATUSES = ("enrolled", "waitlisted")
 
@@ -61,7 +63,7 @@ def ensure_registration_open(term: Term, now: datetime) -> None:
         )
 
 
-def ensure_drop_allowed(term: Term, now: datetime) -> None:
+def ensure_drop_allowed(term: Term | TermLine, now: datetime) -> None:
     if now > term.add_drop_deadline:
         raise RegistrationError(
             _(
@@ -73,7 +75,7 @@ def ensure_drop_allowed(term: Term, now: datetime) -> None:
         )
 
 
-def ensure_can_drop(registration: Registration, now: datetime) -> None:
+def ensure_can_drop(registration: Registration | RegistrationSummary, now: datetime) -> None:
     """Every rule a drop must pass, without writing: the registration is still active and its
     term's add/drop deadline has not passed. (A final grade is given after the deadline; one
     given before it, an administrator's correction, does not stop a drop: sync merges the two.)"""
@@ -83,7 +85,7 @@ def ensure_can_drop(registration: Registration, now: datetime) -> None:
     ensure_drop_allowed(section.term, now)
 
 
-def drop_blocker(registration: Registration, now: datetime) -> str | None:
+def drop_blocker(registration: Registration | RegistrationSummary, now: datetime) -> str | None:
     """Why dropping `registration` cannot succeed now (a message), or None when it can: the
     pages offer Drop only where it can succeed, from the rule the drop itself checks."""
     try:
@@ -130,14 +132,17 @@ def _active_registrations(db: Session, student: User, term: Term) -> list[Regist
         db.scalars(
             select(Registration)
             .join(Registration.section)
+            .join(Section.course)
             .where(
                 Registration.student_id == student.id,
                 Registration.status.in_(ACTIVE_STATUSES),
                 Section.term_id == term.id,
             )
             .options(
-                selectinload(Registration.section).selectinload(Section.meetings),
-                selectinload(Registration.section).selectinload(Section.course),
+                # section and course from the joins (one statement); meetings apart
+                contains_eager(Registration.section).options(
+                    contains_eager(Section.course), selectinload(Section.meetings)
+                )
             )
         )
     )
@@ -287,6 +292,11 @@ def _record(
     )
 
 
+# What a Core UPDATE of the section changes (seats, waitlist): read again after it, and only it
+# (a whole refresh would load the section's term and course again too).
+SEAT_COUNTS = ("enrolled_count", "waitlist_count", "waitlist_seq")
+
+
 def _where(section: Section) -> str:
     return f"{section.label} ({section.term.code})"
 
@@ -314,6 +324,10 @@ def register(
     registration = existing or Registration(
         id=row_id or uuid.uuid4(), student_id=student.id, section_id=section.id
     )
+    # The registration holds the section and student it is for (the answer reads them; the
+    # identity map holds objects only while something refers to them).
+    set_committed_value(registration, "section", section)
+    set_committed_value(registration, "student", student)
     before = {"status": existing.status} if existing is not None else None
     registration.registered_at = now
     registration.dropped_at = None
@@ -345,7 +359,7 @@ def register(
         raise RegistrationError(
             _("You are already registered in %(label)s.", label=section.label)
         ) from None
-    db.refresh(section)
+    db.refresh(section, SEAT_COUNTS)
     after: dict[str, Any] = {
         "student_id": student.id,
         "section_id": section.id,
@@ -423,12 +437,12 @@ def drop(
     if previous_status == "waitlisted":
         _one_less(db, section, Section.waitlist_count)
         db.flush()
-        db.refresh(section)
+        db.refresh(section, SEAT_COUNTS)
         return None
     _one_less(db, section, Section.enrolled_count)
     db.flush()
     promoted = promote_from_waitlist(db, section, now=now, actor=actor, reason=reason)
-    db.refresh(section)
+    db.refresh(section, SEAT_COUNTS)
     return promoted
 
 
@@ -465,25 +479,3 @@ def promote_from_waitlist(
         reason=reason,
     )
     return candidate
-
-
-def student_registrations(db: Session, student: User) -> list[Registration]:
-    """Every registration of the student with what the page shows, in a fixed number of queries."""
-    return list(
-        db.scalars(
-            select(Registration)
-            .where(Registration.student_id == student.id)
-            .join(Registration.section)
-            .join(Section.term)
-            .join(Section.course)
-            .order_by(Term.starts_on.desc(), Registration.registered_at)
-            .options(
-                # section, term and course from the joins (one statement); meetings apart
-                contains_eager(Registration.section).options(
-                    contains_eager(Section.term),
-                    contains_eager(Section.course),
-                    selectinload(Section.meetings),
-                )
-            )
-        )
-    )

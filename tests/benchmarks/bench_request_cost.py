@@ -583,6 +583,10 @@ def main(argv: list[str] | None = None) -> int:
             def note(self, text: str) -> None:
                 self.notes.append(text)
 
+            def goal(self, label: str, *, met: bool, target: str, measured: str) -> None:
+                verdict = "met" if met else "NOT MET"
+                self.notes.append(f"Goal: {label} {target}: {measured}, {verdict}.")
+
         notes = _Notes()
         print(markdown_table(report(notes, result["rows"], "given", args.requests)), flush=True)
         print("\n".join(f"- {note}" for note in notes.notes), flush=True)
