@@ -26,10 +26,11 @@ from babel import Locale, negotiate_locale
 from babel import dates as babel_dates
 from babel import numbers as babel_numbers
 from babel.numbers import NumberPattern, parse_pattern
-from flask import Flask, current_app, has_request_context, request
+from flask import Flask, current_app, g, has_request_context, request
 from flask_babel import get_locale, get_timezone
 from flask_login import current_user
 from markupsafe import Markup
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
 
@@ -49,7 +50,12 @@ def select_locale() -> str:
     asked = _browser_language(request.headers.get("Accept-Language", ""))
     if asked and request.path.startswith(API_PREFIX):
         return asked  # a program says which language it wants its problems in
-    user = current_user
+    user = g.get("_login_user")  # Flask-Login's, once loaded for this request
+    if user is None:
+        try:
+            user = current_user._get_current_object()
+        except SQLAlchemyError:  # the database failed (a held lock): its error page still
+            user = None  # gets a language, the browser's
     if user is not None and user.is_authenticated and (chosen := user.language) in LANGUAGES:
         return str(chosen)
     return asked or _default_language()
