@@ -62,6 +62,29 @@ class SectionSummary:
         return max(self.capacity - self.enrolled_count, 0)
 
 
+def meeting_summaries(
+    db: Session, section_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[MeetingSummary]]:
+    """The meetings of these sections by section (the removed ones too, with when), each
+    section's in the week's order; a section without meetings has an empty list."""
+    meetings: dict[uuid.UUID, list[MeetingSummary]] = {section_id: [] for section_id in section_ids}
+    found = db.execute(
+        select(
+            Meeting.section_id,
+            Meeting.weekday,
+            Meeting.starts_at,
+            Meeting.ends_at,
+            Meeting.kind,
+            Meeting.deleted_at,
+        )
+        .where(Meeting.section_id.in_(list(meetings)))
+        .order_by(Meeting.weekday, Meeting.starts_at)
+    )
+    for section_id, weekday, starts_at, ends_at, kind, deleted_at in found:
+        meetings[section_id].append(MeetingSummary(weekday, starts_at, ends_at, kind, deleted_at))
+    return meetings
+
+
 def section_summaries(
     db: Session, courses: Sequence[Course], term_code: str = ""
 ) -> dict[uuid.UUID, list[SectionSummary]]:
@@ -93,21 +116,7 @@ def section_summaries(
     rows = db.execute(query).all()
     if not rows:
         return {}
-    meetings: dict[uuid.UUID, list[MeetingSummary]] = {row[0]: [] for row in rows}
-    found = db.execute(
-        select(
-            Meeting.section_id,
-            Meeting.weekday,
-            Meeting.starts_at,
-            Meeting.ends_at,
-            Meeting.kind,
-            Meeting.deleted_at,
-        )
-        .where(Meeting.section_id.in_(list(meetings)))
-        .order_by(Meeting.weekday, Meeting.starts_at)
-    )
-    for section_id, weekday, starts_at, ends_at, kind, deleted_at in found:
-        meetings[section_id].append(MeetingSummary(weekday, starts_at, ends_at, kind, deleted_at))
+    meetings = meeting_summaries(db, [row[0] for row in rows])
     grouped: dict[uuid.UUID, list[SectionSummary]] = {}
     for row in rows:
         section_id, course_id, number, room, capacity, enrolled, wl_capacity, waitlisted = row[:8]

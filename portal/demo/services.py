@@ -170,34 +170,46 @@ class _Ids:
 
 
 def _terms(today: date, new_id: _Ids) -> list[dict[str, Any]]:
+    """The previous term (registration long closed) and the current one (registration open
+    for two more weeks)."""
+
     def at(day: date) -> datetime:
         return datetime.combine(day, time(0, 0), tzinfo=UTC)
 
-    past_start = today - timedelta(days=200)
-    current_start = today - timedelta(days=28)
+    def term(
+        starts_on: date, code: str, name: str, opens: date, closes: date, add_drop: date
+    ) -> dict[str, Any]:
+        return {
+            "id": new_id(),
+            "code": f"{starts_on:%Y}-{code}",
+            "name": f"{name} {starts_on:%Y}",
+            "starts_on": starts_on,
+            "ends_on": starts_on + timedelta(days=110),
+            "registration_opens_at": at(opens),
+            "registration_closes_at": at(closes),
+            "add_drop_deadline": at(add_drop),
+            "max_credits": 18,
+        }
+
+    past = today - timedelta(days=200)
+    current = today - timedelta(days=28)
     return [
-        {
-            "id": new_id(),
-            "code": f"{past_start:%Y}-P",
-            "name": f"Previous term {past_start:%Y}",
-            "starts_on": past_start,
-            "ends_on": past_start + timedelta(days=110),
-            "registration_opens_at": at(past_start - timedelta(days=60)),
-            "registration_closes_at": at(past_start + timedelta(days=7)),
-            "add_drop_deadline": at(past_start + timedelta(days=14)),
-            "max_credits": 18,
-        },
-        {
-            "id": new_id(),
-            "code": f"{current_start:%Y}-C",
-            "name": f"Current term {current_start:%Y}",
-            "starts_on": current_start,
-            "ends_on": current_start + timedelta(days=110),
-            "registration_opens_at": at(current_start - timedelta(days=45)),
-            "registration_closes_at": at(today + timedelta(days=14)),
-            "add_drop_deadline": at(today + timedelta(days=14)),
-            "max_credits": 18,
-        },
+        term(
+            past,
+            "P",
+            "Previous term",
+            opens=past - timedelta(days=60),
+            closes=past + timedelta(days=7),
+            add_drop=past + timedelta(days=14),
+        ),
+        term(
+            current,
+            "C",
+            "Current term",
+            opens=current - timedelta(days=45),
+            closes=today + timedelta(days=14),
+            add_drop=today + timedelta(days=14),
+        ),
     ]
 
 

@@ -23,7 +23,6 @@ from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, contains_eager, selectinload
 from sqlalchemy.orm.interfaces import ORMOption
 
@@ -60,6 +59,7 @@ from portal.models import (
     Term,
     User,
 )
+from portal.persistence import flush_unique
 
 KIND_LABELS = ASSESSMENT_KIND_LABELS
 MAX_POINTS = 10_000  # an assessment's maximum points; more is a typing slip
@@ -843,13 +843,12 @@ def finalise_section(
         grade_scale=[[letter, minimum] for letter, minimum in book.scale],
     )
     db.add(finalisation)
-    try:
-        with db.begin_nested():
-            db.flush()
-    except IntegrityError:
-        raise GradesLocked(
+    flush_unique(
+        db,
+        lambda: GradesLocked(
             _("Grades for %(label)s were already finalised.", label=section.label)
-        ) from None
+        ),
+    )
     record(
         db,
         actor,

@@ -16,7 +16,6 @@ from babel.dates import format_date, format_time
 from flask_babel import get_locale, get_timezone
 from flask_babel import gettext as _
 from sqlalchemy import CursorResult, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, contains_eager, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -25,6 +24,7 @@ from portal.catalogue.services import lock_section
 from portal.errors import RegistrationError
 from portal.grading.scale import meets_minimum
 from portal.models import Course, Prerequisite, Registration, Section, Term, User
+from portal.persistence import flush_unique
 from portal.registration.summaries import RegistrationSummary, TermLine
 
 ACTIVE_STATUSES = ("enrolled", "waitlisted")
@@ -352,13 +352,12 @@ def register(
         registration.enrolled_at = None
     if existing is None:
         db.add(registration)
-    try:
-        with db.begin_nested():
-            db.flush()
-    except IntegrityError:
-        raise RegistrationError(
+    flush_unique(
+        db,
+        lambda: RegistrationError(
             _("You are already registered in %(label)s.", label=section.label)
-        ) from None
+        ),
+    )
     db.refresh(section, SEAT_COUNTS)
     after: dict[str, Any] = {
         "student_id": student.id,

@@ -16,8 +16,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portal.catalogue.summaries import MeetingSummary
-from portal.models import Course, Meeting, Registration, Section, Term, section_label
+from portal.catalogue.summaries import MeetingSummary, meeting_summaries
+from portal.models import Course, Registration, Section, Term, section_label
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,21 +90,7 @@ def registration_summaries(db: Session, student_id: uuid.UUID) -> list[Registrat
     ).all()
     if not rows:
         return []
-    meetings: dict[uuid.UUID, list[MeetingSummary]] = {row[1]: [] for row in rows}
-    found = db.execute(
-        select(
-            Meeting.section_id,
-            Meeting.weekday,
-            Meeting.starts_at,
-            Meeting.ends_at,
-            Meeting.kind,
-            Meeting.deleted_at,
-        )
-        .where(Meeting.section_id.in_(list(meetings)))
-        .order_by(Meeting.weekday, Meeting.starts_at)
-    )
-    for section_id, weekday, starts_at, ends_at, kind, deleted_at in found:
-        meetings[section_id].append(MeetingSummary(weekday, starts_at, ends_at, kind, deleted_at))
+    meetings = meeting_summaries(db, [row[1] for row in rows])
     return [
         RegistrationSummary(
             id=row[0],
