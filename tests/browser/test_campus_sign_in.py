@@ -21,14 +21,11 @@ from typing import Any
 
 import httpx
 import pytest
-from flask import Flask
-from flask_migrate import upgrade
 from playwright.sync_api import expect
 from sqlalchemy import select, update
 
 from desktop.guard import LocalGuard
 from desktop.server import EmbeddedServer
-from portal import create_app
 from portal.accounts.services import set_active
 from portal.auth import login_throttle
 from portal.extensions import db as _db
@@ -40,28 +37,12 @@ from portal.sync.device import sign_in_routes
 from portal.sync.server import enrolment
 from tests import factories
 from tests.browser.conftest import check_accessible, save_screenshot, serve
+from tests.browser.portals import sqlite_portal
 
 pytestmark = pytest.mark.browser
 
 PASSWORD = factories.PASSWORD
 PIN = "482916"
-
-
-def _portal(folder: Path, **settings: Any) -> Flask:
-    folder.mkdir(parents=True)
-    app = create_app(
-        {
-            "DATA_DIR": str(folder / "data"),
-            "DATABASE_URL": f"sqlite:///{folder / 'portal.db'}",
-            "SECRET_KEY": "browser-test-secret-key",
-            "LOGIN_RATE_LIMIT": "10000 per minute",
-            **settings,
-        }
-    )
-    with app.app_context():
-        upgrade()
-        _db.session.remove()
-    return app
 
 
 def _free_port() -> int:
@@ -92,7 +73,7 @@ def test_a_campus_account_signs_in_on_a_copy_through_the_browser_then_offline_wi
 ) -> None:
     port = _free_port()
     server_url = f"http://127.0.0.1:{port}"
-    server = _portal(tmp_path / "server", MODE="server")
+    server = sqlite_portal(tmp_path / "server", MODE="server")
     # The server signs people in by single sign-on besides its own accounts: its copies offer
     # "Sign in with your campus account" (its pages accept any method of signing in).
     server.config["PORTAL"]["SIGN_IN_METHODS"] = ["local", "oidc"]
@@ -105,7 +86,7 @@ def test_a_campus_account_signs_in_on_a_copy_through_the_browser_then_offline_wi
         db.commit()
         admin_id = admin.id
 
-    copy = _portal(tmp_path / "copy", OFFLINE_FAILED_ATTEMPTS=2)
+    copy = sqlite_portal(tmp_path / "copy", OFFLINE_FAILED_ATTEMPTS=2)
     clock = FakeClock()
     copy.extensions[login_throttle.EXTENSION] = login_throttle.LoginThrottle(
         clock=clock, free_tries=2

@@ -13,39 +13,21 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from flask_migrate import upgrade
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from portal import create_app
 from portal.extensions import db as _db
 from portal.models import Assessment, Mark, Registration, Section, SyncConflict, User
 from portal.sync import capture
 from portal.sync.server import enrolment
 from tests import factories
 from tests.browser.conftest import check_accessible, login_page, save_screenshot, serve
+from tests.browser.portals import sqlite_portal
 
 pytestmark = pytest.mark.browser
 
 PASSWORD = factories.PASSWORD
 WIDTHS = (1280, 400)
-
-
-def _portal(folder: Path, **settings: Any) -> Flask:
-    folder.mkdir(parents=True)
-    app = create_app(
-        {
-            "DATA_DIR": str(folder / "data"),
-            "DATABASE_URL": f"sqlite:///{folder / 'portal.db'}",
-            "SECRET_KEY": "browser-test-secret-key",
-            "LOGIN_RATE_LIMIT": "10000 per minute",
-            **settings,
-        }
-    )
-    with app.app_context():
-        upgrade()
-        _db.session.remove()
-    return app
 
 
 def _campus(server: Flask) -> dict[str, Any]:
@@ -102,9 +84,11 @@ def test_field_user_works_offline_then_syncs_and_an_admin_resolves_the_conflict(
 ) -> None:
     port = _free_port()
     server_url = f"http://127.0.0.1:{port}"
-    server = _portal(tmp_path / "server", MODE="server")
+    server = sqlite_portal(tmp_path / "server", MODE="server")
     arranged = _campus(server)
-    laptop = _portal(tmp_path / "laptop", SERVER_URL=server_url, ENROLMENT_CODE=arranged["code"])
+    laptop = sqlite_portal(
+        tmp_path / "laptop", SERVER_URL=server_url, ENROLMENT_CODE=arranged["code"]
+    )
 
     # The session's Chromium (one Playwright per process: a second one finds the first's loop).
     with serve(laptop) as laptop_url:
@@ -264,7 +248,7 @@ def test_a_mark_refused_offline_is_read_and_acted_on(tmp_path: Path, browser: An
 
     port = _free_port()
     server_url = f"http://127.0.0.1:{port}"
-    server = _portal(tmp_path / "server", MODE="server")
+    server = sqlite_portal(tmp_path / "server", MODE="server")
     with server.app_context():
         db = _db.session
         factories.make_user(db, "admin", username="ada", full_name="Ada Admin")
@@ -287,7 +271,7 @@ def test_a_mark_refused_offline_is_read_and_acted_on(tmp_path: Path, browser: An
         ids = {"section": section.id, "terry": terry.id, "sam": sam.id, "lab2": lab2.id}
         label = section.label
         db.commit()
-    laptop = _portal(tmp_path / "laptop", SERVER_URL=server_url, ENROLMENT_CODE=code)
+    laptop = sqlite_portal(tmp_path / "laptop", SERVER_URL=server_url, ENROLMENT_CODE=code)
     with serve(laptop) as laptop_url, serve(server, port=port):
         field = browser.new_context(base_url=laptop_url, viewport={"width": 1280, "height": 900})
         field.set_default_timeout(15_000)
@@ -383,9 +367,11 @@ def test_a_revoked_copy_enrols_again_from_its_sync_area(tmp_path: Path, browser:
 
     port = _free_port()
     server_url = f"http://127.0.0.1:{port}"
-    server = _portal(tmp_path / "server", MODE="server")
+    server = sqlite_portal(tmp_path / "server", MODE="server")
     arranged = _campus(server)
-    laptop = _portal(tmp_path / "laptop", SERVER_URL=server_url, ENROLMENT_CODE=arranged["code"])
+    laptop = sqlite_portal(
+        tmp_path / "laptop", SERVER_URL=server_url, ENROLMENT_CODE=arranged["code"]
+    )
     with serve(laptop) as laptop_url, serve(server, port=port):
         field = browser.new_context(base_url=laptop_url, viewport={"width": 1280, "height": 900})
         field.set_default_timeout(15_000)
