@@ -16,9 +16,9 @@ from sqlalchemy import select
 
 from portal.accounts.services import password_matches
 from portal.extensions import db as _db
-from portal.models import AuditEntry, User
+from portal.models import User
 from tests import factories
-from tests.auth import ldap_server
+from tests.auth import ldap_server, records
 from tests.auth.ldap_server import PASSWORDS, Directory, group_dn
 from tests.conftest import make_app, post_form
 
@@ -54,22 +54,6 @@ def _sign_in(client, username: str, password: str) -> tuple[int, str]:  # type: 
     return response.status_code, response.get_data(as_text=True).replace("&#39;", "'")
 
 
-def _account(app, username: str) -> User | None:  # type: ignore[no-untyped-def]
-    with app.app_context():
-        user = _db.session.scalar(select(User).where(User.username == username))
-        if user is not None:
-            _db.session.expunge(user)
-        return user
-
-
-def _audit(app, action: str) -> list[AuditEntry]:  # type: ignore[no-untyped-def]
-    with app.app_context():
-        entries = list(_db.session.scalars(select(AuditEntry).where(AuditEntry.action == action)))
-        for entry in entries:
-            _db.session.expunge(entry)
-        return entries
-
-
 def test_the_first_campus_sign_in_creates_the_account_from_the_directory(tmp_path, directory):
     app = _server(tmp_path, directory)
     client = app.test_client()
@@ -78,7 +62,7 @@ def test_the_first_campus_sign_in_creates_the_account_from_the_directory(tmp_pat
     status, _ = _sign_in(client, "alan", PASSWORDS["alan"])
     assert status == 302
     assert client.get("/").status_code == 200
-    alan = _account(app, "alan")
+    alan = records.account(app, "alan")
     assert alan is not None
     assert (alan.full_name, alan.email, alan.role) == (
         "Alan Turing",
@@ -89,13 +73,13 @@ def test_the_first_campus_sign_in_creates_the_account_from_the_directory(tmp_pat
     # A slow verifier for the desktop copies alan signs in on (tests/sync/test_campus_device).
     assert alan.password_hash.startswith("$argon2id$")
     assert alan.directory_checked_at is not None
-    (created,) = _audit(app, "account.directory_create")
+    (created,) = records.audit(app, "account.directory_create")
     assert created.after == {
         "full_name": "Alan Turing",
         "email": "alan@campus.example",
         "role": "instructor",
     }
-    (login,) = _audit(app, "auth.login")
+    (login,) = records.audit(app, "auth.login")
     assert login.after and login.after["account_source"] == "ldap"
 
 
@@ -109,7 +93,7 @@ def test_campus_sign_in_on_postgresql(tmp_path, directory, postgres_url):
         assert _sign_in(app.test_client(), "alan", PASSWORDS["alan"])[0] == 302
     finally:
         directory.remove_from_group("portal-admins", "alan")
-    alan = _account(app, "alan")
+    alan = records.account(app, "alan")
     assert alan is not None and (alan.account_source, alan.role) == ("ldap", "admin")
     with app.app_context():
         _db.session.remove()
@@ -127,15 +111,15 @@ def test_a_wrong_password_and_a_locked_account_are_refused(tmp_path, directory):
         status, page = _sign_in(client, username, password)
         assert status == 401, username
         assert "That username and password do not match an active account." in page
-        assert _account(app, username) is None
-    assert len(_audit(app, "auth.login_failed")) == 3
+        assert records.account(app, username) is None
+    assert len(records.audit(app, "auth.login_failed")) == 3
 
 
 def test_the_highest_mapped_role_wins_and_no_group_means_student(tmp_path, directory):
     app = _server(tmp_path, directory)
     assert _sign_in(app.test_client(), "grace", PASSWORDS["grace"])[0] == 302
     assert _sign_in(app.test_client(), "linus", PASSWORDS["linus"])[0] == 302
-    grace, linus = _account(app, "grace"), _account(app, "linus")
+    grace, linus = records.account(app, "grace"), records.account(app, "linus")
     assert grace is not None and grace.role == "admin"  # in portal-admins and teaching-staff
     assert linus is not None and linus.role == "student"  # in no group the portal maps
 
@@ -146,9 +130,9 @@ def test_without_a_group_a_person_is_refused_where_student_has_a_group(tmp_path,
     status, page = _sign_in(app.test_client(), "linus", PASSWORDS["linus"])
     assert status == 401
     assert "Your campus account is not in a group that may use the portal." in page
-    assert _account(app, "linus") is None
+    assert records.account(app, "linus") is None
     assert _sign_in(app.test_client(), "ada", PASSWORDS["ada"])[0] == 302
-    ada = _account(app, "ada")
+    ada = records.account(app, "ada")
     assert ada is not None and ada.role == "student"
 
 
@@ -158,14 +142,14 @@ def test_a_changed_group_changes_the_role_at_the_next_sign_in(tmp_path, director
     directory.add_to_group("portal-admins", "alan")
     try:
         assert _sign_in(app.test_client(), "alan", PASSWORDS["alan"])[0] == 302
-        alan = _account(app, "alan")
+        alan = records.account(app, "alan")
         assert alan is not None and alan.role == "admin"
     finally:
         directory.remove_from_group("portal-admins", "alan")
     assert _sign_in(app.test_client(), "alan", PASSWORDS["alan"])[0] == 302
-    alan = _account(app, "alan")
+    alan = records.account(app, "alan")
     assert alan is not None and alan.role == "instructor"
-    updates = _audit(app, "account.directory_update")
+    updates = records.audit(app, "account.directory_update")
     assert [(u.before, u.after) for u in updates] == [
         ({"role": "instructor"}, {"role": "admin"}),
         ({"role": "admin"}, {"role": "instructor"}),
@@ -185,7 +169,7 @@ def test_a_directory_that_is_down_stops_campus_accounts_only(tmp_path, directory
     status, page = _sign_in(app.test_client(), "alan", PASSWORDS["alan"])
     assert status == 401
     assert "The campus directory cannot be reached right now" in page
-    (failed,) = _audit(app, "auth.login_failed")
+    (failed,) = records.audit(app, "auth.login_failed")
     assert failed.after and "cannot be reached" in failed.after["reason"]
     # A local account's wrong password is not blamed on the directory.
     status, page = _sign_in(app.test_client(), "breakglass", "Not-The-Password-1")
@@ -200,7 +184,7 @@ def test_a_directory_certificate_that_is_not_trusted_is_refused(tmp_path, direct
     status, page = _sign_in(app.test_client(), "alan", PASSWORDS["alan"])
     assert status == 401
     assert "The campus directory's certificate is not trusted by the portal" in page
-    assert _account(app, "alan") is None
+    assert records.account(app, "alan") is None
     # Without ldap_ca_file the operating system's store does not know the test CA either.
     (tmp_path / "os-store").mkdir()
     plain = _server(tmp_path / "os-store", directory, LDAP_CA_FILE="")
@@ -236,7 +220,7 @@ def test_a_local_account_keeps_its_own_password_when_the_directory_has_the_same_
     status, _ = _sign_in(app.test_client(), "ada", PASSWORDS["ada"])  # the campus password
     assert status == 401
     assert _sign_in(app.test_client(), "ada", factories.PASSWORD)[0] == 302
-    ada = _account(app, "ada")
+    ada = records.account(app, "ada")
     assert ada is not None and (ada.account_source, ada.role) == ("local", "admin")
 
 
@@ -279,7 +263,7 @@ def test_the_log_in_rate_limit_holds_for_campus_sign_in(tmp_path, directory):
     status, page = _sign_in(client, "ada", PASSWORDS["ada"])
     assert status == 429
     assert re.search(r"Too many log-in attempts from this address", page)
-    assert _account(app, "ada") is None
+    assert records.account(app, "ada") is None
 
 
 def test_the_service_account_password_is_never_logged_nor_on_healthz(
@@ -303,7 +287,9 @@ def test_the_service_account_password_is_never_logged_nor_on_healthz(
     assert secret not in caplog.text
     assert secret not in client.get("/healthz").get_data(as_text=True)
     with app.app_context():
-        assert all(secret not in repr(entry.after) for entry in _audit(app, "auth.login_failed"))
+        assert all(
+            secret not in repr(entry.after) for entry in records.audit(app, "auth.login_failed")
+        )
 
 
 def test_an_administrator_cannot_reset_a_campus_password(tmp_path, directory):

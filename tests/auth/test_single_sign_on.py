@@ -30,7 +30,7 @@ from portal.config import ConfigError, load_settings, read_config_file
 from portal.extensions import db as _db
 from portal.models import AuditEntry, User
 from tests import factories
-from tests.auth import oidc_server
+from tests.auth import oidc_server, records
 from tests.auth.oidc_server import (
     ACCOUNTS,
     CLIENT_ID,
@@ -113,22 +113,6 @@ def _sign_in(client: FlaskClient, username: str, verify: str | bool = True) -> t
     return back.status_code, back.get_data(as_text=True).replace("&#39;", "'")
 
 
-def _account(app, username: str) -> User | None:  # type: ignore[no-untyped-def]
-    with app.app_context():
-        user = _db.session.scalar(select(User).where(User.username == username))
-        if user is not None:
-            _db.session.expunge(user)
-        return user
-
-
-def _audit(app, action: str) -> list[AuditEntry]:  # type: ignore[no-untyped-def]
-    with app.app_context():
-        entries = list(_db.session.scalars(select(AuditEntry).where(AuditEntry.action == action)))
-        for entry in entries:
-            _db.session.expunge(entry)
-        return entries
-
-
 def test_a_confidential_client_signs_in_and_its_secret_is_never_shown(tmp_path, provider, caplog):
     app = _server(tmp_path, provider)
     client = app.test_client()
@@ -138,7 +122,7 @@ def test_a_confidential_client_signs_in_and_its_secret_is_never_shown(tmp_path, 
     with caplog.at_level("DEBUG"):
         status, _ = _sign_in(client, "grace")
     assert status == 302  # the provider accepted the secret (client_secret_basic)
-    grace = _account(app, "grace")
+    grace = records.account(app, "grace")
     assert grace is not None and (grace.role, grace.account_source) == ("admin", "oidc")
     assert SECRET not in caplog.text
     assert "code_verifier" not in caplog.text  # Authlib's DEBUG line about it is dropped
@@ -178,8 +162,8 @@ def test_a_sign_in_started_more_than_10_minutes_ago_is_refused(tmp_path, provide
     back = _answer(client, "alan", meanwhile=ten_minutes_pass)
     assert back.status_code == 400
     assert "more than 10 minutes old" in back.get_data(as_text=True)
-    assert _account(app, "alan") is None
-    (failed,) = _audit(app, "auth.login_failed")
+    assert records.account(app, "alan") is None
+    (failed,) = records.audit(app, "auth.login_failed")
     assert failed.after and failed.after["reason"] == "state expired"
     # Not expired, the same answer's sign-in would have gone through.
     assert _answer(app.test_client(), "alan").status_code == 302
@@ -243,8 +227,8 @@ def test_an_id_token_whose_signature_does_not_verify_is_refused(tmp_path, provid
         status, page = _sign_in(app.test_client(), "alan")
     assert status == 400
     assert "This sign-in answer could not be verified" in page
-    assert _account(app, "alan") is None
-    (failed,) = _audit(app, "auth.login_failed")
+    assert records.account(app, "alan") is None
+    (failed,) = records.audit(app, "auth.login_failed")
     assert failed.after and failed.after["reason"] == "id_token: BadSignatureError"
 
 
@@ -300,8 +284,8 @@ def test_an_id_token_issued_to_another_client_is_refused(tmp_path, provider, mon
         back = client.get(f"{answer.path}?{answer.query}")
     assert back.status_code == 400
     assert "This sign-in answer could not be verified" in back.get_data(as_text=True)
-    assert _account(app, "alan") is None
-    (failed,) = _audit(app, "auth.login_failed")
+    assert records.account(app, "alan") is None
+    (failed,) = records.audit(app, "auth.login_failed")
     assert failed.after and failed.after["reason"] == "id_token: aud"
     # The same steps without the swap: the portal's own token signs alan in.
     assert _answer(app.test_client(), "alan").status_code == 302
@@ -313,12 +297,12 @@ def test_no_mapped_group_is_refused_where_student_has_a_group(tmp_path, provider
     status, page = _sign_in(app.test_client(), "linus")  # only in "visitors"
     assert status == 403
     assert "Your campus account is not in a group that may use the portal." in page
-    assert _account(app, "linus") is None
-    (failed,) = _audit(app, "auth.login_failed")
+    assert records.account(app, "linus") is None
+    (failed,) = records.audit(app, "auth.login_failed")
     assert failed.after and failed.after["username"] == "linus"
     assert "not in a group" in failed.after["reason"]
     assert _sign_in(app.test_client(), "ada")[0] == 302
-    ada = _account(app, "ada")
+    ada = records.account(app, "ada")
     assert ada is not None and ada.role == "student"
 
 
@@ -330,7 +314,7 @@ def test_a_local_account_of_that_name_is_not_taken_over(tmp_path, provider):
     status, page = _sign_in(app.test_client(), "ada")
     assert status == 403
     assert "The portal has a local account named ada" in page
-    ada = _account(app, "ada")
+    ada = records.account(app, "ada")
     assert ada is not None and (ada.account_source, ada.role) == ("local", "admin")
 
 
@@ -342,7 +326,7 @@ def test_a_directory_account_of_that_name_signs_in_its_own_way(tmp_path, provide
     status, page = _sign_in(app.test_client(), "alan")
     assert status == 403
     assert "The portal account alan signs in the other campus way" in page
-    alan = _account(app, "alan")
+    alan = records.account(app, "alan")
     assert alan is not None and alan.account_source == "ldap"
 
 
@@ -356,7 +340,7 @@ def test_single_sign_on_on_postgresql(tmp_path, provider, postgres_url):
         assert _sign_in(app.test_client(), "alan")[0] == 302
     finally:
         provider.set_groups("alan", ACCOUNTS["alan"]["groups"])
-    alan = _account(app, "alan")
+    alan = records.account(app, "alan")
     assert alan is not None and (alan.account_source, alan.role) == ("oidc", "admin")
     with app.app_context():
         _db.session.remove()
@@ -406,7 +390,7 @@ def test_a_campus_account_changes_its_password_on_campus(tmp_path, provider):
     )
     assert refused.status_code == 422
     assert PASSWORD_URL in refused.get_data(as_text=True)
-    alan = _account(app, "alan")
+    alan = records.account(app, "alan")
     assert alan is not None and alan.password_hash == "!"  # no password here at all
 
 
@@ -523,7 +507,7 @@ def test_a_provider_certified_by_the_campus_ca_is_trusted_by_oidc_ca_file(
         trusted = _server(folder / "trusted", tls_provider, OIDC_CA_FILE=str(ca))
         status, _page = _sign_in(trusted.test_client(), "alan", verify=str(ca))
         assert status == 302
-        alan = _account(trusted, "alan")
+        alan = records.account(trusted, "alan")
         assert alan is not None and alan.account_source == "oidc"
     finally:
         provider.close()
