@@ -250,6 +250,17 @@ def _section_with_students(db, count: int):
     return section
 
 
+def test_a_section_is_loaded_with_its_course_and_term_in_one_statement(db):
+    section = factories.make_section(db)
+    expected = (section.id, section.course.code, section.term.code)
+    db.commit()
+    db.expire_all()
+    with count_queries(db) as statements:
+        loaded = get_section(db, expected[0])
+        assert (loaded.id, loaded.course.code, loaded.term.code) == expected
+    assert len([s for s in statements if s.startswith("SELECT")]) == 1, statements
+
+
 def test_gradebook_query_count_does_not_grow_with_the_section(db):
     small, large = _section_with_students(db, 5), _section_with_students(db, 300)
     counts = []
