@@ -31,6 +31,7 @@ def my_grades() -> Extended:
     """The calling student's courses with their own marks, percentages and grades, attendance
     rate per section, and GPA per term and cumulative (the My grades page)."""
     student = user()
+    enrolled = services.enrolled_registrations(session, student)
     rates = student_rates(session, student)
     courses = [
         Extended(
@@ -38,9 +39,9 @@ def my_grades() -> Extended:
             attendance_rate=rates[result.section.id].rate if result.section.id in rates else None,
             assessments=[Extended(a, points=points) for a, points in result.assessments],
         )
-        for result in services.student_results(session, student)
+        for result in services.student_results(session, student, enrolled)
     ]
-    return Extended(services.transcript(session, student), courses=courses)
+    return Extended(services.transcript(session, student, enrolled), courses=courses)
 
 
 def _row(book: services.Gradebook, row: services.GradebookRow) -> Extended:

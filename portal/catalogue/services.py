@@ -9,7 +9,7 @@ from datetime import date
 
 from flask_babel import gettext as _
 from sqlalchemy import Select, func, or_, select
-from sqlalchemy.orm import Session, contains_eager, selectinload
+from sqlalchemy.orm import Session, contains_eager, joinedload, selectinload
 
 from portal.errors import NotFound
 from portal.models import Course, Prerequisite, Registration, Section, Term
@@ -163,7 +163,11 @@ def get_section(
             selectinload(Section.lab_staff),
         )
     else:
-        query = query.options(selectinload(Section.course), selectinload(Section.term))
+        # Course and term in the same statement (each section has one of each): one round
+        # trip instead of three on every page and call that loads a section.
+        query = query.options(
+            joinedload(Section.course, innerjoin=True), joinedload(Section.term, innerjoin=True)
+        )
     section = db.scalar(query)
     if section is None:
         raise NotFound(_("That section does not exist."))

@@ -436,9 +436,10 @@ def scale() -> str | Response:
 @roles("student")
 def my_grades() -> str:
     student = signed_in_user()
-    results = services.student_results(db_session(), student)
+    enrolled = services.enrolled_registrations(db_session(), student)
+    results = services.student_results(db_session(), student, enrolled)
     rates = attendance.student_rates(db_session(), student)
-    book = services.transcript(db_session(), student)
+    book = services.transcript(db_session(), student, enrolled)
     return render_template("grading/my_grades.html", results=results, rates=rates, transcript=book)
 
 

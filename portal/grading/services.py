@@ -916,19 +916,32 @@ def _joined_section() -> ORMOption:
     )
 
 
-def student_results(db: Session, student: User) -> list[CourseResult]:
-    """The student's enrolled courses with their own marks, newest term first."""
-    registrations = list(
+def enrolled_registrations(db: Session, student: User) -> list[Registration]:
+    """The student's enrolled registrations with their sections, terms and courses, oldest
+    term first and by course code within a term: what both the results and the transcript
+    list, so a page showing both reads them once."""
+    return list(
         db.scalars(
             select(Registration)
             .join(Registration.section)
             .join(Section.term)
             .join(Section.course)
             .where(Registration.student_id == student.id, Registration.status == "enrolled")
-            .order_by(Term.starts_on.desc(), Course.code)
+            .order_by(Term.starts_on, Course.code)
             .options(_joined_section())
         )
     )
+
+
+def student_results(
+    db: Session, student: User, enrolled: list[Registration] | None = None
+) -> list[CourseResult]:
+    """The student's enrolled courses with their own marks, newest term first (by course code
+    within a term). `enrolled` is `enrolled_registrations` when the caller has read it already."""
+    if enrolled is None:
+        enrolled = enrolled_registrations(db, student)
+    # Newest term first; the sort is stable, so each term keeps the database's course order.
+    registrations = sorted(enrolled, key=lambda r: r.section.term.starts_on, reverse=True)
     section_ids = [r.section_id for r in registrations]
     assessments: dict[uuid.UUID, list[Assessment]] = defaultdict(list)
     points: dict[uuid.UUID, float | None] = {}
@@ -1025,20 +1038,15 @@ def get_student(db: Session, student_id: uuid.UUID) -> User:
     return student
 
 
-def transcript(db: Session, student: User) -> Transcript:
+def transcript(
+    db: Session, student: User, enrolled: list[Registration] | None = None
+) -> Transcript:
     """Every enrolled course by term (oldest first), in a constant number of queries.
+    `enrolled` is `enrolled_registrations` when the caller has read it already.
 
     Term and cumulative GPA are credit-weighted over letter grades; courses without a final
     grade (in progress) and zero-credit courses are listed but do not count."""
-    registrations = db.scalars(
-        select(Registration)
-        .join(Registration.section)
-        .join(Section.term)
-        .join(Section.course)
-        .where(Registration.student_id == student.id, Registration.status == "enrolled")
-        .order_by(Term.starts_on, Course.code)
-        .options(_joined_section())
-    )
+    registrations = enrolled if enrolled is not None else enrolled_registrations(db, student)
     terms: dict[uuid.UUID, TranscriptTerm] = {}
     for registration in registrations:
         term = registration.section.term

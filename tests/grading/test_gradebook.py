@@ -250,6 +250,17 @@ def _section_with_students(db, count: int):
     return section
 
 
+def test_a_section_is_loaded_with_its_course_and_term_in_one_statement(db):
+    section = factories.make_section(db)
+    expected = (section.id, section.course.code, section.term.code)
+    db.commit()
+    db.expire_all()
+    with count_queries(db) as statements:
+        loaded = get_section(db, expected[0])
+        assert (loaded.id, loaded.course.code, loaded.term.code) == expected
+    assert len([s for s in statements if s.startswith("SELECT")]) == 1, statements
+
+
 def test_gradebook_query_count_does_not_grow_with_the_section(db):
     small, large = _section_with_students(db, 5), _section_with_students(db, 300)
     counts = []
@@ -385,6 +396,37 @@ def test_transcript_gpa_per_term_and_cumulative(db):
     assert [line.grade for line in lines if line.course.credits == 4] == [None]
     per_term = [term.gpa for term in transcript.terms]
     assert sorted(g for g in per_term if g is not None) == [2.0, 4.0]
+
+
+def test_results_and_transcript_list_one_read_of_the_registrations_in_their_orders(db):
+    """My grades shows the results newest term first and the transcript oldest term first,
+    each by course code within a term, both from one read of the student's registrations."""
+    from datetime import date
+
+    student = factories.make_user(db, "student")
+    older = factories.make_term(db, starts_on=date(2025, 1, 10))
+    newer = factories.make_term(db, starts_on=date(2025, 9, 1))
+    for term, codes in ((newer, ("ZZZ201", "AAA201")), (older, ("ZZZ101", "AAA101"))):
+        for code in codes:
+            course = factories.make_course(db, code=code)
+            factories.enrol(db, student, factories.make_section(db, course=course, term=term))
+    db.commit()
+    db.expire_all()
+    enrolled = services.enrolled_registrations(db, student)
+    with count_queries(db) as statements:
+        results = services.student_results(db, student, enrolled)
+        book = services.transcript(db, student, enrolled)
+    assert not [s for s in statements if "FROM registrations" in s], statements
+    assert [r.section.course.code for r in results] == ["AAA201", "ZZZ201", "AAA101", "ZZZ101"]
+    assert [[line.course.code for line in t.lines] for t in book.terms] == [
+        ["AAA101", "ZZZ101"],
+        ["AAA201", "ZZZ201"],
+    ]
+    # Without the read passed in, each reads it itself, in the same orders.
+    assert [r.section.course.code for r in services.student_results(db, student)] == [
+        r.section.course.code for r in results
+    ]
+    assert [t.term.id for t in services.transcript(db, student).terms] == [older.id, newer.id]
 
 
 def test_transcript_leaves_out_dropped_courses(db):
