@@ -160,10 +160,15 @@ def run(context: Any) -> list[dict[str, Any]]:
             f"{BUSY_SHARE:.0%} busy, one app core carries about {users_per_core:,.0f} users; "
             + "; ".join(
                 f"{campus:,} users need about {campus / users_per_core:.1f} app cores "
-                f"({max(1, -(-campus // int(users_per_core * CORES_PER_HOST)))} hosts of "
-                f"{CORES_PER_HOST} cores)"
+                f"({_hosts(campus, users_per_core)})"
                 for campus in CAMPUS_USERS
             )
             + ", plus PostgreSQL's share (bench_request_cost) and nginx."
         )
     return rows
+
+
+def _hosts(campus: int, users_per_core: float) -> str:
+    """The app hosts of CORES_PER_HOST cores that `campus` users need ("1 host of 4 cores")."""
+    hosts = max(1, -(-campus // int(users_per_core * CORES_PER_HOST)))
+    return f"{hosts} host{'s' if hosts > 1 else ''} of {CORES_PER_HOST} cores"
