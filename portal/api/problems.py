@@ -19,6 +19,7 @@ from flask import Response, g, request
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
+from portal.api import field_messages
 from portal.errors import (
     Busy,
     Forbidden,
@@ -94,7 +95,8 @@ def _flatten(messages: Any, location: str, prefix: str) -> Iterator[dict[str, st
         for item in messages:
             yield from _flatten(item, location, prefix)
     else:
-        yield {"location": location, "field": prefix or "_body", "message": str(messages)}
+        message = field_messages.translated(str(messages))
+        yield {"location": location, "field": prefix or "_body", "message": message}
 
 
 def problem(

@@ -131,6 +131,44 @@ def test_schema_violations_are_422_with_field_errors(api_as):
     }
 
 
+def test_field_errors_are_said_in_the_requests_language(api_as):
+    """marshmallow writes its messages in English; a problem says them in the language the
+    request asks for, as the portal's catalogues translate them (read from the catalogues
+    themselves, not written here)."""
+    from babel.messages.pofile import read_po
+
+    from portal.i18n import TRANSLATIONS
+
+    def said(language: str, msgid: str, **values: str) -> str:
+        with (TRANSLATIONS / language / "LC_MESSAGES" / "messages.po").open("rb") as po:
+            text = read_po(po)[msgid].string
+        assert text and text != msgid, (language, msgid)
+        return text % values if values else text
+
+    student = api_as("student")
+    for language in ("ar", "fr"):
+        headers = {"Accept-Language": language}
+        response = student.post(
+            "/api/v1/me/registrations",
+            json={"section_id": "not-a-uuid", "extra": 1},
+            headers=headers,
+        )
+        body = assert_problem(response, 422, "urn:campus-portal:problem:invalid-request")
+        by_field = {e["field"]: e["message"] for e in body["errors"]}
+        assert by_field == {
+            "section_id": said(language, "Not a valid UUID."),
+            "extra": said(language, "Unknown field."),
+        }
+        response = student.get("/api/v1/courses?per_page=1000", headers=headers)
+        body = assert_problem(response, 422)
+        (error,) = body["errors"]
+        assert error["message"] == said(
+            language, "Must be from %(min)s to %(max)s.", min="1", max="100"
+        )
+    english = student.get("/api/v1/courses?per_page=1000").json["errors"][0]["message"]
+    assert english == "Must be from 1 to 100."
+
+
 def test_not_found_and_method_not_allowed_are_problems(api_as):
     assert_problem(api_as("student").get("/api/v1/nothing-here"), 404)
     assert_problem(api_as("student").get(f"/api/v1/sections/{factories.now():%Y}"), 404)
