@@ -55,17 +55,22 @@ def _token(laptop, body: dict) -> tuple[int, dict]:  # type: ignore[no-untyped-d
         return 400, {"error": error.code, "detail": str(error)}
 
 
+def _exchange(code: str, verifier: str) -> dict[str, str]:
+    """The body of a loopback code's exchange (RFC 8252), as the copy sends it."""
+    return {
+        "grant_type": "authorization_code",
+        "code": code,
+        "code_verifier": verifier,
+        "redirect_uri": CALLBACK,
+    }
+
+
 @ON_BOTH
 def test_a_loopback_code_is_exchanged_once_with_its_verifier(server, campus, instructor_laptop):
     device_id, _credential = _device_of(instructor_laptop)
     verifier = secrets.token_urlsafe(48)
     code = _issue(server, device_id, "lab1", verifier)
-    exchange = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "code_verifier": secrets.token_urlsafe(48),
-        "redirect_uri": CALLBACK,
-    }
+    exchange = _exchange(code, secrets.token_urlsafe(48))
     status, answer = _token(instructor_laptop, exchange)
     assert (status, answer["error"]) == (400, "invalid_grant")  # a wrong verifier
 
@@ -92,12 +97,7 @@ def test_a_loopback_code_is_bound_to_its_device_and_expires(
     device_id, _ = _device_of(instructor_laptop)
     verifier = secrets.token_urlsafe(48)
     code = _issue(server, device_id, "teach1", verifier)
-    exchange = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "code_verifier": verifier,
-        "redirect_uri": CALLBACK,
-    }
+    exchange = _exchange(code, verifier)
     status, answer = _token(other, exchange)
     assert (status, answer["error"]) == (400, "invalid_grant")  # another device's code
 
@@ -129,12 +129,7 @@ def test_a_student_is_refused_on_someone_elses_copy(server, campus, instructor_l
     code = _issue(server, device_id, "stud1", verifier)
     status, answer = _token(
         instructor_laptop,
-        {
-            "grant_type": "authorization_code",
-            "code": code,
-            "code_verifier": verifier,
-            "redirect_uri": CALLBACK,
-        },
+        _exchange(code, verifier),
     )
     assert (status, answer["error"]) == (400, "access_denied")
     assert "enrolled for that student" in answer["detail"]
@@ -154,12 +149,7 @@ def test_a_deactivated_account_gets_no_sign_in_on_a_copy(server, campus, instruc
         _db.session.commit()
     status, answer = _token(
         instructor_laptop,
-        {
-            "grant_type": "authorization_code",
-            "code": code,
-            "code_verifier": verifier,
-            "redirect_uri": CALLBACK,
-        },
+        _exchange(code, verifier),
     )
     assert (status, answer["error"]) == (400, "access_denied")
     assert "deactivated" in answer["detail"]
