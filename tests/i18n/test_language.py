@@ -181,3 +181,32 @@ def test_the_api_answers_in_the_language_its_request_asks_for(app: Flask) -> Non
         assert language("/api/v1/me", **{"Accept-Language": "fr"}) == "fr"
         assert language("/api/v1/me") == "ar"  # no header: the person's language
         assert language("/profile/", **{"Accept-Language": "fr"}) == "ar"  # a page: theirs
+
+
+def test_templates_follow_a_language_changed_within_the_request(app: Flask) -> None:
+    """Templates find the catalogue once per request, yet a language changed in the request
+    (`force_locale`, as a background task in the person's language; `refresh`, after a choice on
+    the profile page) is what the next string is said in."""
+    from flask import render_template_string
+    from flask_babel import force_locale, refresh
+
+    from portal import i18n
+
+    page = "{{ _('My registrations') }}|{{ ngettext('%(num)d seat', '%(num)d seats', 2) }}"
+    with app.test_request_context("/", headers={"Accept-Language": "fr"}):
+        french = render_template_string(page)
+        assert french.startswith(i18n.translations().ugettext("My registrations"))
+        with force_locale("ar"):
+            arabic = render_template_string(page)
+        assert arabic != french and arabic.split("|")[0] != "My registrations"
+        assert render_template_string(page) == french  # the request's own language again
+        i18n_state = app.extensions["babel"]
+        selector = i18n_state.locale_selector
+        i18n_state.locale_selector = lambda: "en"
+        try:
+            refresh()
+            assert render_template_string(page).startswith("My registrations|2 seats")
+        finally:
+            i18n_state.locale_selector = selector
+    with app.test_request_context("/", headers={"Accept-Language": "ar"}):
+        assert render_template_string(page) == arabic  # a new request: its own language
