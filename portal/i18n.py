@@ -20,7 +20,7 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from babel import Locale, negotiate_locale
 from babel import dates as babel_dates
@@ -104,7 +104,7 @@ def translations() -> NullTranslations:
     if state is not None:
         kept = state.__dict__.get(_KEPT)
         if kept is not None and kept[0] is state.__dict__.get("babel_locale"):
-            return kept[1]  # type: ignore[no-any-return]
+            return cast(NullTranslations, kept[1])
     found = get_translations()
     state = g.get("_flask_babel")
     if state is not None:
