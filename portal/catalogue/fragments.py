@@ -7,7 +7,9 @@ everything it shows: the course's code, title, department and credits, each sect
 number, term and meetings, and the request's language, time zone and URL root. A change to any
 of them makes a new key, so an entry is never shown after what it shows has changed, on every
 process and host, with nothing to invalidate. The seat counts change with every registration:
-they are not in the entry but rendered fresh into it on every request.
+they are not in the entry but put into it on every request, from the four numbers read fresh
+(each badge, a pure function of those numbers and the language, is itself kept: forty badges
+with two formatted numbers each were a sixth of the page's work).
 
 The cache is per process and bounded: when full it starts again (a new term's searches).
 """
@@ -30,6 +32,7 @@ MAX_ENTRIES = 5000  # about 2 KB each: a campus catalogue, in a few megabytes pe
 SEATS_MARK = f"\x00seats-{secrets.token_hex(8)}\x00"
 
 _entries: dict[Hashable, tuple[str, ...]] = {}
+_badges: dict[Hashable, str] = {}  # a seat-count badge by its numbers and the request's context
 _lock = threading.Lock()
 
 
@@ -87,13 +90,33 @@ def course_entries(
                 _entries[key] = parts
         pieces.append(parts[0])
         for section, after in zip(listed, parts[1:], strict=True):
-            pieces.append(str(seats(section)))
+            pieces.append(_seats_badge(seats, context, section))
             pieces.append(after)
     # Pieces of the autoescaped templates' output, joined as they were rendered.
     return Markup("".join(pieces))  # noqa: S704
 
 
+def _seats_badge(seats: Any, context: Hashable, section: SectionSummary) -> str:
+    """`macros.seats` of `section`: what it shows depends on these four numbers only."""
+    key = (
+        context,
+        section.capacity,
+        section.enrolled_count,
+        section.waitlist_capacity,
+        section.waitlist_count,
+    )
+    badge = _badges.get(key)
+    if badge is None:
+        badge = str(seats(section))
+        with _lock:
+            if len(_badges) >= MAX_ENTRIES:
+                _badges.clear()
+            _badges[key] = badge
+    return badge
+
+
 def clear() -> None:
-    """Forget every kept entry (the tests' way to start from nothing)."""
+    """Forget every kept entry and badge (the tests' way to start from nothing)."""
     with _lock:
         _entries.clear()
+        _badges.clear()

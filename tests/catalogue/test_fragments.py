@@ -71,6 +71,17 @@ def test_a_kept_entry_is_never_shown_after_what_it_shows_changed(app, client, lo
     _change(app, update(Section).values(enrolled_count=1))
     page, rendered = _entries_rendered(app, client, path)
     assert rendered == 0 and "1 of 2 seats left" in page
+    # Nor is a badge shown for other numbers than its own (each is kept by its numbers).
+    for values, badge in (
+        ({"capacity": 3}, "2 of 3 seats left"),
+        ({"enrolled_count": 3, "waitlist_capacity": 2}, "Full · waitlist 0/2"),
+        ({"waitlist_count": 1}, "Full · waitlist 1/2"),
+        ({"waitlist_count": 2}, "Full · waitlist full"),
+        ({"capacity": 2, "enrolled_count": 1, "waitlist_count": 0}, "1 of 2 seats left"),
+    ):
+        _change(app, update(Section).values(**values))
+        page, rendered = _entries_rendered(app, client, path)
+        assert rendered == 0 and badge in page, badge
 
     # Everything the entry shows is part of what it is kept by.
     changes = [
