@@ -243,6 +243,22 @@ def login_page(page: Any, username: str, password: str = DEMO_PASSWORD) -> None:
         raise AssertionError(f"log-in as {username!r} was refused: {alert}")
 
 
+def console_errors(
+    page: Any, errors: list[str] | None = None, *, unless: Callable[[Any], bool] | None = None
+) -> list[str]:
+    """Collect the page's console errors (script errors, CSP violations) into `errors` (a new
+    list unless given, so several pages can share one) and return it; a message for which
+    `unless(message)` is true is left out."""
+    found: list[str] = [] if errors is None else errors
+
+    def _seen(message: Any) -> None:
+        if message.type == "error" and not (unless is not None and unless(message)):
+            found.append(message.text)
+
+    page.on("console", _seen)
+    return found
+
+
 def save_screenshot(page: Any, name: str, *, full_page: bool = True) -> Path:
     """Save a PNG of the page as tests/artifacts/<name>.png and return its path."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ from playwright.sync_api import expect
 from sqlalchemy import func, select
 
 from portal.models import AuditEntry, Course
+from tests.browser.conftest import console_errors
 
 pytestmark = pytest.mark.browser
 
@@ -20,8 +21,7 @@ def _csv(name: str, text: str) -> dict:
 
 
 def test_dashboard_draws_its_charts(live_server, page, login, screenshot, assert_accessible):
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    errors = console_errors(page)
     login(page, "admin")
     page.goto("/admin/?term=all")
     page.wait_for_function(

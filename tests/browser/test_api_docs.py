@@ -9,12 +9,13 @@ import urllib.request
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.conftest import console_errors
+
 pytestmark = pytest.mark.browser
 
 
 def test_api_docs_render_from_local_assets_and_call_the_api(page, live_server, login, screenshot):
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    problems = console_errors(page)
     outside: list[str] = []
     page.on(
         "request",

@@ -21,7 +21,13 @@ from portal.models import Assessment, Mark, Registration, Section, SyncConflict,
 from portal.sync import capture
 from portal.sync.server import enrolment
 from tests import factories
-from tests.browser.conftest import check_accessible, login_page, save_screenshot, serve
+from tests.browser.conftest import (
+    check_accessible,
+    console_errors,
+    login_page,
+    save_screenshot,
+    serve,
+)
 from tests.browser.portals import sqlite_portal
 
 pytestmark = pytest.mark.browser
@@ -95,18 +101,10 @@ def test_field_user_works_offline_then_syncs_and_an_admin_resolves_the_conflict(
         field = browser.new_context(base_url=laptop_url, viewport={"width": 1280, "height": 900})
         field.set_default_timeout(15_000)
         page = field.new_page()
-        errors: list[str] = []
         # Script errors and CSP violations on the pages sync adds or changes. (The gradebook
         # logs one of its own, an hx-include of a reason field shown only once grades are
         # final; it is not about sync.)
-        page.on(
-            "console",
-            lambda m: (
-                errors.append(m.text)
-                if m.type == "error" and "/gradebook" not in page.url
-                else None
-            ),
-        )
+        errors = console_errors(page, unless=lambda _message: "/gradebook" in page.url)
 
         # 1. A new copy: the first-run page offers to connect, with what IT preset.
         with serve(server, port=port):
@@ -186,7 +184,7 @@ def test_field_user_works_offline_then_syncs_and_an_admin_resolves_the_conflict(
             )
             office.set_default_timeout(15_000)
             admin_page = office.new_page()
-            admin_page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            console_errors(admin_page, errors)
             login_page(admin_page, "ada", PASSWORD)
             admin_page.goto("/admin/")
             expect(admin_page.locator("[data-open-conflicts]")).to_contain_text(
@@ -376,15 +374,7 @@ def test_a_revoked_copy_enrols_again_from_its_sync_area(tmp_path: Path, browser:
         field = browser.new_context(base_url=laptop_url, viewport={"width": 1280, "height": 900})
         field.set_default_timeout(15_000)
         page = field.new_page()
-        errors: list[str] = []
-        page.on(
-            "console",
-            lambda m: (
-                errors.append(m.text)
-                if m.type == "error" and "/gradebook" not in page.url
-                else None
-            ),
-        )
+        errors = console_errors(page, unless=lambda _message: "/gradebook" in page.url)
         page.goto("/")
         page.get_by_role("button", name="Connect").click()
         status = page.locator("[data-sync-status]")

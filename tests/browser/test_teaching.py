@@ -15,6 +15,7 @@ from portal.demo.services import DEMO_PASSWORD
 from portal.grading import services as grading
 from portal.models import AttendanceRecord, LabSession, Mark, Submission, User
 from tests import factories
+from tests.browser.conftest import console_errors
 
 pytestmark = pytest.mark.browser
 
@@ -288,8 +289,7 @@ def test_admin_grade_scale_and_student_transcript(
 
 
 def _console_errors(page):
-    errors = []
-    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    errors = console_errors(page)
     page.on("pageerror", lambda e: errors.append(str(e)))
     return errors
 
